@@ -1,0 +1,1 @@
+//! The workflow compiler: WorkflowSpec + referenced tasks and launch plans → CompiledWorkflowClosure.

@@ -1,0 +1,1 @@
+//! Literal types: compatibility of an upstream type with a downstream one (Flyte's rules).

@@ -1,0 +1,17 @@
+use thiserror::Error;
+
+/// Store failures, as the layers above need to branch on them.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique key is taken (e.g. an entity version registered twice).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The query cannot be run as asked (unknown filter field, bad value or token).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The database failed; nothing partial was committed.
+    #[error("metadata store: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}

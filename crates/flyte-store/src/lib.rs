@@ -1,0 +1,68 @@
+//! The metadata store: one interface ([`MetadataStore`]) with two implementations chosen by
+//! URL — SQLite (`sqlite://…`, the embedded default) and PostgreSQL (`postgres://…`) — and one
+//! conformance suite that runs against both.
+//!
+//! Records are plain Rust types. Protobuf payloads (specs as the client sent them, closures)
+//! are opaque bytes here: the store indexes the columns that lists filter and sort on, and
+//! never decodes a payload.
+
+mod error;
+mod model;
+
+pub use error::StoreError;
+pub use model::*;
+
+use async_trait::async_trait;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything the control plane persists. Implementations are cheap to clone and share.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // --- projects and domains -------------------------------------------------------------
+
+    /// Creates a project; `AlreadyExists` if the id is taken.
+    async fn create_project(&self, project: ProjectRecord) -> Result<()>;
+    /// Replaces name, description, labels and state of an existing project; `NotFound` otherwise.
+    async fn update_project(&self, project: ProjectRecord) -> Result<()>;
+    async fn get_project(&self, id: &str) -> Result<ProjectRecord>;
+    /// Filter fields: `name`, `state`, `created_at`; sort keys the same plus `identifier`.
+    async fn list_projects(&self, query: &ListQuery) -> Result<Page<ProjectRecord>>;
+
+    // --- tasks, workflows, launch plans --------------------------------------------------
+
+    /// Inserts a new immutable entity version. `AlreadyExists` if the key exists (whatever
+    /// its content: the caller compares digests to tell identical from different).
+    async fn create_entity(&self, entity: EntityRecord) -> Result<()>;
+    async fn get_entity(&self, key: &EntityKey) -> Result<EntityRecord>;
+    /// Entities of one type in `project`/`domain`, optionally one `name`. Filter and sort
+    /// fields: `name`, `version`, `created_at`, `state` (launch plans), `project`, `domain`.
+    async fn list_entities(
+        &self,
+        resource: ResourceType,
+        scope: &EntityScope,
+        query: &ListQuery,
+    ) -> Result<Page<EntityRecord>>;
+    /// Distinct entity names of one type in a project/domain (`List*Ids`, named entities).
+    /// Filter fields: `name`, `project`, `domain`; sort keys `name`, `created_at` (the newest
+    /// version's).
+    async fn list_entity_names(
+        &self,
+        resource: ResourceType,
+        project: &str,
+        domain: &str,
+        query: &ListQuery,
+    ) -> Result<Page<String>>;
+
+    /// Sets a launch plan version's state. Activating one version deactivates every other
+    /// version of the same launch plan in the same transaction. `NotFound` if absent.
+    async fn set_launch_plan_state(&self, key: &EntityKey, state: LaunchPlanState) -> Result<()>;
+    /// The active version of a launch plan, `NotFound` if none is active.
+    async fn get_active_launch_plan(&self, project: &str, domain: &str, name: &str) -> Result<EntityRecord>;
+
+    // --- named entity metadata -----------------------------------------------------------
+
+    /// Metadata of a named entity; the default (empty description, ACTIVE) if never set.
+    async fn get_named_entity_metadata(&self, id: &NamedEntityKey) -> Result<NamedEntityMetadata>;
+    async fn update_named_entity_metadata(&self, id: &NamedEntityKey, metadata: NamedEntityMetadata) -> Result<()>;
+}
