@@ -1,7 +1,9 @@
 //! The admin API: flyteidl's AdminService, DataProxyService (and the other services of the
 //! contract) over gRPC, the REST/JSON gateway under `/api/v1/`, and the data-proxy upload
-//! endpoint — all one axum [`Router`] that the binary serves on a single port.
+//! endpoint — all one axum `Router` that the binary serves on a single port.
 
 pub mod error;
+pub mod state;
 
 pub use error::{AdminError, AdminResult};
+pub use state::{AdminConfig, AdminState};

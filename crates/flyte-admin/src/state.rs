@@ -1,0 +1,56 @@
+//! What every admin handler shares: the stores and the admin part of the configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flyte_blob::BlobStore;
+use flyte_store::MetadataStore;
+
+/// The admin API's configuration, a section of the binary's typed config.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// The URL clients reach this server at (`http://127.0.0.1:30080`); signed upload and
+    /// download URLs and log links are built on it.
+    pub public_url: String,
+    /// The domains every project has, as (id, display name).
+    pub domains: Vec<(String, String)>,
+    /// Prefix inside the blob store under which data-proxy uploads land (Flyte: `uploads`).
+    pub upload_prefix: String,
+    /// Lifetime of signed URLs when the request does not ask for one.
+    pub signed_url_ttl: Duration,
+    /// The longest lifetime a client may ask for.
+    pub max_signed_url_ttl: Duration,
+    /// Largest gRPC/HTTP request accepted (bytes); larger ones get RESOURCE_EXHAUSTED.
+    pub max_request_bytes: usize,
+    /// Inputs and outputs up to this size are inlined in Get*Data responses.
+    pub max_inline_bytes: usize,
+    /// Key for signing data-proxy URLs (random per start unless configured).
+    pub signing_key: Vec<u8>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:30080".into(),
+            domains: vec![
+                ("development".into(), "development".into()),
+                ("staging".into(), "staging".into()),
+                ("production".into(), "production".into()),
+            ],
+            upload_prefix: "uploads".into(),
+            signed_url_ttl: Duration::from_secs(3600),
+            max_signed_url_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_request_bytes: 32 * 1024 * 1024,
+            max_inline_bytes: 2 * 1024 * 1024,
+            signing_key: Vec::new(),
+        }
+    }
+}
+
+/// Shared, cheaply cloned state of all admin services.
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Arc<dyn MetadataStore>,
+    pub blob: BlobStore,
+    pub config: Arc<AdminConfig>,
+}
