@@ -3,6 +3,10 @@
 //! endpoint — all one axum `Router` that the binary serves on a single port.
 
 pub mod error;
+pub mod fidelity;
+pub mod gateway;
+pub mod router;
+pub mod service;
 pub mod state;
 
 pub use error::{AdminError, AdminResult};

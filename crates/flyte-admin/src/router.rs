@@ -1,0 +1,1 @@
+//! Composition of every admin endpoint into one axum Router.

@@ -1,0 +1,1 @@
+//! AdminService: projects, registration of tasks, workflows and launch plans, and reads.

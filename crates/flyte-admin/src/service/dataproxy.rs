@@ -1,0 +1,1 @@
+//! DataProxyService: signed upload and download locations in the blob store.
