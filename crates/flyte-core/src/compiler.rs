@@ -1,1 +1,0 @@
-//! The workflow compiler: WorkflowSpec + referenced tasks and launch plans → CompiledWorkflowClosure.
