@@ -1,0 +1,830 @@
+//! Compiling one workflow template: node interfaces, bindings, edges, start/end nodes,
+//! connections, and the acyclicity and reachability checks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use flyteidl::core::connection_set::IdList;
+use flyteidl::core::literal_type::Type;
+use flyteidl::core::{
+    BranchNode, CompiledWorkflow, ConnectionSet, LiteralType, Node, ParameterMap, TypedInterface,
+    Variable, VariableMap, WorkflowTemplate, gate_node, if_else_block, node, task_node,
+    workflow_node,
+};
+
+use super::bindings::{self, Direction};
+use super::{CompileError, CompileErrorKind, END_NODE_ID, IdKey, Resolved, START_NODE_ID};
+use crate::ids::display_identifier;
+use crate::types::{display_type, same_type};
+
+/// State shared while compiling a primary workflow and the sub-workflows it uses.
+pub(crate) struct Compiler<'a> {
+    pub resolved: &'a Resolved,
+    pub sub_workflows: HashMap<IdKey, &'a WorkflowTemplate>,
+    /// `None` while a sub-workflow is being compiled (detects recursion).
+    pub compiled_subs: BTreeMap<IdKey, Option<CompiledWorkflow>>,
+    pub errors: Vec<CompileError>,
+}
+
+/// One workflow's graph under construction.
+#[derive(Default)]
+pub(crate) struct Graph {
+    /// Effective interfaces (outputs after aliases) of top-level nodes, start and end.
+    pub ifaces: HashMap<String, TypedInterface>,
+    pub upstream: BTreeMap<String, BTreeSet<String>>,
+    pub downstream: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Graph {
+    pub fn add_edge(&mut self, from: &str, to: &str, direction: Direction) {
+        let from = if from.is_empty() { START_NODE_ID } else { from };
+        if direction != Direction::Upstream {
+            self.downstream
+                .entry(from.to_string())
+                .or_default()
+                .insert(to.to_string());
+        }
+        if direction != Direction::Downstream {
+            self.upstream
+                .entry(to.to_string())
+                .or_default()
+                .insert(from.to_string());
+        }
+    }
+}
+
+/// The cases, then the else node, of a branch.
+pub(crate) fn branch_children(b: &BranchNode) -> Vec<&Node> {
+    let Some(if_else) = b.if_else.as_deref() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(n) = if_else.case.as_ref().and_then(|c| c.then_node.as_deref()) {
+        out.push(n);
+    }
+    out.extend(if_else.other.iter().filter_map(|c| c.then_node.as_deref()));
+    if let Some(if_else_block::Default::ElseNode(n)) = &if_else.default {
+        out.push(n);
+    }
+    out
+}
+
+/// Branch children are renamed `<branch id>-<child id>`, as propeller does.
+fn child_id(parent: &str, child: &str) -> String {
+    format!("{parent}-{child}")
+}
+
+/// Checks every variable has a name and a type.
+pub(crate) fn validate_interface_vars(iface: &TypedInterface) -> Vec<CompileErrorKind> {
+    let mut out = Vec::new();
+    for (direction, vars) in [("input", &iface.inputs), ("output", &iface.outputs)] {
+        for (name, var) in vars.iter().flat_map(|v| v.variables.iter()) {
+            if name.is_empty() {
+                out.push(CompileErrorKind::InvalidVariable {
+                    direction,
+                    var: name.clone(),
+                    problem: "has an empty name",
+                });
+            }
+            if var.r#type.is_none() {
+                out.push(CompileErrorKind::InvalidVariable {
+                    direction,
+                    var: name.clone(),
+                    problem: "has no type",
+                });
+            }
+        }
+    }
+    out
+}
+
+fn normalized(iface: Option<&TypedInterface>) -> TypedInterface {
+    let iface = iface.cloned().unwrap_or_default();
+    TypedInterface {
+        inputs: Some(iface.inputs.unwrap_or_default()),
+        outputs: Some(iface.outputs.unwrap_or_default()),
+    }
+}
+
+fn vars(map: &BTreeMap<String, Variable>) -> VariableMap {
+    VariableMap {
+        variables: map.clone(),
+    }
+}
+
+fn list_of(t: Option<&LiteralType>) -> Option<LiteralType> {
+    t.map(|t| LiteralType {
+        r#type: Some(Type::CollectionType(Box::new(t.clone()))),
+        ..Default::default()
+    })
+}
+
+impl<'a> Compiler<'a> {
+    fn err(&mut self, node_id: &str, kind: CompileErrorKind) {
+        self.errors.push(CompileError::node(node_id, kind));
+    }
+
+    /// Compiles one template. Returns `None` if it had errors (they are collected).
+    pub fn compile_template(&mut self, template: &WorkflowTemplate) -> Option<CompiledWorkflow> {
+        let before = self.errors.len();
+        let wf_name = template
+            .id
+            .as_ref()
+            .map(display_identifier)
+            .unwrap_or_else(|| "<unnamed>".into());
+        if template.nodes.is_empty() {
+            self.errors
+                .push(CompileError::workflow(CompileErrorKind::NoNodes {
+                    workflow: wf_name,
+                }));
+            return None;
+        }
+        let iface = normalized(template.interface.as_ref());
+        for kind in validate_interface_vars(&iface) {
+            self.err(START_NODE_ID, kind);
+        }
+
+        let mut g = Graph::default();
+        g.ifaces.insert(
+            START_NODE_ID.into(),
+            TypedInterface {
+                inputs: Some(VariableMap::default()),
+                outputs: iface.inputs.clone(),
+            },
+        );
+        g.ifaces.insert(
+            END_NODE_ID.into(),
+            TypedInterface {
+                inputs: iface.outputs.clone(),
+                outputs: Some(VariableMap::default()),
+            },
+        );
+
+        let top_level = self.index_nodes(template);
+        // Pass 1: interfaces whose shape does not depend on bindings.
+        let mut node_ifaces: BTreeMap<String, TypedInterface> = BTreeMap::new();
+        for n in template.nodes.iter().filter(|n| top_level.contains(&n.id)) {
+            if let Some(i) = self.node_interface(n, &n.id) {
+                g.ifaces.insert(n.id.clone(), self.effective(n, &i));
+                node_ifaces.insert(n.id.clone(), i);
+            }
+        }
+        // Pass 2: branch and approve-gate inputs are inferred from their bindings.
+        for n in template.nodes.iter().filter(|n| top_level.contains(&n.id)) {
+            if infers_inputs(n)
+                && let Some(i) = node_ifaces.get_mut(&n.id)
+            {
+                let inferred = bindings::infer_inputs(self, &g, n);
+                i.inputs = Some(inferred.clone());
+                if is_approve(n) {
+                    i.outputs = Some(inferred);
+                }
+                let effective = self.effective(n, i);
+                g.ifaces.insert(n.id.clone(), effective);
+            }
+        }
+        // Pass 3: dependencies and typed bindings, in id order like propeller.
+        let mut sorted: Vec<&Node> = template
+            .nodes
+            .iter()
+            .filter(|n| top_level.contains(&n.id))
+            .collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        for n in sorted {
+            self.check_dependencies(&mut g, n, &n.id, Direction::Both);
+            if let Some(i) = node_ifaces.get(&n.id) {
+                bindings::validate(
+                    self,
+                    &mut g,
+                    &n.id,
+                    &n.inputs,
+                    i.inputs.as_ref(),
+                    Direction::Both,
+                );
+            }
+            self.check_children(&mut g, n, &n.id);
+        }
+        if let Some(f) = &template.failure_node {
+            if let Some(i) = self.node_interface(f, &f.id) {
+                self.effective(f, &i);
+                self.check_dependencies(&mut g, f, &f.id, Direction::Upstream);
+                bindings::validate(
+                    self,
+                    &mut g,
+                    &f.id,
+                    &f.inputs,
+                    i.inputs.as_ref(),
+                    Direction::Upstream,
+                );
+            }
+            self.check_children(&mut g, f, &f.id);
+        }
+        bindings::validate(
+            self,
+            &mut g,
+            END_NODE_ID,
+            &template.outputs,
+            iface.outputs.as_ref(),
+            Direction::Both,
+        );
+
+        // Nodes with nothing upstream start with the workflow; nothing downstream, end it.
+        for id in &top_level {
+            if !g.upstream.contains_key(id) {
+                g.add_edge(START_NODE_ID, id, Direction::Both);
+            }
+            if !g.downstream.contains_key(id) {
+                g.add_edge(id, END_NODE_ID, Direction::Both);
+            }
+        }
+        self.check_acyclic_and_reachable(&g, &top_level);
+
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(build_compiled(template, iface, &g))
+    }
+
+    /// Reports empty, reserved and duplicate ids; returns the ids of usable top-level nodes.
+    fn index_nodes(&mut self, template: &WorkflowTemplate) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut reported = BTreeSet::new();
+        for n in &template.nodes {
+            if n.id.is_empty() {
+                self.errors
+                    .push(CompileError::workflow(CompileErrorKind::ValueRequired {
+                        field: "node id".into(),
+                    }));
+            } else if n.id == START_NODE_ID || n.id == END_NODE_ID {
+                self.err(&n.id, CompileErrorKind::ReservedNodeId(n.id.clone()));
+            } else if !seen.insert(n.id.clone()) && reported.insert(n.id.clone()) {
+                self.err(&n.id, CompileErrorKind::DuplicateNodeId);
+            }
+        }
+        seen
+    }
+
+    /// The node's outputs after `output_aliases` are applied.
+    fn effective(&mut self, n: &Node, iface: &TypedInterface) -> TypedInterface {
+        if n.output_aliases.is_empty() {
+            return iface.clone();
+        }
+        let mut outputs = iface.outputs.clone().unwrap_or_default().variables;
+        let mut aliased = BTreeSet::new();
+        for a in &n.output_aliases {
+            if !aliased.insert(a.var.clone()) {
+                self.err(
+                    &n.id,
+                    CompileErrorKind::DuplicateAlias { var: a.var.clone() },
+                );
+                continue;
+            }
+            match outputs.remove(&a.var) {
+                Some(v) => {
+                    outputs.insert(a.alias.clone(), v);
+                }
+                None => self.err(
+                    &n.id,
+                    CompileErrorKind::AliasNotFound {
+                        var: a.var.clone(),
+                        alias: a.alias.clone(),
+                    },
+                ),
+            }
+        }
+        TypedInterface {
+            inputs: iface.inputs.clone(),
+            outputs: Some(vars(&outputs)),
+        }
+    }
+
+    /// The interface of a node's target; `id` is the node's (possibly renamed) id.
+    fn node_interface(&mut self, n: &Node, id: &str) -> Option<TypedInterface> {
+        let iface = match &n.target {
+            None => {
+                self.err(id, CompileErrorKind::MissingTarget);
+                return None;
+            }
+            Some(node::Target::TaskNode(t)) => self.task_interface(t, id)?,
+            Some(node::Target::WorkflowNode(w)) => self.workflow_interface(n, w, id)?,
+            Some(node::Target::BranchNode(b)) => self.branch_interface(b, id)?,
+            Some(node::Target::GateNode(gate)) => self.gate_interface(gate, id)?,
+            Some(node::Target::ArrayNode(a)) => {
+                let Some(sub) = a.node.as_deref() else {
+                    self.err(id, CompileErrorKind::ArrayWithoutNode);
+                    return None;
+                };
+                let sub_iface = self.node_interface(sub, &child_id(id, &sub.id))?;
+                self.array_interface(a, sub_iface, id)
+            }
+        };
+        let problems = validate_interface_vars(&iface);
+        let ok = problems.is_empty();
+        for kind in problems {
+            self.err(id, kind);
+        }
+        ok.then(|| normalized(Some(&iface)))
+    }
+
+    fn task_interface(&mut self, t: &flyteidl::core::TaskNode, id: &str) -> Option<TypedInterface> {
+        let Some(task_node::Reference::ReferenceId(task_id)) = &t.reference else {
+            self.err(
+                id,
+                CompileErrorKind::ValueRequired {
+                    field: "task_node.reference_id".into(),
+                },
+            );
+            return None;
+        };
+        match self.resolved.tasks.get(&IdKey::from(task_id)) {
+            Some(task) => Some(normalized(task.interface.as_ref())),
+            None => {
+                self.err(
+                    id,
+                    CompileErrorKind::TaskNotFound(display_identifier(task_id)),
+                );
+                None
+            }
+        }
+    }
+
+    fn workflow_interface(
+        &mut self,
+        n: &Node,
+        w: &flyteidl::core::WorkflowNode,
+        id: &str,
+    ) -> Option<TypedInterface> {
+        match &w.reference {
+            Some(workflow_node::Reference::LaunchplanRef(lp)) => {
+                let key = IdKey::from(lp);
+                let Some(iface) = self.resolved.launch_plans.get(&key) else {
+                    self.err(
+                        id,
+                        CompileErrorKind::LaunchPlanNotFound(display_identifier(lp)),
+                    );
+                    return None;
+                };
+                let mut iface = normalized(Some(iface));
+                if let Some(params) = self.resolved.launch_plan_inputs.get(&key) {
+                    iface.inputs = Some(exposed_inputs(params, n));
+                }
+                Some(iface)
+            }
+            Some(workflow_node::Reference::SubWorkflowRef(sub)) => {
+                let key = IdKey::from(sub);
+                let Some(template) = self.sub_workflows.get(&key).copied() else {
+                    self.err(
+                        id,
+                        CompileErrorKind::SubWorkflowNotFound(display_identifier(sub)),
+                    );
+                    return None;
+                };
+                self.compile_sub_workflow(&key, template, id)?;
+                Some(normalized(template.interface.as_ref()))
+            }
+            None => {
+                self.err(
+                    id,
+                    CompileErrorKind::ValueRequired {
+                        field: "workflow_node.launchplan_ref or sub_workflow_ref".into(),
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn compile_sub_workflow(
+        &mut self,
+        key: &IdKey,
+        template: &WorkflowTemplate,
+        id: &str,
+    ) -> Option<()> {
+        match self.compiled_subs.get(key) {
+            Some(Some(_)) => return Some(()),
+            Some(None) => {
+                self.err(id, CompileErrorKind::RecursiveSubWorkflow(key.to_string()));
+                return None;
+            }
+            None => {}
+        }
+        self.compiled_subs.insert(key.clone(), None);
+        match self.compile_template(template) {
+            Some(compiled) => {
+                self.compiled_subs.insert(key.clone(), Some(compiled));
+                Some(())
+            }
+            None => {
+                // Leave the in-progress marker out so the failure is reported once.
+                self.compiled_subs.remove(key);
+                None
+            }
+        }
+    }
+
+    /// Outputs shared by every branch (with identical types); inputs are filled from the
+    /// branch node's bindings later.
+    fn branch_interface(&mut self, b: &BranchNode, id: &str) -> Option<TypedInterface> {
+        let Some(if_else) = b.if_else.as_deref() else {
+            self.err(id, CompileErrorKind::BranchWithoutCase);
+            return None;
+        };
+        if if_else
+            .case
+            .as_ref()
+            .and_then(|c| c.then_node.as_ref())
+            .is_none()
+        {
+            self.err(id, CompileErrorKind::BranchWithoutCase);
+            return None;
+        }
+        let mut common: Option<BTreeMap<String, Variable>> = None;
+        let mut ok = true;
+        for child in branch_children(b) {
+            let cid = child_id(id, &child.id);
+            let Some(ci) = self.node_interface(child, &cid) else {
+                ok = false;
+                continue;
+            };
+            let ci = self.effective(child, &ci);
+            let outs = ci.outputs.unwrap_or_default().variables;
+            common = Some(match common {
+                None => outs,
+                Some(prev) => self.intersect_outputs(prev, &outs, &cid),
+            });
+        }
+        ok.then(|| TypedInterface {
+            inputs: Some(VariableMap::default()),
+            outputs: Some(vars(&common.unwrap_or_default())),
+        })
+    }
+
+    fn intersect_outputs(
+        &mut self,
+        prev: BTreeMap<String, Variable>,
+        next: &BTreeMap<String, Variable>,
+        child: &str,
+    ) -> BTreeMap<String, Variable> {
+        let mut out = BTreeMap::new();
+        for (name, var) in prev {
+            let Some(other) = next.get(&name) else {
+                continue;
+            };
+            if let (Some(a), Some(b)) = (&var.r#type, &other.r#type)
+                && !same_type(a, b)
+            {
+                self.err(
+                    child,
+                    CompileErrorKind::BranchOutputMismatch {
+                        var: name.clone(),
+                        first: display_type(a),
+                        other: display_type(b),
+                    },
+                );
+            }
+            out.insert(name, var);
+        }
+        out
+    }
+
+    fn gate_interface(
+        &mut self,
+        gate: &flyteidl::core::GateNode,
+        id: &str,
+    ) -> Option<TypedInterface> {
+        match &gate.condition {
+            Some(gate_node::Condition::Approve(_)) | Some(gate_node::Condition::Sleep(_)) => {
+                Some(normalized(None))
+            }
+            Some(gate_node::Condition::Signal(s)) => {
+                let Some(t) = &s.r#type else {
+                    self.err(
+                        id,
+                        CompileErrorKind::ValueRequired {
+                            field: "gate_node.signal.type".into(),
+                        },
+                    );
+                    return None;
+                };
+                if s.output_variable_name.is_empty() {
+                    self.err(
+                        id,
+                        CompileErrorKind::ValueRequired {
+                            field: "gate_node.signal.output_variable_name".into(),
+                        },
+                    );
+                    return None;
+                }
+                let mut outputs = BTreeMap::new();
+                outputs.insert(
+                    s.output_variable_name.clone(),
+                    Variable {
+                        r#type: Some(t.clone()),
+                        ..Default::default()
+                    },
+                );
+                Some(TypedInterface {
+                    inputs: Some(VariableMap::default()),
+                    outputs: Some(vars(&outputs)),
+                })
+            }
+            None => {
+                self.err(id, CompileErrorKind::GateWithoutCondition);
+                None
+            }
+        }
+    }
+
+    /// flytekit sends the sub-node's interface already list-wrapped; when it says the
+    /// interface is the original one, wrap inputs (except `bound_inputs`) and outputs here.
+    fn array_interface(
+        &mut self,
+        a: &flyteidl::core::ArrayNode,
+        sub: TypedInterface,
+        id: &str,
+    ) -> TypedInterface {
+        let inputs = sub.inputs.unwrap_or_default().variables;
+        for bound in &a.bound_inputs {
+            if !inputs.contains_key(bound) {
+                self.err(
+                    id,
+                    CompileErrorKind::UnknownBoundInput { var: bound.clone() },
+                );
+            }
+        }
+        if a.is_original_sub_node_interface.as_ref().map(|b| b.value) != Some(true) {
+            return TypedInterface {
+                inputs: Some(vars(&inputs)),
+                outputs: sub.outputs,
+            };
+        }
+        let wrap = |(name, var): (&String, &Variable), keep: bool| {
+            let t = if keep {
+                var.r#type.clone()
+            } else {
+                list_of(var.r#type.as_ref())
+            };
+            (
+                name.clone(),
+                Variable {
+                    r#type: t,
+                    ..var.clone()
+                },
+            )
+        };
+        let inputs = inputs
+            .iter()
+            .map(|kv| wrap(kv, a.bound_inputs.contains(kv.0)))
+            .collect();
+        let outputs = sub
+            .outputs
+            .unwrap_or_default()
+            .variables
+            .iter()
+            .map(|kv| wrap(kv, false))
+            .collect();
+        TypedInterface {
+            inputs: Some(vars(&inputs)),
+            outputs: Some(vars(&outputs)),
+        }
+    }
+
+    fn check_dependencies(&mut self, g: &mut Graph, n: &Node, id: &str, direction: Direction) {
+        for up in &n.upstream_node_ids {
+            if g.ifaces.contains_key(up) && up != END_NODE_ID {
+                g.add_edge(up, id, direction);
+            } else {
+                self.err(
+                    id,
+                    CompileErrorKind::DependencyNotFound {
+                        upstream: up.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Branch cases: conditions over the branch's inputs, and each child's bindings (which
+    /// refer to top-level nodes and are recorded as upstream-only edges of the child).
+    fn check_children(&mut self, g: &mut Graph, n: &Node, id: &str) {
+        let Some(node::Target::BranchNode(b)) = &n.target else {
+            return;
+        };
+        let Some(if_else) = b.if_else.as_deref() else {
+            return;
+        };
+        let input_types = g
+            .ifaces
+            .get(id)
+            .and_then(|i| i.inputs.clone())
+            .unwrap_or_default();
+        let cases = if_else
+            .case
+            .as_deref()
+            .into_iter()
+            .chain(if_else.other.iter());
+        for case in cases {
+            match &case.condition {
+                None => self.err(id, CompileErrorKind::BranchWithoutCondition),
+                Some(c) => bindings::validate_condition(self, id, c, &input_types),
+            }
+            if case.then_node.is_none() {
+                self.err(id, CompileErrorKind::BranchWithoutThenNode);
+            }
+        }
+        if if_else.default.is_none() {
+            self.err(id, CompileErrorKind::BranchWithoutDefault);
+        }
+        for child in branch_children(b) {
+            let cid = child_id(id, &child.id);
+            // Interface errors were reported while inferring the branch's interface.
+            let mut scratch = Vec::new();
+            std::mem::swap(&mut scratch, &mut self.errors);
+            let ci = self.node_interface(child, &cid);
+            std::mem::swap(&mut scratch, &mut self.errors);
+            if let Some(ci) = ci {
+                self.check_dependencies(g, child, &cid, Direction::Upstream);
+                bindings::validate(
+                    self,
+                    g,
+                    &cid,
+                    &child.inputs,
+                    ci.inputs.as_ref(),
+                    Direction::Upstream,
+                );
+            }
+            self.check_children(g, child, &cid);
+        }
+    }
+
+    fn check_acyclic_and_reachable(&mut self, g: &Graph, top_level: &BTreeSet<String>) {
+        if let Some(cycle) = find_cycle(&g.downstream) {
+            self.err(&cycle[0], CompileErrorKind::Cycle(cycle.join(" -> ")));
+            return;
+        }
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![START_NODE_ID.to_string()];
+        while let Some(id) = stack.pop() {
+            if seen.insert(id.clone())
+                && let Some(next) = g.downstream.get(&id)
+            {
+                stack.extend(next.iter().cloned());
+            }
+        }
+        let unreachable: Vec<&str> = top_level
+            .iter()
+            .filter(|id| !seen.contains(*id))
+            .map(String::as_str)
+            .collect();
+        if !unreachable.is_empty() {
+            self.errors
+                .push(CompileError::workflow(CompileErrorKind::Unreachable(
+                    unreachable.join(", "),
+                )));
+        }
+    }
+}
+
+fn infers_inputs(n: &Node) -> bool {
+    matches!(n.target, Some(node::Target::BranchNode(_))) || is_approve(n)
+}
+
+fn is_approve(n: &Node) -> bool {
+    matches!(&n.target, Some(node::Target::GateNode(g)) if matches!(g.condition, Some(gate_node::Condition::Approve(_))))
+}
+
+/// A launch plan node exposes the launch plan's required inputs plus the optional ones the
+/// node binds (propeller's `ValidateUnderlyingInterface`).
+fn exposed_inputs(params: &ParameterMap, n: &Node) -> VariableMap {
+    let bound: BTreeSet<&str> = n.inputs.iter().map(|b| b.var.as_str()).collect();
+    let variables = params
+        .parameters
+        .iter()
+        .filter(|(name, p)| {
+            matches!(
+                p.behavior,
+                Some(flyteidl::core::parameter::Behavior::Required(true))
+            ) || bound.contains(name.as_str())
+        })
+        .filter_map(|(name, p)| Some((name.clone(), p.var.clone()?)))
+        .collect();
+    VariableMap { variables }
+}
+
+/// A cycle in the downstream graph, as the node ids along it (first repeated at the end).
+fn find_cycle(downstream: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Active,
+        Done,
+    }
+    fn visit(
+        id: &str,
+        g: &BTreeMap<String, BTreeSet<String>>,
+        marks: &mut HashMap<String, Mark>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        match marks.get(id) {
+            Some(Mark::Done) => return None,
+            Some(Mark::Active) => {
+                let start = path.iter().position(|p| p == id).unwrap_or(0);
+                let mut cycle = path[start..].to_vec();
+                cycle.push(id.to_string());
+                return Some(cycle);
+            }
+            None => {}
+        }
+        marks.insert(id.to_string(), Mark::Active);
+        path.push(id.to_string());
+        for next in g.get(id).into_iter().flatten() {
+            if let Some(c) = visit(next, g, marks, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        marks.insert(id.to_string(), Mark::Done);
+        None
+    }
+    let mut marks = HashMap::new();
+    for id in downstream.keys() {
+        if let Some(c) = visit(id, downstream, &mut marks, &mut Vec::new()) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// The compiled template: start-node and end-node first, then the nodes as written, with
+/// sorted `upstream_node_ids` and branch children renamed; plus the connections.
+fn build_compiled(
+    template: &WorkflowTemplate,
+    iface: TypedInterface,
+    g: &Graph,
+) -> CompiledWorkflow {
+    let start = Node {
+        id: START_NODE_ID.into(),
+        ..Default::default()
+    };
+    let end = Node {
+        id: END_NODE_ID.into(),
+        inputs: template.outputs.clone(),
+        ..Default::default()
+    };
+    let mut nodes = vec![start, end];
+    nodes.extend(template.nodes.iter().map(|n| finalize_node(n, None)));
+    let to_lists = |m: &BTreeMap<String, BTreeSet<String>>| {
+        m.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    IdList {
+                        ids: v.iter().cloned().collect(),
+                    },
+                )
+            })
+            .collect()
+    };
+    CompiledWorkflow {
+        template: Some(WorkflowTemplate {
+            interface: Some(iface),
+            nodes,
+            failure_node: template
+                .failure_node
+                .as_ref()
+                .map(|n| finalize_node(n, None)),
+            ..template.clone()
+        }),
+        connections: Some(ConnectionSet {
+            downstream: to_lists(&g.downstream),
+            upstream: to_lists(&g.upstream),
+        }),
+    }
+}
+
+fn finalize_node(n: &Node, parent: Option<&str>) -> Node {
+    let mut out = n.clone();
+    if let Some(p) = parent {
+        out.id = child_id(p, &n.id);
+    }
+    out.upstream_node_ids.sort();
+    if let Some(node::Target::BranchNode(b)) = &mut out.target
+        && let Some(if_else) = b.if_else.as_deref_mut()
+    {
+        let id = out.id.clone();
+        if let Some(then) = if_else
+            .case
+            .as_mut()
+            .and_then(|c| c.then_node.as_deref_mut())
+        {
+            *then = finalize_node(then, Some(&id));
+        }
+        for case in &mut if_else.other {
+            if let Some(then) = case.then_node.as_deref_mut() {
+                *then = finalize_node(then, Some(&id));
+            }
+        }
+        if let Some(if_else_block::Default::ElseNode(e)) = &mut if_else.default {
+            **e = finalize_node(e, Some(&id));
+        }
+    }
+    out
+}
