@@ -1,0 +1,713 @@
+//! The one typed, layered configuration of the binary.
+//!
+//! Layers, lowest first: built-in defaults < a TOML or YAML file (`--config`) < `FLYTE_RS_*`
+//! environment variables (`__` separates nesting: `FLYTE_RS_SERVER__LISTEN`) < command-line
+//! flags. After merging, values derived from others are filled in (`server.public_url` from
+//! `server.listen`, storage URLs from `data_dir`) and the whole is validated, so a bad value
+//! fails at start with the key that holds it.
+//!
+//! This is the only place that reads the process environment.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use figment::providers::{Format, Serialized, Toml, Yaml};
+use figment::value::Map;
+use figment::value::{Dict, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables the loader reads.
+pub const ENV_PREFIX: &str = "FLYTE_RS_";
+/// The default listen address: the port of Flyte's own sandbox, so configs made for it work.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 30080);
+
+/// The whole configuration. Every field has a default; see `docs/configuration.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded stores keep their files (`~/.flyte-rs`, or `$XDG_DATA_HOME/flyte-rs`).
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub admin: AdminSection,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address for gRPC (h2c) and HTTP/1.1, both on this one port.
+    pub listen: SocketAddr,
+    /// The URL clients reach the server at; signed URLs are built on it.
+    /// Derived from `listen` when unset.
+    pub public_url: Option<String>,
+    /// Largest request (gRPC message or HTTP body) accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// How long a graceful shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Metadata store: `sqlite://…` (default `sqlite://<data_dir>/flyte.db`) or `postgres://…`.
+    pub metadata_url: Option<String>,
+    /// Blob store: `file:///…` (default `file://<data_dir>/blobs`).
+    pub blob_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSection {
+    /// The domains every project has.
+    pub domains: Vec<String>,
+    /// Prefix in the blob store under which data-proxy uploads land.
+    pub upload_prefix: String,
+    /// Lifetime of signed URLs when a request does not ask for one, in seconds.
+    pub signed_url_ttl_secs: u64,
+    /// Longest signed-URL lifetime a client may ask for, in seconds.
+    pub max_signed_url_ttl_secs: u64,
+    /// Inputs and outputs up to this size are inlined in `Get*Data` responses, in bytes.
+    pub max_inline_bytes: usize,
+    /// Key for signing data-proxy URLs. Unset: a random key per start (URLs die with the process).
+    pub signing_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `text` (human) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `flyte_admin=debug,info`, …
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("~/.flyte-rs"),
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            admin: AdminSection::default(),
+            logging: LoggingConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            public_url: None,
+            max_request_bytes: 32 * 1024 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[allow(clippy::derivable_impls)]
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            metadata_url: None,
+            blob_url: None,
+        }
+    }
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            domains: vec!["development".into(), "staging".into(), "production".into()],
+            upload_prefix: "uploads".into(),
+            signed_url_ttl_secs: 3600,
+            max_signed_url_ttl_secs: 7 * 24 * 3600,
+            max_inline_bytes: 2 * 1024 * 1024,
+            signing_key: None,
+        }
+    }
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// What the command line contributes: the config file to read, and the flags that override
+/// every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+}
+
+/// The environment as the loader sees it: variables and the home directories used for the
+/// default data dir. [`Environment::process`] reads the real one; tests build their own.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub vars: Vec<(String, String)>,
+}
+
+impl Environment {
+    /// The process environment (the one place the binary reads it).
+    pub fn process() -> Self {
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Self {
+            vars: vars.collect(),
+        }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `$XDG_DATA_HOME/flyte-rs` if set, else `$HOME/.flyte-rs`, else `./.flyte-rs`.
+    fn default_data_dir(&self) -> PathBuf {
+        if let Some(xdg) = self.get("XDG_DATA_HOME") {
+            return Path::new(xdg).join("flyte-rs");
+        }
+        match self.get("HOME") {
+            Some(home) => Path::new(home).join(".flyte-rs"),
+            None => PathBuf::from(".flyte-rs"),
+        }
+    }
+
+    fn home(&self) -> Option<&str> {
+        self.get("HOME")
+    }
+
+    /// The `FLYTE_RS_*` variables as a nested dictionary (`A__B` nests `b` under `a`).
+    fn layer(&self) -> anyhow::Result<Dict> {
+        let mut root = Dict::new();
+        for (key, raw) in &self.vars {
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            // Variables meant for the test harness and tools, not configuration keys.
+            if rest.starts_with("TEST_") || rest.is_empty() {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            ensure!(
+                path.iter().all(|p| !p.is_empty()),
+                "environment variable {key}: empty key segment"
+            );
+            let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
+            insert_nested(&mut root, &path, value, key)?;
+        }
+        Ok(root)
+    }
+}
+
+fn insert_nested(dict: &mut Dict, path: &[String], value: Value, var: &str) -> anyhow::Result<()> {
+    let (head, tail) = path.split_first().expect("non-empty path");
+    if tail.is_empty() {
+        dict.insert(head.clone(), value);
+        return Ok(());
+    }
+    let entry = dict
+        .entry(head.clone())
+        .or_insert_with(|| Value::from(Dict::new()));
+    match entry {
+        Value::Dict(_, inner) => insert_nested(inner, tail, value, var),
+        _ => bail!("environment variable {var}: `{head}` is both a value and a section"),
+    }
+}
+
+impl Config {
+    /// Loads the configuration from every layer, derives the dependent values and validates.
+    pub fn load(overrides: &Overrides, env: &Environment) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default_for(env)));
+        if let Some(file) = &overrides.config_file {
+            ensure!(
+                file.is_file(),
+                "config file {} does not exist or is not a file",
+                file.display()
+            );
+            figment = match file.extension().and_then(|e| e.to_str()) {
+                Some("toml") => figment.merge(Toml::file_exact(file)),
+                Some("yaml" | "yml") => figment.merge(Yaml::file_exact(file)),
+                _ => bail!(
+                    "config file {}: expected a .toml, .yaml or .yml extension",
+                    file.display()
+                ),
+            };
+        }
+        figment = figment.merge(Layer {
+            name: "FLYTE_RS_* environment variables",
+            dict: env.layer()?,
+        });
+        let mut flags = Dict::new();
+        if let Some(dir) = &overrides.data_dir {
+            flags.insert("data_dir".into(), Value::from(dir.display().to_string()));
+        }
+        if let Some(listen) = overrides.listen {
+            let mut server = Dict::new();
+            server.insert("listen".into(), Value::from(listen.to_string()));
+            flags.insert("server".into(), Value::from(server));
+        }
+        figment = figment.merge(Layer {
+            name: "command-line flags",
+            dict: flags,
+        });
+
+        let mut config: Config = figment.extract().map_err(|err| {
+            let mut msg = String::from("invalid configuration:");
+            for e in err {
+                msg.push_str("\n  - ");
+                msg.push_str(&describe(&e));
+            }
+            anyhow::anyhow!(msg)
+        })?;
+        config.resolve(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn default_for(env: &Environment) -> Config {
+        Config {
+            data_dir: env.default_data_dir(),
+            ..Config::default()
+        }
+    }
+
+    /// A configuration for tests: everything inside `dir`, listening on a random port.
+    pub fn for_test(dir: &Path) -> Config {
+        let mut config = Config {
+            data_dir: dir.to_path_buf(),
+            server: ServerConfig {
+                listen: "127.0.0.1:0".parse().expect("valid"),
+                ..Default::default()
+            },
+            logging: LoggingConfig {
+                format: LogFormat::Text,
+                level: "warn".into(),
+            },
+            ..Config::default()
+        };
+        config
+            .resolve(&Environment::default())
+            .expect("test config resolves");
+        config
+    }
+
+    /// Fills in the derived values: absolute `data_dir`, storage URLs, `public_url`.
+    fn resolve(&mut self, env: &Environment) -> anyhow::Result<()> {
+        if let Some(rest) = self.data_dir.to_str().and_then(|s| s.strip_prefix("~/")) {
+            let home = env
+                .home()
+                .context("data_dir starts with ~ but HOME is not set")?;
+            self.data_dir = Path::new(home).join(rest);
+        }
+        self.data_dir = std::path::absolute(&self.data_dir).with_context(|| {
+            format!(
+                "data_dir {}: cannot make it absolute",
+                self.data_dir.display()
+            )
+        })?;
+        if self.storage.metadata_url.is_none() {
+            self.storage.metadata_url = Some(format!(
+                "sqlite://{}",
+                self.data_dir.join("flyte.db").display()
+            ));
+        }
+        if self.storage.blob_url.is_none() {
+            let url = url::Url::from_directory_path(self.data_dir.join("blobs")).map_err(|()| {
+                anyhow::anyhow!("data_dir {} is not a valid path", self.data_dir.display())
+            })?;
+            self.storage.blob_url = Some(url.as_str().trim_end_matches('/').to_string());
+        }
+        if self.server.public_url.is_none() && self.server.listen.port() != 0 {
+            self.server.public_url = Some(public_url_for(self.server.listen));
+        }
+        Ok(())
+    }
+
+    /// Checks every value; the error names each offending key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.server.public_url {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => problems.push(format!("server.public_url: `{url}` is not an http(s) URL")),
+            }
+        }
+        if self.server.max_request_bytes < 1024 {
+            problems.push("server.max_request_bytes: must be at least 1024".into());
+        }
+        match self.storage.metadata_url.as_deref() {
+            Some(u)
+                if ["sqlite:", "postgres://", "postgresql://"]
+                    .iter()
+                    .any(|p| u.starts_with(p)) => {}
+            Some(u) => problems.push(format!(
+                "storage.metadata_url: `{}` must start with sqlite:, postgres:// or postgresql://",
+                redact(u)
+            )),
+            None => problems.push("storage.metadata_url: unset".into()),
+        }
+        match self.storage.blob_url.as_deref().map(url::Url::parse) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => problems.push(format!("storage.blob_url: {e}")),
+            None => problems.push("storage.blob_url: unset".into()),
+        }
+        if self.admin.domains.is_empty() {
+            problems.push("admin.domains: at least one domain is needed".into());
+        }
+        let mut seen = BTreeSet::new();
+        for d in &self.admin.domains {
+            let valid = !d.is_empty()
+                && d.len() <= 63
+                && d.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && d.starts_with(|c: char| c.is_ascii_lowercase());
+            if !valid {
+                problems.push(format!(
+                    "admin.domains: `{d}` is not a valid domain (lowercase letters, digits and '-', starting with a letter)"
+                ));
+            }
+            if !seen.insert(d) {
+                problems.push(format!("admin.domains: `{d}` is listed twice"));
+            }
+        }
+        let prefix = &self.admin.upload_prefix;
+        if prefix.is_empty()
+            || prefix.starts_with('/')
+            || prefix.ends_with('/')
+            || prefix.contains("..")
+        {
+            problems.push(format!(
+                "admin.upload_prefix: `{prefix}` must be a relative path without leading or trailing '/'"
+            ));
+        }
+        if self.admin.signed_url_ttl_secs == 0 {
+            problems.push("admin.signed_url_ttl_secs: must be positive".into());
+        }
+        if self.admin.signed_url_ttl_secs > self.admin.max_signed_url_ttl_secs {
+            problems.push(
+                "admin.signed_url_ttl_secs: larger than admin.max_signed_url_ttl_secs".into(),
+            );
+        }
+        if let Some(key) = &self.admin.signing_key
+            && key.len() < 16
+        {
+            problems.push("admin.signing_key: use at least 16 characters".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.logging.level) {
+            problems.push(format!("logging.level: `{}`: {e}", self.logging.level));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        }
+    }
+
+    /// The public URL: configured, or derived from the address actually bound.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => public_url_for(bound),
+        }
+    }
+
+    /// The configuration as TOML, the format `--config` reads (secrets redacted).
+    pub fn dump(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        if shown.admin.signing_key.is_some() {
+            shown.admin.signing_key = Some("<redacted>".into());
+        }
+        if let Some(u) = &shown.storage.metadata_url {
+            shown.storage.metadata_url = Some(redact(u));
+        }
+        Ok(toml::to_string_pretty(&shown)?)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+}
+
+/// One configuration layer given as a dictionary, named in error messages.
+struct Layer {
+    name: &'static str,
+    dict: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+/// `server.listen: invalid socket address syntax (from config.toml)`.
+fn describe(err: &figment::Error) -> String {
+    let key = err.path.join(".");
+    let source = err.metadata.as_ref().map(|m| match &m.source {
+        Some(figment::Source::File(path)) => path.display().to_string(),
+        _ => m.name.to_string(),
+    });
+    match (key.is_empty(), source) {
+        (false, Some(source)) => format!("{key}: {} (from {source})", err.kind),
+        (false, None) => format!("{key}: {}", err.kind),
+        (true, Some(source)) => format!("{} (from {source})", err.kind),
+        (true, None) => err.kind.to_string(),
+    }
+}
+
+/// `http://<listen>`, with an unspecified address (0.0.0.0, ::) shown as loopback.
+fn public_url_for(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Hides a password in a URL (`postgres://u:secret@h/db` → `postgres://u:***@h/db`).
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        let mut all = vec![("HOME".to_string(), "/home/u".to_string())];
+        all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Environment::from_pairs(all)
+    }
+
+    #[test]
+    fn defaults_are_derived_from_home() {
+        let c = Config::load(&Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/home/u/.flyte-rs"));
+        assert_eq!(c.server.listen, DEFAULT_LISTEN);
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("http://127.0.0.1:30080")
+        );
+        assert_eq!(
+            c.storage.metadata_url.as_deref(),
+            Some("sqlite:///home/u/.flyte-rs/flyte.db")
+        );
+        assert_eq!(
+            c.storage.blob_url.as_deref(),
+            Some("file:///home/u/.flyte-rs/blobs")
+        );
+        assert_eq!(c.admin.domains, ["development", "staging", "production"]);
+    }
+
+    #[test]
+    fn xdg_data_home_wins_over_home() {
+        let c = Config::load(&Overrides::default(), &env(&[("XDG_DATA_HOME", "/xdg")])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/xdg/flyte-rs"));
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from-file\"\n[server]\nlisten = \"127.0.0.1:1111\"\nmax_request_bytes = 2048\n[logging]\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&overrides, &env(&[])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from-file"));
+        assert_eq!(c.server.listen.port(), 1111);
+        assert_eq!(c.server.max_request_bytes, 2048);
+
+        let e = env(&[
+            ("FLYTE_RS_SERVER__LISTEN", "127.0.0.1:2222"),
+            ("FLYTE_RS_LOGGING__FORMAT", "json"),
+        ]);
+        let c = Config::load(&overrides, &e).unwrap();
+        assert_eq!(c.server.listen.port(), 2222);
+        assert_eq!(
+            c.server.max_request_bytes, 2048,
+            "file value kept where env is silent"
+        );
+        assert_eq!(c.logging.format, LogFormat::Json);
+        assert_eq!(c.logging.level, "debug");
+
+        let flags = Overrides {
+            config_file: Some(file),
+            listen: Some("127.0.0.1:3333".parse().unwrap()),
+            data_dir: Some("/from-flag".into()),
+        };
+        let c = Config::load(&flags, &e).unwrap();
+        assert_eq!(c.server.listen.port(), 3333);
+        assert_eq!(c.data_dir, PathBuf::from("/from-flag"));
+        assert_eq!(
+            c.storage.metadata_url.as_deref(),
+            Some("sqlite:///from-flag/flyte.db")
+        );
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("http://127.0.0.1:3333")
+        );
+    }
+
+    #[test]
+    fn yaml_file_and_lists_from_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "admin:\n  domains: [dev, prod]\n  upload_prefix: up\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let c = Config::load(&overrides, &env(&[])).unwrap();
+        assert_eq!(c.admin.domains, ["dev", "prod"]);
+        assert_eq!(c.admin.upload_prefix, "up");
+        let c = Config::load(
+            &overrides,
+            &env(&[("FLYTE_RS_ADMIN__DOMAINS", "[a, b, c]")]),
+        )
+        .unwrap();
+        assert_eq!(c.admin.domains, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_SERVER__LISTEN", "nope")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("server.listen"), "{err:#}");
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_SERVER__LISTN", "x")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("listn"), "{err:#}");
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_STORAGE__METADATA_URL", "mysql://x")]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("storage.metadata_url"),
+            "{err:#}"
+        );
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_ADMIN__DOMAINS", "[Dev]")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("admin.domains"), "{err:#}");
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_LOGGING__LEVEL", "[[[")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("logging.level"), "{err:#}");
+        let missing = Overrides {
+            config_file: Some("/nonexistent.toml".into()),
+            ..Default::default()
+        };
+        let err = Config::load(&missing, &env(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent.toml"), "{err:#}");
+    }
+
+    #[test]
+    fn test_variables_are_not_config_keys() {
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_TEST_POSTGRES_URL", "postgres://x")]),
+        );
+        assert!(c.is_ok(), "{c:?}");
+    }
+
+    #[test]
+    fn dump_round_trips_and_redacts() {
+        let e = env(&[(
+            "FLYTE_RS_STORAGE__METADATA_URL",
+            "postgres://u:secret@db/flyte",
+        )]);
+        let c = Config::load(&Overrides::default(), &e).unwrap();
+        let text = c.dump().unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dump.toml");
+        std::fs::write(&file, c.clone().dump().unwrap()).unwrap();
+        let again = Config::load(
+            &Overrides {
+                config_file: Some(file),
+                ..Default::default()
+            },
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(again.server, c.server);
+        assert_eq!(again.admin, c.admin);
+    }
+
+    #[test]
+    fn unspecified_listen_gives_loopback_public_url() {
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_SERVER__LISTEN", "0.0.0.0:8080")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! Composition of the whole platform into one listening server.
+//!
+//! One TCP port serves gRPC (cleartext HTTP/2, as `grpc.insecure_channel` speaks it) and
+//! HTTP/1.1 (REST gateway, data-proxy uploads, health and metrics): axum's server detects the
+//! HTTP/2 preface per connection.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use flyte_admin::{AdminConfig, AdminState};
+use flyte_store::{ListQuery, MetadataStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, redact};
+use crate::{parts, telemetry};
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    addr: SocketAddr,
+    public_url: String,
+    startup: Duration,
+    shutdown: ShutdownHandle,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Asks a running server to shut down gracefully; cheap to clone, usable from signal handlers.
+#[derive(Clone)]
+pub struct ShutdownHandle(Arc<watch::Sender<bool>>);
+
+impl ShutdownHandle {
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl RunningServer {
+    /// The address actually bound (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL clients use (`http://127.0.0.1:30080`).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// Time from `start` being called to accepting connections.
+    pub fn startup_time(&self) -> Duration {
+        self.startup
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `server.shutdown_grace_secs`),
+    /// and returns when the server is down.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        self.wait().await
+    }
+
+    /// Runs until the server stops (after a [`ShutdownHandle::trigger`], or on a fatal error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+
+    /// The text of `~/.flyte/config.yaml` that points flytekit (pyflyte, FlyteRemote) here.
+    pub fn flytekit_config(&self) -> String {
+        flytekit_config(self.addr, &self.public_url)
+    }
+
+    /// The line printed when ready, and the config to use.
+    pub fn ready_message(&self) -> String {
+        format!(
+            "flyte-rs is ready at {url} (gRPC and HTTP on {addr}, started in {ms} ms)\n\
+             Point pyflyte / FlyteRemote at it with this ~/.flyte/config.yaml:\n\n{config}",
+            url = self.public_url,
+            addr = self.addr,
+            ms = self.startup.as_millis(),
+            config = indent(&self.flytekit_config(), "    "),
+        )
+    }
+}
+
+/// The flytekit config for a server at `addr`.
+pub fn flytekit_config(addr: SocketAddr, public_url: &str) -> String {
+    format!(
+        "admin:\n  endpoint: dns:///{addr}\n  insecure: true\nconsole:\n  endpoint: {public_url}\n"
+    )
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines().map(|l| format!("{prefix}{l}\n")).collect()
+}
+
+/// Opens the stores, binds the listening address and starts serving. Returns once the port
+/// accepts connections; the server runs on the current tokio runtime.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let began = Instant::now();
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+
+    let metadata_url = config
+        .storage
+        .metadata_url
+        .clone()
+        .context("storage.metadata_url is unset")?;
+    let blob_url = config
+        .storage
+        .blob_url
+        .clone()
+        .context("storage.blob_url is unset")?;
+    prepare_local_paths(&metadata_url, &blob_url)?;
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = config.public_url(addr);
+
+    let store = parts::open_store(&metadata_url)
+        .await
+        .with_context(|| format!("cannot open the metadata store {}", redact(&metadata_url)))?;
+    let blob = parts::open_blob(&blob_url)
+        .with_context(|| format!("cannot open the blob store {blob_url}"))?;
+
+    let admin = AdminState {
+        store: store.clone(),
+        blob,
+        config: Arc::new(admin_config(&config, &public_url)),
+    };
+    let app = app(admin, store);
+
+    let (tx, mut rx) = watch::channel(false);
+    let shutdown = ShutdownHandle(Arc::new(tx));
+    let grace = config.shutdown_grace();
+    let task = tokio::spawn(async move {
+        let mut stop_rx = rx.clone();
+        let stopped = async move {
+            let _ = rx.wait_for(|v| *v).await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        };
+        let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(stopped);
+        tokio::select! {
+            result = serve => result.context("server failed"),
+            () = async {
+                let _ = stop_rx.wait_for(|v| *v).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
+                Ok(())
+            }
+        }
+    });
+    let startup = began.elapsed();
+    tracing::info!(%addr, startup_ms = startup.as_millis() as u64, "serving gRPC and HTTP");
+    Ok(RunningServer {
+        addr,
+        public_url,
+        startup,
+        shutdown,
+        task,
+    })
+}
+
+/// The whole HTTP/gRPC application: the admin API plus health and metrics.
+fn app(admin: AdminState, store: Arc<dyn MetadataStore>) -> Router {
+    let ops = Router::new()
+        .route("/healthcheck", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(store);
+    // Install the recorder before the first request is counted.
+    let _ = telemetry::prometheus();
+    ops.merge(parts::admin_router(admin))
+        .layer(axum::middleware::from_fn(telemetry::track_requests))
+}
+
+async fn readyz(State(store): State<Arc<dyn MetadataStore>>) -> impl IntoResponse {
+    let probe = ListQuery {
+        limit: 1,
+        ..Default::default()
+    };
+    match tokio::time::timeout(Duration::from_secs(5), store.list_projects(&probe)).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready".to_string()),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("metadata store: {e}"),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata store: no answer within 5s".to_string(),
+        ),
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::render_metrics(),
+    )
+}
+
+fn admin_config(config: &Config, public_url: &str) -> AdminConfig {
+    let a = &config.admin;
+    let signing_key = match &a.signing_key {
+        Some(key) => key.as_bytes().to_vec(),
+        None => random_key(),
+    };
+    AdminConfig {
+        public_url: public_url.to_string(),
+        domains: a.domains.iter().map(|d| (d.clone(), d.clone())).collect(),
+        upload_prefix: a.upload_prefix.clone(),
+        signed_url_ttl: Duration::from_secs(a.signed_url_ttl_secs),
+        max_signed_url_ttl: Duration::from_secs(a.max_signed_url_ttl_secs),
+        max_request_bytes: config.server.max_request_bytes,
+        max_inline_bytes: a.max_inline_bytes,
+        signing_key,
+    }
+}
+
+/// A fresh key per start: signed URLs then die with the process. Set `admin.signing_key`
+/// for URLs that outlive a restart.
+fn random_key() -> Vec<u8> {
+    rand::random::<[u8; 32]>().to_vec()
+}
+
+/// Creates the directories an embedded store needs (the SQLite file's folder, the blob root).
+fn prepare_local_paths(metadata_url: &str, blob_url: &str) -> anyhow::Result<()> {
+    if let Some(path) = metadata_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+    }
+    if let Ok(url) = url::Url::parse(blob_url)
+        && url.scheme() == "file"
+    {
+        let dir = url
+            .to_file_path()
+            .map_err(|()| anyhow::anyhow!("storage.blob_url {blob_url}: not a local path"))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
