@@ -7,14 +7,40 @@
 //! never decodes a payload.
 
 mod error;
+pub mod metrics;
+mod migrations;
 mod model;
+mod sql;
 
 pub use error::StoreError;
 pub use model::*;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Opens (creating if needed) the metadata store at `url` and brings its schema up to date
+/// with the embedded migrations.
+///
+/// * `sqlite://data/flyte.db` (relative), `sqlite:///abs/flyte.db`, `sqlite::memory:` —
+///   the file and its directory are created if missing; WAL, `synchronous=NORMAL`,
+///   a busy timeout and foreign keys are on.
+/// * `postgres://user@host:port/db` (or `postgresql://`) — the database is created if
+///   missing and the user may do so.
+///
+/// A new store holds the project `flytesnacks`. Domains are configuration, not stored.
+pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => sql::connect::open_sqlite(url).await,
+        "postgres" | "postgresql" => sql::connect::open_postgres(url).await,
+        _ => Err(StoreError::InvalidArgument(format!(
+            "unsupported metadata store URL scheme {scheme:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB"
+        ))),
+    }
+}
 
 /// Everything the control plane persists. Implementations are cheap to clone and share.
 #[async_trait]
@@ -64,5 +90,19 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Metadata of a named entity; the default (empty description, ACTIVE) if never set.
     async fn get_named_entity_metadata(&self, id: &NamedEntityKey) -> Result<NamedEntityMetadata>;
+    /// Creates or replaces the metadata of a named entity. `NotFound` if the project is unknown.
     async fn update_named_entity_metadata(&self, id: &NamedEntityKey, metadata: NamedEntityMetadata) -> Result<()>;
+
+    // --- operations ----------------------------------------------------------------------
+
+    /// One round trip to the database (health checks).
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Closes the connections (graceful shutdown); later calls fail.
+    async fn close(&self) {}
+    /// `sqlite` or `postgres` (logs, metrics).
+    fn backend_name(&self) -> &'static str {
+        "unknown"
+    }
 }

@@ -87,3 +87,36 @@ pub struct NamedEntityMetadata {
     /// `flyteidl.admin.NamedEntityState`: 0 active, 1 archived, 2 system generated.
     pub state: i32,
 }
+
+impl LaunchPlanState {
+    /// The `flyteidl.admin.LaunchPlanState` value.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match value {
+            0 => Some(Self::Inactive),
+            1 => Some(Self::Active),
+            _ => None,
+        }
+    }
+}
+
+/// `task flytesnacks/development/my.task@v1`: how errors name an entity version.
+impl std::fmt::Display for EntityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}/{}/{}@{}",
+            self.resource.as_str(),
+            self.project,
+            self.domain,
+            self.name,
+            self.version
+        )
+    }
+}
+
+/// `workflow flytesnacks/development/my.wf`: how errors name a named entity.
+impl std::fmt::Display for NamedEntityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}/{}", self.resource.as_str(), self.project, self.domain, self.name)
+    }
+}

@@ -1,0 +1,229 @@
+//! The thin per-database layer: running a [`Stmt`] (SQL text plus typed [`Value`]s) on a pool
+//! or inside a transaction, and reading rows back as [`Value`]s. Everything above it — SQL
+//! text, list translation, record mapping, error mapping — is shared by both databases.
+//!
+//! The SQL dialect both accept: `$N` placeholders (SQLite reads `$N` as parameter N),
+//! `ON CONFLICT … DO UPDATE`, `RETURNING`, `LIKE … ESCAPE`, `LIMIT … OFFSET`. The column
+//! types differ only in the migrations; timestamps are bound per backend (SQLite: INTEGER
+//! microseconds since the epoch, PostgreSQL: TIMESTAMPTZ).
+
+use std::borrow::Cow;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// A typed SQL parameter or column value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Text(String),
+    /// INTEGER columns (states, resource types).
+    Int(i32),
+    /// BIGINT columns, LIMIT and OFFSET.
+    BigInt(i64),
+    Bytes(Vec<u8>),
+    Timestamp(DateTime<Utc>),
+    /// A NULL for an INTEGER column (typed, so PostgreSQL knows the parameter type).
+    NullInt,
+}
+
+/// The type a result column is read as. Every column is read as nullable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Col {
+    Text,
+    Int,
+    #[allow(dead_code)] // BIGINT columns come with the execution tables
+    BigInt,
+    Bytes,
+    Timestamp,
+}
+
+/// One statement ready to run: SQL text (static, or built from whitelisted identifiers only)
+/// and its parameters in `$1..$N` order.
+#[derive(Debug, Clone)]
+pub(crate) struct Stmt {
+    pub sql: Cow<'static, str>,
+    pub args: Vec<Value>,
+}
+
+impl Stmt {
+    pub fn new(sql: &'static str, args: Vec<Value>) -> Self {
+        Self { sql: Cow::Borrowed(sql), args }
+    }
+}
+
+pub(crate) type Row = Vec<Value>;
+
+/// What went wrong in the database, as far as the store's callers care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DbErrorKind {
+    UniqueViolation,
+    ForeignKeyViolation,
+    Other,
+}
+
+pub(crate) fn classify(err: &sqlx::Error) -> DbErrorKind {
+    match err {
+        sqlx::Error::Database(db) => match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => DbErrorKind::UniqueViolation,
+            sqlx::error::ErrorKind::ForeignKeyViolation => DbErrorKind::ForeignKeyViolation,
+            _ => DbErrorKind::Other,
+        },
+        _ => DbErrorKind::Other,
+    }
+}
+
+/// One database. Write paths run in a [`Backend::Tx`]; dropping it uncommitted rolls back,
+/// so an early `?` never leaves anything partial behind.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Tx: Send;
+
+    /// `sqlite` or `postgres` (metrics label, messages).
+    fn name(&self) -> &'static str;
+
+    /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`),
+    /// so a transaction that reads before it writes never fails to upgrade its lock.
+    async fn begin(&self) -> Result<Self::Tx, sqlx::Error>;
+    async fn commit(tx: Self::Tx) -> Result<(), sqlx::Error>;
+
+    /// Runs a statement in a transaction; the number of rows affected.
+    async fn tx_execute(tx: &mut Self::Tx, stmt: Stmt) -> Result<u64, sqlx::Error>;
+    #[allow(dead_code)] // reads inside a transaction: the engine's read-modify-write
+    async fn tx_fetch(tx: &mut Self::Tx, stmt: Stmt, cols: &[Col]) -> Result<Vec<Row>, sqlx::Error>;
+
+    /// Runs a single read outside an explicit transaction.
+    async fn fetch(&self, stmt: Stmt, cols: &[Col]) -> Result<Vec<Row>, sqlx::Error>;
+
+    /// A round trip to the database.
+    async fn ping(&self) -> Result<(), sqlx::Error>;
+    async fn close(&self);
+}
+
+/// Implements [`Backend`] for one sqlx database. The two instantiations differ only in how a
+/// transaction begins and how timestamps are bound and read.
+macro_rules! sql_backend {
+    (
+        $backend:ident, $db:ty, $name:literal,
+        begin: |$pool:ident| $begin:expr,
+        bind_timestamp: |$ts:ident| $bind_ts:expr,
+        timestamp_type: $ts_ty:ty,
+        read_timestamp: |$raw:ident| $read_ts:expr $(,)?
+    ) => {
+        pub(crate) struct $backend {
+            pub pool: sqlx::Pool<$db>,
+        }
+
+        impl $backend {
+            fn query(
+                stmt: $crate::sql::backend::Stmt,
+            ) -> sqlx::query::Query<'static, $db, <$db as sqlx::Database>::Arguments> {
+                use $crate::sql::backend::Value;
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(stmt.sql));
+                for arg in stmt.args {
+                    q = match arg {
+                        Value::Null => q.bind(None::<String>),
+                        Value::NullInt => q.bind(None::<i32>),
+                        Value::Text(v) => q.bind(v),
+                        Value::Int(v) => q.bind(v),
+                        Value::BigInt(v) => q.bind(v),
+                        Value::Bytes(v) => q.bind(v),
+                        Value::Timestamp($ts) => q.bind($bind_ts),
+                    };
+                }
+                q
+            }
+
+            fn read_row(
+                row: &<$db as sqlx::Database>::Row,
+                cols: &[$crate::sql::backend::Col],
+            ) -> Result<$crate::sql::backend::Row, sqlx::Error> {
+                use sqlx::Row as _;
+                use $crate::sql::backend::{Col, Value};
+                let mut out = Vec::with_capacity(cols.len());
+                for (i, col) in cols.iter().enumerate() {
+                    let value = match col {
+                        Col::Text => row.try_get::<Option<String>, _>(i)?.map(Value::Text),
+                        Col::Int => row.try_get::<Option<i32>, _>(i)?.map(Value::Int),
+                        Col::BigInt => row.try_get::<Option<i64>, _>(i)?.map(Value::BigInt),
+                        Col::Bytes => row.try_get::<Option<Vec<u8>>, _>(i)?.map(Value::Bytes),
+                        Col::Timestamp => match row.try_get::<Option<$ts_ty>, _>(i)? {
+                            Some($raw) => Some(Value::Timestamp($read_ts)),
+                            None => None,
+                        },
+                    };
+                    out.push(value.unwrap_or(Value::Null));
+                }
+                Ok(out)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::sql::backend::Backend for $backend {
+            type Tx = sqlx::Transaction<'static, $db>;
+
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            async fn begin(&self) -> Result<Self::Tx, sqlx::Error> {
+                let $pool = &self.pool;
+                $begin.await
+            }
+
+            async fn commit(tx: Self::Tx) -> Result<(), sqlx::Error> {
+                tx.commit().await
+            }
+
+            async fn tx_execute(
+                tx: &mut Self::Tx,
+                stmt: $crate::sql::backend::Stmt,
+            ) -> Result<u64, sqlx::Error> {
+                Ok(Self::query(stmt).execute(&mut **tx).await?.rows_affected())
+            }
+
+            #[allow(dead_code)] // reads inside a transaction: the engine's read-modify-write
+    async fn tx_fetch(
+                tx: &mut Self::Tx,
+                stmt: $crate::sql::backend::Stmt,
+                cols: &[$crate::sql::backend::Col],
+            ) -> Result<Vec<$crate::sql::backend::Row>, sqlx::Error> {
+                let rows = Self::query(stmt).fetch_all(&mut **tx).await?;
+                rows.iter().map(|r| Self::read_row(r, cols)).collect()
+            }
+
+            async fn fetch(
+                &self,
+                stmt: $crate::sql::backend::Stmt,
+                cols: &[$crate::sql::backend::Col],
+            ) -> Result<Vec<$crate::sql::backend::Row>, sqlx::Error> {
+                let rows = Self::query(stmt).fetch_all(&self.pool).await?;
+                rows.iter().map(|r| Self::read_row(r, cols)).collect()
+            }
+
+            async fn ping(&self) -> Result<(), sqlx::Error> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await
+            }
+        }
+    };
+}
+
+sql_backend!(
+    SqliteBackend, sqlx::Sqlite, "sqlite",
+    begin: |pool| pool.begin_with("BEGIN IMMEDIATE"),
+    bind_timestamp: |ts| ts.timestamp_micros(),
+    timestamp_type: i64,
+    read_timestamp: |micros| DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default(),
+);
+
+sql_backend!(
+    PostgresBackend, sqlx::Postgres, "postgres",
+    begin: |pool| pool.begin(),
+    bind_timestamp: |ts| ts,
+    timestamp_type: DateTime<Utc>,
+    read_timestamp: |ts| ts,
+);

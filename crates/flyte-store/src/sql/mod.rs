@@ -1,0 +1,558 @@
+//! The SQL implementation of [`MetadataStore`], generic over a [`Backend`] so SQLite and
+//! PostgreSQL share every statement, list translation and error mapping.
+//!
+//! Layout: [`backend`] runs statements on one database; [`list`] turns a [`ListQuery`] into
+//! SQL; this module holds the statements and maps rows to records; [`connect`] opens pools
+//! and runs migrations.
+
+pub(crate) mod backend;
+pub(crate) mod connect;
+pub(crate) mod list;
+
+use std::future::Future;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+
+use self::backend::{Backend, Col, DbErrorKind, Row, Stmt, Value, classify};
+use self::list::{FieldType, ListSpec, SqlBuilder, field};
+use crate::{
+    EntityKey, EntityRecord, EntityScope, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey,
+    NamedEntityMetadata, Page, ProjectRecord, ResourceType, Result, StoreError,
+};
+
+pub(crate) struct SqlStore<B: Backend> {
+    backend: B,
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub(crate) fn new(backend: B) -> Self {
+        Self { backend }
+    }
+
+    /// Runs one operation, recording its latency and outcome.
+    async fn timed<T>(&self, op: &'static str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let start = Instant::now();
+        let result = fut.await;
+        let kind = result.as_ref().err().map(|e| match e {
+            StoreError::NotFound(_) => "not_found",
+            StoreError::AlreadyExists(_) => "already_exists",
+            StoreError::InvalidArgument(_) => "invalid_argument",
+            StoreError::Internal(_) => "internal",
+        });
+        crate::metrics::record(op, self.backend.name(), start.elapsed(), kind);
+        if let Err(StoreError::Internal(err)) = &result {
+            tracing::warn!(op, backend = self.backend.name(), error = %err, "metadata store operation failed");
+        }
+        result
+    }
+
+    async fn begin(&self) -> Result<B::Tx> {
+        self.backend.begin().await.map_err(internal)
+    }
+}
+
+pub(crate) fn internal(err: sqlx::Error) -> StoreError {
+    StoreError::Internal(Box::new(err))
+}
+
+/// Maps a failed write: a taken unique key is `AlreadyExists(what)`, a missing project (the
+/// foreign key every scoped table has) is `NotFound`, anything else is internal.
+fn write_error(err: sqlx::Error, what: impl FnOnce() -> String, project: &str) -> StoreError {
+    match classify(&err) {
+        DbErrorKind::UniqueViolation => StoreError::AlreadyExists(what()),
+        DbErrorKind::ForeignKeyViolation => StoreError::NotFound(format!("project {project}")),
+        DbErrorKind::Other => internal(err),
+    }
+}
+
+/// Timestamps are stored with microsecond precision on both backends.
+fn ts(t: DateTime<Utc>) -> Value {
+    Value::Timestamp(t.trunc_subsecs(6))
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+fn resource(r: ResourceType) -> Value {
+    Value::Int(r as i32)
+}
+
+/// Reads a row column by column, in SELECT order.
+struct Reader(std::vec::IntoIter<Value>);
+
+fn corrupt(what: &str, got: &Value) -> StoreError {
+    StoreError::Internal(format!("unexpected value in column {what}: {got:?}").into())
+}
+
+impl Reader {
+    fn new(row: Row) -> Self {
+        Self(row.into_iter())
+    }
+
+    fn next(&mut self) -> Value {
+        self.0.next().unwrap_or(Value::Null)
+    }
+
+    fn text(&mut self, what: &str) -> Result<String> {
+        match self.next() {
+            Value::Text(s) => Ok(s),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+
+    fn int(&mut self, what: &str) -> Result<i32> {
+        match self.next() {
+            Value::Int(v) => Ok(v),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+
+    fn opt_int(&mut self, what: &str) -> Result<Option<i32>> {
+        match self.next() {
+            Value::Int(v) => Ok(Some(v)),
+            Value::Null => Ok(None),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<Vec<u8>> {
+        match self.next() {
+            Value::Bytes(v) => Ok(v),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+
+    fn timestamp(&mut self, what: &str) -> Result<DateTime<Utc>> {
+        match self.next() {
+            Value::Timestamp(v) => Ok(v),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+}
+
+// --- projects ---------------------------------------------------------------------------
+
+macro_rules! project_select {
+    () => {
+        "SELECT identifier, name, description, labels, state, created_at FROM projects"
+    };
+}
+const PROJECT_SELECT: &str = project_select!();
+const PROJECT_COLS: &[Col] = &[Col::Text, Col::Text, Col::Text, Col::Bytes, Col::Int, Col::Timestamp];
+
+fn project_from_row(row: Row) -> Result<ProjectRecord> {
+    let mut r = Reader::new(row);
+    Ok(ProjectRecord {
+        id: r.text("identifier")?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        labels: r.bytes("labels")?,
+        state: r.int("state")?,
+        created_at: r.timestamp("created_at")?,
+    })
+}
+
+const PROJECTS: ListSpec = ListSpec {
+    what: "projects",
+    prefixes: &["project"],
+    filters: &[
+        field("identifier", FieldType::Text),
+        field("name", FieldType::Text),
+        field("state", FieldType::Int),
+        field("created_at", FieldType::Timestamp),
+    ],
+    sorts: &[
+        field("identifier", FieldType::Text),
+        field("name", FieldType::Text),
+        field("state", FieldType::Int),
+        field("created_at", FieldType::Timestamp),
+    ],
+    default_sort: "created_at",
+    tiebreak: "identifier",
+};
+
+// --- entities ---------------------------------------------------------------------------
+
+macro_rules! entity_select {
+    () => {
+        "SELECT resource_type, project, domain, name, version, digest, spec, closure, state, created_at FROM entities"
+    };
+}
+macro_rules! entity_key_where {
+    () => {
+        " WHERE resource_type = $1 AND project = $2 AND domain = $3 AND name = $4 AND version = $5"
+    };
+}
+const ENTITY_SELECT: &str = entity_select!();
+const ENTITY_COLS: &[Col] = &[
+    Col::Int,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Bytes,
+    Col::Bytes,
+    Col::Bytes,
+    Col::Int,
+    Col::Timestamp,
+];
+
+fn entity_from_row(row: Row) -> Result<EntityRecord> {
+    let mut r = Reader::new(row);
+    let rt = r.int("resource_type")?;
+    let resource = ResourceType::from_proto(rt).ok_or_else(|| corrupt("resource_type", &Value::Int(rt)))?;
+    let key = EntityKey {
+        resource,
+        project: r.text("project")?,
+        domain: r.text("domain")?,
+        name: r.text("name")?,
+        version: r.text("version")?,
+    };
+    let digest = r.bytes("digest")?;
+    let spec = r.bytes("spec")?;
+    let closure = r.bytes("closure")?;
+    let state = match r.opt_int("state")? {
+        None => None,
+        Some(s) => Some(LaunchPlanState::from_proto(s).ok_or_else(|| corrupt("state", &Value::Int(s)))?),
+    };
+    Ok(EntityRecord { key, digest, spec, closure, state, created_at: r.timestamp("created_at")? })
+}
+
+fn key_args(key: &EntityKey) -> Vec<Value> {
+    vec![resource(key.resource), text(&key.project), text(&key.domain), text(&key.name), text(&key.version)]
+}
+
+const ENTITY_FIELDS: &[list::Field] = &[
+    field("name", FieldType::Text),
+    field("version", FieldType::Text),
+    field("created_at", FieldType::Timestamp),
+    field("project", FieldType::Text),
+    field("domain", FieldType::Text),
+];
+const LAUNCH_PLAN_FIELDS: &[list::Field] = &[
+    field("name", FieldType::Text),
+    field("version", FieldType::Text),
+    field("created_at", FieldType::Timestamp),
+    field("project", FieldType::Text),
+    field("domain", FieldType::Text),
+    field("state", FieldType::Int),
+];
+
+const fn entity_spec(what: &'static str, prefixes: &'static [&'static str], fields: &'static [list::Field]) -> ListSpec {
+    ListSpec { what, prefixes, filters: fields, sorts: fields, default_sort: "created_at", tiebreak: "id" }
+}
+
+const TASKS: ListSpec = entity_spec("tasks", &["task"], ENTITY_FIELDS);
+const WORKFLOWS: ListSpec = entity_spec("workflows", &["workflow"], ENTITY_FIELDS);
+const LAUNCH_PLANS: ListSpec = entity_spec("launch plans", &["launch_plan"], LAUNCH_PLAN_FIELDS);
+
+fn entity_list_spec(r: ResourceType) -> &'static ListSpec {
+    match r {
+        ResourceType::Task => &TASKS,
+        ResourceType::Workflow => &WORKFLOWS,
+        ResourceType::LaunchPlan => &LAUNCH_PLANS,
+    }
+}
+
+const NAME_FILTERS: &[list::Field] = &[
+    field("name", FieldType::Text),
+    field("project", FieldType::Text),
+    field("domain", FieldType::Text),
+];
+const NAME_SORTS: &[list::Field] = &[
+    field("name", FieldType::Text),
+    list::Field { name: "created_at", expr: "MAX(created_at)", ty: FieldType::Timestamp },
+];
+
+const fn names_spec(what: &'static str, prefixes: &'static [&'static str]) -> ListSpec {
+    ListSpec { what, prefixes, filters: NAME_FILTERS, sorts: NAME_SORTS, default_sort: "created_at", tiebreak: "name" }
+}
+
+const TASK_NAMES: ListSpec = names_spec("task names", &["task"]);
+const WORKFLOW_NAMES: ListSpec = names_spec("workflow names", &["workflow"]);
+const LAUNCH_PLAN_NAMES: ListSpec = names_spec("launch plan names", &["launch_plan"]);
+
+fn names_list_spec(r: ResourceType) -> &'static ListSpec {
+    match r {
+        ResourceType::Task => &TASK_NAMES,
+        ResourceType::Workflow => &WORKFLOW_NAMES,
+        ResourceType::LaunchPlan => &LAUNCH_PLAN_NAMES,
+    }
+}
+
+/// Deactivates every active version of a launch plan except `version`.
+fn deactivate_others(key: &EntityKey) -> Stmt {
+    Stmt::new(
+        "UPDATE entities SET state = 0 WHERE resource_type = $1 AND project = $2 AND domain = $3 AND name = $4 \
+         AND version <> $5 AND state = 1",
+        key_args(key),
+    )
+}
+
+#[async_trait]
+impl<B: Backend> MetadataStore for SqlStore<B> {
+    async fn create_project(&self, project: ProjectRecord) -> Result<()> {
+        self.timed("create_project", async {
+            let stmt = Stmt::new(
+                "INSERT INTO projects (identifier, name, description, labels, state, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![
+                    text(&project.id),
+                    text(&project.name),
+                    text(&project.description),
+                    Value::Bytes(project.labels),
+                    Value::Int(project.state),
+                    ts(project.created_at),
+                ],
+            );
+            let mut tx = self.begin().await?;
+            B::tx_execute(&mut tx, stmt)
+                .await
+                .map_err(|e| write_error(e, || format!("project {}", project.id), &project.id))?;
+            B::commit(tx).await.map_err(internal)
+        })
+        .await
+    }
+
+    async fn update_project(&self, project: ProjectRecord) -> Result<()> {
+        self.timed("update_project", async {
+            let stmt = Stmt::new(
+                "UPDATE projects SET name = $2, description = $3, labels = $4, state = $5 WHERE identifier = $1",
+                vec![
+                    text(&project.id),
+                    text(&project.name),
+                    text(&project.description),
+                    Value::Bytes(project.labels),
+                    Value::Int(project.state),
+                ],
+            );
+            let mut tx = self.begin().await?;
+            let n = B::tx_execute(&mut tx, stmt).await.map_err(internal)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project {}", project.id)));
+            }
+            B::commit(tx).await.map_err(internal)
+        })
+        .await
+    }
+
+    async fn get_project(&self, id: &str) -> Result<ProjectRecord> {
+        self.timed("get_project", async {
+            let stmt = Stmt::new(concat!(project_select!(), " WHERE identifier = $1"), vec![text(id)]);
+            let row = self.backend.fetch(stmt, PROJECT_COLS).await.map_err(internal)?.pop();
+            match row {
+                Some(row) => project_from_row(row),
+                None => Err(StoreError::NotFound(format!("project {id}"))),
+            }
+        })
+        .await
+    }
+
+    async fn list_projects(&self, query: &ListQuery) -> Result<Page<ProjectRecord>> {
+        self.timed("list_projects", async {
+            let paging = list::parse_paging(query)?;
+            let mut b = SqlBuilder::new(PROJECT_SELECT);
+            b.push(" WHERE 1 = 1");
+            list::push_filters(&mut b, &PROJECTS, &query.filters)?;
+            list::push_order_and_page(&mut b, &PROJECTS, query, paging)?;
+            let rows = self.backend.fetch(b.build(), PROJECT_COLS).await.map_err(internal)?;
+            let (rows, next_token) = paging.page(rows);
+            let items = rows.into_iter().map(project_from_row).collect::<Result<_>>()?;
+            Ok(Page { items, next_token })
+        })
+        .await
+    }
+
+    async fn create_entity(&self, entity: EntityRecord) -> Result<()> {
+        self.timed("create_entity", async {
+            let key = &entity.key;
+            // Launch plans always have a state (inactive unless asked); other entities none.
+            let state = match key.resource {
+                ResourceType::LaunchPlan => Some(entity.state.unwrap_or(LaunchPlanState::Inactive)),
+                _ => None,
+            };
+            let mut tx = self.begin().await?;
+            if state == Some(LaunchPlanState::Active) {
+                B::tx_execute(&mut tx, deactivate_others(key)).await.map_err(internal)?;
+            }
+            let mut args = key_args(key);
+            args.extend([
+                Value::Bytes(entity.digest),
+                Value::Bytes(entity.spec),
+                Value::Bytes(entity.closure),
+                state.map_or(Value::NullInt, |s| Value::Int(s as i32)),
+                ts(entity.created_at),
+            ]);
+            let stmt = Stmt::new(
+                "INSERT INTO entities (resource_type, project, domain, name, version, digest, spec, closure, state, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                args,
+            );
+            B::tx_execute(&mut tx, stmt).await.map_err(|e| write_error(e, || key.to_string(), &key.project))?;
+            B::commit(tx).await.map_err(internal)
+        })
+        .await
+    }
+
+    async fn get_entity(&self, key: &EntityKey) -> Result<EntityRecord> {
+        self.timed("get_entity", async {
+            let stmt = Stmt::new(concat!(entity_select!(), entity_key_where!()), key_args(key));
+            match self.backend.fetch(stmt, ENTITY_COLS).await.map_err(internal)?.pop() {
+                Some(row) => entity_from_row(row),
+                None => Err(StoreError::NotFound(key.to_string())),
+            }
+        })
+        .await
+    }
+
+    async fn list_entities(
+        &self,
+        resource_type: ResourceType,
+        scope: &EntityScope,
+        query: &ListQuery,
+    ) -> Result<Page<EntityRecord>> {
+        self.timed("list_entities", async {
+            let spec = entity_list_spec(resource_type);
+            let paging = list::parse_paging(query)?;
+            let mut b = SqlBuilder::new(ENTITY_SELECT);
+            b.push(" WHERE resource_type = ")
+                .bind(resource(resource_type))
+                .push(" AND project = ")
+                .bind(text(&scope.project))
+                .push(" AND domain = ")
+                .bind(text(&scope.domain));
+            if let Some(name) = &scope.name {
+                b.push(" AND name = ").bind(text(name));
+            }
+            list::push_filters(&mut b, spec, &query.filters)?;
+            list::push_order_and_page(&mut b, spec, query, paging)?;
+            let rows = self.backend.fetch(b.build(), ENTITY_COLS).await.map_err(internal)?;
+            let (rows, next_token) = paging.page(rows);
+            let items = rows.into_iter().map(entity_from_row).collect::<Result<_>>()?;
+            Ok(Page { items, next_token })
+        })
+        .await
+    }
+
+    async fn list_entity_names(
+        &self,
+        resource_type: ResourceType,
+        project: &str,
+        domain: &str,
+        query: &ListQuery,
+    ) -> Result<Page<String>> {
+        self.timed("list_entity_names", async {
+            let spec = names_list_spec(resource_type);
+            let paging = list::parse_paging(query)?;
+            let mut b = SqlBuilder::new("SELECT name FROM entities WHERE resource_type = ");
+            b.bind(resource(resource_type))
+                .push(" AND project = ")
+                .bind(text(project))
+                .push(" AND domain = ")
+                .bind(text(domain));
+            list::push_filters(&mut b, spec, &query.filters)?;
+            b.push(" GROUP BY name");
+            list::push_order_and_page(&mut b, spec, query, paging)?;
+            let rows = self.backend.fetch(b.build(), &[Col::Text]).await.map_err(internal)?;
+            let (rows, next_token) = paging.page(rows);
+            let items = rows.into_iter().map(|row| Reader::new(row).text("name")).collect::<Result<_>>()?;
+            Ok(Page { items, next_token })
+        })
+        .await
+    }
+
+    async fn set_launch_plan_state(&self, key: &EntityKey, state: LaunchPlanState) -> Result<()> {
+        self.timed("set_launch_plan_state", async {
+            if key.resource != ResourceType::LaunchPlan {
+                return Err(StoreError::InvalidArgument(format!("{key} is not a launch plan")));
+            }
+            let mut tx = self.begin().await?;
+            if state == LaunchPlanState::Active {
+                B::tx_execute(&mut tx, deactivate_others(key)).await.map_err(internal)?;
+            }
+            let mut args = key_args(key);
+            args.push(Value::Int(state as i32));
+            let stmt = Stmt::new(concat!("UPDATE entities SET state = $6", entity_key_where!()), args);
+            let n = B::tx_execute(&mut tx, stmt).await.map_err(internal)?;
+            if n == 0 {
+                // Dropping the transaction rolls back the deactivation.
+                return Err(StoreError::NotFound(key.to_string()));
+            }
+            B::commit(tx).await.map_err(internal)
+        })
+        .await
+    }
+
+    async fn get_active_launch_plan(&self, project: &str, domain: &str, name: &str) -> Result<EntityRecord> {
+        self.timed("get_active_launch_plan", async {
+            let stmt = Stmt::new(
+                concat!(
+                    entity_select!(),
+                    " WHERE resource_type = 3 AND project = $1 AND domain = $2 AND name = $3 AND state = 1"
+                ),
+                vec![text(project), text(domain), text(name)],
+            );
+            match self.backend.fetch(stmt, ENTITY_COLS).await.map_err(internal)?.pop() {
+                Some(row) => entity_from_row(row),
+                None => Err(StoreError::NotFound(format!("active launch plan {project}/{domain}/{name}"))),
+            }
+        })
+        .await
+    }
+
+    async fn get_named_entity_metadata(&self, id: &NamedEntityKey) -> Result<NamedEntityMetadata> {
+        self.timed("get_named_entity_metadata", async {
+            let stmt = Stmt::new(
+                "SELECT description, state FROM named_entity_metadata \
+                 WHERE resource_type = $1 AND project = $2 AND domain = $3 AND name = $4",
+                vec![resource(id.resource), text(&id.project), text(&id.domain), text(&id.name)],
+            );
+            match self.backend.fetch(stmt, &[Col::Text, Col::Int]).await.map_err(internal)?.pop() {
+                Some(row) => {
+                    let mut r = Reader::new(row);
+                    Ok(NamedEntityMetadata { description: r.text("description")?, state: r.int("state")? })
+                }
+                None => Ok(NamedEntityMetadata::default()),
+            }
+        })
+        .await
+    }
+
+    async fn update_named_entity_metadata(&self, id: &NamedEntityKey, metadata: NamedEntityMetadata) -> Result<()> {
+        self.timed("update_named_entity_metadata", async {
+            let stmt = Stmt::new(
+                "INSERT INTO named_entity_metadata (resource_type, project, domain, name, description, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (resource_type, project, domain, name) \
+                 DO UPDATE SET description = excluded.description, state = excluded.state",
+                vec![
+                    resource(id.resource),
+                    text(&id.project),
+                    text(&id.domain),
+                    text(&id.name),
+                    Value::Text(metadata.description),
+                    Value::Int(metadata.state),
+                ],
+            );
+            let mut tx = self.begin().await?;
+            B::tx_execute(&mut tx, stmt).await.map_err(|e| write_error(e, || id.to_string(), &id.project))?;
+            B::commit(tx).await.map_err(internal)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.timed("ping", async { self.backend.ping().await.map_err(internal) }).await
+    }
+
+    async fn close(&self) {
+        self.backend.close().await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+}
