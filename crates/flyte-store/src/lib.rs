@@ -84,14 +84,23 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// version of the same launch plan in the same transaction. `NotFound` if absent.
     async fn set_launch_plan_state(&self, key: &EntityKey, state: LaunchPlanState) -> Result<()>;
     /// The active version of a launch plan, `NotFound` if none is active.
-    async fn get_active_launch_plan(&self, project: &str, domain: &str, name: &str) -> Result<EntityRecord>;
+    async fn get_active_launch_plan(
+        &self,
+        project: &str,
+        domain: &str,
+        name: &str,
+    ) -> Result<EntityRecord>;
 
     // --- named entity metadata -----------------------------------------------------------
 
     /// Metadata of a named entity; the default (empty description, ACTIVE) if never set.
     async fn get_named_entity_metadata(&self, id: &NamedEntityKey) -> Result<NamedEntityMetadata>;
     /// Creates or replaces the metadata of a named entity. `NotFound` if the project is unknown.
-    async fn update_named_entity_metadata(&self, id: &NamedEntityKey, metadata: NamedEntityMetadata) -> Result<()>;
+    async fn update_named_entity_metadata(
+        &self,
+        id: &NamedEntityKey,
+        metadata: NamedEntityMetadata,
+    ) -> Result<()>;
 
     // --- operations ----------------------------------------------------------------------
 

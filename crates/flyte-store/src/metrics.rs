@@ -21,10 +21,18 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Latency of metadata store operations (one transaction each), by operation"
     );
-    metrics::describe_counter!(ERRORS_TOTAL, "Failed metadata store operations, by operation and error kind");
+    metrics::describe_counter!(
+        ERRORS_TOTAL,
+        "Failed metadata store operations, by operation and error kind"
+    );
 }
 
-pub(crate) fn record(op: &'static str, backend: &'static str, elapsed: Duration, error: Option<&'static str>) {
+pub(crate) fn record(
+    op: &'static str,
+    backend: &'static str,
+    elapsed: Duration,
+    error: Option<&'static str>,
+) {
     metrics::histogram!(QUERY_DURATION_SECONDS, LABEL_OP => op, LABEL_BACKEND => backend)
         .record(elapsed.as_secs_f64());
     if let Some(kind) = error {

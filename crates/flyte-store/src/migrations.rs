@@ -10,11 +10,17 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 /// (version, description, SQL)
 type Embedded = (i64, &'static str, &'static str);
 
-pub(crate) const SQLITE: &[Embedded] =
-    &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
+pub(crate) const SQLITE: &[Embedded] = &[(
+    1,
+    "initial",
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+)];
 
-pub(crate) const POSTGRES: &[Embedded] =
-    &[(1, "initial", include_str!("../migrations/postgres/0001_initial.sql"))];
+pub(crate) const POSTGRES: &[Embedded] = &[(
+    1,
+    "initial",
+    include_str!("../migrations/postgres/0001_initial.sql"),
+)];
 
 /// A migrator over embedded migrations (no `migrate!` macro, so no sqlx `macros` feature).
 pub(crate) fn migrator(migrations: &'static [Embedded]) -> Migrator {
@@ -22,7 +28,13 @@ pub(crate) fn migrator(migrations: &'static [Embedded]) -> Migrator {
         migrations
             .iter()
             .map(|&(version, description, sql)| {
-                Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
             })
             .collect(),
     )
@@ -33,7 +45,9 @@ mod tests {
     use super::*;
 
     fn files(backend: &str) -> Vec<(i64, String)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
         let mut out: Vec<(i64, String)> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -51,8 +65,15 @@ mod tests {
     #[test]
     fn every_migration_file_is_embedded_and_backends_agree() {
         for (backend, list) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
-            let embedded: Vec<(i64, String)> = list.iter().map(|(v, _, sql)| (*v, sql.to_string())).collect();
-            assert_eq!(files(backend), embedded, "migrations/{backend} and migrations::{backend} differ");
+            let embedded: Vec<(i64, String)> = list
+                .iter()
+                .map(|(v, _, sql)| (*v, sql.to_string()))
+                .collect();
+            assert_eq!(
+                files(backend),
+                embedded,
+                "migrations/{backend} and migrations::{backend} differ"
+            );
         }
         let versions = |l: &[Embedded]| l.iter().map(|m| m.0).collect::<Vec<_>>();
         assert_eq!(versions(SQLITE), versions(POSTGRES));

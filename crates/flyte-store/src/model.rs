@@ -117,6 +117,13 @@ impl std::fmt::Display for EntityKey {
 /// `workflow flytesnacks/development/my.wf`: how errors name a named entity.
 impl std::fmt::Display for NamedEntityKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}/{}/{}", self.resource.as_str(), self.project, self.domain, self.name)
+        write!(
+            f,
+            "{} {}/{}/{}",
+            self.resource.as_str(),
+            self.project,
+            self.domain,
+            self.name
+        )
     }
 }

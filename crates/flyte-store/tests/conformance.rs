@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use flyte_store::{
-    EntityKey, EntityRecord, EntityScope, Filter, FilterOp, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey,
-    NamedEntityMetadata, ProjectRecord, ResourceType, SortDirection, SortKey, StoreError,
+    EntityKey, EntityRecord, EntityScope, Filter, FilterOp, LaunchPlanState, ListQuery,
+    MetadataStore, NamedEntityKey, NamedEntityMetadata, ProjectRecord, ResourceType, SortDirection,
+    SortKey, StoreError,
 };
 
 mod harness {
@@ -21,8 +22,13 @@ mod harness {
     /// A fresh SQLite store; the directory lives as long as the returned guard.
     pub async fn sqlite() -> (Arc<dyn MetadataStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("nested/dir/flyte.db").display());
-        (flyte_store::open(&url).await.unwrap(), dir)
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join("nested/dir/flyte.db").display()
+        );
+        let store = flyte_store::open(&url).await.unwrap();
+        assert_eq!(store.backend_name(), "sqlite");
+        (store, dir)
     }
 
     /// A fresh PostgreSQL database for one test; dropped by [`PgDatabase::drop_now`].
@@ -37,12 +43,25 @@ mod harness {
                 "flyte_test_{}_{}_{}",
                 test,
                 std::process::id(),
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+                    % 1_000_000_000
             );
             let url = with_database(admin_url, &name);
             // `open` creates the database.
-            let store = flyte_store::open(&url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
-            (store, Self { admin_url: admin_url.to_owned(), name })
+            let store = flyte_store::open(&url)
+                .await
+                .unwrap_or_else(|e| panic!("open {url}: {e}"));
+            assert_eq!(store.backend_name(), "postgres");
+            (
+                store,
+                Self {
+                    admin_url: admin_url.to_owned(),
+                    name,
+                },
+            )
         }
 
         pub async fn drop_now(self, store: Arc<dyn MetadataStore>) {
@@ -50,7 +69,9 @@ mod harness {
             use sqlx::Connection as _;
             if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
                 let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-                let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await;
             }
         }
     }
@@ -129,8 +150,14 @@ fn with_database_replaces_the_name() {
         harness::with_database("postgres://postgres@127.0.0.1:54329/postgres", "x"),
         "postgres://postgres@127.0.0.1:54329/x"
     );
-    assert_eq!(harness::with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
-    assert_eq!(harness::with_database("postgres://h:1", "x"), "postgres://h:1/x");
+    assert_eq!(
+        harness::with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        harness::with_database("postgres://h:1", "x"),
+        "postgres://h:1/x"
+    );
 }
 
 /// SQLite only: the data is in the file, not in the process.
@@ -139,17 +166,35 @@ async fn sqlite_reopen_keeps_data() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("flyte.db").display());
     let store = flyte_store::open(&url).await.unwrap();
-    store.create_project(tests::project("p1", t(1))).await.unwrap();
-    store.create_entity(tests::task("p1", "t", "v1", t(2))).await.unwrap();
+    store
+        .create_project(tests::project("p1", t(1)))
+        .await
+        .unwrap();
+    store
+        .create_entity(tests::task("p1", "t", "v1", t(2)))
+        .await
+        .unwrap();
     store.close().await;
     drop(store);
 
     // Reopening runs the migrations again (nothing to do) and does not re-seed.
     let store = flyte_store::open(&url).await.unwrap();
-    assert_eq!(store.get_project("p1").await.unwrap(), tests::project("p1", t(1)));
-    assert_eq!(store.get_entity(&tests::key(ResourceType::Task, "p1", "t", "v1")).await.unwrap(), tests::task("p1", "t", "v1", t(2)));
+    assert_eq!(
+        store.get_project("p1").await.unwrap(),
+        tests::project("p1", t(1))
+    );
+    assert_eq!(
+        store
+            .get_entity(&tests::key(ResourceType::Task, "p1", "t", "v1"))
+            .await
+            .unwrap(),
+        tests::task("p1", "t", "v1", t(2))
+    );
     let all = store.list_projects(&tests::q(100)).await.unwrap();
-    assert_eq!(all.items.iter().filter(|p| p.id == "flytesnacks").count(), 1);
+    assert_eq!(
+        all.items.iter().filter(|p| p.id == "flytesnacks").count(),
+        1
+    );
     assert_eq!(store.backend_name(), "sqlite");
 }
 
@@ -157,19 +202,27 @@ async fn sqlite_reopen_keeps_data() {
 async fn sqlite_in_memory_works() {
     let store = flyte_store::open("sqlite::memory:").await.unwrap();
     store.get_project("flytesnacks").await.unwrap();
-    store.create_project(tests::project("p1", t(1))).await.unwrap();
+    store
+        .create_project(tests::project("p1", t(1)))
+        .await
+        .unwrap();
     store.get_project("p1").await.unwrap();
 }
 
 #[tokio::test]
 async fn unsupported_url_is_invalid_argument() {
-    let err = flyte_store::open("mysql://localhost/x").await.err().unwrap();
+    let err = flyte_store::open("mysql://localhost/x")
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, StoreError::InvalidArgument(_)), "{err}");
 }
 
 /// A fixed point in time, `n` minutes into 2024.
 fn t(n: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(n) + Duration::microseconds(123_456)
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+        + Duration::minutes(n)
+        + Duration::microseconds(123_456)
 }
 
 mod tests {
@@ -178,15 +231,26 @@ mod tests {
     pub const D: &str = "development";
 
     pub fn q(limit: u32) -> ListQuery {
-        ListQuery { limit, ..Default::default() }
+        ListQuery {
+            limit,
+            ..Default::default()
+        }
     }
 
     pub fn f(field: &str, op: FilterOp, values: &[&str]) -> Filter {
-        Filter { entity: None, field: field.into(), op, values: values.iter().map(|v| v.to_string()).collect() }
+        Filter {
+            entity: None,
+            field: field.into(),
+            op,
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
     }
 
     pub fn sort(field: &str, direction: SortDirection) -> Option<SortKey> {
-        Some(SortKey { field: field.into(), direction })
+        Some(SortKey {
+            field: field.into(),
+            direction,
+        })
     }
 
     pub fn project(id: &str, created_at: DateTime<Utc>) -> ProjectRecord {
@@ -201,10 +265,22 @@ mod tests {
     }
 
     pub fn key(resource: ResourceType, project: &str, name: &str, version: &str) -> EntityKey {
-        EntityKey { resource, project: project.into(), domain: D.into(), name: name.into(), version: version.into() }
+        EntityKey {
+            resource,
+            project: project.into(),
+            domain: D.into(),
+            name: name.into(),
+            version: version.into(),
+        }
     }
 
-    pub fn entity(resource: ResourceType, project: &str, name: &str, version: &str, at: DateTime<Utc>) -> EntityRecord {
+    pub fn entity(
+        resource: ResourceType,
+        project: &str,
+        name: &str,
+        version: &str,
+        at: DateTime<Utc>,
+    ) -> EntityRecord {
         EntityRecord {
             key: key(resource, project, name, version),
             digest: format!("digest of {name}@{version}").into_bytes(),
@@ -220,11 +296,18 @@ mod tests {
     }
 
     fn scope(name: Option<&str>) -> EntityScope {
-        EntityScope { project: "flytesnacks".into(), domain: D.into(), name: name.map(str::to_owned) }
+        EntityScope {
+            project: "flytesnacks".into(),
+            domain: D.into(),
+            name: name.map(str::to_owned),
+        }
     }
 
     fn versions(page: &flyte_store::Page<EntityRecord>) -> Vec<String> {
-        page.items.iter().map(|e| format!("{}@{}", e.key.name, e.key.version)).collect()
+        page.items
+            .iter()
+            .map(|e| format!("{}@{}", e.key.name, e.key.version))
+            .collect()
     }
 
     fn invalid(err: StoreError) -> String {
@@ -254,11 +337,21 @@ mod tests {
         assert_eq!(store.get_project("p1").await.unwrap(), p);
 
         let err = store.create_project(project("p1", t(2))).await.unwrap_err();
-        assert!(matches!(&err, StoreError::AlreadyExists(w) if w == "project p1"), "{err:?}");
-        assert_eq!(store.get_project("p1").await.unwrap(), p, "the duplicate changed nothing");
+        assert!(
+            matches!(&err, StoreError::AlreadyExists(w) if w == "project p1"),
+            "{err:?}"
+        );
+        assert_eq!(
+            store.get_project("p1").await.unwrap(),
+            p,
+            "the duplicate changed nothing"
+        );
 
         let err = store.get_project("nope").await.unwrap_err();
-        assert!(matches!(&err, StoreError::NotFound(w) if w == "project nope"), "{err:?}");
+        assert!(
+            matches!(&err, StoreError::NotFound(w) if w == "project nope"),
+            "{err:?}"
+        );
 
         let updated = ProjectRecord {
             name: "renamed".into(),
@@ -269,13 +362,28 @@ mod tests {
             ..p.clone()
         };
         store.update_project(updated.clone()).await.unwrap();
-        assert_eq!(store.get_project("p1").await.unwrap(), ProjectRecord { created_at: p.created_at, ..updated });
+        assert_eq!(
+            store.get_project("p1").await.unwrap(),
+            ProjectRecord {
+                created_at: p.created_at,
+                ..updated
+            }
+        );
 
-        let err = store.update_project(project("nope", t(1))).await.unwrap_err();
-        assert!(matches!(&err, StoreError::NotFound(w) if w == "project nope"), "{err:?}");
+        let err = store
+            .update_project(project("nope", t(1)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotFound(w) if w == "project nope"),
+            "{err:?}"
+        );
 
         // Sub-microsecond precision is dropped on the way in.
-        let precise = ProjectRecord { created_at: t(5) + Duration::nanoseconds(789), ..project("p2", t(5)) };
+        let precise = ProjectRecord {
+            created_at: t(5) + Duration::nanoseconds(789),
+            ..project("p2", t(5))
+        };
         store.create_project(precise).await.unwrap();
         assert_eq!(store.get_project("p2").await.unwrap().created_at, t(5));
     }
@@ -286,38 +394,76 @@ mod tests {
             p.state = if *id == "beta" { 1 } else { 0 };
             store.create_project(p).await.unwrap();
         }
-        let ids = |page: flyte_store::Page<ProjectRecord>| page.items.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        let ids = |page: flyte_store::Page<ProjectRecord>| {
+            page.items.into_iter().map(|p| p.id).collect::<Vec<_>>()
+        };
 
         // Default: newest first (flytesnacks was created now, after 2024).
         let page = store.list_projects(&q(10)).await.unwrap();
-        assert_eq!(ids(page), ["flytesnacks", "delta", "gamma", "beta", "alpha"]);
+        assert_eq!(
+            ids(page),
+            ["flytesnacks", "delta", "gamma", "beta", "alpha"]
+        );
 
-        let query = ListQuery { filters: vec![f("state", FilterOp::Eq, &["1"])], ..q(10) };
+        let query = ListQuery {
+            filters: vec![f("state", FilterOp::Eq, &["1"])],
+            ..q(10)
+        };
         assert_eq!(ids(store.list_projects(&query).await.unwrap()), ["beta"]);
 
         let query = ListQuery {
-            filters: vec![Filter { entity: Some("project".into()), ..f("name", FilterOp::Contains, &["ta n"]) }],
+            filters: vec![Filter {
+                entity: Some("project".into()),
+                ..f("name", FilterOp::Contains, &["ta n"])
+            }],
             sort: sort("identifier", SortDirection::Ascending),
             ..q(10)
         };
-        assert_eq!(ids(store.list_projects(&query).await.unwrap()), ["beta", "delta"]);
+        assert_eq!(
+            ids(store.list_projects(&query).await.unwrap()),
+            ["beta", "delta"]
+        );
 
-        let query = ListQuery { sort: sort("identifier", SortDirection::Ascending), ..q(2) };
+        let query = ListQuery {
+            sort: sort("identifier", SortDirection::Ascending),
+            ..q(2)
+        };
         let first = store.list_projects(&query).await.unwrap();
         assert_eq!(first.next_token, "2");
-        let second = store.list_projects(&ListQuery { token: first.next_token.clone(), ..query.clone() }).await.unwrap();
-        let third = store.list_projects(&ListQuery { token: second.next_token.clone(), ..query.clone() }).await.unwrap();
+        let second = store
+            .list_projects(&ListQuery {
+                token: first.next_token.clone(),
+                ..query.clone()
+            })
+            .await
+            .unwrap();
+        let third = store
+            .list_projects(&ListQuery {
+                token: second.next_token.clone(),
+                ..query.clone()
+            })
+            .await
+            .unwrap();
         assert_eq!(ids(first), ["alpha", "beta"]);
         assert_eq!(ids(second), ["delta", "flytesnacks"]);
         assert_eq!(third.next_token, "");
         assert_eq!(ids(third), ["gamma"]);
 
-        let err = store.list_projects(&ListQuery { filters: vec![f("digest", FilterOp::Eq, &["x"])], ..q(10) }).await;
+        let err = store
+            .list_projects(&ListQuery {
+                filters: vec![f("digest", FilterOp::Eq, &["x"])],
+                ..q(10)
+            })
+            .await;
         assert!(invalid(err.unwrap_err()).contains("digest"));
     }
 
     pub async fn entity_create_get_duplicate_not_found(store: Arc<dyn MetadataStore>) {
-        for resource in [ResourceType::Task, ResourceType::Workflow, ResourceType::LaunchPlan] {
+        for resource in [
+            ResourceType::Task,
+            ResourceType::Workflow,
+            ResourceType::LaunchPlan,
+        ] {
             let e = entity(resource, "flytesnacks", "my.entity", "v1", t(1));
             store.create_entity(e.clone()).await.unwrap();
             assert_eq!(store.get_entity(&e.key).await.unwrap(), e);
@@ -326,13 +472,23 @@ mod tests {
             other.digest = b"different".to_vec();
             let err = store.create_entity(other).await.unwrap_err();
             let expected = format!("{} flytesnacks/development/my.entity@v1", resource.as_str());
-            assert!(matches!(&err, StoreError::AlreadyExists(w) if *w == expected), "{err:?}");
-            assert_eq!(store.get_entity(&e.key).await.unwrap(), e, "the duplicate changed nothing");
+            assert!(
+                matches!(&err, StoreError::AlreadyExists(w) if *w == expected),
+                "{err:?}"
+            );
+            assert_eq!(
+                store.get_entity(&e.key).await.unwrap(),
+                e,
+                "the duplicate changed nothing"
+            );
 
             let missing = key(resource, "flytesnacks", "my.entity", "v2");
             let err = store.get_entity(&missing).await.unwrap_err();
             let expected = format!("{} flytesnacks/development/my.entity@v2", resource.as_str());
-            assert!(matches!(&err, StoreError::NotFound(w) if *w == expected), "{err:?}");
+            assert!(
+                matches!(&err, StoreError::NotFound(w) if *w == expected),
+                "{err:?}"
+            );
         }
         // The same name and version under another resource type or domain is another entity.
         let mut staging = task("flytesnacks", "my.entity", "v1", t(2));
@@ -345,10 +501,19 @@ mod tests {
         odd.state = Some(LaunchPlanState::Active);
         store.create_entity(odd.clone()).await.unwrap();
         assert_eq!(store.get_entity(&odd.key).await.unwrap().state, None);
-        let mut lp = entity(ResourceType::LaunchPlan, "flytesnacks", "lp.default", "v1", t(3));
+        let mut lp = entity(
+            ResourceType::LaunchPlan,
+            "flytesnacks",
+            "lp.default",
+            "v1",
+            t(3),
+        );
         lp.state = None;
         store.create_entity(lp.clone()).await.unwrap();
-        assert_eq!(store.get_entity(&lp.key).await.unwrap().state, Some(LaunchPlanState::Inactive));
+        assert_eq!(
+            store.get_entity(&lp.key).await.unwrap().state,
+            Some(LaunchPlanState::Inactive)
+        );
 
         // Empty payloads round-trip.
         let mut empty = task("flytesnacks", "empty", "v1", t(4));
@@ -360,26 +525,56 @@ mod tests {
     }
 
     pub async fn entity_requires_known_project(store: Arc<dyn MetadataStore>) {
-        let err = store.create_entity(task("ghost", "t", "v1", t(1))).await.unwrap_err();
-        assert!(matches!(&err, StoreError::NotFound(w) if w == "project ghost"), "{err:?}");
+        let err = store
+            .create_entity(task("ghost", "t", "v1", t(1)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotFound(w) if w == "project ghost"),
+            "{err:?}"
+        );
         let id = NamedEntityKey {
             resource: ResourceType::Task,
             project: "ghost".into(),
             domain: D.into(),
             name: "t".into(),
         };
-        let err = store.update_named_entity_metadata(&id, NamedEntityMetadata::default()).await.unwrap_err();
-        assert!(matches!(&err, StoreError::NotFound(w) if w == "project ghost"), "{err:?}");
+        let err = store
+            .update_named_entity_metadata(&id, NamedEntityMetadata::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotFound(w) if w == "project ghost"),
+            "{err:?}"
+        );
     }
 
     /// tasks a@v1..v3 and b@v1, c_x%@v1, created one minute apart.
     async fn seed_tasks(store: &Arc<dyn MetadataStore>) {
-        let rows = [("a", "v1"), ("a", "v2"), ("b", "v1"), ("a", "v3"), ("c_x%", "v1")];
+        let rows = [
+            ("a", "v1"),
+            ("a", "v2"),
+            ("b", "v1"),
+            ("a", "v3"),
+            ("c_x%", "v1"),
+        ];
         for (i, (name, version)) in rows.iter().enumerate() {
-            store.create_entity(task("flytesnacks", name, version, t(i as i64))).await.unwrap();
+            store
+                .create_entity(task("flytesnacks", name, version, t(i as i64)))
+                .await
+                .unwrap();
         }
         // Noise that no list below may return.
-        store.create_entity(entity(ResourceType::Workflow, "flytesnacks", "a", "v9", t(50))).await.unwrap();
+        store
+            .create_entity(entity(
+                ResourceType::Workflow,
+                "flytesnacks",
+                "a",
+                "v9",
+                t(50),
+            ))
+            .await
+            .unwrap();
         let mut other_domain = task("flytesnacks", "a", "v9", t(51));
         other_domain.key.domain = "production".into();
         store.create_entity(other_domain).await.unwrap();
@@ -390,48 +585,171 @@ mod tests {
         let list = |filters: Vec<Filter>| {
             let store = store.clone();
             async move {
-                let query = ListQuery { filters, sort: sort("created_at", SortDirection::Ascending), ..q(100) };
-                versions(&store.list_entities(ResourceType::Task, &scope(None), &query).await.unwrap())
+                let query = ListQuery {
+                    filters,
+                    sort: sort("created_at", SortDirection::Ascending),
+                    ..q(100)
+                };
+                versions(
+                    &store
+                        .list_entities(ResourceType::Task, &scope(None), &query)
+                        .await
+                        .unwrap(),
+                )
             }
         };
-        assert_eq!(list(vec![]).await, ["a@v1", "a@v2", "b@v1", "a@v3", "c_x%@v1"]);
-        assert_eq!(list(vec![f("name", FilterOp::Eq, &["a"])]).await, ["a@v1", "a@v2", "a@v3"]);
-        assert_eq!(list(vec![f("name", FilterOp::Ne, &["a"])]).await, ["b@v1", "c_x%@v1"]);
-        assert_eq!(list(vec![f("version", FilterOp::Gt, &["v1"])]).await, ["a@v2", "a@v3"]);
-        assert_eq!(list(vec![f("version", FilterOp::Gte, &["v2"])]).await, ["a@v2", "a@v3"]);
-        assert_eq!(list(vec![f("version", FilterOp::Lt, &["v2"])]).await, ["a@v1", "b@v1", "c_x%@v1"]);
-        assert_eq!(list(vec![f("version", FilterOp::Lte, &["v1"])]).await, ["a@v1", "b@v1", "c_x%@v1"]);
+        assert_eq!(
+            list(vec![]).await,
+            ["a@v1", "a@v2", "b@v1", "a@v3", "c_x%@v1"]
+        );
+        assert_eq!(
+            list(vec![f("name", FilterOp::Eq, &["a"])]).await,
+            ["a@v1", "a@v2", "a@v3"]
+        );
+        assert_eq!(
+            list(vec![f("name", FilterOp::Ne, &["a"])]).await,
+            ["b@v1", "c_x%@v1"]
+        );
+        assert_eq!(
+            list(vec![f("version", FilterOp::Gt, &["v1"])]).await,
+            ["a@v2", "a@v3"]
+        );
+        assert_eq!(
+            list(vec![f("version", FilterOp::Gte, &["v2"])]).await,
+            ["a@v2", "a@v3"]
+        );
+        assert_eq!(
+            list(vec![f("version", FilterOp::Lt, &["v2"])]).await,
+            ["a@v1", "b@v1", "c_x%@v1"]
+        );
+        assert_eq!(
+            list(vec![f("version", FilterOp::Lte, &["v1"])]).await,
+            ["a@v1", "b@v1", "c_x%@v1"]
+        );
         let at2 = t(2).to_rfc3339();
-        assert_eq!(list(vec![f("created_at", FilterOp::Gte, &[&at2])]).await, ["b@v1", "a@v3", "c_x%@v1"]);
-        assert_eq!(list(vec![f("created_at", FilterOp::Lt, &[&at2])]).await, ["a@v1", "a@v2"]);
-        assert_eq!(list(vec![f("created_at", FilterOp::Eq, &[&at2])]).await, ["b@v1"]);
+        assert_eq!(
+            list(vec![f("created_at", FilterOp::Gte, &[&at2])]).await,
+            ["b@v1", "a@v3", "c_x%@v1"]
+        );
+        assert_eq!(
+            list(vec![f("created_at", FilterOp::Lt, &[&at2])]).await,
+            ["a@v1", "a@v2"]
+        );
+        assert_eq!(
+            list(vec![f("created_at", FilterOp::Eq, &[&at2])]).await,
+            ["b@v1"]
+        );
         // Another offset, same instant.
-        let at2_plus1 = t(2).with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap()).to_rfc3339();
-        assert_eq!(list(vec![f("created_at", FilterOp::Eq, &[&at2_plus1])]).await, ["b@v1"]);
-        assert_eq!(list(vec![f("name", FilterOp::Contains, &["_x%"])]).await, ["c_x%@v1"]);
-        assert_eq!(list(vec![f("name", FilterOp::Contains, &["%"])]).await, ["c_x%@v1"], "% is literal");
-        assert_eq!(list(vec![f("name", FilterOp::Contains, &["_"])]).await, ["c_x%@v1"], "_ is literal");
-        assert_eq!(list(vec![f("name", FilterOp::Contains, &["A"])]).await, Vec::<String>::new(), "case-sensitive");
-        assert_eq!(list(vec![f("version", FilterOp::ValueIn, &["v2", "v3"])]).await, ["a@v2", "a@v3"]);
-        assert_eq!(list(vec![f("version", FilterOp::ValueNotIn, &["v1", "v3"])]).await, ["a@v2"]);
-        assert_eq!(list(vec![f("version", FilterOp::ValueIn, &[])]).await, Vec::<String>::new());
+        let at2_plus1 = t(2)
+            .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap())
+            .to_rfc3339();
+        assert_eq!(
+            list(vec![f("created_at", FilterOp::Eq, &[&at2_plus1])]).await,
+            ["b@v1"]
+        );
+        assert_eq!(
+            list(vec![f("name", FilterOp::Contains, &["_x%"])]).await,
+            ["c_x%@v1"]
+        );
+        assert_eq!(
+            list(vec![f("name", FilterOp::Contains, &["%"])]).await,
+            ["c_x%@v1"],
+            "% is literal"
+        );
+        assert_eq!(
+            list(vec![f("name", FilterOp::Contains, &["_"])]).await,
+            ["c_x%@v1"],
+            "_ is literal"
+        );
+        assert_eq!(
+            list(vec![f("name", FilterOp::Contains, &["A"])]).await,
+            Vec::<String>::new(),
+            "case-sensitive"
+        );
+        assert_eq!(
+            list(vec![f("version", FilterOp::ValueIn, &["v2", "v3"])]).await,
+            ["a@v2", "a@v3"]
+        );
+        assert_eq!(
+            list(vec![f("version", FilterOp::ValueNotIn, &["v1", "v3"])]).await,
+            ["a@v2"]
+        );
+        assert_eq!(
+            list(vec![f("version", FilterOp::ValueIn, &[])]).await,
+            Vec::<String>::new()
+        );
         // Filters combine with AND; prefixes naming the listed resource are accepted.
-        let prefixed = Filter { entity: Some("task".into()), ..f("name", FilterOp::Eq, &["a"]) };
-        assert_eq!(list(vec![prefixed, f("version", FilterOp::Ne, &["v2"])]).await, ["a@v1", "a@v3"]);
-        assert_eq!(list(vec![f("task.name", FilterOp::Eq, &["b"])]).await, ["b@v1"]);
-        assert_eq!(list(vec![f("project", FilterOp::Eq, &["flytesnacks"]), f("domain", FilterOp::Eq, &[D])]).await.len(), 5);
-        assert_eq!(list(vec![f("domain", FilterOp::Eq, &["production"])]).await.len(), 0, "scope wins");
+        let prefixed = Filter {
+            entity: Some("task".into()),
+            ..f("name", FilterOp::Eq, &["a"])
+        };
+        assert_eq!(
+            list(vec![prefixed, f("version", FilterOp::Ne, &["v2"])]).await,
+            ["a@v1", "a@v3"]
+        );
+        assert_eq!(
+            list(vec![f("task.name", FilterOp::Eq, &["b"])]).await,
+            ["b@v1"]
+        );
+        assert_eq!(
+            list(vec![
+                f("project", FilterOp::Eq, &["flytesnacks"]),
+                f("domain", FilterOp::Eq, &[D])
+            ])
+            .await
+            .len(),
+            5
+        );
+        assert_eq!(
+            list(vec![f("domain", FilterOp::Eq, &["production"])])
+                .await
+                .len(),
+            0,
+            "scope wins"
+        );
 
         // Launch plans filter on state.
         for v in ["v1", "v2"] {
-            store.create_entity(entity(ResourceType::LaunchPlan, "flytesnacks", "lp", v, t(60))).await.unwrap();
+            store
+                .create_entity(entity(
+                    ResourceType::LaunchPlan,
+                    "flytesnacks",
+                    "lp",
+                    v,
+                    t(60),
+                ))
+                .await
+                .unwrap();
         }
-        store.set_launch_plan_state(&key(ResourceType::LaunchPlan, "flytesnacks", "lp", "v2"), LaunchPlanState::Active).await.unwrap();
-        let query = ListQuery { filters: vec![f("state", FilterOp::Eq, &["1"])], ..q(10) };
-        let page = store.list_entities(ResourceType::LaunchPlan, &scope(None), &query).await.unwrap();
+        store
+            .set_launch_plan_state(
+                &key(ResourceType::LaunchPlan, "flytesnacks", "lp", "v2"),
+                LaunchPlanState::Active,
+            )
+            .await
+            .unwrap();
+        let query = ListQuery {
+            filters: vec![f("state", FilterOp::Eq, &["1"])],
+            ..q(10)
+        };
+        let page = store
+            .list_entities(ResourceType::LaunchPlan, &scope(None), &query)
+            .await
+            .unwrap();
         assert_eq!(versions(&page), ["lp@v2"]);
-        let query = ListQuery { filters: vec![f("launch_plan.state", FilterOp::ValueIn, &["0", "1"])], ..q(10) };
-        assert_eq!(store.list_entities(ResourceType::LaunchPlan, &scope(Some("lp")), &query).await.unwrap().items.len(), 2);
+        let query = ListQuery {
+            filters: vec![f("launch_plan.state", FilterOp::ValueIn, &["0", "1"])],
+            ..q(10)
+        };
+        assert_eq!(
+            store
+                .list_entities(ResourceType::LaunchPlan, &scope(Some("lp")), &query)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            2
+        );
     }
 
     pub async fn entity_list_sorting(store: Arc<dyn MetadataStore>) {
@@ -439,37 +757,85 @@ mod tests {
         let list = |sort_key: Option<SortKey>, name: Option<&'static str>| {
             let store = store.clone();
             async move {
-                let query = ListQuery { sort: sort_key, ..q(100) };
-                versions(&store.list_entities(ResourceType::Task, &scope(name), &query).await.unwrap())
+                let query = ListQuery {
+                    sort: sort_key,
+                    ..q(100)
+                };
+                versions(
+                    &store
+                        .list_entities(ResourceType::Task, &scope(name), &query)
+                        .await
+                        .unwrap(),
+                )
             }
         };
-        assert_eq!(list(None, None).await, ["c_x%@v1", "a@v3", "b@v1", "a@v2", "a@v1"], "default: created_at desc");
-        assert_eq!(list(sort("created_at", SortDirection::Ascending), Some("a")).await, ["a@v1", "a@v2", "a@v3"]);
-        assert_eq!(list(sort("version", SortDirection::Descending), Some("a")).await, ["a@v3", "a@v2", "a@v1"]);
-        assert_eq!(list(sort("task.version", SortDirection::Ascending), Some("a")).await, ["a@v1", "a@v2", "a@v3"]);
+        assert_eq!(
+            list(None, None).await,
+            ["c_x%@v1", "a@v3", "b@v1", "a@v2", "a@v1"],
+            "default: created_at desc"
+        );
+        assert_eq!(
+            list(sort("created_at", SortDirection::Ascending), Some("a")).await,
+            ["a@v1", "a@v2", "a@v3"]
+        );
+        assert_eq!(
+            list(sort("version", SortDirection::Descending), Some("a")).await,
+            ["a@v3", "a@v2", "a@v1"]
+        );
+        assert_eq!(
+            list(sort("task.version", SortDirection::Ascending), Some("a")).await,
+            ["a@v1", "a@v2", "a@v3"]
+        );
         // Equal keys: a deterministic tiebreak (creation order, in the sort's direction).
-        assert_eq!(list(sort("name", SortDirection::Ascending), None).await, ["a@v1", "a@v2", "a@v3", "b@v1", "c_x%@v1"]);
-        assert_eq!(list(sort("name", SortDirection::Descending), None).await, ["c_x%@v1", "b@v1", "a@v3", "a@v2", "a@v1"]);
+        assert_eq!(
+            list(sort("name", SortDirection::Ascending), None).await,
+            ["a@v1", "a@v2", "a@v3", "b@v1", "c_x%@v1"]
+        );
+        assert_eq!(
+            list(sort("name", SortDirection::Descending), None).await,
+            ["c_x%@v1", "b@v1", "a@v3", "a@v2", "a@v1"]
+        );
 
         // Same created_at for all: the tiebreak still orders them.
         for v in ["x1", "x2", "x3"] {
-            store.create_entity(task("flytesnacks", "same", v, t(100))).await.unwrap();
+            store
+                .create_entity(task("flytesnacks", "same", v, t(100)))
+                .await
+                .unwrap();
         }
-        assert_eq!(list(None, Some("same")).await, ["same@x3", "same@x2", "same@x1"]);
-        assert_eq!(list(sort("created_at", SortDirection::Ascending), Some("same")).await, ["same@x1", "same@x2", "same@x3"]);
+        assert_eq!(
+            list(None, Some("same")).await,
+            ["same@x3", "same@x2", "same@x1"]
+        );
+        assert_eq!(
+            list(sort("created_at", SortDirection::Ascending), Some("same")).await,
+            ["same@x1", "same@x2", "same@x3"]
+        );
     }
 
     pub async fn entity_list_pagination(store: Arc<dyn MetadataStore>) {
         for i in 0..7 {
-            store.create_entity(task("flytesnacks", "paged", &format!("v{i}"), t(i))).await.unwrap();
+            store
+                .create_entity(task("flytesnacks", "paged", &format!("v{i}"), t(i)))
+                .await
+                .unwrap();
         }
-        let base = ListQuery { sort: sort("created_at", SortDirection::Ascending), ..q(3) };
+        let base = ListQuery {
+            sort: sort("created_at", SortDirection::Ascending),
+            ..q(3)
+        };
         let mut seen = Vec::new();
         let mut token = String::new();
         let mut pages = 0;
         loop {
-            let query = ListQuery { token: token.clone(), ..base.clone() };
-            let page = store.list_entities(ResourceType::Task, &scope(Some("paged")), &query).await.unwrap();
+            let query = ListQuery {
+                token: token.clone(),
+                ..base.clone()
+            };
+            let page = store
+                .list_entities(ResourceType::Task, &scope(Some("paged")), &query)
+                .await
+                .unwrap();
             pages += 1;
             seen.extend(page.items.iter().map(|e| e.key.version.clone()));
             if page.next_token.is_empty() {
@@ -481,16 +847,38 @@ mod tests {
         assert_eq!(seen, ["v0", "v1", "v2", "v3", "v4", "v5", "v6"]);
 
         // Exactly a full last page: no token pointing at an empty page.
-        let query = ListQuery { limit: 7, ..base.clone() };
-        assert_eq!(store.list_entities(ResourceType::Task, &scope(Some("paged")), &query).await.unwrap().next_token, "");
+        let query = ListQuery {
+            limit: 7,
+            ..base.clone()
+        };
+        assert_eq!(
+            store
+                .list_entities(ResourceType::Task, &scope(Some("paged")), &query)
+                .await
+                .unwrap()
+                .next_token,
+            ""
+        );
         // Past the end: empty.
-        let query = ListQuery { token: "100".into(), ..base.clone() };
-        let page = store.list_entities(ResourceType::Task, &scope(Some("paged")), &query).await.unwrap();
+        let query = ListQuery {
+            token: "100".into(),
+            ..base.clone()
+        };
+        let page = store
+            .list_entities(ResourceType::Task, &scope(Some("paged")), &query)
+            .await
+            .unwrap();
         assert!(page.items.is_empty() && page.next_token.is_empty());
         // Bad tokens.
         for token in ["abc", "-3", "1.5"] {
-            let query = ListQuery { token: token.into(), ..base.clone() };
-            let err = store.list_entities(ResourceType::Task, &scope(None), &query).await.unwrap_err();
+            let query = ListQuery {
+                token: token.into(),
+                ..base.clone()
+            };
+            let err = store
+                .list_entities(ResourceType::Task, &scope(None), &query)
+                .await
+                .unwrap_err();
             assert!(invalid(err).contains("token"));
         }
     }
@@ -499,39 +887,124 @@ mod tests {
         seed_tasks(&store).await;
         let list = |query: ListQuery| {
             let store = store.clone();
-            async move { store.list_entities(ResourceType::Task, &scope(None), &query).await.map(|p| p.items.len()) }
+            async move {
+                store
+                    .list_entities(ResourceType::Task, &scope(None), &query)
+                    .await
+                    .map(|p| p.items.len())
+            }
         };
-        let msg = invalid(list(ListQuery { filters: vec![f("phase", FilterOp::Eq, &["x"])], ..q(10) }).await.unwrap_err());
-        assert!(msg.contains("\"phase\"") && msg.contains("name, version, created_at"), "{msg}");
+        let msg = invalid(
+            list(ListQuery {
+                filters: vec![f("phase", FilterOp::Eq, &["x"])],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
+        assert!(
+            msg.contains("\"phase\"") && msg.contains("name, version, created_at"),
+            "{msg}"
+        );
         // `state` exists for launch plans only.
-        let msg = invalid(list(ListQuery { filters: vec![f("state", FilterOp::Eq, &["1"])], ..q(10) }).await.unwrap_err());
+        let msg = invalid(
+            list(ListQuery {
+                filters: vec![f("state", FilterOp::Eq, &["1"])],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
         assert!(msg.contains("state"), "{msg}");
         // A prefix naming another resource.
-        let wf_name = Filter { entity: Some("workflow".into()), ..f("name", FilterOp::Eq, &["a"]) };
-        let msg = invalid(list(ListQuery { filters: vec![wf_name], ..q(10) }).await.unwrap_err());
+        let wf_name = Filter {
+            entity: Some("workflow".into()),
+            ..f("name", FilterOp::Eq, &["a"])
+        };
+        let msg = invalid(
+            list(ListQuery {
+                filters: vec![wf_name],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
         assert!(msg.contains("workflow"), "{msg}");
-        let msg = invalid(list(ListQuery { filters: vec![f("execution.name", FilterOp::Eq, &["a"])], ..q(10) }).await.unwrap_err());
+        let msg = invalid(
+            list(ListQuery {
+                filters: vec![f("execution.name", FilterOp::Eq, &["a"])],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
         assert!(msg.contains("execution"), "{msg}");
         // Badly typed values.
-        let msg = invalid(list(ListQuery { filters: vec![f("created_at", FilterOp::Gt, &["last week"])], ..q(10) }).await.unwrap_err());
+        let msg = invalid(
+            list(ListQuery {
+                filters: vec![f("created_at", FilterOp::Gt, &["last week"])],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
         assert!(msg.contains("RFC 3339"), "{msg}");
         let msg = invalid(
-            list(ListQuery { filters: vec![f("created_at", FilterOp::ValueIn, &[&t(1).to_rfc3339(), "x"])], ..q(10) })
-                .await
-                .unwrap_err(),
+            list(ListQuery {
+                filters: vec![f(
+                    "created_at",
+                    FilterOp::ValueIn,
+                    &[&t(1).to_rfc3339(), "x"],
+                )],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
         );
         assert!(msg.contains("\"x\""), "{msg}");
-        let msg = invalid(list(ListQuery { filters: vec![f("created_at", FilterOp::Contains, &["2024"])], ..q(10) }).await.unwrap_err());
+        let msg = invalid(
+            list(ListQuery {
+                filters: vec![f("created_at", FilterOp::Contains, &["2024"])],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
         assert!(msg.contains("text"), "{msg}");
         // Bad sort keys and limits.
-        let msg = invalid(list(ListQuery { sort: sort("digest", SortDirection::Ascending), ..q(10) }).await.unwrap_err());
-        assert!(msg.contains("digest") && msg.contains("valid keys"), "{msg}");
-        let msg = invalid(list(ListQuery { sort: sort("workflow.name", SortDirection::Ascending), ..q(10) }).await.unwrap_err());
+        let msg = invalid(
+            list(ListQuery {
+                sort: sort("digest", SortDirection::Ascending),
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
+        assert!(
+            msg.contains("digest") && msg.contains("valid keys"),
+            "{msg}"
+        );
+        let msg = invalid(
+            list(ListQuery {
+                sort: sort("workflow.name", SortDirection::Ascending),
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
         assert!(msg.contains("workflow"), "{msg}");
         invalid(list(q(0)).await.unwrap_err());
         // Values are bound, never spliced into SQL.
         let injection = f("name", FilterOp::Eq, &["a' OR '1'='1"]);
-        assert_eq!(list(ListQuery { filters: vec![injection], ..q(10) }).await.unwrap(), 0);
+        assert_eq!(
+            list(ListQuery {
+                filters: vec![injection],
+                ..q(10)
+            })
+            .await
+            .unwrap(),
+            0
+        );
         assert_eq!(list(q(10)).await.unwrap(), 5, "still all there");
     }
 
@@ -539,85 +1012,223 @@ mod tests {
         seed_tasks(&store).await;
         let names = |query: ListQuery| {
             let store = store.clone();
-            async move { store.list_entity_names(ResourceType::Task, "flytesnacks", D, &query).await }
+            async move {
+                store
+                    .list_entity_names(ResourceType::Task, "flytesnacks", D, &query)
+                    .await
+            }
         };
         // Default: by newest version, newest first (a@v3 at t(3), c at t(4)).
         assert_eq!(names(q(10)).await.unwrap().items, ["c_x%", "a", "b"]);
-        assert_eq!(names(ListQuery { sort: sort("name", SortDirection::Ascending), ..q(10) }).await.unwrap().items, ["a", "b", "c_x%"]);
         assert_eq!(
-            names(ListQuery { sort: sort("created_at", SortDirection::Ascending), ..q(10) }).await.unwrap().items,
+            names(ListQuery {
+                sort: sort("name", SortDirection::Ascending),
+                ..q(10)
+            })
+            .await
+            .unwrap()
+            .items,
+            ["a", "b", "c_x%"]
+        );
+        assert_eq!(
+            names(ListQuery {
+                sort: sort("created_at", SortDirection::Ascending),
+                ..q(10)
+            })
+            .await
+            .unwrap()
+            .items,
             ["b", "a", "c_x%"]
         );
-        let first = names(ListQuery { sort: sort("name", SortDirection::Ascending), ..q(2) }).await.unwrap();
-        assert_eq!((first.items.as_slice(), first.next_token.as_str()), (&["a".to_string(), "b".to_string()][..], "2"));
-        let second =
-            names(ListQuery { sort: sort("name", SortDirection::Ascending), token: first.next_token, ..q(2) }).await.unwrap();
-        assert_eq!((second.items, second.next_token), (vec!["c_x%".to_string()], String::new()));
-        let filtered = names(ListQuery { filters: vec![f("name", FilterOp::ValueIn, &["a", "b", "zzz"])], ..q(10) }).await;
+        let first = names(ListQuery {
+            sort: sort("name", SortDirection::Ascending),
+            ..q(2)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (first.items.as_slice(), first.next_token.as_str()),
+            (&["a".to_string(), "b".to_string()][..], "2")
+        );
+        let second = names(ListQuery {
+            sort: sort("name", SortDirection::Ascending),
+            token: first.next_token,
+            ..q(2)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (second.items, second.next_token),
+            (vec!["c_x%".to_string()], String::new())
+        );
+        let filtered = names(ListQuery {
+            filters: vec![f("name", FilterOp::ValueIn, &["a", "b", "zzz"])],
+            ..q(10)
+        })
+        .await;
         assert_eq!(filtered.unwrap().items, ["a", "b"]);
-        invalid(names(ListQuery { filters: vec![f("version", FilterOp::Eq, &["v1"])], ..q(10) }).await.unwrap_err());
+        invalid(
+            names(ListQuery {
+                filters: vec![f("version", FilterOp::Eq, &["v1"])],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
         // Other resource types and domains have their own names.
-        let wf = store.list_entity_names(ResourceType::Workflow, "flytesnacks", D, &q(10)).await.unwrap();
+        let wf = store
+            .list_entity_names(ResourceType::Workflow, "flytesnacks", D, &q(10))
+            .await
+            .unwrap();
         assert_eq!(wf.items, ["a"]);
-        let prod = store.list_entity_names(ResourceType::Task, "flytesnacks", "production", &q(10)).await.unwrap();
+        let prod = store
+            .list_entity_names(ResourceType::Task, "flytesnacks", "production", &q(10))
+            .await
+            .unwrap();
         assert_eq!(prod.items, ["a"]);
-        let none = store.list_entity_names(ResourceType::LaunchPlan, "flytesnacks", D, &q(10)).await.unwrap();
+        let none = store
+            .list_entity_names(ResourceType::LaunchPlan, "flytesnacks", D, &q(10))
+            .await
+            .unwrap();
         assert!(none.items.is_empty() && none.next_token.is_empty());
     }
 
     pub async fn launch_plan_activation(store: Arc<dyn MetadataStore>) {
         let lp = |v: &str| key(ResourceType::LaunchPlan, "flytesnacks", "lp", v);
         for (i, v) in ["v1", "v2", "v3"].iter().enumerate() {
-            store.create_entity(entity(ResourceType::LaunchPlan, "flytesnacks", "lp", v, t(i as i64))).await.unwrap();
+            store
+                .create_entity(entity(
+                    ResourceType::LaunchPlan,
+                    "flytesnacks",
+                    "lp",
+                    v,
+                    t(i as i64),
+                ))
+                .await
+                .unwrap();
         }
-        store.create_entity(entity(ResourceType::LaunchPlan, "flytesnacks", "other", "v1", t(9))).await.unwrap();
+        store
+            .create_entity(entity(
+                ResourceType::LaunchPlan,
+                "flytesnacks",
+                "other",
+                "v1",
+                t(9),
+            ))
+            .await
+            .unwrap();
         let state = |v: &'static str| {
             let store = store.clone();
             async move { store.get_entity(&lp(v)).await.unwrap().state.unwrap() }
         };
-        let err = store.get_active_launch_plan("flytesnacks", D, "lp").await.unwrap_err();
-        assert!(matches!(&err, StoreError::NotFound(w) if w.contains("flytesnacks/development/lp")), "{err:?}");
+        let err = store
+            .get_active_launch_plan("flytesnacks", D, "lp")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotFound(w) if w.contains("flytesnacks/development/lp")),
+            "{err:?}"
+        );
 
-        store.set_launch_plan_state(&lp("v1"), LaunchPlanState::Active).await.unwrap();
-        assert_eq!(store.get_active_launch_plan("flytesnacks", D, "lp").await.unwrap().key, lp("v1"));
+        store
+            .set_launch_plan_state(&lp("v1"), LaunchPlanState::Active)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .get_active_launch_plan("flytesnacks", D, "lp")
+                .await
+                .unwrap()
+                .key,
+            lp("v1")
+        );
 
         // Activating v2 deactivates v1.
-        store.set_launch_plan_state(&lp("v2"), LaunchPlanState::Active).await.unwrap();
-        assert_eq!(store.get_active_launch_plan("flytesnacks", D, "lp").await.unwrap().key, lp("v2"));
+        store
+            .set_launch_plan_state(&lp("v2"), LaunchPlanState::Active)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .get_active_launch_plan("flytesnacks", D, "lp")
+                .await
+                .unwrap()
+                .key,
+            lp("v2")
+        );
         assert_eq!(state("v1").await, LaunchPlanState::Inactive);
         assert_eq!(state("v3").await, LaunchPlanState::Inactive);
 
         // Activating the active version again is fine.
-        store.set_launch_plan_state(&lp("v2"), LaunchPlanState::Active).await.unwrap();
+        store
+            .set_launch_plan_state(&lp("v2"), LaunchPlanState::Active)
+            .await
+            .unwrap();
         assert_eq!(state("v2").await, LaunchPlanState::Active);
 
         // Another launch plan is not affected.
         let other = key(ResourceType::LaunchPlan, "flytesnacks", "other", "v1");
-        store.set_launch_plan_state(&other, LaunchPlanState::Active).await.unwrap();
+        store
+            .set_launch_plan_state(&other, LaunchPlanState::Active)
+            .await
+            .unwrap();
         assert_eq!(state("v2").await, LaunchPlanState::Active);
-        let active = ListQuery { filters: vec![f("state", FilterOp::Eq, &["1"])], ..q(10) };
-        let page = store.list_entities(ResourceType::LaunchPlan, &scope(None), &active).await.unwrap();
+        let active = ListQuery {
+            filters: vec![f("state", FilterOp::Eq, &["1"])],
+            ..q(10)
+        };
+        let page = store
+            .list_entities(ResourceType::LaunchPlan, &scope(None), &active)
+            .await
+            .unwrap();
         assert_eq!(versions(&page), ["other@v1", "lp@v2"]);
 
         // A missing version: NotFound, and the active one stays active (nothing partial).
-        let err = store.set_launch_plan_state(&lp("v9"), LaunchPlanState::Active).await.unwrap_err();
-        assert!(matches!(&err, StoreError::NotFound(w) if w == "launch_plan flytesnacks/development/lp@v9"), "{err:?}");
+        let err = store
+            .set_launch_plan_state(&lp("v9"), LaunchPlanState::Active)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotFound(w) if w == "launch_plan flytesnacks/development/lp@v9"),
+            "{err:?}"
+        );
         assert_eq!(state("v2").await, LaunchPlanState::Active);
 
         // Deactivating leaves none active.
-        store.set_launch_plan_state(&lp("v2"), LaunchPlanState::Inactive).await.unwrap();
-        assert!(matches!(store.get_active_launch_plan("flytesnacks", D, "lp").await, Err(StoreError::NotFound(_))));
+        store
+            .set_launch_plan_state(&lp("v2"), LaunchPlanState::Inactive)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.get_active_launch_plan("flytesnacks", D, "lp").await,
+            Err(StoreError::NotFound(_))
+        ));
 
         // Creating an active version deactivates the others too.
-        store.set_launch_plan_state(&lp("v1"), LaunchPlanState::Active).await.unwrap();
+        store
+            .set_launch_plan_state(&lp("v1"), LaunchPlanState::Active)
+            .await
+            .unwrap();
         let mut v4 = entity(ResourceType::LaunchPlan, "flytesnacks", "lp", "v4", t(20));
         v4.state = Some(LaunchPlanState::Active);
         store.create_entity(v4).await.unwrap();
-        assert_eq!(store.get_active_launch_plan("flytesnacks", D, "lp").await.unwrap().key, lp("v4"));
+        assert_eq!(
+            store
+                .get_active_launch_plan("flytesnacks", D, "lp")
+                .await
+                .unwrap()
+                .key,
+            lp("v4")
+        );
         assert_eq!(state("v1").await, LaunchPlanState::Inactive);
 
         // Only launch plans have a state.
-        let err = store.set_launch_plan_state(&key(ResourceType::Task, "flytesnacks", "lp", "v1"), LaunchPlanState::Active).await;
+        let err = store
+            .set_launch_plan_state(
+                &key(ResourceType::Task, "flytesnacks", "lp", "v1"),
+                LaunchPlanState::Active,
+            )
+            .await;
         invalid(err.unwrap_err());
 
         // Concurrent activations of different versions: exactly one ends up active.
@@ -627,15 +1238,25 @@ mod tests {
             handles.push(tokio::spawn(async move {
                 for _ in 0..5 {
                     // A lost race on PostgreSQL may surface as an error; the invariant is what matters.
-                    let _ = store.set_launch_plan_state(&lp(v), LaunchPlanState::Active).await;
+                    let _ = store
+                        .set_launch_plan_state(&lp(v), LaunchPlanState::Active)
+                        .await;
                 }
             }));
         }
         for h in handles {
             h.await.unwrap();
         }
-        let page = store.list_entities(ResourceType::LaunchPlan, &scope(Some("lp")), &active).await.unwrap();
-        assert_eq!(page.items.len(), 1, "exactly one active version: {:?}", versions(&page));
+        let page = store
+            .list_entities(ResourceType::LaunchPlan, &scope(Some("lp")), &active)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.items.len(),
+            1,
+            "exactly one active version: {:?}",
+            versions(&page)
+        );
     }
 
     pub async fn named_entity_metadata(store: Arc<dyn MetadataStore>) {
@@ -645,16 +1266,37 @@ mod tests {
             domain: D.into(),
             name: "wf".into(),
         };
-        assert_eq!(store.get_named_entity_metadata(&id).await.unwrap(), NamedEntityMetadata::default());
-        let meta = NamedEntityMetadata { description: "my workflow".into(), state: 1 };
-        store.update_named_entity_metadata(&id, meta.clone()).await.unwrap();
+        assert_eq!(
+            store.get_named_entity_metadata(&id).await.unwrap(),
+            NamedEntityMetadata::default()
+        );
+        let meta = NamedEntityMetadata {
+            description: "my workflow".into(),
+            state: 1,
+        };
+        store
+            .update_named_entity_metadata(&id, meta.clone())
+            .await
+            .unwrap();
         assert_eq!(store.get_named_entity_metadata(&id).await.unwrap(), meta);
-        let meta2 = NamedEntityMetadata { description: "changed".into(), state: 0 };
-        store.update_named_entity_metadata(&id, meta2.clone()).await.unwrap();
+        let meta2 = NamedEntityMetadata {
+            description: "changed".into(),
+            state: 0,
+        };
+        store
+            .update_named_entity_metadata(&id, meta2.clone())
+            .await
+            .unwrap();
         assert_eq!(store.get_named_entity_metadata(&id).await.unwrap(), meta2);
         // Other resource types with the same name are separate.
-        let task_id = NamedEntityKey { resource: ResourceType::Task, ..id.clone() };
-        assert_eq!(store.get_named_entity_metadata(&task_id).await.unwrap(), NamedEntityMetadata::default());
+        let task_id = NamedEntityKey {
+            resource: ResourceType::Task,
+            ..id.clone()
+        };
+        assert_eq!(
+            store.get_named_entity_metadata(&task_id).await.unwrap(),
+            NamedEntityMetadata::default()
+        );
     }
 
     pub async fn concurrent_writes(store: Arc<dyn MetadataStore>) {
@@ -664,7 +1306,15 @@ mod tests {
             let store = store.clone();
             handles.push(tokio::spawn(async move {
                 for i in 0..10 {
-                    store.create_entity(task("flytesnacks", &format!("w{w}"), &format!("v{i}"), t(i))).await.unwrap();
+                    store
+                        .create_entity(task(
+                            "flytesnacks",
+                            &format!("w{w}"),
+                            &format!("v{i}"),
+                            t(i),
+                        ))
+                        .await
+                        .unwrap();
                 }
             }));
         }
@@ -672,7 +1322,11 @@ mod tests {
         let mut racers = Vec::new();
         for _ in 0..6 {
             let store = store.clone();
-            racers.push(tokio::spawn(async move { store.create_entity(task("flytesnacks", "race", "v1", t(0))).await }));
+            racers.push(tokio::spawn(async move {
+                store
+                    .create_entity(task("flytesnacks", "race", "v1", t(0)))
+                    .await
+            }));
         }
         for h in handles {
             h.await.unwrap();
@@ -686,9 +1340,15 @@ mod tests {
             }
         }
         assert_eq!(ok, 1);
-        let names = store.list_entity_names(ResourceType::Task, "flytesnacks", D, &q(100)).await.unwrap();
+        let names = store
+            .list_entity_names(ResourceType::Task, "flytesnacks", D, &q(100))
+            .await
+            .unwrap();
         assert_eq!(names.items.len(), 9);
-        let all = store.list_entities(ResourceType::Task, &scope(None), &q(1000)).await.unwrap();
+        let all = store
+            .list_entities(ResourceType::Task, &scope(None), &q(1000))
+            .await
+            .unwrap();
         assert_eq!(all.items.len(), 81);
     }
 }

@@ -48,7 +48,10 @@ pub(crate) struct Stmt {
 
 impl Stmt {
     pub fn new(sql: &'static str, args: Vec<Value>) -> Self {
-        Self { sql: Cow::Borrowed(sql), args }
+        Self {
+            sql: Cow::Borrowed(sql),
+            args,
+        }
     }
 }
 
@@ -90,7 +93,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Runs a statement in a transaction; the number of rows affected.
     async fn tx_execute(tx: &mut Self::Tx, stmt: Stmt) -> Result<u64, sqlx::Error>;
     #[allow(dead_code)] // reads inside a transaction: the engine's read-modify-write
-    async fn tx_fetch(tx: &mut Self::Tx, stmt: Stmt, cols: &[Col]) -> Result<Vec<Row>, sqlx::Error>;
+    async fn tx_fetch(tx: &mut Self::Tx, stmt: Stmt, cols: &[Col])
+    -> Result<Vec<Row>, sqlx::Error>;
 
     /// Runs a single read outside an explicit transaction.
     async fn fetch(&self, stmt: Stmt, cols: &[Col]) -> Result<Vec<Row>, sqlx::Error>;
@@ -183,7 +187,7 @@ macro_rules! sql_backend {
             }
 
             #[allow(dead_code)] // reads inside a transaction: the engine's read-modify-write
-    async fn tx_fetch(
+            async fn tx_fetch(
                 tx: &mut Self::Tx,
                 stmt: $crate::sql::backend::Stmt,
                 cols: &[$crate::sql::backend::Col],
@@ -202,7 +206,10 @@ macro_rules! sql_backend {
             }
 
             async fn ping(&self) -> Result<(), sqlx::Error> {
-                sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
             }
 
             async fn close(&self) {

@@ -30,22 +30,33 @@ pub(crate) async fn open_sqlite(url: &str) -> Result<Arc<dyn MetadataStore>> {
         .pragma("case_sensitive_like", "ON");
     let filename = options.get_filename().to_path_buf();
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    if !in_memory {
-        if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| open_error(&format!("cannot create the directory of {}", filename.display()), e))?;
-        }
+    let dir = filename
+        .parent()
+        .filter(|d| !in_memory && !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            open_error(
+                &format!("cannot create the directory of {}", filename.display()),
+                e,
+            )
+        })?;
     }
     // An in-memory database lives as long as a connection to it: keep exactly one.
     let pool_options = if in_memory {
-        SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
     } else {
         SqlitePoolOptions::new().max_connections(8)
     };
-    let pool = pool_options
-        .connect_with(options)
-        .await
-        .map_err(|e| open_error(&format!("cannot open SQLite database {}", filename.display()), e))?;
+    let pool = pool_options.connect_with(options).await.map_err(|e| {
+        open_error(
+            &format!("cannot open SQLite database {}", filename.display()),
+            e,
+        )
+    })?;
     migrations::migrator(migrations::SQLITE)
         .run(&pool)
         .await

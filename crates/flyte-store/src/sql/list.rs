@@ -32,7 +32,11 @@ pub(crate) struct Field {
 }
 
 pub(crate) const fn field(name: &'static str, ty: FieldType) -> Field {
-    Field { name, expr: name, ty }
+    Field {
+        name,
+        expr: name,
+        ty,
+    }
 }
 
 /// The whitelist of one list.
@@ -65,7 +69,10 @@ pub(crate) struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(sql: &str) -> Self {
-        Self { sql: sql.to_owned(), args: Vec::new() }
+        Self {
+            sql: sql.to_owned(),
+            args: Vec::new(),
+        }
     }
 
     /// Appends trusted SQL text (never user input).
@@ -82,7 +89,10 @@ impl SqlBuilder {
     }
 
     pub fn build(self) -> Stmt {
-        Stmt { sql: self.sql.into(), args: self.args }
+        Stmt {
+            sql: self.sql.into(),
+            args: self.args,
+        }
     }
 }
 
@@ -108,7 +118,9 @@ impl Paging {
 
 pub(crate) fn parse_paging(query: &ListQuery) -> Result<Paging, StoreError> {
     if query.limit == 0 {
-        return Err(StoreError::InvalidArgument("limit must be at least 1".into()));
+        return Err(StoreError::InvalidArgument(
+            "limit must be at least 1".into(),
+        ));
     }
     let token = query.token.trim();
     let offset = if token.is_empty() {
@@ -118,13 +130,22 @@ pub(crate) fn parse_paging(query: &ListQuery) -> Result<Paging, StoreError> {
             .parse::<u64>()
             .ok()
             .filter(|o| *o <= i64::MAX as u64)
-            .ok_or_else(|| StoreError::InvalidArgument(format!("invalid pagination token {:?}", query.token)))?
+            .ok_or_else(|| {
+                StoreError::InvalidArgument(format!("invalid pagination token {:?}", query.token))
+            })?
     };
-    Ok(Paging { offset, limit: query.limit })
+    Ok(Paging {
+        offset,
+        limit: query.limit,
+    })
 }
 
 /// Appends ` AND <condition>` for every filter.
-pub(crate) fn push_filters(b: &mut SqlBuilder, spec: &ListSpec, filters: &[Filter]) -> Result<(), StoreError> {
+pub(crate) fn push_filters(
+    b: &mut SqlBuilder,
+    spec: &ListSpec,
+    filters: &[Filter],
+) -> Result<(), StoreError> {
     for filter in filters {
         let field = resolve_filter_field(spec, filter)?;
         b.push(" AND ");
@@ -184,7 +205,14 @@ fn expected_prefixes(spec: &ListSpec) -> String {
     if spec.prefixes.is_empty() {
         String::new()
     } else {
-        format!(" (use no prefix or {})", spec.prefixes.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", "))
+        format!(
+            " (use no prefix or {})",
+            spec.prefixes
+                .iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -193,14 +221,16 @@ fn resolve_filter_field<'s>(spec: &'s ListSpec, filter: &Filter) -> Result<&'s F
         Some(entity) => format!("{entity}.{}", filter.field),
         None => filter.field.clone(),
     };
-    if let Some(entity) = &filter.entity {
-        if !spec.prefixes.contains(&entity.as_str()) {
-            return Err(StoreError::InvalidArgument(format!(
-                "filter field {shown:?} refers to {entity:?}, which does not apply to {}{}",
-                spec.what,
-                expected_prefixes(spec)
-            )));
-        }
+    if let Some(entity) = filter
+        .entity
+        .as_deref()
+        .filter(|e| !spec.prefixes.contains(e))
+    {
+        return Err(StoreError::InvalidArgument(format!(
+            "filter field {shown:?} refers to {entity:?}, which does not apply to {}{}",
+            spec.what,
+            expected_prefixes(spec)
+        )));
     }
     // A parser that kept the prefix inside the field name is tolerated too.
     let name = strip_prefix(spec, &filter.field, "filter field")?;
@@ -244,7 +274,10 @@ fn push_condition(b: &mut SqlBuilder, field: &Field, filter: &Filter) -> Result<
                 )));
             }
             let pattern = format!("%{}%", escape_like(single()?));
-            b.push(field.expr).push(" LIKE ").bind(Value::Text(pattern)).push(" ESCAPE '\\'");
+            b.push(field.expr)
+                .push(" LIKE ")
+                .bind(Value::Text(pattern))
+                .push(" ESCAPE '\\'");
         }
         FilterOp::NotLike => {
             // Flyte's `not_like`: the value is the LIKE pattern as given (`%`, `_` are wildcards).
@@ -254,7 +287,9 @@ fn push_condition(b: &mut SqlBuilder, field: &Field, filter: &Filter) -> Result<
                     field.name
                 )));
             }
-            b.push(field.expr).push(" NOT LIKE ").bind(Value::Text(single()?.to_owned()));
+            b.push(field.expr)
+                .push(" NOT LIKE ")
+                .bind(Value::Text(single()?.to_owned()));
         }
         FilterOp::ValueIn | FilterOp::ValueNotIn => {
             let negate = filter.op == FilterOp::ValueNotIn;
@@ -263,7 +298,8 @@ fn push_condition(b: &mut SqlBuilder, field: &Field, filter: &Filter) -> Result<
                 b.push(if negate { "1 = 1" } else { "1 = 0" });
                 return Ok(());
             }
-            b.push(field.expr).push(if negate { " NOT IN (" } else { " IN (" });
+            b.push(field.expr)
+                .push(if negate { " NOT IN (" } else { " IN (" });
             for (i, raw) in filter.values.iter().enumerate() {
                 if i > 0 {
                     b.push(", ");
@@ -290,7 +326,10 @@ fn escape_like(value: &str) -> String {
 
 fn typed_value(field: &Field, raw: &str) -> Result<Value, StoreError> {
     let bad = |expected: &str| {
-        StoreError::InvalidArgument(format!("invalid value {raw:?} for filter field {:?}: expected {expected}", field.name))
+        StoreError::InvalidArgument(format!(
+            "invalid value {raw:?} for filter field {:?}: expected {expected}",
+            field.name
+        ))
     };
     Ok(match field.ty {
         FieldType::Text => Value::Text(raw.to_owned()),
@@ -317,7 +356,10 @@ mod tests {
             field("state", FieldType::Int),
             field("created_at", FieldType::Timestamp),
         ],
-        sorts: &[field("name", FieldType::Text), field("created_at", FieldType::Timestamp)],
+        sorts: &[
+            field("name", FieldType::Text),
+            field("created_at", FieldType::Timestamp),
+        ],
         default_sort: "created_at",
         tiebreak: "id",
     };
@@ -332,7 +374,12 @@ mod tests {
     }
 
     fn build(filters: Vec<Filter>, sort: Option<SortKey>) -> Result<Stmt, StoreError> {
-        let query = ListQuery { filters, sort, limit: 10, token: "20".into() };
+        let query = ListQuery {
+            filters,
+            sort,
+            limit: 10,
+            token: "20".into(),
+        };
         let paging = parse_paging(&query)?;
         let mut b = SqlBuilder::new("SELECT x FROM t WHERE a = ");
         b.bind(Value::Int(1));
@@ -349,7 +396,10 @@ mod tests {
                 f(None, "state", FilterOp::ValueIn, &["1", "2"]),
                 f(None, "created_at", FilterOp::Gte, &["2024-01-01T00:00:00Z"]),
             ],
-            Some(SortKey { field: "name".into(), direction: SortDirection::Ascending }),
+            Some(SortKey {
+                field: "name".into(),
+                direction: SortDirection::Ascending,
+            }),
         )
         .unwrap();
         assert_eq!(
@@ -365,36 +415,82 @@ mod tests {
     #[test]
     fn default_sort_is_created_at_desc_with_tiebreak() {
         let stmt = build(vec![], None).unwrap();
-        assert!(stmt.sql.ends_with("ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"), "{}", stmt.sql);
+        assert!(
+            stmt.sql
+                .ends_with("ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"),
+            "{}",
+            stmt.sql
+        );
     }
 
     #[test]
     fn rejects_what_is_not_whitelisted() {
-        let err = build(vec![f(None, "nope", FilterOp::Eq, &["x"])], None).unwrap_err().to_string();
-        assert!(err.contains("\"nope\"") && err.contains("name, state, created_at"), "{err}");
-        let err = build(vec![f(Some("workflow"), "name", FilterOp::Eq, &["x"])], None).unwrap_err().to_string();
-        assert!(err.contains("workflow"), "{err}");
-        let err = build(vec![f(None, "state", FilterOp::Eq, &["one"])], None).unwrap_err().to_string();
-        assert!(err.contains("integer"), "{err}");
-        let err = build(vec![f(None, "created_at", FilterOp::Eq, &["yesterday"])], None).unwrap_err().to_string();
-        assert!(err.contains("RFC 3339"), "{err}");
-        let err = build(vec![f(None, "state", FilterOp::Contains, &["1"])], None).unwrap_err().to_string();
-        assert!(err.contains("text fields"), "{err}");
-        let err = build(vec![], Some(SortKey { field: "digest".into(), direction: SortDirection::Ascending }))
+        let err = build(vec![f(None, "nope", FilterOp::Eq, &["x"])], None)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("digest") && err.contains("valid keys"), "{err}");
+        assert!(
+            err.contains("\"nope\"") && err.contains("name, state, created_at"),
+            "{err}"
+        );
+        let err = build(
+            vec![f(Some("workflow"), "name", FilterOp::Eq, &["x"])],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("workflow"), "{err}");
+        let err = build(vec![f(None, "state", FilterOp::Eq, &["one"])], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("integer"), "{err}");
+        let err = build(
+            vec![f(None, "created_at", FilterOp::Eq, &["yesterday"])],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("RFC 3339"), "{err}");
+        let err = build(vec![f(None, "state", FilterOp::Contains, &["1"])], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("text fields"), "{err}");
+        let err = build(
+            vec![],
+            Some(SortKey {
+                field: "digest".into(),
+                direction: SortDirection::Ascending,
+            }),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("digest") && err.contains("valid keys"),
+            "{err}"
+        );
     }
 
     #[test]
     fn tokens_are_offsets() {
-        let q = |token: &str| ListQuery { limit: 5, token: token.into(), ..Default::default() };
-        assert_eq!(parse_paging(&q("")).unwrap(), Paging { offset: 0, limit: 5 });
+        let q = |token: &str| ListQuery {
+            limit: 5,
+            token: token.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            parse_paging(&q("")).unwrap(),
+            Paging {
+                offset: 0,
+                limit: 5
+            }
+        );
         assert_eq!(parse_paging(&q("15")).unwrap().offset, 15);
         assert!(parse_paging(&q("abc")).is_err());
         assert!(parse_paging(&q("-1")).is_err());
         assert!(parse_paging(&ListQuery::default()).is_err());
-        let paging = Paging { offset: 10, limit: 2 };
+        let paging = Paging {
+            offset: 10,
+            limit: 2,
+        };
         assert_eq!(paging.page(vec![1, 2, 3]), (vec![1, 2], "12".to_string()));
         assert_eq!(paging.page(vec![1, 2]), (vec![1, 2], String::new()));
     }

@@ -18,8 +18,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use self::backend::{Backend, Col, DbErrorKind, Row, Stmt, Value, classify};
 use self::list::{FieldType, ListSpec, SqlBuilder, field};
 use crate::{
-    EntityKey, EntityRecord, EntityScope, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey,
-    NamedEntityMetadata, Page, ProjectRecord, ResourceType, Result, StoreError,
+    EntityKey, EntityRecord, EntityScope, LaunchPlanState, ListQuery, MetadataStore,
+    NamedEntityKey, NamedEntityMetadata, Page, ProjectRecord, ResourceType, Result, StoreError,
 };
 
 pub(crate) struct SqlStore<B: Backend> {
@@ -141,7 +141,14 @@ macro_rules! project_select {
     };
 }
 const PROJECT_SELECT: &str = project_select!();
-const PROJECT_COLS: &[Col] = &[Col::Text, Col::Text, Col::Text, Col::Bytes, Col::Int, Col::Timestamp];
+const PROJECT_COLS: &[Col] = &[
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Bytes,
+    Col::Int,
+    Col::Timestamp,
+];
 
 fn project_from_row(row: Row) -> Result<ProjectRecord> {
     let mut r = Reader::new(row);
@@ -203,7 +210,8 @@ const ENTITY_COLS: &[Col] = &[
 fn entity_from_row(row: Row) -> Result<EntityRecord> {
     let mut r = Reader::new(row);
     let rt = r.int("resource_type")?;
-    let resource = ResourceType::from_proto(rt).ok_or_else(|| corrupt("resource_type", &Value::Int(rt)))?;
+    let resource =
+        ResourceType::from_proto(rt).ok_or_else(|| corrupt("resource_type", &Value::Int(rt)))?;
     let key = EntityKey {
         resource,
         project: r.text("project")?,
@@ -216,13 +224,28 @@ fn entity_from_row(row: Row) -> Result<EntityRecord> {
     let closure = r.bytes("closure")?;
     let state = match r.opt_int("state")? {
         None => None,
-        Some(s) => Some(LaunchPlanState::from_proto(s).ok_or_else(|| corrupt("state", &Value::Int(s)))?),
+        Some(s) => {
+            Some(LaunchPlanState::from_proto(s).ok_or_else(|| corrupt("state", &Value::Int(s)))?)
+        }
     };
-    Ok(EntityRecord { key, digest, spec, closure, state, created_at: r.timestamp("created_at")? })
+    Ok(EntityRecord {
+        key,
+        digest,
+        spec,
+        closure,
+        state,
+        created_at: r.timestamp("created_at")?,
+    })
 }
 
 fn key_args(key: &EntityKey) -> Vec<Value> {
-    vec![resource(key.resource), text(&key.project), text(&key.domain), text(&key.name), text(&key.version)]
+    vec![
+        resource(key.resource),
+        text(&key.project),
+        text(&key.domain),
+        text(&key.name),
+        text(&key.version),
+    ]
 }
 
 const ENTITY_FIELDS: &[list::Field] = &[
@@ -241,8 +264,19 @@ const LAUNCH_PLAN_FIELDS: &[list::Field] = &[
     field("state", FieldType::Int),
 ];
 
-const fn entity_spec(what: &'static str, prefixes: &'static [&'static str], fields: &'static [list::Field]) -> ListSpec {
-    ListSpec { what, prefixes, filters: fields, sorts: fields, default_sort: "created_at", tiebreak: "id" }
+const fn entity_spec(
+    what: &'static str,
+    prefixes: &'static [&'static str],
+    fields: &'static [list::Field],
+) -> ListSpec {
+    ListSpec {
+        what,
+        prefixes,
+        filters: fields,
+        sorts: fields,
+        default_sort: "created_at",
+        tiebreak: "id",
+    }
 }
 
 const TASKS: ListSpec = entity_spec("tasks", &["task"], ENTITY_FIELDS);
@@ -264,11 +298,22 @@ const NAME_FILTERS: &[list::Field] = &[
 ];
 const NAME_SORTS: &[list::Field] = &[
     field("name", FieldType::Text),
-    list::Field { name: "created_at", expr: "MAX(created_at)", ty: FieldType::Timestamp },
+    list::Field {
+        name: "created_at",
+        expr: "MAX(created_at)",
+        ty: FieldType::Timestamp,
+    },
 ];
 
 const fn names_spec(what: &'static str, prefixes: &'static [&'static str]) -> ListSpec {
-    ListSpec { what, prefixes, filters: NAME_FILTERS, sorts: NAME_SORTS, default_sort: "created_at", tiebreak: "name" }
+    ListSpec {
+        what,
+        prefixes,
+        filters: NAME_FILTERS,
+        sorts: NAME_SORTS,
+        default_sort: "created_at",
+        tiebreak: "name",
+    }
 }
 
 const TASK_NAMES: ListSpec = names_spec("task names", &["task"]);
@@ -341,8 +386,16 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
 
     async fn get_project(&self, id: &str) -> Result<ProjectRecord> {
         self.timed("get_project", async {
-            let stmt = Stmt::new(concat!(project_select!(), " WHERE identifier = $1"), vec![text(id)]);
-            let row = self.backend.fetch(stmt, PROJECT_COLS).await.map_err(internal)?.pop();
+            let stmt = Stmt::new(
+                concat!(project_select!(), " WHERE identifier = $1"),
+                vec![text(id)],
+            );
+            let row = self
+                .backend
+                .fetch(stmt, PROJECT_COLS)
+                .await
+                .map_err(internal)?
+                .pop();
             match row {
                 Some(row) => project_from_row(row),
                 None => Err(StoreError::NotFound(format!("project {id}"))),
@@ -358,9 +411,16 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             b.push(" WHERE 1 = 1");
             list::push_filters(&mut b, &PROJECTS, &query.filters)?;
             list::push_order_and_page(&mut b, &PROJECTS, query, paging)?;
-            let rows = self.backend.fetch(b.build(), PROJECT_COLS).await.map_err(internal)?;
+            let rows = self
+                .backend
+                .fetch(b.build(), PROJECT_COLS)
+                .await
+                .map_err(internal)?;
             let (rows, next_token) = paging.page(rows);
-            let items = rows.into_iter().map(project_from_row).collect::<Result<_>>()?;
+            let items = rows
+                .into_iter()
+                .map(project_from_row)
+                .collect::<Result<_>>()?;
             Ok(Page { items, next_token })
         })
         .await
@@ -399,8 +459,17 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
 
     async fn get_entity(&self, key: &EntityKey) -> Result<EntityRecord> {
         self.timed("get_entity", async {
-            let stmt = Stmt::new(concat!(entity_select!(), entity_key_where!()), key_args(key));
-            match self.backend.fetch(stmt, ENTITY_COLS).await.map_err(internal)?.pop() {
+            let stmt = Stmt::new(
+                concat!(entity_select!(), entity_key_where!()),
+                key_args(key),
+            );
+            match self
+                .backend
+                .fetch(stmt, ENTITY_COLS)
+                .await
+                .map_err(internal)?
+                .pop()
+            {
                 Some(row) => entity_from_row(row),
                 None => Err(StoreError::NotFound(key.to_string())),
             }
@@ -429,9 +498,16 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             }
             list::push_filters(&mut b, spec, &query.filters)?;
             list::push_order_and_page(&mut b, spec, query, paging)?;
-            let rows = self.backend.fetch(b.build(), ENTITY_COLS).await.map_err(internal)?;
+            let rows = self
+                .backend
+                .fetch(b.build(), ENTITY_COLS)
+                .await
+                .map_err(internal)?;
             let (rows, next_token) = paging.page(rows);
-            let items = rows.into_iter().map(entity_from_row).collect::<Result<_>>()?;
+            let items = rows
+                .into_iter()
+                .map(entity_from_row)
+                .collect::<Result<_>>()?;
             Ok(Page { items, next_token })
         })
         .await
@@ -456,9 +532,16 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             list::push_filters(&mut b, spec, &query.filters)?;
             b.push(" GROUP BY name");
             list::push_order_and_page(&mut b, spec, query, paging)?;
-            let rows = self.backend.fetch(b.build(), &[Col::Text]).await.map_err(internal)?;
+            let rows = self
+                .backend
+                .fetch(b.build(), &[Col::Text])
+                .await
+                .map_err(internal)?;
             let (rows, next_token) = paging.page(rows);
-            let items = rows.into_iter().map(|row| Reader::new(row).text("name")).collect::<Result<_>>()?;
+            let items = rows
+                .into_iter()
+                .map(|row| Reader::new(row).text("name"))
+                .collect::<Result<_>>()?;
             Ok(Page { items, next_token })
         })
         .await
@@ -467,15 +550,22 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     async fn set_launch_plan_state(&self, key: &EntityKey, state: LaunchPlanState) -> Result<()> {
         self.timed("set_launch_plan_state", async {
             if key.resource != ResourceType::LaunchPlan {
-                return Err(StoreError::InvalidArgument(format!("{key} is not a launch plan")));
+                return Err(StoreError::InvalidArgument(format!(
+                    "{key} is not a launch plan"
+                )));
             }
             let mut tx = self.begin().await?;
             if state == LaunchPlanState::Active {
-                B::tx_execute(&mut tx, deactivate_others(key)).await.map_err(internal)?;
+                B::tx_execute(&mut tx, deactivate_others(key))
+                    .await
+                    .map_err(internal)?;
             }
             let mut args = key_args(key);
             args.push(Value::Int(state as i32));
-            let stmt = Stmt::new(concat!("UPDATE entities SET state = $6", entity_key_where!()), args);
+            let stmt = Stmt::new(
+                concat!("UPDATE entities SET state = $6", entity_key_where!()),
+                args,
+            );
             let n = B::tx_execute(&mut tx, stmt).await.map_err(internal)?;
             if n == 0 {
                 // Dropping the transaction rolls back the deactivation.
@@ -486,7 +576,12 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         .await
     }
 
-    async fn get_active_launch_plan(&self, project: &str, domain: &str, name: &str) -> Result<EntityRecord> {
+    async fn get_active_launch_plan(
+        &self,
+        project: &str,
+        domain: &str,
+        name: &str,
+    ) -> Result<EntityRecord> {
         self.timed("get_active_launch_plan", async {
             let stmt = Stmt::new(
                 concat!(
@@ -508,12 +603,26 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             let stmt = Stmt::new(
                 "SELECT description, state FROM named_entity_metadata \
                  WHERE resource_type = $1 AND project = $2 AND domain = $3 AND name = $4",
-                vec![resource(id.resource), text(&id.project), text(&id.domain), text(&id.name)],
+                vec![
+                    resource(id.resource),
+                    text(&id.project),
+                    text(&id.domain),
+                    text(&id.name),
+                ],
             );
-            match self.backend.fetch(stmt, &[Col::Text, Col::Int]).await.map_err(internal)?.pop() {
+            match self
+                .backend
+                .fetch(stmt, &[Col::Text, Col::Int])
+                .await
+                .map_err(internal)?
+                .pop()
+            {
                 Some(row) => {
                     let mut r = Reader::new(row);
-                    Ok(NamedEntityMetadata { description: r.text("description")?, state: r.int("state")? })
+                    Ok(NamedEntityMetadata {
+                        description: r.text("description")?,
+                        state: r.int("state")?,
+                    })
                 }
                 None => Ok(NamedEntityMetadata::default()),
             }
@@ -521,7 +630,11 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         .await
     }
 
-    async fn update_named_entity_metadata(&self, id: &NamedEntityKey, metadata: NamedEntityMetadata) -> Result<()> {
+    async fn update_named_entity_metadata(
+        &self,
+        id: &NamedEntityKey,
+        metadata: NamedEntityMetadata,
+    ) -> Result<()> {
         self.timed("update_named_entity_metadata", async {
             let stmt = Stmt::new(
                 "INSERT INTO named_entity_metadata (resource_type, project, domain, name, description, state) \
@@ -545,7 +658,10 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.timed("ping", async { self.backend.ping().await.map_err(internal) }).await
+        self.timed("ping", async {
+            self.backend.ping().await.map_err(internal)
+        })
+        .await
     }
 
     async fn close(&self) {
