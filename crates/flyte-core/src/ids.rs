@@ -285,3 +285,109 @@ fn invalid(field: &str, value: &str, reason: String) -> ValidationError {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_identifier() {
+        assert_eq!(
+            validate_identifier("flytesnacks", "development", "my.module.wf", "v1_a-B.~"),
+            Ok(())
+        );
+        assert_eq!(validate_name(".flytegen.my.module.t"), Ok(()));
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let err = validate_identifier("", "development", "n", "v").unwrap_err();
+        assert_eq!(err.field(), "project");
+        assert_eq!(err.to_string(), "missing project");
+        assert_eq!(
+            validate_identifier("p", "", "n", "v").unwrap_err().field(),
+            "domain"
+        );
+        assert_eq!(
+            validate_identifier("p", "d", "", "v").unwrap_err().field(),
+            "name"
+        );
+        assert_eq!(
+            validate_identifier("p", "d", "n", "").unwrap_err().field(),
+            "version"
+        );
+    }
+
+    #[test]
+    fn project_must_be_dns_label() {
+        for bad in ["Flytesnacks", "-a", "a-", "a_b", "a.b"] {
+            let err = validate_project(bad).unwrap_err();
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        let long = "a".repeat(MAX_PROJECT_LEN + 1);
+        assert!(matches!(
+            validate_project(&long),
+            Err(ValidationError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn names_refuse_slashes_and_whitespace() {
+        assert!(validate_name("a/b").is_err());
+        assert!(validate_name("a b").is_err());
+        assert!(validate_name("a\u{0}").is_err());
+        assert!(validate_name(&"n".repeat(MAX_NAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn versions_must_be_url_safe() {
+        for bad in ["v 1", "v/1", "v?1", "v+1", "v%1", "v:1"] {
+            let err = validate_version(bad).unwrap_err();
+            assert_eq!(err.field(), "version");
+            assert!(err.to_string().contains("URL safe"), "{err}");
+        }
+    }
+
+    #[test]
+    fn core_identifier_checks_resource_type() {
+        let id = Identifier {
+            resource_type: 1,
+            project: "p".into(),
+            domain: "d".into(),
+            name: "n".into(),
+            version: "v".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_core_identifier(Some(&id), ResourceType::Task),
+            Ok(())
+        );
+        let err = validate_core_identifier(Some(&id), ResourceType::Workflow).unwrap_err();
+        assert_eq!(err.field(), "resource_type");
+        assert!(validate_core_identifier(None, ResourceType::Task).is_err());
+    }
+
+    #[test]
+    fn id_key_round_trips_and_displays() {
+        let id = Identifier {
+            resource_type: 2,
+            project: "p".into(),
+            domain: "d".into(),
+            name: "wf".into(),
+            version: "v1".into(),
+            ..Default::default()
+        };
+        let key = IdKey::from(&id);
+        assert_eq!(key.to_identifier(), id);
+        assert_eq!(key.to_string(), "workflow p/d/wf@v1");
+    }
+
+    #[test]
+    fn sha256_digest() {
+        assert_eq!(
+            digest_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(digest(b"").len(), 32);
+    }
+}

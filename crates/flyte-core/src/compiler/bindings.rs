@@ -91,11 +91,9 @@ pub(crate) fn infer_inputs(c: &mut Compiler<'_>, g: &Graph, n: &Node) -> Variabl
     let mut variables = std::collections::BTreeMap::new();
     for b in &n.inputs {
         let Some(data) = &b.binding else { continue };
-        let mut scratch = Graph::default();
-        scratch.ifaces = g.ifaces.clone();
         // Errors are reported when the bindings are validated against the inferred types.
         let saved = c.errors.len();
-        let t = infer(c, &scratch, &n.id, &b.var, data);
+        let t = infer(c, g, &n.id, &b.var, data);
         c.errors.truncate(saved);
         if let Some(t) = t {
             variables.insert(

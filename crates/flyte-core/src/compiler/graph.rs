@@ -364,9 +364,11 @@ impl<'a> Compiler<'a> {
                     return None;
                 };
                 let mut iface = normalized(Some(iface));
-                if let Some(params) = self.resolved.launch_plan_inputs.get(&key) {
-                    iface.inputs = Some(exposed_inputs(params, n));
-                }
+                iface.inputs = Some(match self.resolved.launch_plan_inputs.get(&key) {
+                    Some(params) => exposed_inputs(params, n),
+                    // Without the expected inputs defaults are unknown: expose what is bound.
+                    None => only_bound(iface.inputs.take().unwrap_or_default(), n),
+                });
                 Some(iface)
             }
             Some(workflow_node::Reference::SubWorkflowRef(sub)) => {
@@ -708,6 +710,13 @@ fn exposed_inputs(params: &ParameterMap, n: &Node) -> VariableMap {
         .filter_map(|(name, p)| Some((name.clone(), p.var.clone()?)))
         .collect();
     VariableMap { variables }
+}
+
+fn only_bound(mut inputs: VariableMap, n: &Node) -> VariableMap {
+    inputs
+        .variables
+        .retain(|name, _| n.inputs.iter().any(|b| &b.var == name));
+    inputs
 }
 
 /// A cycle in the downstream graph, as the node ids along it (first repeated at the end).
