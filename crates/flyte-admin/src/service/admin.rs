@@ -1,1 +1,0 @@
-//! AdminService: projects, registration of tasks, workflows and launch plans, and reads.

@@ -1,0 +1,640 @@
+//! AdminService: projects, registration of tasks, workflows and launch plans, and reads.
+//!
+//! One submodule per resource; `entities` holds the create/get/list plumbing that tasks,
+//! workflows and launch plans share, `lists` the list-request handling every list uses.
+//! Executions, events and matchable attributes answer UNIMPLEMENTED until they exist (never
+//! UNKNOWN: flytekit answers that by starting a browser login).
+
+mod common;
+mod descriptions;
+mod entities;
+mod launch_plans;
+mod lists;
+mod named_entities;
+mod projects;
+mod tasks;
+mod workflows;
+
+use flyteidl::admin;
+use flyteidl::service::admin_service_server::{AdminService, AdminServiceServer};
+use tonic::{Request, Response, Status};
+
+use self::common::run;
+use self::launch_plans::LaunchPlans;
+use self::tasks::Tasks;
+use self::workflows::Workflows;
+use crate::state::AdminState;
+
+/// The AdminService implementation over the shared admin state.
+#[derive(Clone)]
+pub struct AdminApi {
+    state: AdminState,
+}
+
+impl AdminApi {
+    pub fn new(state: AdminState) -> Self {
+        Self { state }
+    }
+}
+
+/// The tonic server for [`AdminApi`], accepting requests up to `config.max_request_bytes`.
+/// Wrap it in [`crate::fidelity::layer`] so unknown fields survive (see that module).
+pub fn admin_service(state: AdminState) -> AdminServiceServer<AdminApi> {
+    let max = state.config.max_request_bytes;
+    AdminServiceServer::new(AdminApi::new(state))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(usize::MAX)
+}
+
+const EXECUTIONS: &str = "executions, node and task executions and their events are not available \
+                          yet in Flyte-RS (they arrive with the execution engine); registration and \
+                          reads of projects, tasks, workflows and launch plans work";
+const MATCHABLE: &str = "matchable attributes (project, project-domain and workflow attributes) are \
+                         not available yet in Flyte-RS";
+
+fn not_available<T>(rpc: &str, what: &str) -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(format!("{rpc}: {what}")))
+}
+
+/// Project and domain of a versioned identifier, for spans.
+fn scope_of(id: Option<&flyteidl::core::Identifier>) -> (&str, &str) {
+    id.map_or(("", ""), |id| (id.project.as_str(), id.domain.as_str()))
+}
+
+fn named_scope_of(id: Option<&admin::NamedEntityIdentifier>) -> (&str, &str) {
+    id.map_or(("", ""), |id| (id.project.as_str(), id.domain.as_str()))
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    // --- tasks ------------------------------------------------------------------------------
+
+    async fn create_task(
+        &self,
+        request: Request<admin::TaskCreateRequest>,
+    ) -> Result<Response<admin::TaskCreateResponse>, Status> {
+        let (p, d) = scope_of(request.get_ref().id.as_ref());
+        let (p, d) = (p.to_owned(), d.to_owned());
+        run("CreateTask", &p, &d, tasks::create(&self.state, request)).await
+    }
+
+    async fn get_task(
+        &self,
+        request: Request<admin::ObjectGetRequest>,
+    ) -> Result<Response<admin::Task>, Status> {
+        let id = request.get_ref().id.as_ref();
+        let (p, d) = scope_of(id);
+        run("GetTask", p, d, entities::get::<Tasks>(&self.state, id)).await
+    }
+
+    async fn list_task_ids(
+        &self,
+        request: Request<admin::NamedEntityIdentifierListRequest>,
+    ) -> Result<Response<admin::NamedEntityIdentifierList>, Status> {
+        let r = request.get_ref();
+        run(
+            "ListTaskIds",
+            &r.project,
+            &r.domain,
+            entities::list_ids::<Tasks>(&self.state, r),
+        )
+        .await
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<admin::ResourceListRequest>,
+    ) -> Result<Response<admin::TaskList>, Status> {
+        let r = request.get_ref();
+        let (p, d) = named_scope_of(r.id.as_ref());
+        run("ListTasks", p, d, entities::list::<Tasks>(&self.state, r)).await
+    }
+
+    // --- workflows --------------------------------------------------------------------------
+
+    async fn create_workflow(
+        &self,
+        request: Request<admin::WorkflowCreateRequest>,
+    ) -> Result<Response<admin::WorkflowCreateResponse>, Status> {
+        let (p, d) = scope_of(request.get_ref().id.as_ref());
+        let (p, d) = (p.to_owned(), d.to_owned());
+        run(
+            "CreateWorkflow",
+            &p,
+            &d,
+            workflows::create(&self.state, request),
+        )
+        .await
+    }
+
+    async fn get_workflow(
+        &self,
+        request: Request<admin::ObjectGetRequest>,
+    ) -> Result<Response<admin::Workflow>, Status> {
+        let id = request.get_ref().id.as_ref();
+        let (p, d) = scope_of(id);
+        run(
+            "GetWorkflow",
+            p,
+            d,
+            entities::get::<Workflows>(&self.state, id),
+        )
+        .await
+    }
+
+    async fn list_workflow_ids(
+        &self,
+        request: Request<admin::NamedEntityIdentifierListRequest>,
+    ) -> Result<Response<admin::NamedEntityIdentifierList>, Status> {
+        let r = request.get_ref();
+        run(
+            "ListWorkflowIds",
+            &r.project,
+            &r.domain,
+            entities::list_ids::<Workflows>(&self.state, r),
+        )
+        .await
+    }
+
+    async fn list_workflows(
+        &self,
+        request: Request<admin::ResourceListRequest>,
+    ) -> Result<Response<admin::WorkflowList>, Status> {
+        let r = request.get_ref();
+        let (p, d) = named_scope_of(r.id.as_ref());
+        run(
+            "ListWorkflows",
+            p,
+            d,
+            entities::list::<Workflows>(&self.state, r),
+        )
+        .await
+    }
+
+    // --- launch plans -----------------------------------------------------------------------
+
+    async fn create_launch_plan(
+        &self,
+        request: Request<admin::LaunchPlanCreateRequest>,
+    ) -> Result<Response<admin::LaunchPlanCreateResponse>, Status> {
+        let (p, d) = scope_of(request.get_ref().id.as_ref());
+        let (p, d) = (p.to_owned(), d.to_owned());
+        run(
+            "CreateLaunchPlan",
+            &p,
+            &d,
+            launch_plans::create(&self.state, request),
+        )
+        .await
+    }
+
+    async fn get_launch_plan(
+        &self,
+        request: Request<admin::ObjectGetRequest>,
+    ) -> Result<Response<admin::LaunchPlan>, Status> {
+        let id = request.get_ref().id.as_ref();
+        let (p, d) = scope_of(id);
+        run(
+            "GetLaunchPlan",
+            p,
+            d,
+            entities::get::<LaunchPlans>(&self.state, id),
+        )
+        .await
+    }
+
+    async fn get_active_launch_plan(
+        &self,
+        request: Request<admin::ActiveLaunchPlanRequest>,
+    ) -> Result<Response<admin::LaunchPlan>, Status> {
+        let r = request.get_ref();
+        let (p, d) = named_scope_of(r.id.as_ref());
+        run(
+            "GetActiveLaunchPlan",
+            p,
+            d,
+            launch_plans::get_active(&self.state, r),
+        )
+        .await
+    }
+
+    async fn list_active_launch_plans(
+        &self,
+        request: Request<admin::ActiveLaunchPlanListRequest>,
+    ) -> Result<Response<admin::LaunchPlanList>, Status> {
+        let r = request.get_ref();
+        run(
+            "ListActiveLaunchPlans",
+            &r.project,
+            &r.domain,
+            launch_plans::list_active(&self.state, r),
+        )
+        .await
+    }
+
+    async fn list_launch_plan_ids(
+        &self,
+        request: Request<admin::NamedEntityIdentifierListRequest>,
+    ) -> Result<Response<admin::NamedEntityIdentifierList>, Status> {
+        let r = request.get_ref();
+        run(
+            "ListLaunchPlanIds",
+            &r.project,
+            &r.domain,
+            entities::list_ids::<LaunchPlans>(&self.state, r),
+        )
+        .await
+    }
+
+    async fn list_launch_plans(
+        &self,
+        request: Request<admin::ResourceListRequest>,
+    ) -> Result<Response<admin::LaunchPlanList>, Status> {
+        let r = request.get_ref();
+        let (p, d) = named_scope_of(r.id.as_ref());
+        run(
+            "ListLaunchPlans",
+            p,
+            d,
+            entities::list::<LaunchPlans>(&self.state, r),
+        )
+        .await
+    }
+
+    async fn update_launch_plan(
+        &self,
+        request: Request<admin::LaunchPlanUpdateRequest>,
+    ) -> Result<Response<admin::LaunchPlanUpdateResponse>, Status> {
+        let r = request.get_ref();
+        let (p, d) = scope_of(r.id.as_ref());
+        run(
+            "UpdateLaunchPlan",
+            p,
+            d,
+            launch_plans::update(&self.state, r),
+        )
+        .await
+    }
+
+    // --- projects and domains ---------------------------------------------------------------
+
+    async fn register_project(
+        &self,
+        request: Request<admin::ProjectRegisterRequest>,
+    ) -> Result<Response<admin::ProjectRegisterResponse>, Status> {
+        let project = request
+            .get_ref()
+            .project
+            .as_ref()
+            .map(|p| p.id.clone())
+            .unwrap_or_default();
+        run(
+            "RegisterProject",
+            &project,
+            "",
+            projects::register(&self.state, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn update_project(
+        &self,
+        request: Request<admin::Project>,
+    ) -> Result<Response<admin::ProjectUpdateResponse>, Status> {
+        let project = request.get_ref().id.clone();
+        run(
+            "UpdateProject",
+            &project,
+            "",
+            projects::update(&self.state, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn get_project(
+        &self,
+        request: Request<admin::ProjectGetRequest>,
+    ) -> Result<Response<admin::Project>, Status> {
+        let r = request.get_ref();
+        run("GetProject", &r.id, "", projects::get(&self.state, r)).await
+    }
+
+    async fn list_projects(
+        &self,
+        request: Request<admin::ProjectListRequest>,
+    ) -> Result<Response<admin::Projects>, Status> {
+        run(
+            "ListProjects",
+            "",
+            "",
+            projects::list(&self.state, request.get_ref()),
+        )
+        .await
+    }
+
+    async fn get_domains(
+        &self,
+        _request: Request<admin::GetDomainRequest>,
+    ) -> Result<Response<admin::GetDomainsResponse>, Status> {
+        Ok(projects::get_domains(&self.state))
+    }
+
+    // --- named entities and descriptions ----------------------------------------------------
+
+    async fn list_named_entities(
+        &self,
+        request: Request<admin::NamedEntityListRequest>,
+    ) -> Result<Response<admin::NamedEntityList>, Status> {
+        let r = request.get_ref();
+        run(
+            "ListNamedEntities",
+            &r.project,
+            &r.domain,
+            named_entities::list(&self.state, r),
+        )
+        .await
+    }
+
+    async fn get_named_entity(
+        &self,
+        request: Request<admin::NamedEntityGetRequest>,
+    ) -> Result<Response<admin::NamedEntity>, Status> {
+        let r = request.get_ref();
+        let (p, d) = named_scope_of(r.id.as_ref());
+        run("GetNamedEntity", p, d, named_entities::get(&self.state, r)).await
+    }
+
+    async fn update_named_entity(
+        &self,
+        request: Request<admin::NamedEntityUpdateRequest>,
+    ) -> Result<Response<admin::NamedEntityUpdateResponse>, Status> {
+        let r = request.get_ref();
+        let (p, d) = named_scope_of(r.id.as_ref());
+        run(
+            "UpdateNamedEntity",
+            p,
+            d,
+            named_entities::update(&self.state, r),
+        )
+        .await
+    }
+
+    async fn get_description_entity(
+        &self,
+        request: Request<admin::ObjectGetRequest>,
+    ) -> Result<Response<admin::DescriptionEntity>, Status> {
+        let r = request.get_ref();
+        let (p, d) = scope_of(r.id.as_ref());
+        run(
+            "GetDescriptionEntity",
+            p,
+            d,
+            descriptions::get(&self.state, r),
+        )
+        .await
+    }
+
+    async fn list_description_entities(
+        &self,
+        request: Request<admin::DescriptionEntityListRequest>,
+    ) -> Result<Response<admin::DescriptionEntityList>, Status> {
+        let r = request.get_ref();
+        let (p, d) = named_scope_of(r.id.as_ref());
+        run(
+            "ListDescriptionEntities",
+            p,
+            d,
+            descriptions::list(&self.state, r),
+        )
+        .await
+    }
+
+    async fn get_version(
+        &self,
+        _request: Request<admin::GetVersionRequest>,
+    ) -> Result<Response<admin::GetVersionResponse>, Status> {
+        Ok(Response::new(admin::GetVersionResponse {
+            control_plane_version: Some(admin::Version {
+                build: option_env!("FLYTE_RS_GIT_SHA")
+                    .unwrap_or("unknown")
+                    .to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                build_time: option_env!("FLYTE_RS_BUILD_TIME")
+                    .unwrap_or("unknown")
+                    .to_string(),
+            }),
+        }))
+    }
+
+    // --- not available yet -----------------------------------------------------------------
+
+    async fn create_execution(
+        &self,
+        _request: Request<admin::ExecutionCreateRequest>,
+    ) -> Result<Response<admin::ExecutionCreateResponse>, Status> {
+        not_available("CreateExecution", EXECUTIONS)
+    }
+
+    async fn relaunch_execution(
+        &self,
+        _request: Request<admin::ExecutionRelaunchRequest>,
+    ) -> Result<Response<admin::ExecutionCreateResponse>, Status> {
+        not_available("RelaunchExecution", EXECUTIONS)
+    }
+
+    async fn recover_execution(
+        &self,
+        _request: Request<admin::ExecutionRecoverRequest>,
+    ) -> Result<Response<admin::ExecutionCreateResponse>, Status> {
+        not_available("RecoverExecution", EXECUTIONS)
+    }
+
+    async fn get_execution(
+        &self,
+        _request: Request<admin::WorkflowExecutionGetRequest>,
+    ) -> Result<Response<admin::Execution>, Status> {
+        not_available("GetExecution", EXECUTIONS)
+    }
+
+    async fn update_execution(
+        &self,
+        _request: Request<admin::ExecutionUpdateRequest>,
+    ) -> Result<Response<admin::ExecutionUpdateResponse>, Status> {
+        not_available("UpdateExecution", EXECUTIONS)
+    }
+
+    async fn get_execution_data(
+        &self,
+        _request: Request<admin::WorkflowExecutionGetDataRequest>,
+    ) -> Result<Response<admin::WorkflowExecutionGetDataResponse>, Status> {
+        not_available("GetExecutionData", EXECUTIONS)
+    }
+
+    async fn list_executions(
+        &self,
+        _request: Request<admin::ResourceListRequest>,
+    ) -> Result<Response<admin::ExecutionList>, Status> {
+        not_available("ListExecutions", EXECUTIONS)
+    }
+
+    async fn terminate_execution(
+        &self,
+        _request: Request<admin::ExecutionTerminateRequest>,
+    ) -> Result<Response<admin::ExecutionTerminateResponse>, Status> {
+        not_available("TerminateExecution", EXECUTIONS)
+    }
+
+    async fn get_node_execution(
+        &self,
+        _request: Request<admin::NodeExecutionGetRequest>,
+    ) -> Result<Response<admin::NodeExecution>, Status> {
+        not_available("GetNodeExecution", EXECUTIONS)
+    }
+
+    async fn get_dynamic_node_workflow(
+        &self,
+        _request: Request<admin::GetDynamicNodeWorkflowRequest>,
+    ) -> Result<Response<admin::DynamicNodeWorkflowResponse>, Status> {
+        not_available("GetDynamicNodeWorkflow", EXECUTIONS)
+    }
+
+    async fn list_node_executions(
+        &self,
+        _request: Request<admin::NodeExecutionListRequest>,
+    ) -> Result<Response<admin::NodeExecutionList>, Status> {
+        not_available("ListNodeExecutions", EXECUTIONS)
+    }
+
+    async fn list_node_executions_for_task(
+        &self,
+        _request: Request<admin::NodeExecutionForTaskListRequest>,
+    ) -> Result<Response<admin::NodeExecutionList>, Status> {
+        not_available("ListNodeExecutionsForTask", EXECUTIONS)
+    }
+
+    async fn get_node_execution_data(
+        &self,
+        _request: Request<admin::NodeExecutionGetDataRequest>,
+    ) -> Result<Response<admin::NodeExecutionGetDataResponse>, Status> {
+        not_available("GetNodeExecutionData", EXECUTIONS)
+    }
+
+    async fn create_workflow_event(
+        &self,
+        _request: Request<admin::WorkflowExecutionEventRequest>,
+    ) -> Result<Response<admin::WorkflowExecutionEventResponse>, Status> {
+        not_available("CreateWorkflowEvent", EXECUTIONS)
+    }
+
+    async fn create_node_event(
+        &self,
+        _request: Request<admin::NodeExecutionEventRequest>,
+    ) -> Result<Response<admin::NodeExecutionEventResponse>, Status> {
+        not_available("CreateNodeEvent", EXECUTIONS)
+    }
+
+    async fn create_task_event(
+        &self,
+        _request: Request<admin::TaskExecutionEventRequest>,
+    ) -> Result<Response<admin::TaskExecutionEventResponse>, Status> {
+        not_available("CreateTaskEvent", EXECUTIONS)
+    }
+
+    async fn get_task_execution(
+        &self,
+        _request: Request<admin::TaskExecutionGetRequest>,
+    ) -> Result<Response<admin::TaskExecution>, Status> {
+        not_available("GetTaskExecution", EXECUTIONS)
+    }
+
+    async fn list_task_executions(
+        &self,
+        _request: Request<admin::TaskExecutionListRequest>,
+    ) -> Result<Response<admin::TaskExecutionList>, Status> {
+        not_available("ListTaskExecutions", EXECUTIONS)
+    }
+
+    async fn get_task_execution_data(
+        &self,
+        _request: Request<admin::TaskExecutionGetDataRequest>,
+    ) -> Result<Response<admin::TaskExecutionGetDataResponse>, Status> {
+        not_available("GetTaskExecutionData", EXECUTIONS)
+    }
+
+    async fn update_project_domain_attributes(
+        &self,
+        _request: Request<admin::ProjectDomainAttributesUpdateRequest>,
+    ) -> Result<Response<admin::ProjectDomainAttributesUpdateResponse>, Status> {
+        not_available("UpdateProjectDomainAttributes", MATCHABLE)
+    }
+
+    async fn get_project_domain_attributes(
+        &self,
+        _request: Request<admin::ProjectDomainAttributesGetRequest>,
+    ) -> Result<Response<admin::ProjectDomainAttributesGetResponse>, Status> {
+        not_available("GetProjectDomainAttributes", MATCHABLE)
+    }
+
+    async fn delete_project_domain_attributes(
+        &self,
+        _request: Request<admin::ProjectDomainAttributesDeleteRequest>,
+    ) -> Result<Response<admin::ProjectDomainAttributesDeleteResponse>, Status> {
+        not_available("DeleteProjectDomainAttributes", MATCHABLE)
+    }
+
+    async fn update_project_attributes(
+        &self,
+        _request: Request<admin::ProjectAttributesUpdateRequest>,
+    ) -> Result<Response<admin::ProjectAttributesUpdateResponse>, Status> {
+        not_available("UpdateProjectAttributes", MATCHABLE)
+    }
+
+    async fn get_project_attributes(
+        &self,
+        _request: Request<admin::ProjectAttributesGetRequest>,
+    ) -> Result<Response<admin::ProjectAttributesGetResponse>, Status> {
+        not_available("GetProjectAttributes", MATCHABLE)
+    }
+
+    async fn delete_project_attributes(
+        &self,
+        _request: Request<admin::ProjectAttributesDeleteRequest>,
+    ) -> Result<Response<admin::ProjectAttributesDeleteResponse>, Status> {
+        not_available("DeleteProjectAttributes", MATCHABLE)
+    }
+
+    async fn update_workflow_attributes(
+        &self,
+        _request: Request<admin::WorkflowAttributesUpdateRequest>,
+    ) -> Result<Response<admin::WorkflowAttributesUpdateResponse>, Status> {
+        not_available("UpdateWorkflowAttributes", MATCHABLE)
+    }
+
+    async fn get_workflow_attributes(
+        &self,
+        _request: Request<admin::WorkflowAttributesGetRequest>,
+    ) -> Result<Response<admin::WorkflowAttributesGetResponse>, Status> {
+        not_available("GetWorkflowAttributes", MATCHABLE)
+    }
+
+    async fn delete_workflow_attributes(
+        &self,
+        _request: Request<admin::WorkflowAttributesDeleteRequest>,
+    ) -> Result<Response<admin::WorkflowAttributesDeleteResponse>, Status> {
+        not_available("DeleteWorkflowAttributes", MATCHABLE)
+    }
+
+    async fn list_matchable_attributes(
+        &self,
+        _request: Request<admin::ListMatchableAttributesRequest>,
+    ) -> Result<Response<admin::ListMatchableAttributesResponse>, Status> {
+        not_available("ListMatchableAttributes", MATCHABLE)
+    }
+
+    async fn get_execution_metrics(
+        &self,
+        _request: Request<admin::WorkflowExecutionGetMetricsRequest>,
+    ) -> Result<Response<admin::WorkflowExecutionGetMetricsResponse>, Status> {
+        not_available("GetExecutionMetrics", EXECUTIONS)
+    }
+}
