@@ -1,1 +1,209 @@
-//! Composition of every admin endpoint into one axum Router.
+//! Composition of every admin endpoint into one axum Router: the gRPC services (each wrapped
+//! in the fidelity layer), the REST/JSON gateway under `/api/v1/`, and the data-proxy upload
+//! and download endpoints — all on one port, gRPC (HTTP/2) and HTTP/1.1 alike, with one
+//! request-metrics layer around everything.
+//!
+//! The binary serves it with `axum::serve(listener, router(state))`: axum's server detects
+//! HTTP/2 prior knowledge (cleartext h2c, what grpcio's `insecure_channel` speaks) and
+//! HTTP/1.1 on the same connection type, given axum's `http1` and `http2` features.
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, put};
+use flyte_blob::UrlSigner;
+use tonic::server::NamedService;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::fidelity;
+use crate::gateway::{Gateway, code_name, error_response};
+use crate::service::dataproxy::{
+    self, DOWNLOAD_ROUTE, DataProxyHttp, UPLOAD_ROUTE, data_proxy_service,
+};
+use crate::state::AdminState;
+
+/// Every admin endpoint of the server. See the module docs.
+///
+/// The router has a fallback (gRPC calls to services this build does not serve get
+/// UNIMPLEMENTED, other requests a 404 JSON error); merge other routes into it rather than
+/// merging it into a router with its own fallback.
+pub fn router(state: AdminState) -> Router {
+    let signer = UrlSigner::new(&state.config.signing_key);
+    let grpc = grpc_router(&state, &signer);
+    let gateway = Gateway::new(grpc.clone(), state.config.max_request_bytes);
+
+    let dataproxy_http = Router::new()
+        .route(UPLOAD_ROUTE, put(dataproxy::upload))
+        .route(DOWNLOAD_ROUTE, get(dataproxy::download))
+        .with_state(DataProxyHttp {
+            state: state.clone(),
+            signer,
+        });
+
+    let rest = Router::new().route(
+        "/api/v1/{*rest}",
+        any(move |req: Request| {
+            let gateway = gateway.clone();
+            async move { gateway.handle(req).await }
+        }),
+    );
+
+    grpc.merge(dataproxy_http)
+        .merge(rest)
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn(metrics::track))
+}
+
+/// The gRPC services, each behind the fidelity layer (request size limit, raw bytes).
+/// Unknown paths fall through to axum's default 404 (the gateway reports UNIMPLEMENTED).
+pub fn grpc_router(state: &AdminState, signer: &UrlSigner) -> Router {
+    let fidelity = fidelity::layer(state.config.max_request_bytes);
+    let router = Router::new();
+    let router = add_grpc(
+        router,
+        fidelity.layer(crate::service::admin::admin_service(state.clone())),
+    );
+    add_grpc(
+        router,
+        fidelity.layer(data_proxy_service(state.clone(), signer.clone())),
+    )
+}
+
+/// Routes `/<service name>/*` to a tonic service, as `tonic::service::Routes` does (but
+/// without its catch-all fallback, so the router can be merged).
+fn add_grpc<S>(router: Router, svc: S) -> Router
+where
+    S: Service<http::Request<tonic::body::Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    router.route_service(
+        &format!("/{}/{{*rest}}", S::NAME),
+        svc.map_request(|req: http::Request<Body>| req.map(tonic::body::Body::new)),
+    )
+}
+
+fn is_grpc(req: &Request) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+async fn fallback(req: Request) -> Response {
+    if is_grpc(&req) {
+        let service = req
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        return tonic::Status::unimplemented(format!(
+            "service {service} is not served by this server"
+        ))
+        .into_http();
+    }
+    error_response(
+        http::StatusCode::NOT_FOUND,
+        tonic::Code::NotFound,
+        &format!("no route for {} {}", req.method(), req.uri().path()),
+        Vec::new(),
+    )
+}
+
+/// API request metrics: names declared here, recorded by one layer around the whole router.
+pub mod metrics {
+    use std::time::Instant;
+
+    use axum::extract::Request;
+    use axum::middleware::Next;
+    use axum::response::Response;
+
+    use super::is_grpc;
+
+    /// Counter, labels `service`, `method`, `code` (gRPC code name, e.g. `Ok`, `NotFound`;
+    /// HTTP status for plain HTTP endpoints).
+    pub const API_REQUESTS_TOTAL: &str = "flyte_admin_api_requests_total";
+    /// Histogram (seconds), labels `service`, `method`.
+    pub const API_REQUEST_DURATION_SECONDS: &str = "flyte_admin_api_request_duration_seconds";
+
+    /// What a response was for, set by handlers that know better than the URL
+    /// (the gateway: the RPC it called and its code).
+    #[derive(Debug, Clone)]
+    pub struct ApiCall {
+        pub service: String,
+        pub method: String,
+        pub code: String,
+    }
+
+    impl ApiCall {
+        pub fn new(service: &str, method: &str, code: &str) -> Self {
+            Self {
+                service: service.to_string(),
+                method: method.to_string(),
+                code: code.to_string(),
+            }
+        }
+    }
+
+    /// The middleware (use with `axum::middleware::from_fn`).
+    pub async fn track(req: Request, next: Next) -> Response {
+        let start = Instant::now();
+        let grpc = is_grpc(&req);
+        let path = req.uri().path().to_string();
+        let response = next.run(req).await;
+        let (service, method, code) = if let Some(call) = response.extensions().get::<ApiCall>() {
+            (call.service.clone(), call.method.clone(), call.code.clone())
+        } else if grpc {
+            let mut parts = path.trim_start_matches('/').splitn(2, '/');
+            let service = parts.next().unwrap_or_default();
+            let service = service.rsplit('.').next().unwrap_or(service).to_string();
+            let method = parts.next().unwrap_or_default().to_string();
+            // Trailers-only (error) responses carry the status in the headers; a unary
+            // success carries it in the trailers, after this point.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .map(|c| super::code_name(tonic::Code::from_i32(c)))
+                .unwrap_or("Ok")
+                .to_string();
+            (service, method, code)
+        } else if path.starts_with("/api/v1/dataproxy/upload/") {
+            (
+                "DataProxyHttp".into(),
+                "Upload".into(),
+                response.status().as_u16().to_string(),
+            )
+        } else if path.starts_with("/api/v1/dataproxy/download/") {
+            (
+                "DataProxyHttp".into(),
+                "Download".into(),
+                response.status().as_u16().to_string(),
+            )
+        } else {
+            (
+                "http".into(),
+                "other".into(),
+                response.status().as_u16().to_string(),
+            )
+        };
+        let elapsed = start.elapsed().as_secs_f64();
+        metrics::counter!(API_REQUESTS_TOTAL, "service" => service.clone(), "method" => method.clone(), "code" => code)
+            .increment(1);
+        metrics::histogram!(API_REQUEST_DURATION_SECONDS, "service" => service, "method" => method)
+            .record(elapsed);
+        response
+    }
+}
