@@ -1,0 +1,105 @@
+//! Task backends: where a task attempt actually runs. The engine decides *what* runs and
+//! when; a backend runs one attempt and reports how it went.
+//!
+//! Backends: local processes (the embedded default), in-engine tasks that need no process
+//! (`echo`, `core-sleep`), later Kubernetes pods.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flyteidl::core::{ExecutionError, TaskLog, TaskTemplate};
+use tokio::sync::mpsc;
+
+/// Identifies one attempt of one node of one execution.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptKey {
+    pub project: String,
+    pub domain: String,
+    /// The execution name.
+    pub execution: String,
+    /// The node's unique id within the execution (nested nodes carry their parent's prefix).
+    pub node_id: String,
+    pub retry_attempt: u32,
+}
+
+/// Where an attempt reads and writes its data: Flyte's template variables.
+/// All values are native URLs of the blob store (`file:///…`, `s3://…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptPaths {
+    /// `{{.input}}`: the node's `inputs.pb`.
+    pub inputs: String,
+    /// `{{.inputPrefix}}`: the node's data dir.
+    pub input_prefix: String,
+    /// `{{.outputPrefix}}`: this attempt's output dir (outputs.pb, error.pb, futures.pb).
+    pub output_prefix: String,
+    /// `{{.rawOutputDataPrefix}}`.
+    pub raw_output_prefix: String,
+    /// `{{.checkpointOutputPrefix}}`.
+    pub checkpoint_prefix: String,
+    /// `{{.prevCheckpointPrefix}}`: the previous attempt's checkpoint prefix, if any.
+    pub prev_checkpoint_prefix: Option<String>,
+    /// `{{.taskTemplatePath}}`: where the engine wrote `task.pb`.
+    pub task_template: String,
+}
+
+/// Everything a backend needs to run one attempt.
+#[derive(Debug, Clone)]
+pub struct TaskAttempt {
+    pub key: AttemptKey,
+    pub template: TaskTemplate,
+    pub paths: AttemptPaths,
+    /// Environment from the engine (`FLYTE_INTERNAL_*`, `FLYTE_ATTEMPT_NUMBER`, the
+    /// execution's `envs`, storage access), on top of which the task's own environment goes.
+    pub env: BTreeMap<String, String>,
+    /// Per-attempt timeout (TaskMetadata.timeout), if any.
+    pub timeout: Option<Duration>,
+    pub interruptible: bool,
+    /// For array sub-tasks: the index (FLYTE_K8S_ARRAY_INDEX).
+    pub array_index: Option<u32>,
+}
+
+/// Progress of a running attempt (phase changes, logs becoming available).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptUpdate {
+    /// Accepted but waiting for capacity (shown as QUEUED).
+    Queued { reason: String },
+    /// Running; logs are where the links point.
+    Running { logs: Vec<TaskLog> },
+    /// Finished; the engine reads outputs from `paths.output_prefix` on success.
+    Finished(AttemptOutcome),
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// The task succeeded; `outputs.pb` (or `futures.pb` for dynamic tasks) is in the output prefix.
+    Succeeded { logs: Vec<TaskLog> },
+    /// The task failed. `retryable` follows Flyte's rules (ContainerError kind RECOVERABLE,
+    /// system errors); `error.kind` is USER or SYSTEM.
+    Failed { error: ExecutionError, retryable: bool, logs: Vec<TaskLog> },
+    /// Aborted on request.
+    Aborted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend cannot run this task (unknown type, missing command …): a user error.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("task backend: {0}")]
+    Internal(String),
+}
+
+/// A place task attempts run. `start` returns once the attempt is accepted; progress comes on
+/// `updates` and ends with exactly one `Finished`.
+#[async_trait]
+pub trait TaskBackend: Send + Sync + 'static {
+    /// A short name for logs and metrics ("local-process", "builtin").
+    fn name(&self) -> &'static str;
+    /// Whether this backend runs tasks of this template (by `task_type` and target).
+    fn handles(&self, template: &TaskTemplate) -> bool;
+    async fn start(&self, attempt: TaskAttempt, updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>) -> Result<(), BackendError>;
+    /// Stops an attempt (kills its process group); a no-op if it is not running.
+    async fn abort(&self, key: &AttemptKey);
+}
