@@ -95,6 +95,41 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Metadata of a named entity; the default (empty description, ACTIVE) if never set.
     async fn get_named_entity_metadata(&self, id: &NamedEntityKey) -> Result<NamedEntityMetadata>;
+    /// Named entities of one type in a project/domain — one per registered name — with their
+    /// metadata (the default where never set), in one query, so filters on `state` page
+    /// correctly. Filter fields: `name`, `project`, `domain`, `state` (the metadata's); sort
+    /// keys `name`, `created_at` (the newest version's). Prefixes: the resource's
+    /// (`workflow.name`) or `named_entity`.
+    ///
+    /// The default implementation (for test doubles) lists names, then reads each metadata,
+    /// and does not support `state` filters.
+    async fn list_named_entities(
+        &self,
+        resource: ResourceType,
+        project: &str,
+        domain: &str,
+        query: &ListQuery,
+    ) -> Result<Page<NamedEntityRecord>> {
+        let names = self
+            .list_entity_names(resource, project, domain, query)
+            .await?;
+        let mut items = Vec::with_capacity(names.items.len());
+        for name in names.items {
+            let key = NamedEntityKey {
+                resource,
+                project: project.to_owned(),
+                domain: domain.to_owned(),
+                name,
+            };
+            let metadata = self.get_named_entity_metadata(&key).await?;
+            items.push(NamedEntityRecord { key, metadata });
+        }
+        Ok(Page {
+            items,
+            next_token: names.next_token,
+        })
+    }
+
     /// Creates or replaces the metadata of a named entity. `NotFound` if the project is unknown.
     async fn update_named_entity_metadata(
         &self,

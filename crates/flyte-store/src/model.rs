@@ -99,6 +99,13 @@ impl LaunchPlanState {
     }
 }
 
+/// A named entity (a name under which versions are registered) with its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedEntityRecord {
+    pub key: NamedEntityKey,
+    pub metadata: NamedEntityMetadata,
+}
+
 /// `task flytesnacks/development/my.task@v1`: how errors name an entity version.
 impl std::fmt::Display for EntityKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

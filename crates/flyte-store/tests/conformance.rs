@@ -141,6 +141,7 @@ conformance!(
     entity_names,
     launch_plan_activation,
     named_entity_metadata,
+    named_entities_list,
     concurrent_writes,
 );
 
@@ -1237,10 +1238,11 @@ mod tests {
             let store = store.clone();
             handles.push(tokio::spawn(async move {
                 for _ in 0..5 {
-                    // A lost race on PostgreSQL may surface as an error; the invariant is what matters.
-                    let _ = store
+                    // Activations of one launch plan queue up: none fails.
+                    store
                         .set_launch_plan_state(&lp(v), LaunchPlanState::Active)
-                        .await;
+                        .await
+                        .unwrap();
                 }
             }));
         }
@@ -1257,6 +1259,97 @@ mod tests {
             "exactly one active version: {:?}",
             versions(&page)
         );
+    }
+
+    pub async fn named_entities_list(store: Arc<dyn MetadataStore>) {
+        seed_tasks(&store).await;
+        let named = |name: &str| NamedEntityKey {
+            resource: ResourceType::Task,
+            project: "flytesnacks".into(),
+            domain: D.into(),
+            name: name.into(),
+        };
+        let archived = NamedEntityMetadata {
+            description: "old".into(),
+            state: 1,
+        };
+        store
+            .update_named_entity_metadata(&named("b"), archived.clone())
+            .await
+            .unwrap();
+        // Metadata without any version is not a named entity.
+        store
+            .update_named_entity_metadata(&named("ghost"), archived.clone())
+            .await
+            .unwrap();
+
+        let list = |query: ListQuery| {
+            let store = store.clone();
+            async move {
+                store
+                    .list_named_entities(ResourceType::Task, "flytesnacks", D, &query)
+                    .await
+                    .map(|p| (p.items, p.next_token))
+            }
+        };
+        let (items, token) = list(q(10)).await.unwrap();
+        assert_eq!(token, "");
+        let rows: Vec<(String, NamedEntityMetadata)> = items
+            .into_iter()
+            .map(|r| (r.key.name.clone(), r.metadata))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("c_x%".to_string(), NamedEntityMetadata::default()),
+                ("a".to_string(), NamedEntityMetadata::default()),
+                ("b".to_string(), archived.clone()),
+            ]
+        );
+        let names = |items: Vec<flyte_store::NamedEntityRecord>| {
+            items.into_iter().map(|r| r.key.name).collect::<Vec<_>>()
+        };
+        // State filters apply before paging, defaults included.
+        let active = ListQuery {
+            filters: vec![f("state", FilterOp::Eq, &["0"])],
+            sort: sort("name", SortDirection::Ascending),
+            ..q(1)
+        };
+        let (first, token) = list(active.clone()).await.unwrap();
+        assert_eq!((names(first), token.as_str()), (vec!["a".to_string()], "1"));
+        let (second, token) = list(ListQuery {
+            token,
+            ..active.clone()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (names(second), token),
+            (vec!["c_x%".to_string()], String::new())
+        );
+        let not_active = ListQuery {
+            filters: vec![f("named_entity.state", FilterOp::ValueNotIn, &["0", "2"])],
+            ..q(10)
+        };
+        assert_eq!(names(list(not_active).await.unwrap().0), ["b"]);
+        let by_name = ListQuery {
+            filters: vec![f("task.name", FilterOp::Contains, &["x"])],
+            ..q(10)
+        };
+        assert_eq!(names(list(by_name).await.unwrap().0), ["c_x%"]);
+        invalid(
+            list(ListQuery {
+                filters: vec![f("version", FilterOp::Eq, &["v1"])],
+                ..q(10)
+            })
+            .await
+            .unwrap_err(),
+        );
+        let wf = store
+            .list_named_entities(ResourceType::Workflow, "flytesnacks", D, &q(10))
+            .await
+            .unwrap();
+        assert_eq!(names(wf.items), ["a"]);
     }
 
     pub async fn named_entity_metadata(store: Arc<dyn MetadataStore>) {

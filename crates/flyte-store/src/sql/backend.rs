@@ -32,7 +32,6 @@ pub(crate) enum Value {
 pub(crate) enum Col {
     Text,
     Int,
-    #[allow(dead_code)] // BIGINT columns come with the execution tables
     BigInt,
     Bytes,
     Timestamp,
@@ -85,6 +84,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// `sqlite` or `postgres` (metrics label, messages).
     fn name(&self) -> &'static str;
 
+    /// Appended to a SELECT inside a write transaction to lock the rows it reads
+    /// (PostgreSQL `FOR UPDATE`; empty for SQLite, whose write transactions are serial).
+    const LOCK_ROWS: &'static str;
+
     /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`),
     /// so a transaction that reads before it writes never fails to upgrade its lock.
     async fn begin(&self) -> Result<Self::Tx, sqlx::Error>;
@@ -92,7 +95,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Runs a statement in a transaction; the number of rows affected.
     async fn tx_execute(tx: &mut Self::Tx, stmt: Stmt) -> Result<u64, sqlx::Error>;
-    #[allow(dead_code)] // reads inside a transaction: the engine's read-modify-write
     async fn tx_fetch(tx: &mut Self::Tx, stmt: Stmt, cols: &[Col])
     -> Result<Vec<Row>, sqlx::Error>;
 
@@ -110,6 +112,7 @@ macro_rules! sql_backend {
     (
         $backend:ident, $db:ty, $name:literal,
         begin: |$pool:ident| $begin:expr,
+        lock_rows: $lock_rows:literal,
         bind_timestamp: |$ts:ident| $bind_ts:expr,
         timestamp_type: $ts_ty:ty,
         read_timestamp: |$raw:ident| $read_ts:expr $(,)?
@@ -165,6 +168,8 @@ macro_rules! sql_backend {
         #[async_trait::async_trait]
         impl $crate::sql::backend::Backend for $backend {
             type Tx = sqlx::Transaction<'static, $db>;
+
+            const LOCK_ROWS: &'static str = $lock_rows;
 
             fn name(&self) -> &'static str {
                 $name
@@ -222,6 +227,7 @@ macro_rules! sql_backend {
 sql_backend!(
     SqliteBackend, sqlx::Sqlite, "sqlite",
     begin: |pool| pool.begin_with("BEGIN IMMEDIATE"),
+    lock_rows: "",
     bind_timestamp: |ts| ts.timestamp_micros(),
     timestamp_type: i64,
     read_timestamp: |micros| DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default(),
@@ -230,6 +236,7 @@ sql_backend!(
 sql_backend!(
     PostgresBackend, sqlx::Postgres, "postgres",
     begin: |pool| pool.begin(),
+    lock_rows: " FOR UPDATE",
     bind_timestamp: |ts| ts,
     timestamp_type: DateTime<Utc>,
     read_timestamp: |ts| ts,

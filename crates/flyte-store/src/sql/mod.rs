@@ -19,7 +19,8 @@ use self::backend::{Backend, Col, DbErrorKind, Row, Stmt, Value, classify};
 use self::list::{FieldType, ListSpec, SqlBuilder, field};
 use crate::{
     EntityKey, EntityRecord, EntityScope, LaunchPlanState, ListQuery, MetadataStore,
-    NamedEntityKey, NamedEntityMetadata, Page, ProjectRecord, ResourceType, Result, StoreError,
+    NamedEntityKey, NamedEntityMetadata, NamedEntityRecord, Page, ProjectRecord, ResourceType,
+    Result, StoreError,
 };
 
 pub(crate) struct SqlStore<B: Backend> {
@@ -50,6 +51,29 @@ impl<B: Backend> SqlStore<B> {
 
     async fn begin(&self) -> Result<B::Tx> {
         self.backend.begin().await.map_err(internal)
+    }
+
+    /// Locks every version of a launch plan, in id order, so that concurrent activations of
+    /// one launch plan queue up instead of deadlocking or tripping the one-active index.
+    async fn lock_launch_plan(tx: &mut B::Tx, key: &EntityKey) -> Result<()> {
+        let sql = format!(
+            "SELECT id FROM entities WHERE resource_type = $1 AND project = $2 AND domain = $3 AND name = $4 \
+             ORDER BY id{}",
+            B::LOCK_ROWS
+        );
+        let mut args = key_args(key);
+        args.truncate(4);
+        B::tx_fetch(
+            tx,
+            Stmt {
+                sql: sql.into(),
+                args,
+            },
+            &[Col::BigInt],
+        )
+        .await
+        .map_err(internal)?;
+        Ok(())
     }
 }
 
@@ -328,6 +352,66 @@ fn names_list_spec(r: ResourceType) -> &'static ListSpec {
     }
 }
 
+const NAMED_ENTITY_FIELDS: &[list::Field] = &[
+    list::Field {
+        name: "name",
+        expr: "e.name",
+        ty: FieldType::Text,
+    },
+    list::Field {
+        name: "project",
+        expr: "e.project",
+        ty: FieldType::Text,
+    },
+    list::Field {
+        name: "domain",
+        expr: "e.domain",
+        ty: FieldType::Text,
+    },
+    list::Field {
+        name: "state",
+        expr: "COALESCE(m.state, 0)",
+        ty: FieldType::Int,
+    },
+];
+const NAMED_ENTITY_SORTS: &[list::Field] = &[
+    list::Field {
+        name: "name",
+        expr: "e.name",
+        ty: FieldType::Text,
+    },
+    list::Field {
+        name: "created_at",
+        expr: "MAX(e.created_at)",
+        ty: FieldType::Timestamp,
+    },
+];
+
+const fn named_entities_spec(what: &'static str, prefixes: &'static [&'static str]) -> ListSpec {
+    ListSpec {
+        what,
+        prefixes,
+        filters: NAMED_ENTITY_FIELDS,
+        sorts: NAMED_ENTITY_SORTS,
+        default_sort: "created_at",
+        tiebreak: "e.name",
+    }
+}
+
+const NAMED_TASKS: ListSpec = named_entities_spec("named tasks", &["task", "named_entity"]);
+const NAMED_WORKFLOWS: ListSpec =
+    named_entities_spec("named workflows", &["workflow", "named_entity"]);
+const NAMED_LAUNCH_PLANS: ListSpec =
+    named_entities_spec("named launch plans", &["launch_plan", "named_entity"]);
+
+fn named_entities_list_spec(r: ResourceType) -> &'static ListSpec {
+    match r {
+        ResourceType::Task => &NAMED_TASKS,
+        ResourceType::Workflow => &NAMED_WORKFLOWS,
+        ResourceType::LaunchPlan => &NAMED_LAUNCH_PLANS,
+    }
+}
+
 /// Deactivates every active version of a launch plan except `version`.
 fn deactivate_others(key: &EntityKey) -> Stmt {
     Stmt::new(
@@ -436,6 +520,7 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             };
             let mut tx = self.begin().await?;
             if state == Some(LaunchPlanState::Active) {
+                Self::lock_launch_plan(&mut tx, key).await?;
                 B::tx_execute(&mut tx, deactivate_others(key)).await.map_err(internal)?;
             }
             let mut args = key_args(key);
@@ -547,6 +632,59 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         .await
     }
 
+    async fn list_named_entities(
+        &self,
+        resource_type: ResourceType,
+        project: &str,
+        domain: &str,
+        query: &ListQuery,
+    ) -> Result<Page<NamedEntityRecord>> {
+        self.timed("list_named_entities", async {
+            let spec = named_entities_list_spec(resource_type);
+            let paging = list::parse_paging(query)?;
+            let mut b = SqlBuilder::new(
+                "SELECT e.name, COALESCE(m.description, ''), COALESCE(m.state, 0) FROM entities e \
+                 LEFT JOIN named_entity_metadata m ON m.resource_type = e.resource_type \
+                 AND m.project = e.project AND m.domain = e.domain AND m.name = e.name \
+                 WHERE e.resource_type = ",
+            );
+            b.bind(resource(resource_type))
+                .push(" AND e.project = ")
+                .bind(text(project))
+                .push(" AND e.domain = ")
+                .bind(text(domain));
+            list::push_filters(&mut b, spec, &query.filters)?;
+            b.push(" GROUP BY e.name, m.description, m.state");
+            list::push_order_and_page(&mut b, spec, query, paging)?;
+            let rows = self
+                .backend
+                .fetch(b.build(), &[Col::Text, Col::Text, Col::Int])
+                .await
+                .map_err(internal)?;
+            let (rows, next_token) = paging.page(rows);
+            let items = rows
+                .into_iter()
+                .map(|row| {
+                    let mut r = Reader::new(row);
+                    Ok(NamedEntityRecord {
+                        key: NamedEntityKey {
+                            resource: resource_type,
+                            project: project.to_owned(),
+                            domain: domain.to_owned(),
+                            name: r.text("name")?,
+                        },
+                        metadata: NamedEntityMetadata {
+                            description: r.text("description")?,
+                            state: r.int("state")?,
+                        },
+                    })
+                })
+                .collect::<Result<_>>()?;
+            Ok(Page { items, next_token })
+        })
+        .await
+    }
+
     async fn set_launch_plan_state(&self, key: &EntityKey, state: LaunchPlanState) -> Result<()> {
         self.timed("set_launch_plan_state", async {
             if key.resource != ResourceType::LaunchPlan {
@@ -556,6 +694,7 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             }
             let mut tx = self.begin().await?;
             if state == LaunchPlanState::Active {
+                Self::lock_launch_plan(&mut tx, key).await?;
                 B::tx_execute(&mut tx, deactivate_others(key))
                     .await
                     .map_err(internal)?;
