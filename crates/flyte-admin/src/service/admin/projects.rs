@@ -23,7 +23,7 @@ const MAX_LABELS: usize = 16;
 const FIELDS: ListFields = ListFields {
     what: "projects",
     prefixes: &["project"],
-    filter_fields: &["name", "state", "created_at"],
+    filter_fields: &["identifier", "name", "state", "created_at"],
     sort_fields: &["name", "state", "created_at", "identifier"],
 };
 
