@@ -175,6 +175,8 @@ async fn sqlite_reopen_keeps_data() {
         .create_entity(tests::task("p1", "t", "v1", t(2)))
         .await
         .unwrap();
+    // WAL journal: the write-ahead log sits next to the database while it is open.
+    assert!(dir.path().join("flyte.db-wal").exists(), "journal_mode=WAL");
     store.close().await;
     drop(store);
 
