@@ -426,6 +426,26 @@ async fn named_entities_and_descriptions() {
     assert_eq!(metadata.description, "my workflow");
     assert_eq!(metadata.state, NamedEntityState::NamedEntityArchived as i32);
 
+    for (filter, expected) in [
+        ("eq(state,0)", 0),
+        ("eq(state,1)", 1),
+        ("eq(named_entity_metadata.state,1)", 1),
+    ] {
+        let list = c
+            .list_named_entities(NamedEntityListRequest {
+                resource_type: ResourceType::Workflow as i32,
+                project: PROJECT.into(),
+                domain: DOMAIN.into(),
+                limit: 10,
+                filters: filter.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(list.entities.len(), expected, "{filter}");
+    }
+
     let err = c
         .get_named_entity(NamedEntityGetRequest {
             resource_type: ResourceType::Task as i32,

@@ -45,78 +45,29 @@ pub(super) async fn list(
         },
         &FIELDS,
     )?;
-    let state_filter = take_state_filter(&mut query, resource)?;
+    // System-generated workflows (the `.flytegen` wrappers of single-task executions) are
+    // hidden from named-entity lists, as flyteadmin does.
+    if resource == ResourceType::Workflow {
+        query.filters.push(Filter {
+            entity: None,
+            field: STATE_FIELD.into(),
+            op: FilterOp::Ne,
+            values: vec![(admin::NamedEntityState::SystemGenerated as i32).to_string()],
+        });
+    }
     let page = state
         .store
-        .list_entity_names(resource, &request.project, &request.domain, &query)
+        .list_named_entities(resource, &request.project, &request.domain, &query)
         .await?;
-    let mut entities = Vec::with_capacity(page.items.len());
-    for name in page.items {
-        let entity = named_entity(state, resource, &request.project, &request.domain, name).await?;
-        let entity_state = entity.metadata.as_ref().map_or(0, |m| m.state);
-        if state_filter.matches(entity_state) {
-            entities.push(entity);
-        }
-    }
+    let entities = page
+        .items
+        .into_iter()
+        .map(|record| named_entity(record.key, record.metadata))
+        .collect();
     Ok(tonic::Response::new(NamedEntityList {
         entities,
         token: page.next_token,
     }))
-}
-
-/// Which metadata states a list keeps. The store lists names only, so the state (kept apart,
-/// with a default for names never updated) is filtered here, page by page.
-enum StateFilter {
-    Any,
-    Only(Vec<i32>),
-    Not(Vec<i32>),
-}
-
-impl StateFilter {
-    fn matches(&self, state: i32) -> bool {
-        match self {
-            Self::Any => true,
-            Self::Only(states) => states.contains(&state),
-            Self::Not(states) => !states.contains(&state),
-        }
-    }
-}
-
-/// Takes the `state` filter out of the store query. Without one, system-generated workflows
-/// (the `.flytegen` wrappers of single-task executions) are hidden, as flyteadmin does.
-fn take_state_filter(query: &mut ListQuery, resource: ResourceType) -> AdminResult<StateFilter> {
-    let (state_filters, rest): (Vec<Filter>, Vec<Filter>) = query
-        .filters
-        .drain(..)
-        .partition(|f| f.field == STATE_FIELD);
-    query.filters = rest;
-    let Some(filter) = state_filters.into_iter().last() else {
-        return Ok(match resource {
-            ResourceType::Workflow => {
-                StateFilter::Not(vec![admin::NamedEntityState::SystemGenerated as i32])
-            }
-            _ => StateFilter::Any,
-        });
-    };
-    let values = filter
-        .values
-        .iter()
-        .map(|v| {
-            v.trim().parse::<i32>().map_err(|_| {
-                AdminError::InvalidArgument(format!(
-                    "invalid state '{v}' in filter: expected 0 (active), 1 (archived) or 2 (system generated)"
-                ))
-            })
-        })
-        .collect::<AdminResult<Vec<_>>>()?;
-    match filter.op {
-        FilterOp::Eq | FilterOp::ValueIn => Ok(StateFilter::Only(values)),
-        FilterOp::Ne | FilterOp::ValueNotIn => Ok(StateFilter::Not(values)),
-        op => Err(AdminError::InvalidArgument(format!(
-            "filter function '{}' cannot be used on state (use eq, ne, value_in or value_not_in)",
-            op.name()
-        ))),
-    }
 }
 
 pub(super) async fn get(
@@ -126,8 +77,9 @@ pub(super) async fn get(
     let resource = checked_resource_type(request.resource_type)?;
     let id = checked_named_id(request.id.as_ref())?;
     ensure_exists(state, resource, id).await?;
-    let entity = named_entity(state, resource, &id.project, &id.domain, id.name.clone()).await?;
-    Ok(tonic::Response::new(entity))
+    let key = named_key(resource, &id.project, &id.domain, &id.name);
+    let metadata = state.store.get_named_entity_metadata(&key).await?;
+    Ok(tonic::Response::new(named_entity(key, metadata)))
 }
 
 pub(super) async fn update(
@@ -198,28 +150,18 @@ fn named_key(resource: ResourceType, project: &str, domain: &str, name: &str) ->
     }
 }
 
-async fn named_entity(
-    state: &AdminState,
-    resource: ResourceType,
-    project: &str,
-    domain: &str,
-    name: String,
-) -> AdminResult<NamedEntity> {
-    let metadata = state
-        .store
-        .get_named_entity_metadata(&named_key(resource, project, domain, &name))
-        .await?;
-    Ok(NamedEntity {
-        resource_type: resource as i32,
+fn named_entity(key: NamedEntityKey, metadata: NamedEntityMetadata) -> NamedEntity {
+    NamedEntity {
+        resource_type: key.resource as i32,
         id: Some(NamedEntityIdentifier {
-            project: project.to_string(),
-            domain: domain.to_string(),
-            name,
+            project: key.project,
+            domain: key.domain,
+            name: key.name,
             org: String::new(),
         }),
         metadata: Some(admin::NamedEntityMetadata {
             description: metadata.description,
             state: metadata.state,
         }),
-    })
+    }
 }
