@@ -5,6 +5,21 @@
 //! Records are plain Rust types. Protobuf payloads (specs as the client sent them, closures)
 //! are opaque bytes here: the store indexes the columns that lists filter and sort on, and
 //! never decodes a payload.
+//!
+//! Behaviour both backends share (and the conformance suite in `tests/` checks):
+//! * every write is one transaction; a failure commits nothing;
+//! * a taken unique key is [`StoreError::AlreadyExists`] naming the thing
+//!   (`task flytesnacks/development/my.task@v1`), a missing row or an unknown project is
+//!   [`StoreError::NotFound`], a bad list query is [`StoreError::InvalidArgument`] naming the
+//!   field and the valid ones, anything else is [`StoreError::Internal`];
+//! * timestamps are kept with microsecond precision;
+//! * lists: filters on whitelisted, typed fields (values always bound as parameters), sort
+//!   by a whitelisted key (default `created_at` descending) with a deterministic tiebreak,
+//!   `token` is an opaque offset and `next_token` is empty on the last page;
+//! * text compares bytewise, `contains` is case-sensitive.
+//!
+//! Latency of every operation is recorded as [`metrics::QUERY_DURATION_SECONDS`]; call
+//! [`metrics::describe`] once at startup for help texts.
 
 mod error;
 pub mod metrics;
@@ -52,7 +67,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Replaces name, description, labels and state of an existing project; `NotFound` otherwise.
     async fn update_project(&self, project: ProjectRecord) -> Result<()>;
     async fn get_project(&self, id: &str) -> Result<ProjectRecord>;
-    /// Filter fields: `name`, `state`, `created_at`; sort keys the same plus `identifier`.
+    /// Filter and sort fields: `identifier`, `name`, `state`, `created_at` (prefix `project.`).
     async fn list_projects(&self, query: &ListQuery) -> Result<Page<ProjectRecord>>;
 
     // --- tasks, workflows, launch plans --------------------------------------------------

@@ -31,7 +31,7 @@ mod harness {
         (store, dir)
     }
 
-    /// A fresh PostgreSQL database for one test; dropped by [`PgDatabase::drop_now`].
+    /// A fresh PostgreSQL database for one test; dropped when it goes out of scope.
     pub struct PgDatabase {
         admin_url: String,
         name: String,
@@ -66,13 +66,30 @@ mod harness {
 
         pub async fn drop_now(self, store: Arc<dyn MetadataStore>) {
             store.close().await;
-            use sqlx::Connection as _;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-                let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-                let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await;
-            }
+            // Drop runs next.
+        }
+    }
+
+    /// Drops the database even when the test panicked (`WITH (FORCE)` ends open connections).
+    impl Drop for PgDatabase {
+        fn drop(&mut self) {
+            let (url, name) = (self.admin_url.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection as _;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                });
+            })
+            .join();
         }
     }
 

@@ -4,6 +4,12 @@
 //! Layout: [`backend`] runs statements on one database; [`list`] turns a [`ListQuery`] into
 //! SQL; this module holds the statements and maps rows to records; [`connect`] opens pools
 //! and runs migrations.
+//!
+//! Adding a table (executions, node/task executions, signals, cache): a migration file per
+//! backend (same version), listed in `migrations.rs`; its statements and a [`ListSpec`]
+//! here or in a sibling module; write paths run in one `B::Tx` (`begin` … `commit`), reads
+//! on the pool. `Backend::LOCK_ROWS` locks rows read in a transaction on PostgreSQL
+//! (SQLite write transactions are serial: `BEGIN IMMEDIATE`).
 
 pub(crate) mod backend;
 pub(crate) mod connect;
