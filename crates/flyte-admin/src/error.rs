@@ -79,7 +79,9 @@ impl From<StoreError> for AdminError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
-            StoreError::AlreadyExists(what) => Self::AlreadyExists(format!("{what} already exists")),
+            StoreError::AlreadyExists(what) => {
+                Self::AlreadyExists(format!("{what} already exists"))
+            }
             StoreError::InvalidArgument(msg) => Self::InvalidArgument(msg),
             StoreError::Internal(source) => Self::Internal(source.to_string()),
         }
