@@ -519,3 +519,33 @@ pub fn status_details(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::route_table;
+
+    #[test]
+    fn path_and_query_fill_the_request() {
+        let routes = route_table();
+        let route = routes
+            .iter()
+            .find(|r| r.method == "GetTask" && r.service == "flyteidl.service.AdminService")
+            .unwrap();
+        let captures = route
+            .path
+            .matches("api/v1/tasks/p/d/n/v")
+            .unwrap_or_else(|| panic!("{route:?}"));
+        let msg = build_request(
+            route,
+            &captures,
+            Some("id.resource_type=TASK&x.y=1"),
+            b"",
+            Codec::JsonProtoNames,
+        )
+        .unwrap();
+        let json = to_json(&msg, true).unwrap();
+        assert_eq!(json["id"]["resource_type"], "TASK", "{json}");
+        assert_eq!(json["id"]["version"], "v", "{json}");
+    }
+}

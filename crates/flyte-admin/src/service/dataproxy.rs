@@ -640,9 +640,10 @@ mod tests {
 
     #[test]
     fn base32_prefix_matches_go_std_encoding() {
-        // Go: base32.StdEncoding.EncodeToString(md5("hello")) — padded RFC 4648 alphabet.
+        // Go: base32.StdEncoding.EncodeToString(md5("hello")) — padded RFC 4648 alphabet
+        // (same as Python base64.b32encode).
         let md5 = md5_of(b"hello");
-        assert_eq!(BASE32.encode(&md5), "LVSFF5BUYHDO7UHPVMXCEBRZPU======");
+        assert_eq!(BASE32.encode(&md5), "LVAUAKV4JMVHNOLRTWIRAF6FSI======");
     }
 
     #[test]
