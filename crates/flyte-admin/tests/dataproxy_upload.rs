@@ -1,6 +1,9 @@
 //! DataProxyService over gRPC plus the signed HTTP upload/download endpoints, on one port,
 //! as `pyflyte register` uses them (contract §1.1).
 
+// CreateDownloadLocation is deprecated in flyteidl but still served (flytekit calls it).
+#![allow(deprecated)]
+
 mod gateway_support;
 
 use base64::Engine;

@@ -243,7 +243,7 @@ impl Gateway {
         };
         if code != tonic::Code::Ok {
             let message = header_or_trailer("grpc-message")
-                .and_then(|v| v.to_str().ok().and_then(|s| percent_decode(s)))
+                .and_then(|v| v.to_str().ok().and_then(percent_decode))
                 .unwrap_or_default();
             let details = header_or_trailer("grpc-status-details-bin")
                 .and_then(|v| {
@@ -315,15 +315,21 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?, 16) {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
                 out.push(b);
                 i += 3;
-                continue;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     Some(String::from_utf8_lossy(&out).into_owned())
 }

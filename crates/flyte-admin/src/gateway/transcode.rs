@@ -117,8 +117,10 @@ pub fn build_request(
         set_path(&mut msg, field, &[value.as_str()])
             .map_err(|e| format!("path parameter '{field}': {e}"))?;
     }
-    if route.body != BodySpec::All {
-        if let Some(query) = query {
+    if route.body != BodySpec::All
+        && let Some(query) = query
+    {
+        {
             let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
             for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
                 match grouped.iter_mut().find(|(k, _)| *k == key) {
