@@ -137,7 +137,6 @@ async fn create_get_and_list_a_task_over_rest() {
 /// UNSPECIFIED (GetTask → TASK, GetWorkflow → WORKFLOW, Get/UpdateLaunchPlan → LAUNCH_PLAN);
 /// this is service behaviour, not gateway behaviour.
 #[tokio::test]
-#[ignore = "AdminService does not yet default an UNSPECIFIED resource_type on Get* (flyteadmin does)"]
 async fn get_by_url_implies_the_resource_type() {
     let server = start().await;
     let (status, created) = server

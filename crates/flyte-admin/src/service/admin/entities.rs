@@ -213,7 +213,12 @@ pub(super) async fn get<K: Kind>(
     state: &AdminState,
     id: Option<&Identifier>,
 ) -> AdminResult<tonic::Response<K::Entity>> {
-    let id = checked_id(id, K::RESOURCE)?;
+    // REST paths carry no resource type; flyteadmin's Get handlers fill an UNSPECIFIED one in.
+    let mut id = id.cloned();
+    if let Some(id) = id.as_mut().filter(|id| id.resource_type == 0) {
+        id.resource_type = K::RESOURCE as i32;
+    }
+    let id = checked_id(id.as_ref(), K::RESOURCE)?;
     let record = state.store.get_entity(&entity_key(K::RESOURCE, id)).await?;
     Ok(K::entity(&record)?.into_response())
 }
