@@ -11,6 +11,14 @@ use async_trait::async_trait;
 use flyteidl::core::{ExecutionError, TaskLog, TaskTemplate};
 use tokio::sync::mpsc;
 
+pub mod builtin;
+pub mod local;
+pub mod task_io;
+pub mod template;
+
+pub use builtin::BuiltinBackend;
+pub use local::{LocalProcessBackend, LocalProcessConfig, LogLayout};
+
 /// Identifies one attempt of one node of one execution.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AttemptKey {
@@ -50,7 +58,8 @@ pub struct TaskAttempt {
     pub template: TaskTemplate,
     pub paths: AttemptPaths,
     /// Environment from the engine (`FLYTE_INTERNAL_*`, `FLYTE_ATTEMPT_NUMBER`, the
-    /// execution's `envs`, storage access), on top of which the task's own environment goes.
+    /// execution's `envs`, storage access). As in `flytek8s.DecorateEnvVars`, the container's
+    /// own `env` goes underneath it (these win on a clash).
     pub env: BTreeMap<String, String>,
     /// Per-attempt timeout (TaskMetadata.timeout), if any.
     pub timeout: Option<Duration>,
@@ -76,7 +85,8 @@ pub enum AttemptOutcome {
     /// The task succeeded; `outputs.pb` (or `futures.pb` for dynamic tasks) is in the output prefix.
     Succeeded { logs: Vec<TaskLog> },
     /// The task failed. `retryable` follows Flyte's rules (ContainerError kind RECOVERABLE,
-    /// system errors); `error.kind` is USER or SYSTEM.
+    /// system errors); `error.kind` is USER or SYSTEM (UNKNOWN where propeller leaves it
+    /// unset, e.g. a retryable `OutputsNotFound`; it counts against the user budget).
     Failed { error: ExecutionError, retryable: bool, logs: Vec<TaskLog> },
     /// Aborted on request.
     Aborted,

@@ -1,0 +1,786 @@
+//! The local-process backend (the embedded default): runs a container task's command and args
+//! as a process on this host, the way propeller's pod plugin runs them in a pod.
+//!
+//! * The image is recorded (logged), not pulled; the command runs with the configured Python
+//!   environment (the server's `PATH`, or a virtual environment's `bin/` in front of it).
+//! * Flyte's template variables are rendered ([`super::template`]); `task.pb` is written when
+//!   `{{.taskTemplatePath}}` is used, and `inputs.pb` read when `{{.Inputs.<name>}}` is.
+//! * Environment, lowest precedence first: the server's own environment (without
+//!   `FLYTE_RS_*`), `PATH`/`VIRTUAL_ENV` from the config, the container's `env`, the attempt's
+//!   environment from the engine (`FLYTE_INTERNAL_*`, `FLYTE_ATTEMPT_NUMBER`, execution `envs`),
+//!   the config's default environment, and the array index variables — the order in which
+//!   `flytek8s.DecorateEnvVars` appends them.
+//! * Each attempt runs in its own process group and working directory (so
+//!   `pyflyte-fast-execute --dest-dir .` unpacks the code bundle there); abort and timeout
+//!   send SIGTERM to the whole group, then SIGKILL after a grace period; when the main process
+//!   exits, whatever it left running in its group is killed, as when a container stops.
+//! * stdout and stderr go, interleaved, to `<log dir>/<project>/<domain>/<execution>/<node>/<attempt>.log`,
+//!   linked from the task execution as `<public url>/logs/<same path>` ([`LogLayout`]).
+//! * A semaphore bounds the processes running at once; attempts waiting for it are QUEUED.
+//! * After the process exits: `error.pb` before everything else (flytekit exits 0 after a user
+//!   error), then `futures.pb`, then `outputs.pb` (see [`super::task_io::evaluate_success`]); a
+//!   non-zero exit without `error.pb` is a retryable USER failure with the end of the log in
+//!   the message (`DeterminePrimaryContainerPhase`), a SIGKILL from outside a retryable SYSTEM
+//!   `Interrupted` failure.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use flyte_blob::BlobStore;
+use flyteidl::core::{TaskLog, TaskTemplate, execution_error, task_log, task_template};
+use prost::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+use super::task_io::{self, aborted, execution_error, failed};
+use super::template::{self, TemplateValues};
+use super::{AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend};
+
+/// Task types that never run as a process here (the builtin backend runs them).
+const NOT_HANDLED_TYPES: &[&str] = &["echo", "core-sleep"];
+
+/// The URL path under the public base URL at which attempt logs are served.
+pub const LOG_ROUTE: &str = "/logs";
+
+/// How much of the log end goes into a failure message (Kubernetes'
+/// `FallbackToLogsOnError`: the last 2048 bytes or 80 lines, whichever is smaller).
+const TAIL_BYTES: u64 = 2048;
+const TAIL_LINES: usize = 80;
+
+/// Configuration of the local-process backend.
+#[derive(Debug, Clone)]
+pub struct LocalProcessConfig {
+    /// `PATH` for task processes; `None`: the server's own `PATH`.
+    pub path: Option<OsString>,
+    /// A virtual environment whose `bin/` goes in front of `PATH` (and `VIRTUAL_ENV` is set).
+    pub venv: Option<PathBuf>,
+    /// Task processes running at once; 0 means the number of cores.
+    pub max_concurrency: usize,
+    /// Where attempt logs are kept (`<data dir>/logs` by default).
+    pub log_dir: PathBuf,
+    /// Where each attempt gets its working directory (`<data dir>/work` by default).
+    pub work_dir: PathBuf,
+    /// Keep attempt working directories after the attempt ends (for debugging).
+    pub keep_work_dirs: bool,
+    /// The server's public base URL; log links are `<public_url>/logs/…`.
+    pub public_url: String,
+    /// Between SIGTERM and SIGKILL when an attempt is aborted or times out.
+    pub kill_grace_period: Duration,
+    /// Start task processes with the server's environment (minus `FLYTE_RS_*`) underneath.
+    pub inherit_env: bool,
+    /// Environment for every task process (like the k8s plugin's `default-env-vars`).
+    pub default_env: BTreeMap<String, String>,
+}
+
+impl LocalProcessConfig {
+    /// Defaults under a data directory: logs in `<data_dir>/logs`, working directories in
+    /// `<data_dir>/work`, the server's `PATH`, one process per core, a 5 s kill grace period.
+    pub fn new(data_dir: impl AsRef<Path>, public_url: impl Into<String>) -> Self {
+        let data_dir = data_dir.as_ref();
+        Self {
+            path: None,
+            venv: None,
+            max_concurrency: 0,
+            log_dir: data_dir.join("logs"),
+            work_dir: data_dir.join("work"),
+            keep_work_dirs: false,
+            public_url: public_url.into(),
+            kill_grace_period: Duration::from_secs(5),
+            inherit_env: true,
+            default_env: BTreeMap::new(),
+        }
+    }
+
+    /// The effective concurrency limit.
+    pub fn effective_concurrency(&self) -> usize {
+        if self.max_concurrency > 0 {
+            self.max_concurrency
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The `PATH` task processes get.
+    pub fn effective_path(&self) -> OsString {
+        let base = self.path.clone().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+        match &self.venv {
+            None => base,
+            Some(venv) => {
+                let mut dirs = vec![venv.join("bin")];
+                dirs.extend(std::env::split_paths(&base));
+                std::env::join_paths(dirs).unwrap_or(base)
+            }
+        }
+    }
+}
+
+/// Where attempt logs live on disk and under which URL they are served. Pure: the router maps
+/// a URL tail back to a file with [`LogLayout::file_for_url_path`], which accepts only the
+/// canonical paths this layout produces (no `..`, no aliases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLayout {
+    dir: PathBuf,
+    public_url: String,
+}
+
+impl LogLayout {
+    pub fn new(dir: impl Into<PathBuf>, public_url: impl Into<String>) -> Self {
+        let public_url: String = public_url.into();
+        Self { dir: dir.into(), public_url: public_url.trim_end_matches('/').to_string() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<project>/<domain>/<execution>/<node>/<attempt>.log`, each segment escaped so that it
+    /// is one safe path segment and URL-safe (characters outside `[A-Za-z0-9_-]`, and a
+    /// leading `.`, become `~XX` per UTF-8 byte).
+    pub fn relative_path(key: &AttemptKey) -> String {
+        format!(
+            "{}/{}/{}/{}/{}.log",
+            escape_segment(&key.project),
+            escape_segment(&key.domain),
+            escape_segment(&key.execution),
+            escape_segment(&key.node_id),
+            key.retry_attempt
+        )
+    }
+
+    /// The log file of an attempt (it grows while the task runs).
+    pub fn log_file_for(&self, key: &AttemptKey) -> PathBuf {
+        self.dir.join(Self::relative_path(key))
+    }
+
+    /// The URL of an attempt's log: `<public_url>/logs/<relative path>`.
+    pub fn log_url_for(&self, key: &AttemptKey) -> String {
+        format!("{}{LOG_ROUTE}/{}", self.public_url, Self::relative_path(key))
+    }
+
+    /// The attempt a URL tail (`<project>/<domain>/<execution>/<node>/<attempt>.log`, the part
+    /// after `/logs/`) names; `None` unless it is exactly what [`LogLayout::relative_path`] makes.
+    pub fn key_for_url_path(tail: &str) -> Option<AttemptKey> {
+        let parts: Vec<&str> = tail.split('/').collect();
+        let [project, domain, execution, node, file] = parts.as_slice() else {
+            return None;
+        };
+        let attempt = file.strip_suffix(".log")?;
+        if attempt.is_empty() || !attempt.bytes().all(|b| b.is_ascii_digit()) || (attempt.len() > 1 && attempt.starts_with('0')) {
+            return None;
+        }
+        let key = AttemptKey {
+            project: unescape_segment(project)?,
+            domain: unescape_segment(domain)?,
+            execution: unescape_segment(execution)?,
+            node_id: unescape_segment(node)?,
+            retry_attempt: attempt.parse().ok()?,
+        };
+        (Self::relative_path(&key) == tail).then_some(key)
+    }
+
+    /// The file a URL tail names, if it is a canonical log path.
+    pub fn file_for_url_path(&self, tail: &str) -> Option<PathBuf> {
+        Self::key_for_url_path(tail).map(|key| self.log_file_for(&key))
+    }
+}
+
+fn escape_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' || (c == '.' && i > 0) {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("~{b:02X}"));
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("~");
+    }
+    out
+}
+
+fn unescape_segment(s: &str) -> Option<String> {
+    if s == "~" {
+        return Some(String::new());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'~' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Runs container tasks as local processes. Cheap to clone.
+#[derive(Clone)]
+pub struct LocalProcessBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: LocalProcessConfig,
+    store: BlobStore,
+    layout: LogLayout,
+    path_env: OsString,
+    limit: usize,
+    semaphore: Arc<Semaphore>,
+    /// Attempts accepted and not yet finished: the abort switch of each.
+    running: Mutex<HashMap<AttemptKey, watch::Sender<bool>>>,
+}
+
+impl std::fmt::Debug for LocalProcessBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalProcessBackend")
+            .field("config", &self.inner.config)
+            .field("active", &self.active())
+            .finish()
+    }
+}
+
+impl LocalProcessBackend {
+    /// A backend with this configuration, whose tasks reach data through `store`'s native URLs.
+    pub fn new(config: LocalProcessConfig, store: BlobStore) -> Self {
+        let limit = config.effective_concurrency();
+        let layout = LogLayout::new(config.log_dir.clone(), config.public_url.clone());
+        let path_env = config.effective_path();
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                layout,
+                path_env,
+                limit,
+                semaphore: Arc::new(Semaphore::new(limit)),
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Where logs are and how they are linked (for the HTTP route serving them).
+    pub fn log_layout(&self) -> &LogLayout {
+        &self.inner.layout
+    }
+
+    pub fn config(&self) -> &LocalProcessConfig {
+        &self.inner.config
+    }
+
+    /// The concurrency limit in force.
+    pub fn concurrency_limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// Attempts accepted and not finished (queued or running).
+    pub fn active(&self) -> usize {
+        self.inner.running.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// What `start` prepared for the process.
+struct Prepared {
+    argv: Vec<String>,
+    env: BTreeMap<String, String>,
+    image: String,
+}
+
+impl Inner {
+    async fn prepare(&self, attempt: &TaskAttempt) -> Result<Prepared, BackendError> {
+        let container = match &attempt.template.target {
+            Some(task_template::Target::Container(c)) => c,
+            _ => return Err(BackendError::Unsupported(format!("task type [{}] has no container to run", attempt.template.r#type))),
+        };
+        let raw: Vec<String> = container.command.iter().chain(container.args.iter()).cloned().collect();
+        if raw.is_empty() {
+            return Err(BackendError::Unsupported("the task's container has neither command nor args".into()));
+        }
+        // Validate the output prefix early: every result is read from there.
+        task_io::key_of(&self.store, &attempt.paths.output_prefix)?;
+
+        let inputs = if template::needs_inputs(&raw) {
+            Some(task_io::read_literal_map(&self.store, &attempt.paths.inputs).await?)
+        } else {
+            None
+        };
+        if template::needs_task_template(&raw) {
+            write_task_template(&self.store, &attempt.paths.task_template, &attempt.template).await?;
+        }
+        let values = TemplateValues {
+            paths: &attempt.paths,
+            per_retry_unique_key: template::per_retry_unique_key(&attempt.key),
+            namespace: format!("{}-{}", attempt.key.project, attempt.key.domain),
+            inputs: inputs.as_ref(),
+        };
+        let argv = template::render_all(&raw, &values).map_err(|e| BackendError::Unsupported(e.0))?;
+        if argv[0].is_empty() {
+            return Err(BackendError::Unsupported("the task's command is empty".into()));
+        }
+        Ok(Prepared { argv, env: self.environment(attempt, &container.env), image: container.image.clone() })
+    }
+
+    fn environment(&self, attempt: &TaskAttempt, container_env: &[flyteidl::core::KeyValuePair]) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        if self.config.inherit_env {
+            env.extend(std::env::vars().filter(|(k, _)| !k.starts_with("FLYTE_RS_")));
+        }
+        env.insert("PATH".into(), self.path_env.to_string_lossy().into_owned());
+        if let Some(venv) = &self.config.venv {
+            env.insert("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned());
+        }
+        for kv in container_env {
+            env.insert(kv.key.clone(), kv.value.clone());
+        }
+        // What the engine should set, in case it did not.
+        let key = &attempt.key;
+        let mut defaults = vec![
+            ("FLYTE_INTERNAL_EXECUTION_ID", key.execution.clone()),
+            ("FLYTE_INTERNAL_EXECUTION_PROJECT", key.project.clone()),
+            ("FLYTE_INTERNAL_EXECUTION_DOMAIN", key.domain.clone()),
+            ("FLYTE_ATTEMPT_NUMBER", key.retry_attempt.to_string()),
+        ];
+        if let Some(id) = &attempt.template.id {
+            defaults.extend([
+                ("FLYTE_INTERNAL_TASK_PROJECT", id.project.clone()),
+                ("FLYTE_INTERNAL_TASK_DOMAIN", id.domain.clone()),
+                ("FLYTE_INTERNAL_TASK_NAME", id.name.clone()),
+                ("FLYTE_INTERNAL_TASK_VERSION", id.version.clone()),
+            ]);
+        }
+        for (k, v) in defaults {
+            if !attempt.env.contains_key(k) {
+                env.insert(k.to_string(), v);
+            }
+        }
+        env.extend(attempt.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(self.config.default_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(index) = attempt.array_index {
+            env.insert("BATCH_JOB_ARRAY_INDEX_VAR_NAME".into(), "FLYTE_K8S_ARRAY_INDEX".into());
+            env.insert("FLYTE_K8S_ARRAY_INDEX".into(), index.to_string());
+        }
+        env
+    }
+
+    fn finish(&self, key: &AttemptKey) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(key);
+        }
+    }
+}
+
+async fn write_task_template(store: &BlobStore, url: &str, template: &TaskTemplate) -> Result<(), BackendError> {
+    let key = task_io::key_of(store, url)?;
+    store
+        .put(&key, Bytes::from(template.encode_to_vec()))
+        .await
+        .map_err(|e| BackendError::Internal(format!("cannot write the task template to {url}: {e}")))
+}
+
+#[async_trait]
+impl TaskBackend for LocalProcessBackend {
+    fn name(&self) -> &'static str {
+        "local-process"
+    }
+
+    fn handles(&self, template: &TaskTemplate) -> bool {
+        matches!(template.target, Some(task_template::Target::Container(_))) && !NOT_HANDLED_TYPES.contains(&template.r#type.as_str())
+    }
+
+    async fn start(&self, attempt: TaskAttempt, updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>) -> Result<(), BackendError> {
+        let (abort_tx, abort_rx) = watch::channel(false);
+        {
+            let mut running = self.inner.running.lock().map_err(|_| BackendError::Internal("poisoned lock".into()))?;
+            if running.contains_key(&attempt.key) {
+                return Err(BackendError::Internal(format!("attempt {:?} is already running", attempt.key)));
+            }
+            running.insert(attempt.key.clone(), abort_tx);
+        }
+        let prepared = match self.inner.prepare(&attempt).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.inner.finish(&attempt.key);
+                return Err(e);
+            }
+        };
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let key = attempt.key.clone();
+            let outcome = run_attempt(&inner, &attempt, prepared, abort_rx, &updates).await;
+            inner.finish(&key);
+            let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
+        });
+        Ok(())
+    }
+
+    async fn abort(&self, key: &AttemptKey) {
+        if let Ok(running) = self.inner.running.lock()
+            && let Some(tx) = running.get(key)
+        {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+fn task_logs(inner: &Inner, key: &AttemptKey) -> Vec<TaskLog> {
+    vec![TaskLog {
+        uri: inner.layout.log_url_for(key),
+        name: "Task logs (local)".into(),
+        message_format: task_log::MessageFormat::Unknown as i32,
+        show_while_pending: true,
+        ..Default::default()
+    }]
+}
+
+async fn run_attempt(
+    inner: &Arc<Inner>,
+    attempt: &TaskAttempt,
+    prepared: Prepared,
+    mut abort_rx: watch::Receiver<bool>,
+    updates: &mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+) -> AttemptOutcome {
+    let key = &attempt.key;
+    let permit: OwnedSemaphorePermit = match inner.semaphore.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            let reason = format!("waiting for one of the {} local task process slots", inner.limit);
+            let _ = updates.send((key.clone(), AttemptUpdate::Queued { reason }));
+            tokio::select! {
+                p = inner.semaphore.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return failed(execution_error("Interrupted", "the local backend is shutting down", execution_error::ErrorKind::System), true, vec![]),
+                },
+                _ = aborted(&mut abort_rx) => return AttemptOutcome::Aborted,
+            }
+        }
+    };
+    if *abort_rx.borrow() {
+        return AttemptOutcome::Aborted;
+    }
+    let logs = task_logs(inner, key);
+    let log_path = inner.layout.log_file_for(key);
+    let work_dir = inner.config.work_dir.join(LogLayout::relative_path(key).trim_end_matches(".log"));
+
+    let outcome = run_process(inner, attempt, &prepared, &log_path, &work_dir, &logs, &mut abort_rx, updates).await;
+    drop(permit);
+    if !inner.config.keep_work_dirs {
+        let _ = tokio::fs::remove_dir_all(&work_dir).await;
+    }
+    match outcome {
+        Exit::Aborted => AttemptOutcome::Aborted,
+        Exit::Failed(outcome) => outcome,
+        Exit::TimedOut(timeout) => failed(
+            execution_error(
+                "TimeoutExpired",
+                format!("task execution timeout [{}] expired", template::go_duration(timeout.as_secs() as i64, timeout.subsec_nanos() as i32)),
+                execution_error::ErrorKind::User,
+            ),
+            true,
+            logs,
+        ),
+        Exit::Exited(status) => evaluate_exit(inner, attempt, status, &log_path, logs).await,
+    }
+}
+
+enum Exit {
+    Exited(ExitStatus),
+    TimedOut(Duration),
+    Aborted,
+    /// The process could not be started.
+    Failed(AttemptOutcome),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_process(
+    inner: &Arc<Inner>,
+    attempt: &TaskAttempt,
+    prepared: &Prepared,
+    log_path: &Path,
+    work_dir: &Path,
+    logs: &[TaskLog],
+    abort_rx: &mut watch::Receiver<bool>,
+    updates: &mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+) -> Exit {
+    let key = &attempt.key;
+    let system_failure = |what: &str, e: std::io::Error| {
+        Exit::Failed(failed(
+            execution_error("SystemError", format!("{what}: {e}"), execution_error::ErrorKind::System),
+            true,
+            logs.to_vec(),
+        ))
+    };
+    if let Some(parent) = log_path.parent()
+        && let Err(e) = std::fs::create_dir_all(parent)
+    {
+        return system_failure("cannot create the log directory", e);
+    }
+    let log_file = match std::fs::OpenOptions::new().create(true).append(true).open(log_path) {
+        Ok(f) => f,
+        Err(e) => return system_failure("cannot open the log file", e),
+    };
+    let _ = std::fs::remove_dir_all(work_dir);
+    if let Err(e) = std::fs::create_dir_all(work_dir) {
+        return system_failure("cannot create the working directory", e);
+    }
+
+    let program = &prepared.argv[0];
+    let Some(resolved) = resolve_program(program, prepared.env.get("PATH").map(String::as_str).unwrap_or(""), work_dir) else {
+        let message = format!(
+            "[{}] could not start: command [{program}] not found on PATH [{}]",
+            template::generated_name(key),
+            prepared.env.get("PATH").map(String::as_str).unwrap_or("")
+        );
+        append_line(log_path, &message);
+        return Exit::Failed(failed(execution_error("StartError", message, execution_error::ErrorKind::User), false, logs.to_vec()));
+    };
+    let (stdout, stderr) = match (log_file.try_clone(), log_file.try_clone()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return system_failure("cannot share the log file", e),
+    };
+    drop(log_file);
+
+    let mut command = tokio::process::Command::new(&resolved);
+    command
+        .arg0(program)
+        .args(&prepared.argv[1..])
+        .env_clear()
+        .envs(&prepared.env)
+        .current_dir(work_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let message = format!("[{}] could not start [{program}]: {e}", template::generated_name(key));
+            append_line(log_path, &message);
+            return Exit::Failed(failed(execution_error("StartError", message, execution_error::ErrorKind::User), false, logs.to_vec()));
+        }
+    };
+    let pgid = child.id().unwrap_or(0) as i32;
+    tracing::info!(
+        project = %key.project, domain = %key.domain, execution = %key.execution, node = %key.node_id,
+        attempt = key.retry_attempt, image = %prepared.image, pid = pgid, command = ?prepared.argv,
+        "task process started (image recorded, not pulled)"
+    );
+    metrics::counter!("flyte_engine_local_processes_started_total").increment(1);
+    let _ = updates.send((key.clone(), AttemptUpdate::Running { logs: logs.to_vec() }));
+
+    let timeout = attempt.timeout.filter(|t| !t.is_zero());
+    let timer = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let exit = tokio::select! {
+        status = child.wait() => match status {
+            Ok(status) => {
+                // The main process is gone: stop what it left behind in its group.
+                kill_group(pgid, libc::SIGKILL);
+                Exit::Exited(status)
+            }
+            Err(e) => {
+                terminate_group(pgid, &mut child, inner.config.kill_grace_period).await;
+                system_failure("cannot wait for the task process", e)
+            }
+        },
+        _ = aborted(abort_rx) => {
+            terminate_group(pgid, &mut child, inner.config.kill_grace_period).await;
+            Exit::Aborted
+        }
+        _ = timer => {
+            append_line(log_path, &format!("flyte-rs: task execution timeout [{:?}] expired; stopping the task", timeout.unwrap_or_default()));
+            terminate_group(pgid, &mut child, inner.config.kill_grace_period).await;
+            Exit::TimedOut(timeout.unwrap_or_default())
+        }
+    };
+    tracing::info!(execution = %key.execution, node = %key.node_id, attempt = key.retry_attempt, pid = pgid, "task process ended");
+    exit
+}
+
+/// SIGTERM to the group, then SIGKILL to the group once the main process has exited or the
+/// grace period is over; waits for the main process.
+async fn terminate_group(pgid: i32, child: &mut tokio::process::Child, grace: Duration) {
+    kill_group(pgid, libc::SIGTERM);
+    let _ = tokio::time::timeout(grace, child.wait()).await;
+    kill_group(pgid, libc::SIGKILL);
+    let _ = child.wait().await;
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: killpg only sends a signal; the group is the one we created for the task.
+        unsafe {
+            libc::killpg(pgid, signal);
+        }
+    }
+}
+
+/// The executable `program` names: a path (relative to the working directory) when it has a
+/// `/`, else the first executable file of that name on `path`.
+fn resolve_program(program: &str, path: &str, work_dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let p = work_dir.join(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::split_paths(path)
+        .map(|dir| if dir.as_os_str().is_empty() { work_dir.join(program) } else { dir.join(program) })
+        .find(|p| executable(p))
+}
+
+fn append_line(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// The end of a log: the last 2048 bytes or 80 lines, whichever is smaller.
+pub fn log_tail(path: &Path) -> String {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(TAIL_BYTES);
+    let mut buf = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let text = text.trim_end_matches(['\n', '\r']);
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(TAIL_LINES);
+    lines[skip..].join("\n")
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// The outcome of a process that exited by itself.
+async fn evaluate_exit(inner: &Inner, attempt: &TaskAttempt, status: ExitStatus, log_path: &Path, logs: Vec<TaskLog>) -> AttemptOutcome {
+    if status.success() {
+        return task_io::evaluate_success(&inner.store, &attempt.paths.output_prefix, &attempt.template, logs).await;
+    }
+    // flytekit with FLYTE_FAIL_ON_ERROR=true writes error.pb and exits 1: the document says
+    // more than the exit code does.
+    let prefix_key = match task_io::key_of(&inner.store, &attempt.paths.output_prefix) {
+        Ok(k) => k,
+        Err(e) => return task_io::storage_failure("output prefix", e, logs),
+    };
+    if let Some(outcome) = task_io::read_error_file(&inner.store, &prefix_key, &attempt.paths.output_prefix, &logs).await {
+        return outcome;
+    }
+    let name = template::generated_name(&attempt.key);
+    let tail = log_tail(log_path);
+    let (exit_code, reason) = match (status.code(), status.signal()) {
+        (Some(code), _) => (code, "Error".to_string()),
+        (None, Some(sig)) => (128 + sig, format!("Killed by signal {sig} ({})", signal_name(sig))),
+        (None, None) => (-1, "Error".to_string()),
+    };
+    let message = format!("[{name}] terminated with exit code ({exit_code}). Reason [{reason}]. Message: \n{tail}.");
+    if exit_code == 128 + libc::SIGKILL {
+        // SIGKILL from outside (the OOM killer, an operator): propeller counts a primary
+        // container killed with SIGKILL as a system failure (node preemption).
+        failed(execution_error("Interrupted", message, execution_error::ErrorKind::System), true, logs)
+    } else {
+        failed(execution_error("Error", message, execution_error::ErrorKind::User), true, logs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(node: &str) -> AttemptKey {
+        AttemptKey {
+            project: "flytesnacks".into(),
+            domain: "development".into(),
+            execution: "abc123".into(),
+            node_id: node.into(),
+            retry_attempt: 2,
+        }
+    }
+
+    #[test]
+    fn log_paths_are_canonical_and_round_trip() {
+        let layout = LogLayout::new("/data/logs", "http://localhost:30080/");
+        let k = key("n0-0-n1");
+        assert_eq!(layout.log_file_for(&k), PathBuf::from("/data/logs/flytesnacks/development/abc123/n0-0-n1/2.log"));
+        assert_eq!(layout.log_url_for(&k), "http://localhost:30080/logs/flytesnacks/development/abc123/n0-0-n1/2.log");
+        assert_eq!(LogLayout::key_for_url_path("flytesnacks/development/abc123/n0-0-n1/2.log"), Some(k));
+        for odd in ["../x", "..", ".", "a/b", "é", "", "~", "x.y"] {
+            let k = key(odd);
+            let rel = LogLayout::relative_path(&k);
+            assert_eq!(rel.split('/').count(), 5, "{rel}");
+            assert!(!rel.split('/').any(|s| s == ".." || s == "." || s.is_empty()), "{rel}");
+            assert_eq!(LogLayout::key_for_url_path(&rel), Some(k), "{rel}");
+        }
+        for bad in [
+            "flytesnacks/development/abc123/../2.log",
+            "flytesnacks/development/abc123/n0/02.log",
+            "flytesnacks/development/abc123/n0/2.txt",
+            "flytesnacks/development/abc123/n0/x/2.log",
+            "flytesnacks/development/abc123/n0/-1.log",
+            "flytesnacks/development/abc123/~6E0/2.log",
+            "flytesnacks/development/abc123/~zz/2.log",
+            "/flytesnacks/development/abc123/n0/2.log",
+        ] {
+            assert_eq!(LogLayout::key_for_url_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.log");
+        let text: String = (0..200).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, text).unwrap();
+        let tail = log_tail(&p);
+        assert_eq!(tail.lines().count(), 80);
+        assert!(tail.ends_with("line 199"));
+        assert_eq!(log_tail(&dir.path().join("missing")), "");
+    }
+
+    #[test]
+    fn programs_resolve_on_the_given_path() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(resolve_program("sh", "/usr/bin:/bin", dir.path()).is_some());
+        assert!(resolve_program("definitely-not-a-command-xyz", "/usr/bin:/bin", dir.path()).is_none());
+        assert!(resolve_program("/bin/sh", "", dir.path()).is_some());
+    }
+}
