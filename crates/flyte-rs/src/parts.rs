@@ -7,8 +7,8 @@ use flyte_admin::AdminState;
 use flyte_blob::BlobStore;
 use flyte_store::MetadataStore;
 
-pub(crate) async fn open_store(_url: &str) -> anyhow::Result<Arc<dyn MetadataStore>> {
-    anyhow::bail!("flyte_store::open has not landed yet")
+pub(crate) async fn open_store(url: &str) -> anyhow::Result<Arc<dyn MetadataStore>> {
+    Ok(flyte_store::open(url).await?)
 }
 
 pub(crate) fn open_blob(url: &str) -> anyhow::Result<BlobStore> {

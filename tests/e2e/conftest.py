@@ -1,0 +1,160 @@
+"""End-to-end fixtures: a real `flyte-rs` process and the real flytekit client from PyPI.
+
+The server binary is `target/debug/flyte-rs` (built by scripts/test.sh), or the one named by
+FLYTE_RS_BIN. Each session starts one server on a random free port with a temporary data
+dir, and writes a flytekit config file pointing at it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+import typing
+import uuid
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PROJECT = "flytesnacks"
+DOMAIN = "development"
+READY_PREFIX = "flyte-rs is ready at "
+
+
+@dataclasses.dataclass
+class Server:
+    url: str
+    port: int
+    data_dir: pathlib.Path
+    config_path: pathlib.Path
+    log_path: pathlib.Path
+    process: subprocess.Popen
+    ready_seconds: float
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()[-20000:]
+        except OSError:
+            return ""
+
+
+def _binary() -> pathlib.Path:
+    path = pathlib.Path(os.environ.get("FLYTE_RS_BIN", REPO / "target" / "debug" / "flyte-rs"))
+    if not path.is_file():
+        pytest.exit(f"{path} not found: build it first (cargo build -p flyte-rs) or run scripts/test.sh", 2)
+    return path
+
+
+def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_RS_", "FLYTE_", "FLYTECTL_"))}
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> typing.Iterator[Server]:
+    base = tmp_path_factory.mktemp("flyte-rs")
+    data_dir = base / "data"
+    log_path = base / "server.log"
+    log = open(log_path, "w")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(_binary()), "start", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env=_clean_env({"FLYTE_RS_LOGGING__LEVEL": "info,flyte_admin=debug"}),
+        cwd=base,
+    )
+    url = None
+    ready_text = []
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while url is None:
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(timeout=10)
+            pytest.fail(f"flyte-rs exited ({proc.returncode}) before it was ready:\n{log_path.read_text()}")
+        ready_text.append(line)
+        if line.startswith(READY_PREFIX):
+            url = line[len(READY_PREFIX) :].split()[0]
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("flyte-rs printed no ready line within 60s:\n" + "".join(ready_text))
+    ready_seconds = time.monotonic() - started
+    # Keep draining stdout so the server never blocks on a full pipe.
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+
+    port = int(url.rsplit(":", 1)[1])
+    config_path = base / "config.yaml"
+    config_path.write_text(
+        f"admin:\n  endpoint: dns:///127.0.0.1:{port}\n  insecure: true\nconsole:\n  endpoint: {url}\n"
+    )
+    print(f"\nflyte-rs at {url} ready in {ready_seconds:.2f}s (data {data_dir})", file=sys.stderr)
+    srv = Server(url, port, data_dir, config_path, log_path, proc, ready_seconds)
+    yield srv
+
+    # Graceful shutdown: SIGTERM, and the process must exit 0 promptly.
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("flyte-rs did not stop within 20s of SIGTERM")
+    finally:
+        log.close()
+    assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"
+
+
+@pytest.fixture(scope="session")
+def remote(server: Server):
+    from flytekit.configuration import Config
+    from flytekit.remote import FlyteRemote
+
+    return FlyteRemote(
+        config=Config.auto(config_file=str(server.config_path)),
+        default_project=PROJECT,
+        default_domain=DOMAIN,
+    )
+
+
+def pyflyte(server: Server, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs the real `pyflyte` CLI from the venv against the server, from the repo root."""
+    exe = pathlib.Path(sys.executable).with_name("pyflyte")
+    cmd = [str(exe), "--config", str(server.config_path), *args]
+    env = _clean_env({"FLYTECTL_CONFIG": str(server.config_path)})
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@dataclasses.dataclass
+class Registration:
+    version: str
+    first: subprocess.CompletedProcess
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def registered(server: Server) -> Registration:
+    """`pyflyte register examples/` once per session, with a known version."""
+    version = "e2e-" + uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    result = pyflyte(server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version, "examples")
+    seconds = time.monotonic() - started
+    print(f"\npyflyte register examples/ took {seconds:.1f}s", file=sys.stderr)
+    return Registration(version, result, seconds)
+
+
+def describe(result: subprocess.CompletedProcess, server: Server | None = None) -> str:
+    text = f"exit {result.returncode}\n--- stdout\n{result.stdout[-8000:]}\n--- stderr\n{result.stderr[-8000:]}"
+    if server is not None:
+        text += f"\n--- server log (tail)\n{server.log()[-6000:]}"
+    return text
