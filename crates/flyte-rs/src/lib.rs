@@ -5,7 +5,6 @@
 //! [`Config`] and calls it.
 
 pub mod config;
-mod parts;
 mod server;
 pub mod telemetry;
 #[doc(hidden)]

@@ -16,13 +16,14 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use flyte_admin::{AdminConfig, AdminState};
+use flyte_blob::BlobStore;
 use flyte_store::{ListQuery, MetadataStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, redact};
-use crate::{parts, telemetry};
+use crate::telemetry;
 
 /// A server that is accepting connections.
 pub struct RunningServer {
@@ -130,10 +131,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let public_url = config.public_url(addr);
 
-    let store = parts::open_store(&metadata_url)
+    let store = flyte_store::open(&metadata_url)
         .await
         .with_context(|| format!("cannot open the metadata store {}", redact(&metadata_url)))?;
-    let blob = parts::open_blob(&blob_url)
+    let blob = BlobStore::from_url(&blob_url)
         .with_context(|| format!("cannot open the blob store {blob_url}"))?;
 
     let admin = AdminState {
@@ -184,8 +185,9 @@ fn app(admin: AdminState, store: Arc<dyn MetadataStore>) -> Router {
         .with_state(store);
     // Install the recorder before the first request is counted.
     let _ = telemetry::prometheus();
-    ops.merge(parts::admin_router(admin))
-        .layer(axum::middleware::from_fn(telemetry::track_requests))
+    // The admin router counts its own API calls (flyte_admin_api_*) and has the fallback.
+    ops.route_layer(axum::middleware::from_fn(telemetry::track_requests))
+        .merge(flyte_admin::router::router(admin))
 }
 
 async fn readyz(State(store): State<Arc<dyn MetadataStore>>) -> impl IntoResponse {

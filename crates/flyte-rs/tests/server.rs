@@ -106,9 +106,10 @@ async fn grpc_and_rest_share_the_port() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("/flyteidl.service.AdminService/ListProjects"),
+        metrics.contains("flyte_admin_api_requests_total"),
         "{metrics}"
     );
+    assert!(metrics.contains("method=\"ListProjects\""), "{metrics}");
     server.shutdown().await.unwrap();
 }
 
