@@ -152,6 +152,76 @@ pub trait MetadataStore: Send + Sync + 'static {
         metadata: NamedEntityMetadata,
     ) -> Result<()>;
 
+    // --- executions ------------------------------------------------------------------------
+
+    /// Records a new execution and, if given, the engine's run request for it, in one
+    /// transaction (so an accepted execution is never lost to a crash before the engine's
+    /// first write). `AlreadyExists` if the name is taken in the project/domain, `NotFound` if
+    /// the project is unknown.
+    async fn create_execution(
+        &self,
+        execution: ExecutionRecord,
+        engine_request: Option<Vec<u8>>,
+    ) -> Result<()>;
+    async fn get_execution(&self, key: &ExecutionKey) -> Result<ExecutionRecord>;
+    /// Filter fields: `name`, `phase`, `mode`, `state`, `principal`, `created_at`,
+    /// `updated_at`, `started_at`, `launch_plan_name`, `launch_plan_version`,
+    /// `workflow_name`, `workflow_version`, `task_name`, `task_version` (prefix `execution`);
+    /// sort keys the same.
+    async fn list_executions(
+        &self,
+        scope: &ExecutionScope,
+        query: &ListQuery,
+    ) -> Result<Page<ExecutionRecord>>;
+    /// Replaces the mutable columns of an execution (phase, state, closure, …).
+    async fn update_execution(&self, execution: ExecutionRecord) -> Result<()> {
+        self.apply(StateBatch {
+            executions: vec![execution],
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Writes a batch of state changes in one transaction (see [`StateBatch`]); nothing is
+    /// written if any part fails.
+    async fn apply(&self, batch: StateBatch) -> Result<()>;
+
+    async fn get_node_execution(&self, key: &NodeExecutionKey) -> Result<NodeExecutionRecord>;
+    /// The node executions of `execution` among `node_ids` (those that exist), in one query.
+    async fn get_node_executions(
+        &self,
+        execution: &ExecutionKey,
+        node_ids: &[String],
+    ) -> Result<Vec<NodeExecutionRecord>>;
+    /// Node executions of an execution whose parent is `parent_node_id` (`None`: top level).
+    /// Filter fields: `node_id`, `phase`, `created_at`, `updated_at`, `started_at` (prefix
+    /// `node_execution`); sort keys the same.
+    async fn list_node_executions(
+        &self,
+        execution: &ExecutionKey,
+        parent_node_id: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<Page<NodeExecutionRecord>>;
+
+    async fn get_task_execution(&self, key: &TaskExecutionKey) -> Result<TaskExecutionRecord>;
+    /// Every task execution of the given nodes of `execution`, in one query.
+    async fn get_task_executions_of_nodes(
+        &self,
+        execution: &ExecutionKey,
+        node_ids: &[String],
+    ) -> Result<Vec<TaskExecutionRecord>>;
+    /// Task executions of one node execution. Filter fields: `phase`, `retry_attempt`,
+    /// `task_name`, `task_version`, `created_at`, `updated_at`, `started_at` (prefix
+    /// `task_execution`); sort keys the same.
+    async fn list_task_executions(
+        &self,
+        node: &NodeExecutionKey,
+        query: &ListQuery,
+    ) -> Result<Page<TaskExecutionRecord>>;
+
+    /// Every execution the engine started and has not finished, with its engine state.
+    async fn load_engine_state(&self) -> Result<Vec<EngineExecutionState>>;
+
     // --- operations ----------------------------------------------------------------------
 
     /// One round trip to the database (health checks).

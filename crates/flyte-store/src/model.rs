@@ -134,3 +134,204 @@ impl std::fmt::Display for NamedEntityKey {
         )
     }
 }
+
+// --- executions ---------------------------------------------------------------------------
+
+/// A workflow execution's identity: project, domain, name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ExecutionKey {
+    pub project: String,
+    pub domain: String,
+    pub name: String,
+}
+
+/// `execution flytesnacks/development/abc`: how errors name an execution.
+impl std::fmt::Display for ExecutionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "execution {}/{}/{}",
+            self.project, self.domain, self.name
+        )
+    }
+}
+
+/// One node instance of an execution (`node_id` is the unique id: nested ids for sub-nodes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct NodeExecutionKey {
+    pub execution: ExecutionKey,
+    pub node_id: String,
+}
+
+impl std::fmt::Display for NodeExecutionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "node execution {}/{}/{}/{}",
+            self.execution.project, self.execution.domain, self.execution.name, self.node_id
+        )
+    }
+}
+
+/// One attempt of one task of one node instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskExecutionKey {
+    pub node: NodeExecutionKey,
+    /// The task's identifier (`resource` is always [`ResourceType::Task`]).
+    pub task: EntityKey,
+    pub retry_attempt: u32,
+}
+
+impl std::fmt::Display for TaskExecutionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "task execution {}/{}/{}/{} of task {}/{}/{}@{} attempt {}",
+            self.node.execution.project,
+            self.node.execution.domain,
+            self.node.execution.name,
+            self.node.node_id,
+            self.task.project,
+            self.task.domain,
+            self.task.name,
+            self.task.version,
+            self.retry_attempt
+        )
+    }
+}
+
+/// A workflow execution. Payloads are opaque: `spec` is the `admin.ExecutionSpec` as
+/// recorded, `closure` the current `admin.ExecutionClosure`; the other fields are the indexed
+/// columns lists filter and sort on, kept in step with the closure by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionRecord {
+    pub key: ExecutionKey,
+    pub launch_plan: Option<EntityKey>,
+    pub workflow: Option<EntityKey>,
+    /// Single-task executions: the task launched.
+    pub task: Option<EntityKey>,
+    /// The `core.WorkflowExecution.Phase` name (`QUEUED`, `RUNNING`, …).
+    pub phase: String,
+    /// `admin.ExecutionMetadata.ExecutionMode`.
+    pub mode: i32,
+    /// `admin.ExecutionState`: 0 active, 1 archived.
+    pub state: i32,
+    pub principal: String,
+    /// The node that launched this execution (launch-plan nodes), if any.
+    pub parent: Option<NodeExecutionKey>,
+    pub spec: Vec<u8>,
+    pub closure: Vec<u8>,
+    /// Where the (merged) inputs were offloaded.
+    pub inputs_uri: String,
+    /// Where the user's own inputs were offloaded.
+    pub user_inputs_uri: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// Which executions a list covers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExecutionScope {
+    pub project: String,
+    pub domain: String,
+    /// Only executions with this name (ResourceListRequest.id.name).
+    pub name: Option<String>,
+    /// Leave out executions launched by a node of another execution.
+    pub top_level_only: bool,
+}
+
+/// A node execution: `closure` is the `admin.NodeExecutionClosure`, `metadata` the
+/// `admin.NodeExecutionMetaData`, `dynamic_workflow` the `core.CompiledWorkflowClosure` a
+/// dynamic node produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeExecutionRecord {
+    pub key: NodeExecutionKey,
+    /// Unique id of the parent node (sub-workflow, dynamic, branch children); `None` at top level.
+    pub parent_node_id: Option<String>,
+    /// The `core.NodeExecution.Phase` name.
+    pub phase: String,
+    pub closure: Vec<u8>,
+    pub metadata: Vec<u8>,
+    pub input_uri: String,
+    pub dynamic_workflow: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// A task execution: `closure` is the `admin.TaskExecutionClosure`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskExecutionRecord {
+    pub key: TaskExecutionKey,
+    /// The `core.TaskExecution.Phase` name.
+    pub phase: String,
+    pub phase_version: u32,
+    pub closure: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// The engine's durable state of one execution, as it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineChange {
+    /// The execution's run request (upsert; an abort already requested is kept).
+    Started {
+        execution: ExecutionKey,
+        request: Vec<u8>,
+    },
+    /// The execution-level state (upsert; needs `Started`).
+    Workflow {
+        execution: ExecutionKey,
+        state: Vec<u8>,
+    },
+    /// One node instance's state (upsert).
+    Node {
+        execution: ExecutionKey,
+        node_id: String,
+        state: Vec<u8>,
+    },
+    /// An abort was requested with this cause (kept until the engine finishes).
+    PendingAbort {
+        execution: ExecutionKey,
+        cause: String,
+    },
+    /// The execution reached a terminal phase: its engine state is dropped.
+    Finished { execution: ExecutionKey },
+}
+
+/// A batch of state changes written in one transaction: execution updates, node and task
+/// execution upserts, then engine state, in that order. Within each list, a later record with
+/// the same key replaces an earlier one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StateBatch {
+    /// Updates of existing executions (every column but the key, `created_at` and the
+    /// launch entities); `NotFound` if one does not exist.
+    pub executions: Vec<ExecutionRecord>,
+    /// Upserts (`created_at` is kept on update); the execution must exist.
+    pub node_executions: Vec<NodeExecutionRecord>,
+    /// Upserts (`created_at` is kept on update); the node execution must exist.
+    pub task_executions: Vec<TaskExecutionRecord>,
+    pub engine: Vec<EngineChange>,
+}
+
+impl StateBatch {
+    pub fn is_empty(&self) -> bool {
+        self.executions.is_empty()
+            && self.node_executions.is_empty()
+            && self.task_executions.is_empty()
+            && self.engine.is_empty()
+    }
+}
+
+/// What the engine needs to resume one execution after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineExecutionState {
+    pub execution: ExecutionKey,
+    pub request: Vec<u8>,
+    pub workflow: Option<Vec<u8>>,
+    pub pending_abort: Option<String>,
+    /// (node id, state), in node id order.
+    pub nodes: Vec<(String, Vec<u8>)>,
+}

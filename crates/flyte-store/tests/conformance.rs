@@ -160,6 +160,11 @@ conformance!(
     named_entity_metadata,
     named_entities_list,
     concurrent_writes,
+    execution_create_get_duplicate,
+    execution_list_filters_sort_pages,
+    execution_state_batches,
+    engine_journal,
+    large_batches,
 );
 
 #[test]
@@ -245,8 +250,11 @@ fn t(n: i64) -> DateTime<Utc> {
         + Duration::microseconds(123_456)
 }
 
+mod executions_conformance;
+
 mod tests {
     use super::*;
+    pub use crate::executions_conformance::*;
 
     pub const D: &str = "development";
 

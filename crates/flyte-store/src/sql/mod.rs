@@ -13,6 +13,7 @@
 
 pub(crate) mod backend;
 pub(crate) mod connect;
+mod executions;
 pub(crate) mod list;
 
 use std::future::Future;
@@ -24,9 +25,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use self::backend::{Backend, Col, DbErrorKind, Row, Stmt, Value, classify};
 use self::list::{FieldType, ListSpec, SqlBuilder, field};
 use crate::{
-    EntityKey, EntityRecord, EntityScope, LaunchPlanState, ListQuery, MetadataStore,
-    NamedEntityKey, NamedEntityMetadata, NamedEntityRecord, Page, ProjectRecord, ResourceType,
-    Result, StoreError,
+    EngineExecutionState, EntityKey, EntityRecord, EntityScope, ExecutionKey, ExecutionRecord,
+    ExecutionScope, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey, NamedEntityMetadata,
+    NamedEntityRecord, NodeExecutionKey, NodeExecutionRecord, Page, ProjectRecord, ResourceType,
+    Result, StateBatch, StoreError, TaskExecutionKey, TaskExecutionRecord,
 };
 
 pub(crate) struct SqlStore<B: Backend> {
@@ -151,6 +153,30 @@ impl Reader {
     fn bytes(&mut self, what: &str) -> Result<Vec<u8>> {
         match self.next() {
             Value::Bytes(v) => Ok(v),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+
+    fn opt_text(&mut self, what: &str) -> Result<Option<String>> {
+        match self.next() {
+            Value::Text(s) => Ok(Some(s)),
+            Value::Null => Ok(None),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+
+    fn opt_bytes(&mut self, what: &str) -> Result<Option<Vec<u8>>> {
+        match self.next() {
+            Value::Bytes(v) => Ok(Some(v)),
+            Value::Null => Ok(None),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+
+    fn opt_timestamp(&mut self, what: &str) -> Result<Option<DateTime<Utc>>> {
+        match self.next() {
+            Value::Timestamp(v) => Ok(Some(v)),
+            Value::Null => Ok(None),
             other => Err(corrupt(what, &other)),
         }
     }
@@ -800,6 +826,100 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             B::commit(tx).await.map_err(internal)
         })
         .await
+    }
+
+    async fn create_execution(
+        &self,
+        execution: ExecutionRecord,
+        engine_request: Option<Vec<u8>>,
+    ) -> Result<()> {
+        self.timed(
+            "create_execution",
+            self.create_execution_impl(execution, engine_request),
+        )
+        .await
+    }
+
+    async fn get_execution(&self, key: &ExecutionKey) -> Result<ExecutionRecord> {
+        self.timed("get_execution", self.get_execution_impl(key))
+            .await
+    }
+
+    async fn list_executions(
+        &self,
+        scope: &ExecutionScope,
+        query: &ListQuery,
+    ) -> Result<Page<ExecutionRecord>> {
+        self.timed("list_executions", self.list_executions_impl(scope, query))
+            .await
+    }
+
+    async fn apply(&self, batch: StateBatch) -> Result<()> {
+        self.timed("apply", self.apply_batch(batch)).await
+    }
+
+    async fn get_node_execution(&self, key: &NodeExecutionKey) -> Result<NodeExecutionRecord> {
+        self.timed("get_node_execution", self.get_node_execution_impl(key))
+            .await
+    }
+
+    async fn get_node_executions(
+        &self,
+        execution: &ExecutionKey,
+        node_ids: &[String],
+    ) -> Result<Vec<NodeExecutionRecord>> {
+        self.timed(
+            "get_node_executions",
+            self.get_node_executions_impl(execution, node_ids),
+        )
+        .await
+    }
+
+    async fn list_node_executions(
+        &self,
+        execution: &ExecutionKey,
+        parent_node_id: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<Page<NodeExecutionRecord>> {
+        self.timed(
+            "list_node_executions",
+            self.list_node_executions_impl(execution, parent_node_id, query),
+        )
+        .await
+    }
+
+    async fn get_task_execution(&self, key: &TaskExecutionKey) -> Result<TaskExecutionRecord> {
+        self.timed("get_task_execution", self.get_task_execution_impl(key))
+            .await
+    }
+
+    async fn get_task_executions_of_nodes(
+        &self,
+        execution: &ExecutionKey,
+        node_ids: &[String],
+    ) -> Result<Vec<TaskExecutionRecord>> {
+        self.timed(
+            "get_task_executions_of_nodes",
+            self.get_task_executions_of_nodes_impl(execution, node_ids),
+        )
+        .await
+    }
+
+    async fn list_task_executions(
+        &self,
+        node: &NodeExecutionKey,
+        query: &ListQuery,
+    ) -> Result<Page<TaskExecutionRecord>> {
+        self.timed(
+            "list_task_executions",
+            self.list_task_executions_impl(node, query),
+        )
+        .await
+    }
+
+    async fn load_engine_state(&self) -> Result<Vec<EngineExecutionState>> {
+        self.timed("load_engine_state", self.load_engine_state_impl())
+            .await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,0 +1,1025 @@
+//! Executions, node executions, task executions and the engine journal.
+//!
+//! Writes of the engine's rounds go through [`SqlStore::apply_batch`]: one transaction, with
+//! node and task executions and engine node state written as multi-row upserts (chunked
+//! below the backends' parameter limits, deduplicated by key because PostgreSQL refuses to
+//! update one row twice in a statement).
+
+use std::collections::BTreeMap;
+
+use super::backend::{Backend, Col, DbErrorKind, Row, Stmt, Value, classify};
+use super::list::{self, FieldType, ListSpec, SqlBuilder, field};
+use super::{Reader, SqlStore, corrupt, internal, text, ts};
+use crate::{
+    EngineChange, EngineExecutionState, EntityKey, ExecutionKey, ExecutionRecord, ExecutionScope,
+    ListQuery, NodeExecutionKey, NodeExecutionRecord, Page, ResourceType, Result, StateBatch,
+    StoreError, TaskExecutionKey, TaskExecutionRecord,
+};
+
+/// Ids per `IN (…)` list.
+const MAX_IN: usize = 500;
+
+fn opt_text(v: Option<&str>) -> Value {
+    v.map_or(Value::Null, text)
+}
+
+fn opt_ts(v: Option<chrono::DateTime<chrono::Utc>>) -> Value {
+    v.map_or(Value::NullTimestamp, ts)
+}
+
+fn opt_bytes(v: Option<Vec<u8>>) -> Value {
+    v.map_or(Value::NullBytes, Value::Bytes)
+}
+
+fn exec_args(key: &ExecutionKey) -> Vec<Value> {
+    vec![text(&key.project), text(&key.domain), text(&key.name)]
+}
+
+/// `INSERT INTO table (cols) VALUES (…), (…) ON CONFLICT (conflict) DO UPDATE SET c = excluded.c`
+/// for every column not in `conflict` or `keep`, in chunks.
+fn upserts(
+    max_params: usize,
+    table: &str,
+    cols: &[&str],
+    conflict: &[&str],
+    keep: &[&str],
+    rows: Vec<Vec<Value>>,
+) -> Vec<Stmt> {
+    let per_stmt = (max_params / cols.len()).max(1);
+    let updates: Vec<String> = cols
+        .iter()
+        .filter(|c| !conflict.contains(c) && !keep.contains(c))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let mut stmts = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut b = SqlBuilder::new(&format!(
+            "INSERT INTO {table} ({}) VALUES ",
+            cols.join(", ")
+        ));
+        for (i, row) in rows.by_ref().take(per_stmt).enumerate() {
+            b.push(if i == 0 { "(" } else { ", (" });
+            for (j, v) in row.into_iter().enumerate() {
+                if j > 0 {
+                    b.push(", ");
+                }
+                b.bind(v);
+            }
+            b.push(")");
+        }
+        b.push(&format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            conflict.join(", "),
+            updates.join(", ")
+        ));
+        stmts.push(b.build());
+    }
+    stmts
+}
+
+/// Keeps the last of several items with the same key, in first-seen order.
+fn dedup_last<T, K: Ord + Clone>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut index: BTreeMap<K, usize> = BTreeMap::new();
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        let k = key(&item);
+        match index.get(&k) {
+            Some(&i) => out[i] = item,
+            None => {
+                index.insert(k, out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+// --- executions ---------------------------------------------------------------------------
+
+macro_rules! execution_columns {
+    () => {
+        "project, domain, name, launch_plan_project, launch_plan_domain, launch_plan_name, \
+         launch_plan_version, workflow_project, workflow_domain, workflow_name, workflow_version, \
+         task_project, task_domain, task_name, task_version, phase, mode, state, principal, \
+         parent_execution, parent_node_id, spec, closure, inputs_uri, user_inputs_uri, created_at, \
+         updated_at, started_at"
+    };
+}
+const EXECUTION_SELECT: &str = concat!("SELECT ", execution_columns!(), " FROM executions");
+const EXECUTION_COLS: &[Col] = &[
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Int,
+    Col::Int,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Bytes,
+    Col::Bytes,
+    Col::Text,
+    Col::Text,
+    Col::Timestamp,
+    Col::Timestamp,
+    Col::Timestamp,
+];
+
+fn entity_values(key: Option<&EntityKey>) -> [Value; 4] {
+    match key {
+        Some(k) => [
+            text(&k.project),
+            text(&k.domain),
+            text(&k.name),
+            text(&k.version),
+        ],
+        None => [Value::Null, Value::Null, Value::Null, Value::Null],
+    }
+}
+
+fn read_entity(r: &mut Reader, resource: ResourceType, what: &str) -> Result<Option<EntityKey>> {
+    let project = r.opt_text(what)?;
+    let domain = r.opt_text(what)?;
+    let name = r.opt_text(what)?;
+    let version = r.opt_text(what)?;
+    Ok(match (project, domain, name, version) {
+        (Some(project), Some(domain), Some(name), Some(version)) => Some(EntityKey {
+            resource,
+            project,
+            domain,
+            name,
+            version,
+        }),
+        _ => None,
+    })
+}
+
+/// The parent execution is kept as `project/domain/name` (none of them contains a `/`).
+fn parent_execution_text(parent: &NodeExecutionKey) -> String {
+    let e = &parent.execution;
+    format!("{}/{}/{}", e.project, e.domain, e.name)
+}
+
+fn execution_from_row(row: Row) -> Result<ExecutionRecord> {
+    let mut r = Reader::new(row);
+    let key = ExecutionKey {
+        project: r.text("project")?,
+        domain: r.text("domain")?,
+        name: r.text("name")?,
+    };
+    let launch_plan = read_entity(&mut r, ResourceType::LaunchPlan, "launch_plan")?;
+    let workflow = read_entity(&mut r, ResourceType::Workflow, "workflow")?;
+    let task = read_entity(&mut r, ResourceType::Task, "task")?;
+    let phase = r.text("phase")?;
+    let mode = r.int("mode")?;
+    let state = r.int("state")?;
+    let principal = r.text("principal")?;
+    let parent_execution = r.opt_text("parent_execution")?;
+    let parent_node_id = r.opt_text("parent_node_id")?;
+    let parent = match (parent_execution, parent_node_id) {
+        (Some(exec), Some(node_id)) => {
+            let mut parts = exec.splitn(3, '/');
+            let (Some(project), Some(domain), Some(name)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(corrupt("parent_execution", &Value::Text(exec.clone())));
+            };
+            Some(NodeExecutionKey {
+                execution: ExecutionKey {
+                    project: project.to_owned(),
+                    domain: domain.to_owned(),
+                    name: name.to_owned(),
+                },
+                node_id,
+            })
+        }
+        _ => None,
+    };
+    Ok(ExecutionRecord {
+        key,
+        launch_plan,
+        workflow,
+        task,
+        phase,
+        mode,
+        state,
+        principal,
+        parent,
+        spec: r.bytes("spec")?,
+        closure: r.bytes("closure")?,
+        inputs_uri: r.text("inputs_uri")?,
+        user_inputs_uri: r.text("user_inputs_uri")?,
+        created_at: r.timestamp("created_at")?,
+        updated_at: r.timestamp("updated_at")?,
+        started_at: r.opt_timestamp("started_at")?,
+    })
+}
+
+const EXECUTION_FIELDS: &[list::Field] = &[
+    field("name", FieldType::Text),
+    field("phase", FieldType::Text),
+    field("mode", FieldType::Int),
+    field("state", FieldType::Int),
+    field("principal", FieldType::Text),
+    field("created_at", FieldType::Timestamp),
+    field("updated_at", FieldType::Timestamp),
+    field("started_at", FieldType::Timestamp),
+    field("launch_plan_name", FieldType::Text),
+    field("launch_plan_version", FieldType::Text),
+    field("workflow_name", FieldType::Text),
+    field("workflow_version", FieldType::Text),
+    field("task_name", FieldType::Text),
+    field("task_version", FieldType::Text),
+];
+const EXECUTIONS: ListSpec = ListSpec {
+    what: "executions",
+    prefixes: &["execution"],
+    filters: EXECUTION_FIELDS,
+    sorts: EXECUTION_FIELDS,
+    default_sort: "created_at",
+    tiebreak: "id",
+};
+
+fn update_execution_stmt(e: ExecutionRecord) -> Stmt {
+    let mut args = exec_args(&e.key);
+    args.extend([
+        Value::Text(e.phase),
+        Value::Int(e.mode),
+        Value::Int(e.state),
+        Value::Text(e.principal),
+        Value::Bytes(e.spec),
+        Value::Bytes(e.closure),
+        Value::Text(e.inputs_uri),
+        Value::Text(e.user_inputs_uri),
+        ts(e.updated_at),
+        opt_ts(e.started_at),
+    ]);
+    Stmt::new(
+        "UPDATE executions SET phase = $4, mode = $5, state = $6, principal = $7, spec = $8, \
+         closure = $9, inputs_uri = $10, user_inputs_uri = $11, updated_at = $12, started_at = $13 \
+         WHERE project = $1 AND domain = $2 AND name = $3",
+        args,
+    )
+}
+
+// --- node executions ----------------------------------------------------------------------
+
+const NODE_SELECT: &str = "SELECT project, domain, execution_name, node_id, parent_node_id, phase, closure, \
+     metadata, input_uri, dynamic_workflow, created_at, updated_at, started_at FROM node_executions";
+const NODE_COLS: &[Col] = &[
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Bytes,
+    Col::Bytes,
+    Col::Text,
+    Col::Bytes,
+    Col::Timestamp,
+    Col::Timestamp,
+    Col::Timestamp,
+];
+const NODE_INSERT_COLS: &[&str] = &[
+    "project",
+    "domain",
+    "execution_name",
+    "node_id",
+    "parent_node_id",
+    "phase",
+    "closure",
+    "metadata",
+    "input_uri",
+    "dynamic_workflow",
+    "created_at",
+    "updated_at",
+    "started_at",
+];
+const NODE_KEY_COLS: &[&str] = &["project", "domain", "execution_name", "node_id"];
+
+fn node_from_row(row: Row) -> Result<NodeExecutionRecord> {
+    let mut r = Reader::new(row);
+    Ok(NodeExecutionRecord {
+        key: NodeExecutionKey {
+            execution: ExecutionKey {
+                project: r.text("project")?,
+                domain: r.text("domain")?,
+                name: r.text("execution_name")?,
+            },
+            node_id: r.text("node_id")?,
+        },
+        parent_node_id: r.opt_text("parent_node_id")?,
+        phase: r.text("phase")?,
+        closure: r.bytes("closure")?,
+        metadata: r.bytes("metadata")?,
+        input_uri: r.text("input_uri")?,
+        dynamic_workflow: r.opt_bytes("dynamic_workflow")?,
+        created_at: r.timestamp("created_at")?,
+        updated_at: r.timestamp("updated_at")?,
+        started_at: r.opt_timestamp("started_at")?,
+    })
+}
+
+fn node_row(n: NodeExecutionRecord) -> Vec<Value> {
+    let e = n.key.execution;
+    vec![
+        Value::Text(e.project),
+        Value::Text(e.domain),
+        Value::Text(e.name),
+        Value::Text(n.key.node_id),
+        opt_text(n.parent_node_id.as_deref()),
+        Value::Text(n.phase),
+        Value::Bytes(n.closure),
+        Value::Bytes(n.metadata),
+        Value::Text(n.input_uri),
+        opt_bytes(n.dynamic_workflow),
+        ts(n.created_at),
+        ts(n.updated_at),
+        opt_ts(n.started_at),
+    ]
+}
+
+const NODE_FIELDS: &[list::Field] = &[
+    field("node_id", FieldType::Text),
+    field("phase", FieldType::Text),
+    field("created_at", FieldType::Timestamp),
+    field("updated_at", FieldType::Timestamp),
+    field("started_at", FieldType::Timestamp),
+];
+const NODE_EXECUTIONS: ListSpec = ListSpec {
+    what: "node executions",
+    prefixes: &["node_execution"],
+    filters: NODE_FIELDS,
+    sorts: NODE_FIELDS,
+    default_sort: "created_at",
+    tiebreak: "id",
+};
+
+// --- task executions ----------------------------------------------------------------------
+
+const TASK_SELECT: &str = "SELECT project, domain, execution_name, node_id, task_project, task_domain, task_name, \
+     task_version, retry_attempt, phase, phase_version, closure, created_at, updated_at, started_at \
+     FROM task_executions";
+const TASK_COLS: &[Col] = &[
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Int,
+    Col::Text,
+    Col::Int,
+    Col::Bytes,
+    Col::Timestamp,
+    Col::Timestamp,
+    Col::Timestamp,
+];
+const TASK_INSERT_COLS: &[&str] = &[
+    "project",
+    "domain",
+    "execution_name",
+    "node_id",
+    "task_project",
+    "task_domain",
+    "task_name",
+    "task_version",
+    "retry_attempt",
+    "phase",
+    "phase_version",
+    "closure",
+    "created_at",
+    "updated_at",
+    "started_at",
+];
+const TASK_KEY_COLS: &[&str] = &[
+    "project",
+    "domain",
+    "execution_name",
+    "node_id",
+    "task_project",
+    "task_domain",
+    "task_name",
+    "task_version",
+    "retry_attempt",
+];
+
+fn task_from_row(row: Row) -> Result<TaskExecutionRecord> {
+    let mut r = Reader::new(row);
+    let node = NodeExecutionKey {
+        execution: ExecutionKey {
+            project: r.text("project")?,
+            domain: r.text("domain")?,
+            name: r.text("execution_name")?,
+        },
+        node_id: r.text("node_id")?,
+    };
+    let task = EntityKey {
+        resource: ResourceType::Task,
+        project: r.text("task_project")?,
+        domain: r.text("task_domain")?,
+        name: r.text("task_name")?,
+        version: r.text("task_version")?,
+    };
+    let retry_attempt = r.int("retry_attempt")? as u32;
+    Ok(TaskExecutionRecord {
+        key: TaskExecutionKey {
+            node,
+            task,
+            retry_attempt,
+        },
+        phase: r.text("phase")?,
+        phase_version: r.int("phase_version")? as u32,
+        closure: r.bytes("closure")?,
+        created_at: r.timestamp("created_at")?,
+        updated_at: r.timestamp("updated_at")?,
+        started_at: r.opt_timestamp("started_at")?,
+    })
+}
+
+fn task_key_values(k: &TaskExecutionKey) -> Vec<Value> {
+    let e = &k.node.execution;
+    vec![
+        text(&e.project),
+        text(&e.domain),
+        text(&e.name),
+        text(&k.node.node_id),
+        text(&k.task.project),
+        text(&k.task.domain),
+        text(&k.task.name),
+        text(&k.task.version),
+        Value::Int(k.retry_attempt as i32),
+    ]
+}
+
+fn task_row(t: TaskExecutionRecord) -> Vec<Value> {
+    let mut row = task_key_values(&t.key);
+    row.extend([
+        Value::Text(t.phase),
+        Value::Int(t.phase_version as i32),
+        Value::Bytes(t.closure),
+        ts(t.created_at),
+        ts(t.updated_at),
+        opt_ts(t.started_at),
+    ]);
+    row
+}
+
+const TASK_FIELDS: &[list::Field] = &[
+    field("phase", FieldType::Text),
+    field("retry_attempt", FieldType::Int),
+    field("task_name", FieldType::Text),
+    field("task_version", FieldType::Text),
+    field("created_at", FieldType::Timestamp),
+    field("updated_at", FieldType::Timestamp),
+    field("started_at", FieldType::Timestamp),
+];
+const TASK_EXECUTIONS: ListSpec = ListSpec {
+    what: "task executions",
+    prefixes: &["task_execution"],
+    filters: TASK_FIELDS,
+    sorts: TASK_FIELDS,
+    default_sort: "created_at",
+    tiebreak: "id",
+};
+
+/// A failed write in a batch: a missing execution or node execution (foreign keys) is
+/// `NotFound(what)`, a taken key `AlreadyExists(what)`.
+fn batch_error(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match classify(&err) {
+        DbErrorKind::ForeignKeyViolation => StoreError::NotFound(what()),
+        DbErrorKind::UniqueViolation => StoreError::AlreadyExists(what()),
+        DbErrorKind::Other => internal(err),
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub(super) async fn create_execution_impl(
+        &self,
+        e: ExecutionRecord,
+        engine_request: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let key = e.key.clone();
+        let mut args = exec_args(&e.key);
+        args.extend(entity_values(e.launch_plan.as_ref()));
+        args.extend(entity_values(e.workflow.as_ref()));
+        args.extend(entity_values(e.task.as_ref()));
+        args.extend([
+            Value::Text(e.phase),
+            Value::Int(e.mode),
+            Value::Int(e.state),
+            Value::Text(e.principal),
+        ]);
+        match &e.parent {
+            Some(p) => args.extend([Value::Text(parent_execution_text(p)), text(&p.node_id)]),
+            None => args.extend([Value::Null, Value::Null]),
+        }
+        args.extend([
+            Value::Bytes(e.spec),
+            Value::Bytes(e.closure),
+            Value::Text(e.inputs_uri),
+            Value::Text(e.user_inputs_uri),
+            ts(e.created_at),
+            ts(e.updated_at),
+            opt_ts(e.started_at),
+        ]);
+        let stmt = Stmt::new(
+            concat!(
+                "INSERT INTO executions (",
+                execution_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+            ),
+            args,
+        );
+        let mut tx = self.begin().await?;
+        B::tx_execute(&mut tx, stmt)
+            .await
+            .map_err(|err| super::write_error(err, || key.to_string(), &key.project))?;
+        if let Some(request) = engine_request {
+            let mut args = exec_args(&key);
+            args.push(Value::Bytes(request));
+            B::tx_execute(
+                &mut tx,
+                Stmt::new(
+                    "INSERT INTO engine_executions (project, domain, name, request) VALUES ($1, $2, $3, $4)",
+                    args,
+                ),
+            )
+            .await
+            .map_err(internal)?;
+        }
+        B::commit(tx).await.map_err(internal)
+    }
+
+    pub(super) async fn get_execution_impl(&self, key: &ExecutionKey) -> Result<ExecutionRecord> {
+        let stmt = Stmt::new(
+            concat!(
+                "SELECT ",
+                execution_columns!(),
+                " FROM executions WHERE project = $1 AND domain = $2 AND name = $3"
+            ),
+            exec_args(key),
+        );
+        match self
+            .backend
+            .fetch(stmt, EXECUTION_COLS)
+            .await
+            .map_err(internal)?
+            .pop()
+        {
+            Some(row) => execution_from_row(row),
+            None => Err(StoreError::NotFound(key.to_string())),
+        }
+    }
+
+    pub(super) async fn list_executions_impl(
+        &self,
+        scope: &ExecutionScope,
+        query: &ListQuery,
+    ) -> Result<Page<ExecutionRecord>> {
+        let paging = list::parse_paging(query)?;
+        let mut b = SqlBuilder::new(EXECUTION_SELECT);
+        b.push(" WHERE project = ")
+            .bind(text(&scope.project))
+            .push(" AND domain = ")
+            .bind(text(&scope.domain));
+        if let Some(name) = &scope.name {
+            b.push(" AND name = ").bind(text(name));
+        }
+        if scope.top_level_only {
+            b.push(" AND parent_node_id IS NULL");
+        }
+        list::push_filters(&mut b, &EXECUTIONS, &query.filters)?;
+        list::push_order_and_page(&mut b, &EXECUTIONS, query, paging)?;
+        let rows = self
+            .backend
+            .fetch(b.build(), EXECUTION_COLS)
+            .await
+            .map_err(internal)?;
+        let (rows, next_token) = paging.page(rows);
+        let items = rows
+            .into_iter()
+            .map(execution_from_row)
+            .collect::<Result<_>>()?;
+        Ok(Page { items, next_token })
+    }
+
+    pub(super) async fn apply_batch(&self, batch: StateBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let StateBatch {
+            executions,
+            node_executions,
+            task_executions,
+            engine,
+        } = batch;
+        let mut tx = self.begin().await?;
+
+        for e in dedup_last(executions, |e| e.key.clone()) {
+            let key = e.key.clone();
+            let n = B::tx_execute(&mut tx, update_execution_stmt(e))
+                .await
+                .map_err(internal)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(key.to_string()));
+            }
+        }
+
+        if !node_executions.is_empty() {
+            let first = node_executions[0].key.execution.clone();
+            let rows: Vec<_> = dedup_last(node_executions, |n| n.key.clone())
+                .into_iter()
+                .map(node_row)
+                .collect();
+            for stmt in upserts(
+                B::BATCH_PARAMS,
+                "node_executions",
+                NODE_INSERT_COLS,
+                NODE_KEY_COLS,
+                &["created_at"],
+                rows,
+            ) {
+                B::tx_execute(&mut tx, stmt)
+                    .await
+                    .map_err(|err| batch_error(err, || first.to_string()))?;
+            }
+        }
+
+        if !task_executions.is_empty() {
+            let first = task_executions[0].key.node.clone();
+            let rows: Vec<_> = dedup_last(task_executions, |t| t.key.clone())
+                .into_iter()
+                .map(task_row)
+                .collect();
+            for stmt in upserts(
+                B::BATCH_PARAMS,
+                "task_executions",
+                TASK_INSERT_COLS,
+                TASK_KEY_COLS,
+                &["created_at"],
+                rows,
+            ) {
+                B::tx_execute(&mut tx, stmt)
+                    .await
+                    .map_err(|err| batch_error(err, || first.to_string()))?;
+            }
+        }
+
+        self.apply_engine(&mut tx, engine).await?;
+        B::commit(tx).await.map_err(internal)
+    }
+
+    async fn apply_engine(&self, tx: &mut B::Tx, changes: Vec<EngineChange>) -> Result<()> {
+        let mut nodes: Vec<(ExecutionKey, String, Vec<u8>)> = Vec::new();
+        let mut finished: Vec<ExecutionKey> = Vec::new();
+        for change in changes {
+            match change {
+                EngineChange::Started { execution, request } => {
+                    let mut args = exec_args(&execution);
+                    args.push(Value::Bytes(request));
+                    B::tx_execute(
+                        tx,
+                        Stmt::new(
+                            "INSERT INTO engine_executions (project, domain, name, request) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (project, domain, name) DO UPDATE SET request = excluded.request",
+                            args,
+                        ),
+                    )
+                    .await
+                    .map_err(|err| batch_error(err, || execution.to_string()))?;
+                    finished.retain(|f| f != &execution);
+                }
+                EngineChange::Workflow { execution, state } => {
+                    let mut args = exec_args(&execution);
+                    args.push(Value::Bytes(state));
+                    let n = B::tx_execute(
+                        tx,
+                        Stmt::new(
+                            "UPDATE engine_executions SET workflow_state = $4 \
+                             WHERE project = $1 AND domain = $2 AND name = $3",
+                            args,
+                        ),
+                    )
+                    .await
+                    .map_err(internal)?;
+                    if n == 0 {
+                        return Err(StoreError::NotFound(format!(
+                            "engine state of {execution} (not started)"
+                        )));
+                    }
+                }
+                EngineChange::PendingAbort { execution, cause } => {
+                    let mut args = exec_args(&execution);
+                    args.push(Value::Text(cause));
+                    // No row: the engine never started it or has finished it; nothing to keep.
+                    B::tx_execute(
+                        tx,
+                        Stmt::new(
+                            "UPDATE engine_executions SET pending_abort = $4 \
+                             WHERE project = $1 AND domain = $2 AND name = $3",
+                            args,
+                        ),
+                    )
+                    .await
+                    .map_err(internal)?;
+                }
+                EngineChange::Node {
+                    execution,
+                    node_id,
+                    state,
+                } => nodes.push((execution, node_id, state)),
+                EngineChange::Finished { execution } => finished.push(execution),
+            }
+        }
+        let rows: Vec<_> = dedup_last(nodes, |(e, n, _)| (e.clone(), n.clone()))
+            .into_iter()
+            .filter(|(e, _, _)| !finished.contains(e))
+            .map(|(e, node_id, state)| {
+                vec![
+                    Value::Text(e.project),
+                    Value::Text(e.domain),
+                    Value::Text(e.name),
+                    Value::Text(node_id),
+                    Value::Bytes(state),
+                ]
+            })
+            .collect();
+        for stmt in upserts(
+            B::BATCH_PARAMS,
+            "engine_node_state",
+            &["project", "domain", "execution_name", "node_id", "state"],
+            &["project", "domain", "execution_name", "node_id"],
+            &[],
+            rows,
+        ) {
+            B::tx_execute(tx, stmt).await.map_err(internal)?;
+        }
+        for execution in finished {
+            B::tx_execute(
+                tx,
+                Stmt::new(
+                    "DELETE FROM engine_node_state WHERE project = $1 AND domain = $2 AND execution_name = $3",
+                    exec_args(&execution),
+                ),
+            )
+            .await
+            .map_err(internal)?;
+            B::tx_execute(
+                tx,
+                Stmt::new(
+                    "DELETE FROM engine_executions WHERE project = $1 AND domain = $2 AND name = $3",
+                    exec_args(&execution),
+                ),
+            )
+            .await
+            .map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn get_node_execution_impl(
+        &self,
+        key: &NodeExecutionKey,
+    ) -> Result<NodeExecutionRecord> {
+        let mut b = SqlBuilder::new(NODE_SELECT);
+        push_exec_where(&mut b, &key.execution);
+        b.push(" AND node_id = ").bind(text(&key.node_id));
+        match self
+            .backend
+            .fetch(b.build(), NODE_COLS)
+            .await
+            .map_err(internal)?
+            .pop()
+        {
+            Some(row) => node_from_row(row),
+            None => Err(StoreError::NotFound(key.to_string())),
+        }
+    }
+
+    pub(super) async fn get_node_executions_impl(
+        &self,
+        execution: &ExecutionKey,
+        node_ids: &[String],
+    ) -> Result<Vec<NodeExecutionRecord>> {
+        let mut out = Vec::with_capacity(node_ids.len());
+        for chunk in node_ids.chunks(MAX_IN) {
+            let mut b = SqlBuilder::new(NODE_SELECT);
+            push_exec_where(&mut b, execution);
+            push_in(&mut b, "node_id", chunk);
+            let rows = self
+                .backend
+                .fetch(b.build(), NODE_COLS)
+                .await
+                .map_err(internal)?;
+            for row in rows {
+                out.push(node_from_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn list_node_executions_impl(
+        &self,
+        execution: &ExecutionKey,
+        parent_node_id: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<Page<NodeExecutionRecord>> {
+        let paging = list::parse_paging(query)?;
+        let mut b = SqlBuilder::new(NODE_SELECT);
+        push_exec_where(&mut b, execution);
+        match parent_node_id {
+            Some(parent) => {
+                b.push(" AND parent_node_id = ").bind(text(parent));
+            }
+            None => {
+                b.push(" AND parent_node_id IS NULL");
+            }
+        }
+        list::push_filters(&mut b, &NODE_EXECUTIONS, &query.filters)?;
+        list::push_order_and_page(&mut b, &NODE_EXECUTIONS, query, paging)?;
+        let rows = self
+            .backend
+            .fetch(b.build(), NODE_COLS)
+            .await
+            .map_err(internal)?;
+        let (rows, next_token) = paging.page(rows);
+        let items = rows.into_iter().map(node_from_row).collect::<Result<_>>()?;
+        Ok(Page { items, next_token })
+    }
+
+    pub(super) async fn get_task_execution_impl(
+        &self,
+        key: &TaskExecutionKey,
+    ) -> Result<TaskExecutionRecord> {
+        let stmt = Stmt {
+            sql: format!(
+                "{TASK_SELECT} WHERE project = $1 AND domain = $2 AND execution_name = $3 AND node_id = $4 \
+                 AND task_project = $5 AND task_domain = $6 AND task_name = $7 AND task_version = $8 \
+                 AND retry_attempt = $9"
+            )
+            .into(),
+            args: task_key_values(key),
+        };
+        match self
+            .backend
+            .fetch(stmt, TASK_COLS)
+            .await
+            .map_err(internal)?
+            .pop()
+        {
+            Some(row) => task_from_row(row),
+            None => Err(StoreError::NotFound(key.to_string())),
+        }
+    }
+
+    pub(super) async fn get_task_executions_of_nodes_impl(
+        &self,
+        execution: &ExecutionKey,
+        node_ids: &[String],
+    ) -> Result<Vec<TaskExecutionRecord>> {
+        let mut out = Vec::new();
+        for chunk in node_ids.chunks(MAX_IN) {
+            let mut b = SqlBuilder::new(TASK_SELECT);
+            push_exec_where(&mut b, execution);
+            push_in(&mut b, "node_id", chunk);
+            let rows = self
+                .backend
+                .fetch(b.build(), TASK_COLS)
+                .await
+                .map_err(internal)?;
+            for row in rows {
+                out.push(task_from_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn list_task_executions_impl(
+        &self,
+        node: &NodeExecutionKey,
+        query: &ListQuery,
+    ) -> Result<Page<TaskExecutionRecord>> {
+        let paging = list::parse_paging(query)?;
+        let mut b = SqlBuilder::new(TASK_SELECT);
+        push_exec_where(&mut b, &node.execution);
+        b.push(" AND node_id = ").bind(text(&node.node_id));
+        list::push_filters(&mut b, &TASK_EXECUTIONS, &query.filters)?;
+        list::push_order_and_page(&mut b, &TASK_EXECUTIONS, query, paging)?;
+        let rows = self
+            .backend
+            .fetch(b.build(), TASK_COLS)
+            .await
+            .map_err(internal)?;
+        let (rows, next_token) = paging.page(rows);
+        let items = rows.into_iter().map(task_from_row).collect::<Result<_>>()?;
+        Ok(Page { items, next_token })
+    }
+
+    pub(super) async fn load_engine_state_impl(&self) -> Result<Vec<EngineExecutionState>> {
+        let rows = self
+            .backend
+            .fetch(
+                Stmt::new(
+                    "SELECT project, domain, name, request, workflow_state, pending_abort FROM engine_executions \
+                     ORDER BY project, domain, name",
+                    vec![],
+                ),
+                &[
+                    Col::Text,
+                    Col::Text,
+                    Col::Text,
+                    Col::Bytes,
+                    Col::Bytes,
+                    Col::Text,
+                ],
+            )
+            .await
+            .map_err(internal)?;
+        let mut out: BTreeMap<ExecutionKey, EngineExecutionState> = BTreeMap::new();
+        for row in rows {
+            let mut r = Reader::new(row);
+            let execution = ExecutionKey {
+                project: r.text("project")?,
+                domain: r.text("domain")?,
+                name: r.text("name")?,
+            };
+            let state = EngineExecutionState {
+                execution: execution.clone(),
+                request: r.bytes("request")?,
+                workflow: r.opt_bytes("workflow_state")?,
+                pending_abort: r.opt_text("pending_abort")?,
+                nodes: Vec::new(),
+            };
+            out.insert(execution, state);
+        }
+        let rows = self
+            .backend
+            .fetch(
+                Stmt::new(
+                    "SELECT n.project, n.domain, n.execution_name, n.node_id, n.state FROM engine_node_state n \
+                     JOIN engine_executions e ON e.project = n.project AND e.domain = n.domain \
+                     AND e.name = n.execution_name ORDER BY n.project, n.domain, n.execution_name, n.node_id",
+                    vec![],
+                ),
+                &[Col::Text, Col::Text, Col::Text, Col::Text, Col::Bytes],
+            )
+            .await
+            .map_err(internal)?;
+        for row in rows {
+            let mut r = Reader::new(row);
+            let execution = ExecutionKey {
+                project: r.text("project")?,
+                domain: r.text("domain")?,
+                name: r.text("execution_name")?,
+            };
+            let node_id = r.text("node_id")?;
+            let state = r.bytes("state")?;
+            if let Some(e) = out.get_mut(&execution) {
+                e.nodes.push((node_id, state));
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+}
+
+fn push_exec_where(b: &mut SqlBuilder, execution: &ExecutionKey) {
+    b.push(" WHERE project = ")
+        .bind(text(&execution.project))
+        .push(" AND domain = ")
+        .bind(text(&execution.domain))
+        .push(" AND execution_name = ")
+        .bind(text(&execution.name));
+}
+
+fn push_in(b: &mut SqlBuilder, column: &str, values: &[String]) {
+    if values.is_empty() {
+        b.push(" AND 1 = 0");
+        return;
+    }
+    b.push(" AND ").push(column).push(" IN (");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind(text(v));
+    }
+    b.push(")");
+}

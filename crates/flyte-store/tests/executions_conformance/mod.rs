@@ -1,0 +1,554 @@
+//! Conformance tests for executions, node and task executions and the engine journal (run
+//! on every backend by the `conformance!` macro of the suite).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use flyte_store::{
+    EngineChange, EntityKey, ExecutionKey, ExecutionRecord, ExecutionScope, FilterOp,
+    MetadataStore, NodeExecutionKey, NodeExecutionRecord, ResourceType, SortDirection, StateBatch,
+    StoreError, TaskExecutionKey, TaskExecutionRecord,
+};
+
+use crate::t;
+use crate::tests::{D, f, q, sort};
+
+const P: &str = "flytesnacks";
+
+pub fn ekey(name: &str) -> ExecutionKey {
+    ExecutionKey {
+        project: P.into(),
+        domain: D.into(),
+        name: name.into(),
+    }
+}
+
+fn ent(resource: ResourceType, name: &str, version: &str) -> EntityKey {
+    EntityKey {
+        resource,
+        project: P.into(),
+        domain: D.into(),
+        name: name.into(),
+        version: version.into(),
+    }
+}
+
+pub fn execution(name: &str, lp: &str, phase: &str, at: DateTime<Utc>) -> ExecutionRecord {
+    ExecutionRecord {
+        key: ekey(name),
+        launch_plan: Some(ent(ResourceType::LaunchPlan, lp, "v1")),
+        workflow: Some(ent(ResourceType::Workflow, &format!("{lp}.wf"), "v1")),
+        task: None,
+        phase: phase.into(),
+        mode: 0,
+        state: 0,
+        principal: "alice".into(),
+        parent: None,
+        spec: vec![1, 2, 0, 3],
+        closure: format!("closure {name}").into_bytes(),
+        inputs_uri: format!("s3://b/metadata/{name}/inputs"),
+        user_inputs_uri: format!("s3://b/metadata/{name}/user_inputs"),
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+    }
+}
+
+fn node(
+    exec: &str,
+    node_id: &str,
+    parent: Option<&str>,
+    phase: &str,
+    at: DateTime<Utc>,
+) -> NodeExecutionRecord {
+    NodeExecutionRecord {
+        key: NodeExecutionKey {
+            execution: ekey(exec),
+            node_id: node_id.into(),
+        },
+        parent_node_id: parent.map(str::to_owned),
+        phase: phase.into(),
+        closure: format!("closure {node_id} {phase}").into_bytes(),
+        metadata: vec![8, 1],
+        input_uri: format!("s3://b/{exec}/{node_id}/data/inputs.pb"),
+        dynamic_workflow: None,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+    }
+}
+
+fn task_exec(
+    exec: &str,
+    node_id: &str,
+    attempt: u32,
+    phase: &str,
+    version: u32,
+    at: DateTime<Utc>,
+) -> TaskExecutionRecord {
+    TaskExecutionRecord {
+        key: TaskExecutionKey {
+            node: NodeExecutionKey {
+                execution: ekey(exec),
+                node_id: node_id.into(),
+            },
+            task: ent(ResourceType::Task, "my.task", "v1"),
+            retry_attempt: attempt,
+        },
+        phase: phase.into(),
+        phase_version: version,
+        closure: format!("task closure {phase} {version}").into_bytes(),
+        created_at: at,
+        updated_at: at,
+        started_at: Some(at),
+    }
+}
+
+fn names(page: &flyte_store::Page<ExecutionRecord>) -> Vec<String> {
+    page.items.iter().map(|e| e.key.name.clone()).collect()
+}
+
+fn scope() -> ExecutionScope {
+    ExecutionScope {
+        project: P.into(),
+        domain: D.into(),
+        name: None,
+        top_level_only: false,
+    }
+}
+
+pub async fn execution_create_get_duplicate(store: Arc<dyn MetadataStore>) {
+    let mut e = execution("a1", "lp", "QUEUED", t(1));
+    e.task = Some(ent(ResourceType::Task, "t", "v9"));
+    e.parent = Some(NodeExecutionKey {
+        execution: ekey("parent"),
+        node_id: "n0".into(),
+    });
+    store.create_execution(e.clone(), None).await.unwrap();
+    assert_eq!(store.get_execution(&e.key).await.unwrap(), e);
+
+    let err = store.create_execution(e.clone(), None).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(ref w) if w.contains("a1")),
+        "{err}"
+    );
+
+    let mut other = execution("a2", "lp", "QUEUED", t(1));
+    other.key.project = "nope".into();
+    let err = store.create_execution(other, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+
+    let err = store.get_execution(&ekey("missing")).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound(ref w) if w.contains("missing")),
+        "{err}"
+    );
+
+    // Updates replace the mutable columns and keep the rest.
+    let mut updated = e.clone();
+    updated.phase = "RUNNING".into();
+    updated.closure = b"running".to_vec();
+    updated.state = 1;
+    updated.updated_at = t(5);
+    updated.started_at = Some(t(4));
+    store.update_execution(updated.clone()).await.unwrap();
+    assert_eq!(store.get_execution(&e.key).await.unwrap(), updated);
+
+    let err = store
+        .update_execution(execution("missing", "lp", "RUNNING", t(1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+pub async fn execution_list_filters_sort_pages(store: Arc<dyn MetadataStore>) {
+    let phases = ["SUCCEEDED", "RUNNING", "FAILED", "RUNNING", "QUEUED"];
+    for (i, phase) in phases.iter().enumerate() {
+        let lp = if i % 2 == 0 { "lp.even" } else { "lp.odd" };
+        let mut e = execution(&format!("e{i}"), lp, phase, t(i as i64));
+        e.mode = (i % 3) as i32;
+        store.create_execution(e, None).await.unwrap();
+    }
+    let mut child = execution("child", "lp.even", "RUNNING", t(10));
+    child.parent = Some(NodeExecutionKey {
+        execution: ekey("e0"),
+        node_id: "n1".into(),
+    });
+    store.create_execution(child, None).await.unwrap();
+
+    let all = store.list_executions(&scope(), &q(100)).await.unwrap();
+    assert_eq!(names(&all), ["child", "e4", "e3", "e2", "e1", "e0"]);
+    let top = ExecutionScope {
+        top_level_only: true,
+        ..scope()
+    };
+    let all = store.list_executions(&top, &q(100)).await.unwrap();
+    assert_eq!(names(&all), ["e4", "e3", "e2", "e1", "e0"]);
+
+    let mut query = q(100);
+    query.filters = vec![f("phase", FilterOp::Eq, &["RUNNING"])];
+    assert_eq!(
+        names(&store.list_executions(&top, &query).await.unwrap()),
+        ["e3", "e1"]
+    );
+    query.filters = vec![
+        f("phase", FilterOp::ValueIn, &["SUCCEEDED", "FAILED"]),
+        f("launch_plan_name", FilterOp::Eq, &["lp.even"]),
+    ];
+    assert_eq!(
+        names(&store.list_executions(&top, &query).await.unwrap()),
+        ["e2", "e0"]
+    );
+    query.filters = vec![
+        f("workflow_name", FilterOp::Contains, &["odd"]),
+        f("mode", FilterOp::Eq, &["1"]),
+    ];
+    assert_eq!(
+        names(&store.list_executions(&top, &query).await.unwrap()),
+        ["e1"]
+    );
+    query.filters = vec![f("created_at", FilterOp::Gte, &["2024-01-01T00:02:00Z"])];
+    query.sort = sort("created_at", SortDirection::Ascending);
+    assert_eq!(
+        names(&store.list_executions(&top, &query).await.unwrap()),
+        ["e2", "e3", "e4"]
+    );
+    query.filters = vec![];
+    query.sort = sort("name", SortDirection::Ascending);
+    query.limit = 2;
+    let p1 = store.list_executions(&top, &query).await.unwrap();
+    assert_eq!(names(&p1), ["e0", "e1"]);
+    query.token = p1.next_token.clone();
+    let p2 = store.list_executions(&top, &query).await.unwrap();
+    assert_eq!(names(&p2), ["e2", "e3"]);
+    query.token = p2.next_token.clone();
+    let p3 = store.list_executions(&top, &query).await.unwrap();
+    assert_eq!(names(&p3), ["e4"]);
+    assert!(p3.next_token.is_empty());
+
+    let named = ExecutionScope {
+        name: Some("e2".into()),
+        ..scope()
+    };
+    assert_eq!(
+        names(&store.list_executions(&named, &q(10)).await.unwrap()),
+        ["e2"]
+    );
+
+    let mut bad = q(10);
+    bad.filters = vec![f("closure", FilterOp::Eq, &["x"])];
+    let err = store.list_executions(&scope(), &bad).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::InvalidArgument(ref m) if m.contains("phase")),
+        "{err}"
+    );
+}
+
+pub async fn execution_state_batches(store: Arc<dyn MetadataStore>) {
+    store
+        .create_execution(execution("x", "lp", "QUEUED", t(0)), None)
+        .await
+        .unwrap();
+    let mut running = execution("x", "lp", "RUNNING", t(0));
+    running.started_at = Some(t(1));
+    running.updated_at = t(1);
+    let batch = StateBatch {
+        executions: vec![running.clone()],
+        node_executions: vec![
+            node("x", "start-node", None, "SUCCEEDED", t(1)),
+            node("x", "n0", None, "QUEUED", t(1)),
+            node("x", "n0", None, "RUNNING", t(1)),
+            node("x", "n1", None, "RUNNING", t(2)),
+            node("x", "n1-0-n0", Some("n1"), "RUNNING", t(2)),
+            node("x", "n1-0-n1", Some("n1"), "QUEUED", t(3)),
+        ],
+        task_executions: vec![
+            task_exec("x", "n0", 0, "RUNNING", 0, t(1)),
+            task_exec("x", "n0", 0, "RUNNING", 1, t(1)),
+        ],
+        engine: vec![],
+    };
+    store.apply(batch).await.unwrap();
+    assert_eq!(store.get_execution(&ekey("x")).await.unwrap(), running);
+
+    // Later record of the same key wins within a batch.
+    let n0_key = NodeExecutionKey {
+        execution: ekey("x"),
+        node_id: "n0".into(),
+    };
+    assert_eq!(
+        store.get_node_execution(&n0_key).await.unwrap().phase,
+        "RUNNING"
+    );
+    let tasks = store
+        .get_task_executions_of_nodes(&ekey("x"), &["n0".into(), "n1".into()])
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].phase_version, 1);
+
+    // Upserts keep created_at and replace everything else.
+    let mut n0 = node("x", "n0", None, "SUCCEEDED", t(9));
+    n0.started_at = Some(t(2));
+    n0.dynamic_workflow = Some(vec![7, 7, 7]);
+    n0.input_uri = "s3://elsewhere".into();
+    let mut attempt1 = task_exec("x", "n0", 1, "SUCCEEDED", 0, t(9));
+    attempt1.started_at = None;
+    store
+        .apply(StateBatch {
+            node_executions: vec![n0.clone()],
+            task_executions: vec![task_exec("x", "n0", 0, "FAILED", 0, t(8)), attempt1.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got = store.get_node_execution(&n0_key).await.unwrap();
+    assert_eq!(
+        got,
+        NodeExecutionRecord {
+            created_at: t(1),
+            ..n0
+        }
+    );
+    let got = store.get_task_execution(&attempt1.key).await.unwrap();
+    assert_eq!(got, attempt1);
+    let mut a0 = attempt1.key.clone();
+    a0.retry_attempt = 0;
+    let got = store.get_task_execution(&a0).await.unwrap();
+    assert_eq!((got.phase.as_str(), got.created_at), ("FAILED", t(1)));
+
+    // Lists: top level vs children, filters, pages.
+    let top = store
+        .list_node_executions(&ekey("x"), None, &q(100))
+        .await
+        .unwrap();
+    let ids: Vec<_> = top.items.iter().map(|n| n.key.node_id.as_str()).collect();
+    assert_eq!(ids, ["n1", "n0", "start-node"]);
+    let mut query = q(1);
+    query.sort = sort("created_at", SortDirection::Ascending);
+    let children = store
+        .list_node_executions(&ekey("x"), Some("n1"), &query)
+        .await
+        .unwrap();
+    assert_eq!(children.items[0].key.node_id, "n1-0-n0");
+    query.token = children.next_token;
+    let children = store
+        .list_node_executions(&ekey("x"), Some("n1"), &query)
+        .await
+        .unwrap();
+    assert_eq!(children.items[0].key.node_id, "n1-0-n1");
+    assert!(children.next_token.is_empty());
+    let mut query = q(100);
+    query.filters = vec![f("phase", FilterOp::Eq, &["SUCCEEDED"])];
+    let done = store
+        .list_node_executions(&ekey("x"), None, &query)
+        .await
+        .unwrap();
+    assert_eq!(done.items.len(), 2);
+    let got = store
+        .get_node_executions(&ekey("x"), &["n0".into(), "nope".into(), "n1-0-n1".into()])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+
+    let tasks = store.list_task_executions(&n0_key, &q(100)).await.unwrap();
+    assert_eq!(tasks.items.len(), 2);
+    let mut query = q(100);
+    query.filters = vec![f("retry_attempt", FilterOp::Eq, &["1"])];
+    let tasks = store.list_task_executions(&n0_key, &query).await.unwrap();
+    assert_eq!(tasks.items.len(), 1);
+    assert_eq!(tasks.items[0].key.retry_attempt, 1);
+
+    // A batch that fails anywhere writes nothing.
+    let err = store
+        .apply(StateBatch {
+            node_executions: vec![node("x", "n5", None, "RUNNING", t(5))],
+            task_executions: vec![task_exec("x", "no-such-node", 0, "RUNNING", 0, t(5))],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let missing = NodeExecutionKey {
+        execution: ekey("x"),
+        node_id: "n5".into(),
+    };
+    assert!(matches!(
+        store.get_node_execution(&missing).await.unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+    let err = store
+        .apply(StateBatch {
+            node_executions: vec![node("no-such-exec", "n0", None, "RUNNING", t(5))],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound(ref w) if w.contains("no-such-exec")),
+        "{err}"
+    );
+}
+
+pub async fn engine_journal(store: Arc<dyn MetadataStore>) {
+    store
+        .create_execution(
+            execution("j1", "lp", "QUEUED", t(0)),
+            Some(b"request 1".to_vec()),
+        )
+        .await
+        .unwrap();
+    store
+        .create_execution(execution("j2", "lp", "QUEUED", t(0)), None)
+        .await
+        .unwrap();
+    let state = store.load_engine_state().await.unwrap();
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].execution, ekey("j1"));
+    assert_eq!(state[0].request, b"request 1");
+    assert_eq!(state[0].workflow, None);
+    assert!(state[0].nodes.is_empty());
+
+    // The workflow state needs a started execution.
+    let err = store
+        .apply(StateBatch {
+            engine: vec![EngineChange::Workflow {
+                execution: ekey("j2"),
+                state: vec![1],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+
+    store
+        .apply(StateBatch {
+            engine: vec![
+                EngineChange::Started {
+                    execution: ekey("j2"),
+                    request: b"request 2".to_vec(),
+                },
+                EngineChange::Workflow {
+                    execution: ekey("j2"),
+                    state: b"wf".to_vec(),
+                },
+                EngineChange::Node {
+                    execution: ekey("j2"),
+                    node_id: "n1".into(),
+                    state: b"n1 a".to_vec(),
+                },
+                EngineChange::Node {
+                    execution: ekey("j2"),
+                    node_id: "n0".into(),
+                    state: b"n0".to_vec(),
+                },
+                EngineChange::Node {
+                    execution: ekey("j2"),
+                    node_id: "n1".into(),
+                    state: b"n1 b".to_vec(),
+                },
+                EngineChange::PendingAbort {
+                    execution: ekey("j1"),
+                    cause: "user asked".into(),
+                },
+                // Unknown to the journal: ignored.
+                EngineChange::PendingAbort {
+                    execution: ekey("nope"),
+                    cause: "x".into(),
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let state = store.load_engine_state().await.unwrap();
+    assert_eq!(state.len(), 2);
+    assert_eq!(state[0].pending_abort.as_deref(), Some("user asked"));
+    assert_eq!(state[1].workflow.as_deref(), Some(&b"wf"[..]));
+    assert_eq!(
+        state[1].nodes,
+        vec![
+            ("n0".to_string(), b"n0".to_vec()),
+            ("n1".to_string(), b"n1 b".to_vec())
+        ]
+    );
+
+    // Re-announcing the start keeps the pending abort; finishing drops everything.
+    store
+        .apply(StateBatch {
+            engine: vec![
+                EngineChange::Started {
+                    execution: ekey("j1"),
+                    request: b"request 1".to_vec(),
+                },
+                EngineChange::Node {
+                    execution: ekey("j2"),
+                    node_id: "n2".into(),
+                    state: vec![],
+                },
+                EngineChange::Finished {
+                    execution: ekey("j2"),
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let state = store.load_engine_state().await.unwrap();
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].execution, ekey("j1"));
+    assert_eq!(state[0].pending_abort.as_deref(), Some("user asked"));
+}
+
+/// One round of a wide fan-out: thousands of node and task upserts in one transaction.
+pub async fn large_batches(store: Arc<dyn MetadataStore>) {
+    store
+        .create_execution(execution("big", "lp", "RUNNING", t(0)), Some(vec![1]))
+        .await
+        .unwrap();
+    let n = 3000;
+    let ids: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    let at = t(1);
+    let batch = |phase: &str, at: DateTime<Utc>| StateBatch {
+        node_executions: ids
+            .iter()
+            .map(|id| node("big", id, None, phase, at))
+            .collect(),
+        task_executions: ids
+            .iter()
+            .map(|id| task_exec("big", id, 0, phase, 0, at))
+            .collect(),
+        engine: ids
+            .iter()
+            .map(|id| EngineChange::Node {
+                execution: ekey("big"),
+                node_id: id.clone(),
+                state: phase.as_bytes().to_vec(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    store.apply(batch("RUNNING", at)).await.unwrap();
+    store
+        .apply(batch("SUCCEEDED", at + Duration::seconds(1)))
+        .await
+        .unwrap();
+    let elapsed = start.elapsed();
+    eprintln!("{} node+task+engine upserts in {elapsed:?}", 4 * n);
+    let got = store.get_node_executions(&ekey("big"), &ids).await.unwrap();
+    assert_eq!(got.len(), n);
+    assert!(
+        got.iter()
+            .all(|r| r.phase == "SUCCEEDED" && r.created_at == at)
+    );
+    let tasks = store
+        .get_task_executions_of_nodes(&ekey("big"), &ids)
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), n);
+    let state = store.load_engine_state().await.unwrap();
+    assert_eq!(state[0].nodes.len(), n);
+    assert!(state[0].nodes.iter().all(|(_, s)| s == b"SUCCEEDED"));
+}
