@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flyte_blob::BlobStore;
-use flyteidl::core::{LiteralMap, LiteralType, SimpleType, TaskTemplate, execution_error, literal, literal_type, primitive, scalar};
+use flyteidl::core::{
+    LiteralMap, LiteralType, SimpleType, TaskTemplate, execution_error, literal, literal_type,
+    primitive, scalar,
+};
 use tokio::sync::{mpsc, watch};
 
 use super::task_io::{self, execution_error, failed};
@@ -39,7 +42,12 @@ impl std::fmt::Debug for BuiltinBackend {
 impl BuiltinBackend {
     /// A backend reading inputs from and writing outputs to `store`.
     pub fn new(store: BlobStore) -> Self {
-        Self { inner: Arc::new(Inner { store, running: Mutex::new(HashMap::new()) }) }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     /// Attempts accepted and not finished.
@@ -49,7 +57,15 @@ impl BuiltinBackend {
 }
 
 fn bad_spec(message: impl Into<String>) -> AttemptOutcome {
-    failed(execution_error("BadTaskSpecification", message, execution_error::ErrorKind::User), false, vec![])
+    failed(
+        execution_error(
+            "BadTaskSpecification",
+            message,
+            execution_error::ErrorKind::User,
+        ),
+        false,
+        vec![],
+    )
 }
 
 #[async_trait]
@@ -62,17 +78,29 @@ impl TaskBackend for BuiltinBackend {
         matches!(template.r#type.as_str(), ECHO_TASK_TYPE | SLEEP_TASK_TYPE)
     }
 
-    async fn start(&self, attempt: TaskAttempt, updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>) -> Result<(), BackendError> {
+    async fn start(
+        &self,
+        attempt: TaskAttempt,
+        updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+    ) -> Result<(), BackendError> {
         let kind = attempt.template.r#type.clone();
         if !self.handles(&attempt.template) {
-            return Err(BackendError::Unsupported(format!("task type [{kind}] is not a builtin task type")));
+            return Err(BackendError::Unsupported(format!(
+                "task type [{kind}] is not a builtin task type"
+            )));
         }
         task_io::key_of(&self.inner.store, &attempt.paths.output_prefix)?;
         let key = attempt.key.clone();
         let abort_rx = {
-            let mut running = self.inner.running.lock().map_err(|_| BackendError::Internal("poisoned lock".into()))?;
+            let mut running = self
+                .inner
+                .running
+                .lock()
+                .map_err(|_| BackendError::Internal("poisoned lock".into()))?;
             if running.contains_key(&key) {
-                return Err(BackendError::Internal(format!("attempt {key:?} is already running")));
+                return Err(BackendError::Internal(format!(
+                    "attempt {key:?} is already running"
+                )));
             }
             let (tx, rx) = watch::channel(false);
             running.insert(key.clone(), tx);
@@ -108,10 +136,18 @@ impl TaskBackend for BuiltinBackend {
 pub fn echo_mapping(template: &TaskTemplate) -> Result<BTreeMap<String, String>, String> {
     let empty = BTreeMap::new();
     let iface = template.interface.as_ref();
-    let inputs = iface.and_then(|i| i.inputs.as_ref()).map_or(&empty, |v| &v.variables);
-    let outputs = iface.and_then(|i| i.outputs.as_ref()).map_or(&empty, |v| &v.variables);
+    let inputs = iface
+        .and_then(|i| i.inputs.as_ref())
+        .map_or(&empty, |v| &v.variables);
+    let outputs = iface
+        .and_then(|i| i.outputs.as_ref())
+        .map_or(&empty, |v| &v.variables);
     if inputs.len() != outputs.len() {
-        return Err(format!("the number of input [{}] and output [{}] variables does not match", inputs.len(), outputs.len()));
+        return Err(format!(
+            "the number of input [{}] and output [{}] variables does not match",
+            inputs.len(),
+            outputs.len()
+        ));
     }
     // output name -> input name
     let mut mapping = BTreeMap::new();
@@ -126,8 +162,11 @@ pub fn echo_mapping(template: &TaskTemplate) -> Result<BTreeMap<String, String>,
         return Ok(inputs.keys().map(|k| (k.clone(), k.clone())).collect());
     }
     for (out_name, out_var) in outputs {
-        let candidates: Vec<&String> =
-            inputs.iter().filter(|(_, v)| v.r#type == out_var.r#type).map(|(k, _)| k).collect();
+        let candidates: Vec<&String> = inputs
+            .iter()
+            .filter(|(_, v)| v.r#type == out_var.r#type)
+            .map(|(k, _)| k)
+            .collect();
         match candidates.as_slice() {
             [only] => {
                 mapping.insert(out_name.clone(), (*only).clone());
@@ -175,10 +214,17 @@ pub fn sleep_duration(template: &TaskTemplate, inputs: &LiteralMap) -> Result<Du
     let iface = template.interface.as_ref();
     let vars = iface.and_then(|i| i.inputs.as_ref()).map(|v| &v.variables);
     let Some((name, var)) = vars.filter(|v| v.len() == 1).and_then(|v| v.iter().next()) else {
-        return Err(format!("task type [{SLEEP_TASK_TYPE}] requires exactly one duration input"));
+        return Err(format!(
+            "task type [{SLEEP_TASK_TYPE}] requires exactly one duration input"
+        ));
     };
-    if iface.and_then(|i| i.outputs.as_ref()).is_some_and(|o| !o.variables.is_empty()) {
-        return Err(format!("task type [{SLEEP_TASK_TYPE}] does not support outputs"));
+    if iface
+        .and_then(|i| i.outputs.as_ref())
+        .is_some_and(|o| !o.variables.is_empty())
+    {
+        return Err(format!(
+            "task type [{SLEEP_TASK_TYPE}] does not support outputs"
+        ));
     }
     if !is_duration(var.r#type.as_ref()) {
         return Err(format!("input [{name}] must be typed as duration"));
@@ -197,13 +243,17 @@ pub fn sleep_duration(template: &TaskTemplate, inputs: &LiteralMap) -> Result<Du
         _ => None,
     };
     let Some(d) = duration else {
-        return Err(format!("duration input [{name}] must be a duration literal"));
+        return Err(format!(
+            "duration input [{name}] must be a duration literal"
+        ));
     };
     let nanos = i128::from(d.seconds) * 1_000_000_000 + i128::from(d.nanos);
     if nanos < 0 {
         return Err(format!("duration input [{name}] must be non-negative"));
     }
-    Ok(Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+    Ok(Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
 }
 
 async fn sleep(

@@ -109,7 +109,11 @@ impl LocalProcessConfig {
 
     /// The `PATH` task processes get.
     pub fn effective_path(&self) -> OsString {
-        let base = self.path.clone().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+        let base = self
+            .path
+            .clone()
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
         match &self.venv {
             None => base,
             Some(venv) => {
@@ -133,7 +137,10 @@ pub struct LogLayout {
 impl LogLayout {
     pub fn new(dir: impl Into<PathBuf>, public_url: impl Into<String>) -> Self {
         let public_url: String = public_url.into();
-        Self { dir: dir.into(), public_url: public_url.trim_end_matches('/').to_string() }
+        Self {
+            dir: dir.into(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -161,7 +168,11 @@ impl LogLayout {
 
     /// The URL of an attempt's log: `<public_url>/logs/<relative path>`.
     pub fn log_url_for(&self, key: &AttemptKey) -> String {
-        format!("{}{LOG_ROUTE}/{}", self.public_url, Self::relative_path(key))
+        format!(
+            "{}{LOG_ROUTE}/{}",
+            self.public_url,
+            Self::relative_path(key)
+        )
     }
 
     /// The attempt a URL tail (`<project>/<domain>/<execution>/<node>/<attempt>.log`, the part
@@ -172,7 +183,10 @@ impl LogLayout {
             return None;
         };
         let attempt = file.strip_suffix(".log")?;
-        if attempt.is_empty() || !attempt.bytes().all(|b| b.is_ascii_digit()) || (attempt.len() > 1 && attempt.starts_with('0')) {
+        if attempt.is_empty()
+            || !attempt.bytes().all(|b| b.is_ascii_digit())
+            || (attempt.len() > 1 && attempt.starts_with('0'))
+        {
             return None;
         }
         let key = AttemptKey {
@@ -305,11 +319,23 @@ impl Inner {
     async fn prepare(&self, attempt: &TaskAttempt) -> Result<Prepared, BackendError> {
         let container = match &attempt.template.target {
             Some(task_template::Target::Container(c)) => c,
-            _ => return Err(BackendError::Unsupported(format!("task type [{}] has no container to run", attempt.template.r#type))),
+            _ => {
+                return Err(BackendError::Unsupported(format!(
+                    "task type [{}] has no container to run",
+                    attempt.template.r#type
+                )));
+            }
         };
-        let raw: Vec<String> = container.command.iter().chain(container.args.iter()).cloned().collect();
+        let raw: Vec<String> = container
+            .command
+            .iter()
+            .chain(container.args.iter())
+            .cloned()
+            .collect();
         if raw.is_empty() {
-            return Err(BackendError::Unsupported("the task's container has neither command nor args".into()));
+            return Err(BackendError::Unsupported(
+                "the task's container has neither command nor args".into(),
+            ));
         }
         // Validate the output prefix early: every result is read from there.
         task_io::key_of(&self.store, &attempt.paths.output_prefix)?;
@@ -320,7 +346,8 @@ impl Inner {
             None
         };
         if template::needs_task_template(&raw) {
-            write_task_template(&self.store, &attempt.paths.task_template, &attempt.template).await?;
+            write_task_template(&self.store, &attempt.paths.task_template, &attempt.template)
+                .await?;
         }
         let values = TemplateValues {
             paths: &attempt.paths,
@@ -328,14 +355,25 @@ impl Inner {
             namespace: format!("{}-{}", attempt.key.project, attempt.key.domain),
             inputs: inputs.as_ref(),
         };
-        let argv = template::render_all(&raw, &values).map_err(|e| BackendError::Unsupported(e.0))?;
+        let argv =
+            template::render_all(&raw, &values).map_err(|e| BackendError::Unsupported(e.0))?;
         if argv[0].is_empty() {
-            return Err(BackendError::Unsupported("the task's command is empty".into()));
+            return Err(BackendError::Unsupported(
+                "the task's command is empty".into(),
+            ));
         }
-        Ok(Prepared { argv, env: self.environment(attempt, &container.env), image: container.image.clone() })
+        Ok(Prepared {
+            argv,
+            env: self.environment(attempt, &container.env),
+            image: container.image.clone(),
+        })
     }
 
-    fn environment(&self, attempt: &TaskAttempt, container_env: &[flyteidl::core::KeyValuePair]) -> BTreeMap<String, String> {
+    fn environment(
+        &self,
+        attempt: &TaskAttempt,
+        container_env: &[flyteidl::core::KeyValuePair],
+    ) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         if self.config.inherit_env {
             env.extend(std::env::vars().filter(|(k, _)| !k.starts_with("FLYTE_RS_")));
@@ -369,9 +407,17 @@ impl Inner {
             }
         }
         env.extend(attempt.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env.extend(self.config.default_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(
+            self.config
+                .default_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         if let Some(index) = attempt.array_index {
-            env.insert("BATCH_JOB_ARRAY_INDEX_VAR_NAME".into(), "FLYTE_K8S_ARRAY_INDEX".into());
+            env.insert(
+                "BATCH_JOB_ARRAY_INDEX_VAR_NAME".into(),
+                "FLYTE_K8S_ARRAY_INDEX".into(),
+            );
             env.insert("FLYTE_K8S_ARRAY_INDEX".into(), index.to_string());
         }
         env
@@ -384,12 +430,18 @@ impl Inner {
     }
 }
 
-async fn write_task_template(store: &BlobStore, url: &str, template: &TaskTemplate) -> Result<(), BackendError> {
+async fn write_task_template(
+    store: &BlobStore,
+    url: &str,
+    template: &TaskTemplate,
+) -> Result<(), BackendError> {
     let key = task_io::key_of(store, url)?;
     store
         .put(&key, Bytes::from(template.encode_to_vec()))
         .await
-        .map_err(|e| BackendError::Internal(format!("cannot write the task template to {url}: {e}")))
+        .map_err(|e| {
+            BackendError::Internal(format!("cannot write the task template to {url}: {e}"))
+        })
 }
 
 #[async_trait]
@@ -399,15 +451,27 @@ impl TaskBackend for LocalProcessBackend {
     }
 
     fn handles(&self, template: &TaskTemplate) -> bool {
-        matches!(template.target, Some(task_template::Target::Container(_))) && !NOT_HANDLED_TYPES.contains(&template.r#type.as_str())
+        matches!(template.target, Some(task_template::Target::Container(_)))
+            && !NOT_HANDLED_TYPES.contains(&template.r#type.as_str())
     }
 
-    async fn start(&self, attempt: TaskAttempt, updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>) -> Result<(), BackendError> {
+    async fn start(
+        &self,
+        attempt: TaskAttempt,
+        updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+    ) -> Result<(), BackendError> {
         let (abort_tx, abort_rx) = watch::channel(false);
         {
-            let mut running = self.inner.running.lock().map_err(|_| BackendError::Internal("poisoned lock".into()))?;
+            let mut running = self
+                .inner
+                .running
+                .lock()
+                .map_err(|_| BackendError::Internal("poisoned lock".into()))?;
             if running.contains_key(&attempt.key) {
-                return Err(BackendError::Internal(format!("attempt {:?} is already running", attempt.key)));
+                return Err(BackendError::Internal(format!(
+                    "attempt {:?} is already running",
+                    attempt.key
+                )));
             }
             running.insert(attempt.key.clone(), abort_tx);
         }
@@ -458,7 +522,10 @@ async fn run_attempt(
     let permit: OwnedSemaphorePermit = match inner.semaphore.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
-            let reason = format!("waiting for one of the {} local task process slots", inner.limit);
+            let reason = format!(
+                "waiting for one of the {} local task process slots",
+                inner.limit
+            );
             let _ = updates.send((key.clone(), AttemptUpdate::Queued { reason }));
             tokio::select! {
                 p = inner.semaphore.clone().acquire_owned() => match p {
@@ -474,9 +541,22 @@ async fn run_attempt(
     }
     let logs = task_logs(inner, key);
     let log_path = inner.layout.log_file_for(key);
-    let work_dir = inner.config.work_dir.join(LogLayout::relative_path(key).trim_end_matches(".log"));
+    let work_dir = inner
+        .config
+        .work_dir
+        .join(LogLayout::relative_path(key).trim_end_matches(".log"));
 
-    let outcome = run_process(inner, attempt, &prepared, &log_path, &work_dir, &logs, &mut abort_rx, updates).await;
+    let outcome = run_process(
+        inner,
+        attempt,
+        &prepared,
+        &log_path,
+        &work_dir,
+        &logs,
+        &mut abort_rx,
+        updates,
+    )
+    .await;
     drop(permit);
     if !inner.config.keep_work_dirs {
         let _ = tokio::fs::remove_dir_all(&work_dir).await;
@@ -487,7 +567,10 @@ async fn run_attempt(
         Exit::TimedOut(timeout) => failed(
             execution_error(
                 "TimeoutExpired",
-                format!("task execution timeout [{}] expired", template::go_duration(timeout.as_secs() as i64, timeout.subsec_nanos() as i32)),
+                format!(
+                    "task execution timeout [{}] expired",
+                    template::go_duration(timeout.as_secs() as i64, timeout.subsec_nanos() as i32)
+                ),
                 execution_error::ErrorKind::User,
             ),
             true,
@@ -519,7 +602,11 @@ async fn run_process(
     let key = &attempt.key;
     let system_failure = |what: &str, e: std::io::Error| {
         Exit::Failed(failed(
-            execution_error("SystemError", format!("{what}: {e}"), execution_error::ErrorKind::System),
+            execution_error(
+                "SystemError",
+                format!("{what}: {e}"),
+                execution_error::ErrorKind::System,
+            ),
             true,
             logs.to_vec(),
         ))
@@ -529,7 +616,11 @@ async fn run_process(
     {
         return system_failure("cannot create the log directory", e);
     }
-    let log_file = match std::fs::OpenOptions::new().create(true).append(true).open(log_path) {
+    let log_file = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+    {
         Ok(f) => f,
         Err(e) => return system_failure("cannot open the log file", e),
     };
@@ -539,14 +630,22 @@ async fn run_process(
     }
 
     let program = &prepared.argv[0];
-    let Some(resolved) = resolve_program(program, prepared.env.get("PATH").map(String::as_str).unwrap_or(""), work_dir) else {
+    let Some(resolved) = resolve_program(
+        program,
+        prepared.env.get("PATH").map(String::as_str).unwrap_or(""),
+        work_dir,
+    ) else {
         let message = format!(
             "[{}] could not start: command [{program}] not found on PATH [{}]",
             template::generated_name(key),
             prepared.env.get("PATH").map(String::as_str).unwrap_or("")
         );
         append_line(log_path, &message);
-        return Exit::Failed(failed(execution_error("StartError", message, execution_error::ErrorKind::User), false, logs.to_vec()));
+        return Exit::Failed(failed(
+            execution_error("StartError", message, execution_error::ErrorKind::User),
+            false,
+            logs.to_vec(),
+        ));
     };
     let (stdout, stderr) = match (log_file.try_clone(), log_file.try_clone()) {
         (Ok(a), Ok(b)) => (a, b),
@@ -569,9 +668,16 @@ async fn run_process(
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let message = format!("[{}] could not start [{program}]: {e}", template::generated_name(key));
+            let message = format!(
+                "[{}] could not start [{program}]: {e}",
+                template::generated_name(key)
+            );
             append_line(log_path, &message);
-            return Exit::Failed(failed(execution_error("StartError", message, execution_error::ErrorKind::User), false, logs.to_vec()));
+            return Exit::Failed(failed(
+                execution_error("StartError", message, execution_error::ErrorKind::User),
+                false,
+                logs.to_vec(),
+            ));
         }
     };
     let pgid = child.id().unwrap_or(0) as i32;
@@ -581,7 +687,12 @@ async fn run_process(
         "task process started (image recorded, not pulled)"
     );
     metrics::counter!("flyte_engine_local_processes_started_total").increment(1);
-    let _ = updates.send((key.clone(), AttemptUpdate::Running { logs: logs.to_vec() }));
+    let _ = updates.send((
+        key.clone(),
+        AttemptUpdate::Running {
+            logs: logs.to_vec(),
+        },
+    ));
 
     let timeout = attempt.timeout.filter(|t| !t.is_zero());
     let timer = async {
@@ -638,19 +749,31 @@ fn kill_group(pgid: i32, signal: i32) {
 /// `/`, else the first executable file of that name on `path`.
 fn resolve_program(program: &str, path: &str, work_dir: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if program.contains('/') {
         let p = work_dir.join(program);
         return executable(&p).then_some(p);
     }
     std::env::split_paths(path)
-        .map(|dir| if dir.as_os_str().is_empty() { work_dir.join(program) } else { dir.join(program) })
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                work_dir.join(program)
+            } else {
+                dir.join(program)
+            }
+        })
         .find(|p| executable(p))
 }
 
 fn append_line(path: &Path, line: &str) {
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }
@@ -692,9 +815,21 @@ fn signal_name(sig: i32) -> &'static str {
 }
 
 /// The outcome of a process that exited by itself.
-async fn evaluate_exit(inner: &Inner, attempt: &TaskAttempt, status: ExitStatus, log_path: &Path, logs: Vec<TaskLog>) -> AttemptOutcome {
+async fn evaluate_exit(
+    inner: &Inner,
+    attempt: &TaskAttempt,
+    status: ExitStatus,
+    log_path: &Path,
+    logs: Vec<TaskLog>,
+) -> AttemptOutcome {
     if status.success() {
-        return task_io::evaluate_success(&inner.store, &attempt.paths.output_prefix, &attempt.template, logs).await;
+        return task_io::evaluate_success(
+            &inner.store,
+            &attempt.paths.output_prefix,
+            &attempt.template,
+            logs,
+        )
+        .await;
     }
     // flytekit with FLYTE_FAIL_ON_ERROR=true writes error.pb and exits 1: the document says
     // more than the exit code does.
@@ -702,23 +837,43 @@ async fn evaluate_exit(inner: &Inner, attempt: &TaskAttempt, status: ExitStatus,
         Ok(k) => k,
         Err(e) => return task_io::storage_failure("output prefix", e, logs),
     };
-    if let Some(outcome) = task_io::read_error_file(&inner.store, &prefix_key, &attempt.paths.output_prefix, &logs).await {
+    if let Some(outcome) = task_io::read_error_file(
+        &inner.store,
+        &prefix_key,
+        &attempt.paths.output_prefix,
+        &logs,
+    )
+    .await
+    {
         return outcome;
     }
     let name = template::generated_name(&attempt.key);
     let tail = log_tail(log_path);
     let (exit_code, reason) = match (status.code(), status.signal()) {
         (Some(code), _) => (code, "Error".to_string()),
-        (None, Some(sig)) => (128 + sig, format!("Killed by signal {sig} ({})", signal_name(sig))),
+        (None, Some(sig)) => (
+            128 + sig,
+            format!("Killed by signal {sig} ({})", signal_name(sig)),
+        ),
         (None, None) => (-1, "Error".to_string()),
     };
-    let message = format!("[{name}] terminated with exit code ({exit_code}). Reason [{reason}]. Message: \n{tail}.");
+    let message = format!(
+        "[{name}] terminated with exit code ({exit_code}). Reason [{reason}]. Message: \n{tail}."
+    );
     if exit_code == 128 + libc::SIGKILL {
         // SIGKILL from outside (the OOM killer, an operator): propeller counts a primary
         // container killed with SIGKILL as a system failure (node preemption).
-        failed(execution_error("Interrupted", message, execution_error::ErrorKind::System), true, logs)
+        failed(
+            execution_error("Interrupted", message, execution_error::ErrorKind::System),
+            true,
+            logs,
+        )
     } else {
-        failed(execution_error("Error", message, execution_error::ErrorKind::User), true, logs)
+        failed(
+            execution_error("Error", message, execution_error::ErrorKind::User),
+            true,
+            logs,
+        )
     }
 }
 
@@ -740,14 +895,27 @@ mod tests {
     fn log_paths_are_canonical_and_round_trip() {
         let layout = LogLayout::new("/data/logs", "http://localhost:30080/");
         let k = key("n0-0-n1");
-        assert_eq!(layout.log_file_for(&k), PathBuf::from("/data/logs/flytesnacks/development/abc123/n0-0-n1/2.log"));
-        assert_eq!(layout.log_url_for(&k), "http://localhost:30080/logs/flytesnacks/development/abc123/n0-0-n1/2.log");
-        assert_eq!(LogLayout::key_for_url_path("flytesnacks/development/abc123/n0-0-n1/2.log"), Some(k));
+        assert_eq!(
+            layout.log_file_for(&k),
+            PathBuf::from("/data/logs/flytesnacks/development/abc123/n0-0-n1/2.log")
+        );
+        assert_eq!(
+            layout.log_url_for(&k),
+            "http://localhost:30080/logs/flytesnacks/development/abc123/n0-0-n1/2.log"
+        );
+        assert_eq!(
+            LogLayout::key_for_url_path("flytesnacks/development/abc123/n0-0-n1/2.log"),
+            Some(k)
+        );
         for odd in ["../x", "..", ".", "a/b", "é", "", "~", "x.y"] {
             let k = key(odd);
             let rel = LogLayout::relative_path(&k);
             assert_eq!(rel.split('/').count(), 5, "{rel}");
-            assert!(!rel.split('/').any(|s| s == ".." || s == "." || s.is_empty()), "{rel}");
+            assert!(
+                !rel.split('/')
+                    .any(|s| s == ".." || s == "." || s.is_empty()),
+                "{rel}"
+            );
             assert_eq!(LogLayout::key_for_url_path(&rel), Some(k), "{rel}");
         }
         for bad in [
@@ -780,7 +948,9 @@ mod tests {
     fn programs_resolve_on_the_given_path() {
         let dir = tempfile::tempdir().unwrap();
         assert!(resolve_program("sh", "/usr/bin:/bin", dir.path()).is_some());
-        assert!(resolve_program("definitely-not-a-command-xyz", "/usr/bin:/bin", dir.path()).is_none());
+        assert!(
+            resolve_program("definitely-not-a-command-xyz", "/usr/bin:/bin", dir.path()).is_none()
+        );
         assert!(resolve_program("/bin/sh", "", dir.path()).is_some());
     }
 }

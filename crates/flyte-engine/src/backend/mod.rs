@@ -87,7 +87,11 @@ pub enum AttemptOutcome {
     /// The task failed. `retryable` follows Flyte's rules (ContainerError kind RECOVERABLE,
     /// system errors); `error.kind` is USER or SYSTEM (UNKNOWN where propeller leaves it
     /// unset, e.g. a retryable `OutputsNotFound`; it counts against the user budget).
-    Failed { error: ExecutionError, retryable: bool, logs: Vec<TaskLog> },
+    Failed {
+        error: ExecutionError,
+        retryable: bool,
+        logs: Vec<TaskLog>,
+    },
     /// Aborted on request.
     Aborted,
 }
@@ -109,7 +113,11 @@ pub trait TaskBackend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether this backend runs tasks of this template (by `task_type` and target).
     fn handles(&self, template: &TaskTemplate) -> bool;
-    async fn start(&self, attempt: TaskAttempt, updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>) -> Result<(), BackendError>;
+    async fn start(
+        &self,
+        attempt: TaskAttempt,
+        updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+    ) -> Result<(), BackendError>;
     /// Stops an attempt (kills its process group); a no-op if it is not running.
     async fn abort(&self, key: &AttemptKey);
 }

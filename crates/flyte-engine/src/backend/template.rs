@@ -216,13 +216,18 @@ pub fn needs_task_template<'a>(parts: impl IntoIterator<Item = &'a String>) -> b
 }
 
 fn uses<'a>(parts: impl IntoIterator<Item = &'a String>, pred: impl Fn(&Var<'_>) -> bool) -> bool {
-    parts
-        .into_iter()
-        .any(|part| scan(part).iter().any(|t| matches!(t, Token::Var(v, _) if pred(v))))
+    parts.into_iter().any(|part| {
+        scan(part)
+            .iter()
+            .any(|t| matches!(t, Token::Var(v, _) if pred(v)))
+    })
 }
 
 /// Renders every template in `parts` (command and args, one string each).
-pub fn render_all(parts: &[String], values: &TemplateValues<'_>) -> Result<Vec<String>, RenderError> {
+pub fn render_all(
+    parts: &[String],
+    values: &TemplateValues<'_>,
+) -> Result<Vec<String>, RenderError> {
     parts.iter().map(|p| render(p, values)).collect()
 }
 
@@ -298,7 +303,8 @@ pub fn literal_to_template_string(lit: &Literal) -> Result<String, String> {
             )),
         },
         Some(literal::Value::Collection(c)) => {
-            let items: Result<Vec<_>, _> = c.literals.iter().map(literal_to_template_string).collect();
+            let items: Result<Vec<_>, _> =
+                c.literals.iter().map(literal_to_template_string).collect();
             Ok(format!("[{}]", items?.join(",")))
         }
         Some(literal::Value::Map(_)) => Err("received an unexpected literal type [map]".into()),
@@ -419,7 +425,10 @@ mod tests {
     #[test]
     fn fnv_hash_names_are_fixed_length() {
         // Short names pass through.
-        assert_eq!(fixed_length_unique_id_for_parts(50, &["abc", "n0", "1"]), "abc-n0-1");
+        assert_eq!(
+            fixed_length_unique_id_for_parts(50, &["abc", "n0", "1"]),
+            "abc-n0-1"
+        );
         // Empty leading part: no leading dash.
         assert_eq!(fixed_length_unique_id_for_parts(50, &["", "n0"]), "n0");
         let long = "x".repeat(60);
@@ -453,7 +462,10 @@ mod tests {
         assert_eq!(go_duration(0, 2_000), "2µs");
         assert_eq!(go_duration(-5, 0), "-5s");
         assert_eq!(go_timestamp(0, 0), "1970-01-01T00:00:00Z");
-        assert_eq!(go_timestamp(1_700_000_000, 120_000_000), "2023-11-14T22:13:20.12Z");
+        assert_eq!(
+            go_timestamp(1_700_000_000, 120_000_000),
+            "2023-11-14T22:13:20.12Z"
+        );
     }
 
     fn paths(prev: Option<&str>) -> AttemptPaths {
@@ -471,7 +483,9 @@ mod tests {
     fn lit(v: primitive::Value) -> Literal {
         Literal {
             value: Some(literal::Value::Scalar(Box::new(flyteidl::core::Scalar {
-                value: Some(scalar::Value::Primitive(flyteidl::core::Primitive { value: Some(v) })),
+                value: Some(scalar::Value::Primitive(flyteidl::core::Primitive {
+                    value: Some(v),
+                })),
             }))),
             ..Default::default()
         }
@@ -479,20 +493,34 @@ mod tests {
 
     fn inputs() -> LiteralMap {
         let mut m = LiteralMap::default();
-        m.literals.insert("x".into(), lit(primitive::Value::Integer(7)));
-        m.literals.insert("f".into(), lit(primitive::Value::FloatValue(1.5)));
-        m.literals.insert("b".into(), lit(primitive::Value::Boolean(true)));
-        m.literals.insert("s".into(), lit(primitive::Value::StringValue("hi there".into())));
+        m.literals
+            .insert("x".into(), lit(primitive::Value::Integer(7)));
+        m.literals
+            .insert("f".into(), lit(primitive::Value::FloatValue(1.5)));
+        m.literals
+            .insert("b".into(), lit(primitive::Value::Boolean(true)));
+        m.literals.insert(
+            "s".into(),
+            lit(primitive::Value::StringValue("hi there".into())),
+        );
         m.literals.insert(
             "d".into(),
-            lit(primitive::Value::Duration(pbjson_types::Duration { seconds: 5, nanos: 0 })),
+            lit(primitive::Value::Duration(pbjson_types::Duration {
+                seconds: 5,
+                nanos: 0,
+            })),
         );
         m.literals.insert(
             "l".into(),
             Literal {
-                value: Some(literal::Value::Collection(flyteidl::core::LiteralCollection {
-                    literals: vec![lit(primitive::Value::Integer(1)), lit(primitive::Value::Integer(2))],
-                })),
+                value: Some(literal::Value::Collection(
+                    flyteidl::core::LiteralCollection {
+                        literals: vec![
+                            lit(primitive::Value::Integer(1)),
+                            lit(primitive::Value::Integer(2)),
+                        ],
+                    },
+                )),
                 ..Default::default()
             },
         );
@@ -518,8 +546,14 @@ mod tests {
             ("{{.inputPrefix}}", "file:///d/n0/data"),
             ("{{.outputPrefix}}", "file:///d/n0/data/0"),
             ("{{.rawOutputDataPrefix}}", "file:///raw/ab/x-n0-0"),
-            ("{{.checkpointOutputPrefix}}", "file:///raw/ab/x-n0-0/_flytecheckpoints"),
-            ("{{.prevCheckpointPrefix}}", "file:///raw/prev/_flytecheckpoints"),
+            (
+                "{{.checkpointOutputPrefix}}",
+                "file:///raw/ab/x-n0-0/_flytecheckpoints",
+            ),
+            (
+                "{{.prevCheckpointPrefix}}",
+                "file:///raw/prev/_flytecheckpoints",
+            ),
             ("{{.perRetryUniqueKey}}", "x_n0_0"),
             ("{{.taskTemplatePath}}", "file:///d/n0/data/0/task.pb"),
             ("{{.namespace}}", "p-d"),
@@ -552,7 +586,11 @@ mod tests {
             assert_eq!(render(t, &v).unwrap(), "file:///d/n0/data/inputs.pb", "{t}");
         }
         assert_eq!(
-            render("--out={{ .OUTPUTPREFIX }}/x --raw {{.RawOutputDataPrefix}}", &v).unwrap(),
+            render(
+                "--out={{ .OUTPUTPREFIX }}/x --raw {{.RawOutputDataPrefix}}",
+                &v
+            )
+            .unwrap(),
             "--out=file:///d/n0/data/0/x --raw file:///raw/ab/x-n0-0"
         );
         // Input names are looked up as written; the "Inputs." prefix is case-insensitive.
@@ -564,19 +602,37 @@ mod tests {
     #[test]
     fn first_attempt_has_an_empty_quoted_previous_checkpoint() {
         let p = paths(None);
-        assert_eq!(render("{{.prevCheckpointPrefix}}", &values(&p, None)).unwrap(), "\"\"");
+        assert_eq!(
+            render("{{.prevCheckpointPrefix}}", &values(&p, None)).unwrap(),
+            "\"\""
+        );
         let p = paths(Some(""));
-        assert_eq!(render("{{.PrevCheckpointPrefix}}", &values(&p, None)).unwrap(), "\"\"");
+        assert_eq!(
+            render("{{.PrevCheckpointPrefix}}", &values(&p, None)).unwrap(),
+            "\"\""
+        );
     }
 
     #[test]
     fn unknown_templates_and_text_stay_as_they_are() {
         let p = paths(None);
         let v = values(&p, None);
-        for t in ["{{.unknown}}", "{{", "}}", "{{.input", "{{ }}", "a {{b}} c", "{{.Inputs.}}", "plain"] {
+        for t in [
+            "{{.unknown}}",
+            "{{",
+            "}}",
+            "{{.input",
+            "{{ }}",
+            "a {{b}} c",
+            "{{.Inputs.}}",
+            "plain",
+        ] {
             assert_eq!(render(t, &v).unwrap(), t, "{t}");
         }
-        assert_eq!(render("{{{{.input}}}}", &v).unwrap(), "{{file:///d/n0/data/inputs.pb}}");
+        assert_eq!(
+            render("{{{{.input}}}}", &v).unwrap(),
+            "{{file:///d/n0/data/inputs.pb}}"
+        );
     }
 
     #[test]
@@ -584,7 +640,10 @@ mod tests {
         let p = paths(None);
         let i = inputs();
         let err = render("{{.Inputs.nope}}", &values(&p, Some(&i))).unwrap_err();
-        assert!(err.0.contains("requested input is not found [nope]"), "{err}");
+        assert!(
+            err.0.contains("requested input is not found [nope]"),
+            "{err}"
+        );
         assert!(render("{{.Inputs.x}}", &values(&p, None)).is_err());
         let parts = vec!["a".to_string(), "{{ .inputs.x }}".to_string()];
         assert!(needs_inputs(&parts));
@@ -603,7 +662,10 @@ mod tests {
         };
         assert_eq!(generated_name(&key), "abc-n0-1");
         assert_eq!(per_retry_unique_key(&key), "abc_n0_1");
-        let long = AttemptKey { node_id: "n".repeat(60), ..key };
+        let long = AttemptKey {
+            node_id: "n".repeat(60),
+            ..key
+        };
         let name = generated_name(&long);
         assert_eq!(name.len(), 8);
         assert!(per_retry_unique_key(&long).starts_with('f'));

@@ -1,0 +1,53 @@
+//! Engine configuration: a plain struct; the server maps its layered config onto it.
+
+use std::time::Duration;
+
+/// How the engine runs executions.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `producer_id` on every event (Flyte's cluster id).
+    pub producer_id: String,
+    /// Key prefix in the blob store under which execution metadata lives
+    /// (`<metadata_prefix>/<project>-<domain>-<name>/…`), as propeller's `metadataPrefix`.
+    pub metadata_prefix: String,
+    /// Default raw output data prefix (a native URL, or a key prefix inside the store) when
+    /// the execution does not name one (`raw_output_data_config.output_location_prefix`).
+    pub raw_output_prefix: String,
+    /// Budget of SYSTEM-error retries per node (`node-config.max-node-retries-system-failures`).
+    pub max_system_retries: u32,
+    /// Attempts for a node whose task declares no retries (`node-config.default-max-attempts`).
+    pub default_max_attempts: u32,
+    /// Merge the user and system budgets (`node-config.ignore-retry-cause`).
+    pub ignore_retry_cause: bool,
+    /// Default per-attempt execution deadline when the task sets no timeout (None: none).
+    pub default_execution_deadline: Option<Duration>,
+    /// Default node active deadline when the node sets no timeout (None: none).
+    pub default_active_deadline: Option<Duration>,
+    /// Inline workflow/node outputs in events (`output_data`) instead of `output_uri`.
+    pub inline_outputs: bool,
+    /// Retry delay for a failed sink write (the batch is retried until it commits).
+    pub sink_retry_delay: Duration,
+    /// Extra environment handed to every attempt (storage access, platform URL …).
+    pub default_env: std::collections::BTreeMap<String, String>,
+    /// Console URL prefix for `FLYTE_EXECUTION_URL` (`<url>/projects/<p>/domains/<d>/executions/<n>`).
+    pub console_url: Option<String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            producer_id: "flyte-rs".into(),
+            metadata_prefix: "metadata".into(),
+            raw_output_prefix: "raw".into(),
+            max_system_retries: 3,
+            default_max_attempts: 1,
+            ignore_retry_cause: false,
+            default_execution_deadline: None,
+            default_active_deadline: None,
+            inline_outputs: false,
+            sink_retry_delay: Duration::from_millis(200),
+            default_env: Default::default(),
+            console_url: None,
+        }
+    }
+}

@@ -1,0 +1,2259 @@
+//! The execution actor: owns one execution's in-memory state and advances it on every wake.
+//!
+//! A wake drains the messages that woke it (attempt updates, control, timers), then runs
+//! ready nodes until nothing more can move without outside input, commits one batch (events
+//! + journal) to the sink, and only then acts on the world (starts/aborts task attempts).
+//! Ready nodes are tracked with per-node pending-upstream counters, so a wake costs time in
+//! proportion to what changed, not to the size of the workflow.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use flyte_core::compiler::{END_NODE_ID, START_NODE_ID};
+use flyte_core::ids::IdKey;
+use flyteidl::core::{
+    CompiledWorkflow, ExecutionError, Identifier, LiteralMap, Node, NodeExecutionIdentifier,
+    TaskExecutionIdentifier, TaskLog, TaskTemplate, WorkflowExecutionIdentifier, WorkflowTemplate,
+    execution_error::ErrorKind, gate_node, node, node_execution, task_execution, task_node,
+    workflow_execution, workflow_metadata::OnFailurePolicy, workflow_node,
+};
+use flyteidl::event::{
+    EventReason, NodeExecutionEvent, ParentNodeExecutionMetadata, TaskExecutionEvent,
+    TaskExecutionMetadata, TaskNodeMetadata, WorkflowExecutionEvent, node_execution_event,
+    task_execution_event, task_execution_metadata::InstanceClass, workflow_execution_event,
+};
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use crate::backend::{
+    AttemptKey, AttemptOutcome, AttemptPaths, AttemptUpdate, BackendError, TaskAttempt,
+};
+use crate::engine::{EngineError, Shared};
+use crate::layout;
+use crate::metrics as m;
+use crate::request::ExecutionRequest;
+use crate::sink::{
+    EventBatch, NodePhase, NodeStateRecord, RunningExecution, SinkError, WorkflowPhase,
+    WorkflowStateRecord,
+};
+use crate::{bindings, branch};
+
+pub(crate) enum Start {
+    New(Box<ExecutionRequest>),
+    Resume(Box<RunningExecution>),
+}
+
+pub(crate) enum Control {
+    Abort(String),
+    Shutdown,
+}
+
+const AUTO_ABORT_REASON: &str = "Some node execution failed, auto-abort.";
+
+/// Checks what the engine needs from a request before accepting it.
+pub(crate) fn validate(req: &ExecutionRequest) -> Result<(), String> {
+    if req.id.project.is_empty() || req.id.domain.is_empty() || req.id.name.is_empty() {
+        return Err("execution id needs project, domain and name".into());
+    }
+    let primary = req
+        .compiled
+        .primary
+        .as_ref()
+        .and_then(|p| p.template.as_ref())
+        .ok_or("the compiled workflow has no primary template")?;
+    let has = |id: &str| primary.nodes.iter().any(|n| n.id == id);
+    if !has(START_NODE_ID) || !has(END_NODE_ID) {
+        return Err("the compiled workflow has no start-node/end-node (not compiled?)".into());
+    }
+    Ok(())
+}
+
+fn key_of(id: &Identifier) -> IdKey {
+    IdKey {
+        resource: 0,
+        project: id.project.clone(),
+        domain: id.domain.clone(),
+        name: id.name.clone(),
+        version: id.version.clone(),
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn ts(us: i64) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+fn duration_of(d: &Option<pbjson_types::Duration>) -> Option<Duration> {
+    let d = d.as_ref()?;
+    if d.seconds < 0 || (d.seconds == 0 && d.nanos <= 0) {
+        return None;
+    }
+    Some(Duration::new(d.seconds as u64, d.nanos.max(0) as u32))
+}
+
+fn go_duration(d: Duration) -> String {
+    // Go's Duration.String() for whole seconds / minutes / hours.
+    let s = d.as_secs();
+    let frac = d.subsec_nanos();
+    if frac != 0 || s == 0 {
+        return format!("{}s", d.as_secs_f64());
+    }
+    let (h, mi, se) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{h}h{mi}m{se}s")
+    } else if mi > 0 {
+        format!("{mi}m{se}s")
+    } else {
+        format!("{se}s")
+    }
+}
+
+fn exec_error(
+    kind: ErrorKind,
+    code: impl Into<String>,
+    message: impl Into<String>,
+) -> ExecutionError {
+    ExecutionError {
+        code: code.into(),
+        message: message.into(),
+        kind: kind as i32,
+        timestamp: Some(ts(now_us())),
+        ..Default::default()
+    }
+}
+
+#[derive(Clone)]
+enum Kind {
+    Start,
+    End,
+    Task(Arc<TaskTemplate>),
+    Branch,
+    SubWorkflow(Arc<CompiledWorkflow>),
+    Sleep(Duration),
+    Unsupported(String),
+}
+
+impl Kind {
+    fn label(&self) -> &'static str {
+        match self {
+            Kind::Start => "start",
+            Kind::End => "end",
+            Kind::Task(_) => "task",
+            Kind::Branch => "branch",
+            Kind::SubWorkflow(_) => "subworkflow",
+            Kind::Sleep(_) => "gate",
+            Kind::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
+struct NodeInst {
+    spec: Arc<Node>,
+    kind: Kind,
+    /// Scope whose nodes the bindings name.
+    scope: usize,
+    /// Scope this node is a member of (counted for completion); None for branch children
+    /// and the failure node.
+    member_of: Option<usize>,
+    /// Parent node (subworkflow owner, branch) for nested ids and parent metadata.
+    parent: Option<usize>,
+    data_dir: String,
+    downstream: Vec<usize>,
+    pending: usize,
+    rec: NodeStateRecord,
+    child_scope: Option<usize>,
+    branch_child: Option<usize>,
+    is_failure_node: bool,
+    /// Task: last task phase sent for the current attempt.
+    task_phase: i32,
+    logs: Vec<TaskLog>,
+    backend: Option<usize>,
+    max_attempts: u32,
+    exec_deadline: Option<Duration>,
+    active_deadline: Option<Duration>,
+    /// Time the node became ready (for transition latency).
+    ready_at: Option<Instant>,
+}
+
+impl NodeInst {
+    fn phase(&self) -> NodePhase {
+        self.rec.node_phase()
+    }
+    fn output_dir(&self) -> String {
+        layout::output_dir(&self.data_dir, self.rec.attempt)
+    }
+    fn inputs_file(&self) -> String {
+        layout::inputs_file(&self.data_dir)
+    }
+}
+
+struct Scope {
+    owner: Option<usize>,
+    template: Arc<WorkflowTemplate>,
+    by_spec: HashMap<String, usize>,
+    start: usize,
+    end: usize,
+    total: usize,
+    succeeded: usize,
+    /// Member nodes queued, running, or ready to start.
+    active: usize,
+    error: Option<ExecutionError>,
+    fail_immediately: bool,
+    done: bool,
+    /// Subworkflow scopes: the owner's resolved inputs (the start node's outputs).
+    inputs: Option<Arc<LiteralMap>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    ExecDeadline { node: usize, attempt: u32 },
+    ActiveDeadline { node: usize },
+    Sleep { node: usize },
+}
+
+enum Done {
+    /// A node finished; propagate to its parent / scope.
+    Node(usize, Result<(), ExecutionError>),
+    /// A scope finished.
+    Scope(usize, Result<(), ExecutionError>),
+    /// Re-evaluate whether a scope finished (after a resume).
+    Check(usize),
+}
+
+pub(crate) struct ExecActor {
+    shared: Arc<Shared>,
+    req: Arc<ExecutionRequest>,
+    id: WorkflowExecutionIdentifier,
+    exec_dir: String,
+    raw_prefix: String,
+    tasks: HashMap<IdKey, Arc<TaskTemplate>>,
+    subworkflows: HashMap<IdKey, Arc<CompiledWorkflow>>,
+    nodes: Vec<NodeInst>,
+    by_unique: HashMap<String, usize>,
+    scopes: Vec<Scope>,
+    wf: WorkflowStateRecord,
+    wf_dirty: bool,
+    ready: VecDeque<usize>,
+    waiting_parallelism: VecDeque<usize>,
+    running_tasks: usize,
+    completions: VecDeque<(usize, Vec<TaskLog>)>,
+    done_queue: VecDeque<Done>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_payload: HashMap<u64, Timer>,
+    timer_seq: u64,
+    outputs: HashMap<usize, Arc<LiteralMap>>,
+    batch: EventBatch,
+    dirty: BTreeSet<usize>,
+    to_start: Vec<(usize, TaskAttempt)>,
+    to_abort: Vec<(usize, AttemptKey)>,
+    updates_tx: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+    updates_rx: mpsc::UnboundedReceiver<(AttemptKey, AttemptUpdate)>,
+    control_rx: mpsc::UnboundedReceiver<Control>,
+    /// Records loaded by a resume, consumed while the graph is rebuilt.
+    resume_records: HashMap<String, NodeStateRecord>,
+    resumed: bool,
+    pending_abort: Option<String>,
+}
+
+impl ExecActor {
+    pub(crate) async fn build(
+        shared: Arc<Shared>,
+        start: Start,
+        control_rx: mpsc::UnboundedReceiver<Control>,
+    ) -> Result<Self, EngineError> {
+        let (req, resume) = match start {
+            Start::New(r) => (*r, None),
+            Start::Resume(r) => {
+                let r = *r;
+                (r.request, Some((r.workflow, r.nodes, r.pending_abort)))
+            }
+        };
+        let id = req.id.clone();
+        let exec_dir = layout::execution_dir(
+            &shared.config.metadata_prefix,
+            &id.project,
+            &id.domain,
+            &id.name,
+        );
+        let raw_base = req
+            .raw_output_data_prefix
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| shared.config.raw_output_prefix.clone());
+        let raw_prefix = if raw_base.contains("://") {
+            raw_base.trim_end_matches('/').to_string()
+        } else {
+            shared.blob.native_url(&raw_base)
+        };
+        let tasks = req
+            .compiled
+            .tasks
+            .iter()
+            .filter_map(|t| t.template.as_ref())
+            .filter_map(|t| Some((key_of(t.id.as_ref()?), Arc::new(t.clone()))))
+            .collect();
+        let subworkflows = req
+            .compiled
+            .sub_workflows
+            .iter()
+            .filter_map(|w| {
+                let id = w.template.as_ref()?.id.as_ref()?;
+                Some((key_of(id), Arc::new(w.clone())))
+            })
+            .collect();
+        let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+        let mut actor = Self {
+            shared,
+            req: Arc::new(req),
+            id,
+            exec_dir,
+            raw_prefix,
+            tasks,
+            subworkflows,
+            nodes: Vec::new(),
+            by_unique: HashMap::new(),
+            scopes: Vec::new(),
+            wf: WorkflowStateRecord::default(),
+            wf_dirty: true,
+            ready: VecDeque::new(),
+            waiting_parallelism: VecDeque::new(),
+            running_tasks: 0,
+            completions: VecDeque::new(),
+            done_queue: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            timer_payload: HashMap::new(),
+            timer_seq: 0,
+            outputs: HashMap::new(),
+            batch: EventBatch::default(),
+            dirty: BTreeSet::new(),
+            to_start: Vec::new(),
+            to_abort: Vec::new(),
+            updates_tx,
+            updates_rx,
+            control_rx,
+            resume_records: HashMap::new(),
+            resumed: resume.is_some(),
+            pending_abort: None,
+        };
+        actor.batch.execution = actor.id.clone();
+        match resume {
+            None => actor.init_new(),
+            Some((wf, nodes, pending_abort)) => actor.init_resume(wf, nodes, pending_abort)?,
+        }
+        Ok(actor)
+    }
+
+    fn primary(&self) -> Arc<WorkflowTemplate> {
+        Arc::new(
+            self.req
+                .compiled
+                .primary
+                .as_ref()
+                .and_then(|p| p.template.clone())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn init_new(&mut self) {
+        let now = now_us();
+        self.wf = WorkflowStateRecord {
+            phase: WorkflowPhase::Running as i32,
+            started_at_us: now,
+            updated_at_us: now,
+            ..Default::default()
+        };
+        self.batch.journal.started = Some(self.req.clone());
+        self.batch.workflow_events.push(WorkflowExecutionEvent {
+            execution_id: Some(self.id.clone()),
+            producer_id: self.shared.config.producer_id.clone(),
+            phase: workflow_execution::Phase::Running as i32,
+            occurred_at: Some(ts(now)),
+            output_result: None,
+        });
+        m::execution_phase("RUNNING");
+        let template = self.primary();
+        let connections = self
+            .req
+            .compiled
+            .primary
+            .as_ref()
+            .and_then(|p| p.connections.clone());
+        let s = self.new_scope(None, template, connections.as_ref(), None);
+        let start = self.scopes[s].start;
+        self.make_ready(start);
+    }
+
+    fn init_resume(
+        &mut self,
+        wf: Option<WorkflowStateRecord>,
+        records: Vec<NodeStateRecord>,
+        pending_abort: Option<String>,
+    ) -> Result<(), EngineError> {
+        let now = now_us();
+        self.wf = wf.unwrap_or(WorkflowStateRecord {
+            phase: WorkflowPhase::Running as i32,
+            started_at_us: now,
+            updated_at_us: now,
+            ..Default::default()
+        });
+        self.resume_records = records
+            .into_iter()
+            .map(|r| (r.node_id.clone(), r))
+            .collect();
+        self.pending_abort = pending_abort.or_else(|| self.wf.abort_cause.clone());
+        let template = self.primary();
+        let connections = self
+            .req
+            .compiled
+            .primary
+            .as_ref()
+            .and_then(|p| p.connections.clone());
+        let s = self.new_scope(None, template, connections.as_ref(), None);
+        // Failure node (created only if the workflow was handling it).
+        if self.wf.workflow_phase() == WorkflowPhase::HandlingFailureNode {
+            self.scopes[s].error = self.wf.error.clone();
+            self.scopes[s].done = true;
+            self.create_failure_node();
+        }
+        // Recompute counters and the ready set from the restored phases.
+        let n_scopes = self.scopes.len();
+        for s in 0..n_scopes {
+            self.recount_scope(s);
+        }
+        // Branch-taken nodes decided but not started yet.
+        for idx in 0..self.nodes.len() {
+            if let Some(p) = self.nodes[idx].parent
+                && self.nodes[p].branch_child == Some(idx)
+                && self.nodes[idx].phase() == NodePhase::NotYetStarted
+                && self.nodes[p].phase() == NodePhase::Running
+            {
+                self.make_ready(idx);
+            }
+        }
+        // Re-arm or re-run whatever was in flight.
+        for idx in 0..self.nodes.len() {
+            let phase = self.nodes[idx].phase();
+            if !matches!(phase, NodePhase::Queued | NodePhase::Running) {
+                continue;
+            }
+            if let Some(d) = self.nodes[idx].active_deadline {
+                let queued = self.nodes[idx].rec.queued_at_us;
+                self.arm_timer_at_us(queued, d, Timer::ActiveDeadline { node: idx });
+            }
+            match self.nodes[idx].kind.clone() {
+                Kind::Task(_) => {
+                    self.running_tasks += 1;
+                    // The attempt that was running died with the previous process (or is
+                    // orphaned): abort it and run a new attempt, charged to no budget.
+                    let old = self.attempt_key(idx);
+                    if let Some(b) = self.nodes[idx].backend {
+                        self.to_abort.push((b, old));
+                    }
+                    self.task_event(
+                        idx,
+                        task_execution::Phase::Aborted,
+                        Some("engine restarted; attempt abandoned".into()),
+                        None,
+                    );
+                    self.nodes[idx].rec.attempt += 1;
+                    self.start_attempt(idx);
+                }
+                Kind::Sleep(d) => {
+                    let started = self.nodes[idx].rec.started_at_us;
+                    self.arm_timer_at_us(started, d, Timer::Sleep { node: idx });
+                }
+                _ => {}
+            }
+        }
+        self.resume_records.clear();
+        Ok(())
+    }
+
+    /// Builds a scope's node instances (restoring resumed records, recursively).
+    fn new_scope(
+        &mut self,
+        owner: Option<usize>,
+        template: Arc<WorkflowTemplate>,
+        connections: Option<&flyteidl::core::ConnectionSet>,
+        inputs: Option<Arc<LiteralMap>>,
+    ) -> usize {
+        let s = self.scopes.len();
+        let fail_immediately = template
+            .metadata
+            .as_ref()
+            .map(|m| m.on_failure != OnFailurePolicy::FailAfterExecutableNodesComplete as i32)
+            .unwrap_or(true);
+        self.scopes.push(Scope {
+            owner,
+            template: template.clone(),
+            by_spec: HashMap::with_capacity(template.nodes.len()),
+            start: usize::MAX,
+            end: usize::MAX,
+            total: 0,
+            succeeded: 0,
+            active: 0,
+            error: None,
+            fail_immediately,
+            done: false,
+            inputs,
+        });
+        let parent_out = owner.map(|o| self.nodes[o].output_dir());
+        let mut members = Vec::with_capacity(template.nodes.len());
+        for n in &template.nodes {
+            let data_dir = match &parent_out {
+                None => layout::top_node_data_dir(&self.exec_dir, &n.id),
+                Some(out) => layout::sub_node_data_dir(out, &n.id),
+            };
+            let idx = self.add_node(Arc::new(n.clone()), s, Some(s), owner, data_dir, false);
+            self.scopes[s].by_spec.insert(n.id.clone(), idx);
+            members.push(idx);
+            if n.id == START_NODE_ID {
+                self.scopes[s].start = idx;
+            } else if n.id == END_NODE_ID {
+                self.scopes[s].end = idx;
+            }
+        }
+        self.scopes[s].total = members.len();
+        // Edges: connections (authoritative when compiled), declared upstreams and promises.
+        for &idx in &members {
+            let spec = self.nodes[idx].spec.clone();
+            if spec.id == START_NODE_ID {
+                continue;
+            }
+            let mut ups: Vec<&str> = Vec::new();
+            if let Some(c) = connections
+                && let Some(list) = c.upstream.get(&spec.id)
+            {
+                ups.extend(list.ids.iter().map(String::as_str));
+            }
+            ups.extend(spec.upstream_node_ids.iter().map(String::as_str));
+            bindings::promised_nodes(&spec.inputs, &mut ups);
+            let mut seen = HashSet::new();
+            let mut pending = 0;
+            for u in ups {
+                if u == spec.id || !seen.insert(u) {
+                    continue;
+                }
+                if let Some(&ui) = self.scopes[s].by_spec.get(u) {
+                    self.nodes[ui].downstream.push(idx);
+                    pending += 1;
+                }
+            }
+            if pending == 0 && self.scopes[s].start != usize::MAX {
+                let st = self.scopes[s].start;
+                self.nodes[st].downstream.push(idx);
+                pending = 1;
+            }
+            self.nodes[idx].pending = pending;
+        }
+        // Restore nested instances of resumed parents.
+        if self.resumed {
+            for &idx in &members {
+                self.restore_children(idx);
+            }
+        }
+        s
+    }
+
+    fn restore_children(&mut self, idx: usize) {
+        if !matches!(
+            self.nodes[idx].phase(),
+            NodePhase::Queued | NodePhase::Running
+        ) {
+            return;
+        }
+        match self.nodes[idx].kind.clone() {
+            Kind::SubWorkflow(wf) => {
+                self.open_subworkflow(idx, wf, None);
+            }
+            Kind::Branch if !self.nodes[idx].rec.branch_taken.is_empty() => {
+                let taken = self.nodes[idx].rec.branch_taken.clone();
+                if let Some(child) = branch_child_spec(&self.nodes[idx].spec, &taken) {
+                    let c = self.add_branch_child(idx, child);
+                    self.restore_children(c);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn add_node(
+        &mut self,
+        spec: Arc<Node>,
+        scope: usize,
+        member_of: Option<usize>,
+        parent: Option<usize>,
+        data_dir: String,
+        is_failure_node: bool,
+    ) -> usize {
+        let idx = self.nodes.len();
+        let parent_info =
+            parent.map(|p| (self.nodes[p].rec.node_id.clone(), self.nodes[p].rec.attempt));
+        let unique = layout::node_unique_id(
+            parent_info.as_ref().map(|(id, a)| (id.as_str(), *a)),
+            &spec.id,
+        );
+        let kind = self.kind_of(&spec);
+        let task = match &kind {
+            Kind::Task(t) => Some(t.clone()),
+            _ => None,
+        };
+        let meta_retries = spec
+            .metadata
+            .as_ref()
+            .and_then(|m| m.retries.as_ref())
+            .map(|r| r.retries);
+        let task_retries = task
+            .as_ref()
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.retries.as_ref())
+            .map(|r| r.retries);
+        let retries = meta_retries
+            .filter(|r| *r > 0)
+            .or(task_retries)
+            .unwrap_or(0);
+        let max_attempts = if retries > 0 {
+            retries + 1
+        } else {
+            self.shared.config.default_max_attempts.max(1)
+        };
+        let exec_deadline = task
+            .as_ref()
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| duration_of(&m.timeout))
+            .or(self.shared.config.default_execution_deadline);
+        let active_deadline = spec
+            .metadata
+            .as_ref()
+            .and_then(|m| duration_of(&m.timeout))
+            .or(self.shared.config.default_active_deadline);
+        let interruptible = spec
+            .metadata
+            .as_ref()
+            .and_then(|m| m.interruptible_value.as_ref())
+            .map(|flyteidl::core::node_metadata::InterruptibleValue::Interruptible(b)| *b)
+            .or(self.req.interruptible)
+            .or_else(|| {
+                task.as_ref()
+                    .and_then(|t| t.metadata.as_ref())
+                    .and_then(|m| m.interruptible_value.as_ref())
+                    .map(|flyteidl::core::task_metadata::InterruptibleValue::Interruptible(b)| *b)
+            })
+            .unwrap_or(false);
+        let backend = task
+            .as_ref()
+            .and_then(|t| self.shared.backends.iter().position(|b| b.handles(t)));
+        let mut rec = NodeStateRecord {
+            node_id: unique.clone(),
+            spec_node_id: spec.id.clone(),
+            parent_node_id: parent_info.map(|(id, _)| id).unwrap_or_default(),
+            interruptible,
+            ..Default::default()
+        };
+        if self.resumed
+            && let Some(saved) = self.resume_records.remove(&unique)
+        {
+            rec = saved;
+        }
+        self.nodes.push(NodeInst {
+            spec,
+            kind,
+            scope,
+            member_of,
+            parent,
+            data_dir,
+            downstream: Vec::new(),
+            pending: 0,
+            rec,
+            child_scope: None,
+            branch_child: None,
+            is_failure_node,
+            task_phase: -1,
+            logs: Vec::new(),
+            backend,
+            max_attempts,
+            exec_deadline,
+            active_deadline,
+            ready_at: None,
+        });
+        self.by_unique.insert(unique, idx);
+        idx
+    }
+
+    fn kind_of(&self, n: &Node) -> Kind {
+        if n.id == START_NODE_ID {
+            return Kind::Start;
+        }
+        if n.id == END_NODE_ID {
+            return Kind::End;
+        }
+        match &n.target {
+            Some(node::Target::TaskNode(t)) => match &t.reference {
+                Some(task_node::Reference::ReferenceId(id)) => match self.tasks.get(&key_of(id)) {
+                    Some(t) => Kind::Task(t.clone()),
+                    None => Kind::Unsupported(format!(
+                        "task {} is not in the compiled workflow",
+                        flyte_core::ids::display_identifier(id)
+                    )),
+                },
+                None => Kind::Unsupported("task node without a task reference".into()),
+            },
+            Some(node::Target::BranchNode(_)) => Kind::Branch,
+            Some(node::Target::WorkflowNode(w)) => match &w.reference {
+                Some(workflow_node::Reference::SubWorkflowRef(id)) => {
+                    match self.subworkflows.get(&key_of(id)) {
+                        Some(wf) => Kind::SubWorkflow(wf.clone()),
+                        None => Kind::Unsupported(format!(
+                            "sub-workflow {} is not in the compiled workflow",
+                            flyte_core::ids::display_identifier(id)
+                        )),
+                    }
+                }
+                Some(workflow_node::Reference::LaunchplanRef(_)) => {
+                    Kind::Unsupported("launch plan nodes are not supported yet".into())
+                }
+                None => Kind::Unsupported("workflow node without a reference".into()),
+            },
+            Some(node::Target::GateNode(g)) => match &g.condition {
+                Some(gate_node::Condition::Sleep(s)) => {
+                    Kind::Sleep(duration_of(&s.duration).unwrap_or_default())
+                }
+                _ => {
+                    Kind::Unsupported("signal and approve gate nodes are not supported yet".into())
+                }
+            },
+            Some(node::Target::ArrayNode(_)) => {
+                Kind::Unsupported("array nodes (map tasks) are not supported yet".into())
+            }
+            None => Kind::Unsupported("node without a target".into()),
+        }
+    }
+
+    fn add_branch_child(&mut self, branch: usize, child: Node) -> usize {
+        let data_dir = layout::sub_node_data_dir(&self.nodes[branch].output_dir(), &child.id);
+        let scope = self.nodes[branch].scope;
+        let c = self.add_node(Arc::new(child), scope, None, Some(branch), data_dir, false);
+        self.nodes[branch].branch_child = Some(c);
+        c
+    }
+
+    fn open_subworkflow(
+        &mut self,
+        idx: usize,
+        wf: Arc<CompiledWorkflow>,
+        inputs: Option<Arc<LiteralMap>>,
+    ) -> usize {
+        let template = Arc::new(wf.template.clone().unwrap_or_default());
+        let s = self.new_scope(Some(idx), template, wf.connections.as_ref(), inputs);
+        self.nodes[idx].child_scope = Some(s);
+        s
+    }
+
+    fn create_failure_node(&mut self) -> Option<usize> {
+        let template = self.scopes[0].template.clone();
+        let f = template.failure_node.as_ref()?;
+        let data_dir = layout::top_node_data_dir(&self.exec_dir, &f.id);
+        let idx = self.add_node(Arc::new(f.clone()), 0, None, None, data_dir, true);
+        if !self.nodes[idx].phase().is_terminal()
+            && self.nodes[idx].phase() == NodePhase::NotYetStarted
+        {
+            self.make_ready(idx);
+        }
+        Some(idx)
+    }
+
+    /// After a resume: counters, errors and ready nodes of one scope from restored phases.
+    fn recount_scope(&mut self, s: usize) {
+        let members: Vec<usize> = self.scopes[s].by_spec.values().copied().collect();
+        let mut succeeded = 0;
+        let mut active = 0;
+        let mut error = self.scopes[s].error.clone();
+        for &i in &members {
+            match self.nodes[i].phase() {
+                p if p.is_success() => succeeded += 1,
+                NodePhase::Queued | NodePhase::Running => active += 1,
+                NodePhase::Failed | NodePhase::TimedOut => {
+                    if error.is_none() {
+                        error = self.nodes[i].rec.error.clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A parent that is not running means its children are not either.
+        let owner_running = self.scopes[s]
+            .owner
+            .map(|o| {
+                matches!(
+                    self.nodes[o].phase(),
+                    NodePhase::Queued | NodePhase::Running
+                )
+            })
+            .unwrap_or(true);
+        self.scopes[s].succeeded = succeeded;
+        self.scopes[s].active = active;
+        if self.scopes[s].error.is_none() {
+            self.scopes[s].error = error;
+        }
+        // pending = upstreams not yet succeeded
+        let mut ready = Vec::new();
+        for &i in &members {
+            if self.nodes[i].phase() != NodePhase::NotYetStarted {
+                continue;
+            }
+            self.nodes[i].pending = 0;
+        }
+        for &u in &members {
+            let ok = self.nodes[u].phase().is_success();
+            for di in 0..self.nodes[u].downstream.len() {
+                let d = self.nodes[u].downstream[di];
+                if !ok && self.nodes[d].phase() == NodePhase::NotYetStarted {
+                    self.nodes[d].pending += 1;
+                }
+            }
+        }
+        for &i in &members {
+            if self.nodes[i].phase() == NodePhase::NotYetStarted && self.nodes[i].pending == 0 {
+                ready.push(i);
+            }
+        }
+        let wf_phase = self.wf.workflow_phase();
+        if owner_running && !self.scopes[s].done && !(s == 0 && wf_phase != WorkflowPhase::Running)
+        {
+            ready.sort_unstable();
+            for i in ready {
+                self.make_ready(i);
+            }
+            self.done_queue.push_back(Done::Check(s));
+        }
+    }
+
+    fn make_ready(&mut self, idx: usize) {
+        if let Some(s) = self.nodes[idx].member_of {
+            self.scopes[s].active += 1;
+        }
+        self.nodes[idx].ready_at = Some(Instant::now());
+        self.ready.push_back(idx);
+    }
+
+    // ---------------------------------------------------------------- the loop
+
+    pub(crate) async fn run(
+        mut self,
+        ready_tx: oneshot::Sender<Result<(), EngineError>>,
+    ) -> Option<WorkflowPhase> {
+        let span = tracing::info_span!(
+            "execution",
+            project = %self.id.project,
+            domain = %self.id.domain,
+            execution = %self.id.name
+        );
+        async move {
+            metrics::gauge!(m::EXECUTIONS_RUNNING).increment(1.0);
+            let result = self.run_inner(ready_tx).await;
+            metrics::gauge!(m::EXECUTIONS_RUNNING).decrement(1.0);
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_inner(
+        &mut self,
+        ready_tx: oneshot::Sender<Result<(), EngineError>>,
+    ) -> Option<WorkflowPhase> {
+        let mut ready_tx = Some(ready_tx);
+        if let Some(cause) = self.pending_abort.take() {
+            self.abort_execution(&cause);
+        }
+        loop {
+            let round = Instant::now();
+            self.process().await;
+            metrics::histogram!(m::ROUND_TIME).record(round.elapsed().as_secs_f64());
+            if let Err(e) = self.flush().await {
+                tracing::error!(error = %e, "event sink rejected a batch; stopping the execution");
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(Err(EngineError::Sink(e)));
+                }
+                return None;
+            }
+            if let Some(tx) = ready_tx.take() {
+                let _ = tx.send(Ok(()));
+            }
+            if self.wf.workflow_phase().is_terminal() && self.to_abort.is_empty() {
+                return Some(self.wf.workflow_phase());
+            }
+            self.act().await;
+            if self.wf.workflow_phase().is_terminal() {
+                return Some(self.wf.workflow_phase());
+            }
+            if self.has_internal_work() {
+                continue;
+            }
+            // Sleep until something happens.
+            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut depth = 0usize;
+            tokio::select! {
+                biased;
+                c = self.control_rx.recv() => match c {
+                    Some(Control::Abort(cause)) => self.abort_execution(&cause),
+                    Some(Control::Shutdown) | None => return None,
+                },
+                u = self.updates_rx.recv() => {
+                    if let Some((k, u)) = u {
+                        depth += 1;
+                        self.on_update(k, u);
+                    }
+                }
+                _ = sleep => {}
+            }
+            while let Ok((k, u)) = self.updates_rx.try_recv() {
+                depth += 1;
+                self.on_update(k, u);
+            }
+            while let Ok(c) = self.control_rx.try_recv() {
+                match c {
+                    Control::Abort(cause) => self.abort_execution(&cause),
+                    Control::Shutdown => return None,
+                }
+            }
+            metrics::histogram!(m::QUEUE_DEPTH).record(depth as f64);
+            self.fire_timers();
+        }
+    }
+
+    fn has_internal_work(&self) -> bool {
+        !self.ready.is_empty() || !self.completions.is_empty() || !self.done_queue.is_empty()
+    }
+
+    /// Advances everything that can move without outside input.
+    async fn process(&mut self) {
+        loop {
+            if let Some((idx, logs)) = self.completions.pop_front() {
+                self.complete_attempt(idx, logs).await;
+                continue;
+            }
+            if let Some(d) = self.done_queue.pop_front() {
+                match d {
+                    Done::Node(idx, r) => self.on_node_done(idx, r).await,
+                    Done::Check(s) => self.check_scope(s),
+                    Done::Scope(s, r) => self.on_scope_done(s, r).await,
+                }
+                continue;
+            }
+            if let Some(idx) = self.ready.pop_front() {
+                self.start_node(idx).await;
+                continue;
+            }
+            break;
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        let now = now_us();
+        for idx in std::mem::take(&mut self.dirty) {
+            let mut rec = self.nodes[idx].rec.clone();
+            rec.updated_at_us = now;
+            self.batch.journal.nodes.push(rec);
+        }
+        if self.wf_dirty {
+            self.wf.updated_at_us = now;
+            self.batch.journal.workflow = Some(self.wf.clone());
+            self.wf_dirty = false;
+        }
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.execution = self.id.clone();
+        self.batch.execution = self.id.clone();
+        loop {
+            let t = Instant::now();
+            match self.shared.sink.record(batch.clone()).await {
+                Ok(()) => {
+                    metrics::histogram!(m::SINK_WRITE_TIME).record(t.elapsed().as_secs_f64());
+                    return Ok(());
+                }
+                Err(SinkError::Transient(e)) => {
+                    metrics::counter!(m::SINK_RETRIES).increment(1);
+                    tracing::warn!(error = %e, "event sink unavailable; retrying the batch");
+                    tokio::time::sleep(self.shared.config.sink_retry_delay).await;
+                    if let Ok(Control::Shutdown) = self.control_rx.try_recv() {
+                        return Err(SinkError::Transient("shutdown while retrying".into()));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Acts on committed decisions: aborts, then starts.
+    async fn act(&mut self) {
+        for (b, key) in std::mem::take(&mut self.to_abort) {
+            self.shared.backends[b].abort(&key).await;
+        }
+        for (idx, attempt) in std::mem::take(&mut self.to_start) {
+            let Some(b) = self.nodes[idx].backend else {
+                continue;
+            };
+            let backend = self.shared.backends[b].clone();
+            metrics::counter!(m::ATTEMPTS_STARTED, "backend" => backend.name()).increment(1);
+            let key = attempt.key.clone();
+            if let Err(e) = backend.start(attempt, self.updates_tx.clone()).await {
+                let (err, retryable) = match e {
+                    BackendError::Unsupported(msg) => (
+                        exec_error(ErrorKind::User, "TaskBackendUnsupported", msg),
+                        false,
+                    ),
+                    BackendError::Internal(msg) => {
+                        (exec_error(ErrorKind::System, "TaskBackendError", msg), true)
+                    }
+                };
+                if self.is_current(idx, &key) {
+                    self.attempt_failed(idx, err, retryable, Vec::new());
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- messages
+
+    fn is_current(&self, idx: usize, key: &AttemptKey) -> bool {
+        let n = &self.nodes[idx];
+        matches!(n.phase(), NodePhase::Queued | NodePhase::Running)
+            && n.rec.attempt == key.retry_attempt
+            && matches!(n.kind, Kind::Task(_))
+    }
+
+    fn on_update(&mut self, key: AttemptKey, update: AttemptUpdate) {
+        let Some(&idx) = self.by_unique.get(&key.node_id) else {
+            return;
+        };
+        if !self.is_current(idx, &key) {
+            tracing::debug!(node = %key.node_id, attempt = key.retry_attempt, "stale attempt update ignored");
+            return;
+        }
+        match update {
+            AttemptUpdate::Queued { reason } => {
+                self.task_event(idx, task_execution::Phase::Queued, Some(reason), None);
+            }
+            AttemptUpdate::Running { logs } => {
+                self.nodes[idx].logs = logs;
+                self.task_event(idx, task_execution::Phase::Running, None, None);
+            }
+            AttemptUpdate::Finished(AttemptOutcome::Succeeded { logs }) => {
+                // Mark the attempt as no longer current for further updates.
+                self.nodes[idx].rec.attempt_in_flight = false;
+                self.completions.push_back((idx, logs));
+            }
+            AttemptUpdate::Finished(AttemptOutcome::Failed {
+                error,
+                retryable,
+                logs,
+            }) => {
+                self.attempt_failed(idx, error, retryable, logs);
+            }
+            AttemptUpdate::Finished(AttemptOutcome::Aborted) => {
+                let err = exec_error(
+                    ErrorKind::System,
+                    "Aborted",
+                    "the task attempt was aborted by its backend",
+                );
+                self.attempt_failed(idx, err, true, Vec::new());
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, seq))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(t) = self.timer_payload.remove(&seq) else {
+                continue;
+            };
+            match t {
+                Timer::ExecDeadline { node, attempt } => {
+                    let key = self.attempt_key(node);
+                    if key.retry_attempt == attempt && self.is_current(node, &key) {
+                        if let Some(b) = self.nodes[node].backend {
+                            self.to_abort.push((b, key));
+                        }
+                        let d = self.nodes[node].exec_deadline.unwrap_or_default();
+                        let err = exec_error(
+                            ErrorKind::User,
+                            "TimeoutExpired",
+                            format!("task execution timeout [{}] expired", go_duration(d)),
+                        );
+                        self.attempt_failed(node, err, true, Vec::new());
+                    }
+                }
+                Timer::ActiveDeadline { node } => {
+                    if matches!(
+                        self.nodes[node].phase(),
+                        NodePhase::Queued | NodePhase::Running
+                    ) {
+                        let d = self.nodes[node].active_deadline.unwrap_or_default();
+                        let msg = format!("task active timeout [{}] expired", go_duration(d));
+                        self.abort_node(node, &msg, false);
+                        let err = exec_error(ErrorKind::User, "TimedOut", msg);
+                        self.node_terminal(node, NodePhase::TimedOut, Some(err));
+                    }
+                }
+                Timer::Sleep { node } => {
+                    if self.nodes[node].phase() == NodePhase::Running {
+                        self.node_succeeded(node, String::new(), None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn arm_timer(&mut self, after: Duration, t: Timer) {
+        let seq = self.timer_seq;
+        self.timer_seq += 1;
+        self.timers.push(Reverse((Instant::now() + after, seq)));
+        self.timer_payload.insert(seq, t);
+    }
+
+    fn arm_timer_at_us(&mut self, since_us: i64, d: Duration, t: Timer) {
+        let elapsed = Duration::from_micros(now_us().saturating_sub(since_us).max(0) as u64);
+        self.arm_timer(d.saturating_sub(elapsed), t);
+    }
+
+    // ---------------------------------------------------------------- node starts
+
+    async fn start_node(&mut self, idx: usize) {
+        if self.nodes[idx].phase() != NodePhase::NotYetStarted {
+            return;
+        }
+        // A failed scope under FAIL_IMMEDIATELY, or an ending workflow, starts nothing more.
+        let blocked = match self.nodes[idx].member_of {
+            Some(s) => {
+                self.scopes[s].done
+                    || (self.scopes[s].error.is_some() && self.scopes[s].fail_immediately)
+            }
+            None => false,
+        } || (self.wf.workflow_phase().is_terminal());
+        if blocked {
+            if let Some(s) = self.nodes[idx].member_of {
+                self.scopes[s].active = self.scopes[s].active.saturating_sub(1);
+                self.check_scope(s);
+            }
+            return;
+        }
+        if let Some(at) = self.nodes[idx].ready_at {
+            metrics::histogram!(m::NODE_TRANSITION_LATENCY).record(at.elapsed().as_secs_f64());
+        }
+        match self.nodes[idx].kind.clone() {
+            Kind::Start => self.run_start_node(idx).await,
+            Kind::End => self.run_end_node(idx).await,
+            Kind::Task(_) => {
+                let max = self.req.max_parallelism as usize;
+                if max > 0 && self.running_tasks >= max {
+                    self.waiting_parallelism.push_back(idx);
+                    return;
+                }
+                let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
+                    return;
+                };
+                let _ = inputs;
+                self.running_tasks += 1;
+                self.mark_queued(idx);
+                self.node_event(idx, node_execution::Phase::Queued, None);
+                self.set_phase(idx, NodePhase::Running);
+                self.node_event(idx, node_execution::Phase::Running, None);
+                if self.nodes[idx].backend.is_none() {
+                    let tt = match &self.nodes[idx].kind {
+                        Kind::Task(t) => t.r#type.clone(),
+                        _ => String::new(),
+                    };
+                    let err = exec_error(
+                        ErrorKind::User,
+                        "NoTaskBackend",
+                        format!("no task backend runs tasks of type [{tt}]"),
+                    );
+                    self.running_tasks -= 1;
+                    self.node_terminal(idx, NodePhase::Failed, Some(err));
+                    return;
+                }
+                if self.needs_task_template(idx) {
+                    self.write_task_template(idx).await;
+                }
+                if let Some(d) = self.nodes[idx].active_deadline {
+                    self.arm_timer(d, Timer::ActiveDeadline { node: idx });
+                }
+                self.start_attempt(idx);
+            }
+            Kind::Branch => {
+                let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
+                    return;
+                };
+                self.mark_queued(idx);
+                self.node_event(idx, node_execution::Phase::Queued, None);
+                self.set_phase(idx, NodePhase::Running);
+                self.node_event(idx, node_execution::Phase::Running, None);
+                self.decide_branch(idx, &inputs);
+            }
+            Kind::SubWorkflow(wf) => {
+                let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
+                    return;
+                };
+                self.mark_queued(idx);
+                self.node_event(idx, node_execution::Phase::Queued, None);
+                self.set_phase(idx, NodePhase::Running);
+                self.node_event(idx, node_execution::Phase::Running, None);
+                let s = self.open_subworkflow(idx, wf, Some(inputs));
+                let start = self.scopes[s].start;
+                self.make_ready(start);
+            }
+            Kind::Sleep(d) => {
+                if self.resolve_and_write_inputs(idx).await.is_none() {
+                    return;
+                }
+                self.mark_queued(idx);
+                self.node_event(idx, node_execution::Phase::Queued, None);
+                self.set_phase(idx, NodePhase::Running);
+                self.node_event(idx, node_execution::Phase::Running, None);
+                self.arm_timer(d, Timer::Sleep { node: idx });
+            }
+            Kind::Unsupported(msg) => {
+                self.mark_queued(idx);
+                let err = exec_error(ErrorKind::User, "UnsupportedNode", msg);
+                self.node_terminal(idx, NodePhase::Failed, Some(err));
+            }
+        }
+    }
+
+    fn mark_queued(&mut self, idx: usize) {
+        let now = now_us();
+        let r = &mut self.nodes[idx].rec;
+        r.phase = NodePhase::Queued as i32;
+        if r.queued_at_us == 0 {
+            r.queued_at_us = now;
+        }
+        if r.started_at_us == 0 {
+            r.started_at_us = now;
+        }
+        self.dirty.insert(idx);
+    }
+
+    fn set_phase(&mut self, idx: usize, p: NodePhase) {
+        self.nodes[idx].rec.phase = p as i32;
+        self.dirty.insert(idx);
+    }
+
+    async fn run_start_node(&mut self, idx: usize) {
+        let scope = self.nodes[idx].scope;
+        let inputs = match (self.scopes[scope].owner, self.scopes[scope].inputs.clone()) {
+            (None, _) => Arc::new(self.req.inputs.clone()),
+            (Some(_), Some(i)) => i,
+            (Some(owner), None) => {
+                // Resumed before the sub-workflow's start node ran: its inputs are the owner's.
+                let path = self.nodes[owner].inputs_file();
+                match self.shared.blob.get(&path).await.map(LiteralMap::decode) {
+                    Ok(Ok(m)) => Arc::new(m),
+                    _ => Arc::new(LiteralMap::default()),
+                }
+            }
+        };
+        let out = layout::outputs_file(&self.nodes[idx].output_dir());
+        if let Err(e) = self
+            .shared
+            .blob
+            .put(&out, Bytes::from(inputs.encode_to_vec()))
+            .await
+        {
+            let err = exec_error(
+                ErrorKind::System,
+                "StorageError",
+                format!("failed to store the workflow inputs: {e}"),
+            );
+            self.mark_queued(idx);
+            self.node_terminal(idx, NodePhase::Failed, Some(err));
+            return;
+        }
+        self.mark_queued(idx);
+        self.outputs.insert(idx, inputs);
+        self.node_succeeded(idx, out, None);
+    }
+
+    async fn run_end_node(&mut self, idx: usize) {
+        let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
+            return;
+        };
+        self.mark_queued(idx);
+        self.node_event(idx, node_execution::Phase::Queued, None);
+        let out = layout::outputs_file(&self.nodes[idx].output_dir());
+        if let Err(e) = self
+            .shared
+            .blob
+            .put(&out, Bytes::from(inputs.encode_to_vec()))
+            .await
+        {
+            let err = exec_error(
+                ErrorKind::System,
+                "StorageError",
+                format!("failed to store the outputs: {e}"),
+            );
+            self.node_terminal(idx, NodePhase::Failed, Some(err));
+            return;
+        }
+        self.outputs.insert(idx, inputs);
+        self.node_succeeded(idx, out, None);
+    }
+
+    /// Resolves a node's bindings and writes `inputs.pb`; on failure the node fails.
+    async fn resolve_and_write_inputs(&mut self, idx: usize) -> Option<Arc<LiteralMap>> {
+        let spec = self.nodes[idx].spec.clone();
+        let scope = self.nodes[idx].scope;
+        let mut promised = Vec::new();
+        bindings::promised_nodes(&spec.inputs, &mut promised);
+        let mut loaded: Vec<(String, Arc<LiteralMap>)> = Vec::with_capacity(promised.len());
+        for p in promised {
+            let Some(&ui) = self.scopes[scope].by_spec.get(p) else {
+                continue;
+            };
+            match self.node_outputs(ui).await {
+                Ok(map) => loaded.push((p.to_string(), map)),
+                Err(e) => {
+                    let err = exec_error(ErrorKind::System, "BindingResolutionFailure", e);
+                    self.mark_queued(idx);
+                    self.node_terminal(idx, NodePhase::Failed, Some(err));
+                    return None;
+                }
+            }
+        }
+        let view: HashMap<&str, &LiteralMap> = loaded
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_ref()))
+            .collect();
+        let mut inputs = match bindings::resolve(&spec.inputs, &view) {
+            Ok(m) => m,
+            Err(e) => {
+                let err = exec_error(ErrorKind::System, "BindingResolutionFailure", e);
+                self.mark_queued(idx);
+                self.node_terminal(idx, NodePhase::Failed, Some(err));
+                return None;
+            }
+        };
+        if self.nodes[idx].is_failure_node {
+            let msg = self
+                .wf
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            bindings::set_failure_error_input(&mut inputs, &spec.id, &msg);
+        }
+        let path = self.nodes[idx].inputs_file();
+        if let Err(e) = self
+            .shared
+            .blob
+            .put(&path, Bytes::from(inputs.encode_to_vec()))
+            .await
+        {
+            let err = exec_error(
+                ErrorKind::System,
+                "StorageError",
+                format!("Failed to store inputs for Node: {e}"),
+            );
+            self.mark_queued(idx);
+            self.node_terminal(idx, NodePhase::Failed, Some(err));
+            return None;
+        }
+        Some(Arc::new(inputs))
+    }
+
+    /// A succeeded node's outputs, from memory or the store.
+    async fn node_outputs(&mut self, idx: usize) -> Result<Arc<LiteralMap>, String> {
+        if let Some(m) = self.outputs.get(&idx) {
+            return Ok(m.clone());
+        }
+        let path = self.nodes[idx].rec.output_path.clone();
+        if path.is_empty() {
+            return Ok(Arc::new(LiteralMap::default()));
+        }
+        let bytes = self.shared.blob.get(&path).await.map_err(|e| {
+            format!(
+                "failed to read the outputs of [{}]: {e}",
+                self.nodes[idx].rec.spec_node_id
+            )
+        })?;
+        let map =
+            LiteralMap::decode(bytes).map_err(|e| format!("invalid outputs file {path}: {e}"))?;
+        let map = Arc::new(map);
+        self.outputs.insert(idx, map.clone());
+        Ok(map)
+    }
+
+    fn needs_task_template(&self, idx: usize) -> bool {
+        let Kind::Task(t) = &self.nodes[idx].kind else {
+            return false;
+        };
+        match &t.target {
+            Some(flyteidl::core::task_template::Target::Container(c)) => c
+                .args
+                .iter()
+                .chain(c.command.iter())
+                .any(|a| a.to_ascii_lowercase().contains("tasktemplatepath")),
+            _ => true,
+        }
+    }
+
+    async fn write_task_template(&mut self, idx: usize) {
+        if let Kind::Task(t) = &self.nodes[idx].kind {
+            let path = layout::task_template_file(&self.nodes[idx].data_dir);
+            if let Err(e) = self
+                .shared
+                .blob
+                .put(&path, Bytes::from(t.encode_to_vec()))
+                .await
+            {
+                tracing::warn!(error = %e, "failed to write task.pb");
+            }
+        }
+    }
+
+    fn attempt_key(&self, idx: usize) -> AttemptKey {
+        AttemptKey {
+            project: self.id.project.clone(),
+            domain: self.id.domain.clone(),
+            execution: self.id.name.clone(),
+            node_id: self.nodes[idx].rec.node_id.clone(),
+            retry_attempt: self.nodes[idx].rec.attempt,
+        }
+    }
+
+    fn raw_dir(&self, idx: usize, attempt: u32) -> String {
+        let uid = layout::attempt_unique_id(&self.id.name, &self.nodes[idx].rec.node_id, attempt);
+        layout::raw_output_dir(&self.raw_prefix, &uid)
+    }
+
+    /// Prepares the node's current attempt for start (after the batch commits).
+    fn start_attempt(&mut self, idx: usize) {
+        let Kind::Task(template) = self.nodes[idx].kind.clone() else {
+            return;
+        };
+        let attempt = self.nodes[idx].rec.attempt;
+        let blob = &self.shared.blob;
+        let n = &self.nodes[idx];
+        let raw = self.raw_dir(idx, attempt);
+        let paths = AttemptPaths {
+            inputs: blob.native_url(&n.inputs_file()),
+            input_prefix: blob.native_url(&n.data_dir),
+            output_prefix: blob.native_url(&n.output_dir()),
+            raw_output_prefix: raw.clone(),
+            checkpoint_prefix: layout::checkpoint_dir(&raw),
+            prev_checkpoint_prefix: (attempt > 0)
+                .then(|| layout::checkpoint_dir(&self.raw_dir(idx, attempt - 1))),
+            task_template: blob.native_url(&layout::task_template_file(&n.data_dir)),
+        };
+        let mut env = self.shared.config.default_env.clone();
+        let wf_name = self.scopes[0]
+            .template
+            .id
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        env.insert(
+            "FLYTE_INTERNAL_EXECUTION_WORKFLOW".into(),
+            format!("{}:{}:{}", self.id.project, self.id.domain, wf_name),
+        );
+        env.insert("FLYTE_INTERNAL_EXECUTION_ID".into(), self.id.name.clone());
+        env.insert(
+            "FLYTE_INTERNAL_EXECUTION_PROJECT".into(),
+            self.id.project.clone(),
+        );
+        env.insert(
+            "FLYTE_INTERNAL_EXECUTION_DOMAIN".into(),
+            self.id.domain.clone(),
+        );
+        env.insert("FLYTE_ATTEMPT_NUMBER".into(), attempt.to_string());
+        if let Some(tid) = &template.id {
+            env.insert("FLYTE_INTERNAL_TASK_PROJECT".into(), tid.project.clone());
+            env.insert("FLYTE_INTERNAL_TASK_DOMAIN".into(), tid.domain.clone());
+            env.insert("FLYTE_INTERNAL_TASK_NAME".into(), tid.name.clone());
+            env.insert("FLYTE_INTERNAL_TASK_VERSION".into(), tid.version.clone());
+        }
+        if let Some(url) = &self.shared.config.console_url {
+            env.insert(
+                "FLYTE_EXECUTION_URL".into(),
+                format!(
+                    "{}/projects/{}/domains/{}/executions/{}",
+                    url.trim_end_matches('/'),
+                    self.id.project,
+                    self.id.domain,
+                    self.id.name
+                ),
+            );
+        }
+        for (k, v) in &self.req.envs {
+            env.insert(k.clone(), v.clone());
+        }
+        let task_attempt = TaskAttempt {
+            key: self.attempt_key(idx),
+            template: (*template).clone(),
+            paths,
+            env,
+            timeout: self.nodes[idx].exec_deadline,
+            interruptible: self.nodes[idx].rec.interruptible,
+            array_index: None,
+        };
+        let now = now_us();
+        let n = &mut self.nodes[idx];
+        n.rec.attempt_started_at_us = now;
+        n.rec.attempt_in_flight = true;
+        n.task_phase = -1;
+        n.logs.clear();
+        self.dirty.insert(idx);
+        self.task_event(
+            idx,
+            task_execution::Phase::Queued,
+            Some("task submitted to backend".into()),
+            None,
+        );
+        if let Some(d) = self.nodes[idx].exec_deadline {
+            self.arm_timer(d, Timer::ExecDeadline { node: idx, attempt });
+        }
+        self.to_start.push((idx, task_attempt));
+    }
+
+    // ---------------------------------------------------------------- attempt endings
+
+    async fn complete_attempt(&mut self, idx: usize, logs: Vec<TaskLog>) {
+        if !matches!(
+            self.nodes[idx].phase(),
+            NodePhase::Queued | NodePhase::Running
+        ) {
+            return;
+        }
+        self.nodes[idx].logs = logs;
+        let out_dir = self.nodes[idx].output_dir();
+        let out_file = layout::outputs_file(&out_dir);
+        match self.shared.blob.get(&out_file).await {
+            Ok(bytes) => match LiteralMap::decode(bytes) {
+                Ok(map) => {
+                    let map = Arc::new(map);
+                    self.outputs.insert(idx, map.clone());
+                    let uri = self.shared.blob.native_url(&out_file);
+                    self.task_event(idx, task_execution::Phase::Succeeded, None, Some(uri));
+                    self.task_done(idx);
+                    self.node_succeeded(idx, out_file, Some(map));
+                }
+                Err(e) => {
+                    let err = exec_error(
+                        ErrorKind::System,
+                        "OutputsNotValid",
+                        format!("invalid outputs.pb: {e}"),
+                    );
+                    self.attempt_failed(idx, err, true, Vec::new());
+                }
+            },
+            Err(flyte_blob::BlobError::NotFound(_)) => {
+                let futures = layout::futures_file(&out_dir);
+                if matches!(self.shared.blob.head(&futures).await, Ok(Some(_))) {
+                    let err = exec_error(
+                        ErrorKind::User,
+                        "DynamicNotSupported",
+                        "dynamic tasks (futures.pb) are not supported yet",
+                    );
+                    self.task_event(idx, task_execution::Phase::Failed, None, None);
+                    self.task_done(idx);
+                    self.node_terminal(idx, NodePhase::Failed, Some(err));
+                    return;
+                }
+                let declares_outputs = match &self.nodes[idx].kind {
+                    Kind::Task(t) => t
+                        .interface
+                        .as_ref()
+                        .and_then(|i| i.outputs.as_ref())
+                        .map(|o| !o.variables.is_empty())
+                        .unwrap_or(false),
+                    _ => false,
+                };
+                if declares_outputs {
+                    let err = exec_error(
+                        ErrorKind::System,
+                        "OutputsNotFound",
+                        format!(
+                            "Outputs not generated by task execution: no outputs.pb under {}",
+                            self.shared.blob.native_url(&out_dir)
+                        ),
+                    );
+                    self.attempt_failed(idx, err, true, Vec::new());
+                } else {
+                    self.task_event(idx, task_execution::Phase::Succeeded, None, None);
+                    self.task_done(idx);
+                    self.outputs.insert(idx, Arc::new(LiteralMap::default()));
+                    self.node_succeeded(idx, String::new(), None);
+                }
+            }
+            Err(e) => {
+                let err = exec_error(
+                    ErrorKind::System,
+                    "StorageError",
+                    format!("failed to read outputs: {e}"),
+                );
+                self.attempt_failed(idx, err, true, Vec::new());
+            }
+        }
+    }
+
+    /// A task node left the running set (frees a parallelism slot).
+    fn task_done(&mut self, idx: usize) {
+        self.nodes[idx].rec.attempt_in_flight = false;
+        self.running_tasks = self.running_tasks.saturating_sub(1);
+        while let Some(w) = self.waiting_parallelism.pop_front() {
+            if self.nodes[w].phase() == NodePhase::NotYetStarted {
+                self.ready.push_back(w);
+                break;
+            }
+        }
+    }
+
+    fn attempt_failed(
+        &mut self,
+        idx: usize,
+        mut error: ExecutionError,
+        retryable: bool,
+        logs: Vec<TaskLog>,
+    ) {
+        if !logs.is_empty() {
+            self.nodes[idx].logs = logs;
+        }
+        if error.timestamp.is_none() {
+            error.timestamp = Some(ts(now_us()));
+        }
+        self.task_event_err(idx, error.clone());
+        let cfg = &self.shared.config;
+        let system = error.kind == ErrorKind::System as i32;
+        let n = &mut self.nodes[idx];
+        n.rec.attempt_in_flight = false;
+        if !retryable {
+            if system {
+                n.rec.system_failures += 1;
+            }
+            self.dirty.insert(idx);
+            self.task_done(idx);
+            self.node_terminal(idx, NodePhase::Failed, Some(error));
+            return;
+        }
+        let (current, max, eligible) = if cfg.ignore_retry_cause {
+            let cur = n.rec.attempt + 1;
+            (cur, n.max_attempts, cur < n.max_attempts)
+        } else if system {
+            let cur = n.rec.system_failures;
+            n.rec.system_failures += 1;
+            (cur, cfg.max_system_retries, cur < cfg.max_system_retries)
+        } else {
+            n.rec.user_failures += 1;
+            let cur = n.rec.user_failures;
+            (cur, n.max_attempts, cur < n.max_attempts)
+        };
+        self.dirty.insert(idx);
+        if eligible {
+            metrics::counter!(m::ATTEMPTS_RETRIED, "kind" => if system { "system" } else { "user" }).increment(1);
+            self.nodes[idx].rec.attempt += 1;
+            self.start_attempt(idx);
+            return;
+        }
+        let kind_name = ErrorKind::try_from(error.kind)
+            .map(|k| k.as_str_name())
+            .unwrap_or("UNKNOWN");
+        let final_err = ExecutionError {
+            code: format!("RetriesExhausted|{}", error.code),
+            message: format!(
+                "[{current}/{max}] currentAttempt done. Last Error: {kind_name}::{}",
+                error.message
+            ),
+            kind: ErrorKind::User as i32,
+            error_uri: error.error_uri.clone(),
+            timestamp: error.timestamp,
+            worker: error.worker.clone(),
+        };
+        self.task_done(idx);
+        self.node_terminal(idx, NodePhase::Failed, Some(final_err));
+    }
+
+    // ---------------------------------------------------------------- node endings
+
+    fn node_succeeded(
+        &mut self,
+        idx: usize,
+        output_path: String,
+        outputs: Option<Arc<LiteralMap>>,
+    ) {
+        if let Some(o) = outputs {
+            self.outputs.insert(idx, o);
+        }
+        self.nodes[idx].rec.output_path = output_path;
+        self.nodes[idx].rec.error = None;
+        self.set_phase(idx, NodePhase::Succeeded);
+        self.node_event(idx, node_execution::Phase::Succeeded, None);
+        m::node_phase("SUCCEEDED", self.nodes[idx].kind.label());
+        self.done_queue.push_back(Done::Node(idx, Ok(())));
+    }
+
+    /// Ends a node in Failed / TimedOut / Aborted with an event.
+    fn node_terminal(&mut self, idx: usize, phase: NodePhase, error: Option<ExecutionError>) {
+        self.nodes[idx].rec.error = error.clone();
+        self.set_phase(idx, phase);
+        let (ev, label) = match phase {
+            NodePhase::TimedOut => (node_execution::Phase::TimedOut, "TIMED_OUT"),
+            NodePhase::Aborted => (node_execution::Phase::Aborted, "ABORTED"),
+            _ => (node_execution::Phase::Failed, "FAILED"),
+        };
+        self.node_event(idx, ev, error.clone());
+        m::node_phase(label, self.nodes[idx].kind.label());
+        if phase != NodePhase::Aborted {
+            let err = match phase {
+                NodePhase::TimedOut => exec_error(ErrorKind::User, "Timeout", "Timeout in node"),
+                _ => error.unwrap_or_else(|| {
+                    exec_error(ErrorKind::Unknown, "UnknownError", "node failed")
+                }),
+            };
+            self.done_queue.push_back(Done::Node(idx, Err(err)));
+        }
+    }
+
+    async fn on_node_done(&mut self, idx: usize, result: Result<(), ExecutionError>) {
+        if self.nodes[idx].is_failure_node {
+            let err = match result {
+                Ok(()) => self.wf.error.clone(),
+                Err(e) => Some(e),
+            };
+            self.finish_workflow(WorkflowPhase::Failed, err);
+            return;
+        }
+        if let Some(parent) = self.nodes[idx].parent
+            && self.nodes[parent].branch_child == Some(idx)
+        {
+            // The branch-taken node ended: the branch node ends the same way, with a copy of
+            // the child's outputs as its own.
+            if !matches!(
+                self.nodes[parent].phase(),
+                NodePhase::Running | NodePhase::Queued
+            ) {
+                return;
+            }
+            match result {
+                Ok(()) => {
+                    let child_out = self.nodes[idx].rec.output_path.clone();
+                    let mut own = String::new();
+                    if !child_out.is_empty() {
+                        own = layout::outputs_file(&self.nodes[parent].output_dir());
+                        let copied = match self.shared.blob.get(&child_out).await {
+                            Ok(b) => self
+                                .shared
+                                .blob
+                                .put(&own, b)
+                                .await
+                                .map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        if let Err(e) = copied {
+                            let err = exec_error(
+                                ErrorKind::System,
+                                "OutputsNotFound",
+                                format!(
+                                    "Failed to copy child node outputs from [{child_out}] to [{own}]: {e}"
+                                ),
+                            );
+                            self.node_terminal(parent, NodePhase::Failed, Some(err));
+                            return;
+                        }
+                    }
+                    let outputs = self.outputs.get(&idx).cloned();
+                    self.node_succeeded(parent, own, outputs);
+                }
+                Err(e) => self.node_terminal(parent, NodePhase::Failed, Some(e)),
+            }
+            return;
+        }
+        let Some(s) = self.nodes[idx].member_of else {
+            return;
+        };
+        self.scopes[s].active = self.scopes[s].active.saturating_sub(1);
+        match result {
+            Ok(()) => {
+                self.scopes[s].succeeded += 1;
+                for di in 0..self.nodes[idx].downstream.len() {
+                    let d = self.nodes[idx].downstream[di];
+                    let n = &mut self.nodes[d];
+                    n.pending = n.pending.saturating_sub(1);
+                    if n.pending == 0 && n.phase() == NodePhase::NotYetStarted {
+                        self.make_ready(d);
+                    }
+                }
+            }
+            Err(e) => {
+                let first = self.scopes[s].error.is_none();
+                if first || !self.scopes[s].fail_immediately {
+                    self.scopes[s].error = Some(e);
+                }
+                if self.scopes[s].fail_immediately && first {
+                    self.abort_scope(s, AUTO_ABORT_REASON);
+                }
+            }
+        }
+        self.check_scope(s);
+    }
+
+    fn check_scope(&mut self, s: usize) {
+        let sc = &self.scopes[s];
+        if sc.done {
+            return;
+        }
+        let result = if sc.error.is_some() && (sc.fail_immediately || sc.active == 0) {
+            Err(sc.error.clone().unwrap_or_default())
+        } else if sc.succeeded >= sc.total && sc.error.is_none() {
+            Ok(())
+        } else {
+            return;
+        };
+        self.scopes[s].done = true;
+        self.done_queue.push_back(Done::Scope(s, result));
+    }
+
+    async fn on_scope_done(&mut self, s: usize, result: Result<(), ExecutionError>) {
+        match self.scopes[s].owner {
+            None => match result {
+                Ok(()) => {
+                    let end = self.scopes[s].end;
+                    self.wf.output_path = self.nodes[end].rec.output_path.clone();
+                    self.finish_workflow(WorkflowPhase::Succeeded, None);
+                }
+                Err(e) => self.workflow_failing(e),
+            },
+            Some(owner) => {
+                if !matches!(
+                    self.nodes[owner].phase(),
+                    NodePhase::Running | NodePhase::Queued
+                ) {
+                    return;
+                }
+                match result {
+                    Ok(()) => {
+                        let end = self.scopes[s].end;
+                        let src = self.nodes[end].rec.output_path.clone();
+                        let dst = layout::outputs_file(&self.nodes[owner].output_dir());
+                        let outputs = self.node_outputs(end).await.ok();
+                        let copied = match &outputs {
+                            Some(o) => self
+                                .shared
+                                .blob
+                                .put(&dst, Bytes::from(o.encode_to_vec()))
+                                .await
+                                .map_err(|e| e.to_string()),
+                            None => Err(format!("cannot read {src}")),
+                        };
+                        match copied {
+                            Ok(()) => self.node_succeeded(owner, dst, outputs),
+                            Err(e) => {
+                                let err = exec_error(
+                                    ErrorKind::System,
+                                    "OutputsNotFound",
+                                    format!("failed to copy sub-workflow outputs: {e}"),
+                                );
+                                self.node_terminal(owner, NodePhase::Failed, Some(err));
+                            }
+                        }
+                    }
+                    Err(e) => self.node_terminal(owner, NodePhase::Failed, Some(e)),
+                }
+            }
+        }
+    }
+
+    fn workflow_failing(&mut self, error: ExecutionError) {
+        if self.wf.workflow_phase().is_terminal() {
+            return;
+        }
+        // Nothing may keep running once the workflow fails.
+        self.abort_scope(0, AUTO_ABORT_REASON);
+        self.wf.error = Some(error.clone());
+        self.wf_dirty = true;
+        if self.scopes[0].template.failure_node.is_some() {
+            self.wf.phase = WorkflowPhase::HandlingFailureNode as i32;
+            self.wf_event(workflow_execution::Phase::Failing, Some(error));
+            self.create_failure_node();
+        } else {
+            self.wf_event(workflow_execution::Phase::Failing, Some(error.clone()));
+            self.finish_workflow(WorkflowPhase::Failed, Some(error));
+        }
+    }
+
+    fn finish_workflow(&mut self, phase: WorkflowPhase, error: Option<ExecutionError>) {
+        if self.wf.workflow_phase().is_terminal() {
+            return;
+        }
+        self.wf.phase = phase as i32;
+        self.wf_dirty = true;
+        self.batch.journal.finished = true;
+        match phase {
+            WorkflowPhase::Succeeded => {
+                self.wf_event(workflow_execution::Phase::Succeeding, None);
+                self.wf_event(workflow_execution::Phase::Succeeded, None);
+                m::execution_phase("SUCCEEDED");
+            }
+            WorkflowPhase::Aborted => {
+                self.wf_event(workflow_execution::Phase::Aborted, None);
+                m::execution_phase("ABORTED");
+            }
+            _ => {
+                let err = error.or_else(|| self.wf.error.clone());
+                self.wf.error = err.clone();
+                self.wf_event(workflow_execution::Phase::Failed, err);
+                m::execution_phase("FAILED");
+            }
+        }
+        self.timers.clear();
+        self.timer_payload.clear();
+    }
+
+    /// Aborts the whole execution with a cause.
+    fn abort_execution(&mut self, cause: &str) {
+        if self.wf.workflow_phase().is_terminal() {
+            return;
+        }
+        self.wf.abort_cause = Some(cause.to_string());
+        self.wf_dirty = true;
+        for idx in 0..self.nodes.len() {
+            if self.nodes[idx].parent.is_none() {
+                self.abort_node(idx, cause, true);
+            }
+        }
+        self.ready.clear();
+        self.waiting_parallelism.clear();
+        self.finish_workflow(WorkflowPhase::Aborted, None);
+    }
+
+    /// Aborts the running members of a scope (and everything under them).
+    fn abort_scope(&mut self, s: usize, reason: &str) {
+        let members: Vec<usize> = self.scopes[s].by_spec.values().copied().collect();
+        for idx in members {
+            self.abort_node(idx, reason, true);
+        }
+    }
+
+    /// Aborts a queued/running node and its children. `final_event`: end it ABORTED.
+    fn abort_node(&mut self, idx: usize, reason: &str, final_event: bool) {
+        if !matches!(
+            self.nodes[idx].phase(),
+            NodePhase::Queued | NodePhase::Running
+        ) {
+            return;
+        }
+        if let Some(c) = self.nodes[idx].branch_child {
+            self.abort_node(c, reason, true);
+        }
+        if let Some(s) = self.nodes[idx].child_scope {
+            self.scopes[s].done = true;
+            self.abort_scope(s, reason);
+        }
+        if matches!(self.nodes[idx].kind, Kind::Task(_)) {
+            if self.nodes[idx].rec.attempt_in_flight
+                && let Some(b) = self.nodes[idx].backend
+            {
+                self.to_abort.push((b, self.attempt_key(idx)));
+            }
+            self.task_event(
+                idx,
+                task_execution::Phase::Aborted,
+                Some(reason.to_string()),
+                None,
+            );
+            self.task_done(idx);
+        }
+        if final_event {
+            let err = ExecutionError {
+                code: "NodeAborted".into(),
+                message: reason.to_string(),
+                ..Default::default()
+            };
+            self.node_terminal(idx, NodePhase::Aborted, Some(err));
+            if let Some(s) = self.nodes[idx].member_of {
+                self.scopes[s].active = self.scopes[s].active.saturating_sub(1);
+            }
+        }
+    }
+
+    fn decide_branch(&mut self, idx: usize, inputs: &LiteralMap) {
+        let spec = self.nodes[idx].spec.clone();
+        let Some(node::Target::BranchNode(b)) = &spec.target else {
+            return;
+        };
+        let Some(block) = b.if_else.as_deref() else {
+            let err = exec_error(
+                ErrorKind::System,
+                "IllegalStateError",
+                "branch node without if_else",
+            );
+            self.node_terminal(idx, NodePhase::Failed, Some(err));
+            return;
+        };
+        let (taken, skipped, failure) = match branch::decide(block, inputs) {
+            Ok(d) => (Some(d.taken.clone()), d.skipped, None),
+            Err((e, skipped)) => (None, skipped, Some(e)),
+        };
+        for s in skipped {
+            // Recorded (journal) but, as in propeller, no events for untaken nodes.
+            let data_dir = layout::sub_node_data_dir(&self.nodes[idx].output_dir(), &s.id);
+            let scope = self.nodes[idx].scope;
+            let si = self.add_node(Arc::new(s.clone()), scope, None, Some(idx), data_dir, false);
+            self.set_phase(si, NodePhase::Skipped);
+        }
+        if let Some(e) = failure {
+            let err = exec_error(ErrorKind::User, e.code, e.message);
+            self.node_terminal(idx, NodePhase::Failed, Some(err));
+            return;
+        }
+        let Some(taken) = taken else {
+            return;
+        };
+        self.nodes[idx].rec.branch_taken = taken.id.clone();
+        self.dirty.insert(idx);
+        let c = self.add_branch_child(idx, taken);
+        self.make_ready(c);
+    }
+
+    // ---------------------------------------------------------------- events
+
+    fn node_exec_id(&self, idx: usize) -> NodeExecutionIdentifier {
+        NodeExecutionIdentifier {
+            node_id: self.nodes[idx].rec.node_id.clone(),
+            execution_id: Some(self.id.clone()),
+        }
+    }
+
+    fn wf_event(&mut self, phase: workflow_execution::Phase, error: Option<ExecutionError>) {
+        let output_result = match phase {
+            workflow_execution::Phase::Succeeded if !self.wf.output_path.is_empty() => {
+                let end = self.scopes[0].end;
+                match (self.shared.config.inline_outputs, self.outputs.get(&end)) {
+                    (true, Some(o)) => Some(workflow_execution_event::OutputResult::OutputData(
+                        (**o).clone(),
+                    )),
+                    _ => Some(workflow_execution_event::OutputResult::OutputUri(
+                        self.shared.blob.native_url(&self.wf.output_path),
+                    )),
+                }
+            }
+            _ => error.map(workflow_execution_event::OutputResult::Error),
+        };
+        self.batch.workflow_events.push(WorkflowExecutionEvent {
+            execution_id: Some(self.id.clone()),
+            producer_id: self.shared.config.producer_id.clone(),
+            phase: phase as i32,
+            occurred_at: Some(ts(now_us())),
+            output_result,
+        });
+    }
+
+    fn node_event(
+        &mut self,
+        idx: usize,
+        phase: node_execution::Phase,
+        error: Option<ExecutionError>,
+    ) {
+        let n = &self.nodes[idx];
+        let now = ts(now_us());
+        let (parent_node_metadata, retry_group) = match n.parent {
+            Some(p) => (
+                Some(ParentNodeExecutionMetadata {
+                    node_id: self.nodes[p].rec.node_id.clone(),
+                }),
+                self.nodes[p].rec.attempt.to_string(),
+            ),
+            None => (None, String::new()),
+        };
+        let target_entity = match &n.kind {
+            Kind::Task(t) => t.id.clone(),
+            _ => None,
+        };
+        let target_metadata = match &n.kind {
+            Kind::Task(_) => Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
+                TaskNodeMetadata {
+                    checkpoint_uri: layout::checkpoint_dir(&self.raw_dir(idx, n.rec.attempt)),
+                    ..Default::default()
+                },
+            )),
+            _ => None,
+        };
+        let output_result = match phase {
+            node_execution::Phase::Succeeded if !n.rec.output_path.is_empty() => {
+                match (self.shared.config.inline_outputs, self.outputs.get(&idx)) {
+                    (true, Some(o)) => Some(node_execution_event::OutputResult::OutputData(
+                        (**o).clone(),
+                    )),
+                    _ => Some(node_execution_event::OutputResult::OutputUri(
+                        self.shared.blob.native_url(&n.rec.output_path),
+                    )),
+                }
+            }
+            _ => error.map(node_execution_event::OutputResult::Error),
+        };
+        let ev = NodeExecutionEvent {
+            id: Some(self.node_exec_id(idx)),
+            producer_id: self.shared.config.producer_id.clone(),
+            phase: phase as i32,
+            occurred_at: Some(now),
+            parent_node_metadata,
+            retry_group,
+            spec_node_id: n.rec.spec_node_id.clone(),
+            node_name: n
+                .spec
+                .metadata
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            event_version: 1,
+            is_parent: matches!(n.kind, Kind::SubWorkflow(_)),
+            reported_at: Some(now),
+            target_entity,
+            input_value: Some(node_execution_event::InputValue::InputUri(
+                self.shared.blob.native_url(&n.inputs_file()),
+            )),
+            output_result,
+            target_metadata,
+            ..Default::default()
+        };
+        self.batch.node_events.push(ev);
+    }
+
+    fn task_event(
+        &mut self,
+        idx: usize,
+        phase: task_execution::Phase,
+        reason: Option<String>,
+        output_uri: Option<String>,
+    ) {
+        self.push_task_event(
+            idx,
+            phase,
+            reason,
+            output_uri.map(task_execution_event::OutputResult::OutputUri),
+        );
+    }
+
+    fn task_event_err(&mut self, idx: usize, error: ExecutionError) {
+        self.push_task_event(
+            idx,
+            task_execution::Phase::Failed,
+            None,
+            Some(task_execution_event::OutputResult::Error(error)),
+        );
+    }
+
+    #[allow(deprecated)]
+    fn push_task_event(
+        &mut self,
+        idx: usize,
+        phase: task_execution::Phase,
+        reason: Option<String>,
+        output_result: Option<task_execution_event::OutputResult>,
+    ) {
+        let attempt = self.nodes[idx].rec.attempt;
+        let generated =
+            layout::attempt_unique_id(&self.id.name, &self.nodes[idx].rec.node_id, attempt);
+        let n = &mut self.nodes[idx];
+        let Kind::Task(t) = &n.kind else {
+            return;
+        };
+        if n.task_phase == phase as i32 {
+            n.rec.task_phase_version += 1;
+        } else {
+            n.task_phase = phase as i32;
+            n.rec.task_phase_version = 0;
+        }
+        let now = ts(now_us());
+        let reasons = reason
+            .iter()
+            .map(|r| EventReason {
+                reason: r.clone(),
+                occurred_at: Some(now),
+            })
+            .collect();
+        let plugin = n
+            .backend
+            .map(|b| self.shared.backends[b].name().to_string())
+            .unwrap_or_default();
+        let ev = TaskExecutionEvent {
+            task_id: t.id.clone(),
+            parent_node_execution_id: Some(NodeExecutionIdentifier {
+                node_id: n.rec.node_id.clone(),
+                execution_id: Some(self.id.clone()),
+            }),
+            retry_attempt: attempt,
+            phase: phase as i32,
+            producer_id: self.shared.config.producer_id.clone(),
+            logs: n.logs.clone(),
+            occurred_at: Some(now),
+            phase_version: n.rec.task_phase_version,
+            reason: reason.unwrap_or_default(),
+            reasons,
+            task_type: t.r#type.clone(),
+            metadata: Some(TaskExecutionMetadata {
+                generated_name: generated,
+                plugin_identifier: plugin,
+                instance_class: if n.rec.interruptible {
+                    InstanceClass::Interruptible as i32
+                } else {
+                    InstanceClass::Default as i32
+                },
+                ..Default::default()
+            }),
+            event_version: 1,
+            reported_at: Some(now),
+            input_value: Some(task_execution_event::InputValue::InputUri(
+                self.shared
+                    .blob
+                    .native_url(&layout::inputs_file(&n.data_dir)),
+            )),
+            output_result,
+            ..Default::default()
+        };
+        let _ = TaskExecutionIdentifier::default();
+        self.dirty.insert(idx);
+        self.batch.task_events.push(ev);
+    }
+}
+
+fn branch_child_spec(branch: &Node, child_id: &str) -> Option<Node> {
+    use flyteidl::core::if_else_block::Default as D;
+    let Some(node::Target::BranchNode(b)) = &branch.target else {
+        return None;
+    };
+    let block = b.if_else.as_deref()?;
+    let mut all: Vec<&Node> = Vec::new();
+    if let Some(n) = block.case.as_ref().and_then(|c| c.then_node.as_deref()) {
+        all.push(n);
+    }
+    all.extend(block.other.iter().filter_map(|c| c.then_node.as_deref()));
+    if let Some(D::ElseNode(n)) = &block.default {
+        all.push(n);
+    }
+    all.into_iter().find(|n| n.id == child_id).cloned()
+}

@@ -1,0 +1,30 @@
+//! Every metric the engine emits, declared in one place.
+
+/// Counter: executions reaching a phase. Labels: `phase`.
+pub const EXECUTIONS_BY_PHASE: &str = "flyte_engine_executions_total";
+/// Gauge: executions currently running in this process.
+pub const EXECUTIONS_RUNNING: &str = "flyte_engine_executions_running";
+/// Counter: node instances reaching a phase. Labels: `phase`, `kind`.
+pub const NODES_BY_PHASE: &str = "flyte_engine_nodes_total";
+/// Histogram (seconds): from a node's last upstream finishing to the node being queued.
+pub const NODE_TRANSITION_LATENCY: &str = "flyte_engine_node_transition_latency_seconds";
+/// Histogram (seconds): engine time of one wake (round) of one execution, sink write excluded.
+pub const ROUND_TIME: &str = "flyte_engine_round_seconds";
+/// Histogram (seconds): time to commit one batch to the sink.
+pub const SINK_WRITE_TIME: &str = "flyte_engine_sink_write_seconds";
+/// Counter: sink writes that failed and were retried.
+pub const SINK_RETRIES: &str = "flyte_engine_sink_retries_total";
+/// Histogram: messages drained by one wake (queue depth at wake time).
+pub const QUEUE_DEPTH: &str = "flyte_engine_wake_queue_depth";
+/// Counter: task attempts started. Labels: `backend`.
+pub const ATTEMPTS_STARTED: &str = "flyte_engine_attempts_started_total";
+/// Counter: task attempts retried. Labels: `kind` (user|system).
+pub const ATTEMPTS_RETRIED: &str = "flyte_engine_attempts_retried_total";
+
+pub(crate) fn node_phase(phase: &'static str, kind: &'static str) {
+    metrics::counter!(NODES_BY_PHASE, "phase" => phase, "kind" => kind).increment(1);
+}
+
+pub(crate) fn execution_phase(phase: &'static str) {
+    metrics::counter!(EXECUTIONS_BY_PHASE, "phase" => phase).increment(1);
+}
