@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,12 +128,12 @@ def remote(server: Server):
     )
 
 
-def pyflyte(server: Server, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Runs the real `pyflyte` CLI from the venv against the server, from the repo root."""
+def pyflyte(server: Server, *args: str, cwd: pathlib.Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs the real `pyflyte` CLI from the venv against the server."""
     exe = pathlib.Path(sys.executable).with_name("pyflyte")
     cmd = [str(exe), "--config", str(server.config_path), *args]
     env = _clean_env({"FLYTECTL_CONFIG": str(server.config_path)})
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @dataclasses.dataclass
@@ -140,17 +141,33 @@ class Registration:
     version: str
     first: subprocess.CompletedProcess
     seconds: float
+    root: pathlib.Path
+
+    def register(self, server: Server) -> subprocess.CompletedProcess:
+        return pyflyte(
+            server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", self.version, "examples",
+            cwd=self.root,
+        )
 
 
 @pytest.fixture(scope="session")
-def registered(server: Server) -> Registration:
-    """`pyflyte register examples/` once per session, with a known version."""
+def registered(server: Server, tmp_path_factory) -> Registration:
+    """`pyflyte register examples/` once per session, with a known version.
+
+    It runs from a copy of examples/ in a project directory of its own: the fast-registration
+    bundle packs the whole project root, and the same version must give the same bundle when
+    it is registered again.
+    """
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(REPO / "examples", root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     version = "e2e-" + uuid.uuid4().hex[:12]
+    reg = Registration(version, None, 0.0, root)  # type: ignore[arg-type]
     started = time.monotonic()
-    result = pyflyte(server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version, "examples")
+    result = reg.register(server)
     seconds = time.monotonic() - started
     print(f"\npyflyte register examples/ took {seconds:.1f}s", file=sys.stderr)
-    return Registration(version, result, seconds)
+    reg.first, reg.seconds = result, seconds
+    return reg
 
 
 def describe(result: subprocess.CompletedProcess, server: Server | None = None) -> str:

@@ -19,7 +19,7 @@ import urllib.request
 import grpc
 import pytest
 
-from conftest import DOMAIN, PROJECT, REPO, Registration, Server, describe, pyflyte
+from conftest import DOMAIN, PROJECT, REPO, Registration, Server, describe
 
 sys.path.insert(0, str(REPO))
 
@@ -199,18 +199,21 @@ def test_fast_registration_bundle_is_in_the_blob_store(server: Server, remote, r
 
 
 def test_registering_again_succeeds(server: Server, registered: Registration):
-    again = pyflyte(
-        server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", registered.version, "examples"
-    )
+    again = registered.register(server)
     assert again.returncode == 0, describe(again, server)
 
 
-def test_identical_task_again_is_already_exists(remote, registered: Registration, local: Local):
-    task = local.tasks["examples.basics.add"]
-    spec = get_serializable(collections.OrderedDict(), _settings(registered.version), task)
-    ident = Identifier(ResourceType.TASK, PROJECT, DOMAIN, task.name, registered.version)
+def _registered_template(remote, version: str, name: str):
+    ident = Identifier(ResourceType.TASK, PROJECT, DOMAIN, name, version)
+    return ident, remote.client.get_task(ident).closure.compiled_task.template
+
+
+def test_identical_task_again_is_already_exists(remote, registered: Registration):
+    """The template admin returned, sent again, is identical content: flyteadmin digests the
+    compiled task template (GetTaskDigest), not the optional description that pyflyte adds."""
+    ident, template = _registered_template(remote, registered.version, "examples.basics.add")
     with pytest.raises(FlyteEntityAlreadyExistsException):
-        remote.client.create_task(ident, TaskSpec(spec.template))
+        remote.client.create_task(ident, TaskSpec(template))
 
 
 def _grpc_error(exc: BaseException) -> grpc.RpcError:
@@ -219,14 +222,12 @@ def _grpc_error(exc: BaseException) -> grpc.RpcError:
     return cause
 
 
-def test_same_task_id_different_content_is_invalid_argument(remote, registered: Registration, local: Local):
-    task = local.tasks["examples.basics.add"]
-    settings = _settings(registered.version)
-    settings.image_config = ImageConfig.auto(img_name="example.com/other-image:1")
-    spec = get_serializable(collections.OrderedDict(), settings, task)
-    ident = Identifier(ResourceType.TASK, PROJECT, DOMAIN, task.name, registered.version)
+def test_same_task_id_different_content_is_invalid_argument(remote, registered: Registration):
+    ident, template = _registered_template(remote, registered.version, "examples.basics.add")
+    proto = template.to_flyte_idl()
+    proto.container.image = "example.com/other-image:1"
     with pytest.raises(FlyteInvalidInputException) as err:
-        remote.client.create_task(ident, TaskSpec(spec.template))
+        remote.client.create_task(ident, TaskSpec(type(template).from_flyte_idl(proto)))
     rpc = _grpc_error(err.value)
     assert rpc.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "different" in rpc.details().lower(), rpc.details()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: the one command the README and .ci/run use.
+#
+#   1. PostgreSQL for the store conformance suite (scripts/postgres.sh installs and starts it)
+#   2. the Python venv with the real flytekit from PyPI (scripts/setup-python.sh), in the
+#      background while Rust builds
+#   3. cargo test --workspace (SQLite always; PostgreSQL through FLYTE_RS_TEST_POSTGRES_URL)
+#   4. the end-to-end suite: pyflyte and FlyteRemote against target/debug/flyte-rs
+#
+# Every stage runs even if an earlier one failed; the exit code is non-zero if any failed.
+# pytest's summary is the last line printed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+SECONDS=0
+failed=()
+log() { printf '\n=== [%4ds] %s\n' "$SECONDS" "$*"; }
+
+log "Python venv (flytekit from PyPI), in the background"
+venv_log="$(mktemp)"
+scripts/setup-python.sh >"$venv_log" 2>&1 &
+venv_pid=$!
+
+log "PostgreSQL"
+if pg_url="$(scripts/postgres.sh | tail -n 1)" && [[ "$pg_url" == postgres* ]]; then
+  export FLYTE_RS_TEST_POSTGRES_URL="$pg_url"
+  echo "FLYTE_RS_TEST_POSTGRES_URL=$pg_url"
+else
+  echo "scripts/postgres.sh failed: the PostgreSQL conformance tests cannot run" >&2
+  failed+=("postgres")
+fi
+
+log "cargo test --workspace"
+if ! cargo test --workspace --no-fail-fast; then
+  failed+=("cargo test")
+fi
+
+log "cargo build -p flyte-rs (the binary the end-to-end suite runs)"
+if ! cargo build -p flyte-rs; then
+  failed+=("cargo build")
+fi
+
+log "waiting for the Python venv"
+if ! wait "$venv_pid"; then
+  cat "$venv_log" >&2
+  failed+=("setup-python")
+fi
+python="$(tail -n 1 "$venv_log")"
+rm -f "$venv_log"
+
+if ((${#failed[@]})); then
+  log "FAILED stages so far (the exit code will be non-zero): ${failed[*]}"
+fi
+log "end-to-end suite (tests/e2e, real pyflyte) after ${SECONDS}s"
+if [[ -x "$python" ]]; then
+  "$python" -m pytest tests/e2e -v --durations=5 -p no:cacheprovider
+  rc=$?
+  # 5 = no tests collected: that is a failure here, not a pass.
+  ((rc == 0)) || failed+=("e2e (pytest exit $rc)")
+else
+  echo "no Python venv: end-to-end suite not run" >&2
+  failed+=("e2e (no venv)")
+fi
+
+# Nothing is printed after pytest's summary line: the failed stages were listed above it.
+((${#failed[@]} == 0))
