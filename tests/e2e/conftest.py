@@ -1,7 +1,7 @@
 """End-to-end fixtures: a real `flyte-rs` process and the real flytekit client from PyPI.
 
-The server binary is `target/debug/flyte-rs` (built by scripts/test.sh), or the one named by
-FLYTE_RS_BIN. Each session starts one server on a random free port with a temporary data
+The server binary is `target/debug/flyte-rs` (built by scripts/test.sh; `$CARGO_TARGET_DIR` is
+honoured), or the one named by FLYTE_RS_TEST_BIN. Each session starts one server on a random free port with a temporary data
 dir, and writes a flytekit config file pointing at it.
 """
 
@@ -49,7 +49,8 @@ class Server:
 
 
 def _binary() -> pathlib.Path:
-    path = pathlib.Path(os.environ.get("FLYTE_RS_BIN", REPO / "target" / "debug" / "flyte-rs"))
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    path = pathlib.Path(os.environ.get("FLYTE_RS_TEST_BIN", target / "debug" / "flyte-rs"))
     if not path.is_file():
         pytest.exit(f"{path} not found: build it first (cargo build -p flyte-rs) or run scripts/test.sh", 2)
     return path
