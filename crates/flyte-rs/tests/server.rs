@@ -159,3 +159,32 @@ async fn data_stays_in_the_temp_dir() {
     assert!(dir.join("blobs").is_dir());
     server.shutdown().await.unwrap();
 }
+
+/// The same server on PostgreSQL, when scripts/test.sh provides one
+/// (`FLYTE_RS_TEST_POSTGRES_URL`); skipped otherwise.
+#[tokio::test]
+async fn serves_with_postgres_metadata() {
+    let Ok(url) = std::env::var("FLYTE_RS_TEST_POSTGRES_URL") else {
+        eprintln!("FLYTE_RS_TEST_POSTGRES_URL unset: skipping the PostgreSQL variant");
+        return;
+    };
+    let server = TestServer::start_with(|c| c.storage.metadata_url = Some(url))
+        .await
+        .expect("starts on PostgreSQL");
+    let r = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let mut client = grpc(&server).await;
+    let projects = client
+        .list_projects(ProjectListRequest {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("ListProjects")
+        .into_inner();
+    assert!(
+        projects.projects.iter().any(|p| p.id == "flytesnacks"),
+        "{projects:?}"
+    );
+    server.shutdown().await.unwrap();
+}
