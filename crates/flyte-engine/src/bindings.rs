@@ -16,10 +16,8 @@ use crate::msgpack::{self, MpValue};
 pub fn promised_nodes<'a>(bindings: &'a [Binding], out: &mut Vec<&'a str>) {
     fn walk<'a>(b: &'a BindingData, out: &mut Vec<&'a str>) {
         match &b.value {
-            Some(binding_data::Value::Promise(p)) => {
-                if !out.contains(&p.node_id.as_str()) {
-                    out.push(&p.node_id)
-                }
+            Some(binding_data::Value::Promise(p)) if !out.contains(&p.node_id.as_str()) => {
+                out.push(&p.node_id)
             }
             Some(binding_data::Value::Collection(c)) => {
                 c.bindings.iter().for_each(|b| walk(b, out))
@@ -380,8 +378,8 @@ mod tests {
                 node_id: "n0".into(),
                 var: "o0".into(),
                 attr_path: vec![attr_s("k"), attr_i(1), attr_s("inner"), attr_s("x")],
-                ..Default::default()
             })),
+            ..Default::default()
         };
         let got = resolve_data(&bd, &outputs).unwrap();
         assert_eq!(got, prim_lit(primitive::Value::FloatValue(3.0)));
@@ -390,8 +388,8 @@ mod tests {
                 node_id: "n0".into(),
                 var: "o0".into(),
                 attr_path: vec![attr_s("nope")],
-                ..Default::default()
             })),
+            ..Default::default()
         };
         assert!(resolve_data(&bad, &outputs).unwrap_err().contains("nope"));
     }

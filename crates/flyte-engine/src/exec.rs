@@ -2,7 +2,7 @@
 //!
 //! A wake drains the messages that woke it (attempt updates, control, timers), then runs
 //! ready nodes until nothing more can move without outside input, commits one batch (events
-//! + journal) to the sink, and only then acts on the world (starts/aborts task attempts).
+//! and journal) to the sink, and only then acts on the world (starts/aborts task attempts).
 //! Ready nodes are tracked with per-node pending-upstream counters, so a wake costs time in
 //! proportion to what changed, not to the size of the workflow.
 
@@ -785,10 +785,8 @@ impl ExecActor {
             match self.nodes[i].phase() {
                 p if p.is_success() => succeeded += 1,
                 NodePhase::Queued | NodePhase::Running => active += 1,
-                NodePhase::Failed | NodePhase::TimedOut => {
-                    if error.is_none() {
-                        error = self.nodes[i].rec.error.clone();
-                    }
+                NodePhase::Failed | NodePhase::TimedOut if error.is_none() => {
+                    error = self.nodes[i].rec.error.clone();
                 }
                 _ => {}
             }

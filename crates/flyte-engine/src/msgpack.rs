@@ -89,11 +89,11 @@ impl Reader<'_> {
             0xc0 => MpValue::Nil,
             0xc2 => MpValue::Bool(false),
             0xc3 => MpValue::Bool(true),
-            0xc4 | 0xc5 | 0xc6 => {
+            0xc4..=0xc6 => {
                 let n = self.be(1 << (m - 0xc4))? as usize;
                 MpValue::Bin(self.take(n)?.to_vec())
             }
-            0xc7 | 0xc8 | 0xc9 => {
+            0xc7..=0xc9 => {
                 let n = self.be(1 << (m - 0xc7))? as usize;
                 return self.ext(n);
             }
@@ -105,15 +105,15 @@ impl Reader<'_> {
             0xd2 => MpValue::Int(i64::from(self.be(4)? as u32 as i32)),
             0xd3 => MpValue::Int(self.be(8)? as i64),
             0xd4..=0xd8 => return self.ext(1 << (m - 0xd4)),
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let n = self.be(1 << (m - 0xd9))? as usize;
                 return self.str(n);
             }
-            0xdc | 0xdd => {
+            0xdc..=0xdd => {
                 let n = self.be(2 << (m - 0xdc))? as usize;
                 return self.array(n, depth);
             }
-            0xde | 0xdf => {
+            0xde..=0xdf => {
                 let n = self.be(2 << (m - 0xde))? as usize;
                 return self.map(n, depth);
             }
