@@ -1290,3 +1290,75 @@ async fn attribute_paths_and_map_bindings() {
     assert_eq!(as_int(&m.literals["a"]), Some(8));
     assert_eq!(as_int(&m.literals["b"]), Some(100));
 }
+
+/// A size check, not a benchmark: a 500-node chain and a 2,000-node fan-out finish, and the
+/// per-node engine cost is printed (`--nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_chain_and_fan_out_finish() {
+    let env = env();
+    env.backend.set(
+        "inc",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    let (wf, tasks) = chain(500);
+    let t = std::time::Instant::now();
+    let phase = run(
+        &env,
+        request("big-chain", compile(&wf, &[], &tasks), &[("x", int_lit(0))]),
+    )
+    .await;
+    assert_eq!(phase, WorkflowPhase::Succeeded);
+    let chain_time = t.elapsed();
+    assert_eq!(
+        as_int(&wf_output(&env, "big-chain").await.literals["o"]),
+        Some(500)
+    );
+
+    let n = 2000;
+    env.backend.set("sum", Behavior::default());
+    let inc = calc_task("inc", &[("x", int_t())], 0, None);
+    let sum = calc_task("sum", &[("xs", list_t(int_t()))], 0, None);
+    let mut nodes: Vec<Node> = (0..n)
+        .map(|i| {
+            task_node(
+                &format!("f{i}"),
+                "inc",
+                vec![bind("x", promise("start-node", "x"))],
+            )
+        })
+        .collect();
+    let coll = BindingData {
+        value: Some(binding_data::Value::Collection(BindingDataCollection {
+            bindings: (0..n).map(|i| promise(&format!("f{i}"), "o0")).collect(),
+        })),
+        ..Default::default()
+    };
+    nodes.push(task_node("total", "sum", vec![bind("xs", coll)]));
+    let wf = workflow(
+        "fan",
+        &[("x", int_t())],
+        nodes,
+        vec![bind("o", promise("total", "o0"))],
+        &[("o", int_t())],
+    );
+    let compiled = compile(&wf, &[], &[inc, sum]);
+    let t = std::time::Instant::now();
+    assert_eq!(
+        run(&env, request("big-fan", compiled, &[("x", int_lit(1))])).await,
+        WorkflowPhase::Succeeded
+    );
+    let fan_time = t.elapsed();
+    assert_eq!(
+        as_int(&wf_output(&env, "big-fan").await.literals["o"]),
+        Some(2 * n as i64)
+    );
+    println!(
+        "chain(500): {chain_time:?} ({:?}/node); fan-out({n}): {fan_time:?} ({:?}/node); batches: {}",
+        chain_time / 500,
+        fan_time / n as u32,
+        env.sink.batches().len()
+    );
+}
