@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 
 use backend_support::*;
 use flyte_engine::backend::{
-    AttemptOutcome, AttemptUpdate, BackendError, LocalProcessBackend, LocalProcessConfig, LogLayout, TaskBackend,
+    AttemptOutcome, AttemptUpdate, BackendError, LocalProcessBackend, LocalProcessConfig,
+    LogLayout, TaskBackend,
 };
-use flyteidl::core::{ContainerError, ErrorDocument, SimpleType, TaskTemplate, container_error, execution_error};
+use flyteidl::core::{
+    ContainerError, ErrorDocument, SimpleType, TaskTemplate, container_error, execution_error,
+};
 use prost::Message;
 use tokio::sync::mpsc;
 
@@ -46,7 +49,19 @@ async fn renders_templates_sets_the_environment_and_keeps_logs() {
     let f = Fixture::new();
     let b = backend(&f, |_| {});
     let k = key("exec1", "n0", 0);
-    f.write_inputs(&k, &literal_map(&[("x", int(41)), ("name", prim(flyteidl::core::primitive::Value::StringValue("world".into())))])).await;
+    f.write_inputs(
+        &k,
+        &literal_map(&[
+            ("x", int(41)),
+            (
+                "name",
+                prim(flyteidl::core::primitive::Value::StringValue(
+                    "world".into(),
+                )),
+            ),
+        ]),
+    )
+    .await;
     // The outputs the task copies into its output prefix.
     let expected = literal_map(&[("o0", int(42))]);
     let expected_file = f.data_dir().join("expected.pb");
@@ -82,7 +97,10 @@ echo to-stderr >&2
         "python-task",
         &["sh", "-c", &script],
         &[("MINE", "from-task"), ("CLASH", "task")],
-        interface(&[("x", SimpleType::Integer)], &[("o0", SimpleType::Integer)]),
+        interface(
+            &[("x", SimpleType::Integer)],
+            &[("o0", SimpleType::Integer)],
+        ),
     );
     template.id = task_id("my.module.my_task");
     let mut attempt = f.attempt(k.clone(), template.clone());
@@ -100,7 +118,10 @@ echo to-stderr >&2
         AttemptOutcome::Succeeded { logs } => assert_eq!(logs[0].uri, log_url),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&updates[..], [AttemptUpdate::Running { logs }] if logs[0].uri == log_url), "{updates:?}");
+    assert!(
+        matches!(&updates[..], [AttemptUpdate::Running { logs }] if logs[0].uri == log_url),
+        "{updates:?}"
+    );
     assert_eq!(f.read_outputs(&k).await.unwrap(), expected);
 
     let report = std::fs::read_to_string(&report).unwrap();
@@ -116,27 +137,51 @@ echo to-stderr >&2
     assert_eq!(line("outputPrefix"), paths.output_prefix);
     assert_eq!(line("raw"), paths.raw_output_prefix);
     assert_eq!(line("ckpt"), paths.checkpoint_prefix);
-    assert_eq!(line("prev"), "\"\"", "first attempt: a literal empty quoted string");
+    assert_eq!(
+        line("prev"),
+        "\"\"",
+        "first attempt: a literal empty quoted string"
+    );
     assert_eq!(line("key"), "exec1_n0_0");
     assert_eq!(line("tpl"), paths.task_template);
     assert_eq!(line("x"), "41 name=world");
     assert_eq!(line("exec"), "exec1 attempt=0 task=my.module.my_task");
-    assert_eq!(line("mine"), "from-task clash=engine engine=yes", "the engine's env wins over the container's");
+    assert_eq!(
+        line("mine"),
+        "from-task clash=engine engine=yes",
+        "the engine's env wins over the container's"
+    );
     assert_eq!(line("index"), "3 via=FLYTE_K8S_ARRAY_INDEX");
     let cwd = PathBuf::from(line("cwd"));
-    assert!(cwd.starts_with(f.data_dir().join("work")), "{}", cwd.display());
+    assert!(
+        cwd.starts_with(f.data_dir().join("work")),
+        "{}",
+        cwd.display()
+    );
     assert!(!cwd.exists(), "the working directory is removed afterwards");
 
     // task.pb was written because the template asked for it.
-    let task_pb = f.get_optional(&paths.task_template).await.expect("task.pb written");
+    let task_pb = f
+        .get_optional(&paths.task_template)
+        .await
+        .expect("task.pb written");
     assert_eq!(TaskTemplate::decode(task_pb).unwrap(), template);
 
     // The log keeps stdout and stderr; its URL maps back to the file.
     let log_file = b.log_layout().log_file_for(&k);
-    assert_eq!(log_file, f.data_dir().join("logs/flytesnacks/development/exec1/n0/0.log"));
+    assert_eq!(
+        log_file,
+        f.data_dir()
+            .join("logs/flytesnacks/development/exec1/n0/0.log")
+    );
     let log = std::fs::read_to_string(&log_file).unwrap();
-    assert!(log.contains("to-stdout") && log.contains("to-stderr"), "{log}");
-    let tail = log_url.strip_prefix("http://127.0.0.1:30080/logs/").unwrap();
+    assert!(
+        log.contains("to-stdout") && log.contains("to-stderr"),
+        "{log}"
+    );
+    let tail = log_url
+        .strip_prefix("http://127.0.0.1:30080/logs/")
+        .unwrap();
     assert_eq!(b.log_layout().file_for_url_path(tail), Some(log_file));
     assert_eq!(LogLayout::key_for_url_path(tail), Some(k));
     assert_eq!(b.active(), 0);
@@ -148,14 +193,23 @@ async fn later_attempts_get_the_previous_checkpoint() {
     let b = backend(&f, |_| {});
     let k = key("exec2", "n1", 2);
     let report = f.data_dir().join("prev.txt");
-    let script = format!(r#"echo "{{{{.prevCheckpointPrefix}}}} {{{{.perRetryUniqueKey}}}}" > "{}""#, report.display());
+    let script = format!(
+        r#"echo "{{{{.prevCheckpointPrefix}}}} {{{{.perRetryUniqueKey}}}}" > "{}""#,
+        report.display()
+    );
     let attempt = f.attempt(k.clone(), shell_task(&script, None));
     let prev = attempt.paths.prev_checkpoint_prefix.clone().unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     b.start(attempt, tx).await.unwrap();
     let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
-    assert!(matches!(outcome, AttemptOutcome::Succeeded { .. }), "{outcome:?}");
-    assert_eq!(std::fs::read_to_string(&report).unwrap().trim(), format!("{prev} exec2_n1_2"));
+    assert!(
+        matches!(outcome, AttemptOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&report).unwrap().trim(),
+        format!("{prev} exec2_n1_2")
+    );
 }
 
 #[tokio::test]
@@ -164,7 +218,11 @@ async fn a_virtual_environment_goes_in_front_of_path() {
     let venv = f.data_dir().join("venv");
     std::fs::create_dir_all(venv.join("bin")).unwrap();
     let tool = venv.join("bin/my-tool");
-    std::fs::write(&tool, "#!/bin/sh\necho \"tool ran with VIRTUAL_ENV=$VIRTUAL_ENV\" > \"$1\"\n").unwrap();
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\necho \"tool ran with VIRTUAL_ENV=$VIRTUAL_ENV\" > \"$1\"\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let b = backend(&f, |c| {
         c.venv = Some(venv.clone());
@@ -172,12 +230,23 @@ async fn a_virtual_environment_goes_in_front_of_path() {
     });
     let k = key("exec3", "n0", 0);
     let out = f.data_dir().join("tool.txt");
-    let template = container_task("python-task", &["my-tool", out.to_str().unwrap()], &[], None);
+    let template = container_task(
+        "python-task",
+        &["my-tool", out.to_str().unwrap()],
+        &[],
+        None,
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     b.start(f.attempt(k.clone(), template), tx).await.unwrap();
     let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
-    assert!(matches!(outcome, AttemptOutcome::Succeeded { .. }), "{outcome:?}");
-    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), format!("tool ran with VIRTUAL_ENV={}", venv.display()));
+    assert!(
+        matches!(outcome, AttemptOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        format!("tool ran with VIRTUAL_ENV={}", venv.display())
+    );
 }
 
 #[tokio::test]
@@ -187,15 +256,29 @@ async fn non_zero_exit_is_a_retryable_user_error_with_the_log_tail() {
     let k = key("exec4", "n0", 0);
     let script = "for i in $(seq 1 200); do echo \"noise $i\"; done; echo 'Traceback: something broke' >&2; exit 3";
     let (tx, mut rx) = mpsc::unbounded_channel();
-    b.start(f.attempt(k.clone(), shell_task(script, None)), tx).await.unwrap();
+    b.start(f.attempt(k.clone(), shell_task(script, None)), tx)
+        .await
+        .unwrap();
     let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
     let (error, retryable) = failure(&outcome);
     assert!(retryable);
     assert_eq!(error.kind, execution_error::ErrorKind::User as i32);
     assert_eq!(error.code, "Error");
-    assert!(error.message.contains("terminated with exit code (3)"), "{}", error.message);
-    assert!(error.message.contains("Traceback: something broke"), "{}", error.message);
-    assert!(!error.message.contains("noise 1\n"), "only the tail: {}", error.message);
+    assert!(
+        error.message.contains("terminated with exit code (3)"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("Traceback: something broke"),
+        "{}",
+        error.message
+    );
+    assert!(
+        !error.message.contains("noise 1\n"),
+        "only the tail: {}",
+        error.message
+    );
     assert!(matches!(&outcome, AttemptOutcome::Failed { logs, .. } if logs.len() == 1));
 }
 
@@ -205,16 +288,30 @@ async fn killed_by_sigkill_is_a_retryable_system_error() {
     let b = backend(&f, |_| {});
     let k = key("exec5", "n0", 0);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    b.start(f.attempt(k.clone(), shell_task("echo dying; kill -9 $$", None)), tx).await.unwrap();
+    b.start(
+        f.attempt(k.clone(), shell_task("echo dying; kill -9 $$", None)),
+        tx,
+    )
+    .await
+    .unwrap();
     let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
     let (error, retryable) = failure(&outcome);
     assert!(retryable);
     assert_eq!(error.kind, execution_error::ErrorKind::System as i32);
     assert_eq!(error.code, "Interrupted");
-    assert!(error.message.contains("(137)") && error.message.contains("SIGKILL"), "{}", error.message);
+    assert!(
+        error.message.contains("(137)") && error.message.contains("SIGKILL"),
+        "{}",
+        error.message
+    );
 }
 
-fn error_doc(kind: container_error::Kind, origin: execution_error::ErrorKind, code: &str, message: &str) -> Vec<u8> {
+fn error_doc(
+    kind: container_error::Kind,
+    origin: execution_error::ErrorKind,
+    code: &str,
+    message: &str,
+) -> Vec<u8> {
     ErrorDocument {
         error: Some(ContainerError {
             code: code.into(),
@@ -236,7 +333,11 @@ async fn run_with_error_file(doc: &[u8], exit: i32) -> AttemptOutcome {
     let doc_file = f.data_dir().join("error.pb");
     std::fs::write(&doc_file, doc).unwrap();
     let outputs_file = f.data_dir().join("outputs.pb");
-    std::fs::write(&outputs_file, literal_map(&[("o0", int(1))]).encode_to_vec()).unwrap();
+    std::fs::write(
+        &outputs_file,
+        literal_map(&[("o0", int(1))]).encode_to_vec(),
+    )
+    .unwrap();
     let script = format!(
         r#"{FS}
 out=$(fs "{{{{.outputPrefix}}}}"); mkdir -p "$out"
@@ -254,17 +355,34 @@ cp "{}" "$out/error.pb"; cp "{}" "$out/outputs.pb"; exit {exit}"#,
 async fn error_pb_is_read_before_outputs() {
     // flytekit: a user error, error.pb written, exit 0.
     let outcome = run_with_error_file(
-        &error_doc(container_error::Kind::NonRecoverable, execution_error::ErrorKind::User, "USER:ValueError", "bad value"),
+        &error_doc(
+            container_error::Kind::NonRecoverable,
+            execution_error::ErrorKind::User,
+            "USER:ValueError",
+            "bad value",
+        ),
         0,
     )
     .await;
     let (error, retryable) = failure(&outcome);
     assert!(!retryable);
     assert_eq!(error.kind, execution_error::ErrorKind::User as i32);
-    assert_eq!((error.code.as_str(), error.message.as_str(), error.worker.as_str()), ("USER:ValueError", "bad value", "worker-0"));
+    assert_eq!(
+        (
+            error.code.as_str(),
+            error.message.as_str(),
+            error.worker.as_str()
+        ),
+        ("USER:ValueError", "bad value", "worker-0")
+    );
 
     let outcome = run_with_error_file(
-        &error_doc(container_error::Kind::Recoverable, execution_error::ErrorKind::System, "SYSTEM:Flaky", "try again"),
+        &error_doc(
+            container_error::Kind::Recoverable,
+            execution_error::ErrorKind::System,
+            "SYSTEM:Flaky",
+            "try again",
+        ),
         0,
     )
     .await;
@@ -275,19 +393,33 @@ async fn error_pb_is_read_before_outputs() {
 
     // FLYTE_FAIL_ON_ERROR=true: error.pb and a non-zero exit; the document wins.
     let outcome = run_with_error_file(
-        &error_doc(container_error::Kind::Recoverable, execution_error::ErrorKind::User, "USER:Recoverable", "again"),
+        &error_doc(
+            container_error::Kind::Recoverable,
+            execution_error::ErrorKind::User,
+            "USER:Recoverable",
+            "again",
+        ),
         1,
     )
     .await;
     let (error, retryable) = failure(&outcome);
     assert!(retryable);
-    assert_eq!((error.code.as_str(), error.kind), ("USER:Recoverable", execution_error::ErrorKind::User as i32));
+    assert_eq!(
+        (error.code.as_str(), error.kind),
+        ("USER:Recoverable", execution_error::ErrorKind::User as i32)
+    );
 
     // A document without an error: recoverable SYSTEM ErrorFileBadFormat.
     let outcome = run_with_error_file(&ErrorDocument { error: None }.encode_to_vec(), 0).await;
     let (error, retryable) = failure(&outcome);
     assert!(retryable);
-    assert_eq!((error.code.as_str(), error.kind), ("ErrorFileBadFormat", execution_error::ErrorKind::System as i32));
+    assert_eq!(
+        (error.code.as_str(), error.kind),
+        (
+            "ErrorFileBadFormat",
+            execution_error::ErrorKind::System as i32
+        )
+    );
 }
 
 #[tokio::test]
@@ -299,16 +431,27 @@ async fn missing_outputs_futures_and_no_outputs() {
     let k1 = key("exec7", "n0", 0);
     let (tx1, mut rx1) = mpsc::unbounded_channel();
     let declared = interface(&[], &[("o0", SimpleType::Integer)]);
-    b.start(f.attempt(k1.clone(), shell_task("true", declared.clone())), tx1).await.unwrap();
+    b.start(
+        f.attempt(k1.clone(), shell_task("true", declared.clone())),
+        tx1,
+    )
+    .await
+    .unwrap();
     // No outputs declared: success without outputs.pb.
     let k2 = key("exec7", "n1", 0);
     let (tx2, mut rx2) = mpsc::unbounded_channel();
-    b.start(f.attempt(k2.clone(), shell_task("true", None)), tx2).await.unwrap();
+    b.start(f.attempt(k2.clone(), shell_task("true", None)), tx2)
+        .await
+        .unwrap();
     // A dynamic task: futures.pb instead of outputs.pb.
     let k3 = key("exec7", "n2", 0);
     let (tx3, mut rx3) = mpsc::unbounded_channel();
-    let script = format!(r#"{FS}; out=$(fs "{{{{.outputPrefix}}}}"); mkdir -p "$out"; printf '' > "$out/futures.pb""#);
-    b.start(f.attempt(k3.clone(), shell_task(&script, declared)), tx3).await.unwrap();
+    let script = format!(
+        r#"{FS}; out=$(fs "{{{{.outputPrefix}}}}"); mkdir -p "$out"; printf '' > "$out/futures.pb""#
+    );
+    b.start(f.attempt(k3.clone(), shell_task(&script, declared)), tx3)
+        .await
+        .unwrap();
 
     let (_, o1) = until_finished(&mut rx1, &k1, WAIT).await;
     let (error, retryable) = failure(&o1);
@@ -366,7 +509,10 @@ async fn a_timeout_kills_the_whole_process_group() {
     let elapsed = started.elapsed();
     let (error, retryable) = failure(&outcome);
     assert!(retryable);
-    assert_eq!((error.code.as_str(), error.kind), ("TimeoutExpired", execution_error::ErrorKind::User as i32));
+    assert_eq!(
+        (error.code.as_str(), error.kind),
+        ("TimeoutExpired", execution_error::ErrorKind::User as i32)
+    );
     assert!(error.message.contains("[800ms]"), "{}", error.message);
     // SIGTERM is ignored: SIGKILL after the 500 ms grace period.
     assert!(elapsed >= Duration::from_millis(1300), "{elapsed:?}");
@@ -380,16 +526,25 @@ async fn abort_kills_the_whole_process_group() {
     let k = key("exec9", "n0", 0);
     let (script, pids) = sleeper(&f.data_dir(), false);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    b.start(f.attempt(k.clone(), shell_task(&script, None)), tx).await.unwrap();
+    b.start(f.attempt(k.clone(), shell_task(&script, None)), tx)
+        .await
+        .unwrap();
     let pids = parse_pids(&wait_for_file(&pids, WAIT).await);
     assert_eq!(b.active(), 1);
     let started = Instant::now();
     b.abort(&k).await;
     let (updates, outcome) = until_finished(&mut rx, &k, WAIT).await;
     assert_eq!(outcome, AttemptOutcome::Aborted);
-    assert!(matches!(updates[..], [AttemptUpdate::Running { .. }]), "{updates:?}");
+    assert!(
+        matches!(updates[..], [AttemptUpdate::Running { .. }]),
+        "{updates:?}"
+    );
     // SIGTERM is enough here: no need to wait for the grace period.
-    assert!(started.elapsed() < Duration::from_millis(450), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
     assert_all_dead(&pids).await;
     assert_eq!(b.active(), 0);
     // Aborting what is not running is a no-op.
@@ -405,11 +560,19 @@ async fn leftover_background_processes_die_with_the_task() {
     let b = backend(&f, |_| {});
     let k = key("exec10", "n0", 0);
     let pids = f.data_dir().join("bg.txt");
-    let script = format!(r#"sleep 1000 & echo "$!" > "{p}.tmp"; mv "{p}.tmp" "{p}"; exit 0"#, p = pids.display());
+    let script = format!(
+        r#"sleep 1000 & echo "$!" > "{p}.tmp"; mv "{p}.tmp" "{p}"; exit 0"#,
+        p = pids.display()
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
-    b.start(f.attempt(k.clone(), shell_task(&script, None)), tx).await.unwrap();
+    b.start(f.attempt(k.clone(), shell_task(&script, None)), tx)
+        .await
+        .unwrap();
     let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
-    assert!(matches!(outcome, AttemptOutcome::Succeeded { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, AttemptOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
     assert_all_dead(&parse_pids(&std::fs::read_to_string(&pids).unwrap())).await;
 }
 
@@ -426,14 +589,25 @@ async fn the_concurrency_limit_queues_attempts() {
     let done = f.data_dir().join("k1.done");
     let first = format!(r#"sleep 0.5; touch "{}""#, done.display());
     let second = format!(r#"test -f "{}""#, done.display());
-    b.start(f.attempt(k1.clone(), shell_task(&first, None)), tx.clone()).await.unwrap();
-    b.start(f.attempt(k2.clone(), shell_task(&second, None)), tx.clone()).await.unwrap();
-    b.start(f.attempt(k3.clone(), shell_task("true", None)), tx).await.unwrap();
+    b.start(f.attempt(k1.clone(), shell_task(&first, None)), tx.clone())
+        .await
+        .unwrap();
+    b.start(f.attempt(k2.clone(), shell_task(&second, None)), tx.clone())
+        .await
+        .unwrap();
+    b.start(f.attempt(k3.clone(), shell_task("true", None)), tx)
+        .await
+        .unwrap();
     assert_eq!(b.active(), 3);
     // The third is aborted while it waits: it never runs.
     let mut order = Vec::new();
     let mut aborted_k3 = false;
-    while order.iter().filter(|(_, u)| matches!(u, AttemptUpdate::Finished(_))).count() < 3 {
+    while order
+        .iter()
+        .filter(|(_, u)| matches!(u, AttemptUpdate::Finished(_)))
+        .count()
+        < 3
+    {
         let (k, u) = next(&mut rx, WAIT).await;
         if k == k3 && matches!(u, AttemptUpdate::Queued { .. }) && !aborted_k3 {
             b.abort(&k3).await;
@@ -442,18 +616,33 @@ async fn the_concurrency_limit_queues_attempts() {
         order.push((k, u));
     }
     let pos = |k: &flyte_engine::backend::AttemptKey, pred: fn(&AttemptUpdate) -> bool| {
-        order.iter().position(|(kk, u)| kk == k && pred(u)).unwrap_or_else(|| panic!("{k:?} in {order:?}"))
+        order
+            .iter()
+            .position(|(kk, u)| kk == k && pred(u))
+            .unwrap_or_else(|| panic!("{k:?} in {order:?}"))
     };
     let queued = |u: &AttemptUpdate| matches!(u, AttemptUpdate::Queued { .. });
     let running = |u: &AttemptUpdate| matches!(u, AttemptUpdate::Running { .. });
     let finished = |u: &AttemptUpdate| matches!(u, AttemptUpdate::Finished(_));
-    assert!(order.iter().all(|(k, u)| k != &k1 || !queued(u)), "the first runs at once: {order:?}");
+    assert!(
+        order.iter().all(|(k, u)| k != &k1 || !queued(u)),
+        "the first runs at once: {order:?}"
+    );
     assert!(pos(&k2, queued) < pos(&k1, finished));
     assert!(pos(&k2, running) > pos(&k2, queued), "{order:?}");
-    assert!(matches!(order[pos(&k3, finished)].1, AttemptUpdate::Finished(AttemptOutcome::Aborted)));
-    assert!(order.iter().all(|(k, u)| k != &k3 || !running(u)), "{order:?}");
+    assert!(matches!(
+        order[pos(&k3, finished)].1,
+        AttemptUpdate::Finished(AttemptOutcome::Aborted)
+    ));
     assert!(
-        matches!(order[pos(&k2, finished)].1, AttemptUpdate::Finished(AttemptOutcome::Succeeded { .. })),
+        order.iter().all(|(k, u)| k != &k3 || !running(u)),
+        "{order:?}"
+    );
+    assert!(
+        matches!(
+            order[pos(&k2, finished)].1,
+            AttemptUpdate::Finished(AttemptOutcome::Succeeded { .. })
+        ),
         "the second ran after the first: {order:?}"
     );
 }
@@ -466,30 +655,106 @@ async fn start_errors() {
 
     // A missing input in {{.Inputs.x}}: refused at start, as a user error.
     let k = key("exec12", "n0", 0);
-    let err = b.start(f.attempt(k.clone(), shell_task("echo {{.Inputs.nope}}", None)), tx.clone()).await.unwrap_err();
-    assert!(matches!(&err, BackendError::Unsupported(m) if m.contains("nope")), "{err}");
+    let err = b
+        .start(
+            f.attempt(k.clone(), shell_task("echo {{.Inputs.nope}}", None)),
+            tx.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Unsupported(m) if m.contains("nope")),
+        "{err}"
+    );
     assert_eq!(b.active(), 0);
 
     // No container.
-    let err = b.start(f.attempt(k.clone(), plugin_task("python-task", None)), tx.clone()).await.unwrap_err();
+    let err = b
+        .start(
+            f.attempt(k.clone(), plugin_task("python-task", None)),
+            tx.clone(),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, BackendError::Unsupported(_)), "{err}");
 
     // A command that is not on PATH: a permanent StartError, explained in the log too.
-    let template = container_task("python-task", &["pyflyte-no-such-command", "--x"], &[], None);
-    b.start(f.attempt(k.clone(), template), tx.clone()).await.unwrap();
+    let template = container_task(
+        "python-task",
+        &["pyflyte-no-such-command", "--x"],
+        &[],
+        None,
+    );
+    b.start(f.attempt(k.clone(), template), tx.clone())
+        .await
+        .unwrap();
     let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
     let (error, retryable) = failure(&outcome);
     assert!(!retryable);
-    assert_eq!((error.code.as_str(), error.kind), ("StartError", execution_error::ErrorKind::User as i32));
-    assert!(error.message.contains("pyflyte-no-such-command"), "{}", error.message);
+    assert_eq!(
+        (error.code.as_str(), error.kind),
+        ("StartError", execution_error::ErrorKind::User as i32)
+    );
+    assert!(
+        error.message.contains("pyflyte-no-such-command"),
+        "{}",
+        error.message
+    );
     let log = std::fs::read_to_string(b.log_layout().log_file_for(&k)).unwrap();
     assert!(log.contains("not found on PATH"), "{log}");
 
     // The same attempt twice at once.
     let k = key("exec12", "n1", 0);
-    b.start(f.attempt(k.clone(), shell_task("sleep 5", None)), tx.clone()).await.unwrap();
-    let err = b.start(f.attempt(k.clone(), shell_task("sleep 5", None)), tx).await.unwrap_err();
+    b.start(
+        f.attempt(k.clone(), shell_task("sleep 5", None)),
+        tx.clone(),
+    )
+    .await
+    .unwrap();
+    let err = b
+        .start(f.attempt(k.clone(), shell_task("sleep 5", None)), tx)
+        .await
+        .unwrap_err();
     assert!(matches!(err, BackendError::Internal(_)), "{err}");
     b.abort(&k).await;
-    assert_eq!(until_finished(&mut rx, &k, WAIT).await.1, AttemptOutcome::Aborted);
+    assert_eq!(
+        until_finished(&mut rx, &k, WAIT).await.1,
+        AttemptOutcome::Aborted
+    );
+}
+
+#[tokio::test]
+async fn a_new_backend_kills_processes_an_earlier_one_left_running() {
+    let f = Fixture::new();
+    let first = backend(&f, |_| {});
+    let k = key("exec13", "n0", 0);
+    let (script, pids) = sleeper(&f.data_dir(), true);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    first
+        .start(f.attempt(k.clone(), shell_task(&script, None)), tx)
+        .await
+        .unwrap();
+    let pids = parse_pids(&wait_for_file(&pids, WAIT).await);
+
+    // A process group recorded under the work dir that does not work there is left alone.
+    let mut bystander = std::process::Command::new("sleep");
+    std::os::unix::process::CommandExt::process_group(&mut bystander, 0);
+    let mut bystander = bystander.arg("100").current_dir("/").spawn().unwrap();
+    let stray = f
+        .data_dir()
+        .join("work/flytesnacks/development/other/n0/0.pgid");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, bystander.id().to_string()).unwrap();
+
+    // The server restarts after a crash: a new backend over the same data dir.
+    let _second = backend(&f, |_| {});
+    assert_all_dead(&pids).await;
+    assert!(alive(bystander.id()), "an unrelated group survives");
+    assert!(!stray.exists());
+    bystander.kill().unwrap();
+    let _ = bystander.wait();
+
+    // The first backend sees its process killed from outside.
+    let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
+    assert_eq!(failure(&outcome).0.code, "Interrupted");
 }

@@ -218,7 +218,7 @@ fn escape_segment(s: &str) -> String {
         }
     }
     if out.is_empty() {
-        out.push_str("~");
+        out.push('~');
     }
     out
 }
@@ -271,7 +271,17 @@ impl std::fmt::Debug for LocalProcessBackend {
 
 impl LocalProcessBackend {
     /// A backend with this configuration, whose tasks reach data through `store`'s native URLs.
+    ///
+    /// Task processes left running by an earlier server process (killed before it could stop
+    /// them) are killed first: their working directories record their process groups.
     pub fn new(config: LocalProcessConfig, store: BlobStore) -> Self {
+        let reaped = reap_orphans(&config.work_dir);
+        if reaped > 0 {
+            tracing::warn!(
+                groups = reaped,
+                "killed task processes left over by an earlier server process"
+            );
+        }
         let limit = config.effective_concurrency();
         let layout = LogLayout::new(config.log_dir.clone(), config.public_url.clone());
         let path_env = config.effective_path();
@@ -561,6 +571,7 @@ async fn run_attempt(
     if !inner.config.keep_work_dirs {
         let _ = tokio::fs::remove_dir_all(&work_dir).await;
     }
+    let _ = tokio::fs::remove_file(pgid_file(&work_dir)).await;
     match outcome {
         Exit::Aborted => AttemptOutcome::Aborted,
         Exit::Failed(outcome) => outcome,
@@ -681,6 +692,8 @@ async fn run_process(
         }
     };
     let pgid = child.id().unwrap_or(0) as i32;
+    // Recorded so that a later server process can stop this group if this one dies first.
+    let _ = std::fs::write(pgid_file(work_dir), pgid.to_string());
     tracing::info!(
         project = %key.project, domain = %key.domain, execution = %key.execution, node = %key.node_id,
         attempt = key.retry_attempt, image = %prepared.image, pid = pgid, command = ?prepared.argv,
@@ -725,6 +738,76 @@ async fn run_process(
     };
     tracing::info!(execution = %key.execution, node = %key.node_id, attempt = key.retry_attempt, pid = pgid, "task process ended");
     exit
+}
+
+/// The file recording the process group of the attempt running in `work_dir`.
+fn pgid_file(work_dir: &Path) -> PathBuf {
+    let mut name = work_dir.as_os_str().to_owned();
+    name.push(".pgid");
+    PathBuf::from(name)
+}
+
+/// Kills the process groups recorded under `work_dir` whose members still work there (so a
+/// recycled group id is never hit); returns how many. Linux only (it reads `/proc`).
+fn reap_orphans(work_dir: &Path) -> usize {
+    let mut records = Vec::new();
+    let mut dirs = vec![work_dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(path),
+                Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "pgid") => {
+                    records.push(path)
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut reaped = 0;
+    for record in records {
+        let pgid: Option<i32> = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let attempt_dir = record.with_extension("");
+        if let Some(pgid) = pgid.filter(|p| *p > 1)
+            && group_works_in(pgid, &attempt_dir)
+        {
+            kill_group(pgid, libc::SIGKILL);
+            reaped += 1;
+        }
+        let _ = std::fs::remove_file(&record);
+    }
+    reaped
+}
+
+/// Whether a process of group `pgid` has its working directory in `dir`.
+fn group_works_in(pgid: i32, dir: &Path) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    procs.flatten().any(|p| {
+        let name = p.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // Fields after the command: state, ppid, pgrp, …
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<i32>().ok());
+        pgrp == Some(pgid)
+            && std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+    })
 }
 
 /// SIGTERM to the group, then SIGKILL to the group once the main process has exited or the

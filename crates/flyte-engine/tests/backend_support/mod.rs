@@ -10,8 +10,9 @@ use bytes::Bytes;
 use flyte_blob::BlobStore;
 use flyte_engine::backend::{AttemptKey, AttemptOutcome, AttemptPaths, AttemptUpdate, TaskAttempt};
 use flyteidl::core::{
-    Container, Identifier, KeyValuePair, Literal, LiteralMap, LiteralType, Primitive, Scalar, SimpleType,
-    TaskTemplate, TypedInterface, Variable, VariableMap, literal, literal_type, primitive, scalar, task_template,
+    Container, Identifier, KeyValuePair, Literal, LiteralMap, LiteralType, Primitive, Scalar,
+    SimpleType, TaskTemplate, TypedInterface, Variable, VariableMap, literal, literal_type,
+    primitive, scalar, task_template,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -38,9 +39,18 @@ impl Fixture {
         let exec = format!("metadata/{}-{}-{}", key.project, key.domain, key.execution);
         let data = format!("{exec}/{}/data", key.node_id);
         let out = format!("{data}/{}", key.retry_attempt);
-        let raw = format!("raw/{}-{}-{}", key.execution, key.node_id, key.retry_attempt);
-        let prev = (key.retry_attempt > 0)
-            .then(|| self.store.native_url(&format!("raw/{}-{}-{}/_flytecheckpoints", key.execution, key.node_id, key.retry_attempt - 1)));
+        let raw = format!(
+            "raw/{}-{}-{}",
+            key.execution, key.node_id, key.retry_attempt
+        );
+        let prev = (key.retry_attempt > 0).then(|| {
+            self.store.native_url(&format!(
+                "raw/{}-{}-{}/_flytecheckpoints",
+                key.execution,
+                key.node_id,
+                key.retry_attempt - 1
+            ))
+        });
         AttemptPaths {
             inputs: self.store.native_url(&format!("{data}/inputs.pb")),
             input_prefix: self.store.native_url(&data),
@@ -54,7 +64,10 @@ impl Fixture {
 
     pub async fn put_proto(&self, url: &str, msg: &impl Message) {
         let key = self.store.path_from_native_url(url).unwrap();
-        self.store.put(&key, Bytes::from(msg.encode_to_vec())).await.unwrap();
+        self.store
+            .put(&key, Bytes::from(msg.encode_to_vec()))
+            .await
+            .unwrap();
     }
 
     pub async fn get_optional(&self, url: &str) -> Option<Bytes> {
@@ -68,7 +81,9 @@ impl Fixture {
 
     pub async fn read_outputs(&self, key: &AttemptKey) -> Option<LiteralMap> {
         let url = format!("{}/outputs.pb", self.paths(key).output_prefix);
-        self.get_optional(&url).await.map(|b| LiteralMap::decode(b).unwrap())
+        self.get_optional(&url)
+            .await
+            .map(|b| LiteralMap::decode(b).unwrap())
     }
 
     pub fn attempt(&self, key: AttemptKey, template: TaskTemplate) -> TaskAttempt {
@@ -95,20 +110,37 @@ pub fn key(execution: &str, node: &str, attempt: u32) -> AttemptKey {
 }
 
 pub fn simple(t: SimpleType) -> LiteralType {
-    LiteralType { r#type: Some(literal_type::Type::Simple(t as i32)), ..Default::default() }
+    LiteralType {
+        r#type: Some(literal_type::Type::Simple(t as i32)),
+        ..Default::default()
+    }
 }
 
 pub fn vars(v: &[(&str, SimpleType)]) -> Option<VariableMap> {
     Some(VariableMap {
         variables: v
             .iter()
-            .map(|(n, t)| (n.to_string(), Variable { r#type: Some(simple(*t)), ..Default::default() }))
+            .map(|(n, t)| {
+                (
+                    n.to_string(),
+                    Variable {
+                        r#type: Some(simple(*t)),
+                        ..Default::default()
+                    },
+                )
+            })
             .collect(),
     })
 }
 
-pub fn interface(inputs: &[(&str, SimpleType)], outputs: &[(&str, SimpleType)]) -> Option<TypedInterface> {
-    Some(TypedInterface { inputs: vars(inputs), outputs: vars(outputs) })
+pub fn interface(
+    inputs: &[(&str, SimpleType)],
+    outputs: &[(&str, SimpleType)],
+) -> Option<TypedInterface> {
+    Some(TypedInterface {
+        inputs: vars(inputs),
+        outputs: vars(outputs),
+    })
 }
 
 pub fn task_id(name: &str) -> Option<Identifier> {
@@ -123,7 +155,12 @@ pub fn task_id(name: &str) -> Option<Identifier> {
 }
 
 /// A container task running `args` (no command), like flytekit's python tasks.
-pub fn container_task(ty: &str, args: &[&str], env: &[(&str, &str)], iface: Option<TypedInterface>) -> TaskTemplate {
+pub fn container_task(
+    ty: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    iface: Option<TypedInterface>,
+) -> TaskTemplate {
     TaskTemplate {
         id: task_id("test.task"),
         r#type: ty.into(),
@@ -131,7 +168,13 @@ pub fn container_task(ty: &str, args: &[&str], env: &[(&str, &str)], iface: Opti
         target: Some(task_template::Target::Container(Container {
             image: "ghcr.io/flyteorg/flytekit:py3.11-1.16.31".into(),
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: env.iter().map(|(k, v)| KeyValuePair { key: k.to_string(), value: v.to_string() }).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| KeyValuePair {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
             ..Default::default()
         })),
         ..Default::default()
@@ -145,12 +188,19 @@ pub fn shell_task(script: &str, iface: Option<TypedInterface>) -> TaskTemplate {
 
 /// A task type with no container (echo, core-sleep).
 pub fn plugin_task(ty: &str, iface: Option<TypedInterface>) -> TaskTemplate {
-    TaskTemplate { id: task_id(ty), r#type: ty.into(), interface: iface, ..Default::default() }
+    TaskTemplate {
+        id: task_id(ty),
+        r#type: ty.into(),
+        interface: iface,
+        ..Default::default()
+    }
 }
 
 pub fn prim(v: primitive::Value) -> Literal {
     Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar { value: Some(scalar::Value::Primitive(Primitive { value: Some(v) })) }))),
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive { value: Some(v) })),
+        }))),
         ..Default::default()
     }
 }
@@ -160,17 +210,29 @@ pub fn int(i: i64) -> Literal {
 }
 
 pub fn duration(d: Duration) -> Literal {
-    prim(primitive::Value::Duration(pbjson_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }))
+    prim(primitive::Value::Duration(pbjson_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }))
 }
 
 pub fn literal_map(entries: &[(&str, Literal)]) -> LiteralMap {
-    LiteralMap { literals: entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() }
+    LiteralMap {
+        literals: entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    }
 }
 
 pub type Updates = mpsc::UnboundedReceiver<(AttemptKey, AttemptUpdate)>;
 
 /// Collects the updates of `key` until its `Finished` (other keys' updates are kept aside).
-pub async fn until_finished(rx: &mut Updates, key: &AttemptKey, within: Duration) -> (Vec<AttemptUpdate>, AttemptOutcome) {
+pub async fn until_finished(
+    rx: &mut Updates,
+    key: &AttemptKey,
+    within: Duration,
+) -> (Vec<AttemptUpdate>, AttemptOutcome) {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -190,7 +252,10 @@ pub async fn until_finished(rx: &mut Updates, key: &AttemptKey, within: Duration
 
 /// Waits for the next update of any attempt.
 pub async fn next(rx: &mut Updates, within: Duration) -> (AttemptKey, AttemptUpdate) {
-    tokio::time::timeout(within, rx.recv()).await.expect("no update in time").expect("channel closed")
+    tokio::time::timeout(within, rx.recv())
+        .await
+        .expect("no update in time")
+        .expect("channel closed")
 }
 
 /// Whether a process is alive (a zombie counts as dead).
@@ -198,7 +263,10 @@ pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => false,
         Ok(stat) => {
-            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X"))
         }
     }
@@ -213,14 +281,20 @@ pub async fn wait_for_file(path: &Path, within: Duration) -> String {
         {
             return s;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{} did not appear", path.display());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 pub fn failure(outcome: &AttemptOutcome) -> (&flyteidl::core::ExecutionError, bool) {
     match outcome {
-        AttemptOutcome::Failed { error, retryable, .. } => (error, *retryable),
+        AttemptOutcome::Failed {
+            error, retryable, ..
+        } => (error, *retryable),
         other => panic!("expected a failure, got {other:?}"),
     }
 }
