@@ -5,6 +5,7 @@
 pub mod error;
 pub mod fidelity;
 pub mod gateway;
+pub mod launcher;
 pub mod router;
 pub mod service;
 pub mod state;

@@ -53,4 +53,6 @@ pub struct AdminState {
     pub store: Arc<dyn MetadataStore>,
     pub blob: BlobStore,
     pub config: Arc<AdminConfig>,
+    /// Runs accepted executions (the engine); `None`: executions are only recorded.
+    pub launcher: Option<Arc<dyn crate::launcher::ExecutionLauncher>>,
 }

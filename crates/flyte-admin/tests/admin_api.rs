@@ -574,11 +574,11 @@ async fn projects_and_domains() {
 }
 
 #[tokio::test]
-async fn executions_answer_unimplemented() {
+async fn relaunch_and_attributes_answer_unimplemented() {
     let mut server = start().await;
     let c = &mut server.client;
     let err = c
-        .create_execution(ExecutionCreateRequest::default())
+        .relaunch_execution(ExecutionRelaunchRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);

@@ -141,6 +141,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         store: store.clone(),
         blob,
         config: Arc::new(admin_config(&config, &public_url)),
+        launcher: None,
     };
     let app = app(admin, store);
 

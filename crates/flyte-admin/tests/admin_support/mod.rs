@@ -47,6 +47,7 @@ pub async fn start_with(config: AdminConfig) -> TestServer {
         store,
         blob,
         config: Arc::new(config),
+        launcher: None,
     };
     let service = fidelity::layer(max).layer(admin_service(state.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

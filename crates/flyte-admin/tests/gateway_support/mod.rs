@@ -51,6 +51,7 @@ pub async fn start_with(edit: impl FnOnce(&mut AdminConfig)) -> TestServer {
         store,
         blob,
         config: Arc::new(config),
+        launcher: None,
     };
     let app = flyte_admin::router::router(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

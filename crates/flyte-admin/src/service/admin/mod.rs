@@ -2,18 +2,26 @@
 //!
 //! One submodule per resource; `entities` holds the create/get/list plumbing that tasks,
 //! workflows and launch plans share, `lists` the list-request handling every list uses.
-//! Executions, events and matchable attributes answer UNIMPLEMENTED until they exist (never
-//! UNKNOWN: flytekit answers that by starting a browser login).
+//! `executions`, `node_executions` and `task_executions` serve executions and their events,
+//! with flyteadmin's event rules in `events`. Relaunch, recover, execution metrics and
+//! matchable attributes answer UNIMPLEMENTED (never UNKNOWN: flytekit answers that by
+//! starting a browser login).
 
 mod common;
 mod descriptions;
 mod entities;
+pub mod events;
+mod executions;
 mod launch_plans;
 mod lists;
 mod named_entities;
+mod node_executions;
 mod projects;
+mod task_executions;
 mod tasks;
 mod workflows;
+
+pub use executions::{generate_name, merge_inputs, validate_name};
 
 use flyteidl::admin;
 use flyteidl::service::admin_service_server::{AdminService, AdminServiceServer};
@@ -46,9 +54,8 @@ pub fn admin_service(state: AdminState) -> AdminServiceServer<AdminApi> {
         .max_encoding_message_size(usize::MAX)
 }
 
-const EXECUTIONS: &str = "executions, node and task executions and their events are not available \
-                          yet in Flyte-RS (they arrive with the execution engine); registration and \
-                          reads of projects, tasks, workflows and launch plans work";
+const EXECUTIONS: &str = "relaunching and recovering executions and execution metrics are not \
+                          available yet in Flyte-RS";
 const MATCHABLE: &str = "matchable attributes (project, project-domain and workflow attributes) are \
                          not available yet in Flyte-RS";
 
@@ -59,6 +66,14 @@ fn not_available<T>(rpc: &str, what: &str) -> Result<Response<T>, Status> {
 /// Project and domain of a versioned identifier, for spans.
 fn scope_of(id: Option<&flyteidl::core::Identifier>) -> (&str, &str) {
     id.map_or(("", ""), |id| (id.project.as_str(), id.domain.as_str()))
+}
+
+fn exec_scope_of(id: Option<&flyteidl::core::WorkflowExecutionIdentifier>) -> (&str, &str) {
+    id.map_or(("", ""), |id| (id.project.as_str(), id.domain.as_str()))
+}
+
+fn node_scope_of(id: Option<&flyteidl::core::NodeExecutionIdentifier>) -> (&str, &str) {
+    exec_scope_of(id.and_then(|id| id.execution_id.as_ref()))
 }
 
 fn named_scope_of(id: Option<&admin::NamedEntityIdentifier>) -> (&str, &str) {
@@ -430,9 +445,19 @@ impl AdminService for AdminApi {
 
     async fn create_execution(
         &self,
-        _request: Request<admin::ExecutionCreateRequest>,
+        request: Request<admin::ExecutionCreateRequest>,
     ) -> Result<Response<admin::ExecutionCreateResponse>, Status> {
-        not_available("CreateExecution", EXECUTIONS)
+        let (p, d) = (
+            request.get_ref().project.clone(),
+            request.get_ref().domain.clone(),
+        );
+        run(
+            "CreateExecution",
+            &p,
+            &d,
+            executions::create(&self.state, request),
+        )
+        .await
     }
 
     async fn relaunch_execution(
@@ -451,58 +476,102 @@ impl AdminService for AdminApi {
 
     async fn get_execution(
         &self,
-        _request: Request<admin::WorkflowExecutionGetRequest>,
+        request: Request<admin::WorkflowExecutionGetRequest>,
     ) -> Result<Response<admin::Execution>, Status> {
-        not_available("GetExecution", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = exec_scope_of(r.id.as_ref());
+        run("GetExecution", p, d, executions::get(&self.state, r)).await
     }
 
     async fn update_execution(
         &self,
-        _request: Request<admin::ExecutionUpdateRequest>,
+        request: Request<admin::ExecutionUpdateRequest>,
     ) -> Result<Response<admin::ExecutionUpdateResponse>, Status> {
-        not_available("UpdateExecution", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = exec_scope_of(r.id.as_ref());
+        run("UpdateExecution", p, d, executions::update(&self.state, r)).await
     }
 
     async fn get_execution_data(
         &self,
-        _request: Request<admin::WorkflowExecutionGetDataRequest>,
+        request: Request<admin::WorkflowExecutionGetDataRequest>,
     ) -> Result<Response<admin::WorkflowExecutionGetDataResponse>, Status> {
-        not_available("GetExecutionData", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = exec_scope_of(r.id.as_ref());
+        run(
+            "GetExecutionData",
+            p,
+            d,
+            executions::get_data(&self.state, r),
+        )
+        .await
     }
 
     async fn list_executions(
         &self,
-        _request: Request<admin::ResourceListRequest>,
+        request: Request<admin::ResourceListRequest>,
     ) -> Result<Response<admin::ExecutionList>, Status> {
-        not_available("ListExecutions", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = named_scope_of(r.id.as_ref());
+        run("ListExecutions", p, d, executions::list(&self.state, r)).await
     }
 
     async fn terminate_execution(
         &self,
-        _request: Request<admin::ExecutionTerminateRequest>,
+        request: Request<admin::ExecutionTerminateRequest>,
     ) -> Result<Response<admin::ExecutionTerminateResponse>, Status> {
-        not_available("TerminateExecution", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = exec_scope_of(r.id.as_ref());
+        let _ = (p, d);
+        match executions::terminate(&self.state, r).await {
+            Ok(answer) => answer,
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn get_node_execution(
         &self,
-        _request: Request<admin::NodeExecutionGetRequest>,
+        request: Request<admin::NodeExecutionGetRequest>,
     ) -> Result<Response<admin::NodeExecution>, Status> {
-        not_available("GetNodeExecution", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = node_scope_of(r.id.as_ref());
+        run(
+            "GetNodeExecution",
+            p,
+            d,
+            node_executions::get(&self.state, r),
+        )
+        .await
     }
 
     async fn get_dynamic_node_workflow(
         &self,
-        _request: Request<admin::GetDynamicNodeWorkflowRequest>,
+        request: Request<admin::GetDynamicNodeWorkflowRequest>,
     ) -> Result<Response<admin::DynamicNodeWorkflowResponse>, Status> {
-        not_available("GetDynamicNodeWorkflow", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = node_scope_of(r.id.as_ref());
+        run(
+            "GetDynamicNodeWorkflow",
+            p,
+            d,
+            node_executions::get_dynamic_workflow(&self.state, r),
+        )
+        .await
     }
 
     async fn list_node_executions(
         &self,
-        _request: Request<admin::NodeExecutionListRequest>,
+        request: Request<admin::NodeExecutionListRequest>,
     ) -> Result<Response<admin::NodeExecutionList>, Status> {
-        not_available("ListNodeExecutions", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = exec_scope_of(r.workflow_execution_id.as_ref());
+        run(
+            "ListNodeExecutions",
+            p,
+            d,
+            node_executions::list(&self.state, r),
+        )
+        .await
     }
 
     async fn list_node_executions_for_task(
@@ -514,51 +583,81 @@ impl AdminService for AdminApi {
 
     async fn get_node_execution_data(
         &self,
-        _request: Request<admin::NodeExecutionGetDataRequest>,
+        request: Request<admin::NodeExecutionGetDataRequest>,
     ) -> Result<Response<admin::NodeExecutionGetDataResponse>, Status> {
-        not_available("GetNodeExecutionData", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = node_scope_of(r.id.as_ref());
+        run(
+            "GetNodeExecutionData",
+            p,
+            d,
+            node_executions::get_data(&self.state, r),
+        )
+        .await
     }
 
     async fn create_workflow_event(
         &self,
-        _request: Request<admin::WorkflowExecutionEventRequest>,
+        request: Request<admin::WorkflowExecutionEventRequest>,
     ) -> Result<Response<admin::WorkflowExecutionEventResponse>, Status> {
-        not_available("CreateWorkflowEvent", EXECUTIONS)
+        executions::create_workflow_event(&self.state, request.get_ref()).await
     }
 
     async fn create_node_event(
         &self,
-        _request: Request<admin::NodeExecutionEventRequest>,
+        request: Request<admin::NodeExecutionEventRequest>,
     ) -> Result<Response<admin::NodeExecutionEventResponse>, Status> {
-        not_available("CreateNodeEvent", EXECUTIONS)
+        node_executions::create_event(&self.state, request.get_ref()).await
     }
 
     async fn create_task_event(
         &self,
-        _request: Request<admin::TaskExecutionEventRequest>,
+        request: Request<admin::TaskExecutionEventRequest>,
     ) -> Result<Response<admin::TaskExecutionEventResponse>, Status> {
-        not_available("CreateTaskEvent", EXECUTIONS)
+        task_executions::create_event(&self.state, request.get_ref()).await
     }
 
     async fn get_task_execution(
         &self,
-        _request: Request<admin::TaskExecutionGetRequest>,
+        request: Request<admin::TaskExecutionGetRequest>,
     ) -> Result<Response<admin::TaskExecution>, Status> {
-        not_available("GetTaskExecution", EXECUTIONS)
+        let r = request.get_ref();
+        run(
+            "GetTaskExecution",
+            "",
+            "",
+            task_executions::get(&self.state, r),
+        )
+        .await
     }
 
     async fn list_task_executions(
         &self,
-        _request: Request<admin::TaskExecutionListRequest>,
+        request: Request<admin::TaskExecutionListRequest>,
     ) -> Result<Response<admin::TaskExecutionList>, Status> {
-        not_available("ListTaskExecutions", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = node_scope_of(r.node_execution_id.as_ref());
+        run(
+            "ListTaskExecutions",
+            p,
+            d,
+            task_executions::list(&self.state, r),
+        )
+        .await
     }
 
     async fn get_task_execution_data(
         &self,
-        _request: Request<admin::TaskExecutionGetDataRequest>,
+        request: Request<admin::TaskExecutionGetDataRequest>,
     ) -> Result<Response<admin::TaskExecutionGetDataResponse>, Status> {
-        not_available("GetTaskExecutionData", EXECUTIONS)
+        let r = request.get_ref();
+        run(
+            "GetTaskExecutionData",
+            "",
+            "",
+            task_executions::get_data(&self.state, r),
+        )
+        .await
     }
 
     async fn update_project_domain_attributes(
