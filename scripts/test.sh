@@ -32,14 +32,16 @@ else
   failed+=("postgres")
 fi
 
+# Build every target first with the feature set `cargo test` uses, going on past a crate that
+# does not compile, so the flyte-rs binary for the end-to-end suite exists whenever it can.
+log "cargo build --workspace --all-targets"
+if ! cargo build --workspace --all-targets --keep-going; then
+  failed+=("cargo build")
+fi
+
 log "cargo test --workspace"
 if ! cargo test --workspace --no-fail-fast; then
   failed+=("cargo test")
-fi
-
-log "cargo build -p flyte-rs (the binary the end-to-end suite runs)"
-if ! cargo build -p flyte-rs; then
-  failed+=("cargo build")
 fi
 
 log "waiting for the Python venv"
