@@ -707,3 +707,105 @@ fn filter_logs_by_phase(logs: Vec<TaskLog>, phase: task_execution::Phase) -> Vec
         .filter(|l| !matches!(phase, P::Queued | P::Initializing) || l.show_while_pending)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use workflow_execution::Phase as P;
+
+    fn record(phase: P) -> ExecutionRecord {
+        let now = Utc::now();
+        ExecutionRecord {
+            key: ExecutionKey {
+                project: "p".into(),
+                domain: "d".into(),
+                name: "n".into(),
+            },
+            launch_plan: None,
+            workflow: None,
+            task: None,
+            phase: phase.as_str_name().into(),
+            mode: 0,
+            state: 0,
+            principal: String::new(),
+            parent: None,
+            spec: Vec::new(),
+            closure: ExecutionClosure {
+                phase: phase as i32,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            inputs_uri: String::new(),
+            user_inputs_uri: String::new(),
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+        }
+    }
+
+    fn event(phase: P) -> WorkflowExecutionEvent {
+        WorkflowExecutionEvent {
+            phase: phase as i32,
+            occurred_at: Some(to_proto(Utc::now())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn workflow_transitions() {
+        assert!(workflow_event(&record(P::Queued), &event(P::Queued)).is_ok());
+        assert!(workflow_event(&record(P::Queued), &event(P::Running)).is_ok());
+        assert!(matches!(
+            workflow_event(&record(P::Running), &event(P::Running)),
+            Err(Rejection::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            workflow_event(&record(P::Running), &event(P::Queued)),
+            Err(Rejection::FailedPrecondition(_))
+        ));
+        assert!(matches!(
+            workflow_event(&record(P::Aborting), &event(P::Running)),
+            Err(Rejection::FailedPrecondition(_))
+        ));
+        let aborted = workflow_event(&record(P::Aborting), &event(P::Aborted)).unwrap();
+        assert_eq!(aborted.phase, "ABORTED");
+        match workflow_event(&aborted, &event(P::Running)) {
+            Err(Rejection::AlreadyTerminal { current_phase, .. }) => {
+                assert_eq!(current_phase, "ABORTED")
+            }
+            other => panic!("{other:?}"),
+        }
+        let running = workflow_event(&record(P::Queued), &event(P::Running)).unwrap();
+        assert!(running.started_at.is_some());
+    }
+
+    #[test]
+    fn terminal_rejection_carries_the_detail() {
+        let status = tonic::Status::from(Rejection::AlreadyTerminal {
+            message: "m".into(),
+            current_phase: "SUCCEEDED".into(),
+        });
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        match failure_reason(&status).and_then(|r| r.reason) {
+            Some(event_failure_reason::Reason::AlreadyInTerminalState(s)) => {
+                assert_eq!(s.current_phase, "SUCCEEDED")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn logs_merge_by_uri_and_name() {
+        let log = |name: &str, uri: &str| TaskLog {
+            name: name.into(),
+            uri: uri.into(),
+            ..Default::default()
+        };
+        let merged = merge_logs(
+            vec![log("a", "u1"), log("b", "u2"), log("c", "u3")],
+            &[log("a", "u1b"), log("x", "u2")],
+        );
+        let names: Vec<_> = merged.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["a", "x", "c"]);
+    }
+}

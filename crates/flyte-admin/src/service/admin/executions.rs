@@ -322,7 +322,7 @@ pub(super) async fn create(
         .as_ref()
         .and_then(|p| events::node_key(Some(p)).ok());
     let launch = launch_request(&id, compiled, inputs, &lp_spec, spec, &launch_plan_id);
-    let engine_bytes = state.launcher.as_ref().and_then(|l| l.encode(&launch));
+    let engine_bytes = state.launcher.as_ref().map(|_| launch.to_bytes());
     let record = ExecutionRecord {
         key: key.clone(),
         launch_plan: Some(launch_plan_id.clone()),
@@ -541,7 +541,8 @@ async fn single_task_launch_plan(
                     retries: Some(retries),
                     ..Default::default()
                 }),
-                inputs: bindings(interface.inputs.as_ref(), ""),
+                // flyteadmin binds to node "" (the start node); named explicitly here.
+                inputs: bindings(interface.inputs.as_ref(), "start-node"),
                 target: Some(node::Target::TaskNode(TaskNode {
                     reference: Some(task_node::Reference::ReferenceId(identifier(task_key))),
                     ..Default::default()
@@ -865,10 +866,40 @@ pub(super) async fn terminate(
         })
         .await?;
     tracing::info!(execution = %key, cause = %request.cause, "execution aborting");
-    if let Some(launcher) = &state.launcher
-        && let Err(err) = launcher.abort(&wf_exec_id(&key), &request.cause).await
-    {
-        tracing::error!(execution = %key, error = %err, "the engine did not abort the execution");
+    let running = match &state.launcher {
+        Some(launcher) => match launcher.abort(&wf_exec_id(&key), &request.cause).await {
+            Ok(running) => running,
+            Err(err) => {
+                tracing::error!(execution = %key, error = %err, "the engine did not abort the execution");
+                true
+            }
+        },
+        None => false,
+    };
+    if !running {
+        // Nothing will report ABORTED: finish it here, as propeller's last event would.
+        let current = get_record(state, &key).await?;
+        let event = flyteidl::event::WorkflowExecutionEvent {
+            execution_id: Some(wf_exec_id(&key)),
+            phase: core::workflow_execution::Phase::Aborted as i32,
+            occurred_at: Some(to_proto(Utc::now())),
+            ..Default::default()
+        };
+        match events::workflow_event(&current, &event) {
+            Ok(next) => {
+                state
+                    .store
+                    .apply(StateBatch {
+                        executions: vec![next],
+                        engine: vec![EngineChange::Finished {
+                            execution: key.clone(),
+                        }],
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+            Err(rejection) => tracing::debug!(execution = %key, %rejection, "not marked aborted"),
+        }
     }
     Ok(Ok(tonic::Response::new(ExecutionTerminateResponse {})))
 }

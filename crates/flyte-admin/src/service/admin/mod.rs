@@ -10,6 +10,7 @@
 mod common;
 mod descriptions;
 mod entities;
+pub mod event_sink;
 pub mod events;
 mod executions;
 mod launch_plans;

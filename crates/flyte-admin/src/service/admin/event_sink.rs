@@ -1,0 +1,266 @@
+//! The engine's [`EventSink`] and [`EngineJournal`] over the metadata store: each
+//! [`EventBatch`] (one wake of one execution) goes through the same event rules as the
+//! Create*Event RPCs and is written, with the engine's journal delta, in ONE store
+//! transaction ([`flyte_store::MetadataStore::apply`]).
+//!
+//! Events the rules refuse as duplicates or as changes to a terminal record are dropped
+//! silently (propeller treats those answers as success); other refusals are logged and dropped.
+//! A batch for an execution the store does not know is rejected; store failures are transient
+//! (the engine retries the batch).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use flyte_engine::{
+    EngineJournal, EventBatch, EventSink, ExecutionRequest, NodeStateRecord, RunningExecution,
+    SinkError, WorkflowStateRecord,
+};
+use flyte_store::{
+    EngineChange, ExecutionKey, MetadataStore, NodeExecutionRecord, StateBatch, StoreError,
+    TaskExecutionKey, TaskExecutionRecord,
+};
+
+use super::events::{self, Rejection};
+use crate::state::AdminState;
+
+/// Applies engine batches to the store (cheap to clone).
+#[derive(Clone)]
+pub struct StoreEventSink {
+    store: Arc<dyn MetadataStore>,
+}
+
+/// The engine's event sink over the admin's store.
+pub fn event_sink(state: &AdminState) -> Arc<dyn EventSink> {
+    Arc::new(StoreEventSink::new(state.store.clone()))
+}
+
+/// The engine's journal over the admin's store (the same tables the sink writes).
+pub fn engine_journal(state: &AdminState) -> Arc<dyn EngineJournal> {
+    Arc::new(StoreEventSink::new(state.store.clone()))
+}
+
+fn store_error(err: StoreError) -> SinkError {
+    match err {
+        StoreError::NotFound(what) => SinkError::Rejected(format!("{what} not found")),
+        StoreError::InvalidArgument(msg) => SinkError::Rejected(msg),
+        other => SinkError::Transient(other.to_string()),
+    }
+}
+
+fn skipped(kind: &str, id: &dyn std::fmt::Display, rejection: &Rejection) {
+    if rejection.is_benign() {
+        tracing::debug!(%id, %rejection, "{kind} event already applied");
+    } else {
+        tracing::warn!(%id, %rejection, "{kind} event refused");
+    }
+}
+
+impl StoreEventSink {
+    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
+        Self { store }
+    }
+
+    /// The store changes one batch makes (reads current records as needed).
+    pub async fn changes(&self, batch: &EventBatch) -> Result<StateBatch, SinkError> {
+        let key = events::execution_key(Some(&batch.execution))
+            .map_err(|r| SinkError::Rejected(r.to_string()))?;
+        let mut out = StateBatch::default();
+
+        if !batch.workflow_events.is_empty() {
+            let mut current = self.store.get_execution(&key).await.map_err(store_error)?;
+            let mut changed = false;
+            for event in &batch.workflow_events {
+                match events::workflow_event(&current, event) {
+                    Ok(next) => {
+                        current = next;
+                        changed = true;
+                    }
+                    Err(rejection) => skipped("workflow", &key, &rejection),
+                }
+            }
+            if changed {
+                out.executions.push(current);
+            }
+        }
+
+        // Node executions: the current records of every node the batch touches, in one read.
+        let mut nodes: HashMap<String, NodeExecutionRecord> = HashMap::new();
+        let mut node_ids: Vec<String> = batch
+            .node_events
+            .iter()
+            .filter_map(|e| e.id.as_ref().map(|id| id.node_id.clone()))
+            .chain(batch.task_events.iter().filter_map(|e| {
+                e.parent_node_execution_id
+                    .as_ref()
+                    .map(|id| id.node_id.clone())
+            }))
+            .collect();
+        node_ids.sort();
+        node_ids.dedup();
+        if !node_ids.is_empty() {
+            for record in self
+                .store
+                .get_node_executions(&key, &node_ids)
+                .await
+                .map_err(store_error)?
+            {
+                nodes.insert(record.key.node_id.clone(), record);
+            }
+        }
+        let mut changed_nodes: Vec<String> = Vec::new();
+        for event in &batch.node_events {
+            let Some(node_id) = event.id.as_ref().map(|id| id.node_id.clone()) else {
+                continue;
+            };
+            match events::node_event(nodes.get(&node_id), event) {
+                Ok(next) => {
+                    if next.key.execution != key {
+                        tracing::warn!(execution = %key, node = %next.key, "node event of another execution dropped");
+                        continue;
+                    }
+                    nodes.insert(node_id.clone(), next);
+                    changed_nodes.push(node_id);
+                }
+                Err(rejection) => skipped("node", &format!("{key}/{node_id}"), &rejection),
+            }
+        }
+        changed_nodes.sort();
+        changed_nodes.dedup();
+        out.node_executions = changed_nodes
+            .iter()
+            .filter_map(|id| nodes.get(id).cloned())
+            .collect();
+
+        // Task executions of those nodes.
+        if !batch.task_events.is_empty() {
+            let task_nodes: Vec<String> = node_ids
+                .iter()
+                .filter(|id| nodes.contains_key(*id))
+                .cloned()
+                .collect();
+            let mut tasks: HashMap<TaskExecutionKey, TaskExecutionRecord> = self
+                .store
+                .get_task_executions_of_nodes(&key, &task_nodes)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .map(|r| (r.key.clone(), r))
+                .collect();
+            let mut changed: Vec<TaskExecutionKey> = Vec::new();
+            for event in &batch.task_events {
+                let task_key = match events::task_key(
+                    event.parent_node_execution_id.as_ref(),
+                    event.task_id.as_ref(),
+                    event.retry_attempt,
+                ) {
+                    Ok(k) => k,
+                    Err(rejection) => {
+                        skipped("task", &key, &rejection);
+                        continue;
+                    }
+                };
+                if task_key.node.execution != key || !nodes.contains_key(&task_key.node.node_id) {
+                    tracing::warn!(task = %task_key, "task event for a node execution that does not exist dropped");
+                    continue;
+                }
+                match events::task_event(tasks.get(&task_key), event) {
+                    Ok(next) => {
+                        tasks.insert(task_key.clone(), next);
+                        changed.push(task_key);
+                    }
+                    Err(rejection) => skipped("task", &task_key, &rejection),
+                }
+            }
+            changed.sort();
+            changed.dedup();
+            out.task_executions = changed
+                .iter()
+                .filter_map(|k| tasks.get(k).cloned())
+                .collect();
+        }
+
+        let journal = &batch.journal;
+        if let Some(request) = &journal.started {
+            out.engine.push(EngineChange::Started {
+                execution: key.clone(),
+                request: request.to_bytes(),
+            });
+        }
+        if let Some(workflow) = &journal.workflow {
+            out.engine.push(EngineChange::Workflow {
+                execution: key.clone(),
+                state: workflow.to_bytes(),
+            });
+        }
+        for node in &journal.nodes {
+            out.engine.push(EngineChange::Node {
+                execution: key.clone(),
+                node_id: node.node_id.clone(),
+                state: node.to_bytes(),
+            });
+        }
+        if journal.finished {
+            out.engine.push(EngineChange::Finished { execution: key });
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl EventSink for StoreEventSink {
+    async fn record(&self, batch: EventBatch) -> Result<(), SinkError> {
+        let changes = self.changes(&batch).await?;
+        self.store.apply(changes).await.map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl EngineJournal for StoreEventSink {
+    async fn load_running(&self) -> Result<Vec<RunningExecution>, SinkError> {
+        let states = self
+            .store
+            .load_engine_state()
+            .await
+            .map_err(|e| SinkError::Transient(e.to_string()))?;
+        let mut out = Vec::with_capacity(states.len());
+        for state in states {
+            let execution: &ExecutionKey = &state.execution;
+            let request = match ExecutionRequest::from_bytes(&state.request) {
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::error!(%execution, error = %err, "journaled request cannot be decoded; not resumed");
+                    continue;
+                }
+            };
+            let workflow = match state
+                .workflow
+                .as_deref()
+                .map(WorkflowStateRecord::from_bytes)
+            {
+                Some(Ok(w)) => Some(w),
+                Some(Err(err)) => {
+                    tracing::error!(%execution, error = %err, "journaled workflow state cannot be decoded; not resumed");
+                    continue;
+                }
+                None => None,
+            };
+            let mut nodes = Vec::with_capacity(state.nodes.len());
+            for (node_id, bytes) in &state.nodes {
+                match NodeStateRecord::from_bytes(bytes) {
+                    Ok(n) => nodes.push(n),
+                    Err(err) => {
+                        tracing::error!(%execution, node = %node_id, error = %err, "journaled node state cannot be decoded; skipped")
+                    }
+                }
+            }
+            out.push(RunningExecution {
+                request,
+                workflow,
+                nodes,
+                pending_abort: state.pending_abort,
+            });
+        }
+        Ok(out)
+    }
+}

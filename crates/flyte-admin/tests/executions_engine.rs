@@ -1,0 +1,323 @@
+//! The admin with the real engine behind it: CreateExecution → the engine runs the workflow
+//! (in-engine `echo` tasks) → events through the store-backed sink → GetExecution,
+//! GetExecutionData, ListNodeExecutions and ListTaskExecutions show the result; terminate;
+//! the journal in the store resumes an execution after a crash.
+
+mod admin_support;
+
+use std::sync::Arc;
+
+use admin_support::*;
+use flyte_admin::fidelity;
+use flyte_admin::service::admin::admin_service;
+use flyte_admin::service::admin::event_sink::{engine_journal, event_sink};
+use flyte_admin::{AdminConfig, AdminState};
+use flyte_blob::BlobStore;
+use flyte_engine::backend::builtin::BuiltinBackend;
+use flyte_engine::{Engine, EngineConfig, WorkflowPhase};
+use flyteidl::admin::*;
+use flyteidl::core::{
+    self, Literal, LiteralMap, NodeExecutionIdentifier, Primitive, ResourceType, Scalar,
+    WorkflowExecutionIdentifier, literal, primitive, scalar,
+};
+use flyteidl::service::admin_service_client::AdminServiceClient;
+use tonic::transport::Channel;
+use tower::Layer;
+
+struct Env {
+    client: AdminServiceClient<Channel>,
+    engine: Arc<Engine>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+async fn start(dir: Arc<tempfile::TempDir>) -> Env {
+    let store = flyte_store::open(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+        .await
+        .unwrap();
+    let blob = BlobStore::from_url(&format!("file://{}/blobs", dir.path().display())).unwrap();
+    let config = AdminConfig::default();
+    let max = config.max_request_bytes;
+    let mut state = AdminState {
+        store,
+        blob: blob.clone(),
+        config: Arc::new(config),
+        launcher: None,
+    };
+    let engine = Arc::new(Engine::new(
+        EngineConfig::default(),
+        blob.clone(),
+        vec![Arc::new(BuiltinBackend::new(blob))],
+        event_sink(&state),
+        engine_journal(&state),
+    ));
+    state.launcher = Some(engine.clone());
+    engine.resume_all().await.unwrap();
+    let service = fidelity::layer(max).layer(admin_service(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Env {
+        client: AdminServiceClient::new(channel),
+        engine,
+        _dir: dir,
+    }
+}
+
+fn int_lit(v: i64) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Integer(v)),
+            })),
+        }))),
+        ..Default::default()
+    }
+}
+
+/// Task `t` (echo `a` → `b`), workflow `wf` (`x` → n0 → `o`), launch plan `wf`.
+async fn register(client: &mut AdminServiceClient<Channel>) -> core::Identifier {
+    let mut task = task_request("t", "v1");
+    let template = task.spec.as_mut().unwrap().template.as_mut().unwrap();
+    template.r#type = "echo".into();
+    template.target = None;
+    let task_id = task.id.clone().unwrap();
+    client.create_task(task).await.unwrap();
+    let wf = workflow_request("wf", "v1", &task_id, "n0");
+    let wf_id = wf.id.clone().unwrap();
+    client.create_workflow(wf).await.unwrap();
+    let lp = launch_plan_request("wf", "v1", &wf_id);
+    let lp_id = lp.id.clone().unwrap();
+    client.create_launch_plan(lp).await.unwrap();
+    lp_id
+}
+
+fn create(lp: &core::Identifier, name: &str, x: i64) -> ExecutionCreateRequest {
+    ExecutionCreateRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        name: name.into(),
+        spec: Some(ExecutionSpec {
+            launch_plan: Some(lp.clone()),
+            ..Default::default()
+        }),
+        #[allow(deprecated)]
+        inputs: Some(LiteralMap {
+            literals: [("x".to_string(), int_lit(x))].into(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn exec_id(name: &str) -> WorkflowExecutionIdentifier {
+    WorkflowExecutionIdentifier {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_through_the_engine_and_reads_back_like_flytekit() {
+    let mut env = start(Arc::new(tempfile::tempdir().unwrap())).await;
+    let lp = register(&mut env.client).await;
+    let id = env
+        .client
+        .create_execution(create(&lp, "", 7))
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+        .unwrap();
+    assert_eq!(env.engine.wait(&id).await, Some(WorkflowPhase::Succeeded));
+
+    let c = &mut env.client;
+    let exec = c
+        .get_execution(WorkflowExecutionGetRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let closure = exec.closure.unwrap();
+    assert_eq!(
+        closure.phase,
+        core::workflow_execution::Phase::Succeeded as i32
+    );
+    assert!(closure.started_at.is_some() && closure.duration.is_some());
+    let data = c
+        .get_execution_data(WorkflowExecutionGetDataRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        data.full_outputs.unwrap().literals.get("o"),
+        Some(&int_lit(7))
+    );
+
+    let nodes = c
+        .list_node_executions(NodeExecutionListRequest {
+            workflow_execution_id: Some(id.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let n0 = nodes
+        .node_executions
+        .iter()
+        .find(|n| n.id.as_ref().unwrap().node_id == "n0")
+        .expect("n0 listed");
+    assert_eq!(
+        n0.closure.as_ref().unwrap().phase,
+        core::node_execution::Phase::Succeeded as i32
+    );
+    let node_id = NodeExecutionIdentifier {
+        node_id: "n0".into(),
+        execution_id: Some(id.clone()),
+    };
+    let node_data = c
+        .get_node_execution_data(NodeExecutionGetDataRequest {
+            id: Some(node_id.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        node_data.full_inputs.unwrap().literals.get("a"),
+        Some(&int_lit(7))
+    );
+    assert_eq!(
+        node_data.full_outputs.unwrap().literals.get("b"),
+        Some(&int_lit(7))
+    );
+    let tasks = c
+        .list_task_executions(TaskExecutionListRequest {
+            node_execution_id: Some(node_id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tasks.task_executions.len(), 1);
+    let attempt = &tasks.task_executions[0];
+    assert_eq!(
+        attempt.closure.as_ref().unwrap().phase,
+        core::task_execution::Phase::Succeeded as i32
+    );
+    let task_data = c
+        .get_task_execution_data(TaskExecutionGetDataRequest {
+            id: attempt.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        task_data.full_outputs.unwrap().literals.get("b"),
+        Some(&int_lit(7))
+    );
+
+    // Single-task execution through the engine.
+    let task_id = id_of(ResourceType::Task, "t");
+    let single = c
+        .create_execution(ExecutionCreateRequest {
+            #[allow(deprecated)]
+            inputs: Some(LiteralMap {
+                literals: [("a".to_string(), int_lit(11))].into(),
+            }),
+            ..create(&task_id, "", 0)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+        .unwrap();
+    assert_eq!(
+        env.engine.wait(&single).await,
+        Some(WorkflowPhase::Succeeded)
+    );
+    let data = env
+        .client
+        .get_execution_data(WorkflowExecutionGetDataRequest { id: Some(single) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        data.full_outputs.unwrap().literals.get("b"),
+        Some(&int_lit(11))
+    );
+}
+
+fn id_of(rt: ResourceType, name: &str) -> core::Identifier {
+    id(rt, name, "v1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_a_finished_execution_is_refused() {
+    let mut env = start(Arc::new(tempfile::tempdir().unwrap())).await;
+    let lp = register(&mut env.client).await;
+    env.client
+        .create_execution(create(&lp, "done", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.engine.wait(&exec_id("done")).await,
+        Some(WorkflowPhase::Succeeded)
+    );
+    let err = env
+        .client
+        .terminate_execution(ExecutionTerminateRequest {
+            id: Some(exec_id("done")),
+            cause: "late".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_execution_survives_a_crash_before_the_engine_ran_it() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    // Record an execution the way CreateExecution does, with its engine request, but never
+    // let an engine run it (the process "died" right after the commit).
+    {
+        let env = start(dir.clone()).await;
+        let mut client = env.client.clone();
+        let lp = register(&mut client).await;
+        env.engine.shutdown().await;
+        // The engine is shut down: the start fails, the record and its journal stay.
+        let _ = client.create_execution(create(&lp, "orphan", 5)).await;
+    }
+    // A new server on the same store resumes it.
+    let mut env = start(dir).await;
+    assert_eq!(
+        env.engine.wait(&exec_id("orphan")).await,
+        Some(WorkflowPhase::Succeeded)
+    );
+    let data = env
+        .client
+        .get_execution_data(WorkflowExecutionGetDataRequest {
+            id: Some(exec_id("orphan")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        data.full_outputs.unwrap().literals.get("o"),
+        Some(&int_lit(5))
+    );
+}
