@@ -25,6 +25,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 PROJECT = "flytesnacks"
 DOMAIN = "development"
 READY_PREFIX = "flyte-rs is ready at "
+_TIMINGS: dict = {}
 
 
 @dataclasses.dataclass
@@ -103,6 +104,7 @@ def server(tmp_path_factory) -> typing.Iterator[Server]:
     )
     print(f"\nflyte-rs at {url} ready in {ready_seconds:.2f}s (data {data_dir})", file=sys.stderr)
     srv = Server(url, port, data_dir, config_path, log_path, proc, ready_seconds)
+    _TIMINGS["start to ready"] = ready_seconds
     yield srv
 
     # Graceful shutdown: SIGTERM, and the process must exit 0 promptly.
@@ -168,6 +170,7 @@ def registered(server: Server, tmp_path_factory) -> Registration:
     seconds = time.monotonic() - started
     print(f"\npyflyte register examples/ took {seconds:.1f}s", file=sys.stderr)
     reg.first, reg.seconds = result, seconds
+    _TIMINGS["pyflyte register examples/"] = seconds
     return reg
 
 
@@ -176,3 +179,10 @@ def describe(result: subprocess.CompletedProcess, server: Server | None = None) 
     if server is not None:
         text += f"\n--- server log (tail)\n{server.log()[-6000:]}"
     return text
+
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _TIMINGS:
+        parts = ", ".join(f"{k} {v:.2f}s" for k, v in _TIMINGS.items())
+        terminalreporter.write_line(f"flyte-rs e2e timings: {parts}")
