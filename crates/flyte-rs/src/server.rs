@@ -109,6 +109,7 @@ fn indent(text: &str, prefix: &str) -> String {
 /// accepts connections; the server runs on the current tokio runtime.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let began = Instant::now();
+    config.validate()?;
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
@@ -167,6 +168,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     });
     let startup = began.elapsed();
+    metrics::gauge!("flyte_rs_build_info", "version" => crate::VERSION).set(1.0);
+    metrics::gauge!("flyte_rs_startup_seconds").set(startup.as_secs_f64());
     tracing::info!(%addr, startup_ms = startup.as_millis() as u64, "serving gRPC and HTTP");
     Ok(RunningServer {
         addr,

@@ -43,6 +43,8 @@ async fn metrics_are_prometheus_text() {
     );
     let body = r.text().await.unwrap();
     assert!(body.contains("flyte_rs_requests_total"), "{body}");
+    assert!(body.contains("flyte_rs_build_info"), "{body}");
+    assert!(body.contains("flyte_rs_startup_seconds"), "{body}");
     assert!(body.contains("route=\"/healthcheck\""), "{body}");
     server.shutdown().await.unwrap();
 }
