@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use flyte_admin::{AdminConfig, AdminState};
 use flyte_blob::BlobStore;
 use flyte_store::{ListQuery, MetadataStore};
@@ -155,6 +156,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let _ = rx.wait_for(|v| *v).await;
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
         };
+        // No Nagle delay: small unary gRPC responses would otherwise wait for delayed ACKs.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(stopped);
         tokio::select! {
             result = serve => result.context("server failed"),
