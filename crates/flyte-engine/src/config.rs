@@ -31,6 +31,22 @@ pub struct EngineConfig {
     pub default_env: std::collections::BTreeMap<String, String>,
     /// Console URL prefix for `FLYTE_EXECUTION_URL` (`<url>/projects/<p>/domains/<d>/executions/<n>`).
     pub console_url: Option<String>,
+    /// How an array node without a `parallelism` (or with 0) bounds its sub-nodes
+    /// (`array-node-config.default-parallelism-behavior`).
+    pub array_parallelism: ArrayParallelism,
+}
+
+/// propeller's `ParallelismBehavior` for array nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArrayParallelism {
+    /// Unset or 0: every sub-node may run at once; the array node takes one slot of the
+    /// workflow's `max_parallelism` (propeller's default).
+    #[default]
+    Unlimited,
+    /// Unset or 0: sub-nodes share the workflow's `max_parallelism`.
+    Workflow,
+    /// Unset: as `Workflow`; 0: as `Unlimited`.
+    Hybrid,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +64,7 @@ impl Default for EngineConfig {
             sink_retry_delay: Duration::from_millis(200),
             default_env: Default::default(),
             console_url: None,
+            array_parallelism: ArrayParallelism::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::backend::TaskBackend;
 use crate::config::EngineConfig;
 use crate::exec::{self, Control, ExecActor};
 use crate::request::{ExecKey, ExecutionRequest};
+use crate::resolver::EntityResolver;
 use crate::sink::{EngineJournal, EventSink, RunningExecution, SinkError, WorkflowPhase};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     /// Final phases of finished executions (for [`Engine::wait`]); bounded.
     pub finished: Mutex<HashMap<ExecKey, WorkflowPhase>>,
     pub shutting_down: std::sync::atomic::AtomicBool,
+    /// Launch plans and tasks dynamic workflows refer to (set once by the admin).
+    pub resolver: std::sync::OnceLock<Arc<dyn EntityResolver>>,
 }
 
 pub(crate) struct ExecHandle {
@@ -71,9 +74,18 @@ impl Engine {
                 executions: Mutex::new(HashMap::new()),
                 finished: Mutex::new(HashMap::new()),
                 shutting_down: Default::default(),
+                resolver: Default::default(),
             }),
             journal,
         }
+    }
+
+    /// Sets where dynamic workflows find the launch plans and tasks they refer to but do not
+    /// carry (call once, before executions start). Returns false if one was already set.
+    /// Without one, a dynamic workflow may use only the tasks its `DynamicJobSpec` carries or
+    /// its execution already has, and no launch plans.
+    pub fn set_resolver(&self, resolver: Arc<dyn EntityResolver>) -> bool {
+        self.shared.resolver.set(resolver).is_ok()
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -42,6 +42,11 @@ use crate::sink::{
 };
 use crate::{bindings, branch};
 
+mod array;
+mod dynamic;
+
+use array::{ArraySpec, ArrayState};
+
 pub(crate) enum Start {
     New(Box<ExecutionRequest>),
     Resume(Box<RunningExecution>),
@@ -139,11 +144,42 @@ fn exec_error(
 enum Kind {
     Start,
     End,
+    /// A task node; it becomes a dynamic node when its attempt leaves a `futures.pb`.
     Task(Arc<TaskTemplate>),
     Branch,
     SubWorkflow(Arc<CompiledWorkflow>),
     Sleep(Duration),
+    Array(Arc<ArraySpec>),
     Unsupported(String),
+}
+
+/// The tasks and sub-workflows nodes of a scope may refer to: the execution's closure, or a
+/// dynamic workflow's.
+#[derive(Default)]
+pub(crate) struct Catalog {
+    tasks: HashMap<IdKey, Arc<TaskTemplate>>,
+    subworkflows: HashMap<IdKey, Arc<CompiledWorkflow>>,
+}
+
+impl Catalog {
+    fn of(closure: &flyteidl::core::CompiledWorkflowClosure) -> Self {
+        Self {
+            tasks: closure
+                .tasks
+                .iter()
+                .filter_map(|t| t.template.as_ref())
+                .filter_map(|t| Some((key_of(t.id.as_ref()?), Arc::new(t.clone()))))
+                .collect(),
+            subworkflows: closure
+                .sub_workflows
+                .iter()
+                .filter_map(|w| {
+                    let id = w.template.as_ref()?.id.as_ref()?;
+                    Some((key_of(id), Arc::new(w.clone())))
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Kind {
@@ -155,6 +191,7 @@ impl Kind {
             Kind::Branch => "branch",
             Kind::SubWorkflow(_) => "subworkflow",
             Kind::Sleep(_) => "gate",
+            Kind::Array(_) => "array",
             Kind::Unsupported(_) => "unsupported",
         }
     }
@@ -186,6 +223,15 @@ struct NodeInst {
     active_deadline: Option<Duration>,
     /// Time the node became ready (for transition latency).
     ready_at: Option<Instant>,
+    /// Holds one slot of the workflow's `max_parallelism`.
+    wf_slot: bool,
+    /// Array nodes: the sub-node bookkeeping (once started).
+    array: Option<Box<ArrayState>>,
+    /// Inside an array node: (array node, index of the sub-node this one is or is under).
+    /// Such nodes report through the array node's task events, not their own.
+    array_ctx: Option<(usize, u32)>,
+    /// Under a dynamic node (`is_in_dynamic_chain`).
+    in_dynamic: bool,
 }
 
 impl NodeInst {
@@ -203,6 +249,7 @@ impl NodeInst {
 struct Scope {
     owner: Option<usize>,
     template: Arc<WorkflowTemplate>,
+    catalog: Arc<Catalog>,
     by_spec: HashMap<String, usize>,
     start: usize,
     end: usize,
@@ -231,6 +278,10 @@ enum Done {
     Scope(usize, Result<(), ExecutionError>),
     /// Re-evaluate whether a scope finished (after a resume).
     Check(usize),
+    /// Re-evaluate an array node (start sub-nodes, decide success or failure).
+    ArrayCheck(usize),
+    /// An array node's sub-nodes are done and it succeeds: gather their outputs.
+    ArrayGather(usize),
 }
 
 pub(crate) struct ExecActor {
@@ -239,8 +290,7 @@ pub(crate) struct ExecActor {
     id: WorkflowExecutionIdentifier,
     exec_dir: String,
     raw_prefix: String,
-    tasks: HashMap<IdKey, Arc<TaskTemplate>>,
-    subworkflows: HashMap<IdKey, Arc<CompiledWorkflow>>,
+    catalog: Arc<Catalog>,
     nodes: Vec<NodeInst>,
     by_unique: HashMap<String, usize>,
     scopes: Vec<Scope>,
@@ -266,6 +316,10 @@ pub(crate) struct ExecActor {
     resume_records: HashMap<String, NodeStateRecord>,
     resumed: bool,
     pending_abort: Option<String>,
+    /// Dynamic closures loaded for a resume, by the dynamic node's unique id.
+    resume_closures: HashMap<String, Arc<flyteidl::core::CompiledWorkflowClosure>>,
+    /// Array nodes with sub-node changes to report in this wake's batch.
+    array_dirty: BTreeSet<usize>,
 }
 
 impl ExecActor {
@@ -298,22 +352,7 @@ impl ExecActor {
         } else {
             shared.blob.native_url(&raw_base)
         };
-        let tasks = req
-            .compiled
-            .tasks
-            .iter()
-            .filter_map(|t| t.template.as_ref())
-            .filter_map(|t| Some((key_of(t.id.as_ref()?), Arc::new(t.clone()))))
-            .collect();
-        let subworkflows = req
-            .compiled
-            .sub_workflows
-            .iter()
-            .filter_map(|w| {
-                let id = w.template.as_ref()?.id.as_ref()?;
-                Some((key_of(id), Arc::new(w.clone())))
-            })
-            .collect();
+        let catalog = Arc::new(Catalog::of(&req.compiled));
         let (updates_tx, updates_rx) = mpsc::unbounded_channel();
         let mut actor = Self {
             shared,
@@ -321,8 +360,7 @@ impl ExecActor {
             id,
             exec_dir,
             raw_prefix,
-            tasks,
-            subworkflows,
+            catalog,
             nodes: Vec::new(),
             by_unique: HashMap::new(),
             scopes: Vec::new(),
@@ -347,11 +385,13 @@ impl ExecActor {
             resume_records: HashMap::new(),
             resumed: resume.is_some(),
             pending_abort: None,
+            resume_closures: HashMap::new(),
+            array_dirty: BTreeSet::new(),
         };
         actor.batch.execution = actor.id.clone();
         match resume {
             None => actor.init_new(),
-            Some((wf, nodes, pending_abort)) => actor.init_resume(wf, nodes, pending_abort)?,
+            Some((wf, nodes, pending_abort)) => actor.init_resume(wf, nodes, pending_abort).await?,
         }
         Ok(actor)
     }
@@ -391,12 +431,13 @@ impl ExecActor {
             .primary
             .as_ref()
             .and_then(|p| p.connections.clone());
-        let s = self.new_scope(None, template, connections.as_ref(), None);
+        let catalog = self.catalog.clone();
+        let s = self.new_scope(None, template, connections.as_ref(), None, catalog);
         let start = self.scopes[s].start;
         self.make_ready(start);
     }
 
-    fn init_resume(
+    async fn init_resume(
         &mut self,
         wf: Option<WorkflowStateRecord>,
         records: Vec<NodeStateRecord>,
@@ -414,6 +455,7 @@ impl ExecActor {
             .map(|r| (r.node_id.clone(), r))
             .collect();
         self.pending_abort = pending_abort.or_else(|| self.wf.abort_cause.clone());
+        self.load_dynamic_closures().await;
         let template = self.primary();
         let connections = self
             .req
@@ -421,7 +463,8 @@ impl ExecActor {
             .primary
             .as_ref()
             .and_then(|p| p.connections.clone());
-        let s = self.new_scope(None, template, connections.as_ref(), None);
+        let catalog = self.catalog.clone();
+        let s = self.new_scope(None, template, connections.as_ref(), None, catalog);
         // Failure node (created only if the workflow was handling it).
         if self.wf.workflow_phase() == WorkflowPhase::HandlingFailureNode {
             self.scopes[s].error = self.wf.error.clone();
@@ -454,8 +497,25 @@ impl ExecActor {
                 self.arm_timer_at_us(queued, d, Timer::ActiveDeadline { node: idx });
             }
             match self.nodes[idx].kind.clone() {
+                Kind::Task(_) if self.nodes[idx].child_scope.is_some() => {
+                    // A dynamic node: its children were restored with it.
+                }
+                Kind::Task(_) if !self.nodes[idx].rec.dynamic_closure_path.is_empty() => {
+                    // A dynamic node whose compiled workflow could not be read back.
+                    let err = exec_error(
+                        ErrorKind::System,
+                        "DynamicWorkflowNotFound",
+                        format!(
+                            "cannot read the compiled dynamic workflow [{}] after a restart",
+                            self.nodes[idx].rec.dynamic_closure_path
+                        ),
+                    );
+                    self.node_terminal(idx, NodePhase::Failed, Some(err));
+                }
                 Kind::Task(_) => {
-                    self.running_tasks += 1;
+                    if self.uses_wf_slot(idx) {
+                        self.take_slot(idx);
+                    }
                     // The attempt that was running died with the previous process (or is
                     // orphaned): abort it and run a new attempt, charged to no budget.
                     let old = self.attempt_key(idx);
@@ -475,10 +535,12 @@ impl ExecActor {
                     let started = self.nodes[idx].rec.started_at_us;
                     self.arm_timer_at_us(started, d, Timer::Sleep { node: idx });
                 }
+                Kind::Array(_) => self.resume_array(idx),
                 _ => {}
             }
         }
         self.resume_records.clear();
+        self.resume_closures.clear();
         Ok(())
     }
 
@@ -489,6 +551,7 @@ impl ExecActor {
         template: Arc<WorkflowTemplate>,
         connections: Option<&flyteidl::core::ConnectionSet>,
         inputs: Option<Arc<LiteralMap>>,
+        catalog: Arc<Catalog>,
     ) -> usize {
         let s = self.scopes.len();
         let fail_immediately = template
@@ -499,6 +562,7 @@ impl ExecActor {
         self.scopes.push(Scope {
             owner,
             template: template.clone(),
+            catalog,
             by_spec: HashMap::with_capacity(template.nodes.len()),
             start: usize::MAX,
             end: usize::MAX,
@@ -586,6 +650,25 @@ impl ExecActor {
                     self.restore_children(c);
                 }
             }
+            Kind::Task(_) if !self.nodes[idx].rec.dynamic_closure_path.is_empty() => {
+                let uid = self.nodes[idx].rec.node_id.clone();
+                if let Some(closure) = self.resume_closures.get(&uid).cloned() {
+                    self.open_dynamic_scope(idx, closure, None);
+                }
+            }
+            Kind::Array(spec) => {
+                if let Some(size) = self.nodes[idx].rec.array_size {
+                    self.open_array(idx, spec, size as usize, None);
+                    let subs = self.nodes[idx]
+                        .array
+                        .as_ref()
+                        .map(|a| a.subs.clone())
+                        .unwrap_or_default();
+                    for sub in subs {
+                        self.restore_children(sub);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -599,14 +682,61 @@ impl ExecActor {
         data_dir: String,
         is_failure_node: bool,
     ) -> usize {
+        self.add_node_as(
+            spec,
+            None,
+            None,
+            scope,
+            member_of,
+            parent,
+            data_dir,
+            is_failure_node,
+        )
+    }
+
+    /// [`Self::add_node`] with the node's id and kind given (array sub-nodes share one spec).
+    #[allow(clippy::too_many_arguments)]
+    fn add_node_as(
+        &mut self,
+        spec: Arc<Node>,
+        spec_id: Option<String>,
+        kind: Option<Kind>,
+        scope: usize,
+        member_of: Option<usize>,
+        parent: Option<usize>,
+        data_dir: String,
+        is_failure_node: bool,
+    ) -> usize {
         let idx = self.nodes.len();
+        let spec_id = spec_id.unwrap_or_else(|| spec.id.clone());
         let parent_info =
             parent.map(|p| (self.nodes[p].rec.node_id.clone(), self.nodes[p].rec.attempt));
         let unique = layout::node_unique_id(
             parent_info.as_ref().map(|(id, a)| (id.as_str(), *a)),
-            &spec.id,
+            &spec_id,
         );
-        let kind = self.kind_of(&spec);
+        let kind = match kind {
+            Some(k) => k,
+            None => {
+                let catalog = self.scopes[scope].catalog.clone();
+                self.kind_of(&spec, &catalog)
+            }
+        };
+        let (array_ctx, in_dynamic) = match parent {
+            Some(p) => {
+                let pn = &self.nodes[p];
+                let ctx = match (&pn.kind, pn.array_ctx) {
+                    (Kind::Array(_), _) => spec_id
+                        .strip_prefix('n')
+                        .and_then(|i| i.parse::<u32>().ok())
+                        .map(|i| (p, i)),
+                    (_, ctx) => ctx,
+                };
+                let parent_is_dynamic = !pn.rec.dynamic_closure_path.is_empty();
+                (ctx, pn.in_dynamic || parent_is_dynamic)
+            }
+            None => (None, false),
+        };
         let task = match &kind {
             Kind::Task(t) => Some(t.clone()),
             _ => None,
@@ -658,7 +788,7 @@ impl ExecActor {
             .and_then(|t| self.shared.backends.iter().position(|b| b.handles(t)));
         let mut rec = NodeStateRecord {
             node_id: unique.clone(),
-            spec_node_id: spec.id.clone(),
+            spec_node_id: spec_id,
             parent_node_id: parent_info.map(|(id, _)| id).unwrap_or_default(),
             interruptible,
             ..Default::default()
@@ -688,12 +818,16 @@ impl ExecActor {
             exec_deadline,
             active_deadline,
             ready_at: None,
+            wf_slot: false,
+            array: None,
+            array_ctx,
+            in_dynamic,
         });
         self.by_unique.insert(unique, idx);
         idx
     }
 
-    fn kind_of(&self, n: &Node) -> Kind {
+    fn kind_of(&self, n: &Node, catalog: &Catalog) -> Kind {
         if n.id == START_NODE_ID {
             return Kind::Start;
         }
@@ -702,7 +836,8 @@ impl ExecActor {
         }
         match &n.target {
             Some(node::Target::TaskNode(t)) => match &t.reference {
-                Some(task_node::Reference::ReferenceId(id)) => match self.tasks.get(&key_of(id)) {
+                Some(task_node::Reference::ReferenceId(id)) => match catalog.tasks.get(&key_of(id))
+                {
                     Some(t) => Kind::Task(t.clone()),
                     None => Kind::Unsupported(format!(
                         "task {} is not in the compiled workflow",
@@ -714,7 +849,7 @@ impl ExecActor {
             Some(node::Target::BranchNode(_)) => Kind::Branch,
             Some(node::Target::WorkflowNode(w)) => match &w.reference {
                 Some(workflow_node::Reference::SubWorkflowRef(id)) => {
-                    match self.subworkflows.get(&key_of(id)) {
+                    match catalog.subworkflows.get(&key_of(id)) {
                         Some(wf) => Kind::SubWorkflow(wf.clone()),
                         None => Kind::Unsupported(format!(
                             "sub-workflow {} is not in the compiled workflow",
@@ -735,9 +870,13 @@ impl ExecActor {
                     Kind::Unsupported("signal and approve gate nodes are not supported yet".into())
                 }
             },
-            Some(node::Target::ArrayNode(_)) => {
-                Kind::Unsupported("array nodes (map tasks) are not supported yet".into())
-            }
+            Some(node::Target::ArrayNode(a)) => match a.node.as_deref() {
+                Some(sub) => {
+                    let sub_kind = self.kind_of(sub, catalog);
+                    Kind::Array(Arc::new(ArraySpec::new(a, sub, sub_kind)))
+                }
+                None => Kind::Unsupported("array node without a sub-node".into()),
+            },
             None => Kind::Unsupported("node without a target".into()),
         }
     }
@@ -757,7 +896,14 @@ impl ExecActor {
         inputs: Option<Arc<LiteralMap>>,
     ) -> usize {
         let template = Arc::new(wf.template.clone().unwrap_or_default());
-        let s = self.new_scope(Some(idx), template, wf.connections.as_ref(), inputs);
+        let catalog = self.scopes[self.nodes[idx].scope].catalog.clone();
+        let s = self.new_scope(
+            Some(idx),
+            template,
+            wf.connections.as_ref(),
+            inputs,
+            catalog,
+        );
         self.nodes[idx].child_scope = Some(s);
         s
     }
@@ -955,6 +1101,8 @@ impl ExecActor {
                     Done::Node(idx, r) => self.on_node_done(idx, r).await,
                     Done::Check(s) => self.check_scope(s),
                     Done::Scope(s, r) => self.on_scope_done(s, r).await,
+                    Done::ArrayCheck(a) => self.array_check(a),
+                    Done::ArrayGather(a) => self.array_gather(a).await,
                 }
                 continue;
             }
@@ -967,6 +1115,7 @@ impl ExecActor {
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
+        self.flush_array_events();
         let now = now_us();
         for idx in std::mem::take(&mut self.dirty) {
             let mut rec = self.nodes[idx].rec.clone();
@@ -1040,6 +1189,7 @@ impl ExecActor {
         matches!(n.phase(), NodePhase::Queued | NodePhase::Running)
             && n.rec.attempt == key.retry_attempt
             && matches!(n.kind, Kind::Task(_))
+            && n.child_scope.is_none()
     }
 
     fn on_update(&mut self, key: AttemptKey, update: AttemptUpdate) {
@@ -1153,7 +1303,13 @@ impl ExecActor {
                     || (self.scopes[s].error.is_some() && self.scopes[s].fail_immediately)
             }
             None => false,
-        } || (self.wf.workflow_phase().is_terminal());
+        } || (self.wf.workflow_phase().is_terminal())
+            || self.nodes[idx].parent.is_some_and(|p| {
+                !matches!(
+                    self.nodes[p].phase(),
+                    NodePhase::Queued | NodePhase::Running
+                )
+            });
         if blocked {
             if let Some(s) = self.nodes[idx].member_of {
                 self.scopes[s].active = self.scopes[s].active.saturating_sub(1);
@@ -1168,8 +1324,8 @@ impl ExecActor {
             Kind::Start => self.run_start_node(idx).await,
             Kind::End => self.run_end_node(idx).await,
             Kind::Task(_) => {
-                let max = self.req.max_parallelism as usize;
-                if max > 0 && self.running_tasks >= max {
+                let slot = self.uses_wf_slot(idx);
+                if slot && !self.slot_free() {
                     self.waiting_parallelism.push_back(idx);
                     return;
                 }
@@ -1177,7 +1333,9 @@ impl ExecActor {
                     return;
                 };
                 let _ = inputs;
-                self.running_tasks += 1;
+                if slot {
+                    self.take_slot(idx);
+                }
                 self.mark_queued(idx);
                 self.node_event(idx, node_execution::Phase::Queued, None);
                 self.set_phase(idx, NodePhase::Running);
@@ -1192,7 +1350,7 @@ impl ExecActor {
                         "NoTaskBackend",
                         format!("no task backend runs tasks of type [{tt}]"),
                     );
-                    self.running_tasks -= 1;
+                    self.release_slot(idx);
                     self.node_terminal(idx, NodePhase::Failed, Some(err));
                     return;
                 }
@@ -1236,10 +1394,59 @@ impl ExecActor {
                 self.node_event(idx, node_execution::Phase::Running, None);
                 self.arm_timer(d, Timer::Sleep { node: idx });
             }
+            Kind::Array(spec) => self.start_array(idx, spec).await,
             Kind::Unsupported(msg) => {
                 self.mark_queued(idx);
                 let err = exec_error(ErrorKind::User, "UnsupportedNode", msg);
                 self.node_terminal(idx, NodePhase::Failed, Some(err));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- parallelism
+
+    /// Whether the node takes a slot of the workflow's `max_parallelism` (task nodes, and array
+    /// nodes whose sub-nodes do not).
+    fn uses_wf_slot(&self, idx: usize) -> bool {
+        let n = &self.nodes[idx];
+        match (&n.kind, n.array_ctx) {
+            (Kind::Array(spec), _) => {
+                !spec.subnodes_share_wf_parallelism(self.shared.config.array_parallelism)
+            }
+            (Kind::Task(_), Some((arr, _))) => match &self.nodes[arr].kind {
+                Kind::Array(spec) => {
+                    spec.subnodes_share_wf_parallelism(self.shared.config.array_parallelism)
+                }
+                _ => true,
+            },
+            (Kind::Task(_), None) => true,
+            _ => false,
+        }
+    }
+
+    fn slot_free(&self) -> bool {
+        let max = self.req.max_parallelism as usize;
+        max == 0 || self.running_tasks < max
+    }
+
+    fn take_slot(&mut self, idx: usize) {
+        if !self.nodes[idx].wf_slot {
+            self.nodes[idx].wf_slot = true;
+            self.running_tasks += 1;
+        }
+    }
+
+    /// Frees the node's slot (if it holds one) and lets a waiting node have it.
+    fn release_slot(&mut self, idx: usize) {
+        if !self.nodes[idx].wf_slot {
+            return;
+        }
+        self.nodes[idx].wf_slot = false;
+        self.running_tasks = self.running_tasks.saturating_sub(1);
+        while let Some(w) = self.waiting_parallelism.pop_front() {
+            if self.nodes[w].phase() == NodePhase::NotYetStarted {
+                self.ready.push_back(w);
+                break;
             }
         }
     }
@@ -1324,6 +1531,11 @@ impl ExecActor {
 
     /// Resolves a node's bindings and writes `inputs.pb`; on failure the node fails.
     async fn resolve_and_write_inputs(&mut self, idx: usize) -> Option<Arc<LiteralMap>> {
+        if let Some((arr, i)) = self.nodes[idx].array_ctx
+            && self.nodes[idx].parent == Some(arr)
+        {
+            return self.array_sub_inputs(arr, i, idx).await;
+        }
         let spec = self.nodes[idx].spec.clone();
         let scope = self.nodes[idx].scope;
         let mut promised = Vec::new();
@@ -1458,9 +1670,18 @@ impl ExecActor {
         let blob = &self.shared.blob;
         let n = &self.nodes[idx];
         let raw = self.raw_dir(idx, attempt);
+        // A map task's sub-task reads the array node's whole inputs and picks its index.
+        let array_index = match n.array_ctx {
+            Some((arr, i)) if n.parent == Some(arr) => Some((arr, i)),
+            _ => None,
+        };
+        let input_node = match array_index {
+            Some((arr, _)) if self.array_reads_whole_inputs(arr) => &self.nodes[arr],
+            _ => n,
+        };
         let paths = AttemptPaths {
-            inputs: blob.native_url(&n.inputs_file()),
-            input_prefix: blob.native_url(&n.data_dir),
+            inputs: blob.native_url(&input_node.inputs_file()),
+            input_prefix: blob.native_url(&input_node.data_dir),
             output_prefix: blob.native_url(&n.output_dir()),
             raw_output_prefix: raw.clone(),
             checkpoint_prefix: layout::checkpoint_dir(&raw),
@@ -1510,6 +1731,14 @@ impl ExecActor {
         for (k, v) in &self.req.envs {
             env.insert(k.clone(), v.clone());
         }
+        if let Some((_, i)) = array_index {
+            // As propeller's array execution context sets them (the backend sets them too).
+            env.insert(
+                "BATCH_JOB_ARRAY_INDEX_VAR_NAME".into(),
+                "FLYTE_K8S_ARRAY_INDEX".into(),
+            );
+            env.insert("FLYTE_K8S_ARRAY_INDEX".into(), i.to_string());
+        }
         let task_attempt = TaskAttempt {
             key: self.attempt_key(idx),
             template: (*template).clone(),
@@ -1517,7 +1746,7 @@ impl ExecActor {
             env,
             timeout: self.nodes[idx].exec_deadline,
             interruptible: self.nodes[idx].rec.interruptible,
-            array_index: None,
+            array_index: array_index.map(|(_, i)| i),
         };
         let now = now_us();
         let n = &mut self.nodes[idx];
@@ -1572,14 +1801,7 @@ impl ExecActor {
             Err(flyte_blob::BlobError::NotFound(_)) => {
                 let futures = layout::futures_file(&out_dir);
                 if matches!(self.shared.blob.head(&futures).await, Ok(Some(_))) {
-                    let err = exec_error(
-                        ErrorKind::User,
-                        "DynamicNotSupported",
-                        "dynamic tasks (futures.pb) are not supported yet",
-                    );
-                    self.task_event(idx, task_execution::Phase::Failed, None, None);
-                    self.task_done(idx);
-                    self.node_terminal(idx, NodePhase::Failed, Some(err));
+                    self.start_dynamic(idx, futures).await;
                     return;
                 }
                 let declares_outputs = match &self.nodes[idx].kind {
@@ -1622,13 +1844,7 @@ impl ExecActor {
     /// A task node left the running set (frees a parallelism slot).
     fn task_done(&mut self, idx: usize) {
         self.nodes[idx].rec.attempt_in_flight = false;
-        self.running_tasks = self.running_tasks.saturating_sub(1);
-        while let Some(w) = self.waiting_parallelism.pop_front() {
-            if self.nodes[w].phase() == NodePhase::NotYetStarted {
-                self.ready.push_back(w);
-                break;
-            }
-        }
+        self.release_slot(idx);
     }
 
     fn attempt_failed(
@@ -1708,6 +1924,7 @@ impl ExecActor {
         }
         self.nodes[idx].rec.output_path = output_path;
         self.nodes[idx].rec.error = None;
+        self.release_slot(idx);
         self.set_phase(idx, NodePhase::Succeeded);
         self.node_event(idx, node_execution::Phase::Succeeded, None);
         m::node_phase("SUCCEEDED", self.nodes[idx].kind.label());
@@ -1717,6 +1934,7 @@ impl ExecActor {
     /// Ends a node in Failed / TimedOut / Aborted with an event.
     fn node_terminal(&mut self, idx: usize, phase: NodePhase, error: Option<ExecutionError>) {
         self.nodes[idx].rec.error = error.clone();
+        self.release_slot(idx);
         self.set_phase(idx, phase);
         let (ev, label) = match phase {
             NodePhase::TimedOut => (node_execution::Phase::TimedOut, "TIMED_OUT"),
@@ -1724,6 +1942,9 @@ impl ExecActor {
             _ => (node_execution::Phase::Failed, "FAILED"),
         };
         self.node_event(idx, ev, error.clone());
+        if matches!(self.nodes[idx].kind, Kind::Array(_)) {
+            self.array_terminal_event(idx, phase, error.clone());
+        }
         m::node_phase(label, self.nodes[idx].kind.label());
         if phase != NodePhase::Aborted {
             let err = match phase {
@@ -1737,6 +1958,12 @@ impl ExecActor {
     }
 
     async fn on_node_done(&mut self, idx: usize, result: Result<(), ExecutionError>) {
+        if let Some((arr, i)) = self.nodes[idx].array_ctx
+            && self.nodes[idx].parent == Some(arr)
+        {
+            self.array_child_done(arr, i, idx, result);
+            return;
+        }
         if self.nodes[idx].is_failure_node {
             let err = match result {
                 Ok(()) => self.wf.error.clone(),
@@ -1971,7 +2198,11 @@ impl ExecActor {
             self.scopes[s].done = true;
             self.abort_scope(s, reason);
         }
-        if matches!(self.nodes[idx].kind, Kind::Task(_)) {
+        if matches!(self.nodes[idx].kind, Kind::Array(_)) {
+            self.abort_array(idx, reason);
+        }
+        // A dynamic node's task attempt already ended (SUCCEEDED): only its children abort.
+        if matches!(self.nodes[idx].kind, Kind::Task(_)) && self.nodes[idx].child_scope.is_none() {
             if self.nodes[idx].rec.attempt_in_flight
                 && let Some(b) = self.nodes[idx].backend
             {
@@ -2076,8 +2307,24 @@ impl ExecActor {
         phase: node_execution::Phase,
         error: Option<ExecutionError>,
     ) {
+        self.node_event_with(idx, phase, error, None);
+    }
+
+    fn node_event_with(
+        &mut self,
+        idx: usize,
+        phase: node_execution::Phase,
+        error: Option<ExecutionError>,
+        dynamic_workflow: Option<flyteidl::event::DynamicWorkflowNodeMetadata>,
+    ) {
         let n = &self.nodes[idx];
+        if n.array_ctx.is_some() {
+            // Array sub-nodes (and what runs under them) report through the array node's
+            // task events (`external_resources`), as propeller's event version 0 does.
+            return;
+        }
         let now = ts(now_us());
+        let is_dynamic = !n.rec.dynamic_closure_path.is_empty();
         let (parent_node_metadata, retry_group) = match n.parent {
             Some(p) => (
                 Some(ParentNodeExecutionMetadata {
@@ -2095,6 +2342,7 @@ impl ExecActor {
             Kind::Task(_) => Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
                 TaskNodeMetadata {
                     checkpoint_uri: layout::checkpoint_dir(&self.raw_dir(idx, n.rec.attempt)),
+                    dynamic_workflow,
                     ..Default::default()
                 },
             )),
@@ -2128,7 +2376,10 @@ impl ExecActor {
                 .map(|m| m.name.clone())
                 .unwrap_or_default(),
             event_version: 1,
-            is_parent: matches!(n.kind, Kind::SubWorkflow(_)),
+            is_parent: matches!(n.kind, Kind::SubWorkflow(_)) || is_dynamic,
+            is_dynamic,
+            is_array: matches!(n.kind, Kind::Array(_)),
+            is_in_dynamic_chain: n.in_dynamic,
             reported_at: Some(now),
             target_entity,
             input_value: Some(node_execution_event::InputValue::InputUri(
@@ -2185,6 +2436,11 @@ impl ExecActor {
         } else {
             n.task_phase = phase as i32;
             n.rec.task_phase_version = 0;
+        }
+        if let Some((arr, i)) = n.array_ctx {
+            self.dirty.insert(idx);
+            self.array_sub_task_event(arr, i, idx, phase);
+            return;
         }
         let now = ts(now_us());
         let reasons = reason

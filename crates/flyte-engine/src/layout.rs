@@ -6,7 +6,9 @@
 //!   start-node/data/0/outputs.pb                          workflow inputs
 //!   <node>/data/inputs.pb                                 top-level node
 //!   <node>/data/<attempt>/{outputs,error,futures}.pb      per-attempt output dir
-//!   <node>/data/<attempt>/<child>/inputs.pb               sub-nodes (subworkflow, branch)
+//!   <node>/data/<attempt>/<child>/inputs.pb               sub-nodes (subworkflow, branch, dynamic)
+//!   <node>/data/<attempt>/dynamic_compiled.pb             a dynamic node's compiled workflow
+//!   <node>/data/<attempt>/<i>/<sub attempt>/outputs.pb    array sub-node i
 //!   end-node/data/0/outputs.pb                            workflow outputs
 //! <raw_prefix>/<shard>/<attempt unique id>/               raw output data (+ _flytecheckpoints)
 //! ```
@@ -16,6 +18,9 @@ pub const INPUTS_FILE: &str = "inputs.pb";
 pub const OUTPUTS_FILE: &str = "outputs.pb";
 pub const ERROR_FILE: &str = "error.pb";
 pub const FUTURES_FILE: &str = "futures.pb";
+/// The compiled dynamic workflow, next to `futures.pb` (propeller's
+/// `implicitCompiledWorkflowClosureName`).
+pub const DYNAMIC_COMPILED_FILE: &str = "dynamic_compiled.pb";
 pub const TASK_TEMPLATE_FILE: &str = "task.pb";
 pub const DECK_FILE: &str = "deck.html";
 pub const CHECKPOINT_DIR: &str = "_flytecheckpoints";
@@ -63,6 +68,10 @@ pub fn outputs_file(output_dir: &str) -> String {
 
 pub fn futures_file(output_dir: &str) -> String {
     join(output_dir, FUTURES_FILE)
+}
+
+pub fn dynamic_compiled_file(output_dir: &str) -> String {
+    join(output_dir, DYNAMIC_COMPILED_FILE)
 }
 
 pub fn task_template_file(data_dir: &str) -> String {

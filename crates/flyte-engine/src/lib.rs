@@ -7,6 +7,8 @@
 //! * [`EventSink`] / [`EngineJournal`]: where events and durable state go, one
 //!   [`EventBatch`] (events + [`JournalDelta`]) per wake; [`MemorySink`] implements both.
 //! * [`backend::TaskBackend`]: where task attempts run.
+//! * [`EntityResolver`]: launch plans and tasks a dynamic workflow refers to, from the admin
+//!   ([`Engine::set_resolver`]); [`MemoryResolver`] for tests.
 //! * [`layout`]: the blob-store data layout; [`metrics`]: metric names.
 
 pub mod backend;
@@ -19,11 +21,13 @@ pub mod layout;
 pub mod metrics;
 mod msgpack;
 pub mod request;
+pub mod resolver;
 pub mod sink;
 
-pub use config::EngineConfig;
+pub use config::{ArrayParallelism, EngineConfig};
 pub use engine::{Engine, EngineError};
 pub use request::{ExecKey, ExecutionRequest};
+pub use resolver::{EntityResolver, LaunchPlanInterface, MemoryResolver, ResolveError};
 pub use sink::{
     EngineJournal, EventBatch, EventSink, JournalDelta, MemorySink, NodePhase, NodeStateRecord,
     RunningExecution, SinkError, WorkflowPhase, WorkflowStateRecord,

@@ -21,6 +21,17 @@ pub const ATTEMPTS_STARTED: &str = "flyte_engine_attempts_started_total";
 /// Counter: task attempts retried. Labels: `kind` (user|system).
 pub const ATTEMPTS_RETRIED: &str = "flyte_engine_attempts_retried_total";
 
+/// Counter: dynamic workflows built from a `futures.pb`. Labels: `outcome` (built|failed).
+pub const DYNAMIC_WORKFLOWS: &str = "flyte_engine_dynamic_workflows_total";
+/// Histogram (seconds): reading, compiling and storing one dynamic workflow.
+pub const DYNAMIC_BUILD_TIME: &str = "flyte_engine_dynamic_build_seconds";
+/// Histogram: nodes in one dynamic workflow (its primary template).
+pub const DYNAMIC_NODES: &str = "flyte_engine_dynamic_workflow_nodes";
+/// Counter: array sub-nodes reaching a terminal phase. Labels: `phase`.
+pub const ARRAY_SUBNODES: &str = "flyte_engine_array_subnodes_total";
+/// Histogram: sub-nodes of one array node (its size).
+pub const ARRAY_SIZE: &str = "flyte_engine_array_size";
+
 pub(crate) fn node_phase(phase: &'static str, kind: &'static str) {
     metrics::counter!(NODES_BY_PHASE, "phase" => phase, "kind" => kind).increment(1);
 }

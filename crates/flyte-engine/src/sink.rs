@@ -147,6 +147,13 @@ pub struct NodeStateRecord {
     /// Attempt-level phase version of the last task event (for `phase_version`).
     #[prost(uint32, tag = "17")]
     pub task_phase_version: u32,
+    /// Dynamic nodes: store key of the compiled dynamic workflow (`dynamic_compiled.pb` next
+    /// to `futures.pb`) once built; its child nodes run from it (and resume from it).
+    #[prost(string, tag = "18")]
+    pub dynamic_closure_path: String,
+    /// Array nodes: the number of sub-nodes, once the array started.
+    #[prost(uint32, optional, tag = "19")]
+    pub array_size: Option<u32>,
 }
 
 impl NodeStateRecord {
