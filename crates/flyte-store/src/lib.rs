@@ -222,6 +222,29 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Every execution the engine started and has not finished, with its engine state.
     async fn load_engine_state(&self) -> Result<Vec<EngineExecutionState>>;
 
+    // --- signals -------------------------------------------------------------------------
+
+    /// Creates `signal` (its type, no value) unless a signal with its key exists, and returns
+    /// the stored signal either way: an existing one keeps its type and value (flyteadmin's
+    /// `FirstOrCreate`). `NotFound` naming the execution if it does not exist.
+    async fn get_or_create_signal(&self, signal: SignalRecord) -> Result<SignalRecord>;
+    async fn get_signal(&self, key: &SignalKey) -> Result<SignalRecord>;
+    /// Signals of one execution. Filter fields: `signal_id`, `created_at`, `updated_at`
+    /// (prefix `signal`); sort keys the same.
+    async fn list_signals(
+        &self,
+        execution: &ExecutionKey,
+        query: &ListQuery,
+    ) -> Result<Page<SignalRecord>>;
+    /// Sets (or replaces: flyteadmin's `Update` does) the value of a signal and returns it;
+    /// `NotFound` if no such signal exists. The caller checks the value against the type.
+    async fn set_signal_value(
+        &self,
+        key: &SignalKey,
+        value: Vec<u8>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SignalRecord>;
+
     // --- operations ----------------------------------------------------------------------
 
     /// One round trip to the database (health checks).

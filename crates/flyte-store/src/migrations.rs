@@ -21,6 +21,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "executions",
         include_str!("../migrations/sqlite/0002_executions.sql"),
     ),
+    (
+        3,
+        "signals",
+        include_str!("../migrations/sqlite/0003_signals.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -33,6 +38,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         2,
         "executions",
         include_str!("../migrations/postgres/0002_executions.sql"),
+    ),
+    (
+        3,
+        "signals",
+        include_str!("../migrations/postgres/0003_signals.sql"),
     ),
 ];
 

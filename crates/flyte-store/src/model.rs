@@ -335,3 +335,31 @@ pub struct EngineExecutionState {
     /// (node id, state), in node id order.
     pub nodes: Vec<(String, Vec<u8>)>,
 }
+
+// --- signals ------------------------------------------------------------------------------
+
+/// A signal of an execution (a gate node's `wait_for_input` or `approve`): the execution and
+/// the signal id, as `core.SignalIdentifier` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SignalKey {
+    pub execution: ExecutionKey,
+    pub signal_id: String,
+}
+
+/// `signal approve-1 of execution flytesnacks/development/abc`: how errors name a signal.
+impl std::fmt::Display for SignalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "signal {} of {}", self.signal_id, self.execution)
+    }
+}
+
+/// A signal: `type` is the encoded `core.LiteralType` it was created with (immutable), `value`
+/// the encoded `core.Literal` once set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRecord {
+    pub key: SignalKey,
+    pub r#type: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

@@ -165,6 +165,8 @@ conformance!(
     execution_state_batches,
     engine_journal,
     large_batches,
+    signal_get_or_create_set,
+    signal_list_filters_sort_pages,
 );
 
 #[test]
@@ -251,10 +253,12 @@ fn t(n: i64) -> DateTime<Utc> {
 }
 
 mod executions_conformance;
+mod signals_conformance;
 
 mod tests {
     use super::*;
     pub use crate::executions_conformance::*;
+    pub use crate::signals_conformance::*;
 
     pub const D: &str = "development";
 

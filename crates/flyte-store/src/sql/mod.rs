@@ -15,6 +15,7 @@ pub(crate) mod backend;
 pub(crate) mod connect;
 mod executions;
 pub(crate) mod list;
+mod signals;
 
 use std::future::Future;
 use std::time::Instant;
@@ -28,7 +29,7 @@ use crate::{
     EngineExecutionState, EntityKey, EntityRecord, EntityScope, ExecutionKey, ExecutionRecord,
     ExecutionScope, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey, NamedEntityMetadata,
     NamedEntityRecord, NodeExecutionKey, NodeExecutionRecord, Page, ProjectRecord, ResourceType,
-    Result, StateBatch, StoreError, TaskExecutionKey, TaskExecutionRecord,
+    Result, SignalKey, SignalRecord, StateBatch, StoreError, TaskExecutionKey, TaskExecutionRecord,
 };
 
 pub(crate) struct SqlStore<B: Backend> {
@@ -920,6 +921,40 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     async fn load_engine_state(&self) -> Result<Vec<EngineExecutionState>> {
         self.timed("load_engine_state", self.load_engine_state_impl())
             .await
+    }
+
+    async fn get_or_create_signal(&self, signal: SignalRecord) -> Result<SignalRecord> {
+        self.timed(
+            "get_or_create_signal",
+            self.get_or_create_signal_impl(signal),
+        )
+        .await
+    }
+
+    async fn get_signal(&self, key: &SignalKey) -> Result<SignalRecord> {
+        self.timed("get_signal", self.get_signal_impl(key)).await
+    }
+
+    async fn list_signals(
+        &self,
+        execution: &ExecutionKey,
+        query: &ListQuery,
+    ) -> Result<Page<SignalRecord>> {
+        self.timed("list_signals", self.list_signals_impl(execution, query))
+            .await
+    }
+
+    async fn set_signal_value(
+        &self,
+        key: &SignalKey,
+        value: Vec<u8>,
+        at: DateTime<Utc>,
+    ) -> Result<SignalRecord> {
+        self.timed(
+            "set_signal_value",
+            self.set_signal_value_impl(key, value, at),
+        )
+        .await
     }
 
     async fn ping(&self) -> Result<()> {
