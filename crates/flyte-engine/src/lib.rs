@@ -16,6 +16,7 @@ mod bindings;
 mod branch;
 pub mod config;
 pub mod engine;
+pub mod external;
 mod exec;
 pub mod layout;
 pub mod metrics;

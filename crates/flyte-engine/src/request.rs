@@ -33,6 +33,10 @@ pub struct ExecutionRequest {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub principal: String,
+    /// RecoverExecution: the original execution. Every node that succeeded there (looked up
+    /// by unique node id through [`crate::external::RecoveryLookup`]) is marked RECOVERED with
+    /// its outputs instead of being run; the rest runs.
+    pub recover_from: Option<WorkflowExecutionIdentifier>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -61,6 +65,8 @@ struct StoredRequest {
     annotations: BTreeMap<String, String>,
     #[prost(string, tag = "12")]
     principal: String,
+    #[prost(message, optional, tag = "13")]
+    recover_from: Option<WorkflowExecutionIdentifier>,
 }
 
 impl ExecutionRequest {
@@ -79,6 +85,7 @@ impl ExecutionRequest {
             labels: self.labels.clone(),
             annotations: self.annotations.clone(),
             principal: self.principal.clone(),
+            recover_from: self.recover_from.clone(),
         }
         .encode_to_vec()
     }
@@ -98,6 +105,7 @@ impl ExecutionRequest {
             labels: s.labels,
             annotations: s.annotations,
             principal: s.principal,
+            recover_from: s.recover_from,
         })
     }
 
