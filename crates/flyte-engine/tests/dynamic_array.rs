@@ -1,0 +1,1375 @@
+//! Dynamic tasks and array nodes (map tasks), against an in-test backend: "calc" tasks write
+//! `outputs.pb` (sum of their integer inputs + an offset), "dyn" tasks write a `futures.pb`
+//! built by the test, and map sub-tasks with a container read the array node's whole inputs
+//! and pick their element by index, as `pyflyte-map-execute` does.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use flyte_blob::BlobStore;
+use flyte_core::compiler::{Resolved, compile_workflow_template};
+use flyte_core::ids::IdKey;
+use flyte_engine::backend::{
+    AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
+};
+use flyte_engine::{
+    Engine, EngineConfig, ExecKey, ExecutionRequest, MemoryResolver, MemorySink, WorkflowPhase,
+};
+use flyteidl::core::literal_type::Type;
+use flyteidl::core::*;
+use flyteidl::event::{node_execution_event, task_execution_event};
+use prost::Message;
+use tokio::sync::mpsc;
+
+// ------------------------------------------------------------------ backend
+
+type DynFn = Arc<dyn Fn(&LiteralMap) -> DynamicJobSpec + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct Behavior {
+    /// Output `o0` = sum of the integer inputs + `add`.
+    add: i64,
+    sleep: Duration,
+    /// Array indices that fail (not retryable).
+    fail_indices: HashSet<u32>,
+    /// Array indices that fail (retryable) on their first attempt.
+    flaky_indices: HashSet<u32>,
+    /// Inputs a map sub-task takes whole when it reads the array's inputs (flytekit's bound vars).
+    bound: HashSet<String>,
+    /// Dynamic: the futures file to write.
+    dynamic: Option<DynFn>,
+}
+
+#[derive(Default)]
+struct Seen {
+    starts: Vec<AttemptKey>,
+    attempts: Vec<TaskAttempt>,
+}
+
+struct TestBackend {
+    blob: BlobStore,
+    behaviors: Mutex<HashMap<String, Behavior>>,
+    seen: Mutex<Seen>,
+    /// Keep whole attempts (small tests only).
+    keep_attempts: std::sync::atomic::AtomicBool,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+    max_running: Arc<Mutex<HashMap<String, usize>>>,
+    cancel: Mutex<HashMap<AttemptKey, tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl TestBackend {
+    fn new(blob: BlobStore) -> Arc<Self> {
+        Arc::new(Self {
+            blob,
+            behaviors: Default::default(),
+            seen: Default::default(),
+            keep_attempts: std::sync::atomic::AtomicBool::new(true),
+            running: Default::default(),
+            max_running: Default::default(),
+            cancel: Default::default(),
+        })
+    }
+    fn set(&self, task: &str, b: Behavior) {
+        self.behaviors.lock().unwrap().insert(task.into(), b);
+    }
+    fn starts_of(&self, node: &str) -> usize {
+        let seen = self.seen.lock().unwrap();
+        seen.starts.iter().filter(|k| k.node_id == node).count()
+    }
+    fn starts(&self) -> Vec<AttemptKey> {
+        self.seen.lock().unwrap().starts.clone()
+    }
+    fn max_running_of(&self, task: &str) -> usize {
+        *self.max_running.lock().unwrap().get(task).unwrap_or(&0)
+    }
+}
+
+fn int_lit(i: i64) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Integer(i)),
+            })),
+        }))),
+        ..Default::default()
+    }
+}
+
+fn list_lit(v: Vec<Literal>) -> Literal {
+    Literal {
+        value: Some(literal::Value::Collection(LiteralCollection { literals: v })),
+        ..Default::default()
+    }
+}
+
+fn as_int(l: &Literal) -> Option<i64> {
+    match &l.value {
+        Some(literal::Value::Scalar(s)) => match &s.value {
+            Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Integer(i)),
+            })) => Some(*i),
+            _ => None,
+        },
+        Some(literal::Value::Collection(c)) => c.literals.iter().map(as_int).sum(),
+        _ => None,
+    }
+}
+
+fn is_none(l: &Literal) -> bool {
+    matches!(&l.value, Some(literal::Value::Scalar(s)) if matches!(s.value, Some(scalar::Value::NoneType(_))))
+}
+
+fn list_of(l: &Literal) -> &[Literal] {
+    match &l.value {
+        Some(literal::Value::Collection(c)) => &c.literals,
+        other => panic!("not a collection: {other:?}"),
+    }
+}
+
+#[async_trait]
+impl TaskBackend for TestBackend {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+    fn handles(&self, t: &TaskTemplate) -> bool {
+        t.r#type == "calc" || t.r#type == "dyn"
+    }
+    async fn start(
+        &self,
+        attempt: TaskAttempt,
+        updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+    ) -> Result<(), BackendError> {
+        let name = attempt.template.id.as_ref().unwrap().name.clone();
+        let b = self
+            .behaviors
+            .lock()
+            .unwrap()
+            .get(&name)
+            .cloned()
+            .unwrap_or_default();
+        {
+            let mut seen = self.seen.lock().unwrap();
+            seen.starts.push(attempt.key.clone());
+            if self.keep_attempts.load(Ordering::SeqCst) {
+                seen.attempts.push(attempt.clone());
+            }
+        }
+        {
+            let mut r = self.running.lock().unwrap();
+            let now = r.entry(name.clone()).or_default();
+            *now += 1;
+            let now = *now;
+            let mut m = self.max_running.lock().unwrap();
+            let e = m.entry(name.clone()).or_default();
+            *e = (*e).max(now);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.cancel.lock().unwrap().insert(attempt.key.clone(), tx);
+        let blob = self.blob.clone();
+        let running = self.running.clone();
+        tokio::spawn(async move {
+            let key = attempt.key.clone();
+            let done = |running: &Arc<Mutex<HashMap<String, usize>>>| {
+                *running.lock().unwrap().get_mut(&name).unwrap() -= 1;
+            };
+            let _ = updates.send((key.clone(), AttemptUpdate::Running { logs: vec![] }));
+            if !b.sleep.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(b.sleep) => {}
+                    _ = rx => {
+                        done(&running);
+                        let _ = updates.send((key, AttemptUpdate::Finished(AttemptOutcome::Aborted)));
+                        return;
+                    }
+                }
+            }
+            done(&running);
+            let index = attempt.array_index;
+            let fail = |retryable: bool| {
+                AttemptUpdate::Finished(AttemptOutcome::Failed {
+                    error: ExecutionError {
+                        code: "Boom".into(),
+                        message: format!("index {index:?} failed"),
+                        kind: execution_error::ErrorKind::User as i32,
+                        ..Default::default()
+                    },
+                    retryable,
+                    logs: vec![],
+                })
+            };
+            if let Some(i) = index {
+                if b.fail_indices.contains(&i) {
+                    let _ = updates.send((key, fail(false)));
+                    return;
+                }
+                if b.flaky_indices.contains(&i) && key.retry_attempt == 0 {
+                    let _ = updates.send((key, fail(true)));
+                    return;
+                }
+            }
+            let in_key = blob.path_from_native_url(&attempt.paths.inputs).unwrap();
+            let mut inputs = match blob.get(&in_key).await {
+                Ok(b) => LiteralMap::decode(b).unwrap(),
+                Err(_) => LiteralMap::default(),
+            };
+            // pyflyte-map-execute: a container map task reads the whole inputs and takes its
+            // element (bound inputs whole).
+            if let (Some(i), Some(task_template::Target::Container(_))) =
+                (index, &attempt.template.target)
+            {
+                for (k, v) in inputs.literals.iter_mut() {
+                    if b.bound.contains(k) {
+                        continue;
+                    }
+                    if let Some(literal::Value::Collection(c)) = &v.value {
+                        *v = c.literals[i as usize].clone();
+                    }
+                }
+            }
+            let out_prefix = blob
+                .path_from_native_url(&attempt.paths.output_prefix)
+                .unwrap();
+            if let Some(f) = &b.dynamic {
+                let spec = f(&inputs);
+                blob.put(
+                    &format!("{out_prefix}/futures.pb"),
+                    Bytes::from(spec.encode_to_vec()),
+                )
+                .await
+                .unwrap();
+            } else {
+                let sum: i64 = inputs.literals.values().filter_map(as_int).sum();
+                let outputs = LiteralMap {
+                    literals: BTreeMap::from([("o0".to_string(), int_lit(sum + b.add))]),
+                };
+                blob.put(
+                    &format!("{out_prefix}/outputs.pb"),
+                    Bytes::from(outputs.encode_to_vec()),
+                )
+                .await
+                .unwrap();
+            }
+            let _ = updates.send((
+                key,
+                AttemptUpdate::Finished(AttemptOutcome::Succeeded { logs: vec![] }),
+            ));
+        });
+        Ok(())
+    }
+    async fn abort(&self, key: &AttemptKey) {
+        if let Some(tx) = self.cancel.lock().unwrap().remove(key) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+// ------------------------------------------------------------------ builders
+
+fn int_t() -> LiteralType {
+    LiteralType {
+        r#type: Some(Type::Simple(SimpleType::Integer as i32)),
+        ..Default::default()
+    }
+}
+fn list_t(t: LiteralType) -> LiteralType {
+    LiteralType {
+        r#type: Some(Type::CollectionType(Box::new(t))),
+        ..Default::default()
+    }
+}
+fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
+    VariableMap {
+        variables: v
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.to_string(),
+                    Variable {
+                        r#type: Some(t.clone()),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
+    TypedInterface {
+        inputs: Some(vars(i)),
+        outputs: Some(vars(o)),
+    }
+}
+fn ident(rt: ResourceType, name: &str) -> Identifier {
+    Identifier {
+        resource_type: rt as i32,
+        project: "p".into(),
+        domain: "d".into(),
+        name: name.into(),
+        version: "v".into(),
+        ..Default::default()
+    }
+}
+fn task(
+    name: &str,
+    ty: &str,
+    inputs: &[(&str, LiteralType)],
+    outputs: &[(&str, LiteralType)],
+) -> TaskTemplate {
+    TaskTemplate {
+        id: Some(ident(ResourceType::Task, name)),
+        r#type: ty.into(),
+        metadata: Some(TaskMetadata::default()),
+        interface: Some(iface(inputs, outputs)),
+        ..Default::default()
+    }
+}
+fn calc(name: &str, inputs: &[(&str, LiteralType)]) -> TaskTemplate {
+    task(name, "calc", inputs, &[("o0", int_t())])
+}
+/// A map task as flytekit registers it: list inputs and outputs, a container.
+fn map_calc(name: &str, inputs: &[(&str, LiteralType)], retries: u32) -> TaskTemplate {
+    let mut t = task(name, "calc", inputs, &[("o0", list_t(int_t()))]);
+    t.metadata = Some(TaskMetadata {
+        retries: Some(RetryStrategy { retries }),
+        ..Default::default()
+    });
+    t.target = Some(task_template::Target::Container(Container {
+        image: "img".into(),
+        args: vec!["pyflyte-map-execute".into(), "--inputs".into(), "{{.input}}".into()],
+        ..Default::default()
+    }));
+    t
+}
+fn promise(node: &str, var: &str) -> BindingData {
+    BindingData {
+        value: Some(binding_data::Value::Promise(OutputReference {
+            node_id: node.into(),
+            var: var.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+fn scalar_int(i: i64) -> BindingData {
+    BindingData {
+        value: Some(binding_data::Value::Scalar(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Integer(i)),
+            })),
+        })),
+        ..Default::default()
+    }
+}
+fn collection(items: Vec<BindingData>) -> BindingData {
+    BindingData {
+        value: Some(binding_data::Value::Collection(BindingDataCollection {
+            bindings: items,
+        })),
+        ..Default::default()
+    }
+}
+fn bind(var: &str, data: BindingData) -> Binding {
+    Binding {
+        var: var.into(),
+        binding: Some(data),
+    }
+}
+fn task_node(id: &str, task: &str, inputs: Vec<Binding>) -> Node {
+    Node {
+        id: id.into(),
+        inputs,
+        target: Some(node::Target::TaskNode(TaskNode {
+            reference: Some(task_node::Reference::ReferenceId(ident(
+                ResourceType::Task,
+                task,
+            ))),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+fn array_node(
+    id: &str,
+    task: &str,
+    inputs: Vec<Binding>,
+    parallelism: Option<u32>,
+    criteria: Option<array_node::SuccessCriteria>,
+    bound: &[&str],
+) -> Node {
+    let sub = task_node(id, task, vec![]);
+    Node {
+        id: id.into(),
+        inputs,
+        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
+            node: Some(Box::new(sub)),
+            parallelism_option: parallelism.map(array_node::ParallelismOption::Parallelism),
+            success_criteria: criteria,
+            bound_inputs: bound.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }))),
+        ..Default::default()
+    }
+}
+fn workflow(
+    name: &str,
+    inputs: &[(&str, LiteralType)],
+    nodes: Vec<Node>,
+    outputs: Vec<Binding>,
+    out_vars: &[(&str, LiteralType)],
+) -> WorkflowTemplate {
+    WorkflowTemplate {
+        id: Some(ident(ResourceType::Workflow, name)),
+        interface: Some(iface(inputs, out_vars)),
+        nodes,
+        outputs,
+        metadata: Some(WorkflowMetadata::default()),
+        ..Default::default()
+    }
+}
+fn compile(wf: &WorkflowTemplate, tasks: &[TaskTemplate]) -> CompiledWorkflowClosure {
+    let resolved = Resolved {
+        tasks: tasks
+            .iter()
+            .map(|t| (IdKey::from(t.id.as_ref().unwrap()), t.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    compile_workflow_template(wf, &[], &resolved).unwrap_or_else(|e| panic!("compile: {e}"))
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    blob: BlobStore,
+    sink: Arc<MemorySink>,
+    backend: Arc<TestBackend>,
+    engine: Engine,
+}
+
+fn new_engine(blob: &BlobStore, sink: &Arc<MemorySink>, backend: &Arc<TestBackend>) -> Engine {
+    let engine = Engine::new(
+        EngineConfig::default(),
+        blob.clone(),
+        vec![backend.clone()],
+        sink.clone(),
+        sink.clone(),
+    );
+    engine.set_resolver(MemoryResolver::new());
+    engine
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let backend = TestBackend::new(blob.clone());
+    let engine = new_engine(&blob, &sink, &backend);
+    Env {
+        _dir: dir,
+        blob,
+        sink,
+        backend,
+        engine,
+    }
+}
+
+fn request(
+    name: &str,
+    compiled: CompiledWorkflowClosure,
+    inputs: &[(&str, Literal)],
+) -> ExecutionRequest {
+    ExecutionRequest {
+        id: WorkflowExecutionIdentifier {
+            project: "p".into(),
+            domain: "d".into(),
+            name: name.into(),
+            ..Default::default()
+        },
+        compiled,
+        inputs: LiteralMap {
+            literals: inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        },
+        ..Default::default()
+    }
+}
+
+async fn run(env: &Env, req: ExecutionRequest) -> WorkflowPhase {
+    let id = req.id.clone();
+    env.engine.start_execution(req).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(120), env.engine.wait(&id))
+        .await
+        .expect("execution did not finish")
+        .expect("no final phase")
+}
+
+async fn wf_output(env: &Env, sink: &MemorySink, name: &str) -> LiteralMap {
+    let evs = sink.workflow_events(name);
+    let last = evs.last().unwrap();
+    let Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) =
+        &last.output_result
+    else {
+        panic!("no output uri in {last:?}");
+    };
+    let key = env.blob.path_from_native_url(uri).unwrap();
+    LiteralMap::decode(env.blob.get(&key).await.unwrap()).unwrap()
+}
+
+fn wf_error(sink: &MemorySink, name: &str) -> ExecutionError {
+    let evs = sink.workflow_events(name);
+    match &evs.last().unwrap().output_result {
+        Some(flyteidl::event::workflow_execution_event::OutputResult::Error(e)) => e.clone(),
+        other => panic!("no error: {other:?}"),
+    }
+}
+
+/// A dynamic job spec: `n` calc nodes `dn<i>` (input x = base + i), a `sum` node adding them
+/// all, and the workflow output `o0` bound to it.
+fn fan_out_spec(n: usize, base: i64, leaf: &TaskTemplate, sum: &TaskTemplate) -> DynamicJobSpec {
+    let mut nodes: Vec<Node> = (0..n)
+        .map(|i| {
+            task_node(
+                &format!("dn{i}"),
+                &leaf.id.as_ref().unwrap().name,
+                vec![bind("x", scalar_int(base + i as i64))],
+            )
+        })
+        .collect();
+    nodes.push(task_node(
+        "sum",
+        &sum.id.as_ref().unwrap().name,
+        vec![bind(
+            "xs",
+            collection((0..n).map(|i| promise(&format!("dn{i}"), "o0")).collect()),
+        )],
+    ));
+    DynamicJobSpec {
+        nodes,
+        outputs: vec![bind("o0", promise("sum", "o0"))],
+        tasks: vec![leaf.clone(), sum.clone()],
+        ..Default::default()
+    }
+}
+
+fn input_int(inputs: &LiteralMap, name: &str) -> i64 {
+    as_int(&inputs.literals[name]).unwrap()
+}
+
+/// One dynamic task node `n0` in a workflow: `wf(x) -> dyn(x)`.
+fn dyn_workflow(dyn_task: &TaskTemplate) -> WorkflowTemplate {
+    workflow(
+        "dynwf",
+        &[("x", int_t())],
+        vec![task_node(
+            "n0",
+            &dyn_task.id.as_ref().unwrap().name,
+            vec![bind("x", promise("start-node", "x"))],
+        )],
+        vec![bind("o", promise("n0", "o0"))],
+        &[("o", int_t())],
+    )
+}
+
+// ------------------------------------------------------------------ dynamic
+
+#[tokio::test]
+async fn dynamic_fan_out_runs_children_and_reports_the_closure() {
+    let env = env();
+    let leaf = calc("leaf", &[("x", int_t())]);
+    let sum = calc("sum", &[("xs", list_t(int_t()))]);
+    env.backend.set(
+        "leaf",
+        Behavior {
+            add: 100,
+            ..Default::default()
+        },
+    );
+    let (l2, s2) = (leaf.clone(), sum.clone());
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(move |inputs| {
+                fan_out_spec(input_int(inputs, "x") as usize, 0, &l2, &s2)
+            })),
+            ..Default::default()
+        },
+    );
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&dyn_task);
+    let req = request("dyn1", compile(&wf, &[dyn_task]), &[("x", int_lit(4))]);
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    // leaves: 100..103, summed.
+    let out = wf_output(&env, &env.sink, "dyn1").await;
+    assert_eq!(as_int(&out.literals["o"]), Some(100 + 101 + 102 + 103));
+
+    // Children ran with nested ids.
+    assert_eq!(env.backend.starts_of("n0"), 1);
+    assert_eq!(env.backend.starts_of("n0-0-dn2"), 1);
+    assert_eq!(env.backend.starts_of("n0-0-sum"), 1);
+
+    // The parent's events: DYNAMIC_RUNNING with the compiled closure, then SUCCEEDED.
+    use node_execution::Phase as P;
+    let evs = env.sink.node_events("dyn1");
+    let parent: Vec<_> = evs
+        .iter()
+        .filter(|e| e.id.as_ref().unwrap().node_id == "n0")
+        .collect();
+    let phases: Vec<i32> = parent.iter().map(|e| e.phase).collect();
+    assert_eq!(
+        phases,
+        vec![
+            P::Queued as i32,
+            P::Running as i32,
+            P::DynamicRunning as i32,
+            P::Succeeded as i32
+        ]
+    );
+    let dyn_ev = parent[2];
+    assert!(dyn_ev.is_dynamic && dyn_ev.is_parent);
+    let Some(node_execution_event::TargetMetadata::TaskNodeMetadata(tm)) = &dyn_ev.target_metadata
+    else {
+        panic!("no task node metadata")
+    };
+    let dw = tm.dynamic_workflow.as_ref().expect("dynamic_workflow");
+    let closure = dw.compiled_workflow.as_ref().unwrap();
+    let prim = closure.primary.as_ref().unwrap().template.as_ref().unwrap();
+    assert_eq!(prim.nodes.len(), 4 + 1 + 2, "4 leaves, sum, start, end");
+    assert_eq!(dw.id.as_ref().unwrap().name, "dynamic_n0");
+    assert!(dw.dynamic_job_spec_uri.ends_with("/n0/data/0/futures.pb"));
+    assert!(parent[3].is_dynamic && parent[3].is_parent);
+
+    // Children: parent metadata, retry group, dynamic chain; not top-level.
+    let child = evs
+        .iter()
+        .find(|e| e.id.as_ref().unwrap().node_id == "n0-0-dn1")
+        .unwrap();
+    assert_eq!(child.parent_node_metadata.as_ref().unwrap().node_id, "n0");
+    assert_eq!(child.retry_group, "0");
+    assert_eq!(child.spec_node_id, "dn1");
+    assert!(child.is_in_dynamic_chain);
+
+    // The compiled closure is stored next to futures.pb and its path is journaled.
+    let path = "metadata/p-d-dyn1/n0/data/0/dynamic_compiled.pb";
+    let stored = CompiledWorkflowClosure::decode(env.blob.get(path).await.unwrap()).unwrap();
+    assert_eq!(&stored, closure);
+    let rec = env
+        .sink
+        .node_record(
+            &ExecKey {
+                project: "p".into(),
+                domain: "d".into(),
+                name: "dyn1".into(),
+            },
+            "n0",
+        )
+        .unwrap();
+    assert_eq!(rec.dynamic_closure_path, path);
+    // The parent's outputs are the end node's.
+    let own = LiteralMap::decode(
+        env.blob
+            .get("metadata/p-d-dyn1/n0/data/0/outputs.pb")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(as_int(&own.literals["o0"]), Some(406));
+}
+
+#[tokio::test]
+async fn nested_dynamic() {
+    let env = env();
+    let leaf = calc("leaf", &[("x", int_t())]);
+    let sum = calc("sum", &[("xs", list_t(int_t()))]);
+    let inner = task("inner", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let (l2, s2) = (leaf.clone(), sum.clone());
+    // inner(x): x leaves with inputs 0..x, summed: 0+1+..+(x-1).
+    env.backend.set(
+        "inner",
+        Behavior {
+            dynamic: Some(Arc::new(move |inputs| {
+                fan_out_spec(input_int(inputs, "x") as usize, 0, &l2, &s2)
+            })),
+            ..Default::default()
+        },
+    );
+    // outer(x): inner(2), inner(3), inner(x), summed.
+    let (i2, s3) = (inner.clone(), sum.clone());
+    env.backend.set(
+        "outer",
+        Behavior {
+            dynamic: Some(Arc::new(move |inputs| {
+                let x = input_int(inputs, "x");
+                let sizes = [2, 3, x];
+                let mut nodes: Vec<Node> = sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| task_node(&format!("in{i}"), "inner", vec![bind("x", scalar_int(*n))]))
+                    .collect();
+                nodes.push(task_node(
+                    "total",
+                    "sum",
+                    vec![bind(
+                        "xs",
+                        collection((0..3).map(|i| promise(&format!("in{i}"), "o0")).collect()),
+                    )],
+                ));
+                DynamicJobSpec {
+                    nodes,
+                    outputs: vec![bind("o0", promise("total", "o0"))],
+                    tasks: vec![i2.clone(), s3.clone()],
+                    ..Default::default()
+                }
+            })),
+            ..Default::default()
+        },
+    );
+    let outer = task("outer", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&outer);
+    let req = request("nest", compile(&wf, &[outer]), &[("x", int_lit(4))]);
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    // (0+1) + (0+1+2) + (0+1+2+3)
+    let out = wf_output(&env, &env.sink, "nest").await;
+    assert_eq!(as_int(&out.literals["o"]), Some(1 + 3 + 6));
+    assert_eq!(env.backend.starts_of("n0-0-in1-0-dn2"), 1);
+    let evs = env.sink.node_events("nest");
+    let inner_parent = evs
+        .iter()
+        .find(|e| {
+            e.id.as_ref().unwrap().node_id == "n0-0-in1"
+                && e.phase == node_execution::Phase::DynamicRunning as i32
+        })
+        .expect("inner dynamic event");
+    assert_eq!(inner_parent.parent_node_metadata.as_ref().unwrap().node_id, "n0");
+    assert!(inner_parent.is_in_dynamic_chain && inner_parent.is_dynamic);
+    let grandchild = evs
+        .iter()
+        .find(|e| e.id.as_ref().unwrap().node_id == "n0-0-in1-0-dn2")
+        .unwrap();
+    assert_eq!(
+        grandchild.parent_node_metadata.as_ref().unwrap().node_id,
+        "n0-0-in1"
+    );
+}
+
+#[tokio::test]
+async fn dynamic_build_failure_fails_the_node() {
+    let env = env();
+    // The spec refers to a launch plan the resolver does not know.
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(|_| DynamicJobSpec {
+                nodes: vec![Node {
+                    id: "lp".into(),
+                    target: Some(node::Target::WorkflowNode(WorkflowNode {
+                        reference: Some(workflow_node::Reference::LaunchplanRef(ident(
+                            ResourceType::LaunchPlan,
+                            "missing",
+                        ))),
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+    );
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&dyn_task);
+    let req = request("dynbad", compile(&wf, &[dyn_task]), &[("x", int_lit(1))]);
+    assert_eq!(run(&env, req).await, WorkflowPhase::Failed);
+    let err = wf_error(&env.sink, "dynbad");
+    assert_eq!(err.code, "DynamicWorkflowBuildFailed", "{err:?}");
+    assert!(err.message.contains("missing"), "{}", err.message);
+}
+
+/// A dynamic task emitting 10,000 nodes (plus a node gathering them all) runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_with_ten_thousand_nodes() {
+    let env = env();
+    env.backend
+        .keep_attempts
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let n = 10_000usize;
+    let leaf = calc("leaf", &[("x", int_t())]);
+    let sum = calc("sum", &[("xs", list_t(int_t()))]);
+    let (l2, s2) = (leaf.clone(), sum.clone());
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(move |_| fan_out_spec(n, 1, &l2, &s2))),
+            ..Default::default()
+        },
+    );
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&dyn_task);
+    let req = request("dyn10k", compile(&wf, &[dyn_task]), &[("x", int_lit(0))]);
+    let t = Instant::now();
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let elapsed = t.elapsed();
+    let out = wf_output(&env, &env.sink, "dyn10k").await;
+    // leaves 1..=n
+    assert_eq!(as_int(&out.literals["o"]), Some((n * (n + 1) / 2) as i64));
+    assert_eq!(env.backend.starts().len(), n + 2);
+    println!(
+        "dynamic with {n} nodes: {elapsed:?} ({:?}/node), {} batches",
+        elapsed / n as u32,
+        env.sink.batches().len()
+    );
+}
+
+#[tokio::test]
+async fn dynamic_resumes_after_crash_from_the_stored_closure() {
+    let env = env();
+    let leaf = calc("leaf", &[("x", int_t())]);
+    let slow = calc("slow", &[("x", int_t())]);
+    env.backend.set(
+        "leaf",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    env.backend.set(
+        "slow",
+        Behavior {
+            add: 10,
+            sleep: Duration::from_millis(800),
+            ..Default::default()
+        },
+    );
+    // dyn(x): a -> b(slow) -> c, output c.
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(|inputs| {
+                let x = input_int(inputs, "x");
+                DynamicJobSpec {
+                    nodes: vec![
+                        task_node("a", "leaf", vec![bind("x", scalar_int(x))]),
+                        task_node("b", "slow", vec![bind("x", promise("a", "o0"))]),
+                        task_node("c", "leaf", vec![bind("x", promise("b", "o0"))]),
+                    ],
+                    outputs: vec![bind("o0", promise("c", "o0"))],
+                    tasks: vec![
+                        calc("leaf", &[("x", int_t())]),
+                        calc("slow", &[("x", int_t())]),
+                    ],
+                    ..Default::default()
+                }
+            })),
+            ..Default::default()
+        },
+    );
+    let _ = (leaf, slow);
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&dyn_task);
+    let req = request("dyncrash", compile(&wf, &[dyn_task]), &[("x", int_lit(5))]);
+    let id = req.id.clone();
+    env.engine.start_execution(req).await.unwrap();
+    for _ in 0..500 {
+        if env.backend.starts_of("n0-0-b") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(env.backend.starts_of("n0-0-b"), 1);
+    env.engine.crash();
+    let journal = env.sink.snapshot();
+    let engine2 = new_engine(&env.blob, &journal, &env.backend);
+    assert_eq!(engine2.resume_all().await.unwrap(), 1);
+    let phase = tokio::time::timeout(Duration::from_secs(20), engine2.wait(&id))
+        .await
+        .unwrap();
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+    // The dynamic task and the child that succeeded did not run again.
+    assert_eq!(env.backend.starts_of("n0"), 1, "the dynamic task ran again");
+    assert_eq!(env.backend.starts_of("n0-0-a"), 1);
+    assert_eq!(env.backend.starts_of("n0-0-b"), 2);
+    assert_eq!(env.backend.starts_of("n0-0-c"), 1);
+    let out = wf_output(&env, &journal, "dyncrash").await;
+    assert_eq!(as_int(&out.literals["o"]), Some(5 + 1 + 10 + 1));
+}
+
+// ------------------------------------------------------------------ arrays
+
+fn ints(v: impl IntoIterator<Item = i64>) -> Literal {
+    list_lit(v.into_iter().map(int_lit).collect())
+}
+
+/// `wf(xs) -> map(t)(x=xs)`, output the array's `o0`.
+fn map_workflow(array: Node) -> WorkflowTemplate {
+    workflow(
+        "mapwf",
+        &[("xs", list_t(int_t())), ("ys", list_t(int_t()))],
+        vec![array],
+        vec![bind("o", promise("a", "o0"))],
+        &[("o", list_t(int_t()))],
+    )
+}
+
+fn array_events(sink: &MemorySink, name: &str) -> Vec<flyteidl::event::TaskExecutionEvent> {
+    sink.task_events(name)
+        .into_iter()
+        .filter(|e| e.parent_node_execution_id.as_ref().unwrap().node_id == "a")
+        .collect()
+}
+
+#[tokio::test]
+async fn map_all_succeed_with_external_resources() {
+    let env = env();
+    env.backend.set(
+        "m",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    let t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        None,
+        None,
+        &[],
+    ));
+    let req = request(
+        "map1",
+        compile(&wf, &[t]),
+        &[("xs", ints([10, 20, 30, 40, 50])), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let out = wf_output(&env, &env.sink, "map1").await;
+    let got: Vec<i64> = list_of(&out.literals["o"])
+        .iter()
+        .map(|l| as_int(l).unwrap())
+        .collect();
+    assert_eq!(got, vec![11, 21, 31, 41, 51]);
+
+    // Sub-tasks: index set, the array node's whole inputs, output dirs per index and attempt.
+    let attempts = env.backend.seen.lock().unwrap().attempts.clone();
+    assert_eq!(attempts.len(), 5);
+    let a3 = attempts
+        .iter()
+        .find(|a| a.array_index == Some(3))
+        .unwrap();
+    assert_eq!(a3.key.node_id, "a-0-n3");
+    assert!(a3.paths.inputs.ends_with("/metadata/p-d-map1/a/data/inputs.pb"));
+    assert!(a3.paths.output_prefix.ends_with("/metadata/p-d-map1/a/data/0/3/0"));
+    assert_eq!(a3.env["FLYTE_K8S_ARRAY_INDEX"], "3");
+    assert_eq!(a3.env["BATCH_JOB_ARRAY_INDEX_VAR_NAME"], "FLYTE_K8S_ARRAY_INDEX");
+    // The sub-task's template has singular outputs.
+    let o0 = &a3.template.interface.as_ref().unwrap().outputs.as_ref().unwrap().variables["o0"];
+    assert_eq!(o0.r#type, Some(int_t()));
+
+    // Events: sub-nodes send no node events; the array node is is_array; its task events
+    // carry the sub-nodes as external resources, all of them at the end.
+    let nevs = env.sink.node_events("map1");
+    assert!(
+        nevs.iter()
+            .all(|e| !e.id.as_ref().unwrap().node_id.starts_with("a-"))
+    );
+    assert!(
+        nevs.iter()
+            .filter(|e| e.id.as_ref().unwrap().node_id == "a")
+            .all(|e| e.is_array)
+    );
+    let tevs = array_events(&env.sink, "map1");
+    assert_eq!(tevs.len(), env.sink.task_events("map1").len());
+    let first = tevs.first().unwrap();
+    assert_eq!(first.phase, task_execution::Phase::Queued as i32);
+    assert_eq!(first.metadata.as_ref().unwrap().external_resources.len(), 5);
+    assert_eq!(first.task_id.as_ref().unwrap().name, "m");
+    let last = tevs.last().unwrap();
+    assert_eq!(last.phase, task_execution::Phase::Succeeded as i32);
+    let eris = &last.metadata.as_ref().unwrap().external_resources;
+    assert_eq!(eris.len(), 5);
+    assert!(
+        eris.iter()
+            .enumerate()
+            .all(|(i, e)| e.index == i as u32
+                && e.phase == task_execution::Phase::Succeeded as i32
+                && e.external_id.ends_with(&format!("-n{i}-0")))
+    );
+    assert!(matches!(
+        last.output_result,
+        Some(task_execution_event::OutputResult::OutputUri(_))
+    ));
+    // Versions grow within a phase.
+    let running: Vec<u32> = tevs
+        .iter()
+        .filter(|e| e.phase == task_execution::Phase::Running as i32)
+        .map(|e| e.phase_version)
+        .collect();
+    assert!(!running.is_empty());
+    assert!(running.windows(2).all(|w| w[1] == w[0] + 1), "{running:?}");
+}
+
+#[tokio::test]
+async fn map_partial_success_fills_none_and_retries_per_index() {
+    let env = env();
+    env.backend.set(
+        "m",
+        Behavior {
+            add: 1,
+            fail_indices: HashSet::from([1, 3]),
+            flaky_indices: HashSet::from([2]),
+            ..Default::default()
+        },
+    );
+    let t = map_calc("m", &[("x", list_t(int_t()))], 1);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        None,
+        Some(array_node::SuccessCriteria::MinSuccessRatio(0.5)),
+        &[],
+    ));
+    let req = request(
+        "mappart",
+        compile(&wf, &[t.clone()]),
+        &[("xs", ints([0, 1, 2, 3, 4, 5])), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let out = wf_output(&env, &env.sink, "mappart").await;
+    let got = list_of(&out.literals["o"]);
+    assert_eq!(got.len(), 6);
+    assert!(is_none(&got[1]) && is_none(&got[3]));
+    assert_eq!(as_int(&got[2]), Some(3));
+    assert_eq!(as_int(&got[5]), Some(6));
+    // Index 2 retried once (its own budget); failed indices used their budget too (not
+    // retryable: once).
+    assert_eq!(env.backend.starts_of("a-0-n2"), 2);
+    assert_eq!(env.backend.starts_of("a-0-n1"), 1);
+    let last = array_events(&env.sink, "mappart").pop().unwrap();
+    let eris = &last.metadata.as_ref().unwrap().external_resources;
+    assert_eq!(eris[1].phase, task_execution::Phase::Failed as i32);
+    assert_eq!(eris[2].retry_attempt, 1);
+    assert_eq!(eris[2].phase, task_execution::Phase::Succeeded as i32);
+
+    // Too many failures for min_successes: the array node fails with the grouped messages.
+    env.backend.set(
+        "m",
+        Behavior {
+            fail_indices: HashSet::from([0, 1, 2, 4]),
+            ..Default::default()
+        },
+    );
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        None,
+        Some(array_node::SuccessCriteria::MinSuccesses(3)),
+        &[],
+    ));
+    let req = request(
+        "mapfail",
+        compile(&wf, &[t]),
+        &[("xs", ints([0, 1, 2, 3, 4, 5])), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Failed);
+    let err = wf_error(&env.sink, "mapfail");
+    assert!(err.message.contains("index Some(0) failed"), "{}", err.message);
+    let last = array_events(&env.sink, "mapfail").pop().unwrap();
+    assert_eq!(last.phase, task_execution::Phase::Failed as i32);
+}
+
+#[tokio::test]
+async fn map_bound_input_is_broadcast() {
+    let env = env();
+    env.backend.set(
+        "m",
+        Behavior {
+            bound: HashSet::from(["ys".to_string()]),
+            ..Default::default()
+        },
+    );
+    let t = map_calc("m", &[("x", list_t(int_t())), ("ys", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![
+            bind("x", promise("start-node", "xs")),
+            bind("ys", promise("start-node", "ys")),
+        ],
+        None,
+        None,
+        &["ys"],
+    ));
+    let req = request(
+        "mapbound",
+        compile(&wf, &[t]),
+        &[("xs", ints([1, 2, 3])), ("ys", ints([100, 1000]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let out = wf_output(&env, &env.sink, "mapbound").await;
+    let got: Vec<i64> = list_of(&out.literals["o"])
+        .iter()
+        .map(|l| as_int(l).unwrap())
+        .collect();
+    // x + sum(ys): the bound list reached every index whole (its length differs from xs).
+    assert_eq!(got, vec![1101, 1102, 1103]);
+
+    // An in-engine (non-container) sub-task gets its own sliced inputs.pb.
+    env.backend.set("plain", Behavior::default());
+    let mut plain = calc("plain", &[("x", list_t(int_t())), ("ys", list_t(int_t()))]);
+    plain.interface.as_mut().unwrap().outputs = Some(vars(&[("o0", list_t(int_t()))]));
+    let wf = map_workflow(array_node(
+        "a",
+        "plain",
+        vec![
+            bind("x", promise("start-node", "xs")),
+            bind("ys", promise("start-node", "ys")),
+        ],
+        None,
+        None,
+        &["ys"],
+    ));
+    let req = request(
+        "mapsliced",
+        compile(&wf, &[plain]),
+        &[("xs", ints([1, 2, 3])), ("ys", ints([100, 1000]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let out = wf_output(&env, &env.sink, "mapsliced").await;
+    let got: Vec<i64> = list_of(&out.literals["o"])
+        .iter()
+        .map(|l| as_int(l).unwrap())
+        .collect();
+    assert_eq!(got, vec![1101, 1102, 1103]);
+    let sliced = LiteralMap::decode(
+        env.blob
+            .get("metadata/p-d-mapsliced/a/data/0/1/inputs.pb")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(as_int(&sliced.literals["x"]), Some(2));
+    assert_eq!(list_of(&sliced.literals["ys"]).len(), 2);
+}
+
+#[tokio::test]
+async fn map_parallelism_is_respected() {
+    let env = env();
+    env.backend.set(
+        "m",
+        Behavior {
+            sleep: Duration::from_millis(40),
+            ..Default::default()
+        },
+    );
+    let t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        Some(2),
+        None,
+        &[],
+    ));
+    let req = request(
+        "mappar",
+        compile(&wf, &[t]),
+        &[("xs", ints(0..8)), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    assert_eq!(env.backend.max_running_of("m"), 2);
+    assert_eq!(env.backend.starts().len(), 8);
+
+    // Unset parallelism: unlimited by default (the array node itself takes one workflow slot).
+    let t2 = map_calc("m2", &[("x", list_t(int_t()))], 0);
+    env.backend.set(
+        "m2",
+        Behavior {
+            sleep: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    let wf = map_workflow(array_node(
+        "a",
+        "m2",
+        vec![bind("x", promise("start-node", "xs"))],
+        None,
+        None,
+        &[],
+    ));
+    let mut req = request(
+        "mapunl",
+        compile(&wf, &[t2]),
+        &[("xs", ints(0..6)), ("ys", ints([]))],
+    );
+    req.max_parallelism = 1;
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    assert_eq!(env.backend.max_running_of("m2"), 6);
+}
+
+/// A 10,000-item map runs; time per item is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_with_ten_thousand_items() {
+    let env = env();
+    env.backend
+        .keep_attempts
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    env.backend.set(
+        "m",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    let n = 10_000i64;
+    let t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        None,
+        None,
+        &[],
+    ));
+    let req = request(
+        "map10k",
+        compile(&wf, &[t]),
+        &[("xs", ints(0..n)), ("ys", ints([]))],
+    );
+    let t0 = Instant::now();
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let elapsed = t0.elapsed();
+    let out = wf_output(&env, &env.sink, "map10k").await;
+    let got = list_of(&out.literals["o"]);
+    assert_eq!(got.len(), n as usize);
+    assert_eq!(as_int(&got[9_999]), Some(10_000));
+    let tevs = array_events(&env.sink, "map10k");
+    let batches = env.sink.batches().len();
+    println!(
+        "map over {n} items: {elapsed:?} ({:?}/item), {} array task events, {batches} batches",
+        elapsed / n as u32,
+        tevs.len()
+    );
+    // Batched: far fewer events than sub-node transitions (3 per index).
+    assert!(tevs.len() < 3 * n as usize);
+    assert_eq!(
+        tevs.last()
+            .unwrap()
+            .metadata
+            .as_ref()
+            .unwrap()
+            .external_resources
+            .len(),
+        n as usize
+    );
+}
+
+#[tokio::test]
+async fn map_resumes_after_crash() {
+    let env = env();
+    env.backend.set(
+        "m",
+        Behavior {
+            add: 1,
+            sleep: Duration::from_millis(300),
+            ..Default::default()
+        },
+    );
+    let t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        Some(2),
+        None,
+        &[],
+    ));
+    let req = request(
+        "mapcrash",
+        compile(&wf, &[t]),
+        &[("xs", ints(0..5)), ("ys", ints([]))],
+    );
+    let id = req.id.clone();
+    env.engine.start_execution(req).await.unwrap();
+    // Wait until the second pair started (the first two succeeded), then crash.
+    for _ in 0..500 {
+        if env.backend.starts_of("a-0-n2") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    env.engine.crash();
+    let journal = env.sink.snapshot();
+    let engine2 = new_engine(&env.blob, &journal, &env.backend);
+    assert_eq!(engine2.resume_all().await.unwrap(), 1);
+    let phase = tokio::time::timeout(Duration::from_secs(20), engine2.wait(&id))
+        .await
+        .unwrap();
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+    assert_eq!(env.backend.starts_of("a-0-n0"), 1);
+    assert_eq!(env.backend.starts_of("a-0-n1"), 1);
+    assert_eq!(env.backend.starts_of("a-0-n2"), 2);
+    assert_eq!(env.backend.starts_of("a-0-n4"), 1);
+    let out = wf_output(&env, &journal, "mapcrash").await;
+    let got: Vec<i64> = list_of(&out.literals["o"])
+        .iter()
+        .map(|l| as_int(l).unwrap())
+        .collect();
+    assert_eq!(got, vec![1, 2, 3, 4, 5]);
+}
+
+#[tokio::test]
+async fn map_inside_dynamic() {
+    let env = env();
+    env.backend.set(
+        "m",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    let m = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let sum = calc("sum", &[("xs", list_t(int_t()))]);
+    let (m2, s2) = (m.clone(), sum.clone());
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(move |inputs| {
+                let x = input_int(inputs, "x");
+                DynamicJobSpec {
+                    nodes: vec![
+                        array_node(
+                            "mp",
+                            "m",
+                            vec![bind(
+                                "x",
+                                collection((0..x).map(scalar_int).collect()),
+                            )],
+                            None,
+                            None,
+                            &[],
+                        ),
+                        task_node("s", "sum", vec![bind("xs", promise("mp", "o0"))]),
+                    ],
+                    outputs: vec![bind("o0", promise("s", "o0"))],
+                    tasks: vec![m2.clone(), s2.clone()],
+                    ..Default::default()
+                }
+            })),
+            ..Default::default()
+        },
+    );
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&dyn_task);
+    let req = request("dynmap", compile(&wf, &[dyn_task]), &[("x", int_lit(4))]);
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let out = wf_output(&env, &env.sink, "dynmap").await;
+    assert_eq!(as_int(&out.literals["o"]), Some(1 + 2 + 3 + 4));
+    assert_eq!(env.backend.starts_of("n0-0-mp-0-n3"), 1);
+    let _ = AtomicUsize::new(0);
+}
