@@ -87,11 +87,49 @@ where
     })
 }
 
-/// The digest of a spec (with the server's defaults applied): SHA-256 of its prost encoding,
-/// which is canonical because fields are written in tag order and maps are BTreeMaps.
-/// Unknown fields do not take part, so a newer client re-registering is still "identical".
-pub(super) fn digest(spec: &impl Message) -> Vec<u8> {
-    ids::digest(&spec.encode_to_vec()).to_vec()
+/// The digest of registered content (with the server's defaults applied): SHA-256 of its
+/// canonical proto3-JSON form. Not the prost encoding: `google.protobuf.Struct` (dataclass
+/// metadata, `TaskTemplate.custom`) is a hash map whose encoding order changes from process to
+/// process, and flytekit's own bytes vary the same way; JSON objects are written with sorted
+/// keys. Unknown fields do not take part, so a newer client re-registering is still "identical".
+pub(super) fn digest(content: &impl serde::Serialize) -> AdminResult<Vec<u8>> {
+    let value = serde_json::to_value(content)
+        .map_err(|e| AdminError::Internal(format!("digest of registered content: {e}")))?;
+    let mut canonical = Vec::new();
+    write_canonical_json(&value, &mut canonical);
+    Ok(ids::digest(&canonical).to_vec())
+}
+
+/// JSON with object keys sorted at every level, whatever map type serde_json was built with.
+fn write_canonical_json(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(Value::String(key.clone()).to_string().as_bytes());
+                out.push(b':');
+                write_canonical_json(value, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical_json(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+    }
 }
 
 /// Refuses a version that exists, before any compile work: flytekit re-registers whole

@@ -82,7 +82,7 @@ pub(super) async fn create(
     let spec = spec.ok_or_else(|| missing("spec"))?;
     let workflow_id = checked_id(spec.workflow_id.as_ref(), ResourceType::Workflow)
         .map_err(|e| AdminError::InvalidArgument(format!("spec.workflow_id: {e}")))?;
-    let digest = entities::digest(&spec);
+    let digest = entities::digest(&spec)?;
     entities::ensure_new::<LaunchPlans>(state, &key, &digest).await?;
 
     let workflow =

@@ -81,7 +81,8 @@ pub(super) async fn create(
         .as_mut()
         .ok_or_else(|| missing("spec.template"))?;
     template.id = Some(id.clone());
-    let digest = entities::digest(&spec);
+    // As flyteadmin's GetTaskDigest: the template only, so the description does not count.
+    let digest = entities::digest(&spec.template)?;
     entities::ensure_new::<Tasks>(state, &key, &digest).await?;
 
     let template = spec

@@ -80,7 +80,9 @@ pub(super) async fn create(
         .ok_or_else(|| missing("spec.template"))?;
     // flyteadmin's setDefaults: the primary template carries the request's identifier.
     template.id = Some(id.clone());
-    let digest = entities::digest(&spec);
+    // The workflow's structure only (as flyteadmin digests the compiled workflow): the
+    // description does not count.
+    let digest = entities::digest(&(&spec.template, &spec.sub_workflows))?;
     entities::ensure_new::<Workflows>(state, &key, &digest).await?;
 
     let references = resolve(state, &key, &compiler::referenced_entities(&spec)).await?;
