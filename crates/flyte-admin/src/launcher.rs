@@ -17,6 +17,12 @@ pub trait ExecutionLauncher: Send + Sync + 'static {
     /// Aborts a running execution (its running task attempts are killed); the engine then
     /// reports ABORTED with the cause. `Ok(false)`: the engine is not running it.
     async fn abort(&self, id: &WorkflowExecutionIdentifier, cause: &str) -> Result<bool, String>;
+    /// A signal of `execution` was just set (SetSignal): wake the gate node waiting for it, so
+    /// it reads the value now (`flyte_engine::external::SignalStore`) instead of at its next
+    /// poll. The default does nothing (an engine that polls).
+    async fn signal_set(&self, execution: &WorkflowExecutionIdentifier, signal_id: &str) {
+        let _ = (execution, signal_id);
+    }
 }
 
 #[async_trait]

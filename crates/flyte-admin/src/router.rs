@@ -66,9 +66,13 @@ pub fn grpc_router(state: &AdminState, signer: &UrlSigner) -> Router {
         router,
         fidelity.layer(crate::service::admin::admin_service(state.clone())),
     );
-    add_grpc(
+    let router = add_grpc(
         router,
         fidelity.layer(data_proxy_service(state.clone(), signer.clone())),
+    );
+    add_grpc(
+        router,
+        fidelity.layer(crate::service::signal::signal_service(state.clone())),
     )
 }
 

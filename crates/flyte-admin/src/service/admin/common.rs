@@ -18,7 +18,7 @@ const PROJECT_ARCHIVED: i32 = 1;
 
 /// Runs a handler inside a span carrying the RPC, project and domain, and converts its error
 /// into the gRPC status (the only place handler errors leave the admin service).
-pub(super) async fn run<T>(
+pub(crate) async fn run<T>(
     rpc: &'static str,
     project: &str,
     domain: &str,
@@ -39,7 +39,7 @@ pub(super) fn invalid(err: ValidationError) -> AdminError {
     AdminError::InvalidArgument(err.to_string())
 }
 
-pub(super) fn missing(field: &str) -> AdminError {
+pub(crate) fn missing(field: &str) -> AdminError {
     AdminError::InvalidArgument(format!("missing {field}"))
 }
 
@@ -142,7 +142,7 @@ pub(super) fn timestamp(at: DateTime<Utc>) -> pbjson_types::Timestamp {
 }
 
 /// Decodes a payload this server stored; failing to is a server fault, not the client's.
-pub(super) fn decode_stored<M: prost::Message + Default>(
+pub(crate) fn decode_stored<M: prost::Message + Default>(
     bytes: &[u8],
     what: &str,
 ) -> AdminResult<M> {

@@ -442,6 +442,13 @@ fn launch_request(
             .as_ref()
             .map(|m| m.principal.clone())
             .unwrap_or_default(),
+        // As flyteadmin: a RECOVERED execution with a reference execution recovers from it,
+        // however it was created (RecoverExecution, or a launch-plan node of one).
+        recover_from: spec
+            .metadata
+            .as_ref()
+            .filter(|m| m.mode == admin::execution_metadata::ExecutionMode::Recovered as i32)
+            .and_then(|m| m.reference_execution.clone()),
     }
 }
 
@@ -618,6 +625,124 @@ fn node_name_from_task(task: &str) -> String {
         .iter()
         .filter(|c| **c == '-' || c.is_alphanumeric())
         .collect()
+}
+
+// --- relaunch and recover ------------------------------------------------------------------
+
+/// The user inputs of a recorded execution, read in full (relaunch and recover start from them
+/// and merge the launch plan's defaults again, as flyteadmin does).
+async fn user_inputs(
+    state: &AdminState,
+    record: &ExecutionRecord,
+    spec: &ExecutionSpec,
+) -> AdminResult<LiteralMap> {
+    if record.user_inputs_uri.is_empty() {
+        // Executions recorded before inputs were offloaded kept them in the spec.
+        return Ok(spec.inputs.clone().unwrap_or_default());
+    }
+    read_full_literal_map(state, &record.user_inputs_uri)
+        .await?
+        .ok_or_else(|| {
+            AdminError::Internal(format!(
+                "the inputs of {} are missing at {}",
+                record.key, record.user_inputs_uri
+            ))
+        })
+}
+
+/// The original's spec made the base of a new execution (flyteadmin's `RelaunchExecution` and
+/// `RecoverExecution`): same launch plan (or task) and settings, new mode, a reference to the
+/// original.
+fn derived_spec(
+    record: &ExecutionRecord,
+    mode: admin::execution_metadata::ExecutionMode,
+) -> AdminResult<ExecutionSpec> {
+    let mut spec: ExecutionSpec = decode_stored(&record.spec, "execution spec")?;
+    let metadata = spec.metadata.get_or_insert_with(Default::default);
+    metadata.mode = mode as i32;
+    metadata.reference_execution = Some(wf_exec_id(&record.key));
+    Ok(spec)
+}
+
+/// RelaunchExecution: a new execution with the same spec and (user) inputs, mode RELAUNCH,
+/// `reference_execution` the original; `name` as given or generated.
+pub(super) async fn relaunch(
+    state: &AdminState,
+    request: &admin::ExecutionRelaunchRequest,
+) -> AdminResult<tonic::Response<ExecutionCreateResponse>> {
+    let key = execution_key(request.id.as_ref())?;
+    if !request.name.is_empty() {
+        validate_name(&request.name)?;
+    }
+    let original = get_record(state, &key).await?;
+    let mut spec = derived_spec(
+        &original,
+        admin::execution_metadata::ExecutionMode::Relaunch,
+    )?;
+    spec.overwrite_cache = request.overwrite_cache;
+    let inputs = user_inputs(state, &original, &spec).await?;
+    let created = create(
+        state,
+        tonic::Request::new(ExecutionCreateRequest {
+            project: key.project.clone(),
+            domain: key.domain.clone(),
+            name: request.name.clone(),
+            spec: Some(spec),
+            inputs: Some(inputs),
+            ..Default::default()
+        }),
+    )
+    .await?;
+    tracing::info!(original = %key, relaunched = ?created.get_ref().id, "execution relaunched");
+    Ok(created)
+}
+
+/// RecoverExecution: a new execution of the same spec and inputs, mode RECOVERED with
+/// `reference_execution` the original; the engine reuses the outputs of every node that
+/// succeeded in the original and runs the rest. The original must have finished: recovering a
+/// running execution would race it (flyteadmin does not check; its propeller then copies
+/// whatever happens to have finished).
+pub(super) async fn recover(
+    state: &AdminState,
+    request: &admin::ExecutionRecoverRequest,
+) -> AdminResult<tonic::Response<ExecutionCreateResponse>> {
+    let key = execution_key(request.id.as_ref())?;
+    if !request.name.is_empty() {
+        validate_name(&request.name)?;
+    }
+    let original = get_record(state, &key).await?;
+    if !is_workflow_terminal_name(&original.phase) {
+        return Err(AdminError::FailedPrecondition(format!(
+            "cannot recover a running execution: {key} is {}; recover it once it has finished \
+             (or terminate it first)",
+            original.phase
+        )));
+    }
+    let mut spec = derived_spec(
+        &original,
+        admin::execution_metadata::ExecutionMode::Recovered,
+    )?;
+    if let Some(metadata) = &request.metadata {
+        // A launch-plan node recovering its child: the new child belongs to the new parent.
+        spec.metadata
+            .get_or_insert_with(Default::default)
+            .parent_node_execution = metadata.parent_node_execution.clone();
+    }
+    let inputs = user_inputs(state, &original, &spec).await?;
+    let created = create(
+        state,
+        tonic::Request::new(ExecutionCreateRequest {
+            project: key.project.clone(),
+            domain: key.domain.clone(),
+            name: request.name.clone(),
+            spec: Some(spec),
+            inputs: Some(inputs),
+            ..Default::default()
+        }),
+    )
+    .await?;
+    tracing::info!(original = %key, recovered = ?created.get_ref().id, "execution recovered");
+    Ok(created)
 }
 
 // --- reads ----------------------------------------------------------------------------------
@@ -938,6 +1063,24 @@ pub(super) async fn read_literal_map(
             Ok((Some(map), Some(blob)))
         }
         Err(flyte_blob::BlobError::NotFound(_)) => Ok((None, None)),
+        Err(err) => Err(AdminError::Internal(format!("reading {url}: {err}"))),
+    }
+}
+
+/// Reads a literal map by native URL in full, whatever its size (the engine's services need
+/// the values, not a link). `None` if the object does not exist.
+pub(super) async fn read_full_literal_map(
+    state: &AdminState,
+    url: &str,
+) -> AdminResult<Option<LiteralMap>> {
+    let path = state.blob.path_from_native_url(url).ok_or_else(|| {
+        AdminError::Internal(format!("{url} is outside this server's blob store"))
+    })?;
+    match state.blob.get(&path).await {
+        Ok(bytes) => LiteralMap::decode(bytes)
+            .map(Some)
+            .map_err(|e| AdminError::Internal(format!("{url} is not a literal map: {e}"))),
+        Err(flyte_blob::BlobError::NotFound(_)) => Ok(None),
         Err(err) => Err(AdminError::Internal(format!("reading {url}: {err}"))),
     }
 }

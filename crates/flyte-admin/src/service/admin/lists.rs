@@ -9,10 +9,10 @@ use flyteidl::admin::{Sort, sort};
 use crate::error::{AdminError, AdminResult};
 
 /// Larger limits are lowered to this: one page is held in memory and encoded at once.
-pub(super) const MAX_LIMIT: u32 = 10_000;
+pub(crate) const MAX_LIMIT: u32 = 10_000;
 
 /// What one list accepts.
-pub(super) struct ListFields {
+pub(crate) struct ListFields {
     /// What is listed, for messages ("tasks").
     pub what: &'static str,
     /// The entity prefixes a filter field may carry for this resource (`task` in `task.name`).
@@ -22,8 +22,8 @@ pub(super) struct ListFields {
 }
 
 /// Tasks and workflows: what the store indexes for versioned entities.
-pub(super) const ENTITY_FIELDS: &[&str] = &["name", "version", "created_at", "project", "domain"];
-pub(super) const LAUNCH_PLAN_FIELDS: &[&str] = &[
+pub(crate) const ENTITY_FIELDS: &[&str] = &["name", "version", "created_at", "project", "domain"];
+pub(crate) const LAUNCH_PLAN_FIELDS: &[&str] = &[
     "name",
     "version",
     "created_at",
@@ -31,11 +31,11 @@ pub(super) const LAUNCH_PLAN_FIELDS: &[&str] = &[
     "domain",
     "state",
 ];
-pub(super) const NAME_FIELDS: &[&str] = &["name", "project", "domain"];
-pub(super) const NAME_SORT_FIELDS: &[&str] = &["name", "created_at"];
+pub(crate) const NAME_FIELDS: &[&str] = &["name", "project", "domain"];
+pub(crate) const NAME_SORT_FIELDS: &[&str] = &["name", "created_at"];
 
 /// The list parameters every list request carries, under different field numbers.
-pub(super) struct ListArgs<'a> {
+pub(crate) struct ListArgs<'a> {
     pub limit: u32,
     pub token: &'a str,
     pub filters: &'a str,
@@ -43,7 +43,7 @@ pub(super) struct ListArgs<'a> {
 }
 
 /// Builds the store query. A zero limit is refused, as flyteadmin does (`ValidateLimit`).
-pub(super) fn query(args: ListArgs<'_>, fields: &ListFields) -> AdminResult<ListQuery> {
+pub(crate) fn query(args: ListArgs<'_>, fields: &ListFields) -> AdminResult<ListQuery> {
     if args.limit == 0 {
         return Err(AdminError::InvalidArgument(format!(
             "invalid value for limit: 0; listing {} needs a limit of at least 1",
@@ -58,7 +58,7 @@ pub(super) fn query(args: ListArgs<'_>, fields: &ListFields) -> AdminResult<List
     })
 }
 
-pub(super) fn parse_filters(expr: &str, fields: &ListFields) -> AdminResult<Vec<Filter>> {
+pub(crate) fn parse_filters(expr: &str, fields: &ListFields) -> AdminResult<Vec<Filter>> {
     let parsed =
         filters::parse(expr).map_err(|err| AdminError::InvalidArgument(err.to_string()))?;
     parsed

@@ -3,18 +3,20 @@
 //! One submodule per resource; `entities` holds the create/get/list plumbing that tasks,
 //! workflows and launch plans share, `lists` the list-request handling every list uses.
 //! `executions`, `node_executions` and `task_executions` serve executions and their events,
-//! with flyteadmin's event rules in `events`. Relaunch, recover, execution metrics and
+//! with flyteadmin's event rules in `events`, relaunch and recover; `engine_services` serves the
+//! engine (signals, child executions, recovery lookups). Execution metrics and
 //! matchable attributes answer UNIMPLEMENTED (never UNKNOWN: flytekit answers that by
 //! starting a browser login).
 
-mod common;
+pub(crate) mod common;
 mod descriptions;
+mod engine_services;
 mod entities;
 pub mod event_sink;
 pub mod events;
 mod executions;
 mod launch_plans;
-mod lists;
+pub(crate) mod lists;
 mod named_entities;
 mod node_executions;
 mod projects;
@@ -22,6 +24,7 @@ mod task_executions;
 mod tasks;
 mod workflows;
 
+pub use engine_services::EngineServices;
 pub use executions::{generate_name, merge_inputs, validate_name};
 
 use flyteidl::admin;
@@ -55,8 +58,8 @@ pub fn admin_service(state: AdminState) -> AdminServiceServer<AdminApi> {
         .max_encoding_message_size(usize::MAX)
 }
 
-const EXECUTIONS: &str = "relaunching and recovering executions and execution metrics are not \
-                          available yet in Flyte-RS";
+const EXECUTIONS: &str = "node executions by task and execution metrics are not available yet in \
+                          Flyte-RS";
 const MATCHABLE: &str = "matchable attributes (project, project-domain and workflow attributes) are \
                          not available yet in Flyte-RS";
 
@@ -463,16 +466,32 @@ impl AdminService for AdminApi {
 
     async fn relaunch_execution(
         &self,
-        _request: Request<admin::ExecutionRelaunchRequest>,
+        request: Request<admin::ExecutionRelaunchRequest>,
     ) -> Result<Response<admin::ExecutionCreateResponse>, Status> {
-        not_available("RelaunchExecution", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = exec_scope_of(r.id.as_ref());
+        run(
+            "RelaunchExecution",
+            p,
+            d,
+            executions::relaunch(&self.state, r),
+        )
+        .await
     }
 
     async fn recover_execution(
         &self,
-        _request: Request<admin::ExecutionRecoverRequest>,
+        request: Request<admin::ExecutionRecoverRequest>,
     ) -> Result<Response<admin::ExecutionCreateResponse>, Status> {
-        not_available("RecoverExecution", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = exec_scope_of(r.id.as_ref());
+        run(
+            "RecoverExecution",
+            p,
+            d,
+            executions::recover(&self.state, r),
+        )
+        .await
     }
 
     async fn get_execution(

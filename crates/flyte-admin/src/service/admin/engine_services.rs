@@ -1,0 +1,362 @@
+//! The engine's external services (`flyte_engine::external`) over the admin's store and
+//! Executions API: signals for gate nodes, child executions for launch-plan nodes, and the
+//! recovery lookup of RecoverExecution. What propeller asks flyteadmin over gRPC, asked here
+//! in-process, through the same code paths the API uses (so a child execution is created,
+//! validated and started exactly as CreateExecution would).
+
+#![allow(deprecated)] // closure output fields
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use flyte_engine::external::{
+    ChildExecutions, ChildLaunch, ChildStatus, ExternalError, RecoveredNode, RecoveredOutputs,
+    RecoveryLookup, SignalStore, child_execution_id,
+};
+use flyte_store::{NodeExecutionKey, SignalKey, StoreError};
+use flyteidl::admin::{
+    self, DynamicWorkflowNodeMetadata, ExecutionClosure, ExecutionCreateRequest, ExecutionMetadata,
+    ExecutionSpec, ExecutionTerminateRequest, NodeExecutionClosure, NodeExecutionMetaData,
+    execution_closure, literal_map_blob, node_execution_closure,
+};
+use flyteidl::core::{
+    self, ExecutionError, Literal, LiteralMap, LiteralType, WorkflowExecutionIdentifier,
+    node_execution::Phase as NodePhase, workflow_execution::Phase as WorkflowPhase,
+};
+
+use super::common::decode_stored;
+use super::events::is_workflow_terminal;
+use super::executions::{self, execution_key, read_full_literal_map};
+use crate::error::AdminError;
+use crate::service::signal;
+use crate::state::AdminState;
+
+/// [`SignalStore`], [`ChildExecutions`] and [`RecoveryLookup`] for the engine. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineServices {
+    state: AdminState,
+}
+
+impl EngineServices {
+    pub fn new(state: AdminState) -> Arc<Self> {
+        Arc::new(Self { state })
+    }
+}
+
+fn external(err: AdminError) -> ExternalError {
+    match err {
+        AdminError::NotFound(m) => ExternalError::NotFound(m),
+        AdminError::InvalidArgument(m)
+        | AdminError::AlreadyExists(m)
+        | AdminError::FailedPrecondition(m)
+        | AdminError::ResourceExhausted(m) => ExternalError::Invalid(m),
+        AdminError::Unimplemented(m) => ExternalError::Invalid(m),
+        AdminError::Internal(m) => ExternalError::Unavailable(m),
+    }
+}
+
+fn store_error(err: StoreError) -> ExternalError {
+    external(err.into())
+}
+
+// --- signals --------------------------------------------------------------------------------
+
+#[async_trait]
+impl SignalStore for EngineServices {
+    async fn get_or_create(
+        &self,
+        execution: &WorkflowExecutionIdentifier,
+        signal_id: &str,
+        signal_type: &LiteralType,
+    ) -> Result<Option<Literal>, ExternalError> {
+        let key = SignalKey {
+            execution: execution_key(Some(execution)).map_err(external)?,
+            signal_id: signal_id.to_string(),
+        };
+        let signal = signal::get_or_create(&self.state, &key, signal_type)
+            .await
+            .map_err(external)?;
+        // propeller: a signal counts as set when its literal has a value.
+        Ok(signal.value.filter(|v| v.value.is_some()))
+    }
+}
+
+// --- child executions ---------------------------------------------------------------------
+
+/// The spec of a launch-plan node's child (propeller `launchplan/admin.go` `Launch`): the
+/// parent's settings, mode CHILD_WORKFLOW, nesting one deeper than the parent's, the parent's
+/// security context.
+fn child_spec(launch: &ChildLaunch, parent: &ExecutionSpec) -> ExecutionSpec {
+    let pairs = |m: &std::collections::BTreeMap<String, String>| -> Vec<core::KeyValuePair> {
+        m.iter()
+            .map(|(k, v)| core::KeyValuePair {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect()
+    };
+    let parent_metadata = parent.metadata.clone().unwrap_or_default();
+    ExecutionSpec {
+        launch_plan: Some(launch.launch_plan.clone()),
+        metadata: Some(ExecutionMetadata {
+            mode: admin::execution_metadata::ExecutionMode::ChildWorkflow as i32,
+            principal: if launch.principal.is_empty() {
+                parent_metadata.principal.clone()
+            } else {
+                launch.principal.clone()
+            },
+            nesting: parent_metadata.nesting + 1,
+            parent_node_execution: Some(launch.parent.clone()),
+            ..Default::default()
+        }),
+        labels: Some(admin::Labels {
+            values: launch.labels.clone().into_iter().collect(),
+        }),
+        annotations: Some(admin::Annotations {
+            values: launch.annotations.clone().into_iter().collect(),
+        }),
+        security_context: parent.security_context.clone(),
+        auth_role: parent.auth_role.clone(),
+        max_parallelism: launch.max_parallelism.min(i32::MAX as u32) as i32,
+        raw_output_data_config: launch.raw_output_data_prefix.as_ref().map(|p| {
+            admin::RawOutputDataConfig {
+                output_location_prefix: p.clone(),
+            }
+        }),
+        interruptible: launch
+            .interruptible
+            .map(|value| pbjson_types::BoolValue { value }),
+        overwrite_cache: launch.overwrite_cache,
+        envs: Some(admin::Envs {
+            values: pairs(&launch.envs),
+        }),
+        ..Default::default()
+    }
+}
+
+#[async_trait]
+impl ChildExecutions for EngineServices {
+    async fn create_child(
+        &self,
+        launch: ChildLaunch,
+    ) -> Result<WorkflowExecutionIdentifier, ExternalError> {
+        let child = child_execution_id(&launch.parent, launch.attempt);
+        let parent_key = execution_key(launch.parent.execution_id.as_ref()).map_err(external)?;
+        let parent = executions::get_record(&self.state, &parent_key)
+            .await
+            .map_err(external)?;
+        let parent_spec: ExecutionSpec =
+            decode_stored(&parent.spec, "execution spec").map_err(external)?;
+
+        if let Some(original) = &launch.recover_from {
+            let request = admin::ExecutionRecoverRequest {
+                id: Some(original.clone()),
+                name: child.name.clone(),
+                metadata: Some(ExecutionMetadata {
+                    parent_node_execution: Some(launch.parent.clone()),
+                    ..Default::default()
+                }),
+            };
+            match executions::recover(&self.state, &request).await {
+                Ok(_) | Err(AdminError::AlreadyExists(_)) => return Ok(child),
+                // As propeller: the original child is gone, launch afresh.
+                Err(AdminError::NotFound(m)) => {
+                    tracing::warn!(child = %child.name, reason = %m, "cannot recover the child execution; launching it instead");
+                }
+                Err(err) => return Err(external(err)),
+            }
+        }
+
+        let request = ExecutionCreateRequest {
+            project: child.project.clone(),
+            domain: child.domain.clone(),
+            name: child.name.clone(),
+            spec: Some(child_spec(&launch, &parent_spec)),
+            inputs: Some(launch.inputs.clone()),
+            ..Default::default()
+        };
+        match executions::create(&self.state, tonic::Request::new(request)).await {
+            // ALREADY_EXISTS: created before (the node retried after a crash); the same child.
+            Ok(_) | Err(AdminError::AlreadyExists(_)) => Ok(child),
+            Err(err) => Err(external(err)),
+        }
+    }
+
+    async fn status(
+        &self,
+        child: &WorkflowExecutionIdentifier,
+    ) -> Result<ChildStatus, ExternalError> {
+        let key = execution_key(Some(child)).map_err(external)?;
+        let record = executions::get_record(&self.state, &key)
+            .await
+            .map_err(external)?;
+        let closure: ExecutionClosure =
+            decode_stored(&record.closure, "execution closure").map_err(external)?;
+        let phase = closure.phase;
+        let mut status = ChildStatus {
+            phase,
+            terminal: is_workflow_terminal(phase),
+            outputs: None,
+            error: None,
+        };
+        match closure.output_result {
+            Some(execution_closure::OutputResult::OutputData(data)) => {
+                status.outputs = Some(data);
+            }
+            Some(execution_closure::OutputResult::Outputs(blob)) => match blob.data {
+                Some(literal_map_blob::Data::Values(values)) => status.outputs = Some(values),
+                Some(literal_map_blob::Data::Uri(uri)) => {
+                    status.outputs = Some(
+                        read_full_literal_map(&self.state, &uri)
+                            .await
+                            .map_err(external)?
+                            .ok_or_else(|| {
+                                ExternalError::Unavailable(format!(
+                                    "the outputs of {key} are missing at {uri}"
+                                ))
+                            })?,
+                    );
+                }
+                None => {}
+            },
+            Some(execution_closure::OutputResult::Error(error)) => status.error = Some(error),
+            Some(execution_closure::OutputResult::AbortMetadata(abort)) => {
+                status.error = Some(ExecutionError {
+                    code: "ChildExecutionAborted".into(),
+                    message: format!("the child execution {} was aborted: {}", key, abort.cause),
+                    kind: core::execution_error::ErrorKind::User as i32,
+                    ..Default::default()
+                });
+            }
+            _ => {}
+        }
+        if phase == WorkflowPhase::Succeeded as i32 && status.outputs.is_none() {
+            // A workflow without outputs.
+            status.outputs = Some(LiteralMap::default());
+        }
+        Ok(status)
+    }
+
+    async fn abort(
+        &self,
+        child: &WorkflowExecutionIdentifier,
+        cause: &str,
+    ) -> Result<(), ExternalError> {
+        let request = ExecutionTerminateRequest {
+            id: Some(child.clone()),
+            cause: cause.to_string(),
+        };
+        match executions::terminate(&self.state, &request).await {
+            // Ok(Err(_)): already finished — nothing to abort (propeller's Kill ignores it).
+            Ok(_) | Err(AdminError::NotFound(_)) => Ok(()),
+            Err(err) => Err(external(err)),
+        }
+    }
+}
+
+// --- recovery -------------------------------------------------------------------------------
+
+#[async_trait]
+impl RecoveryLookup for EngineServices {
+    async fn recover_node(
+        &self,
+        original: &WorkflowExecutionIdentifier,
+        node_unique_id: &str,
+    ) -> Result<Option<RecoveredNode>, ExternalError> {
+        let key = NodeExecutionKey {
+            execution: execution_key(Some(original)).map_err(external)?,
+            node_id: node_unique_id.to_string(),
+        };
+        let record = match self.state.store.get_node_execution(&key).await {
+            Ok(record) => record,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(err) => return Err(store_error(err)),
+        };
+        let closure: NodeExecutionClosure =
+            decode_stored(&record.closure, "node execution closure").map_err(external)?;
+        let metadata: NodeExecutionMetaData =
+            decode_stored(&record.metadata, "node execution metadata").map_err(external)?;
+        let read_inputs = async {
+            if record.input_uri.is_empty() {
+                return Ok(None);
+            }
+            read_full_literal_map(&self.state, &record.input_uri)
+                .await
+                .map_err(external)
+        };
+        let task_node_metadata = match &closure.target_metadata {
+            Some(node_execution_closure::TargetMetadata::TaskNodeMetadata(t)) => Some(t.clone()),
+            _ => None,
+        };
+        let phase = NodePhase::try_from(closure.phase).unwrap_or(NodePhase::Undefined);
+        match phase {
+            NodePhase::Succeeded | NodePhase::Recovered => {}
+            NodePhase::Skipped => return Ok(None),
+            _ => {
+                // Partly reusable: a dynamic node whose parent task produced its spec, a task
+                // with a checkpoint (propeller `attemptRecovery`).
+                let dynamic_job_spec_uri = (metadata.is_dynamic
+                    && !closure.dynamic_job_spec_uri.is_empty())
+                .then(|| closure.dynamic_job_spec_uri.clone());
+                let checkpoint_uri = task_node_metadata
+                    .as_ref()
+                    .map(|t| t.checkpoint_uri.clone())
+                    .filter(|u| !u.is_empty());
+                if dynamic_job_spec_uri.is_none() && checkpoint_uri.is_none() {
+                    return Ok(None);
+                }
+                let inputs = if dynamic_job_spec_uri.is_some() {
+                    read_inputs.await?
+                } else {
+                    None
+                };
+                return Ok(Some(RecoveredNode::Partial {
+                    dynamic_job_spec_uri,
+                    checkpoint_uri,
+                    inputs,
+                }));
+            }
+        }
+        let (outputs, output_uri) = match &closure.output_result {
+            Some(node_execution_closure::OutputResult::OutputData(data)) => (data.clone(), None),
+            Some(node_execution_closure::OutputResult::OutputUri(uri)) if !uri.is_empty() => {
+                let outputs = read_full_literal_map(&self.state, uri)
+                    .await
+                    .map_err(external)?
+                    .ok_or_else(|| {
+                        ExternalError::Unavailable(format!(
+                            "the outputs of {key} are missing at {uri}"
+                        ))
+                    })?;
+                (outputs, Some(uri.clone()))
+            }
+            // A node without outputs.
+            _ => (LiteralMap::default(), None),
+        };
+        let dynamic_workflow = match &record.dynamic_workflow {
+            Some(bytes) => Some(
+                decode_stored::<DynamicWorkflowNodeMetadata>(bytes, "dynamic workflow")
+                    .map_err(external)?,
+            ),
+            None => None,
+        };
+        let launched_execution = match &closure.target_metadata {
+            Some(node_execution_closure::TargetMetadata::WorkflowNodeMetadata(w)) => {
+                w.execution_id.clone()
+            }
+            _ => None,
+        };
+        Ok(Some(RecoveredNode::Succeeded(Box::new(RecoveredOutputs {
+            outputs,
+            output_uri,
+            inputs: read_inputs.await?,
+            deck_uri: Some(closure.deck_uri.clone()).filter(|u| !u.is_empty()),
+            task_node_metadata,
+            dynamic_workflow,
+            launched_execution,
+            is_dynamic: metadata.is_dynamic,
+            is_array: metadata.is_array,
+            is_parent_node: metadata.is_parent_node,
+        }))))
+    }
+}
