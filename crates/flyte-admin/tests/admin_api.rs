@@ -574,11 +574,17 @@ async fn projects_and_domains() {
 }
 
 #[tokio::test]
-async fn relaunch_and_attributes_answer_unimplemented() {
+async fn metrics_and_attributes_answer_unimplemented() {
     let mut server = start().await;
     let c = &mut server.client;
+    // Relaunch is served (executions_recovery.rs); an empty request is refused as such.
     let err = c
         .relaunch_execution(ExecutionRelaunchRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = c
+        .get_execution_metrics(WorkflowExecutionGetMetricsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);

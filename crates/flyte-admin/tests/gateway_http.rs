@@ -241,11 +241,16 @@ async fn errors_are_json_with_grpc_codes() {
     assert_eq!(err["code"], 12, "{err}");
 
     // A service this build does not serve yet answers UNIMPLEMENTED, not UNKNOWN.
+    let (status, err) = server.get_json("/api/v1/agents").await;
+    assert_eq!(status, 501, "{err}");
+    assert_eq!(err["code"], 12, "{err}");
+
+    // SignalService is served: a list without a limit is refused as such.
     let (status, err) = server
         .get_json("/api/v1/signals/flytesnacks/development/abc")
         .await;
-    assert_eq!(status, 501, "{err}");
-    assert_eq!(err["code"], 12, "{err}");
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["code"], 3, "{err}");
 }
 
 #[tokio::test]
