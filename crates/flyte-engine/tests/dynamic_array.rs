@@ -59,6 +59,9 @@ struct TestBackend {
     running: Arc<Mutex<HashMap<String, usize>>>,
     max_running: Arc<Mutex<HashMap<String, usize>>>,
     cancel: Mutex<HashMap<AttemptKey, tokio::sync::oneshot::Sender<()>>>,
+    /// Decoded whole inputs of array nodes, by path: every map sub-task reads the same file,
+    /// and decoding it n times would measure this backend, not the engine.
+    whole_inputs: Arc<Mutex<HashMap<String, Arc<LiteralMap>>>>,
 }
 
 impl TestBackend {
@@ -71,6 +74,7 @@ impl TestBackend {
             running: Default::default(),
             max_running: Default::default(),
             cancel: Default::default(),
+            whole_inputs: Default::default(),
         })
     }
     fn set(&self, task: &str, b: Behavior) {
@@ -171,6 +175,7 @@ impl TaskBackend for TestBackend {
         self.cancel.lock().unwrap().insert(attempt.key.clone(), tx);
         let blob = self.blob.clone();
         let running = self.running.clone();
+        let whole_inputs = self.whole_inputs.clone();
         tokio::spawn(async move {
             let key = attempt.key.clone();
             let done = |running: &Arc<Mutex<HashMap<String, usize>>>| {
@@ -212,24 +217,43 @@ impl TaskBackend for TestBackend {
                 }
             }
             let in_key = blob.path_from_native_url(&attempt.paths.inputs).unwrap();
-            let mut inputs = match blob.get(&in_key).await {
-                Ok(b) => LiteralMap::decode(b).unwrap(),
-                Err(_) => LiteralMap::default(),
+            let read = |k: String| {
+                let blob = blob.clone();
+                async move {
+                    match blob.get(&k).await {
+                        Ok(b) => LiteralMap::decode(b).unwrap(),
+                        Err(_) => LiteralMap::default(),
+                    }
+                }
             };
             // pyflyte-map-execute: a container map task reads the whole inputs and takes its
             // element (bound inputs whole).
-            if let (Some(i), Some(task_template::Target::Container(_))) =
+            let inputs = if let (Some(i), Some(task_template::Target::Container(_))) =
                 (index, &attempt.template.target)
             {
-                for (k, v) in inputs.literals.iter_mut() {
-                    if b.bound.contains(k) {
-                        continue;
+                let cached = whole_inputs.lock().unwrap().get(&in_key).cloned();
+                let whole = match cached {
+                    Some(w) => w,
+                    None => {
+                        let w = Arc::new(read(in_key.clone()).await);
+                        whole_inputs.lock().unwrap().insert(in_key.clone(), w.clone());
+                        w
                     }
-                    if let Some(literal::Value::Collection(c)) = &v.value {
-                        *v = c.literals[i as usize].clone();
-                    }
+                };
+                let mut mine = LiteralMap::default();
+                for (k, v) in &whole.literals {
+                    let v = match &v.value {
+                        Some(literal::Value::Collection(c)) if !b.bound.contains(k) => {
+                            c.literals[i as usize].clone()
+                        }
+                        _ => v.clone(),
+                    };
+                    mine.literals.insert(k.clone(), v);
                 }
-            }
+                mine
+            } else {
+                read(in_key).await
+            };
             let out_prefix = blob
                 .path_from_native_url(&attempt.paths.output_prefix)
                 .unwrap();
@@ -462,8 +486,18 @@ fn new_engine(blob: &BlobStore, sink: &Arc<MemorySink>, backend: &Arc<TestBacken
 }
 
 fn env() -> Env {
+    env_on(None)
+}
+
+/// The large tests keep their data in memory: on a local disk, creating tens of thousands of
+/// small files costs far more than the engine does (and measures the file system).
+fn env_in_memory() -> Env {
+    env_on(Some("memory:///"))
+}
+
+fn env_on(url: Option<&str>) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let blob = BlobStore::from_url(url.unwrap_or(dir.path().to_str().unwrap())).unwrap();
     let sink = MemorySink::new();
     let backend = TestBackend::new(blob.clone());
     let engine = new_engine(&blob, &sink, &backend);
@@ -573,6 +607,14 @@ fn dyn_workflow(dyn_task: &TaskTemplate) -> WorkflowTemplate {
         vec![bind("o", promise("n0", "o0"))],
         &[("o", int_t())],
     )
+}
+
+/// The size of the large tests: 10,000, or `FLYTE_ENGINE_TEST_SIZE` (to see how they scale).
+fn size_from_env(default: usize) -> usize {
+    std::env::var("FLYTE_ENGINE_TEST_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 // ------------------------------------------------------------------ dynamic
@@ -791,11 +833,11 @@ async fn dynamic_build_failure_fails_the_node() {
 /// A dynamic task emitting 10,000 nodes (plus a node gathering them all) runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_with_ten_thousand_nodes() {
-    let env = env();
+    let env = env_in_memory();
     env.backend
         .keep_attempts
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    let n = 10_000usize;
+    let n = size_from_env(10_000);
     let leaf = calc("leaf", &[("x", int_t())]);
     let sum = calc("sum", &[("xs", list_t(int_t()))]);
     let (l2, s2) = (leaf.clone(), sum.clone());
@@ -1214,7 +1256,7 @@ async fn map_parallelism_is_respected() {
 /// A 10,000-item map runs; time per item is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_with_ten_thousand_items() {
-    let env = env();
+    let env = env_in_memory();
     env.backend
         .keep_attempts
         .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -1225,7 +1267,7 @@ async fn map_with_ten_thousand_items() {
             ..Default::default()
         },
     );
-    let n = 10_000i64;
+    let n = size_from_env(10_000) as i64;
     let t = map_calc("m", &[("x", list_t(int_t()))], 0);
     let wf = map_workflow(array_node(
         "a",
@@ -1246,7 +1288,7 @@ async fn map_with_ten_thousand_items() {
     let out = wf_output(&env, &env.sink, "map10k").await;
     let got = list_of(&out.literals["o"]);
     assert_eq!(got.len(), n as usize);
-    assert_eq!(as_int(&got[9_999]), Some(10_000));
+    assert_eq!(as_int(&got[n as usize - 1]), Some(n));
     let tevs = array_events(&env.sink, "map10k");
     let batches = env.sink.batches().len();
     println!(
