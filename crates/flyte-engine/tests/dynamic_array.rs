@@ -4,7 +4,7 @@
 //! and pick their element by index, as `pyflyte-map-execute` does.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,7 +105,9 @@ fn int_lit(i: i64) -> Literal {
 
 fn list_lit(v: Vec<Literal>) -> Literal {
     Literal {
-        value: Some(literal::Value::Collection(LiteralCollection { literals: v })),
+        value: Some(literal::Value::Collection(LiteralCollection {
+            literals: v,
+        })),
         ..Default::default()
     }
 }
@@ -236,7 +238,10 @@ impl TaskBackend for TestBackend {
                     Some(w) => w,
                     None => {
                         let w = Arc::new(read(in_key.clone()).await);
-                        whole_inputs.lock().unwrap().insert(in_key.clone(), w.clone());
+                        whole_inputs
+                            .lock()
+                            .unwrap()
+                            .insert(in_key.clone(), w.clone());
                         w
                     }
                 };
@@ -363,7 +368,11 @@ fn map_calc(name: &str, inputs: &[(&str, LiteralType)], retries: u32) -> TaskTem
     });
     t.target = Some(task_template::Target::Container(Container {
         image: "img".into(),
-        args: vec!["pyflyte-map-execute".into(), "--inputs".into(), "{{.input}}".into()],
+        args: vec![
+            "pyflyte-map-execute".into(),
+            "--inputs".into(),
+            "{{.input}}".into(),
+        ],
         ..Default::default()
     }));
     t
@@ -750,7 +759,9 @@ async fn nested_dynamic() {
                 let mut nodes: Vec<Node> = sizes
                     .iter()
                     .enumerate()
-                    .map(|(i, n)| task_node(&format!("in{i}"), "inner", vec![bind("x", scalar_int(*n))]))
+                    .map(|(i, n)| {
+                        task_node(&format!("in{i}"), "inner", vec![bind("x", scalar_int(*n))])
+                    })
                     .collect();
                 nodes.push(task_node(
                     "total",
@@ -786,7 +797,10 @@ async fn nested_dynamic() {
                 && e.phase == node_execution::Phase::DynamicRunning as i32
         })
         .expect("inner dynamic event");
-    assert_eq!(inner_parent.parent_node_metadata.as_ref().unwrap().node_id, "n0");
+    assert_eq!(
+        inner_parent.parent_node_metadata.as_ref().unwrap().node_id,
+        "n0"
+    );
     assert!(inner_parent.is_in_dynamic_chain && inner_parent.is_dynamic);
     let grandchild = evs
         .iter()
@@ -997,17 +1011,33 @@ async fn map_all_succeed_with_external_resources() {
     // Sub-tasks: index set, the array node's whole inputs, output dirs per index and attempt.
     let attempts = env.backend.seen.lock().unwrap().attempts.clone();
     assert_eq!(attempts.len(), 5);
-    let a3 = attempts
-        .iter()
-        .find(|a| a.array_index == Some(3))
-        .unwrap();
+    let a3 = attempts.iter().find(|a| a.array_index == Some(3)).unwrap();
     assert_eq!(a3.key.node_id, "a-0-n3");
-    assert!(a3.paths.inputs.ends_with("/metadata/p-d-map1/a/data/inputs.pb"));
-    assert!(a3.paths.output_prefix.ends_with("/metadata/p-d-map1/a/data/0/3/0"));
+    assert!(
+        a3.paths
+            .inputs
+            .ends_with("/metadata/p-d-map1/a/data/inputs.pb")
+    );
+    assert!(
+        a3.paths
+            .output_prefix
+            .ends_with("/metadata/p-d-map1/a/data/0/3/0")
+    );
     assert_eq!(a3.env["FLYTE_K8S_ARRAY_INDEX"], "3");
-    assert_eq!(a3.env["BATCH_JOB_ARRAY_INDEX_VAR_NAME"], "FLYTE_K8S_ARRAY_INDEX");
+    assert_eq!(
+        a3.env["BATCH_JOB_ARRAY_INDEX_VAR_NAME"],
+        "FLYTE_K8S_ARRAY_INDEX"
+    );
     // The sub-task's template has singular outputs.
-    let o0 = &a3.template.interface.as_ref().unwrap().outputs.as_ref().unwrap().variables["o0"];
+    let o0 = &a3
+        .template
+        .interface
+        .as_ref()
+        .unwrap()
+        .outputs
+        .as_ref()
+        .unwrap()
+        .variables["o0"];
     assert_eq!(o0.r#type, Some(int_t()));
 
     // Events: sub-nodes send no node events; the array node is is_array; its task events
@@ -1032,13 +1062,9 @@ async fn map_all_succeed_with_external_resources() {
     assert_eq!(last.phase, task_execution::Phase::Succeeded as i32);
     let eris = &last.metadata.as_ref().unwrap().external_resources;
     assert_eq!(eris.len(), 5);
-    assert!(
-        eris.iter()
-            .enumerate()
-            .all(|(i, e)| e.index == i as u32
-                && e.phase == task_execution::Phase::Succeeded as i32
-                && e.external_id.ends_with(&format!("-n{i}-0")))
-    );
+    assert!(eris.iter().enumerate().all(|(i, e)| e.index == i as u32
+        && e.phase == task_execution::Phase::Succeeded as i32
+        && e.external_id.ends_with(&format!("-n{i}-0"))));
     assert!(matches!(
         last.output_result,
         Some(task_execution_event::OutputResult::OutputUri(_))
@@ -1076,7 +1102,7 @@ async fn map_partial_success_fills_none_and_retries_per_index() {
     ));
     let req = request(
         "mappart",
-        compile(&wf, &[t.clone()]),
+        compile(&wf, std::slice::from_ref(&t)),
         &[("xs", ints([0, 1, 2, 3, 4, 5])), ("ys", ints([]))],
     );
     assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
@@ -1119,7 +1145,11 @@ async fn map_partial_success_fills_none_and_retries_per_index() {
     );
     assert_eq!(run(&env, req).await, WorkflowPhase::Failed);
     let err = wf_error(&env.sink, "mapfail");
-    assert!(err.message.contains("index Some(0) failed"), "{}", err.message);
+    assert!(
+        err.message.contains("index Some(0) failed"),
+        "{}",
+        err.message
+    );
     let last = array_events(&env.sink, "mapfail").pop().unwrap();
     assert_eq!(last.phase, task_execution::Phase::Failed as i32);
 }
@@ -1388,10 +1418,7 @@ async fn map_inside_dynamic() {
                         array_node(
                             "mp",
                             "m",
-                            vec![bind(
-                                "x",
-                                collection((0..x).map(scalar_int).collect()),
-                            )],
+                            vec![bind("x", collection((0..x).map(scalar_int).collect()))],
                             None,
                             None,
                             &[],
@@ -1413,5 +1440,4 @@ async fn map_inside_dynamic() {
     let out = wf_output(&env, &env.sink, "dynmap").await;
     assert_eq!(as_int(&out.literals["o"]), Some(1 + 2 + 3 + 4));
     assert_eq!(env.backend.starts_of("n0-0-mp-0-n3"), 1);
-    let _ = AtomicUsize::new(0);
 }

@@ -79,10 +79,9 @@ impl ArraySpec {
         Self {
             sub: Arc::new(sub.clone()),
             sub_kind,
-            parallelism: match a.parallelism_option {
-                Some(array_node::ParallelismOption::Parallelism(p)) => Some(p),
-                None => None,
-            },
+            parallelism: a
+                .parallelism_option
+                .map(|array_node::ParallelismOption::Parallelism(p)| p),
             min_successes,
             min_success_ratio,
             bound_inputs: a.bound_inputs.iter().cloned().collect(),
