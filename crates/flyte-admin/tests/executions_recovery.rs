@@ -553,6 +553,9 @@ async fn recovery_lookup_returns_the_original_outputs() {
         // n4: a launch-plan node whose child succeeded.
         child_node(node_event("orig", "n4", None, NP::Running, 3)),
         node_event("orig", "n4", None, NP::Succeeded, 9),
+        // n5: a launch-plan node whose child failed.
+        child_node_named(node_event("orig", "n5", None, NP::Running, 3), "orig-n5-0"),
+        node_event_with(node_event("orig", "n5", None, NP::Failed, 9), failure()),
     ];
     for event in events {
         s.admin
@@ -609,6 +612,14 @@ async fn recovery_lookup_returns_the_original_outputs() {
     assert_eq!(n4.launched_execution, Some(exec_id("orig-n4-0")));
     assert_eq!(n4.outputs, map(&[]));
 
+    let Some(RecoveredNode::Partial {
+        launched_execution, ..
+    }) = lookup("n5").await
+    else {
+        panic!("the failed launch-plan node names its child");
+    };
+    assert_eq!(launched_execution, Some(exec_id("orig-n5-0")));
+
     assert_eq!(lookup("n1-0-dn1").await, None, "failed, nothing to reuse");
     assert_eq!(lookup("n2").await, None, "skipped");
     assert_eq!(lookup("n9").await, None, "not in the original");
@@ -658,10 +669,17 @@ fn array(mut event: event::NodeExecutionEvent) -> event::NodeExecutionEvent {
     event
 }
 
-fn child_node(mut event: event::NodeExecutionEvent) -> event::NodeExecutionEvent {
+fn child_node(event: event::NodeExecutionEvent) -> event::NodeExecutionEvent {
+    child_node_named(event, "orig-n4-0")
+}
+
+fn child_node_named(
+    mut event: event::NodeExecutionEvent,
+    child: &str,
+) -> event::NodeExecutionEvent {
     event.target_metadata = Some(node_execution_event::TargetMetadata::WorkflowNodeMetadata(
         event::WorkflowNodeMetadata {
-            execution_id: Some(exec_id("orig-n4-0")),
+            execution_id: Some(exec_id(child)),
         },
     ));
     event

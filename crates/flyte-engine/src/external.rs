@@ -219,7 +219,8 @@ pub enum RecoveredNode {
     Succeeded(Box<RecoveredOutputs>),
     /// Ran in the original but did not succeed; reuse what can be reused: a dynamic node whose
     /// parent task finished (its `DynamicJobSpec`, so the sub-node ids stay the same and the
-    /// sub-nodes that succeeded are recovered in turn) and a task's last checkpoint.
+    /// sub-nodes that succeeded are recovered in turn), a task's last checkpoint, a launch-plan
+    /// node's child execution.
     Partial {
         /// The original's `futures.pb` (`closure.dynamic_job_spec_uri`), for dynamic nodes.
         dynamic_job_spec_uri: Option<String>,
@@ -228,6 +229,10 @@ pub enum RecoveredNode {
         checkpoint_uri: Option<String>,
         /// The original node's inputs, when a dynamic node is resumed from its spec.
         inputs: Option<LiteralMap>,
+        /// Launch-plan nodes: the child execution the original launched (it failed or was
+        /// aborted); pass it as [`ChildLaunch::recover_from`] so the new child reuses the
+        /// nodes that succeeded in it.
+        launched_execution: Option<WorkflowExecutionIdentifier>,
     },
 }
 

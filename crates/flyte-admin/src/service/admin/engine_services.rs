@@ -302,7 +302,16 @@ impl RecoveryLookup for EngineServices {
                     .as_ref()
                     .map(|t| t.checkpoint_uri.clone())
                     .filter(|u| !u.is_empty());
-                if dynamic_job_spec_uri.is_none() && checkpoint_uri.is_none() {
+                let launched_execution = match &closure.target_metadata {
+                    Some(node_execution_closure::TargetMetadata::WorkflowNodeMetadata(w)) => {
+                        w.execution_id.clone()
+                    }
+                    _ => None,
+                };
+                if dynamic_job_spec_uri.is_none()
+                    && checkpoint_uri.is_none()
+                    && launched_execution.is_none()
+                {
                     return Ok(None);
                 }
                 let inputs = if dynamic_job_spec_uri.is_some() {
@@ -314,6 +323,7 @@ impl RecoveryLookup for EngineServices {
                     dynamic_job_spec_uri,
                     checkpoint_uri,
                     inputs,
+                    launched_execution,
                 }));
             }
         }
