@@ -1776,7 +1776,10 @@ impl ExecActor {
         ) {
             return;
         }
-        self.nodes[idx].logs = logs;
+        if !logs.is_empty() {
+            // Backends may give the links once (RUNNING) only.
+            self.nodes[idx].logs = logs;
+        }
         let out_dir = self.nodes[idx].output_dir();
         let out_file = layout::outputs_file(&out_dir);
         match self.shared.blob.get(&out_file).await {

@@ -38,6 +38,8 @@ struct Behavior {
     fail_indices: HashSet<u32>,
     /// Array indices that fail (retryable) on their first attempt.
     flaky_indices: HashSet<u32>,
+    /// Array indices that sleep this long (instead of `sleep`).
+    slow_indices: HashMap<u32, Duration>,
     /// Inputs a map sub-task takes whole when it reads the array's inputs (flytekit's bound vars).
     bound: HashSet<String>,
     /// Dynamic: the futures file to write.
@@ -183,10 +185,23 @@ impl TaskBackend for TestBackend {
             let done = |running: &Arc<Mutex<HashMap<String, usize>>>| {
                 *running.lock().unwrap().get_mut(&name).unwrap() -= 1;
             };
-            let _ = updates.send((key.clone(), AttemptUpdate::Running { logs: vec![] }));
-            if !b.sleep.is_zero() {
+            let _ = updates.send((
+                key.clone(),
+                AttemptUpdate::Running {
+                    logs: vec![TaskLog {
+                        uri: format!("http://logs/{}/{}", key.node_id, key.retry_attempt),
+                        name: "log".into(),
+                        ..Default::default()
+                    }],
+                },
+            ));
+            let sleep = attempt
+                .array_index
+                .and_then(|i| b.slow_indices.get(&i).copied())
+                .unwrap_or(b.sleep);
+            if !sleep.is_zero() {
                 tokio::select! {
-                    _ = tokio::time::sleep(b.sleep) => {}
+                    _ = tokio::time::sleep(sleep) => {}
                     _ = rx => {
                         done(&running);
                         let _ = updates.send((key, AttemptUpdate::Finished(AttemptOutcome::Aborted)));
@@ -1440,4 +1455,148 @@ async fn map_inside_dynamic() {
     let out = wf_output(&env, &env.sink, "dynmap").await;
     assert_eq!(as_int(&out.literals["o"]), Some(1 + 2 + 3 + 4));
     assert_eq!(env.backend.starts_of("n0-0-mp-0-n3"), 1);
+}
+
+#[tokio::test]
+async fn map_sub_task_timeouts_are_per_index() {
+    let env = env();
+    env.backend.set(
+        "m",
+        Behavior {
+            add: 1,
+            slow_indices: HashMap::from([(1, Duration::from_secs(5))]),
+            ..Default::default()
+        },
+    );
+    let mut t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    t.metadata.as_mut().unwrap().timeout = Some(pbjson_types::Duration {
+        seconds: 0,
+        nanos: 300_000_000,
+    });
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        None,
+        Some(array_node::SuccessCriteria::MinSuccesses(2)),
+        &[],
+    ));
+    let req = request(
+        "maptimeout",
+        compile(&wf, &[t]),
+        &[("xs", ints([1, 2, 3])), ("ys", ints([]))],
+    );
+    let t0 = Instant::now();
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    assert!(t0.elapsed() < Duration::from_secs(4));
+    let out = wf_output(&env, &env.sink, "maptimeout").await;
+    let got = list_of(&out.literals["o"]);
+    assert_eq!(as_int(&got[0]), Some(2));
+    assert!(is_none(&got[1]));
+    assert_eq!(as_int(&got[2]), Some(4));
+    let last = array_events(&env.sink, "maptimeout").pop().unwrap();
+    let eris = &last.metadata.as_ref().unwrap().external_resources;
+    assert_eq!(eris[1].phase, task_execution::Phase::Failed as i32);
+    // Logs are reported per index, named after it.
+    assert_eq!(eris[2].logs[0].name, "log-2");
+    assert_eq!(eris[2].logs[0].uri, "http://logs/a-0-n2/0");
+}
+
+#[tokio::test]
+async fn abort_reaches_array_sub_tasks_and_dynamic_children() {
+    let env = env();
+    env.backend.set(
+        "m",
+        Behavior {
+            sleep: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    env.backend.set(
+        "slow",
+        Behavior {
+            sleep: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    let m = map_calc("m", &[("x", list_t(int_t()))], 0);
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(|_| DynamicJobSpec {
+                nodes: vec![task_node("s", "slow", vec![bind("x", scalar_int(1))])],
+                outputs: vec![bind("o0", promise("s", "o0"))],
+                tasks: vec![calc("slow", &[("x", int_t())])],
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+    );
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = workflow(
+        "both",
+        &[("xs", list_t(int_t()))],
+        vec![
+            array_node(
+                "a",
+                "m",
+                vec![bind("x", promise("start-node", "xs"))],
+                None,
+                None,
+                &[],
+            ),
+            task_node("d", "dyn", vec![bind("x", scalar_int(1))]),
+        ],
+        vec![],
+        &[],
+    );
+    let req = request(
+        "abortall",
+        compile(&wf, &[m, dyn_task]),
+        &[("xs", ints([1, 2, 3]))],
+    );
+    let id = req.id.clone();
+    env.engine.start_execution(req).await.unwrap();
+    for _ in 0..500 {
+        if env.backend.starts_of("d-0-s") > 0 && env.backend.starts_of("a-0-n2") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    env.engine.abort(&id, "stop").unwrap();
+    let phase = tokio::time::timeout(Duration::from_secs(10), env.engine.wait(&id))
+        .await
+        .unwrap();
+    assert_eq!(phase, Some(WorkflowPhase::Aborted));
+    let last = array_events(&env.sink, "abortall").pop().unwrap();
+    assert_eq!(last.phase, task_execution::Phase::Aborted as i32);
+    let eris = &last.metadata.as_ref().unwrap().external_resources;
+    assert_eq!(eris.len(), 3);
+    assert!(
+        eris.iter()
+            .all(|e| e.phase == task_execution::Phase::Aborted as i32)
+    );
+    let nevs = env.sink.node_events("abortall");
+    let last_of = |id: &str| {
+        nevs.iter()
+            .rfind(|e| e.id.as_ref().unwrap().node_id == id)
+            .unwrap()
+            .phase
+    };
+    use node_execution::Phase as P;
+    assert_eq!(last_of("d-0-s"), P::Aborted as i32);
+    assert_eq!(last_of("d"), P::Aborted as i32);
+    assert_eq!(last_of("a"), P::Aborted as i32);
+    // The dynamic parent's (succeeded) task attempt got no ABORTED event afterwards.
+    let d_task: Vec<i32> = env
+        .sink
+        .task_events("abortall")
+        .iter()
+        .filter(|e| e.parent_node_execution_id.as_ref().unwrap().node_id == "d")
+        .map(|e| e.phase)
+        .collect();
+    assert_eq!(
+        d_task.last(),
+        Some(&(task_execution::Phase::Succeeded as i32))
+    );
 }
