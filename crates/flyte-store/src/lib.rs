@@ -21,12 +21,14 @@
 //! Latency of every operation is recorded as [`metrics::QUERY_DURATION_SECONDS`]; call
 //! [`metrics::describe`] once at startup for help texts.
 
+mod cache_model;
 mod error;
 pub mod metrics;
 mod migrations;
 mod model;
 mod sql;
 
+pub use cache_model::*;
 pub use error::StoreError;
 pub use model::*;
 
@@ -244,6 +246,88 @@ pub trait MetadataStore: Send + Sync + 'static {
         value: Vec<u8>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<SignalRecord>;
+
+    // --- cache catalog (datacatalog) ------------------------------------------------------
+
+    /// Creates a dataset with its partition keys; `AlreadyExists` naming it if the key is taken.
+    async fn create_dataset(&self, dataset: DatasetRecord) -> Result<()>;
+    async fn get_dataset(&self, key: &DatasetKey) -> Result<DatasetRecord>;
+    /// Datasets matching every given field, by creation time (newest first unless
+    /// `page.ascending`); `next_token` is the offset of the next page, empty on the last.
+    async fn list_datasets(
+        &self,
+        filter: &DatasetFilter,
+        page: &CatalogPage,
+    ) -> Result<Page<DatasetRecord>>;
+    /// Creates an artifact of an existing dataset with its data and partitions. `NotFound`
+    /// naming the dataset, `AlreadyExists` naming the artifact if its id is taken in the dataset.
+    async fn create_artifact(&self, artifact: ArtifactRecord) -> Result<()>;
+    /// An artifact with its data, partitions and tags; `NotFound` naming the dataset, the
+    /// artifact or the tag.
+    async fn get_artifact(&self, dataset: &DatasetKey, by: &ArtifactRef) -> Result<ArtifactRecord>;
+    /// Artifacts of a dataset matching the filter (tag name, partition key/values), by creation
+    /// time; `NotFound` if the dataset does not exist.
+    async fn list_artifacts(
+        &self,
+        dataset: &DatasetKey,
+        filter: &ArtifactFilter,
+        page: &CatalogPage,
+    ) -> Result<Page<ArtifactRecord>>;
+    /// Tags an artifact. `NotFound` naming the dataset or the artifact; `AlreadyExists` if the
+    /// tag name is taken in the dataset (whichever artifact it names).
+    async fn add_tag(
+        &self,
+        dataset: &DatasetKey,
+        tag: &str,
+        artifact_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()>;
+    /// Replaces the data and metadata of an artifact found by id or tag (datacatalog
+    /// `UpdateArtifact`, used when a cache is overwritten) and returns it; `NotFound` if absent.
+    async fn update_artifact(
+        &self,
+        dataset: &DatasetKey,
+        by: &ArtifactRef,
+        data: Vec<ArtifactDataRecord>,
+        metadata: Vec<u8>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ArtifactRecord>;
+    /// The task cache's put, in one transaction: creates the dataset unless it exists (an
+    /// existing one keeps its metadata), then, if `tag` is free, the artifact and the tag
+    /// ([`PutOutcome::Created`]); if `tag` is taken, replaces the tagged artifact's data,
+    /// metadata and source execution when `overwrite` ([`PutOutcome::Replaced`]) or keeps it
+    /// ([`PutOutcome::Kept`]).
+    async fn put_cached_artifact(
+        &self,
+        dataset: DatasetRecord,
+        artifact: ArtifactRecord,
+        tag: &str,
+        overwrite: bool,
+    ) -> Result<PutOutcome>;
+    /// Artifacts selected by `selector` (cache listing per task, version, execution), newest
+    /// first, with data, partitions and tags. `InvalidArgument` if the selector is empty.
+    async fn list_cached_artifacts(
+        &self,
+        selector: &ArtifactSelector,
+        page: &CatalogPage,
+    ) -> Result<Page<ArtifactRecord>>;
+    /// Deletes the selected artifacts with their data, partitions and tags (eviction) and
+    /// returns how many; datasets stay. `InvalidArgument` if the selector is empty.
+    async fn delete_artifacts(&self, selector: &ArtifactSelector) -> Result<u64>;
+    /// Acquires, extends or reports a reservation (datacatalog `GetOrExtendReservation`): if
+    /// there is none, or it expired by `now`, or `owner_id` holds it, `owner_id` gets it until
+    /// `expires_at`; otherwise the current holder's reservation is returned unchanged. Atomic:
+    /// of two owners asking at once, exactly one gets it.
+    async fn get_or_extend_reservation(
+        &self,
+        key: &ReservationKey,
+        owner_id: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ReservationRecord>;
+    /// Releases a reservation held by `owner_id`; `NotFound` if there is no such reservation
+    /// held by that owner.
+    async fn release_reservation(&self, key: &ReservationKey, owner_id: &str) -> Result<()>;
 
     // --- operations ----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "signals",
         include_str!("../migrations/sqlite/0003_signals.sql"),
     ),
+    (4, "cache", include_str!("../migrations/sqlite/0004_cache.sql")),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -44,6 +45,7 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         "signals",
         include_str!("../migrations/postgres/0003_signals.sql"),
     ),
+    (4, "cache", include_str!("../migrations/postgres/0004_cache.sql")),
 ];
 
 /// A migrator over embedded migrations (no `migrate!` macro, so no sqlx `macros` feature).

@@ -167,6 +167,11 @@ conformance!(
     large_batches,
     signal_get_or_create_set,
     signal_list_filters_sort_pages,
+    cache_dataset_artifact_tag_lifecycle,
+    cache_put_cached_first_wins_and_overwrite,
+    cache_eviction_by_task_version_execution,
+    cache_reservations,
+    cache_reservation_concurrent_owners,
 );
 
 #[test]
@@ -252,11 +257,13 @@ fn t(n: i64) -> DateTime<Utc> {
         + Duration::microseconds(123_456)
 }
 
+mod cache_conformance;
 mod executions_conformance;
 mod signals_conformance;
 
 mod tests {
     use super::*;
+    pub use crate::cache_conformance::*;
     pub use crate::executions_conformance::*;
     pub use crate::signals_conformance::*;
 

@@ -12,6 +12,7 @@
 //! (SQLite write transactions are serial: `BEGIN IMMEDIATE`).
 
 pub(crate) mod backend;
+mod cache;
 pub(crate) mod connect;
 mod executions;
 pub(crate) mod list;
@@ -25,6 +26,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use self::backend::{Backend, Col, DbErrorKind, Row, Stmt, Value, classify};
 use self::list::{FieldType, ListSpec, SqlBuilder, field};
+use crate::{
+    ArtifactDataRecord, ArtifactFilter, ArtifactRecord, ArtifactRef, ArtifactSelector, CatalogPage,
+    DatasetFilter, DatasetKey, DatasetRecord, PutOutcome, ReservationKey, ReservationRecord,
+};
 use crate::{
     EngineExecutionState, EntityKey, EntityRecord, EntityScope, ExecutionKey, ExecutionRecord,
     ExecutionScope, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey, NamedEntityMetadata,
@@ -953,6 +958,126 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         self.timed(
             "set_signal_value",
             self.set_signal_value_impl(key, value, at),
+        )
+        .await
+    }
+
+    async fn create_dataset(&self, dataset: DatasetRecord) -> Result<()> {
+        self.timed("create_dataset", self.create_dataset_impl(dataset))
+            .await
+    }
+
+    async fn get_dataset(&self, key: &DatasetKey) -> Result<DatasetRecord> {
+        self.timed("get_dataset", self.get_dataset_impl(key)).await
+    }
+
+    async fn list_datasets(
+        &self,
+        filter: &DatasetFilter,
+        page: &CatalogPage,
+    ) -> Result<Page<DatasetRecord>> {
+        self.timed("list_datasets", self.list_datasets_impl(filter, page))
+            .await
+    }
+
+    async fn create_artifact(&self, artifact: ArtifactRecord) -> Result<()> {
+        self.timed("create_artifact", self.create_artifact_impl(artifact))
+            .await
+    }
+
+    async fn get_artifact(&self, dataset: &DatasetKey, by: &ArtifactRef) -> Result<ArtifactRecord> {
+        self.timed("get_artifact", self.get_artifact_impl(dataset, by))
+            .await
+    }
+
+    async fn list_artifacts(
+        &self,
+        dataset: &DatasetKey,
+        filter: &ArtifactFilter,
+        page: &CatalogPage,
+    ) -> Result<Page<ArtifactRecord>> {
+        self.timed(
+            "list_artifacts",
+            self.list_artifacts_impl(dataset, filter, page),
+        )
+        .await
+    }
+
+    async fn add_tag(
+        &self,
+        dataset: &DatasetKey,
+        tag: &str,
+        artifact_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.timed("add_tag", self.add_tag_impl(dataset, tag, artifact_id, at))
+            .await
+    }
+
+    async fn update_artifact(
+        &self,
+        dataset: &DatasetKey,
+        by: &ArtifactRef,
+        data: Vec<ArtifactDataRecord>,
+        metadata: Vec<u8>,
+        at: DateTime<Utc>,
+    ) -> Result<ArtifactRecord> {
+        self.timed(
+            "update_artifact",
+            self.update_artifact_impl(dataset, by, data, metadata, at),
+        )
+        .await
+    }
+
+    async fn put_cached_artifact(
+        &self,
+        dataset: DatasetRecord,
+        artifact: ArtifactRecord,
+        tag: &str,
+        overwrite: bool,
+    ) -> Result<PutOutcome> {
+        self.timed(
+            "put_cached_artifact",
+            self.put_cached_artifact_impl(dataset, artifact, tag, overwrite),
+        )
+        .await
+    }
+
+    async fn list_cached_artifacts(
+        &self,
+        selector: &ArtifactSelector,
+        page: &CatalogPage,
+    ) -> Result<Page<ArtifactRecord>> {
+        self.timed(
+            "list_cached_artifacts",
+            self.list_cached_artifacts_impl(selector, page),
+        )
+        .await
+    }
+
+    async fn delete_artifacts(&self, selector: &ArtifactSelector) -> Result<u64> {
+        self.timed("delete_artifacts", self.delete_artifacts_impl(selector))
+            .await
+    }
+
+    async fn get_or_extend_reservation(
+        &self,
+        key: &ReservationKey,
+        owner_id: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ReservationRecord> {
+        self.timed(
+            "get_or_extend_reservation",
+            self.get_or_extend_reservation_impl(key, owner_id, expires_at, now),
+        )
+        .await
+    }
+
+    async fn release_reservation(&self, key: &ReservationKey, owner_id: &str) -> Result<()> {
+        self.timed(
+            "release_reservation",
+            self.release_reservation_impl(key, owner_id),
         )
         .await
     }
