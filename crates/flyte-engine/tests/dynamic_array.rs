@@ -1600,3 +1600,81 @@ async fn abort_reaches_array_sub_tasks_and_dynamic_children() {
         Some(&(task_execution::Phase::Succeeded as i32))
     );
 }
+
+#[tokio::test]
+async fn array_over_a_subworkflow_gets_sliced_inputs() {
+    let env = env();
+    env.backend.set(
+        "inc",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    let inc = calc("inc", &[("x", int_t())]);
+    let sub = workflow(
+        "sw",
+        &[("x", int_t())],
+        vec![task_node(
+            "t",
+            "inc",
+            vec![bind("x", promise("start-node", "x"))],
+        )],
+        vec![bind("o0", promise("t", "o0"))],
+        &[("o0", int_t())],
+    );
+    let sub_node = Node {
+        id: "a".into(),
+        target: Some(node::Target::WorkflowNode(WorkflowNode {
+            reference: Some(workflow_node::Reference::SubWorkflowRef(ident(
+                ResourceType::Workflow,
+                "sw",
+            ))),
+        })),
+        ..Default::default()
+    };
+    let array = Node {
+        id: "a".into(),
+        inputs: vec![bind("x", promise("start-node", "xs"))],
+        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
+            node: Some(Box::new(sub_node)),
+            is_original_sub_node_interface: Some(pbjson_types::BoolValue { value: true }),
+            ..Default::default()
+        }))),
+        ..Default::default()
+    };
+    let wf = map_workflow(array);
+    let resolved = Resolved {
+        tasks: [(IdKey::from(inc.id.as_ref().unwrap()), inc.clone())].into(),
+        ..Default::default()
+    };
+    let compiled = compile_workflow_template(&wf, &[sub], &resolved).unwrap();
+    let req = request(
+        "mapsw",
+        compiled,
+        &[("xs", ints([5, 6, 7])), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let out = wf_output(&env, &env.sink, "mapsw").await;
+    let got: Vec<i64> = list_of(&out.literals["o"])
+        .iter()
+        .map(|l| as_int(l).unwrap())
+        .collect();
+    assert_eq!(got, vec![6, 7, 8]);
+    assert_eq!(env.backend.starts_of("a-0-n1-0-t"), 1);
+    // Nothing under the array node reports node events of its own.
+    assert!(
+        env.sink.node_events("mapsw").iter().all(|e| !e
+            .id
+            .as_ref()
+            .unwrap()
+            .node_id
+            .starts_with("a-"))
+    );
+    let last = array_events(&env.sink, "mapsw").pop().unwrap();
+    assert_eq!(last.phase, task_execution::Phase::Succeeded as i32);
+    assert_eq!(
+        last.metadata.as_ref().unwrap().external_resources[1].phase,
+        task_execution::Phase::Succeeded as i32
+    );
+}

@@ -60,8 +60,11 @@ pub(crate) struct ArraySpec {
 
 impl ArraySpec {
     pub(super) fn new(a: &ArrayNode, sub: &Node, sub_kind: Kind) -> Self {
+        // With the sub-node's original interface (list-ified by the compiler) its outputs are
+        // singular already; otherwise (map tasks) its list outputs describe the gathered result.
+        let original = a.is_original_sub_node_interface.as_ref().map(|b| b.value) == Some(true);
         let sub_kind = match sub_kind {
-            Kind::Task(t) => Kind::Task(Arc::new(singular_outputs(&t))),
+            Kind::Task(t) if !original => Kind::Task(Arc::new(singular_outputs(&t))),
             k => k,
         };
         let container = match &sub_kind {
