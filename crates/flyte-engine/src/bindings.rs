@@ -12,12 +12,22 @@ use pbjson_types::value::Kind;
 
 use crate::msgpack::{self, MpValue};
 
+/// The node a promise reads: flytekit binds workflow inputs with an empty node id, which
+/// Flyte's compiler reads as the start node (the scope's inputs).
+fn upstream_of(node_id: &str) -> &str {
+    if node_id.is_empty() {
+        flyte_core::compiler::START_NODE_ID
+    } else {
+        node_id
+    }
+}
+
 /// The node ids (in the binding scope) whose outputs the bindings read.
 pub fn promised_nodes<'a>(bindings: &'a [Binding], out: &mut Vec<&'a str>) {
     fn walk<'a>(b: &'a BindingData, out: &mut Vec<&'a str>) {
         match &b.value {
-            Some(binding_data::Value::Promise(p)) if !out.contains(&p.node_id.as_str()) => {
-                out.push(&p.node_id)
+            Some(binding_data::Value::Promise(p)) if !out.contains(&upstream_of(&p.node_id)) => {
+                out.push(upstream_of(&p.node_id))
             }
             Some(binding_data::Value::Collection(c)) => {
                 c.bindings.iter().for_each(|b| walk(b, out))
@@ -91,7 +101,7 @@ pub fn resolve_data(
             lit(literal::Value::OffloadedMetadata(o.clone()))
         }
         Some(binding_data::Value::Promise(p)) => {
-            let map = outputs.get(p.node_id.as_str()).ok_or_else(|| {
+            let map = outputs.get(upstream_of(&p.node_id)).ok_or_else(|| {
                 format!("outputs of upstream node [{}] are not available", p.node_id)
             })?;
             let value = map.literals.get(&p.var).ok_or_else(|| {

@@ -34,6 +34,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub admin: AdminSection,
+    pub engine: EngineSection,
     pub logging: LoggingConfig,
 }
 
@@ -77,6 +78,44 @@ pub struct AdminSection {
     pub signing_key: Option<String>,
 }
 
+/// The execution engine and its embedded task backend (task attempts as local processes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// Task processes running at once; 0 means the number of cores. Attempts waiting for a
+    /// slot are shown as QUEUED.
+    pub max_concurrent_tasks: usize,
+    /// A Python virtual environment for task processes: its `bin/` goes in front of `PATH`
+    /// and `VIRTUAL_ENV` is set. Unset: tasks use `task_path` (or the server's own `PATH`).
+    pub python_venv: Option<PathBuf>,
+    /// `PATH` for task processes instead of the server's own (the venv's `bin/` still goes
+    /// in front of it).
+    pub task_path: Option<String>,
+    /// Budget of SYSTEM-error retries per node, apart from the task's own `retries`
+    /// (propeller's `max-node-retries-system-failures`).
+    pub max_system_retries: u32,
+    /// Between SIGTERM and SIGKILL when a task process is aborted or times out, in seconds.
+    pub kill_grace_secs: u64,
+    /// Keep each attempt's working directory (`<data_dir>/work/…`) after it ends (debugging).
+    pub keep_work_dirs: bool,
+    /// Extra environment for every task process (like the k8s plugin's `default-env-vars`).
+    pub task_env: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self {
+            max_concurrent_tasks: 0,
+            python_venv: None,
+            task_path: None,
+            max_system_retries: 3,
+            kill_grace_secs: 5,
+            keep_work_dirs: false,
+            task_env: Default::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -100,6 +139,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             admin: AdminSection::default(),
+            engine: EngineSection::default(),
             logging: LoggingConfig::default(),
         }
     }
@@ -353,6 +393,14 @@ impl Config {
         if self.server.public_url.is_none() && self.server.listen.port() != 0 {
             self.server.public_url = Some(public_url_for(self.server.listen));
         }
+        if let Some(venv) = &self.engine.python_venv {
+            self.engine.python_venv = Some(std::path::absolute(venv).with_context(|| {
+                format!(
+                    "engine.python_venv {}: cannot make it absolute",
+                    venv.display()
+                )
+            })?);
+        }
         Ok(())
     }
 
@@ -426,6 +474,29 @@ impl Config {
         {
             problems.push("admin.signing_key: use at least 16 characters".into());
         }
+        if let Some(venv) = &self.engine.python_venv
+            && !venv.join("bin").is_dir()
+        {
+            problems.push(format!(
+                "engine.python_venv: `{}` has no bin/ directory (create it with `python3 -m venv`)",
+                venv.display()
+            ));
+        }
+        if let Some(path) = &self.engine.task_path
+            && path.trim().is_empty()
+        {
+            problems.push("engine.task_path: empty (unset it to use the server's PATH)".into());
+        }
+        if self.engine.max_concurrent_tasks > 100_000 {
+            problems.push("engine.max_concurrent_tasks: at most 100000".into());
+        }
+        if let Some(key) = self.engine.task_env.keys().find(|k| {
+            k.is_empty() || k.contains('=') || k.contains('\0')
+        }) {
+            problems.push(format!(
+                "engine.task_env: `{key}` is not a valid environment variable name"
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.logging.level) {
             problems.push(format!("logging.level: `{}`: {e}", self.logging.level));
         }
@@ -458,6 +529,15 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+
+    /// The number of task processes that may run at once (`engine.max_concurrent_tasks`,
+    /// 0 meaning the number of cores).
+    pub fn task_concurrency(&self) -> usize {
+        match self.engine.max_concurrent_tasks {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 }
 

@@ -11,14 +11,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use flyte_admin::service::admin::event_sink::{engine_journal, event_sink};
 use flyte_admin::{AdminConfig, AdminState};
 use flyte_blob::BlobStore;
+use flyte_engine::backend::TaskBackend;
+use flyte_engine::backend::builtin::BuiltinBackend;
+use flyte_engine::backend::local::{LOG_ROUTE, LocalProcessBackend, LocalProcessConfig, LogLayout};
+use flyte_engine::{Engine, EngineConfig};
 use flyte_store::{ListQuery, MetadataStore};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -139,13 +146,26 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let blob = BlobStore::from_url(&blob_url)
         .with_context(|| format!("cannot open the blob store {blob_url}"))?;
 
-    let admin = AdminState {
+    let mut admin = AdminState {
         store: store.clone(),
-        blob,
+        blob: blob.clone(),
         config: Arc::new(admin_config(&config, &public_url)),
         launcher: None,
     };
-    let app = app(admin, store);
+    let (engine, logs) = build_engine(&config, &admin, blob, &public_url)?;
+    admin.launcher = Some(engine.clone());
+    // Executions that were running when the last server process stopped (or died) continue
+    // before any new one is accepted.
+    let resumed = engine
+        .resume_all()
+        .await
+        .context("cannot resume the running executions")?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed running executions");
+    } else {
+        tracing::debug!("no running executions to resume");
+    }
+    let app = app(admin, store, logs);
 
     let (tx, mut rx) = watch::channel(false);
     let shutdown = ShutdownHandle(Arc::new(tx));
@@ -161,7 +181,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let _ = tcp.set_nodelay(true);
         });
         let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(stopped);
-        tokio::select! {
+        let result = tokio::select! {
             result = serve => result.context("server failed"),
             () = async {
                 let _ = stop_rx.wait_for(|v| *v).await;
@@ -170,7 +190,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
                 Ok(())
             }
-        }
+        };
+        // Running executions stay running in the journal: the next start resumes them.
+        let running = engine.running_count();
+        engine.shutdown().await;
+        tracing::info!(running, "engine stopped; running executions resume at the next start");
+        result
     });
     let startup = began.elapsed();
     metrics::gauge!("flyte_rs_build_info", "version" => crate::VERSION).set(1.0);
@@ -185,13 +210,80 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// The whole HTTP/gRPC application: the admin API plus health and metrics.
-fn app(admin: AdminState, store: Arc<dyn MetadataStore>) -> Router {
+/// The engine with the embedded task backends (in-engine `echo`/`core-sleep`, everything else
+/// as a local process), writing events and its journal through the admin's store; and where
+/// the local processes' logs are.
+fn build_engine(
+    config: &Config,
+    admin: &AdminState,
+    blob: BlobStore,
+    public_url: &str,
+) -> anyhow::Result<(Arc<Engine>, Arc<LogLayout>)> {
+    let e = &config.engine;
+    let mut env = task_platform_env(public_url);
+    env.extend(e.task_env.clone());
+    let local = LocalProcessConfig {
+        path: e.task_path.clone().map(Into::into),
+        venv: e.python_venv.clone(),
+        max_concurrency: config.task_concurrency(),
+        kill_grace_period: Duration::from_secs(e.kill_grace_secs),
+        keep_work_dirs: e.keep_work_dirs,
+        ..LocalProcessConfig::new(&config.data_dir, public_url)
+    };
+    let local = LocalProcessBackend::new(local, blob.clone());
+    let logs = Arc::new(local.log_layout().clone());
+    tracing::info!(
+        max_concurrent_tasks = local.concurrency_limit(),
+        python_venv = e.python_venv.as_ref().map(|p| p.display().to_string()),
+        "local task backend ready"
+    );
+    let backends: Vec<Arc<dyn TaskBackend>> =
+        vec![Arc::new(BuiltinBackend::new(blob.clone())), Arc::new(local)];
+    let engine_config = EngineConfig {
+        max_system_retries: e.max_system_retries,
+        default_env: env,
+        console_url: Some(format!("{}/console", public_url.trim_end_matches('/'))),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(
+        engine_config,
+        blob,
+        backends,
+        event_sink(admin),
+        engine_journal(admin),
+    );
+    Ok((Arc::new(engine), logs))
+}
+
+/// What a task process needs to call back into the platform (flytekit's `FLYTE_PLATFORM_*`):
+/// tasks that use `FlyteRemote`, and dynamic tasks that fetch entities. With the embedded
+/// `file://` blob store nothing else is needed: flytekit reads and writes the paths directly.
+fn task_platform_env(public_url: &str) -> std::collections::BTreeMap<String, String> {
+    let mut env = std::collections::BTreeMap::new();
+    if let Ok(url) = url::Url::parse(public_url)
+        && let Some(host) = url.host_str()
+    {
+        let port = url.port_or_known_default().unwrap_or(80);
+        env.insert("FLYTE_PLATFORM_URL".into(), format!("{host}:{port}"));
+        env.insert(
+            "FLYTE_PLATFORM_INSECURE".into(),
+            (url.scheme() == "http").to_string(),
+        );
+    }
+    env
+}
+
+/// The whole HTTP/gRPC application: the admin API plus health, metrics and task logs.
+fn app(admin: AdminState, store: Arc<dyn MetadataStore>, logs: Arc<LogLayout>) -> Router {
+    let task_logs = Router::new()
+        .route(&format!("{LOG_ROUTE}/{{*tail}}"), get(task_log))
+        .with_state(logs);
     let ops = Router::new()
         .route("/healthcheck", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(store);
+        .with_state(store)
+        .merge(task_logs);
     // Install the recorder before the first request is counted.
     let _ = telemetry::prometheus();
     // The admin router counts its own API calls (flyte_admin_api_*) and has the fallback.
@@ -215,6 +307,49 @@ async fn readyz(State(store): State<Arc<dyn MetadataStore>>) -> impl IntoRespons
             "metadata store: no answer within 5s".to_string(),
         ),
     }
+}
+
+/// `GET /logs/<project>/<domain>/<execution>/<node>/<attempt>.log`: stdout and stderr of one
+/// task attempt, as far as it has been written (the file grows while the task runs).
+async fn task_log(State(layout): State<Arc<LogLayout>>, UrlPath(tail): UrlPath<String>) -> Response {
+    let Some(path) = layout.file_for_url_path(&tail) else {
+        return (StatusCode::NOT_FOUND, "not a task log path\n").into_response();
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (
+                StatusCode::NOT_FOUND,
+                "no log for this attempt (it has not started, or its data was removed)\n",
+            )
+                .into_response();
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot open a task log");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the log\n").into_response();
+        }
+    };
+    // Streamed in chunks up to what is there now: a running task keeps appending.
+    let stream = futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn metrics() -> impl IntoResponse {
