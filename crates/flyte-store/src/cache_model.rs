@@ -128,6 +128,8 @@ pub struct ArtifactSelector {
     pub dataset_versions: Option<Vec<String>>,
     /// Artifacts produced by this execution.
     pub source_execution: Option<ExecutionKey>,
+    /// The artifact carrying this tag (one cache entry: CacheService.Delete).
+    pub tag: Option<String>,
 }
 
 impl ArtifactSelector {
@@ -137,6 +139,7 @@ impl ArtifactSelector {
             && self.dataset_name.is_none()
             && self.dataset_versions.is_none()
             && self.source_execution.is_none()
+            && self.tag.is_none()
     }
 }
 

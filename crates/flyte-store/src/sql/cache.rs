@@ -217,11 +217,16 @@ fn push_selector(b: &mut SqlBuilder, s: &ArtifactSelector) {
             .push(" AND a.exec_name = ")
             .bind(text(&e.name));
     }
+    if let Some(tag) = &s.tag {
+        b.push(" AND EXISTS (SELECT 1 FROM cache_tags t WHERE t.artifact_id = a.id AND t.name = ")
+            .bind(text(tag))
+            .push(")");
+    }
 }
 
 fn empty_selector() -> StoreError {
     StoreError::InvalidArgument(
-        "select cached artifacts by at least one of project, domain, dataset name, dataset versions, source execution"
+        "select cached artifacts by at least one of project, domain, dataset name, dataset versions, source execution, tag"
             .into(),
     )
 }

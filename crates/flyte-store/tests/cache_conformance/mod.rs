@@ -415,6 +415,15 @@ pub async fn cache_eviction_by_task_version_execution(store: Arc<dyn MetadataSto
     assert_eq!(got, ["t1", "t2", "t3"]);
     assert_eq!(listed.items[0].tags.len(), 1);
 
+    // One entry by dataset and tag.
+    let one = ArtifactSelector {
+        dataset_versions: Some(vec!["v1-a-b".into()]),
+        tag: Some("k1".into()),
+        ..task_t.clone()
+    };
+    let listed = store.list_cached_artifacts(&one, &page(10)).await.unwrap();
+    assert_eq!(ids(&listed.items), ["t1"]);
+
     // Per execution: e2's entry only.
     let by_exec = ArtifactSelector {
         source_execution: Some(exec("e2")),
