@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flyte_store::{
-    ArtifactDataRecord, ArtifactRecord, ArtifactRef, ArtifactSelector, CatalogPage, DatasetFilter,
+    ArtifactDataRecord, ArtifactRecord, ArtifactSelector, CatalogPage, DatasetFilter,
     DatasetRecord, ExecutionKey, MetadataStore, Page, PutOutcome, StoreError,
 };
 use flyteidl::core::{self, Literal, LiteralMap};
@@ -207,11 +207,11 @@ impl TaskCache for StoreTaskCache {
         let start = Instant::now();
         let result = self
             .store
-            .get_artifact(&key.dataset, &ArtifactRef::Tag(key.tag.clone()))
+            .lookup_cached_artifact(&key.dataset, &key.tag)
             .await;
         let outcome = match result {
-            Ok(artifact) => decode_hit(key, &artifact).map(Some),
-            Err(StoreError::NotFound(_)) => Ok(None),
+            Ok(Some(artifact)) => decode_hit(key, &artifact).map(Some),
+            Ok(None) => Ok(None),
             Err(err) => Err(err.into()),
         };
         metrics::lookup_duration(start.elapsed().as_secs_f64());

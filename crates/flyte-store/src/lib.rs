@@ -265,6 +265,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// An artifact with its data, partitions and tags; `NotFound` naming the dataset, the
     /// artifact or the tag.
     async fn get_artifact(&self, dataset: &DatasetKey, by: &ArtifactRef) -> Result<ArtifactRecord>;
+    /// The task cache's lookup: the artifact tagged `tag` in `dataset` with its data and
+    /// metadata (no partitions; `tags` holds `tag` only), in one statement; `None` if there is
+    /// no such dataset or tag.
+    async fn lookup_cached_artifact(
+        &self,
+        dataset: &DatasetKey,
+        tag: &str,
+    ) -> Result<Option<ArtifactRecord>>;
     /// Artifacts of a dataset matching the filter (tag name, partition key/values), by creation
     /// time; `NotFound` if the dataset does not exist.
     async fn list_artifacts(

@@ -476,6 +476,84 @@ impl<B: Backend> SqlStore<B> {
             .ok_or_else(|| StoreError::NotFound(format!("{by} in {dataset}")))
     }
 
+    pub(super) async fn lookup_cached_artifact_impl(
+        &self,
+        dataset: &DatasetKey,
+        tag: &str,
+    ) -> Result<Option<ArtifactRecord>> {
+        let mut args = dataset_args(dataset);
+        args.push(text(tag));
+        let stmt = Stmt::new(
+            "SELECT a.artifact_id, a.metadata, a.exec_project, a.exec_domain, a.exec_name, \
+             a.created_at, a.updated_at, t.created_at, x.name, x.value \
+             FROM cache_datasets d JOIN cache_tags t ON t.dataset_id = d.id \
+             JOIN cache_artifacts a ON a.id = t.artifact_id \
+             LEFT JOIN cache_artifact_data x ON x.artifact_id = a.id \
+             WHERE d.project = $1 AND d.domain = $2 AND d.name = $3 AND d.version = $4 AND t.name = $5 \
+             ORDER BY x.position",
+            args,
+        );
+        let rows = self
+            .backend
+            .fetch(
+                stmt,
+                &[
+                    Col::Text,
+                    Col::Bytes,
+                    Col::Text,
+                    Col::Text,
+                    Col::Text,
+                    Col::Timestamp,
+                    Col::Timestamp,
+                    Col::Timestamp,
+                    Col::Text,
+                    Col::Bytes,
+                ],
+            )
+            .await
+            .map_err(internal)?;
+        let mut artifact: Option<ArtifactRecord> = None;
+        for row in rows {
+            let mut r = Reader::new(row);
+            let artifact_id = r.text("artifact_id")?;
+            let metadata = r.bytes("metadata")?;
+            let exec = (
+                r.opt_text("exec_project")?,
+                r.opt_text("exec_domain")?,
+                r.opt_text("exec_name")?,
+            );
+            let created_at = r.timestamp("created_at")?;
+            let updated_at = r.timestamp("updated_at")?;
+            let tag_created_at = r.timestamp("tag created_at")?;
+            let a = artifact.get_or_insert_with(|| ArtifactRecord {
+                dataset: dataset.clone(),
+                artifact_id,
+                data: Vec::new(),
+                metadata,
+                partitions: Vec::new(),
+                source_execution: match exec {
+                    (Some(project), Some(domain), Some(name)) => Some(ExecutionKey {
+                        project,
+                        domain,
+                        name,
+                    }),
+                    _ => None,
+                },
+                tags: vec![TagInfo {
+                    name: tag.to_string(),
+                    created_at: tag_created_at,
+                }],
+                created_at,
+                updated_at,
+            });
+            // LEFT JOIN: an artifact without data has one row with NULL name and value.
+            if let (Some(name), Some(value)) = (r.opt_text("name")?, r.opt_bytes("value")?) {
+                a.data.push(ArtifactDataRecord { name, value });
+            }
+        }
+        Ok(artifact)
+    }
+
     pub(super) async fn list_artifacts_impl(
         &self,
         dataset: &DatasetKey,

@@ -990,6 +990,18 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             .await
     }
 
+    async fn lookup_cached_artifact(
+        &self,
+        dataset: &DatasetKey,
+        tag: &str,
+    ) -> Result<Option<ArtifactRecord>> {
+        self.timed(
+            "lookup_cached_artifact",
+            self.lookup_cached_artifact_impl(dataset, tag),
+        )
+        .await
+    }
+
     async fn list_artifacts(
         &self,
         dataset: &DatasetKey,

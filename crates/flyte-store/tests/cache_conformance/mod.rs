@@ -309,6 +309,38 @@ pub async fn cache_put_cached_first_wins_and_overwrite(store: Arc<dyn MetadataSt
     assert_eq!(stored.tags[0].name, "flyte_cached-x");
     assert_eq!(store.get_dataset(&ds.key).await.unwrap().uuid, ds.uuid);
 
+    // The one-statement lookup: data in order, the tag, no partitions; None when missing.
+    let hit = store
+        .lookup_cached_artifact(&ds.key, "flyte_cached-x")
+        .await
+        .unwrap()
+        .expect("hit");
+    assert_eq!(hit.data, a1.data);
+    assert_eq!(hit.metadata, a1.metadata);
+    assert_eq!(hit.source_execution, a1.source_execution);
+    assert_eq!(hit.tags.len(), 1);
+    for (dataset, tag) in [
+        (&ds.key, "flyte_cached-y"),
+        (&dkey("nope", "v"), "flyte_cached-x"),
+    ] {
+        assert_eq!(
+            store.lookup_cached_artifact(dataset, tag).await.unwrap(),
+            None
+        );
+    }
+    let mut no_data = artifact(&ds.key, "empty", b"", t(2));
+    no_data.data.clear();
+    store
+        .put_cached_artifact(ds.clone(), no_data, "flyte_cached-empty", false)
+        .await
+        .unwrap();
+    let empty = store
+        .lookup_cached_artifact(&ds.key, "flyte_cached-empty")
+        .await
+        .unwrap()
+        .expect("hit");
+    assert!(empty.data.is_empty());
+
     // Second put of the same tag keeps the first (and creates no artifact).
     let mut later = dataset("flyte_task-t", "v1-aaaaaaaa-bbbbbbbb", t(3));
     later.uuid = "another".into();
@@ -326,7 +358,7 @@ pub async fn cache_put_cached_first_wins_and_overwrite(store: Arc<dyn MetadataSt
         .list_artifacts(&ds.key, &ArtifactFilter::default(), &page(10))
         .await
         .unwrap();
-    assert_eq!(ids(&all.items), ["a1"]);
+    assert_eq!(ids(&all.items), ["empty", "a1"]);
 
     // Overwrite replaces data, metadata and source of the tagged artifact.
     let mut a3 = artifact(&ds.key, "a3", b"third", t(4));
