@@ -70,9 +70,19 @@ pub fn grpc_router(state: &AdminState, signer: &UrlSigner) -> Router {
         router,
         fidelity.layer(data_proxy_service(state.clone(), signer.clone())),
     );
-    add_grpc(
+    let router = add_grpc(
         router,
         fidelity.layer(crate::service::signal::signal_service(state.clone())),
+    );
+    let router = add_grpc(
+        router,
+        fidelity.layer(crate::service::datacatalog::data_catalog_service(
+            state.clone(),
+        )),
+    );
+    add_grpc(
+        router,
+        fidelity.layer(crate::service::cache::cache_service(state.clone())),
     )
 }
 
