@@ -45,3 +45,12 @@ def list_dir(d: FlyteDirectory) -> typing.List[str]:
 def files_wf(lines: typing.List[str] = ["a,1", "b,2", "c,3"], parts: int = 2) -> typing.Tuple[int, typing.List[str]]:
     report = write_report(lines=lines)
     return count_lines(report=report), list_dir(d=split_into_dir(report=report, parts=parts))
+
+
+@workflow
+def file_outputs_wf(
+    lines: typing.List[str] = ["x,1", "y,2", "z,3", "w,4"], parts: int = 2
+) -> typing.Tuple[CSVFile, FlyteDirectory]:
+    """A file and a directory as workflow outputs, for the client to read."""
+    report = write_report(lines=lines)
+    return report, split_into_dir(report=report, parts=parts)

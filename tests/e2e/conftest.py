@@ -63,21 +63,28 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> typing.Iterator[Server]:
-    base = tmp_path_factory.mktemp("flyte-rs")
-    data_dir = base / "data"
-    log_path = base / "server.log"
-    log = open(log_path, "w")
+def start_server(base: pathlib.Path, data_dir: pathlib.Path, port: int = 0, log_name: str = "server.log") -> Server:
+    """Starts `flyte-rs start` on `127.0.0.1:<port>` (0: a free one) with `data_dir`, waits for
+    its ready line and writes a flytekit config for it. Tasks run from this venv
+    (`engine.python_venv` through its environment variable, as the README shows)."""
+    base.mkdir(parents=True, exist_ok=True)
+    log_path = base / log_name
+    log = open(log_path, "a")
     started = time.monotonic()
     proc = subprocess.Popen(
-        [str(_binary()), "start", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+        [str(_binary()), "start", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env=_clean_env({"FLYTE_RS_LOGGING__LEVEL": "info,flyte_admin=debug"}),
+        env=_clean_env(
+            {
+                "FLYTE_RS_LOGGING__LEVEL": "info,flyte_admin=debug",
+                "FLYTE_RS_ENGINE__PYTHON_VENV": sys.prefix,
+            }
+        ),
         cwd=base,
     )
+    log.close()
     url = None
     ready_text = []
     deadline = time.monotonic() + 60
@@ -103,19 +110,26 @@ def server(tmp_path_factory) -> typing.Iterator[Server]:
         f"admin:\n  endpoint: dns:///127.0.0.1:{port}\n  insecure: true\nconsole:\n  endpoint: {url}\n"
     )
     print(f"\nflyte-rs at {url} ready in {ready_seconds:.2f}s (data {data_dir})", file=sys.stderr)
-    srv = Server(url, port, data_dir, config_path, log_path, proc, ready_seconds)
-    _TIMINGS["start to ready"] = ready_seconds
-    yield srv
+    return Server(url, port, data_dir, config_path, log_path, proc, ready_seconds)
 
-    # Graceful shutdown: SIGTERM, and the process must exit 0 promptly.
-    proc.send_signal(signal.SIGTERM)
+
+def stop_server(srv: Server) -> int:
+    """Graceful shutdown: SIGTERM, and the process must exit promptly. Returns the exit code."""
+    srv.process.send_signal(signal.SIGTERM)
     try:
-        code = proc.wait(timeout=20)
+        return srv.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        srv.process.kill()
         raise AssertionError("flyte-rs did not stop within 20s of SIGTERM")
-    finally:
-        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> typing.Iterator[Server]:
+    base = tmp_path_factory.mktemp("flyte-rs")
+    srv = start_server(base, base / "data")
+    _TIMINGS["start to ready"] = srv.ready_seconds
+    yield srv
+    code = stop_server(srv)
     assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"
 
 
@@ -172,6 +186,11 @@ def registered(server: Server, tmp_path_factory) -> Registration:
     reg.first, reg.seconds = result, seconds
     _TIMINGS["pyflyte register examples/"] = seconds
     return reg
+
+
+def record_timing(name: str, seconds: float) -> None:
+    """Shown in pytest's summary line (measurements, not asserts)."""
+    _TIMINGS[name] = seconds
 
 
 def describe(result: subprocess.CompletedProcess, server: Server | None = None) -> str:

@@ -490,9 +490,12 @@ impl Config {
         if self.engine.max_concurrent_tasks > 100_000 {
             problems.push("engine.max_concurrent_tasks: at most 100000".into());
         }
-        if let Some(key) = self.engine.task_env.keys().find(|k| {
-            k.is_empty() || k.contains('=') || k.contains('\0')
-        }) {
+        if let Some(key) = self
+            .engine
+            .task_env
+            .keys()
+            .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+        {
             problems.push(format!(
                 "engine.task_env: `{key}` is not a valid environment variable name"
             ));

@@ -194,7 +194,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         // Running executions stay running in the journal: the next start resumes them.
         let running = engine.running_count();
         engine.shutdown().await;
-        tracing::info!(running, "engine stopped; running executions resume at the next start");
+        tracing::info!(
+            running,
+            "engine stopped; running executions resume at the next start"
+        );
         result
     });
     let startup = began.elapsed();
@@ -311,7 +314,10 @@ async fn readyz(State(store): State<Arc<dyn MetadataStore>>) -> impl IntoRespons
 
 /// `GET /logs/<project>/<domain>/<execution>/<node>/<attempt>.log`: stdout and stderr of one
 /// task attempt, as far as it has been written (the file grows while the task runs).
-async fn task_log(State(layout): State<Arc<LogLayout>>, UrlPath(tail): UrlPath<String>) -> Response {
+async fn task_log(
+    State(layout): State<Arc<LogLayout>>,
+    UrlPath(tail): UrlPath<String>,
+) -> Response {
     let Some(path) = layout.file_for_url_path(&tail) else {
         return (StatusCode::NOT_FOUND, "not a task log path\n").into_response();
     };

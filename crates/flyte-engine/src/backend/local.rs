@@ -243,6 +243,45 @@ fn unescape_segment(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The attempt's paths with the raw-data prefixes (raw output, checkpoints) as plain local
+/// paths when they are `file://` URLs. flytekit takes a `file://` blob URI for a local one but
+/// then checks it with `os.path.isfile`, which fails on the scheme: a FlyteFile or
+/// FlyteDirectory written under a `file://` prefix could be read neither by the next task nor
+/// by the client. Under a plain path the URIs flytekit records in its outputs are paths both
+/// open. `inputs.pb`, outputs and `task.pb` stay URLs (flytekit reads them through fsspec).
+fn local_raw_paths(paths: &super::AttemptPaths) -> super::AttemptPaths {
+    fn plain(url: &str) -> String {
+        match url.strip_prefix("file://") {
+            Some(rest) if rest.starts_with('/') => percent_decode(rest),
+            _ => url.to_string(),
+        }
+    }
+    super::AttemptPaths {
+        raw_output_prefix: plain(&paths.raw_output_prefix),
+        checkpoint_prefix: plain(&paths.checkpoint_prefix),
+        prev_checkpoint_prefix: paths.prev_checkpoint_prefix.as_deref().map(plain),
+        ..paths.clone()
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
 /// Runs container tasks as local processes. Cheap to clone.
 #[derive(Clone)]
 pub struct LocalProcessBackend {
@@ -359,8 +398,9 @@ impl Inner {
             write_task_template(&self.store, &attempt.paths.task_template, &attempt.template)
                 .await?;
         }
+        let paths = local_raw_paths(&attempt.paths);
         let values = TemplateValues {
-            paths: &attempt.paths,
+            paths: &paths,
             per_retry_unique_key: template::per_retry_unique_key(&attempt.key),
             namespace: format!("{}-{}", attempt.key.project, attempt.key.domain),
             inputs: inputs.as_ref(),

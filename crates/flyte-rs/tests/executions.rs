@@ -1,0 +1,398 @@
+//! Executions through the whole server (TestServer): register over gRPC, CreateExecution, the
+//! engine runs it (an in-engine `echo` task; a local-process task whose log is served over
+//! HTTP at the link in its task execution), GetExecution / GetExecutionData read the result.
+
+use std::time::{Duration, Instant};
+
+use flyte_rs::testing::TestServer;
+use flyteidl::admin::*;
+use flyteidl::core::{
+    self, Binding, BindingData, Container, Identifier, Literal, LiteralMap, LiteralType, Node,
+    NodeExecutionIdentifier, OutputReference, Primitive, ResourceType, Scalar, SimpleType,
+    TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap, WorkflowExecutionIdentifier,
+    WorkflowMetadata, WorkflowTemplate, binding_data, literal, literal_type, node, primitive,
+    scalar, task_node, task_template, workflow_execution::Phase,
+};
+use flyteidl::service::admin_service_client::AdminServiceClient;
+use tonic::transport::Channel;
+
+const PROJECT: &str = "flytesnacks";
+const DOMAIN: &str = "development";
+
+async fn grpc(server: &TestServer) -> AdminServiceClient<Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("gRPC connects");
+    AdminServiceClient::new(channel)
+}
+
+fn id(rt: ResourceType, name: &str) -> Identifier {
+    Identifier {
+        resource_type: rt as i32,
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        name: name.into(),
+        version: "v1".into(),
+        ..Default::default()
+    }
+}
+
+fn int() -> LiteralType {
+    LiteralType {
+        r#type: Some(literal_type::Type::Simple(SimpleType::Integer as i32)),
+        ..Default::default()
+    }
+}
+
+fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
+    VariableMap {
+        variables: v
+            .iter()
+            .map(|(n, t)| {
+                let var = Variable {
+                    r#type: Some(t.clone()),
+                    ..Default::default()
+                };
+                (n.to_string(), var)
+            })
+            .collect(),
+    }
+}
+
+fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
+    TypedInterface {
+        inputs: Some(vars(i)),
+        outputs: Some(vars(o)),
+    }
+}
+
+fn int_lit(v: i64) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Integer(v)),
+            })),
+        }))),
+        ..Default::default()
+    }
+}
+
+fn promise(node: &str, var: &str) -> Option<BindingData> {
+    Some(BindingData {
+        value: Some(binding_data::Value::Promise(OutputReference {
+            node_id: node.into(),
+            var: var.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    })
+}
+
+/// Registers `template` as a task, a one-node workflow around it and its launch plan, all
+/// named `name`. `wf_inputs` are the workflow's (and the task's) inputs, bound by name.
+async fn register(
+    client: &mut AdminServiceClient<Channel>,
+    name: &str,
+    mut template: TaskTemplate,
+    io: (&[(&str, LiteralType)], &[(&str, LiteralType)]),
+    outputs: &[(&str, &str)],
+) -> Identifier {
+    let task_id = id(ResourceType::Task, name);
+    template.id = Some(task_id.clone());
+    template.interface = Some(iface(io.0, io.1));
+    template.metadata.get_or_insert_default().runtime = Some(core::RuntimeMetadata {
+        version: "1.16.31".into(),
+        flavor: "python".into(),
+        ..Default::default()
+    });
+    client
+        .create_task(TaskCreateRequest {
+            id: Some(task_id.clone()),
+            spec: Some(TaskSpec {
+                template: Some(template),
+                description: None,
+            }),
+        })
+        .await
+        .expect("CreateTask");
+    let wf_id = id(ResourceType::Workflow, name);
+    let node = Node {
+        id: "n0".into(),
+        inputs: io
+            .0
+            .iter()
+            .map(|(v, _)| Binding {
+                var: v.to_string(),
+                binding: promise("start-node", v),
+            })
+            .collect(),
+        metadata: Some(core::NodeMetadata {
+            name: name.into(),
+            ..Default::default()
+        }),
+        target: Some(node::Target::TaskNode(TaskNode {
+            reference: Some(task_node::Reference::ReferenceId(task_id)),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let wf_outputs: Vec<(&str, LiteralType)> = outputs.iter().map(|(o, _)| (*o, int())).collect();
+    let template = WorkflowTemplate {
+        id: Some(wf_id.clone()),
+        metadata: Some(WorkflowMetadata::default()),
+        interface: Some(iface(io.0, &wf_outputs)),
+        nodes: vec![node],
+        outputs: outputs
+            .iter()
+            .map(|(o, from)| Binding {
+                var: o.to_string(),
+                binding: promise("n0", from),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    client
+        .create_workflow(WorkflowCreateRequest {
+            id: Some(wf_id.clone()),
+            spec: Some(WorkflowSpec {
+                template: Some(template),
+                sub_workflows: vec![],
+                description: None,
+            }),
+        })
+        .await
+        .expect("CreateWorkflow");
+    let lp_id = id(ResourceType::LaunchPlan, name);
+    let parameters =
+        io.0.iter()
+            .map(|(v, t)| {
+                let p = Parameter {
+                    var: Some(Variable {
+                        r#type: Some(t.clone()),
+                        ..Default::default()
+                    }),
+                    behavior: Some(parameter::Behavior::Required(true)),
+                };
+                (v.to_string(), p)
+            })
+            .collect();
+    client
+        .create_launch_plan(LaunchPlanCreateRequest {
+            id: Some(lp_id.clone()),
+            spec: Some(LaunchPlanSpec {
+                workflow_id: Some(wf_id),
+                default_inputs: Some(ParameterMap { parameters }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("CreateLaunchPlan");
+    lp_id
+}
+
+async fn launch(
+    client: &mut AdminServiceClient<Channel>,
+    lp: &Identifier,
+    inputs: &[(&str, Literal)],
+) -> WorkflowExecutionIdentifier {
+    #[allow(deprecated)]
+    let request = ExecutionCreateRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        spec: Some(ExecutionSpec {
+            launch_plan: Some(lp.clone()),
+            ..Default::default()
+        }),
+        inputs: Some(LiteralMap {
+            literals: inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }),
+        ..Default::default()
+    };
+    client
+        .create_execution(request)
+        .await
+        .expect("CreateExecution")
+        .into_inner()
+        .id
+        .expect("an execution id")
+}
+
+/// Polls GetExecution (as FlyteRemote.wait does) until the execution is terminal.
+async fn wait_terminal(
+    client: &mut AdminServiceClient<Channel>,
+    id: &WorkflowExecutionIdentifier,
+    timeout: Duration,
+) -> Execution {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let execution = client
+            .get_execution(WorkflowExecutionGetRequest {
+                id: Some(id.clone()),
+            })
+            .await
+            .expect("GetExecution")
+            .into_inner();
+        let phase = execution.closure.as_ref().map_or(0, |c| c.phase);
+        if [
+            Phase::Succeeded,
+            Phase::Failed,
+            Phase::Aborted,
+            Phase::TimedOut,
+        ]
+        .iter()
+        .any(|p| *p as i32 == phase)
+        {
+            return execution;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "execution {} still {phase} after {timeout:?}",
+            id.name
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_task_execution_runs_through_the_whole_server() {
+    let server = TestServer::start().await.unwrap();
+    let mut client = grpc(&server).await;
+    let template = TaskTemplate {
+        r#type: "echo".into(),
+        ..Default::default()
+    };
+    let lp = register(
+        &mut client,
+        "echo",
+        template,
+        (&[("a", int())], &[("b", int())]),
+        &[("o", "b")],
+    )
+    .await;
+    let id = launch(&mut client, &lp, &[("a", int_lit(41))]).await;
+    let execution = wait_terminal(&mut client, &id, Duration::from_secs(30)).await;
+    let closure = execution.closure.unwrap();
+    assert_eq!(
+        closure.phase,
+        Phase::Succeeded as i32,
+        "error: {:?}",
+        closure.output_result
+    );
+    assert!(closure.started_at.is_some() && closure.duration.is_some());
+    let data = client
+        .get_execution_data(WorkflowExecutionGetDataRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        data.full_outputs.unwrap().literals.get("o"),
+        Some(&int_lit(41))
+    );
+    assert_eq!(
+        data.full_inputs.unwrap().literals.get("a"),
+        Some(&int_lit(41))
+    );
+    // The echo task ran in the engine: one attempt, no process, no log.
+    let attempts = client
+        .list_task_executions(TaskExecutionListRequest {
+            node_execution_id: Some(NodeExecutionIdentifier {
+                node_id: "n0".into(),
+                execution_id: Some(id),
+            }),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task_executions;
+    assert_eq!(attempts.len(), 1);
+    assert!(attempts[0].closure.as_ref().unwrap().logs.is_empty());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_process_task_log_is_served_at_its_link() {
+    let server = TestServer::start().await.unwrap();
+    let mut client = grpc(&server).await;
+    let template = TaskTemplate {
+        r#type: "raw-container".into(),
+        target: Some(task_template::Target::Container(Container {
+            image: "docker.io/library/alpine:3".into(),
+            command: vec!["sh".into(), "-c".into()],
+            args: vec![
+                "echo \"hello from $FLYTE_INTERNAL_EXECUTION_ID at $FLYTE_PLATFORM_URL insecure=$FLYTE_PLATFORM_INSECURE\"".into(),
+            ],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let lp = register(&mut client, "shell", template, (&[], &[]), &[]).await;
+    let id = launch(&mut client, &lp, &[]).await;
+    let execution = wait_terminal(&mut client, &id, Duration::from_secs(60)).await;
+    let closure = execution.closure.unwrap();
+    assert_eq!(
+        closure.phase,
+        Phase::Succeeded as i32,
+        "error: {:?}",
+        closure.output_result
+    );
+
+    let attempt = client
+        .list_task_executions(TaskExecutionListRequest {
+            node_execution_id: Some(NodeExecutionIdentifier {
+                node_id: "n0".into(),
+                execution_id: Some(id.clone()),
+            }),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task_executions
+        .pop()
+        .expect("one attempt");
+    let task_execution = client
+        .get_task_execution(TaskExecutionGetRequest { id: attempt.id })
+        .await
+        .unwrap()
+        .into_inner();
+    let logs = task_execution.closure.unwrap().logs;
+    let uri = &logs.first().expect("a log link").uri;
+    assert!(uri.starts_with(&server.url("/logs/")), "{uri}");
+    let response = reqwest::get(uri).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let expected = format!(
+        "hello from {} at 127.0.0.1:{} insecure=true",
+        id.name,
+        server.addr().port()
+    );
+    assert!(text.contains(&expected), "log: {text:?}");
+
+    // Only canonical log paths are served.
+    for bad in [
+        "/logs/../flyte.db",
+        "/logs/flytesnacks/development/x/n0/01.log",
+        "/logs/nope",
+    ] {
+        let status = reqwest::get(server.url(bad)).await.unwrap().status();
+        assert_eq!(status, 404, "{bad}");
+    }
+    server.shutdown().await.unwrap();
+}
