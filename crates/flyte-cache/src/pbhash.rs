@@ -61,7 +61,7 @@ pub fn object_hash(value: &Value) -> Result<[u8; 32], HashError> {
             for (k, v) in map {
                 pairs.push((hash(b"u", k.as_bytes()), object_hash(v)?));
             }
-            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            pairs.sort_by_key(|p| p.0);
             let mut buf = Vec::with_capacity(pairs.len() * 64);
             for (k, v) in pairs {
                 buf.extend_from_slice(&k);
