@@ -793,4 +793,36 @@ mod tests {
             Some("http://127.0.0.1:8080")
         );
     }
+
+    #[test]
+    fn engine_section_from_env_and_checked() {
+        let venv = tempfile::tempdir().unwrap();
+        std::fs::create_dir(venv.path().join("bin")).unwrap();
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[
+                (
+                    "FLYTE_RS_ENGINE__PYTHON_VENV",
+                    venv.path().to_str().unwrap(),
+                ),
+                ("FLYTE_RS_ENGINE__MAX_CONCURRENT_TASKS", "3"),
+                ("FLYTE_RS_ENGINE__MAX_SYSTEM_RETRIES", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.engine.python_venv.as_deref(), Some(venv.path()));
+        assert_eq!(c.task_concurrency(), 3);
+        assert_eq!(c.engine.max_system_retries, 5);
+        assert_eq!(c.engine.kill_grace_secs, 5);
+        let defaults = Config::load(&Overrides::default(), &env(&[])).unwrap();
+        assert!(defaults.task_concurrency() >= 1);
+        assert_eq!(defaults.engine.python_venv, None);
+
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_ENGINE__PYTHON_VENV", "/no/such/venv")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("engine.python_venv"), "{err:#}");
+    }
 }

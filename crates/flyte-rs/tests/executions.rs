@@ -8,15 +8,19 @@ use flyte_rs::testing::TestServer;
 use flyteidl::admin::*;
 use flyteidl::core::{
     self, Binding, BindingData, Container, Identifier, Literal, LiteralMap, LiteralType, Node,
-    NodeExecutionIdentifier, OutputReference, Primitive, ResourceType, Scalar, SimpleType,
-    TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap, WorkflowExecutionIdentifier,
-    WorkflowMetadata, WorkflowTemplate, binding_data, literal, literal_type, node, primitive,
-    scalar, task_node, task_template, workflow_execution::Phase,
+    NodeExecutionIdentifier, OutputReference, Parameter, ParameterMap, Primitive, ResourceType,
+    Scalar, SimpleType, TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap,
+    WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate, binding_data, literal,
+    literal_type, node, parameter, primitive, scalar, task_node, task_template,
+    workflow_execution::Phase,
 };
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
 
 const PROJECT: &str = "flytesnacks";
+
+/// Named types of an interface side.
+type Vars<'a> = &'a [(&'a str, LiteralType)];
 const DOMAIN: &str = "development";
 
 async fn grpc(server: &TestServer) -> AdminServiceClient<Channel> {
@@ -97,7 +101,7 @@ async fn register(
     client: &mut AdminServiceClient<Channel>,
     name: &str,
     mut template: TaskTemplate,
-    io: (&[(&str, LiteralType)], &[(&str, LiteralType)]),
+    io: (Vars<'_>, Vars<'_>),
     outputs: &[(&str, &str)],
 ) -> Identifier {
     let task_id = id(ResourceType::Task, name);
