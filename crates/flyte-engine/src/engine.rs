@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub shutting_down: std::sync::atomic::AtomicBool,
     /// Launch plans and tasks dynamic workflows refer to (set once by the admin).
     pub resolver: std::sync::OnceLock<Arc<dyn EntityResolver>>,
+    /// Task output caching (set once by the binary); without one nothing is cached.
+    pub cache: std::sync::OnceLock<Arc<dyn flyte_cache::TaskCache>>,
 }
 
 pub(crate) struct ExecHandle {
@@ -75,6 +77,7 @@ impl Engine {
                 finished: Mutex::new(HashMap::new()),
                 shutting_down: Default::default(),
                 resolver: Default::default(),
+                cache: Default::default(),
             }),
             journal,
         }
@@ -86,6 +89,12 @@ impl Engine {
     /// its execution already has, and no launch plans.
     pub fn set_resolver(&self, resolver: Arc<dyn EntityResolver>) -> bool {
         self.shared.resolver.set(resolver).is_ok()
+    }
+
+    /// Sets the task output cache (call once, before executions start). Returns false if one
+    /// was already set. Without one, `cache=True` tasks run every time (CACHE_DISABLED).
+    pub fn set_cache(&self, cache: Arc<dyn flyte_cache::TaskCache>) -> bool {
+        self.shared.cache.set(cache).is_ok()
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -43,6 +43,7 @@ use crate::sink::{
 use crate::{bindings, branch};
 
 mod array;
+mod cache;
 mod dynamic;
 
 use array::{ArraySpec, ArrayState};
@@ -320,6 +321,8 @@ pub(crate) struct ExecActor {
     resume_closures: HashMap<String, Arc<flyteidl::core::CompiledWorkflowClosure>>,
     /// Array nodes with sub-node changes to report in this wake's batch.
     array_dirty: BTreeSet<usize>,
+    /// Task nodes' cache state (cacheable tasks only).
+    cache_nodes: HashMap<usize, cache::NodeCache>,
 }
 
 impl ExecActor {
@@ -387,6 +390,7 @@ impl ExecActor {
             pending_abort: None,
             resume_closures: HashMap::new(),
             array_dirty: BTreeSet::new(),
+            cache_nodes: HashMap::new(),
         };
         actor.batch.execution = actor.id.clone();
         match resume {
@@ -1163,6 +1167,9 @@ impl ExecActor {
                 continue;
             };
             let backend = self.shared.backends[b].clone();
+            let Some(attempt) = self.cache_defer_start(idx, attempt, &backend) else {
+                continue;
+            };
             metrics::counter!(m::ATTEMPTS_STARTED, "backend" => backend.name()).increment(1);
             let key = attempt.key.clone();
             if let Err(e) = backend.start(attempt, self.updates_tx.clone()).await {
@@ -1332,12 +1339,14 @@ impl ExecActor {
                 let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
                     return;
                 };
-                let _ = inputs;
                 if slot {
                     self.take_slot(idx);
                 }
                 self.mark_queued(idx);
                 self.node_event(idx, node_execution::Phase::Queued, None);
+                if self.cache_lookup(idx, &inputs).await {
+                    return;
+                }
                 self.set_phase(idx, NodePhase::Running);
                 self.node_event(idx, node_execution::Phase::Running, None);
                 if self.nodes[idx].backend.is_none() {
@@ -1790,6 +1799,7 @@ impl ExecActor {
                     let uri = self.shared.blob.native_url(&out_file);
                     self.task_event(idx, task_execution::Phase::Succeeded, None, Some(uri));
                     self.task_done(idx);
+                    self.cache_after_success(idx, &map).await;
                     self.node_succeeded(idx, out_file, Some(map));
                 }
                 Err(e) => {
@@ -1829,6 +1839,7 @@ impl ExecActor {
                 } else {
                     self.task_event(idx, task_execution::Phase::Succeeded, None, None);
                     self.task_done(idx);
+                    self.cache_after_success(idx, &LiteralMap::default()).await;
                     self.outputs.insert(idx, Arc::new(LiteralMap::default()));
                     self.node_succeeded(idx, String::new(), None);
                 }
@@ -1937,6 +1948,7 @@ impl ExecActor {
     /// Ends a node in Failed / TimedOut / Aborted with an event.
     fn node_terminal(&mut self, idx: usize, phase: NodePhase, error: Option<ExecutionError>) {
         self.nodes[idx].rec.error = error.clone();
+        self.cache_node_ended(idx);
         self.release_slot(idx);
         self.set_phase(idx, phase);
         let (ev, label) = match phase {
@@ -2346,7 +2358,7 @@ impl ExecActor {
                 TaskNodeMetadata {
                     checkpoint_uri: layout::checkpoint_dir(&self.raw_dir(idx, n.rec.attempt)),
                     dynamic_workflow,
-                    ..Default::default()
+                    ..self.cache_metadata(idx)
                 },
             )),
             _ => None,

@@ -24,10 +24,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use flyteidl::core::{
-    ArrayNode, CatalogCacheStatus, ExecutionError, Literal, LiteralCollection, LiteralMap,
-    LiteralType, Node, NodeExecutionIdentifier, Scalar, TaskTemplate, TypedInterface, Variable,
-    VariableMap, Void, array_node, execution_error::ErrorKind, literal, literal_type, scalar,
-    task_execution, task_template,
+    ArrayNode, ExecutionError, Literal, LiteralCollection, LiteralMap, LiteralType, Node,
+    NodeExecutionIdentifier, Scalar, TaskTemplate, TypedInterface, Variable, VariableMap, Void,
+    array_node, execution_error::ErrorKind, literal, literal_type, scalar, task_execution,
+    task_template,
 };
 use flyteidl::event::{
     ExternalResourceInfo, TaskExecutionEvent, TaskExecutionMetadata, task_execution_event,
@@ -689,6 +689,37 @@ impl ExecActor {
         Some(Arc::new(sliced))
     }
 
+    /// The inputs of index `i` of array `a` (for the cache key of a sub-task that reads the
+    /// array node's whole inputs).
+    pub(super) async fn array_index_inputs(
+        &mut self,
+        a: usize,
+        i: u32,
+    ) -> Result<LiteralMap, String> {
+        let inputs = match self.nodes[a].array.as_ref().and_then(|s| s.inputs.clone()) {
+            Some(i) => i,
+            None => {
+                let path = self.nodes[a].inputs_file();
+                let b = self
+                    .shared
+                    .blob
+                    .get(&path)
+                    .await
+                    .map_err(|e| format!("cannot read the array node's inputs: {e}"))?;
+                let m =
+                    Arc::new(LiteralMap::decode(b).map_err(|e| format!("invalid {path}: {e}"))?);
+                if let Some(st) = self.nodes[a].array.as_mut() {
+                    st.inputs = Some(m.clone());
+                }
+                m
+            }
+        };
+        match &self.nodes[a].kind {
+            Kind::Array(spec) => slice_inputs(&inputs, i as usize, &spec.bound_inputs),
+            _ => Err("array context of a non-array node".into()),
+        }
+    }
+
     // ------------------------------------------------------------ events
 
     fn external_resource(
@@ -718,7 +749,7 @@ impl ExecActor {
             index: i,
             retry_attempt: n.rec.attempt,
             phase: phase as i32,
-            cache_status: CatalogCacheStatus::CacheDisabled as i32,
+            cache_status: self.cache_status_of(sub) as i32,
             logs,
             ..Default::default()
         }
