@@ -255,6 +255,11 @@ fn build_engine(
         event_sink(admin),
         engine_journal(admin),
     );
+    // Task output caching over the same catalog the DataCatalog and CacheService serve.
+    flyte_cache::metrics::describe();
+    engine.set_cache(Arc::new(flyte_cache::StoreTaskCache::new(
+        admin.store.clone(),
+    )));
     Ok((Arc::new(engine), logs))
 }
 
