@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use flyte_rs::{Config, Environment, Overrides};
 
+mod cache_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "flyte-rs",
@@ -33,6 +35,13 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// The task output cache: list or evict entries per task, cache version or execution.
+    Cache {
+        #[command(subcommand)]
+        command: cache_cmd::CacheCommand,
+        #[command(flatten)]
+        flags: ConfigFlags,
     },
 }
 
@@ -81,6 +90,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Cache { command, flags } => {
+            let config = flags.load()?;
+            let url = config
+                .storage
+                .metadata_url
+                .clone()
+                .context("no metadata store configured")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cache_cmd::run(&url, command))
+        }
         Command::Config {
             command: ConfigCommand::Dump { flags },
         } => dump(&flags.load()?),
