@@ -14,7 +14,7 @@ import pytest
 
 from conftest import DOMAIN, PROJECT, Registration, Server, _binary, describe
 
-from flytekit.models.core.catalog import CatalogCacheStatus  # noqa: E402
+from flyteidl.core import catalog_pb2  # noqa: E402
 from flytekit.models.core.execution import WorkflowExecutionPhase  # noqa: E402
 
 TIMEOUT = datetime.timedelta(seconds=300)
@@ -52,7 +52,7 @@ def test_second_run_hits_and_reports_catalog_key(remote, registered: Registratio
     assert first.outputs["o0"] == x * x
     assert _runs(log) == [str(x)]
     meta = _node_meta(remote, first)
-    assert meta.cache_status == CatalogCacheStatus.CACHE_POPULATED
+    assert meta.cache_status == catalog_pb2.CACHE_POPULATED
 
     # Same inputs, another log file (ignored by the key): a hit, no run.
     other = log.with_name("other.log")
@@ -60,7 +60,7 @@ def test_second_run_hits_and_reports_catalog_key(remote, registered: Registratio
     assert second.outputs["o0"] == x * x
     assert _runs(log) == [str(x)] and _runs(other) == []
     meta = _node_meta(remote, second)
-    assert meta.cache_status == CatalogCacheStatus.CACHE_HIT
+    assert meta.cache_status == catalog_pb2.CACHE_HIT
     assert meta.catalog_key.dataset_id.name == "flyte_task-examples.cached.cached_square"
     assert meta.catalog_key.artifact_tag.name.startswith("flyte_cached-")
     src = meta.catalog_key.source_task_execution
@@ -73,7 +73,7 @@ def test_second_run_hits_and_reports_catalog_key(remote, registered: Registratio
     # overwrite_cache reruns.
     third = _execute(remote, registered, "cached_wf", {"x": x, "log": str(log)}, overwrite_cache=True)
     assert _runs(log) == [str(x), str(x + 1), str(x)]
-    assert _node_meta(remote, third).cache_status == CatalogCacheStatus.CACHE_POPULATED
+    assert _node_meta(remote, third).cache_status == catalog_pb2.CACHE_POPULATED
 
     # Eviction through the CLI: the next run misses.
     result = subprocess.run(
