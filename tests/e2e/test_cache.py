@@ -27,10 +27,8 @@ def _runs(log: pathlib.Path) -> list[str]:
 def _execute(remote, registered: Registration, wf: str, inputs: dict, overwrite_cache: bool = False):
     entity = remote.fetch_workflow(PROJECT, DOMAIN, f"examples.cached.{wf}", registered.version)
     name = "c" + uuid.uuid4().hex[:12]
-    ex = remote.execute(
-        entity, inputs=inputs, execution_name=name, overwrite_cache=overwrite_cache, wait=True,
-        poll_interval=datetime.timedelta(seconds=0.5), timeout=TIMEOUT,
-    )
+    ex = remote.execute(entity, inputs=inputs, execution_name=name, overwrite_cache=overwrite_cache)
+    ex = remote.wait(ex, timeout=TIMEOUT, poll_interval=datetime.timedelta(seconds=0.5))
     assert ex.closure.phase == WorkflowExecutionPhase.SUCCEEDED, f"{name}: {ex.closure.error}"
     return ex
 
