@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""Flyte-RS benchmark runner: drives a `flyte-rs` server through the real flytekit client the way
+flyteorg/flyte-benchmarks drives Flyte (`pyflyte run --remote`, then `FlyteRemote` polling), and
+measures it.
+
+Run it with the project's venv (flytekit 1.16.31 and flytekitplugins-sleep, from
+scripts/setup-python.sh); bench/run.sh builds the release binary and calls this:
+
+    bench/run.sh                                   # every shape
+    bench/run.sh --shapes chain-500,fan-out-6000   # some
+    .venv/bin/python bench/run.py --binary target/release/flyte-rs --shapes chain-100
+
+By default it starts `<binary> start` on a free port with a temporary data dir (removed at the
+end unless --keep), so time to ready and RSS are its own; `--url URL --pid PID` measures a
+server that is already running instead.
+
+Shapes (see bench/workflows.py):
+  chain-100, chain-500        one @dynamic emits N core-sleep leaves in series (`prev >> cur`)
+  fan-out-1000, fan-out-6000  one @dynamic emits N parallel core-sleep leaves
+  python-overhead             ten Python no-op tasks in series; each task's command is then run
+                              directly (same argv, same inputs) to get the engine's added time
+  footprint                   time from start to ready and idle RSS (always measured when this
+                              runner starts the server)
+
+Per leaf shape: `created→done` is the execution closure's CreateExecution time to its terminal
+time (started_at + duration) — the server's own clock; `wall` is from launching `pyflyte run
+--remote` to the poll that saw SUCCEEDED (the flyte-benchmarks figure); `dynamic task` is the
+Python process that builds the DynamicJobSpec; `after dynamic` is from that process's end to
+the execution's end (the engine running N nodes), and `per node` is that over N. Peak RSS is
+the highest VmRSS sampled every 20 ms during the shape, and the kernel's VmHWM after resetting
+it (/proc/<pid>/clear_refs) at the start of the shape.
+
+Results: JSON in bench/results/ (git-ignored) and markdown tables on stdout. Benchmarks are not
+tests: nothing here runs in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing
+import urllib.request
+import uuid
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent
+PROJECT = "flytesnacks"
+DOMAIN = "development"
+MODULE = "flyte_bench"
+READY_PREFIX = "flyte-rs is ready at "
+
+LEAF_SHAPES: dict[str, tuple[str, str, int]] = {
+    # name: (workflow, size input, size)
+    "chain-100": ("chain_wf", "length", 100),
+    "chain-500": ("chain_wf", "length", 500),
+    "fan-out-1000": ("fanout_wf", "n", 1000),
+    "fan-out-6000": ("fanout_wf", "n", 6000),
+}
+ALL_SHAPES = [*LEAF_SHAPES, "python-overhead", "footprint"]
+
+# Flyte's published figures (flyteorg/flyte-benchmarks: README and reference_results.md), seconds.
+PUBLISHED = {
+    "chain-100": {"flyte_v1": "74", "flyte_v2": "16"},
+    "chain-500": {"flyte_v1": "365–366", "flyte_v2": "56–84"},
+    "fan-out-1000": {"flyte_v1": "124", "flyte_v2": "29"},
+    "fan-out-6000": {"flyte_v1": "699–717", "flyte_v2": "115–356"},
+}
+GOALS = {"chain-500": 3.0, "fan-out-6000": 10.0}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The server process and its memory.
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM / … of /proc/<pid>/status, in kB."""
+    out = {}
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Vm") or line.startswith("Threads"):
+                key, _, value = line.partition(":")
+                out[key] = int(value.split()[0])
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def reset_hwm(pid: int) -> bool:
+    """Resets the kernel's peak-RSS mark (VmHWM) of the process (Linux ≥ 4.0, own process)."""
+    try:
+        pathlib.Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class RssSampler:
+    """Samples VmRSS every `interval` seconds in a thread; `peak_kb` is the highest seen."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_kb = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = proc_status(self.pid).get("VmRSS", 0)
+            self.peak_kb = max(self.peak_kb, rss)
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, url: str, pid: int, process: subprocess.Popen | None, ready_seconds: float | None,
+                 log_path: pathlib.Path | None) -> None:
+        self.url, self.pid, self.process, self.ready_seconds, self.log_path = url, pid, process, ready_seconds, log_path
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].strip("/"))
+
+    @classmethod
+    def start(cls, binary: pathlib.Path, base: pathlib.Path, venv: str) -> "Server":
+        port = free_port()
+        log_path = base / "server.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_RS_", "FLYTE_", "FLYTECTL_"))}
+        env["FLYTE_RS_ENGINE__PYTHON_VENV"] = venv
+        with open(log_path, "w") as log_file:
+            started = time.monotonic()
+            process = subprocess.Popen(
+                [str(binary), "start", "--listen", f"127.0.0.1:{port}", "--data-dir", str(base / "data")],
+                stdout=subprocess.PIPE, stderr=log_file, text=True, env=env, cwd=base,
+            )
+        assert process.stdout is not None
+        url = None
+        while url is None:
+            line = process.stdout.readline()
+            if not line:
+                raise SystemExit(f"flyte-rs exited ({process.wait()}) before it was ready:\n{log_path.read_text()[-4000:]}")
+            if line.startswith(READY_PREFIX):
+                url = line[len(READY_PREFIX):].split()[0]
+            if time.monotonic() - started > 60:
+                process.kill()
+                raise SystemExit("flyte-rs printed no ready line within 60 s")
+        ready = time.monotonic() - started
+        threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+        return cls(url, process.pid, process, ready, log_path)
+
+    def readyz(self) -> int:
+        with urllib.request.urlopen(self.url + "/readyz", timeout=10) as response:
+            return response.status
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# The client side: pyflyte run --remote, FlyteRemote polling.
+
+
+class Client:
+    def __init__(self, server: Server, base: pathlib.Path, max_parallelism: int | None) -> None:
+        self.server = server
+        self.max_parallelism = max_parallelism
+        self.config = base / "config.yaml"
+        self.config.write_text(
+            f"admin:\n  endpoint: dns:///127.0.0.1:{server.port}\n  insecure: true\nconsole:\n  endpoint: {server.url}\n"
+        )
+        # A project directory of its own: what pyflyte run bundles (fast registration).
+        self.project = base / "project"
+        self.project.mkdir(exist_ok=True)
+        shutil.copy(HERE / "workflows.py", self.project / f"{MODULE}.py")
+        from flytekit.configuration import Config
+        from flytekit.remote import FlyteRemote
+
+        self.remote = FlyteRemote(
+            config=Config.auto(config_file=str(self.config)), default_project=PROJECT, default_domain=DOMAIN
+        )
+
+    def pyflyte_run(self, entity: str, inputs: dict[str, typing.Any]) -> tuple[str, float]:
+        """`pyflyte run --remote flyte_bench.py <entity> --k v …`; returns (name, seconds)."""
+        name = "b" + uuid.uuid4().hex[:15]
+        exe = pathlib.Path(sys.executable).with_name("pyflyte")
+        cmd = [str(exe), "--config", str(self.config), "run", "--remote", "--project", PROJECT, "--domain", DOMAIN,
+               "--name", name]
+        if self.max_parallelism:
+            cmd += ["--max-parallelism", str(self.max_parallelism)]
+        cmd += [f"{MODULE}.py", entity]
+        for k, v in inputs.items():
+            cmd += [f"--{k}", str(v)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_", "FLYTECTL_"))}
+        env["FLYTECTL_CONFIG"] = str(self.config)
+        started = time.monotonic()
+        result = subprocess.run(cmd, cwd=self.project, env=env, capture_output=True, text=True, timeout=900)
+        seconds = time.monotonic() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"pyflyte run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return name, seconds
+
+    def poll(self, name: str, interval: float, timeout: float):
+        """FlyteRemote polling until terminal; returns (execution, monotonic time it was seen done)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            execution = self.remote.fetch_execution(name=name)
+            if execution.is_done:
+                return execution, time.monotonic()
+            if time.monotonic() > deadline:
+                return execution, None
+            time.sleep(interval)
+
+    def task_attempts(self, execution_id, node_id: str) -> list:
+        from flytekit.models.core.identifier import NodeExecutionIdentifier
+
+        found, token = [], ""
+        while True:
+            page, token = self.remote.client.list_task_executions_paginated(
+                NodeExecutionIdentifier(node_id, execution_id), limit=100, token=token
+            )
+            found.extend(page)
+            if not token:
+                return sorted(found, key=lambda t: t.id.retry_attempt)
+
+    def node_executions(self, execution_id) -> dict:
+        nodes, token = {}, ""
+        while True:
+            page, token = self.remote.client.list_node_executions(execution_id, limit=100, token=token)
+            nodes.update({n.id.node_id: n for n in page})
+            if not token:
+                return nodes
+
+
+def _ts(dt: datetime.datetime) -> float:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return dt.timestamp()
+
+
+def phase_name(phase: int) -> str:
+    from flytekit.models.core.execution import WorkflowExecutionPhase
+
+    return WorkflowExecutionPhase.enum_to_string(phase)
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes.
+
+
+def run_leaf_shape(client: Client, server: Server, shape: str, args) -> dict:
+    entity, size_input, size = LEAF_SHAPES[shape]
+    result: dict[str, typing.Any] = {"shape": shape, "nodes": size, "sleep_seconds": args.sleep}
+    hwm_reset = reset_hwm(server.pid)
+    with RssSampler(server.pid) as sampler:
+        t0 = time.monotonic()
+        name, submit = client.pyflyte_run(entity, {size_input: size, "seconds": args.sleep})
+        execution, seen_done = client.poll(name, args.poll, args.timeout)
+    status = proc_status(server.pid)
+    closure = execution.closure
+    result.update(
+        execution=name,
+        phase=phase_name(closure.phase),
+        error=closure.error.message[:500] if closure.error else None,
+        submit_s=round(submit, 3),
+        wall_s=round(seen_done - t0, 3) if seen_done else None,
+        peak_rss_mb=round(sampler.peak_kb / 1024, 1),
+        vm_hwm_mb=round(status.get("VmHWM", 0) / 1024, 1) if hwm_reset else None,
+        rss_after_mb=round(status.get("VmRSS", 0) / 1024, 1),
+        rss_samples=sampler.samples,
+    )
+    if seen_done is None:
+        result["timed_out"] = True
+        return result
+    created = _ts(closure.created_at)
+    started = _ts(closure.started_at)
+    done = started + closure.duration.total_seconds()
+    result.update(
+        created_to_done_s=round(done - created, 3),
+        created_to_started_s=round(started - created, 3),
+        duration_s=round(closure.duration.total_seconds(), 3),
+    )
+    # The dynamic task's own Python process (builds the DynamicJobSpec), then the engine.
+    attempts = client.task_attempts(execution.id, "n0")
+    if attempts:
+        last = attempts[-1].closure
+        dyn_start = _ts(last.started_at)
+        dyn_end = dyn_start + last.duration.total_seconds()
+        result.update(
+            dynamic_task_s=round(last.duration.total_seconds(), 3),
+            created_to_dynamic_start_s=round(dyn_start - created, 3),
+            after_dynamic_s=round(done - dyn_end, 3),
+            per_node_ms=round((done - dyn_end) / size * 1000, 3),
+        )
+    return result
+
+
+def substitute(args: list[str], values: dict[str, str]) -> list[str]:
+    out = []
+    for a in args:
+        for k, v in values.items():
+            a = a.replace(k, v)
+        if re.search(r"\{\{\s*\.", a):
+            raise RuntimeError(f"unsubstituted template variable in {a!r}")
+        out.append(a)
+    return out
+
+
+def run_python_overhead(client: Client, server: Server, args, work: pathlib.Path) -> dict:
+    """Ten Python tasks in series through the engine, then each task's command run directly."""
+    from flytekit.models.core.identifier import Identifier
+
+    result: dict[str, typing.Any] = {"shape": "python-overhead", "nodes": 10}
+    t0 = time.monotonic()
+    name, submit = client.pyflyte_run("python_chain_wf", {"x": 0})
+    execution, seen_done = client.poll(name, args.poll, args.timeout)
+    result.update(execution=name, phase=phase_name(execution.closure.phase), submit_s=round(submit, 3),
+                  wall_s=round(seen_done - t0, 3) if seen_done else None)
+    if phase_name(execution.closure.phase) != "SUCCEEDED":
+        result["error"] = execution.closure.error.message[:500] if execution.closure.error else None
+        return result
+    closure = execution.closure
+    created = _ts(closure.created_at)
+    done = _ts(closure.started_at) + closure.duration.total_seconds()
+    nodes = client.node_executions(execution.id)
+    attempt_s, node_s, gaps_s, direct_s = [], [], [], []
+    prev_end = None
+    for i in range(10):
+        node = nodes[f"n{i}"]
+        (attempt,) = client.task_attempts(execution.id, f"n{i}")
+        a_start = _ts(attempt.closure.started_at)
+        a_end = a_start + attempt.closure.duration.total_seconds()
+        attempt_s.append(attempt.closure.duration.total_seconds())
+        node_s.append(node.closure.duration.total_seconds())
+        if prev_end is not None:
+            gaps_s.append(a_start - prev_end)  # upstream process exit -> downstream process start
+        prev_end = a_end
+        # The same command, run directly: the task template's args with this node's inputs.
+        task_id = attempt.id.task_id
+        task = client.remote.client.get_task(
+            Identifier(task_id.resource_type, task_id.project, task_id.domain, task_id.name, task_id.version)
+        )
+        template_args = list(task.closure.compiled_task.template.container.args)
+        out = work / f"direct-{i}"
+        (out / "cwd").mkdir(parents=True, exist_ok=True)
+        argv = substitute(
+            template_args,
+            {
+                "{{.input}}": node.input_uri,
+                "{{.Input}}": node.input_uri,
+                "{{.outputPrefix}}": f"file://{out}/outputs",
+                "{{.rawOutputDataPrefix}}": str(out / "raw"),
+                "{{.checkpointOutputPrefix}}": str(out / "raw" / "_flytecheckpoints"),
+                "{{.prevCheckpointPrefix}}": '""',
+            },
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_", "FLYTECTL_"))}
+        env["PATH"] = f"{pathlib.Path(sys.executable).parent}:{env.get('PATH', '')}"
+        started = time.monotonic()
+        proc = subprocess.run(argv, cwd=out / "cwd", env=env, capture_output=True, text=True, timeout=300)
+        direct_s.append(time.monotonic() - started)
+        if proc.returncode != 0:
+            raise RuntimeError(f"direct run of n{i} failed:\n{' '.join(argv)}\n{proc.stderr[-3000:]}")
+        if i == 0:
+            result["direct_command"] = argv
+    exec_s = done - created
+    result.update(
+        created_to_done_s=round(exec_s, 3),
+        direct_mean_s=round(statistics.mean(direct_s), 3),
+        direct_median_s=round(statistics.median(direct_s), 3),
+        attempt_mean_s=round(statistics.mean(attempt_s), 3),
+        node_mean_s=round(statistics.mean(node_s), 3),
+        gap_mean_ms=round(statistics.mean(gaps_s) * 1000, 1) if gaps_s else None,
+        per_task_total_s=round(exec_s / 10, 3),
+        # What the engine adds per task: the execution's time per task minus the same
+        # command run directly.
+        engine_added_per_task_ms=round((exec_s / 10 - statistics.mean(direct_s)) * 1000, 1),
+        attempt_minus_direct_ms=round((statistics.mean(attempt_s) - statistics.mean(direct_s)) * 1000, 1),
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Report.
+
+
+def machine() -> dict:
+    info: dict[str, typing.Any] = {"cores": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
+    try:
+        mem_kb = int(re.search(r"MemTotal:\s+(\d+)", pathlib.Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+        info["memory_gib"] = round(mem_kb / 1024 / 1024, 1)
+        model = re.search(r"model name\s*:\s*(.+)", pathlib.Path("/proc/cpuinfo").read_text())
+        info["cpu"] = model.group(1).strip() if model else platform.processor()
+    except (OSError, AttributeError):
+        pass
+    try:
+        info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                        text=True).stdout.strip()
+    except OSError:
+        pass
+    return info
+
+
+def fmt(v, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    return f"{v}{unit}"
+
+
+def markdown(report: dict) -> str:
+    lines = []
+    m = report["machine"]
+    lines.append(f"Machine: {m.get('cores')} cores ({m.get('cpu', '?')}), {m.get('memory_gib')} GiB, "
+                 f"Linux {m.get('kernel')}; commit {m.get('commit')}; {report['date']}")
+    lines.append(f"Command: `{report['command']}`")
+    fp = report.get("footprint")
+    if fp:
+        lines.append("")
+        lines.append("| footprint | value |")
+        lines.append("|---|---|")
+        lines.append(f"| start to ready | {fmt(fp.get('ready_s'), ' s')} |")
+        lines.append(f"| idle RSS after start | {fmt(fp.get('idle_rss_mb'), ' MB')} |")
+        lines.append(f"| idle RSS after the shapes | {fmt(fp.get('idle_rss_after_mb'), ' MB')} |")
+    leaf = [r for r in report["results"] if r["shape"] in LEAF_SHAPES]
+    if leaf:
+        lines.append("")
+        lines.append("| shape | phase | CreateExecution→SUCCEEDED | dynamic task (Python) | engine after it | "
+                     "per node | pyflyte run | wall (run + poll) | peak RSS | Flyte v1 | Flyte 2 | goal |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in leaf:
+            pub = PUBLISHED.get(r["shape"], {})
+            goal = GOALS.get(r["shape"])
+            lines.append(
+                f"| {r['shape']} | {r['phase']} | {fmt(r.get('created_to_done_s'), ' s')} | "
+                f"{fmt(r.get('dynamic_task_s'), ' s')} | {fmt(r.get('after_dynamic_s'), ' s')} | "
+                f"{fmt(r.get('per_node_ms'), ' ms')} | {fmt(r.get('submit_s'), ' s')} | {fmt(r.get('wall_s'), ' s')} | "
+                f"{fmt(r.get('peak_rss_mb'), ' MB')} | {pub.get('flyte_v1', '—')} s | {pub.get('flyte_v2', '—')} s | "
+                f"{'≤ ' + str(goal) + ' s' if goal else '—'} |"
+            )
+    py = [r for r in report["results"] if r["shape"] == "python-overhead"]
+    for r in py:
+        lines.append("")
+        lines.append("| Python task overhead (10 no-op tasks in series) | value |")
+        lines.append("|---|---|")
+        lines.append(f"| phase | {r['phase']} |")
+        lines.append(f"| CreateExecution→SUCCEEDED | {fmt(r.get('created_to_done_s'), ' s')} |")
+        lines.append(f"| per task, through the engine | {fmt(r.get('per_task_total_s'), ' s')} |")
+        lines.append(f"| same command run directly (mean / median) | {fmt(r.get('direct_mean_s'), ' s')} / "
+                     f"{fmt(r.get('direct_median_s'), ' s')} |")
+        lines.append(f"| engine-measured attempt (process start→exit) | {fmt(r.get('attempt_mean_s'), ' s')} |")
+        lines.append(f"| upstream exit → downstream start | {fmt(r.get('gap_mean_ms'), ' ms')} |")
+        lines.append(f"| **engine's added time per task** | {fmt(r.get('engine_added_per_task_ms'), ' ms')} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", default=",".join(ALL_SHAPES),
+                    help=f"comma-separated, from: {', '.join(ALL_SHAPES)} (default: all)")
+    ap.add_argument("--binary", type=pathlib.Path, default=REPO / "target" / "release" / "flyte-rs")
+    ap.add_argument("--url", help="measure a running server instead of starting one (with --pid for RSS)")
+    ap.add_argument("--pid", type=int, help="the running server's pid (with --url)")
+    ap.add_argument("--sleep", type=int, default=0, help="seconds each core-sleep leaf sleeps (flyte-benchmarks: 0)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each leaf shape")
+    ap.add_argument("--max-parallelism", type=int, default=1000,
+                    help="pyflyte run --max-parallelism (flyte-benchmarks: 1000; 0 = the server's default)")
+    ap.add_argument("--poll", type=float, default=0.1, help="FlyteRemote poll interval, seconds")
+    ap.add_argument("--timeout", type=float, default=1800, help="per-execution timeout, seconds")
+    ap.add_argument("--no-warmup", action="store_true",
+                    help="skip the warm-up run (a 10-leaf fan-out: registration and the code bundle upload)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (server log, data)")
+    ap.add_argument("--out", type=pathlib.Path, default=HERE / "results")
+    args = ap.parse_args()
+
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    unknown = [s for s in shapes if s not in ALL_SHAPES]
+    if unknown:
+        ap.error(f"unknown shapes {unknown}; pick from {ALL_SHAPES}")
+
+    base = pathlib.Path(tempfile.mkdtemp(prefix="flyte-rs-bench-"))
+    report: dict[str, typing.Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join([pathlib.Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": machine(),
+        "shapes": shapes,
+        "settings": {"sleep_seconds": args.sleep, "max_parallelism": args.max_parallelism, "poll_seconds": args.poll},
+        "results": [],
+    }
+    server: Server
+    if args.url:
+        if not args.pid:
+            ap.error("--url needs --pid (for RSS)")
+        server = Server(args.url.rstrip("/"), args.pid, None, None, None)
+    else:
+        binary = args.binary.resolve()
+        if not binary.is_file():
+            ap.error(f"{binary} not found: cargo build --release -p flyte-rs (or bench/run.sh)")
+        report["binary"] = str(binary)
+        log(f"starting {binary} (data in {base / 'data'})")
+        server = Server.start(binary, base, sys.prefix)
+        log(f"ready at {server.url} in {server.ready_seconds:.3f} s (pid {server.pid})")
+        assert server.readyz() == 200
+        time.sleep(1.0)
+        report["footprint"] = {
+            "ready_s": round(server.ready_seconds or 0, 3),
+            "idle_rss_mb": round(proc_status(server.pid).get("VmRSS", 0) / 1024, 1),
+        }
+    rc = 0
+    try:
+        client = Client(server, base, args.max_parallelism or None)
+        leaf_or_py = [s for s in shapes if s != "footprint"]
+        if leaf_or_py and not args.no_warmup:
+            log("warm-up: a 10-leaf fan-out (registers the workflows and uploads the code bundle)")
+            name, secs = client.pyflyte_run("fanout_wf", {"n": 10, "seconds": 0})
+            execution, _ = client.poll(name, args.poll, args.timeout)
+            log(f"warm-up {phase_name(execution.closure.phase)} (pyflyte run {secs:.1f} s)")
+        for shape in leaf_or_py:
+            for i in range(args.repeat if shape in LEAF_SHAPES else 1):
+                log(f"{shape} (run {i + 1})")
+                try:
+                    if shape in LEAF_SHAPES:
+                        r = run_leaf_shape(client, server, shape, args)
+                    else:
+                        r = run_python_overhead(client, server, args, base)
+                except Exception as e:  # a shape that breaks is reported, the others still run
+                    r = {"shape": shape, "phase": "DRIVER_ERROR", "error": f"{type(e).__name__}: {e}"[:2000]}
+                    rc = 1
+                log(json.dumps({k: v for k, v in r.items() if k != "direct_command"}))
+                report["results"].append(r)
+        if "footprint" in report:
+            time.sleep(2.0)
+            report["footprint"]["idle_rss_after_mb"] = round(proc_status(server.pid).get("VmRSS", 0) / 1024, 1)
+            report["footprint"]["vm_hwm_total_mb"] = round(proc_status(server.pid).get("VmHWM", 0) / 1024, 1)
+    finally:
+        code = server.stop()
+        if code not in (None, 0):
+            log(f"flyte-rs exited {code} on SIGTERM")
+        if server.log_path and args.keep:
+            log(f"server log: {server.log_path}")
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(markdown(report))
+    print(f"\nresults: {path}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
