@@ -150,6 +150,60 @@ pub mod metrics {
     pub const API_REQUESTS_TOTAL: &str = "flyte_admin_api_requests_total";
     /// Histogram (seconds), labels `service`, `method`.
     pub const API_REQUEST_DURATION_SECONDS: &str = "flyte_admin_api_request_duration_seconds";
+    /// Counter: executions reaching a phase as recorded in the store from the engine's events
+    /// (the phase after each applied event batch). Labels `project`, `domain`, `phase`
+    /// (`RUNNING`, `SUCCEEDED`, `FAILED`, `ABORTED`, `TIMED_OUT`, ...).
+    pub const EXECUTIONS_TOTAL: &str = "flyte_admin_executions_total";
+    /// Histogram (seconds): start to end of executions that reached a terminal phase.
+    /// Labels `project`, `domain`, `phase`.
+    pub const EXECUTION_DURATION_SECONDS: &str = "flyte_admin_execution_duration_seconds";
+
+    /// Every admin metric: (name, Prometheus type, help).
+    pub const ALL: &[(&str, &str, &str)] = &[
+        (
+            API_REQUESTS_TOTAL,
+            "counter",
+            "API requests by service, method and code",
+        ),
+        (
+            API_REQUEST_DURATION_SECONDS,
+            "histogram",
+            "API request latency in seconds by service and method",
+        ),
+        (
+            EXECUTIONS_TOTAL,
+            "counter",
+            "Executions reaching a phase, by project and domain",
+        ),
+        (
+            EXECUTION_DURATION_SECONDS,
+            "histogram",
+            "Seconds from start to end of finished executions, by project, domain and phase",
+        ),
+    ];
+
+    /// Registers the help texts of [`ALL`] with the installed recorder.
+    pub fn describe() {
+        for &(name, kind, help) in ALL {
+            match kind {
+                "counter" => metrics::describe_counter!(name, help),
+                _ => metrics::describe_histogram!(name, help),
+            }
+        }
+    }
+
+    /// An execution record reached `phase` (as stored).
+    pub fn execution_phase(project: &str, domain: &str, phase: &str, ran: Option<f64>) {
+        let labels = [
+            ("project", project.to_string()),
+            ("domain", domain.to_string()),
+            ("phase", phase.to_string()),
+        ];
+        metrics::counter!(EXECUTIONS_TOTAL, &labels).increment(1);
+        if let Some(seconds) = ran {
+            metrics::histogram!(EXECUTION_DURATION_SECONDS, &labels).record(seconds);
+        }
+    }
 
     /// What a response was for, set by handlers that know better than the URL
     /// (the gateway: the RPC it called and its code).

@@ -32,19 +32,41 @@ pub const VIA_CACHE_SERVICE: &str = "cache_service";
 /// `via` of the DataCatalog API (GetArtifact by tag counts as a lookup).
 pub const VIA_DATACATALOG: &str = "datacatalog";
 
+/// Every cache metric: (name, Prometheus type, help).
+pub const ALL: &[(&str, &str, &str)] = &[
+    (
+        HITS_TOTAL,
+        "counter",
+        "Cache lookups that found cached outputs",
+    ),
+    (MISSES_TOTAL, "counter", "Cache lookups that found nothing"),
+    (
+        PUTS_TOTAL,
+        "counter",
+        "Outputs stored in the cache, by outcome",
+    ),
+    (FAILURES_TOTAL, "counter", "Failed cache lookups and puts"),
+    (
+        LOOKUP_DURATION_SECONDS,
+        "histogram",
+        "Latency of cache lookups, hit or miss, outputs decoded",
+    ),
+    (
+        RESERVATIONS_TOTAL,
+        "counter",
+        "cache_serialize reservation requests",
+    ),
+    (EVICTED_TOTAL, "counter", "Cached entries evicted"),
+];
+
 /// Registers help texts of the cache metrics with the installed recorder.
 pub fn describe() {
-    metrics::describe_counter!(HITS_TOTAL, "Cache lookups that found cached outputs");
-    metrics::describe_counter!(MISSES_TOTAL, "Cache lookups that found nothing");
-    metrics::describe_counter!(PUTS_TOTAL, "Outputs stored in the cache, by outcome");
-    metrics::describe_counter!(FAILURES_TOTAL, "Failed cache lookups and puts");
-    metrics::describe_histogram!(
-        LOOKUP_DURATION_SECONDS,
-        metrics::Unit::Seconds,
-        "Latency of cache lookups, hit or miss, outputs decoded"
-    );
-    metrics::describe_counter!(RESERVATIONS_TOTAL, "cache_serialize reservation requests");
-    metrics::describe_counter!(EVICTED_TOTAL, "Cached entries evicted");
+    for &(name, kind, help) in ALL {
+        match kind {
+            "counter" => metrics::describe_counter!(name, help),
+            _ => metrics::describe_histogram!(name, help),
+        }
+    }
 }
 
 pub fn hit(via: &'static str) {

@@ -32,6 +32,134 @@ pub const ARRAY_SUBNODES: &str = "flyte_engine_array_subnodes_total";
 /// Histogram: sub-nodes of one array node (its size).
 pub const ARRAY_SIZE: &str = "flyte_engine_array_size";
 
+/// Counter: task processes the local backend started.
+pub const LOCAL_PROCESSES_STARTED: &str = "flyte_engine_local_processes_started_total";
+/// Histogram (seconds): from the local backend taking a slot for an attempt to its process
+/// having been spawned (template written, command resolved, fork/exec). Labels: `backend`.
+pub const TASK_START_LATENCY: &str = "flyte_engine_task_start_latency_seconds";
+/// Histogram (seconds): from a task process being spawned to it ending. Labels: `backend`,
+/// `reason` (as in [`TASK_EXITS`]).
+pub const TASK_DURATION: &str = "flyte_engine_task_duration_seconds";
+/// Counter: task processes that ended, by `reason`: `success` (exit code 0), `exit_code`
+/// (non-zero), `signal`, `timeout`, `aborted`, `start_failed` (could not spawn),
+/// `system_error`. Labels: `backend`, `reason`.
+pub const TASK_EXITS: &str = "flyte_engine_task_exits_total";
+
+/// Every engine metric: (name, Prometheus type, help). [`describe`] registers these help
+/// texts; the server lists every family in `/metrics` from this table.
+pub const ALL: &[(&str, &str, &str)] = &[
+    (
+        EXECUTIONS_BY_PHASE,
+        "counter",
+        "Executions reaching a phase",
+    ),
+    (
+        EXECUTIONS_RUNNING,
+        "gauge",
+        "Executions currently running in this process",
+    ),
+    (
+        NODES_BY_PHASE,
+        "counter",
+        "Node instances reaching a phase, by node kind",
+    ),
+    (
+        NODE_TRANSITION_LATENCY,
+        "histogram",
+        "Seconds from a node's last upstream finishing to the node being queued",
+    ),
+    (
+        ROUND_TIME,
+        "histogram",
+        "Engine time of one wake (round) of one execution, sink write excluded",
+    ),
+    (
+        SINK_WRITE_TIME,
+        "histogram",
+        "Seconds to commit one batch of state changes to the sink",
+    ),
+    (
+        SINK_RETRIES,
+        "counter",
+        "Sink writes that failed and were retried",
+    ),
+    (
+        QUEUE_DEPTH,
+        "histogram",
+        "Messages drained by one wake of an execution (its queue depth)",
+    ),
+    (
+        ATTEMPTS_STARTED,
+        "counter",
+        "Task attempts started, by backend",
+    ),
+    (
+        ATTEMPTS_RETRIED,
+        "counter",
+        "Task attempts retried, by kind (user, system)",
+    ),
+    (
+        DYNAMIC_WORKFLOWS,
+        "counter",
+        "Dynamic workflows built from a futures file, by outcome",
+    ),
+    (
+        DYNAMIC_BUILD_TIME,
+        "histogram",
+        "Seconds to read, compile and store one dynamic workflow",
+    ),
+    (DYNAMIC_NODES, "histogram", "Nodes in one dynamic workflow"),
+    (
+        ARRAY_SUBNODES,
+        "counter",
+        "Array sub-nodes reaching a terminal phase",
+    ),
+    (ARRAY_SIZE, "histogram", "Sub-nodes of one array node"),
+    (
+        LOCAL_PROCESSES_STARTED,
+        "counter",
+        "Task processes the local backend started",
+    ),
+    (
+        TASK_START_LATENCY,
+        "histogram",
+        "Seconds from a task attempt getting a process slot to its process being spawned",
+    ),
+    (
+        TASK_DURATION,
+        "histogram",
+        "Seconds a task process ran, by exit reason",
+    ),
+    (
+        TASK_EXITS,
+        "counter",
+        "Task processes that ended, by exit reason",
+    ),
+];
+
+/// Registers the help texts of [`ALL`] with the installed recorder.
+pub fn describe() {
+    for &(name, kind, help) in ALL {
+        match kind {
+            "counter" => metrics::describe_counter!(name, help),
+            "gauge" => metrics::describe_gauge!(name, help),
+            _ => metrics::describe_histogram!(name, help),
+        }
+    }
+}
+
+pub(crate) fn task_exit(
+    backend: &'static str,
+    reason: &'static str,
+    ran: Option<std::time::Duration>,
+) {
+    metrics::counter!(TASK_EXITS, "backend" => backend, "reason" => reason).increment(1);
+    if let Some(ran) = ran {
+        metrics::histogram!(TASK_DURATION, "backend" => backend, "reason" => reason)
+            .record(ran.as_secs_f64());
+    }
+}
+
 pub(crate) fn node_phase(phase: &'static str, kind: &'static str) {
     metrics::counter!(NODES_BY_PHASE, "phase" => phase, "kind" => kind).increment(1);
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -42,6 +42,63 @@ pub fn init_logging(config: &LoggingConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Counter: requests to the server's own HTTP routes (health, metrics, task logs), by
+/// `protocol`, `route`, `method`, `status`. API calls are `flyte_admin_api_requests_total`.
+pub const REQUESTS_TOTAL: &str = "flyte_rs_requests_total";
+/// Histogram (seconds): latency of those requests, by `protocol`, `route`, `method`.
+pub const REQUEST_DURATION_SECONDS: &str = "flyte_rs_request_duration_seconds";
+/// Gauge: always 1, label `version`.
+pub const BUILD_INFO: &str = "flyte_rs_build_info";
+/// Gauge (seconds): time from process start to serving.
+pub const STARTUP_SECONDS: &str = "flyte_rs_startup_seconds";
+
+/// The binary's own metrics: (name, Prometheus type, help).
+pub const ALL: &[(&str, &str, &str)] = &[
+    (
+        REQUESTS_TOTAL,
+        "counter",
+        "Requests to the server's own HTTP routes (health, metrics, task logs)",
+    ),
+    (
+        REQUEST_DURATION_SECONDS,
+        "histogram",
+        "Latency in seconds of requests to the server's own HTTP routes",
+    ),
+    (BUILD_INFO, "gauge", "Always 1; label version"),
+    (
+        STARTUP_SECONDS,
+        "gauge",
+        "Seconds from process start to serving",
+    ),
+];
+
+/// Every metric the process exports, from the one table each crate declares (its
+/// `metrics::ALL`): (name, Prometheus type, help).
+pub fn inventory() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    ALL.iter()
+        .chain(flyte_admin::router::metrics::ALL)
+        .chain(flyte_store::metrics::ALL)
+        .chain(flyte_blob::metrics::ALL)
+        .chain(flyte_engine::metrics::ALL)
+        .chain(flyte_cache::metrics::ALL)
+}
+
+/// Registers the help text of every metric with the installed recorder.
+pub fn describe_all() {
+    for &(name, kind, help) in ALL {
+        match kind {
+            "counter" => metrics::describe_counter!(name, help),
+            "gauge" => metrics::describe_gauge!(name, help),
+            _ => metrics::describe_histogram!(name, help),
+        }
+    }
+    flyte_admin::router::metrics::describe();
+    flyte_store::metrics::describe();
+    flyte_blob::metrics::describe();
+    flyte_engine::metrics::describe();
+    flyte_cache::metrics::describe();
+}
+
 /// The process's Prometheus handle. A metrics recorder is global, but one process may run
 /// several servers (the test harness does), so the recorder is installed on first use and
 /// every server renders the same registry. If some other recorder was installed first, a
@@ -49,18 +106,60 @@ pub fn init_logging(config: &LoggingConfig) -> anyhow::Result<()> {
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        PrometheusBuilder::new().install_recorder().unwrap_or_else(|err| {
+        let handle = builder().install_recorder().unwrap_or_else(|err| {
             tracing::warn!(%err, "a metrics recorder is already installed; /metrics shows a detached registry");
-            PrometheusBuilder::new().build_recorder().handle()
-        })
+            builder().build_recorder().handle()
+        });
+        describe_all();
+        handle
     })
 }
 
-/// The text for `/metrics`.
+/// Histogram buckets for durations (`*_seconds`): 0.5 ms to an hour.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+/// Histogram buckets for sizes and counts (queue depth, batch records, array sizes).
+const COUNT_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+    50000.0,
+];
+
+/// Every histogram is exported as a Prometheus histogram (`_bucket`), not a summary, so that
+/// dashboards can aggregate quantiles across labels and instances.
+fn builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets(COUNT_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS))
+        .expect("bucket lists are not empty")
+}
+
+/// The text for `/metrics`: what the recorder renders, then a `# HELP`/`# TYPE` header for
+/// every declared metric that has no sample yet (the exporter renders a metric only once it
+/// is recorded), so that every metric the server can export is listed from the start.
 pub fn render_metrics() -> String {
     let handle = prometheus();
     handle.run_upkeep();
-    handle.render()
+    let mut text = handle.render();
+    let present: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut missing = String::new();
+    for &(name, kind, help) in inventory() {
+        if !present.contains(name) {
+            missing.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        }
+    }
+    if !missing.is_empty() {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&missing);
+    }
+    text
 }
 
 /// Counts and times every request: gRPC by method, HTTP by route pattern.
@@ -76,8 +175,8 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
         ("method", method),
         ("status", status),
     ];
-    metrics::counter!("flyte_rs_requests_total", &labels).increment(1);
-    metrics::histogram!("flyte_rs_request_duration_seconds", &labels[..3])
+    metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
+    metrics::histogram!(REQUEST_DURATION_SECONDS, &labels[..3])
         .record(start.elapsed().as_secs_f64());
     response
 }

@@ -653,7 +653,9 @@ async fn run_process(
     updates: &mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
 ) -> Exit {
     let key = &attempt.key;
+    let prep_started = std::time::Instant::now();
     let system_failure = |what: &str, e: std::io::Error| {
+        crate::metrics::task_exit("local", "system_error", None);
         Exit::Failed(failed(
             execution_error(
                 "SystemError",
@@ -694,6 +696,7 @@ async fn run_process(
             prepared.env.get("PATH").map(String::as_str).unwrap_or("")
         );
         append_line(log_path, &message);
+        crate::metrics::task_exit("local", "start_failed", None);
         return Exit::Failed(failed(
             execution_error("StartError", message, execution_error::ErrorKind::User),
             false,
@@ -726,6 +729,7 @@ async fn run_process(
                 template::generated_name(key)
             );
             append_line(log_path, &message);
+            crate::metrics::task_exit("local", "start_failed", None);
             return Exit::Failed(failed(
                 execution_error("StartError", message, execution_error::ErrorKind::User),
                 false,
@@ -741,7 +745,10 @@ async fn run_process(
         attempt = key.retry_attempt, image = %prepared.image, pid = pgid, command = ?prepared.argv,
         "task process started (image recorded, not pulled)"
     );
-    metrics::counter!("flyte_engine_local_processes_started_total").increment(1);
+    metrics::counter!(crate::metrics::LOCAL_PROCESSES_STARTED).increment(1);
+    metrics::histogram!(crate::metrics::TASK_START_LATENCY, "backend" => "local")
+        .record(prep_started.elapsed().as_secs_f64());
+    let spawned = std::time::Instant::now();
     let _ = updates.send((
         key.clone(),
         AttemptUpdate::Running {
@@ -779,6 +786,20 @@ async fn run_process(
         }
     };
     tracing::info!(execution = %key.execution, node = %key.node_id, attempt = key.retry_attempt, pid = pgid, "task process ended");
+    let reason = match &exit {
+        Exit::Exited(status) if status.success() => "success",
+        Exit::Exited(status) if std::os::unix::process::ExitStatusExt::signal(status).is_some() => {
+            "signal"
+        }
+        Exit::Exited(_) => "exit_code",
+        Exit::TimedOut(_) => "timeout",
+        Exit::Aborted => "aborted",
+        // Counted where it failed (system_failure).
+        Exit::Failed(_) => "",
+    };
+    if !reason.is_empty() {
+        crate::metrics::task_exit("local", reason, Some(spawned.elapsed()));
+    }
     exit
 }
 

@@ -861,6 +861,7 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     }
 
     async fn apply(&self, batch: StateBatch) -> Result<()> {
+        crate::metrics::batch(&batch);
         self.timed("apply", self.apply_batch(batch)).await
     }
 

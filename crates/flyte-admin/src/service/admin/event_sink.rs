@@ -211,7 +211,31 @@ impl StoreEventSink {
 impl EventSink for StoreEventSink {
     async fn record(&self, batch: EventBatch) -> Result<(), SinkError> {
         let changes = self.changes(&batch).await?;
-        self.store.apply(changes).await.map_err(store_error)
+        let phases: Vec<_> = changes
+            .executions
+            .iter()
+            .map(|e| {
+                let terminal = matches!(
+                    e.phase.as_str(),
+                    "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT"
+                );
+                let ran = e
+                    .started_at
+                    .filter(|_| terminal)
+                    .map(|s| (e.updated_at - s).as_seconds_f64().max(0.0));
+                (
+                    e.key.project.clone(),
+                    e.key.domain.clone(),
+                    e.phase.clone(),
+                    ran,
+                )
+            })
+            .collect();
+        self.store.apply(changes).await.map_err(store_error)?;
+        for (project, domain, phase, ran) in phases {
+            crate::router::metrics::execution_phase(&project, &domain, &phase, ran);
+        }
+        Ok(())
     }
 }
 
