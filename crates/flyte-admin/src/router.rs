@@ -224,30 +224,52 @@ pub mod metrics {
         }
     }
 
-    /// The middleware (use with `axum::middleware::from_fn`).
+    /// The middleware (use with `axum::middleware::from_fn`). Each call runs in an `api`
+    /// span (service, method); handlers add project, domain and ids in their own span. A gRPC
+    /// response without `grpc-status` in its headers (a unary success, or an error sent after
+    /// the headers) is counted when its body ends, with the code from the trailers.
     pub async fn track(req: Request, next: Next) -> Response {
+        use tracing::Instrument;
         let start = Instant::now();
         let grpc = is_grpc(&req);
         let path = req.uri().path().to_string();
-        let response = next.run(req).await;
-        let (service, method, code) = if let Some(call) = response.extensions().get::<ApiCall>() {
-            (call.service.clone(), call.method.clone(), call.code.clone())
-        } else if grpc {
+        let (grpc_service, grpc_method) = {
             let mut parts = path.trim_start_matches('/').splitn(2, '/');
             let service = parts.next().unwrap_or_default();
             let service = service.rsplit('.').next().unwrap_or(service).to_string();
-            let method = parts.next().unwrap_or_default().to_string();
-            // Trailers-only (error) responses carry the status in the headers; a unary
-            // success carries it in the trailers, after this point.
-            let code = response
+            (service, parts.next().unwrap_or_default().to_string())
+        };
+        let span = if grpc {
+            tracing::info_span!("api", service = %grpc_service, method = %grpc_method)
+        } else {
+            tracing::info_span!("api", http.method = %req.method(), path = %path)
+        };
+        let response = next.run(req).instrument(span).await;
+        let (service, method, code) = if let Some(call) = response.extensions().get::<ApiCall>() {
+            (call.service.clone(), call.method.clone(), call.code.clone())
+        } else if grpc {
+            match response
                 .headers()
                 .get("grpc-status")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<i32>().ok())
-                .map(|c| super::code_name(tonic::Code::from_i32(c)))
-                .unwrap_or("Ok")
-                .to_string();
-            (service, method, code)
+            {
+                Some(c) => (
+                    grpc_service,
+                    grpc_method,
+                    super::code_name(tonic::Code::from_i32(c)).to_string(),
+                ),
+                None => {
+                    // The status comes in the trailers.
+                    return response.map(|body| {
+                        axum::body::Body::new(TrailerStatus {
+                            inner: body,
+                            done: Some((grpc_service, grpc_method, start)),
+                            code: None,
+                        })
+                    });
+                }
+            }
         } else if path.starts_with("/api/v1/dataproxy/upload/") {
             (
                 "DataProxyHttp".into(),
@@ -267,11 +289,83 @@ pub mod metrics {
                 response.status().as_u16().to_string(),
             )
         };
+        record(service, method, code, start);
+        response
+    }
+
+    fn record(service: String, method: String, code: String, start: Instant) {
         let elapsed = start.elapsed().as_secs_f64();
         metrics::counter!(API_REQUESTS_TOTAL, "service" => service.clone(), "method" => method.clone(), "code" => code)
             .increment(1);
         metrics::histogram!(API_REQUEST_DURATION_SECONDS, "service" => service, "method" => method)
             .record(elapsed);
-        response
+    }
+
+    /// A gRPC response body that records the call when it ends, with `grpc-status` from the
+    /// trailers (`Ok` if none came; `Cancelled` if the body was dropped before its end).
+    struct TrailerStatus {
+        inner: axum::body::Body,
+        done: Option<(String, String, Instant)>,
+        code: Option<String>,
+    }
+
+    impl http_body::Body for TrailerStatus {
+        type Data = bytes::Bytes;
+        type Error = axum::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            let this = &mut *self;
+            let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+            match &polled {
+                std::task::Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        let code = trailers
+                            .get("grpc-status")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<i32>().ok())
+                            .unwrap_or(0);
+                        this.code = Some(super::code_name(tonic::Code::from_i32(code)).into());
+                    }
+                }
+                std::task::Poll::Ready(None) => {
+                    if this.code.is_none() {
+                        this.code = Some("Ok".into());
+                    }
+                    this.finish();
+                }
+                std::task::Poll::Ready(Some(Err(_))) => {
+                    this.code.get_or_insert_with(|| "Internal".into());
+                    this.finish();
+                }
+                std::task::Poll::Pending => {}
+            }
+            polled
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.inner.is_end_stream()
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            self.inner.size_hint()
+        }
+    }
+
+    impl TrailerStatus {
+        fn finish(&mut self) {
+            if let Some((service, method, start)) = self.done.take() {
+                let code = self.code.take().unwrap_or_else(|| "Cancelled".into());
+                record(service, method, code, start);
+            }
+        }
+    }
+
+    impl Drop for TrailerStatus {
+        fn drop(&mut self) {
+            self.finish();
+        }
     }
 }

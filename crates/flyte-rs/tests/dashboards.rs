@@ -298,6 +298,24 @@ async fn every_dashboard_metric_is_exported() {
         })
         .await
         .expect("ListProjects");
+    // A gRPC error: its code is counted (whether sent in headers or trailers).
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let err = AdminServiceClient::new(channel)
+        .get_execution(flyteidl::admin::WorkflowExecutionGetRequest {
+            id: Some(flyteidl::core::WorkflowExecutionIdentifier {
+                project: "flytesnacks".into(),
+                domain: "development".into(),
+                name: "nope".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("no such execution");
+    let code = format!("code=\"{:?}\"", err.code());
 
     let scrape = http
         .get(server.url("/metrics"))
@@ -322,8 +340,17 @@ async fn every_dashboard_metric_is_exported() {
         scrape
             .lines()
             .any(|l| l.starts_with("flyte_admin_api_requests_total{")
-                && l.contains("method=\"ListProjects\"")),
+                && l.contains("method=\"ListProjects\"")
+                && l.contains("code=\"Ok\"")),
         "ListProjects counted:\n{scrape}"
+    );
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l.starts_with("flyte_admin_api_requests_total{")
+                && l.contains("method=\"GetExecution\"")
+                && l.contains(&code)),
+        "GetExecution counted with {code}:\n{scrape}"
     );
     assert!(
         scrape
