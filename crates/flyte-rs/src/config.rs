@@ -36,6 +36,7 @@ pub struct Config {
     pub admin: AdminSection,
     pub engine: EngineSection,
     pub logging: LoggingConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +142,7 @@ impl Default for Config {
             admin: AdminSection::default(),
             engine: EngineSection::default(),
             logging: LoggingConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -177,6 +179,16 @@ impl Default for AdminSection {
             signing_key: None,
         }
     }
+}
+
+/// Trace export. Off by default: without an endpoint no exporter exists and spans only feed
+/// the logs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP (protobuf) collector, e.g. `http://localhost:4318` (`/v1/traces` is added
+    /// when the URL has no path). Spans are exported in batches from a background thread.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for LoggingConfig {

@@ -113,10 +113,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dump_config: false,
         } => {
             let config = flags.load()?;
-            flyte_rs::telemetry::init_logging(&config.logging)?;
+            flyte_rs::telemetry::init(&config)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(serve(config))
+            let served = runtime.block_on(serve(config));
+            flyte_rs::telemetry::shutdown();
+            served
         }
     }
 }

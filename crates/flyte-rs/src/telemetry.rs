@@ -12,13 +12,24 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, LoggingConfig};
+use crate::config::{Config, LogFormat, LoggingConfig};
 
-/// Installs the global tracing subscriber (stderr). Call once, from `main`; a second call
-/// (tests) is a no-op.
+/// Installs the global tracing subscriber (stderr), with OTLP span export when
+/// `telemetry.otlp_endpoint` is set. Call once, from `main`; a second call (tests) is a no-op.
+pub fn init(config: &Config) -> anyhow::Result<()> {
+    init_with(&config.logging, config.telemetry.otlp_endpoint.as_deref())
+}
+
+/// Installs the global tracing subscriber (stderr), without trace export.
 pub fn init_logging(config: &LoggingConfig) -> anyhow::Result<()> {
+    init_with(config, None)
+}
+
+fn init_with(config: &LoggingConfig, otlp_endpoint: Option<&str>) -> anyhow::Result<()> {
     let filter = EnvFilter::builder().parse(&config.level)?;
-    let registry = tracing_subscriber::registry().with(filter);
+    // `None` when off: an absent layer costs nothing.
+    let otlp = otlp_endpoint.map(otlp_layer).transpose()?;
+    let registry = tracing_subscriber::registry().with(filter).with(otlp);
     let result = match config.format {
         LogFormat::Text => registry
             .with(
@@ -38,8 +49,55 @@ pub fn init_logging(config: &LoggingConfig) -> anyhow::Result<()> {
     };
     if result.is_err() {
         tracing::debug!("a tracing subscriber is already installed; keeping it");
+    } else if let Some(endpoint) = otlp_endpoint {
+        tracing::info!(endpoint, "exporting traces over OTLP/HTTP");
     }
     Ok(())
+}
+
+static TRACER_PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+
+/// The OTLP traces URL: the endpoint as given, with `/v1/traces` when it has no path.
+pub fn otlp_traces_url(endpoint: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(endpoint)
+        .map_err(|e| anyhow::anyhow!("telemetry.otlp_endpoint `{endpoint}`: {e}"))?;
+    Ok(if url.path() == "/" || url.path().is_empty() {
+        format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+    } else {
+        endpoint.to_string()
+    })
+}
+
+fn otlp_layer<S>(endpoint: &str) -> anyhow::Result<impl tracing_subscriber::Layer<S>>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(otlp_traces_url(endpoint)?)
+        .build()?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("flyte-rs")
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("flyte-rs");
+    let _ = TRACER_PROVIDER.set(provider);
+    Ok(tracing_opentelemetry::layer().with_tracer(tracer))
+}
+
+/// Flushes and stops trace export (no-op when it is off). Call before the process exits.
+pub fn shutdown() {
+    if let Some(provider) = TRACER_PROVIDER.get()
+        && let Err(e) = provider.shutdown()
+    {
+        eprintln!("flyte-rs: trace export shutdown: {e}");
+    }
 }
 
 /// Counter: requests to the server's own HTTP routes (health, metrics, task logs), by
