@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use flyte_rs::config::{Config, LoggingConfig};
+use flyte_rs::config::{Config, LoggingConfig, TelemetryConfig};
 
 #[test]
 fn traces_url_gets_the_signal_path_only_when_it_has_none() {
@@ -59,12 +59,16 @@ fn spans_are_exported_over_otlp_http() {
         }
     });
 
-    let mut config = Config::default();
-    config.logging = LoggingConfig {
-        level: "info".into(),
+    let config = Config {
+        logging: LoggingConfig {
+            level: "info".into(),
+            ..Default::default()
+        },
+        telemetry: TelemetryConfig {
+            otlp_endpoint: Some(format!("http://{addr}")),
+        },
         ..Default::default()
     };
-    config.telemetry.otlp_endpoint = Some(format!("http://{addr}"));
     flyte_rs::telemetry::init(&config).expect("tracing with OTLP export");
     {
         let span = tracing::info_span!("api", service = "AdminService", method = "ListProjects");
