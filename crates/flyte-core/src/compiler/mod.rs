@@ -15,6 +15,7 @@ use flyteidl::core::{
 pub use crate::ids::IdKey;
 
 mod bindings;
+mod canonical;
 mod errors;
 mod graph;
 mod launch_plan;
@@ -23,6 +24,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+pub use canonical::canonical_spec;
 pub use errors::{CompileError, CompileErrorKind, CompileErrors};
 pub use launch_plan::validate_launch_plan;
 pub use refs::referenced_entities;

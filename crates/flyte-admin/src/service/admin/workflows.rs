@@ -82,7 +82,8 @@ pub(super) async fn create(
     template.id = Some(id.clone());
     // The workflow's structure only (as flyteadmin digests the compiled workflow): the
     // description does not count.
-    let digest = entities::digest(&(&spec.template, &spec.sub_workflows))?;
+    let canonical = compiler::canonical_spec(&spec);
+    let digest = entities::digest(&(&canonical.template, &canonical.sub_workflows))?;
     entities::ensure_new::<Workflows>(state, &key, &digest).await?;
 
     let references = resolve(state, &key, &compiler::referenced_entities(&spec)).await?;
