@@ -286,9 +286,10 @@ def phase_name(phase: int) -> str:
 # Shapes.
 
 
-def run_leaf_shape(client: Client, server: Server, shape: str, args) -> dict:
+def run_leaf_shape(client: Client, server: Server, shape: str, args, work: pathlib.Path) -> dict:
     entity, size_input, size = LEAF_SHAPES[shape]
-    result: dict[str, typing.Any] = {"shape": shape, "nodes": size, "sleep_seconds": args.sleep}
+    result: dict[str, typing.Any] = {"shape": shape, "nodes": size, "sleep_seconds": args.sleep,
+                                     "loadavg_before": os.getloadavg()[0]}
     hwm_reset = reset_hwm(server.pid)
     with RssSampler(server.pid) as sampler:
         t0 = time.monotonic()
@@ -320,7 +321,7 @@ def run_leaf_shape(client: Client, server: Server, shape: str, args) -> dict:
     )
     # The dynamic task's own Python process (builds the DynamicJobSpec), then the engine.
     attempts = client.task_attempts(execution.id, "n0")
-    if attempts:
+    if attempts and result["phase"] == "SUCCEEDED":
         last = attempts[-1].closure
         dyn_start = _ts(last.started_at)
         dyn_end = dyn_start + last.duration.total_seconds()
@@ -330,6 +331,10 @@ def run_leaf_shape(client: Client, server: Server, shape: str, args) -> dict:
             after_dynamic_s=round(done - dyn_end, 3),
             per_node_ms=round((done - dyn_end) / size * 1000, 3),
         )
+        if args.direct_dynamic:
+            node = client.node_executions(execution.id)["n0"]
+            seconds, _ = direct_run(client, node, attempts[-1], work / f"direct-{name}")
+            result["dynamic_task_direct_s"] = round(seconds, 3)
     return result
 
 
@@ -344,11 +349,43 @@ def substitute(args: list[str], values: dict[str, str]) -> list[str]:
     return out
 
 
-def run_python_overhead(client: Client, server: Server, args, work: pathlib.Path) -> dict:
-    """Ten Python tasks in series through the engine, then each task's command run directly."""
+def direct_run(client: Client, node, attempt, out: pathlib.Path) -> tuple[float, list[str]]:
+    """Runs a task attempt's command directly, outside the engine: the task template's args
+    (what flytekit registered: pyflyte-fast-execute … pyflyte-execute …) with the node's own
+    inputs and a fresh output prefix, from this venv. Returns (seconds, argv)."""
     from flytekit.models.core.identifier import Identifier
 
-    result: dict[str, typing.Any] = {"shape": "python-overhead", "nodes": 10}
+    task_id = attempt.id.task_id
+    task = client.remote.client.get_task(
+        Identifier(task_id.resource_type, task_id.project, task_id.domain, task_id.name, task_id.version)
+    )
+    template_args = list(task.closure.compiled_task.template.container.args)
+    (out / "cwd").mkdir(parents=True, exist_ok=True)
+    argv = substitute(
+        template_args,
+        {
+            "{{.input}}": node.input_uri,
+            "{{.Input}}": node.input_uri,
+            "{{.outputPrefix}}": f"file://{out}/outputs",
+            "{{.rawOutputDataPrefix}}": str(out / "raw"),
+            "{{.checkpointOutputPrefix}}": str(out / "raw" / "_flytecheckpoints"),
+            "{{.prevCheckpointPrefix}}": '""',
+        },
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_", "FLYTECTL_"))}
+    env["PATH"] = f"{pathlib.Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = sys.prefix
+    started = time.monotonic()
+    proc = subprocess.run(argv, cwd=out / "cwd", env=env, capture_output=True, text=True, timeout=600)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"direct run failed:\n{' '.join(argv)}\n{proc.stderr[-3000:]}")
+    return seconds, argv
+
+
+def run_python_overhead(client: Client, server: Server, args, work: pathlib.Path) -> dict:
+    """Ten Python tasks in series through the engine, then each task's command run directly."""
+    result: dict[str, typing.Any] = {"shape": "python-overhead", "nodes": 10, "loadavg_before": os.getloadavg()[0]}
     t0 = time.monotonic()
     name, submit = client.pyflyte_run("python_chain_wf", {"x": 0})
     execution, seen_done = client.poll(name, args.poll, args.timeout)
@@ -373,32 +410,8 @@ def run_python_overhead(client: Client, server: Server, args, work: pathlib.Path
         if prev_end is not None:
             gaps_s.append(a_start - prev_end)  # upstream process exit -> downstream process start
         prev_end = a_end
-        # The same command, run directly: the task template's args with this node's inputs.
-        task_id = attempt.id.task_id
-        task = client.remote.client.get_task(
-            Identifier(task_id.resource_type, task_id.project, task_id.domain, task_id.name, task_id.version)
-        )
-        template_args = list(task.closure.compiled_task.template.container.args)
-        out = work / f"direct-{i}"
-        (out / "cwd").mkdir(parents=True, exist_ok=True)
-        argv = substitute(
-            template_args,
-            {
-                "{{.input}}": node.input_uri,
-                "{{.Input}}": node.input_uri,
-                "{{.outputPrefix}}": f"file://{out}/outputs",
-                "{{.rawOutputDataPrefix}}": str(out / "raw"),
-                "{{.checkpointOutputPrefix}}": str(out / "raw" / "_flytecheckpoints"),
-                "{{.prevCheckpointPrefix}}": '""',
-            },
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_", "FLYTECTL_"))}
-        env["PATH"] = f"{pathlib.Path(sys.executable).parent}:{env.get('PATH', '')}"
-        started = time.monotonic()
-        proc = subprocess.run(argv, cwd=out / "cwd", env=env, capture_output=True, text=True, timeout=300)
-        direct_s.append(time.monotonic() - started)
-        if proc.returncode != 0:
-            raise RuntimeError(f"direct run of n{i} failed:\n{' '.join(argv)}\n{proc.stderr[-3000:]}")
+        seconds, argv = direct_run(client, node, attempt, work / f"direct-{i}")
+        direct_s.append(seconds)
         if i == 0:
             result["direct_command"] = argv
     exec_s = done - created
@@ -411,8 +424,11 @@ def run_python_overhead(client: Client, server: Server, args, work: pathlib.Path
         gap_mean_ms=round(statistics.mean(gaps_s) * 1000, 1) if gaps_s else None,
         per_task_total_s=round(exec_s / 10, 3),
         # What the engine adds per task: the execution's time per task minus the same
-        # command run directly.
-        engine_added_per_task_ms=round((exec_s / 10 - statistics.mean(direct_s)) * 1000, 1),
+        # command run directly (includes the noise of two different process runs) …
+        engine_added_per_task_ms=round((exec_s / 10 - statistics.median(direct_s)) * 1000, 1),
+        # … and the engine's time outside the task processes (CreateExecution to done minus
+        # the attempts' own start→exit time), per task: no process noise in it.
+        engine_outside_process_per_task_ms=round((exec_s - sum(attempt_s)) / 10 * 1000, 2),
         attempt_minus_direct_ms=round((statistics.mean(attempt_s) - statistics.mean(direct_s)) * 1000, 1),
     )
     return result
@@ -462,15 +478,16 @@ def markdown(report: dict) -> str:
     leaf = [r for r in report["results"] if r["shape"] in LEAF_SHAPES]
     if leaf:
         lines.append("")
-        lines.append("| shape | phase | CreateExecution→SUCCEEDED | dynamic task (Python) | engine after it | "
+        lines.append("| shape | phase | CreateExecution→SUCCEEDED | dynamic task (Python) | same, run directly | engine after it | "
                      "per node | pyflyte run | wall (run + poll) | peak RSS | Flyte v1 | Flyte 2 | goal |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in leaf:
             pub = PUBLISHED.get(r["shape"], {})
             goal = GOALS.get(r["shape"])
             lines.append(
                 f"| {r['shape']} | {r['phase']} | {fmt(r.get('created_to_done_s'), ' s')} | "
-                f"{fmt(r.get('dynamic_task_s'), ' s')} | {fmt(r.get('after_dynamic_s'), ' s')} | "
+                f"{fmt(r.get('dynamic_task_s'), ' s')} | {fmt(r.get('dynamic_task_direct_s'), ' s')} | "
+                f"{fmt(r.get('after_dynamic_s'), ' s')} | "
                 f"{fmt(r.get('per_node_ms'), ' ms')} | {fmt(r.get('submit_s'), ' s')} | {fmt(r.get('wall_s'), ' s')} | "
                 f"{fmt(r.get('peak_rss_mb'), ' MB')} | {pub.get('flyte_v1', '—')} s | {pub.get('flyte_v2', '—')} s | "
                 f"{'≤ ' + str(goal) + ' s' if goal else '—'} |"
@@ -487,7 +504,9 @@ def markdown(report: dict) -> str:
                      f"{fmt(r.get('direct_median_s'), ' s')} |")
         lines.append(f"| engine-measured attempt (process start→exit) | {fmt(r.get('attempt_mean_s'), ' s')} |")
         lines.append(f"| upstream exit → downstream start | {fmt(r.get('gap_mean_ms'), ' ms')} |")
-        lines.append(f"| **engine's added time per task** | {fmt(r.get('engine_added_per_task_ms'), ' ms')} |")
+        lines.append(f"| per task through the engine − direct median | {fmt(r.get('engine_added_per_task_ms'), ' ms')} |")
+        lines.append(f"| **engine time outside the task process, per task** | "
+                     f"{fmt(r.get('engine_outside_process_per_task_ms'), ' ms')} |")
     return "\n".join(lines)
 
 
@@ -509,6 +528,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1800, help="per-execution timeout, seconds")
     ap.add_argument("--no-warmup", action="store_true",
                     help="skip the warm-up run (a 10-leaf fan-out: registration and the code bundle upload)")
+    ap.add_argument("--no-direct-dynamic", dest="direct_dynamic", action="store_false",
+                    help="do not re-run each shape's dynamic task directly (for comparison) afterwards")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (server log, data)")
     ap.add_argument("--out", type=pathlib.Path, default=HERE / "results")
     args = ap.parse_args()
@@ -560,7 +581,7 @@ def main() -> int:
                 log(f"{shape} (run {i + 1})")
                 try:
                     if shape in LEAF_SHAPES:
-                        r = run_leaf_shape(client, server, shape, args)
+                        r = run_leaf_shape(client, server, shape, args, base)
                     else:
                         r = run_python_overhead(client, server, args, base)
                 except Exception as e:  # a shape that breaks is reported, the others still run
