@@ -41,4 +41,8 @@ impl ExecutionLauncher for flyte_engine::Engine {
             Err(err) => Err(err.to_string()),
         }
     }
+
+    async fn signal_set(&self, execution: &WorkflowExecutionIdentifier, signal_id: &str) {
+        flyte_engine::Engine::signal_set(self, execution, signal_id);
+    }
 }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::backend::TaskBackend;
 use crate::config::EngineConfig;
 use crate::exec::{self, Control, ExecActor};
+use crate::external::{ChildExecutions, RecoveryLookup, SignalStore};
 use crate::request::{ExecKey, ExecutionRequest};
 use crate::resolver::EntityResolver;
 use crate::sink::{EngineJournal, EventSink, RunningExecution, SinkError, WorkflowPhase};
@@ -43,6 +44,19 @@ pub(crate) struct Shared {
     pub resolver: std::sync::OnceLock<Arc<dyn EntityResolver>>,
     /// Task output caching (set once by the binary); without one nothing is cached.
     pub cache: std::sync::OnceLock<Arc<dyn flyte_cache::TaskCache>>,
+    /// Signals, child executions and recovery lookups from the admin (set once).
+    pub external: std::sync::OnceLock<External>,
+    /// Child executions of launch-plan nodes → (parent execution, the node's unique id): a
+    /// child that ends wakes its parent.
+    pub children: Mutex<HashMap<ExecKey, (ExecKey, String)>>,
+}
+
+/// The admin's services for gate nodes, launch-plan nodes and recovery.
+#[derive(Clone)]
+pub(crate) struct External {
+    pub signals: Arc<dyn SignalStore>,
+    pub children: Arc<dyn ChildExecutions>,
+    pub recovery: Arc<dyn RecoveryLookup>,
 }
 
 pub(crate) struct ExecHandle {
@@ -78,6 +92,8 @@ impl Engine {
                 shutting_down: Default::default(),
                 resolver: Default::default(),
                 cache: Default::default(),
+                external: Default::default(),
+                children: Mutex::new(HashMap::new()),
             }),
             journal,
         }
@@ -89,6 +105,38 @@ impl Engine {
     /// its execution already has, and no launch plans.
     pub fn set_resolver(&self, resolver: Arc<dyn EntityResolver>) -> bool {
         self.shared.resolver.set(resolver).is_ok()
+    }
+
+    /// Sets the admin's services the engine calls at run time (call once, before executions
+    /// start): signals for `wait_for_input`/`approve` gates, child executions for launch-plan
+    /// nodes, and what nodes did in the original execution of a recovery. Returns false if
+    /// they were already set. Without them such gate and launch-plan nodes fail, and
+    /// recoveries run every node.
+    pub fn set_external(
+        &self,
+        signals: Arc<dyn SignalStore>,
+        children: Arc<dyn ChildExecutions>,
+        recovery: Arc<dyn RecoveryLookup>,
+    ) -> bool {
+        self.shared
+            .external
+            .set(External {
+                signals,
+                children,
+                recovery,
+            })
+            .is_ok()
+    }
+
+    /// A signal of `execution` was set: its gate nodes waiting for `signal_id` read it now.
+    /// Returns false if the execution is not running here.
+    pub fn signal_set(&self, execution: &WorkflowExecutionIdentifier, signal_id: &str) -> bool {
+        let map = self.shared.executions.lock().unwrap();
+        map.get(&ExecKey::of(execution)).is_some_and(|h| {
+            h.control
+                .send(Control::Signal(signal_id.to_string()))
+                .is_ok()
+        })
     }
 
     /// Sets the task output cache (call once, before executions start). Returns false if one
@@ -157,6 +205,13 @@ impl Engine {
                 };
                 let mut map = shared.executions.lock().unwrap();
                 map.remove(&actor_key);
+                // A child execution of a launch-plan node ended: wake the parent's node.
+                if phase.is_some()
+                    && let Some((parent, node)) = shared.children.lock().unwrap().remove(&actor_key)
+                    && let Some(h) = map.get(&parent)
+                {
+                    let _ = h.control.send(Control::ChildEnded(node));
+                }
                 if let Some(p) = phase {
                     let mut fin = shared.finished.lock().unwrap();
                     if fin.len() > 100_000 {

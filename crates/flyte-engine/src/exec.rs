@@ -45,8 +45,11 @@ use crate::{bindings, branch};
 mod array;
 mod cache;
 mod dynamic;
+mod external_nodes;
+mod recovery;
 
 use array::{ArraySpec, ArrayState};
+use external_nodes::{ExtMsg, GateSpec};
 
 pub(crate) enum Start {
     New(Box<ExecutionRequest>),
@@ -56,6 +59,10 @@ pub(crate) enum Start {
 pub(crate) enum Control {
     Abort(String),
     Shutdown,
+    /// A signal of this execution was set (its id).
+    Signal(String),
+    /// The child execution of a launch-plan node ended (the node's unique id).
+    ChildEnded(String),
 }
 
 const AUTO_ABORT_REASON: &str = "Some node execution failed, auto-abort.";
@@ -150,6 +157,10 @@ enum Kind {
     Branch,
     SubWorkflow(Arc<CompiledWorkflow>),
     Sleep(Duration),
+    /// `approve` and `wait_for_input` gates.
+    Gate(Arc<GateSpec>),
+    /// A node that launches a launch plan as a child execution.
+    LaunchPlan(Arc<Identifier>),
     Array(Arc<ArraySpec>),
     Unsupported(String),
 }
@@ -191,7 +202,8 @@ impl Kind {
             Kind::Task(_) => "task",
             Kind::Branch => "branch",
             Kind::SubWorkflow(_) => "subworkflow",
-            Kind::Sleep(_) => "gate",
+            Kind::Sleep(_) | Kind::Gate(_) => "gate",
+            Kind::LaunchPlan(_) => "launchplan",
             Kind::Array(_) => "array",
             Kind::Unsupported(_) => "unsupported",
         }
@@ -267,9 +279,28 @@ struct Scope {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Timer {
-    ExecDeadline { node: usize, attempt: u32 },
-    ActiveDeadline { node: usize },
-    Sleep { node: usize },
+    ExecDeadline {
+        node: usize,
+        attempt: u32,
+    },
+    ActiveDeadline {
+        node: usize,
+    },
+    Sleep {
+        node: usize,
+    },
+    /// Backstop: look at a waiting gate's signal again.
+    GatePoll {
+        node: usize,
+    },
+    /// Backstop: look at a launch-plan node's child again.
+    ChildPoll {
+        node: usize,
+    },
+    /// Create a launch-plan node's child again (the admin could not answer).
+    ChildLaunch {
+        node: usize,
+    },
 }
 
 enum Done {
@@ -323,6 +354,26 @@ pub(crate) struct ExecActor {
     array_dirty: BTreeSet<usize>,
     /// Task nodes' cache state (cacheable tasks only).
     cache_nodes: HashMap<usize, cache::NodeCache>,
+    /// Results of admin calls made off the actor.
+    ext_tx: mpsc::UnboundedSender<ExtMsg>,
+    ext_rx: mpsc::UnboundedReceiver<ExtMsg>,
+    /// Gate nodes whose signal is to be read.
+    gate_checks: VecDeque<usize>,
+    /// Launch-plan nodes whose child's status is to be read.
+    child_checks: VecDeque<usize>,
+    /// Launch-plan nodes whose child is to be created again.
+    child_relaunches: VecDeque<usize>,
+    /// Nodes with a backstop timer armed.
+    poll_armed: HashSet<usize>,
+    /// Children to create / abort once the batch commits.
+    to_launch: Vec<crate::external::ChildLaunch>,
+    to_abort_children: Vec<(WorkflowExecutionIdentifier, String)>,
+    /// Recovery: nodes already looked up in the original execution.
+    recovery_checked: HashSet<usize>,
+    /// Recovery: a task's checkpoint in the original, as the first attempt's previous one.
+    recover_checkpoints: HashMap<usize, String>,
+    /// Recovery: the child execution a launch-plan node launched in the original.
+    recover_children: HashMap<usize, WorkflowExecutionIdentifier>,
 }
 
 impl ExecActor {
@@ -357,6 +408,7 @@ impl ExecActor {
         };
         let catalog = Arc::new(Catalog::of(&req.compiled));
         let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+        let (ext_tx, ext_rx) = mpsc::unbounded_channel();
         let mut actor = Self {
             shared,
             req: Arc::new(req),
@@ -391,6 +443,17 @@ impl ExecActor {
             resume_closures: HashMap::new(),
             array_dirty: BTreeSet::new(),
             cache_nodes: HashMap::new(),
+            ext_tx,
+            ext_rx,
+            gate_checks: VecDeque::new(),
+            child_checks: VecDeque::new(),
+            child_relaunches: VecDeque::new(),
+            poll_armed: HashSet::new(),
+            to_launch: Vec::new(),
+            to_abort_children: Vec::new(),
+            recovery_checked: HashSet::new(),
+            recover_checkpoints: HashMap::new(),
+            recover_children: HashMap::new(),
         };
         actor.batch.execution = actor.id.clone();
         match resume {
@@ -539,6 +602,17 @@ impl ExecActor {
                     let started = self.nodes[idx].rec.started_at_us;
                     self.arm_timer_at_us(started, d, Timer::Sleep { node: idx });
                 }
+                Kind::Gate(_) => {
+                    // The signal may have been set while the engine was down.
+                    if let Some(d) = self.nodes[idx].active_deadline {
+                        let queued = self.nodes[idx].rec.queued_at_us;
+                        self.arm_timer_at_us(queued, d, Timer::ActiveDeadline { node: idx });
+                    }
+                    if self.nodes[idx].phase() == NodePhase::Running {
+                        self.gate_checks.push_back(idx);
+                    }
+                }
+                Kind::LaunchPlan(_) => self.resume_launch_plan(idx).await,
                 Kind::Array(_) => self.resume_array(idx),
                 _ => {}
             }
@@ -861,8 +935,8 @@ impl ExecActor {
                         )),
                     }
                 }
-                Some(workflow_node::Reference::LaunchplanRef(_)) => {
-                    Kind::Unsupported("launch plan nodes are not supported yet".into())
+                Some(workflow_node::Reference::LaunchplanRef(id)) => {
+                    Kind::LaunchPlan(Arc::new(id.clone()))
                 }
                 None => Kind::Unsupported("workflow node without a reference".into()),
             },
@@ -870,9 +944,13 @@ impl ExecActor {
                 Some(gate_node::Condition::Sleep(s)) => {
                     Kind::Sleep(duration_of(&s.duration).unwrap_or_default())
                 }
-                _ => {
-                    Kind::Unsupported("signal and approve gate nodes are not supported yet".into())
-                }
+                Some(c) => match GateSpec::of(c) {
+                    Some(g) => Kind::Gate(Arc::new(g)),
+                    None => Kind::Unsupported("gate node without a condition".into()),
+                },
+                None => Kind::Unsupported(
+                    "gateNode does not have a supported condition reference".into(),
+                ),
             },
             Some(node::Target::ArrayNode(a)) => match a.node.as_deref() {
                 Some(sub) => {
@@ -1041,7 +1119,10 @@ impl ExecActor {
             if let Some(tx) = ready_tx.take() {
                 let _ = tx.send(Ok(()));
             }
-            if self.wf.workflow_phase().is_terminal() && self.to_abort.is_empty() {
+            if self.wf.workflow_phase().is_terminal()
+                && self.to_abort.is_empty()
+                && self.to_abort_children.is_empty()
+            {
                 return Some(self.wf.workflow_phase());
             }
             self.act().await;
@@ -1063,9 +1144,16 @@ impl ExecActor {
             tokio::select! {
                 biased;
                 c = self.control_rx.recv() => match c {
-                    Some(Control::Abort(cause)) => self.abort_execution(&cause),
-                    Some(Control::Shutdown) | None => return None,
+                    Some(c) => if !self.on_control(c) {
+                        return None;
+                    },
+                    None => return None,
                 },
+                m = self.ext_rx.recv() => {
+                    if let Some(m) = m {
+                        self.on_ext(m);
+                    }
+                }
                 u = self.updates_rx.recv() => {
                     if let Some((k, u)) = u {
                         depth += 1;
@@ -1079,18 +1167,36 @@ impl ExecActor {
                 self.on_update(k, u);
             }
             while let Ok(c) = self.control_rx.try_recv() {
-                match c {
-                    Control::Abort(cause) => self.abort_execution(&cause),
-                    Control::Shutdown => return None,
+                if !self.on_control(c) {
+                    return None;
                 }
+            }
+            while let Ok(m) = self.ext_rx.try_recv() {
+                self.on_ext(m);
             }
             metrics::histogram!(m::QUEUE_DEPTH).record(depth as f64);
             self.fire_timers();
         }
     }
 
+    /// Handles a control message; false: stop the actor (shutdown).
+    fn on_control(&mut self, c: Control) -> bool {
+        match c {
+            Control::Abort(cause) => self.abort_execution(&cause),
+            Control::Shutdown => return false,
+            Control::Signal(id) => self.on_signal_set(&id),
+            Control::ChildEnded(node) => self.on_child_ended(&node),
+        }
+        true
+    }
+
     fn has_internal_work(&self) -> bool {
-        !self.ready.is_empty() || !self.completions.is_empty() || !self.done_queue.is_empty()
+        !self.ready.is_empty()
+            || !self.completions.is_empty()
+            || !self.done_queue.is_empty()
+            || !self.gate_checks.is_empty()
+            || !self.child_checks.is_empty()
+            || !self.child_relaunches.is_empty()
     }
 
     /// Advances everything that can move without outside input.
@@ -1112,6 +1218,18 @@ impl ExecActor {
             }
             if let Some(idx) = self.ready.pop_front() {
                 self.start_node(idx).await;
+                continue;
+            }
+            if let Some(idx) = self.gate_checks.pop_front() {
+                self.check_gate(idx).await;
+                continue;
+            }
+            if let Some(idx) = self.child_checks.pop_front() {
+                self.check_child(idx).await;
+                continue;
+            }
+            if let Some(idx) = self.child_relaunches.pop_front() {
+                self.relaunch_child(idx).await;
                 continue;
             }
             break;
@@ -1162,6 +1280,7 @@ impl ExecActor {
         for (b, key) in std::mem::take(&mut self.to_abort) {
             self.shared.backends[b].abort(&key).await;
         }
+        self.act_children();
         for (idx, attempt) in std::mem::take(&mut self.to_start) {
             let Some(b) = self.nodes[idx].backend else {
                 continue;
@@ -1281,6 +1400,15 @@ impl ExecActor {
                         self.node_succeeded(node, String::new(), None);
                     }
                 }
+                Timer::GatePoll { node } => {
+                    self.poll_armed.remove(&node);
+                    self.gate_checks.push_back(node);
+                }
+                Timer::ChildPoll { node } => {
+                    self.poll_armed.remove(&node);
+                    self.child_checks.push_back(node);
+                }
+                Timer::ChildLaunch { node } => self.child_relaunches.push_back(node),
             }
         }
     }
@@ -1326,6 +1454,12 @@ impl ExecActor {
         }
         if let Some(at) = self.nodes[idx].ready_at {
             metrics::histogram!(m::NODE_TRANSITION_LATENCY).record(at.elapsed().as_secs_f64());
+        }
+        if self.req.recover_from.is_some()
+            && self.recovery_checked.insert(idx)
+            && self.try_recover(idx).await
+        {
+            return;
         }
         match self.nodes[idx].kind.clone() {
             Kind::Start => self.run_start_node(idx).await,
@@ -1403,6 +1537,8 @@ impl ExecActor {
                 self.node_event(idx, node_execution::Phase::Running, None);
                 self.arm_timer(d, Timer::Sleep { node: idx });
             }
+            Kind::Gate(_) => self.start_gate(idx).await,
+            Kind::LaunchPlan(lp) => self.start_launch_plan(idx, lp).await,
             Kind::Array(spec) => self.start_array(idx, spec).await,
             Kind::Unsupported(msg) => {
                 self.mark_queued(idx);
@@ -1694,8 +1830,11 @@ impl ExecActor {
             output_prefix: blob.native_url(&n.output_dir()),
             raw_output_prefix: raw.clone(),
             checkpoint_prefix: layout::checkpoint_dir(&raw),
-            prev_checkpoint_prefix: (attempt > 0)
-                .then(|| layout::checkpoint_dir(&self.raw_dir(idx, attempt - 1))),
+            prev_checkpoint_prefix: if attempt > 0 {
+                Some(layout::checkpoint_dir(&self.raw_dir(idx, attempt - 1)))
+            } else {
+                self.recover_checkpoints.get(&idx).cloned()
+            },
             task_template: blob.native_url(&layout::task_template_file(&n.data_dir)),
         };
         let mut env = self.shared.config.default_env.clone();
@@ -2216,6 +2355,9 @@ impl ExecActor {
         if matches!(self.nodes[idx].kind, Kind::Array(_)) {
             self.abort_array(idx, reason);
         }
+        if matches!(self.nodes[idx].kind, Kind::LaunchPlan(_)) {
+            self.abort_child(idx, reason);
+        }
         // A dynamic node's task attempt already ended (SUCCEEDED): only its children abort.
         if matches!(self.nodes[idx].kind, Kind::Task(_)) && self.nodes[idx].child_scope.is_none() {
             if self.nodes[idx].rec.attempt_in_flight
@@ -2361,6 +2503,13 @@ impl ExecActor {
                     ..self.cache_metadata(idx)
                 },
             )),
+            Kind::LaunchPlan(_) => n.rec.child_execution.clone().map(|e| {
+                node_execution_event::TargetMetadata::WorkflowNodeMetadata(
+                    flyteidl::event::WorkflowNodeMetadata {
+                        execution_id: Some(e),
+                    },
+                )
+            }),
             _ => None,
         };
         let output_result = match phase {

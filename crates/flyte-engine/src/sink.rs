@@ -154,6 +154,10 @@ pub struct NodeStateRecord {
     /// Array nodes: the number of sub-nodes, once the array started.
     #[prost(uint32, optional, tag = "19")]
     pub array_size: Option<u32>,
+    /// Launch-plan nodes: the child execution (its deterministic name, recorded before it is
+    /// created).
+    #[prost(message, optional, tag = "20")]
+    pub child_execution: Option<WorkflowExecutionIdentifier>,
 }
 
 impl NodeStateRecord {

@@ -154,6 +154,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let (engine, logs) = build_engine(&config, &admin, blob, &public_url)?;
     admin.launcher = Some(engine.clone());
+    // Gates, launch-plan nodes, recovery and dynamic workflows' references, over the admin
+    // state that holds this engine (children start on it).
+    let services = flyte_admin::service::admin::EngineServices::new(admin.clone());
+    engine.set_external(services.clone(), services.clone(), services);
+    engine.set_resolver(flyte_admin::service::admin::StoreEntityResolver::new(
+        admin.clone(),
+    ));
     // Executions that were running when the last server process stopped (or died) continue
     // before any new one is accepted.
     let resumed = engine

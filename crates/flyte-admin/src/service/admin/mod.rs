@@ -20,11 +20,13 @@ pub(crate) mod lists;
 mod named_entities;
 mod node_executions;
 mod projects;
+mod resolver;
 mod task_executions;
 mod tasks;
 mod workflows;
 
 pub use engine_services::EngineServices;
+pub use resolver::StoreEntityResolver;
 pub use executions::{generate_name, merge_inputs, validate_name};
 
 use flyteidl::admin;
