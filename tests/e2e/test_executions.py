@@ -262,6 +262,17 @@ def test_subworkflows(server: Server, remote, launched):
 # Files and directories.
 
 
+def test_local_file_input_is_uploaded_and_read_by_the_task(server: Server, project: pathlib.Path, remote, tmp_path):
+    """A local file given to `pyflyte run --remote` goes up through the data proxy
+    (CreateUploadLocation + PUT) and the task process reads it from the native URL."""
+    report = tmp_path / "report.csv"
+    report.write_text("a,1\nb,2\nc,3\nd,4\n")
+    name = run_remote(server, project, "examples/files.py", "count_lines", "--report", str(report))
+    execution = wait(remote, name)
+    assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert execution.outputs.get("o0", as_type=int) == 4
+
+
 def test_files_passed_between_tasks(server: Server, remote, launched):
     execution = wait(remote, launched["files"])
     assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, server)

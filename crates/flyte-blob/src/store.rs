@@ -209,6 +209,21 @@ impl BlobStore {
         }
     }
 
+    /// The URI to hand flytekit for an object it will use as a literal's location (a file
+    /// uploaded through the data proxy, a code bundle): for file stores the plain absolute
+    /// path — flytekit takes a `file://` literal URI for a local path verbatim and cannot open
+    /// it — otherwise the native URL.
+    pub fn literal_uri(&self, path: &str) -> String {
+        let url = self.native_url(path);
+        match &self.inner.location {
+            Location::Local { .. } => url
+                .strip_prefix("file://")
+                .map(str::to_string)
+                .unwrap_or(url),
+            Location::Remote { .. } => url,
+        }
+    }
+
     /// The inverse of [`BlobStore::native_url`]: the key of a native URL (or, for file
     /// stores, of an absolute path) inside this store; `None` if it lies elsewhere.
     pub fn path_from_native_url(&self, url: &str) -> Option<String> {

@@ -291,7 +291,7 @@ impl DataProxyApi {
         }
         Ok(CreateUploadLocationResponse {
             signed_url,
-            native_url: self.state.blob.native_url(&path),
+            native_url: self.state.blob.literal_uri(&path),
             expires_at: Some(timestamp(expires_at)),
             headers,
         })
