@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flyteidl::core::{
-    ExecutionError, Identifier, Literal, LiteralMap, LiteralType, Primitive, Scalar,
+    ExecutionError, Identifier, Literal, LiteralMap, LiteralType, Primitive,
     WorkflowExecutionIdentifier, execution_error::ErrorKind, gate_node, literal_type,
     node_execution, primitive, scalar,
 };
@@ -42,7 +42,7 @@ pub(crate) enum GateSpec {
     },
     Signal {
         signal_id: String,
-        ty: LiteralType,
+        ty: Box<LiteralType>,
         output: String,
     },
 }
@@ -55,7 +55,7 @@ impl GateSpec {
             }),
             gate_node::Condition::Signal(s) => Some(Self::Signal {
                 signal_id: s.signal_id.clone(),
-                ty: s.r#type.clone().unwrap_or_default(),
+                ty: Box::new(s.r#type.clone().unwrap_or_default()),
                 output: s.output_variable_name.clone(),
             }),
             gate_node::Condition::Sleep(_) => None,
@@ -95,18 +95,6 @@ fn boolean_type() -> LiteralType {
         r#type: Some(literal_type::Type::Simple(
             flyteidl::core::SimpleType::Boolean as i32,
         )),
-        ..Default::default()
-    }
-}
-
-#[allow(dead_code)]
-fn boolean_literal(b: bool) -> Literal {
-    Literal {
-        value: Some(flyteidl::core::literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Boolean(b)),
-            })),
-        }))),
         ..Default::default()
     }
 }
@@ -182,7 +170,7 @@ impl ExecActor {
         };
         let ty = match gate.as_ref() {
             GateSpec::Approve { .. } => boolean_type(),
-            GateSpec::Signal { ty, .. } => ty.clone(),
+            GateSpec::Signal { ty, .. } => (**ty).clone(),
         };
         let value = match ext
             .signals
