@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import DOMAIN, PROJECT, Registration, Server, _binary, describe
+from conftest import DOMAIN, PROJECT, Registration, Server, _binary, describe, pyflyte
 
 from flyteidl.core import catalog_pb2  # noqa: E402
 from flytekit.models.core.execution import WorkflowExecutionPhase  # noqa: E402
@@ -113,3 +113,40 @@ def test_map_task_hits_per_index(remote, registered: Registration, log):
     second = _execute(remote, registered, "cached_map_wf", {"xs": xs2, "log": str(log)})
     assert second.outputs["o0"] == [x * x for x in xs2]
     assert sorted(_runs(log)) == sorted(str(x) for x in xs2)
+
+
+def _run_with_cache_version(server: Server, remote, root: pathlib.Path, cache_version: str, x: int, log: pathlib.Path):
+    """`pyflyte run --remote` of examples/cached.py rewritten to `cache_version`: the same
+    task name, registered as a new task version with another cache version."""
+    import shutil
+
+    project = root / f"v{cache_version}"
+    shutil.copytree(pathlib.Path(__file__).parents[2] / "examples", project / "examples",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    source = project / "examples" / "cached.py"
+    text = source.read_text()
+    assert 'cache_version="1.0"' in text
+    source.write_text(text.replace('cache_version="1.0"', f'cache_version="{cache_version}"'))
+    name = "v" + uuid.uuid4().hex[:12]
+    result = pyflyte(
+        server, "run", "--remote", "--project", PROJECT, "--domain", DOMAIN, "--name", name,
+        "examples/cached.py", "cached_wf", "--x", str(x), "--log", str(log), cwd=project,
+    )
+    assert result.returncode == 0, describe(result, server)
+    ex = remote.wait(remote.fetch_execution(name=name), timeout=TIMEOUT, poll_interval=datetime.timedelta(seconds=0.5))
+    assert ex.closure.phase == WorkflowExecutionPhase.SUCCEEDED, f"{name}: {ex.closure.error}"
+    assert ex.outputs["o0"] == x * x
+    return ex
+
+
+def test_changed_cache_version_misses(remote, registered: Registration, server: Server, log, tmp_path):
+    x = int(uuid.uuid4().int % 1_000_000) + 2_000_000
+    _execute(remote, registered, "cached_wf", {"x": x, "log": str(log)})
+    assert _runs(log) == [str(x)]
+    # Another cache_version of the same task: a miss, the body runs again …
+    _run_with_cache_version(server, remote, tmp_path, "2.0", x, log)
+    assert _runs(log) == [str(x), str(x)]
+    # … and that version's entry now hits.
+    hit = _run_with_cache_version(server, remote, tmp_path / "again", "2.0", x, log)
+    assert _runs(log) == [str(x), str(x)]
+    assert _node_meta(remote, hit).cache_status == catalog_pb2.CACHE_HIT
