@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO))
 from flyteidl.admin import execution_pb2  # noqa: E402
 from flytekit.exceptions.system import FlyteSystemException  # noqa: E402
 from flytekit.exceptions.user import FlyteEntityNotExistException, FlyteInvalidInputException  # noqa: E402
-from flytekit.models.core.execution import NodeExecutionPhase, WorkflowExecutionPhase  # noqa: E402
-from flytekit.models.core.identifier import WorkflowExecutionIdentifier  # noqa: E402
+from flytekit.models.core.execution import NodeExecutionPhase, TaskExecutionPhase, WorkflowExecutionPhase  # noqa: E402
+from flytekit.models.core.identifier import NodeExecutionIdentifier, WorkflowExecutionIdentifier  # noqa: E402
 
 POLL = datetime.timedelta(seconds=0.5)
 FILE = "examples/advanced.py"
@@ -87,6 +87,17 @@ def node_executions(remote, execution_id, unique_parent_id: str | None = None) -
         nodes.update({n.id.node_id: n for n in page})
         if not token:
             return nodes
+
+
+def task_attempts(remote, execution_id, node_id: str) -> list:
+    found, token = [], ""
+    while True:
+        page, token = remote.client.list_task_executions_paginated(
+            NodeExecutionIdentifier(node_id, execution_id), limit=100, token=token
+        )
+        found.extend(page)
+        if not token:
+            return sorted(found, key=lambda t: t.id.retry_attempt)
 
 
 def user_nodes(nodes: dict) -> dict:
@@ -414,17 +425,48 @@ def test_recover_reruns_only_what_failed(server: Server, remote, launched):
     assert nodes["n2"].closure.phase == NodeExecutionPhase.SUCCEEDED
 
 
+def _counts_after_recover(before: dict[str, int], after: dict[str, int], succeeded: set[int], failed: int, n: int):
+    """Items that succeeded in the original ran exactly once, in the original; the failed one ran
+    once more; items the original never finished (aborted when the other failed) ran in the
+    recovery."""
+    for i in range(n):
+        tag = f"item-{i}"
+        if i in succeeded:
+            assert after.get(tag) == before.get(tag) == 1, f"{tag} succeeded in the original: {before} -> {after}"
+        elif i == failed:
+            assert after.get(tag) == before.get(tag, 0) + 1 == 2, f"{tag} failed in the original: {before} -> {after}"
+        else:
+            assert after.get(tag, 0) == before.get(tag, 0) + 1, f"{tag} did not finish in the original: {before} -> {after}"
+
+
 def test_recover_inside_a_dynamic(server: Server, remote, launched):
     original, recovered, before, after = _recover(remote, server, launched, "recover_dynamic")
-    assert before == {"a": 1, "dynamic-body": 1, "item-0": 1, "item-1": 1, "item-2": 1, "item-3": 1}, before
+    assert before.get("a") == 1 and before.get("dynamic-body") == 1 and before.get("item-2") == 1, before
     assert recovered.outputs.get("o0", as_type=int) == 60  # 10 * (0 + 1 + 2 + 3)
-    # Only the failed item ran again: the dynamic's spec and its other items were recovered.
-    assert after == {"a": 1, "dynamic-body": 1, "item-0": 1, "item-1": 1, "item-2": 2, "item-3": 1}, after
+    # The dynamic node is n1; its children dn0..dn3 are the items, dn4 the sum.
+    children = node_executions(remote, original.id, unique_parent_id="n1")
+    phases = {c.metadata.spec_node_id or k.rsplit("-", 1)[-1]: c.closure.phase for k, c in children.items()}
+    succeeded = {i for i in range(4) if phases.get(f"dn{i}") == NodeExecutionPhase.SUCCEEDED}
+    assert 2 not in succeeded and succeeded, (phases, before)
+    # a and the dynamic's body (its spec) are recovered, not run again; then item by item.
+    assert after.get("a") == 1 and after.get("dynamic-body") == 1, (before, after)
+    _counts_after_recover(before, after, succeeded, failed=2, n=4)
+    recovered_children = node_executions(remote, recovered.id, unique_parent_id="n1")
+    recovered_phases = {c.metadata.spec_node_id or k.rsplit("-", 1)[-1]: c.closure.phase for k, c in recovered_children.items()}
+    for i in succeeded:
+        assert recovered_phases.get(f"dn{i}") == NodeExecutionPhase.RECOVERED, recovered_phases
 
 
 def test_recover_inside_a_map_task(server: Server, remote, launched):
     original, recovered, before, after = _recover(remote, server, launched, "recover_map")
-    assert before == {"item-0": 1, "item-1": 1, "item-2": 1, "item-3": 1}, before
+    assert before.get("item-2") == 1, before
     assert recovered.outputs.get("o0", as_type=int) == 60
-    # Only the failed index ran again.
-    assert after == {"item-0": 1, "item-1": 1, "item-2": 2, "item-3": 1}, after
+    # The map task is n0: which indices succeeded in the original, from its task event.
+    (attempt,) = [a for a in task_attempts(remote, original.id, "n0")][-1:]
+    last = {}
+    for r in attempt.closure.metadata.external_resources:
+        last[r.index] = r.phase
+    succeeded = {i for i, phase in last.items() if phase == TaskExecutionPhase.SUCCEEDED}
+    assert 2 not in succeeded and succeeded, (last, before)
+    # Only what did not succeed ran again.
+    _counts_after_recover(before, after, succeeded, failed=2, n=4)
