@@ -846,7 +846,6 @@ pub(super) async fn list(
         .map_err(|e| AdminError::InvalidArgument(e.to_string()))?;
     let mut filters = Vec::with_capacity(parsed.len());
     let mut has_state = false;
-    let mut asks_children = false;
     for mut f in parsed {
         if let Some(entity) = f.entity.as_deref()
             && !EXECUTION_LIST_FIELDS.prefixes.contains(&entity)
@@ -875,7 +874,6 @@ pub(super) async fn list(
             ));
         }
         has_state |= column == "state";
-        asks_children |= column == "mode";
         f.entity = None;
         f.field = column;
         filters.push(f);
@@ -903,7 +901,9 @@ pub(super) async fn list(
         project: id.project.clone(),
         domain: id.domain.clone(),
         name: (!id.name.is_empty()).then(|| id.name.clone()),
-        top_level_only: !asks_children,
+        // flyteadmin lists child executions (launch-plan nodes) too; filter on `mode` to
+        // leave them out.
+        top_level_only: false,
     };
     let page = state.store.list_executions(&scope, &query).await?;
     let encoded = page
