@@ -35,9 +35,13 @@ fn main() -> Result<(), BoxError> {
     // protox's bundled well-known types come before google-proto-files, whose
     // google/protobuf copies use syntax newer than protox parses.
     let mut resolver = protox::file::ChainFileResolver::new();
-    resolver.add(protox::file::IncludeFileResolver::new(flyteidl_root.clone()));
+    resolver.add(protox::file::IncludeFileResolver::new(
+        flyteidl_root.clone(),
+    ));
     resolver.add(protox::file::GoogleFileResolver::new());
-    resolver.add(protox::file::IncludeFileResolver::new(PathBuf::from("third_party")));
+    resolver.add(protox::file::IncludeFileResolver::new(PathBuf::from(
+        "third_party",
+    )));
     resolver.add(protox::file::IncludeFileResolver::new(google_root.clone()));
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.include_imports(true).include_source_info(true);
@@ -68,7 +72,11 @@ fn main() -> Result<(), BoxError> {
     for line in std::fs::read_to_string(&mod_rs)?.lines() {
         patched.push_str(line);
         patched.push('\n');
-        if let Some(name) = line.trim().strip_prefix("include!(\"").and_then(|s| s.strip_suffix(".rs\");")) {
+        if let Some(name) = line
+            .trim()
+            .strip_prefix("include!(\"")
+            .and_then(|s| s.strip_suffix(".rs\");"))
+        {
             let serde_file = format!("{name}.serde.rs");
             if out_dir.join(&serde_file).exists() {
                 patched.push_str(&format!("include!(\"{serde_file}\");\n"));
@@ -106,8 +114,18 @@ fn unpack(cache: &Path, package: &str, dir_name: &str) -> Result<PathBuf, BoxErr
         )
         .into());
     }
-    let tarball = String::from_utf8(output.stdout)?.trim().lines().last().unwrap_or_default().to_string();
-    let status = Command::new("tar").arg("xzf").arg(target.join(&tarball)).arg("-C").arg(&target).status()?;
+    let tarball = String::from_utf8(output.stdout)?
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(target.join(&tarball))
+        .arg("-C")
+        .arg(&target)
+        .status()?;
     if !status.success() {
         return Err(format!("unpacking {tarball} failed").into());
     }
@@ -122,7 +140,11 @@ fn collect_protos(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), 
         if path.is_dir() {
             collect_protos(root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "proto") {
-            out.push(path.strip_prefix(root)?.to_string_lossy().replace('\\', "/"));
+            out.push(
+                path.strip_prefix(root)?
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+            );
         }
     }
     Ok(())

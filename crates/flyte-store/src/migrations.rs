@@ -26,7 +26,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "signals",
         include_str!("../migrations/sqlite/0003_signals.sql"),
     ),
-    (4, "cache", include_str!("../migrations/sqlite/0004_cache.sql")),
+    (
+        4,
+        "cache",
+        include_str!("../migrations/sqlite/0004_cache.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -45,7 +49,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         "signals",
         include_str!("../migrations/postgres/0003_signals.sql"),
     ),
-    (4, "cache", include_str!("../migrations/postgres/0004_cache.sql")),
+    (
+        4,
+        "cache",
+        include_str!("../migrations/postgres/0004_cache.sql"),
+    ),
 ];
 
 /// A migrator over embedded migrations (no `migrate!` macro, so no sqlx `macros` feature).

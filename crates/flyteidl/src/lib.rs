@@ -6,6 +6,7 @@ include!(concat!(env!("OUT_DIR"), "/mod.rs"));
 
 /// The encoded `FileDescriptorSet` of every compiled file (flyteidl and its imports), used
 /// by the REST gateway (google.api.http rules, JSON transcoding) and gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flyteidl_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/flyteidl_descriptor.bin"));
 
 pub use self::flyteidl::{admin, cacheservice, core, event, plugins, service};

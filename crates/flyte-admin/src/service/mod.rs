@@ -2,6 +2,6 @@
 
 pub mod admin;
 pub mod cache;
-pub mod dataproxy;
 pub mod datacatalog;
+pub mod dataproxy;
 pub mod signal;

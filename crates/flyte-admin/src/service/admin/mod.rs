@@ -26,8 +26,8 @@ mod tasks;
 mod workflows;
 
 pub use engine_services::EngineServices;
-pub use resolver::StoreEntityResolver;
 pub use executions::{generate_name, merge_inputs, validate_name};
+pub use resolver::StoreEntityResolver;
 
 use flyteidl::admin;
 use flyteidl::service::admin_service_server::{AdminService, AdminServiceServer};
