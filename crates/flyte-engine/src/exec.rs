@@ -1722,6 +1722,16 @@ impl ExecActor {
                 .unwrap_or_default();
             bindings::set_failure_error_input(&mut inputs, &spec.id, &msg);
         }
+        self.store_node_inputs(idx, inputs).await
+    }
+
+    /// Writes a node's resolved inputs to its `inputs.pb`; a storage failure fails the node
+    /// (a SYSTEM error) and gives `None`.
+    pub(crate) async fn store_node_inputs(
+        &mut self,
+        idx: usize,
+        inputs: LiteralMap,
+    ) -> Option<Arc<LiteralMap>> {
         let path = self.nodes[idx].inputs_file();
         if let Err(e) = self
             .shared

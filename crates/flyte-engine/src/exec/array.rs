@@ -670,23 +670,7 @@ impl ExecActor {
                 return None;
             }
         };
-        let path = self.nodes[sub].inputs_file();
-        if let Err(e) = self
-            .shared
-            .blob
-            .put(&path, Bytes::from(sliced.encode_to_vec()))
-            .await
-        {
-            let err = exec_error(
-                ErrorKind::System,
-                "StorageError",
-                format!("Failed to store inputs for Node: {e}"),
-            );
-            self.mark_queued(sub);
-            self.node_terminal(sub, NodePhase::Failed, Some(err));
-            return None;
-        }
-        Some(Arc::new(sliced))
+        self.store_node_inputs(sub, sliced).await
     }
 
     /// The inputs of index `i` of array `a` (for the cache key of a sub-task that reads the
