@@ -21,6 +21,11 @@ Shapes (see bench/workflows.py):
                               directly (same argv, same inputs) to get the engine's added time
   footprint                   time from start to ready and idle RSS (always measured when this
                               runner starts the server)
+  held                        K runs (--held-runs, default 2; the goal: 40) of fanout_wf with
+                              1,000 leaves that each sleep 120 s, created back to back: up to
+                              K x 1,000 leaves held at once (goal: done in <= 135 s, < 1 GiB RSS)
+  swarm                       K runs (--swarm-runs, default 5; the goal: 100) of fanout_wf with
+                              2,000 leaves of 1 s (goal: <= 300 s, < 2 GiB RSS)
 
 Per leaf shape: `created→done` is the execution closure's CreateExecution time to its terminal
 time (started_at + duration) — the server's own clock; `wall` is from launching `pyflyte run
@@ -70,7 +75,14 @@ LEAF_SHAPES: dict[str, tuple[str, str, int]] = {
     "fan-out-1000": ("fanout_wf", "n", 1000),
     "fan-out-6000": ("fanout_wf", "n", 6000),
 }
-ALL_SHAPES = [*LEAF_SHAPES, "python-overhead", "footprint"]
+# Many concurrent runs of one @dynamic fan-out, submitted with CreateExecution (FlyteRemote's
+# client) after the warm-up registered fanout_wf: name: (leaves per run, seconds per leaf,
+# default runs K, goal seconds from the first CreateExecution to the last run's end, RSS goal MB).
+MULTI_SHAPES: dict[str, tuple[int, int, int, float, int]] = {
+    "held": (1000, 120, 2, 135.0, 1024),    # K x 1,000 leaves held for 120 s (goal: K = 40)
+    "swarm": (2000, 1, 5, 300.0, 2048),     # K x 2,000 leaves of 1 s (goal: K = 100)
+}
+ALL_SHAPES = [*LEAF_SHAPES, "python-overhead", "footprint", *MULTI_SHAPES]
 
 # Flyte's published figures (flyteorg/flyte-benchmarks: README and reference_results.md), seconds.
 PUBLISHED = {
@@ -203,6 +215,7 @@ class Client:
     def __init__(self, server: Server, base: pathlib.Path, max_parallelism: int | None) -> None:
         self.server = server
         self.max_parallelism = max_parallelism
+        self.launch_plan_id = None  # fanout_wf's, set by the warm-up (held, swarm)
         self.config = base / "config.yaml"
         self.config.write_text(
             f"admin:\n  endpoint: dns:///127.0.0.1:{server.port}\n  insecure: true\nconsole:\n  endpoint: {server.url}\n"
@@ -335,6 +348,80 @@ def run_leaf_shape(client: Client, server: Server, shape: str, args, work: pathl
             node = client.node_executions(execution.id)["n0"]
             seconds, _ = direct_run(client, node, attempts[-1], work / f"direct-{name}")
             result["dynamic_task_direct_s"] = round(seconds, 3)
+    return result
+
+
+def run_multi_shape(client: Client, server: Server, shape: str, args, runs: int) -> dict:
+    """K runs of fanout_wf(n, seconds) at once: K CreateExecution calls back to back (the launch
+    plan the warm-up registered, max_parallelism as --max-parallelism), then polls every run
+    with GetExecution until all are terminal. Times are the server's own: first created_at to
+    the last run's end (started_at + duration)."""
+    from flytekit.models import literals as L
+    from flytekit.models.execution import ExecutionMetadata, ExecutionSpec
+
+    leaves, seconds, _, goal_s, goal_mb = MULTI_SHAPES[shape]
+    lp_id = client.launch_plan_id
+    result: dict[str, typing.Any] = {"shape": shape, "runs": runs, "leaves_per_run": leaves, "sleep_seconds": seconds,
+                                     "nodes": runs * leaves, "goal_s": goal_s, "goal_rss_mb": goal_mb,
+                                     "loadavg_before": os.getloadavg()[0],
+                                     "rss_before_mb": round(proc_status(server.pid).get("VmRSS", 0) / 1024, 1)}
+    inputs = L.LiteralMap({
+        "n": L.Literal(scalar=L.Scalar(primitive=L.Primitive(integer=leaves))),
+        "seconds": L.Literal(scalar=L.Scalar(primitive=L.Primitive(integer=seconds))),
+    })
+    raw = client.remote.client
+    hwm_reset = reset_hwm(server.pid)
+    names, create_s = [], []
+    with RssSampler(server.pid, interval=0.1) as sampler:
+        t0 = time.monotonic()
+        for _ in range(runs):
+            name = "m" + uuid.uuid4().hex[:15]
+            spec = ExecutionSpec(lp_id, ExecutionMetadata(ExecutionMetadata.ExecutionMode.MANUAL, "bench", 0),
+                                 max_parallelism=args.max_parallelism or None)
+            c0 = time.monotonic()
+            raw.create_execution(PROJECT, DOMAIN, name, spec, inputs)
+            create_s.append(time.monotonic() - c0)
+            names.append(name)
+        submitted = time.monotonic() - t0
+        pending, done_execs = set(names), {}
+        deadline = t0 + args.timeout
+        from flytekit.models.core.identifier import WorkflowExecutionIdentifier
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                e = raw.get_execution(WorkflowExecutionIdentifier(PROJECT, DOMAIN, name))
+                if e.closure.phase in (4, 5, 6, 7, 8, 9):  # SUCCEEDED … ABORTED/TIMED_OUT
+                    done_execs[name] = e
+                    pending.discard(name)
+            time.sleep(max(args.poll, 0.5))
+        wall = time.monotonic() - t0
+    status = proc_status(server.pid)
+    phases: dict[str, int] = {}
+    created, ends, per_run = [], [], []
+    for e in done_execs.values():
+        ph = phase_name(e.closure.phase)
+        phases[ph] = phases.get(ph, 0) + 1
+        c = _ts(e.closure.created_at)
+        end = _ts(e.closure.started_at) + e.closure.duration.total_seconds()
+        created.append(c)
+        ends.append(end)
+        per_run.append(end - c)
+    result.update(
+        phase=",".join(f"{k}x{v}" for k, v in sorted(phases.items())) + (f",PENDINGx{len(pending)}" if pending else ""),
+        submit_s=round(submitted, 3),
+        create_execution_ms_max=round(max(create_s) * 1000, 1),
+        wall_s=round(wall, 3),
+        peak_rss_mb=round(sampler.peak_kb / 1024, 1),
+        vm_hwm_mb=round(status.get("VmHWM", 0) / 1024, 1) if hwm_reset else None,
+        rss_after_mb=round(status.get("VmRSS", 0) / 1024, 1),
+    )
+    if created:
+        result.update(
+            first_created_to_last_done_s=round(max(ends) - min(created), 3),
+            per_run_created_to_done_s=[round(min(per_run), 3), round(statistics.median(per_run), 3), round(max(per_run), 3)],
+            over_sleep_s=round(max(ends) - min(created) - seconds, 3),
+        )
+    if pending:
+        result["timed_out"] = sorted(pending)
     return result
 
 
@@ -492,6 +579,20 @@ def markdown(report: dict) -> str:
                 f"{fmt(r.get('peak_rss_mb'), ' MB')} | {pub.get('flyte_v1', '—')} s | {pub.get('flyte_v2', '—')} s | "
                 f"{'≤ ' + str(goal) + ' s' if goal else '—'} |"
             )
+    multi = [r for r in report["results"] if r["shape"] in MULTI_SHAPES]
+    if multi:
+        lines.append("")
+        lines.append("| shape | runs × leaves | phases | first CreateExecution→last done | per run (min/median/max) | "
+                     "K CreateExecution calls | wall (submit + poll) | peak RSS | RSS after | goal |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in multi:
+            pr = r.get("per_run_created_to_done_s")
+            lines.append(
+                f"| {r['shape']} | {r.get('runs')} × {r.get('leaves_per_run')} ({r.get('sleep_seconds')} s) | {r.get('phase')} | "
+                f"{fmt(r.get('first_created_to_last_done_s'), ' s')} | {'/'.join(map(str, pr)) + ' s' if pr else '—'} | "
+                f"{fmt(r.get('submit_s'), ' s')} | {fmt(r.get('wall_s'), ' s')} | {fmt(r.get('peak_rss_mb'), ' MB')} | "
+                f"{fmt(r.get('rss_after_mb'), ' MB')} | ≤ {r.get('goal_s')} s, < {r.get('goal_rss_mb')} MB |"
+            )
     py = [r for r in report["results"] if r["shape"] == "python-overhead"]
     for r in py:
         lines.append("")
@@ -530,6 +631,10 @@ def main() -> int:
                     help="skip the warm-up run (a 10-leaf fan-out: registration and the code bundle upload)")
     ap.add_argument("--no-direct-dynamic", dest="direct_dynamic", action="store_false",
                     help="do not re-run each shape's dynamic task directly (for comparison) afterwards")
+    ap.add_argument("--held-runs", type=int, default=MULTI_SHAPES["held"][2],
+                    help="K for the held shape: K concurrent runs x 1,000 leaves of 120 s (the goal: 40)")
+    ap.add_argument("--swarm-runs", type=int, default=MULTI_SHAPES["swarm"][2],
+                    help="K for the swarm shape: K concurrent runs x 2,000 leaves of 1 s (the goal: 100)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (server log, data)")
     ap.add_argument("--out", type=pathlib.Path, default=HERE / "results")
     args = ap.parse_args()
@@ -576,12 +681,16 @@ def main() -> int:
             name, secs = client.pyflyte_run("fanout_wf", {"n": 10, "seconds": 0})
             execution, _ = client.poll(name, args.poll, args.timeout)
             log(f"warm-up {phase_name(execution.closure.phase)} (pyflyte run {secs:.1f} s)")
+            client.launch_plan_id = execution.spec.launch_plan
         for shape in leaf_or_py:
             for i in range(args.repeat if shape in LEAF_SHAPES else 1):
                 log(f"{shape} (run {i + 1})")
                 try:
                     if shape in LEAF_SHAPES:
                         r = run_leaf_shape(client, server, shape, args, base)
+                    elif shape in MULTI_SHAPES:
+                        r = run_multi_shape(client, server, shape, args,
+                                            args.held_runs if shape == "held" else args.swarm_runs)
                     else:
                         r = run_python_overhead(client, server, args, base)
                 except Exception as e:  # a shape that breaks is reported, the others still run

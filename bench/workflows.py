@@ -62,3 +62,9 @@ def python_chain_wf(x: int = 0) -> int:
     for _ in range(10):
         v = noop(x=v)
     return v
+
+
+@workflow
+def sleep_wf() -> None:
+    """One core-sleep node of 0 s, no process: what bench/admin_api.py creates executions of."""
+    sleep_leaf(duration=timedelta(seconds=0))
