@@ -43,6 +43,13 @@ pub fn router(state: AdminState) -> Router {
             signer,
         });
 
+    let cache_http = Router::new()
+        .route(
+            crate::cache_http::CACHE_ROUTE,
+            get(crate::cache_http::list).delete(crate::cache_http::evict),
+        )
+        .with_state(state.clone());
+
     let rest = Router::new().route(
         "/api/v1/{*rest}",
         any(move |req: Request| {
@@ -52,6 +59,7 @@ pub fn router(state: AdminState) -> Router {
     );
 
     grpc.merge(dataproxy_http)
+        .merge(cache_http)
         .merge(rest)
         .fallback(fallback)
         .layer(axum::middleware::from_fn(metrics::track))

@@ -21,6 +21,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 struct Server {
+    addr: std::net::SocketAddr,
     catalog: DataCatalogClient<Channel>,
     cache: CacheServiceClient<Channel>,
     state: AdminState,
@@ -49,6 +50,7 @@ async fn start() -> Server {
         .await
         .unwrap();
     Server {
+        addr,
         catalog: DataCatalogClient::new(channel.clone()),
         cache: CacheServiceClient::new(channel),
         state,
@@ -736,4 +738,101 @@ async fn engine_entries_are_served_and_evicted_by_the_apis() {
         .reservation
         .unwrap();
     assert_eq!(r.owner_id, "exec-e1/n0");
+}
+
+/// The REST cache endpoints (a Flyte-RS addition): list and evict per task, per cache version
+/// and per execution; the engine's next lookup misses what was evicted.
+#[tokio::test]
+async fn rest_lists_and_evicts_per_task_version_and_execution() {
+    let s = start().await;
+    let task_cache = StoreTaskCache::new(s.state.store.clone());
+    let task = core::Identifier {
+        resource_type: core::ResourceType::Task as i32,
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        name: "wf.t".into(),
+        version: "v1".into(),
+        org: String::new(),
+    };
+    let source = |exec: &str| core::TaskExecutionIdentifier {
+        task_id: Some(task.clone()),
+        node_execution_id: Some(core::NodeExecutionIdentifier {
+            node_id: "n0".into(),
+            execution_id: Some(core::WorkflowExecutionIdentifier {
+                project: "flytesnacks".into(),
+                domain: "development".into(),
+                name: exec.into(),
+                org: String::new(),
+            }),
+        }),
+        retry_attempt: 0,
+    };
+    let key = |cache_version: &str, a: i64| {
+        let inputs = LiteralMap {
+            literals: [("a".to_string(), int(a))].into_iter().collect(),
+        };
+        CacheKey::compute(&task, cache_version, None, &inputs, &[]).unwrap()
+    };
+    let outputs = LiteralMap {
+        literals: [("o0".to_string(), int(1))].into_iter().collect(),
+    };
+    for (version, a, exec) in [("1", 1, "e1"), ("1", 2, "e1"), ("2", 1, "e2")] {
+        task_cache
+            .put(&key(version, a), &outputs, &source(exec), false)
+            .await
+            .unwrap();
+    }
+
+    let http = reqwest::Client::new();
+    let url = |query: &str| {
+        format!(
+            "http://{}/api/v1/cache/flytesnacks/development?{query}",
+            s.addr
+        )
+    };
+    let count = |body: serde_json::Value| body["entries"].as_array().unwrap().len();
+    let get = |query: &'static str| {
+        let (http, url) = (http.clone(), url(query));
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let delete = |query: &'static str| {
+        let (http, url) = (http.clone(), url(query));
+        async move { http.delete(url).send().await.unwrap() }
+    };
+
+    let all = get("task=wf.t")
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(count(all), 3);
+    let v1 = get("task=wf.t&cache_version=1")
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(count(v1), 2);
+
+    let r = delete("execution=e2").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["evicted"], 1);
+    assert!(task_cache.lookup(&key("2", 1)).await.unwrap().is_none());
+    assert!(task_cache.lookup(&key("1", 1)).await.unwrap().is_some());
+
+    let r = delete("task=wf.t&cache_version=1").await;
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["evicted"], 2);
+    let left = get("task=wf.t")
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(count(left), 0);
+    assert!(task_cache.lookup(&key("1", 2)).await.unwrap().is_none());
+
+    // Both a task and an execution: a clear INVALID_ARGUMENT, nothing evicted.
+    let r = delete("task=wf.t&execution=e1").await;
+    assert_eq!(r.status(), 400);
+    let body = r.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(body["code"], Code::InvalidArgument as i32);
+    assert!(body["message"].as_str().unwrap().contains("task"), "{body}");
 }
