@@ -166,11 +166,13 @@ class Server:
         return int(self.url.rsplit(":", 1)[1].strip("/"))
 
     @classmethod
-    def start(cls, binary: pathlib.Path, base: pathlib.Path, venv: str) -> "Server":
+    def start(cls, binary: pathlib.Path, base: pathlib.Path, venv: str,
+              extra_env: dict[str, str] | None = None) -> "Server":
         port = free_port()
         log_path = base / "server.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_RS_", "FLYTE_", "FLYTECTL_"))}
         env["FLYTE_RS_ENGINE__PYTHON_VENV"] = venv
+        env.update(extra_env or {})
         with open(log_path, "w") as log_file:
             started = time.monotonic()
             process = subprocess.Popen(
@@ -420,6 +422,20 @@ def run_multi_shape(client: Client, server: Server, shape: str, args, runs: int)
             per_run_created_to_done_s=[round(min(per_run), 3), round(statistics.median(per_run), 3), round(max(per_run), 3)],
             over_sleep_s=round(max(ends) - min(created) - seconds, 3),
         )
+        # When each run's @dynamic task (a Python process, bounded by engine.max_concurrent_tasks)
+        # ended: the leaves of a run can only start after it, so its spread bounds the shape.
+        dyn_ends = []
+        for e in done_execs.values():
+            try:
+                attempts = client.task_attempts(e.id, "n0")
+            except Exception:  # noqa: BLE001
+                continue
+            if attempts:
+                a = attempts[-1].closure
+                dyn_ends.append(_ts(a.started_at) + a.duration.total_seconds() - min(created))
+        if dyn_ends:
+            result["dynamic_task_end_after_first_create_s"] = [round(min(dyn_ends), 3), round(max(dyn_ends), 3)]
+            result["last_dynamic_end_to_last_done_s"] = round(max(ends) - min(created) - max(dyn_ends), 3)
     if pending:
         result["timed_out"] = sorted(pending)
     return result
@@ -583,13 +599,16 @@ def markdown(report: dict) -> str:
     if multi:
         lines.append("")
         lines.append("| shape | runs × leaves | phases | first CreateExecution→last done | per run (min/median/max) | "
+                     "@dynamic tasks ended (first/last) | last dynamic end→last done | "
                      "K CreateExecution calls | wall (submit + poll) | peak RSS | RSS after | goal |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in multi:
             pr = r.get("per_run_created_to_done_s")
             lines.append(
                 f"| {r['shape']} | {r.get('runs')} × {r.get('leaves_per_run')} ({r.get('sleep_seconds')} s) | {r.get('phase')} | "
                 f"{fmt(r.get('first_created_to_last_done_s'), ' s')} | {'/'.join(map(str, pr)) + ' s' if pr else '—'} | "
+                f"{'/'.join(map(str, r['dynamic_task_end_after_first_create_s'])) + ' s' if r.get('dynamic_task_end_after_first_create_s') else '—'} | "
+                f"{fmt(r.get('last_dynamic_end_to_last_done_s'), ' s')} | "
                 f"{fmt(r.get('submit_s'), ' s')} | {fmt(r.get('wall_s'), ' s')} | {fmt(r.get('peak_rss_mb'), ' MB')} | "
                 f"{fmt(r.get('rss_after_mb'), ' MB')} | ≤ {r.get('goal_s')} s, < {r.get('goal_rss_mb')} MB |"
             )
@@ -635,6 +654,8 @@ def main() -> int:
                     help="K for the held shape: K concurrent runs x 1,000 leaves of 120 s (the goal: 40)")
     ap.add_argument("--swarm-runs", type=int, default=MULTI_SHAPES["swarm"][2],
                     help="K for the swarm shape: K concurrent runs x 2,000 leaves of 1 s (the goal: 100)")
+    ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for the started server, e.g. FLYTE_RS_ENGINE__MAX_CONCURRENT_TASKS=40 (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (server log, data)")
     ap.add_argument("--out", type=pathlib.Path, default=HERE / "results")
     args = ap.parse_args()
@@ -664,7 +685,9 @@ def main() -> int:
             ap.error(f"{binary} not found: cargo build --release -p flyte-rs (or bench/run.sh)")
         report["binary"] = str(binary)
         log(f"starting {binary} (data in {base / 'data'})")
-        server = Server.start(binary, base, sys.prefix)
+        extra_env = dict(kv.split("=", 1) for kv in args.server_env)
+        report["server_env"] = extra_env
+        server = Server.start(binary, base, sys.prefix, extra_env)
         log(f"ready at {server.url} in {server.ready_seconds:.3f} s (pid {server.pid})")
         assert server.readyz() == 200
         time.sleep(1.0)
