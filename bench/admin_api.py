@@ -226,6 +226,13 @@ def main() -> int:
             page, _ = c.list_executions_paginated(PROJECT, DOMAIN, limit=50, token=tok, sort_by=newest)
             assert len(page) == 50
         lat["ListExecutions limit 50, page 21 (token)"] = timed(n, page_deep)
+        report["page_token_after_20_pages"] = token_holder.get("t")
+        if str(token_holder.get("t")) == "1000" and to_add >= 200_000:
+            # The token is the row offset (as flyteadmin's): a page 100,000 rows deep.
+            def page_100k(i=0):
+                page, _ = c.list_executions_paginated(PROJECT, DOMAIN, limit=50, token="100000", sort_by=newest)
+                assert len(page) == 50
+            lat["ListExecutions limit 50, offset 100,000 (token)"] = timed(min(n, 200), page_100k)
         def nodes_top(i=0):
             page, _ = c.list_node_executions(fan_id, limit=50)
             assert page
