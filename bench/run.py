@@ -82,7 +82,8 @@ MULTI_SHAPES: dict[str, tuple[int, int, int, float, int]] = {
     "held": (1000, 120, 2, 135.0, 1024),    # K x 1,000 leaves held for 120 s (goal: K = 40)
     "swarm": (2000, 1, 5, 300.0, 2048),     # K x 2,000 leaves of 1 s (goal: K = 100)
 }
-ALL_SHAPES = [*LEAF_SHAPES, "python-overhead", "footprint", *MULTI_SHAPES]
+DEFAULT_SHAPES = [*LEAF_SHAPES, "python-overhead", "footprint"]  # held/swarm take minutes: ask for them
+ALL_SHAPES = [*DEFAULT_SHAPES, *MULTI_SHAPES]
 
 # Flyte's published figures (flyteorg/flyte-benchmarks: README and reference_results.md), seconds.
 PUBLISHED = {
@@ -363,6 +364,8 @@ def run_multi_shape(client: Client, server: Server, shape: str, args, runs: int)
 
     leaves, seconds, _, goal_s, goal_mb = MULTI_SHAPES[shape]
     lp_id = client.launch_plan_id
+    if lp_id is None:
+        raise RuntimeError("held/swarm create executions of the launch plan the warm-up registers: drop --no-warmup")
     result: dict[str, typing.Any] = {"shape": shape, "runs": runs, "leaves_per_run": leaves, "sleep_seconds": seconds,
                                      "nodes": runs * leaves, "goal_s": goal_s, "goal_rss_mb": goal_mb,
                                      "loadavg_before": os.getloadavg()[0],
@@ -635,8 +638,8 @@ def markdown(report: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shapes", default=",".join(ALL_SHAPES),
-                    help=f"comma-separated, from: {', '.join(ALL_SHAPES)} (default: all)")
+    ap.add_argument("--shapes", default=",".join(DEFAULT_SHAPES),
+                    help=f"comma-separated, from: {', '.join(ALL_SHAPES)} (default: all but held and swarm)")
     ap.add_argument("--binary", type=pathlib.Path, default=REPO / "target" / "release" / "flyte-rs")
     ap.add_argument("--url", help="measure a running server instead of starting one (with --pid for RSS)")
     ap.add_argument("--pid", type=int, help="the running server's pid (with --url)")
