@@ -16,7 +16,7 @@ type BoxError = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), BoxError> {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=third_party");
+    println!("cargo:rerun-if-changed=../../proto-stubs");
     println!("cargo:rerun-if-env-changed=FLYTEIDL_PROTOS_DIR");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
@@ -40,7 +40,7 @@ fn main() -> Result<(), BoxError> {
     ));
     resolver.add(protox::file::GoogleFileResolver::new());
     resolver.add(protox::file::IncludeFileResolver::new(PathBuf::from(
-        "third_party",
+        "../../proto-stubs",
     )));
     resolver.add(protox::file::IncludeFileResolver::new(google_root.clone()));
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
