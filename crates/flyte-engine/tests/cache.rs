@@ -3,6 +3,9 @@
 //! `overwrite_cache` reruns, `cache_serialize` runs the body once for concurrent executions,
 //! and the node events carry the cache status and catalog key.
 
+mod engine_support;
+use engine_support::*;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +21,6 @@ use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
 use flyte_engine::{Engine, EngineConfig, ExecutionRequest, MemorySink, WorkflowPhase};
-use flyteidl::core::literal_type::Type;
 use flyteidl::core::*;
 use flyteidl::event::node_execution_event::TargetMetadata;
 use prost::Message;
@@ -113,13 +115,6 @@ impl TaskBackend for Counting {
     async fn abort(&self, _: &AttemptKey) {}
 }
 
-fn int_t() -> LiteralType {
-    LiteralType {
-        r#type: Some(Type::Simple(SimpleType::Integer as i32)),
-        ..Default::default()
-    }
-}
-
 fn vars(v: &[&str]) -> VariableMap {
     VariableMap {
         variables: v
@@ -134,17 +129,6 @@ fn vars(v: &[&str]) -> VariableMap {
                 )
             })
             .collect(),
-    }
-}
-
-fn ident(rt: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: rt as i32,
-        project: "p".into(),
-        domain: "d".into(),
-        name: name.into(),
-        version: "v".into(),
-        ..Default::default()
     }
 }
 

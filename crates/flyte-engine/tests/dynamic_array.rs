@@ -3,6 +3,9 @@
 //! built by the test, and map sub-tasks with a container read the array node's whole inputs
 //! and pick their element by index, as `pyflyte-map-execute` does.
 
+mod engine_support;
+use engine_support::*;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -19,7 +22,6 @@ use flyte_engine::backend::{
 use flyte_engine::{
     Engine, EngineConfig, ExecKey, ExecutionRequest, MemoryResolver, MemorySink, WorkflowPhase,
 };
-use flyteidl::core::literal_type::Type;
 use flyteidl::core::*;
 use flyteidl::event::{node_execution_event, task_execution_event};
 use prost::Message;
@@ -313,50 +315,6 @@ impl TaskBackend for TestBackend {
 
 // ------------------------------------------------------------------ builders
 
-fn int_t() -> LiteralType {
-    LiteralType {
-        r#type: Some(Type::Simple(SimpleType::Integer as i32)),
-        ..Default::default()
-    }
-}
-fn list_t(t: LiteralType) -> LiteralType {
-    LiteralType {
-        r#type: Some(Type::CollectionType(Box::new(t))),
-        ..Default::default()
-    }
-}
-fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
-    VariableMap {
-        variables: v
-            .iter()
-            .map(|(n, t)| {
-                (
-                    n.to_string(),
-                    Variable {
-                        r#type: Some(t.clone()),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect(),
-    }
-}
-fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
-    TypedInterface {
-        inputs: Some(vars(i)),
-        outputs: Some(vars(o)),
-    }
-}
-fn ident(rt: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: rt as i32,
-        project: "p".into(),
-        domain: "d".into(),
-        name: name.into(),
-        version: "v".into(),
-        ..Default::default()
-    }
-}
 fn task(
     name: &str,
     ty: &str,

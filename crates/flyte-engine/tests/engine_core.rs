@@ -1,6 +1,9 @@
 //! Engine core: workflows of every shape run against a small in-test backend ("calc" tasks
 //! that write `outputs.pb` like a real task would), with events and journal checked.
 
+mod engine_support;
+use engine_support::*;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -181,50 +184,6 @@ impl TaskBackend for CalcBackend {
 
 // ------------------------------------------------------------------ builders
 
-fn int_t() -> LiteralType {
-    LiteralType {
-        r#type: Some(Type::Simple(SimpleType::Integer as i32)),
-        ..Default::default()
-    }
-}
-fn list_t(t: LiteralType) -> LiteralType {
-    LiteralType {
-        r#type: Some(Type::CollectionType(Box::new(t))),
-        ..Default::default()
-    }
-}
-fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
-    VariableMap {
-        variables: v
-            .iter()
-            .map(|(n, t)| {
-                (
-                    n.to_string(),
-                    Variable {
-                        r#type: Some(t.clone()),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect(),
-    }
-}
-fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
-    TypedInterface {
-        inputs: Some(vars(i)),
-        outputs: Some(vars(o)),
-    }
-}
-fn ident(rt: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: rt as i32,
-        project: "p".into(),
-        domain: "d".into(),
-        name: name.into(),
-        version: "v".into(),
-        ..Default::default()
-    }
-}
 fn calc_task(
     name: &str,
     inputs: &[(&str, LiteralType)],

@@ -1,6 +1,9 @@
 //! Gate nodes, launch-plan nodes and recovery against in-memory implementations of the
 //! engine's external services ([`flyte_engine::external`]), with in-engine `echo` tasks.
 
+mod engine_support;
+use engine_support::*;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +18,6 @@ use flyte_engine::external::{
     RecoveryLookup, SignalStore, child_execution_id,
 };
 use flyte_engine::{Engine, EngineConfig, ExecutionRequest, MemorySink, WorkflowPhase};
-use flyteidl::core::literal_type::Type;
 use flyteidl::core::*;
 use flyteidl::event::workflow_execution_event::OutputResult;
 use prost::Message;
@@ -157,44 +159,6 @@ impl RecoveryLookup for Services {
 
 // ------------------------------------------------------------------ builders
 
-fn int_t() -> LiteralType {
-    LiteralType {
-        r#type: Some(Type::Simple(SimpleType::Integer as i32)),
-        ..Default::default()
-    }
-}
-fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
-    VariableMap {
-        variables: v
-            .iter()
-            .map(|(n, t)| {
-                (
-                    n.to_string(),
-                    Variable {
-                        r#type: Some(t.clone()),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect(),
-    }
-}
-fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
-    TypedInterface {
-        inputs: Some(vars(i)),
-        outputs: Some(vars(o)),
-    }
-}
-fn ident(rt: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: rt as i32,
-        project: "p".into(),
-        domain: "d".into(),
-        name: name.into(),
-        version: "v".into(),
-        ..Default::default()
-    }
-}
 fn echo() -> TaskTemplate {
     TaskTemplate {
         id: Some(ident(ResourceType::Task, "echo")),

@@ -1,0 +1,56 @@
+//! Builders shared by the engine's integration tests (types, interfaces, identifiers).
+#![allow(dead_code)] // each test binary uses a different subset
+
+use flyteidl::core::literal_type::Type;
+use flyteidl::core::{
+    Identifier, LiteralType, ResourceType, SimpleType, TypedInterface, Variable, VariableMap,
+};
+
+pub fn int_t() -> LiteralType {
+    LiteralType {
+        r#type: Some(Type::Simple(SimpleType::Integer as i32)),
+        ..Default::default()
+    }
+}
+
+pub fn list_t(t: LiteralType) -> LiteralType {
+    LiteralType {
+        r#type: Some(Type::CollectionType(Box::new(t))),
+        ..Default::default()
+    }
+}
+
+pub fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
+    VariableMap {
+        variables: v
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.to_string(),
+                    Variable {
+                        r#type: Some(t.clone()),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+pub fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
+    TypedInterface {
+        inputs: Some(vars(i)),
+        outputs: Some(vars(o)),
+    }
+}
+
+pub fn ident(rt: ResourceType, name: &str) -> Identifier {
+    Identifier {
+        resource_type: rt as i32,
+        project: "p".into(),
+        domain: "d".into(),
+        name: name.into(),
+        version: "v".into(),
+        ..Default::default()
+    }
+}
