@@ -113,6 +113,11 @@ def test_map_task_hits_per_index(remote, registered: Registration, log):
     second = _execute(remote, registered, "cached_map_wf", {"xs": xs2, "log": str(log)})
     assert second.outputs["o0"] == [x * x for x in xs2]
     assert sorted(_runs(log)) == sorted(str(x) for x in xs2)
+    # `pyflyte register` bakes `--dest-dir /root` into the tasks; a pod's /root is its own, so
+    # on this host each attempt must unpack the code in its own directory (concurrent indices
+    # unpacking over each other in one shared /root failed at random).
+    leaked = sorted(pathlib.Path("/root").glob("fast*.tar.gz"))
+    assert not leaked, f"code bundles unpacked into the shared /root: {leaked}"
 
 
 def _run_with_cache_version(server: Server, remote, root: pathlib.Path, cache_version: str, x: int, log: pathlib.Path):

@@ -11,7 +11,7 @@
 //!   the config's default environment, and the array index variables — the order in which
 //!   `flytek8s.DecorateEnvVars` appends them.
 //! * Each attempt runs in its own process group and working directory (so
-//!   `pyflyte-fast-execute --dest-dir .` unpacks the code bundle there); abort and timeout
+//!   `pyflyte-fast-execute` unpacks the code bundle there, whatever `--dest-dir` says); abort and timeout
 //!   send SIGTERM to the whole group, then SIGKILL after a grace period; when the main process
 //!   exits, whatever it left running in its group is killed, as when a container stops.
 //! * stdout and stderr go, interleaved, to `<log dir>/<project>/<domain>/<execution>/<node>/<attempt>.log`,
@@ -407,8 +407,9 @@ impl Inner {
             namespace: format!("{}-{}", attempt.key.project, attempt.key.domain),
             inputs: inputs.as_ref(),
         };
-        let argv =
+        let mut argv =
             template::render_all(&raw, &values).map_err(|e| BackendError::Unsupported(e.0))?;
+        unpack_code_in_work_dir(&mut argv);
         if argv[0].is_empty() {
             return Err(BackendError::Unsupported(
                 "the task's command is empty".into(),
@@ -803,6 +804,25 @@ async fn run_process(
     exit
 }
 
+/// Points `pyflyte-fast-execute --dest-dir` at the attempt's own working directory.
+///
+/// `pyflyte register` bakes `--dest-dir /root` into every task (the home directory of
+/// flytekit's images). A pod's `/root` is private to it; on this host it is shared, so
+/// concurrent attempts (the indices of a map task) would unpack the code bundle over each
+/// other, and a server not running as root could not write there at all.
+fn unpack_code_in_work_dir(argv: &mut [String]) {
+    let mut i = 0;
+    while i < argv.len() {
+        if argv[i] == "--dest-dir" && i + 1 < argv.len() {
+            argv[i + 1] = ".".into();
+            i += 1;
+        } else if argv[i].starts_with("--dest-dir=") {
+            argv[i] = "--dest-dir=.".into();
+        }
+        i += 1;
+    }
+}
+
 /// The file recording the process group of the attempt running in `work_dir`.
 fn pgid_file(work_dir: &Path) -> PathBuf {
     let mut name = work_dir.as_os_str().to_owned();
@@ -1035,6 +1055,31 @@ mod tests {
             node_id: node.into(),
             retry_attempt: 2,
         }
+    }
+
+    #[test]
+    fn code_bundles_unpack_in_the_attempts_own_directory() {
+        let mut argv: Vec<String> = [
+            "pyflyte-fast-execute",
+            "--additional-distribution",
+            "file:///data/fast.tar.gz",
+            "--dest-dir",
+            "/root",
+            "--",
+            "pyflyte-map-execute",
+        ]
+        .map(String::from)
+        .to_vec();
+        unpack_code_in_work_dir(&mut argv);
+        assert_eq!(argv[3..5], ["--dest-dir", "."]);
+        assert_eq!(argv[2], "file:///data/fast.tar.gz");
+
+        let mut joined = vec![
+            "pyflyte-fast-execute".to_string(),
+            "--dest-dir=/root".into(),
+        ];
+        unpack_code_in_work_dir(&mut joined);
+        assert_eq!(joined[1], "--dest-dir=.");
     }
 
     #[test]
