@@ -245,6 +245,9 @@ struct NodeInst {
     array_ctx: Option<(usize, u32)>,
     /// Under a dynamic node (`is_in_dynamic_chain`).
     in_dynamic: bool,
+    /// The node's `tracing` span, open from its first active phase to its terminal one
+    /// (child of its parent node's span, or of the execution's); attempts run inside it.
+    span: tracing::Span,
 }
 
 impl NodeInst {
@@ -900,6 +903,7 @@ impl ExecActor {
             array: None,
             array_ctx,
             in_dynamic,
+            span: tracing::Span::none(),
         });
         self.by_unique.insert(unique, idx);
         idx
@@ -1240,6 +1244,7 @@ impl ExecActor {
         self.flush_array_events();
         let now = now_us();
         for idx in std::mem::take(&mut self.dirty) {
+            self.track_node_span(idx);
             let mut rec = self.nodes[idx].rec.clone();
             rec.updated_at_us = now;
             self.batch.journal.nodes.push(rec);
@@ -1275,6 +1280,31 @@ impl ExecActor {
         }
     }
 
+    /// Opens a node's span when it becomes active and closes it, with its final phase, when
+    /// it ends. Called for every changed node once per round, the one place every phase
+    /// change passes through.
+    fn track_node_span(&mut self, idx: usize) {
+        let phase = self.nodes[idx].phase();
+        if phase.is_terminal() {
+            let span = std::mem::replace(&mut self.nodes[idx].span, tracing::Span::none());
+            span.record("phase", tracing::field::debug(phase));
+        } else if phase != NodePhase::NotYetStarted && self.nodes[idx].span.is_none() {
+            let parent = self.nodes[idx]
+                .parent
+                .map(|p| self.nodes[p].span.clone())
+                .filter(|s| !s.is_none())
+                .unwrap_or_else(tracing::Span::current);
+            let n = &self.nodes[idx];
+            self.nodes[idx].span = tracing::info_span!(
+                parent: &parent,
+                "node",
+                node = %n.rec.node_id,
+                kind = n.kind.label(),
+                phase = tracing::field::Empty,
+            );
+        }
+    }
+
     /// Acts on committed decisions: aborts, then starts.
     async fn act(&mut self) {
         for (b, key) in std::mem::take(&mut self.to_abort) {
@@ -1291,7 +1321,13 @@ impl ExecActor {
             };
             metrics::counter!(m::ATTEMPTS_STARTED, "backend" => backend.name()).increment(1);
             let key = attempt.key.clone();
-            if let Err(e) = backend.start(attempt, self.updates_tx.clone()).await {
+            // The backend's attempt span (and its logs) nest under the node's.
+            let node_span = self.nodes[idx].span.clone();
+            let started = backend
+                .start(attempt, self.updates_tx.clone())
+                .instrument(node_span)
+                .await;
+            if let Err(e) = started {
                 let (err, retryable) = match e {
                     BackendError::Unsupported(msg) => (
                         exec_error(ErrorKind::User, "TaskBackendUnsupported", msg),

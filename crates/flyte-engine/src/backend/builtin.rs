@@ -13,6 +13,7 @@ use flyteidl::core::{
     primitive, scalar,
 };
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use super::task_io::{self, execution_error, failed};
 use super::{AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend};
@@ -107,17 +108,27 @@ impl TaskBackend for BuiltinBackend {
             rx
         };
         let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let outcome = if kind == ECHO_TASK_TYPE {
-                echo(&inner.store, &attempt).await
-            } else {
-                sleep(&inner.store, &attempt, abort_rx, &updates).await
-            };
-            if let Ok(mut running) = inner.running.lock() {
-                running.remove(&key);
+        // Debug level: in-engine attempts are cheap and many (40,000 held sleeps); their node
+        // spans carry them at info.
+        let span = tracing::debug_span!(
+            "attempt",
+            attempt = attempt.key.retry_attempt,
+            backend = "builtin"
+        );
+        tokio::spawn(
+            async move {
+                let outcome = if kind == ECHO_TASK_TYPE {
+                    echo(&inner.store, &attempt).await
+                } else {
+                    sleep(&inner.store, &attempt, abort_rx, &updates).await
+                };
+                if let Ok(mut running) = inner.running.lock() {
+                    running.remove(&key);
+                }
+                let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
             }
-            let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
-        });
+            .instrument(span),
+        );
         Ok(())
     }
 

@@ -38,6 +38,7 @@ use flyte_blob::BlobStore;
 use flyteidl::core::{TaskLog, TaskTemplate, execution_error, task_log, task_template};
 use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tracing::Instrument;
 
 use super::task_io::{self, aborted, execution_error, failed};
 use super::template::{self, TemplateValues};
@@ -536,12 +537,21 @@ impl TaskBackend for LocalProcessBackend {
             }
         };
         let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let key = attempt.key.clone();
-            let outcome = run_attempt(&inner, &attempt, prepared, abort_rx, &updates).await;
-            inner.finish(&key);
-            let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
-        });
+        // Child of the node's span, which the engine has entered around `start`.
+        let span = tracing::info_span!(
+            "attempt",
+            attempt = attempt.key.retry_attempt,
+            backend = "local"
+        );
+        tokio::spawn(
+            async move {
+                let key = attempt.key.clone();
+                let outcome = run_attempt(&inner, &attempt, prepared, abort_rx, &updates).await;
+                inner.finish(&key);
+                let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
+            }
+            .instrument(span),
+        );
         Ok(())
     }
 
