@@ -765,3 +765,115 @@ async fn a_new_backend_kills_processes_an_earlier_one_left_running() {
 fn plain(url: &str) -> &str {
     url.strip_prefix("file://").unwrap_or(url)
 }
+
+/// A fast-registered task: `pyflyte-fast-execute --additional-distribution <bundle> --dest-dir
+/// /root -- <task command>`. The backend unpacks the bundle into the attempt's working
+/// directory and runs the task command itself, as flytekit's wrapper would after unpacking
+/// (`--dynamic-*` before `--resolver`, the directory on `PYTHONPATH`); switched off, the
+/// wrapper runs. A stand-in `pyflyte-fast-execute` on `PATH` records whether it ran.
+#[tokio::test]
+async fn fast_execute_bundles_are_unpacked_in_the_working_directory() {
+    let f = Fixture::new();
+    // The bundle: a tar.gz holding `pkg/hello.txt`, uploaded where pyflyte would put it.
+    let mut tarball = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let body = b"hello from the bundle\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(body.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tarball
+        .append_data(&mut header, "pkg/hello.txt", &body[..])
+        .unwrap();
+    let gz = tarball.into_inner().unwrap().finish().unwrap();
+    f.store
+        .put("uploads/fastabc123.tar.gz", bytes::Bytes::from(gz))
+        .await
+        .unwrap();
+    // What the data proxy handed pyflyte for the local store: a plain path.
+    let distribution = f
+        .store
+        .native_url("uploads/fastabc123.tar.gz")
+        .trim_start_matches("file://")
+        .to_string();
+
+    let bin = f.data_dir().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper_ran = f.data_dir().join("wrapper-ran");
+    std::fs::write(
+        bin.join("pyflyte-fast-execute"),
+        format!("#!/bin/sh\ntouch '{}'\n", wrapper_ran.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("pyflyte-fast-execute"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let report = f.data_dir().join("report.txt");
+    let script = format!(
+        r#"{{ cat pkg/hello.txt; echo "pwd=$(pwd)"; echo "pythonpath=$PYTHONPATH"; echo "args=$*"; }} > '{}'"#,
+        report.display()
+    );
+    let template = container_task(
+        "python-task",
+        &[
+            "pyflyte-fast-execute",
+            "--additional-distribution",
+            &distribution,
+            "--dest-dir",
+            "/root",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+            "sh",
+            "--inputs",
+            "in.pb",
+            "--resolver",
+            "flytekit.core.python_auto_container.default_task_resolver",
+        ],
+        &[("PYTHONPATH", "/opt/site")],
+        None,
+    );
+
+    for unpack in [true, false] {
+        let b = backend(&f, |c| {
+            c.unpack_code_bundles = unpack;
+            c.keep_work_dirs = true;
+            c.path = Some(format!("{}:/usr/bin:/bin", bin.display()).into());
+        });
+        let k = key(if unpack { "fast1" } else { "fast2" }, "n0", 0);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        b.start(f.attempt(k.clone(), template.clone()), tx)
+            .await
+            .unwrap();
+        let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
+        assert!(
+            matches!(outcome, AttemptOutcome::Succeeded { .. }),
+            "{outcome:?}"
+        );
+        if !unpack {
+            assert!(
+                wrapper_ran.exists(),
+                "switched off, flytekit's wrapper runs"
+            );
+            assert!(!report.exists());
+            break;
+        }
+        assert!(!wrapper_ran.exists(), "the wrapper did not run");
+        let work_dir = f.data_dir().join("work/flytesnacks/development/fast1/n0/0");
+        let got = std::fs::read_to_string(&report).unwrap();
+        let expected = format!(
+            "hello from the bundle\npwd={wd}\npythonpath=/opt/site:{wd}\n\
+             args=--inputs in.pb --dynamic-addl-distro {distribution} --dynamic-dest-dir {wd} \
+             --resolver flytekit.core.python_auto_container.default_task_resolver\n",
+            wd = work_dir.display()
+        );
+        assert_eq!(got, expected);
+        std::fs::remove_file(&report).unwrap();
+    }
+}

@@ -99,6 +99,10 @@ pub struct EngineSection {
     pub kill_grace_secs: u64,
     /// Keep each attempt's working directory (`<data_dir>/work/…`) after it ends (debugging).
     pub keep_work_dirs: bool,
+    /// Unpack a fast-registered task's code bundle in the engine and start its task command
+    /// directly, instead of running flytekit's `pyflyte-fast-execute` wrapper (which starts a
+    /// second Python interpreter). `false` runs the command exactly as registered.
+    pub unpack_code_bundles: bool,
     /// Extra environment for every task process (like the k8s plugin's `default-env-vars`).
     pub task_env: std::collections::BTreeMap<String, String>,
 }
@@ -112,6 +116,7 @@ impl Default for EngineSection {
             max_system_retries: 3,
             kill_grace_secs: 5,
             keep_work_dirs: false,
+            unpack_code_bundles: true,
             task_env: Default::default(),
         }
     }

@@ -238,6 +238,7 @@ fn build_engine(
         max_concurrency: config.task_concurrency(),
         kill_grace_period: Duration::from_secs(e.kill_grace_secs),
         keep_work_dirs: e.keep_work_dirs,
+        unpack_code_bundles: e.unpack_code_bundles,
         ..LocalProcessConfig::new(&config.data_dir, public_url)
     };
     let local = LocalProcessBackend::new(local, blob.clone());

@@ -70,6 +70,9 @@ pub struct LocalProcessConfig {
     pub work_dir: PathBuf,
     /// Keep attempt working directories after the attempt ends (for debugging).
     pub keep_work_dirs: bool,
+    /// Unpack a `pyflyte-fast-execute` task's code bundle here and run its task command
+    /// directly (one Python process per attempt instead of two); off: run the command as it is.
+    pub unpack_code_bundles: bool,
     /// The server's public base URL; log links are `<public_url>/logs/…`.
     pub public_url: String,
     /// Between SIGTERM and SIGKILL when an attempt is aborted or times out.
@@ -92,6 +95,7 @@ impl LocalProcessConfig {
             log_dir: data_dir.join("logs"),
             work_dir: data_dir.join("work"),
             keep_work_dirs: false,
+            unpack_code_bundles: true,
             public_url: public_url.into(),
             kill_grace_period: Duration::from_secs(5),
             inherit_env: true,
@@ -695,6 +699,16 @@ async fn run_process(
         return system_failure("cannot create the working directory", e);
     }
 
+    let (argv, env) = match fast_execute_here(inner, prepared, work_dir).await {
+        Ok(Some(direct)) => direct,
+        Ok(None) => (prepared.argv.clone(), prepared.env.clone()),
+        Err(e) => return system_failure("cannot unpack the task's code bundle", e),
+    };
+    let prepared = &Prepared {
+        argv,
+        env,
+        image: prepared.image.clone(),
+    };
     let program = &prepared.argv[0];
     let Some(resolved) = resolve_program(
         program,
@@ -752,8 +766,7 @@ async fn run_process(
     // Recorded so that a later server process can stop this group if this one dies first.
     let _ = std::fs::write(pgid_file(work_dir), pgid.to_string());
     tracing::info!(
-        project = %key.project, domain = %key.domain, execution = %key.execution, node = %key.node_id,
-        attempt = key.retry_attempt, image = %prepared.image, pid = pgid, command = ?prepared.argv,
+        image = %prepared.image, pid = pgid, command = ?prepared.argv,
         "task process started (image recorded, not pulled)"
     );
     metrics::counter!(crate::metrics::LOCAL_PROCESSES_STARTED).increment(1);
@@ -796,7 +809,7 @@ async fn run_process(
             Exit::TimedOut(timeout.unwrap_or_default())
         }
     };
-    tracing::info!(execution = %key.execution, node = %key.node_id, attempt = key.retry_attempt, pid = pgid, "task process ended");
+    tracing::info!(pid = pgid, "task process ended");
     let reason = match &exit {
         Exit::Exited(status) if status.success() => "success",
         Exit::Exited(status) if std::os::unix::process::ExitStatusExt::signal(status).is_some() => {
@@ -812,6 +825,125 @@ async fn run_process(
         crate::metrics::task_exit("local", reason, Some(spawned.elapsed()));
     }
     exit
+}
+
+/// `pyflyte-fast-execute [--additional-distribution D] [--dest-dir X] -- <task command>`,
+/// taken apart; `None` for any other command or a form this does not know.
+#[derive(Debug, PartialEq)]
+struct FastExecute {
+    distribution: String,
+    task_command: Vec<String>,
+}
+
+impl FastExecute {
+    fn parse(argv: &[String]) -> Option<Self> {
+        let program = Path::new(argv.first()?).file_name()?.to_str()?;
+        if program != "pyflyte-fast-execute" {
+            return None;
+        }
+        let mut distribution = None;
+        let mut rest = argv[1..].iter();
+        let mut task_command = Vec::new();
+        while let Some(arg) = rest.next() {
+            if arg == "--" {
+                task_command.extend(rest.by_ref().cloned());
+            } else if arg == "--additional-distribution" {
+                distribution = Some(rest.next()?.clone());
+            } else if let Some(v) = arg.strip_prefix("--additional-distribution=") {
+                distribution = Some(v.to_string());
+            } else if arg == "--dest-dir" {
+                rest.next()?;
+            } else if arg.starts_with("--dest-dir=") {
+            } else if arg.starts_with('-') {
+                return None;
+            } else {
+                task_command.push(arg.clone());
+                task_command.extend(rest.by_ref().cloned());
+            }
+        }
+        let distribution = distribution.filter(|d| !d.contains("{{"))?;
+        if task_command.is_empty() {
+            return None;
+        }
+        Some(Self {
+            distribution,
+            task_command,
+        })
+    }
+
+    /// The task command as `pyflyte-fast-execute` would run it once the code is in `dest_dir`:
+    /// `--dynamic-addl-distro` and `--dynamic-dest-dir` before `--resolver` (so a dynamic
+    /// task's sub-tasks get the same bundle).
+    fn direct_command(&self, dest_dir: &str) -> Vec<String> {
+        let mut command = Vec::with_capacity(self.task_command.len() + 4);
+        for arg in &self.task_command {
+            if arg == "--resolver" {
+                command.extend([
+                    "--dynamic-addl-distro".to_string(),
+                    self.distribution.clone(),
+                    "--dynamic-dest-dir".to_string(),
+                    dest_dir.to_string(),
+                ]);
+            }
+            command.push(arg.clone());
+        }
+        command
+    }
+}
+
+/// Does what `pyflyte-fast-execute` does before it starts the task command — fetch the code
+/// bundle and unpack it into the working directory — and returns the task command and its
+/// environment (`PYTHONPATH` extended with that directory, as flytekit extends it). One Python
+/// interpreter per attempt instead of two: flytekit's wrapper imports flytekit only to run
+/// `tar` and start a second interpreter.
+///
+/// `Ok(None)` leaves the command as it is: switched off, not a fast-execute command, or a
+/// bundle this store does not hold (flytekit then fetches it, or reports it missing, itself).
+async fn fast_execute_here(
+    inner: &Inner,
+    prepared: &Prepared,
+    work_dir: &Path,
+) -> Result<Option<(Vec<String>, BTreeMap<String, String>)>, std::io::Error> {
+    if !inner.config.unpack_code_bundles {
+        return Ok(None);
+    }
+    let Some(fast) = FastExecute::parse(&prepared.argv) else {
+        return Ok(None);
+    };
+    let file_name = fast.distribution.rsplit('/').next().unwrap_or_default();
+    let is_tarball = file_name.ends_with(".tar.gz");
+    // flytekit's pickled-function bundle (interactive mode) is downloaded, not unpacked.
+    if !is_tarball && file_name != "pkl.gz" {
+        return Ok(None);
+    }
+    let Some(key) = inner.store.path_from_native_url(&fast.distribution) else {
+        return Ok(None);
+    };
+    let bundle = match inner.store.get(&key).await {
+        Ok(bytes) => bytes,
+        Err(flyte_blob::BlobError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    let dir = work_dir.to_path_buf();
+    let name = file_name.to_string();
+    tokio::task::spawn_blocking(move || {
+        if is_tarball {
+            tar::Archive::new(flate2::read::GzDecoder::new(&bundle[..])).unpack(&dir)
+        } else {
+            std::fs::write(dir.join(name), &bundle)
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+
+    let dest_dir = work_dir.display().to_string();
+    let mut env = prepared.env.clone();
+    let python_path = match env.get("PYTHONPATH") {
+        Some(p) if !p.is_empty() => format!("{p}:{dest_dir}"),
+        _ => dest_dir.clone(),
+    };
+    env.insert("PYTHONPATH".into(), python_path);
+    Ok(Some((fast.direct_command(&dest_dir), env)))
 }
 
 /// Points `pyflyte-fast-execute --dest-dir` at the attempt's own working directory.
@@ -1090,6 +1222,62 @@ mod tests {
         ];
         unpack_code_in_work_dir(&mut joined);
         assert_eq!(joined[1], "--dest-dir=.");
+    }
+
+    #[test]
+    fn fast_execute_commands_are_taken_apart_or_left_alone() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let parsed = FastExecute::parse(&argv(&[
+            "/venv/bin/pyflyte-fast-execute",
+            "--additional-distribution=/data/fast1.tar.gz",
+            "--dest-dir=.",
+            "--",
+            "pyflyte-execute",
+            "--resolver",
+            "r",
+        ]))
+        .unwrap();
+        assert_eq!(parsed.distribution, "/data/fast1.tar.gz");
+        assert_eq!(
+            parsed.direct_command("/w"),
+            argv(&[
+                "pyflyte-execute",
+                "--dynamic-addl-distro",
+                "/data/fast1.tar.gz",
+                "--dynamic-dest-dir",
+                "/w",
+                "--resolver",
+                "r"
+            ])
+        );
+        for other in [
+            &["pyflyte-execute", "--inputs", "x"][..],
+            &["pyflyte-fast-execute", "--", "pyflyte-execute"],
+            &[
+                "pyflyte-fast-execute",
+                "--additional-distribution",
+                "{{ .remote_package_path }}",
+                "--",
+                "x",
+            ],
+            &[
+                "pyflyte-fast-execute",
+                "--additional-distribution",
+                "/d.tar.gz",
+                "--verbose",
+                "--",
+                "x",
+            ],
+            &[
+                "pyflyte-fast-execute",
+                "--additional-distribution",
+                "/d.tar.gz",
+                "--",
+            ],
+            &["pyflyte-fast-execute", "--additional-distribution"],
+        ] {
+            assert_eq!(FastExecute::parse(&argv(other)), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -259,18 +259,22 @@ impl ExecActor {
             return Some(attempt);
         };
         nc.wait = false;
-        tokio::spawn(wait_for_reservation(Waiter {
-            cache,
-            key,
-            owner: nc.owner.clone(),
-            attempt,
-            backend: backend.clone(),
-            updates: self.updates_tx.clone(),
-            blob: self.shared.blob.clone(),
-            out_file,
-            hit: nc.waited_hit.clone(),
-            stop: nc.stop.clone(),
-        }));
+        let node_span = self.nodes[idx].span.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            wait_for_reservation(Waiter {
+                cache,
+                key,
+                owner: nc.owner.clone(),
+                attempt,
+                backend: backend.clone(),
+                updates: self.updates_tx.clone(),
+                blob: self.shared.blob.clone(),
+                out_file,
+                hit: nc.waited_hit.clone(),
+                stop: nc.stop.clone(),
+            }),
+            node_span,
+        ));
         None
     }
 
