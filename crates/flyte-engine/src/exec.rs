@@ -629,12 +629,18 @@ impl ExecActor {
     fn new_scope(
         &mut self,
         owner: Option<usize>,
-        template: Arc<WorkflowTemplate>,
+        mut template: Arc<WorkflowTemplate>,
         connections: Option<&flyteidl::core::ConnectionSet>,
         inputs: Option<Arc<LiteralMap>>,
         catalog: Arc<Catalog>,
     ) -> usize {
         let s = self.scopes.len();
+        // The nodes live on in the node instances; a template nothing else holds gives them
+        // up instead of keeping a second copy (10,000-node dynamic workflows).
+        let nodes = match Arc::get_mut(&mut template) {
+            Some(t) => std::mem::take(&mut t.nodes),
+            None => template.nodes.clone(),
+        };
         let fail_immediately = template
             .metadata
             .as_ref()
@@ -644,7 +650,7 @@ impl ExecActor {
             owner,
             template: template.clone(),
             catalog,
-            by_spec: HashMap::with_capacity(template.nodes.len()),
+            by_spec: HashMap::with_capacity(nodes.len()),
             start: usize::MAX,
             end: usize::MAX,
             total: 0,
@@ -656,20 +662,21 @@ impl ExecActor {
             inputs,
         });
         let parent_out = owner.map(|o| self.nodes[o].output_dir());
-        let mut members = Vec::with_capacity(template.nodes.len());
-        for n in &template.nodes {
+        let mut members = Vec::with_capacity(nodes.len());
+        for n in nodes {
             let data_dir = match &parent_out {
                 None => layout::top_node_data_dir(&self.exec_dir, &n.id),
                 Some(out) => layout::sub_node_data_dir(out, &n.id),
             };
-            let idx = self.add_node(Arc::new(n.clone()), s, Some(s), owner, data_dir, false);
-            self.scopes[s].by_spec.insert(n.id.clone(), idx);
+            let id = n.id.clone();
+            let idx = self.add_node(Arc::new(n), s, Some(s), owner, data_dir, false);
             members.push(idx);
-            if n.id == START_NODE_ID {
+            if id == START_NODE_ID {
                 self.scopes[s].start = idx;
-            } else if n.id == END_NODE_ID {
+            } else if id == END_NODE_ID {
                 self.scopes[s].end = idx;
             }
+            self.scopes[s].by_spec.insert(id, idx);
         }
         self.scopes[s].total = members.len();
         // Edges: connections (authoritative when compiled), declared upstreams and promises.
@@ -1262,7 +1269,7 @@ impl ExecActor {
         self.batch.execution = self.id.clone();
         loop {
             let t = Instant::now();
-            match self.shared.sink.record(batch.clone()).await {
+            match self.shared.sink.record(&batch).await {
                 Ok(()) => {
                     metrics::histogram!(m::SINK_WRITE_TIME).record(t.elapsed().as_secs_f64());
                     return Ok(());
@@ -1935,7 +1942,7 @@ impl ExecActor {
         }
         let task_attempt = TaskAttempt {
             key: self.attempt_key(idx),
-            template: (*template).clone(),
+            template: template.clone(),
             paths,
             env,
             timeout: self.nodes[idx].exec_deadline,

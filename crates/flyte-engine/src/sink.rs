@@ -269,7 +269,8 @@ pub enum SinkError {
 /// one transaction per batch: ALREADY_EXISTS-type duplicates are accepted silently).
 #[async_trait]
 pub trait EventSink: Send + Sync + 'static {
-    async fn record(&self, batch: EventBatch) -> Result<(), SinkError>;
+    /// By reference: the engine keeps the batch to send it again after a transient failure.
+    async fn record(&self, batch: &EventBatch) -> Result<(), SinkError>;
 }
 
 /// Where the engine finds its running executions after a restart.
@@ -374,7 +375,7 @@ impl MemorySink {
 
 #[async_trait]
 impl EventSink for MemorySink {
-    async fn record(&self, batch: EventBatch) -> Result<(), SinkError> {
+    async fn record(&self, batch: &EventBatch) -> Result<(), SinkError> {
         use std::sync::atomic::Ordering;
         if self
             .fail_next
@@ -398,7 +399,7 @@ impl EventSink for MemorySink {
         if batch.journal.finished {
             e.finished = true;
         }
-        g.batches.push(batch);
+        g.batches.push(batch.clone());
         Ok(())
     }
 }

@@ -55,7 +55,8 @@ pub struct AttemptPaths {
 #[derive(Debug, Clone)]
 pub struct TaskAttempt {
     pub key: AttemptKey,
-    pub template: TaskTemplate,
+    /// Shared with the engine's graph: a running attempt does not hold its own copy.
+    pub template: std::sync::Arc<TaskTemplate>,
     pub paths: AttemptPaths,
     /// Environment from the engine (`FLYTE_INTERNAL_*`, `FLYTE_ATTEMPT_NUMBER`, the
     /// execution's `envs`, storage access). As in `flytek8s.DecorateEnvVars`, the container's

@@ -136,9 +136,11 @@ impl ExecActor {
         closure: Arc<CompiledWorkflowClosure>,
         inputs: Option<Arc<LiteralMap>>,
     ) -> usize {
-        let primary = closure.primary.clone().unwrap_or_default();
-        let template = Arc::new(primary.template.unwrap_or_default());
+        // Taken apart rather than copied when nothing else holds it (a fresh build).
+        let closure = Arc::try_unwrap(closure).unwrap_or_else(|shared| (*shared).clone());
         let catalog = Arc::new(Catalog::of(&closure));
+        let primary = closure.primary.unwrap_or_default();
+        let template = Arc::new(primary.template.unwrap_or_default());
         let s = self.new_scope(
             Some(idx),
             template,

@@ -90,7 +90,7 @@ impl Fixture {
         TaskAttempt {
             paths: self.paths(&key),
             key,
-            template,
+            template: std::sync::Arc::new(template),
             env: BTreeMap::new(),
             timeout: None,
             interruptible: false,

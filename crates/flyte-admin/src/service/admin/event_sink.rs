@@ -209,8 +209,8 @@ impl StoreEventSink {
 
 #[async_trait]
 impl EventSink for StoreEventSink {
-    async fn record(&self, batch: EventBatch) -> Result<(), SinkError> {
-        let changes = self.changes(&batch).await?;
+    async fn record(&self, batch: &EventBatch) -> Result<(), SinkError> {
+        let changes = self.changes(batch).await?;
         let phases: Vec<_> = changes
             .executions
             .iter()
