@@ -54,6 +54,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -455,10 +456,26 @@ def substitute(args: list[str], values: dict[str, str]) -> list[str]:
     return out
 
 
+def unwrap_fast_execute(argv: list[str], cwd: pathlib.Path, env: dict[str, str]) -> list[str]:
+    """`pyflyte-fast-execute --additional-distribution D --dest-dir X -- <cmd>` becomes <cmd>
+    with the bundle unpacked in `cwd` beforehand, as the engine's local backend runs it
+    (engine.unpack_code_bundles), so the comparison is with the same `pyflyte-execute`."""
+    if not argv or pathlib.Path(argv[0]).name != "pyflyte-fast-execute" or "--" not in argv:
+        return argv
+    opts, cmd = argv[1:argv.index("--")], argv[argv.index("--") + 1:]
+    dist = opts[opts.index("--additional-distribution") + 1]
+    with tarfile.open(dist) as bundle:
+        bundle.extractall(cwd, filter="data")
+    env["PYTHONPATH"] = f"{env['PYTHONPATH']}:{cwd}" if env.get("PYTHONPATH") else str(cwd)
+    i = cmd.index("--resolver")
+    return cmd[:i] + ["--dynamic-addl-distro", dist, "--dynamic-dest-dir", str(cwd)] + cmd[i:]
+
+
 def direct_run(client: Client, node, attempt, out: pathlib.Path) -> tuple[float, list[str]]:
     """Runs a task attempt's command directly, outside the engine: the task template's args
     (what flytekit registered: pyflyte-fast-execute … pyflyte-execute …) with the node's own
-    inputs and a fresh output prefix, from this venv. Returns (seconds, argv)."""
+    inputs and a fresh output prefix, from this venv, the code bundle unpacked first as the
+    engine does (the timed part is the `pyflyte-execute` process). Returns (seconds, argv)."""
     from flytekit.models.core.identifier import Identifier
 
     task_id = attempt.id.task_id
@@ -481,6 +498,7 @@ def direct_run(client: Client, node, attempt, out: pathlib.Path) -> tuple[float,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_", "FLYTECTL_"))}
     env["PATH"] = f"{pathlib.Path(sys.executable).parent}:{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = sys.prefix
+    argv = unwrap_fast_execute(argv, out / "cwd", env)
     started = time.monotonic()
     proc = subprocess.run(argv, cwd=out / "cwd", env=env, capture_output=True, text=True, timeout=600)
     seconds = time.monotonic() - started
