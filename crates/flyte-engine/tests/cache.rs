@@ -34,17 +34,6 @@ struct Counting {
     fail: Mutex<bool>,
 }
 
-fn int_lit(i: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(i)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
-
 fn as_int(l: &Literal) -> i64 {
     match &l.value {
         Some(literal::Value::Scalar(s)) => match &s.value {

@@ -96,17 +96,6 @@ impl TestBackend {
     }
 }
 
-fn int_lit(i: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(i)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
-
 fn list_lit(v: Vec<Literal>) -> Literal {
     Literal {
         value: Some(literal::Value::Collection(LiteralCollection {

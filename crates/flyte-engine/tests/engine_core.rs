@@ -74,17 +74,6 @@ impl CalcBackend {
     }
 }
 
-fn int_lit(i: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(i)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
-
 fn as_int(l: &Literal) -> Option<i64> {
     match &l.value {
         Some(literal::Value::Scalar(s)) => match &s.value {

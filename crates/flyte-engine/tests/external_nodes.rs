@@ -168,16 +168,6 @@ fn echo() -> TaskTemplate {
         ..Default::default()
     }
 }
-fn int_lit(i: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(i)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
 fn bool_lit(b: bool) -> Literal {
     Literal {
         value: Some(literal::Value::Scalar(Box::new(Scalar {

@@ -140,7 +140,7 @@ impl TaskBackend for LoggingBackend {
             .path_from_native_url(&format!("{}/outputs.pb", attempt.paths.output_prefix))
             .unwrap();
         let outputs = LiteralMap {
-            literals: BTreeMap::from([("o0".to_string(), int_literal(1))]),
+            literals: BTreeMap::from([("o0".to_string(), int_lit(1))]),
         };
         self.blob
             .put(&out, Bytes::from(outputs.encode_to_vec()))
@@ -153,17 +153,6 @@ impl TaskBackend for LoggingBackend {
         Ok(())
     }
     async fn abort(&self, _key: &AttemptKey) {}
-}
-
-fn int_literal(i: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(i)),
-            })),
-        }))),
-        ..Default::default()
-    }
 }
 
 fn task_node(id: &str, task: &str) -> Node {

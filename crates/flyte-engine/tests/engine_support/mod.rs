@@ -1,9 +1,10 @@
-//! Builders shared by the engine's integration tests (types, interfaces, identifiers).
+//! Builders shared by the engine's integration tests (types, literals, interfaces, identifiers).
 #![allow(dead_code)] // each test binary uses a different subset
 
 use flyteidl::core::literal_type::Type;
 use flyteidl::core::{
-    Identifier, LiteralType, ResourceType, SimpleType, TypedInterface, Variable, VariableMap,
+    Identifier, Literal, LiteralType, Primitive, ResourceType, Scalar, SimpleType, TypedInterface,
+    Variable, VariableMap, literal, primitive, scalar,
 };
 
 pub fn int_t() -> LiteralType {
@@ -51,6 +52,17 @@ pub fn ident(rt: ResourceType, name: &str) -> Identifier {
         domain: "d".into(),
         name: name.into(),
         version: "v".into(),
+        ..Default::default()
+    }
+}
+
+pub fn int_lit(i: i64) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Integer(i)),
+            })),
+        }))),
         ..Default::default()
     }
 }
