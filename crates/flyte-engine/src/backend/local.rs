@@ -891,6 +891,12 @@ impl FastExecute {
     }
 }
 
+/// Where a code bundle is read from.
+enum Bundle {
+    File(PathBuf),
+    Bytes(Bytes),
+}
+
 /// Does what `pyflyte-fast-execute` does before it starts the task command — fetch the code
 /// bundle and unpack it into the working directory — and returns the task command and its
 /// environment (`PYTHONPATH` extended with that directory, as flytekit extends it). One Python
@@ -919,18 +925,28 @@ async fn fast_execute_here(
     let Some(key) = inner.store.path_from_native_url(&fast.distribution) else {
         return Ok(None);
     };
-    let bundle = match inner.store.get(&key).await {
-        Ok(bytes) => bytes,
-        Err(flyte_blob::BlobError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    // A file store's bundle is streamed from its file; an object store's is fetched whole.
+    let bundle = match inner.store.native_url(&key).strip_prefix("file://") {
+        Some(path) if std::path::Path::new(path).is_file() => Bundle::File(path.into()),
+        Some(_) => return Ok(None),
+        None => match inner.store.get(&key).await {
+            Ok(bytes) => Bundle::Bytes(bytes),
+            Err(flyte_blob::BlobError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        },
     };
     let dir = work_dir.to_path_buf();
     let name = file_name.to_string();
     tokio::task::spawn_blocking(move || {
+        let mut reader: Box<dyn Read> = match bundle {
+            Bundle::File(path) => Box::new(std::io::BufReader::new(std::fs::File::open(path)?)),
+            Bundle::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes)),
+        };
         if is_tarball {
-            tar::Archive::new(flate2::read::GzDecoder::new(&bundle[..])).unpack(&dir)
+            tar::Archive::new(flate2::read::GzDecoder::new(reader)).unpack(&dir)
         } else {
-            std::fs::write(dir.join(name), &bundle)
+            let mut out = std::fs::File::create(dir.join(name))?;
+            std::io::copy(&mut reader, &mut out).map(|_| ())
         }
     })
     .await
