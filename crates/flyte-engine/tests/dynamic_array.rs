@@ -481,29 +481,6 @@ fn env_on(url: Option<&str>) -> Env {
     }
 }
 
-fn request(
-    name: &str,
-    compiled: CompiledWorkflowClosure,
-    inputs: &[(&str, Literal)],
-) -> ExecutionRequest {
-    ExecutionRequest {
-        id: WorkflowExecutionIdentifier {
-            project: "p".into(),
-            domain: "d".into(),
-            name: name.into(),
-            ..Default::default()
-        },
-        compiled,
-        inputs: LiteralMap {
-            literals: inputs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        },
-        ..Default::default()
-    }
-}
-
 async fn run(env: &Env, req: ExecutionRequest) -> WorkflowPhase {
     let id = req.id.clone();
     env.engine.start_execution(req).await.unwrap();

@@ -17,7 +17,7 @@ use flyte_core::ids::IdKey;
 use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
-use flyte_engine::{Engine, EngineConfig, ExecutionRequest, MemorySink, WorkflowPhase};
+use flyte_engine::{Engine, EngineConfig, MemorySink, WorkflowPhase};
 use flyteidl::core::*;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -242,20 +242,9 @@ async fn nodes_and_attempts_run_inside_spans_carrying_their_ids() {
         .insert(IdKey::from(&ident(ResourceType::Task, "t")), task);
     let compiled = compile_workflow_template(&top, &[sub], &resolved).unwrap();
 
-    let id = WorkflowExecutionIdentifier {
-        project: "proj".into(),
-        domain: "dev".into(),
-        name: "spans1".into(),
-        ..Default::default()
-    };
-    engine
-        .start_execution(ExecutionRequest {
-            id: id.clone(),
-            compiled,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let req = request("spans1", compiled, &[]);
+    let id = req.id.clone();
+    engine.start_execution(req).await.unwrap();
     let phase = tokio::time::timeout(Duration::from_secs(20), engine.wait(&id))
         .await
         .expect("execution did not finish");
@@ -269,8 +258,8 @@ async fn nodes_and_attempts_run_inside_spans_carrying_their_ids() {
             .unwrap_or_else(|| panic!("no {name} span with {field}={value} in {spans:#?}"))
     };
     let execution = find("execution", "execution", "spans1");
-    assert_eq!(spans[execution].fields["project"], "proj");
-    assert_eq!(spans[execution].fields["domain"], "dev");
+    assert_eq!(spans[execution].fields["project"], "p");
+    assert_eq!(spans[execution].fields["domain"], "d");
     let outer = find("node", "node", "s");
     let inner = find("node", "node", "s-0-inner");
     assert_eq!(
@@ -302,7 +291,7 @@ async fn nodes_and_attempts_run_inside_spans_carrying_their_ids() {
         .expect("the backend's log line was recorded");
     let names: Vec<_> = accepted.scope.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, ["execution", "node", "node"], "{accepted:?}");
-    assert_eq!(accepted.scope[0].1["project"], "proj");
+    assert_eq!(accepted.scope[0].1["project"], "p");
     assert_eq!(accepted.scope[0].1["execution"], "spans1");
     assert_eq!(accepted.scope[2].1["node"], "s-0-inner");
 }

@@ -1,10 +1,12 @@
 //! Builders shared by the engine's integration tests (types, literals, interfaces, identifiers).
 #![allow(dead_code)] // each test binary uses a different subset
 
+use flyte_engine::ExecutionRequest;
 use flyteidl::core::literal_type::Type;
 use flyteidl::core::{
-    Identifier, Literal, LiteralType, Primitive, ResourceType, Scalar, SimpleType, TypedInterface,
-    Variable, VariableMap, literal, primitive, scalar,
+    CompiledWorkflowClosure, Identifier, Literal, LiteralMap, LiteralType, Primitive, ResourceType,
+    Scalar, SimpleType, TypedInterface, Variable, VariableMap, WorkflowExecutionIdentifier,
+    literal, primitive, scalar,
 };
 
 pub fn int_t() -> LiteralType {
@@ -63,6 +65,30 @@ pub fn int_lit(i: i64) -> Literal {
                 value: Some(primitive::Value::Integer(i)),
             })),
         }))),
+        ..Default::default()
+    }
+}
+
+/// An execution `p/d/<name>` of a compiled workflow with the given inputs.
+pub fn request(
+    name: &str,
+    compiled: CompiledWorkflowClosure,
+    inputs: &[(&str, Literal)],
+) -> ExecutionRequest {
+    ExecutionRequest {
+        id: WorkflowExecutionIdentifier {
+            project: "p".into(),
+            domain: "d".into(),
+            name: name.into(),
+            ..Default::default()
+        },
+        compiled,
+        inputs: LiteralMap {
+            literals: inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        },
         ..Default::default()
     }
 }
