@@ -194,11 +194,10 @@ async fn core_sleep_honours_abort_and_timeout() {
         .unwrap();
     let (_, running) = next(&mut rx, WAIT).await;
     assert!(matches!(running, AttemptUpdate::Running { .. }));
-    let started = Instant::now();
+    // An hour's sleep that ends within WAIT: the abort stopped it.
     b.abort(&k).await;
     let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
     assert_eq!(outcome, AttemptOutcome::Aborted);
-    assert!(started.elapsed() < Duration::from_secs(1));
     b.abort(&k).await; // not running: a no-op
 
     let k = key("s2", "n1", 0);

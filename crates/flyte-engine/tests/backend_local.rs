@@ -524,7 +524,8 @@ async fn a_timeout_kills_the_whole_process_group() {
 #[tokio::test]
 async fn abort_kills_the_whole_process_group() {
     let f = Fixture::new();
-    let b = backend(&f, |_| {});
+    // A grace period longer than WAIT: finishing within WAIT means SIGTERM did it.
+    let b = backend(&f, |c| c.kill_grace_period = Duration::from_secs(120));
     let k = key("exec9", "n0", 0);
     let (script, pids) = sleeper(&f.data_dir(), false);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -533,19 +534,12 @@ async fn abort_kills_the_whole_process_group() {
         .unwrap();
     let pids = parse_pids(&wait_for_file(&pids, WAIT).await);
     assert_eq!(b.active(), 1);
-    let started = Instant::now();
     b.abort(&k).await;
     let (updates, outcome) = until_finished(&mut rx, &k, WAIT).await;
     assert_eq!(outcome, AttemptOutcome::Aborted);
     assert!(
         matches!(updates[..], [AttemptUpdate::Running { .. }]),
         "{updates:?}"
-    );
-    // SIGTERM is enough here: no need to wait for the grace period.
-    assert!(
-        started.elapsed() < Duration::from_millis(450),
-        "{:?}",
-        started.elapsed()
     );
     assert_all_dead(&pids).await;
     assert_eq!(b.active(), 0);

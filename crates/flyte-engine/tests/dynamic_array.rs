@@ -1388,7 +1388,7 @@ async fn map_sub_task_timeouts_are_per_index() {
         "m",
         Behavior {
             add: 1,
-            slow_indices: HashMap::from([(1, Duration::from_secs(5))]),
+            slow_indices: HashMap::from([(1, Duration::from_secs(60))]),
             ..Default::default()
         },
     );
@@ -1410,9 +1410,8 @@ async fn map_sub_task_timeouts_are_per_index() {
         compile(&wf, &[t]),
         &[("xs", ints([1, 2, 3])), ("ys", ints([]))],
     );
-    let t0 = Instant::now();
+    // Index 1 would sleep 60 s: it shows up as timed out (None) only if its timeout fired.
     assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
-    assert!(t0.elapsed() < Duration::from_secs(4));
     let out = wf_output(&env, &env.sink, "maptimeout").await;
     let got = list_of(&out.literals["o"]);
     assert_eq!(as_int(&got[0]), Some(2));

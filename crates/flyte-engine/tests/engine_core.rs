@@ -841,12 +841,11 @@ async fn per_attempt_timeout_is_a_retryable_user_error() {
         1,
         Some(Duration::from_millis(150)),
     ));
-    let t = std::time::Instant::now();
+    // The attempts sleep 30 s, longer than `run` waits: failing at all means they timed out.
     assert_eq!(
         run(&env, request("t1", c, &[("x", int_lit(1))])).await,
         WorkflowPhase::Failed
     );
-    assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(env.backend.starts_of("n0"), 2);
     assert!(env.backend.aborts.lock().unwrap().len() >= 2);
     let err = wf_error(&env, "t1");

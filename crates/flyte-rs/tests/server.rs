@@ -1,7 +1,7 @@
 //! The whole server in-process (TestServer): health, metrics, gRPC and REST on one port,
 //! graceful shutdown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flyte_rs::testing::TestServer;
 use flyteidl::admin::{GetVersionRequest, ProjectListRequest};
@@ -133,12 +133,10 @@ async fn shutdown_is_graceful_and_prompt_with_idle_connections() {
     let http = reqwest::Client::new();
     http.get(server.url("/healthcheck")).send().await.unwrap();
 
-    let began = Instant::now();
     tokio::time::timeout(Duration::from_secs(8), server.shutdown())
         .await
         .expect("shutdown finishes")
         .expect("shutdown is clean");
-    assert!(began.elapsed() < Duration::from_secs(8));
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the port is closed after shutdown"
