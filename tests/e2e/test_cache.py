@@ -155,3 +155,16 @@ def test_changed_cache_version_misses(remote, registered: Registration, server: 
     hit = _run_with_cache_version(server, remote, tmp_path / "again", "2.0", x, log)
     assert _runs(log) == [str(x), str(x)]
     assert _node_meta(remote, hit).cache_status == catalog_pb2.CACHE_HIT
+
+
+def test_cached_dynamic_task_stores_its_outputs_once_its_workflow_ends(remote, registered: Registration, log):
+    x = int(uuid.uuid4().int % 1_000_000) + 10
+    first = _execute(remote, registered, "cached_dynamic_wf", {"x": x, "log": str(log)})
+    assert first.outputs["o0"] == x + 2
+    assert _node_meta(remote, first).cache_status == catalog_pb2.CACHE_POPULATED
+    second = _execute(remote, registered, "cached_dynamic_wf", {"x": x, "log": str(log)})
+    assert second.outputs["o0"] == x + 2
+    assert _runs(log) == [str(x)], "the dynamic task's body ran once"
+    meta = _node_meta(remote, second)
+    assert meta.cache_status == catalog_pb2.CACHE_HIT
+    assert meta.catalog_key.dataset_id.name == "flyte_task-examples.cached.cached_dynamic"

@@ -2302,7 +2302,16 @@ impl ExecActor {
                             None => Err(format!("cannot read {src}")),
                         };
                         match copied {
-                            Ok(()) => self.node_succeeded(owner, dst, outputs),
+                            Ok(()) => {
+                                // A dynamic task's outputs exist only now: cache them here,
+                                // as propeller caches a dynamic node when it succeeds.
+                                if let (Kind::Task(_), Some(o)) =
+                                    (&self.nodes[owner].kind, &outputs)
+                                {
+                                    self.cache_after_success(owner, o).await;
+                                }
+                                self.node_succeeded(owner, dst, outputs)
+                            }
                             Err(e) => {
                                 let err = exec_error(
                                     ErrorKind::System,
