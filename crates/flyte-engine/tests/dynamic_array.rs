@@ -38,6 +38,8 @@ struct Behavior {
     sleep: Duration,
     /// Array indices that fail (not retryable).
     fail_indices: HashSet<u32>,
+    /// Every attempt fails (not retryable).
+    fail_always: bool,
     /// Array indices that fail (retryable) on their first attempt.
     flaky_indices: HashSet<u32>,
     /// Array indices that sleep this long (instead of `sleep`).
@@ -214,6 +216,10 @@ impl TaskBackend for TestBackend {
                     logs: vec![],
                 })
             };
+            if b.fail_always {
+                let _ = updates.send((key, fail(false)));
+                return;
+            }
             if let Some(i) = index {
                 if b.fail_indices.contains(&i) {
                     let _ = updates.send((key, fail(false)));
@@ -566,6 +572,135 @@ fn size_from_env(default: usize) -> usize {
 }
 
 // ------------------------------------------------------------------ dynamic
+
+/// A dynamic task whose one child node has a 200 ms deadline on a slow task, and a fast one
+/// whose child fails outright; both dynamic tasks have one retry.
+fn dynamic_with_one_child(env: &Env, dyn_name: &str, child_task: &TaskTemplate, deadline: bool) {
+    let child = child_task.clone();
+    env.backend.set(
+        dyn_name,
+        Behavior {
+            dynamic: Some(Arc::new(move |_| {
+                let mut node = task_node(
+                    "dn0",
+                    &child.id.as_ref().unwrap().name,
+                    vec![bind("x", scalar_int(1))],
+                );
+                if deadline {
+                    node.metadata = Some(NodeMetadata {
+                        name: "dn0".into(),
+                        timeout: Some(pbjson_types::Duration {
+                            seconds: 0,
+                            nanos: 200_000_000,
+                        }),
+                        ..Default::default()
+                    });
+                }
+                DynamicJobSpec {
+                    nodes: vec![node],
+                    outputs: vec![bind("o0", promise("dn0", "o0"))],
+                    tasks: vec![child.clone()],
+                    ..Default::default()
+                }
+            })),
+            ..Default::default()
+        },
+    );
+}
+
+#[tokio::test]
+async fn a_dynamic_task_is_retried_when_its_workflow_times_out_not_when_it_fails() {
+    let env = env();
+    let slow = calc("slow", &[("x", int_t())]);
+    env.backend.set(
+        "slow",
+        Behavior {
+            sleep: Duration::from_secs(600),
+            ..Default::default()
+        },
+    );
+    let broken = calc("broken", &[("x", int_t())]);
+    dynamic_with_one_child(&env, "dyn_slow", &slow, true);
+    dynamic_with_one_child(&env, "dyn_broken", &broken, false);
+    let with_retry = |name: &str| {
+        let mut t = task(name, "dyn", &[("x", int_t())], &[("o0", int_t())]);
+        t.metadata = Some(TaskMetadata {
+            retries: Some(RetryStrategy { retries: 1 }),
+            ..Default::default()
+        });
+        t
+    };
+
+    // Timed out: the dynamic task runs again (attempt 1 builds n0-1-dn0), then its retries
+    // are exhausted.
+    let t = with_retry("dyn_slow");
+    let req = request(
+        "dyntimeout",
+        compile(&dyn_workflow(&t), &[t]),
+        &[("x", int_lit(1))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Failed);
+    assert_eq!(env.backend.starts_of("n0"), 2);
+    assert_eq!(env.backend.starts_of("n0-0-dn0"), 1);
+    assert_eq!(env.backend.starts_of("n0-1-dn0"), 1);
+    let error = wf_error(&env.sink, "dyntimeout");
+    assert!(error.code.contains("Timeout"), "{error:?}");
+    assert!(error.message.contains("[2/2]"), "{error:?}");
+    let attempts: Vec<(u32, i32)> = env
+        .sink
+        .task_events("dyntimeout")
+        .iter()
+        .filter(|e| e.parent_node_execution_id.as_ref().unwrap().node_id == "n0")
+        .map(|e| (e.retry_attempt, e.phase))
+        .collect();
+    let succeeded = task_execution::Phase::Succeeded as i32;
+    assert!(
+        attempts.contains(&(0, succeeded)) && attempts.contains(&(1, succeeded)),
+        "both attempts of the dynamic task are reported as tasks that succeeded: {attempts:?}"
+    );
+    use node_execution::Phase as P;
+    let phases: Vec<i32> = env
+        .sink
+        .node_events("dyntimeout")
+        .iter()
+        .filter(|e| e.id.as_ref().unwrap().node_id == "n0")
+        .map(|e| e.phase)
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            P::Queued,
+            P::Running,
+            P::DynamicRunning,
+            P::Running,
+            P::DynamicRunning,
+            P::Failed
+        ]
+        .map(|p| p as i32),
+        "each attempt's workflow is reported"
+    );
+
+    // Failed: not retried.
+    env.backend.set(
+        "broken",
+        Behavior {
+            fail_always: true,
+            ..Default::default()
+        },
+    );
+    let t = with_retry("dyn_broken");
+    let req = request(
+        "dynfail",
+        compile(&dyn_workflow(&t), &[t]),
+        &[("x", int_lit(1))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Failed);
+    assert_eq!(
+        env.backend.starts_of("n0"),
+        2 + 1,
+        "one more start: the new execution's"
+    );
+}
 
 #[tokio::test]
 async fn dynamic_fan_out_runs_children_and_reports_the_closure() {
