@@ -568,7 +568,9 @@ impl ExecActor {
             }
             match self.nodes[idx].kind.clone() {
                 Kind::Task(_) if self.nodes[idx].child_scope.is_some() => {
-                    // A dynamic node: its children were restored with it.
+                    // A dynamic node: its children were restored with it; its outputs are
+                    // cached when they finish.
+                    self.cache_resume(idx).await;
                 }
                 Kind::Task(_) if !self.nodes[idx].rec.dynamic_closure_path.is_empty() => {
                     // A dynamic node whose compiled workflow could not be read back.
@@ -599,6 +601,7 @@ impl ExecActor {
                         None,
                     );
                     self.nodes[idx].rec.attempt += 1;
+                    self.cache_resume(idx).await;
                     self.start_attempt(idx);
                 }
                 Kind::Sleep(d) => {

@@ -386,3 +386,80 @@ async fn cache_serialize_runs_concurrent_identical_executions_once() {
         "{statuses:?}"
     );
 }
+
+/// A cacheable node running when the server dies is run again after the restart; its outputs
+/// are then stored (status POPULATED), so the next execution hits.
+#[tokio::test]
+async fn a_node_running_across_a_restart_still_stores_its_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().join("blob").to_str().unwrap()).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("flyte.db").display());
+    let store = flyte_store::open(&url).await.unwrap();
+    let backend = Arc::new(Counting {
+        blob: blob.clone(),
+        runs: AtomicUsize::new(0),
+        sleep: Duration::from_millis(300),
+        fail: Mutex::new(false),
+    });
+    let engine_over = |sink: &Arc<MemorySink>| {
+        let engine = Engine::new(
+            EngineConfig::default(),
+            blob.clone(),
+            vec![backend.clone()],
+            sink.clone(),
+            sink.clone(),
+        );
+        assert!(engine.set_cache(Arc::new(StoreTaskCache::new(store.clone()))));
+        engine
+    };
+    let sink = MemorySink::new();
+    let engine = engine_over(&sink);
+    let t = cached_task("1.0", true);
+    let req = request("r1", t.clone(), 5, false);
+    let id = req.id.clone();
+    engine.start_execution(req).await.unwrap();
+    for _ in 0..200 {
+        if backend.runs.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    engine.crash();
+
+    let journal = sink.snapshot();
+    let engine = engine_over(&journal);
+    assert_eq!(engine.resume_all().await.unwrap(), 1);
+    let phase = tokio::time::timeout(Duration::from_secs(30), engine.wait(&id))
+        .await
+        .unwrap();
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+    assert_eq!(
+        backend.runs.load(Ordering::SeqCst),
+        2,
+        "run again after the restart"
+    );
+    let status = journal
+        .node_events("r1")
+        .into_iter()
+        .filter(|e| e.id.as_ref().unwrap().node_id == "n0")
+        .find(|e| e.phase == node_execution::Phase::Succeeded as i32)
+        .and_then(|e| match e.target_metadata {
+            Some(TargetMetadata::TaskNodeMetadata(m)) => Some(m.cache_status()),
+            _ => None,
+        });
+    assert_eq!(status, Some(CatalogCacheStatus::CachePopulated));
+
+    // The next execution with the same input is a hit.
+    let req = request("r2", t, 5, false);
+    let id = req.id.clone();
+    engine.start_execution(req).await.unwrap();
+    let phase = tokio::time::timeout(Duration::from_secs(30), engine.wait(&id))
+        .await
+        .unwrap();
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+    assert_eq!(
+        backend.runs.load(Ordering::SeqCst),
+        2,
+        "a hit does not run the task"
+    );
+}

@@ -142,15 +142,8 @@ impl ExecActor {
                 return false;
             }
         };
-        let overwrite = self.req.overwrite_cache;
-        let mut nc = NodeCache::new(if overwrite {
-            CatalogCacheStatus::CacheSkipped
-        } else {
-            CatalogCacheStatus::CacheMiss
-        });
-        nc.key = Some(key.clone());
-        nc.overwrite = overwrite;
-        nc.owner = self.cache_owner(idx);
+        let mut nc = self.node_cache(idx, key.clone());
+        let overwrite = nc.overwrite;
         if !overwrite {
             match cache.lookup(&key).await {
                 Ok(Some(hit)) => {
@@ -167,19 +160,8 @@ impl ExecActor {
             }
         }
         if serializable {
-            match cache
-                .get_or_extend_reservation(&key, &nc.owner, HEARTBEAT)
-                .await
-            {
-                Ok(r) if r.is_held_by(&nc.owner) => {
-                    nc.reservation = ReservationStatus::ReservationAcquired;
-                    tokio::spawn(keep_reservation(
-                        cache.clone(),
-                        key.clone(),
-                        nc.owner.clone(),
-                        nc.stop.clone(),
-                        self.updates_tx.clone(),
-                    ));
+            match self.acquire_reservation(&cache, &key, &mut nc).await {
+                Ok(true) => {
                     // Someone may have stored the outputs between the lookup and now.
                     if !overwrite && let Ok(Some(hit)) = cache.lookup(&key).await {
                         self.cache_nodes.insert(idx, nc);
@@ -189,18 +171,99 @@ impl ExecActor {
                         return false;
                     }
                 }
-                Ok(_) => {
-                    nc.reservation = ReservationStatus::ReservationExists;
-                    nc.wait = !overwrite;
-                }
+                Ok(false) => nc.wait = !overwrite,
                 Err(e) => {
                     tracing::warn!(key = %key, error = %e, "cache reservation failed; running the task");
-                    nc.reservation = ReservationStatus::ReservationFailure;
                 }
             }
         }
         self.cache_nodes.insert(idx, nc);
         false
+    }
+
+    /// A node's cache state before anything is known: a miss (or skipped, to be overwritten).
+    fn node_cache(&self, idx: usize, key: CacheKey) -> NodeCache {
+        let overwrite = self.req.overwrite_cache;
+        let mut nc = NodeCache::new(if overwrite {
+            CatalogCacheStatus::CacheSkipped
+        } else {
+            CatalogCacheStatus::CacheMiss
+        });
+        nc.key = Some(key);
+        nc.overwrite = overwrite;
+        nc.owner = self.cache_owner(idx);
+        nc
+    }
+
+    /// Asks for the node's `cache_serialize` reservation and records the answer in `nc`; a
+    /// reservation it holds is kept alive in the background. True if it holds it.
+    async fn acquire_reservation(
+        &self,
+        cache: &Arc<dyn TaskCache>,
+        key: &CacheKey,
+        nc: &mut NodeCache,
+    ) -> Result<bool, String> {
+        match cache
+            .get_or_extend_reservation(key, &nc.owner, HEARTBEAT)
+            .await
+        {
+            Ok(r) if r.is_held_by(&nc.owner) => {
+                nc.reservation = ReservationStatus::ReservationAcquired;
+                tokio::spawn(keep_reservation(
+                    cache.clone(),
+                    key.clone(),
+                    nc.owner.clone(),
+                    nc.stop.clone(),
+                    self.updates_tx.clone(),
+                ));
+                Ok(true)
+            }
+            Ok(_) => {
+                nc.reservation = ReservationStatus::ReservationExists;
+                Ok(false)
+            }
+            Err(e) => {
+                nc.reservation = ReservationStatus::ReservationFailure;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// After a restart, for a cacheable task node that was running: rebuilds its cache state
+    /// from its `inputs.pb` (the lookup before the crash missed, or it would not have run) so
+    /// that its outputs are stored when it succeeds, and takes its `cache_serialize`
+    /// reservation back (the owner is the node execution, so it is still ours unless it
+    /// expired and another execution took it; then this one runs without it).
+    pub(super) async fn cache_resume(&mut self, idx: usize) {
+        let Some(cache) = self.task_cache() else {
+            return;
+        };
+        let Kind::Task(template) = self.nodes[idx].kind.clone() else {
+            return;
+        };
+        let Some(meta) = template.metadata.as_ref().filter(|m| m.discoverable) else {
+            return;
+        };
+        if self.nodes[idx].array_ctx.is_some() {
+            return;
+        }
+        let inputs = match self.shared.blob.get(&self.nodes[idx].inputs_file()).await {
+            Ok(bytes) => match LiteralMap::decode(bytes) {
+                Ok(map) => map,
+                Err(_) => return,
+            },
+            Err(flyte_blob::BlobError::NotFound(_)) => LiteralMap::default(),
+            Err(_) => return,
+        };
+        let Some(Ok(key)) = CacheKey::for_task(&template, &inputs) else {
+            return;
+        };
+        let mut nc = self.node_cache(idx, key.clone());
+        if meta.cache_serializable {
+            // Not held (expired and taken, or the store failed): run without it.
+            let _ = self.acquire_reservation(&cache, &key, &mut nc).await;
+        }
+        self.cache_nodes.insert(idx, nc);
     }
 
     /// A hit: the cached outputs become the node's, and it succeeds. False if they cannot be
