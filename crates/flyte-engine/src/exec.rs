@@ -134,6 +134,22 @@ fn go_duration(d: Duration) -> String {
     }
 }
 
+/// The error of a node whose retries are used up, worded as propeller words it.
+fn retries_exhausted(error: ExecutionError, current: u32, max: u32) -> ExecutionError {
+    let kind_name = ErrorKind::try_from(error.kind)
+        .map(|k| k.as_str_name())
+        .unwrap_or("UNKNOWN");
+    ExecutionError {
+        code: format!("RetriesExhausted|{}", error.code),
+        message: format!(
+            "[{current}/{max}] currentAttempt done. Last Error: {kind_name}::{}",
+            error.message
+        ),
+        kind: ErrorKind::User as i32,
+        ..error
+    }
+}
+
 fn exec_error(
     kind: ErrorKind,
     code: impl Into<String>,
@@ -2102,22 +2118,12 @@ impl ExecActor {
             self.start_attempt(idx);
             return;
         }
-        let kind_name = ErrorKind::try_from(error.kind)
-            .map(|k| k.as_str_name())
-            .unwrap_or("UNKNOWN");
-        let final_err = ExecutionError {
-            code: format!("RetriesExhausted|{}", error.code),
-            message: format!(
-                "[{current}/{max}] currentAttempt done. Last Error: {kind_name}::{}",
-                error.message
-            ),
-            kind: ErrorKind::User as i32,
-            error_uri: error.error_uri.clone(),
-            timestamp: error.timestamp,
-            worker: error.worker.clone(),
-        };
         self.task_done(idx);
-        self.node_terminal(idx, NodePhase::Failed, Some(final_err));
+        self.node_terminal(
+            idx,
+            NodePhase::Failed,
+            Some(retries_exhausted(error, current, max)),
+        );
     }
 
     // ---------------------------------------------------------------- node endings
@@ -2354,15 +2360,7 @@ impl ExecActor {
         n.rec.user_failures += 1;
         let (current, max) = (n.rec.user_failures, n.max_attempts);
         if current >= max {
-            let final_err = ExecutionError {
-                code: format!("RetriesExhausted|{}", error.code),
-                message: format!(
-                    "[{current}/{max}] currentAttempt done. Last Error: USER::{}",
-                    error.message
-                ),
-                kind: ErrorKind::User as i32,
-                ..error
-            };
+            let final_err = retries_exhausted(error, current, max);
             self.node_terminal(idx, NodePhase::Failed, Some(final_err));
             return;
         }
