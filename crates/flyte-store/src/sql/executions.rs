@@ -577,16 +577,10 @@ impl<B: Backend> SqlStore<B> {
             ),
             exec_args(key),
         );
-        match self
-            .backend
-            .fetch(stmt, EXECUTION_COLS)
-            .await
-            .map_err(internal)?
-            .pop()
-        {
-            Some(row) => execution_from_row(row),
-            None => Err(StoreError::NotFound(key.to_string())),
-        }
+        execution_from_row(
+            self.fetch_one(stmt, EXECUTION_COLS, || key.to_string())
+                .await?,
+        )
     }
 
     pub(super) async fn list_executions_impl(
@@ -802,16 +796,10 @@ impl<B: Backend> SqlStore<B> {
         let mut b = SqlBuilder::new(NODE_SELECT);
         push_exec_where(&mut b, &key.execution);
         b.push(" AND node_id = ").bind(text(&key.node_id));
-        match self
-            .backend
-            .fetch(b.build(), NODE_COLS)
-            .await
-            .map_err(internal)?
-            .pop()
-        {
-            Some(row) => node_from_row(row),
-            None => Err(StoreError::NotFound(key.to_string())),
-        }
+        node_from_row(
+            self.fetch_one(b.build(), NODE_COLS, || key.to_string())
+                .await?,
+        )
     }
 
     pub(super) async fn get_node_executions_impl(
@@ -878,16 +866,7 @@ impl<B: Backend> SqlStore<B> {
             .into(),
             args: task_key_values(key),
         };
-        match self
-            .backend
-            .fetch(stmt, TASK_COLS)
-            .await
-            .map_err(internal)?
-            .pop()
-        {
-            Some(row) => task_from_row(row),
-            None => Err(StoreError::NotFound(key.to_string())),
-        }
+        task_from_row(self.fetch_one(stmt, TASK_COLS, || key.to_string()).await?)
     }
 
     pub(super) async fn get_task_executions_of_nodes_impl(

@@ -63,6 +63,21 @@ impl<B: Backend> SqlStore<B> {
         result
     }
 
+    /// The one row `stmt` selects by key; `NotFound(missing)` when there is none.
+    async fn fetch_one(
+        &self,
+        stmt: Stmt,
+        cols: &[Col],
+        missing: impl FnOnce() -> String,
+    ) -> Result<Row> {
+        self.backend
+            .fetch(stmt, cols)
+            .await
+            .map_err(internal)?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(missing()))
+    }
+
     async fn begin(&self) -> Result<B::Tx> {
         self.backend.begin().await.map_err(internal)
     }
@@ -512,16 +527,10 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
                 concat!(project_select!(), " WHERE identifier = $1"),
                 vec![text(id)],
             );
-            let row = self
-                .backend
-                .fetch(stmt, PROJECT_COLS)
-                .await
-                .map_err(internal)?
-                .pop();
-            match row {
-                Some(row) => project_from_row(row),
-                None => Err(StoreError::NotFound(format!("project {id}"))),
-            }
+            project_from_row(
+                self.fetch_one(stmt, PROJECT_COLS, || format!("project {id}"))
+                    .await?,
+            )
         })
         .await
     }
@@ -586,16 +595,10 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
                 concat!(entity_select!(), entity_key_where!()),
                 key_args(key),
             );
-            match self
-                .backend
-                .fetch(stmt, ENTITY_COLS)
-                .await
-                .map_err(internal)?
-                .pop()
-            {
-                Some(row) => entity_from_row(row),
-                None => Err(StoreError::NotFound(key.to_string())),
-            }
+            entity_from_row(
+                self.fetch_one(stmt, ENTITY_COLS, || key.to_string())
+                    .await?,
+            )
         })
         .await
     }
@@ -767,10 +770,8 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
                 ),
                 vec![text(project), text(domain), text(name)],
             );
-            match self.backend.fetch(stmt, ENTITY_COLS).await.map_err(internal)?.pop() {
-                Some(row) => entity_from_row(row),
-                None => Err(StoreError::NotFound(format!("active launch plan {project}/{domain}/{name}"))),
-            }
+            let missing = || format!("active launch plan {project}/{domain}/{name}");
+            entity_from_row(self.fetch_one(stmt, ENTITY_COLS, missing).await?)
         })
         .await
     }

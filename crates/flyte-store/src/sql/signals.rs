@@ -108,16 +108,10 @@ impl<B: Backend> SqlStore<B> {
     }
 
     pub(super) async fn get_signal_impl(&self, key: &SignalKey) -> Result<SignalRecord> {
-        match self
-            .backend
-            .fetch(key_stmt(key), SIGNAL_COLS)
-            .await
-            .map_err(internal)?
-            .pop()
-        {
-            Some(row) => signal_from_row(row),
-            None => Err(StoreError::NotFound(key.to_string())),
-        }
+        signal_from_row(
+            self.fetch_one(key_stmt(key), SIGNAL_COLS, || key.to_string())
+                .await?,
+        )
     }
 
     pub(super) async fn list_signals_impl(
