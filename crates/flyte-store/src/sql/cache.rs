@@ -654,22 +654,33 @@ impl<B: Backend> SqlStore<B> {
             // Only with `if_absent`: it exists, keep it as it is.
             None => return Self::tx_dataset_id(tx, &dataset.key).await,
         };
-        for (position, name) in dataset.partition_keys.iter().enumerate() {
-            B::tx_execute(
-                tx,
-                Stmt::new(
-                    "INSERT INTO cache_partition_keys (dataset_id, position, name) VALUES ($1, $2, $3)",
-                    vec![
-                        Value::BigInt(id),
-                        Value::Int(position as i32),
-                        text(name),
-                    ],
-                ),
-            )
-            .await
-            .map_err(internal)?;
-        }
+        Self::tx_insert_each(
+            tx,
+            "INSERT INTO cache_partition_keys (dataset_id, position, name) VALUES ($1, $2, $3)",
+            dataset
+                .partition_keys
+                .iter()
+                .enumerate()
+                .map(|(position, name)| {
+                    vec![Value::BigInt(id), Value::Int(position as i32), text(name)]
+                }),
+        )
+        .await?;
         Ok(id)
+    }
+
+    /// Runs the INSERT `sql` once for each row of arguments.
+    async fn tx_insert_each(
+        tx: &mut B::Tx,
+        sql: &'static str,
+        rows: impl Iterator<Item = Vec<Value>>,
+    ) -> Result<()> {
+        for args in rows {
+            B::tx_execute(tx, Stmt::new(sql, args))
+                .await
+                .map_err(internal)?;
+        }
+        Ok(())
     }
 
     async fn tx_insert_data(
@@ -677,23 +688,19 @@ impl<B: Backend> SqlStore<B> {
         artifact: i64,
         data: &[ArtifactDataRecord],
     ) -> Result<()> {
-        for (position, d) in data.iter().enumerate() {
-            B::tx_execute(
-                tx,
-                Stmt::new(
-                    "INSERT INTO cache_artifact_data (artifact_id, position, name, value) VALUES ($1, $2, $3, $4)",
-                    vec![
-                        Value::BigInt(artifact),
-                        Value::Int(position as i32),
-                        text(&d.name),
-                        Value::Bytes(d.value.clone()),
-                    ],
-                ),
-            )
-            .await
-            .map_err(internal)?;
-        }
-        Ok(())
+        Self::tx_insert_each(
+            tx,
+            "INSERT INTO cache_artifact_data (artifact_id, position, name, value) VALUES ($1, $2, $3, $4)",
+            data.iter().enumerate().map(|(position, d)| {
+                vec![
+                    Value::BigInt(artifact),
+                    Value::Int(position as i32),
+                    text(&d.name),
+                    Value::Bytes(d.value.clone()),
+                ]
+            }),
+        )
+        .await
     }
 
     /// Inserts an artifact of dataset `dataset_id` with data and partitions; its id.
@@ -733,22 +740,19 @@ impl<B: Backend> SqlStore<B> {
         .ok_or_else(|| StoreError::Internal("INSERT … RETURNING returned no row".into()))?;
         let id = bigint(&mut Reader::new(row), "id")?;
         Self::tx_insert_data(tx, id, &artifact.data).await?;
-        for (position, (key, value)) in artifact.partitions.iter().enumerate() {
-            B::tx_execute(
-                tx,
-                Stmt::new(
-                    "INSERT INTO cache_partitions (artifact_id, position, key, value) VALUES ($1, $2, $3, $4)",
-                    vec![
-                        Value::BigInt(id),
-                        Value::Int(position as i32),
-                        text(key),
-                        text(value),
-                    ],
-                ),
-            )
-            .await
-            .map_err(internal)?;
-        }
+        Self::tx_insert_each(
+            tx,
+            "INSERT INTO cache_partitions (artifact_id, position, key, value) VALUES ($1, $2, $3, $4)",
+            artifact.partitions.iter().enumerate().map(|(position, (key, value))| {
+                vec![
+                    Value::BigInt(id),
+                    Value::Int(position as i32),
+                    text(key),
+                    text(value),
+                ]
+            }),
+        )
+        .await?;
         Ok(id)
     }
 
