@@ -660,7 +660,7 @@ impl<'a> Compiler<'a> {
 
     fn check_acyclic_and_reachable(&mut self, g: &Graph, top_level: &BTreeSet<String>) {
         if let Some(cycle) = find_cycle(&g.downstream) {
-            self.err(&cycle[0], CompileErrorKind::Cycle(cycle.join(" -> ")));
+            self.err(&cycle[0], CompileErrorKind::Cycle(display_cycle(&cycle)));
             return;
         }
         let mut seen = BTreeSet::new();
@@ -720,46 +720,63 @@ fn only_bound(mut inputs: VariableMap, n: &Node) -> VariableMap {
 }
 
 /// A cycle in the downstream graph, as the node ids along it (first repeated at the end).
+///
+/// Depth-first with an explicit stack: a linear chain is as deep as it is long, and one
+/// stack frame per node overflowed the thread's stack at about 10,000 nodes (issue 11).
 fn find_cycle(downstream: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Active,
         Done,
     }
-    fn visit(
-        id: &str,
-        g: &BTreeMap<String, BTreeSet<String>>,
-        marks: &mut HashMap<String, Mark>,
-        path: &mut Vec<String>,
-    ) -> Option<Vec<String>> {
-        match marks.get(id) {
-            Some(Mark::Done) => return None,
-            Some(Mark::Active) => {
-                let start = path.iter().position(|p| p == id).unwrap_or(0);
-                let mut cycle = path[start..].to_vec();
-                cycle.push(id.to_string());
-                return Some(cycle);
-            }
-            None => {}
+    let children = |id: &str| downstream.get(id).into_iter().flatten();
+    let mut marks: HashMap<&str, Mark> = HashMap::new();
+    for root in downstream.keys() {
+        if marks.contains_key(root.as_str()) {
+            continue;
         }
-        marks.insert(id.to_string(), Mark::Active);
-        path.push(id.to_string());
-        for next in g.get(id).into_iter().flatten() {
-            if let Some(c) = visit(next, g, marks, path) {
-                return Some(c);
+        marks.insert(root, Mark::Active);
+        // The path from `root`: each node with the iterator over its remaining children.
+        let mut stack = vec![(root.as_str(), children(root))];
+        while let Some((id, next)) = stack.last_mut() {
+            let id = *id;
+            let Some(next) = next.next() else {
+                marks.insert(id, Mark::Done);
+                stack.pop();
+                continue;
+            };
+            match marks.get(next.as_str()) {
+                Some(Mark::Done) => {}
+                Some(Mark::Active) => {
+                    let start = stack.iter().position(|(p, _)| *p == next).unwrap_or(0);
+                    let mut cycle: Vec<String> =
+                        stack[start..].iter().map(|(p, _)| p.to_string()).collect();
+                    cycle.push(next.clone());
+                    return Some(cycle);
+                }
+                None => {
+                    marks.insert(next, Mark::Active);
+                    stack.push((next.as_str(), children(next)));
+                }
             }
-        }
-        path.pop();
-        marks.insert(id.to_string(), Mark::Done);
-        None
-    }
-    let mut marks = HashMap::new();
-    for id in downstream.keys() {
-        if let Some(c) = visit(id, downstream, &mut marks, &mut Vec::new()) {
-            return Some(c);
         }
     }
     None
+}
+
+/// A cycle for a message: every id of a short one; the first and last ten of a long one, so
+/// a cycle through 100,000 nodes does not make a multi-megabyte error.
+fn display_cycle(cycle: &[String]) -> String {
+    const SHOWN: usize = 10;
+    if cycle.len() <= 2 * SHOWN + 1 {
+        return cycle.join(" -> ");
+    }
+    format!(
+        "{} -> ... ({} more) ... -> {}",
+        cycle[..SHOWN].join(" -> "),
+        cycle.len() - 2 * SHOWN,
+        cycle[cycle.len() - SHOWN..].join(" -> ")
+    )
 }
 
 /// The compiled template: start-node and end-node first, then the nodes as written, with

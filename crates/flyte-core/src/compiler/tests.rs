@@ -1008,3 +1008,53 @@ fn compile_workflow_template_serves_single_task_workflows() {
     let c = compile_workflow_template(&t, &[], &resolved()).expect("compiles");
     assert_eq!(c.tasks.len(), 1);
 }
+
+/// wf(x: int) -> o: int, a chain of `len` `add(prev, 1)` nodes, each bound to the one before.
+fn chain_wf(len: usize) -> WorkflowTemplate {
+    let nodes = (0..len)
+        .map(|i| {
+            let prev = if i == 0 {
+                promise("start-node", "x")
+            } else {
+                promise(&format!("n{}", i - 1), "o0")
+            };
+            let mut n = task_node(
+                &format!("n{i}"),
+                "add",
+                vec![bind("a", prev), bind("b", int_lit(1))],
+            );
+            if i > 0 {
+                n.upstream_node_ids = vec![format!("n{}", i - 1)];
+            }
+            n
+        })
+        .collect();
+    workflow(
+        "chain",
+        iface(&[("x", int())], &[("o", int())]),
+        nodes,
+        vec![bind("o", promise(&format!("n{}", len - 1), "o0"))],
+    )
+}
+
+/// Issue 11: a 10,000-node chain overflowed the stack in the cycle check (one frame per node).
+/// Runs on the test thread's ordinary 2 MiB stack, like a tokio worker's.
+#[test]
+fn a_100000_node_chain_compiles() {
+    let len = 100_000;
+    let closure = compile_workflow(&spec(chain_wf(len)), &resolved()).expect("compiles");
+    let primary = closure.primary.unwrap();
+    assert_eq!(primary.template.unwrap().nodes.len(), len + 2);
+    let conn = primary.connections.unwrap();
+    assert_eq!(conn.upstream["n99999"].ids, ["n99998"]);
+    assert_eq!(conn.downstream["n99999"].ids, ["end-node"]);
+}
+
+/// A cycle along a long chain is still found, and named.
+#[test]
+fn a_cycle_closing_a_long_chain_is_reported() {
+    let mut wf = chain_wf(50_000);
+    wf.nodes[0].upstream_node_ids = vec!["n49999".into()];
+    let errs = errors_of(wf);
+    assert_error(&errs, "n0 -> n1 -> n2");
+}
