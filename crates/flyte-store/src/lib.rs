@@ -69,7 +69,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Replaces name, description, labels and state of an existing project; `NotFound` otherwise.
     async fn update_project(&self, project: ProjectRecord) -> Result<()>;
     async fn get_project(&self, id: &str) -> Result<ProjectRecord>;
-    /// Filter and sort fields: `identifier`, `name`, `state`, `created_at` (prefix `project.`).
+    /// Filter and sort fields: `identifier`, `name`, `state`, `created_at`, `updated_at` (the
+    /// creation time) (prefix `project.`).
     async fn list_projects(&self, query: &ListQuery) -> Result<Page<ProjectRecord>>;
 
     // --- tasks, workflows, launch plans --------------------------------------------------
@@ -79,7 +80,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn create_entity(&self, entity: EntityRecord) -> Result<()>;
     async fn get_entity(&self, key: &EntityKey) -> Result<EntityRecord>;
     /// Entities of one type in `project`/`domain`, optionally one `name`. Filter and sort
-    /// fields: `name`, `version`, `created_at`, `state` (launch plans), `project`, `domain`.
+    /// fields: `name`, `version`, `created_at`, `updated_at` (= `created_at`: versions are
+    /// immutable), `state` (launch plans), `project`, `domain`.
     async fn list_entities(
         &self,
         resource: ResourceType,
@@ -87,8 +89,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         query: &ListQuery,
     ) -> Result<Page<EntityRecord>>;
     /// Distinct entity names of one type in a project/domain (`List*Ids`, named entities).
-    /// Filter fields: `name`, `project`, `domain`; sort keys `name`, `created_at` (the newest
-    /// version's).
+    /// Filter fields: `name`, `project`, `domain`; sort keys `name`, `created_at` and `updated_at` (the
+    /// newest version's).
     async fn list_entity_names(
         &self,
         resource: ResourceType,

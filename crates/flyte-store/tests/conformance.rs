@@ -153,6 +153,7 @@ conformance!(
     entity_requires_known_project,
     entity_list_each_filter_op,
     entity_list_sorting,
+    every_list_sorts_by_updated_at,
     entity_list_pagination,
     entity_list_invalid_queries,
     entity_names,
@@ -850,6 +851,77 @@ mod tests {
             list(sort("created_at", SortDirection::Ascending), Some("same")).await,
             ["same@x1", "same@x2", "same@x3"]
         );
+    }
+
+    /// flytekit sorts by `updated_at` (`pyflyte get launchplan`: `Sort("updated_at", DESC)`),
+    /// as flyteadmin allows on every list. Registered entities never change, so it orders as
+    /// `created_at` does (the closures report `updated_at` = `created_at`).
+    pub async fn every_list_sorts_by_updated_at(store: Arc<dyn MetadataStore>) {
+        seed_tasks(&store).await;
+        for (i, resource) in [ResourceType::Workflow, ResourceType::LaunchPlan]
+            .into_iter()
+            .enumerate()
+        {
+            for (j, name) in ["old", "new"].into_iter().enumerate() {
+                store
+                    .create_entity(entity(
+                        resource,
+                        "flytesnacks",
+                        name,
+                        "v1",
+                        t(60 + 10 * i as i64 + j as i64),
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }
+        let by = |key: &str, direction| ListQuery {
+            sort: sort(key, direction),
+            ..q(100)
+        };
+        let desc = by("updated_at", SortDirection::Descending);
+        let tasks = store
+            .list_entities(ResourceType::Task, &scope(Some("a")), &desc)
+            .await
+            .unwrap();
+        assert_eq!(versions(&tasks), ["a@v3", "a@v2", "a@v1"]);
+        let prefixed = by("task.updated_at", SortDirection::Ascending);
+        let tasks = store
+            .list_entities(ResourceType::Task, &scope(Some("a")), &prefixed)
+            .await
+            .unwrap();
+        assert_eq!(versions(&tasks), ["a@v1", "a@v2", "a@v3"]);
+        for resource in [ResourceType::Workflow, ResourceType::LaunchPlan] {
+            let listed = store
+                .list_entities(resource, &scope(None), &desc)
+                .await
+                .unwrap();
+            let names: Vec<_> = listed.items.iter().map(|e| e.key.name.as_str()).collect();
+            assert!(
+                names.starts_with(&["new", "old"]),
+                "{resource:?}: {names:?}"
+            );
+            let ids = store
+                .list_entity_names(resource, "flytesnacks", D, &desc)
+                .await
+                .unwrap();
+            assert!(
+                ids.items
+                    .starts_with(&["new".to_string(), "old".to_string()]),
+                "{resource:?}: {:?}",
+                ids.items
+            );
+            let named = store
+                .list_named_entities(resource, "flytesnacks", D, &desc)
+                .await
+                .unwrap();
+            assert_eq!(
+                named.items.first().map(|n| n.key.name.as_str()),
+                Some("new")
+            );
+        }
+        let projects = store.list_projects(&desc).await.unwrap();
+        assert!(!projects.items.is_empty());
     }
 
     pub async fn entity_list_pagination(store: Arc<dyn MetadataStore>) {

@@ -39,6 +39,17 @@ pub(crate) const fn field(name: &'static str, ty: FieldType) -> Field {
     }
 }
 
+/// `updated_at` for rows that are never updated after they are written (registered entities,
+/// projects' creation): flyteadmin lets every list sort and filter by it, and flytekit sorts
+/// by it (`pyflyte get launchplan`). `expr` is the creation time (or its aggregate).
+pub(crate) const fn updated_at_as(expr: &'static str) -> Field {
+    Field {
+        name: "updated_at",
+        expr,
+        ty: FieldType::Timestamp,
+    }
+}
+
 /// The whitelist of one list.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ListSpec {

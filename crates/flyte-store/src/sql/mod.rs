@@ -247,12 +247,14 @@ const PROJECTS: ListSpec = ListSpec {
         field("name", FieldType::Text),
         field("state", FieldType::Int),
         field("created_at", FieldType::Timestamp),
+        list::updated_at_as("created_at"),
     ],
     sorts: &[
         field("identifier", FieldType::Text),
         field("name", FieldType::Text),
         field("state", FieldType::Int),
         field("created_at", FieldType::Timestamp),
+        list::updated_at_as("created_at"),
     ],
     default_sort: "created_at",
     tiebreak: "identifier",
@@ -329,6 +331,7 @@ const ENTITY_FIELDS: &[list::Field] = &[
     field("name", FieldType::Text),
     field("version", FieldType::Text),
     field("created_at", FieldType::Timestamp),
+    list::updated_at_as("created_at"),
     field("project", FieldType::Text),
     field("domain", FieldType::Text),
 ];
@@ -336,6 +339,7 @@ const LAUNCH_PLAN_FIELDS: &[list::Field] = &[
     field("name", FieldType::Text),
     field("version", FieldType::Text),
     field("created_at", FieldType::Timestamp),
+    list::updated_at_as("created_at"),
     field("project", FieldType::Text),
     field("domain", FieldType::Text),
     field("state", FieldType::Int),
@@ -380,6 +384,7 @@ const NAME_SORTS: &[list::Field] = &[
         expr: "MAX(created_at)",
         ty: FieldType::Timestamp,
     },
+    list::updated_at_as("MAX(created_at)"),
 ];
 
 const fn names_spec(what: &'static str, prefixes: &'static [&'static str]) -> ListSpec {
@@ -438,6 +443,7 @@ const NAMED_ENTITY_SORTS: &[list::Field] = &[
         expr: "MAX(e.created_at)",
         ty: FieldType::Timestamp,
     },
+    list::updated_at_as("MAX(e.created_at)"),
 ];
 
 const fn named_entities_spec(what: &'static str, prefixes: &'static [&'static str]) -> ListSpec {
