@@ -52,14 +52,34 @@ fn main() -> Result<(), BoxError> {
 
     let mut prost_config = prost_build::Config::new();
     // BTreeMap keeps encoding deterministic, so content digests are stable.
-    prost_config.btree_map(["."]);
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_well_known_types(true)
+    prost_config
+        // An explicit out_dir makes the include file say `include!("x.rs")`, the form the
+        // serde patch below looks for.
+        .out_dir(&out_dir)
+        .btree_map(["."])
+        // `prost::Name` on every message: the server codec names the request it cannot decode.
+        .enable_type_names()
+        .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")
-        .include_file("mod.rs")
-        .compile_fds_with_config(descriptor_set, prost_config)?;
+        .include_file("mod.rs");
+    // Servers decode requests with `codec::ServerCodec` (an undecodable request is the
+    // client's fault: INVALID_ARGUMENT); clients keep tonic-prost's codec, for which an
+    // undecodable response stays INTERNAL, as gRPC's status code guide has it.
+    let generators: Vec<Box<dyn prost_build::ServiceGenerator>> = vec![
+        tonic_prost_build::configure()
+            .build_server(false)
+            .build_client(true)
+            .compile_well_known_types(true)
+            .service_generator(),
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(false)
+            .compile_well_known_types(true)
+            .codec_path("crate::codec::ServerCodec")
+            .service_generator(),
+    ];
+    prost_config.service_generator(Box::new(ServiceGenerators(generators)));
+    prost_config.compile_fds(descriptor_set)?;
 
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor_bytes)?
@@ -85,6 +105,29 @@ fn main() -> Result<(), BoxError> {
     }
     std::fs::write(&mod_rs, patched)?;
     Ok(())
+}
+
+/// Runs several service generators on each service, in order (client code, then server code).
+struct ServiceGenerators(Vec<Box<dyn prost_build::ServiceGenerator>>);
+
+impl prost_build::ServiceGenerator for ServiceGenerators {
+    fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
+        for generator in &mut self.0 {
+            generator.generate(service.clone(), buf);
+        }
+    }
+
+    fn finalize(&mut self, buf: &mut String) {
+        for generator in &mut self.0 {
+            generator.finalize(buf);
+        }
+    }
+
+    fn finalize_package(&mut self, package: &str, buf: &mut String) {
+        for generator in &mut self.0 {
+            generator.finalize_package(package, buf);
+        }
+    }
 }
 
 /// Fetches and unpacks the two npm packages once; later builds reuse them.

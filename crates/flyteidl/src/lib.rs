@@ -4,6 +4,8 @@
 
 include!(concat!(env!("OUT_DIR"), "/mod.rs"));
 
+pub mod codec;
+
 /// The encoded `FileDescriptorSet` of every compiled file (flyteidl and its imports), used
 /// by the REST gateway (google.api.http rules, JSON transcoding) and gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
