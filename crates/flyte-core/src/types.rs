@@ -10,6 +10,11 @@ use flyteidl::core::{
 };
 use serde_json::Value as Json;
 
+mod depth;
+pub use depth::{
+    MAX_NESTING_DEPTH, Nested, TooDeep, check_binding_depth, check_literal_depth, check_type_depth,
+};
+
 /// flytekit tags a msgpack-encoded `Binary` (dataclasses, dicts, pydantic models) with this.
 const MESSAGEPACK_TAG: &str = "msgpack";
 

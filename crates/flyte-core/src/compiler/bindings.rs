@@ -11,7 +11,9 @@ use flyteidl::core::{
 
 use super::graph::{Compiler, Graph};
 use super::{CompileErrorKind, START_NODE_ID};
-use crate::types::{display_type, is_castable, is_optional, same_type, try_literal_type_of};
+use crate::types::{
+    check_binding_depth, display_type, is_castable, is_optional, same_type, try_literal_type_of,
+};
 
 /// Which side of an edge a binding records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,17 @@ pub(crate) fn validate(
             );
             continue;
         };
+        if let Err(error) = check_binding_depth(data) {
+            err(
+                c,
+                node_id,
+                CompileErrorKind::TooDeep {
+                    place: format!("input '{}'", b.var),
+                    error,
+                },
+            );
+            continue;
+        }
         let Some(expected) = &param.r#type else {
             continue;
         };

@@ -147,6 +147,12 @@ pub enum CompileErrorKind {
     Cycle(String),
     #[error("nodes {0} cannot be reached from the start of the workflow")]
     Unreachable(String),
+    /// Past [`crate::types::MAX_NESTING_DEPTH`]; `place` is e.g. "input 'x'".
+    #[error("{place}: {error}")]
+    TooDeep {
+        place: String,
+        error: crate::types::TooDeep,
+    },
     #[error("{0}")]
     Invalid(String),
 }

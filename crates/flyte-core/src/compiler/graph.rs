@@ -14,7 +14,7 @@ use flyteidl::core::{
 use super::bindings::{self, Direction};
 use super::{CompileError, CompileErrorKind, END_NODE_ID, IdKey, Resolved, START_NODE_ID};
 use crate::ids::display_identifier;
-use crate::types::{display_type, same_type};
+use crate::types::{check_type_depth, display_type, same_type};
 
 /// State shared while compiling a primary workflow and the sub-workflows it uses.
 pub(crate) struct Compiler<'a> {
@@ -85,12 +85,20 @@ pub(crate) fn validate_interface_vars(iface: &TypedInterface) -> Vec<CompileErro
                     problem: "has an empty name",
                 });
             }
-            if var.r#type.is_none() {
-                out.push(CompileErrorKind::InvalidVariable {
+            match &var.r#type {
+                None => out.push(CompileErrorKind::InvalidVariable {
                     direction,
                     var: name.clone(),
                     problem: "has no type",
-                });
+                }),
+                Some(t) => {
+                    if let Err(error) = check_type_depth(t) {
+                        out.push(CompileErrorKind::TooDeep {
+                            place: format!("{direction} '{name}'"),
+                            error,
+                        });
+                    }
+                }
             }
         }
     }

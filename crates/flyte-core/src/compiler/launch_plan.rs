@@ -1,10 +1,17 @@
 //! Launch-plan validation (flyteadmin `validation/launch_plan_validator.go`).
 
 use flyteidl::admin::LaunchPlanSpec;
-use flyteidl::core::{Parameter, ParameterMap, TypedInterface, Variable, VariableMap, parameter};
+use std::collections::BTreeMap;
+
+use flyteidl::core::{
+    Literal, Parameter, ParameterMap, TypedInterface, Variable, VariableMap, parameter,
+};
 
 use super::{CompileError, CompileErrorKind, CompileErrors};
-use crate::types::{display_type, is_castable, literal_is_instance, literal_type_of};
+use crate::types::{
+    check_literal_depth, check_type_depth, display_type, is_castable, literal_is_instance,
+    literal_type_of,
+};
 
 /// Fixed and default inputs must name workflow inputs with matching types, and no input may
 /// be both fixed and defaulted. Expected inputs are the workflow inputs that are not fixed:
@@ -27,6 +34,10 @@ pub fn validate_launch_plan(
         .map(|m| &m.literals)
         .cloned()
         .unwrap_or_default();
+    let too_deep = nesting_errors(&defaults, &fixed);
+    if !too_deep.is_empty() {
+        return Err(CompileErrors(too_deep));
+    }
     let mut errors = Vec::new();
     let mut err = |msg: String| errors.push(CompileError::workflow(CompileErrorKind::Invalid(msg)));
     let known = || {
@@ -117,4 +128,35 @@ pub fn validate_launch_plan(
         ParameterMap { parameters },
         workflow_interface.outputs.clone().unwrap_or_default(),
     ))
+}
+
+/// Default and fixed inputs nested past the bound, checked before anything walks them.
+fn nesting_errors(
+    defaults: &BTreeMap<String, Parameter>,
+    fixed: &BTreeMap<String, Literal>,
+) -> Vec<CompileError> {
+    let too_deep =
+        |place: String, error| CompileError::workflow(CompileErrorKind::TooDeep { place, error });
+    let mut errors = Vec::new();
+    for (name, param) in defaults {
+        if let Some(Err(e)) = param
+            .var
+            .as_ref()
+            .and_then(|v| v.r#type.as_ref())
+            .map(check_type_depth)
+        {
+            errors.push(too_deep(format!("default input '{name}'"), e));
+        }
+        if let Some(parameter::Behavior::Default(lit)) = &param.behavior
+            && let Err(e) = check_literal_depth(lit)
+        {
+            errors.push(too_deep(format!("default value of input '{name}'"), e));
+        }
+    }
+    for (name, lit) in fixed {
+        if let Err(e) = check_literal_depth(lit) {
+            errors.push(too_deep(format!("fixed input '{name}'"), e));
+        }
+    }
+    errors
 }

@@ -1058,3 +1058,42 @@ fn a_cycle_closing_a_long_chain_is_reported() {
     let errs = errors_of(wf);
     assert_error(&errs, "n0 -> n1 -> n2");
 }
+
+/// `list[list[...int]]`, `levels` levels in all.
+fn nested_list_type(levels: usize) -> LiteralType {
+    (1..levels).fold(int(), |t, _| list(t))
+}
+
+/// Issue 11: types and bindings nested past the bound are refused, naming it.
+#[test]
+fn types_and_bindings_nested_past_the_bound_are_refused() {
+    let deep = crate::types::MAX_NESTING_DEPTH + 1;
+    let mut wf = good_wf();
+    wf.interface = Some(iface(
+        &[("x", int()), ("deep", nested_list_type(deep))],
+        &[("o", int())],
+    ));
+    assert_error(
+        &errors_of(wf),
+        "input 'deep': type nested deeper than 30 levels",
+    );
+
+    let collection = |b: BindingData| BindingData {
+        value: Some(binding_data::Value::Collection(BindingDataCollection {
+            bindings: vec![b],
+        })),
+        ..Default::default()
+    };
+    let mut wf = good_wf();
+    wf.nodes[0].inputs[1] = bind("b", (1..deep).fold(int_lit(1), |b, _| collection(b)));
+    assert_error(
+        &errors_of(wf),
+        "node n0: input 'b': binding nested deeper than 30 levels",
+    );
+
+    // At the bound it is an ordinary type error, not a nesting one.
+    let mut wf = good_wf();
+    wf.nodes[0].inputs[1] = bind("b", (1..deep - 1).fold(int_lit(1), |b, _| collection(b)));
+    let errs = errors_of(wf);
+    assert!(!errs.to_string().contains("nested deeper"), "{errs}");
+}
