@@ -20,7 +20,7 @@ Knobs (environment; a longer run is in docs/reliability.md#chaos-test):
   CHAOS_SEED       seed of the random delays (printed; default: a fresh one)
   CHAOS_KILLS      number of SIGKILLs (default 20)
   CHAOS_MAX_DELAY  upper bound of the random delay between a restart and the next kill, in
-                   seconds (default 4; the lower bound is 0.2)
+                   seconds (default 8; the lower bound is 0.2)
   CHAOS_SCALE      copies of the workload (default 1)
 """
 
@@ -85,15 +85,16 @@ def _workload(rng: random.Random, log_dir: str, wave: int, scale: int, serialize
     out: list[Expected] = []
     for _ in range(scale):
         if wave == 1:
+            # The gate first: its first task runs early, so the approval lands during the chaos.
+            x = rng.randrange(1000)
+            out.append(Expected("gate_wf", {"x": x, "log_dir": log_dir}, ok, x * 10 + 1))
+            out.append(Expected("fail_wf", {"x": 7, "log_dir": log_dir}, failed, error="chaos boom 7"))
             for x in (rng.randrange(1000), rng.randrange(1000)):
                 out.append(Expected("chain_wf", {"x": x, "delay": 0.5, "log_dir": log_dir}, ok, x + 15))
             xs = [rng.randrange(100) for _ in range(5)]
             out.append(Expected("map_wf", {"xs": xs, "log_dir": log_dir}, ok, [x * x for x in xs]))
             out.append(Expected("fan_out_wf", {"n": 20, "seconds": 1, "log_dir": log_dir}, ok, list(range(20))))
-            x = rng.randrange(1000)
-            out.append(Expected("gate_wf", {"x": x, "log_dir": log_dir}, ok, x * 10 + 1))
-            out.append(Expected("fail_wf", {"x": 7, "log_dir": log_dir}, failed, error="chaos boom 7"))
-            copies = 3
+            copies = 4
         else:
             x = rng.randrange(1000)
             out.append(Expected("chain_wf", {"x": x, "delay": 0.5, "log_dir": log_dir}, ok, x + 15))
@@ -113,10 +114,12 @@ def _launch(remote, version: str, runs: list[Expected]) -> None:
         remote.execute(entities[run.workflow], inputs=run.inputs, execution_name=run.name, wait=False)
 
 
-def _top_nodes(remote, execution_id) -> dict:
+def _top_nodes(remote, execution_id, unique_parent_id: str | None = None) -> dict:
     nodes, token = {}, ""
     while True:
-        page, token = remote.client.list_node_executions(execution_id, limit=100, token=token)
+        page, token = remote.client.list_node_executions(
+            execution_id, limit=100, token=token, unique_parent_id=unique_parent_id
+        )
         nodes.update({n.id.node_id: n for n in page})
         if not token:
             return nodes
@@ -172,7 +175,7 @@ def _try_approve(remote, gate_runs: list[Expected], approved: set[str]) -> None:
 def test_chaos_sigkill_during_mixed_workload(tmp_path_factory):
     seed = _env_int("CHAOS_SEED", random.SystemRandom().randrange(2**32))
     kills = _env_int("CHAOS_KILLS", 20)
-    max_delay = _env_float("CHAOS_MAX_DELAY", 4.0)
+    max_delay = _env_float("CHAOS_MAX_DELAY", 8.0)
     scale = _env_int("CHAOS_SCALE", 1)
     banner = f"chaos: CHAOS_SEED={seed} CHAOS_KILLS={kills} CHAOS_MAX_DELAY={max_delay} CHAOS_SCALE={scale}"
     print(f"\n{banner}", file=sys.stderr)
@@ -209,7 +212,12 @@ def test_chaos_sigkill_during_mixed_workload(tmp_path_factory):
 
         serialized_x = rng.randrange(10**6)
         runs = _workload(rng, str(log_dir), 1, scale, serialized_x)
-        wave2 = _workload(rng, str(log_dir), 2, scale, serialized_x)
+        # More work lands after a third and two thirds of the kills, so the server is busy
+        # (and launches meet restarts) through the whole chaos.
+        waves = {
+            max(1, kills // 3): _workload(rng, str(log_dir), 2, scale, serialized_x),
+            max(1, 2 * kills // 3): _workload(rng, str(log_dir), 2, scale, serialized_x),
+        }
         gate_runs = [r for r in runs if r.workflow == "gate_wf"]
         remote = _remote(server)
         _launch(remote, version, runs)
@@ -224,9 +232,9 @@ def test_chaos_sigkill_during_mixed_workload(tmp_path_factory):
             server = start_server(base, data_dir, port=port, log_name=f"server-{kill}.log")
             ready_times.append(time.time())
             remote = _remote(server)
-            if kill == kills // 2:
-                _launch(remote, version, wave2)
-                runs += wave2
+            if kill in waves:
+                _launch(remote, version, waves[kill])
+                runs += waves.pop(kill)
             if kill >= kills // 3:
                 _try_approve(remote, gate_runs, approved)
         chaos_seconds = time.monotonic() - started
@@ -294,12 +302,17 @@ def test_chaos_sigkill_during_mixed_workload(tmp_path_factory):
             if succeeded is not None and b["t"] > succeeded:
                 fail(f"{names[ex].workflow} {ex} node {node} was seen SUCCEEDED and ran again: {b}")
         # What the server recorded agrees: one SUCCEEDED attempt per node, the last one, and
-        # every attempt a body ran for is known.
+        # every attempt a body ran for is known. For the fan-out, its in-engine leaves too.
         for run in runs:
             execution = final[run.name]
-            for node_id in _top_nodes(remote, execution.id):
-                if node_id in ("start-node", "end-node"):
-                    continue
+            node_ids = [n for n in _top_nodes(remote, execution.id) if n not in ("start-node", "end-node")]
+            if run.workflow == "fan_out_wf":
+                children = _top_nodes(remote, execution.id, unique_parent_id="n0")
+                leaves = [n for n in children if not n.endswith(("start-node", "end-node"))]
+                if len(leaves) != 2 * run.inputs["n"]:
+                    fail(f"fan_out_wf {run.name}: {len(leaves)} leaves, expected {2 * run.inputs['n']}")
+                node_ids += leaves
+            for node_id in node_ids:
                 attempts = sorted(_task_attempts(remote, execution.id, node_id), key=lambda t: t.id.retry_attempt)
                 won = [a.id.retry_attempt for a in attempts if a.closure.phase == TaskExecutionPhase.SUCCEEDED]
                 if len(won) > 1 or (won and won[0] != attempts[-1].id.retry_attempt):
