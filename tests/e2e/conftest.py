@@ -1,7 +1,7 @@
 """End-to-end fixtures: a real `flyte-rs` process and the real flytekit client from PyPI.
 
 The server binary is `target/debug/flyte-rs` (built by scripts/test.sh; `$CARGO_TARGET_DIR` is
-honoured), or the one named by FLYTE_RS_TEST_BIN. Each session starts one server on a random free port with a temporary data
+honoured), or the one named by FLYTERS_TEST_BIN. Each session starts one server on a random free port with a temporary data
 dir, and writes a flytekit config file pointing at it.
 """
 
@@ -22,6 +22,10 @@ import uuid
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# The example project: its root has no __init__.py, so flytekit bundles it alone (not the
+# repository) for `pyflyte register examples/` and `pyflyte run --remote examples/….py`.
+EXAMPLES_PROJECT = REPO / "flytesnacks"
+EXAMPLES = EXAMPLES_PROJECT / "examples"
 PROJECT = "flytesnacks"
 DOMAIN = "development"
 READY_PREFIX = "flyte-rs is ready at "
@@ -51,7 +55,7 @@ class Server:
 
 def _binary() -> pathlib.Path:
     target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    path = pathlib.Path(os.environ.get("FLYTE_RS_TEST_BIN", target / "debug" / "flyte-rs"))
+    path = pathlib.Path(os.environ.get("FLYTERS_TEST_BIN", target / "debug" / "flyte-rs"))
     if not path.is_file():
         pytest.exit(f"{path} not found: build it first (cargo build -p flyte-rs) or run scripts/test.sh", 2)
     return path
@@ -169,14 +173,9 @@ class Registration:
 
 @pytest.fixture(scope="session")
 def registered(server: Server, tmp_path_factory) -> Registration:
-    """`pyflyte register examples/` once per session, with a known version.
-
-    It runs from a copy of examples/ in a project directory of its own: the fast-registration
-    bundle packs the whole project root, and the same version must give the same bundle when
-    it is registered again.
-    """
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(REPO / "examples", root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    """`pyflyte register examples/` once per session, with a known version, exactly as the
+    README says: in the repository's own example project (flytesnacks/)."""
+    root = EXAMPLES_PROJECT
     version = "e2e-" + uuid.uuid4().hex[:12]
     reg = Registration(version, None, 0.0, root)  # type: ignore[arg-type]
     started = time.monotonic()

@@ -23,9 +23,9 @@ import uuid
 import grpc
 import pytest
 
-from conftest import DOMAIN, PROJECT, REPO, Server, describe, pyflyte
+from conftest import DOMAIN, EXAMPLES, EXAMPLES_PROJECT, PROJECT, Server, describe, pyflyte
 
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(EXAMPLES_PROJECT))
 
 from flyteidl.admin import execution_pb2  # noqa: E402
 from flytekit.exceptions.system import FlyteSystemException  # noqa: E402
@@ -153,7 +153,7 @@ def grpc_details(err: BaseException) -> str:
 def project(tmp_path_factory) -> pathlib.Path:
     """A copy of examples/ in a project directory of its own (what pyflyte run bundles)."""
     root = tmp_path_factory.mktemp("advanced-project")
-    shutil.copytree(REPO / "examples", root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(EXAMPLES, root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
 

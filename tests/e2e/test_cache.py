@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import DOMAIN, PROJECT, Registration, Server, _binary, describe, pyflyte
+from conftest import DOMAIN, EXAMPLES, PROJECT, Registration, Server, _binary, describe, pyflyte
 
 from flyteidl.core import catalog_pb2  # noqa: E402
 from flytekit.models.core.execution import WorkflowExecutionPhase  # noqa: E402
@@ -126,7 +126,7 @@ def _run_with_cache_version(server: Server, remote, root: pathlib.Path, cache_ve
     import shutil
 
     project = root / f"v{cache_version}"
-    shutil.copytree(pathlib.Path(__file__).parents[2] / "examples", project / "examples",
+    shutil.copytree(EXAMPLES, project / "examples",
                     ignore=shutil.ignore_patterns("__pycache__"))
     source = project / "examples" / "cached.py"
     text = source.read_text()

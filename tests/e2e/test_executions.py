@@ -26,9 +26,9 @@ import uuid
 
 import pytest
 
-from conftest import DOMAIN, PROJECT, REPO, Server, describe, pyflyte, record_timing, start_server, stop_server
+from conftest import DOMAIN, EXAMPLES, EXAMPLES_PROJECT, PROJECT, Server, describe, pyflyte, record_timing, start_server, stop_server
 
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(EXAMPLES_PROJECT))
 
 from flytekit.models.core.execution import NodeExecutionPhase, TaskExecutionPhase, WorkflowExecutionPhase  # noqa: E402
 from flytekit.models.core.identifier import NodeExecutionIdentifier  # noqa: E402
@@ -46,7 +46,7 @@ def _name(prefix: str = "e") -> str:
 def project(tmp_path_factory) -> pathlib.Path:
     """A copy of examples/ in a project directory of its own (what pyflyte run bundles)."""
     root = tmp_path_factory.mktemp("run-project")
-    shutil.copytree(REPO / "examples", root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(EXAMPLES, root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
 

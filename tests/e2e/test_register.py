@@ -19,9 +19,9 @@ import urllib.request
 import grpc
 import pytest
 
-from conftest import DOMAIN, PROJECT, REPO, Registration, Server, describe
+from conftest import DOMAIN, EXAMPLES_PROJECT, PROJECT, Registration, Server, describe
 
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(EXAMPLES_PROJECT))
 
 from flytekit.configuration import ImageConfig, SerializationSettings  # noqa: E402
 from flytekit.core.base_task import PythonTask  # noqa: E402
@@ -195,8 +195,12 @@ def test_fast_registration_bundle_is_in_the_blob_store(server: Server, remote, r
     assert path.resolve().is_relative_to(blobs), f"{path} is not under the blob store {blobs}"
     assert path.is_file(), f"bundle {native_url} does not exist"
     with tarfile.open(path) as tar:
-        members = tar.getnames()
-    assert any(m.endswith("examples/basics.py") for m in members), members[:50]
+        files = [m.name for m in tar.getmembers() if m.isfile()]
+    assert "examples/basics.py" in files, files[:50]
+    # `pyflyte register examples/` in the example project bundles the examples alone: not the
+    # repository around it (crates/, target/ …), as it did when examples/ sat at its root.
+    assert all(f.startswith("examples/") for f in files), sorted(f for f in files if not f.startswith("examples/"))[:50]
+    assert "examples/__init__.py" in files
 
 
 def test_registering_again_succeeds(server: Server, registered: Registration):
