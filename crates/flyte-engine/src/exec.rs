@@ -586,7 +586,7 @@ impl ExecActor {
                 Kind::Task(_) if self.nodes[idx].child_scope.is_some() => {
                     // A dynamic node: its children were restored with it; its outputs are
                     // cached when they finish.
-                    self.cache_resume(idx).await;
+                    self.cache_resume(idx, false).await;
                 }
                 Kind::Task(_) if !self.nodes[idx].rec.dynamic_closure_path.is_empty() => {
                     // A dynamic node whose compiled workflow could not be read back.
@@ -617,8 +617,10 @@ impl ExecActor {
                         None,
                     );
                     self.nodes[idx].rec.attempt += 1;
-                    self.cache_resume(idx).await;
-                    self.start_attempt(idx);
+                    // Cached meanwhile: succeeded from the cache, nothing runs.
+                    if !self.cache_resume(idx, true).await {
+                        self.start_attempt(idx);
+                    }
                 }
                 Kind::Sleep(d) => {
                     let started = self.nodes[idx].rec.started_at_us;

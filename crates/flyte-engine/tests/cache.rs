@@ -6,7 +6,7 @@
 mod engine_support;
 use engine_support::*;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,14 +24,32 @@ use flyte_engine::{Engine, EngineConfig, ExecutionRequest, MemorySink, WorkflowP
 use flyteidl::core::*;
 use flyteidl::event::node_execution_event::TargetMetadata;
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-/// Outputs `o0 = x + 1` after `sleep`; fails while `fail` is set. Counts runs.
+/// Outputs `o0 = x + 1` after `sleep`; fails while `fail` is set. Counts runs, and the most
+/// bodies running at once (an aborted body stops, as a killed process does).
 struct Counting {
     blob: BlobStore,
     runs: AtomicUsize,
     sleep: Duration,
     fail: Mutex<bool>,
+    active: Arc<AtomicUsize>,
+    max_active: Arc<AtomicUsize>,
+    bodies: Arc<Mutex<HashMap<AttemptKey, oneshot::Sender<()>>>>,
+}
+
+impl Counting {
+    fn new(blob: BlobStore, sleep: Duration) -> Self {
+        Self {
+            blob,
+            runs: AtomicUsize::new(0),
+            sleep,
+            fail: Mutex::new(false),
+            active: Default::default(),
+            max_active: Default::default(),
+            bodies: Default::default(),
+        }
+    }
 }
 
 fn as_int(l: &Literal) -> i64 {
@@ -60,48 +78,64 @@ impl TaskBackend for Counting {
         updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
     ) -> Result<(), BackendError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_active.fetch_max(now, Ordering::SeqCst);
+        let (killed_tx, killed) = oneshot::channel();
+        self.bodies
+            .lock()
+            .unwrap()
+            .insert(attempt.key.clone(), killed_tx);
+        let (active, bodies) = (self.active.clone(), self.bodies.clone());
         let fail = *self.fail.lock().unwrap();
         let blob = self.blob.clone();
         let sleep = self.sleep;
         tokio::spawn(async move {
             let key = attempt.key.clone();
-            tokio::time::sleep(sleep).await;
-            if fail {
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                // Counted out by `abort`, as a killed process is gone when it is killed.
+                _ = killed => return,
+            }
+            let finished = if fail {
                 let error = ExecutionError {
                     code: "Boom".into(),
                     kind: execution_error::ErrorKind::User as i32,
                     ..Default::default()
                 };
-                let _ = updates.send((
-                    key,
-                    AttemptUpdate::Finished(AttemptOutcome::Failed {
-                        error,
-                        retryable: false,
-                        logs: vec![],
-                    }),
-                ));
-                return;
-            }
-            let in_key = blob.path_from_native_url(&attempt.paths.inputs).unwrap();
-            let inputs = LiteralMap::decode(blob.get(&in_key).await.unwrap()).unwrap();
-            let x = inputs.literals.get("x").map(as_int).unwrap_or_default();
-            let outputs = LiteralMap {
-                literals: BTreeMap::from([("o0".to_string(), int_lit(x + 1))]),
+                AttemptOutcome::Failed {
+                    error,
+                    retryable: false,
+                    logs: vec![],
+                }
+            } else {
+                let in_key = blob.path_from_native_url(&attempt.paths.inputs).unwrap();
+                let inputs = LiteralMap::decode(blob.get(&in_key).await.unwrap()).unwrap();
+                let x = inputs.literals.get("x").map(as_int).unwrap_or_default();
+                let outputs = LiteralMap {
+                    literals: BTreeMap::from([("o0".to_string(), int_lit(x + 1))]),
+                };
+                let out_key = blob
+                    .path_from_native_url(&format!("{}/outputs.pb", attempt.paths.output_prefix))
+                    .unwrap();
+                blob.put(&out_key, Bytes::from(outputs.encode_to_vec()))
+                    .await
+                    .unwrap();
+                AttemptOutcome::Succeeded { logs: vec![] }
             };
-            let out_key = blob
-                .path_from_native_url(&format!("{}/outputs.pb", attempt.paths.output_prefix))
-                .unwrap();
-            blob.put(&out_key, Bytes::from(outputs.encode_to_vec()))
-                .await
-                .unwrap();
-            let _ = updates.send((
-                key,
-                AttemptUpdate::Finished(AttemptOutcome::Succeeded { logs: vec![] }),
-            ));
+            // The body ends before the engine hears of it.
+            if bodies.lock().unwrap().remove(&key).is_some() {
+                active.fetch_sub(1, Ordering::SeqCst);
+            }
+            let _ = updates.send((key, AttemptUpdate::Finished(finished)));
         });
         Ok(())
     }
-    async fn abort(&self, _: &AttemptKey) {}
+    async fn abort(&self, key: &AttemptKey) {
+        if let Some(kill) = self.bodies.lock().unwrap().remove(key) {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            let _ = kill.send(());
+        }
+    }
 }
 
 fn vars(v: &[&str]) -> VariableMap {
@@ -198,12 +232,7 @@ async fn env(sleep: Duration) -> Env {
     let url = format!("sqlite://{}", dir.path().join("flyte.db").display());
     let store = flyte_store::open(&url).await.unwrap();
     let sink = MemorySink::new();
-    let backend = Arc::new(Counting {
-        blob: blob.clone(),
-        runs: AtomicUsize::new(0),
-        sleep,
-        fail: Mutex::new(false),
-    });
+    let backend = Arc::new(Counting::new(blob.clone(), sleep));
     let engine = Engine::new(
         EngineConfig::default(),
         blob,
@@ -395,12 +424,7 @@ async fn a_node_running_across_a_restart_still_stores_its_outputs() {
     let blob = BlobStore::from_url(dir.path().join("blob").to_str().unwrap()).unwrap();
     let url = format!("sqlite://{}", dir.path().join("flyte.db").display());
     let store = flyte_store::open(&url).await.unwrap();
-    let backend = Arc::new(Counting {
-        blob: blob.clone(),
-        runs: AtomicUsize::new(0),
-        sleep: Duration::from_millis(300),
-        fail: Mutex::new(false),
-    });
+    let backend = Arc::new(Counting::new(blob.clone(), Duration::from_millis(300)));
     let engine_over = |sink: &Arc<MemorySink>| {
         let engine = Engine::new(
             EngineConfig::default(),
@@ -462,4 +486,191 @@ async fn a_node_running_across_a_restart_still_stores_its_outputs() {
         2,
         "a hit does not run the task"
     );
+}
+
+/// One data directory (blob store, SQLite cache) that engines are built over again, as a
+/// server restarted on the same data dir is.
+struct Restartable {
+    _dir: tempfile::TempDir,
+    blob: BlobStore,
+    store: Arc<dyn flyte_store::MetadataStore>,
+    backend: Arc<Counting>,
+}
+
+impl Restartable {
+    async fn new(sleep: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = BlobStore::from_url(dir.path().join("blob").to_str().unwrap()).unwrap();
+        let url = format!("sqlite://{}", dir.path().join("flyte.db").display());
+        let store = flyte_store::open(&url).await.unwrap();
+        let backend = Arc::new(Counting::new(blob.clone(), sleep));
+        Self {
+            _dir: dir,
+            blob,
+            store,
+            backend,
+        }
+    }
+
+    fn engine(&self, sink: &Arc<MemorySink>) -> Engine {
+        let engine = Engine::new(
+            EngineConfig::default(),
+            self.blob.clone(),
+            vec![self.backend.clone()],
+            sink.clone(),
+            sink.clone(),
+        );
+        assert!(engine.set_cache(Arc::new(StoreTaskCache::new(self.store.clone()))));
+        engine
+    }
+}
+
+/// Polls (up to 10 s) until `cond` holds.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}
+
+async fn wait_phase(engine: &Engine, name: &str) -> Option<WorkflowPhase> {
+    let id = WorkflowExecutionIdentifier {
+        project: "p".into(),
+        domain: "d".into(),
+        name: name.into(),
+        ..Default::default()
+    };
+    tokio::time::timeout(Duration::from_secs(60), engine.wait(&id))
+        .await
+        .expect("execution did not finish")
+}
+
+fn n0_running(sink: &MemorySink, name: &str) -> bool {
+    sink.node_events(name).iter().any(|e| {
+        e.id.as_ref().unwrap().node_id == "n0" && e.phase == node_execution::Phase::Running as i32
+    })
+}
+
+/// Issue 11.8: A runs a `cache_serialize` task, B (same key) waits on A's reservation, the
+/// server dies. After the restart B still waits for A (the bodies never overlap), then takes
+/// A's cached outputs without running.
+#[tokio::test]
+async fn cache_serialize_holds_across_a_restart() {
+    let data = Restartable::new(Duration::from_millis(1500)).await;
+    let sink = MemorySink::new();
+    let engine = data.engine(&sink);
+    let t = cached_task("1.0", true);
+    engine
+        .start_execution(request("a", t.clone(), 7, false))
+        .await
+        .unwrap();
+    until("A's body runs", || {
+        data.backend.runs.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    engine
+        .start_execution(request("b", t.clone(), 7, false))
+        .await
+        .unwrap();
+    until("B's node runs (waiting on the reservation)", || {
+        n0_running(&sink, "b")
+    })
+    .await;
+    engine.crash();
+
+    let journal = sink.snapshot();
+    let engine = data.engine(&journal);
+    assert_eq!(engine.resume_all().await.unwrap(), 2);
+    assert_eq!(
+        wait_phase(&engine, "a").await,
+        Some(WorkflowPhase::Succeeded)
+    );
+    assert_eq!(
+        wait_phase(&engine, "b").await,
+        Some(WorkflowPhase::Succeeded)
+    );
+    assert_eq!(
+        data.backend.max_active.load(Ordering::SeqCst),
+        1,
+        "two bodies ran at once"
+    );
+    assert_eq!(
+        data.backend.runs.load(Ordering::SeqCst),
+        2,
+        "A's body before the crash and again after it; B's never"
+    );
+    let status = |name: &str| {
+        journal
+            .node_events(name)
+            .into_iter()
+            .filter(|e| e.id.as_ref().unwrap().node_id == "n0")
+            .find(|e| e.phase == node_execution::Phase::Succeeded as i32)
+            .and_then(|e| match e.target_metadata {
+                Some(TargetMetadata::TaskNodeMetadata(m)) => Some(m.cache_status()),
+                _ => None,
+            })
+    };
+    assert_eq!(status("a"), Some(CatalogCacheStatus::CachePopulated));
+    assert_eq!(status("b"), Some(CatalogCacheStatus::CacheHit));
+}
+
+/// Issue 11.8: a node running when the server dies whose outputs another execution has
+/// cached meanwhile takes them after the restart instead of running its body again.
+#[tokio::test]
+async fn a_resumed_node_looks_the_cache_up_again() {
+    use flyte_cache::{CacheKey, TaskCache};
+    let data = Restartable::new(Duration::from_secs(5)).await;
+    let sink = MemorySink::new();
+    let engine = data.engine(&sink);
+    let t = cached_task("1.0", false);
+    engine
+        .start_execution(request("c", t.clone(), 7, false))
+        .await
+        .unwrap();
+    until("C's body runs", || {
+        data.backend.runs.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Another execution stores the outputs for the same key.
+    let inputs = LiteralMap {
+        literals: BTreeMap::from([("x".to_string(), int_lit(7))]),
+    };
+    let key = CacheKey::for_task(&t, &inputs).unwrap().unwrap();
+    let cached = LiteralMap {
+        literals: BTreeMap::from([("o0".to_string(), int_lit(100))]),
+    };
+    StoreTaskCache::new(data.store.clone())
+        .put(&key, &cached, &TaskExecutionIdentifier::default(), false)
+        .await
+        .unwrap();
+    engine.crash();
+
+    let journal = sink.snapshot();
+    let engine = data.engine(&journal);
+    assert_eq!(engine.resume_all().await.unwrap(), 1);
+    assert_eq!(
+        wait_phase(&engine, "c").await,
+        Some(WorkflowPhase::Succeeded)
+    );
+    assert_eq!(
+        data.backend.runs.load(Ordering::SeqCst),
+        1,
+        "the body did not run again"
+    );
+    let out = journal
+        .workflow_events("c")
+        .last()
+        .and_then(|e| e.output_result.clone());
+    let o = match out {
+        Some(flyteidl::event::workflow_execution_event::OutputResult::OutputData(o)) => o,
+        Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) => {
+            let path = data.blob.path_from_native_url(&uri).unwrap();
+            LiteralMap::decode(data.blob.get(&path).await.unwrap()).unwrap()
+        }
+        other => panic!("no outputs: {other:?}"),
+    };
+    assert_eq!(as_int(&o.literals["o"]), 100, "the cached outputs");
 }

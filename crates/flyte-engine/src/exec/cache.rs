@@ -230,40 +230,56 @@ impl ExecActor {
     }
 
     /// After a restart, for a cacheable task node that was running: rebuilds its cache state
-    /// from its `inputs.pb` (the lookup before the crash missed, or it would not have run) so
-    /// that its outputs are stored when it succeeds, and takes its `cache_serialize`
-    /// reservation back (the owner is the node execution, so it is still ours unless it
-    /// expired and another execution took it; then this one runs without it).
-    pub(super) async fn cache_resume(&mut self, idx: usize) {
+    /// from its `inputs.pb` so that its outputs are stored when it succeeds, and takes its
+    /// `cache_serialize` reservation back (the owner is the node execution, not the process,
+    /// so a reservation it held is still its own). With `rerun` (its attempt is about to run
+    /// again) it behaves as before the crash: it looks the cache up again (another execution
+    /// may have stored the outputs meanwhile; a hit succeeds the node and true is returned,
+    /// nothing runs), and waits while another execution holds the reservation. A dynamic
+    /// node whose workflow is already running (`rerun` false) only takes the reservation back.
+    pub(super) async fn cache_resume(&mut self, idx: usize, rerun: bool) -> bool {
         let Some(cache) = self.task_cache() else {
-            return;
+            return false;
         };
         let Kind::Task(template) = self.nodes[idx].kind.clone() else {
-            return;
+            return false;
         };
         let Some(meta) = template.metadata.as_ref().filter(|m| m.discoverable) else {
-            return;
+            return false;
         };
         if self.nodes[idx].array_ctx.is_some() {
-            return;
+            return false;
         }
         let inputs = match self.shared.blob.get(&self.nodes[idx].inputs_file()).await {
             Ok(bytes) => match LiteralMap::decode(bytes) {
                 Ok(map) => map,
-                Err(_) => return,
+                Err(_) => return false,
             },
             Err(flyte_blob::BlobError::NotFound(_)) => LiteralMap::default(),
-            Err(_) => return,
+            Err(_) => return false,
         };
         let Some(Ok(key)) = CacheKey::for_task(&template, &inputs) else {
-            return;
+            return false;
         };
         let mut nc = self.node_cache(idx, key.clone());
+        let lookup = rerun && !nc.overwrite;
+        if lookup && let Ok(Some(hit)) = cache.lookup(&key).await {
+            self.cache_nodes.insert(idx, nc);
+            return self.succeed_from_cache(idx, hit).await;
+        }
         if meta.cache_serializable {
-            // Not held (expired and taken, or the store failed): run without it.
-            let _ = self.acquire_reservation(&cache, &key, &mut nc).await;
+            // Held by another execution: wait for it as the first attempt did (a reservation
+            // left by the dead server expires after a few heartbeats). A store failure: run.
+            if let Ok(false) = self.acquire_reservation(&cache, &key, &mut nc).await {
+                nc.wait = lookup;
+            } else if lookup && let Ok(Some(hit)) = cache.lookup(&key).await {
+                // Stored between the lookup and taking the reservation.
+                self.cache_nodes.insert(idx, nc);
+                return self.succeed_from_cache(idx, hit).await;
+            }
         }
         self.cache_nodes.insert(idx, nc);
+        false
     }
 
     /// A hit: the cached outputs become the node's, and it succeeds. False if they cannot be
