@@ -871,3 +871,103 @@ async fn fast_execute_bundles_are_unpacked_in_the_working_directory() {
         std::fs::remove_file(&report).unwrap();
     }
 }
+
+/// The log lines written while the guard lives (this thread; the tests' runtime is
+/// single-threaded, so the backend's tasks log here too).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let c = Self::default();
+        let writer = c.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        (c, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Issues 11.9 and 14.1: without `pyflyte-execute` on the task `PATH`, the backend warns at
+/// start-up, and a Python task fails with a message (and an ERROR line) naming the fix.
+#[tokio::test]
+async fn a_missing_python_entry_point_is_reported_with_the_fix() {
+    let (logs, _guard) = Captured::start();
+    let f = Fixture::new();
+    let empty = f.data_dir().join("no-python");
+    std::fs::create_dir_all(&empty).unwrap();
+    let b = backend(&f, |c| c.path = Some(empty.clone().into_os_string()));
+
+    let err = b.config().check_python_entrypoint().unwrap_err();
+    for fix in [
+        "engine.python_venv",
+        "FLYTE_RS_ENGINE__PYTHON_VENV",
+        "flytekit",
+    ] {
+        assert!(err.contains(fix), "{err}");
+    }
+    let warned = logs.lines();
+    assert!(
+        warned.iter().any(|l| l.contains("WARN")
+            && l.contains("pyflyte-execute")
+            && l.contains("engine.python_venv")),
+        "no start-up warning: {warned:#?}"
+    );
+
+    let k = key("exec-nopy", "n0", 0);
+    let template = container_task(
+        "python-task",
+        &["pyflyte-execute", "--inputs", "{{.input}}"],
+        &[],
+        None,
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    b.start(f.attempt(k.clone(), template), tx).await.unwrap();
+    let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
+    let (error, retryable) = failure(&outcome);
+    assert!(!retryable);
+    assert_eq!(error.code, "StartError");
+    for fix in [
+        "pyflyte-execute",
+        "engine.python_venv",
+        "FLYTE_RS_ENGINE__PYTHON_VENV",
+    ] {
+        assert!(error.message.contains(fix), "{}", error.message);
+    }
+    let lines = logs.lines();
+    assert!(
+        lines.iter().any(|l| l.contains("ERROR")
+            && l.contains("cannot start")
+            && l.contains("engine.python_venv")),
+        "no ERROR line: {lines:#?}"
+    );
+
+    // A virtual environment that has it: found there.
+    let venv = f.data_dir().join("venv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    let entry = venv.join("bin/pyflyte-execute");
+    std::fs::write(&entry, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&entry, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut config = b.config().clone();
+    config.venv = Some(venv);
+    assert_eq!(config.check_python_entrypoint(), Ok(entry));
+}
