@@ -224,6 +224,7 @@ def test_chaos_sigkill_during_mixed_workload(tmp_path_factory):
         observed = Observed()
         approved: set[str] = set()
 
+        chaos_started = time.monotonic()
         for kill in range(1, kills + 1):
             time.sleep(rng.uniform(0.2, max_delay))
             observed.snapshot(remote, runs)
@@ -237,7 +238,7 @@ def test_chaos_sigkill_during_mixed_workload(tmp_path_factory):
                 runs += waves.pop(kill)
             if kill >= kills // 3:
                 _try_approve(remote, gate_runs, approved)
-        chaos_seconds = time.monotonic() - started
+        chaos_seconds = time.monotonic() - chaos_started
 
         # The last server runs everything to the end.
         deadline = time.monotonic() + 600 * scale
