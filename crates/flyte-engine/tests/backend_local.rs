@@ -907,8 +907,8 @@ impl Captured {
     }
 }
 
-/// Issues 11.9 and 14.1: without `pyflyte-execute` on the task `PATH`, the backend warns at
-/// start-up, and a Python task fails with a message (and an ERROR line) naming the fix.
+/// Issues 11.9 and 14.1: without `pyflyte-execute` on the task `PATH`, a Python task fails
+/// with a message (and an ERROR line) naming the fix.
 #[tokio::test]
 async fn a_missing_python_entry_point_is_reported_with_the_fix() {
     let (logs, _guard) = Captured::start();
@@ -916,22 +916,6 @@ async fn a_missing_python_entry_point_is_reported_with_the_fix() {
     let empty = f.data_dir().join("no-python");
     std::fs::create_dir_all(&empty).unwrap();
     let b = backend(&f, |c| c.path = Some(empty.clone().into_os_string()));
-
-    let err = b.config().check_python_entrypoint().unwrap_err();
-    for fix in [
-        "engine.python_venv",
-        "FLYTE_RS_ENGINE__PYTHON_VENV",
-        "flytekit",
-    ] {
-        assert!(err.contains(fix), "{err}");
-    }
-    let warned = logs.lines();
-    assert!(
-        warned.iter().any(|l| l.contains("WARN")
-            && l.contains("pyflyte-execute")
-            && l.contains("engine.python_venv")),
-        "no start-up warning: {warned:#?}"
-    );
 
     let k = key("exec-nopy", "n0", 0);
     let template = container_task(
@@ -960,14 +944,4 @@ async fn a_missing_python_entry_point_is_reported_with_the_fix() {
             && l.contains("engine.python_venv")),
         "no ERROR line: {lines:#?}"
     );
-
-    // A virtual environment that has it: found there.
-    let venv = f.data_dir().join("venv");
-    std::fs::create_dir_all(venv.join("bin")).unwrap();
-    let entry = venv.join("bin/pyflyte-execute");
-    std::fs::write(&entry, "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(&entry, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut config = b.config().clone();
-    config.venv = Some(venv);
-    assert_eq!(config.check_python_entrypoint(), Ok(entry));
 }

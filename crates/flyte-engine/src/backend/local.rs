@@ -47,13 +47,12 @@ use super::{AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt
 /// Task types that never run as a process here (the builtin backend runs them).
 const NOT_HANDLED_TYPES: &[&str] = &["echo", "core-sleep"];
 
-/// The command flytekit registers Python tasks with (`pyflyte-fast-execute` runs it too).
-pub const PYTHON_ENTRYPOINT: &str = "pyflyte-execute";
-
-/// How to give task processes flytekit's commands; said at start-up and when a task cannot
-/// start (the config keys of `flyte_rs::Config`, docs/configuration.md).
-const PYTHON_FIX: &str = "start flyte-rs from an activated Python virtual environment with \
-flytekit installed, or set engine.python_venv (FLYTE_RS_ENGINE__PYTHON_VENV) to one";
+/// How to give task processes flytekit's commands (`pyflyte-*`) when a task cannot start
+/// (the config keys of `flyte_rs::Config`, docs/configuration.md; the binary's start-up
+/// warning says the same).
+const PYTHON_FIX: &str = "set engine.python_venv (FLYTE_RS_ENGINE__PYTHON_VENV) to a virtual \
+environment with flytekit installed, or start flyte-rs from a shell where it is on PATH (an \
+activated virtual environment), then restart flyte-rs";
 
 /// The same for any other command.
 const PATH_FIX: &str = "install it on the server's PATH, or set engine.task_path \
@@ -123,20 +122,6 @@ impl LocalProcessConfig {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
-    }
-
-    /// Where task processes find flytekit's entry point ([`PYTHON_ENTRYPOINT`]) with this
-    /// configuration; `Err` says that it is missing and how to fix it. Checked at start-up:
-    /// without it no Python task can start.
-    pub fn check_python_entrypoint(&self) -> Result<PathBuf, String> {
-        let path = self.effective_path();
-        let path = path.to_string_lossy();
-        resolve_program(PYTHON_ENTRYPOINT, &path, &self.work_dir).ok_or_else(|| {
-            format!(
-                "{PYTHON_ENTRYPOINT} is not on the task PATH [{path}]: Python tasks cannot \
-                 start; {PYTHON_FIX}"
-            )
-        })
     }
 
     /// The `PATH` task processes get.
@@ -354,9 +339,6 @@ impl LocalProcessBackend {
                 groups = reaped,
                 "killed task processes left over by an earlier server process"
             );
-        }
-        if let Err(problem) = config.check_python_entrypoint() {
-            tracing::warn!(problem = %problem, "Python tasks cannot start");
         }
         let limit = config.effective_concurrency();
         let layout = LogLayout::new(config.log_dir.clone(), config.public_url.clone());
