@@ -83,6 +83,7 @@ impl From<StoreError> for AdminError {
                 Self::AlreadyExists(format!("{what} already exists"))
             }
             StoreError::InvalidArgument(msg) => Self::InvalidArgument(msg),
+            full @ StoreError::StorageFull(_) => Self::ResourceExhausted(full.to_string()),
             StoreError::Internal(source) => Self::Internal(source.to_string()),
         }
     }

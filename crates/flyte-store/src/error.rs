@@ -11,6 +11,10 @@ pub enum StoreError {
     /// The query cannot be run as asked (unknown filter field, bad value or token).
     #[error("{0}")]
     InvalidArgument(String),
+    /// The database's disk is full (SQLite `SQLITE_FULL`, PostgreSQL SQLSTATE 53100); nothing
+    /// partial was committed. The store writes again by itself once space is freed.
+    #[error("the metadata store's disk is full: {0}")]
+    StorageFull(String),
     /// The database failed; nothing partial was committed.
     #[error("metadata store: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -11,7 +11,8 @@
 //! * a taken unique key is [`StoreError::AlreadyExists`] naming the thing
 //!   (`task flytesnacks/development/my.task@v1`), a missing row or an unknown project is
 //!   [`StoreError::NotFound`], a bad list query is [`StoreError::InvalidArgument`] naming the
-//!   field and the valid ones, anything else is [`StoreError::Internal`];
+//!   field and the valid ones, a full disk is [`StoreError::StorageFull`] (the store writes
+//!   again by itself once space is freed), anything else is [`StoreError::Internal`];
 //! * timestamps are kept with microsecond precision;
 //! * lists: filters on whitelisted, typed fields (values always bound as parameters), sort
 //!   by a whitelisted key (default `created_at` descending) with a deterministic tiebreak,
@@ -344,6 +345,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// One round trip to the database (health checks).
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+    /// Whether the store can serve reads *and* writes now: after a write failed for a full
+    /// disk this probes with a write (`StorageFull` until space is freed), otherwise a ping.
+    async fn ready(&self) -> Result<()> {
+        self.ping().await
     }
     /// Closes the connections (graceful shutdown); later calls fail.
     async fn close(&self) {}

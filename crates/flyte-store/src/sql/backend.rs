@@ -65,6 +65,9 @@ pub(crate) type Row = Vec<Value>;
 pub(crate) enum DbErrorKind {
     UniqueViolation,
     ForeignKeyViolation,
+    /// No space left for the database: SQLite `SQLITE_FULL` (13, also as the low byte of an
+    /// extended code), PostgreSQL SQLSTATE 53100 `disk_full`.
+    StorageFull,
     Other,
 }
 
@@ -73,9 +76,20 @@ pub(crate) fn classify(err: &sqlx::Error) -> DbErrorKind {
         sqlx::Error::Database(db) => match db.kind() {
             sqlx::error::ErrorKind::UniqueViolation => DbErrorKind::UniqueViolation,
             sqlx::error::ErrorKind::ForeignKeyViolation => DbErrorKind::ForeignKeyViolation,
+            _ if is_storage_full(db.code().as_deref()) => DbErrorKind::StorageFull,
             _ => DbErrorKind::Other,
         },
         _ => DbErrorKind::Other,
+    }
+}
+
+/// PostgreSQL reports SQLSTATEs (always five characters), SQLite extended result codes as
+/// decimal numbers of at most four digits whose low byte is the primary code.
+fn is_storage_full(code: Option<&str>) -> bool {
+    match code {
+        Some(sqlstate) if sqlstate.len() == 5 => sqlstate == "53100",
+        Some(code) => code.parse::<u32>().is_ok_and(|c| c & 0xff == 13),
+        None => false,
     }
 }
 
@@ -111,6 +125,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// A round trip to the database.
     async fn ping(&self) -> Result<(), sqlx::Error>;
+    /// Whether the database can be written now: a committed write that changes nothing
+    /// (sqlx's newest migration row rewritten with its own values, a table every store has);
+    /// for SQLite first whether its filesystem has [`MIN_FREE_BYTES`] free, since a failed
+    /// bigger write leaves room for a probe that small even on a full disk.
+    async fn probe_write(&self) -> crate::Result<()>;
     async fn close(&self);
 }
 
@@ -230,6 +249,20 @@ macro_rules! sql_backend {
                     .map(|_| ())
             }
 
+            async fn probe_write(&self) -> crate::Result<()> {
+                use $crate::sql::internal;
+                self.check_space()?;
+                let mut tx = self.begin().await.map_err(internal)?;
+                sqlx::query(
+                    "UPDATE _sqlx_migrations SET success = success \
+                     WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+                tx.commit().await.map_err(internal)
+            }
+
             async fn close(&self) {
                 self.pool.close().await
             }
@@ -258,3 +291,37 @@ sql_backend!(
     null_timestamp: None::<DateTime<Utc>>,
     read_timestamp: |ts| ts,
 );
+
+/// Free space below which a SQLite store that already met a full disk stays not ready.
+pub(crate) const MIN_FREE_BYTES: u64 = 1 << 20;
+
+impl SqliteBackend {
+    fn check_space(&self) -> crate::Result<()> {
+        let options = self.pool.connect_options();
+        let file = options.get_filename();
+        let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        // In-memory databases have no directory on disk; a failing statvfs tells nothing.
+        let Ok(fs) = rustix::fs::statvfs(dir) else {
+            return Ok(());
+        };
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if free < MIN_FREE_BYTES {
+            return Err(crate::StoreError::StorageFull(format!(
+                "{} has {} KiB free (at least {} KiB needed)",
+                dir.display(),
+                free / 1024,
+                MIN_FREE_BYTES / 1024
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl PostgresBackend {
+    /// The server's disk is not visible from here: the probe write alone tells.
+    fn check_space(&self) -> crate::Result<()> {
+        Ok(())
+    }
+}

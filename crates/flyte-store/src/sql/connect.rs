@@ -4,12 +4,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::SqlStore;
-use super::backend::{PostgresBackend, SqliteBackend};
+use super::backend::{Backend, PostgresBackend, SqliteBackend};
 use crate::{MetadataStore, Result, StoreError, migrations};
 
 fn open_error(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -51,18 +52,40 @@ pub(crate) async fn open_sqlite(url: &str) -> Result<Arc<dyn MetadataStore>> {
     } else {
         SqlitePoolOptions::new().max_connections(8)
     };
-    let pool = pool_options.connect_with(options).await.map_err(|e| {
-        open_error(
-            &format!("cannot open SQLite database {}", filename.display()),
-            e,
-        )
-    })?;
+    // A connection still inside a transaction is closed rather than handed out: after a
+    // COMMIT that failed for a full disk SQLite may already have rolled back, so sqlx's
+    // rollback-on-drop fails, its transaction depth stays at 1 and every later `begin` on
+    // that connection failed ("begin_with at non-zero transaction depth") until a restart.
+    let pool = pool_options
+        .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        .connect_with(options)
+        .await
+        .map_err(|e| {
+            open_error(
+                &format!("cannot open SQLite database {}", filename.display()),
+                e,
+            )
+        })?;
     migrations::migrator(migrations::SQLITE)
         .run(&pool)
         .await
-        .map_err(|e| open_error("migrating the SQLite metadata store", e))?;
+        .map_err(|e| {
+            open_error(
+                &format!("migrating the SQLite metadata store {}", filename.display()),
+                e,
+            )
+        })?;
+    let backend = SqliteBackend { pool };
+    // A database that opens but cannot be written (read-only file or filesystem, full disk)
+    // would only fail later, in a retry loop: say so now, naming the file.
+    if !in_memory && let Err(e) = probe_writable(&backend).await {
+        backend.pool.close().await;
+        return Err(StoreError::Internal(
+            format!("the SQLite database {} {e}", filename.display()).into(),
+        ));
+    }
     tracing::info!(path = %filename.display(), "metadata store: SQLite");
-    Ok(Arc::new(SqlStore::new(SqliteBackend { pool })))
+    Ok(Arc::new(SqlStore::new(backend)))
 }
 
 /// `postgres://user[:password]@host[:port]/database[?options]`. The database is created if
@@ -81,6 +104,8 @@ pub(crate) async fn open_postgres(url: &str) -> Result<Arc<dyn MetadataStore>> {
     }
     let pool = PgPoolOptions::new()
         .max_connections(16)
+        // As for SQLite: never hand out a connection left inside a failed transaction.
+        .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options)
         .await
@@ -91,4 +116,30 @@ pub(crate) async fn open_postgres(url: &str) -> Result<Arc<dyn MetadataStore>> {
         .map_err(|e| open_error("migrating the PostgreSQL metadata store", e))?;
     tracing::info!(database = %where_, "metadata store: PostgreSQL");
     Ok(Arc::new(SqlStore::new(PostgresBackend { pool })))
+}
+
+/// Why a freshly opened SQLite database cannot be written, in words for the start-up error.
+async fn probe_writable(backend: &SqliteBackend) -> std::result::Result<(), String> {
+    let mut tx = backend.begin().await.map_err(|e| cannot_write(&e))?;
+    sqlx::query(
+        "UPDATE _sqlx_migrations SET success = success \
+         WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| cannot_write(&e))?;
+    tx.commit().await.map_err(|e| cannot_write(&e))
+}
+
+fn cannot_write(err: &sqlx::Error) -> String {
+    let code = match err {
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<u32>().ok()),
+        _ => None,
+    };
+    // Primary result codes (the low byte): SQLITE_READONLY 8, SQLITE_FULL 13.
+    match code.map(|c| c & 0xff) {
+        Some(8) => format!("is read-only (the file, its directory or its filesystem): {err}"),
+        Some(13) => format!("cannot be written: its disk is full: {err}"),
+        _ => format!("cannot be written: {err}"),
+    }
 }

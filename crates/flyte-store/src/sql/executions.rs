@@ -505,7 +505,7 @@ fn batch_error(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match classify(&err) {
         DbErrorKind::ForeignKeyViolation => StoreError::NotFound(what()),
         DbErrorKind::UniqueViolation => StoreError::AlreadyExists(what()),
-        DbErrorKind::Other => internal(err),
+        DbErrorKind::StorageFull | DbErrorKind::Other => internal(err),
     }
 }
 

@@ -39,11 +39,45 @@ use crate::{
 
 pub(crate) struct SqlStore<B: Backend> {
     backend: B,
+    /// Why the last write failed for want of space, until a write probe succeeds: readiness
+    /// probes with a write only then (a full disk does not stop reads).
+    write_blocked: std::sync::Mutex<Option<String>>,
 }
 
 impl<B: Backend> SqlStore<B> {
     pub(crate) fn new(backend: B) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            write_blocked: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn set_write_blocked(&self, reason: Option<String>) {
+        // A poisoned lock only means a panic elsewhere while setting a string: keep going.
+        let mut blocked = self
+            .write_blocked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match (&*blocked, &reason) {
+            (None, Some(reason)) => tracing::error!(
+                backend = self.backend.name(),
+                reason = %reason,
+                "metadata store cannot write: its disk is full; writes fail until space is freed"
+            ),
+            (Some(_), None) => tracing::info!(
+                backend = self.backend.name(),
+                "metadata store writes again: space was freed"
+            ),
+            _ => {}
+        }
+        *blocked = reason;
+    }
+
+    fn write_blocked(&self) -> bool {
+        self.write_blocked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some()
     }
 
     /// Runs one operation, recording its latency and outcome.
@@ -54,11 +88,17 @@ impl<B: Backend> SqlStore<B> {
             StoreError::NotFound(_) => "not_found",
             StoreError::AlreadyExists(_) => "already_exists",
             StoreError::InvalidArgument(_) => "invalid_argument",
+            StoreError::StorageFull(_) => "storage_full",
             StoreError::Internal(_) => "internal",
         });
         crate::metrics::record(op, self.backend.name(), start.elapsed(), kind);
-        if let Err(StoreError::Internal(err)) = &result {
-            tracing::warn!(op, backend = self.backend.name(), error = %err, "metadata store operation failed");
+        match &result {
+            Err(StoreError::Internal(err)) => {
+                tracing::warn!(op, backend = self.backend.name(), error = %err, "metadata store operation failed");
+            }
+            // Logged once when the state changes, not per failed write.
+            Err(StoreError::StorageFull(reason)) => self.set_write_blocked(Some(reason.clone())),
+            _ => {}
         }
         result
     }
@@ -106,8 +146,13 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// A database error that is not about the caller's input: a full disk is `StorageFull`,
+/// anything else `Internal`.
 pub(crate) fn internal(err: sqlx::Error) -> StoreError {
-    StoreError::Internal(Box::new(err))
+    match classify(&err) {
+        DbErrorKind::StorageFull => StoreError::StorageFull(err.to_string()),
+        _ => StoreError::Internal(Box::new(err)),
+    }
 }
 
 /// Maps a failed write: a taken unique key is `AlreadyExists(what)`, a missing project (the
@@ -116,7 +161,7 @@ fn write_error(err: sqlx::Error, what: impl FnOnce() -> String, project: &str) -
     match classify(&err) {
         DbErrorKind::UniqueViolation => StoreError::AlreadyExists(what()),
         DbErrorKind::ForeignKeyViolation => StoreError::NotFound(format!("project {project}")),
-        DbErrorKind::Other => internal(err),
+        DbErrorKind::StorageFull | DbErrorKind::Other => internal(err),
     }
 }
 
@@ -1107,6 +1152,17 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             self.backend.ping().await.map_err(internal)
         })
         .await
+    }
+
+    async fn ready(&self) -> Result<()> {
+        if !self.write_blocked() {
+            return self.ping().await;
+        }
+        let probed = self.timed("probe_write", self.backend.probe_write()).await;
+        if probed.is_ok() {
+            self.set_write_blocked(None);
+        }
+        probed
     }
 
     async fn close(&self) {

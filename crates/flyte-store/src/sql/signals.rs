@@ -96,7 +96,7 @@ impl<B: Backend> SqlStore<B> {
             .map_err(|err| match classify(&err) {
                 DbErrorKind::ForeignKeyViolation => StoreError::NotFound(key.execution.to_string()),
                 DbErrorKind::UniqueViolation => StoreError::AlreadyExists(key.to_string()),
-                DbErrorKind::Other => internal(err),
+                DbErrorKind::StorageFull | DbErrorKind::Other => internal(err),
             })?;
         let row = B::tx_fetch(&mut tx, key_stmt(&key), SIGNAL_COLS)
             .await
