@@ -73,6 +73,34 @@ pub(super) async fn checked_new_id<K: Kind>(
     Ok((id.clone(), entity_key(K::RESOURCE, id)))
 }
 
+/// Runs a create handler and logs its refusal once, at WARN, with the id and the reason: a
+/// failed `pyflyte register` must be explainable from the server's log. An identical
+/// re-registration (ALREADY_EXISTS, which flytekit counts as success) is not a refusal, and
+/// INTERNAL is logged at ERROR where it is answered ([`AdminError::answer`]).
+pub(super) async fn logging_refusal<K: Kind, T>(
+    id: Option<&Identifier>,
+    handler: impl Future<Output = AdminResult<T>>,
+) -> AdminResult<T> {
+    let result = handler.await;
+    if let Err(err) = &result {
+        let id = id.map(ids::display_identifier).unwrap_or_default();
+        match err {
+            AdminError::AlreadyExists(_) => {
+                tracing::debug!(kind = K::NOUN, %id, "already registered")
+            }
+            AdminError::Internal(_) => {}
+            _ => tracing::warn!(
+                kind = K::NOUN,
+                %id,
+                code = ?err.grpc_code(),
+                reason = %err,
+                "registration refused"
+            ),
+        }
+    }
+    result
+}
+
 /// The raw spec of a create request (field 2), as the client encoded it.
 pub(super) fn raw_spec<R, S>(
     request: &tonic::Request<R>,

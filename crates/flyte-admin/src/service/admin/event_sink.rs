@@ -17,9 +17,13 @@ use flyte_engine::{
     SinkError, WorkflowStateRecord,
 };
 use flyte_store::{
-    EngineChange, ExecutionKey, MetadataStore, NodeExecutionRecord, StateBatch, StoreError,
-    TaskExecutionKey, TaskExecutionRecord,
+    EngineChange, ExecutionKey, ExecutionRecord, MetadataStore, NodeExecutionRecord, StateBatch,
+    StoreError, TaskExecutionKey, TaskExecutionRecord,
 };
+
+use flyteidl::admin::ExecutionClosure;
+use flyteidl::admin::execution_closure::OutputResult;
+use prost::Message;
 
 use super::events::{self, Rejection};
 use crate::state::AdminState;
@@ -231,11 +235,64 @@ impl EventSink for StoreEventSink {
                 )
             })
             .collect();
+        let ended: Vec<_> = changes
+            .executions
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.phase.as_str(),
+                    "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT"
+                )
+            })
+            .cloned()
+            .collect();
         self.store.apply(changes).await.map_err(store_error)?;
         for (project, domain, phase, ran) in phases {
             crate::router::metrics::execution_phase(&project, &domain, &phase, ran);
         }
+        for execution in &ended {
+            log_end(execution);
+        }
         Ok(())
+    }
+}
+
+/// The one log line of an execution's end, once it is stored: its phase, how long it ran,
+/// and for a failure the error's kind, code and message (INFO; WARN for a failure).
+fn log_end(e: &ExecutionRecord) {
+    let started = e.started_at.unwrap_or(e.created_at);
+    let duration_s = (e.updated_at - started).as_seconds_f64().max(0.0);
+    let closure = ExecutionClosure::decode(e.closure.as_slice()).unwrap_or_default();
+    let (project, domain, name) = (&e.key.project, &e.key.domain, &e.key.name);
+    match closure.output_result {
+        Some(OutputResult::Error(err)) => tracing::warn!(
+            project = %project,
+            domain = %domain,
+            execution = %name,
+            phase = %e.phase,
+            duration_s,
+            error_kind = err.kind().as_str_name(),
+            error_code = %err.code,
+            error = %err.message,
+            "execution ended"
+        ),
+        Some(OutputResult::AbortMetadata(abort)) => tracing::info!(
+            project = %project,
+            domain = %domain,
+            execution = %name,
+            phase = %e.phase,
+            duration_s,
+            cause = %abort.cause,
+            "execution ended"
+        ),
+        _ => tracing::info!(
+            project = %project,
+            domain = %domain,
+            execution = %name,
+            phase = %e.phase,
+            duration_s,
+            "execution ended"
+        ),
     }
 }
 

@@ -76,6 +76,14 @@ pub(super) async fn create(
     state: &AdminState,
     request: tonic::Request<LaunchPlanCreateRequest>,
 ) -> AdminResult<tonic::Response<LaunchPlanCreateResponse>> {
+    let id = request.get_ref().id.clone();
+    entities::logging_refusal::<LaunchPlans, _>(id.as_ref(), register(state, request)).await
+}
+
+async fn register(
+    state: &AdminState,
+    request: tonic::Request<LaunchPlanCreateRequest>,
+) -> AdminResult<tonic::Response<LaunchPlanCreateResponse>> {
     let raw_spec = entities::raw_spec(&request, |r| r.spec.as_ref());
     let LaunchPlanCreateRequest { id, spec } = request.into_inner();
     let (_, key) = entities::checked_new_id::<LaunchPlans>(state, id.as_ref()).await?;

@@ -71,6 +71,14 @@ pub(super) async fn create(
     state: &AdminState,
     request: tonic::Request<TaskCreateRequest>,
 ) -> AdminResult<tonic::Response<TaskCreateResponse>> {
+    let id = request.get_ref().id.clone();
+    entities::logging_refusal::<Tasks, _>(id.as_ref(), register(state, request)).await
+}
+
+async fn register(
+    state: &AdminState,
+    request: tonic::Request<TaskCreateRequest>,
+) -> AdminResult<tonic::Response<TaskCreateResponse>> {
     let raw_spec = entities::raw_spec(&request, |r| r.spec.as_ref());
     let TaskCreateRequest { id, spec } = request.into_inner();
     let (id, key) = entities::checked_new_id::<Tasks>(state, id.as_ref()).await?;

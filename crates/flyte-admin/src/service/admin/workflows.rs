@@ -70,6 +70,14 @@ pub(super) async fn create(
     state: &AdminState,
     request: tonic::Request<WorkflowCreateRequest>,
 ) -> AdminResult<tonic::Response<WorkflowCreateResponse>> {
+    let id = request.get_ref().id.clone();
+    entities::logging_refusal::<Workflows, _>(id.as_ref(), register(state, request)).await
+}
+
+async fn register(
+    state: &AdminState,
+    request: tonic::Request<WorkflowCreateRequest>,
+) -> AdminResult<tonic::Response<WorkflowCreateResponse>> {
     let raw_spec = entities::raw_spec(&request, |r| r.spec.as_ref());
     let WorkflowCreateRequest { id, spec } = request.into_inner();
     let (id, key) = entities::checked_new_id::<Workflows>(state, id.as_ref()).await?;
