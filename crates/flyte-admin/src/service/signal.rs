@@ -236,6 +236,8 @@ async fn set(
 ) -> AdminResult<Response<SignalSetResponse>> {
     let key = signal_key(request.id.as_ref())?;
     let value = request.value.as_ref().ok_or_else(|| missing("value"))?;
+    flyte_core::types::check_literal_depth(value)
+        .map_err(|e| AdminError::InvalidArgument(format!("signal value: {e}")))?;
     let stored = match state.store.get_signal(&key).await {
         Ok(stored) => stored,
         Err(StoreError::NotFound(_)) => {

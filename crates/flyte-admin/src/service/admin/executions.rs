@@ -110,6 +110,11 @@ pub fn merge_inputs(
     fixed: Option<&LiteralMap>,
     expected: Option<&ParameterMap>,
 ) -> AdminResult<LiteralMap> {
+    // Before anything walks them (type checks recurse): the documented nesting bound.
+    for (name, value) in &user.literals {
+        flyte_core::types::check_literal_depth(value)
+            .map_err(|e| AdminError::InvalidArgument(format!("input '{name}': {e}")))?;
+    }
     let empty = BTreeMap::new();
     let expected = expected.map(|p| &p.parameters).unwrap_or(&empty);
     let mut out: BTreeMap<String, core::Literal> = BTreeMap::new();

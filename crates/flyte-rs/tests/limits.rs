@@ -1,0 +1,426 @@
+//! Issue 11, "one request kills the server": graphs as deep as they are long, and literals
+//! and types nested past the documented bound, through the whole server (TestServer).
+//!
+//! A linear chain of 10,000 echo nodes overflowed a tokio worker's stack in the compiler's
+//! recursive cycle check and aborted the process; 100,000 must register over gRPC and run
+//! to SUCCEEDED.
+
+use std::time::{Duration, Instant};
+
+use flyte_rs::testing::TestServer;
+use flyteidl::admin::*;
+use flyteidl::core::{
+    self, Binding, BindingData, Identifier, Literal, LiteralMap, LiteralType, Node,
+    OutputReference, Parameter, ParameterMap, Primitive, ResourceType, Scalar, SimpleType,
+    TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap, WorkflowExecutionIdentifier,
+    WorkflowMetadata, WorkflowTemplate, binding_data, literal, literal_type, node, parameter,
+    primitive, scalar, task_node, workflow_execution::Phase,
+};
+use flyteidl::service::admin_service_client::AdminServiceClient;
+use tonic::transport::Channel;
+
+const PROJECT: &str = "flytesnacks";
+const DOMAIN: &str = "development";
+
+async fn grpc(server: &TestServer) -> AdminServiceClient<Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("gRPC connects");
+    AdminServiceClient::new(channel)
+}
+
+fn id(rt: ResourceType, name: &str) -> Identifier {
+    Identifier {
+        resource_type: rt as i32,
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        name: name.into(),
+        version: "v1".into(),
+        ..Default::default()
+    }
+}
+
+fn int() -> LiteralType {
+    LiteralType {
+        r#type: Some(literal_type::Type::Simple(SimpleType::Integer as i32)),
+        ..Default::default()
+    }
+}
+
+fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
+    VariableMap {
+        variables: v
+            .iter()
+            .map(|(n, t)| {
+                let var = Variable {
+                    r#type: Some(t.clone()),
+                    ..Default::default()
+                };
+                (n.to_string(), var)
+            })
+            .collect(),
+    }
+}
+
+fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
+    TypedInterface {
+        inputs: Some(vars(i)),
+        outputs: Some(vars(o)),
+    }
+}
+
+fn int_lit(v: i64) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Integer(v)),
+            })),
+        }))),
+        ..Default::default()
+    }
+}
+
+fn promise(node: &str, var: &str) -> Option<BindingData> {
+    Some(BindingData {
+        value: Some(binding_data::Value::Promise(OutputReference {
+            node_id: node.into(),
+            var: var.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    })
+}
+
+/// `echo(a: int) -> b: int`, run inside the engine.
+async fn register_echo(client: &mut AdminServiceClient<Channel>) -> Identifier {
+    let task_id = id(ResourceType::Task, "echo");
+    let template = TaskTemplate {
+        id: Some(task_id.clone()),
+        r#type: "echo".into(),
+        interface: Some(iface(&[("a", int())], &[("b", int())])),
+        metadata: Some(core::TaskMetadata {
+            runtime: Some(core::RuntimeMetadata {
+                version: "1.16.31".into(),
+                flavor: "python".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    client
+        .create_task(TaskCreateRequest {
+            id: Some(task_id.clone()),
+            spec: Some(TaskSpec {
+                template: Some(template),
+                description: None,
+            }),
+        })
+        .await
+        .expect("CreateTask");
+    task_id
+}
+
+/// `chain(x: int) -> o: int`: `len` echo nodes in series, each reading the one before
+/// (data edge and explicit upstream id, as flytekit writes them).
+fn chain_template(name: &str, task: &Identifier, len: usize) -> WorkflowTemplate {
+    let nodes = (0..len)
+        .map(|i| {
+            let (from, var) = if i == 0 {
+                ("start-node".to_string(), "x")
+            } else {
+                (format!("n{}", i - 1), "b")
+            };
+            Node {
+                id: format!("n{i}"),
+                upstream_node_ids: if i == 0 { vec![] } else { vec![from.clone()] },
+                inputs: vec![Binding {
+                    var: "a".into(),
+                    binding: promise(&from, var),
+                }],
+                metadata: Some(core::NodeMetadata {
+                    name: "echo".into(),
+                    ..Default::default()
+                }),
+                target: Some(node::Target::TaskNode(TaskNode {
+                    reference: Some(task_node::Reference::ReferenceId(task.clone())),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }
+        })
+        .collect();
+    WorkflowTemplate {
+        id: Some(id(ResourceType::Workflow, name)),
+        metadata: Some(WorkflowMetadata::default()),
+        interface: Some(iface(&[("x", int())], &[("o", int())])),
+        nodes,
+        outputs: vec![Binding {
+            var: "o".into(),
+            binding: promise(&format!("n{}", len - 1), "b"),
+        }],
+        ..Default::default()
+    }
+}
+
+async fn register_workflow_and_lp(
+    client: &mut AdminServiceClient<Channel>,
+    template: WorkflowTemplate,
+    inputs: &[(&str, LiteralType)],
+) -> Result<Identifier, tonic::Status> {
+    let wf_id = template.id.clone().unwrap();
+    client
+        .create_workflow(WorkflowCreateRequest {
+            id: Some(wf_id.clone()),
+            spec: Some(WorkflowSpec {
+                template: Some(template),
+                sub_workflows: vec![],
+                description: None,
+            }),
+        })
+        .await?;
+    let lp_id = Identifier {
+        resource_type: ResourceType::LaunchPlan as i32,
+        ..wf_id.clone()
+    };
+    let parameters = inputs
+        .iter()
+        .map(|(v, t)| {
+            let p = Parameter {
+                var: Some(Variable {
+                    r#type: Some(t.clone()),
+                    ..Default::default()
+                }),
+                behavior: Some(parameter::Behavior::Required(true)),
+            };
+            (v.to_string(), p)
+        })
+        .collect();
+    client
+        .create_launch_plan(LaunchPlanCreateRequest {
+            id: Some(lp_id.clone()),
+            spec: Some(LaunchPlanSpec {
+                workflow_id: Some(wf_id),
+                default_inputs: Some(ParameterMap { parameters }),
+                ..Default::default()
+            }),
+        })
+        .await?;
+    Ok(lp_id)
+}
+
+async fn launch(
+    client: &mut AdminServiceClient<Channel>,
+    lp: &Identifier,
+    inputs: &[(&str, Literal)],
+) -> Result<WorkflowExecutionIdentifier, tonic::Status> {
+    #[allow(deprecated)]
+    let request = ExecutionCreateRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        spec: Some(ExecutionSpec {
+            launch_plan: Some(lp.clone()),
+            ..Default::default()
+        }),
+        inputs: Some(LiteralMap {
+            literals: inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }),
+        ..Default::default()
+    };
+    Ok(client
+        .create_execution(request)
+        .await?
+        .into_inner()
+        .id
+        .expect("an execution id"))
+}
+
+/// Polls GetExecution (as FlyteRemote.wait does) until the execution is terminal. The wait
+/// is generous: it only bounds a hung test, it asserts nothing about speed.
+async fn wait_terminal(
+    client: &mut AdminServiceClient<Channel>,
+    id: &WorkflowExecutionIdentifier,
+) -> Execution {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let execution = client
+            .get_execution(WorkflowExecutionGetRequest {
+                id: Some(id.clone()),
+            })
+            .await
+            .expect("GetExecution")
+            .into_inner();
+        let phase = execution.closure.as_ref().map_or(0, |c| c.phase);
+        let terminal = [
+            Phase::Succeeded,
+            Phase::Failed,
+            Phase::Aborted,
+            Phase::TimedOut,
+        ];
+        if terminal.iter().any(|p| *p as i32 == phase) {
+            return execution;
+        }
+        assert!(Instant::now() < deadline, "execution {} still {phase}", id.name);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100000_node_chain_registers_over_grpc_and_runs_to_succeeded() {
+    let len = 100_000;
+    let server = TestServer::start().await.unwrap();
+    let mut client = grpc(&server).await;
+    let task = register_echo(&mut client).await;
+    let template = chain_template("chain", &task, len);
+    let lp = register_workflow_and_lp(&mut client, template, &[("x", int())])
+        .await
+        .expect("a 100,000-node chain registers");
+    let id = launch(&mut client, &lp, &[("x", int_lit(7))])
+        .await
+        .expect("CreateExecution");
+    let execution = wait_terminal(&mut client, &id).await;
+    let closure = execution.closure.unwrap();
+    assert_eq!(
+        closure.phase,
+        Phase::Succeeded as i32,
+        "error: {:?}",
+        closure.output_result
+    );
+    let data = client
+        .get_execution_data(WorkflowExecutionGetDataRequest { id: Some(id) })
+        .await
+        .expect("GetExecutionData")
+        .into_inner();
+    assert_eq!(data.full_outputs.unwrap().literals.get("o"), Some(&int_lit(7)));
+    // The server is still there after the run.
+    client
+        .get_workflow(ObjectGetRequest {
+            id: Some(id_of_wf()),
+        })
+        .await
+        .expect("the server still answers");
+}
+
+fn id_of_wf() -> Identifier {
+    id(ResourceType::Workflow, "chain")
+}
+
+/// `levels` levels in all: maps (the costliest shape for the protobuf decoder: three nested
+/// messages a level) around one integer.
+fn nested_map_literal(levels: usize) -> Literal {
+    (1..levels).fold(int_lit(1), |inner, _| Literal {
+        value: Some(literal::Value::Map(LiteralMap {
+            literals: [("k".to_string(), inner)].into(),
+        })),
+        ..Default::default()
+    })
+}
+
+fn execution_request(lp: &Identifier, x: Literal) -> ExecutionCreateRequest {
+    #[allow(deprecated)]
+    ExecutionCreateRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        spec: Some(ExecutionSpec {
+            launch_plan: Some(lp.clone()),
+            ..Default::default()
+        }),
+        inputs: Some(LiteralMap {
+            literals: [("x".to_string(), x)].into(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The documented bound (docs/error-handling.md, "Nesting bound").
+const BOUND: usize = 30;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_literal_nested_past_the_bound_is_invalid_argument_over_grpc_and_rest() {
+    let server = TestServer::start().await.unwrap();
+    let mut client = grpc(&server).await;
+    let task = register_echo(&mut client).await;
+    let lp = register_workflow_and_lp(
+        &mut client,
+        chain_template("short", &task, 1),
+        &[("x", int())],
+    )
+    .await
+    .expect("registers");
+
+    let too_deep = nested_map_literal(BOUND + 1);
+    let status = client
+        .create_execution(execution_request(&lp, too_deep.clone()))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "input 'x': literal nested deeper than 30 levels"
+    );
+
+    // The same request as proto3 JSON through the REST gateway.
+    let body = serde_json::to_value(execution_request(&lp, too_deep)).unwrap();
+    let response = reqwest::Client::new()
+        .post(server.url("/api/v1/executions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(json["code"], 3, "{json}");
+    assert_eq!(
+        json["message"], "input 'x': literal nested deeper than 30 levels",
+        "{json}"
+    );
+
+    // At the bound the value is judged on its type like any other.
+    let status = client
+        .create_execution(execution_request(&lp, nested_map_literal(BOUND)))
+        .await
+        .expect_err("wrong type");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("wrong type"), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_nested_past_the_bound_is_refused_at_registration() {
+    let server = TestServer::start().await.unwrap();
+    let mut client = grpc(&server).await;
+    let deep = (1..=BOUND).fold(int(), |t, _| LiteralType {
+        r#type: Some(literal_type::Type::CollectionType(Box::new(t))),
+        ..Default::default()
+    });
+    let task_id = id(ResourceType::Task, "deep");
+    let template = TaskTemplate {
+        id: Some(task_id.clone()),
+        r#type: "echo".into(),
+        interface: Some(iface(&[("a", deep.clone())], &[("b", deep)])),
+        metadata: Some(core::TaskMetadata::default()),
+        ..Default::default()
+    };
+    let status = client
+        .create_task(TaskCreateRequest {
+            id: Some(task_id),
+            spec: Some(TaskSpec {
+                template: Some(template),
+                description: None,
+            }),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("input 'a': type nested deeper than 30 levels"),
+        "{status:?}"
+    );
+}
