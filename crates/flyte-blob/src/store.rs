@@ -28,7 +28,16 @@ pub struct BlobStore {
 struct Inner {
     store: Arc<dyn ObjectStore>,
     location: Location,
+    /// Why the last write failed for want of space, until a write succeeds again: readiness
+    /// probes with a write only then.
+    write_blocked: std::sync::Mutex<Option<String>>,
 }
+
+/// Free space below which a local store that already met a full disk stays not ready (a
+/// failed big write can leave room for a tiny probe on an otherwise full disk).
+const MIN_FREE_BYTES: u64 = 1 << 20;
+/// The object readiness writes (and removes) to probe a store that was full.
+const PROBE_KEY: &str = ".flyte-rs/readiness-probe";
 
 enum Location {
     /// `file:///abs/dir`: keys are relative to `root`, a canonical absolute directory.
@@ -84,7 +93,11 @@ impl BlobStore {
         };
         let (location, store) = location_and_store;
         Ok(Self {
-            inner: Arc::new(Inner { store, location }),
+            inner: Arc::new(Inner {
+                store,
+                location,
+                write_blocked: std::sync::Mutex::new(None),
+            }),
         })
     }
 
@@ -133,13 +146,74 @@ impl BlobStore {
                 record_op("put", "ok");
                 record_bytes("put", len);
                 tracing::debug!(path, bytes = len, "blob written");
+                self.set_write_blocked(None);
                 Ok(())
             }
             Err(err) => {
                 record_op("put", "error");
-                Err(BlobError::from_backend(path, err))
+                let err = BlobError::from_backend(path, err);
+                if let BlobError::StorageFull { reason, .. } = &err {
+                    self.set_write_blocked(Some(reason.clone()));
+                }
+                Err(err)
             }
         }
+    }
+
+    /// Whether writes can succeed now: after a write failed for want of space, the local
+    /// store needs [`MIN_FREE_BYTES`] free and a probe object must write; otherwise `Ok`
+    /// without touching the backend.
+    pub async fn ready(&self) -> Result<(), BlobError> {
+        if !self.is_write_blocked() {
+            return Ok(());
+        }
+        if let Location::Local { root, .. } = &self.inner.location
+            && let Ok(fs) = rustix::fs::statvfs(root)
+        {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if free < MIN_FREE_BYTES {
+                return Err(BlobError::StorageFull {
+                    path: root.display().to_string(),
+                    reason: format!(
+                        "{} KiB free (at least {} KiB needed)",
+                        free / 1024,
+                        MIN_FREE_BYTES / 1024
+                    ),
+                });
+            }
+        }
+        self.put(PROBE_KEY, Bytes::from_static(b"ok")).await?;
+        let _ = self.inner.store.delete(&self.key(PROBE_KEY)?).await;
+        Ok(())
+    }
+
+    fn is_write_blocked(&self) -> bool {
+        self.inner
+            .write_blocked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some()
+    }
+
+    /// Records the state, logging only its changes (not every failed write).
+    fn set_write_blocked(&self, reason: Option<String>) {
+        let mut blocked = self
+            .inner
+            .write_blocked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match (&*blocked, &reason) {
+            (None, Some(reason)) => tracing::error!(
+                root = %self.root_url(),
+                %reason,
+                "blob store cannot write: its disk is full; writes fail until space is freed"
+            ),
+            (Some(_), None) => {
+                tracing::info!(root = %self.root_url(), "blob store writes again: space was freed")
+            }
+            _ => {}
+        }
+        *blocked = reason;
     }
 
     /// Reads a whole object; `NotFound` if absent.

@@ -5,6 +5,7 @@
 //! [`Config`] and calls it.
 
 pub mod config;
+pub mod data_dir_lock;
 mod server;
 pub mod telemetry;
 #[doc(hidden)]

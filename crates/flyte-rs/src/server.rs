@@ -24,13 +24,14 @@ use flyte_engine::backend::TaskBackend;
 use flyte_engine::backend::builtin::BuiltinBackend;
 use flyte_engine::backend::local::{LOG_ROUTE, LocalProcessBackend, LocalProcessConfig, LogLayout};
 use flyte_engine::{Engine, EngineConfig};
-use flyte_store::{ListQuery, MetadataStore};
+use flyte_store::MetadataStore;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, redact};
+use crate::data_dir_lock::DataDirLock;
 use crate::telemetry;
 
 /// A server that is accepting connections.
@@ -121,6 +122,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    // Before anything touches the data dir: a second server would kill this one's task
+    // processes and run the same executions.
+    let lock = DataDirLock::acquire(&config.data_dir)?;
 
     let metadata_url = config
         .storage
@@ -205,6 +209,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             running,
             "engine stopped; running executions resume at the next start"
         );
+        // Only now may another server take the data dir.
+        drop(lock);
         result
     });
     let startup = began.elapsed();
@@ -298,7 +304,10 @@ fn app(admin: AdminState, store: Arc<dyn MetadataStore>, logs: Arc<LogLayout>) -
         .route("/healthcheck", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(store)
+        .with_state(Readiness {
+            store,
+            blob: admin.blob.clone(),
+        })
         .merge(task_logs);
     // Install the recorder before the first request is counted.
     let _ = telemetry::prometheus();
@@ -307,20 +316,26 @@ fn app(admin: AdminState, store: Arc<dyn MetadataStore>, logs: Arc<LogLayout>) -
         .merge(flyte_admin::router::router(admin))
 }
 
-async fn readyz(State(store): State<Arc<dyn MetadataStore>>) -> impl IntoResponse {
-    let probe = ListQuery {
-        limit: 1,
-        ..Default::default()
+/// What `/readyz` checks.
+#[derive(Clone)]
+struct Readiness {
+    store: Arc<dyn MetadataStore>,
+    blob: BlobStore,
+}
+
+/// 200 while the stores can serve; 503 with the reason otherwise, including while a store
+/// cannot write because its disk is full (both probe with a write until space is freed).
+async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
+    let checks = async {
+        r.store.ready().await.map_err(|e| e.to_string())?;
+        r.blob.ready().await.map_err(|e| e.to_string())
     };
-    match tokio::time::timeout(Duration::from_secs(5), store.list_projects(&probe)).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ready".to_string()),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("metadata store: {e}"),
-        ),
+    match tokio::time::timeout(Duration::from_secs(5), checks).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready".to_string()),
+        Ok(Err(reason)) => (StatusCode::SERVICE_UNAVAILABLE, reason),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "metadata store: no answer within 5s".to_string(),
+            "the stores gave no answer within 5s".to_string(),
         ),
     }
 }

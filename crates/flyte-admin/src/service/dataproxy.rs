@@ -74,6 +74,7 @@ fn blob_error(err: BlobError) -> AdminError {
             AdminError::InvalidArgument(err.to_string())
         }
         BlobError::NotFound(what) => AdminError::NotFound(format!("blob {what} not found")),
+        BlobError::StorageFull { .. } => AdminError::ResourceExhausted(err.to_string()),
         BlobError::Backend(_) => AdminError::Internal(err.to_string()),
     }
 }

@@ -473,7 +473,12 @@ async fn offload(
         .blob
         .put(&path, Bytes::from(map.encode_to_vec()))
         .await
-        .map_err(|e| AdminError::Internal(format!("offloading {what} of {key}: {e}")))?;
+        .map_err(|e| match e {
+            full @ flyte_blob::BlobError::StorageFull { .. } => {
+                AdminError::ResourceExhausted(full.to_string())
+            }
+            e => AdminError::Internal(format!("offloading {what} of {key}: {e}")),
+        })?;
     Ok(state.blob.native_url(&path))
 }
 
