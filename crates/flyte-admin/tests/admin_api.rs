@@ -570,7 +570,10 @@ async fn projects_and_domains() {
         .await
         .unwrap()
         .into_inner();
-    assert!(!version.control_plane_version.unwrap().version.is_empty());
+    // Flyte's release tags, as flyteadmin reports them (`v1.16.0`); "unknown" only when unset.
+    let version = version.control_plane_version.unwrap();
+    assert_eq!(version.version, concat!("v", env!("CARGO_PKG_VERSION")));
+    assert!(!version.build.is_empty() && !version.build_time.is_empty());
 }
 
 #[tokio::test]

@@ -434,13 +434,15 @@ impl AdminService for AdminApi {
         &self,
         _request: Request<admin::GetVersionRequest>,
     ) -> Result<Response<admin::GetVersionResponse>, Status> {
+        // As flyteadmin reports it (flytestdlib/version): a release tag (`v1.16.0`), and
+        // "unknown" for what the build did not record. FLYTERS_* are build-time variables.
         Ok(Response::new(admin::GetVersionResponse {
             control_plane_version: Some(admin::Version {
-                build: option_env!("FLYTE_RS_GIT_SHA")
+                build: option_env!("FLYTERS_GIT_SHA")
                     .unwrap_or("unknown")
                     .to_string(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                build_time: option_env!("FLYTE_RS_BUILD_TIME")
+                version: concat!("v", env!("CARGO_PKG_VERSION")).to_string(),
+                build_time: option_env!("FLYTERS_BUILD_TIME")
                     .unwrap_or("unknown")
                     .to_string(),
             }),
