@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throw-away PostgreSQL server for the metadata store's conformance tests.
 #
-#   export FLYTE_RS_TEST_POSTGRES_URL=$(scripts/postgres.sh)
+#   export FLYTERS_TEST_POSTGRES_URL=$(scripts/postgres.sh)
 #
 # Idempotent: installs PostgreSQL from Debian's packages only if no server binaries are
 # present, initialises a cluster only if the data directory is empty, and reuses a server
@@ -9,13 +9,13 @@
 # never for real data. Everything but the URL goes to stderr; the URL is the last line.
 #
 # Environment:
-#   FLYTE_RS_PG_DATA  data directory   (default /tmp/flyte-rs-postgres)
-#   FLYTE_RS_PG_PORT  first port tried (default 54329; the next free one is used if taken)
-#   scripts/postgres.sh stop           stops the server started on FLYTE_RS_PG_DATA
+#   FLYTERS_PG_DATA  data directory   (default /tmp/flyte-rs-postgres)
+#   FLYTERS_PG_PORT  first port tried (default 54329; the next free one is used if taken)
+#   scripts/postgres.sh stop           stops the server started on FLYTERS_PG_DATA
 set -euo pipefail
 
-DATA="${FLYTE_RS_PG_DATA:-/tmp/flyte-rs-postgres}"
-PORT="${FLYTE_RS_PG_PORT:-54329}"
+DATA="${FLYTERS_PG_DATA:-/tmp/flyte-rs-postgres}"
+PORT="${FLYTERS_PG_PORT:-54329}"
 HOST=127.0.0.1
 
 log() { echo "postgres.sh: $*" >&2; }

@@ -4,7 +4,7 @@
 #   1. PostgreSQL for the store conformance suite (scripts/postgres.sh installs and starts it)
 #   2. the Python venv with the real flytekit from PyPI (scripts/setup-python.sh), in the
 #      background while Rust builds
-#   3. cargo test --workspace (SQLite always; PostgreSQL through FLYTE_RS_TEST_POSTGRES_URL)
+#   3. cargo test --workspace (SQLite always; PostgreSQL through FLYTERS_TEST_POSTGRES_URL)
 #   4. the end-to-end suite: pyflyte and FlyteRemote against target/debug/flyte-rs
 #
 # Every stage runs even if an earlier one failed; the exit code is non-zero if any failed.
@@ -25,8 +25,8 @@ venv_pid=$!
 
 log "PostgreSQL"
 if pg_url="$(scripts/postgres.sh | tail -n 1)" && [[ "$pg_url" == postgres* ]]; then
-  export FLYTE_RS_TEST_POSTGRES_URL="$pg_url"
-  echo "FLYTE_RS_TEST_POSTGRES_URL=$pg_url"
+  export FLYTERS_TEST_POSTGRES_URL="$pg_url"
+  echo "FLYTERS_TEST_POSTGRES_URL=$pg_url"
 else
   echo "scripts/postgres.sh failed: the PostgreSQL conformance tests cannot run" >&2
   failed+=("postgres")

@@ -92,6 +92,14 @@ pub struct EngineSection {
     /// `PATH` for task processes instead of the server's own (the venv's `bin/` still goes
     /// in front of it).
     pub task_path: Option<String>,
+    /// With no `python_venv` and no `pyflyte-execute` on the task `PATH`, create
+    /// `<data_dir>/python-venv` with flytekit (the pinned version) at start, in the
+    /// background: the API serves at once, Python tasks wait for it (QUEUED) and fail with
+    /// the fix named if it cannot be made. Never done when `python_venv` is set.
+    pub auto_venv: bool,
+    /// The interpreter that creates that environment (`<it> -m venv`, then pip; pip honours
+    /// `PIP_INDEX_URL`, `PIP_FIND_LINKS`, … from the server's environment).
+    pub auto_venv_python: String,
     /// Budget of SYSTEM-error retries per node, apart from the task's own `retries`
     /// (propeller's `max-node-retries-system-failures`).
     pub max_system_retries: u32,
@@ -113,6 +121,8 @@ impl Default for EngineSection {
             max_concurrent_tasks: 0,
             python_venv: None,
             task_path: None,
+            auto_venv: true,
+            auto_venv_python: "python3".into(),
             max_system_retries: 3,
             kill_grace_secs: 5,
             keep_work_dirs: false,
@@ -266,27 +276,102 @@ impl Environment {
         self.get("HOME")
     }
 
-    /// The `FLYTE_RS_*` variables as a nested dictionary (`A__B` nests `b` under `a`).
+    /// The `FLYTE_RS_*` variables as a nested dictionary (`A__B` nests `b` under `a`). Every
+    /// one must name a configuration key: the prefix belongs to the configuration alone
+    /// (scripts and tests use `FLYTERS_*`), so a stray variable is refused by name rather
+    /// than reported as an unknown field of some section.
     fn layer(&self) -> anyhow::Result<Dict> {
+        let keys = env_keys();
         let mut root = Dict::new();
+        let mut unknown = Vec::new();
         for (key, raw) in &self.vars {
             let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            // Variables meant for the test harness and tools, not configuration keys.
-            if rest.starts_with("TEST_") || rest.is_empty() {
-                continue;
-            }
-            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let mut path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let open_map = OPEN_MAPS
+                .iter()
+                .find(|m| path.len() == m.len() + 1 && path.starts_with(&m.map(String::from)));
+            let value: Value = match open_map {
+                // Map entries keep their case and their text: they are environment variables.
+                Some(map) => {
+                    path[map.len()] = rest.rsplit("__").next().unwrap_or("").to_string();
+                    Value::from(raw.clone())
+                }
+                None if keys.contains(&path.join(".")) => {
+                    raw.parse().unwrap_or_else(|_| Value::from(raw.clone()))
+                }
+                None => {
+                    unknown.push(key.as_str());
+                    continue;
+                }
+            };
             ensure!(
                 path.iter().all(|p| !p.is_empty()),
                 "environment variable {key}: empty key segment"
             );
-            let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
             insert_nested(&mut root, &path, value, key)?;
+        }
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            let valid: Vec<String> = keys
+                .iter()
+                .map(|k| env_var_name(k))
+                .chain(
+                    OPEN_MAPS
+                        .iter()
+                        .map(|m| format!("{}__<NAME>", env_var_name(&m.join(".")))),
+                )
+                .collect();
+            bail!(
+                "unknown configuration variable{} {}: `{ENV_PREFIX}*` variables must name a \
+                 configuration key (script and test settings use `FLYTERS_*`); valid keys: {}",
+                if unknown.len() > 1 { "s" } else { "" },
+                unknown.join(", "),
+                valid.join(", ")
+            );
         }
         Ok(root)
     }
+}
+
+/// Sections whose entries are free-form names (`FLYTE_RS_ENGINE__TASK_ENV__MY_VAR=1`).
+const OPEN_MAPS: &[[&str; 2]] = &[["engine", "task_env"]];
+
+/// Every configuration key as a dotted path (`server.listen`), from the defaults' shape.
+fn env_keys() -> BTreeSet<String> {
+    fn walk(prefix: &str, dict: &Dict, out: &mut BTreeSet<String>) {
+        for (k, v) in dict {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Dict(_, inner) if !OPEN_MAPS.iter().any(|m| m.join(".") == path) => {
+                    walk(&path, inner, out)
+                }
+                _ => {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    // Options that default to None serialize to nothing: the defaults with every optional
+    // value set give the full shape.
+    if let Ok(Value::Dict(_, dict)) = Value::serialize(Config::shape()) {
+        walk("", &dict, &mut out);
+    }
+    out
+}
+
+/// `server.listen` → `FLYTE_RS_SERVER__LISTEN`.
+fn env_var_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    )
 }
 
 fn insert_nested(dict: &mut Dict, path: &[String], value: Value, var: &str) -> anyhow::Result<()> {
@@ -354,6 +439,19 @@ impl Config {
         Ok(config)
     }
 
+    /// The defaults with every optional value set: the shape of the configuration.
+    fn shape() -> Config {
+        let mut c = Config::default();
+        c.server.public_url = Some(String::new());
+        c.storage.metadata_url = Some(String::new());
+        c.storage.blob_url = Some(String::new());
+        c.admin.signing_key = Some(String::new());
+        c.engine.python_venv = Some(PathBuf::new());
+        c.engine.task_path = Some(String::new());
+        c.telemetry.otlp_endpoint = Some(String::new());
+        c
+    }
+
     fn default_for(env: &Environment) -> Config {
         Config {
             data_dir: env.default_data_dir(),
@@ -372,6 +470,11 @@ impl Config {
             logging: LoggingConfig {
                 format: LogFormat::Text,
                 level: "warn".into(),
+            },
+            // Tests name their Python (or need none): never a pip install per test server.
+            engine: EngineSection {
+                auto_venv: false,
+                ..EngineSection::default()
             },
             ..Config::default()
         };
@@ -498,6 +601,11 @@ impl Config {
                 "engine.python_venv: `{}` has no bin/ directory (create it with `python3 -m venv`)",
                 venv.display()
             ));
+        }
+        if self.engine.auto_venv_python.trim().is_empty() {
+            problems.push(
+                "engine.auto_venv_python: empty (a Python 3 interpreter, e.g. `python3`)".into(),
+            );
         }
         if let Some(path) = &self.engine.task_path
             && path.trim().is_empty()
@@ -735,7 +843,10 @@ mod tests {
             &env(&[("FLYTE_RS_SERVER__LISTN", "x")]),
         )
         .unwrap_err();
-        assert!(format!("{err:#}").contains("listn"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("FLYTE_RS_SERVER__LISTN"),
+            "{err:#}"
+        );
         let err = Config::load(
             &Overrides::default(),
             &env(&[("FLYTE_RS_STORAGE__METADATA_URL", "mysql://x")]),
@@ -765,13 +876,104 @@ mod tests {
         assert!(format!("{err:#}").contains("/nonexistent.toml"), "{err:#}");
     }
 
+    /// The scripts' old knobs shared the prefix and stopped every command with "unknown
+    /// field"; now only configuration keys carry it, and a stray one is refused by name.
     #[test]
-    fn test_variables_are_not_config_keys() {
+    fn unknown_variables_are_refused_by_name_with_the_valid_keys() {
+        for var in [
+            "FLYTE_RS_PG_DATA",
+            "FLYTE_RS_VENV",
+            "FLYTE_RS_TEST_POSTGRES_URL",
+            "FLYTE_RS_ENGINE__NO_SUCH_KEY",
+            "FLYTE_RS_SERVER",
+        ] {
+            let err = Config::load(&Overrides::default(), &env(&[(var, "/tmp/x")])).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains(&format!("unknown configuration variable {var}:")),
+                "{msg}"
+            );
+            for key in [
+                "FLYTE_RS_DATA_DIR",
+                "FLYTE_RS_SERVER__LISTEN",
+                "FLYTE_RS_SERVER__PUBLIC_URL",
+                "FLYTE_RS_STORAGE__METADATA_URL",
+                "FLYTE_RS_ENGINE__PYTHON_VENV",
+                "FLYTE_RS_ENGINE__AUTO_VENV",
+                "FLYTE_RS_ENGINE__TASK_ENV__<NAME>",
+                "FLYTE_RS_TELEMETRY__OTLP_ENDPOINT",
+                "FLYTE_RS_LOGGING__LEVEL",
+            ] {
+                assert!(msg.contains(key), "{key} missing from: {msg}");
+            }
+            assert!(!msg.contains("unknown field"), "{msg}");
+        }
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_PG_PORT", "1"), ("FLYTE_RS_PG_DATA", "/x")]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("variables FLYTE_RS_PG_DATA, FLYTE_RS_PG_PORT:"),
+            "{err:#}"
+        );
+        // The scripts' and tests' own prefix is not read at all.
         let c = Config::load(
             &Overrides::default(),
-            &env(&[("FLYTE_RS_TEST_POSTGRES_URL", "postgres://x")]),
+            &env(&[
+                ("FLYTERS_TEST_POSTGRES_URL", "postgres://x"),
+                ("FLYTERS_PG_DATA", "/x"),
+            ]),
         );
         assert!(c.is_ok(), "{c:?}");
+    }
+
+    #[test]
+    fn every_key_of_the_dump_is_settable_from_the_environment() {
+        let keys = env_keys();
+        let dumped: toml::Table = toml::from_str(&Config::shape().dump().unwrap()).unwrap();
+        fn walk(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+            for (k, v) in t {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match v {
+                    toml::Value::Table(inner) if path != "engine.task_env" => {
+                        walk(&path, inner, out)
+                    }
+                    _ => out.push(path),
+                }
+            }
+        }
+        let mut all = Vec::new();
+        walk("", &dumped, &mut all);
+        for key in all {
+            assert!(
+                keys.contains(&key),
+                "{key} is not accepted from the environment"
+            );
+        }
+    }
+
+    #[test]
+    fn task_env_entries_keep_their_case() {
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_ENGINE__TASK_ENV__My_Var", "1")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.engine.task_env.get("My_Var").map(String::as_str),
+            Some("1")
+        );
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_ENGINE__AUTO_VENV", "false")]),
+        )
+        .unwrap();
+        assert!(!c.engine.auto_venv);
     }
 
     #[test]

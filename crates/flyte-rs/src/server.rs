@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, redact};
 use crate::data_dir_lock::DataDirLock;
+use crate::python_env;
 use crate::telemetry;
 
 /// A server that is accepting connections.
@@ -238,7 +239,7 @@ fn build_engine(
     let e = &config.engine;
     let mut env = task_platform_env(public_url);
     env.extend(e.task_env.clone());
-    let local = LocalProcessConfig {
+    let mut local = LocalProcessConfig {
         path: e.task_path.clone().map(Into::into),
         venv: e.python_venv.clone(),
         max_concurrency: config.task_concurrency(),
@@ -247,15 +248,22 @@ fn build_engine(
         unpack_code_bundles: e.unpack_code_bundles,
         ..LocalProcessConfig::new(&config.data_dir, public_url)
     };
+    let python = python_env::prepare(config, &mut local);
     let local = LocalProcessBackend::new(local, blob.clone());
     let logs = Arc::new(local.log_layout().clone());
     tracing::info!(
         max_concurrent_tasks = local.concurrency_limit(),
-        python_venv = e.python_venv.as_ref().map(|p| p.display().to_string()),
+        python_venv = local
+            .config()
+            .venv
+            .as_ref()
+            .map(|p| p.display().to_string()),
         "local task backend ready"
     );
-    let backends: Vec<Arc<dyn TaskBackend>> =
-        vec![Arc::new(BuiltinBackend::new(blob.clone())), Arc::new(local)];
+    let backends: Vec<Arc<dyn TaskBackend>> = vec![
+        Arc::new(BuiltinBackend::new(blob.clone())),
+        python.wrap(Arc::new(local)),
+    ];
     let engine_config = EngineConfig {
         max_system_retries: e.max_system_retries,
         default_env: env,

@@ -161,11 +161,11 @@ async fn data_stays_in_the_temp_dir() {
 }
 
 /// The same server on PostgreSQL, when scripts/test.sh provides one
-/// (`FLYTE_RS_TEST_POSTGRES_URL`); skipped otherwise.
+/// (`FLYTERS_TEST_POSTGRES_URL`); skipped otherwise.
 #[tokio::test]
 async fn serves_with_postgres_metadata() {
-    let Ok(url) = std::env::var("FLYTE_RS_TEST_POSTGRES_URL") else {
-        eprintln!("FLYTE_RS_TEST_POSTGRES_URL unset: skipping the PostgreSQL variant");
+    let Ok(url) = std::env::var("FLYTERS_TEST_POSTGRES_URL") else {
+        eprintln!("FLYTERS_TEST_POSTGRES_URL unset: skipping the PostgreSQL variant");
         return;
     };
     let server = TestServer::start_with(|c| c.storage.metadata_url = Some(url))

@@ -1,7 +1,7 @@
 //! The metadata store conformance suite: the same tests against every backend.
 //!
 //! SQLite always runs (a fresh file per test). PostgreSQL runs when
-//! `FLYTE_RS_TEST_POSTGRES_URL` is set (e.g. `export FLYTE_RS_TEST_POSTGRES_URL=$(scripts/postgres.sh)`);
+//! `FLYTERS_TEST_POSTGRES_URL` is set (e.g. `export FLYTERS_TEST_POSTGRES_URL=$(scripts/postgres.sh)`);
 //! each test then gets its own fresh database, dropped afterwards, so tests run in parallel.
 //! Unset, every PostgreSQL test prints that it was skipped and passes.
 
@@ -17,7 +17,7 @@ use flyte_store::{
 mod harness {
     use super::*;
 
-    pub const POSTGRES_ENV: &str = "FLYTE_RS_TEST_POSTGRES_URL";
+    pub const POSTGRES_ENV: &str = "FLYTERS_TEST_POSTGRES_URL";
 
     /// A fresh SQLite store; the directory lives as long as the returned guard.
     pub async fn sqlite() -> (Arc<dyn MetadataStore>, tempfile::TempDir) {
