@@ -266,7 +266,11 @@ async fn wait_terminal(
         if terminal.iter().any(|p| *p as i32 == phase) {
             return execution;
         }
-        assert!(Instant::now() < deadline, "execution {} still {phase}", id.name);
+        assert!(
+            Instant::now() < deadline,
+            "execution {} still {phase}",
+            id.name
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -297,7 +301,10 @@ async fn a_100000_node_chain_registers_over_grpc_and_runs_to_succeeded() {
         .await
         .expect("GetExecutionData")
         .into_inner();
-    assert_eq!(data.full_outputs.unwrap().literals.get("o"), Some(&int_lit(7)));
+    assert_eq!(
+        data.full_outputs.unwrap().literals.get("o"),
+        Some(&int_lit(7))
+    );
     // The server is still there after the run.
     client
         .get_workflow(ObjectGetRequest {
@@ -380,6 +387,22 @@ async fn a_literal_nested_past_the_bound_is_invalid_argument_over_grpc_and_rest(
         json["message"], "input 'x': literal nested deeper than 30 levels",
         "{json}"
     );
+
+    // Far deeper than the decoders allow (JSON 128 objects, protobuf 100 messages): still a
+    // client error, and the server is still there.
+    let body = serde_json::to_value(execution_request(&lp, nested_map_literal(60))).unwrap();
+    let response = reqwest::Client::new()
+        .post(server.url("/api/v1/executions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+    let status = client
+        .create_execution(execution_request(&lp, nested_map_literal(60)))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 
     // At the bound the value is judged on its type like any other.
     let status = client
