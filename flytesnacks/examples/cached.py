@@ -33,6 +33,35 @@ def serialized_wf(x: int, log: str) -> int:
     return serialized_square(x=x, log=log)
 
 
+@task(cache=True, cache_serialize=True, cache_version="1.0", cache_ignore_input_vars=("log", "seconds"))
+def serialized_exclusive(x: int, log: str, seconds: float) -> int:
+    """Writes `start <execution>` and, after `seconds`, `end <execution>` to `log` per body run;
+    `overlap <execution>` instead of `start` if another body holds the lock file next to `log`
+    (the OS releases it when a body dies) — cache_serialize must never run two at once, even
+    across a server restart."""
+    import fcntl
+    import os
+
+    execution = os.environ.get("FLYTE_INTERNAL_EXECUTION_ID", "?")
+    with open(log + ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            state = "start"
+        except BlockingIOError:
+            state = "overlap"
+        with open(log, "a") as f:
+            f.write(f"{state} {execution}\n")
+        time.sleep(seconds)
+        with open(log, "a") as f:
+            f.write(f"end {execution}\n")
+    return x * x
+
+
+@workflow
+def serialized_exclusive_wf(x: int, log: str, seconds: float) -> int:
+    return serialized_exclusive(x=x, log=log, seconds=seconds)
+
+
 @workflow
 def cached_map_wf(xs: typing.List[int], log: str) -> typing.List[int]:
     return map_task(functools.partial(cached_square, log=log))(x=xs)

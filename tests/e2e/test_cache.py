@@ -168,3 +168,84 @@ def test_cached_dynamic_task_stores_its_outputs_once_its_workflow_ends(remote, r
     meta = _node_meta(remote, second)
     assert meta.cache_status == catalog_pb2.CACHE_HIT
     assert meta.catalog_key.dataset_id.name == "flyte_task-examples.cached.cached_dynamic"
+
+
+def test_cache_serialize_holds_across_a_sigkill_of_the_server(tmp_path_factory):
+    """Issue 11.8: A runs a cache_serialize task, B (same key) waits on A's reservation, the
+    server is killed with SIGKILL and started again on the same data dir. The bodies never
+    overlap (the task takes a lock file; `overlap` in the log means it was held), one body runs
+    after the restart and the other execution takes its cached outputs."""
+    import shutil
+    import signal
+    import time
+
+    from flytekit.configuration import Config
+    from flytekit.models.core.execution import NodeExecutionPhase
+    from flytekit.remote import FlyteRemote
+
+    from conftest import start_server, stop_server
+
+    base = tmp_path_factory.mktemp("cache-crash")
+    root = base / "project"
+    shutil.copytree(EXAMPLES, root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    log = base / "bodies.log"
+    x = int(uuid.uuid4().int % 1_000_000) + 10
+    a, b = "a" + uuid.uuid4().hex[:12], "b" + uuid.uuid4().hex[:12]
+    first = start_server(base, base / "data")
+
+    def client() -> FlyteRemote:
+        return FlyteRemote(
+            config=Config.auto(config_file=str(first.config_path)), default_project=PROJECT, default_domain=DOMAIN
+        )
+
+    def lines() -> list[str]:
+        return log.read_text().splitlines() if log.exists() else []
+
+    try:
+        inputs = ["--x", str(x), "--log", str(log), "--seconds", "20"]
+        result = pyflyte(
+            first, "run", "--remote", "--project", PROJECT, "--domain", DOMAIN, "--name", a,
+            "examples/cached.py", "serialized_exclusive_wf", *inputs, cwd=root,
+        )
+        assert result.returncode == 0, describe(result, first)
+        remote = client()
+        deadline = time.monotonic() + 120
+        while not lines():
+            assert time.monotonic() < deadline, "A's body never started:\n" + first.log()[-4000:]
+            time.sleep(0.2)
+        # B: the same launch plan and key, launched while A's body runs.
+        lp_id = remote.fetch_execution(name=a).spec.launch_plan
+        lp = remote.fetch_launch_plan(lp_id.project, lp_id.domain, lp_id.name, lp_id.version)
+        remote.execute(lp, inputs={"x": x, "log": str(log), "seconds": 20.0}, execution_name=b)
+        while True:
+            ex = remote.sync_execution(remote.fetch_execution(name=b), sync_nodes=True)
+            node = ex.node_executions.get("n0")
+            if node is not None and node.closure.phase == NodeExecutionPhase.RUNNING:
+                break
+            assert time.monotonic() < deadline, "B's node never ran:\n" + first.log()[-4000:]
+            time.sleep(0.2)
+        before = lines()
+    finally:
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    assert before == [f"start {a}"], f"A was to be running and B waiting at the kill: {before}"
+
+    second = start_server(base, base / "data", port=first.port, log_name="server-2.log")
+    try:
+        remote = client()
+        done = [
+            remote.wait(remote.fetch_execution(name=n), timeout=TIMEOUT, poll_interval=datetime.timedelta(seconds=0.5))
+            for n in (a, b)
+        ]
+        for ex in done:
+            assert ex.closure.phase == WorkflowExecutionPhase.SUCCEEDED, f"{ex.id.name}: {ex.closure.error}"
+            assert ex.outputs["o0"] == x * x
+        bodies = lines()
+        assert not [line for line in bodies if line.startswith("overlap")], f"two bodies ran at once: {bodies}"
+        starts = [line for line in bodies if line.startswith("start")]
+        assert len(starts) == 2, f"one body before the kill, one after it: {bodies}"
+        statuses = sorted(_node_meta(remote, ex).cache_status for ex in done)
+        assert statuses == sorted([catalog_pb2.CACHE_POPULATED, catalog_pb2.CACHE_HIT]), statuses
+    finally:
+        code = stop_server(second)
+    assert code == 0, second.log()
