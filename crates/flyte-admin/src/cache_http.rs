@@ -53,8 +53,8 @@ fn scope(project: String, domain: String, q: &CacheQuery) -> Result<CacheScope, 
 }
 
 fn error_response(err: AdminError) -> Response {
-    let code = err.grpc_code();
-    json_error(code, http_status_for(code), err.to_string())
+    let (code, message) = err.answer();
+    json_error(code, http_status_for(code), message)
 }
 
 fn cache_error(err: flyte_cache::CacheError) -> AdminError {

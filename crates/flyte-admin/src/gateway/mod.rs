@@ -25,7 +25,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::json;
 use tower::ServiceExt;
 
-use crate::error::http_status_for;
+use crate::error::{AdminError, http_status_for};
 use crate::router::metrics::ApiCall;
 pub use routes::{BodySpec, Route};
 pub use transcode::Codec;
@@ -153,7 +153,11 @@ impl Gateway {
         outbound: Codec,
         proto_names: bool,
     ) -> Result<Response, (tonic::Code, String, Vec<serde_json::Value>)> {
-        let invalid = |message: String| (tonic::Code::InvalidArgument, message, Vec::new());
+        // Through AdminError::answer, so quoted input is shortened as on the gRPC side.
+        let invalid = |message: String| {
+            let (code, message) = AdminError::invalid(message).answer();
+            (code, message, Vec::new())
+        };
         let max = self.inner.max_request_bytes;
         let body = match http_body_util::Limited::new(body, max).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -169,7 +173,15 @@ impl Gateway {
             Err(err) => return Err(invalid(format!("failed to read the request body: {err}"))),
         };
         let message = transcode::build_request(route, &captures, parts.uri.query(), &body, inbound)
-            .map_err(invalid)?;
+            .map_err(|err| {
+                // Name the request message, as the gRPC side does for undecodable bytes.
+                let name = route.input.full_name();
+                if err.contains(name) {
+                    invalid(err)
+                } else {
+                    invalid(format!("could not decode {name}: {err}"))
+                }
+            })?;
         let encoded = prost::Message::encode_to_vec(&message);
 
         let mut framed = Vec::with_capacity(encoded.len() + 5);

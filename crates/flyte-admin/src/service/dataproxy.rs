@@ -32,7 +32,7 @@ use md5::{Digest, Md5};
 use serde::Deserialize;
 use tonic::{Request, Response as GrpcResponse, Status};
 
-use crate::error::{AdminError, AdminResult, http_status_for};
+use crate::error::{AdminError, AdminResult, http_status_for, quoted};
 use crate::state::AdminState;
 
 /// Route of the upload endpoint (axum syntax); signed URLs point below it.
@@ -75,7 +75,7 @@ fn blob_error(err: BlobError) -> AdminError {
         }
         BlobError::NotFound(what) => AdminError::NotFound(format!("blob {what} not found")),
         BlobError::StorageFull { .. } => AdminError::ResourceExhausted(err.to_string()),
-        BlobError::Backend(_) => AdminError::Internal(err.to_string()),
+        BlobError::Backend(_) => AdminError::internal(&err),
     }
 }
 
@@ -117,9 +117,20 @@ fn timestamp(at: DateTime<Utc>) -> pbjson_types::Timestamp {
     }
 }
 
-/// A path part given by a client: non-empty segments, no `.`/`..`, no backslashes.
+/// Longest path segment, in bytes: the 255 a file system holds (NAME_MAX on Linux and
+/// macOS) less room for the `#<n>` suffix of the file object_store's local store writes
+/// first and renames (object_store `local.rs`, `staged_upload_path`): a 255-byte name fails
+/// there with "File name too long". The same bound for every store, so it is predictable.
+pub const MAX_SEGMENT_BYTES: usize = 240;
+/// Longest object key, in bytes: what S3 and GCS hold (and well inside PATH_MAX below any
+/// local root).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// A path part given by a client, checked for what every blob store can hold: a relative path
+/// of non-empty segments of at most [`MAX_SEGMENT_BYTES`], no `.`/`..`, no backslashes or
+/// control characters (NUL included). Refused here rather than failing at the upload.
 fn check_part(field: &str, value: &str) -> AdminResult<()> {
-    let bad = value.is_empty()
+    let shape = value.is_empty()
         || value.starts_with('/')
         || value.ends_with('/')
         || value.contains('\\')
@@ -127,9 +138,28 @@ fn check_part(field: &str, value: &str) -> AdminResult<()> {
         || value
             .split('/')
             .any(|s| s.is_empty() || s == "." || s == "..");
-    if bad {
+    if shape {
         return Err(AdminError::invalid(format!(
-            "{field} '{value}' is invalid: it must be a relative path without empty, '.' or '..' segments"
+            "{field} {} is invalid: it must be a relative path without empty, '.' or '..' \
+             segments, backslashes or control characters",
+            quoted(value)
+        )));
+    }
+    if let Some(long) = value.split('/').find(|s| s.len() > MAX_SEGMENT_BYTES) {
+        return Err(AdminError::invalid(format!(
+            "{field} {} is invalid: its part {} is {} bytes long, more than the \
+             {MAX_SEGMENT_BYTES} bytes a file name can have in the blob store",
+            quoted(value),
+            quoted(long),
+            long.len()
+        )));
+    }
+    if value.len() > MAX_KEY_BYTES {
+        return Err(AdminError::invalid(format!(
+            "{field} {} is invalid: it is {} bytes long, more than the {MAX_KEY_BYTES} bytes \
+             an object key can have",
+            quoted(value),
+            value.len()
         )));
     }
     Ok(())
@@ -177,14 +207,16 @@ impl DataProxyApi {
                 .map(|(id, _)| id.as_str())
                 .collect();
             return Err(AdminError::invalid(format!(
-                "domain '{domain}' is not configured; known domains: {}",
+                "domain {} is not configured; known domains: {}",
+                quoted(domain),
                 known.join(", ")
             )));
         }
         match self.state.store.get_project(project).await {
             Ok(_) => Ok(()),
             Err(StoreError::NotFound(_)) => Err(AdminError::invalid(format!(
-                "project '{project}' does not exist; register it first (pyflyte/flytectl create project)"
+                "project {} does not exist; register it first (pyflyte/flytectl create project)",
+                quoted(project)
             ))),
             Err(err) => Err(err.into()),
         }
@@ -284,6 +316,15 @@ impl DataProxyApi {
             req.filename_root.clone()
         };
         let path = location(&prefix, &filename);
+        if path.len() > MAX_KEY_BYTES {
+            return Err(AdminError::invalid(format!(
+                "filename {} and filename_root {} make an object key of {} bytes, more than \
+                 the {MAX_KEY_BYTES} bytes a blob store can hold",
+                quoted(&filename),
+                quoted(&prefix),
+                path.len()
+            )));
+        }
         let expires_at = Utc::now() + ttl;
         let signed_url = self.signed_url(SignedMethod::Put, &path, expires_at, md5)?;
         let mut headers = BTreeMap::new();
@@ -307,7 +348,8 @@ impl DataProxyApi {
             .path_from_native_url(native_url)
             .ok_or_else(|| {
                 AdminError::invalid(format!(
-                    "native_url '{native_url}' is not inside this server's blob store ({})",
+                    "native_url {} is not inside this server's blob store ({})",
+                    quoted(native_url),
                     self.state.blob.root_url()
                 ))
             })
@@ -405,9 +447,9 @@ impl DataProxyService for DataProxyApi {
                 let exec = id.execution_id.as_ref();
                 Err(AdminError::Unimplemented(format!(
                     "download links for node executions are not supported yet by this server \
-                     (node '{}' of execution '{}'): executions are not implemented",
-                    id.node_id,
-                    exec.map(|e| e.name.as_str()).unwrap_or("")
+                     (node {} of execution {}): executions are not implemented",
+                    quoted(&id.node_id),
+                    quoted(exec.map(|e| e.name.as_str()).unwrap_or(""))
                 ))
                 .into())
             }
@@ -424,14 +466,14 @@ impl DataProxyService for DataProxyApi {
         }
         if !req.flyte_url.starts_with("flyte://") {
             return Err(AdminError::invalid(format!(
-                "flyte_url '{}' is invalid: it must start with flyte://",
-                req.flyte_url
+                "flyte_url {} is invalid: it must start with flyte://",
+                quoted(&req.flyte_url)
             ))
             .into());
         }
         Err(AdminError::Unimplemented(format!(
-            "GetData cannot resolve '{}' yet: executions are not implemented by this server",
-            req.flyte_url
+            "GetData cannot resolve {} yet: executions are not implemented by this server",
+            quoted(&req.flyte_url)
         ))
         .into())
     }
@@ -469,8 +511,8 @@ pub(crate) fn json_error(
 }
 
 fn admin_error_response(err: AdminError) -> Response {
-    let code = err.grpc_code();
-    json_error(code, http_status_for(code), err.to_string())
+    let (code, message) = err.answer();
+    json_error(code, http_status_for(code), message)
 }
 
 fn forbidden(message: impl Into<String>) -> Response {
@@ -504,7 +546,7 @@ fn verify(
     };
     let expires: i64 = expires
         .parse()
-        .map_err(|_| forbidden(format!("invalid expires parameter '{expires}'")))?;
+        .map_err(|_| forbidden(format!("invalid expires parameter {}", quoted(expires))))?;
     let md5 = match query.md5.as_deref() {
         None | Some("") => None,
         Some(hex) => {
@@ -512,7 +554,7 @@ fn verify(
                 .decode(hex.to_ascii_lowercase().as_bytes())
                 .ok()
                 .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                .ok_or_else(|| forbidden(format!("invalid md5 parameter '{hex}'")))?;
+                .ok_or_else(|| forbidden(format!("invalid md5 parameter {}", quoted(hex))))?;
             Some(bytes)
         }
     };

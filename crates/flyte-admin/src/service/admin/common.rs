@@ -10,7 +10,7 @@ use flyteidl::admin::NamedEntityIdentifier;
 use flyteidl::core::Identifier;
 use tracing::Instrument;
 
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::state::AdminState;
 
 /// `flyteidl.admin.Project.ProjectState.ARCHIVED`: such projects take no new registrations.
@@ -108,15 +108,17 @@ pub(super) async fn ensure_project_domain(
         Ok(record) => record,
         Err(StoreError::NotFound(_)) => {
             return Err(AdminError::InvalidArgument(format!(
-                "project '{project}' is not registered; register it first \
-                 (RegisterProject, e.g. `flytectl create project --id {project}`)"
+                "project {0} is not registered; register it first \
+                 (RegisterProject, e.g. `flytectl create project --id {0}`)",
+                quoted(project)
             )));
         }
         Err(err) => return Err(err.into()),
     };
     if record.state == PROJECT_ARCHIVED {
         return Err(AdminError::InvalidArgument(format!(
-            "project '{project}' is archived and takes no new registrations"
+            "project {} is archived and takes no new registrations",
+            quoted(project)
         )));
     }
     if !state.config.domains.iter().any(|(id, _)| id == domain) {
@@ -127,7 +129,8 @@ pub(super) async fn ensure_project_domain(
             .map(|(id, _)| id.as_str())
             .collect();
         return Err(AdminError::InvalidArgument(format!(
-            "domain '{domain}' is not configured on this server (known domains: {})",
+            "domain {} is not configured on this server (known domains: {})",
+            quoted(domain),
             known.join(", ")
         )));
     }

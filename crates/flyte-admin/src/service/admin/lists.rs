@@ -6,7 +6,7 @@ use flyte_core::filters::{self, Filter, SortDirection, SortKey};
 use flyte_store::ListQuery;
 use flyteidl::admin::{Sort, sort};
 
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 
 /// Larger limits are lowered to this: one page is held in memory and encoded at once.
 pub(crate) const MAX_LIMIT: u32 = 10_000;
@@ -83,8 +83,8 @@ fn check_filter(mut filter: Filter, fields: &ListFields) -> AdminResult<Filter> 
     }
     if !fields.filter_fields.contains(&filter.field.as_str()) {
         return Err(AdminError::InvalidArgument(format!(
-            "unknown filter field '{}' for listing {} (supported: {})",
-            filter.field,
+            "unknown filter field {} for listing {} (supported: {})",
+            quoted(&filter.field),
             fields.what,
             fields.filter_fields.join(", ")
         )));
@@ -98,8 +98,8 @@ fn sort_key(sort_by: Option<&Sort>, fields: &ListFields) -> AdminResult<Option<S
     };
     if !fields.sort_fields.contains(&sort_by.key.as_str()) {
         return Err(AdminError::InvalidArgument(format!(
-            "invalid sort key '{}' for listing {} (supported: {})",
-            sort_by.key,
+            "invalid sort key {} for listing {} (supported: {})",
+            quoted(&sort_by.key),
             fields.what,
             fields.sort_fields.join(", ")
         )));
