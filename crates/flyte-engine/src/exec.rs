@@ -51,6 +51,9 @@ mod recovery;
 use array::{ArraySpec, ArrayState};
 use external_nodes::{ExtMsg, GateSpec};
 
+/// Longest wait between two attempts to record a batch the sink refused for now.
+const SINK_RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
+
 pub(crate) enum Start {
     New(Box<ExecutionRequest>),
     Resume(Box<RunningExecution>),
@@ -1288,17 +1291,30 @@ impl ExecActor {
         let mut batch = std::mem::take(&mut self.batch);
         batch.execution = self.id.clone();
         self.batch.execution = self.id.clone();
+        // Capped exponential backoff, logged when the state changes rather than per retry: a
+        // store that cannot write for minutes (full disk) must not flood the log.
+        let mut delay = self.shared.config.sink_retry_delay;
+        let mut retries: u64 = 0;
         loop {
             let t = Instant::now();
             match self.shared.sink.record(&batch).await {
                 Ok(()) => {
                     metrics::histogram!(m::SINK_WRITE_TIME).record(t.elapsed().as_secs_f64());
+                    if retries > 0 {
+                        tracing::info!(retries, "event sink available again; batch recorded");
+                    }
                     return Ok(());
                 }
                 Err(SinkError::Transient(e)) => {
                     metrics::counter!(m::SINK_RETRIES).increment(1);
-                    tracing::warn!(error = %e, "event sink unavailable; retrying the batch");
-                    tokio::time::sleep(self.shared.config.sink_retry_delay).await;
+                    if retries == 0 {
+                        tracing::warn!(error = %e, "event sink unavailable; retrying the batch with backoff");
+                    } else {
+                        tracing::debug!(error = %e, retries, "event sink still unavailable");
+                    }
+                    retries += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(SINK_RETRY_MAX_DELAY);
                     if let Ok(Control::Shutdown) = self.control_rx.try_recv() {
                         return Err(SinkError::Transient("shutdown while retrying".into()));
                     }

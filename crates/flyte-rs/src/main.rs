@@ -142,7 +142,15 @@ fn dump(config: &Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for signals before announcing readiness, so none is missed.
     let mut signals = Signals::install()?;
-    let server = flyte_rs::start(config).await?;
+    // A signal during start-up (migrations, resuming executions) stops it there: dropping
+    // the start rolls back what it was doing and releases the data dir.
+    let server = tokio::select! {
+        started = flyte_rs::start(config) => started?,
+        name = signals.next() => {
+            tracing::warn!(signal = name, "stopped during start-up, before serving");
+            return Ok(());
+        }
+    };
     println!("{}", server.ready_message());
     let handle = server.shutdown_handle();
     tokio::spawn(async move {
