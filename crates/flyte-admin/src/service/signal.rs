@@ -28,7 +28,7 @@ use flyteidl::service::signal_service_server::{SignalService, SignalServiceServe
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::service::admin::common::{decode_stored, missing, run};
 use crate::service::admin::events;
 use crate::service::admin::lists::{self, ListArgs, ListFields};
@@ -141,7 +141,7 @@ fn signal_id(key: &SignalKey) -> SignalIdentifier {
 
 /// `signal 'approve' of execution flytesnacks/development/abc`.
 fn describe(key: &SignalKey) -> String {
-    format!("signal '{}' of {}", key.signal_id, key.execution)
+    format!("signal {} of {}", quoted(&key.signal_id), key.execution)
 }
 
 fn to_signal(record: &SignalRecord) -> AdminResult<Signal> {

@@ -39,7 +39,7 @@ use super::entities::Encoded;
 use super::events::{self, Rejection, is_workflow_terminal_name, to_proto};
 use super::lists::{self, ListArgs, ListFields};
 use super::{launch_plans, named_entities, tasks, workflows};
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::fidelity;
 use crate::launcher::LaunchRequest;
 use crate::state::AdminState;
@@ -86,7 +86,8 @@ pub fn generate_name() -> String {
 pub fn validate_name(name: &str) -> AdminResult<()> {
     if name.len() > MAX_NAME_LENGTH {
         return Err(AdminError::InvalidArgument(format!(
-            "execution name '{name}' is {} characters long; at most {MAX_NAME_LENGTH} are allowed",
+            "execution name {} is {} characters long; at most {MAX_NAME_LENGTH} are allowed",
+            quoted(name),
             name.len()
         )));
     }
@@ -96,8 +97,9 @@ pub fn validate_name(name: &str) -> AdminResult<()> {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid {
         return Err(AdminError::InvalidArgument(format!(
-            "invalid execution name '{name}': it must start with a letter and contain only \
-             letters, digits and '-' (regex '^[a-z][a-z\\-0-9]*$')"
+            "invalid execution name {}: it must start with a letter and contain only \
+             letters, digits and '-' (regex '^[a-z][a-z\\-0-9]*$')",
+            quoted(name)
         )));
     }
     Ok(())
@@ -113,7 +115,7 @@ pub fn merge_inputs(
     // Before anything walks them (type checks recurse): the documented nesting bound.
     for (name, value) in &user.literals {
         flyte_core::types::check_literal_depth(value)
-            .map_err(|e| AdminError::InvalidArgument(format!("input '{name}': {e}")))?;
+            .map_err(|e| AdminError::InvalidArgument(format!("input {}: {e}", quoted(name))))?;
     }
     let empty = BTreeMap::new();
     let expected = expected.map(|p| &p.parameters).unwrap_or(&empty);
@@ -128,7 +130,8 @@ pub fn merge_inputs(
         for name in fixed.literals.keys() {
             if user.literals.contains_key(name) {
                 return Err(AdminError::InvalidArgument(format!(
-                    "fixed input '{name}' of the launch plan cannot be overridden"
+                    "fixed input {} of the launch plan cannot be overridden",
+                    quoted(name)
                 )));
             }
         }
