@@ -314,6 +314,82 @@ async fn lists_paginate_filter_and_sort() {
     assert_eq!(names, ["other", "t"]);
 }
 
+/// flytekit sorts by `updated_at` (`pyflyte get launchplan`: `Sort("updated_at", DESCENDING)`),
+/// which flyteadmin accepts on every entity list.
+#[tokio::test]
+async fn every_entity_list_sorts_by_updated_at() {
+    let mut server = start().await;
+    let c = &mut server.client;
+    register_all(c, "v1").await;
+    register_all(c, "v2").await;
+    let newest_first = Some(Sort {
+        key: "updated_at".into(),
+        direction: sort::Direction::Descending as i32,
+    });
+    let mut request = list_request("", 10);
+    request.sort_by = newest_first.clone();
+    let lps = c
+        .list_launch_plans(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let versions: Vec<_> = lps
+        .launch_plans
+        .iter()
+        .map(|lp| lp.id.as_ref().unwrap().version.as_str())
+        .collect();
+    assert_eq!(versions, ["v2", "v1"]);
+    let tasks = c.list_tasks(request.clone()).await.unwrap().into_inner();
+    assert_eq!(tasks.tasks.len(), 2);
+    let wfs = c
+        .list_workflows(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(wfs.workflows.len(), 2);
+    let ids = NamedEntityIdentifierListRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        limit: 10,
+        sort_by: newest_first.clone(),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.list_launch_plan_ids(ids.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .entities
+            .len(),
+        1
+    );
+    c.list_task_ids(ids.clone()).await.unwrap();
+    c.list_workflow_ids(ids).await.unwrap();
+    let named = c
+        .list_named_entities(NamedEntityListRequest {
+            resource_type: ResourceType::LaunchPlan as i32,
+            project: PROJECT.into(),
+            domain: DOMAIN.into(),
+            limit: 10,
+            sort_by: newest_first.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(named.entities.len(), 1);
+    let projects = c
+        .list_projects(ProjectListRequest {
+            limit: 10,
+            sort_by: newest_first,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!projects.projects.is_empty());
+}
+
 fn lp_update(lp: &Identifier, state: LaunchPlanState) -> LaunchPlanUpdateRequest {
     LaunchPlanUpdateRequest {
         id: Some(lp.clone()),

@@ -21,18 +21,28 @@ pub(crate) struct ListFields {
     pub sort_fields: &'static [&'static str],
 }
 
-/// Tasks and workflows: what the store indexes for versioned entities.
-pub(crate) const ENTITY_FIELDS: &[&str] = &["name", "version", "created_at", "project", "domain"];
+/// Tasks and workflows: what the store indexes for versioned entities. `updated_at` as in
+/// flyteadmin's models (flytekit sorts by it: `pyflyte get launchplan`); versions never change,
+/// so it is their creation time.
+pub(crate) const ENTITY_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "created_at",
+    "updated_at",
+    "project",
+    "domain",
+];
 pub(crate) const LAUNCH_PLAN_FIELDS: &[&str] = &[
     "name",
     "version",
     "created_at",
+    "updated_at",
     "project",
     "domain",
     "state",
 ];
 pub(crate) const NAME_FIELDS: &[&str] = &["name", "project", "domain"];
-pub(crate) const NAME_SORT_FIELDS: &[&str] = &["name", "created_at"];
+pub(crate) const NAME_SORT_FIELDS: &[&str] = &["name", "created_at", "updated_at"];
 
 /// The list parameters every list request carries, under different field numbers.
 pub(crate) struct ListArgs<'a> {

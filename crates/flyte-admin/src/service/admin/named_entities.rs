@@ -27,7 +27,7 @@ const FIELDS: ListFields = ListFields {
         "launch_plan",
     ],
     filter_fields: &["name", "project", "domain", STATE_FIELD],
-    sort_fields: &["name", "created_at"],
+    sort_fields: &["name", "created_at", "updated_at"],
 };
 
 pub(super) async fn list(

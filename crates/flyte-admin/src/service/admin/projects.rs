@@ -23,8 +23,8 @@ const MAX_LABELS: usize = 16;
 const FIELDS: ListFields = ListFields {
     what: "projects",
     prefixes: &["project"],
-    filter_fields: &["identifier", "name", "state", "created_at"],
-    sort_fields: &["name", "state", "created_at", "identifier"],
+    filter_fields: &["identifier", "name", "state", "created_at", "updated_at"],
+    sort_fields: &["name", "state", "created_at", "updated_at", "identifier"],
 };
 
 pub(super) fn domains(state: &AdminState) -> Vec<Domain> {
