@@ -67,10 +67,22 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def start_server(base: pathlib.Path, data_dir: pathlib.Path, port: int = 0, log_name: str = "server.log") -> Server:
+def start_server(
+    base: pathlib.Path,
+    data_dir: pathlib.Path,
+    port: int = 0,
+    log_name: str = "server.log",
+    env: dict[str, str | None] | None = None,
+) -> Server:
     """Starts `flyte-rs start` on `127.0.0.1:<port>` (0: a free one) with `data_dir`, waits for
     its ready line and writes a flytekit config for it. Tasks run from this venv
-    (`engine.python_venv` through its environment variable, as the README shows)."""
+    (`engine.python_venv` through its environment variable, as the README shows). `env` adds
+    to the server's environment; a None value removes a variable."""
+    server_env: dict[str, str | None] = {
+        "FLYTE_RS_LOGGING__LEVEL": "info,flyte_admin=debug",
+        "FLYTE_RS_ENGINE__PYTHON_VENV": sys.prefix,
+    }
+    server_env.update(env or {})
     base.mkdir(parents=True, exist_ok=True)
     log_path = base / log_name
     log = open(log_path, "a")
@@ -80,12 +92,7 @@ def start_server(base: pathlib.Path, data_dir: pathlib.Path, port: int = 0, log_
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env=_clean_env(
-            {
-                "FLYTE_RS_LOGGING__LEVEL": "info,flyte_admin=debug",
-                "FLYTE_RS_ENGINE__PYTHON_VENV": sys.prefix,
-            }
-        ),
+        env={k: v for k, v in _clean_env(server_env).items() if v is not None},  # type: ignore[arg-type]
         cwd=base,
     )
     log.close()
