@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flyte-rs");
 
-/// A command with a clean environment (no FLYTE_RS_* leaking in from the caller).
+/// A command with a clean environment (no FLYTE_RS_* leaking in from the caller). No Python
+/// environment is made for these short-lived servers (engine.auto_venv off).
 fn flyte_rs(home: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("FLYTE_RS_ENGINE__AUTO_VENV", "false");
     cmd
 }
 
@@ -167,7 +169,12 @@ fn invalid_config_fails_clearly() {
     let home = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str, &str)] = &[
         ("FLYTE_RS_SERVER__LISTEN", "not-an-address", "server.listen"),
-        ("FLYTE_RS_SERVER__LISTN", "127.0.0.1:1", "server.listn"),
+        (
+            "FLYTE_RS_SERVER__LISTN",
+            "127.0.0.1:1",
+            "unknown configuration variable FLYTE_RS_SERVER__LISTN",
+        ),
+        ("FLYTE_RS_PG_DATA", "/tmp/pg", "valid keys: FLYTE_RS_"),
         (
             "FLYTE_RS_STORAGE__METADATA_URL",
             "mysql://db",
