@@ -34,14 +34,28 @@ pub const TASK_REQUIREMENTS: &str = include_str!("../task-requirements.txt");
 /// The program every flytekit task command ends in.
 pub const TASK_ENTRYPOINT: &str = "pyflyte-execute";
 
-/// Written into a made environment once pip succeeded: the requirements it holds.
+/// The pins alone (`flytekit==1.16.31`), one per line: a comment edit makes nothing anew.
+pub fn pins() -> String {
+    TASK_REQUIREMENTS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Written into a made environment once pip succeeded: the pins it holds.
 const STAMP: &str = ".flyte-rs-requirements";
 
 /// The fix, as start-up warnings and task errors name it.
-const HOW_TO_FIX: &str = "set engine.python_venv (FLYTE_RS_ENGINE__PYTHON_VENV) to a virtual \
-     environment with flytekit==1.16.31 and the task's imports — `scripts/setup-python.sh` makes \
-     one in .venv — or start flyte-rs from a shell where `pyflyte-execute` is on PATH, then \
-     restart flyte-rs";
+fn how_to_fix() -> String {
+    format!(
+        "set engine.python_venv (FLYTE_RS_ENGINE__PYTHON_VENV) to a virtual environment with {} \
+         and the task's imports — `scripts/setup-python.sh` makes one in .venv — or start \
+         flyte-rs from a shell where `pyflyte-execute` is on PATH, then restart flyte-rs",
+        pins().trim_end().replace('\n', " ")
+    )
+}
 
 /// Where `engine.auto_venv` makes the environment.
 pub fn auto_venv_dir(config: &Config) -> PathBuf {
@@ -89,14 +103,17 @@ pub fn warning(plan: &Plan, task_path: &OsStr) -> Option<String> {
         Plan::NamedWithoutFlytekit(venv) => Some(format!(
             "Python tasks cannot start: engine.python_venv {venv} has no bin/{TASK_ENTRYPOINT} and \
              none is on the task PATH [{path}]. Fix: install flytekit into it \
-             (`{venv}/bin/pip install flytekit==1.16.31`), or {HOW_TO_FIX}",
+             (`{venv}/bin/pip install {pins}`), or {fix}",
             venv = venv.display(),
-            path = task_path.to_string_lossy()
+            path = task_path.to_string_lossy(),
+            pins = pins().trim_end().replace('\n', " "),
+            fix = how_to_fix(),
         )),
         Plan::Missing => Some(format!(
             "Python tasks cannot start: `{TASK_ENTRYPOINT}` (flytekit) is not on the task PATH [{}] \
-             and engine.auto_venv is off. Fix: {HOW_TO_FIX} (or turn engine.auto_venv on)",
-            task_path.to_string_lossy()
+             and engine.auto_venv is off. Fix: {} (or turn engine.auto_venv on)",
+            task_path.to_string_lossy(),
+            how_to_fix()
         )),
         _ => None,
     }
@@ -156,7 +173,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// A made environment: pip finished with today's pins and the entry point is there.
 fn is_made(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == TASK_REQUIREMENTS)
+    std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == pins())
         && is_executable(&dir.join("bin").join(TASK_ENTRYPOINT))
 }
 
@@ -177,7 +194,7 @@ pub fn make_in_background(dir: PathBuf, python: String, log: PathBuf) -> watch::
         tracing::info!(
             dir = %dir.display(),
             log = %log.display(),
-            requirements = TASK_REQUIREMENTS.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join(" "),
+            requirements = pins().trim_end().replace('\n', " "),
             "creating the Python task environment (engine.auto_venv); Python tasks wait for it"
         );
         let status = match make(&dir, &python, &log).await {
@@ -192,9 +209,10 @@ pub fn make_in_background(dir: PathBuf, python: String, log: PathBuf) -> watch::
             Err(why) => {
                 let message = format!(
                     "the Python task environment could not be created in {}: {why} (log: {}). \
-                     Fix: {HOW_TO_FIX}",
+                     Fix: {}",
                     dir.display(),
-                    log.display()
+                    log.display(),
+                    how_to_fix()
                 );
                 tracing::error!(dir = %dir.display(), "{message}");
                 Status::Failed(message)
@@ -247,7 +265,7 @@ async fn make(dir: &Path, python: &str, log: &Path) -> Result<(), String> {
     if !is_executable(&dir.join("bin").join(TASK_ENTRYPOINT)) {
         return Err(format!("pip finished but bin/{TASK_ENTRYPOINT} is missing"));
     }
-    tokio::fs::write(dir.join(STAMP), TASK_REQUIREMENTS)
+    tokio::fs::write(dir.join(STAMP), pins())
         .await
         .map_err(|e| format!("cannot write the stamp: {e}"))?;
     let _ = tokio::fs::remove_file(&requirements).await;
@@ -373,7 +391,8 @@ impl TaskBackend for AwaitPython {
                 match status.wait_for(|s| *s != Status::Pending).await {
                     Ok(s) => s.clone(),
                     Err(_) => Status::Failed(format!(
-                        "the Python task environment set-up stopped before it finished. Fix: {HOW_TO_FIX}"
+                        "the Python task environment set-up stopped before it finished. Fix: {}",
+                        how_to_fix()
                     )),
                 }
             };
@@ -462,7 +481,7 @@ mod tests {
         let made = auto_venv_dir(&c);
         executable(&made.join("bin").join(TASK_ENTRYPOINT));
         assert_eq!(plan(&c, empty), Plan::Missing);
-        std::fs::write(made.join(STAMP), TASK_REQUIREMENTS).unwrap();
+        std::fs::write(made.join(STAMP), pins()).unwrap();
         assert_eq!(plan(&c, empty), Plan::Made(made.clone()));
         std::fs::write(made.join(STAMP), "flytekit==0.1\n").unwrap();
         c.engine.auto_venv = true;
@@ -471,11 +490,7 @@ mod tests {
 
     #[test]
     fn the_pins_are_flytekit_exactly() {
-        let pins: Vec<&str> = TASK_REQUIREMENTS
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .collect();
-        assert_eq!(pins, ["flytekit==1.16.31"]);
+        assert_eq!(pins(), "flytekit==1.16.31\n");
     }
 
     /// A python that is not there: the status names the fix (the real interpreter is
