@@ -305,7 +305,10 @@ async fn a_100000_node_chain_registers_over_grpc_and_runs_to_succeeded() {
         data.full_outputs.unwrap().literals.get("o"),
         Some(&int_lit(7))
     );
-    // The server is still there after the run.
+    // The server is still there after the run, and serves the workflow back: its closure
+    // is about 12.7 MB, past tonic's (and Python gRPC's) default 4 MiB receive limit, which
+    // is the client's to raise; the server sends responses of any size.
+    let mut client = client.max_decoding_message_size(64 << 20);
     client
         .get_workflow(ObjectGetRequest {
             id: Some(id_of_wf()),
