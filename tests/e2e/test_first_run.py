@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
+import shutil
+import sys
 import uuid
 
 import pytest
@@ -33,12 +35,14 @@ def _path_without_flytekit() -> str:
 
 
 def _fresh_server(tmp_path: pathlib.Path, **env: str | None) -> Server:
-    """A server as a newcomer starts it: no engine.python_venv, no pyflyte-execute on PATH."""
-    return start_server(
-        tmp_path,
-        tmp_path / "data",
-        env={"FLYTE_RS_ENGINE__PYTHON_VENV": None, "PATH": _path_without_flytekit(), **env},
-    )
+    """A server as a newcomer starts it: no engine.python_venv, no pyflyte-execute on PATH.
+    The default `python3` makes the environment when that PATH has one (else this test's own
+    base interpreter, named)."""
+    path = _path_without_flytekit()
+    defaults: dict[str, str | None] = {"FLYTE_RS_ENGINE__PYTHON_VENV": None, "PATH": path}
+    if shutil.which("python3", path=path) is None:
+        defaults["FLYTE_RS_ENGINE__AUTO_VENV_PYTHON"] = getattr(sys, "_base_executable", sys.executable)
+    return start_server(tmp_path, tmp_path / "data", env={**defaults, **env})
 
 
 def _remote(server: Server) -> FlyteRemote:
@@ -81,8 +85,10 @@ def test_first_start_makes_the_python_environment_and_the_first_run_succeeds(tmp
         assert stop_server(server) == 0, server.log()
 
     # The next start on the same data dir uses it as it is: nothing is installed again.
-    again = start_server(tmp_path, server.data_dir, log_name="again.log",
-                         env={"FLYTE_RS_ENGINE__PYTHON_VENV": None, "PATH": _path_without_flytekit()})
+    again = start_server(
+        tmp_path, server.data_dir, log_name="again.log",
+        env={"FLYTE_RS_ENGINE__PYTHON_VENV": None, "PATH": _path_without_flytekit()},
+    )
     try:
         log = again.log()
         assert "environment made at an earlier start" in log, log
