@@ -16,7 +16,9 @@ fn flyte_rs(home: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        // These servers never run a Python task: no background venv build.
+        .env("FLYTE_RS_ENGINE__AUTO_VENV", "false");
     cmd
 }
 
