@@ -32,6 +32,11 @@ else
   failed+=("postgres")
 fi
 
+log "cargo fmt --check"
+if ! cargo fmt --all -- --check; then
+  failed+=("cargo fmt")
+fi
+
 # Build every target first with the feature set `cargo test` uses, going on past a crate that
 # does not compile, so the flyte-rs binary for the end-to-end suite exists whenever it can.
 log "cargo build --workspace --all-targets"
@@ -39,11 +44,8 @@ if ! cargo build --workspace --all-targets --keep-going; then
   failed+=("cargo build")
 fi
 
-log "cargo test --workspace"
-if ! cargo test --workspace --no-fail-fast; then
-  failed+=("cargo test")
-fi
-
+# Some Rust tests drive the real flytekit: the venv must be there before `cargo test` (they
+# fail, never skip, without it). It was built while Rust compiled.
 log "waiting for the Python venv"
 if ! wait "$venv_pid"; then
   cat "$venv_log" >&2
@@ -51,6 +53,16 @@ if ! wait "$venv_pid"; then
 fi
 python="$(tail -n 1 "$venv_log")"
 rm -f "$venv_log"
+
+log "cargo test --workspace"
+if ! cargo test --workspace --no-fail-fast; then
+  failed+=("cargo test")
+fi
+
+log "cargo clippy --workspace --all-targets -- -D warnings"
+if ! cargo clippy --workspace --all-targets --keep-going -- -D warnings; then
+  failed+=("cargo clippy")
+fi
 
 if ((${#failed[@]})); then
   log "FAILED stages so far (the exit code will be non-zero): ${failed[*]}"

@@ -55,11 +55,16 @@ def write_file(x: int) -> FlyteFile:
     return FlyteFile(p)
 "#;
 
-fn venv() -> Option<PathBuf> {
+/// The repository's venv with the real flytekit. Missing, the test fails: it never skips
+/// (scripts/test.sh creates the venv before `cargo test`).
+fn venv() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv");
-    venv.join("bin/pyflyte-execute")
-        .exists()
-        .then(|| std::fs::canonicalize(venv).unwrap())
+    assert!(
+        venv.join("bin/pyflyte-execute").exists(),
+        "no .venv with flytekit at {}: run scripts/setup-python.sh first",
+        venv.display()
+    );
+    std::fs::canonicalize(venv).expect("canonical .venv path")
 }
 
 /// The container args flytekit serializes for a fast-registered python task.
@@ -114,10 +119,7 @@ fn flytekit_task(bundle_url: &str, task_name: &str, output: LiteralType) -> Task
 
 #[tokio::test]
 async fn flytekit_runs_fast_registered_tasks_through_file_urls() {
-    let Some(venv) = venv() else {
-        println!("NOTE: skipped: no .venv with flytekit (run scripts/setup-python.sh)");
-        return;
-    };
+    let venv = venv();
     let f = Fixture::new();
     let mut config = LocalProcessConfig::new(f.data_dir(), "http://127.0.0.1:30080");
     config.venv = Some(venv);

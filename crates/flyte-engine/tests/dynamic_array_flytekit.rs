@@ -60,11 +60,16 @@ def map_wf(xs: typing.List[int], y: int) -> typing.List[int]:
     return map_task(add, bound_inputs={"y"})(x=xs, y=y)
 "#;
 
-fn venv() -> Option<PathBuf> {
+/// The repository's venv with the real flytekit. Missing, the test fails: it never skips
+/// (scripts/test.sh creates the venv before `cargo test`).
+fn venv() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv");
-    venv.join("bin/pyflyte")
-        .exists()
-        .then(|| std::fs::canonicalize(venv).unwrap())
+    assert!(
+        venv.join("bin/pyflyte").exists(),
+        "no .venv with flytekit at {}: run scripts/setup-python.sh first",
+        venv.display()
+    );
+    std::fs::canonicalize(venv).expect("canonical .venv path")
 }
 
 struct Serialized {
@@ -213,10 +218,7 @@ async fn outputs(blob: &BlobStore, sink: &MemorySink, name: &str) -> LiteralMap 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_flytekit_dynamic_and_map_tasks() {
-    let Some(venv) = venv() else {
-        eprintln!("skipped: no .venv with flytekit (run scripts/setup-python.sh)");
-        return;
-    };
+    let venv = venv();
     let dir = tempfile::tempdir().unwrap();
     let root = std::fs::canonicalize(dir.path()).unwrap();
     let src = root.join("src");

@@ -161,13 +161,12 @@ async fn data_stays_in_the_temp_dir() {
 }
 
 /// The same server on PostgreSQL, when scripts/test.sh provides one
-/// (`FLYTERS_TEST_POSTGRES_URL`); skipped otherwise.
+/// (`FLYTERS_TEST_POSTGRES_URL`); unset, it fails rather than pass without running.
 #[tokio::test]
 async fn serves_with_postgres_metadata() {
-    let Ok(url) = std::env::var("FLYTERS_TEST_POSTGRES_URL") else {
-        eprintln!("FLYTERS_TEST_POSTGRES_URL unset: skipping the PostgreSQL variant");
-        return;
-    };
+    let url = std::env::var("FLYTERS_TEST_POSTGRES_URL").expect(
+        "FLYTERS_TEST_POSTGRES_URL is not set: run scripts/postgres.sh (or scripts/test.sh)",
+    );
     let server = TestServer::start_with(|c| c.storage.metadata_url = Some(url))
         .await
         .expect("starts on PostgreSQL");

@@ -3,7 +3,7 @@
 //! SQLite always runs (a fresh file per test). PostgreSQL runs when
 //! `FLYTERS_TEST_POSTGRES_URL` is set (e.g. `export FLYTERS_TEST_POSTGRES_URL=$(scripts/postgres.sh)`);
 //! each test then gets its own fresh database, dropped afterwards, so tests run in parallel.
-//! Unset, every PostgreSQL test prints that it was skipped and passes.
+//! Unset, every PostgreSQL test fails (it never passes without running).
 
 use std::sync::Arc;
 
@@ -18,6 +18,17 @@ mod harness {
     use super::*;
 
     pub const POSTGRES_ENV: &str = "FLYTERS_TEST_POSTGRES_URL";
+
+    /// The PostgreSQL server to test against. Unset, the PostgreSQL tests fail rather than
+    /// pass without running: scripts/test.sh always provides one.
+    pub fn postgres_url() -> String {
+        std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{POSTGRES_ENV} is not set: start PostgreSQL with \
+                 `export {POSTGRES_ENV}=$(scripts/postgres.sh | tail -n 1)` or run scripts/test.sh"
+            )
+        })
+    }
 
     /// A fresh SQLite store; the directory lives as long as the returned guard.
     pub async fn sqlite() -> (Arc<dyn MetadataStore>, tempfile::TempDir) {
@@ -128,14 +139,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let Ok(url) = std::env::var(crate::harness::POSTGRES_ENV) else {
-                        eprintln!(
-                            "skipped: postgres::{} ({} is not set; run scripts/postgres.sh)",
-                            stringify!($test),
-                            crate::harness::POSTGRES_ENV
-                        );
-                        return;
-                    };
+                    let url = crate::harness::postgres_url();
                     let (store, db) = crate::harness::PgDatabase::create(&url, stringify!($test)).await;
                     crate::tests::$test(store.clone()).await;
                     db.drop_now(store).await;
