@@ -296,7 +296,7 @@ fn value_in_lists_exactly_the_matching_tasks_in_order_across_pages() {
             0i32..2,
             1u32..5,
         );
-        let result = runner(64).run(&strategy, |(names, key, direction, page)| {
+        let result = runner(32).run(&strategy, |(names, key, direction, page)| {
             let filters = format!(
                 "value_in(name,{})",
                 names.iter().copied().collect::<Vec<_>>().join(";")
