@@ -278,3 +278,26 @@ async fn a_huge_name_is_quoted_shortened_in_not_found() {
     assert!(message.contains("xxxxxxxx"), "{message}");
     assert!(message.contains("shortened"), "{message}");
 }
+
+#[tokio::test]
+async fn a_signed_percent_escape_in_the_path_is_400() {
+    let server = start().await;
+    // `u8::from_str_radix` reads "+1" as 1: these decoded to control characters and the
+    // request went on with them. An escape is '%' and exactly two hex digits.
+    for bad in ["%+1", "%+f", "%-1", "%1", "%zz", "%", "%ff"] {
+        let path = format!("/api/v1/tasks/{PROJECT}/{DOMAIN}/a{bad}x/v1");
+        let resp = server.http.get(server.url(&path)).send().await.unwrap();
+        let (status, json) = split(resp).await;
+        assert_eq!(status, 400, "{path}: {json}");
+        assert_eq!(json["code"], Code::InvalidArgument as i32, "{path}: {json}");
+        let message = json["message"].as_str().unwrap_or_default();
+        assert!(message.contains("percent"), "{path}: {message}");
+    }
+    // Well-formed escapes still decode (the task does not exist: NOT_FOUND, naming it).
+    let path = format!("/api/v1/tasks/{PROJECT}/{DOMAIN}/a%2Bb%41c/v1");
+    let resp = server.http.get(server.url(&path)).send().await.unwrap();
+    let (status, json) = split(resp).await;
+    assert_eq!(status, 404, "{path}: {json}");
+    let message = json["message"].as_str().unwrap_or_default();
+    assert!(message.contains("a+bAc"), "{path}: {message}");
+}

@@ -83,6 +83,14 @@ impl Gateway {
             .trim_start_matches('/')
             .trim_end_matches('/');
 
+        if let Err(message) = routes::check_path(path) {
+            let (code, message, details) = failure(AdminError::invalid(message));
+            let mut response = error_response(http_status_for(code), code, &message, details);
+            response
+                .extensions_mut()
+                .insert(ApiCall::new("gateway", "unmatched", code_name(code)));
+            return response;
+        }
         let mut path_matched = false;
         let mut found = None;
         for route in &self.inner.routes {
@@ -152,23 +160,16 @@ impl Gateway {
         inbound: Codec,
         outbound: Codec,
         proto_names: bool,
-    ) -> Result<Response, (tonic::Code, String, Vec<serde_json::Value>)> {
-        // Through AdminError::answer, so quoted input is shortened as on the gRPC side.
-        let invalid = |message: String| {
-            let (code, message) = AdminError::invalid(message).answer();
-            (code, message, Vec::new())
-        };
+    ) -> Result<Response, Failure> {
+        let invalid = |message: String| failure(AdminError::invalid(message));
+        let internal = |message: String| failure(AdminError::Internal(message));
         let max = self.inner.max_request_bytes;
         let body = match http_body_util::Limited::new(body, max).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                return Err((
-                    tonic::Code::ResourceExhausted,
-                    format!(
-                        "request body is larger than this server accepts ({max} bytes, setting max_request_bytes)"
-                    ),
-                    Vec::new(),
-                ));
+                return Err(failure(AdminError::ResourceExhausted(format!(
+                    "request body is larger than this server accepts ({max} bytes, setting max_request_bytes)"
+                ))));
             }
             Err(err) => return Err(invalid(format!("failed to read the request body: {err}"))),
         };
@@ -195,7 +196,7 @@ impl Gateway {
             .header(header::CONTENT_TYPE, "application/grpc")
             .header("te", "trailers")
             .body(Body::from(framed))
-            .map_err(|e| (tonic::Code::Internal, e.to_string(), Vec::new()))?;
+            .map_err(|e| internal(format!("building the gRPC request failed: {e}")))?;
         for name in [
             header::AUTHORIZATION.as_str(),
             "x-request-id",
@@ -211,13 +212,10 @@ impl Gateway {
             Err(never) => match never {},
         };
         let (resp_parts, resp_body) = grpc_resp.into_parts();
-        let collected = resp_body.collect().await.map_err(|e| {
-            (
-                tonic::Code::Internal,
-                format!("reading the gRPC response failed: {e}"),
-                Vec::new(),
-            )
-        })?;
+        let collected = resp_body
+            .collect()
+            .await
+            .map_err(|e| internal(format!("reading the gRPC response failed: {e}")))?;
         let trailers = collected.trailers().cloned().unwrap_or_default();
         let data = collected.to_bytes();
         let header_or_trailer = |name: &str| {
@@ -229,28 +227,25 @@ impl Gateway {
         };
 
         let code = match header_or_trailer("grpc-status") {
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|v| v.parse::<i32>().ok())
-                .map(tonic::Code::from_i32)
-                .unwrap_or(tonic::Code::Internal),
+            Some(value) => match value.to_str().ok().and_then(|v| v.parse::<i32>().ok()) {
+                Some(code) => tonic::Code::from_i32(code),
+                None => {
+                    return Err(internal(format!(
+                        "the gRPC call answered an unreadable grpc-status {value:?}"
+                    )));
+                }
+            },
             None if resp_parts.status == StatusCode::NOT_FOUND => {
-                return Err((
-                    tonic::Code::Unimplemented,
-                    format!("{} is not served by this server", route.service),
-                    Vec::new(),
-                ));
+                return Err(failure(AdminError::Unimplemented(format!(
+                    "{} is not served by this server",
+                    route.service
+                ))));
             }
             None => {
-                return Err((
-                    tonic::Code::Internal,
-                    format!(
-                        "the gRPC call answered HTTP {} without a grpc-status",
-                        resp_parts.status
-                    ),
-                    Vec::new(),
-                ));
+                return Err(internal(format!(
+                    "the gRPC call answered HTTP {} without a grpc-status",
+                    resp_parts.status
+                )));
             }
         };
         if code != tonic::Code::Ok {
@@ -274,21 +269,16 @@ impl Gateway {
             return Err((code, message, details));
         }
 
-        let payload = unframe(data).map_err(|e| (tonic::Code::Internal, e, Vec::new()))?;
+        let payload = unframe(data).map_err(internal)?;
         let response = DynamicMessage::decode(route.output.clone(), payload).map_err(|e| {
-            (
-                tonic::Code::Internal,
-                format!(
-                    "cannot decode the {} response: {e}",
-                    route.output.full_name()
-                ),
-                Vec::new(),
-            )
+            internal(format!(
+                "cannot decode the {} response: {e}",
+                route.output.full_name()
+            ))
         })?;
         let selected = transcode::select_response(response, route.response_body.as_deref())
-            .map_err(|e| (tonic::Code::Internal, e, Vec::new()))?;
-        let bytes = transcode::render(&selected, outbound)
-            .map_err(|e| (tonic::Code::Internal, e, Vec::new()))?;
+            .map_err(internal)?;
+        let bytes = transcode::render(&selected, outbound).map_err(internal)?;
         let mut response = (
             StatusCode::OK,
             [(
@@ -301,6 +291,17 @@ impl Gateway {
         response.extensions_mut().insert(GrpcCode(tonic::Code::Ok));
         Ok(response)
     }
+}
+
+/// An error as sent: code, message and `details`.
+type Failure = (tonic::Code, String, Vec<serde_json::Value>);
+
+/// The gateway's own errors go through `AdminError::answer`, the one mapping place: INTERNAL
+/// is logged at ERROR there and quoted input is shortened as on the gRPC side. (Errors the
+/// gRPC call answered were mapped, and logged, by the service.)
+fn failure(err: AdminError) -> Failure {
+    let (code, message) = err.answer();
+    (code, message, Vec::new())
 }
 
 /// The gRPC code behind a gateway response (for the metrics label).
@@ -330,8 +331,7 @@ fn percent_decode(s: &str) -> Option<String> {
         let escaped = (bytes[i] == b'%')
             .then(|| bytes.get(i + 1..i + 3))
             .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            .and_then(routes::hex_byte);
         match escaped {
             Some(b) => {
                 out.push(b);
@@ -391,4 +391,78 @@ pub(crate) fn error_response(
         .into_response();
     response.extensions_mut().insert(GrpcCode(code));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A gateway in front of a "gRPC server" that answers `grpc` to every call.
+    async fn answer_through(grpc: axum::Router) -> (u16, serde_json::Value, String) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let gateway = Gateway::new(grpc, 1 << 20);
+        let request = Request::get("/api/v1/projects")
+            .body(Body::empty())
+            .unwrap();
+        let response = gateway.handle(request).await;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&body).unwrap();
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        (status, json, log)
+    }
+
+    /// The gateway's own faults (a broken or malformed gRPC answer) are INTERNAL answered
+    /// through `AdminError::answer`, so each is logged at ERROR like any other INTERNAL.
+    #[tokio::test]
+    async fn the_gateways_own_internal_errors_are_logged_at_error() {
+        let broken_body = axum::Router::new().fallback(|| async {
+            let failing = futures::stream::once(async {
+                Err::<Bytes, _>(std::io::Error::other("connection reset"))
+            });
+            Response::new(Body::from_stream(failing))
+        });
+        let no_status = axum::Router::new().fallback(|| async { "not gRPC" });
+        let no_message = axum::Router::new().fallback(|| async {
+            (
+                [("grpc-status", "0"), ("content-type", "application/grpc")],
+                "",
+            )
+        });
+        for (grpc, expected) in [
+            (broken_body, "reading the gRPC response failed"),
+            (no_status, "without a grpc-status"),
+            (no_message, "has no message"),
+        ] {
+            let (status, json, log) = answer_through(grpc).await;
+            assert_eq!(status, 500, "{json}");
+            assert_eq!(json["code"], tonic::Code::Internal as i32, "{json}");
+            let message = json["message"].as_str().unwrap_or_default();
+            assert!(message.contains(expected), "{message}");
+            let logged: Vec<&str> = log.lines().filter(|l| l.contains(expected)).collect();
+            assert_eq!(logged.len(), 1, "{expected}: {log}");
+            assert!(logged[0].contains("ERROR"), "{log}");
+        }
+    }
 }

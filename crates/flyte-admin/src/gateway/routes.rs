@@ -202,14 +202,38 @@ impl PathTemplate {
     }
 }
 
+/// The byte of a `%XX` escape's two characters: exactly two hex digits (`u8::from_str_radix`
+/// would also take a sign, reading `%+1` as 0x01).
+pub(crate) fn hex_byte(pair: &[u8]) -> Option<u8> {
+    match pair {
+        [hi, lo] => {
+            let digit = |b: u8| char::from(b).to_digit(16);
+            u8::try_from(digit(*hi)? * 16 + digit(*lo)?).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Refuses a URL path whose percent-escapes are malformed or do not decode to UTF-8, so
+/// it is a 400 naming the segment rather than a silent "no route matched".
+pub fn check_path(path: &str) -> Result<(), String> {
+    match path.split('/').find(|seg| decode(seg).is_none()) {
+        None => Ok(()),
+        Some(seg) => Err(format!(
+            "the URL path segment {} is not valid percent-encoding: each '%' must be \
+             followed by two hex digits and the decoded bytes must be UTF-8",
+            crate::error::quoted(seg)
+        )),
+    }
+}
+
 fn decode(seg: &str) -> Option<String> {
     let bytes = seg.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            out.push(hex_byte(bytes.get(i + 1..i + 3)?)?);
             i += 3;
         } else {
             out.push(bytes[i]);
