@@ -191,6 +191,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// written if any part fails.
     async fn apply(&self, batch: StateBatch) -> Result<()>;
 
+    /// One read-decide-write of an execution's records as one transaction: locks the
+    /// execution's row (PostgreSQL `SELECT … FOR UPDATE`, SQLite's `BEGIN IMMEDIATE` write
+    /// lock), reads the records `read` names, calls `decide` with them and writes the batch it
+    /// returns. Transitions of one execution thus run one after the other and each decides on
+    /// what the previous one wrote: no change is lost or made on stale state. The batch may
+    /// change only this execution and its node and task executions (`InvalidArgument`
+    /// otherwise); `NotFound` if the execution does not exist.
+    async fn transition(&self, read: StateRead, decide: Decide<'_>) -> Result<()>;
+
     async fn get_node_execution(&self, key: &NodeExecutionKey) -> Result<NodeExecutionRecord>;
     /// The node executions of `execution` among `node_ids` (those that exist), in one query.
     async fn get_node_executions(

@@ -325,6 +325,32 @@ impl StateBatch {
     }
 }
 
+/// What one read-decide-write of an execution's records reads (see
+/// [`crate::MetadataStore::transition`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StateRead {
+    /// The execution whose row is locked and read.
+    pub execution: ExecutionKey,
+    /// Its node executions to read (those that exist are returned).
+    pub node_ids: Vec<String>,
+    /// Read every task execution of these nodes of it.
+    pub task_node_ids: Vec<String>,
+}
+
+/// The records a [`StateRead`] names, as they are inside the transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateSnapshot {
+    pub execution: ExecutionRecord,
+    pub node_executions: Vec<NodeExecutionRecord>,
+    pub task_executions: Vec<TaskExecutionRecord>,
+}
+
+/// The decision of a [`crate::MetadataStore::transition`]: the changes to write given the
+/// current records (an empty batch writes nothing). It runs inside the transaction, so it
+/// must not wait on anything; what it decided beyond the batch it reports through what it
+/// captures.
+pub type Decide<'a> = Box<dyn FnOnce(StateSnapshot) -> StateBatch + Send + 'a>;
+
 /// What the engine needs to resume one execution after a restart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineExecutionState {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use super::backend::{Backend, Col, DbErrorKind, Row, Stmt, Value, classify};
 use super::list::{self, FieldType, ListSpec, SqlBuilder, field};
 use super::{Reader, SqlStore, corrupt, internal, text, ts};
+use crate::{Decide, StateRead, StateSnapshot};
 use crate::{
     EngineChange, EngineExecutionState, EntityKey, ExecutionKey, ExecutionRecord, ExecutionScope,
     ListQuery, NodeExecutionKey, NodeExecutionRecord, Page, ResourceType, Result, StateBatch,
@@ -619,17 +620,22 @@ impl<B: Backend> SqlStore<B> {
         if batch.is_empty() {
             return Ok(());
         }
+        let mut tx = self.begin().await?;
+        self.write_batch(&mut tx, batch).await?;
+        B::commit(tx).await.map_err(internal)
+    }
+
+    async fn write_batch(&self, tx: &mut B::Tx, batch: StateBatch) -> Result<()> {
         let StateBatch {
             executions,
             node_executions,
             task_executions,
             engine,
         } = batch;
-        let mut tx = self.begin().await?;
 
         for e in dedup_last(executions, |e| e.key.clone()) {
             let key = e.key.clone();
-            let n = B::tx_execute(&mut tx, update_execution_stmt(e))
+            let n = B::tx_execute(tx, update_execution_stmt(e))
                 .await
                 .map_err(internal)?;
             if n == 0 {
@@ -651,7 +657,7 @@ impl<B: Backend> SqlStore<B> {
                 &["created_at"],
                 rows,
             ) {
-                B::tx_execute(&mut tx, stmt)
+                B::tx_execute(tx, stmt)
                     .await
                     .map_err(|err| batch_error(err, || first.to_string()))?;
             }
@@ -671,13 +677,88 @@ impl<B: Backend> SqlStore<B> {
                 &["created_at"],
                 rows,
             ) {
-                B::tx_execute(&mut tx, stmt)
+                B::tx_execute(tx, stmt)
                     .await
                     .map_err(|err| batch_error(err, || first.to_string()))?;
             }
         }
 
-        self.apply_engine(&mut tx, engine).await?;
+        self.apply_engine(tx, engine).await
+    }
+
+    /// One read-decide-write: the execution's row is locked first (PostgreSQL `FOR UPDATE`;
+    /// a SQLite write transaction holds the database's write lock from `BEGIN IMMEDIATE`), so
+    /// every transition of one execution waits for the one before it. Node and task rows need
+    /// no lock of their own: only transitions of their execution decide on them.
+    pub(super) async fn transition_impl(&self, read: StateRead, decide: Decide<'_>) -> Result<()> {
+        let StateRead {
+            execution: key,
+            node_ids,
+            task_node_ids,
+        } = read;
+        let mut tx = self.begin().await?;
+        let lock = Stmt {
+            sql: format!(
+                "{EXECUTION_SELECT} WHERE project = $1 AND domain = $2 AND name = $3{}",
+                B::LOCK_ROWS
+            )
+            .into(),
+            args: exec_args(&key),
+        };
+        let row = B::tx_fetch(&mut tx, lock, EXECUTION_COLS)
+            .await
+            .map_err(internal)?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        let execution = execution_from_row(row)?;
+        let mut node_executions = Vec::with_capacity(node_ids.len());
+        for chunk in node_ids.chunks(MAX_IN) {
+            let mut b = SqlBuilder::new(NODE_SELECT);
+            push_exec_where(&mut b, &key);
+            push_in(&mut b, "node_id", chunk);
+            for row in B::tx_fetch(&mut tx, b.build(), NODE_COLS)
+                .await
+                .map_err(internal)?
+            {
+                node_executions.push(node_from_row(row)?);
+            }
+        }
+        let mut task_executions = Vec::new();
+        for chunk in task_node_ids.chunks(MAX_IN) {
+            let mut b = SqlBuilder::new(TASK_SELECT);
+            push_exec_where(&mut b, &key);
+            push_in(&mut b, "node_id", chunk);
+            for row in B::tx_fetch(&mut tx, b.build(), TASK_COLS)
+                .await
+                .map_err(internal)?
+            {
+                task_executions.push(task_from_row(row)?);
+            }
+        }
+        let batch = decide(StateSnapshot {
+            execution,
+            node_executions,
+            task_executions,
+        });
+        if batch.is_empty() {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Ok(());
+        }
+        // The lock covers this execution only.
+        let foreign = batch
+            .executions
+            .iter()
+            .map(|e| &e.key)
+            .chain(batch.node_executions.iter().map(|n| &n.key.execution))
+            .chain(batch.task_executions.iter().map(|t| &t.key.node.execution))
+            .find(|k| **k != key);
+        if let Some(other) = foreign {
+            return Err(StoreError::InvalidArgument(format!(
+                "a transition of {key} cannot change {other}"
+            )));
+        }
+        crate::metrics::batch(&batch);
+        self.write_batch(&mut tx, batch).await?;
         B::commit(tx).await.map_err(internal)
     }
 

@@ -30,6 +30,7 @@ use crate::{
     ArtifactDataRecord, ArtifactFilter, ArtifactRecord, ArtifactRef, ArtifactSelector, CatalogPage,
     DatasetFilter, DatasetKey, DatasetRecord, PutOutcome, ReservationKey, ReservationRecord,
 };
+use crate::{Decide, StateRead};
 use crate::{
     EngineExecutionState, EntityKey, EntityRecord, EntityScope, ExecutionKey, ExecutionRecord,
     ExecutionScope, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey, NamedEntityMetadata,
@@ -915,6 +916,11 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     async fn apply(&self, batch: StateBatch) -> Result<()> {
         crate::metrics::batch(&batch);
         self.timed("apply", self.apply_batch(batch)).await
+    }
+
+    async fn transition(&self, read: StateRead, decide: Decide<'_>) -> Result<()> {
+        self.timed("transition", self.transition_impl(read, decide))
+            .await
     }
 
     async fn get_node_execution(&self, key: &NodeExecutionKey) -> Result<NodeExecutionRecord> {

@@ -13,6 +13,9 @@ use flyte_store::{
 use crate::t;
 use crate::tests::{D, f, q, sort};
 
+mod races;
+pub use races::*;
+
 const P: &str = "flytesnacks";
 
 pub fn ekey(name: &str) -> ExecutionKey {
