@@ -1,7 +1,9 @@
 //! The engine's [`EventSink`] and [`EngineJournal`] over the metadata store: each
 //! [`EventBatch`] (one wake of one execution) goes through the same event rules as the
 //! Create*Event RPCs and is written, with the engine's journal delta, in ONE store
-//! transaction ([`flyte_store::MetadataStore::apply`]).
+//! transition ([`flyte_store::MetadataStore::transition`]): the rules decide on the records as
+//! they are under the execution's row lock, so a terminate, an archive or a duplicate event
+//! racing the batch is never overwritten nor applied twice.
 //!
 //! Events the rules refuse as duplicates or as changes to a terminal record are dropped
 //! silently (propeller treats those answers as success); other refusals are logged and dropped.
@@ -18,7 +20,7 @@ use flyte_engine::{
 };
 use flyte_store::{
     EngineChange, ExecutionKey, ExecutionRecord, MetadataStore, NodeExecutionRecord, StateBatch,
-    StoreError, TaskExecutionKey, TaskExecutionRecord,
+    StateRead, StateSnapshot, StoreError, TaskExecutionKey, TaskExecutionRecord,
 };
 
 use flyteidl::admin::ExecutionClosure;
@@ -65,14 +67,48 @@ impl StoreEventSink {
         Self { store }
     }
 
-    /// The store changes one batch makes (reads current records as needed).
-    pub async fn changes(&self, batch: &EventBatch) -> Result<StateBatch, SinkError> {
-        let key = events::execution_key(Some(&batch.execution))
+    /// What one batch reads: its execution, the nodes its events name and, if it has task
+    /// events, their task executions.
+    fn reads(batch: &EventBatch) -> Result<StateRead, SinkError> {
+        let execution = events::execution_key(Some(&batch.execution))
             .map_err(|r| SinkError::Rejected(r.to_string()))?;
+        let mut node_ids: Vec<String> = batch
+            .node_events
+            .iter()
+            .filter_map(|e| e.id.as_ref().map(|id| id.node_id.clone()))
+            .chain(batch.task_events.iter().filter_map(|e| {
+                e.parent_node_execution_id
+                    .as_ref()
+                    .map(|id| id.node_id.clone())
+            }))
+            .collect();
+        node_ids.sort();
+        node_ids.dedup();
+        let task_node_ids = if batch.task_events.is_empty() {
+            Vec::new()
+        } else {
+            node_ids.clone()
+        };
+        Ok(StateRead {
+            execution,
+            node_ids,
+            task_node_ids,
+        })
+    }
+
+    /// The store changes one batch makes on the current records (the event rules; run inside
+    /// the store's transition, so the records are the latest and stay so until it commits).
+    pub fn changes(batch: &EventBatch, current: StateSnapshot) -> StateBatch {
+        let StateSnapshot {
+            execution,
+            node_executions,
+            task_executions,
+        } = current;
+        let key = execution.key.clone();
         let mut out = StateBatch::default();
 
         if !batch.workflow_events.is_empty() {
-            let mut current = self.store.get_execution(&key).await.map_err(store_error)?;
+            let mut current = execution;
             let mut changed = false;
             for event in &batch.workflow_events {
                 match events::workflow_event(&current, event) {
@@ -88,30 +124,11 @@ impl StoreEventSink {
             }
         }
 
-        // Node executions: the current records of every node the batch touches, in one read.
-        let mut nodes: HashMap<String, NodeExecutionRecord> = HashMap::new();
-        let mut node_ids: Vec<String> = batch
-            .node_events
-            .iter()
-            .filter_map(|e| e.id.as_ref().map(|id| id.node_id.clone()))
-            .chain(batch.task_events.iter().filter_map(|e| {
-                e.parent_node_execution_id
-                    .as_ref()
-                    .map(|id| id.node_id.clone())
-            }))
+        // Node executions: the current records of every node the batch touches.
+        let mut nodes: HashMap<String, NodeExecutionRecord> = node_executions
+            .into_iter()
+            .map(|record| (record.key.node_id.clone(), record))
             .collect();
-        node_ids.sort();
-        node_ids.dedup();
-        if !node_ids.is_empty() {
-            for record in self
-                .store
-                .get_node_executions(&key, &node_ids)
-                .await
-                .map_err(store_error)?
-            {
-                nodes.insert(record.key.node_id.clone(), record);
-            }
-        }
         let mut changed_nodes: Vec<String> = Vec::new();
         for event in &batch.node_events {
             let Some(node_id) = event.id.as_ref().map(|id| id.node_id.clone()) else {
@@ -138,16 +155,7 @@ impl StoreEventSink {
 
         // Task executions of those nodes.
         if !batch.task_events.is_empty() {
-            let task_nodes: Vec<String> = node_ids
-                .iter()
-                .filter(|id| nodes.contains_key(*id))
-                .cloned()
-                .collect();
-            let mut tasks: HashMap<TaskExecutionKey, TaskExecutionRecord> = self
-                .store
-                .get_task_executions_of_nodes(&key, &task_nodes)
-                .await
-                .map_err(store_error)?
+            let mut tasks: HashMap<TaskExecutionKey, TaskExecutionRecord> = task_executions
                 .into_iter()
                 .map(|r| (r.key.clone(), r))
                 .collect();
@@ -207,16 +215,28 @@ impl StoreEventSink {
         if journal.finished {
             out.engine.push(EngineChange::Finished { execution: key });
         }
-        Ok(out)
+        out
     }
 }
 
 #[async_trait]
 impl EventSink for StoreEventSink {
     async fn record(&self, batch: &EventBatch) -> Result<(), SinkError> {
-        let changes = self.changes(batch).await?;
-        let phases: Vec<_> = changes
-            .executions
+        let read = Self::reads(batch)?;
+        // The executions the batch changes, for the metrics and logs once it is stored.
+        let mut executions = Vec::new();
+        self.store
+            .transition(
+                read,
+                Box::new(|current| {
+                    let changes = Self::changes(batch, current);
+                    executions.clone_from(&changes.executions);
+                    changes
+                }),
+            )
+            .await
+            .map_err(store_error)?;
+        let phases: Vec<_> = executions
             .iter()
             .map(|e| {
                 let terminal = matches!(
@@ -235,8 +255,7 @@ impl EventSink for StoreEventSink {
                 )
             })
             .collect();
-        let ended: Vec<_> = changes
-            .executions
+        let ended: Vec<_> = executions
             .iter()
             .filter(|e| {
                 matches!(
@@ -246,7 +265,6 @@ impl EventSink for StoreEventSink {
             })
             .cloned()
             .collect();
-        self.store.apply(changes).await.map_err(store_error)?;
         for (project, domain, phase, ran) in phases {
             crate::router::metrics::execution_phase(&project, &domain, &phase, ran);
         }

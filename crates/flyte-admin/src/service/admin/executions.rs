@@ -12,7 +12,8 @@ use chrono::Utc;
 use flyte_core::ids::ResourceType;
 use flyte_core::types::{display_type, literal_is_instance, literal_type_of};
 use flyte_store::{
-    EngineChange, EntityKey, ExecutionKey, ExecutionRecord, ExecutionScope, StateBatch, StoreError,
+    EngineChange, EntityKey, ExecutionKey, ExecutionRecord, ExecutionScope, StateBatch, StateRead,
+    StoreError,
 };
 use flyteidl::admin::{
     self, Execution, ExecutionClosure, ExecutionCreateRequest, ExecutionCreateResponse,
@@ -942,6 +943,41 @@ pub(super) async fn list(
 
 // --- updates ------------------------------------------------------------------------------
 
+/// Runs one read-decide-write of an execution as a store transition (the row locked, the
+/// decision on what the previous transition wrote); `NotFound` naming it if it does not exist.
+/// `decide` returns the changes, or an outcome for the caller that writes nothing.
+async fn transition<T: Send>(
+    state: &AdminState,
+    key: &ExecutionKey,
+    decide: impl FnOnce(ExecutionRecord) -> Result<(StateBatch, T), T> + Send,
+) -> AdminResult<T> {
+    let mut outcome = None;
+    state
+        .store
+        .transition(
+            StateRead {
+                execution: key.clone(),
+                ..Default::default()
+            },
+            Box::new(|snapshot| match decide(snapshot.execution) {
+                Ok((batch, answer)) => {
+                    outcome = Some(answer);
+                    batch
+                }
+                Err(answer) => {
+                    outcome = Some(answer);
+                    StateBatch::default()
+                }
+            }),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => AdminError::NotFound(format!("{key} not found")),
+            other => other.into(),
+        })?;
+    outcome.ok_or_else(|| AdminError::Internal(format!("the transition of {key} decided nothing")))
+}
+
 pub(super) async fn update(
     state: &AdminState,
     request: &ExecutionUpdateRequest,
@@ -953,56 +989,76 @@ pub(super) async fn update(
             request.state
         )));
     }
-    let mut record = get_record(state, &key).await?;
-    let mut closure: ExecutionClosure = decode_stored(&record.closure, "execution closure")?;
-    closure.state_change_details = Some(ExecutionStateChangeDetails {
-        state: request.state,
-        occurred_at: Some(to_proto(Utc::now())),
-        principal: String::new(),
-    });
-    record.state = request.state;
-    record.closure = closure.encode_to_vec();
-    state.store.update_execution(record).await?;
+    let occurred_at = to_proto(Utc::now());
+    transition(state, &key, |mut record| {
+        let mut closure: ExecutionClosure =
+            decode_stored(&record.closure, "execution closure").map_err(Err)?;
+        closure.state_change_details = Some(ExecutionStateChangeDetails {
+            state: request.state,
+            occurred_at: Some(occurred_at),
+            principal: String::new(),
+        });
+        record.state = request.state;
+        record.closure = closure.encode_to_vec();
+        Ok((
+            StateBatch {
+                executions: vec![record],
+                ..Default::default()
+            },
+            Ok(()),
+        ))
+    })
+    .await??;
     Ok(tonic::Response::new(ExecutionUpdateResponse {}))
 }
 
+/// flyteadmin's `TerminateExecution`: an execution already in a terminal phase is refused
+/// (FAILED_PRECONDITION with `AlreadyInTerminalState`), any other becomes ABORTING with the
+/// cause, decided and written in one transition, so a success recorded meanwhile is never
+/// overwritten; the engine then stops it and reports ABORTED (which the event rules refuse
+/// if it ended first).
 pub(super) async fn terminate(
     state: &AdminState,
     request: &ExecutionTerminateRequest,
 ) -> AdminResult<Result<tonic::Response<ExecutionTerminateResponse>, tonic::Status>> {
     let key = execution_key(request.id.as_ref())?;
-    let mut record = get_record(state, &key).await?;
-    if is_workflow_terminal_name(&record.phase) {
-        return Ok(Err(Rejection::AlreadyTerminal {
-            message: format!(
-                "Cannot abort an already terminated workflow execution {}/{}/{} (phase {})",
-                key.project, key.domain, key.name, record.phase
-            ),
-            current_phase: record.phase.clone(),
+    let refused = transition(state, &key, |mut record| {
+        if is_workflow_terminal_name(&record.phase) {
+            return Err(Ok(Some(Rejection::AlreadyTerminal {
+                message: format!(
+                    "Cannot abort an already terminated workflow execution {}/{}/{} (phase {})",
+                    key.project, key.domain, key.name, record.phase
+                ),
+                current_phase: record.phase.clone(),
+            })));
         }
-        .into()));
-    }
-    let mut closure: ExecutionClosure = decode_stored(&record.closure, "execution closure")?;
-    closure.output_result = Some(execution_closure::OutputResult::AbortMetadata(
-        admin::AbortMetadata {
-            cause: request.cause.clone(),
-            principal: String::new(),
-        },
-    ));
-    closure.phase = core::workflow_execution::Phase::Aborting as i32;
-    record.phase = "ABORTING".into();
-    record.closure = closure.encode_to_vec();
-    state
-        .store
-        .apply(StateBatch {
-            executions: vec![record],
-            engine: vec![EngineChange::PendingAbort {
-                execution: key.clone(),
+        let mut closure: ExecutionClosure =
+            decode_stored(&record.closure, "execution closure").map_err(Err)?;
+        closure.output_result = Some(execution_closure::OutputResult::AbortMetadata(
+            admin::AbortMetadata {
                 cause: request.cause.clone(),
-            }],
-            ..Default::default()
-        })
-        .await?;
+                principal: String::new(),
+            },
+        ));
+        closure.phase = core::workflow_execution::Phase::Aborting as i32;
+        record.phase = "ABORTING".into();
+        record.closure = closure.encode_to_vec();
+        Ok((
+            StateBatch {
+                executions: vec![record],
+                engine: vec![EngineChange::PendingAbort {
+                    execution: key.clone(),
+                    cause: request.cause.clone(),
+                }],
+                ..Default::default()
+            },
+            Ok(None),
+        ))
+    })
+    .await??;
+    if let Some(rejection) = refused {
+        return Ok(Err(rejection.into()));
+    }
     tracing::info!(execution = %key, cause = %request.cause, "execution aborting");
     let running = match &state.launcher {
         Some(launcher) => match launcher.abort(&wf_exec_id(&key), &request.cause).await {
@@ -1016,28 +1072,31 @@ pub(super) async fn terminate(
     };
     if !running {
         // Nothing will report ABORTED: finish it here, as propeller's last event would.
-        let current = get_record(state, &key).await?;
         let event = flyteidl::event::WorkflowExecutionEvent {
             execution_id: Some(wf_exec_id(&key)),
             phase: core::workflow_execution::Phase::Aborted as i32,
             occurred_at: Some(to_proto(Utc::now())),
             ..Default::default()
         };
-        match events::workflow_event(&current, &event) {
-            Ok(next) => {
-                state
-                    .store
-                    .apply(StateBatch {
+        transition(state, &key, |current| {
+            match events::workflow_event(&current, &event) {
+                Ok(next) => Ok((
+                    StateBatch {
                         executions: vec![next],
                         engine: vec![EngineChange::Finished {
                             execution: key.clone(),
                         }],
                         ..Default::default()
-                    })
-                    .await?;
+                    },
+                    (),
+                )),
+                Err(rejection) => {
+                    tracing::debug!(execution = %key, %rejection, "not marked aborted");
+                    Err(())
+                }
             }
-            Err(rejection) => tracing::debug!(execution = %key, %rejection, "not marked aborted"),
-        }
+        })
+        .await?;
     }
     Ok(Ok(tonic::Response::new(ExecutionTerminateResponse {})))
 }
@@ -1139,25 +1198,46 @@ pub(super) async fn create_workflow_event(
         tonic::Status::invalid_argument("Workflow event handler was called without event")
     })?;
     let key = events::execution_key(event.execution_id.as_ref())?;
-    let current = match state.store.get_execution(&key).await {
-        Ok(r) => r,
+    let finished = events::is_workflow_terminal(event.phase);
+    let mut refused = None;
+    let written = state
+        .store
+        .transition(
+            StateRead {
+                execution: key.clone(),
+                ..Default::default()
+            },
+            Box::new(
+                |snapshot| match events::workflow_event(&snapshot.execution, event) {
+                    Ok(next) => {
+                        let mut batch = StateBatch {
+                            executions: vec![next],
+                            ..Default::default()
+                        };
+                        if finished {
+                            batch.engine.push(EngineChange::Finished {
+                                execution: key.clone(),
+                            });
+                        }
+                        batch
+                    }
+                    Err(rejection) => {
+                        refused = Some(rejection);
+                        StateBatch::default()
+                    }
+                },
+            ),
+        )
+        .await;
+    match written {
+        Ok(()) => {}
         Err(StoreError::NotFound(_)) => {
             return Err(tonic::Status::not_found(format!("{key} not found")));
         }
         Err(err) => return Err(AdminError::from(err).into()),
-    };
-    let next = events::workflow_event(&current, event)?;
-    let mut batch = StateBatch {
-        executions: vec![next],
-        ..Default::default()
-    };
-    if events::is_workflow_terminal(event.phase) {
-        batch.engine.push(EngineChange::Finished { execution: key });
     }
-    state
-        .store
-        .apply(batch)
-        .await
-        .map_err(|e| tonic::Status::from(AdminError::from(e)))?;
+    if let Some(rejection) = refused {
+        return Err(rejection.into());
+    }
     Ok(tonic::Response::new(WorkflowExecutionEventResponse {}))
 }

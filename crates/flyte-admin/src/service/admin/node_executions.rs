@@ -3,7 +3,7 @@
 
 #![allow(deprecated)] // closure output fields
 
-use flyte_store::{NodeExecutionKey, NodeExecutionRecord, StateBatch, StoreError};
+use flyte_store::{NodeExecutionKey, NodeExecutionRecord, StateBatch, StateRead, StoreError};
 use flyteidl::admin::{
     DynamicNodeWorkflowResponse, DynamicWorkflowNodeMetadata, GetDynamicNodeWorkflowRequest,
     NodeExecution, NodeExecutionClosure, NodeExecutionEventRequest, NodeExecutionEventResponse,
@@ -185,40 +185,68 @@ pub(super) async fn create_event(
         .ok_or_else(|| missing("event"))
         .map_err(tonic::Status::from)?;
     let key = events::node_key(event.id.as_ref())?;
-    if let Err(err) = state.store.get_execution(&key.execution).await {
-        return Err(match err {
-            StoreError::NotFound(_) => tonic::Status::not_found(format!(
+    let parent_id = event
+        .parent_node_metadata
+        .as_ref()
+        .map(|p| p.node_id.clone())
+        .filter(|id| !id.is_empty());
+    let mut node_ids = vec![key.node_id.clone()];
+    node_ids.extend(parent_id.clone());
+    // Read, decide and write in one transition: concurrent events of one execution see each
+    // other's writes (no duplicate applied twice, no phase going back).
+    let mut refused: Option<tonic::Status> = None;
+    let written = state
+        .store
+        .transition(
+            StateRead {
+                execution: key.execution.clone(),
+                node_ids,
+                task_node_ids: Vec::new(),
+            },
+            Box::new(|snapshot| {
+                let current = snapshot
+                    .node_executions
+                    .iter()
+                    .find(|n| n.key.node_id == key.node_id);
+                if current.is_none()
+                    && let Some(parent) = &parent_id
+                    && !snapshot
+                        .node_executions
+                        .iter()
+                        .any(|n| &n.key.node_id == parent)
+                {
+                    let parent_key = NodeExecutionKey {
+                        execution: key.execution.clone(),
+                        node_id: parent.clone(),
+                    };
+                    refused = Some(AdminError::NotFound(format!("{parent_key} not found")).into());
+                    return StateBatch::default();
+                }
+                match events::node_event(current, event) {
+                    Ok(next) => StateBatch {
+                        node_executions: vec![next],
+                        ..Default::default()
+                    },
+                    Err(rejection) => {
+                        refused = Some(rejection.into());
+                        StateBatch::default()
+                    }
+                }
+            }),
+        )
+        .await;
+    match written {
+        Ok(()) => {}
+        Err(StoreError::NotFound(_)) => {
+            return Err(tonic::Status::not_found(format!(
                 "Failed to get existing execution id: {} not found",
                 key.execution
-            )),
-            other => AdminError::from(other).into(),
-        });
-    }
-    let current = match state.store.get_node_execution(&key).await {
-        Ok(r) => Some(r),
-        Err(StoreError::NotFound(_)) => None,
+            )));
+        }
         Err(err) => return Err(AdminError::from(err).into()),
-    };
-    if current.is_none()
-        && let Some(parent) = event
-            .parent_node_metadata
-            .as_ref()
-            .filter(|p| !p.node_id.is_empty())
-    {
-        let parent_key = NodeExecutionKey {
-            execution: key.execution.clone(),
-            node_id: parent.node_id.clone(),
-        };
-        get_record(state, &parent_key).await?;
     }
-    let next = events::node_event(current.as_ref(), event)?;
-    state
-        .store
-        .apply(StateBatch {
-            node_executions: vec![next],
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| tonic::Status::from(AdminError::from(e)))?;
+    if let Some(status) = refused {
+        return Err(status);
+    }
     Ok(tonic::Response::new(NodeExecutionEventResponse {}))
 }

@@ -3,7 +3,7 @@
 
 #![allow(deprecated)] // closure output fields
 
-use flyte_store::{StateBatch, StoreError, TaskExecutionKey, TaskExecutionRecord};
+use flyte_store::{StateBatch, StateRead, StoreError, TaskExecutionKey, TaskExecutionRecord};
 use flyteidl::admin::{
     TaskExecution, TaskExecutionClosure, TaskExecutionEventRequest, TaskExecutionEventResponse,
     TaskExecutionGetDataRequest, TaskExecutionGetDataResponse, TaskExecutionGetRequest,
@@ -179,25 +179,45 @@ pub(super) async fn create_event(
         event.task_id.as_ref(),
         event.retry_attempt,
     )?;
-    if let Err(err) = state.store.get_node_execution(&key.node).await {
-        return Err(match err {
-            StoreError::NotFound(_) => tonic::Status::not_found(format!("{} not found", key.node)),
-            other => AdminError::from(other).into(),
-        });
-    }
-    let current = match state.store.get_task_execution(&key).await {
-        Ok(r) => Some(r),
-        Err(StoreError::NotFound(_)) => None,
-        Err(err) => return Err(AdminError::from(err).into()),
-    };
-    let next = events::task_event(current.as_ref(), event)?;
-    state
+    // Read, decide and write in one transition of the execution: concurrent events see each
+    // other's writes (no duplicate applied twice, no phase going back).
+    let mut refused: Option<tonic::Status> = None;
+    let written = state
         .store
-        .apply(StateBatch {
-            task_executions: vec![next],
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| tonic::Status::from(AdminError::from(e)))?;
+        .transition(
+            StateRead {
+                execution: key.node.execution.clone(),
+                node_ids: vec![key.node.node_id.clone()],
+                task_node_ids: vec![key.node.node_id.clone()],
+            },
+            Box::new(|snapshot| {
+                if snapshot.node_executions.is_empty() {
+                    refused = Some(tonic::Status::not_found(format!("{} not found", key.node)));
+                    return StateBatch::default();
+                }
+                let current = snapshot.task_executions.iter().find(|t| t.key == key);
+                match events::task_event(current, event) {
+                    Ok(next) => StateBatch {
+                        task_executions: vec![next],
+                        ..Default::default()
+                    },
+                    Err(rejection) => {
+                        refused = Some(rejection.into());
+                        StateBatch::default()
+                    }
+                }
+            }),
+        )
+        .await;
+    match written {
+        Ok(()) => {}
+        Err(StoreError::NotFound(_)) => {
+            return Err(tonic::Status::not_found(format!("{} not found", key.node)));
+        }
+        Err(err) => return Err(AdminError::from(err).into()),
+    }
+    if let Some(status) = refused {
+        return Err(status);
+    }
     Ok(tonic::Response::new(TaskExecutionEventResponse {}))
 }
