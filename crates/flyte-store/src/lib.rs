@@ -8,6 +8,9 @@
 //!
 //! Behaviour both backends share (and the conformance suite in `tests/` checks):
 //! * every write is one transaction; a failure commits nothing;
+//! * a change decided on an execution's current records (phase transitions, archive,
+//!   terminate, events) is one [`MetadataStore::transition`]: read, decision and write in one
+//!   transaction under the execution's row lock, so concurrent ones never overwrite each other;
 //! * a taken unique key is [`StoreError::AlreadyExists`] naming the thing
 //!   (`task flytesnacks/development/my.task@v1`), a missing row or an unknown project is
 //!   [`StoreError::NotFound`], a bad list query is [`StoreError::InvalidArgument`] naming the
