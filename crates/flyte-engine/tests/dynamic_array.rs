@@ -20,7 +20,8 @@ use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
 use flyte_engine::{
-    Engine, EngineConfig, ExecKey, ExecutionRequest, MemoryResolver, MemorySink, WorkflowPhase,
+    Engine, EngineConfig, ExecKey, ExecutionRequest, MemoryResolver, MemorySink, NodePhase,
+    WorkflowPhase,
 };
 use flyteidl::core::*;
 use flyteidl::event::{node_execution_event, task_execution_event};
@@ -1024,6 +1025,127 @@ async fn dynamic_resumes_after_crash_from_the_stored_closure() {
     assert_eq!(env.backend.starts_of("n0-0-c"), 1);
     let out = wf_output(&env, &journal, "dyncrash").await;
     assert_eq!(as_int(&out.literals["o"]), Some(5 + 1 + 10 + 1));
+}
+
+/// Issue 11 item 1: a `@dynamic` task that returns a 10,000-node chain (the shape that
+/// crashed the server, and again at every restart while it resumed) survives the process
+/// dying twice in the middle of the chain: each new engine resumes it from the stored
+/// closure, the dynamic task and the nodes that had succeeded do not run again, and the
+/// value is carried through every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_10000_node_chain_resumes_after_crashes_midway() {
+    let env = env_in_memory();
+    env.backend.keep_attempts.store(false, Ordering::SeqCst);
+    let n = 10_000;
+    env.backend.set(
+        "leaf",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    // dyn(x): c0(x) -> c1 -> … -> c9999, each adding 1; output the last.
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(move |inputs| {
+                let x = input_int(inputs, "x");
+                let nodes = (0..n)
+                    .map(|i| {
+                        let input = if i == 0 {
+                            scalar_int(x)
+                        } else {
+                            promise(&format!("c{}", i - 1), "o0")
+                        };
+                        task_node(&format!("c{i}"), "leaf", vec![bind("x", input)])
+                    })
+                    .collect();
+                DynamicJobSpec {
+                    nodes,
+                    outputs: vec![bind("o0", promise(&format!("c{}", n - 1), "o0"))],
+                    tasks: vec![calc("leaf", &[("x", int_t())])],
+                    ..Default::default()
+                }
+            })),
+            ..Default::default()
+        },
+    );
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&dyn_task);
+    let req = request("dynchain", compile(&wf, &[dyn_task]), &[("x", int_lit(5))]);
+    let id = req.id.clone();
+    env.engine.start_execution(req).await.unwrap();
+    let last = format!("n0-0-c{}", n - 1);
+    let mut engine = None;
+    let mut sink = env.sink.clone();
+    let runs = |starts: Vec<AttemptKey>| {
+        let mut runs: HashMap<String, usize> = HashMap::new();
+        for k in starts {
+            *runs.entry(k.node_id).or_default() += 1;
+        }
+        runs
+    };
+    // Per crash: how often each node had started, and the journal the restart found.
+    let mut crashes = Vec::new();
+    for (crash_after, at) in [("n0-0-c3000", "first"), ("n0-0-c7000", "second")] {
+        tokio::time::timeout(Duration::from_secs(600), async {
+            while env.backend.starts_of(crash_after) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{crash_after} never started before the {at} crash"));
+        engine.as_ref().unwrap_or(&env.engine).crash();
+        assert_eq!(
+            env.backend.starts_of(&last),
+            0,
+            "the chain ended before the {at} crash: nothing was resumed mid-way"
+        );
+        // The journal first, then the starts: an aborted actor may still be finishing its
+        // last poll on the other worker, and what it starts after the copy must count as
+        // started before the restart.
+        sink = sink.snapshot();
+        // A copy of its own: the restarted engine writes on into `sink`.
+        let journal = sink.snapshot();
+        crashes.push((runs(env.backend.starts()), journal));
+        let restarted = new_engine(&env.blob, &sink, &env.backend);
+        assert_eq!(restarted.resume_all().await.unwrap(), 1, "{at} restart");
+        engine = Some(restarted);
+    }
+    let engine = engine.unwrap();
+    let phase = tokio::time::timeout(Duration::from_secs(600), engine.wait(&id))
+        .await
+        .expect("the execution finishes");
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+    assert_eq!(env.backend.starts_of("n0"), 1, "the dynamic task ran again");
+    // A node may run again only if its success had not been journaled when the process died.
+    let key = ExecKey::of(&id);
+    let total = runs(env.backend.starts());
+    let (_, second) = &crashes[1];
+    assert_eq!(
+        second
+            .node_record(&key, "n0-0-c3000")
+            .map(|r| r.node_phase()),
+        Some(NodePhase::Succeeded),
+        "the journal names chain nodes as the backend does"
+    );
+    for (c, (at_crash, journal)) in crashes.iter().enumerate() {
+        for (node, &before) in at_crash {
+            if total[node] > before {
+                let rec = journal.node_record(&key, node);
+                let phase = rec.as_ref().map(|r| r.node_phase());
+                assert_ne!(
+                    phase,
+                    Some(NodePhase::Succeeded),
+                    "{node} had succeeded and ran again (crash {c}: {before} starts then, {} in all; \
+                     {rec:?})",
+                    total[node]
+                );
+            }
+        }
+    }
+    let out = wf_output(&env, &sink, "dynchain").await;
+    assert_eq!(as_int(&out.literals["o"]), Some(5 + n as i64));
 }
 
 // ------------------------------------------------------------------ arrays

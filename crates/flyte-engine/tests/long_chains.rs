@@ -1,6 +1,8 @@
-//! Issue 11: a workflow graph is as deep as its longest chain. A 100,000-node linear chain of
-//! in-engine `echo` nodes is compiled and run to SUCCEEDED on ordinary tokio worker threads
-//! (2 MiB stacks), with the value passed along every node.
+//! Issue 11: a workflow graph is as deep as its longest chain. A 20,000-node linear chain of
+//! in-engine `echo` nodes (twice the length that overflowed the stack) is compiled and run to
+//! SUCCEEDED on ordinary tokio worker threads (2 MiB stacks), with the value passed along
+//! every node. The 100,000-node chain runs through the whole server in
+//! crates/flyte-rs/tests/limits.rs; running it here too would add three minutes to CI.
 
 mod engine_support;
 use engine_support::*;
@@ -12,8 +14,10 @@ use flyte_blob::BlobStore;
 use flyte_core::compiler::{Resolved, compile_workflow_template};
 use flyte_core::ids::IdKey;
 use flyte_engine::backend::builtin::BuiltinBackend;
-use flyte_engine::{Engine, EngineConfig, MemorySink, WorkflowPhase};
+use flyte_engine::{Engine, EngineConfig, ExecKey, MemorySink, NodePhase, WorkflowPhase};
 use flyteidl::core::*;
+use flyteidl::event::workflow_execution_event::OutputResult;
+use prost::Message;
 
 fn echo_task() -> TaskTemplate {
     TaskTemplate {
@@ -34,6 +38,25 @@ fn promise(node: &str, var: &str) -> Option<BindingData> {
         })),
         ..Default::default()
     })
+}
+
+fn compiled_chain(len: usize) -> CompiledWorkflowClosure {
+    let mut resolved = Resolved::default();
+    let task = echo_task();
+    resolved
+        .tasks
+        .insert(IdKey::from(task.id.as_ref().unwrap()), task);
+    compile_workflow_template(&chain(len), &[], &resolved).expect("compiles")
+}
+
+fn echo_engine(blob: &BlobStore, sink: &Arc<MemorySink>) -> Engine {
+    Engine::new(
+        EngineConfig::default(),
+        blob.clone(),
+        vec![Arc::new(BuiltinBackend::new(blob.clone()))],
+        sink.clone(),
+        sink.clone(),
+    )
 }
 
 /// wf(x: int) -> o: int, `len` echo nodes each reading the one before.
@@ -75,8 +98,8 @@ fn chain(len: usize) -> WorkflowTemplate {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_100000_node_echo_chain_runs_to_succeeded() {
-    let len = 100_000;
+async fn a_20000_node_echo_chain_runs_to_succeeded() {
+    let len = 20_000;
     let mut resolved = Resolved::default();
     let task = echo_task();
     resolved
@@ -103,4 +126,63 @@ async fn a_100000_node_echo_chain_runs_to_succeeded() {
         .expect("the execution finishes")
         .expect("a final phase");
     assert_eq!(phase, WorkflowPhase::Succeeded);
+}
+
+/// Issue 11 item 1: "the engine never resumes an execution into a crash". The process dies
+/// twice in the middle of a 10,000-node chain (the length that overflowed the stack while
+/// resuming); each new engine on the same journal and blobs resumes it, and it succeeds with
+/// the value carried through every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_10000_node_chain_resumes_after_crashes_midway_and_succeeds() {
+    let len = 10_000;
+    // In memory: the new engines share this store as a restarted process shares its disk.
+    let blob = BlobStore::from_url("memory:///").unwrap();
+    let mut sink = MemorySink::new();
+    let mut engine = echo_engine(&blob, &sink);
+    let req = request("chain", compiled_chain(len), &[("x", int_lit(7))]);
+    let id = req.id.clone();
+    let key = ExecKey::of(&id);
+    engine.start_execution(req).await.expect("starts");
+    let phase_of = |sink: &MemorySink, node: &str| {
+        sink.node_record(&key, node)
+            .map_or(NodePhase::NotYetStarted, |r| r.node_phase())
+    };
+    for (crash_after, at) in [("n3000", "first"), ("n7000", "second")] {
+        tokio::time::timeout(Duration::from_secs(600), async {
+            while phase_of(&sink, crash_after) != NodePhase::Succeeded {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{crash_after} never succeeded before the {at} crash"));
+        engine.crash();
+        let journal = sink.snapshot();
+        let last = format!("n{}", len - 1);
+        assert!(
+            !phase_of(&journal, &last).is_terminal(),
+            "the chain ended before the {at} crash: nothing was resumed mid-way"
+        );
+        engine = echo_engine(&blob, &journal);
+        assert_eq!(
+            engine.resume_all().await.expect("resumes"),
+            1,
+            "{at} restart"
+        );
+        sink = journal;
+    }
+    let phase = tokio::time::timeout(Duration::from_secs(600), engine.wait(&id))
+        .await
+        .expect("the execution finishes")
+        .expect("a final phase");
+    assert_eq!(phase, WorkflowPhase::Succeeded);
+    let events = sink.workflow_events("chain");
+    let Some(OutputResult::OutputUri(uri)) = events.last().and_then(|e| e.output_result.clone())
+    else {
+        panic!("no outputs: {:?}", events.last());
+    };
+    let path = blob
+        .path_from_native_url(&uri)
+        .expect("outputs in the store");
+    let outputs = LiteralMap::decode(blob.get(&path).await.unwrap()).unwrap();
+    assert_eq!(outputs.literals.get("o"), Some(&int_lit(7)));
 }
