@@ -181,17 +181,9 @@ pub trait MetadataStore: Send + Sync + 'static {
         scope: &ExecutionScope,
         query: &ListQuery,
     ) -> Result<Page<ExecutionRecord>>;
-    /// Replaces the mutable columns of an execution (phase, state, closure, …).
-    async fn update_execution(&self, execution: ExecutionRecord) -> Result<()> {
-        self.apply(StateBatch {
-            executions: vec![execution],
-            ..Default::default()
-        })
-        .await
-    }
-
     /// Writes a batch of state changes in one transaction (see [`StateBatch`]); nothing is
-    /// written if any part fails.
+    /// written if any part fails. A blind write: a change decided on the current records is a
+    /// [`MetadataStore::transition`].
     async fn apply(&self, batch: StateBatch) -> Result<()>;
 
     /// One read-decide-write of an execution's records as one transaction: locks the

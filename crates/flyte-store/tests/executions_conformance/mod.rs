@@ -154,11 +154,20 @@ pub async fn execution_create_get_duplicate(store: Arc<dyn MetadataStore>) {
     updated.state = 1;
     updated.updated_at = t(5);
     updated.started_at = Some(t(4));
-    store.update_execution(updated.clone()).await.unwrap();
+    store
+        .apply(StateBatch {
+            executions: vec![updated.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(store.get_execution(&e.key).await.unwrap(), updated);
 
     let err = store
-        .update_execution(execution("missing", "lp", "RUNNING", t(1)))
+        .apply(StateBatch {
+            executions: vec![execution("missing", "lp", "RUNNING", t(1))],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
