@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     /// Final phases of finished executions (for [`Engine::wait`]); bounded.
     pub finished: Mutex<HashMap<ExecKey, WorkflowPhase>>,
     pub shutting_down: std::sync::atomic::AtomicBool,
+    /// A blob write waiting out a full disk was given up for shutdown: rounds from then on
+    /// are not committed (the node would be failed for the outage), so they resume at the
+    /// next start.
+    pub storage_abandoned: std::sync::atomic::AtomicBool,
     /// Launch plans and tasks dynamic workflows refer to (set once by the admin).
     pub resolver: std::sync::OnceLock<Arc<dyn EntityResolver>>,
     /// Task output caching (set once by the binary); without one nothing is cached.
@@ -49,6 +53,26 @@ pub(crate) struct Shared {
     /// Child executions of launch-plan nodes → (parent execution, the node's unique id): a
     /// child that ends wakes its parent.
     pub children: Mutex<HashMap<ExecKey, (ExecKey, String)>>,
+}
+
+impl Shared {
+    /// Writes a blob of an execution, waiting out a full disk as the sink's batches do
+    /// ([`crate::retry`]) rather than failing the node; a shutdown stops the wait.
+    pub(crate) async fn put_blob(
+        &self,
+        path: &str,
+        data: bytes::Bytes,
+    ) -> Result<(), flyte_blob::BlobError> {
+        let stop = Some(&self.shutting_down);
+        let written =
+            crate::retry::put_blob(&self.blob, path, data, self.config.sink_retry_delay, stop)
+                .await;
+        if let Err(flyte_blob::BlobError::StorageFull { .. }) = &written {
+            self.storage_abandoned
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        written
+    }
 }
 
 /// The admin's services for gate nodes, launch-plan nodes and recovery.
@@ -90,6 +114,7 @@ impl Engine {
                 executions: Mutex::new(HashMap::new()),
                 finished: Mutex::new(HashMap::new()),
                 shutting_down: Default::default(),
+                storage_abandoned: Default::default(),
                 resolver: Default::default(),
                 cache: Default::default(),
                 external: Default::default(),

@@ -51,9 +51,6 @@ mod recovery;
 use array::{ArraySpec, ArrayState};
 use external_nodes::{ExtMsg, GateSpec};
 
-/// Longest wait between two attempts to record a batch the sink refused for now.
-const SINK_RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
-
 pub(crate) enum Start {
     New(Box<ExecutionRequest>),
     Resume(Box<RunningExecution>),
@@ -1291,30 +1288,39 @@ impl ExecActor {
         let mut batch = std::mem::take(&mut self.batch);
         batch.execution = self.id.clone();
         self.batch.execution = self.id.clone();
+        if self
+            .shared
+            .storage_abandoned
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(SinkError::Transient(
+                "shutting down while the disk is full; the execution resumes at the next start"
+                    .into(),
+            ));
+        }
         // Capped exponential backoff, logged when the state changes rather than per retry: a
         // store that cannot write for minutes (full disk) must not flood the log.
-        let mut delay = self.shared.config.sink_retry_delay;
-        let mut retries: u64 = 0;
+        let mut backoff = crate::retry::Backoff::new(self.shared.config.sink_retry_delay);
         loop {
             let t = Instant::now();
             match self.shared.sink.record(&batch).await {
                 Ok(()) => {
                     metrics::histogram!(m::SINK_WRITE_TIME).record(t.elapsed().as_secs_f64());
-                    if retries > 0 {
+                    if backoff.retries() > 0 {
+                        let retries = backoff.retries();
                         tracing::info!(retries, "event sink available again; batch recorded");
                     }
                     return Ok(());
                 }
                 Err(SinkError::Transient(e)) => {
                     metrics::counter!(m::SINK_RETRIES).increment(1);
-                    if retries == 0 {
+                    if backoff.retries() == 0 {
                         tracing::warn!(error = %e, "event sink unavailable; retrying the batch with backoff");
                     } else {
+                        let retries = backoff.retries();
                         tracing::debug!(error = %e, retries, "event sink still unavailable");
                     }
-                    retries += 1;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(SINK_RETRY_MAX_DELAY);
+                    backoff.wait().await;
                     if let Ok(Control::Shutdown) = self.control_rx.try_recv() {
                         return Err(SinkError::Transient("shutdown while retrying".into()));
                     }
@@ -1711,8 +1717,7 @@ impl ExecActor {
         let out = layout::outputs_file(&self.nodes[idx].output_dir());
         if let Err(e) = self
             .shared
-            .blob
-            .put(&out, Bytes::from(inputs.encode_to_vec()))
+            .put_blob(&out, Bytes::from(inputs.encode_to_vec()))
             .await
         {
             let err = exec_error(
@@ -1738,8 +1743,7 @@ impl ExecActor {
         let out = layout::outputs_file(&self.nodes[idx].output_dir());
         if let Err(e) = self
             .shared
-            .blob
-            .put(&out, Bytes::from(inputs.encode_to_vec()))
+            .put_blob(&out, Bytes::from(inputs.encode_to_vec()))
             .await
         {
             let err = exec_error(
@@ -1815,8 +1819,7 @@ impl ExecActor {
         let path = self.nodes[idx].inputs_file();
         if let Err(e) = self
             .shared
-            .blob
-            .put(&path, Bytes::from(inputs.encode_to_vec()))
+            .put_blob(&path, Bytes::from(inputs.encode_to_vec()))
             .await
         {
             let err = exec_error(
@@ -1872,8 +1875,7 @@ impl ExecActor {
             let path = layout::task_template_file(&self.nodes[idx].data_dir);
             if let Err(e) = self
                 .shared
-                .blob
-                .put(&path, Bytes::from(t.encode_to_vec()))
+                .put_blob(&path, Bytes::from(t.encode_to_vec()))
                 .await
             {
                 tracing::warn!(error = %e, "failed to write task.pb");
@@ -2226,8 +2228,7 @@ impl ExecActor {
                         let copied = match self.shared.blob.get(&child_out).await {
                             Ok(b) => self
                                 .shared
-                                .blob
-                                .put(&own, b)
+                                .put_blob(&own, b)
                                 .await
                                 .map_err(|e| e.to_string()),
                             Err(e) => Err(e.to_string()),
@@ -2322,8 +2323,7 @@ impl ExecActor {
                         let copied = match &outputs {
                             Some(o) => self
                                 .shared
-                                .blob
-                                .put(&dst, Bytes::from(o.encode_to_vec()))
+                                .put_blob(&dst, Bytes::from(o.encode_to_vec()))
                                 .await
                                 .map_err(|e| e.to_string()),
                             None => Err(format!("cannot read {src}")),

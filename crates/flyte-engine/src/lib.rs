@@ -23,6 +23,7 @@ pub mod metrics;
 mod msgpack;
 pub mod request;
 pub mod resolver;
+pub(crate) mod retry;
 pub mod sink;
 
 pub use config::{ArrayParallelism, EngineConfig};

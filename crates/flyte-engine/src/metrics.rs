@@ -14,6 +14,8 @@ pub const ROUND_TIME: &str = "flyte_engine_round_seconds";
 pub const SINK_WRITE_TIME: &str = "flyte_engine_sink_write_seconds";
 /// Counter: sink writes that failed and were retried.
 pub const SINK_RETRIES: &str = "flyte_engine_sink_retries_total";
+/// Counter: blob writes of the engine refused for a full disk and retried.
+pub const BLOB_RETRIES: &str = "flyte_engine_blob_retries_total";
 /// Histogram: messages drained by one wake (queue depth at wake time).
 pub const QUEUE_DEPTH: &str = "flyte_engine_wake_queue_depth";
 /// Counter: task attempts started. Labels: `backend`.
@@ -82,6 +84,11 @@ pub const ALL: &[(&str, &str, &str)] = &[
         SINK_RETRIES,
         "counter",
         "Sink writes that failed and were retried",
+    ),
+    (
+        BLOB_RETRIES,
+        "counter",
+        "Blob writes of the engine refused for a full disk and retried",
     ),
     (
         QUEUE_DEPTH,

@@ -2,6 +2,9 @@
 //! saying the disk is full, `/readyz` answers 503 with the reason, and once space is freed
 //! both recover without a restart.
 //!
+//! An execution running while the disk is full (metadata store and blobs) is neither lost nor
+//! failed for it: the engine waits, and it finishes by itself once space is freed.
+//!
 //! The disk is a real, small tmpfs filled with a ballast file; deleting it frees the space.
 //! Mounting needs root (CI and the dev machines run as root): without it the test fails at
 //! the mount, it never skips.
@@ -12,8 +15,17 @@ use std::process::Command;
 use std::time::Duration;
 
 use flyte_rs::testing::TestServer;
-use flyteidl::admin::{Project, ProjectRegisterRequest};
+use flyteidl::admin::*;
+use flyteidl::core::{
+    Binding, BindingData, Identifier, Literal, LiteralMap, LiteralType, Node, OutputReference,
+    Parameter, ParameterMap, Primitive, ResourceType, RuntimeMetadata, Scalar, SimpleType,
+    TaskMetadata, TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap,
+    WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate, binding_data, literal,
+    literal_type, node, node_execution, parameter, primitive, scalar, task_node,
+    workflow_execution,
+};
 use flyteidl::service::admin_service_client::AdminServiceClient;
+use tonic::transport::Channel;
 
 /// A tmpfs of `size` mounted on a temp dir, unmounted on drop.
 struct SmallDisk {
@@ -120,5 +132,386 @@ async fn a_full_metadata_disk_is_resource_exhausted_and_not_ready_until_space_is
             .await
             .unwrap_or_else(|s| panic!("write {i} after space was freed: {s:?}"));
     }
+    server.shutdown().await.unwrap();
+}
+
+// --- an execution across a full disk ---------------------------------------------------------
+
+fn ident(rt: ResourceType, name: &str) -> Identifier {
+    Identifier {
+        resource_type: rt as i32,
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        name: name.into(),
+        version: "v1".into(),
+        ..Default::default()
+    }
+}
+
+fn simple(t: SimpleType) -> LiteralType {
+    LiteralType {
+        r#type: Some(literal_type::Type::Simple(t as i32)),
+        ..Default::default()
+    }
+}
+
+fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
+    VariableMap {
+        variables: v
+            .iter()
+            .map(|(n, t)| {
+                let var = Variable {
+                    r#type: Some(t.clone()),
+                    ..Default::default()
+                };
+                (n.to_string(), var)
+            })
+            .collect(),
+    }
+}
+
+fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> Option<TypedInterface> {
+    Some(TypedInterface {
+        inputs: Some(vars(i)),
+        outputs: Some(vars(o)),
+    })
+}
+
+fn prim(value: primitive::Value) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive { value: Some(value) })),
+        }))),
+        ..Default::default()
+    }
+}
+
+fn promise(node: &str, var: &str) -> Option<BindingData> {
+    Some(BindingData {
+        value: Some(binding_data::Value::Promise(OutputReference {
+            node_id: node.into(),
+            var: var.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    })
+}
+
+fn task_node(id: &str, task: &str, upstream: &[&str], inputs: Vec<Binding>) -> Node {
+    Node {
+        id: id.into(),
+        upstream_node_ids: upstream.iter().map(|u| u.to_string()).collect(),
+        inputs,
+        target: Some(node::Target::TaskNode(TaskNode {
+            reference: Some(task_node::Reference::ReferenceId(ident(
+                ResourceType::Task,
+                task,
+            ))),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// `wf(a: int, d: duration) -> o: int`: `nap` sleeps `d` in the engine (core-sleep), then
+/// `copy` echoes `a` into `o`, so after the sleep the engine must write `copy`'s inputs and
+/// outputs (blobs) and every state change (metadata store).
+async fn register_nap_then_copy(client: &mut AdminServiceClient<Channel>) -> Identifier {
+    let int = simple(SimpleType::Integer);
+    let duration = simple(SimpleType::Duration);
+    let runtime = Some(TaskMetadata {
+        runtime: Some(RuntimeMetadata {
+            version: "1.16.31".into(),
+            flavor: "python".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    for (name, kind, interface) in [
+        ("nap", "core-sleep", iface(&[("d", duration.clone())], &[])),
+        (
+            "copy",
+            "echo",
+            iface(&[("a", int.clone())], &[("a", int.clone())]),
+        ),
+    ] {
+        let id = ident(ResourceType::Task, name);
+        let template = TaskTemplate {
+            id: Some(id.clone()),
+            r#type: kind.into(),
+            metadata: runtime.clone(),
+            interface,
+            ..Default::default()
+        };
+        client
+            .create_task(TaskCreateRequest {
+                id: Some(id),
+                spec: Some(TaskSpec {
+                    template: Some(template),
+                    description: None,
+                }),
+            })
+            .await
+            .expect("CreateTask");
+    }
+    let wf_id = ident(ResourceType::Workflow, "nap-then-copy");
+    let template = WorkflowTemplate {
+        id: Some(wf_id.clone()),
+        metadata: Some(WorkflowMetadata::default()),
+        interface: iface(
+            &[("a", int.clone()), ("d", duration.clone())],
+            &[("o", int.clone())],
+        ),
+        nodes: vec![
+            task_node(
+                "n0",
+                "nap",
+                &[],
+                vec![Binding {
+                    var: "d".into(),
+                    binding: promise("start-node", "d"),
+                }],
+            ),
+            task_node(
+                "n1",
+                "copy",
+                &["n0"],
+                vec![Binding {
+                    var: "a".into(),
+                    binding: promise("start-node", "a"),
+                }],
+            ),
+        ],
+        outputs: vec![Binding {
+            var: "o".into(),
+            binding: promise("n1", "a"),
+        }],
+        ..Default::default()
+    };
+    client
+        .create_workflow(WorkflowCreateRequest {
+            id: Some(wf_id.clone()),
+            spec: Some(WorkflowSpec {
+                template: Some(template),
+                sub_workflows: vec![],
+                description: None,
+            }),
+        })
+        .await
+        .expect("CreateWorkflow");
+    let lp_id = ident(ResourceType::LaunchPlan, "nap-then-copy");
+    let required = |t: &LiteralType| Parameter {
+        var: Some(Variable {
+            r#type: Some(t.clone()),
+            ..Default::default()
+        }),
+        behavior: Some(parameter::Behavior::Required(true)),
+    };
+    let parameters = [
+        ("a".to_string(), required(&int)),
+        ("d".to_string(), required(&duration)),
+    ];
+    client
+        .create_launch_plan(LaunchPlanCreateRequest {
+            id: Some(lp_id.clone()),
+            spec: Some(LaunchPlanSpec {
+                workflow_id: Some(wf_id),
+                default_inputs: Some(ParameterMap {
+                    parameters: parameters.into_iter().collect(),
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("CreateLaunchPlan");
+    lp_id
+}
+
+async fn phase_of(
+    client: &mut AdminServiceClient<Channel>,
+    id: &WorkflowExecutionIdentifier,
+) -> workflow_execution::Phase {
+    let execution = client
+        .get_execution(WorkflowExecutionGetRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .expect("GetExecution (reads work on a full disk)")
+        .into_inner();
+    workflow_execution::Phase::try_from(execution.closure.map_or(0, |c| c.phase))
+        .unwrap_or(workflow_execution::Phase::Undefined)
+}
+
+async fn node_phase(
+    client: &mut AdminServiceClient<Channel>,
+    id: &WorkflowExecutionIdentifier,
+    node: &str,
+) -> Option<i32> {
+    let nodes = client
+        .list_node_executions(NodeExecutionListRequest {
+            workflow_execution_id: Some(id.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("ListNodeExecutions")
+        .into_inner()
+        .node_executions;
+    nodes
+        .into_iter()
+        .find(|n| n.id.as_ref().is_some_and(|i| i.node_id == node))
+        .and_then(|n| n.closure.map(|c| c.phase))
+}
+
+/// A counter's value in `/metrics` (0 before it is first counted).
+async fn counter(server: &TestServer, name: &str) -> f64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `check` every 100 ms until it holds; `what` names it if it never does (a bound on
+/// a hung test, not a timing assertion).
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    for _ in 0..1200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not after 120 s");
+}
+
+/// Issue 11 item 3: an execution running when the disk fills is not lost or failed for it:
+/// the engine cannot record its progress (metadata store) nor write the next node's inputs
+/// and outputs (blobs), waits with backoff, and once space is freed the execution finishes
+/// by itself, SUCCEEDED with the right outputs, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_running_when_the_disk_fills_finishes_once_space_is_freed() {
+    let disk = SmallDisk::mount("8m");
+    let db = disk.path().join("flyte.db");
+    let blobs = disk.path().join("blobs");
+    std::fs::create_dir(&blobs).unwrap();
+    let server = TestServer::start_with(|c| {
+        c.storage.metadata_url = Some(format!("sqlite://{}", db.display()));
+        c.storage.blob_url = Some(format!("file://{}", blobs.display()));
+    })
+    .await
+    .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    let mut client = AdminServiceClient::new(channel);
+    let lp = register_nap_then_copy(&mut client).await;
+    #[allow(deprecated)]
+    let request = ExecutionCreateRequest {
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        spec: Some(ExecutionSpec {
+            launch_plan: Some(lp),
+            ..Default::default()
+        }),
+        inputs: Some(LiteralMap {
+            literals: [
+                ("a".to_string(), prim(primitive::Value::Integer(41))),
+                (
+                    "d".to_string(),
+                    prim(primitive::Value::Duration(pbjson_types::Duration {
+                        seconds: 2,
+                        nanos: 0,
+                    })),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        }),
+        ..Default::default()
+    };
+    let id = client
+        .create_execution(request)
+        .await
+        .expect("CreateExecution")
+        .into_inner()
+        .id
+        .unwrap();
+
+    let running = node_execution::Phase::Running as i32;
+    until("the nap node runs", || {
+        let (mut client, id) = (client.clone(), id.clone());
+        async move { node_phase(&mut client, &id, "n0").await == Some(running) }
+    })
+    .await;
+    let sink_retries = counter(&server, "flyte_engine_sink_retries_total").await;
+    let ballast = disk.fill();
+    // The nap ends while the disk is full: the engine tries to write the next node's inputs
+    // (a blob) and to record its progress (metadata store), and cannot.
+    until("the engine meets the full disk", || async {
+        counter(&server, "flyte_engine_blob_retries_total").await > 0.0
+            || counter(&server, "flyte_engine_sink_retries_total").await > sink_retries
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let reason = r.text().await.unwrap();
+    assert!(reason.contains("disk is full"), "{reason}");
+    assert_eq!(
+        phase_of(&mut client, &id).await,
+        workflow_execution::Phase::Running,
+        "the execution while the disk is full"
+    );
+
+    std::fs::remove_file(&ballast).unwrap();
+    until("the execution ends after space is freed", || {
+        let (mut client, id) = (client.clone(), id.clone());
+        async move {
+            !matches!(
+                phase_of(&mut client, &id).await,
+                workflow_execution::Phase::Running
+                    | workflow_execution::Phase::Queued
+                    | workflow_execution::Phase::Undefined
+            )
+        }
+    })
+    .await;
+    let execution = client
+        .get_execution(WorkflowExecutionGetRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let closure = execution.closure.unwrap();
+    assert_eq!(
+        closure.phase,
+        workflow_execution::Phase::Succeeded as i32,
+        "{:?}",
+        closure.output_result
+    );
+    let data = client
+        .get_execution_data(WorkflowExecutionGetDataRequest { id: Some(id) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        data.full_outputs.unwrap().literals.get("o"),
+        Some(&prim(primitive::Value::Integer(41)))
+    );
+    assert!(
+        counter(&server, "flyte_engine_blob_retries_total").await > 0.0,
+        "the engine's own blob writes met the full disk and were retried"
+    );
+    let r = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
     server.shutdown().await.unwrap();
 }

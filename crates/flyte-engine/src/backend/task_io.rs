@@ -68,8 +68,10 @@ pub async fn write_outputs(
     outputs: &LiteralMap,
 ) -> Result<(), BackendError> {
     let key = child_key(&key_of(store, output_prefix)?, OUTPUTS_FILE);
-    store
-        .put(&key, Bytes::from(outputs.encode_to_vec()))
+    // A full disk is waited out as the engine's own writes are (the attempt stays running).
+    let first_delay = crate::EngineConfig::default().sink_retry_delay;
+    let data = Bytes::from(outputs.encode_to_vec());
+    crate::retry::put_blob(store, &key, data, first_delay, None)
         .await
         .map_err(|e| BackendError::Internal(format!("cannot write {key}: {e}")))
 }

@@ -597,8 +597,7 @@ impl ExecActor {
         let path = layout::outputs_file(&self.nodes[a].output_dir());
         if let Err(e) = self
             .shared
-            .blob
-            .put(&path, Bytes::from(map.encode_to_vec()))
+            .put_blob(&path, Bytes::from(map.encode_to_vec()))
             .await
         {
             let err = exec_error(

@@ -288,8 +288,7 @@ impl ExecActor {
         let out = layout::outputs_file(&self.nodes[idx].output_dir());
         if let Err(e) = self
             .shared
-            .blob
-            .put(&out, Bytes::from(hit.outputs.encode_to_vec()))
+            .put_blob(&out, Bytes::from(hit.outputs.encode_to_vec()))
             .await
         {
             tracing::warn!(error = %e, "cannot write cached outputs; running the task");

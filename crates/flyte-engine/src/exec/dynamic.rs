@@ -266,8 +266,7 @@ impl ExecActor {
         let out_dir = self.nodes[idx].output_dir();
         let path = layout::dynamic_compiled_file(&out_dir);
         self.shared
-            .blob
-            .put(&path, Bytes::from(closure.encode_to_vec()))
+            .put_blob(&path, Bytes::from(closure.encode_to_vec()))
             .await
             .map_err(|e| {
                 BuildError::System(format!(

@@ -246,8 +246,7 @@ impl ExecActor {
         let path = layout::outputs_file(&self.nodes[idx].output_dir());
         if let Err(e) = self
             .shared
-            .blob
-            .put(&path, Bytes::from(outputs.encode_to_vec()))
+            .put_blob(&path, Bytes::from(outputs.encode_to_vec()))
             .await
         {
             let err = exec_error(

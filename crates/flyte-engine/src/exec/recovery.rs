@@ -92,15 +92,13 @@ impl ExecActor {
         let out = layout::outputs_file(&self.nodes[idx].output_dir());
         let written = async {
             self.shared
-                .blob
-                .put(
+                .put_blob(
                     &self.nodes[idx].inputs_file(),
                     Bytes::from(inputs.encode_to_vec()),
                 )
                 .await?;
             self.shared
-                .blob
-                .put(&out, Bytes::from(o.outputs.encode_to_vec()))
+                .put_blob(&out, Bytes::from(o.outputs.encode_to_vec()))
                 .await
         }
         .await;
@@ -184,7 +182,7 @@ impl ExecActor {
             return true;
         }
         let futures = layout::futures_file(&self.nodes[idx].output_dir());
-        if let Err(e) = self.shared.blob.put(&futures, bytes).await {
+        if let Err(e) = self.shared.put_blob(&futures, bytes).await {
             tracing::warn!(error = %e, "cannot copy the original's futures file; running the task");
             return false;
         }
@@ -235,8 +233,7 @@ impl ExecActor {
         let out = layout::outputs_file(&self.nodes[idx].output_dir());
         if self
             .shared
-            .blob
-            .put(&out, Bytes::from(outputs.encode_to_vec()))
+            .put_blob(&out, Bytes::from(outputs.encode_to_vec()))
             .await
             .is_err()
         {
