@@ -301,3 +301,85 @@ async fn a_signed_percent_escape_in_the_path_is_400() {
     let message = json["message"].as_str().unwrap_or_default();
     assert!(message.contains("a+bAc"), "{path}: {message}");
 }
+
+/// Issue 11 item 7: inputs echoed in errors go through `quoted()` (shortened past 128 bytes
+/// and marked), not only the 512-byte safety net of `AdminError::answer`.
+#[tokio::test]
+async fn inputs_echoed_in_errors_are_quoted_and_shortened() {
+    let server = start().await;
+    let long = |c: &str, n: usize| c.repeat(n);
+    let assert_quoted = |what: &str, message: &str, input: &str| {
+        assert!(!message.contains(input), "{what} echoed whole: {message}");
+        let mark = format!("({} bytes, shortened)", input.len());
+        assert!(message.contains(&mark), "{what}: {message}");
+    };
+
+    // A label key that is not a label.
+    let key = long("k", 300);
+    let body = serde_json::json!({
+        "project": { "id": "labelled", "name": "labelled", "labels": { "values": { &key: "v" } } }
+    });
+    let (status, json) = server
+        .send_json(reqwest::Method::POST, "/api/v1/projects", &body)
+        .await;
+    assert_eq!(status, 400, "{json}");
+    assert_quoted("label key", json["message"].as_str().unwrap(), &key);
+
+    // The version conflict names the task.
+    let name = long("n", 250);
+    let task = |image: &str| {
+        let id = serde_json::json!({
+            "resource_type": "TASK", "project": PROJECT, "domain": DOMAIN, "name": &name, "version": "v1"
+        });
+        serde_json::json!({
+            "id": id,
+            "spec": { "template": {
+                "id": id,
+                "type": "python-task",
+                "metadata": { "runtime": { "type": "FLYTE_SDK", "version": "1.16.31", "flavor": "python" } },
+                "interface": { "inputs": {}, "outputs": {} },
+                "container": { "image": image, "args": ["pyflyte-execute"] }
+            } }
+        })
+    };
+    let (status, json) = server
+        .send_json(reqwest::Method::POST, "/api/v1/tasks", &task("img:1"))
+        .await;
+    assert_eq!(status, 200, "{json}");
+    let (status, json) = server
+        .send_json(reqwest::Method::POST, "/api/v1/tasks", &task("img:2"))
+        .await;
+    assert_eq!(status, 400, "{json}");
+    let message = json["message"].as_str().unwrap();
+    assert!(message.contains("different structure"), "{message}");
+    assert!(
+        !message.contains(&name),
+        "task name echoed whole: {message}"
+    );
+    assert!(message.contains("shortened"), "{message}");
+
+    // A node id nobody ran.
+    let node = long("x", 300);
+    let mut admin = AdminServiceClient::new(server.channel().await);
+    let status = admin
+        .get_node_execution(flyteidl::admin::NodeExecutionGetRequest {
+            id: Some(flyteidl::core::NodeExecutionIdentifier {
+                node_id: node.clone(),
+                execution_id: Some(WorkflowExecutionIdentifier {
+                    project: PROJECT.into(),
+                    domain: DOMAIN.into(),
+                    name: "nobody".into(),
+                    ..Default::default()
+                }),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(!status.message().contains(&node), "{}", status.message());
+    assert!(
+        status.message().contains("shortened"),
+        "{}",
+        status.message()
+    );
+}

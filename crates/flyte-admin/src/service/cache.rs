@@ -38,7 +38,7 @@ use flyteidl::core::{self, Identifier};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::service::admin::common::{missing, run};
 use crate::service::datacatalog::{proto_duration, requested_heartbeat, timestamp};
 use crate::state::AdminState;
@@ -121,7 +121,10 @@ impl CacheApi {
             .await?
         else {
             flyte_cache::metrics::miss(flyte_cache::metrics::VIA_CACHE_SERVICE);
-            return Err(AdminError::NotFound(format!("cache key {:?}", r.key)));
+            return Err(AdminError::NotFound(format!(
+                "cache key {} not found",
+                quoted(&r.key)
+            )));
         };
         flyte_cache::metrics::hit(flyte_cache::metrics::VIA_CACHE_SERVICE);
         let mut md = decode_metadata(&artifact.metadata)
@@ -211,8 +214,8 @@ impl CacheApi {
             Ok(PutOutcome::Replaced(_)) => flyte_cache::metrics::put(via, "replaced"),
             Ok(PutOutcome::Kept(_)) => {
                 return Err(AdminError::AlreadyExists(format!(
-                    "cache key {:?} already holds outputs; put with overwrite to replace them",
-                    r.key
+                    "cache key {} already holds outputs; put with overwrite to replace them",
+                    quoted(&r.key)
                 )));
             }
             Err(err) => {
@@ -229,7 +232,10 @@ impl CacheApi {
             .await
             .map_err(cache_error)?;
         if n == 0 {
-            return Err(AdminError::NotFound(format!("cache key {:?}", r.key)));
+            return Err(AdminError::NotFound(format!(
+                "cache key {} not found",
+                quoted(&r.key)
+            )));
         }
         Ok(DeleteCacheResponse {})
     }

@@ -41,7 +41,7 @@ use flyteidl::datacatalog::{
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::service::admin::common::{missing, run};
 use crate::state::AdminState;
 
@@ -224,7 +224,10 @@ fn catalog_page(p: Option<&PaginationOptions>) -> AdminResult<CatalogPage> {
         }
     };
     if !p.token.trim().is_empty() && p.token.trim().parse::<u64>().is_err() {
-        return Err(AdminError::invalid(format!("invalid token {:?}", p.token)));
+        return Err(AdminError::invalid(format!(
+            "invalid token {}",
+            quoted(&p.token)
+        )));
     }
     Ok(CatalogPage {
         limit: p.limit,
@@ -386,7 +389,8 @@ impl DataCatalog for DataCatalogApi {
             let mut seen = std::collections::HashSet::new();
             if let Some(dup) = d.partition_keys.iter().find(|k| !seen.insert(*k)) {
                 return Err(AdminError::invalid(format!(
-                    "partition key {dup:?} is given more than once"
+                    "partition key {} is given more than once",
+                    quoted(dup)
                 )));
             }
             if d.partition_keys.iter().any(String::is_empty) {

@@ -15,7 +15,7 @@ use super::common::{
 };
 use super::entities::{Encoded, list_page_query, noun};
 use super::lists::{ENTITY_FIELDS, ListArgs, ListFields};
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::fidelity;
 use crate::state::AdminState;
 
@@ -41,12 +41,12 @@ pub(super) async fn get(
     let record = state.store.get_entity(&entity_key(resource, id)).await?;
     let description = description(&record)?.ok_or_else(|| {
         AdminError::NotFound(format!(
-            "{} {}/{}/{}@{} was registered without a description",
+            "{} {} was registered without a description",
             noun(resource),
-            id.project,
-            id.domain,
-            id.name,
-            id.version
+            quoted(&format!(
+                "{}/{}/{}@{}",
+                id.project, id.domain, id.name, id.version
+            ))
         ))
     })?;
     Ok(description.into_response())

@@ -17,7 +17,7 @@ use prost::Message;
 
 use super::common::{checked_id, checked_scope, ensure_project_domain, entity_key, missing};
 use super::lists::{self, ListArgs, ListFields, NAME_FIELDS, NAME_SORT_FIELDS};
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::fidelity;
 use crate::state::AdminState;
 
@@ -184,8 +184,10 @@ fn exists_error<K: Kind>(key: &EntityKey, identical: bool) -> AdminError {
     }
     AdminError::InvalidArgument(format!(
         "{} {noun} with different structure already exists. (Please register a new version of \
-         the {noun}): version '{}' of {}/{}/{} was registered with other content",
-        key.name, key.version, key.project, key.domain, key.name
+         the {noun}): version {} of {} was registered with other content",
+        quoted(&key.name),
+        quoted(&key.version),
+        quoted(&format!("{}/{}/{}", key.project, key.domain, key.name))
     ))
 }
 
@@ -230,12 +232,9 @@ pub(super) async fn insert<K: Kind>(state: &AdminState, version: NewVersion) -> 
 /// Compile errors as INVALID_ARGUMENT, one problem per line, under the entity they refuse.
 pub(super) fn compile_error<K: Kind>(key: &EntityKey, errors: CompileErrors) -> AdminError {
     AdminError::InvalidArgument(format!(
-        "{} {}/{}/{}@{} is invalid:\n{errors}",
+        "{} {} is invalid:\n{errors}",
         K::NOUN,
-        key.project,
-        key.domain,
-        key.name,
-        key.version
+        quoted_id(key)
     ))
 }
 
@@ -249,17 +248,11 @@ pub(super) async fn referenced(
     match state.store.get_entity(&key).await {
         Ok(record) => Ok(record),
         Err(StoreError::NotFound(_)) => Err(AdminError::InvalidArgument(format!(
-            "{} {}/{}/{}@{} refers to {} {}/{}/{}@{}, which is not registered; register it first",
+            "{} {} refers to {} {}, which is not registered; register it first",
             noun(referrer.resource),
-            referrer.project,
-            referrer.domain,
-            referrer.name,
-            referrer.version,
+            quoted_id(referrer),
             noun(key.resource),
-            key.project,
-            key.domain,
-            key.name,
-            key.version
+            quoted_id(&key)
         ))),
         Err(err) => Err(err.into()),
     }
@@ -386,4 +379,12 @@ pub(super) async fn list_ids<K: Kind>(
         entities,
         token: page.next_token,
     }))
+}
+
+/// `'project/domain/name@version'`, shortened as every echoed input is.
+pub(super) fn quoted_id(key: &EntityKey) -> String {
+    quoted(&format!(
+        "{}/{}/{}@{}",
+        key.project, key.domain, key.name, key.version
+    ))
 }

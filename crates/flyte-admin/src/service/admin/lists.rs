@@ -84,9 +84,9 @@ fn check_filter(mut filter: Filter, fields: &ListFields) -> AdminResult<Filter> 
         && !fields.prefixes.contains(&entity.as_str())
     {
         return Err(AdminError::InvalidArgument(format!(
-            "filter field '{entity}.{}' cannot be used when listing {}; use plain field names \
+            "filter field {} cannot be used when listing {}; use plain field names \
              or the prefix {}",
-            filter.field,
+            quoted(&format!("{entity}.{}", filter.field)),
             fields.what,
             fields.prefixes.join("., ") + "."
         )));

@@ -12,7 +12,7 @@ use flyteidl::admin::{
 use super::common::{checked_named_id, checked_resource_type, checked_scope, missing};
 use super::entities::noun;
 use super::lists::{self, ListArgs, ListFields};
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::state::AdminState;
 
 const STATE_FIELD: &str = "state";
@@ -131,11 +131,9 @@ async fn ensure_exists(
     let page = state.store.list_entities(resource, &scope, &query).await?;
     if page.items.is_empty() {
         return Err(AdminError::NotFound(format!(
-            "no {} named {}/{}/{} is registered",
+            "no {} named {} is registered",
             noun(resource),
-            id.project,
-            id.domain,
-            id.name
+            quoted(&format!("{}/{}/{}", id.project, id.domain, id.name))
         )));
     }
     Ok(())

@@ -18,7 +18,7 @@ use super::common::{decode_stored, missing};
 use super::events;
 use super::executions::{self, execution_key, read_literal_map};
 use super::lists::{self, ListArgs, ListFields};
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::state::AdminState;
 
 const NODE_LIST_FIELDS: ListFields = ListFields {
@@ -62,7 +62,13 @@ pub(super) async fn get_record(
         .get_node_execution(key)
         .await
         .map_err(|e| match e {
-            StoreError::NotFound(_) => AdminError::NotFound(format!("{key} not found")),
+            StoreError::NotFound(_) => AdminError::NotFound(format!(
+                "node execution {} not found",
+                quoted(&format!(
+                    "{}/{}/{}/{}",
+                    key.execution.project, key.execution.domain, key.execution.name, key.node_id
+                ))
+            )),
             other => other.into(),
         })
 }

@@ -13,7 +13,7 @@ use prost::Message;
 
 use super::common::{decode_stored, invalid, missing};
 use super::lists::{self, ListFields, MAX_LIMIT};
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::state::AdminState;
 
 const MAX_NAME_LEN: usize = 64;
@@ -168,14 +168,16 @@ fn validate_labels(labels: &Labels) -> AdminResult<()> {
     for (key, value) in &labels.values {
         if !is_label_text(key, false) {
             return Err(AdminError::InvalidArgument(format!(
-                "invalid label key [{key}]: it must be 1-63 characters of letters, digits, '-', '_' \
-                 and '.', starting and ending with a letter or digit"
+                "invalid label key {}: it must be 1-63 characters of letters, digits, '-', '_' \
+                 and '.', starting and ending with a letter or digit",
+                quoted(key)
             )));
         }
         if !is_label_text(value, true) {
             return Err(AdminError::InvalidArgument(format!(
-                "invalid label value [{value}]: it must be at most 63 characters of letters, digits, \
-                 '-', '_' and '.', starting and ending with a letter or digit"
+                "invalid label value {}: it must be at most 63 characters of letters, digits, \
+                 '-', '_' and '.', starting and ending with a letter or digit",
+                quoted(value)
             )));
         }
     }

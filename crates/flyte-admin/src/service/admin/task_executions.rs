@@ -17,7 +17,7 @@ use super::events;
 use super::executions::read_literal_map;
 use super::lists::{self, ListArgs, ListFields};
 use super::node_executions::{self, node_key};
-use crate::error::{AdminError, AdminResult};
+use crate::error::{AdminError, AdminResult, quoted};
 use crate::state::AdminState;
 
 const TASK_LIST_FIELDS: ListFields = ListFields {
@@ -81,7 +81,21 @@ async fn get_record(
         .get_task_execution(key)
         .await
         .map_err(|e| match e {
-            StoreError::NotFound(_) => AdminError::NotFound(format!("{key} not found")),
+            StoreError::NotFound(_) => AdminError::NotFound(format!(
+                "task execution {} of task {} attempt {} not found",
+                quoted(&format!(
+                    "{}/{}/{}/{}",
+                    key.node.execution.project,
+                    key.node.execution.domain,
+                    key.node.execution.name,
+                    key.node.node_id
+                )),
+                quoted(&format!(
+                    "{}/{}/{}@{}",
+                    key.task.project, key.task.domain, key.task.name, key.task.version
+                )),
+                key.retry_attempt
+            )),
             other => other.into(),
         })
 }
