@@ -52,3 +52,23 @@ def guarded_wf(x: int = 1) -> int:
         .else_()
         .fail("x must be in [0, 100)")
     )
+
+
+@workflow
+def after_upstream_wf(x: int = 3) -> int:
+    # The condition reads only the input; the cases read a task that runs before the
+    # conditional, so the taken case waits for it (propeller: its connections.upstream).
+    squared = square(x=x)
+    return conditional("after").if_(x > 0).then(negate(x=squared)).else_().then(square(x=squared))
+
+
+@workflow
+def nested_wf(x: int = 3, big: bool = True) -> int:
+    # A conditional inside a case of another: the inner branch node binds the input `x`.
+    return (
+        conditional("outer")
+        .if_(big.is_true())
+        .then(conditional("inner").if_(x > 5).then(square(x=x)).else_().then(negate(x=x)))
+        .else_()
+        .then(square(x=0))
+    )

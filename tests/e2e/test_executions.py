@@ -111,6 +111,9 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "sign_neg": ("examples/conditionals.py", "sign_wf", ("--x", "-4")),
     "guard_fail": ("examples/conditionals.py", "guarded_wf", ("--x", "200")),
     "parity": ("examples/conditionals.py", "parity_wf", ("--x", "5")),
+    "after_upstream_pos": ("examples/conditionals.py", "after_upstream_wf", ("--x", "3")),
+    "after_upstream_neg": ("examples/conditionals.py", "after_upstream_wf", ("--x", "-2")),
+    "nested_branch": ("examples/conditionals.py", "nested_wf", ("--x", "3")),
     "subworkflows": ("examples/subworkflows.py", "parent_wf", ("--x", "1")),
     "files": ("examples/files.py", "files_wf", ()),
     "file_outputs": ("examples/files.py", "file_outputs_wf", ()),
@@ -239,6 +242,27 @@ def test_conditional_on_a_task_output(server: Server, remote, launched):
     execution = wait(remote, launched["parity"])
     assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, server)
     assert execution.outputs.get("o0", as_type=str) == "value -5"
+
+
+def test_conditional_case_waits_for_an_upstream_task(server: Server, remote, launched):
+    # The taken case reads `square`, which runs before the conditional (whose condition
+    # reads only the input): it starts after `square` succeeds, with its output.
+    positive = wait(remote, launched["after_upstream_pos"])
+    assert_phase(positive, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert positive.outputs.get("o0", as_type=int) == -9
+    negative = wait(remote, launched["after_upstream_neg"])
+    assert_phase(negative, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert negative.outputs.get("o0", as_type=int) == 16
+    nodes = node_executions(remote, positive)
+    assert nodes["n0"].closure.phase == NodeExecutionPhase.SUCCEEDED
+    assert nodes["n1"].closure.phase == NodeExecutionPhase.SUCCEEDED
+
+
+def test_nested_conditional(server: Server, remote, launched):
+    # A conditional in a case of another registers and runs (issue 15 item 1).
+    execution = wait(remote, launched["nested_branch"])
+    assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert execution.outputs.get("o0", as_type=int) == -3
 
 
 def test_conditional_fail_branch_message(server: Server, remote, launched):

@@ -568,6 +568,7 @@ impl ExecActor {
                 && self.nodes[p].branch_child == Some(idx)
                 && self.nodes[idx].phase() == NodePhase::NotYetStarted
                 && self.nodes[p].phase() == NodePhase::Running
+                && self.nodes[idx].pending == 0
             {
                 self.make_ready(idx);
             }
@@ -1000,7 +1001,47 @@ impl ExecActor {
         let scope = self.nodes[branch].scope;
         let c = self.add_node(Arc::new(child), scope, None, Some(branch), data_dir, false);
         self.nodes[branch].branch_child = Some(c);
+        self.wire_branch_child(c);
         c
+    }
+
+    /// The taken node waits for its own upstream nodes, like any node (propeller: the child's
+    /// `connections.upstream` plus the branch node): flytekit gives a case that reads a task
+    /// run before the conditional that task as upstream, not the branch node. Its bindings and
+    /// declared upstreams name nodes of the branch's scope; those not yet done hold it back.
+    fn wire_branch_child(&mut self, c: usize) {
+        let spec = self.nodes[c].spec.clone();
+        let s = self.nodes[c].scope;
+        let mut ups: Vec<&str> = spec.upstream_node_ids.iter().map(String::as_str).collect();
+        bindings::promised_nodes(&spec.inputs, &mut ups);
+        let mut seen = HashSet::new();
+        let mut pending = 0;
+        for u in ups {
+            if !seen.insert(u) {
+                continue;
+            }
+            let Some(&ui) = self.scopes[s].by_spec.get(u) else {
+                continue;
+            };
+            self.nodes[ui].downstream.push(c);
+            if !self.nodes[ui].phase().is_success() {
+                pending += 1;
+            }
+        }
+        self.nodes[c].pending = pending;
+    }
+
+    /// A branch-taken node whose branch node still runs (it may start once its upstreams
+    /// are done); false for any other node.
+    fn is_waiting_branch_child(&self, idx: usize) -> bool {
+        self.nodes[idx].parent.is_some_and(|p| {
+            self.nodes[p].branch_child == Some(idx)
+                && self.nodes[idx].phase() == NodePhase::NotYetStarted
+                && matches!(
+                    self.nodes[p].phase(),
+                    NodePhase::Queued | NodePhase::Running
+                )
+        })
     }
 
     fn open_subworkflow(
@@ -1078,7 +1119,11 @@ impl ExecActor {
             let ok = self.nodes[u].phase().is_success();
             for di in 0..self.nodes[u].downstream.len() {
                 let d = self.nodes[u].downstream[di];
-                if !ok && self.nodes[d].phase() == NodePhase::NotYetStarted {
+                // Branch-taken nodes are not members: their pending was counted when wired.
+                if !ok
+                    && self.nodes[d].member_of == Some(s)
+                    && self.nodes[d].phase() == NodePhase::NotYetStarted
+                {
                     self.nodes[d].pending += 1;
                 }
             }
@@ -2263,12 +2308,31 @@ impl ExecActor {
                     let d = self.nodes[idx].downstream[di];
                     let n = &mut self.nodes[d];
                     n.pending = n.pending.saturating_sub(1);
-                    if n.pending == 0 && n.phase() == NodePhase::NotYetStarted {
+                    let ready = n.pending == 0 && n.phase() == NodePhase::NotYetStarted;
+                    let branch_child = n.member_of.is_none();
+                    if ready && (!branch_child || self.is_waiting_branch_child(d)) {
                         self.make_ready(d);
                     }
                 }
             }
             Err(e) => {
+                // A branch-taken node waiting for this one can never start: its branch node
+                // ends (ABORTED, no error of its own) so the scope does not wait for it.
+                let waiting: Vec<usize> = self.nodes[idx]
+                    .downstream
+                    .iter()
+                    .copied()
+                    .filter(|&d| self.is_waiting_branch_child(d))
+                    .collect();
+                for d in waiting {
+                    if let Some(p) = self.nodes[d].parent {
+                        let reason = format!(
+                            "upstream node [{}] of the branch's taken node failed",
+                            self.nodes[idx].spec.id
+                        );
+                        self.abort_node(p, &reason, true);
+                    }
+                }
                 let first = self.scopes[s].error.is_none();
                 if first || !self.scopes[s].fail_immediately {
                     self.scopes[s].error = Some(e);
@@ -2549,7 +2613,9 @@ impl ExecActor {
         self.nodes[idx].rec.branch_taken = taken.id.clone();
         self.dirty.insert(idx);
         let c = self.add_branch_child(idx, taken);
-        self.make_ready(c);
+        if self.nodes[c].pending == 0 {
+            self.make_ready(c);
+        }
     }
 
     // ---------------------------------------------------------------- events

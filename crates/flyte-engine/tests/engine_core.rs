@@ -631,6 +631,113 @@ async fn branch_taken_skipped_and_fail() {
     assert_eq!(err.kind, execution_error::ErrorKind::User as i32);
 }
 
+/// As flytekit serialises `s = slow(x=x); conditional(..).if_(x > 5).then(inc(x=s))...`: the
+/// condition reads only a workflow input, the cases read the output of `n0`, a task that runs
+/// before the conditional (inner ids `n0`/`n1` renamed `b-n0`/`b-n1` by the compiler).
+fn branch_after_upstream_wf(
+    policy: workflow_metadata::OnFailurePolicy,
+) -> (WorkflowTemplate, Vec<TaskTemplate>) {
+    let inc = calc_task("inc", &[("x", int_t())], 0, None);
+    let slow = calc_task("slow", &[("x", int_t())], 0, None);
+    let (wf, _) = branch_wf(false);
+    let mut branch = wf.nodes[0].clone();
+    let Some(node::Target::BranchNode(b)) = &mut branch.target else {
+        unreachable!()
+    };
+    let if_else = b.if_else.as_deref_mut().unwrap();
+    let mut then_node = task_node("n0", "inc", vec![bind("x", promise("n0", "o0"))]);
+    then_node.upstream_node_ids = vec!["n0".into()];
+    let mut else_node = task_node("n1", "inc", vec![bind("x", promise("n0", "o0"))]);
+    else_node.upstream_node_ids = vec!["n0".into()];
+    if_else.case.as_mut().unwrap().then_node = Some(Box::new(then_node));
+    if_else.default = Some(if_else_block::Default::ElseNode(Box::new(else_node)));
+    let upstream = task_node("n0", "slow", vec![bind("x", promise("start-node", "x"))]);
+    let mut wf = workflow(
+        "br-up",
+        &[("x", int_t())],
+        vec![upstream, branch],
+        vec![bind("o", promise("b", "o0"))],
+        &[("o", int_t())],
+    );
+    wf.metadata = Some(WorkflowMetadata {
+        on_failure: policy as i32,
+        ..Default::default()
+    });
+    (wf, vec![inc, slow])
+}
+
+#[tokio::test]
+async fn branch_taken_node_waits_for_its_upstream_nodes() {
+    use workflow_metadata::OnFailurePolicy as F;
+    let env = env();
+    env.backend.set(
+        "inc",
+        Behavior {
+            add: 100,
+            ..Default::default()
+        },
+    );
+    // The upstream task is still running when the branch decides.
+    env.backend.set(
+        "slow",
+        Behavior {
+            sleep: Duration::from_millis(300),
+            add: 10,
+            ..Default::default()
+        },
+    );
+    let (wf, tasks) = branch_after_upstream_wf(F::FailImmediately);
+    let compiled = compile(&wf, &[], &tasks);
+    for (name, x, want) in [("bu-big", 7, 117), ("bu-small", 2, 112)] {
+        let phase = run(&env, request(name, compiled.clone(), &[("x", int_lit(x))])).await;
+        assert_eq!(
+            phase,
+            WorkflowPhase::Succeeded,
+            "{name}: {:?}",
+            env.sink.workflow_events(name).last()
+        );
+        assert_eq!(
+            as_int(&wf_output(&env, name).await.literals["o"]),
+            Some(want)
+        );
+    }
+    // The taken node read n0's output: it started once, after n0.
+    assert_eq!(env.backend.starts_of("b-0-b-n0"), 1);
+    assert_eq!(env.backend.starts_of("b-0-b-n1"), 1);
+
+    // The upstream fails while the taken node waits: the workflow fails with its error (it
+    // neither hangs nor runs the taken node), under both failure policies.
+    env.backend.set(
+        "slow",
+        Behavior {
+            sleep: Duration::from_millis(300),
+            fail_times: 1,
+            fail_kind: 1,
+            ..Default::default()
+        },
+    );
+    for (name, policy) in [
+        ("bu-fi", F::FailImmediately),
+        ("bu-fa", F::FailAfterExecutableNodesComplete),
+    ] {
+        let (wf, tasks) = branch_after_upstream_wf(policy);
+        let compiled = compile(&wf, &[], &tasks);
+        assert_eq!(
+            run(&env, request(name, compiled, &[("x", int_lit(7))])).await,
+            WorkflowPhase::Failed,
+            "{name}"
+        );
+        assert_eq!(wf_error(&env, name).message, "attempt 0 failed", "{name}");
+        assert!(
+            env.sink
+                .node_events(name)
+                .iter()
+                .all(|e| e.spec_node_id != "b-n0"),
+            "{name}: the taken node never started"
+        );
+    }
+}
+
 #[tokio::test]
 async fn subworkflow_nested_ids_and_outputs() {
     let env = env();

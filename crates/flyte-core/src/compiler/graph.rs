@@ -616,17 +616,23 @@ impl<'a> Compiler<'a> {
     /// Branch cases: conditions over the branch's inputs, and each child's bindings (which
     /// refer to top-level nodes and are recorded as upstream-only edges of the child).
     fn check_children(&mut self, g: &mut Graph, n: &Node, id: &str) {
+        let input_types = g
+            .ifaces
+            .get(id)
+            .and_then(|i| i.inputs.clone())
+            .unwrap_or_default();
+        self.check_branch(g, n, id, &input_types);
+    }
+
+    /// [`Self::check_children`] of a branch whose inputs are `input_types` (a nested branch
+    /// is no top-level node: its inputs come from its own bindings, as flytekit writes them).
+    fn check_branch(&mut self, g: &mut Graph, n: &Node, id: &str, input_types: &VariableMap) {
         let Some(node::Target::BranchNode(b)) = &n.target else {
             return;
         };
         let Some(if_else) = b.if_else.as_deref() else {
             return;
         };
-        let input_types = g
-            .ifaces
-            .get(id)
-            .and_then(|i| i.inputs.clone())
-            .unwrap_or_default();
         let cases = if_else
             .case
             .as_deref()
@@ -635,7 +641,7 @@ impl<'a> Compiler<'a> {
         for case in cases {
             match &case.condition {
                 None => self.err(id, CompileErrorKind::BranchWithoutCondition),
-                Some(c) => bindings::validate_condition(self, id, c, &input_types),
+                Some(c) => bindings::validate_condition(self, id, c, input_types),
             }
             if case.then_node.is_none() {
                 self.err(id, CompileErrorKind::BranchWithoutThenNode);
@@ -651,7 +657,11 @@ impl<'a> Compiler<'a> {
             std::mem::swap(&mut scratch, &mut self.errors);
             let ci = self.node_interface(child, &cid);
             std::mem::swap(&mut scratch, &mut self.errors);
-            if let Some(ci) = ci {
+            let mut child_inputs = VariableMap::default();
+            if let Some(mut ci) = ci {
+                if infers_inputs(child) {
+                    ci.inputs = Some(bindings::infer_inputs(self, g, child));
+                }
                 self.check_dependencies(g, child, &cid, Direction::Upstream);
                 bindings::validate(
                     self,
@@ -661,8 +671,9 @@ impl<'a> Compiler<'a> {
                     ci.inputs.as_ref(),
                     Direction::Upstream,
                 );
+                child_inputs = ci.inputs.unwrap_or_default();
             }
-            self.check_children(g, child, &cid);
+            self.check_branch(g, child, &cid, &child_inputs);
         }
     }
 

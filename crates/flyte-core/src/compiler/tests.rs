@@ -529,6 +529,79 @@ fn branch_outputs_are_common_outputs_and_children_are_renamed() {
     assert!(primary.connections.unwrap().upstream.contains_key("b0-n0"));
 }
 
+/// flytekit's `conditional` inside a case of another: the inner branch node binds the
+/// workflow input its condition reads (issue 15 item 1).
+#[test]
+fn nested_branch_binds_its_own_inputs() {
+    let leaf = |id: &str, b: i64| {
+        task_node(
+            id,
+            "add",
+            vec![bind("a", promise("", "x")), bind("b", int_lit(b))],
+        )
+    };
+    let inner = |cond_var: &str| {
+        branch(
+            "n0",
+            vec![bind(".x", promise("", "x"))],
+            vec![(var_eq_int(cond_var, 1), leaf("n0", 1))],
+            Some(if_else_block::Default::ElseNode(Box::new(leaf("n1", 2)))),
+        )
+    };
+    let outer = |cond_var: &str| {
+        workflow(
+            "wf",
+            iface(&[("x", int())], &[("o", int())]),
+            vec![branch(
+                "b0",
+                vec![bind(".x", promise("", "x"))],
+                vec![(var_eq_int(".x", 1), inner(cond_var))],
+                Some(if_else_block::Default::ElseNode(Box::new(leaf("n1", 3)))),
+            )],
+            vec![bind("o", promise("b0", "o0"))],
+        )
+    };
+    let closure =
+        compile_workflow(&spec(outer(".x")), &resolved()).expect("nested branch compiles");
+    let b0 = &closure.primary.unwrap().template.unwrap().nodes[2];
+    let Some(node::Target::BranchNode(b)) = &b0.target else {
+        panic!()
+    };
+    let inner = b
+        .if_else
+        .as_ref()
+        .unwrap()
+        .case
+        .as_ref()
+        .unwrap()
+        .then_node
+        .as_ref()
+        .unwrap();
+    assert_eq!(inner.id, "b0-n0");
+    let Some(node::Target::BranchNode(ib)) = &inner.target else {
+        panic!()
+    };
+    let leaf = ib
+        .if_else
+        .as_ref()
+        .unwrap()
+        .case
+        .as_ref()
+        .unwrap()
+        .then_node
+        .as_ref()
+        .unwrap();
+    assert_eq!(leaf.id, "b0-n0-n0");
+    // The inner condition is still checked against the inner node's own inputs.
+    let errs = errors_of(outer(".y"));
+    assert!(
+        errs.to_string().contains(
+            "node b0-n0: the branch condition uses '.y', which is not an input of the branch node"
+        ),
+        "{errs}"
+    );
+}
+
 #[test]
 fn branch_rules() {
     let errs = errors_of(branch_wf(None, "x"));
