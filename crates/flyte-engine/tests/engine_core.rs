@@ -739,6 +739,71 @@ async fn branch_taken_node_waits_for_its_upstream_nodes() {
 }
 
 #[tokio::test]
+async fn branch_taken_node_still_waits_for_its_upstream_after_a_restart() {
+    use workflow_metadata::OnFailurePolicy as F;
+    let env = env();
+    env.backend.set(
+        "inc",
+        Behavior {
+            add: 100,
+            ..Default::default()
+        },
+    );
+    env.backend.set(
+        "slow",
+        Behavior {
+            sleep: Duration::from_millis(800),
+            add: 10,
+            ..Default::default()
+        },
+    );
+    let (wf, tasks) = branch_after_upstream_wf(F::FailImmediately);
+    let req = request("bu-crash", compile(&wf, &[], &tasks), &[("x", int_lit(7))]);
+    let id = req.id.clone();
+    env.engine.start_execution(req).await.unwrap();
+    // Crash once the branch has decided (journaled) while n0 still runs.
+    let key = ExecKey {
+        project: "p".into(),
+        domain: "d".into(),
+        name: "bu-crash".into(),
+    };
+    for _ in 0..200 {
+        if env
+            .sink
+            .node_record(&key, "b")
+            .is_some_and(|r| !r.branch_taken.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(env.backend.starts_of("n0"), 1);
+    env.engine.crash();
+    let journal = env.sink.snapshot();
+    let engine2 = new_engine(&env.blob, &journal, &env.backend);
+    assert_eq!(engine2.resume_all().await.unwrap(), 1);
+    let phase = tokio::time::timeout(Duration::from_secs(10), engine2.wait(&id))
+        .await
+        .unwrap();
+    let last = journal.workflow_events("bu-crash").last().cloned();
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded), "{last:?}");
+    assert_eq!(env.backend.starts_of("b-0-b-n0"), 1);
+    let Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) =
+        last.and_then(|e| e.output_result)
+    else {
+        panic!("no outputs")
+    };
+    let out = LiteralMap::decode(
+        env.blob
+            .get(&env.blob.path_from_native_url(&uri).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(as_int(&out.literals["o"]), Some(117));
+}
+
+#[tokio::test]
 async fn subworkflow_nested_ids_and_outputs() {
     let env = env();
     env.backend.set(
