@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod launcher;
 pub mod router;
 pub mod service;
+pub mod services;
 pub mod state;
 
 pub use error::{AdminError, AdminResult};

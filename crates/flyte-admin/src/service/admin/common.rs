@@ -76,7 +76,7 @@ pub(super) fn checked_resource_type(value: i32) -> AdminResult<ResourceType> {
     })
 }
 
-pub(super) fn entity_key(resource: ResourceType, id: &Identifier) -> EntityKey {
+pub(crate) fn entity_key(resource: ResourceType, id: &Identifier) -> EntityKey {
     EntityKey {
         resource,
         project: id.project.clone(),
@@ -86,7 +86,7 @@ pub(super) fn entity_key(resource: ResourceType, id: &Identifier) -> EntityKey {
     }
 }
 
-pub(super) fn identifier(key: &EntityKey) -> Identifier {
+pub(crate) fn identifier(key: &EntityKey) -> Identifier {
     Identifier {
         resource_type: key.resource as i32,
         project: key.project.clone(),
@@ -99,7 +99,7 @@ pub(super) fn identifier(key: &EntityKey) -> Identifier {
 
 /// flyteadmin's `ValidateProjectAndDomain`: every create names a registered, active project
 /// and one of the configured domains, so nothing lands in a scope no one can list.
-pub(super) async fn ensure_project_domain(
+pub(crate) async fn ensure_project_domain(
     state: &AdminState,
     project: &str,
     domain: &str,

@@ -1,8 +1,9 @@
 //! The engine's external services (`flyte_engine::external`) over the admin's store and
 //! Executions API: signals for gate nodes, child executions for launch-plan nodes, and the
 //! recovery lookup of RecoverExecution. What propeller asks flyteadmin over gRPC, asked here
-//! in-process, through the same code paths the API uses (so a child execution is created,
-//! validated and started exactly as CreateExecution would).
+//! in-process: child executions are launched and aborted through the execution service
+//! ([`crate::services::executions`]), so a child is created, validated and started exactly as
+//! CreateExecution would.
 
 #![allow(deprecated)] // closure output fields
 
@@ -11,12 +12,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use flyte_engine::external::{
     ChildExecutions, ChildLaunch, ChildStatus, ExternalError, RecoveredNode, RecoveredOutputs,
-    RecoveryLookup, SignalStore, child_execution_id,
+    RecoveryLookup, SignalStore,
 };
 use flyte_store::{NodeExecutionKey, SignalKey, StoreError};
 use flyteidl::admin::{
-    self, DynamicWorkflowNodeMetadata, ExecutionClosure, ExecutionCreateRequest, ExecutionMetadata,
-    ExecutionSpec, ExecutionTerminateRequest, NodeExecutionClosure, NodeExecutionMetaData,
+    DynamicWorkflowNodeMetadata, ExecutionClosure, NodeExecutionClosure, NodeExecutionMetaData,
     execution_closure, literal_map_blob, node_execution_closure,
 };
 use flyteidl::core::{
@@ -26,20 +26,26 @@ use flyteidl::core::{
 
 use super::common::decode_stored;
 use super::events::is_workflow_terminal;
-use super::executions::{self, execution_key, read_full_literal_map};
 use crate::error::AdminError;
 use crate::service::signal;
+use crate::services::executions::{
+    ExecutionService, TerminateExecution, execution_key, get_record, read_full_literal_map,
+};
 use crate::state::AdminState;
 
 /// [`SignalStore`], [`ChildExecutions`] and [`RecoveryLookup`] for the engine. Cheap to clone.
 #[derive(Clone)]
 pub struct EngineServices {
     state: AdminState,
+    executions: ExecutionService,
 }
 
 impl EngineServices {
     pub fn new(state: AdminState) -> Arc<Self> {
-        Arc::new(Self { state })
+        Arc::new(Self {
+            executions: ExecutionService::new(state.clone()),
+            state,
+        })
     }
 }
 
@@ -83,103 +89,13 @@ impl SignalStore for EngineServices {
 
 // --- child executions ---------------------------------------------------------------------
 
-/// The spec of a launch-plan node's child (propeller `launchplan/admin.go` `Launch`): the
-/// parent's settings, mode CHILD_WORKFLOW, nesting one deeper than the parent's, the parent's
-/// security context.
-fn child_spec(launch: &ChildLaunch, parent: &ExecutionSpec) -> ExecutionSpec {
-    let pairs = |m: &std::collections::BTreeMap<String, String>| -> Vec<core::KeyValuePair> {
-        m.iter()
-            .map(|(k, v)| core::KeyValuePair {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect()
-    };
-    let parent_metadata = parent.metadata.clone().unwrap_or_default();
-    ExecutionSpec {
-        launch_plan: Some(launch.launch_plan.clone()),
-        metadata: Some(ExecutionMetadata {
-            mode: admin::execution_metadata::ExecutionMode::ChildWorkflow as i32,
-            principal: if launch.principal.is_empty() {
-                parent_metadata.principal.clone()
-            } else {
-                launch.principal.clone()
-            },
-            nesting: parent_metadata.nesting + 1,
-            parent_node_execution: Some(launch.parent.clone()),
-            ..Default::default()
-        }),
-        labels: Some(admin::Labels {
-            values: launch.labels.clone().into_iter().collect(),
-        }),
-        annotations: Some(admin::Annotations {
-            values: launch.annotations.clone().into_iter().collect(),
-        }),
-        security_context: parent.security_context.clone(),
-        auth_role: parent.auth_role.clone(),
-        max_parallelism: launch.max_parallelism.min(i32::MAX as u32) as i32,
-        raw_output_data_config: launch.raw_output_data_prefix.as_ref().map(|p| {
-            admin::RawOutputDataConfig {
-                output_location_prefix: p.clone(),
-            }
-        }),
-        interruptible: launch
-            .interruptible
-            .map(|value| pbjson_types::BoolValue { value }),
-        overwrite_cache: launch.overwrite_cache,
-        envs: Some(admin::Envs {
-            values: pairs(&launch.envs),
-        }),
-        ..Default::default()
-    }
-}
-
 #[async_trait]
 impl ChildExecutions for EngineServices {
     async fn create_child(
         &self,
         launch: ChildLaunch,
     ) -> Result<WorkflowExecutionIdentifier, ExternalError> {
-        let child = child_execution_id(&launch.parent, launch.attempt);
-        let parent_key = execution_key(launch.parent.execution_id.as_ref()).map_err(external)?;
-        let parent = executions::get_record(&self.state, &parent_key)
-            .await
-            .map_err(external)?;
-        let parent_spec: ExecutionSpec =
-            decode_stored(&parent.spec, "execution spec").map_err(external)?;
-
-        if let Some(original) = &launch.recover_from {
-            let request = admin::ExecutionRecoverRequest {
-                id: Some(original.clone()),
-                name: child.name.clone(),
-                metadata: Some(ExecutionMetadata {
-                    parent_node_execution: Some(launch.parent.clone()),
-                    ..Default::default()
-                }),
-            };
-            match executions::recover(&self.state, &request).await {
-                Ok(_) | Err(AdminError::AlreadyExists(_)) => return Ok(child),
-                // As propeller: the original child is gone, launch afresh.
-                Err(AdminError::NotFound(m)) => {
-                    tracing::warn!(child = %child.name, reason = %m, "cannot recover the child execution; launching it instead");
-                }
-                Err(err) => return Err(external(err)),
-            }
-        }
-
-        let request = ExecutionCreateRequest {
-            project: child.project.clone(),
-            domain: child.domain.clone(),
-            name: child.name.clone(),
-            spec: Some(child_spec(&launch, &parent_spec)),
-            inputs: Some(launch.inputs.clone()),
-            ..Default::default()
-        };
-        match executions::create(&self.state, tonic::Request::new(request)).await {
-            // ALREADY_EXISTS: created before (the node retried after a crash); the same child.
-            Ok(_) | Err(AdminError::AlreadyExists(_)) => Ok(child),
-            Err(err) => Err(external(err)),
-        }
+        self.executions.launch_child(launch).await.map_err(external)
     }
 
     async fn status(
@@ -187,9 +103,7 @@ impl ChildExecutions for EngineServices {
         child: &WorkflowExecutionIdentifier,
     ) -> Result<ChildStatus, ExternalError> {
         let key = execution_key(Some(child)).map_err(external)?;
-        let record = executions::get_record(&self.state, &key)
-            .await
-            .map_err(external)?;
+        let record = get_record(&self.state, &key).await.map_err(external)?;
         let closure: ExecutionClosure =
             decode_stored(&record.closure, "execution closure").map_err(external)?;
         let phase = closure.phase;
@@ -242,12 +156,12 @@ impl ChildExecutions for EngineServices {
         child: &WorkflowExecutionIdentifier,
         cause: &str,
     ) -> Result<(), ExternalError> {
-        let request = ExecutionTerminateRequest {
-            id: Some(child.clone()),
+        let command = TerminateExecution {
+            id: execution_key(Some(child)).map_err(external)?,
             cause: cause.to_string(),
         };
-        match executions::terminate(&self.state, &request).await {
-            // Ok(Err(_)): already finished — nothing to abort (propeller's Kill ignores it).
+        match self.executions.terminate(command).await {
+            // AlreadyFinished: nothing to abort (propeller's Kill ignores it).
             Ok(_) | Err(AdminError::NotFound(_)) => Ok(()),
             Err(err) => Err(external(err)),
         }

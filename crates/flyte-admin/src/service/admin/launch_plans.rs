@@ -72,7 +72,7 @@ fn proto_state(state: LaunchPlanState) -> i32 {
     }
 }
 
-pub(super) async fn create(
+pub(crate) async fn create(
     state: &AdminState,
     request: tonic::Request<LaunchPlanCreateRequest>,
 ) -> AdminResult<tonic::Response<LaunchPlanCreateResponse>> {

@@ -15,18 +15,18 @@ mod entities;
 pub mod event_sink;
 pub mod events;
 mod executions;
-mod launch_plans;
+pub(crate) mod launch_plans;
 pub(crate) mod lists;
-mod named_entities;
+pub(crate) mod named_entities;
 mod node_executions;
 mod projects;
 mod resolver;
 mod task_executions;
-mod tasks;
-mod workflows;
+pub(crate) mod tasks;
+pub(crate) mod workflows;
 
+pub use crate::services::executions::{generate_name, merge_inputs, validate_name};
 pub use engine_services::EngineServices;
-pub use executions::{generate_name, merge_inputs, validate_name};
 pub use resolver::StoreEntityResolver;
 
 use flyteidl::admin;
@@ -37,17 +37,22 @@ use self::common::run;
 use self::launch_plans::LaunchPlans;
 use self::tasks::Tasks;
 use self::workflows::Workflows;
+use crate::services::executions::ExecutionService;
 use crate::state::AdminState;
 
 /// The AdminService implementation over the shared admin state.
 #[derive(Clone)]
 pub struct AdminApi {
     state: AdminState,
+    executions: ExecutionService,
 }
 
 impl AdminApi {
     pub fn new(state: AdminState) -> Self {
-        Self { state }
+        Self {
+            executions: ExecutionService::new(state.clone()),
+            state,
+        }
     }
 }
 
@@ -463,7 +468,7 @@ impl AdminService for AdminApi {
             "CreateExecution",
             &p,
             &d,
-            executions::create(&self.state, request),
+            executions::create(&self.executions, request),
         )
         .await
     }
@@ -478,7 +483,7 @@ impl AdminService for AdminApi {
             "RelaunchExecution",
             p,
             d,
-            executions::relaunch(&self.state, r),
+            executions::relaunch(&self.executions, r),
         )
         .await
     }
@@ -493,7 +498,7 @@ impl AdminService for AdminApi {
             "RecoverExecution",
             p,
             d,
-            executions::recover(&self.state, r),
+            executions::recover(&self.executions, r),
         )
         .await
     }
@@ -547,7 +552,7 @@ impl AdminService for AdminApi {
         let r = request.get_ref();
         let (p, d) = exec_scope_of(r.id.as_ref());
         let _ = (p, d);
-        match executions::terminate(&self.state, r).await {
+        match executions::terminate(&self.executions, r).await {
             Ok(answer) => answer,
             Err(err) => Err(err.into()),
         }

@@ -82,7 +82,7 @@ pub(super) async fn get(
     Ok(tonic::Response::new(named_entity(key, metadata)))
 }
 
-pub(super) async fn update(
+pub(crate) async fn update(
     state: &AdminState,
     request: &NamedEntityUpdateRequest,
 ) -> AdminResult<tonic::Response<NamedEntityUpdateResponse>> {

@@ -16,9 +16,10 @@ use prost::Message;
 
 use super::common::{decode_stored, missing};
 use super::events;
-use super::executions::{self, execution_key, read_literal_map};
+use super::executions::read_literal_map;
 use super::lists::{self, ListArgs, ListFields};
 use crate::error::{AdminError, AdminResult, quoted};
+use crate::services::executions::{self, execution_key};
 use crate::state::AdminState;
 
 const NODE_LIST_FIELDS: ListFields = ListFields {

@@ -143,7 +143,7 @@ pub(super) fn raw_compiled_task(record: &EntityRecord) -> Option<Bytes> {
 }
 
 /// The typed template of a stored task.
-pub(super) fn stored_template(record: &EntityRecord) -> AdminResult<TaskTemplate> {
+pub(crate) fn stored_template(record: &EntityRecord) -> AdminResult<TaskTemplate> {
     let closure: TaskClosure = decode_stored(&record.closure, "task closure")?;
     Ok(closure
         .compiled_task

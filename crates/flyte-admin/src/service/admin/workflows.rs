@@ -66,7 +66,7 @@ impl Kind for Workflows {
     }
 }
 
-pub(super) async fn create(
+pub(crate) async fn create(
     state: &AdminState,
     request: tonic::Request<WorkflowCreateRequest>,
 ) -> AdminResult<tonic::Response<WorkflowCreateResponse>> {
