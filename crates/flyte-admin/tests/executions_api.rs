@@ -307,7 +307,7 @@ async fn inputs_are_merged_and_type_checked() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
-        err.message().contains("invalid input(s) y"),
+        err.message().contains("invalid input(s) 'y'"),
         "{}",
         err.message()
     );

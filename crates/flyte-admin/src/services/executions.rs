@@ -135,7 +135,11 @@ pub fn merge_inputs(
         known.sort();
         return Err(AdminError::InvalidArgument(format!(
             "invalid input(s) {}: the launch plan has no such input (its inputs: {})",
-            unknown.join(", "),
+            unknown
+                .iter()
+                .map(|name| quoted(name))
+                .collect::<Vec<_>>()
+                .join(", "),
             if known.is_empty() {
                 "none".to_string()
             } else {
@@ -461,8 +465,11 @@ async fn create(
         || target.version.is_empty()
     {
         return Err(AdminError::InvalidArgument(format!(
-            "spec.launch_plan needs project, domain, name and version (got {}/{}/{}@{})",
-            target.project, target.domain, target.name, target.version
+            "spec.launch_plan needs project, domain, name and version (got {})",
+            quoted(&format!(
+                "{}/{}/{}@{}",
+                target.project, target.domain, target.name, target.version
+            ))
         )));
     }
     spec.launch_plan = Some(source.identifier());
