@@ -533,3 +533,60 @@ def test_execution_survives_sigkill_of_the_server(project, tmp_path_factory):
     finally:
         code = stop_server(second)
     assert code == 0, second.log()
+
+
+def test_a_task_running_when_the_server_crashes_is_reattached_not_rerun(project, tmp_path_factory):
+    """Issue 12 item 4: a task process outlives a SIGKILL of the server. The server is killed
+    while the first step's body runs; the restarted server re-attaches to it instead of
+    aborting it and starting attempt 1: the body ran exactly once (one marker line, written by
+    attempt 0 at its end), the node has a single attempt, and the chain succeeds."""
+    from flytekit.configuration import Config
+    from flytekit.remote import FlyteRemote
+
+    base = tmp_path_factory.mktemp("reattach")
+    data_dir = base / "data"
+    markers = base / "markers"
+    markers.mkdir()
+    first = start_server(base, data_dir)
+
+    def client() -> FlyteRemote:
+        return FlyteRemote(
+            config=Config.auto(config_file=str(first.config_path)), default_project=PROJECT, default_domain=DOMAIN
+        )
+
+    remote = client()
+    try:
+        name = run_remote(
+            first, project, "examples/chains.py", "chain3_wf", "--x", "1", "--delay", "4.0",
+            "--marker_dir", str(markers),
+        )
+        execution = remote.fetch_execution(name=name)
+        deadline = time.monotonic() + 180
+        while True:
+            attempts = task_executions(remote, execution, "n0")
+            if attempts and attempts[-1].closure.phase == TaskExecutionPhase.RUNNING:
+                break
+            assert time.monotonic() < deadline, "the first step never ran:\n" + first.log()[-4000:]
+            time.sleep(0.1)
+    finally:
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    assert not (markers / "step-1").exists(), "the first step ended before the kill: nothing was tested"
+
+    second = start_server(base, data_dir, port=first.port, log_name="server-2.log")
+    try:
+        remote = client()
+        execution = wait(remote, name, timeout=300)
+        assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, second)
+        assert execution.outputs.get("o0", as_type=int) == 7
+        attempts = task_executions(remote, execution, "n0")
+        assert [a.id.retry_attempt for a in attempts] == [0], [
+            (a.id.retry_attempt, TaskExecutionPhase.enum_to_string(a.closure.phase)) for a in attempts
+        ]
+        assert attempts[0].closure.phase == TaskExecutionPhase.SUCCEEDED
+        lines = (markers / "step-1").read_text().splitlines()
+        assert len(lines) == 1 and lines[0].endswith("attempt 0"), lines
+        assert "re-attached" in second.log(), second.log()[-3000:]
+    finally:
+        code = stop_server(second)
+    assert code == 0, second.log()

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::backend::{
-    AttemptKey, AttemptOutcome, AttemptPaths, AttemptUpdate, BackendError, TaskAttempt,
+    AttemptKey, AttemptOutcome, AttemptPaths, AttemptUpdate, BackendError, Reattach, TaskAttempt,
 };
 use crate::engine::{EngineError, Shared};
 use crate::layout;
@@ -605,8 +605,20 @@ impl ExecActor {
                     if self.uses_wf_slot(idx) {
                         self.take_slot(idx);
                     }
-                    // The attempt that was running died with the previous process (or is
-                    // orphaned): abort it and run a new attempt, charged to no budget.
+                    // Follow the attempt where it runs (or ran) rather than run it again.
+                    match self.reattach_attempt(idx).await {
+                        Reattach::Attached => continue,
+                        Reattach::NotStarted => {
+                            // Nothing ran: the same attempt number starts now.
+                            if !self.cache_resume(idx, true).await {
+                                self.start_attempt(idx);
+                            }
+                            continue;
+                        }
+                        Reattach::Lost => {}
+                    }
+                    // The backend keeps nothing across restarts: abort the attempt and run
+                    // a new one, charged to no budget.
                     let old = self.attempt_key(idx);
                     if let Some(b) = self.nodes[idx].backend {
                         self.to_abort.push((b, old));
@@ -1943,10 +1955,49 @@ impl ExecActor {
         layout::raw_output_dir(&self.raw_prefix, &uid)
     }
 
+    /// After a restart: hands the node's current attempt back to its backend to follow
+    /// (`Lost` when the backend cannot, or on a backend error).
+    async fn reattach_attempt(&mut self, idx: usize) -> Reattach {
+        let (Some(b), Some(attempt)) = (self.nodes[idx].backend, self.build_attempt(idx)) else {
+            return Reattach::Lost;
+        };
+        let backend = self.shared.backends[b].clone();
+        let node_span = self.nodes[idx].span.clone();
+        let found = backend
+            .reattach(attempt, self.updates_tx.clone())
+            .instrument(node_span)
+            .await;
+        match found {
+            Ok(Reattach::Attached) => {
+                tracing::info!(node = %self.nodes[idx].rec.node_id, attempt = self.nodes[idx].rec.attempt, "re-attached to a running attempt");
+                if let Some(d) = self.nodes[idx].exec_deadline {
+                    let attempt = self.nodes[idx].rec.attempt;
+                    let started = self.nodes[idx].rec.attempt_started_at_us;
+                    self.arm_timer_at_us(started, d, Timer::ExecDeadline { node: idx, attempt });
+                }
+                Reattach::Attached
+            }
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(node = %self.nodes[idx].rec.node_id, error = %e, "cannot re-attach; the attempt is run again");
+                Reattach::Lost
+            }
+        }
+    }
+
     /// Prepares the node's current attempt for start (after the batch commits).
     fn start_attempt(&mut self, idx: usize) {
-        let Kind::Task(template) = self.nodes[idx].kind.clone() else {
+        let Some(task_attempt) = self.build_attempt(idx) else {
             return;
+        };
+        let attempt = task_attempt.key.retry_attempt;
+        self.commit_attempt_start(idx, attempt, task_attempt);
+    }
+
+    /// What the backend is given for the node's current attempt.
+    fn build_attempt(&self, idx: usize) -> Option<TaskAttempt> {
+        let Kind::Task(template) = self.nodes[idx].kind.clone() else {
+            return None;
         };
         let attempt = self.nodes[idx].rec.attempt;
         let blob = &self.shared.blob;
@@ -2024,7 +2075,7 @@ impl ExecActor {
             );
             env.insert("FLYTE_K8S_ARRAY_INDEX".into(), i.to_string());
         }
-        let task_attempt = TaskAttempt {
+        Some(TaskAttempt {
             key: self.attempt_key(idx),
             template: template.clone(),
             paths,
@@ -2032,7 +2083,10 @@ impl ExecActor {
             timeout: self.nodes[idx].exec_deadline,
             interruptible: self.nodes[idx].rec.interruptible,
             array_index: array_index.map(|(_, i)| i),
-        };
+        })
+    }
+
+    fn commit_attempt_start(&mut self, idx: usize, attempt: u32, task_attempt: TaskAttempt) {
         let now = now_us();
         let n = &mut self.nodes[idx];
         n.rec.attempt_started_at_us = now;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use backend_support::*;
 use flyte_engine::backend::{
     AttemptOutcome, AttemptUpdate, BackendError, LocalProcessBackend, LocalProcessConfig,
-    LogLayout, TaskBackend,
+    LogLayout, Reattach, TaskBackend,
 };
 use flyteidl::core::{
     ContainerError, ErrorDocument, SimpleType, TaskTemplate, container_error, execution_error,
@@ -719,20 +719,23 @@ async fn start_errors() {
     );
 }
 
+/// Issue 12 item 4: a new backend (the server restarted) leaves the processes an earlier one
+/// started running and re-attaches to them; aborting a re-attached attempt stops its whole
+/// group. An attempt with no process recorded never started. Process groups recorded by
+/// servers from before re-attach (`.pgid`) are still killed, and only when they work there.
 #[tokio::test]
-async fn a_new_backend_kills_processes_an_earlier_one_left_running() {
+async fn a_new_backend_reattaches_to_processes_an_earlier_one_left_running() {
     let f = Fixture::new();
     let first = backend(&f, |_| {});
     let k = key("exec13", "n0", 0);
     let (script, pids) = sleeper(&f.data_dir(), true);
+    let attempt = f.attempt(k.clone(), shell_task(&script, None));
     let (tx, mut rx) = mpsc::unbounded_channel();
-    first
-        .start(f.attempt(k.clone(), shell_task(&script, None)), tx)
-        .await
-        .unwrap();
+    first.start(attempt.clone(), tx).await.unwrap();
     let pids = parse_pids(&wait_for_file(&pids, WAIT).await);
 
-    // A process group recorded under the work dir that does not work there is left alone.
+    // A process group recorded the old way under the work dir that does not work there is
+    // left alone.
     let mut bystander = std::process::Command::new("sleep");
     std::os::unix::process::CommandExt::process_group(&mut bystander, 0);
     let mut bystander = bystander.arg("100").current_dir("/").spawn().unwrap();
@@ -743,16 +746,96 @@ async fn a_new_backend_kills_processes_an_earlier_one_left_running() {
     std::fs::write(&stray, bystander.id().to_string()).unwrap();
 
     // The server restarts after a crash: a new backend over the same data dir.
-    let _second = backend(&f, |_| {});
-    assert_all_dead(&pids).await;
+    let second = backend(&f, |_| {});
     assert!(alive(bystander.id()), "an unrelated group survives");
     assert!(!stray.exists());
     bystander.kill().unwrap();
     let _ = bystander.wait();
+    assert!(
+        pids.iter().all(|p| alive(*p)),
+        "the task survives the restart"
+    );
 
-    // The first backend sees its process killed from outside.
+    let (tx2, mut rx2) = mpsc::unbounded_channel();
+    let never = f.attempt(key("exec13", "n1", 0), shell_task("exit 0", None));
+    assert_eq!(
+        second.reattach(never, tx2.clone()).await.unwrap(),
+        Reattach::NotStarted
+    );
+    assert_eq!(
+        second.reattach(attempt, tx2).await.unwrap(),
+        Reattach::Attached
+    );
+    assert_eq!(second.active(), 1);
+    second.abort(&k).await;
+    let (_, outcome) = until_finished(&mut rx2, &k, WAIT).await;
+    assert_eq!(outcome, AttemptOutcome::Aborted);
+    // SIGTERM is ignored: SIGKILL after the grace period, to the whole group.
+    assert_all_dead(&pids).await;
+    assert_eq!(second.active(), 0);
+
+    // The first backend (in a real restart, gone) sees its process killed from outside.
     let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
     assert_eq!(failure(&outcome).0.code, "Interrupted");
+}
+
+/// A re-attached attempt that ends by itself is evaluated as after `start`: a non-zero exit
+/// is a retryable user error with the log's tail, death by SIGKILL a system `Interrupted`.
+#[test]
+fn a_reattached_attempt_reports_how_its_process_ended() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    for (script, code, kind, says) in [
+        (
+            "echo oops; exit 3",
+            "Error",
+            execution_error::ErrorKind::User,
+            "oops",
+        ),
+        (
+            "echo dying; kill -9 $$",
+            "Interrupted",
+            execution_error::ErrorKind::System,
+            "SIGKILL",
+        ),
+    ] {
+        let f = Fixture::new();
+        let release = f.data_dir().join("release");
+        let k = key("exec14", "n0", 0);
+        let script = format!(
+            r#"echo started > "{s}"; while [ ! -f "{r}" ]; do sleep 0.05; done; {script}"#,
+            s = f.data_dir().join("started").display(),
+            r = release.display()
+        );
+        let attempt = f.attempt(k.clone(), shell_task(&script, None));
+        // The first server dies with its runtime; the process is left running.
+        let first = runtime();
+        first.block_on(async {
+            let b = backend(&f, |_| {});
+            let (tx, _rx) = mpsc::unbounded_channel();
+            b.start(attempt.clone(), tx).await.unwrap();
+            wait_for_file(&f.data_dir().join("started"), WAIT).await;
+        });
+        first.shutdown_background();
+        runtime().block_on(async {
+            let second = backend(&f, |_| {});
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            assert_eq!(
+                second.reattach(attempt, tx).await.unwrap(),
+                Reattach::Attached
+            );
+            std::fs::write(&release, "").unwrap();
+            let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
+            let (error, retryable) = failure(&outcome);
+            assert!(retryable);
+            assert_eq!((error.code.as_str(), error.kind), (code, kind as i32));
+            assert!(error.message.contains(says), "{}", error.message);
+        });
+    }
 }
 
 /// A `file://` URL as the plain path the local backend renders for raw-data prefixes.

@@ -430,6 +430,15 @@ impl TaskBackend for AwaitPython {
             }
         }
     }
+
+    /// A process that runs already needs no environment made: straight to the backend.
+    async fn reattach(
+        &self,
+        attempt: TaskAttempt,
+        updates: Updates,
+    ) -> Result<flyte_engine::backend::Reattach, BackendError> {
+        self.inner.reattach(attempt, updates).await
+    }
 }
 
 #[cfg(test)]

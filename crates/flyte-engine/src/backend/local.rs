@@ -10,6 +10,12 @@
 //!   environment from the engine (`FLYTE_INTERNAL_*`, `FLYTE_ATTEMPT_NUMBER`, execution `envs`),
 //!   the config's default environment, and the array index variables — the order in which
 //!   `flytek8s.DecorateEnvVars` appends them.
+//! * Task processes outlive the server (issue 12 item 4): each runs in its own process group
+//!   under a `/bin/sh` wrapper that writes the task's exit status to `<work dir>.exit`; the
+//!   wrapper's pid and start time are recorded in `<work dir>.pid`. A restarted server
+//!   [re-attaches](TaskBackend::reattach) to an attempt still running (same pid and start
+//!   time, so a recycled pid is never taken for it) or collects one that ended meanwhile;
+//!   an attempt with no record never started.
 //! * Each attempt runs in its own process group and working directory (so
 //!   `pyflyte-fast-execute` unpacks the code bundle there, whatever `--dest-dir` says); abort and timeout
 //!   send SIGTERM to the whole group, then SIGKILL after a grace period; when the main process
@@ -42,7 +48,9 @@ use tracing::Instrument;
 
 use super::task_io::{self, aborted, execution_error, failed};
 use super::template::{self, TemplateValues};
-use super::{AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend};
+use super::{
+    AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, Reattach, TaskAttempt, TaskBackend,
+};
 
 /// Task types that never run as a process here (the builtin backend runs them).
 const NOT_HANDLED_TYPES: &[&str] = &["echo", "core-sleep"];
@@ -330,8 +338,9 @@ impl std::fmt::Debug for LocalProcessBackend {
 impl LocalProcessBackend {
     /// A backend with this configuration, whose tasks reach data through `store`'s native URLs.
     ///
-    /// Task processes left running by an earlier server process (killed before it could stop
-    /// them) are killed first: their working directories record their process groups.
+    /// Task processes left running by an earlier server process are left alone: the engine
+    /// re-attaches to them ([`TaskBackend::reattach`]). Only process groups recorded by
+    /// servers from before re-attach existed (`<work dir>.pgid`) are killed.
     pub fn new(config: LocalProcessConfig, store: BlobStore) -> Self {
         let reaped = reap_orphans(&config.work_dir);
         if reaped > 0 {
@@ -564,7 +573,18 @@ impl TaskBackend for LocalProcessBackend {
                 let key = attempt.key.clone();
                 let outcome = run_attempt(&inner, &attempt, prepared, abort_rx, &updates).await;
                 inner.finish(&key);
-                let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
+                let work_dir = attempt_work_dir(&inner, &key);
+                let aborted = outcome == AttemptOutcome::Aborted;
+                // Undelivered (the engine stopped: a graceful shutdown), the records stay so
+                // that the next server collects this outcome instead of running it again; an
+                // aborted attempt is never collected.
+                if updates
+                    .send((key, AttemptUpdate::Finished(outcome)))
+                    .is_ok()
+                    || aborted
+                {
+                    remove_records(&work_dir).await;
+                }
             }
             .instrument(span),
         );
@@ -577,6 +597,66 @@ impl TaskBackend for LocalProcessBackend {
         {
             let _ = tx.send(true);
         }
+    }
+
+    async fn reattach(
+        &self,
+        attempt: TaskAttempt,
+        updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+    ) -> Result<Reattach, BackendError> {
+        let work_dir = attempt_work_dir(&self.inner, &attempt.key);
+        let record = std::fs::read_to_string(pid_file(&work_dir)).ok();
+        let parsed = record.as_deref().and_then(|r| {
+            let (pid, start) = r.trim().split_once(' ')?;
+            Some((pid.parse::<i32>().ok()?, start.parse::<u64>().ok()?))
+        });
+        let Some((pid, start)) = parsed.filter(|(pid, _)| *pid > 1) else {
+            // Never spawned (queued, or still being prepared): nothing ran.
+            return Ok(Reattach::NotStarted);
+        };
+        let (abort_tx, abort_rx) = watch::channel(false);
+        {
+            let mut running = self
+                .inner
+                .running
+                .lock()
+                .map_err(|_| BackendError::Internal("poisoned lock".into()))?;
+            if running.contains_key(&attempt.key) {
+                return Err(BackendError::Internal(format!(
+                    "attempt {:?} is already running",
+                    attempt.key
+                )));
+            }
+            running.insert(attempt.key.clone(), abort_tx);
+        }
+        let inner = self.inner.clone();
+        let span = tracing::info_span!(
+            "attempt",
+            attempt = attempt.key.retry_attempt,
+            backend = "local",
+            reattached = true
+        );
+        tokio::spawn(
+            async move {
+                let key = attempt.key.clone();
+                let outcome = run_reattached(&inner, &attempt, pid, start, abort_rx).await;
+                inner.finish(&key);
+                let work_dir = attempt_work_dir(&inner, &key);
+                let aborted = outcome == AttemptOutcome::Aborted;
+                // Undelivered (the engine stopped: a graceful shutdown), the records stay so
+                // that the next server collects this outcome instead of running it again; an
+                // aborted attempt is never collected.
+                if updates
+                    .send((key, AttemptUpdate::Finished(outcome)))
+                    .is_ok()
+                    || aborted
+                {
+                    remove_records(&work_dir).await;
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Reattach::Attached)
     }
 }
 
@@ -620,10 +700,7 @@ async fn run_attempt(
     }
     let logs = task_logs(inner, key);
     let log_path = inner.layout.log_file_for(key);
-    let work_dir = inner
-        .config
-        .work_dir
-        .join(LogLayout::relative_path(key).trim_end_matches(".log"));
+    let work_dir = attempt_work_dir(inner, key);
 
     let outcome = run_process(
         inner,
@@ -640,7 +717,6 @@ async fn run_attempt(
     if !inner.config.keep_work_dirs {
         let _ = tokio::fs::remove_dir_all(&work_dir).await;
     }
-    let _ = tokio::fs::remove_file(pgid_file(&work_dir)).await;
     match outcome {
         Exit::Aborted => AttemptOutcome::Aborted,
         Exit::Failed(outcome) => outcome,
@@ -752,9 +828,14 @@ async fn run_process(
     };
     drop(log_file);
 
-    let mut command = tokio::process::Command::new(&resolved);
+    // Leftovers of an earlier run of this attempt number (a start after `NotStarted`).
+    let _ = std::fs::remove_file(exit_file(work_dir));
+    let mut command = tokio::process::Command::new(WRAPPER_SHELL);
     command
-        .arg0(program)
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg(exit_file(work_dir))
+        .arg(&resolved)
         .args(&prepared.argv[1..])
         .env_clear()
         .envs(&prepared.env)
@@ -782,8 +863,10 @@ async fn run_process(
         }
     };
     let pgid = child.id().unwrap_or(0) as i32;
-    // Recorded so that a later server process can stop this group if this one dies first.
-    let _ = std::fs::write(pgid_file(work_dir), pgid.to_string());
+    // Recorded so that a later server process re-attaches to it if this one dies first.
+    if let Some(start) = proc_start_time(pgid, true) {
+        let _ = std::fs::write(pid_file(work_dir), format!("{pgid} {start}\n"));
+    }
     tracing::info!(
         image = %prepared.image, pid = pgid, command = ?prepared.argv,
         "task process started (image recorded, not pulled)"
@@ -1000,7 +1083,168 @@ fn unpack_code_in_work_dir(argv: &mut [String]) {
     }
 }
 
-/// The file recording the process group of the attempt running in `work_dir`.
+/// Runs the task (`"$@"`) and writes its exit status to `$0` for a server that re-attaches
+/// after this one died (the wrapper, not the server, is the task's parent). SIGTERM and
+/// SIGINT are caught (not ignored, which the task would inherit) so that the wrapper outlives
+/// the task's grace period; a task killed by a signal is re-raised so the status says so.
+const WRAPPER: &str = r#"trap : TERM INT
+"$@"
+s=$?
+printf '%s\n' "$s" > "$0"
+if [ "$s" -gt 128 ] && [ "$s" -lt 160 ]; then trap - TERM INT; kill -$((s - 128)) $$; fi
+exit "$s""#;
+const WRAPPER_SHELL: &str = "/bin/sh";
+
+/// How often a re-attached attempt's process is checked (the server is not its parent, so
+/// it cannot wait for it).
+const REATTACH_POLL: Duration = Duration::from_millis(200);
+
+/// `<pid> <start time>` of the wrapper (the process group leader) of the attempt in `work_dir`.
+fn pid_file(work_dir: &Path) -> PathBuf {
+    sibling(work_dir, ".pid")
+}
+
+/// The task's exit status, written by the wrapper.
+fn exit_file(work_dir: &Path) -> PathBuf {
+    sibling(work_dir, ".exit")
+}
+
+fn sibling(work_dir: &Path, ext: &str) -> PathBuf {
+    let mut name = work_dir.as_os_str().to_owned();
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+async fn remove_records(work_dir: &Path) {
+    let _ = tokio::fs::remove_file(pid_file(work_dir)).await;
+    let _ = tokio::fs::remove_file(exit_file(work_dir)).await;
+    let _ = tokio::fs::remove_file(pgid_file(work_dir)).await;
+}
+
+/// A process's start time (clock ticks after boot, `/proc/<pid>/stat` field 22) unless it
+/// is gone or a zombie.
+fn start_time(pid: i32) -> Option<u64> {
+    proc_start_time(pid, false)
+}
+
+/// The same, zombies included (a task that exited at once is still recorded).
+fn proc_start_time(pid: i32, zombies: bool) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    if !zombies && matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    // Fields 4..=22 follow the state: start time is the 19th of them.
+    fields.nth(18)?.parse().ok()
+}
+
+/// The exit status the wrapper wrote, once it is whole (ends with a newline).
+fn read_exit_status(work_dir: &Path) -> Option<ExitStatus> {
+    let text = std::fs::read_to_string(exit_file(work_dir)).ok()?;
+    let code: i32 = text.strip_suffix('\n')?.trim().parse().ok()?;
+    // As the wrapper re-raises it: 128 + n is death by signal n.
+    Some(if code > 128 && code < 160 {
+        ExitStatus::from_raw(code - 128)
+    } else {
+        ExitStatus::from_raw((code & 0xff) << 8)
+    })
+}
+
+/// Follows an attempt's process that this server did not start, until it ends or is aborted.
+async fn follow(
+    inner: &Inner,
+    work_dir: &Path,
+    pid: i32,
+    start: u64,
+    abort_rx: &mut watch::Receiver<bool>,
+) -> Result<ExitStatus, Exit> {
+    loop {
+        if let Some(status) = read_exit_status(work_dir) {
+            return Ok(status);
+        }
+        if start_time(pid) != Some(start) {
+            // Written just before the wrapper exited, or never (killed from outside).
+            return read_exit_status(work_dir).ok_or_else(|| {
+                Exit::Failed(failed(
+                    execution_error(
+                        "Interrupted",
+                        "the task process ended while no server watched it and left no exit \
+                         status (killed from outside, or the host restarted)",
+                        execution_error::ErrorKind::System,
+                    ),
+                    true,
+                    Vec::new(),
+                ))
+            });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REATTACH_POLL) => {}
+            _ = aborted(abort_rx) => {
+                if start_time(pid) == Some(start) {
+                    kill_group(pid, libc::SIGTERM);
+                }
+                let deadline = tokio::time::Instant::now() + inner.config.kill_grace_period;
+                while start_time(pid) == Some(start) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if group_works_in(pid, work_dir) {
+                    kill_group(pid, libc::SIGKILL);
+                }
+                return Err(Exit::Aborted);
+            }
+        }
+    }
+}
+
+/// Collects an attempt a previous server process started: waits for it if it still runs.
+async fn run_reattached(
+    inner: &Arc<Inner>,
+    attempt: &TaskAttempt,
+    pid: i32,
+    start: u64,
+    mut abort_rx: watch::Receiver<bool>,
+) -> AttemptOutcome {
+    let key = &attempt.key;
+    // It runs already: it takes a slot if there is one, and never waits for one.
+    let permit = inner.semaphore.clone().try_acquire_owned().ok();
+    let logs = task_logs(inner, key);
+    let log_path = inner.layout.log_file_for(key);
+    let work_dir = attempt_work_dir(inner, key);
+    tracing::info!(
+        pid,
+        "re-attached to a task process started by an earlier server"
+    );
+    let result = follow(inner, &work_dir, pid, start, &mut abort_rx).await;
+    // What the task left running in its group goes with it, as after `start`.
+    if group_works_in(pid, &work_dir) {
+        kill_group(pid, libc::SIGKILL);
+    }
+    drop(permit);
+    tracing::info!(pid, "re-attached task process ended");
+    let outcome = match result {
+        Ok(status) => evaluate_exit(inner, attempt, status, &log_path, logs).await,
+        Err(Exit::Aborted) => AttemptOutcome::Aborted,
+        Err(Exit::Failed(AttemptOutcome::Failed {
+            error, retryable, ..
+        })) => failed(error, retryable, logs),
+        Err(_) => AttemptOutcome::Aborted,
+    };
+    if !inner.config.keep_work_dirs {
+        let _ = tokio::fs::remove_dir_all(&work_dir).await;
+    }
+    outcome
+}
+
+fn attempt_work_dir(inner: &Inner, key: &AttemptKey) -> PathBuf {
+    inner
+        .config
+        .work_dir
+        .join(LogLayout::relative_path(key).trim_end_matches(".log"))
+}
+
+/// The file recording the process group of the attempt running in `work_dir` (servers from
+/// before re-attach).
 fn pgid_file(work_dir: &Path) -> PathBuf {
     let mut name = work_dir.as_os_str().to_owned();
     name.push(".pgid");

@@ -106,6 +106,20 @@ pub enum BackendError {
     Internal(String),
 }
 
+/// What [`TaskBackend::reattach`] found of an attempt a previous server process started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reattach {
+    /// The attempt is followed again: still running, or ended while no server watched it
+    /// (its outcome comes on `updates` as after `start`, ending with one `Finished`).
+    Attached,
+    /// Nothing of this attempt ever ran here (it was queued, or never handed over): start it
+    /// again under the same attempt number.
+    NotStarted,
+    /// The backend cannot tell (it keeps nothing across restarts): the engine aborts the
+    /// attempt and starts a new one.
+    Lost,
+}
+
 /// A place task attempts run. `start` returns once the attempt is accepted; progress comes on
 /// `updates` and ends with exactly one `Finished`.
 #[async_trait]
@@ -121,4 +135,14 @@ pub trait TaskBackend: Send + Sync + 'static {
     ) -> Result<(), BackendError>;
     /// Stops an attempt (kills its process group); a no-op if it is not running.
     async fn abort(&self, key: &AttemptKey);
+    /// Follows an attempt that a previous server process started (after a restart or a
+    /// crash) instead of running it again. `attempt` is what `start` was given.
+    async fn reattach(
+        &self,
+        attempt: TaskAttempt,
+        updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+    ) -> Result<Reattach, BackendError> {
+        let _ = (attempt, updates);
+        Ok(Reattach::Lost)
+    }
 }
