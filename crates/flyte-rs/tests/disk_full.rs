@@ -17,15 +17,16 @@ use std::time::Duration;
 use flyte_rs::testing::TestServer;
 use flyteidl::admin::*;
 use flyteidl::core::{
-    Binding, BindingData, Identifier, Literal, LiteralMap, LiteralType, Node, OutputReference,
-    Parameter, ParameterMap, Primitive, ResourceType, RuntimeMetadata, Scalar, SimpleType,
-    TaskMetadata, TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap,
-    WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate, binding_data, literal,
-    literal_type, node, node_execution, parameter, primitive, scalar, task_node,
-    workflow_execution,
+    Binding, Identifier, Node, ResourceType, RuntimeMetadata, SimpleType, TaskMetadata, TaskNode,
+    TaskTemplate, WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate, node,
+    node_execution, primitive, task_node, workflow_execution,
 };
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
+
+mod support;
+
+use support::{execution_request, grpc, iface, prim, promise, required_inputs, simple};
 
 /// A tmpfs of `size` mounted on a temp dir, unmounted on drop.
 struct SmallDisk {
@@ -98,13 +99,7 @@ async fn a_full_metadata_disk_is_resource_exhausted_and_not_ready_until_space_is
     })
     .await
     .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap();
-    let mut client = AdminServiceClient::new(channel);
+    let mut client = grpc(&server).await;
     client.register_project(project("before")).await.unwrap();
 
     let ballast = disk.fill();
@@ -137,73 +132,13 @@ async fn a_full_metadata_disk_is_resource_exhausted_and_not_ready_until_space_is
 
 // --- an execution across a full disk ---------------------------------------------------------
 
-fn ident(rt: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: rt as i32,
-        project: "flytesnacks".into(),
-        domain: "development".into(),
-        name: name.into(),
-        version: "v1".into(),
-        ..Default::default()
-    }
-}
-
-fn simple(t: SimpleType) -> LiteralType {
-    LiteralType {
-        r#type: Some(literal_type::Type::Simple(t as i32)),
-        ..Default::default()
-    }
-}
-
-fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
-    VariableMap {
-        variables: v
-            .iter()
-            .map(|(n, t)| {
-                let var = Variable {
-                    r#type: Some(t.clone()),
-                    ..Default::default()
-                };
-                (n.to_string(), var)
-            })
-            .collect(),
-    }
-}
-
-fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> Option<TypedInterface> {
-    Some(TypedInterface {
-        inputs: Some(vars(i)),
-        outputs: Some(vars(o)),
-    })
-}
-
-fn prim(value: primitive::Value) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive { value: Some(value) })),
-        }))),
-        ..Default::default()
-    }
-}
-
-fn promise(node: &str, var: &str) -> Option<BindingData> {
-    Some(BindingData {
-        value: Some(binding_data::Value::Promise(OutputReference {
-            node_id: node.into(),
-            var: var.into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    })
-}
-
 fn task_node(id: &str, task: &str, upstream: &[&str], inputs: Vec<Binding>) -> Node {
     Node {
         id: id.into(),
         upstream_node_ids: upstream.iter().map(|u| u.to_string()).collect(),
         inputs,
         target: Some(node::Target::TaskNode(TaskNode {
-            reference: Some(task_node::Reference::ReferenceId(ident(
+            reference: Some(task_node::Reference::ReferenceId(support::id(
                 ResourceType::Task,
                 task,
             ))),
@@ -228,14 +163,18 @@ async fn register_nap_then_copy(client: &mut AdminServiceClient<Channel>) -> Ide
         ..Default::default()
     });
     for (name, kind, interface) in [
-        ("nap", "core-sleep", iface(&[("d", duration.clone())], &[])),
+        (
+            "nap",
+            "core-sleep",
+            Some(iface(&[("d", duration.clone())], &[])),
+        ),
         (
             "copy",
             "echo",
-            iface(&[("a", int.clone())], &[("a", int.clone())]),
+            Some(iface(&[("a", int.clone())], &[("a", int.clone())])),
         ),
     ] {
-        let id = ident(ResourceType::Task, name);
+        let id = support::id(ResourceType::Task, name);
         let template = TaskTemplate {
             id: Some(id.clone()),
             r#type: kind.into(),
@@ -254,14 +193,14 @@ async fn register_nap_then_copy(client: &mut AdminServiceClient<Channel>) -> Ide
             .await
             .expect("CreateTask");
     }
-    let wf_id = ident(ResourceType::Workflow, "nap-then-copy");
+    let wf_id = support::id(ResourceType::Workflow, "nap-then-copy");
     let template = WorkflowTemplate {
         id: Some(wf_id.clone()),
         metadata: Some(WorkflowMetadata::default()),
-        interface: iface(
+        interface: Some(iface(
             &[("a", int.clone()), ("d", duration.clone())],
             &[("o", int.clone())],
-        ),
+        )),
         nodes: vec![
             task_node(
                 "n0",
@@ -299,26 +238,13 @@ async fn register_nap_then_copy(client: &mut AdminServiceClient<Channel>) -> Ide
         })
         .await
         .expect("CreateWorkflow");
-    let lp_id = ident(ResourceType::LaunchPlan, "nap-then-copy");
-    let required = |t: &LiteralType| Parameter {
-        var: Some(Variable {
-            r#type: Some(t.clone()),
-            ..Default::default()
-        }),
-        behavior: Some(parameter::Behavior::Required(true)),
-    };
-    let parameters = [
-        ("a".to_string(), required(&int)),
-        ("d".to_string(), required(&duration)),
-    ];
+    let lp_id = support::id(ResourceType::LaunchPlan, "nap-then-copy");
     client
         .create_launch_plan(LaunchPlanCreateRequest {
             id: Some(lp_id.clone()),
             spec: Some(LaunchPlanSpec {
                 workflow_id: Some(wf_id),
-                default_inputs: Some(ParameterMap {
-                    parameters: parameters.into_iter().collect(),
-                }),
+                default_inputs: Some(required_inputs(&[("a", int), ("d", duration)])),
                 ..Default::default()
             }),
         })
@@ -405,38 +331,21 @@ async fn an_execution_running_when_the_disk_fills_finishes_once_space_is_freed()
     })
     .await
     .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap();
-    let mut client = AdminServiceClient::new(channel);
+    let mut client = grpc(&server).await;
     let lp = register_nap_then_copy(&mut client).await;
-    #[allow(deprecated)]
-    let request = ExecutionCreateRequest {
-        project: "flytesnacks".into(),
-        domain: "development".into(),
-        spec: Some(ExecutionSpec {
-            launch_plan: Some(lp),
-            ..Default::default()
-        }),
-        inputs: Some(LiteralMap {
-            literals: [
-                ("a".to_string(), prim(primitive::Value::Integer(41))),
-                (
-                    "d".to_string(),
-                    prim(primitive::Value::Duration(pbjson_types::Duration {
-                        seconds: 2,
-                        nanos: 0,
-                    })),
-                ),
-            ]
-            .into_iter()
-            .collect(),
-        }),
-        ..Default::default()
-    };
+    let request = execution_request(
+        &lp,
+        &[
+            ("a", prim(primitive::Value::Integer(41))),
+            (
+                "d",
+                prim(primitive::Value::Duration(pbjson_types::Duration {
+                    seconds: 2,
+                    nanos: 0,
+                })),
+            ),
+        ],
+    );
     let id = client
         .create_execution(request)
         .await

@@ -2,98 +2,24 @@
 //! engine runs it (an in-engine `echo` task; a local-process task whose log is served over
 //! HTTP at the link in its task execution), GetExecution / GetExecutionData read the result.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flyte_rs::testing::TestServer;
 use flyteidl::admin::*;
 use flyteidl::core::{
-    self, Binding, BindingData, Container, Identifier, Literal, LiteralMap, LiteralType, Node,
-    NodeExecutionIdentifier, OutputReference, Parameter, ParameterMap, Primitive, ResourceType,
-    Scalar, SimpleType, TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap,
-    WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate, binding_data, literal,
-    literal_type, node, parameter, primitive, scalar, task_node, task_template,
-    workflow_execution::Phase,
+    self, Binding, Container, Identifier, Literal, LiteralType, Node, NodeExecutionIdentifier,
+    ResourceType, TaskNode, TaskTemplate, WorkflowExecutionIdentifier, WorkflowMetadata,
+    WorkflowTemplate, node, task_node, task_template, workflow_execution::Phase,
 };
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
 
-const PROJECT: &str = "flytesnacks";
+mod support;
+
+use support::{grpc, id, iface, int, int_lit, promise, required_inputs};
 
 /// Named types of an interface side.
 type Vars<'a> = &'a [(&'a str, LiteralType)];
-const DOMAIN: &str = "development";
-
-async fn grpc(server: &TestServer) -> AdminServiceClient<Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .expect("gRPC connects");
-    AdminServiceClient::new(channel)
-}
-
-fn id(rt: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: rt as i32,
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        name: name.into(),
-        version: "v1".into(),
-        ..Default::default()
-    }
-}
-
-fn int() -> LiteralType {
-    LiteralType {
-        r#type: Some(literal_type::Type::Simple(SimpleType::Integer as i32)),
-        ..Default::default()
-    }
-}
-
-fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
-    VariableMap {
-        variables: v
-            .iter()
-            .map(|(n, t)| {
-                let var = Variable {
-                    r#type: Some(t.clone()),
-                    ..Default::default()
-                };
-                (n.to_string(), var)
-            })
-            .collect(),
-    }
-}
-
-fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
-    TypedInterface {
-        inputs: Some(vars(i)),
-        outputs: Some(vars(o)),
-    }
-}
-
-fn int_lit(v: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(v)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
-
-fn promise(node: &str, var: &str) -> Option<BindingData> {
-    Some(BindingData {
-        value: Some(binding_data::Value::Promise(OutputReference {
-            node_id: node.into(),
-            var: var.into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    })
-}
 
 /// Registers `template` as a task, a one-node workflow around it and its launch plan, all
 /// named `name`. `wf_inputs` are the workflow's (and the task's) inputs, bound by name.
@@ -170,25 +96,12 @@ async fn register(
         .await
         .expect("CreateWorkflow");
     let lp_id = id(ResourceType::LaunchPlan, name);
-    let parameters =
-        io.0.iter()
-            .map(|(v, t)| {
-                let p = Parameter {
-                    var: Some(Variable {
-                        r#type: Some(t.clone()),
-                        ..Default::default()
-                    }),
-                    behavior: Some(parameter::Behavior::Required(true)),
-                };
-                (v.to_string(), p)
-            })
-            .collect();
     client
         .create_launch_plan(LaunchPlanCreateRequest {
             id: Some(lp_id.clone()),
             spec: Some(LaunchPlanSpec {
                 workflow_id: Some(wf_id),
-                default_inputs: Some(ParameterMap { parameters }),
+                default_inputs: Some(required_inputs(io.0)),
                 ..Default::default()
             }),
         })
@@ -202,24 +115,8 @@ async fn launch(
     lp: &Identifier,
     inputs: &[(&str, Literal)],
 ) -> WorkflowExecutionIdentifier {
-    #[allow(deprecated)]
-    let request = ExecutionCreateRequest {
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        spec: Some(ExecutionSpec {
-            launch_plan: Some(lp.clone()),
-            ..Default::default()
-        }),
-        inputs: Some(LiteralMap {
-            literals: inputs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }),
-        ..Default::default()
-    };
     client
-        .create_execution(request)
+        .create_execution(support::execution_request(lp, inputs))
         .await
         .expect("CreateExecution")
         .into_inner()
@@ -227,40 +124,13 @@ async fn launch(
         .expect("an execution id")
 }
 
-/// Polls GetExecution (as FlyteRemote.wait does) until the execution is terminal.
+/// Polls GetExecution every 50 ms until the execution is terminal.
 async fn wait_terminal(
     client: &mut AdminServiceClient<Channel>,
     id: &WorkflowExecutionIdentifier,
     timeout: Duration,
 ) -> Execution {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let execution = client
-            .get_execution(WorkflowExecutionGetRequest {
-                id: Some(id.clone()),
-            })
-            .await
-            .expect("GetExecution")
-            .into_inner();
-        let phase = execution.closure.as_ref().map_or(0, |c| c.phase);
-        if [
-            Phase::Succeeded,
-            Phase::Failed,
-            Phase::Aborted,
-            Phase::TimedOut,
-        ]
-        .iter()
-        .any(|p| *p as i32 == phase)
-        {
-            return execution;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "execution {} still {phase} after {timeout:?}",
-            id.name
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait_terminal(client, id, timeout, Duration::from_millis(50)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

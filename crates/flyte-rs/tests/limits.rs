@@ -5,94 +5,21 @@
 //! recursive cycle check and aborted the process; 100,000 must register over gRPC and run
 //! to SUCCEEDED.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flyte_rs::testing::TestServer;
 use flyteidl::admin::*;
 use flyteidl::core::{
-    self, Binding, BindingData, Identifier, Literal, LiteralMap, LiteralType, Node,
-    OutputReference, Parameter, ParameterMap, Primitive, ResourceType, Scalar, SimpleType,
-    TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap, WorkflowExecutionIdentifier,
-    WorkflowMetadata, WorkflowTemplate, binding_data, literal, literal_type, node, parameter,
-    primitive, scalar, task_node, workflow_execution::Phase,
+    self, Binding, Identifier, Literal, LiteralMap, LiteralType, Node, ResourceType, TaskNode,
+    TaskTemplate, WorkflowExecutionIdentifier, WorkflowMetadata, WorkflowTemplate, literal,
+    literal_type, node, task_node, workflow_execution::Phase,
 };
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
 
-const PROJECT: &str = "flytesnacks";
-const DOMAIN: &str = "development";
+mod support;
 
-async fn grpc(server: &TestServer) -> AdminServiceClient<Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .expect("gRPC connects");
-    AdminServiceClient::new(channel)
-}
-
-fn id(rt: ResourceType, name: &str) -> Identifier {
-    Identifier {
-        resource_type: rt as i32,
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        name: name.into(),
-        version: "v1".into(),
-        ..Default::default()
-    }
-}
-
-fn int() -> LiteralType {
-    LiteralType {
-        r#type: Some(literal_type::Type::Simple(SimpleType::Integer as i32)),
-        ..Default::default()
-    }
-}
-
-fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
-    VariableMap {
-        variables: v
-            .iter()
-            .map(|(n, t)| {
-                let var = Variable {
-                    r#type: Some(t.clone()),
-                    ..Default::default()
-                };
-                (n.to_string(), var)
-            })
-            .collect(),
-    }
-}
-
-fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
-    TypedInterface {
-        inputs: Some(vars(i)),
-        outputs: Some(vars(o)),
-    }
-}
-
-fn int_lit(v: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(v)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
-
-fn promise(node: &str, var: &str) -> Option<BindingData> {
-    Some(BindingData {
-        value: Some(binding_data::Value::Promise(OutputReference {
-            node_id: node.into(),
-            var: var.into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    })
-}
+use support::{execution_request, grpc, id, iface, int, int_lit, promise, required_inputs};
 
 /// `echo(a: int) -> b: int`, run inside the engine.
 async fn register_echo(client: &mut AdminServiceClient<Channel>) -> Identifier {
@@ -186,25 +113,12 @@ async fn register_workflow_and_lp(
         resource_type: ResourceType::LaunchPlan as i32,
         ..wf_id.clone()
     };
-    let parameters = inputs
-        .iter()
-        .map(|(v, t)| {
-            let p = Parameter {
-                var: Some(Variable {
-                    r#type: Some(t.clone()),
-                    ..Default::default()
-                }),
-                behavior: Some(parameter::Behavior::Required(true)),
-            };
-            (v.to_string(), p)
-        })
-        .collect();
     client
         .create_launch_plan(LaunchPlanCreateRequest {
             id: Some(lp_id.clone()),
             spec: Some(LaunchPlanSpec {
                 workflow_id: Some(wf_id),
-                default_inputs: Some(ParameterMap { parameters }),
+                default_inputs: Some(required_inputs(inputs)),
                 ..Default::default()
             }),
         })
@@ -217,62 +131,27 @@ async fn launch(
     lp: &Identifier,
     inputs: &[(&str, Literal)],
 ) -> Result<WorkflowExecutionIdentifier, tonic::Status> {
-    #[allow(deprecated)]
-    let request = ExecutionCreateRequest {
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        spec: Some(ExecutionSpec {
-            launch_plan: Some(lp.clone()),
-            ..Default::default()
-        }),
-        inputs: Some(LiteralMap {
-            literals: inputs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }),
-        ..Default::default()
-    };
     Ok(client
-        .create_execution(request)
+        .create_execution(execution_request(lp, inputs))
         .await?
         .into_inner()
         .id
         .expect("an execution id"))
 }
 
-/// Polls GetExecution (as FlyteRemote.wait does) until the execution is terminal. The wait
-/// is generous: it only bounds a hung test, it asserts nothing about speed.
+/// Polls GetExecution every 500 ms until the execution is terminal. The wait is generous:
+/// it only bounds a hung test, it asserts nothing about speed.
 async fn wait_terminal(
     client: &mut AdminServiceClient<Channel>,
     id: &WorkflowExecutionIdentifier,
 ) -> Execution {
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
-        let execution = client
-            .get_execution(WorkflowExecutionGetRequest {
-                id: Some(id.clone()),
-            })
-            .await
-            .expect("GetExecution")
-            .into_inner();
-        let phase = execution.closure.as_ref().map_or(0, |c| c.phase);
-        let terminal = [
-            Phase::Succeeded,
-            Phase::Failed,
-            Phase::Aborted,
-            Phase::TimedOut,
-        ];
-        if terminal.iter().any(|p| *p as i32 == phase) {
-            return execution;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "execution {} still {phase}",
-            id.name
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    support::wait_terminal(
+        client,
+        id,
+        Duration::from_secs(1800),
+        Duration::from_millis(500),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,22 +211,6 @@ fn nested_map_literal(levels: usize) -> Literal {
     })
 }
 
-fn execution_request(lp: &Identifier, x: Literal) -> ExecutionCreateRequest {
-    #[allow(deprecated)]
-    ExecutionCreateRequest {
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        spec: Some(ExecutionSpec {
-            launch_plan: Some(lp.clone()),
-            ..Default::default()
-        }),
-        inputs: Some(LiteralMap {
-            literals: [("x".to_string(), x)].into(),
-        }),
-        ..Default::default()
-    }
-}
-
 /// The documented bound (docs/error-handling.md, "Nesting bound").
 const BOUND: usize = 30;
 
@@ -366,7 +229,7 @@ async fn a_literal_nested_past_the_bound_is_invalid_argument_over_grpc_and_rest(
 
     let too_deep = nested_map_literal(BOUND + 1);
     let status = client
-        .create_execution(execution_request(&lp, too_deep.clone()))
+        .create_execution(execution_request(&lp, &[("x", too_deep.clone())]))
         .await
         .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
@@ -376,7 +239,7 @@ async fn a_literal_nested_past_the_bound_is_invalid_argument_over_grpc_and_rest(
     );
 
     // The same request as proto3 JSON through the REST gateway.
-    let body = serde_json::to_value(execution_request(&lp, too_deep)).unwrap();
+    let body = serde_json::to_value(execution_request(&lp, &[("x", too_deep)])).unwrap();
     let response = reqwest::Client::new()
         .post(server.url("/api/v1/executions"))
         .json(&body)
@@ -393,7 +256,8 @@ async fn a_literal_nested_past_the_bound_is_invalid_argument_over_grpc_and_rest(
 
     // Far deeper than the decoders allow (JSON 128 objects, protobuf 100 messages): still a
     // client error, and the server is still there.
-    let body = serde_json::to_value(execution_request(&lp, nested_map_literal(60))).unwrap();
+    let body =
+        serde_json::to_value(execution_request(&lp, &[("x", nested_map_literal(60))])).unwrap();
     let response = reqwest::Client::new()
         .post(server.url("/api/v1/executions"))
         .json(&body)
@@ -402,14 +266,14 @@ async fn a_literal_nested_past_the_bound_is_invalid_argument_over_grpc_and_rest(
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
     let status = client
-        .create_execution(execution_request(&lp, nested_map_literal(60)))
+        .create_execution(execution_request(&lp, &[("x", nested_map_literal(60))]))
         .await
         .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 
     // At the bound the value is judged on its type like any other.
     let status = client
-        .create_execution(execution_request(&lp, nested_map_literal(BOUND)))
+        .create_execution(execution_request(&lp, &[("x", nested_map_literal(BOUND))]))
         .await
         .expect_err("wrong type");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");

@@ -1,0 +1,178 @@
+//! Helpers shared by the flyte-rs integration tests: a gRPC client for a [`TestServer`],
+//! identifiers, types and literals, launch-plan inputs, execution requests and polling.
+//! Each test binary uses a subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use flyte_rs::testing::TestServer;
+use flyteidl::admin::{
+    Execution, ExecutionCreateRequest, ExecutionSpec, WorkflowExecutionGetRequest,
+};
+use flyteidl::core::{
+    BindingData, Identifier, Literal, LiteralMap, LiteralType, OutputReference, Parameter,
+    ParameterMap, Primitive, ResourceType, Scalar, SimpleType, TypedInterface, Variable,
+    VariableMap, WorkflowExecutionIdentifier, binding_data, literal, literal_type, parameter,
+    primitive, scalar, workflow_execution::Phase,
+};
+use flyteidl::service::admin_service_client::AdminServiceClient;
+use tonic::transport::Channel;
+
+pub const PROJECT: &str = "flytesnacks";
+pub const DOMAIN: &str = "development";
+
+pub async fn grpc(server: &TestServer) -> AdminServiceClient<Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc_endpoint())
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("gRPC connects");
+    AdminServiceClient::new(channel)
+}
+
+/// `PROJECT/DOMAIN/name` at version `v1`.
+pub fn id(rt: ResourceType, name: &str) -> Identifier {
+    Identifier {
+        resource_type: rt as i32,
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        name: name.into(),
+        version: "v1".into(),
+        ..Default::default()
+    }
+}
+
+pub fn simple(t: SimpleType) -> LiteralType {
+    LiteralType {
+        r#type: Some(literal_type::Type::Simple(t as i32)),
+        ..Default::default()
+    }
+}
+
+pub fn int() -> LiteralType {
+    simple(SimpleType::Integer)
+}
+
+pub fn vars(v: &[(&str, LiteralType)]) -> VariableMap {
+    VariableMap {
+        variables: v
+            .iter()
+            .map(|(n, t)| {
+                let var = Variable {
+                    r#type: Some(t.clone()),
+                    ..Default::default()
+                };
+                (n.to_string(), var)
+            })
+            .collect(),
+    }
+}
+
+pub fn iface(i: &[(&str, LiteralType)], o: &[(&str, LiteralType)]) -> TypedInterface {
+    TypedInterface {
+        inputs: Some(vars(i)),
+        outputs: Some(vars(o)),
+    }
+}
+
+pub fn prim(value: primitive::Value) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive { value: Some(value) })),
+        }))),
+        ..Default::default()
+    }
+}
+
+pub fn int_lit(v: i64) -> Literal {
+    prim(primitive::Value::Integer(v))
+}
+
+/// A binding to output `var` of `node` (`start-node` for the workflow's inputs).
+pub fn promise(node: &str, var: &str) -> Option<BindingData> {
+    Some(BindingData {
+        value: Some(binding_data::Value::Promise(OutputReference {
+            node_id: node.into(),
+            var: var.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    })
+}
+
+/// A launch plan's default inputs: every one of `inputs` required.
+pub fn required_inputs(inputs: &[(&str, LiteralType)]) -> ParameterMap {
+    let parameters = inputs
+        .iter()
+        .map(|(v, t)| {
+            let p = Parameter {
+                var: Some(Variable {
+                    r#type: Some(t.clone()),
+                    ..Default::default()
+                }),
+                behavior: Some(parameter::Behavior::Required(true)),
+            };
+            (v.to_string(), p)
+        })
+        .collect();
+    ParameterMap { parameters }
+}
+
+/// CreateExecution of launch plan `lp` in `PROJECT/DOMAIN` with `inputs`.
+pub fn execution_request(lp: &Identifier, inputs: &[(&str, Literal)]) -> ExecutionCreateRequest {
+    #[allow(deprecated)]
+    ExecutionCreateRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        spec: Some(ExecutionSpec {
+            launch_plan: Some(lp.clone()),
+            ..Default::default()
+        }),
+        inputs: Some(LiteralMap {
+            literals: inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Polls GetExecution every `poll` (as FlyteRemote.wait does) until the execution is
+/// terminal. `timeout` only bounds a hung test; it asserts nothing about speed.
+pub async fn wait_terminal(
+    client: &mut AdminServiceClient<Channel>,
+    id: &WorkflowExecutionIdentifier,
+    timeout: Duration,
+    poll: Duration,
+) -> Execution {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let execution = client
+            .get_execution(WorkflowExecutionGetRequest {
+                id: Some(id.clone()),
+            })
+            .await
+            .expect("GetExecution")
+            .into_inner();
+        let phase = execution.closure.as_ref().map_or(0, |c| c.phase);
+        if [
+            Phase::Succeeded,
+            Phase::Failed,
+            Phase::Aborted,
+            Phase::TimedOut,
+        ]
+        .iter()
+        .any(|p| *p as i32 == phase)
+        {
+            return execution;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "execution {} still {phase} after {timeout:?}",
+            id.name
+        );
+        tokio::time::sleep(poll).await;
+    }
+}
