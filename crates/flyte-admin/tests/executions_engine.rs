@@ -8,21 +8,13 @@ mod admin_support;
 use std::sync::Arc;
 
 use admin_support::*;
-use flyte_admin::fidelity;
-use flyte_admin::service::admin::admin_service;
-use flyte_admin::service::admin::event_sink::{engine_journal, event_sink};
-use flyte_admin::{AdminConfig, AdminState};
-use flyte_blob::BlobStore;
-use flyte_engine::backend::builtin::BuiltinBackend;
-use flyte_engine::{Engine, EngineConfig, WorkflowPhase};
+use flyte_engine::{Engine, WorkflowPhase};
 use flyteidl::admin::*;
 use flyteidl::core::{
-    self, Literal, LiteralMap, NodeExecutionIdentifier, Primitive, ResourceType, Scalar,
-    WorkflowExecutionIdentifier, literal, primitive, scalar,
+    self, LiteralMap, NodeExecutionIdentifier, ResourceType, WorkflowExecutionIdentifier,
 };
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
-use tower::Layer;
 
 struct Env {
     client: AdminServiceClient<Channel>,
@@ -31,74 +23,21 @@ struct Env {
 }
 
 async fn start(dir: Arc<tempfile::TempDir>) -> Env {
-    let store = flyte_store::open(&format!("sqlite://{}/db.sqlite", dir.path().display()))
-        .await
-        .unwrap();
-    let blob = BlobStore::from_url(&format!("file://{}/blobs", dir.path().display())).unwrap();
-    let config = AdminConfig::default();
-    let max = config.max_request_bytes;
-    let mut state = AdminState {
-        store,
-        blob: blob.clone(),
-        config: Arc::new(config),
-        launcher: None,
-    };
-    let engine = Arc::new(Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
-        vec![Arc::new(BuiltinBackend::new(blob))],
-        event_sink(&state),
-        engine_journal(&state),
-    ));
-    state.launcher = Some(engine.clone());
+    let (state, engine) = engine_state(dir.path()).await;
     engine.resume_all().await.unwrap();
-    let service = fidelity::layer(max).layer(admin_service(state));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(incoming),
-    );
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (_, client) = serve(state).await;
     Env {
-        client: AdminServiceClient::new(channel),
+        client,
         engine,
         _dir: dir,
     }
 }
 
-fn int_lit(v: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(Scalar {
-            value: Some(scalar::Value::Primitive(Primitive {
-                value: Some(primitive::Value::Integer(v)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
-
 /// Task `t` (echo `a` → `b`), workflow `wf` (`x` → n0 → `o`), launch plan `wf`.
 async fn register(client: &mut AdminServiceClient<Channel>) -> core::Identifier {
-    let mut task = task_request("t", "v1");
-    let template = task.spec.as_mut().unwrap().template.as_mut().unwrap();
-    template.r#type = "echo".into();
-    template.target = None;
-    let task_id = task.id.clone().unwrap();
-    client.create_task(task).await.unwrap();
-    let wf = workflow_request("wf", "v1", &task_id, "n0");
-    let wf_id = wf.id.clone().unwrap();
-    client.create_workflow(wf).await.unwrap();
-    let lp = launch_plan_request("wf", "v1", &wf_id);
-    let lp_id = lp.id.clone().unwrap();
-    client.create_launch_plan(lp).await.unwrap();
-    lp_id
+    register_with(client, echo_task_request("t", "v1"), "wf", "v1")
+        .await
+        .2
 }
 
 fn create(lp: &core::Identifier, name: &str, x: i64) -> ExecutionCreateRequest {

@@ -3,11 +3,13 @@
 //! nested past the decoder's recursion limit, malformed JSON on the REST gateway, file names
 //! the blob store cannot hold, and huge names quoted back in errors (issue 11 items 5-7).
 
+mod admin_support;
 mod gateway_support;
 
+use admin_support::BytesCodec;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use flyte_admin::service::dataproxy::MAX_SEGMENT_BYTES;
 use flyteidl::admin::{ExecutionCreateRequest, WorkflowExecutionGetRequest};
 use flyteidl::core::{
@@ -18,41 +20,6 @@ use flyteidl::service::data_proxy_service_client::DataProxyServiceClient;
 use flyteidl::service::{CreateUploadLocationRequest, CreateUploadLocationResponse};
 use gateway_support::*;
 use tonic::Code;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-/// Sends and receives message bytes as they are.
-#[derive(Clone, Copy, Default)]
-struct BytesCodec;
-
-impl Codec for BytesCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = BytesCodec;
-    type Decoder = BytesCodec;
-    fn encoder(&mut self) -> Self::Encoder {
-        BytesCodec
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        BytesCodec
-    }
-}
-
-impl Encoder for BytesCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for BytesCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
 
 /// Every unary RPC of every service in the contract, with its request message's full name,
 /// from the descriptor set (so RPCs added to flyteidl are covered without editing this test).

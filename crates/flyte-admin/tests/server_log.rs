@@ -8,18 +8,11 @@ mod admin_support;
 use std::sync::{Arc, Mutex};
 
 use admin_support::*;
-use flyte_admin::fidelity;
-use flyte_admin::service::admin::admin_service;
-use flyte_admin::service::admin::event_sink::{engine_journal, event_sink};
-use flyte_admin::{AdminConfig, AdminState};
-use flyte_blob::BlobStore;
-use flyte_engine::backend::builtin::BuiltinBackend;
-use flyte_engine::{Engine, EngineConfig, WorkflowPhase};
+use flyte_engine::{Engine, WorkflowPhase};
 use flyteidl::admin::*;
-use flyteidl::core::{self, Literal, LiteralMap, ResourceType, literal, primitive, scalar};
+use flyteidl::core::{self, LiteralMap, ResourceType};
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
-use tower::Layer;
 
 /// The log lines written while the guard lives. The runtime is single-threaded, so the
 /// server's and the engine's tasks log on this thread.
@@ -63,62 +56,9 @@ impl Captured {
 }
 
 async fn start(dir: &tempfile::TempDir) -> (AdminServiceClient<Channel>, Arc<Engine>) {
-    let store = flyte_store::open(&format!("sqlite://{}/db.sqlite", dir.path().display()))
-        .await
-        .unwrap();
-    let blob = BlobStore::from_url(&format!("file://{}/blobs", dir.path().display())).unwrap();
-    let config = AdminConfig::default();
-    let max = config.max_request_bytes;
-    let mut state = AdminState {
-        store,
-        blob: blob.clone(),
-        config: Arc::new(config),
-        launcher: None,
-    };
-    let engine = Arc::new(Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
-        vec![Arc::new(BuiltinBackend::new(blob))],
-        event_sink(&state),
-        engine_journal(&state),
-    ));
-    state.launcher = Some(engine.clone());
-    let service = fidelity::layer(max).layer(admin_service(state));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(incoming),
-    );
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    (AdminServiceClient::new(channel), engine)
-}
-
-fn int_lit(v: i64) -> Literal {
-    Literal {
-        value: Some(literal::Value::Scalar(Box::new(core::Scalar {
-            value: Some(scalar::Value::Primitive(core::Primitive {
-                value: Some(primitive::Value::Integer(v)),
-            })),
-        }))),
-        ..Default::default()
-    }
-}
-
-fn task(name: &str, echo: bool) -> TaskCreateRequest {
-    let mut task = task_request(name, "v1");
-    if echo {
-        let template = task.spec.as_mut().unwrap().template.as_mut().unwrap();
-        template.r#type = "echo".into();
-        template.target = None;
-    }
-    task
+    let (state, engine) = engine_state(dir.path()).await;
+    let (_, client) = serve(state).await;
+    (client, engine)
 }
 
 /// Task `<name>` (echo when `echo`, else a Python task), workflow and launch plan `wf-<name>`.
@@ -127,16 +67,14 @@ async fn register(
     name: &str,
     echo: bool,
 ) -> core::Identifier {
-    let task = task(name, echo);
-    let task_id = task.id.clone().unwrap();
-    client.create_task(task).await.unwrap();
-    let wf = workflow_request(&format!("wf-{name}"), "v1", &task_id, "n0");
-    let wf_id = wf.id.clone().unwrap();
-    client.create_workflow(wf).await.unwrap();
-    let lp = launch_plan_request(&format!("wf-{name}"), "v1", &wf_id);
-    let lp_id = lp.id.clone().unwrap();
-    client.create_launch_plan(lp).await.unwrap();
-    lp_id
+    let task = if echo {
+        echo_task_request(name, "v1")
+    } else {
+        task_request(name, "v1")
+    };
+    register_with(client, task, &format!("wf-{name}"), "v1")
+        .await
+        .2
 }
 
 async fn run(
@@ -212,7 +150,10 @@ async fn the_log_says_how_executions_end_and_why_registrations_are_refused() {
 
     // Registrations: a refused one is logged once, with the id and the reason; an identical
     // re-registration (a success for flytekit) is not a refusal.
-    let again = client.create_task(task("echo", true)).await.unwrap_err();
+    let again = client
+        .create_task(echo_task_request("echo", "v1"))
+        .await
+        .unwrap_err();
     assert_eq!(again.code(), tonic::Code::AlreadyExists);
     let missing = core::Identifier {
         resource_type: ResourceType::Task as i32,

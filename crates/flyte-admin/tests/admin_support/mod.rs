@@ -4,13 +4,17 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes};
 use flyte_admin::fidelity;
 use flyte_admin::service::admin::admin_service;
+use flyte_admin::service::admin::event_sink::{engine_journal, event_sink};
 use flyte_admin::{AdminConfig, AdminState};
 use flyte_blob::BlobStore;
+use flyte_engine::backend::builtin::BuiltinBackend;
+use flyte_engine::{Engine, EngineConfig};
 use flyteidl::admin::{
     LaunchPlanCreateRequest, LaunchPlanSpec, ObjectGetRequest, TaskCreateRequest, TaskSpec,
     WorkflowCreateRequest, WorkflowSpec,
@@ -42,14 +46,26 @@ pub async fn start_with(config: AdminConfig) -> TestServer {
         .await
         .unwrap();
     let blob = BlobStore::from_url(&format!("file://{}/blobs", dir.path().display())).unwrap();
-    let max = config.max_request_bytes;
     let state = AdminState {
         store,
         blob,
         config: Arc::new(config),
         launcher: None,
     };
-    let service = fidelity::layer(max).layer(admin_service(state.clone()));
+    let (addr, client) = serve(state.clone()).await;
+    TestServer {
+        addr,
+        client: client.max_decoding_message_size(usize::MAX),
+        state,
+        _dir: dir,
+    }
+}
+
+/// Serves `state`'s AdminService behind the fidelity layer on 127.0.0.1:0; its address and a
+/// client connected to it.
+pub async fn serve(state: AdminState) -> (SocketAddr, AdminServiceClient<Channel>) {
+    let max = state.config.max_request_bytes;
+    let service = fidelity::layer(max).layer(admin_service(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
@@ -63,12 +79,32 @@ pub async fn start_with(config: AdminConfig) -> TestServer {
         .connect()
         .await
         .unwrap();
-    TestServer {
-        addr,
-        client: AdminServiceClient::new(channel).max_decoding_message_size(usize::MAX),
-        state,
-        _dir: dir,
-    }
+    (addr, AdminServiceClient::new(channel))
+}
+
+/// The admin's state over SQLite and file blobs in `dir`, with the real engine behind it
+/// (in-engine tasks only: `echo`, `core-sleep`) as its launcher; the engine's events go
+/// through the store-backed sink and journal. Not yet resumed nor served.
+pub async fn engine_state(dir: &Path) -> (AdminState, Arc<Engine>) {
+    let store = flyte_store::open(&format!("sqlite://{}/db.sqlite", dir.display()))
+        .await
+        .unwrap();
+    let blob = BlobStore::from_url(&format!("file://{}/blobs", dir.display())).unwrap();
+    let mut state = AdminState {
+        store,
+        blob: blob.clone(),
+        config: Arc::new(AdminConfig::default()),
+        launcher: None,
+    };
+    let engine = Arc::new(Engine::new(
+        EngineConfig::default(),
+        blob.clone(),
+        vec![Arc::new(BuiltinBackend::new(blob))],
+        event_sink(&state),
+        engine_journal(&state),
+    ));
+    state.launcher = Some(engine.clone());
+    (state, engine)
 }
 
 impl TestServer {
@@ -215,6 +251,26 @@ pub fn task_request(name: &str, version: &str) -> TaskCreateRequest {
     }
 }
 
+/// [`task_request`] as an in-engine `echo` task (no container).
+pub fn echo_task_request(name: &str, version: &str) -> TaskCreateRequest {
+    let mut task = task_request(name, version);
+    let template = task.spec.as_mut().unwrap().template.as_mut().unwrap();
+    template.r#type = "echo".into();
+    template.target = None;
+    task
+}
+
+pub fn int_lit(v: i64) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Integer(v)),
+            })),
+        }))),
+        ..Default::default()
+    }
+}
+
 pub fn promise(node: &str, var: &str) -> BindingData {
     BindingData {
         value: Some(binding_data::Value::Promise(OutputReference {
@@ -311,13 +367,23 @@ pub async fn register_all(
     client: &mut AdminServiceClient<Channel>,
     version: &str,
 ) -> (Identifier, Identifier, Identifier) {
-    let task = task_request("t", version);
+    register_with(client, task_request("t", version), "wf", version).await
+}
+
+/// Registers `task`, a workflow `wf` (see [`workflow_request`]) calling it and launch plan
+/// `wf`, both at `version`; their ids: task, workflow, launch plan.
+pub async fn register_with(
+    client: &mut AdminServiceClient<Channel>,
+    task: TaskCreateRequest,
+    wf: &str,
+    version: &str,
+) -> (Identifier, Identifier, Identifier) {
     let task_id = task.id.clone().unwrap();
     client.create_task(task).await.unwrap();
-    let wf = workflow_request("wf", version, &task_id, "n0");
+    let wf = workflow_request(wf, version, &task_id, "n0");
     let wf_id = wf.id.clone().unwrap();
     client.create_workflow(wf).await.unwrap();
-    let lp = launch_plan_request("wf", version, &wf_id);
+    let lp = launch_plan_request(&wf_id.name, version, &wf_id);
     let lp_id = lp.id.clone().unwrap();
     client.create_launch_plan(lp).await.unwrap();
     (task_id, wf_id, lp_id)
