@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::SmallDisk;
+
 const BIN: &str = env!("CARGO_BIN_EXE_flyte-rs");
 
 /// A command with a clean environment (no FLYTE_RS_* leaking in from the caller).
@@ -127,53 +131,20 @@ fn a_second_server_on_the_same_data_dir_refuses_to_start() {
     next.0.wait().unwrap();
 }
 
-/// A filesystem mounted read-only at a temp dir, unmounted on drop.
-struct ReadOnlyMount {
-    dir: tempfile::TempDir,
-}
-
-impl ReadOnlyMount {
-    /// Mounts a small tmpfs, lets `fill` write into it, then remounts it read-only. Needs
-    /// root (CI and the dev machines run as root): without it the test fails here.
-    fn new(fill: impl FnOnce(&Path)) -> Self {
-        let this = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        this.mount(&["-t", "tmpfs", "-o", "size=16m", "tmpfs"]);
-        fill(this.path());
-        this.mount(&["-o", "remount,ro"]);
-        this
-    }
-
-    fn mount(&self, args: &[&str]) {
-        let out = Command::new("mount")
-            .args(args)
-            .arg(self.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount {args:?} failed (this test needs root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for ReadOnlyMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
+/// A small tmpfs that `fill` writes into, then remounted read-only. Needs root (CI and the
+/// dev machines run as root): without it the test fails here.
+fn read_only_mount(fill: impl FnOnce(&Path)) -> SmallDisk {
+    let disk = SmallDisk::mount("16m");
+    fill(disk.path());
+    disk.remount("ro");
+    disk
 }
 
 #[test]
 fn a_read_only_database_stops_the_start_with_the_file_and_the_cause() {
     let home = tempfile::tempdir().unwrap();
     // A database made by a real server, then frozen on a read-only filesystem.
-    let ro = ReadOnlyMount::new(|dir| {
+    let ro = read_only_mount(|dir| {
         let mut server = spawn_server(home.path(), &dir.join("data"));
         let pid = server.0.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();

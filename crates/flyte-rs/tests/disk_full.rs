@@ -9,9 +9,6 @@
 //! Mounting needs root (CI and the dev machines run as root): without it the test fails at
 //! the mount, it never skips.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use flyte_rs::testing::TestServer;
@@ -26,58 +23,7 @@ use tonic::transport::Channel;
 
 mod support;
 
-use support::{execution_request, grpc, iface, prim, promise, required_inputs, simple};
-
-/// A tmpfs of `size` mounted on a temp dir, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> Self {
-        let disk = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(disk.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "mount failed (this test needs root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        disk
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills what is left with a file; its path.
-    fn fill(&self) -> PathBuf {
-        let ballast = self.path().join("ballast");
-        let mut file = std::fs::File::create(&ballast).unwrap();
-        let chunk = vec![0u8; 4096];
-        loop {
-            match file.write(&chunk) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-                Err(e) => panic!("filling the disk: {e}"),
-            }
-        }
-        let _ = file.sync_all();
-        ballast
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
+use support::{SmallDisk, execution_request, grpc, iface, prim, promise, required_inputs, simple};
 
 fn project(id: &str) -> ProjectRegisterRequest {
     ProjectRegisterRequest {

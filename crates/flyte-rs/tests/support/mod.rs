@@ -1,8 +1,12 @@
 //! Helpers shared by the flyte-rs integration tests: a gRPC client for a [`TestServer`],
-//! identifiers, types and literals, launch-plan inputs, execution requests and polling.
+//! identifiers, types and literals, launch-plan inputs, execution requests and polling, and
+//! a small real disk ([`SmallDisk`]).
 //! Each test binary uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flyte_rs::testing::TestServer;
@@ -174,5 +178,66 @@ pub async fn wait_terminal(
             id.name
         );
         tokio::time::sleep(poll).await;
+    }
+}
+
+/// A tmpfs of a given size mounted on a temp dir, unmounted on drop. Mounting needs root (CI
+/// and the dev machines run as root): without it the test fails at the mount, never skips.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount(size: &str) -> Self {
+        let disk = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        disk.run_mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]);
+        disk
+    }
+
+    /// Remounts with `options` (e.g. `ro`).
+    pub fn remount(&self, options: &str) {
+        self.run_mount(&["-o", &format!("remount,{options}")]);
+    }
+
+    fn run_mount(&self, args: &[&str]) {
+        let out = Command::new("mount")
+            .args(args)
+            .arg(self.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount {args:?} failed (this test needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left with a file; its path.
+    pub fn fill(&self) -> PathBuf {
+        let ballast = self.path().join("ballast");
+        let mut file = std::fs::File::create(&ballast).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        let _ = file.sync_all();
+        ballast
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
     }
 }
