@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 
 mod support;
 
-use support::{SmallDisk, execution_request, grpc, iface, prim, promise, required_inputs, simple};
+use support::{SmallDisk, execution_request, grpc, iface, prim, promise, simple};
 
 fn project(id: &str) -> ProjectRegisterRequest {
     ProjectRegisterRequest {
@@ -129,13 +129,7 @@ async fn register_nap_then_copy(client: &mut AdminServiceClient<Channel>) -> Ide
             ..Default::default()
         };
         client
-            .create_task(TaskCreateRequest {
-                id: Some(id),
-                spec: Some(TaskSpec {
-                    template: Some(template),
-                    description: None,
-                }),
-            })
+            .create_task(support::task_request(template))
             .await
             .expect("CreateTask");
     }
@@ -174,26 +168,16 @@ async fn register_nap_then_copy(client: &mut AdminServiceClient<Channel>) -> Ide
         ..Default::default()
     };
     client
-        .create_workflow(WorkflowCreateRequest {
-            id: Some(wf_id.clone()),
-            spec: Some(WorkflowSpec {
-                template: Some(template),
-                sub_workflows: vec![],
-                description: None,
-            }),
-        })
+        .create_workflow(support::workflow_request(template))
         .await
         .expect("CreateWorkflow");
     let lp_id = support::id(ResourceType::LaunchPlan, "nap-then-copy");
     client
-        .create_launch_plan(LaunchPlanCreateRequest {
-            id: Some(lp_id.clone()),
-            spec: Some(LaunchPlanSpec {
-                workflow_id: Some(wf_id),
-                default_inputs: Some(required_inputs(&[("a", int), ("d", duration)])),
-                ..Default::default()
-            }),
-        })
+        .create_launch_plan(support::launch_plan_request(
+            &lp_id,
+            &wf_id,
+            &[("a", int), ("d", duration)],
+        ))
         .await
         .expect("CreateLaunchPlan");
     lp_id

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 mod support;
 
-use support::{grpc, id, iface, int, int_lit, promise, required_inputs};
+use support::{grpc, id, iface, int, int_lit, promise};
 
 /// Named types of an interface side.
 type Vars<'a> = &'a [(&'a str, LiteralType)];
@@ -39,13 +39,7 @@ async fn register(
         ..Default::default()
     });
     client
-        .create_task(TaskCreateRequest {
-            id: Some(task_id.clone()),
-            spec: Some(TaskSpec {
-                template: Some(template),
-                description: None,
-            }),
-        })
+        .create_task(support::task_request(template))
         .await
         .expect("CreateTask");
     let wf_id = id(ResourceType::Workflow, name);
@@ -85,26 +79,12 @@ async fn register(
         ..Default::default()
     };
     client
-        .create_workflow(WorkflowCreateRequest {
-            id: Some(wf_id.clone()),
-            spec: Some(WorkflowSpec {
-                template: Some(template),
-                sub_workflows: vec![],
-                description: None,
-            }),
-        })
+        .create_workflow(support::workflow_request(template))
         .await
         .expect("CreateWorkflow");
     let lp_id = id(ResourceType::LaunchPlan, name);
     client
-        .create_launch_plan(LaunchPlanCreateRequest {
-            id: Some(lp_id.clone()),
-            spec: Some(LaunchPlanSpec {
-                workflow_id: Some(wf_id),
-                default_inputs: Some(required_inputs(io.0)),
-                ..Default::default()
-            }),
-        })
+        .create_launch_plan(support::launch_plan_request(&lp_id, &wf_id, io.0))
         .await
         .expect("CreateLaunchPlan");
     lp_id

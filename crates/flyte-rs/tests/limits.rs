@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 
 mod support;
 
-use support::{execution_request, grpc, id, iface, int, int_lit, promise, required_inputs};
+use support::{execution_request, grpc, id, iface, int, int_lit, promise};
 
 /// `echo(a: int) -> b: int`, run inside the engine.
 async fn register_echo(client: &mut AdminServiceClient<Channel>) -> Identifier {
@@ -39,13 +39,7 @@ async fn register_echo(client: &mut AdminServiceClient<Channel>) -> Identifier {
         ..Default::default()
     };
     client
-        .create_task(TaskCreateRequest {
-            id: Some(task_id.clone()),
-            spec: Some(TaskSpec {
-                template: Some(template),
-                description: None,
-            }),
-        })
+        .create_task(support::task_request(template))
         .await
         .expect("CreateTask");
     task_id
@@ -100,28 +94,14 @@ async fn register_workflow_and_lp(
 ) -> Result<Identifier, tonic::Status> {
     let wf_id = template.id.clone().unwrap();
     client
-        .create_workflow(WorkflowCreateRequest {
-            id: Some(wf_id.clone()),
-            spec: Some(WorkflowSpec {
-                template: Some(template),
-                sub_workflows: vec![],
-                description: None,
-            }),
-        })
+        .create_workflow(support::workflow_request(template))
         .await?;
     let lp_id = Identifier {
         resource_type: ResourceType::LaunchPlan as i32,
         ..wf_id.clone()
     };
     client
-        .create_launch_plan(LaunchPlanCreateRequest {
-            id: Some(lp_id.clone()),
-            spec: Some(LaunchPlanSpec {
-                workflow_id: Some(wf_id),
-                default_inputs: Some(required_inputs(inputs)),
-                ..Default::default()
-            }),
-        })
+        .create_launch_plan(support::launch_plan_request(&lp_id, &wf_id, inputs))
         .await?;
     Ok(lp_id)
 }
@@ -297,13 +277,7 @@ async fn a_type_nested_past_the_bound_is_refused_at_registration() {
         ..Default::default()
     };
     let status = client
-        .create_task(TaskCreateRequest {
-            id: Some(task_id),
-            spec: Some(TaskSpec {
-                template: Some(template),
-                description: None,
-            }),
-        })
+        .create_task(support::task_request(template))
         .await
         .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");

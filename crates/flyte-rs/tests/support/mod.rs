@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use flyte_rs::testing::TestServer;
 use flyteidl::admin::{
-    Execution, ExecutionCreateRequest, ExecutionSpec, WorkflowExecutionGetRequest,
+    Execution, ExecutionCreateRequest, ExecutionSpec, LaunchPlanCreateRequest, LaunchPlanSpec,
+    TaskCreateRequest, TaskSpec, WorkflowCreateRequest, WorkflowExecutionGetRequest, WorkflowSpec,
 };
 use flyteidl::core::{
     BindingData, Identifier, Literal, LiteralMap, LiteralType, OutputReference, Parameter,
-    ParameterMap, Primitive, ResourceType, Scalar, SimpleType, TypedInterface, Variable,
-    VariableMap, WorkflowExecutionIdentifier, binding_data, literal, literal_type, parameter,
-    primitive, scalar, workflow_execution::Phase,
+    ParameterMap, Primitive, ResourceType, Scalar, SimpleType, TaskTemplate, TypedInterface,
+    Variable, VariableMap, WorkflowExecutionIdentifier, WorkflowTemplate, binding_data, literal,
+    literal_type, parameter, primitive, scalar, workflow_execution::Phase,
 };
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
@@ -121,6 +122,45 @@ pub fn required_inputs(inputs: &[(&str, LiteralType)]) -> ParameterMap {
         })
         .collect();
     ParameterMap { parameters }
+}
+
+/// CreateTask of `template` under its own id.
+pub fn task_request(template: TaskTemplate) -> TaskCreateRequest {
+    TaskCreateRequest {
+        id: template.id.clone(),
+        spec: Some(TaskSpec {
+            template: Some(template),
+            description: None,
+        }),
+    }
+}
+
+/// CreateWorkflow of `template` (no sub-workflows) under its own id.
+pub fn workflow_request(template: WorkflowTemplate) -> WorkflowCreateRequest {
+    WorkflowCreateRequest {
+        id: template.id.clone(),
+        spec: Some(WorkflowSpec {
+            template: Some(template),
+            sub_workflows: vec![],
+            description: None,
+        }),
+    }
+}
+
+/// CreateLaunchPlan `lp` of workflow `wf`, every one of `inputs` required.
+pub fn launch_plan_request(
+    lp: &Identifier,
+    wf: &Identifier,
+    inputs: &[(&str, LiteralType)],
+) -> LaunchPlanCreateRequest {
+    LaunchPlanCreateRequest {
+        id: Some(lp.clone()),
+        spec: Some(LaunchPlanSpec {
+            workflow_id: Some(wf.clone()),
+            default_inputs: Some(required_inputs(inputs)),
+            ..Default::default()
+        }),
+    }
 }
 
 /// CreateExecution of launch plan `lp` in `PROJECT/DOMAIN` with `inputs`.
