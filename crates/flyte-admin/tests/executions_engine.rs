@@ -40,23 +40,6 @@ async fn register(client: &mut AdminServiceClient<Channel>) -> core::Identifier 
         .2
 }
 
-fn create(lp: &core::Identifier, name: &str, x: i64) -> ExecutionCreateRequest {
-    ExecutionCreateRequest {
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        name: name.into(),
-        spec: Some(ExecutionSpec {
-            launch_plan: Some(lp.clone()),
-            ..Default::default()
-        }),
-        #[allow(deprecated)]
-        inputs: Some(LiteralMap {
-            literals: [("x".to_string(), int_lit(x))].into(),
-        }),
-        ..Default::default()
-    }
-}
-
 fn exec_id(name: &str) -> WorkflowExecutionIdentifier {
     WorkflowExecutionIdentifier {
         project: PROJECT.into(),
@@ -72,7 +55,7 @@ async fn runs_through_the_engine_and_reads_back_like_flytekit() {
     let lp = register(&mut env.client).await;
     let id = env
         .client
-        .create_execution(create(&lp, "", 7))
+        .create_execution(execution_request(&lp, "", 7))
         .await
         .unwrap()
         .into_inner()
@@ -178,7 +161,7 @@ async fn runs_through_the_engine_and_reads_back_like_flytekit() {
             inputs: Some(LiteralMap {
                 literals: [("a".to_string(), int_lit(11))].into(),
             }),
-            ..create(&task_id, "", 0)
+            ..execution_request(&task_id, "", 0)
         })
         .await
         .unwrap()
@@ -210,7 +193,7 @@ async fn terminating_a_finished_execution_is_refused() {
     let mut env = start(Arc::new(tempfile::tempdir().unwrap())).await;
     let lp = register(&mut env.client).await;
     env.client
-        .create_execution(create(&lp, "done", 1))
+        .create_execution(execution_request(&lp, "done", 1))
         .await
         .unwrap();
     assert_eq!(
@@ -239,7 +222,9 @@ async fn an_accepted_execution_survives_a_crash_before_the_engine_ran_it() {
         let lp = register(&mut client).await;
         env.engine.shutdown().await;
         // The engine is shut down: the start fails, the record and its journal stay.
-        let _ = client.create_execution(create(&lp, "orphan", 5)).await;
+        let _ = client
+            .create_execution(execution_request(&lp, "orphan", 5))
+            .await;
     }
     // A new server on the same store resumes it.
     let mut env = start(dir).await;

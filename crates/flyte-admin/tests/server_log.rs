@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use admin_support::*;
 use flyte_engine::{Engine, WorkflowPhase};
-use flyteidl::admin::*;
-use flyteidl::core::{self, LiteralMap, ResourceType};
+use flyteidl::core::{self, ResourceType};
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use tonic::transport::Channel;
 
@@ -83,20 +82,7 @@ async fn run(
     lp: &core::Identifier,
     name: &str,
 ) -> Option<WorkflowPhase> {
-    let request = ExecutionCreateRequest {
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        name: name.into(),
-        spec: Some(ExecutionSpec {
-            launch_plan: Some(lp.clone()),
-            ..Default::default()
-        }),
-        #[allow(deprecated)]
-        inputs: Some(LiteralMap {
-            literals: [("x".to_string(), int_lit(3))].into(),
-        }),
-        ..Default::default()
-    };
+    let request = execution_request(lp, name, 3);
     let id = client
         .create_execution(request)
         .await

@@ -16,8 +16,8 @@ use flyte_blob::BlobStore;
 use flyte_engine::backend::builtin::BuiltinBackend;
 use flyte_engine::{Engine, EngineConfig};
 use flyteidl::admin::{
-    LaunchPlanCreateRequest, LaunchPlanSpec, ObjectGetRequest, TaskCreateRequest, TaskSpec,
-    WorkflowCreateRequest, WorkflowSpec,
+    ExecutionCreateRequest, ExecutionSpec, LaunchPlanCreateRequest, LaunchPlanSpec,
+    ObjectGetRequest, TaskCreateRequest, TaskSpec, WorkflowCreateRequest, WorkflowSpec,
 };
 use flyteidl::core::literal_type::Type;
 use flyteidl::core::*;
@@ -353,6 +353,24 @@ pub fn launch_plan_request(
             }),
             ..Default::default()
         }),
+    }
+}
+
+/// CreateExecution `name` (empty: the server names it) of launch plan `lp` with input `x`.
+pub fn execution_request(lp: &Identifier, name: &str, x: i64) -> ExecutionCreateRequest {
+    ExecutionCreateRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        name: name.into(),
+        spec: Some(ExecutionSpec {
+            launch_plan: Some(lp.clone()),
+            ..Default::default()
+        }),
+        #[allow(deprecated)]
+        inputs: Some(LiteralMap {
+            literals: [("x".to_string(), int_lit(x))].into(),
+        }),
+        ..Default::default()
     }
 }
 
