@@ -607,7 +607,13 @@ impl ExecActor {
                     }
                     // Follow the attempt where it runs (or ran) rather than run it again.
                     match self.reattach_attempt(idx).await {
-                        Reattach::Attached => continue,
+                        Reattach::Attached => {
+                            // Still running: its cache state comes back as before the
+                            // restart (its own cache_serialize reservation, extended while it
+                            // runs; the put when it ends), so a waiter keeps waiting for it.
+                            self.cache_resume(idx, false).await;
+                            continue;
+                        }
                         Reattach::NotStarted => {
                             // Nothing ran: the same attempt number starts now.
                             if !self.cache_resume(idx, true).await {
