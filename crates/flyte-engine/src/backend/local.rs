@@ -572,19 +572,7 @@ impl TaskBackend for LocalProcessBackend {
             async move {
                 let key = attempt.key.clone();
                 let outcome = run_attempt(&inner, &attempt, prepared, abort_rx, &updates).await;
-                inner.finish(&key);
-                let work_dir = attempt_work_dir(&inner, &key);
-                let aborted = outcome == AttemptOutcome::Aborted;
-                // Undelivered (the engine stopped: a graceful shutdown), the records stay so
-                // that the next server collects this outcome instead of running it again; an
-                // aborted attempt is never collected.
-                if updates
-                    .send((key, AttemptUpdate::Finished(outcome)))
-                    .is_ok()
-                    || aborted
-                {
-                    remove_records(&work_dir).await;
-                }
+                deliver_outcome(&inner, key, outcome, &updates).await;
             }
             .instrument(span),
         );
@@ -640,19 +628,7 @@ impl TaskBackend for LocalProcessBackend {
             async move {
                 let key = attempt.key.clone();
                 let outcome = run_reattached(&inner, &attempt, pid, start, abort_rx).await;
-                inner.finish(&key);
-                let work_dir = attempt_work_dir(&inner, &key);
-                let aborted = outcome == AttemptOutcome::Aborted;
-                // Undelivered (the engine stopped: a graceful shutdown), the records stay so
-                // that the next server collects this outcome instead of running it again; an
-                // aborted attempt is never collected.
-                if updates
-                    .send((key, AttemptUpdate::Finished(outcome)))
-                    .is_ok()
-                    || aborted
-                {
-                    remove_records(&work_dir).await;
-                }
+                deliver_outcome(&inner, key, outcome, &updates).await;
             }
             .instrument(span),
         );
@@ -1113,6 +1089,27 @@ fn sibling(work_dir: &Path, ext: &str) -> PathBuf {
     let mut name = work_dir.as_os_str().to_owned();
     name.push(ext);
     PathBuf::from(name)
+}
+
+/// Hands an ended attempt's outcome to the engine. Undelivered (the engine stopped: a graceful
+/// shutdown), the records stay so that the next server collects this outcome instead of
+/// running it again; an aborted attempt is never collected.
+async fn deliver_outcome(
+    inner: &Inner,
+    key: AttemptKey,
+    outcome: AttemptOutcome,
+    updates: &mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+) {
+    inner.finish(&key);
+    let work_dir = attempt_work_dir(inner, &key);
+    let aborted = outcome == AttemptOutcome::Aborted;
+    if updates
+        .send((key, AttemptUpdate::Finished(outcome)))
+        .is_ok()
+        || aborted
+    {
+        remove_records(&work_dir).await;
+    }
 }
 
 async fn remove_records(work_dir: &Path) {
