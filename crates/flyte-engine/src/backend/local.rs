@@ -502,6 +502,22 @@ impl Inner {
         env
     }
 
+    /// Records an attempt as running (started or re-attached); its receiver sees an abort.
+    fn register(&self, key: &AttemptKey) -> Result<watch::Receiver<bool>, BackendError> {
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| BackendError::Internal("poisoned lock".into()))?;
+        if running.contains_key(key) {
+            return Err(BackendError::Internal(format!(
+                "attempt {key:?} is already running"
+            )));
+        }
+        let (abort_tx, abort_rx) = watch::channel(false);
+        running.insert(key.clone(), abort_tx);
+        Ok(abort_rx)
+    }
+
     fn finish(&self, key: &AttemptKey) {
         if let Ok(mut running) = self.running.lock() {
             running.remove(key);
@@ -539,21 +555,7 @@ impl TaskBackend for LocalProcessBackend {
         attempt: TaskAttempt,
         updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
     ) -> Result<(), BackendError> {
-        let (abort_tx, abort_rx) = watch::channel(false);
-        {
-            let mut running = self
-                .inner
-                .running
-                .lock()
-                .map_err(|_| BackendError::Internal("poisoned lock".into()))?;
-            if running.contains_key(&attempt.key) {
-                return Err(BackendError::Internal(format!(
-                    "attempt {:?} is already running",
-                    attempt.key
-                )));
-            }
-            running.insert(attempt.key.clone(), abort_tx);
-        }
+        let abort_rx = self.inner.register(&attempt.key)?;
         let prepared = match self.inner.prepare(&attempt).await {
             Ok(p) => p,
             Err(e) => {
@@ -602,21 +604,7 @@ impl TaskBackend for LocalProcessBackend {
             // Never spawned (queued, or still being prepared): nothing ran.
             return Ok(Reattach::NotStarted);
         };
-        let (abort_tx, abort_rx) = watch::channel(false);
-        {
-            let mut running = self
-                .inner
-                .running
-                .lock()
-                .map_err(|_| BackendError::Internal("poisoned lock".into()))?;
-            if running.contains_key(&attempt.key) {
-                return Err(BackendError::Internal(format!(
-                    "attempt {:?} is already running",
-                    attempt.key
-                )));
-            }
-            running.insert(attempt.key.clone(), abort_tx);
-        }
+        let abort_rx = self.inner.register(&attempt.key)?;
         let inner = self.inner.clone();
         let span = tracing::info_span!(
             "attempt",
