@@ -31,6 +31,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "cache",
         include_str!("../migrations/sqlite/0004_cache.sql"),
     ),
+    (
+        5,
+        "leases",
+        include_str!("../migrations/sqlite/0005_leases.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -53,6 +58,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         4,
         "cache",
         include_str!("../migrations/postgres/0004_cache.sql"),
+    ),
+    (
+        5,
+        "leases",
+        include_str!("../migrations/postgres/0005_leases.sql"),
     ),
 ];
 

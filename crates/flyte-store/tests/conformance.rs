@@ -181,6 +181,11 @@ conformance!(
     cache_eviction_by_task_version_execution,
     cache_reservations,
     cache_reservation_concurrent_owners,
+    lease_claim_renew_release,
+    lease_renew_after_expiry_fails,
+    lease_take_only_expired,
+    lease_two_owners_race,
+    lease_notify_reaches_listeners,
 );
 
 #[test]
@@ -268,12 +273,14 @@ fn t(n: i64) -> DateTime<Utc> {
 
 mod cache_conformance;
 mod executions_conformance;
+mod leases_conformance;
 mod signals_conformance;
 
 mod tests {
     use super::*;
     pub use crate::cache_conformance::*;
     pub use crate::executions_conformance::*;
+    pub use crate::leases_conformance::*;
     pub use crate::signals_conformance::*;
 
     pub const D: &str = "development";

@@ -131,6 +131,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// bigger write leaves room for a probe that small even on a full disk.
     async fn probe_write(&self) -> crate::Result<()>;
     async fn close(&self);
+
+    /// Sends `payload` to every listener of `channel` (PostgreSQL `NOTIFY`; SQLite, a
+    /// single-process store, has no one else to tell: nothing).
+    async fn notify(&self, channel: &str, payload: &str) -> Result<(), sqlx::Error>;
+    /// Payloads sent to `channel` from now on, by any process (PostgreSQL `LISTEN`); `None`
+    /// on SQLite. An empty payload means the connection was lost and notifications sent
+    /// meanwhile are gone.
+    async fn listen(
+        &self,
+        channel: &str,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, sqlx::Error>;
 }
 
 /// Implements [`Backend`] for one sqlx database. The two instantiations differ only in how a
@@ -266,6 +277,17 @@ macro_rules! sql_backend {
             async fn close(&self) {
                 self.pool.close().await
             }
+
+            async fn notify(&self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+                self.db_notify(channel, payload).await
+            }
+
+            async fn listen(
+                &self,
+                channel: &str,
+            ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, sqlx::Error> {
+                self.db_listen(channel).await
+            }
         }
     };
 }
@@ -291,6 +313,62 @@ sql_backend!(
     null_timestamp: None::<DateTime<Utc>>,
     read_timestamp: |ts| ts,
 );
+
+impl SqliteBackend {
+    async fn db_notify(&self, _channel: &str, _payload: &str) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    async fn db_listen(
+        &self,
+        _channel: &str,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, sqlx::Error> {
+        Ok(None)
+    }
+}
+
+impl PostgresBackend {
+    async fn db_notify(&self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    async fn db_listen(
+        &self,
+        channel: &str,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(channel).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let channel = channel.to_owned();
+        tokio::spawn(async move {
+            loop {
+                let sent = match listener.try_recv().await {
+                    Ok(Some(n)) => tx.send(n.payload().to_owned()).await,
+                    // The connection was lost (it reconnects on the next call): tell the
+                    // receiver that notifications may have been missed.
+                    Ok(None) => tx.send(String::new()).await,
+                    Err(err) => {
+                        tracing::warn!(%channel, error = %err, "notification listener: reconnecting");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        if tx.is_closed() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                if sent.is_err() {
+                    break; // the receiver is gone
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+}
 
 /// Free space below which a SQLite store that already met a full disk stays not ready.
 pub(crate) const MIN_FREE_BYTES: u64 = 1 << 20;

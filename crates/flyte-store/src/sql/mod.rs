@@ -15,6 +15,7 @@ pub(crate) mod backend;
 mod cache;
 pub(crate) mod connect;
 mod executions;
+mod leases;
 pub(crate) mod list;
 mod signals;
 
@@ -528,6 +529,86 @@ fn deactivate_others(key: &EntityKey) -> Stmt {
 
 #[async_trait]
 impl<B: Backend> MetadataStore for SqlStore<B> {
+    async fn claim_lease(
+        &self,
+        key: &ExecutionKey,
+        owner_id: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.timed(
+            "claim_lease",
+            self.claim_lease_impl(key, owner_id, expires_at, now),
+        )
+        .await
+    }
+
+    async fn renew_leases(
+        &self,
+        owner_id: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ExecutionKey>> {
+        self.timed(
+            "renew_leases",
+            self.renew_leases_impl(owner_id, expires_at, now),
+        )
+        .await
+    }
+
+    async fn release_lease(
+        &self,
+        key: &ExecutionKey,
+        owner_id: &str,
+        finished: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.timed(
+            "release_lease",
+            self.release_lease_impl(key, owner_id, finished, now),
+        )
+        .await
+    }
+
+    async fn release_all_leases(&self, owner_id: &str, now: DateTime<Utc>) -> Result<u64> {
+        self.timed(
+            "release_all_leases",
+            self.release_all_leases_impl(owner_id, now),
+        )
+        .await
+    }
+
+    async fn take_expired_leases(
+        &self,
+        owner_id: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionKey>> {
+        self.timed(
+            "take_expired_leases",
+            self.take_expired_leases_impl(owner_id, expires_at, now, limit),
+        )
+        .await
+    }
+
+    async fn lease_holder(&self, key: &ExecutionKey, now: DateTime<Utc>) -> Result<Option<String>> {
+        self.timed("lease_holder", self.lease_holder_impl(key, now))
+            .await
+    }
+
+    async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        self.timed("notify", self.notify_impl(channel, payload))
+            .await
+    }
+
+    async fn listen(&self, channel: &str) -> Result<Option<tokio::sync::mpsc::Receiver<String>>> {
+        self.timed("listen", async {
+            self.backend.listen(channel).await.map_err(internal)
+        })
+        .await
+    }
+
     async fn create_project(&self, project: ProjectRecord) -> Result<()> {
         self.timed("create_project", async {
             let stmt = Stmt::new(

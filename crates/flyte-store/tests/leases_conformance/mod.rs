@@ -1,0 +1,240 @@
+//! Execution leases (engine replicas) and notifications: who may run an execution.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use flyte_store::{ExecutionKey, MetadataStore};
+
+fn key(name: &str) -> ExecutionKey {
+    ExecutionKey {
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        name: name.into(),
+    }
+}
+
+fn at(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap()
+}
+
+pub async fn lease_claim_renew_release(store: Arc<dyn MetadataStore>) {
+    let e = key("e1");
+    assert!(store.claim_lease(&e, "a", at(10), at(0)).await.unwrap());
+    // Held by a until 10: b cannot take it; a may claim it again (extends it).
+    assert!(!store.claim_lease(&e, "b", at(15), at(5)).await.unwrap());
+    assert_eq!(
+        store.lease_holder(&e, at(5)).await.unwrap().as_deref(),
+        Some("a")
+    );
+    assert!(store.claim_lease(&e, "a", at(12), at(5)).await.unwrap());
+    // Renewal extends only a's live leases.
+    assert_eq!(
+        store.renew_leases("a", at(20), at(11)).await.unwrap(),
+        vec![e.clone()]
+    );
+    assert!(
+        store
+            .renew_leases("b", at(20), at(11))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.claim_lease(&e, "b", at(30), at(19)).await.unwrap());
+    // A graceful stop expires it at once: b may take it.
+    store.release_lease(&e, "a", false, at(19)).await.unwrap();
+    assert_eq!(store.lease_holder(&e, at(19)).await.unwrap(), None);
+    assert!(store.claim_lease(&e, "b", at(30), at(19)).await.unwrap());
+    // a no longer holds it: its release changes nothing.
+    store.release_lease(&e, "a", true, at(20)).await.unwrap();
+    assert_eq!(
+        store.lease_holder(&e, at(20)).await.unwrap().as_deref(),
+        Some("b")
+    );
+    // Finished: deleted, anyone may claim the key again.
+    store.release_lease(&e, "b", true, at(20)).await.unwrap();
+    assert_eq!(store.lease_holder(&e, at(20)).await.unwrap(), None);
+    assert!(store.claim_lease(&e, "c", at(40), at(21)).await.unwrap());
+    // release_all expires every live lease of one owner.
+    assert!(
+        store
+            .claim_lease(&key("e2"), "c", at(40), at(21))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_lease(&key("e3"), "d", at(40), at(21))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.release_all_leases("c", at(22)).await.unwrap(), 2);
+    assert_eq!(store.lease_holder(&e, at(22)).await.unwrap(), None);
+    assert_eq!(
+        store
+            .lease_holder(&key("e3"), at(22))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("d")
+    );
+}
+
+pub async fn lease_renew_after_expiry_fails(store: Arc<dyn MetadataStore>) {
+    let (e1, e2) = (key("e1"), key("e2"));
+    assert!(store.claim_lease(&e1, "a", at(10), at(0)).await.unwrap());
+    assert!(store.claim_lease(&e2, "a", at(30), at(0)).await.unwrap());
+    // At 10 e1 expired (even though no one took it): only e2 is renewed.
+    assert_eq!(
+        store.renew_leases("a", at(40), at(10)).await.unwrap(),
+        vec![e2.clone()]
+    );
+    assert_eq!(store.lease_holder(&e1, at(10)).await.unwrap(), None);
+    // Taken by b meanwhile: a's renewals never get it back.
+    assert_eq!(
+        store
+            .take_expired_leases("b", at(50), at(11), 10)
+            .await
+            .unwrap(),
+        vec![e1.clone()]
+    );
+    assert_eq!(
+        store.renew_leases("a", at(60), at(12)).await.unwrap(),
+        vec![e2.clone()]
+    );
+    assert_eq!(
+        store.lease_holder(&e1, at(12)).await.unwrap().as_deref(),
+        Some("b")
+    );
+}
+
+pub async fn lease_take_only_expired(store: Arc<dyn MetadataStore>) {
+    for (i, expires) in [5, 10, 15, 20].into_iter().enumerate() {
+        let owner = if i % 2 == 0 { "a" } else { "b" };
+        assert!(
+            store
+                .claim_lease(&key(&format!("e{i}")), owner, at(expires), at(0))
+                .await
+                .unwrap()
+        );
+    }
+    // At 12, e0 (5) and e1 (10) expired; e2 and e3 are live and stay with their holders.
+    let mut taken = store
+        .take_expired_leases("c", at(40), at(12), 10)
+        .await
+        .unwrap();
+    taken.sort();
+    assert_eq!(taken, vec![key("e0"), key("e1")]);
+    assert!(
+        store
+            .take_expired_leases("d", at(40), at(12), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .lease_holder(&key("e2"), at(12))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        store
+            .lease_holder(&key("e0"), at(12))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("c")
+    );
+    // The limit holds: at 100 all four are expired, two at a time.
+    assert_eq!(
+        store
+            .take_expired_leases("d", at(200), at(100), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .take_expired_leases("d", at(200), at(100), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .take_expired_leases("d", at(200), at(100), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn lease_two_owners_race(store: Arc<dyn MetadataStore>) {
+    // Fresh leases: two claimants, one winner per round, and both agree who.
+    for round in 0..20 {
+        let e = key(&format!("race-{round}"));
+        let claim = |owner: &'static str| {
+            let (store, e) = (store.clone(), e.clone());
+            tokio::spawn(async move { store.claim_lease(&e, owner, at(10), at(0)).await.unwrap() })
+        };
+        let (a, b) = (claim("a"), claim("b"));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(
+            a ^ b,
+            "round {round}: exactly one of a ({a}) and b ({b}) holds it"
+        );
+        let holder = store.lease_holder(&e, at(1)).await.unwrap();
+        assert_eq!(holder.as_deref(), Some(if a { "a" } else { "b" }));
+    }
+    // Expired leases: two replicas taking over at once never get the same execution.
+    let take = |owner: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = store
+                    .take_expired_leases(owner, at(100), at(50), 3)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch);
+            }
+        })
+    };
+    let (a, b) = (take("a2"), take("b2"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let (sa, sb): (BTreeSet<_>, BTreeSet<_>) = (a.iter().collect(), b.iter().collect());
+    assert_eq!(sa.len(), a.len());
+    assert!(
+        sa.is_disjoint(&sb),
+        "both took {:?}",
+        sa.intersection(&sb).collect::<Vec<_>>()
+    );
+    assert_eq!(sa.len() + sb.len(), 20, "every expired lease taken once");
+}
+
+/// PostgreSQL delivers a notification to every listener; SQLite has none to deliver to.
+pub async fn lease_notify_reaches_listeners(store: Arc<dyn MetadataStore>) {
+    let listener = store.listen("flyte_rs_test").await.unwrap();
+    match (store.backend_name(), listener) {
+        ("sqlite", None) => store.notify("flyte_rs_test", "ignored").await.unwrap(),
+        ("postgres", Some(mut rx)) => {
+            store.notify("flyte_rs_test", "abort\tx").await.unwrap();
+            store.notify("other_channel", "not for us").await.unwrap();
+            let got = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+                .await
+                .expect("a notification within 30 s");
+            assert_eq!(got.as_deref(), Some("abort\tx"));
+            let too_big = "x".repeat(8000);
+            assert!(store.notify("flyte_rs_test", &too_big).await.is_err());
+        }
+        (backend, rx) => panic!("{backend}: listener present: {}", rx.is_some()),
+    }
+}
