@@ -1,6 +1,9 @@
 //! Engine configuration: a plain struct; the server maps its layered config onto it.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::clock::Clock;
 
 /// How the engine runs executions.
 #[derive(Debug, Clone)]
@@ -34,6 +37,9 @@ pub struct EngineConfig {
     /// How an array node without a `parallelism` (or with 0) bounds its sub-nodes
     /// (`array-node-config.default-parallelism-behavior`).
     pub array_parallelism: ArrayParallelism,
+    /// Where the engine reads the wall-clock time (tests inject a
+    /// [`crate::clock::VirtualClock`]; timers follow tokio's time).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// propeller's `ParallelismBehavior` for array nodes.
@@ -65,6 +71,7 @@ impl Default for EngineConfig {
             default_env: Default::default(),
             console_url: None,
             array_parallelism: ArrayParallelism::default(),
+            clock: crate::clock::system(),
         }
     }
 }

@@ -9,7 +9,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use flyte_core::compiler::{END_NODE_ID, START_NODE_ID};
@@ -95,13 +97,6 @@ fn key_of(id: &Identifier) -> IdKey {
     }
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 fn ts(us: i64) -> pbjson_types::Timestamp {
     pbjson_types::Timestamp {
         seconds: us.div_euclid(1_000_000),
@@ -150,7 +145,9 @@ fn retries_exhausted(error: ExecutionError, current: u32, max: u32) -> Execution
     }
 }
 
-fn exec_error(
+/// An execution error stamped at `at_us` (the engine clock's time).
+fn error_at(
+    at_us: i64,
     kind: ErrorKind,
     code: impl Into<String>,
     message: impl Into<String>,
@@ -159,7 +156,7 @@ fn exec_error(
         code: code.into(),
         message: message.into(),
         kind: kind as i32,
-        timestamp: Some(ts(now_us())),
+        timestamp: Some(ts(at_us)),
         ..Default::default()
     }
 }
@@ -396,6 +393,20 @@ pub(crate) struct ExecActor {
 }
 
 impl ExecActor {
+    /// The engine clock's wall time (records, events, error timestamps).
+    fn now_us(&self) -> i64 {
+        self.shared.config.clock.now_us()
+    }
+
+    fn exec_error(
+        &self,
+        kind: ErrorKind,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ExecutionError {
+        error_at(self.now_us(), kind, code, message)
+    }
+
     pub(crate) async fn build(
         shared: Arc<Shared>,
         start: Start,
@@ -494,7 +505,7 @@ impl ExecActor {
     }
 
     fn init_new(&mut self) {
-        let now = now_us();
+        let now = self.now_us();
         self.wf = WorkflowStateRecord {
             phase: WorkflowPhase::Running as i32,
             started_at_us: now,
@@ -529,7 +540,7 @@ impl ExecActor {
         records: Vec<NodeStateRecord>,
         pending_abort: Option<String>,
     ) -> Result<(), EngineError> {
-        let now = now_us();
+        let now = self.now_us();
         self.wf = wf.unwrap_or(WorkflowStateRecord {
             phase: WorkflowPhase::Running as i32,
             started_at_us: now,
@@ -591,7 +602,7 @@ impl ExecActor {
                 }
                 Kind::Task(_) if !self.nodes[idx].rec.dynamic_closure_path.is_empty() => {
                     // A dynamic node whose compiled workflow could not be read back.
-                    let err = exec_error(
+                    let err = self.exec_error(
                         ErrorKind::System,
                         "DynamicWorkflowNotFound",
                         format!(
@@ -1231,7 +1242,7 @@ impl ExecActor {
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
             let sleep = async {
                 match next_timer {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -1333,7 +1344,7 @@ impl ExecActor {
 
     async fn flush(&mut self) -> Result<(), SinkError> {
         self.flush_array_events();
-        let now = now_us();
+        let now = self.now_us();
         for idx in std::mem::take(&mut self.dirty) {
             self.track_node_span(idx);
             let mut rec = self.nodes[idx].rec.clone();
@@ -1443,12 +1454,13 @@ impl ExecActor {
             if let Err(e) = started {
                 let (err, retryable) = match e {
                     BackendError::Unsupported(msg) => (
-                        exec_error(ErrorKind::User, "TaskBackendUnsupported", msg),
+                        self.exec_error(ErrorKind::User, "TaskBackendUnsupported", msg),
                         false,
                     ),
-                    BackendError::Internal(msg) => {
-                        (exec_error(ErrorKind::System, "TaskBackendError", msg), true)
-                    }
+                    BackendError::Internal(msg) => (
+                        self.exec_error(ErrorKind::System, "TaskBackendError", msg),
+                        true,
+                    ),
                 };
                 if self.is_current(idx, &key) {
                     self.attempt_failed(idx, err, retryable, Vec::new());
@@ -1496,7 +1508,7 @@ impl ExecActor {
                 self.attempt_failed(idx, error, retryable, logs);
             }
             AttemptUpdate::Finished(AttemptOutcome::Aborted) => {
-                let err = exec_error(
+                let err = self.exec_error(
                     ErrorKind::System,
                     "Aborted",
                     "the task attempt was aborted by its backend",
@@ -1524,7 +1536,7 @@ impl ExecActor {
                             self.to_abort.push((b, key));
                         }
                         let d = self.nodes[node].exec_deadline.unwrap_or_default();
-                        let err = exec_error(
+                        let err = self.exec_error(
                             ErrorKind::User,
                             "TimeoutExpired",
                             format!("task execution timeout [{}] expired", go_duration(d)),
@@ -1540,7 +1552,7 @@ impl ExecActor {
                         let d = self.nodes[node].active_deadline.unwrap_or_default();
                         let msg = format!("task active timeout [{}] expired", go_duration(d));
                         self.abort_node(node, &msg, false);
-                        let err = exec_error(ErrorKind::User, "TimedOut", msg);
+                        let err = self.exec_error(ErrorKind::User, "TimedOut", msg);
                         self.node_terminal(node, NodePhase::TimedOut, Some(err));
                     }
                 }
@@ -1570,7 +1582,7 @@ impl ExecActor {
     }
 
     fn arm_timer_at_us(&mut self, since_us: i64, d: Duration, t: Timer) {
-        let elapsed = Duration::from_micros(now_us().saturating_sub(since_us).max(0) as u64);
+        let elapsed = Duration::from_micros(self.now_us().saturating_sub(since_us).max(0) as u64);
         self.arm_timer(d.saturating_sub(elapsed), t);
     }
 
@@ -1637,7 +1649,7 @@ impl ExecActor {
                         Kind::Task(t) => t.r#type.clone(),
                         _ => String::new(),
                     };
-                    let err = exec_error(
+                    let err = self.exec_error(
                         ErrorKind::User,
                         "NoTaskBackend",
                         format!("no task backend runs tasks of type [{tt}]"),
@@ -1691,7 +1703,7 @@ impl ExecActor {
             Kind::Array(spec) => self.start_array(idx, spec).await,
             Kind::Unsupported(msg) => {
                 self.mark_queued(idx);
-                let err = exec_error(ErrorKind::User, "UnsupportedNode", msg);
+                let err = self.exec_error(ErrorKind::User, "UnsupportedNode", msg);
                 self.node_terminal(idx, NodePhase::Failed, Some(err));
             }
         }
@@ -1746,7 +1758,7 @@ impl ExecActor {
     }
 
     fn mark_queued(&mut self, idx: usize) {
-        let now = now_us();
+        let now = self.now_us();
         let r = &mut self.nodes[idx].rec;
         r.phase = NodePhase::Queued as i32;
         if r.queued_at_us == 0 {
@@ -1783,7 +1795,7 @@ impl ExecActor {
             .put_blob(&out, Bytes::from(inputs.encode_to_vec()))
             .await
         {
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "StorageError",
                 format!("failed to store the workflow inputs: {e}"),
@@ -1809,7 +1821,7 @@ impl ExecActor {
             .put_blob(&out, Bytes::from(inputs.encode_to_vec()))
             .await
         {
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "StorageError",
                 format!("failed to store the outputs: {e}"),
@@ -1840,7 +1852,7 @@ impl ExecActor {
             match self.node_outputs(ui).await {
                 Ok(map) => loaded.push((p.to_string(), map)),
                 Err(e) => {
-                    let err = exec_error(ErrorKind::System, "BindingResolutionFailure", e);
+                    let err = self.exec_error(ErrorKind::System, "BindingResolutionFailure", e);
                     self.mark_queued(idx);
                     self.node_terminal(idx, NodePhase::Failed, Some(err));
                     return None;
@@ -1854,7 +1866,7 @@ impl ExecActor {
         let mut inputs = match bindings::resolve(&spec.inputs, &view) {
             Ok(m) => m,
             Err(e) => {
-                let err = exec_error(ErrorKind::System, "BindingResolutionFailure", e);
+                let err = self.exec_error(ErrorKind::System, "BindingResolutionFailure", e);
                 self.mark_queued(idx);
                 self.node_terminal(idx, NodePhase::Failed, Some(err));
                 return None;
@@ -1885,7 +1897,7 @@ impl ExecActor {
             .put_blob(&path, Bytes::from(inputs.encode_to_vec()))
             .await
         {
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "StorageError",
                 format!("Failed to store inputs for Node: {e}"),
@@ -2093,7 +2105,7 @@ impl ExecActor {
     }
 
     fn commit_attempt_start(&mut self, idx: usize, attempt: u32, task_attempt: TaskAttempt) {
-        let now = now_us();
+        let now = self.now_us();
         let n = &mut self.nodes[idx];
         n.rec.attempt_started_at_us = now;
         n.rec.attempt_in_flight = true;
@@ -2139,7 +2151,7 @@ impl ExecActor {
                     self.node_succeeded(idx, out_file, Some(map));
                 }
                 Err(e) => {
-                    let err = exec_error(
+                    let err = self.exec_error(
                         ErrorKind::System,
                         "OutputsNotValid",
                         format!("invalid outputs.pb: {e}"),
@@ -2163,7 +2175,7 @@ impl ExecActor {
                     _ => false,
                 };
                 if declares_outputs {
-                    let err = exec_error(
+                    let err = self.exec_error(
                         ErrorKind::System,
                         "OutputsNotFound",
                         format!(
@@ -2181,7 +2193,7 @@ impl ExecActor {
                 }
             }
             Err(e) => {
-                let err = exec_error(
+                let err = self.exec_error(
                     ErrorKind::System,
                     "StorageError",
                     format!("failed to read outputs: {e}"),
@@ -2208,7 +2220,7 @@ impl ExecActor {
             self.nodes[idx].logs = logs;
         }
         if error.timestamp.is_none() {
-            error.timestamp = Some(ts(now_us()));
+            error.timestamp = Some(ts(self.now_us()));
         }
         self.task_event_err(idx, error.clone());
         let cfg = &self.shared.config;
@@ -2289,9 +2301,11 @@ impl ExecActor {
         m::node_phase(label, self.nodes[idx].kind.label());
         if phase != NodePhase::Aborted {
             let err = match phase {
-                NodePhase::TimedOut => exec_error(ErrorKind::User, "Timeout", "Timeout in node"),
+                NodePhase::TimedOut => {
+                    self.exec_error(ErrorKind::User, "Timeout", "Timeout in node")
+                }
                 _ => error.unwrap_or_else(|| {
-                    exec_error(ErrorKind::Unknown, "UnknownError", "node failed")
+                    self.exec_error(ErrorKind::Unknown, "UnknownError", "node failed")
                 }),
             };
             self.done_queue.push_back(Done::Node(idx, Err(err)));
@@ -2339,7 +2353,7 @@ impl ExecActor {
                             Err(e) => Err(e.to_string()),
                         };
                         if let Err(e) = copied {
-                            let err = exec_error(
+                            let err = self.exec_error(
                                 ErrorKind::System,
                                 "OutputsNotFound",
                                 format!(
@@ -2464,7 +2478,7 @@ impl ExecActor {
                                 self.node_succeeded(owner, dst, outputs)
                             }
                             Err(e) => {
-                                let err = exec_error(
+                                let err = self.exec_error(
                                     ErrorKind::System,
                                     "OutputsNotFound",
                                     format!("failed to copy sub-workflow outputs: {e}"),
@@ -2643,7 +2657,7 @@ impl ExecActor {
             return;
         };
         let Some(block) = b.if_else.as_deref() else {
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "IllegalStateError",
                 "branch node without if_else",
@@ -2663,7 +2677,7 @@ impl ExecActor {
             self.set_phase(si, NodePhase::Skipped);
         }
         if let Some(e) = failure {
-            let err = exec_error(ErrorKind::User, e.code, e.message);
+            let err = self.exec_error(ErrorKind::User, e.code, e.message);
             self.node_terminal(idx, NodePhase::Failed, Some(err));
             return;
         }
@@ -2706,7 +2720,7 @@ impl ExecActor {
             execution_id: Some(self.id.clone()),
             producer_id: self.shared.config.producer_id.clone(),
             phase: phase as i32,
-            occurred_at: Some(ts(now_us())),
+            occurred_at: Some(ts(self.now_us())),
             output_result,
         });
     }
@@ -2733,7 +2747,7 @@ impl ExecActor {
             // task events (`external_resources`), as propeller's event version 0 does.
             return;
         }
-        let now = ts(now_us());
+        let now = ts(self.now_us());
         let is_dynamic = !n.rec.dynamic_closure_path.is_empty();
         let (parent_node_metadata, retry_group) = match n.parent {
             Some(p) => (
@@ -2844,6 +2858,7 @@ impl ExecActor {
         let attempt = self.nodes[idx].rec.attempt;
         let generated =
             layout::attempt_unique_id(&self.id.name, &self.nodes[idx].rec.node_id, attempt);
+        let now = ts(self.now_us());
         let n = &mut self.nodes[idx];
         let Kind::Task(t) = &n.kind else {
             return;
@@ -2859,7 +2874,6 @@ impl ExecActor {
             self.array_sub_task_event(arr, i, idx, phase);
             return;
         }
-        let now = ts(now_us());
         let reasons = reason
             .iter()
             .map(|r| EventReason {

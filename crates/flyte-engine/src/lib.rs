@@ -14,6 +14,7 @@
 pub mod backend;
 mod bindings;
 mod branch;
+pub mod clock;
 pub mod config;
 pub mod engine;
 mod exec;
@@ -26,6 +27,7 @@ pub mod resolver;
 pub(crate) mod retry;
 pub mod sink;
 
+pub use clock::{Clock, SystemClock, VirtualClock};
 pub use config::{ArrayParallelism, EngineConfig};
 pub use engine::{Engine, EngineError};
 pub use request::{ExecKey, ExecutionRequest};

@@ -34,7 +34,7 @@ use flyteidl::event::{
 };
 use prost::Message;
 
-use super::{Done, ExecActor, Kind, NodePhase, Timer, exec_error, now_us, ts};
+use super::{Done, ExecActor, Kind, NodePhase, Timer, ts};
 use crate::config::ArrayParallelism;
 use crate::layout;
 use crate::metrics as m;
@@ -318,7 +318,7 @@ impl ExecActor {
         let size = match array_size(&inputs, &spec.bound_inputs) {
             Ok(n) => n,
             Err(msg) => {
-                let err = exec_error(ErrorKind::User, "InvalidArrayLength", msg);
+                let err = self.exec_error(ErrorKind::User, "InvalidArrayLength", msg);
                 self.node_terminal(idx, NodePhase::Failed, Some(err));
                 return;
             }
@@ -397,7 +397,7 @@ impl ExecActor {
         }
         let Some(mut st) = self.nodes[idx].array.take() else {
             // Started but its size was never committed: nothing ran; fail it cleanly.
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "ArrayNodeStateLost",
                 "the array node's state was not recorded before a restart",
@@ -449,7 +449,7 @@ impl ExecActor {
                 message,
                 kind: ErrorKind::User as i32,
                 code: "ArrayNodeFailing".into(),
-                timestamp: Some(ts(now_us())),
+                timestamp: Some(ts(self.now_us())),
                 ..Default::default()
             };
             self.abort_array(a, "ArrayNodeFailing");
@@ -563,7 +563,7 @@ impl ExecActor {
                         }
                     }
                     Err(e) => {
-                        let err = exec_error(ErrorKind::System, "OutputsNotFound", e);
+                        let err = self.exec_error(ErrorKind::System, "OutputsNotFound", e);
                         self.node_terminal(a, NodePhase::Failed, Some(err));
                         return;
                     }
@@ -600,7 +600,7 @@ impl ExecActor {
             .put_blob(&path, Bytes::from(map.encode_to_vec()))
             .await
         {
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "StorageError",
                 format!("failed to store the array node's outputs: {e}"),
@@ -663,7 +663,7 @@ impl ExecActor {
         let sliced = match result {
             Ok(m) => m,
             Err(e) => {
-                let err = exec_error(ErrorKind::System, "BindingResolutionFailure", e);
+                let err = self.exec_error(ErrorKind::System, "BindingResolutionFailure", e);
                 self.mark_queued(sub);
                 self.node_terminal(sub, NodePhase::Failed, Some(err));
                 return None;
@@ -841,6 +841,7 @@ impl ExecActor {
         external_resources: Vec<ExternalResourceInfo>,
         output_result: Option<task_execution_event::OutputResult>,
     ) {
+        let now = ts(self.now_us());
         let n = &mut self.nodes[a];
         if n.task_phase == phase as i32 {
             n.rec.task_phase_version += 1;
@@ -855,7 +856,6 @@ impl ExecActor {
             },
             _ => None,
         };
-        let now = ts(now_us());
         let ev = TaskExecutionEvent {
             task_id,
             parent_node_execution_id: Some(NodeExecutionIdentifier {

@@ -30,7 +30,7 @@ use flyteidl::event::TaskNodeMetadata;
 use prost::Message;
 use tokio::sync::mpsc;
 
-use super::{ExecActor, Kind, exec_error};
+use super::{ExecActor, Kind, error_at};
 use crate::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
@@ -350,6 +350,7 @@ impl ExecActor {
                 out_file,
                 hit: nc.waited_hit.clone(),
                 stop: nc.stop.clone(),
+                clock: self.shared.config.clock.clone(),
             }),
             node_span,
         ));
@@ -475,6 +476,7 @@ struct Waiter {
     out_file: String,
     hit: Arc<Mutex<Option<CacheHit>>>,
     stop: Arc<AtomicBool>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// Waits until the reservation is ours (its holder released it or died), then looks up
@@ -516,12 +518,18 @@ async fn wait_for_reservation(w: Waiter) {
     if let Err(e) = w.backend.start(w.attempt, w.updates.clone()).await {
         let (error, retryable) = match e {
             BackendError::Unsupported(msg) => (
-                exec_error(ErrorKind::User, "TaskBackendUnsupported", msg),
+                error_at(
+                    w.clock.now_us(),
+                    ErrorKind::User,
+                    "TaskBackendUnsupported",
+                    msg,
+                ),
                 false,
             ),
-            BackendError::Internal(msg) => {
-                (exec_error(ErrorKind::System, "TaskBackendError", msg), true)
-            }
+            BackendError::Internal(msg) => (
+                error_at(w.clock.now_us(), ErrorKind::System, "TaskBackendError", msg),
+                true,
+            ),
         };
         let _ = w.updates.send((
             key,

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use flyte_core::compiler::{Resolved, compile_workflow_template, referenced_entities};
@@ -24,7 +24,7 @@ use flyteidl::core::{
 use flyteidl::event::DynamicWorkflowNodeMetadata;
 use prost::Message;
 
-use super::{Catalog, ExecActor, Kind, NodePhase, exec_error, key_of};
+use super::{Catalog, ExecActor, Kind, NodePhase, key_of};
 use crate::layout;
 use crate::metrics as m;
 use crate::resolver::ResolveError;
@@ -88,7 +88,7 @@ impl ExecActor {
             Ok(b) => b,
             Err(BuildError::System(msg)) => {
                 metrics::counter!(m::DYNAMIC_WORKFLOWS, "outcome" => "failed").increment(1);
-                let err = exec_error(ErrorKind::System, "DynamicWorkflowBuildFailed", msg);
+                let err = self.exec_error(ErrorKind::System, "DynamicWorkflowBuildFailed", msg);
                 self.attempt_failed(idx, err, true, Vec::new());
                 return;
             }
@@ -97,7 +97,7 @@ impl ExecActor {
                 // The task itself succeeded; the node fails on its spec (not retried).
                 self.task_event(idx, task_execution::Phase::Succeeded, None, None);
                 self.task_done(idx);
-                let err = exec_error(ErrorKind::User, "DynamicWorkflowBuildFailed", msg);
+                let err = self.exec_error(ErrorKind::User, "DynamicWorkflowBuildFailed", msg);
                 self.node_terminal(idx, NodePhase::Failed, Some(err));
                 return;
             }

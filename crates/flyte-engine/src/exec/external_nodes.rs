@@ -24,7 +24,7 @@ use flyteidl::core::{
 };
 use prost::Message;
 
-use super::{ExecActor, Kind, NodePhase, Timer, exec_error};
+use super::{ExecActor, Kind, NodePhase, Timer};
 use crate::external::{ChildLaunch, ExternalError, child_execution_id};
 use crate::layout;
 use crate::request::ExecKey;
@@ -99,16 +99,16 @@ fn boolean_type() -> LiteralType {
     }
 }
 
-fn external_error(e: &ExternalError, code: &str) -> ExecutionError {
-    let kind = if e.is_retryable() {
-        ErrorKind::System
-    } else {
-        ErrorKind::User
-    };
-    exec_error(kind, code, e.to_string())
-}
-
 impl ExecActor {
+    fn external_error(&self, e: &ExternalError, code: &str) -> ExecutionError {
+        let kind = if e.is_retryable() {
+            ErrorKind::System
+        } else {
+            ErrorKind::User
+        };
+        self.exec_error(kind, code, e.to_string())
+    }
+
     fn running(&self, idx: usize) -> bool {
         matches!(
             self.nodes[idx].phase(),
@@ -160,7 +160,7 @@ impl ExecActor {
             return;
         };
         let Some(ext) = self.shared.external.get().cloned() else {
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "SignalServiceUnavailable",
                 "gate nodes need the signal service, which this engine was not given",
@@ -184,7 +184,7 @@ impl ExecActor {
                 return;
             }
             Err(e) => {
-                let err = external_error(&e, "SignalLookupFailed");
+                let err = self.external_error(&e, "SignalLookupFailed");
                 self.node_terminal(idx, NodePhase::Failed, Some(err));
                 return;
             }
@@ -196,7 +196,7 @@ impl ExecActor {
         let outputs = match gate.as_ref() {
             GateSpec::Approve { .. } => match boolean_of(&value) {
                 None => {
-                    let err = exec_error(
+                    let err = self.exec_error(
                         ErrorKind::Unknown,
                         "RuntimeExecutionError",
                         format!("received a non-boolean approve signal value [{value:?}]"),
@@ -205,7 +205,7 @@ impl ExecActor {
                     return;
                 }
                 Some(false) => {
-                    let err = exec_error(
+                    let err = self.exec_error(
                         ErrorKind::User,
                         "ReceivedRejectSignal",
                         "received a reject signal to disapprove the node input values",
@@ -223,7 +223,7 @@ impl ExecActor {
                                 Err(e) => e.to_string(),
                                 Ok(Ok(_)) => unreachable!(),
                             };
-                            let err = exec_error(
+                            let err = self.exec_error(
                                 ErrorKind::System,
                                 "RuntimeExecutionError",
                                 format!("failed to read input with error [{msg}]"),
@@ -249,7 +249,7 @@ impl ExecActor {
             .put_blob(&path, Bytes::from(outputs.encode_to_vec()))
             .await
         {
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "WriteOutputsFailed",
                 format!("failed to write outputs to [{path}] with error: {e}"),
@@ -269,7 +269,7 @@ impl ExecActor {
         self.mark_queued(idx);
         self.node_event(idx, node_execution::Phase::Queued, None);
         if self.shared.external.get().is_none() {
-            let err = exec_error(
+            let err = self.exec_error(
                 ErrorKind::System,
                 "LaunchPlanServiceUnavailable",
                 "launch-plan nodes need the admin's executions service, which this engine was not given",
@@ -375,7 +375,7 @@ impl ExecActor {
                         self.arm_timer(RETRY, Timer::ChildLaunch { node: idx });
                     }
                     Err(e) => {
-                        let err = external_error(&e, "RemoteChildWorkflowExecutionFailed");
+                        let err = self.external_error(&e, "RemoteChildWorkflowExecutionFailed");
                         self.node_terminal(idx, NodePhase::Failed, Some(err));
                     }
                 }
@@ -435,7 +435,7 @@ impl ExecActor {
                 None => "launchplan execution failed without explicit error".to_string(),
             }
         };
-        let err = exec_error(
+        let err = self.exec_error(
             ErrorKind::User,
             "RemoteChildWorkflowExecutionFailed",
             message,

@@ -105,7 +105,7 @@ impl ExecActor {
         self.mark_queued(idx);
         self.node_event(idx, node_execution::Phase::Queued, None);
         if let Err(e) = written {
-            let err = super::exec_error(
+            let err = self.exec_error(
                 flyteidl::core::execution_error::ErrorKind::System,
                 "StorageError",
                 format!("failed to store the recovered node's data: {e}"),
