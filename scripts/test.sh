@@ -5,7 +5,8 @@
 #   2. the Python venv with the real flytekit from PyPI (scripts/setup-python.sh), in the
 #      background while Rust builds
 #   3. cargo test --workspace (SQLite always; PostgreSQL through FLYTERS_TEST_POSTGRES_URL)
-#   4. the end-to-end suite: pyflyte and FlyteRemote against target/debug/flyte-rs
+#   4. the end-to-end suite: pyflyte and FlyteRemote against target/debug/flyte-rs, and the
+#      web console in Debian's Chromium (scripts/setup-browser.sh installs it)
 #
 # Every stage runs even if an earlier one failed; the exit code is non-zero if any failed.
 # pytest's summary is the last line printed.
@@ -30,6 +31,13 @@ if pg_url="$(scripts/postgres.sh | tail -n 1)" && [[ "$pg_url" == postgres* ]]; 
 else
   echo "scripts/postgres.sh failed: the PostgreSQL conformance tests cannot run" >&2
   failed+=("postgres")
+fi
+
+# After PostgreSQL, not beside it: both install Debian packages (one apt lock).
+log "Chromium for the console's browser tests (scripts/setup-browser.sh)"
+if ! scripts/setup-browser.sh >/dev/null; then
+  echo "scripts/setup-browser.sh failed: tests/e2e/test_console.py cannot run" >&2
+  failed+=("setup-browser")
 fi
 
 log "cargo fmt --check"

@@ -303,7 +303,8 @@ fn task_platform_env(public_url: &str) -> std::collections::BTreeMap<String, Str
     env
 }
 
-/// The whole HTTP/gRPC application: the admin API plus health, metrics and task logs.
+/// The whole HTTP/gRPC application: the admin API plus health, metrics, task logs and the
+/// web console.
 fn app(admin: AdminState, store: Arc<dyn MetadataStore>, logs: Arc<LogLayout>) -> Router {
     let task_logs = Router::new()
         .route(&format!("{LOG_ROUTE}/{{*tail}}"), get(task_log))
@@ -322,6 +323,8 @@ fn app(admin: AdminState, store: Arc<dyn MetadataStore>, logs: Arc<LogLayout>) -
     // The admin router counts its own API calls (flyte_admin_api_*) and has the fallback.
     ops.route_layer(axum::middleware::from_fn(telemetry::track_requests))
         .merge(flyte_admin::router::router(admin))
+        // The web console: `/` and `/console/*`, embedded (crates/flyte-console).
+        .merge(flyte_console::router())
 }
 
 /// What `/readyz` checks.

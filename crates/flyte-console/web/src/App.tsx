@@ -1,0 +1,126 @@
+import { useEffect } from "preact/hooks";
+import { api, type EntityKind } from "./api";
+import { useAsync } from "./components/common";
+import { EntityList, EntityPage, KIND_LABEL, Versions } from "./pages/Entities";
+import { ExecutionPage } from "./pages/Execution";
+import { Executions } from "./pages/Executions";
+import { Home } from "./pages/Home";
+import { navigate, onLinkClick, parse, paths, useLocation } from "./router";
+
+export function App() {
+  const loc = useLocation();
+  const route = parse(loc.pathname);
+  useEffect(() => {
+    document.addEventListener("click", onLinkClick);
+    return () => document.removeEventListener("click", onLinkClick);
+  }, []);
+  const scope = "project" in route ? { project: route.project, domain: route.domain } : null;
+  useEffect(() => {
+    document.title =
+      route.page === "execution" ? `${route.name} · Flyte-RS` : scope ? `${scope.project}/${scope.domain} · Flyte-RS` : "Flyte-RS console";
+  }, [loc.pathname]);
+
+  let page;
+  switch (route.page) {
+    case "home":
+      page = <Home />;
+      break;
+    case "executions":
+      page = <Executions project={route.project} domain={route.domain} phase={loc.search.get("phase") ?? ""} />;
+      break;
+    case "execution":
+      page = (
+        <ExecutionPage
+          key={route.name}
+          id={{ project: route.project, domain: route.domain, name: route.name }}
+          node={loc.search.get("node")}
+        />
+      );
+      break;
+    case "entities":
+      page = <EntityList {...route} />;
+      break;
+    case "versions":
+      page = <Versions {...route} />;
+      break;
+    case "entity":
+      page = <EntityPage {...route} />;
+      break;
+    default:
+      page = (
+        <main id="main">
+          <h1>Page not found</h1>
+          <p>
+            Nothing lives at <code>{loc.pathname}</code>. <a href={paths.home()}>Go to the projects.</a>
+          </p>
+        </main>
+      );
+  }
+  const active = route.page === "entities" || route.page === "versions" || route.page === "entity" ? route.kind : "executions";
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <a class="brand" href={paths.home()}>
+          Flyte-RS
+        </a>
+        {scope ? <ScopePicker project={scope.project} domain={scope.domain} /> : null}
+        {scope ? (
+          <nav aria-label="Sections" class="tabs">
+            <a href={paths.executions(scope.project, scope.domain)} aria-current={active === "executions" ? "page" : undefined}>
+              Executions
+            </a>
+            {(Object.keys(KIND_LABEL) as EntityKind[]).map((k) => (
+              <a key={k} href={paths.entities(scope.project, scope.domain, k)} aria-current={active === k ? "page" : undefined}>
+                {KIND_LABEL[k]}
+              </a>
+            ))}
+          </nav>
+        ) : null}
+      </header>
+      {page}
+    </>
+  );
+}
+
+/** Project and domain selects: changing either goes to that scope's executions. */
+function ScopePicker({ project, domain }: { project: string; domain: string }) {
+  const r = useAsync(() => api.projects(), []);
+  const projects = r.data?.projects ?? [];
+  const current = projects.find((p) => p.id === project);
+  const domains = current?.domains ?? [{ id: domain, name: domain }];
+  return (
+    <div class="scope">
+      <label>
+        <span class="sr-only">Project</span>
+        <select
+          aria-label="Project"
+          value={project}
+          onChange={(e) => navigate(paths.executions((e.target as HTMLSelectElement).value, domain))}
+        >
+          {(projects.length ? projects : [{ id: project, name: project, domains: [] }]).map((p) => (
+            <option key={p.id} value={p.id}>
+              {p.name || p.id}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        <span class="sr-only">Domain</span>
+        <select
+          aria-label="Domain"
+          value={domain}
+          onChange={(e) => navigate(paths.executions(project, (e.target as HTMLSelectElement).value))}
+        >
+          {domains.map((d) => (
+            <option key={d.id} value={d.id}>
+              {d.name || d.id}
+            </option>
+          ))}
+        </select>
+      </label>
+    </div>
+  );
+}

@@ -1,0 +1,114 @@
+// The console's only API: the REST gateway under /api/v1/ (what flyteconsole uses too).
+import type {
+  DataResponse,
+  Execution,
+  ExecutionId,
+  ExecutionList,
+  LaunchPlan,
+  NamedEntityIdentifier,
+  NodeExecution,
+  Project,
+  Task,
+  TaskExecution,
+  Workflow,
+} from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const seg = encodeURIComponent;
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1/${path}`, {
+      method,
+      headers: { Accept: "application/json", ...(body ? { "Content-Type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (e) {
+    throw new ApiError(0, `The server cannot be reached (${(e as Error).message}).`);
+  }
+  const text = await res.text();
+  let json: unknown = undefined;
+  try {
+    json = text ? JSON.parse(text) : {};
+  } catch {
+    // A proxy's HTML error page, say: reported below with the status.
+  }
+  if (!res.ok) {
+    const message = (json as { message?: string } | undefined)?.message ?? `${res.status} ${res.statusText}`;
+    throw new ApiError(res.status, message);
+  }
+  return json as T;
+}
+
+export const get = <T>(path: string) => call<T>("GET", path);
+
+export interface ListOptions {
+  limit?: number;
+  token?: string;
+  filters?: string;
+  sortKey?: string;
+  descending?: boolean;
+}
+
+function listQuery(o: ListOptions): string {
+  const q = new URLSearchParams();
+  q.set("limit", String(o.limit ?? 100));
+  if (o.token) q.set("token", o.token);
+  if (o.filters) q.set("filters", o.filters);
+  if (o.sortKey) {
+    q.set("sort_by.key", o.sortKey);
+    q.set("sort_by.direction", o.descending === false ? "ASCENDING" : "DESCENDING");
+  }
+  return q.toString();
+}
+
+const pd = (project: string, domain: string) => `${seg(project)}/${seg(domain)}`;
+const exPath = (id: ExecutionId) => `${pd(id.project, id.domain)}/${seg(id.name)}`;
+
+export const api = {
+  projects: () => get<{ projects: Project[] }>("projects?limit=100"),
+  executions: (project: string, domain: string, o: ListOptions) =>
+    get<ExecutionList>(`executions/${pd(project, domain)}?${listQuery(o)}`),
+  execution: (id: ExecutionId) => get<Execution>(`executions/${exPath(id)}`),
+  executionData: (id: ExecutionId) => get<DataResponse>(`data/executions/${exPath(id)}`),
+  nodeExecutions: (id: ExecutionId) =>
+    get<{ node_executions: NodeExecution[]; token: string }>(`node_executions/${exPath(id)}?limit=10000`),
+  nodeData: (id: ExecutionId, nodeId: string) =>
+    get<DataResponse>(`data/node_executions/${exPath(id)}/${seg(nodeId)}`),
+  taskExecutions: (id: ExecutionId, nodeId: string) =>
+    get<{ task_executions: TaskExecution[] }>(`task_executions/${exPath(id)}/${seg(nodeId)}?limit=100`),
+  terminate: (id: ExecutionId, cause: string) =>
+    call<unknown>("DELETE", `executions/${exPath(id)}`, { id, cause }),
+  relaunch: (id: ExecutionId) => call<{ id: ExecutionId }>("POST", "executions/relaunch", { id, name: "" }),
+  entityIds: (kind: EntityKind, project: string, domain: string) =>
+    get<{ entities: NamedEntityIdentifier[]; token: string }>(
+      `${ID_ROUTE[kind]}/${pd(project, domain)}?${listQuery({ limit: 200, sortKey: "name", descending: false })}`,
+    ),
+  versions: <K extends EntityKind>(kind: K, project: string, domain: string, name: string) =>
+    get<Record<string, EntityOf[K][]>>(
+      `${kind}/${pd(project, domain)}/${seg(name)}?${listQuery({ limit: 50, sortKey: "created_at" })}`,
+    ).then((r) => r[kind] ?? []),
+  entity: <K extends EntityKind>(kind: K, project: string, domain: string, name: string, version: string) =>
+    get<EntityOf[K]>(`${kind}/${pd(project, domain)}/${seg(name)}/${seg(version)}`),
+};
+
+export type EntityKind = "workflows" | "tasks" | "launch_plans";
+export interface EntityOf {
+  workflows: Workflow;
+  tasks: Task;
+  launch_plans: LaunchPlan;
+}
+const ID_ROUTE: Record<EntityKind, string> = {
+  workflows: "workflow_ids",
+  tasks: "task_ids",
+  launch_plans: "launch_plan_ids",
+};

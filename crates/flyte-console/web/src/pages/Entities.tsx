@@ -1,0 +1,188 @@
+import { useMemo } from "preact/hooks";
+import { api, type EntityKind } from "../api";
+import { Graph } from "../components/Graph";
+import { LiteralTable, VariableTable, ViewNode } from "../components/Literal";
+import { ErrorBox, Loading, Section, useAsync } from "../components/common";
+import { formatTime } from "../format";
+import { workflowGraph } from "../graph";
+import { literalView, typeText } from "../literals";
+import { paths } from "../router";
+import type { LaunchPlan, Task, Workflow } from "../types";
+
+export const KIND_LABEL: Record<EntityKind, string> = {
+  workflows: "Workflows",
+  tasks: "Tasks",
+  launch_plans: "Launch plans",
+};
+const ONE: Record<EntityKind, string> = { workflows: "workflow", tasks: "task", launch_plans: "launch plan" };
+
+export function EntityList({ project, domain, kind }: { project: string; domain: string; kind: EntityKind }) {
+  const r = useAsync(() => api.entityIds(kind, project, domain), [project, domain, kind]);
+  const list = r.data?.entities ?? [];
+  return (
+    <main id="main">
+      <h1>{KIND_LABEL[kind]}</h1>
+      {r.error ? <ErrorBox error={r.error} what={KIND_LABEL[kind].toLowerCase()} /> : null}
+      {r.loading && !r.data ? <Loading what={KIND_LABEL[kind].toLowerCase()} /> : null}
+      {r.data && list.length === 0 ? (
+        <p class="empty">
+          No {KIND_LABEL[kind].toLowerCase()} registered in {project}/{domain}. Register with <code>pyflyte register</code>.
+        </p>
+      ) : null}
+      <ul class="name-list" aria-label={KIND_LABEL[kind]}>
+        {list.map((e) => (
+          <li key={e.name}>
+            <a href={paths.versions(project, domain, kind, e.name)}>{e.name}</a>
+          </li>
+        ))}
+      </ul>
+    </main>
+  );
+}
+
+export function Versions({ project, domain, kind, name }: { project: string; domain: string; kind: EntityKind; name: string }) {
+  const r = useAsync(() => api.versions(kind, project, domain, name), [project, domain, kind, name]);
+  return (
+    <main id="main">
+      <h1>
+        {ONE[kind]} <span class="mono">{name}</span>
+      </h1>
+      {r.error ? <ErrorBox error={r.error} what="versions" /> : null}
+      {r.loading && !r.data ? <Loading what="versions" /> : null}
+      {r.data && r.data.length === 0 ? <p class="empty">No versions of this {ONE[kind]}.</p> : null}
+      {r.data && r.data.length > 0 ? (
+        <table class="grid" aria-label="Versions">
+          <thead>
+            <tr>
+              <th scope="col">Version</th>
+              <th scope="col">Created</th>
+              {kind === "launch_plans" ? <th scope="col">State</th> : null}
+            </tr>
+          </thead>
+          <tbody>
+            {r.data.map((v) => (
+              <tr key={v.id.version}>
+                <td>
+                  <a href={paths.entity(project, domain, kind, name, v.id.version)}>{v.id.version}</a>
+                </td>
+                <td>{formatTime(v.closure?.created_at)}</td>
+                {kind === "launch_plans" ? <td>{((v as LaunchPlan).closure?.state ?? "–").toLowerCase()}</td> : null}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </main>
+  );
+}
+
+export function EntityPage(props: { project: string; domain: string; kind: EntityKind; name: string; version: string }) {
+  const { project, domain, kind, name, version } = props;
+  const r = useAsync(() => api.entity(kind, project, domain, name, version), [project, domain, kind, name, version]);
+  return (
+    <main id="main">
+      <h1>
+        {ONE[kind]} <span class="mono">{name}</span>
+      </h1>
+      <p class="muted">
+        version <span class="mono">{version}</span> ·{" "}
+        <a href={paths.versions(project, domain, kind, name)}>all versions</a>
+      </p>
+      {r.error ? <ErrorBox error={r.error} what={ONE[kind]} /> : null}
+      {r.loading && !r.data ? <Loading what={ONE[kind]} /> : null}
+      {r.data && kind === "workflows" ? <WorkflowDetail wf={r.data as Workflow} /> : null}
+      {r.data && kind === "tasks" ? <TaskDetail task={r.data as Task} /> : null}
+      {r.data && kind === "launch_plans" ? <LaunchPlanDetail lp={r.data as LaunchPlan} /> : null}
+    </main>
+  );
+}
+
+function WorkflowDetail({ wf }: { wf: Workflow }) {
+  const primary = wf.closure?.compiled_workflow?.primary;
+  const g = useMemo(() => (primary ? workflowGraph(primary) : null), [primary]);
+  const iface = primary?.template.interface;
+  return (
+    <>
+      {wf.short_description ? <p>{wf.short_description}</p> : null}
+      <Interface inputs={iface?.inputs?.variables} outputs={iface?.outputs?.variables} />
+      <Section title="Graph" id="wf-graph-h">
+        {g ? <Graph ids={g.ids} labels={g.labels} edges={g.edges} /> : <p class="empty">No compiled graph.</p>}
+      </Section>
+    </>
+  );
+}
+
+function TaskDetail({ task }: { task: Task }) {
+  const t = task.closure?.compiled_task?.template;
+  return (
+    <>
+      <p>
+        Task type <code>{t?.type ?? "?"}</code>
+      </p>
+      <Interface inputs={t?.interface?.inputs?.variables} outputs={t?.interface?.outputs?.variables} />
+    </>
+  );
+}
+
+function LaunchPlanDetail({ lp }: { lp: LaunchPlan }) {
+  const params = Object.entries(lp.spec?.default_inputs?.parameters ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  const wf = lp.spec?.workflow_id;
+  const schedule = lp.spec?.entity_metadata?.schedule;
+  return (
+    <>
+      <dl class="facts card">
+        <dt>State</dt>
+        <dd>{(lp.closure?.state ?? "–").toLowerCase()}</dd>
+        <dt>Workflow</dt>
+        <dd>{wf ? <a href={paths.entity(wf.project, wf.domain, "workflows", wf.name, wf.version)}>{wf.name}</a> : "–"}</dd>
+        <dt>Schedule</dt>
+        <dd>{schedule ? <code>{JSON.stringify(schedule)}</code> : "none"}</dd>
+      </dl>
+      <Section title="Inputs" id="lp-inputs-h">
+        {params.length === 0 ? (
+          <p class="empty">No inputs.</p>
+        ) : (
+          <table class="literals" aria-label="Launch plan inputs">
+            <tbody>
+              {params.map(([n, p]) => (
+                <tr key={n}>
+                  <th scope="row">
+                    {n} <span class="type">{typeText(p.var.type)}</span>
+                  </th>
+                  <td>
+                    {p.required ? <span class="muted">required</span> : null}
+                    {p.default ? (
+                      <>
+                        <span class="muted">default </span>
+                        <ViewNode v={literalView(p.default)} />
+                      </>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Section>
+      <Section title="Fixed inputs" id="lp-fixed-h">
+        <LiteralTable map={lp.spec?.fixed_inputs} empty="No fixed inputs." label="Fixed inputs" />
+      </Section>
+      <Section title="Outputs" id="lp-outputs-h">
+        <VariableTable vars={lp.closure?.expected_outputs?.variables} empty="No outputs." label="Outputs" />
+      </Section>
+    </>
+  );
+}
+
+function Interface({ inputs, outputs }: { inputs?: Record<string, import("../types").Variable>; outputs?: Record<string, import("../types").Variable> }) {
+  return (
+    <div class="two-col">
+      <Section title="Inputs" id="if-inputs-h">
+        <VariableTable vars={inputs} empty="No inputs." label="Interface inputs" />
+      </Section>
+      <Section title="Outputs" id="if-outputs-h">
+        <VariableTable vars={outputs} empty="No outputs." label="Interface outputs" />
+      </Section>
+    </div>
+  );
+}

@@ -1,0 +1,100 @@
+import { useState } from "preact/hooks";
+import { api } from "../api";
+import { ErrorBox, Loading, Phase, useAsync } from "../components/common";
+import { elapsed, formatTime, isTerminal } from "../format";
+import { navigate, paths } from "../router";
+
+const PHASES = ["RUNNING", "QUEUED", "SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"];
+const PAGE = 25;
+
+export function Executions({ project, domain, phase }: { project: string; domain: string; phase: string }) {
+  // tokens[i] is the token of page i (page 0 has none): "Previous" pops, "Next" pushes.
+  const [tokens, setTokens] = useState<string[]>([""]);
+  const token = tokens[tokens.length - 1];
+  const filters = phase ? `eq(phase,${phase})` : "";
+  const r = useAsync(
+    () => api.executions(project, domain, { limit: PAGE, token, filters, sortKey: "created_at" }),
+    [project, domain, token, filters],
+    3000,
+    (d) => d.executions.some((e) => !isTerminal(e.closure.phase)),
+  );
+  const setPhase = (p: string) => {
+    setTokens([""]);
+    const q = p ? `?phase=${encodeURIComponent(p)}` : "";
+    navigate(paths.executions(project, domain) + q);
+  };
+  const list = r.data?.executions ?? [];
+  return (
+    <main id="main">
+      <div class="toolbar">
+        <h1>Executions</h1>
+        <label>
+          Phase{" "}
+          <select value={phase} onChange={(e) => setPhase((e.target as HTMLSelectElement).value)} aria-label="Filter by phase">
+            <option value="">all</option>
+            {PHASES.map((p) => (
+              <option key={p} value={p}>
+                {p.toLowerCase().replace("_", " ")}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      {r.error ? <ErrorBox error={r.error} what="executions" /> : null}
+      {r.loading && !r.data ? <Loading what="executions" /> : null}
+      {r.data && list.length === 0 ? (
+        <p class="empty">
+          {phase ? `No ${phase.toLowerCase()} executions here.` : "No executions in this project and domain yet."} Start one
+          with <code>pyflyte run --remote</code>.
+        </p>
+      ) : null}
+      {list.length > 0 ? (
+        <table class="grid" aria-label="Executions">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Phase</th>
+              <th scope="col">Launch plan</th>
+              <th scope="col">Started</th>
+              <th scope="col">Duration</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((e) => (
+              <tr key={e.id.name} data-execution={e.id.name}>
+                <td>
+                  <a href={paths.execution(e.id.project, e.id.domain, e.id.name)}>{e.id.name}</a>
+                </td>
+                <td>
+                  <Phase phase={e.closure.phase} />
+                </td>
+                <td class="wrap">
+                  {e.spec.launch_plan ? (
+                    <a
+                      href={paths.entity(project, domain, "launch_plans", e.spec.launch_plan.name, e.spec.launch_plan.version)}
+                    >
+                      {e.spec.launch_plan.name}
+                    </a>
+                  ) : (
+                    "–"
+                  )}
+                </td>
+                <td>{formatTime(e.closure.started_at ?? e.closure.created_at)}</td>
+                <td>{elapsed(e.closure.phase, e.closure.started_at, e.closure.duration)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      <nav class="pager" aria-label="Pages">
+        <button type="button" disabled={tokens.length <= 1} onClick={() => setTokens(tokens.slice(0, -1))}>
+          ← Newer
+        </button>
+        <span class="muted">Page {tokens.length}</span>
+        <button type="button" disabled={!r.data?.token} onClick={() => r.data?.token && setTokens([...tokens, r.data.token])}>
+          Older →
+        </button>
+      </nav>
+    </main>
+  );
+}

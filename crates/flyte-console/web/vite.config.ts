@@ -1,0 +1,13 @@
+import { defineConfig } from "vite";
+
+// The console is served by flyte-rs under /console/ (crates/flyte-console/src/lib.rs); its
+// assets land in /console/assets/ with content hashes, which the server caches for good.
+export default defineConfig({
+  base: "/console/",
+  build: {
+    assetsDir: "assets",
+    sourcemap: false,
+    reportCompressedSize: false,
+    target: "es2022",
+  },
+});

@@ -1,0 +1,192 @@
+"""The web console in a real browser: Debian's Chromium, headless, driven by Playwright (its
+own browser downloads are never used; scripts/setup-browser.sh installs the package).
+
+Each test starts executions with the real `pyflyte run --remote`, opens the link pyflyte
+printed, and checks what a user sees: the graph and the phase changing live, output values,
+the error of a failed run, terminating a running one from the page, the entity deep links.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import typing
+import uuid
+
+import pytest
+
+from conftest import DOMAIN, EXAMPLES, PROJECT, Server, pyflyte
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = os.environ.get("FLYTERS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Generous waits for a busy 2-core machine: these are not timing assertions.
+RUN_WAIT_MS = 180_000
+UI_WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> typing.Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} not found: run scripts/setup-browser.sh (Debian's chromium package)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> typing.Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> pathlib.Path:
+    """A copy of examples/ in a project directory of its own (what pyflyte run bundles)."""
+    root = tmp_path_factory.mktemp("console-project")
+    shutil.copytree(EXAMPLES, root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def run_remote(server: Server, root: pathlib.Path, path: str, entity: str, *inputs: str) -> tuple[str, str]:
+    """`pyflyte run --remote …`; returns the execution name and the console link pyflyte printed."""
+    name = f"c{uuid.uuid4().hex[:12]}"
+    result = pyflyte(
+        server, "run", "--remote", "--project", PROJECT, "--domain", DOMAIN, "--name", name, path, entity, *inputs,
+        cwd=root,
+    )
+    assert result.returncode == 0, f"pyflyte run failed:\n{result.stdout}\n{result.stderr}"
+    # rich may wrap the line; the URL itself has no spaces.
+    printed = (result.stdout + result.stderr).replace("\n", "")
+    match = re.search(rf"(https?://\S+?/executions/{name})", printed)
+    assert match, f"no console link for {name} in pyflyte's output:\n{result.stdout}\n{result.stderr}"
+    url = match.group(1)
+    assert url == f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions/{name}"
+    return name, url
+
+
+def header_phase(page: Page):
+    return page.locator("header.exec-header .phase")
+
+
+def test_root_leads_to_the_projects(server: Server, page: Page):
+    page.goto(server.url + "/")
+    assert page.url == server.url + "/console/"
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible(timeout=UI_WAIT_MS)
+    page.get_by_role("link", name="development").first.click()
+    expect(page.get_by_role("heading", name="Executions")).to_be_visible(timeout=UI_WAIT_MS)
+    assert page.url.endswith(f"/console/projects/{PROJECT}/domains/development/executions")
+
+
+def test_the_printed_link_shows_the_graph_phase_and_outputs(server: Server, project, page: Page):
+    name, url = run_remote(server, project, "examples/basics.py", "arithmetic_wf", "--a", "3")
+    page.goto(url)
+    expect(page.get_by_role("heading", name=f"Execution {name}")).to_be_visible(timeout=UI_WAIT_MS)
+    # The graph: one box per node of arithmetic_wf, coloured by phase as the run goes on.
+    graph = page.locator("svg.graph")
+    for node in ("n0", "n1", "n2"):
+        expect(graph.locator(f'[data-node-id="{node}"]')).to_be_visible(timeout=UI_WAIT_MS)
+    # Polled live: the page reaches SUCCEEDED without a reload.
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    for node in ("n0", "n1", "n2"):
+        expect(graph.locator(f'[data-node-id="{node}"]')).to_have_attribute(
+            "data-phase", "SUCCEEDED", timeout=UI_WAIT_MS
+        )
+    # Decoded inputs and outputs: a=3, b=2 (default) -> total 17, mean 4.25.
+    inputs = page.get_by_role("table", name="Inputs", exact=True)
+    expect(inputs.locator('tr[data-name="a"] td')).to_have_text("3", timeout=UI_WAIT_MS)
+    outputs = page.get_by_role("table", name="Outputs", exact=True)
+    expect(outputs.locator('tr[data-name="total"] td')).to_have_text("17", timeout=UI_WAIT_MS)
+    expect(outputs.locator('tr[data-name="mean"] td')).to_have_text("4.25")
+    # The node table, and a node's panel with its own inputs (n0 = add(a=3, b=2)).
+    nodes = page.get_by_role("table", name="Nodes")
+    expect(nodes.locator("tbody tr")).to_have_count(3)
+    graph.locator('[data-node-id="n0"]').click()
+    panel = page.get_by_test_id("node-panel")
+    expect(panel.locator('table[aria-label="Node inputs"] tr[data-name="a"] td')).to_have_text(
+        "3", timeout=UI_WAIT_MS
+    )
+    expect(panel.locator('table[aria-label="Node outputs"] tr[data-name="o0"] td')).to_have_text("5")
+    expect(panel.get_by_role("table", name="Attempts").locator("tbody tr")).to_have_count(1)
+    # The panel is part of the URL: a reload keeps it open.
+    assert page.url.endswith("?node=n0")
+    page.reload()
+    expect(page.get_by_test_id("node-panel")).to_be_visible(timeout=UI_WAIT_MS)
+
+
+def test_a_failed_execution_shows_its_error_and_the_list_filters_by_phase(server: Server, project, page: Page):
+    name, url = run_remote(server, project, "examples/failures.py", "broken_wf")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "FAILED", timeout=RUN_WAIT_MS)
+    error = page.get_by_test_id("execution-error")
+    expect(error).to_contain_text("broken on purpose with x=1", timeout=UI_WAIT_MS)
+    expect(error).to_contain_text("user error")
+    expect(page.locator('svg.graph [data-node-id="n0"]')).to_have_attribute("data-phase", "FAILED")
+    expect(page.get_by_text("None: the execution failed.")).to_be_visible()
+
+    # The executions list, filtered to failed runs, has this one and no succeeded run.
+    page.goto(f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions")
+    page.get_by_label("Filter by phase").select_option("FAILED")
+    rows = page.get_by_role("table", name="Executions").locator("tbody tr")
+    expect(page.locator(f'tr[data-execution="{name}"]')).to_be_visible(timeout=UI_WAIT_MS)
+    expect(rows.locator('[data-phase="SUCCEEDED"]')).to_have_count(0)
+    assert page.url.endswith("?phase=FAILED")
+
+
+def test_terminate_a_running_execution_from_the_page(server: Server, project, page: Page, remote):
+    name, url = run_remote(server, project, "examples/failures.py", "sleepy_wf", "--seconds", "600")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "RUNNING", timeout=RUN_WAIT_MS)
+    page.get_by_role("button", name="Terminate").click()
+    page.get_by_role("button", name="Confirm terminate").click()
+    expect(header_phase(page)).to_have_attribute("data-phase", "ABORTED", timeout=RUN_WAIT_MS)
+    expect(page.get_by_role("button", name="Terminate")).to_have_count(0)
+    expect(page.get_by_text("terminated from the console")).to_be_visible()
+    execution = remote.fetch_execution(name=name)
+    assert execution.closure.abort_metadata.cause == "terminated from the console"
+
+
+def test_entity_deep_links_show_versions_and_interfaces(server: Server, project, page: Page, remote):
+    name, _ = run_remote(server, project, "examples/basics.py", "hello_wf", "--name", "console")
+    lp = remote.fetch_execution(name=name).spec.launch_plan
+    base = f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}"
+    # flytekit's generate_console_url form: …/{workflows|tasks|launch_plans}/{name}/version/{v}
+    page.goto(f"{base}/workflows/{lp.name}/version/{lp.version}")
+    expect(page.get_by_role("heading", name=f"workflow {lp.name}")).to_be_visible(timeout=UI_WAIT_MS)
+    expect(page.get_by_role("table", name="Interface inputs")).to_contain_text("name")
+    expect(page.get_by_role("table", name="Interface inputs")).to_contain_text("str")
+    expect(page.locator('svg.graph [data-node-id="n0"]')).to_be_visible()
+
+    page.goto(f"{base}/launch_plans/{lp.name}/version/{lp.version}")
+    inputs = page.get_by_role("table", name="Launch plan inputs")
+    expect(inputs).to_contain_text("world", timeout=UI_WAIT_MS)  # the default of hello_wf's name
+
+    page.goto(f"{base}/tasks/examples.basics.say_hello/version/{lp.version}")
+    expect(page.get_by_role("table", name="Interface outputs")).to_contain_text("str", timeout=UI_WAIT_MS)
+
+    # The lists lead to the same pages.
+    page.goto(f"{base}/workflows")
+    page.get_by_role("link", name=lp.name, exact=True).click()
+    page.get_by_role("link", name=lp.version, exact=True).click()
+    expect(page.get_by_role("table", name="Interface inputs")).to_be_visible(timeout=UI_WAIT_MS)
+
+    # A name that does not exist says so.
+    page.goto(f"{base}/executions/doesnotexist0")
+    expect(page.get_by_role("alert")).to_contain_text("No such execution", timeout=UI_WAIT_MS)
