@@ -187,6 +187,17 @@ def test_entity_deep_links_show_versions_and_interfaces(server: Server, project,
     page.get_by_role("link", name=lp.version, exact=True).click()
     expect(page.get_by_role("table", name="Interface inputs")).to_be_visible(timeout=UI_WAIT_MS)
 
+    # Relaunch from the execution's page: the new run opens, says where it came from, succeeds.
+    page.goto(f"{base}/executions/{name}")
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    page.get_by_role("button", name="Relaunch").click()
+    expect(page.get_by_role("link", name=name, exact=True)).to_be_visible(timeout=UI_WAIT_MS)
+    assert not page.url.endswith(f"/executions/{name}")
+    expect(page.locator("header.exec-header .facts")).to_contain_text("relaunch")
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    outputs = page.get_by_role("table", name="Outputs", exact=True)
+    expect(outputs.locator('tr[data-name="o0"] td')).to_contain_text("console", timeout=UI_WAIT_MS)
+
     # A name that does not exist says so.
     page.goto(f"{base}/executions/doesnotexist0")
     expect(page.get_by_role("alert")).to_contain_text("No such execution", timeout=UI_WAIT_MS)

@@ -10,4 +10,6 @@ export default defineConfig({
     reportCompressedSize: false,
     target: "es2022",
   },
+  // `npx vite` (development only): the API of a flyte-rs on its default port.
+  server: { proxy: { "/api": "http://127.0.0.1:30080" } },
 });
