@@ -54,6 +54,9 @@ enum Command {
         #[command(flatten)]
         flags: ConfigFlags,
     },
+    /// The everyday client commands (get, launch, watch, logs, ...): docs/cli.md.
+    #[command(flatten)]
+    Client(flyte_cli::Command),
 }
 
 #[derive(Subcommand)]
@@ -90,7 +93,13 @@ impl ConfigFlags {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // Client commands talk to a running server and choose their own exit code (watch).
+    let cli = match cli.command {
+        Command::Client(command) => return flyte_cli::run(command),
+        command => Cli { command },
+    };
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("flyte-rs: error: {err:#}");
@@ -101,6 +110,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Client(_) => unreachable!("client commands are run by main"),
         Command::Cache { command, flags } => {
             let config = flags.load()?;
             let url = config

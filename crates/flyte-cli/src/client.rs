@@ -1,0 +1,270 @@
+//! The gRPC connection to the admin and the lookups several commands share.
+
+use std::time::Duration;
+
+use flyteidl::admin::{
+    self, NamedEntityIdentifier, NodeExecution, NodeExecutionListRequest, ResourceListRequest,
+    Sort, TaskExecution, TaskExecutionListRequest, sort,
+};
+use flyteidl::core::{
+    Identifier, NodeExecutionIdentifier, ResourceType, WorkflowExecutionIdentifier,
+};
+use flyteidl::service::admin_service_client::AdminServiceClient;
+use flyteidl::service::signal_service_client::SignalServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::ClientConfig;
+use crate::error::{CliError, CliResult};
+
+/// Responses can carry whole compiled workflows and inline data.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct Client {
+    pub admin: AdminServiceClient<Channel>,
+    pub signal: SignalServiceClient<Channel>,
+    pub config: ClientConfig,
+    pub project: String,
+    pub domain: String,
+}
+
+impl Client {
+    pub async fn connect(config: ClientConfig, project: String, domain: String) -> CliResult<Self> {
+        let unreachable = |reason: String| {
+            CliError::Connect {
+            endpoint: config.endpoint.clone(),
+            reason: format!(
+                "{reason}{}",
+                config
+                    .file
+                    .as_ref()
+                    .map(|f| format!(" (endpoint from {})", f.display()))
+                    .unwrap_or_else(|| " (no config file: the default address; start the server with `flyte-rs start`, or point --config / FLYTECTL_CONFIG at its config.yaml)".into())
+            ),
+        }
+        };
+        let endpoint = Endpoint::from_shared(config.http_base())
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        Ok(Self {
+            admin: AdminServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            signal: SignalServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            config,
+            project,
+            domain,
+        })
+    }
+
+    pub fn execution_id(&self, name: &str) -> WorkflowExecutionIdentifier {
+        WorkflowExecutionIdentifier {
+            project: self.project.clone(),
+            domain: self.domain.clone(),
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn named(&self, name: &str) -> NamedEntityIdentifier {
+        NamedEntityIdentifier {
+            project: self.project.clone(),
+            domain: self.domain.clone(),
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// The identifier of `name` at `version`, or at its newest version (as flytekit picks it:
+    /// the most recently created).
+    pub async fn resolve(
+        &mut self,
+        kind: ResourceType,
+        name: &str,
+        version: Option<&str>,
+    ) -> CliResult<Identifier> {
+        let version = match version {
+            Some(v) => v.to_string(),
+            None => {
+                let request = ResourceListRequest {
+                    id: Some(self.named(name)),
+                    limit: 1,
+                    sort_by: Some(newest_first()),
+                    ..Default::default()
+                };
+                let what = kind_name(kind);
+                let context = format!("cannot list the versions of {what} {name}");
+                let versions: Vec<Identifier> = match kind {
+                    ResourceType::Task => self
+                        .admin
+                        .list_tasks(request)
+                        .await
+                        .map_err(CliError::rpc(context))?
+                        .into_inner()
+                        .tasks
+                        .into_iter()
+                        .filter_map(|t| t.id)
+                        .collect(),
+                    ResourceType::Workflow => self
+                        .admin
+                        .list_workflows(request)
+                        .await
+                        .map_err(CliError::rpc(context))?
+                        .into_inner()
+                        .workflows
+                        .into_iter()
+                        .filter_map(|t| t.id)
+                        .collect(),
+                    _ => self
+                        .admin
+                        .list_launch_plans(request)
+                        .await
+                        .map_err(CliError::rpc(context))?
+                        .into_inner()
+                        .launch_plans
+                        .into_iter()
+                        .filter_map(|t| t.id)
+                        .collect(),
+                };
+                match versions.into_iter().next() {
+                    Some(id) => id.version,
+                    None => {
+                        return Err(CliError::Usage(format!(
+                            "no {what} named {name} in {}/{} (list them with `flyte-rs get {}`)",
+                            self.project,
+                            self.domain,
+                            kind_command(kind)
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(Identifier {
+            resource_type: kind as i32,
+            project: self.project.clone(),
+            domain: self.domain.clone(),
+            name: name.to_string(),
+            version,
+            ..Default::default()
+        })
+    }
+
+    pub async fn get_execution(&mut self, name: &str) -> CliResult<admin::Execution> {
+        let request = admin::WorkflowExecutionGetRequest {
+            id: Some(self.execution_id(name)),
+        };
+        self.admin
+            .get_execution(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(CliError::rpc(format!(
+                "cannot get execution {name} in {}/{}",
+                self.project, self.domain
+            )))
+    }
+
+    /// Every node execution of an execution under `parent` ("" for the top level), all pages.
+    pub async fn node_executions(
+        &mut self,
+        execution: &WorkflowExecutionIdentifier,
+        parent: &str,
+    ) -> CliResult<Vec<NodeExecution>> {
+        let mut all = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .admin
+                .list_node_executions(NodeExecutionListRequest {
+                    workflow_execution_id: Some(execution.clone()),
+                    limit: 1000,
+                    token: token.clone(),
+                    unique_parent_id: parent.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(CliError::rpc(format!(
+                    "cannot list the nodes of execution {}",
+                    execution.name
+                )))?
+                .into_inner();
+            all.extend(page.node_executions);
+            if page.token.is_empty() {
+                return Ok(all);
+            }
+            token = page.token;
+        }
+    }
+
+    /// Every attempt of a node, oldest first.
+    pub async fn task_executions(
+        &mut self,
+        node: &NodeExecutionIdentifier,
+    ) -> CliResult<Vec<TaskExecution>> {
+        let mut all = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .admin
+                .list_task_executions(TaskExecutionListRequest {
+                    node_execution_id: Some(node.clone()),
+                    limit: 1000,
+                    token: token.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(CliError::rpc(format!(
+                    "cannot list the attempts of node {}",
+                    node.node_id
+                )))?
+                .into_inner();
+            all.extend(page.task_executions);
+            if page.token.is_empty() {
+                break;
+            }
+            token = page.token;
+        }
+        all.sort_by_key(|t| t.id.as_ref().map_or(0, |id| id.retry_attempt));
+        Ok(all)
+    }
+}
+
+pub fn newest_first() -> Sort {
+    Sort {
+        key: "created_at".into(),
+        direction: sort::Direction::Descending as i32,
+    }
+}
+
+pub fn kind_name(kind: ResourceType) -> &'static str {
+    match kind {
+        ResourceType::Task => "task",
+        ResourceType::Workflow => "workflow",
+        ResourceType::LaunchPlan => "launch plan",
+        _ => "entity",
+    }
+}
+
+fn kind_command(kind: ResourceType) -> &'static str {
+    match kind {
+        ResourceType::Task => "task",
+        ResourceType::Workflow => "workflow",
+        _ => "launchplan",
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}

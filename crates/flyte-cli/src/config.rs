@@ -1,0 +1,327 @@
+//! Client configuration, read as flytekit and flytectl read it: `--config FILE`, else
+//! `$FLYTECTL_CONFIG`, else `~/.flyte/config.yaml`; keys `admin.endpoint` (a `dns:///`
+//! prefix is dropped), `admin.insecure` and `console.endpoint`; `FLYTE_PLATFORM_URL` and
+//! `FLYTE_PLATFORM_INSECURE` win over the file, as in flytekit. With no file at all the
+//! client talks to `flyte-rs start`'s default address, 127.0.0.1:30080, in plaintext.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{CliError, CliResult};
+
+/// Where `flyte-rs start` listens by default.
+pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:30080";
+
+/// Where the configuration may come from; filled from flags and the environment by clap.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// `--config`.
+    pub explicit: Option<PathBuf>,
+    /// `$FLYTECTL_CONFIG`.
+    pub flytectl_config: Option<PathBuf>,
+    /// The home directory (for `~/.flyte/config.yaml`).
+    pub home: Option<PathBuf>,
+    /// `$FLYTE_PLATFORM_URL`.
+    pub platform_url: Option<String>,
+    /// `$FLYTE_PLATFORM_INSECURE`.
+    pub platform_insecure: Option<String>,
+}
+
+/// The effective client configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// `host:port` of the admin (gRPC and HTTP on one port).
+    pub endpoint: String,
+    pub insecure: bool,
+    /// Base URL for console links (`console.endpoint`, else `http://<endpoint>`).
+    pub console: String,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+}
+
+impl ClientConfig {
+    /// `http://host:port`: the gRPC channel's address and the base of plain HTTP calls.
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.endpoint)
+    }
+
+    /// The console page of an execution, as flytekit prints it.
+    pub fn execution_url(&self, project: &str, domain: &str, name: &str) -> String {
+        format!(
+            "{}/console/projects/{project}/domains/{domain}/executions/{name}",
+            self.console.trim_end_matches('/')
+        )
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FileConfig {
+    #[serde(default)]
+    admin: AdminSection,
+    #[serde(default)]
+    console: ConsoleSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AdminSection {
+    endpoint: Option<String>,
+    insecure: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConsoleSection {
+    endpoint: Option<String>,
+}
+
+/// Loads the configuration. A file that was named (flag or `$FLYTECTL_CONFIG`) must exist;
+/// `~/.flyte/config.yaml` is used only if it does.
+pub fn load(sources: &ConfigSources) -> CliResult<ClientConfig> {
+    let file = match (&sources.explicit, &sources.flytectl_config) {
+        (Some(path), _) => Some(required(path, "--config")?),
+        (None, Some(path)) => Some(required(path, "FLYTECTL_CONFIG")?),
+        (None, None) => sources
+            .home
+            .as_ref()
+            .map(|home| home.join(".flyte").join("config.yaml"))
+            .filter(|path| path.is_file()),
+    };
+    let parsed = match &file {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let endpoint_text = sources
+        .platform_url
+        .clone()
+        .filter(|v| !v.is_empty())
+        .or(parsed.admin.endpoint);
+    let insecure = match sources.platform_insecure.as_deref() {
+        Some(v) if !v.is_empty() => parse_bool(v).ok_or_else(|| {
+            CliError::Config(format!(
+                "FLYTE_PLATFORM_INSECURE={v:?} is not a boolean (true or false)"
+            ))
+        })?,
+        // flytekit's default is TLS; with nothing configured we aim at a local flyte-rs.
+        _ => parsed
+            .admin
+            .insecure
+            .unwrap_or(file.is_none() && endpoint_text.is_none()),
+    };
+    let endpoint = match endpoint_text {
+        Some(text) => normalize_endpoint(&text)?,
+        None => DEFAULT_ENDPOINT.to_string(),
+    };
+    if !insecure {
+        return Err(CliError::Config(format!(
+            "admin.insecure is false{}: this client speaks plaintext gRPC only (as `flyte-rs \
+             start` serves it); set `admin.insecure: true`",
+            file.as_ref()
+                .map(|f| format!(" in {}", f.display()))
+                .unwrap_or_default()
+        )));
+    }
+    let console = parsed
+        .console
+        .endpoint
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| format!("http://{endpoint}"));
+    Ok(ClientConfig {
+        endpoint,
+        insecure,
+        console,
+        file,
+    })
+}
+
+fn required(path: &Path, named_by: &str) -> CliResult<PathBuf> {
+    if path.is_file() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(CliError::Config(format!(
+            "{} (named by {named_by}) does not exist or is not a file",
+            path.display()
+        )))
+    }
+}
+
+fn read_file(path: &Path) -> CliResult<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Config(format!("cannot read {}: {e}", path.display())))?;
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    serde_yaml::from_str(&text).map_err(|e| {
+        CliError::Config(format!(
+            "{} is not a valid config file: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// `dns:///host:port`, `host:port`, `http://host:port/` → `host:port`.
+fn normalize_endpoint(text: &str) -> CliResult<String> {
+    let mut rest = text.trim();
+    for prefix in ["dns:///", "dns://", "http://", "https://", "grpc://"] {
+        if let Some(stripped) = rest.strip_prefix(prefix) {
+            rest = stripped;
+            break;
+        }
+    }
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
+        return Err(CliError::Config(format!(
+            "admin.endpoint {text:?} is not an address like dns:///127.0.0.1:30080"
+        )));
+    }
+    Ok(rest.to_string())
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn reads_flytekit_keys_and_strips_dns_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "c.yaml",
+            "admin:\n  endpoint: dns:///127.0.0.1:4321\n  insecure: true\nconsole:\n  endpoint: http://ui:1\n",
+        );
+        let config = load(&ConfigSources {
+            explicit: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.endpoint, "127.0.0.1:4321");
+        assert_eq!(config.console, "http://ui:1");
+        assert_eq!(config.file, Some(path));
+        assert_eq!(
+            config.execution_url("p", "d", "x"),
+            "http://ui:1/console/projects/p/domains/d/executions/x"
+        );
+    }
+
+    #[test]
+    fn precedence_flag_then_flytectl_config_then_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = write(
+            dir.path(),
+            "flag.yaml",
+            "admin:\n  endpoint: dns:///a:1\n  insecure: true\n",
+        );
+        let env = write(
+            dir.path(),
+            "env.yaml",
+            "admin:\n  endpoint: dns:///b:2\n  insecure: true\n",
+        );
+        std::fs::create_dir_all(dir.path().join(".flyte")).unwrap();
+        write(
+            &dir.path().join(".flyte"),
+            "config.yaml",
+            "admin:\n  endpoint: c:3\n  insecure: true\n",
+        );
+        let mut sources = ConfigSources {
+            explicit: Some(flag),
+            flytectl_config: Some(env),
+            home: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        assert_eq!(load(&sources).unwrap().endpoint, "a:1");
+        sources.explicit = None;
+        assert_eq!(load(&sources).unwrap().endpoint, "b:2");
+        sources.flytectl_config = None;
+        let config = load(&sources).unwrap();
+        assert_eq!(config.endpoint, "c:3");
+        assert_eq!(config.console, "http://c:3");
+        // FLYTE_PLATFORM_URL wins over the file, as in flytekit.
+        sources.platform_url = Some("dns:///d:4".into());
+        assert_eq!(load(&sources).unwrap().endpoint, "d:4");
+    }
+
+    #[test]
+    fn nothing_configured_means_local_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load(&ConfigSources {
+            home: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.endpoint, DEFAULT_ENDPOINT);
+        assert!(config.insecure);
+        assert_eq!(config.file, None);
+    }
+
+    #[test]
+    fn named_file_must_exist() {
+        let err = load(&ConfigSources {
+            flytectl_config: Some("/nonexistent/flyte.yaml".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("FLYTECTL_CONFIG"), "{err}");
+        assert!(err.to_string().contains("/nonexistent/flyte.yaml"), "{err}");
+    }
+
+    #[test]
+    fn tls_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "c.yaml", "admin:\n  endpoint: dns:///x:1\n");
+        let err = load(&ConfigSources {
+            explicit: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("admin.insecure: true"), "{err}");
+    }
+
+    #[test]
+    fn bad_yaml_and_bad_endpoint_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "c.yaml", "admin: [unclosed\n");
+        let err = load(&ConfigSources {
+            explicit: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("not a valid config file"), "{err}");
+        let path = write(
+            dir.path(),
+            "d.yaml",
+            "admin:\n  endpoint: 'http://x/y/z'\n  insecure: true\n",
+        );
+        let err = load(&ConfigSources {
+            explicit: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("not an address"), "{err}");
+    }
+
+    #[test]
+    fn insecure_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "c.yaml", "admin:\n  endpoint: x:1\n");
+        let config = load(&ConfigSources {
+            explicit: Some(path),
+            platform_insecure: Some("True".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(config.insecure);
+    }
+}

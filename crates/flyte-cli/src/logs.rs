@@ -1,0 +1,152 @@
+//! `flyte-rs logs`: the text of task attempts' logs. Each attempt's task events carry its log
+//! links (`TaskExecution.closure.logs`); the local backend serves them from the same port,
+//! `GET /logs/<project>/<domain>/<execution>/<node>/<attempt>.log` (docs/cli.md). `--follow`
+//! polls each log and prints what was added, until the execution ends.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use flyteidl::admin;
+use flyteidl::core::WorkflowExecutionIdentifier;
+
+use crate::client::Client;
+use crate::error::{CliError, CliResult};
+use crate::get::is_marker;
+
+const POLL: Duration = Duration::from_secs(1);
+/// Sub-workflows and dynamic nodes nest; this deep is plenty for a terminal.
+const MAX_DEPTH: usize = 4;
+
+/// One attempt's log, as found in its task execution.
+struct Attempt {
+    node: String,
+    attempt: u32,
+    uri: String,
+}
+
+pub async fn logs(
+    client: &mut Client,
+    name: &str,
+    node: Option<&str>,
+    attempt: Option<u32>,
+    follow: bool,
+) -> CliResult<()> {
+    let http = reqwest::Client::new();
+    let id = client.execution_id(name);
+    // Bytes printed per log URI.
+    let mut printed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut last_header: Option<String> = None;
+    loop {
+        // Read the phase first: logs fetched after it said "done" are complete.
+        let done = execution_done(&client.get_execution(name).await?);
+        let attempts = attempts(client, &id, node, attempt).await?;
+        if attempts.is_empty() && (!follow || done) {
+            return Err(CliError::Usage(match node {
+                Some(n) => format!(
+                    "no task attempts with logs for node {n} of execution {name} (list its nodes with `flyte-rs get execution {name}`)"
+                ),
+                None => format!("execution {name} has no task attempts with logs yet"),
+            }));
+        }
+        for a in &attempts {
+            let text = fetch(&http, &a.uri).await?;
+            let offset = printed.get(&a.uri).copied().unwrap_or(0);
+            if text.len() <= offset {
+                continue;
+            }
+            let header = format!("==> node {} attempt {} <==", a.node, a.attempt);
+            if last_header.as_ref() != Some(&header) {
+                eprintln!("{header}");
+                last_header = Some(header);
+            }
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(&text[offset..]).and_then(|()| out.flush()) {
+                crate::output::exit_on_write_error(&e);
+            }
+            printed.insert(a.uri.clone(), text.len());
+        }
+        if !follow || done {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn execution_done(e: &admin::Execution) -> bool {
+    use flyteidl::core::workflow_execution::Phase as P;
+    matches!(
+        P::try_from(e.closure.as_ref().map_or(0, |c| c.phase)),
+        Ok(P::Succeeded | P::Failed | P::Aborted | P::TimedOut)
+    )
+}
+
+async fn attempts(
+    client: &mut Client,
+    id: &WorkflowExecutionIdentifier,
+    node: Option<&str>,
+    attempt: Option<u32>,
+) -> CliResult<Vec<Attempt>> {
+    let mut found = Vec::new();
+    let mut parents = vec![(String::new(), 0usize)];
+    while let Some((parent, depth)) = parents.pop() {
+        let mut nodes = client.node_executions(id, &parent).await?;
+        nodes.retain(|n| !is_marker(n));
+        nodes.sort_by_key(|n| {
+            n.closure
+                .as_ref()
+                .and_then(|c| c.created_at.as_ref())
+                .map(|t| (t.seconds, t.nanos))
+        });
+        for n in nodes {
+            let Some(node_id) = n.id.clone() else {
+                continue;
+            };
+            if n.metadata.as_ref().is_some_and(|m| m.is_parent_node) && depth < MAX_DEPTH {
+                parents.push((node_id.node_id.clone(), depth + 1));
+            }
+            if node.is_some_and(|wanted| wanted != node_id.node_id) {
+                continue;
+            }
+            for t in client.task_executions(&node_id).await? {
+                let retry = t.id.as_ref().map_or(0, |i| i.retry_attempt);
+                if attempt.is_some_and(|a| a != retry) {
+                    continue;
+                }
+                for log in t.closure.iter().flat_map(|c| c.logs.iter()) {
+                    if log.uri.starts_with("http://") || log.uri.starts_with("https://") {
+                        found.push(Attempt {
+                            node: node_id.node_id.clone(),
+                            attempt: retry,
+                            uri: log.uri.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn fetch(http: &reqwest::Client, uri: &str) -> CliResult<Vec<u8>> {
+    let response = http
+        .get(uri)
+        .send()
+        .await
+        .map_err(|e| CliError::Http(format!("cannot fetch the log {uri}: {e}")))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        // Not written yet (the attempt is queued).
+        return Ok(Vec::new());
+    }
+    if !status.is_success() {
+        return Err(CliError::Http(format!(
+            "cannot fetch the log {uri}: HTTP {status}"
+        )));
+    }
+    response
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| CliError::Http(format!("cannot read the log {uri}: {e}")))
+}
