@@ -24,7 +24,8 @@ use flyteidl::service::data_proxy_service_server::{DataProxyService, DataProxySe
 use flyteidl::service::{
     ArtifactType, CreateDownloadLinkRequest, CreateDownloadLinkResponse,
     CreateDownloadLocationRequest, CreateDownloadLocationResponse, CreateUploadLocationRequest,
-    CreateUploadLocationResponse, GetDataRequest, GetDataResponse, create_download_link_request,
+    CreateUploadLocationResponse, GetDataRequest, GetDataResponse, PreSignedUrLs,
+    create_download_link_request, get_data_response,
 };
 use http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
@@ -33,6 +34,7 @@ use serde::Deserialize;
 use tonic::{Request, Response as GrpcResponse, Status};
 
 use crate::error::{AdminError, AdminResult, http_status_for, quoted};
+use crate::service::admin::data_access;
 use crate::state::AdminState;
 
 /// Route of the upload endpoint (axum syntax); signed URLs point below it.
@@ -425,57 +427,91 @@ impl DataProxyService for DataProxyApi {
         &self,
         request: Request<CreateDownloadLinkRequest>,
     ) -> Result<GrpcResponse<CreateDownloadLinkResponse>, Status> {
-        let req = request.into_inner();
-        let config = &self.state.config;
-        lifetime(
-            req.expires_in.as_ref(),
-            config.signed_url_ttl,
-            config.max_signed_url_ttl,
-        )?;
-        if req.artifact_type == ArtifactType::Undefined as i32
-            || ArtifactType::try_from(req.artifact_type).is_err()
-        {
-            return Err(AdminError::invalid(format!(
-                "artifact_type {} is invalid: use ARTIFACT_TYPE_DECK",
-                req.artifact_type
-            ))
-            .into());
-        }
-        match req.source {
-            None => Err(AdminError::invalid("source is required: set node_execution_id").into()),
-            Some(create_download_link_request::Source::NodeExecutionId(id)) => {
-                let exec = id.execution_id.as_ref();
-                Err(AdminError::Unimplemented(format!(
-                    "download links for node executions are not supported yet by this server \
-                     (node {} of execution {}): executions are not implemented",
-                    quoted(&id.node_id),
-                    quoted(exec.map(|e| e.name.as_str()).unwrap_or(""))
-                ))
-                .into())
-            }
-        }
+        Ok(GrpcResponse::new(
+            self.download_link(request.into_inner()).await?,
+        ))
     }
 
     async fn get_data(
         &self,
         request: Request<GetDataRequest>,
     ) -> Result<GrpcResponse<GetDataResponse>, Status> {
-        let req = request.into_inner();
-        if req.flyte_url.is_empty() {
-            return Err(AdminError::invalid("flyte_url is required").into());
-        }
-        if !req.flyte_url.starts_with("flyte://") {
+        Ok(GrpcResponse::new(self.data(request.into_inner()).await?))
+    }
+}
+
+impl DataProxyApi {
+    /// flyteadmin `CreateDownloadLink`: a signed GET URL of a node's deck (also in the
+    /// deprecated top-level fields, which older clients read).
+    #[allow(deprecated)]
+    async fn download_link(
+        &self,
+        req: CreateDownloadLinkRequest,
+    ) -> AdminResult<CreateDownloadLinkResponse> {
+        let config = &self.state.config;
+        let ttl = lifetime(
+            req.expires_in.as_ref(),
+            config.signed_url_ttl,
+            config.max_signed_url_ttl,
+        )?;
+        if req.artifact_type != ArtifactType::Deck as i32 {
             return Err(AdminError::invalid(format!(
-                "flyte_url {} is invalid: it must start with flyte://",
-                quoted(&req.flyte_url)
-            ))
-            .into());
+                "artifact_type {} is invalid: use ARTIFACT_TYPE_DECK",
+                req.artifact_type
+            )));
         }
-        Err(AdminError::Unimplemented(format!(
-            "GetData cannot resolve {} yet: executions are not implemented by this server",
-            quoted(&req.flyte_url)
-        ))
-        .into())
+        let Some(create_download_link_request::Source::NodeExecutionId(id)) = req.source else {
+            return Err(AdminError::invalid(
+                "source is required: set node_execution_id",
+            ));
+        };
+        let path = data_access::deck_path(&self.state, Some(&id)).await?;
+        let expires_at = Utc::now() + ttl;
+        let url = self.signed_url(SignedMethod::Get, &path, expires_at, None)?;
+        Ok(CreateDownloadLinkResponse {
+            signed_url: vec![url.clone()],
+            expires_at: Some(timestamp(expires_at)),
+            pre_signed_urls: Some(PreSignedUrLs {
+                signed_url: vec![url],
+                expires_at: Some(timestamp(expires_at)),
+            }),
+        })
+    }
+
+    /// flyteadmin `GetData`: what a `flyte://` URL names (node or attempt inputs/outputs, one
+    /// of them by name, or the node's deck as a download link).
+    async fn data(&self, req: GetDataRequest) -> AdminResult<GetDataResponse> {
+        if req.flyte_url.is_empty() {
+            return Err(AdminError::invalid("flyte_url is required"));
+        }
+        let url = data_access::parse_flyte_url(&req.flyte_url)?;
+        let data = match url.artifact {
+            data_access::Artifact::Deck => {
+                let link = self
+                    .download_link(CreateDownloadLinkRequest {
+                        artifact_type: ArtifactType::Deck as i32,
+                        expires_in: None,
+                        source: Some(create_download_link_request::Source::NodeExecutionId(
+                            flyteidl::core::NodeExecutionIdentifier {
+                                node_id: url.node.node_id.clone(),
+                                execution_id: Some(flyteidl::core::WorkflowExecutionIdentifier {
+                                    project: url.node.execution.project.clone(),
+                                    domain: url.node.execution.domain.clone(),
+                                    name: url.node.execution.name.clone(),
+                                    ..Default::default()
+                                }),
+                            },
+                        )),
+                    })
+                    .await?;
+                get_data_response::Data::PreSignedUrls(link.pre_signed_urls.unwrap_or_default())
+            }
+            _ => match data_access::literal_data(&self.state, &url).await? {
+                data_access::Data::Map(map) => get_data_response::Data::LiteralMap(map),
+                data_access::Data::One(lit) => get_data_response::Data::Literal(*lit),
+            },
+        };
+        Ok(GetDataResponse { data: Some(data) })
     }
 }
 
@@ -666,13 +702,14 @@ pub async fn download(
     if let Err(response) = verify(&http.signer, SignedMethod::Get, &path, &query) {
         return response;
     }
+    // Decks open in a browser as pages, everything else downloads.
+    let content_type = if path.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
     match http.state.blob.get(&path).await {
-        Ok(data) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            data,
-        )
-            .into_response(),
+        Ok(data) => (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], data).into_response(),
         Err(err) => admin_error_response(blob_error(err)),
     }
 }

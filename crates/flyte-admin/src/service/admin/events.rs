@@ -449,6 +449,12 @@ pub fn node_event(
         closure.deck_uri = event.deck_uri.clone();
     }
     if is_node_terminal(new as i32) {
+        // A node that ends without running (start and end nodes, a cache hit) started when
+        // its outcome was decided: it has a real start time, and no duration.
+        if record.started_at.is_none() {
+            record.started_at = Some(at);
+            closure.started_at = Some(at_proto);
+        }
         if let Some(started) = record.started_at {
             closure.duration = Some(duration(started, at));
         }
@@ -777,6 +783,30 @@ mod tests {
         }
         let running = workflow_event(&record(P::Queued), &event(P::Running)).unwrap();
         assert!(running.started_at.is_some());
+    }
+
+    #[test]
+    fn a_node_that_ends_without_running_has_a_start_time() {
+        // Start and end nodes and cache hits go from nothing (or QUEUED) straight to SUCCEEDED.
+        let at = Utc::now();
+        let ev = NodeExecutionEvent {
+            id: Some(core::NodeExecutionIdentifier {
+                node_id: "end-node".into(),
+                execution_id: Some(core::WorkflowExecutionIdentifier {
+                    project: "p".into(),
+                    domain: "d".into(),
+                    name: "e".into(),
+                    ..Default::default()
+                }),
+            }),
+            phase: node_execution::Phase::Succeeded as i32,
+            occurred_at: Some(to_proto(at)),
+            ..Default::default()
+        };
+        let rec = node_event(None, &ev).unwrap();
+        assert_eq!(rec.started_at, Some(at));
+        let closure = NodeExecutionClosure::decode(rec.closure.as_slice()).unwrap();
+        assert_eq!(closure.started_at, Some(to_proto(at)));
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! workflows and launch plans share, `lists` the list-request handling every list uses.
 //! `executions`, `node_executions` and `task_executions` serve executions and their events,
 //! with flyteadmin's event rules in `events`, relaunch and recover; `engine_services` serves the
-//! engine (signals, child executions, recovery lookups). Execution metrics and
-//! matchable attributes answer UNIMPLEMENTED (never UNKNOWN: flytekit answers that by
-//! starting a browser login).
+//! engine (signals, child executions, recovery lookups). `data_access` serves what the data
+//! proxy reads back (flyte:// URLs, decks) and `ListNodeExecutionsForTask`, `metrics`
+//! `GetExecutionMetrics`. Matchable attributes answer UNIMPLEMENTED (never UNKNOWN: flytekit
+//! answers that by starting a browser login).
 
 pub(crate) mod common;
+pub(crate) mod data_access;
 mod descriptions;
 mod engine_services;
 mod entities;
@@ -17,6 +19,7 @@ pub mod events;
 mod executions;
 pub(crate) mod launch_plans;
 pub(crate) mod lists;
+mod metrics;
 pub(crate) mod named_entities;
 mod node_executions;
 mod projects;
@@ -65,8 +68,6 @@ pub fn admin_service(state: AdminState) -> AdminServiceServer<AdminApi> {
         .max_encoding_message_size(usize::MAX)
 }
 
-const EXECUTIONS: &str = "node executions by task and execution metrics are not available yet in \
-                          Flyte-RS";
 const MATCHABLE: &str = "matchable attributes (project, project-domain and workflow attributes) are \
                          not available yet in Flyte-RS";
 
@@ -605,9 +606,21 @@ impl AdminService for AdminApi {
 
     async fn list_node_executions_for_task(
         &self,
-        _request: Request<admin::NodeExecutionForTaskListRequest>,
+        request: Request<admin::NodeExecutionForTaskListRequest>,
     ) -> Result<Response<admin::NodeExecutionList>, Status> {
-        not_available("ListNodeExecutionsForTask", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = node_scope_of(
+            r.task_execution_id
+                .as_ref()
+                .and_then(|t| t.node_execution_id.as_ref()),
+        );
+        run(
+            "ListNodeExecutionsForTask",
+            p,
+            d,
+            data_access::list_for_task(&self.state, r),
+        )
+        .await
     }
 
     async fn get_node_execution_data(
@@ -761,8 +774,10 @@ impl AdminService for AdminApi {
 
     async fn get_execution_metrics(
         &self,
-        _request: Request<admin::WorkflowExecutionGetMetricsRequest>,
+        request: Request<admin::WorkflowExecutionGetMetricsRequest>,
     ) -> Result<Response<admin::WorkflowExecutionGetMetricsResponse>, Status> {
-        not_available("GetExecutionMetrics", EXECUTIONS)
+        let r = request.get_ref();
+        let (p, d) = exec_scope_of(r.id.as_ref());
+        run("GetExecutionMetrics", p, d, metrics::get(&self.state, r)).await
     }
 }

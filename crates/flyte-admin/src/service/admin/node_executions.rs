@@ -22,7 +22,7 @@ use crate::error::{AdminError, AdminResult, quoted};
 use crate::services::executions::{self, execution_key};
 use crate::state::AdminState;
 
-const NODE_LIST_FIELDS: ListFields = ListFields {
+pub(super) const NODE_LIST_FIELDS: ListFields = ListFields {
     what: "node executions",
     prefixes: &["node_execution"],
     filter_fields: &["node_id", "phase", "created_at", "updated_at", "started_at"],
@@ -160,7 +160,11 @@ pub(super) async fn get_data(
         full_inputs,
         full_outputs,
         dynamic_workflow,
-        flyte_urls: None,
+        // As flyteadmin: the flyte:// URLs `pyflyte fetch` and `FlyteRemote.get` read.
+        flyte_urls: Some(super::data_access::node_flyte_urls(
+            &key,
+            !closure.deck_uri.is_empty(),
+        )),
     }))
 }
 
