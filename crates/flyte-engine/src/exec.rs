@@ -1105,6 +1105,40 @@ impl ExecActor {
         Some(idx)
     }
 
+    /// The failure node of a failed subworkflow scope, as propeller's subworkflow handler
+    /// runs it: a child of the subworkflow node, bound to the subworkflow's inputs; the
+    /// node fails once it has run. False if the subworkflow has none.
+    fn create_sub_failure_node(&mut self, s: usize) -> bool {
+        let (Some(owner), Some(f)) = (
+            self.scopes[s].owner,
+            self.scopes[s].template.failure_node.clone(),
+        ) else {
+            return false;
+        };
+        let data_dir = layout::sub_node_data_dir(&self.nodes[owner].output_dir(), &f.id);
+        let idx = self.add_node(Arc::new(f), s, None, Some(owner), data_dir, true);
+        match self.nodes[idx].phase() {
+            NodePhase::NotYetStarted => self.make_ready(idx),
+            // Restored after a restart: it already ended.
+            p if p.is_success() => self.done_queue.push_back(Done::Node(idx, Ok(()))),
+            p if p.is_terminal() => {
+                let err = self.nodes[idx].rec.error.clone().unwrap_or_default();
+                self.done_queue.push_back(Done::Node(idx, Err(err)));
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// The failure node of a subworkflow scope, if it was created.
+    fn sub_failure_node(&self, s: usize) -> Option<usize> {
+        let owner = self.scopes[s].owner?;
+        let f = self.scopes[s].template.failure_node.as_ref()?;
+        let o = &self.nodes[owner].rec;
+        let unique = layout::node_unique_id(Some((o.node_id.as_str(), o.attempt)), &f.id);
+        self.by_unique.get(&unique).copied()
+    }
+
     /// After a resume: counters, errors and ready nodes of one scope from restored phases.
     fn recount_scope(&mut self, s: usize) {
         let members: Vec<usize> = self.scopes[s].by_spec.values().copied().collect();
@@ -1873,12 +1907,12 @@ impl ExecActor {
             }
         };
         if self.nodes[idx].is_failure_node {
-            let msg = self
-                .wf
-                .error
-                .as_ref()
-                .map(|e| e.message.clone())
-                .unwrap_or_default();
+            // A subworkflow's failure node sees the subworkflow's error.
+            let error = match self.nodes[idx].parent {
+                Some(_) => self.scopes[self.nodes[idx].scope].error.as_ref(),
+                None => self.wf.error.as_ref(),
+            };
+            let msg = error.map(|e| e.message.clone()).unwrap_or_default();
             bindings::set_failure_error_input(&mut inputs, &spec.id, &msg);
         }
         self.store_node_inputs(idx, inputs).await
@@ -2149,6 +2183,7 @@ impl ExecActor {
                     self.task_done(idx);
                     self.cache_after_success(idx, &map).await;
                     self.node_succeeded(idx, out_file, Some(map));
+                    self.report_deck(idx, &out_dir).await;
                 }
                 Err(e) => {
                     let err = self.exec_error(
@@ -2190,6 +2225,7 @@ impl ExecActor {
                     self.cache_after_success(idx, &LiteralMap::default()).await;
                     self.outputs.insert(idx, Arc::new(LiteralMap::default()));
                     self.node_succeeded(idx, String::new(), None);
+                    self.report_deck(idx, &out_dir).await;
                 }
             }
             Err(e) => {
@@ -2200,6 +2236,23 @@ impl ExecActor {
                 );
                 self.attempt_failed(idx, err, true, Vec::new());
             }
+        }
+    }
+
+    /// As propeller's task handler: the `deck.html` a task wrote into its output prefix
+    /// (flytekit's `_output_deck`) is the node's `deck_uri`, given with its SUCCEEDED event.
+    async fn report_deck(&mut self, idx: usize, out_dir: &str) {
+        let deck = layout::join(out_dir, layout::DECK_FILE);
+        if !matches!(self.shared.blob.head(&deck).await, Ok(Some(_))) {
+            return;
+        }
+        let node_id = self.nodes[idx].rec.node_id.clone();
+        let deck_uri = self.shared.blob.native_url(&deck);
+        if let Some(ev) = self.batch.node_events.iter_mut().rev().find(|e| {
+            e.phase == node_execution::Phase::Succeeded as i32
+                && e.id.as_ref().is_some_and(|id| id.node_id == node_id)
+        }) {
+            ev.deck_uri = deck_uri;
         }
     }
 
@@ -2320,11 +2373,27 @@ impl ExecActor {
             return;
         }
         if self.nodes[idx].is_failure_node {
+            let owner = self.nodes[idx].parent;
+            let original = match owner {
+                Some(_) => self.scopes[self.nodes[idx].scope].error.clone(),
+                None => self.wf.error.clone(),
+            };
             let err = match result {
-                Ok(()) => self.wf.error.clone(),
+                Ok(()) => original,
                 Err(e) => Some(e),
             };
-            self.finish_workflow(WorkflowPhase::Failed, err);
+            match owner {
+                Some(o)
+                    if matches!(
+                        self.nodes[o].phase(),
+                        NodePhase::Queued | NodePhase::Running
+                    ) =>
+                {
+                    self.node_terminal(o, NodePhase::Failed, err)
+                }
+                Some(_) => {}
+                None => self.finish_workflow(WorkflowPhase::Failed, err),
+            }
             return;
         }
         if let Some(parent) = self.nodes[idx].parent
@@ -2490,7 +2559,20 @@ impl ExecActor {
                     Err(e) if self.is_dynamic_task(owner) && self.scope_timed_out(s) => {
                         self.retry_dynamic(owner, e)
                     }
-                    Err(e) => self.node_terminal(owner, NodePhase::Failed, Some(e)),
+                    Err(e) => {
+                        // A subworkflow with its own failure node runs it first (what still
+                        // runs in it stops); the node fails when it ends.
+                        let has_failure_node =
+                            matches!(self.nodes[owner].kind, Kind::SubWorkflow(_))
+                                && self.scopes[s].template.failure_node.is_some();
+                        if has_failure_node {
+                            self.scopes[s].error.get_or_insert(e);
+                            self.abort_scope(s, AUTO_ABORT_REASON);
+                            self.create_sub_failure_node(s);
+                        } else {
+                            self.node_terminal(owner, NodePhase::Failed, Some(e));
+                        }
+                    }
                 }
             }
         }
@@ -2599,6 +2681,9 @@ impl ExecActor {
         let members: Vec<usize> = self.scopes[s].by_spec.values().copied().collect();
         for idx in members {
             self.abort_node(idx, reason, true);
+        }
+        if let Some(f) = self.sub_failure_node(s) {
+            self.abort_node(f, reason, true);
         }
     }
 
