@@ -653,7 +653,7 @@ async fn projects_and_domains() {
 }
 
 #[tokio::test]
-async fn metrics_and_attributes_answer_unimplemented() {
+async fn metrics_refuse_a_bad_request_and_attributes_answer_unimplemented() {
     let mut server = start().await;
     let c = &mut server.client;
     // Relaunch is served (executions_recovery.rs); an empty request is refused as such.
@@ -666,12 +666,8 @@ async fn metrics_and_attributes_answer_unimplemented() {
         .get_execution_metrics(WorkflowExecutionGetMetricsRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert!(
-        err.message().contains("not available yet"),
-        "{}",
-        err.message()
-    );
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("id"), "{}", err.message());
     let err = c
         .get_project_attributes(ProjectAttributesGetRequest::default())
         .await

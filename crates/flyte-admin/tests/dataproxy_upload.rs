@@ -351,13 +351,15 @@ async fn request_validation() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    // A well-formed URL of an execution that does not exist.
     let err = dp
         .get_data(GetDataRequest {
             flyte_url: "flyte://v1/p/d/e/n/i".into(),
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(err.message().contains("p/d/e/n"), "{err:?}");
 }
 
 #[tokio::test]
