@@ -1,7 +1,9 @@
 //! Execution leases (engine replicas on one database) and the notification channel that
 //! reaches a lease's holder. Each operation is one statement or one transaction, so two
 //! replicas racing for a lease get one winner; on PostgreSQL a takeover skips rows another
-//! replica is taking at that moment (`FOR UPDATE SKIP LOCKED`).
+//! replica is taking at that moment (`FOR UPDATE SKIP LOCKED`). Each is one autocommitted
+//! statement (atomic by itself) rather than BEGIN/statement/COMMIT: one round trip, since
+//! the engine claims a lease for every execution it starts.
 
 use std::borrow::Cow;
 
@@ -46,13 +48,16 @@ impl<B: Backend> SqlStore<B> {
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (project, domain, name) DO UPDATE \
              SET owner_id = excluded.owner_id, expires_at = excluded.expires_at \
-             WHERE execution_leases.expires_at <= $6 OR execution_leases.owner_id = excluded.owner_id",
+             WHERE execution_leases.expires_at <= $6 OR execution_leases.owner_id = excluded.owner_id \
+             RETURNING owner_id",
             args,
         );
-        let mut tx = self.begin().await?;
-        let n = B::tx_execute(&mut tx, upsert).await.map_err(internal)?;
-        B::commit(tx).await.map_err(internal)?;
-        Ok(n > 0)
+        let rows = self
+            .backend
+            .fetch(upsert, &[Col::Text])
+            .await
+            .map_err(internal)?;
+        Ok(!rows.is_empty())
     }
 
     pub(super) async fn renew_leases_impl(
@@ -68,11 +73,11 @@ impl<B: Backend> SqlStore<B> {
              RETURNING project, domain, name",
             vec![text(owner_id), ts(expires_at), ts(now)],
         );
-        let mut tx = self.begin().await?;
-        let rows = B::tx_fetch(&mut tx, stmt, &[Col::Text, Col::Text, Col::Text])
+        let rows = self
+            .backend
+            .fetch(stmt, &[Col::Text, Col::Text, Col::Text])
             .await
             .map_err(internal)?;
-        B::commit(tx).await.map_err(internal)?;
         keys_from_rows(rows)
     }
 
@@ -99,9 +104,8 @@ impl<B: Backend> SqlStore<B> {
                 args,
             )
         };
-        let mut tx = self.begin().await?;
-        B::tx_execute(&mut tx, stmt).await.map_err(internal)?;
-        B::commit(tx).await.map_err(internal)
+        self.backend.fetch(stmt, &[]).await.map_err(internal)?;
+        Ok(())
     }
 
     pub(super) async fn release_all_leases_impl(
@@ -110,13 +114,16 @@ impl<B: Backend> SqlStore<B> {
         now: DateTime<Utc>,
     ) -> Result<u64> {
         let stmt = Stmt::new(
-            "UPDATE execution_leases SET expires_at = $2 WHERE owner_id = $1 AND expires_at > $2",
+            "UPDATE execution_leases SET expires_at = $2 WHERE owner_id = $1 AND expires_at > $2 \
+             RETURNING owner_id",
             vec![text(owner_id), ts(now)],
         );
-        let mut tx = self.begin().await?;
-        let n = B::tx_execute(&mut tx, stmt).await.map_err(internal)?;
-        B::commit(tx).await.map_err(internal)?;
-        Ok(n)
+        let rows = self
+            .backend
+            .fetch(stmt, &[Col::Text])
+            .await
+            .map_err(internal)?;
+        Ok(rows.len() as u64)
     }
 
     pub(super) async fn take_expired_leases_impl(
@@ -148,11 +155,11 @@ impl<B: Backend> SqlStore<B> {
                 Value::BigInt(limit),
             ],
         };
-        let mut tx = self.begin().await?;
-        let rows = B::tx_fetch(&mut tx, stmt, &[Col::Text, Col::Text, Col::Text])
+        let rows = self
+            .backend
+            .fetch(stmt, &[Col::Text, Col::Text, Col::Text])
             .await
             .map_err(internal)?;
-        B::commit(tx).await.map_err(internal)?;
         keys_from_rows(rows)
     }
 
