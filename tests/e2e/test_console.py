@@ -8,11 +8,13 @@ the error of a failed run, terminating a running one from the page, the entity d
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
 import shutil
 import typing
+import urllib.request
 import uuid
 
 import pytest
@@ -80,6 +82,13 @@ def run_remote(server: Server, root: pathlib.Path, path: str, entity: str, *inpu
     url = match.group(1)
     assert url == f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions/{name}"
     return name, url
+
+
+def launch_plan_state(server: Server, lp) -> str:
+    """The launch plan's state as the server has it (a fresh read over the REST API)."""
+    url = f"{server.url}/api/v1/launch_plans/{PROJECT}/{DOMAIN}/{lp.name}/{lp.version}"
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"})) as r:
+        return json.loads(r.read())["closure"]["state"]
 
 
 def header_phase(page: Page):
@@ -150,6 +159,27 @@ def test_a_failed_execution_shows_its_error_and_the_list_filters_by_phase(server
     assert page.url.endswith("?phase=FAILED")
 
 
+def test_subworkflow_nodes_expand_and_open_their_panel(server: Server, project, page: Page):
+    name, url = run_remote(server, project, "examples/subworkflows.py", "parent_wf", "--x", "1")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    nodes = page.get_by_role("table", name="Nodes")
+    # n1 is inc_twice(x=inc_four(1)=5): two inc tasks inside, n1-0-n0 gets 5 and returns 6.
+    nodes.get_by_role("button", name="Expand n1").click()
+    child = nodes.locator('tr[data-node="n1-0-n0"]')
+    expect(child).to_be_visible(timeout=UI_WAIT_MS)
+    expect(nodes.locator('tr[data-node="n1-0-start-node"]')).to_have_count(0)
+    child.get_by_role("button", name="n1-0-n0").click()
+    panel = page.get_by_test_id("node-panel")
+    expect(panel.locator('table[aria-label="Node inputs"] tr[data-name="x"] td')).to_have_text(
+        "5", timeout=UI_WAIT_MS
+    )
+    expect(panel.locator('table[aria-label="Node outputs"] tr[data-name="o0"] td')).to_have_text("6")
+    # The outputs of the whole run: o0 = inc_twice(inc_four(1)) = 7.
+    outputs = page.get_by_role("table", name="Outputs", exact=True)
+    expect(outputs.locator('tr[data-name="o0"] td')).to_have_text("7")
+
+
 def test_terminate_a_running_execution_from_the_page(server: Server, project, page: Page, remote):
     name, url = run_remote(server, project, "examples/failures.py", "sleepy_wf", "--seconds", "600")
     page.goto(url)
@@ -177,6 +207,16 @@ def test_entity_deep_links_show_versions_and_interfaces(server: Server, project,
     page.goto(f"{base}/launch_plans/{lp.name}/version/{lp.version}")
     inputs = page.get_by_role("table", name="Launch plan inputs")
     expect(inputs).to_contain_text("world", timeout=UI_WAIT_MS)  # the default of hello_wf's name
+    # Its executions, and activation (the server's state, read back after each click).
+    expect(page.locator(f'tr[data-execution="{name}"]')).to_be_visible(timeout=UI_WAIT_MS)
+    state = page.get_by_test_id("lp-state")
+    expect(state).to_have_text(re.compile("^inactive$"))
+    page.get_by_role("button", name="Activate").click()
+    expect(state).to_have_text(re.compile("^active$"), timeout=UI_WAIT_MS)
+    assert launch_plan_state(server, lp) == "ACTIVE"
+    page.get_by_role("button", name="Deactivate").click()
+    expect(state).to_have_text(re.compile("^inactive$"), timeout=UI_WAIT_MS)
+    assert launch_plan_state(server, lp) == "INACTIVE"
 
     page.goto(f"{base}/tasks/examples.basics.say_hello/version/{lp.version}")
     expect(page.get_by_role("table", name="Interface outputs")).to_contain_text("str", timeout=UI_WAIT_MS)

@@ -4,6 +4,7 @@ import type {
   Execution,
   ExecutionId,
   ExecutionList,
+  Identifier,
   LaunchPlan,
   NamedEntityIdentifier,
   NodeExecution,
@@ -80,8 +81,11 @@ export const api = {
     get<ExecutionList>(`executions/${pd(project, domain)}?${listQuery(o)}`),
   execution: (id: ExecutionId) => get<Execution>(`executions/${exPath(id)}`),
   executionData: (id: ExecutionId) => get<DataResponse>(`data/executions/${exPath(id)}`),
-  nodeExecutions: (id: ExecutionId) =>
-    get<{ node_executions: NodeExecution[]; token: string }>(`node_executions/${exPath(id)}?limit=10000`),
+  nodeExecutions: (id: ExecutionId, parent?: string) =>
+    get<{ node_executions: NodeExecution[]; token: string }>(
+      `node_executions/${exPath(id)}?limit=10000${parent ? `&unique_parent_id=${seg(parent)}` : ""}`,
+    ),
+  nodeExecution: (id: ExecutionId, nodeId: string) => get<NodeExecution>(`node_executions/${exPath(id)}/${seg(nodeId)}`),
   nodeData: (id: ExecutionId, nodeId: string) =>
     get<DataResponse>(`data/node_executions/${exPath(id)}/${seg(nodeId)}`),
   taskExecutions: (id: ExecutionId, nodeId: string) =>
@@ -89,6 +93,11 @@ export const api = {
   terminate: (id: ExecutionId, cause: string) =>
     call<unknown>("DELETE", `executions/${exPath(id)}`, { id, cause }),
   relaunch: (id: ExecutionId) => call<{ id: ExecutionId }>("POST", "executions/relaunch", { id, name: "" }),
+  setLaunchPlanState: (id: Identifier, state: "ACTIVE" | "INACTIVE") =>
+    call<unknown>("PUT", `launch_plans/${pd(id.project, id.domain)}/${seg(id.name)}/${seg(id.version)}`, {
+      id: { ...id, resource_type: "LAUNCH_PLAN" },
+      state,
+    }),
   entityIds: (kind: EntityKind, project: string, domain: string) =>
     get<{ entities: NamedEntityIdentifier[]; token: string }>(
       `${ID_ROUTE[kind]}/${pd(project, domain)}?${listQuery({ limit: 200, sortKey: "name", descending: false })}`,

@@ -128,7 +128,10 @@ export interface NodeExecution {
     duration?: string | null;
     error?: ExecutionError | null;
     output_uri?: string;
-    task_node_metadata?: { cache_status?: string } | null;
+    task_node_metadata?: {
+      cache_status?: string;
+      catalog_key?: { dataset_id?: { name?: string } | null } | null;
+    } | null;
     workflow_node_metadata?: { execution_id?: ExecutionId } | null;
   };
   metadata?: {

@@ -23,6 +23,8 @@ export function Graph({ ids, labels, edges, phases, selected, onSelect }: Props)
         aria-label="Workflow graph"
         width={g.width}
         height={g.height}
+        // Small graphs shrink to fit the page; big ones keep readable text and scroll.
+        style={{ maxWidth: "100%", height: "auto", minWidth: `${Math.round(g.width * 0.6)}px` }}
         viewBox={`0 0 ${g.width} ${g.height}`}
       >
         <defs>

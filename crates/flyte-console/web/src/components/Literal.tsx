@@ -92,7 +92,7 @@ export function VariableTable({ vars, empty, label }: { vars: Record<string, Var
             <th scope="row">{name}</th>
             <td>
               <code>{typeText(v.type)}</code>
-              {v.description ? <span class="muted"> {v.description}</span> : null}
+              {v.description && v.description !== name ? <span class="muted"> {v.description}</span> : null}
             </td>
           </tr>
         ))}

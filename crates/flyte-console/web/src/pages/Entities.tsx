@@ -1,4 +1,4 @@
-import { useMemo } from "preact/hooks";
+import { useMemo, useState } from "preact/hooks";
 import { api, type EntityKind } from "../api";
 import { Graph } from "../components/Graph";
 import { LiteralTable, VariableTable, ViewNode } from "../components/Literal";
@@ -7,6 +7,7 @@ import { formatTime } from "../format";
 import { workflowGraph } from "../graph";
 import { literalView, typeText } from "../literals";
 import { paths } from "../router";
+import { ScopedExecutions } from "./Executions";
 import type { LaunchPlan, Task, Workflow } from "../types";
 
 export const KIND_LABEL: Record<EntityKind, string> = {
@@ -15,6 +16,7 @@ export const KIND_LABEL: Record<EntityKind, string> = {
   launch_plans: "Launch plans",
 };
 const ONE: Record<EntityKind, string> = { workflows: "workflow", tasks: "task", launch_plans: "launch plan" };
+const TITLE: Record<EntityKind, string> = { workflows: "Workflow", tasks: "Task", launch_plans: "Launch plan" };
 
 export function EntityList({ project, domain, kind }: { project: string; domain: string; kind: EntityKind }) {
   const r = useAsync(() => api.entityIds(kind, project, domain), [project, domain, kind]);
@@ -45,7 +47,7 @@ export function Versions({ project, domain, kind, name }: { project: string; dom
   return (
     <main id="main">
       <h1>
-        {ONE[kind]} <span class="mono">{name}</span>
+        {TITLE[kind]} <span class="mono">{name}</span>
       </h1>
       {r.error ? <ErrorBox error={r.error} what="versions" /> : null}
       {r.loading && !r.data ? <Loading what="versions" /> : null}
@@ -82,7 +84,7 @@ export function EntityPage(props: { project: string; domain: string; kind: Entit
   return (
     <main id="main">
       <h1>
-        {ONE[kind]} <span class="mono">{name}</span>
+        {TITLE[kind]} <span class="mono">{name}</span>
       </h1>
       <p class="muted">
         version <span class="mono">{version}</span> ·{" "}
@@ -92,7 +94,7 @@ export function EntityPage(props: { project: string; domain: string; kind: Entit
       {r.loading && !r.data ? <Loading what={ONE[kind]} /> : null}
       {r.data && kind === "workflows" ? <WorkflowDetail wf={r.data as Workflow} /> : null}
       {r.data && kind === "tasks" ? <TaskDetail task={r.data as Task} /> : null}
-      {r.data && kind === "launch_plans" ? <LaunchPlanDetail lp={r.data as LaunchPlan} /> : null}
+      {r.data && kind === "launch_plans" ? <LaunchPlanDetail lp={r.data as LaunchPlan} onChanged={r.reload} /> : null}
     </main>
   );
 }
@@ -108,6 +110,9 @@ function WorkflowDetail({ wf }: { wf: Workflow }) {
       <Section title="Graph" id="wf-graph-h">
         {g ? <Graph ids={g.ids} labels={g.labels} edges={g.edges} /> : <p class="empty">No compiled graph.</p>}
       </Section>
+      <section class="card">
+        <ScopedExecutions project={wf.id.project} domain={wf.id.domain} filter={`eq(workflow.name,${wf.id.name})`} />
+      </section>
     </>
   );
 }
@@ -124,7 +129,7 @@ function TaskDetail({ task }: { task: Task }) {
   );
 }
 
-function LaunchPlanDetail({ lp }: { lp: LaunchPlan }) {
+function LaunchPlanDetail({ lp, onChanged }: { lp: LaunchPlan; onChanged: () => void }) {
   const params = Object.entries(lp.spec?.default_inputs?.parameters ?? {}).sort(([a], [b]) => a.localeCompare(b));
   const wf = lp.spec?.workflow_id;
   const schedule = lp.spec?.entity_metadata?.schedule;
@@ -132,7 +137,10 @@ function LaunchPlanDetail({ lp }: { lp: LaunchPlan }) {
     <>
       <dl class="facts card">
         <dt>State</dt>
-        <dd>{(lp.closure?.state ?? "–").toLowerCase()}</dd>
+        <dd>
+          <span data-testid="lp-state">{(lp.closure?.state ?? "–").toLowerCase()}</span>{" "}
+          <ActiveToggle lp={lp} onChanged={onChanged} />
+        </dd>
         <dt>Workflow</dt>
         <dd>{wf ? <a href={paths.entity(wf.project, wf.domain, "workflows", wf.name, wf.version)}>{wf.name}</a> : "–"}</dd>
         <dt>Schedule</dt>
@@ -170,6 +178,9 @@ function LaunchPlanDetail({ lp }: { lp: LaunchPlan }) {
       <Section title="Outputs" id="lp-outputs-h">
         <VariableTable vars={lp.closure?.expected_outputs?.variables} empty="No outputs." label="Outputs" />
       </Section>
+      <section class="card">
+        <ScopedExecutions project={lp.id.project} domain={lp.id.domain} filter={`eq(launch_plan.name,${lp.id.name})`} />
+      </section>
     </>
   );
 }
@@ -184,5 +195,33 @@ function Interface({ inputs, outputs }: { inputs?: Record<string, import("../typ
         <VariableTable vars={outputs} empty="No outputs." label="Interface outputs" />
       </Section>
     </div>
+  );
+}
+
+/** Activate or deactivate a launch plan version (one active version per name: activating
+ * this one deactivates the others, as flyteadmin does). */
+function ActiveToggle({ lp, onChanged }: { lp: LaunchPlan; onChanged: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const active = lp.closure?.state === "ACTIVE";
+  const toggle = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.setLaunchPlanState(lp.id, active ? "INACTIVE" : "ACTIVE");
+      onChanged();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <button type="button" disabled={busy} onClick={toggle}>
+        {active ? "Deactivate" : "Activate"}
+      </button>
+      {error ? <ErrorBox error={error} what="the launch plan's state" /> : null}
+    </>
   );
 }

@@ -3,7 +3,7 @@ import { api } from "../api";
 import { Graph } from "../components/Graph";
 import { LiteralTable } from "../components/Literal";
 import { ErrorBox, Loading, Phase, Section, useAsync } from "../components/common";
-import { elapsed, formatTime, isTerminal } from "../format";
+import { durationSeconds, elapsed, formatSeconds, formatTime, isTerminal, phaseClass } from "../format";
 import { workflowGraph } from "../graph";
 import { navigate, paths } from "../router";
 import type { ExecutionError, ExecutionId, NodeExecution, TaskExecution } from "../types";
@@ -144,6 +144,10 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
 
       {node ? <NodePanel id={id} nodeId={node} ne={byNode[node]} onClose={() => select(null)} /> : null}
 
+      <Section title="Timeline" id="timeline-h">
+        <Timeline nodes={nodes.data?.node_executions ?? []} onSelect={select} />
+      </Section>
+
       <Section title="Nodes" id="nodes-h">
         {nodes.error && !nodes.data ? <ErrorBox error={nodes.error} what="node executions" /> : null}
         <NodeTable id={id} nodes={nodes.data?.node_executions ?? []} onSelect={select} selected={node} />
@@ -281,9 +285,7 @@ function NodeTable({
   onSelect: (n: string) => void;
   selected: string | null;
 }) {
-  const shown = nodes
-    .filter((n) => n.id.node_id !== "start-node" && n.id.node_id !== "end-node")
-    .sort((a, b) => (a.closure.started_at ?? a.closure.created_at ?? "").localeCompare(b.closure.started_at ?? b.closure.created_at ?? ""));
+  const shown = nodes.filter((n) => !isStartOrEnd(n.id.node_id)).sort(byStart);
   // Attempts come from each task node's task executions; re-read when any phase changes.
   const signature = shown.map((n) => `${n.id.node_id}:${n.closure.phase}`).join(",");
   const attempts = useAsync(async () => {
@@ -317,20 +319,15 @@ function NodeTable({
       </thead>
       <tbody>
         {shown.map((n) => (
-          <tr key={n.id.node_id} data-node={n.id.node_id} class={selected === n.id.node_id ? "selected" : ""}>
-            <td>
-              <button type="button" class="link" onClick={() => onSelect(n.id.node_id)}>
-                {n.id.node_id}
-              </button>
-            </td>
-            <td>
-              <Phase phase={n.closure.phase} />
-            </td>
-            <td>{formatTime(n.closure.started_at)}</td>
-            <td>{elapsed(n.closure.phase, n.closure.started_at, n.closure.duration)}</td>
-            <td>{attempts.data?.[n.id.node_id] ?? (n.closure.task_node_metadata ? "…" : "–")}</td>
-            <td>{CACHE[n.closure.task_node_metadata?.cache_status ?? ""] ?? n.closure.task_node_metadata?.cache_status ?? "–"}</td>
-          </tr>
+          <NodeRow
+            key={n.id.node_id}
+            id={id}
+            n={n}
+            depth={0}
+            attempts={attempts.data?.[n.id.node_id]}
+            onSelect={onSelect}
+            selected={selected}
+          />
         ))}
       </tbody>
     </table>
@@ -340,7 +337,7 @@ function NodeTable({
 function NodePanel({
   id,
   nodeId,
-  ne,
+  ne: listed,
   onClose,
 }: {
   id: ExecutionId;
@@ -348,6 +345,14 @@ function NodePanel({
   ne: NodeExecution | undefined;
   onClose: () => void;
 }) {
+  // Nodes inside subworkflows and dynamic nodes are not in the top-level list: read them.
+  const own = useAsync(
+    () => (listed ? Promise.resolve(listed) : api.nodeExecution(id, nodeId)),
+    [id.name, nodeId, listed?.closure.phase],
+    POLL_MS,
+    (d) => !listed && !isTerminal(d.closure.phase),
+  );
+  const ne = listed ?? own.data;
   const phase = ne?.closure.phase;
   const data = useAsync(() => api.nodeData(id, nodeId), [id.name, nodeId, phase]);
   const tasks = useAsync(() => api.taskExecutions(id, nodeId), [id.name, nodeId, phase]);
@@ -362,7 +367,8 @@ function NodePanel({
           Close
         </button>
       </div>
-      {!ne ? <p class="empty">This node has not started.</p> : null}
+      {!ne && own.error ? <ErrorBox error={own.error} what="the node" /> : null}
+      {!ne && !own.error && !own.loading ? <p class="empty">This node has not started.</p> : null}
       {ne?.closure.error ? <ErrorDetail error={ne.closure.error} /> : null}
       {ne ? (
         <div class="two-col">
@@ -406,7 +412,12 @@ function Attempts({ list }: { list: TaskExecution[] }) {
               <td>{t.id.retry_attempt ?? 0}</td>
               <td>
                 <Phase phase={t.closure.phase} />
-                {t.closure.error?.message ? <pre class="attempt-error">{t.closure.error.message}</pre> : null}
+                {t.closure.error?.message ? (
+                  <details class="attempt-error">
+                    <summary>{summaryLine(t.closure.error.message)}</summary>
+                    <pre>{t.closure.error.message}</pre>
+                  </details>
+                ) : null}
               </td>
               <td>{formatTime(t.closure.started_at)}</td>
               <td>{elapsed(t.closure.phase, t.closure.started_at, t.closure.duration)}</td>
@@ -426,3 +437,161 @@ function Attempts({ list }: { list: TaskExecution[] }) {
     </>
   );
 }
+
+/** The line of a traceback that says what went wrong (its last non-empty line). */
+function summaryLine(message: string): string {
+  const lines = message.split("\n").map((l) => l.trim()).filter(Boolean);
+  return lines[lines.length - 1] ?? "error";
+}
+
+/** One node of the table; a parent node (dynamic, subworkflow, branch) expands into its
+ * children, read with the gateway's `unique_parent_id`. */
+function NodeRow({
+  id,
+  n,
+  depth,
+  attempts,
+  onSelect,
+  selected,
+}: {
+  id: ExecutionId;
+  n: NodeExecution;
+  depth: number;
+  attempts: number | undefined;
+  onSelect: (n: string) => void;
+  selected: string | null;
+}) {
+  const [open, setOpen] = useState(false);
+  const nodeId = n.id.node_id;
+  const parent = !!n.metadata?.is_parent_node;
+  const children = useAsync(
+    () => (open ? api.nodeExecutions(id, nodeId) : Promise.resolve(null)),
+    [open, id.name, nodeId, n.closure.phase],
+    POLL_MS,
+    () => open && !isTerminal(n.closure.phase),
+  );
+  const child = n.closure.workflow_node_metadata?.execution_id;
+  const cache = n.closure.task_node_metadata;
+  const task = cache?.catalog_key?.dataset_id?.name?.replace(/^flyte_task-/, "");
+  return (
+    <>
+      <tr data-node={nodeId} class={selected === nodeId ? "selected" : ""}>
+        <td style={{ paddingLeft: `${0.6 + depth * 1.2}em` }}>
+          {parent ? (
+            <button
+              type="button"
+              class="expander"
+              aria-expanded={open}
+              aria-label={`${open ? "Collapse" : "Expand"} ${nodeId}`}
+              onClick={() => setOpen(!open)}
+            >
+              {open ? "▾" : "▸"}
+            </button>
+          ) : null}
+          <button type="button" class="link" onClick={() => onSelect(nodeId)}>
+            {nodeId}
+          </button>
+          {child ? (
+            <>
+              {" "}
+              <a href={paths.execution(child.project, child.domain, child.name)} title="The child execution">
+                → {child.name}
+              </a>
+            </>
+          ) : null}
+        </td>
+        <td>
+          <Phase phase={n.closure.phase} />
+        </td>
+        <td>{formatTime(n.closure.started_at)}</td>
+        <td>{elapsed(n.closure.phase, n.closure.started_at, n.closure.duration)}</td>
+        <td>{attempts ?? (cache && depth === 0 ? "…" : "–")}</td>
+        <td>
+          {task && cache?.cache_status && cache.cache_status !== "CACHE_DISABLED" ? (
+            <a
+              href={`/api/v1/cache/${encodeURIComponent(id.project)}/${encodeURIComponent(id.domain)}?task=${encodeURIComponent(task)}`}
+              title="The task's cache entries (JSON)"
+            >
+              {CACHE[cache.cache_status] ?? cache.cache_status}
+            </a>
+          ) : (
+            (CACHE[cache?.cache_status ?? ""] ?? cache?.cache_status ?? "–")
+          )}
+        </td>
+      </tr>
+      {open && children.error ? (
+        <tr>
+          <td colSpan={6}>
+            <ErrorBox error={children.error} what={`the children of ${nodeId}`} />
+          </td>
+        </tr>
+      ) : null}
+      {open && children.data && children.data.node_executions.length === 0 ? (
+        <tr>
+          <td colSpan={6} class="empty" style={{ paddingLeft: `${1.8 + depth * 1.2}em` }}>
+            No child nodes yet.
+          </td>
+        </tr>
+      ) : null}
+      {open
+        ? (children.data?.node_executions ?? [])
+            .filter((c) => !isStartOrEnd(c.id.node_id))
+            .sort(byStart)
+            .map((c) => (
+              <NodeRow
+                key={c.id.node_id}
+                id={id}
+                n={c}
+                depth={depth + 1}
+                attempts={undefined}
+                onSelect={onSelect}
+                selected={selected}
+              />
+            ))
+        : null}
+    </>
+  );
+}
+
+/** Nodes as bars on the execution's time axis (a Gantt chart); running ones grow to now. */
+function Timeline({ nodes, onSelect }: { nodes: NodeExecution[]; onSelect: (n: string) => void }) {
+  const now = Date.now();
+  const rows = nodes
+    .filter((n) => !isStartOrEnd(n.id.node_id) && n.closure.started_at)
+    .map((n) => {
+      const start = Date.parse(n.closure.started_at!);
+      const d = durationSeconds(n.closure.duration);
+      const end = d !== null && (d > 0 || isTerminal(n.closure.phase)) ? start + d * 1000 : now;
+      return { n, start, end };
+    })
+    .filter((r) => Number.isFinite(r.start))
+    .sort((a, b) => a.start - b.start);
+  if (rows.length === 0) return <p class="empty">No node has started yet.</p>;
+  const t0 = Math.min(...rows.map((r) => r.start));
+  const span = Math.max(1, Math.max(...rows.map((r) => r.end)) - t0);
+  return (
+    <div class="timeline" role="list" aria-label="Timeline">
+      {rows.map(({ n, start, end }) => (
+        <div class="tl-row" role="listitem" key={n.id.node_id}>
+          <button type="button" class="link tl-label" onClick={() => onSelect(n.id.node_id)}>
+            {n.id.node_id}
+          </button>
+          <div class="tl-track">
+            <div
+              class={`tl-bar ${phaseClass(n.closure.phase)}`}
+              style={{ left: `${((start - t0) / span) * 100}%`, width: `${Math.max(0.5, ((end - start) / span) * 100)}%` }}
+              title={`${n.id.node_id}: ${formatSeconds((end - start) / 1000)}`}
+            />
+          </div>
+          <span class="tl-time muted">{formatSeconds((end - start) / 1000)}</span>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+/** start-node and end-node, also inside subworkflows and dynamic nodes (`n0-0-start-node`). */
+const isStartOrEnd = (nodeId: string) => nodeId.endsWith("start-node") || nodeId.endsWith("end-node");
+
+const byStart = (a: NodeExecution, b: NodeExecution) =>
+  (a.closure.started_at ?? a.closure.created_at ?? "").localeCompare(b.closure.started_at ?? b.closure.created_at ?? "");

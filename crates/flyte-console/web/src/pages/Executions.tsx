@@ -1,3 +1,4 @@
+import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { api } from "../api";
 import { ErrorBox, Loading, Phase, useAsync } from "../components/common";
@@ -7,11 +8,47 @@ import { navigate, paths } from "../router";
 const PHASES = ["RUNNING", "QUEUED", "SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"];
 const PAGE = 25;
 
+/** The executions page of a project/domain: the phase filter lives in the URL (`?phase=`). */
 export function Executions({ project, domain, phase }: { project: string; domain: string; phase: string }) {
-  // tokens[i] is the token of page i (page 0 has none): "Previous" pops, "Next" pushes.
+  return (
+    <main id="main">
+      <ExecutionList
+        project={project}
+        domain={domain}
+        phase={phase}
+        onPhase={(p) => navigate(paths.executions(project, domain) + (p ? `?phase=${encodeURIComponent(p)}` : ""))}
+        heading={<h1>Executions</h1>}
+      />
+    </main>
+  );
+}
+
+/** Executions of one workflow or launch plan (all versions), newest first. */
+export function ScopedExecutions(props: { project: string; domain: string; filter: string }) {
+  const [phase, setPhase] = useState("");
+  return <ExecutionList {...props} phase={phase} onPhase={setPhase} heading={<h2>Executions</h2>} />;
+}
+
+function ExecutionList({
+  project,
+  domain,
+  phase,
+  onPhase,
+  heading,
+  filter,
+}: {
+  project: string;
+  domain: string;
+  phase: string;
+  onPhase: (p: string) => void;
+  heading: ComponentChildren;
+  filter?: string;
+}) {
+  // tokens[i] is the token of page i (page 0 has none): "Newer" pops, "Older" pushes.
   const [tokens, setTokens] = useState<string[]>([""]);
   const token = tokens[tokens.length - 1];
-  const filters = phase ? `eq(phase,${phase})` : "";
+  // The gateway's filter language: several expressions joined with '+' must all hold.
+  const filters = [filter, phase ? `eq(phase,${phase})` : ""].filter(Boolean).join("+");
   const r = useAsync(
     () => api.executions(project, domain, { limit: PAGE, token, filters, sortKey: "created_at" }),
     [project, domain, token, filters],
@@ -20,14 +57,13 @@ export function Executions({ project, domain, phase }: { project: string; domain
   );
   const setPhase = (p: string) => {
     setTokens([""]);
-    const q = p ? `?phase=${encodeURIComponent(p)}` : "";
-    navigate(paths.executions(project, domain) + q);
+    onPhase(p);
   };
   const list = r.data?.executions ?? [];
   return (
-    <main id="main">
+    <div class="execution-list">
       <div class="toolbar">
-        <h1>Executions</h1>
+        {heading}
         <label>
           Phase{" "}
           <select value={phase} onChange={(e) => setPhase((e.target as HTMLSelectElement).value)} aria-label="Filter by phase">
@@ -95,6 +131,6 @@ export function Executions({ project, domain, phase }: { project: string; domain
           Older →
         </button>
       </nav>
-    </main>
+    </div>
   );
 }
