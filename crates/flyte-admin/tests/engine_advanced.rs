@@ -15,8 +15,8 @@ use admin_support::*;
 use async_trait::async_trait;
 use bytes::Bytes;
 use flyte_admin::fidelity;
-use flyte_admin::service::admin::event_sink::{engine_journal, event_sink};
-use flyte_admin::service::admin::{EngineServices, StoreEntityResolver, admin_service};
+use flyte_admin::launcher::with_engine;
+use flyte_admin::service::admin::admin_service;
 use flyte_admin::service::signal::signal_service;
 use flyte_admin::{AdminConfig, AdminState};
 use flyte_blob::BlobStore;
@@ -24,7 +24,7 @@ use flyte_engine::backend::builtin::BuiltinBackend;
 use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
-use flyte_engine::{Engine, EngineConfig, WorkflowPhase};
+use flyte_engine::{Engine, WorkflowPhase};
 use flyteidl::admin::*;
 use flyteidl::core::{
     self, ArrayNode, DynamicJobSpec, GateNode, Identifier, Literal, LiteralMap, LiteralType, Node,
@@ -188,23 +188,15 @@ async fn start(dir: Arc<tempfile::TempDir>, calc: Arc<Calc>) -> Env {
     *calc.blob.lock().unwrap() = Some(blob.clone());
     let config = AdminConfig::default();
     let max = config.max_request_bytes;
-    let mut state = AdminState {
+    let state = AdminState {
         store,
         blob: blob.clone(),
         config: Arc::new(config),
         launcher: None,
     };
-    let engine = Arc::new(Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
-        vec![Arc::new(BuiltinBackend::new(blob)), calc.clone()],
-        event_sink(&state),
-        engine_journal(&state),
-    ));
-    state.launcher = Some(engine.clone());
-    let services = EngineServices::new(state.clone());
-    assert!(engine.set_external(services.clone(), services.clone(), services));
-    assert!(engine.set_resolver(StoreEntityResolver::new(state.clone())));
+    let backends: Vec<Arc<dyn TaskBackend>> =
+        vec![Arc::new(BuiltinBackend::new(blob)), calc.clone()];
+    let (state, engine) = with_engine(state, admin_support::engine_parts(backends));
     engine.resume_all().await.unwrap();
     let admin = fidelity::layer(max).layer(admin_service(state.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::backend::TaskBackend;
 use crate::config::EngineConfig;
 use crate::exec::{self, Control, ExecActor};
-use crate::external::{ChildExecutions, RecoveryLookup, SignalStore};
+use crate::external::ExternalServices;
 use crate::request::{ExecKey, ExecutionRequest};
 use crate::resolver::EntityResolver;
 use crate::sink::{EngineJournal, EventSink, RunningExecution, SinkError, WorkflowPhase};
@@ -44,18 +44,37 @@ pub(crate) struct Shared {
     /// are not committed (the node would be failed for the outage), so they resume at the
     /// next start.
     pub storage_abandoned: std::sync::atomic::AtomicBool,
-    /// Launch plans and tasks dynamic workflows refer to (set once by the admin).
-    pub resolver: std::sync::OnceLock<Arc<dyn EntityResolver>>,
-    /// Task output caching (set once by the binary); without one nothing is cached.
-    pub cache: std::sync::OnceLock<Arc<dyn flyte_cache::TaskCache>>,
-    /// Signals, child executions and recovery lookups from the admin (set once).
-    pub external: std::sync::OnceLock<External>,
+    pub journal: Arc<dyn EngineJournal>,
+    /// Launch plans and tasks dynamic workflows refer to.
+    pub resolver: Arc<dyn EntityResolver>,
+    /// Task output caching; without one nothing is cached.
+    pub cache: Option<Arc<dyn flyte_cache::TaskCache>>,
+    /// Signals, child executions and recovery lookups from the admin.
+    pub external: ExternalServices,
     /// Child executions of launch-plan nodes → (parent execution, the node's unique id): a
     /// child that ends wakes its parent.
     pub children: Mutex<HashMap<ExecKey, (ExecKey, String)>>,
 }
 
 impl Shared {
+    fn new(deps: EngineDeps) -> Self {
+        Self {
+            config: deps.config,
+            blob: deps.blob,
+            backends: deps.backends,
+            sink: deps.sink,
+            journal: deps.journal,
+            executions: Mutex::new(HashMap::new()),
+            finished: Mutex::new(HashMap::new()),
+            shutting_down: Default::default(),
+            storage_abandoned: Default::default(),
+            resolver: deps.resolver,
+            cache: deps.cache,
+            external: deps.external,
+            children: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Writes a blob of an execution, waiting out a full disk as the sink's batches do
     /// ([`crate::retry`]) rather than failing the node; a shutdown stops the wait.
     pub(crate) async fn put_blob(
@@ -75,18 +94,29 @@ impl Shared {
     }
 }
 
-/// The admin's services for gate nodes, launch-plan nodes and recovery.
-#[derive(Clone)]
-pub(crate) struct External {
-    pub signals: Arc<dyn SignalStore>,
-    pub children: Arc<dyn ChildExecutions>,
-    pub recovery: Arc<dyn RecoveryLookup>,
-}
-
 pub(crate) struct ExecHandle {
     pub control: mpsc::UnboundedSender<Control>,
     pub done: watch::Receiver<Option<WorkflowPhase>>,
     pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Everything an [`Engine`] needs, given at construction: an engine is never half-wired.
+pub struct EngineDeps {
+    pub config: EngineConfig,
+    pub blob: BlobStore,
+    /// Tried in order: an attempt goes to the first whose `handles()` is true.
+    pub backends: Vec<Arc<dyn TaskBackend>>,
+    pub sink: Arc<dyn EventSink>,
+    pub journal: Arc<dyn EngineJournal>,
+    /// Where dynamic workflows find the launch plans and tasks they refer to but do not carry.
+    pub resolver: Arc<dyn EntityResolver>,
+    /// The admin's services the engine calls at run time: signals for gate nodes, child
+    /// executions for launch-plan nodes, what nodes did in the original of a recovery.
+    pub external: ExternalServices,
+    /// Task output caching. `None` is a real configuration (the engine's own tests, a
+    /// deployment without a catalog): `cache=True` tasks then run every time
+    /// (CACHE_DISABLED).
+    pub cache: Option<Arc<dyn flyte_cache::TaskCache>>,
 }
 
 /// The execution engine. Cheap to clone.
@@ -96,61 +126,54 @@ pub struct Engine {
     journal: Arc<dyn EngineJournal>,
 }
 
+/// A handle to an engine that does not keep it alive, given to whatever the engine's own
+/// dependencies need to reach it (the admin's executions service starts and aborts children
+/// on it). Made before the engine by [`Engine::new_cyclic`]; once the engine is dropped its
+/// calls answer [`EngineError::ShuttingDown`] / not running.
+#[derive(Clone)]
+pub struct EngineHandle {
+    shared: std::sync::Weak<Shared>,
+}
+
+impl EngineHandle {
+    /// The engine, while it exists.
+    pub fn engine(&self) -> Option<Engine> {
+        let shared = self.shared.upgrade()?;
+        Some(Engine {
+            journal: shared.journal.clone(),
+            shared,
+        })
+    }
+}
+
 impl Engine {
-    /// `backends` are tried in order: an attempt goes to the first whose `handles()` is true.
-    pub fn new(
-        config: EngineConfig,
-        blob: BlobStore,
-        backends: Vec<Arc<dyn TaskBackend>>,
-        sink: Arc<dyn EventSink>,
-        journal: Arc<dyn EngineJournal>,
-    ) -> Self {
+    pub fn new(deps: EngineDeps) -> Self {
+        Self::from_shared(Arc::new(Shared::new(deps)))
+    }
+
+    /// Builds an engine whose dependencies need to reach the engine itself (the admin's
+    /// services launch child executions on it): `deps` gets a weak [`EngineHandle`] first.
+    /// The handle cannot reach the engine before this returns, so nothing sees it half-built.
+    pub fn new_cyclic(deps: impl FnOnce(EngineHandle) -> EngineDeps) -> Self {
+        Self::from_shared(Arc::new_cyclic(|weak| {
+            Shared::new(deps(EngineHandle {
+                shared: weak.clone(),
+            }))
+        }))
+    }
+
+    fn from_shared(shared: Arc<Shared>) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                config,
-                blob,
-                backends,
-                sink,
-                executions: Mutex::new(HashMap::new()),
-                finished: Mutex::new(HashMap::new()),
-                shutting_down: Default::default(),
-                storage_abandoned: Default::default(),
-                resolver: Default::default(),
-                cache: Default::default(),
-                external: Default::default(),
-                children: Mutex::new(HashMap::new()),
-            }),
-            journal,
+            journal: shared.journal.clone(),
+            shared,
         }
     }
 
-    /// Sets where dynamic workflows find the launch plans and tasks they refer to but do not
-    /// carry (call once, before executions start). Returns false if one was already set.
-    /// Without one, a dynamic workflow may use only the tasks its `DynamicJobSpec` carries or
-    /// its execution already has, and no launch plans.
-    pub fn set_resolver(&self, resolver: Arc<dyn EntityResolver>) -> bool {
-        self.shared.resolver.set(resolver).is_ok()
-    }
-
-    /// Sets the admin's services the engine calls at run time (call once, before executions
-    /// start): signals for `wait_for_input`/`approve` gates, child executions for launch-plan
-    /// nodes, and what nodes did in the original execution of a recovery. Returns false if
-    /// they were already set. Without them such gate and launch-plan nodes fail, and
-    /// recoveries run every node.
-    pub fn set_external(
-        &self,
-        signals: Arc<dyn SignalStore>,
-        children: Arc<dyn ChildExecutions>,
-        recovery: Arc<dyn RecoveryLookup>,
-    ) -> bool {
-        self.shared
-            .external
-            .set(External {
-                signals,
-                children,
-                recovery,
-            })
-            .is_ok()
+    /// A handle that does not keep this engine alive.
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle {
+            shared: Arc::downgrade(&self.shared),
+        }
     }
 
     /// A signal of `execution` was set: its gate nodes waiting for `signal_id` read it now.
@@ -162,12 +185,6 @@ impl Engine {
                 .send(Control::Signal(signal_id.to_string()))
                 .is_ok()
         })
-    }
-
-    /// Sets the task output cache (call once, before executions start). Returns false if one
-    /// was already set. Without one, `cache=True` tasks run every time (CACHE_DISABLED).
-    pub fn set_cache(&self, cache: Arc<dyn flyte_cache::TaskCache>) -> bool {
-        self.shared.cache.set(cache).is_ok()
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -17,6 +17,7 @@
 //! engine takes them as `Arc<dyn …>`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use flyteidl::admin::{DynamicWorkflowNodeMetadata, TaskNodeMetadata};
@@ -24,6 +25,25 @@ use flyteidl::core::{
     ExecutionError, Identifier, Literal, LiteralMap, LiteralType, NodeExecutionIdentifier,
     WorkflowExecutionIdentifier,
 };
+
+/// The three services, as the engine takes them ([`crate::engine::EngineDeps::external`]).
+#[derive(Clone)]
+pub struct ExternalServices {
+    pub signals: Arc<dyn SignalStore>,
+    pub children: Arc<dyn ChildExecutions>,
+    pub recovery: Arc<dyn RecoveryLookup>,
+}
+
+impl ExternalServices {
+    /// All three from one value that implements them (the admin's `EngineServices`).
+    pub fn from<T: SignalStore + ChildExecutions + RecoveryLookup>(services: Arc<T>) -> Self {
+        Self {
+            signals: services.clone(),
+            children: services.clone(),
+            recovery: services,
+        }
+    }
+}
 
 /// Why an external call failed, as the engine must branch on it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

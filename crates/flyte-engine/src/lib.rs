@@ -2,13 +2,14 @@
 //! node, event-driven, with durable state, and hands task attempts to task backends.
 //!
 //! Public surface:
-//! * [`Engine`]: `new`, `start_execution`, `abort`, `resume_all`, `wait`, `shutdown`.
+//! * [`Engine`]: `new` (from [`EngineDeps`]) or `new_cyclic`, `start_execution`, `abort`,
+//!   `resume_all`, `wait`, `shutdown`.
 //! * [`ExecutionRequest`]: what to run.
 //! * [`EventSink`] / [`EngineJournal`]: where events and durable state go, one
 //!   [`EventBatch`] (events + [`JournalDelta`]) per wake; [`MemorySink`] implements both.
 //! * [`backend::TaskBackend`]: where task attempts run.
 //! * [`EntityResolver`]: launch plans and tasks a dynamic workflow refers to, from the admin
-//!   ([`Engine::set_resolver`]); [`MemoryResolver`] for tests.
+//!   ([`EngineDeps::resolver`]); [`MemoryResolver`] for tests.
 //! * [`layout`]: the blob-store data layout; [`metrics`]: metric names.
 
 pub mod backend;
@@ -29,7 +30,7 @@ pub mod sink;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use config::{ArrayParallelism, EngineConfig};
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineDeps, EngineError, EngineHandle};
 pub use request::{ExecKey, ExecutionRequest};
 pub use resolver::{EntityResolver, LaunchPlanInterface, MemoryResolver, ResolveError};
 pub use sink::{

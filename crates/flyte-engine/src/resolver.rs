@@ -1,7 +1,7 @@
 //! Entities the engine needs from the admin side at run time: a dynamic task's
 //! `DynamicJobSpec` may call registered launch plans (the compiler needs their interfaces) and
 //! tasks it does not carry itself. The admin implements [`EntityResolver`] over its store and
-//! hands it to [`crate::Engine::set_resolver`]; [`MemoryResolver`] serves tests.
+//! hands it to the engine ([`crate::EngineDeps::resolver`]); [`MemoryResolver`] serves tests.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -20,7 +20,7 @@ use flyte_core::ids::IdKey;
 use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
-use flyte_engine::{Engine, EngineConfig, ExecutionRequest, MemorySink, WorkflowPhase};
+use flyte_engine::{Engine, EngineDeps, ExecutionRequest, MemorySink, WorkflowPhase};
 use flyteidl::core::*;
 use flyteidl::event::node_execution_event::TargetMetadata;
 use prost::Message;
@@ -233,14 +233,10 @@ async fn env(sleep: Duration) -> Env {
     let store = flyte_store::open(&url).await.unwrap();
     let sink = MemorySink::new();
     let backend = Arc::new(Counting::new(blob.clone(), sleep));
-    let engine = Engine::new(
-        EngineConfig::default(),
-        blob,
-        vec![backend.clone()],
-        sink.clone(),
-        sink.clone(),
-    );
-    assert!(engine.set_cache(Arc::new(StoreTaskCache::new(store))));
+    let engine = Engine::new(EngineDeps {
+        cache: Some(Arc::new(StoreTaskCache::new(store))),
+        ..engine_support::deps(&blob, vec![backend.clone()], &sink)
+    });
     Env {
         _dir: dir,
         sink,
@@ -426,14 +422,10 @@ async fn a_node_running_across_a_restart_still_stores_its_outputs() {
     let store = flyte_store::open(&url).await.unwrap();
     let backend = Arc::new(Counting::new(blob.clone(), Duration::from_millis(300)));
     let engine_over = |sink: &Arc<MemorySink>| {
-        let engine = Engine::new(
-            EngineConfig::default(),
-            blob.clone(),
-            vec![backend.clone()],
-            sink.clone(),
-            sink.clone(),
-        );
-        assert!(engine.set_cache(Arc::new(StoreTaskCache::new(store.clone()))));
+        let engine = Engine::new(EngineDeps {
+            cache: Some(Arc::new(StoreTaskCache::new(store.clone()))),
+            ..engine_support::deps(&blob, vec![backend.clone()], &sink)
+        });
         engine
     };
     let sink = MemorySink::new();
@@ -513,14 +505,10 @@ impl Restartable {
     }
 
     fn engine(&self, sink: &Arc<MemorySink>) -> Engine {
-        let engine = Engine::new(
-            EngineConfig::default(),
-            self.blob.clone(),
-            vec![self.backend.clone()],
-            sink.clone(),
-            sink.clone(),
-        );
-        assert!(engine.set_cache(Arc::new(StoreTaskCache::new(self.store.clone()))));
+        let engine = Engine::new(EngineDeps {
+            cache: Some(Arc::new(StoreTaskCache::new(self.store.clone()))),
+            ..engine_support::deps(&self.blob, vec![self.backend.clone()], &sink)
+        });
         engine
     }
 }

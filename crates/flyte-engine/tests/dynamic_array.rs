@@ -19,10 +19,7 @@ use flyte_core::ids::IdKey;
 use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
-use flyte_engine::{
-    Engine, EngineConfig, ExecKey, ExecutionRequest, MemoryResolver, MemorySink, NodePhase,
-    WorkflowPhase,
-};
+use flyte_engine::{Engine, ExecKey, ExecutionRequest, MemorySink, NodePhase, WorkflowPhase};
 use flyteidl::core::*;
 use flyteidl::event::{node_execution_event, task_execution_event};
 use prost::Message;
@@ -452,14 +449,7 @@ struct Env {
 }
 
 fn new_engine(blob: &BlobStore, sink: &Arc<MemorySink>, backend: &Arc<TestBackend>) -> Engine {
-    let engine = Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
-        vec![backend.clone()],
-        sink.clone(),
-        sink.clone(),
-    );
-    engine.set_resolver(MemoryResolver::new());
+    let engine = Engine::new(engine_support::deps(&blob, vec![backend.clone()], &sink));
     engine
 }
 

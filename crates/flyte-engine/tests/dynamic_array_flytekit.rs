@@ -6,6 +6,8 @@
 //!
 //! Skipped, with a note, when `.venv` is absent (`scripts/setup-python.sh` makes it).
 
+mod engine_support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use flyte_blob::BlobStore;
 use flyte_core::compiler::{Resolved, compile_workflow_template};
 use flyte_core::ids::IdKey;
 use flyte_engine::backend::{LocalProcessBackend, LocalProcessConfig};
-use flyte_engine::{Engine, EngineConfig, ExecutionRequest, MemorySink, WorkflowPhase};
+use flyte_engine::{Engine, ExecutionRequest, MemorySink, WorkflowPhase};
 use flyteidl::admin::{TaskSpec, WorkflowSpec};
 use flyteidl::core::*;
 use prost::Message;
@@ -232,13 +234,7 @@ async fn real_flytekit_dynamic_and_map_tasks() {
         .insert("PYTHONPATH".into(), src.display().to_string());
     let backend = Arc::new(LocalProcessBackend::new(cfg, blob.clone()));
     let sink = MemorySink::new();
-    let engine = Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
-        vec![backend],
-        sink.clone(),
-        sink.clone(),
-    );
+    let engine = Engine::new(engine_support::deps(&blob, vec![backend], &sink));
 
     // Nested dynamic: outer(3) = total([fan(1), fan(2), fan(3)]); fan(n) = sum(1..=n).
     let phase = run(

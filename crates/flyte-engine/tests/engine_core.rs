@@ -18,7 +18,7 @@ use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
 use flyte_engine::{
-    Engine, EngineConfig, ExecKey, ExecutionRequest, MemorySink, NodePhase, WorkflowPhase,
+    Engine, ExecKey, ExecutionRequest, MemorySink, NodePhase, WorkflowPhase,
 };
 use flyteidl::core::literal_type::Type;
 use flyteidl::core::*;
@@ -279,13 +279,7 @@ fn env() -> Env {
 }
 
 fn new_engine(blob: &BlobStore, sink: &Arc<MemorySink>, backend: &Arc<CalcBackend>) -> Engine {
-    Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
-        vec![backend.clone()],
-        sink.clone(),
-        sink.clone(),
-    )
+    Engine::new(engine_support::deps(&blob, vec![backend.clone()], &sink))
 }
 
 async fn run(env: &Env, req: ExecutionRequest) -> WorkflowPhase {

@@ -14,10 +14,10 @@ use flyte_core::compiler::{Resolved, compile_workflow_template};
 use flyte_core::ids::IdKey;
 use flyte_engine::backend::builtin::BuiltinBackend;
 use flyte_engine::external::{
-    ChildExecutions, ChildLaunch, ChildStatus, ExternalError, RecoveredNode, RecoveredOutputs,
-    RecoveryLookup, SignalStore, child_execution_id,
+    ChildExecutions, ChildLaunch, ChildStatus, ExternalError, ExternalServices, RecoveredNode,
+    RecoveredOutputs, RecoveryLookup, SignalStore, child_execution_id,
 };
-use flyte_engine::{Engine, EngineConfig, ExecutionRequest, MemorySink, WorkflowPhase};
+use flyte_engine::{Engine, EngineDeps, ExecutionRequest, MemorySink, WorkflowPhase};
 use flyteidl::core::*;
 use flyteidl::event::workflow_execution_event::OutputResult;
 use prost::Message;
@@ -258,18 +258,18 @@ fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
     let sink = MemorySink::new();
-    let engine = Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
-        vec![Arc::new(BuiltinBackend::new(blob.clone()))],
-        sink.clone(),
-        sink.clone(),
-    );
     let svc = Arc::new(Services::default());
+    let engine = Engine::new(EngineDeps {
+        external: ExternalServices::from(svc.clone()),
+        ..engine_support::deps(
+            &blob,
+            vec![Arc::new(BuiltinBackend::new(blob.clone()))],
+            &sink,
+        )
+    });
     *svc.engine.lock().unwrap() = Some(engine.clone());
     *svc.sink.lock().unwrap() = Some(sink.clone());
     *svc.blob.lock().unwrap() = Some(blob.clone());
-    assert!(engine.set_external(svc.clone(), svc.clone(), svc.clone()));
     Env {
         _dir: dir,
         blob,

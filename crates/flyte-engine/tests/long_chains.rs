@@ -14,7 +14,7 @@ use flyte_blob::BlobStore;
 use flyte_core::compiler::{Resolved, compile_workflow_template};
 use flyte_core::ids::IdKey;
 use flyte_engine::backend::builtin::BuiltinBackend;
-use flyte_engine::{Engine, EngineConfig, ExecKey, MemorySink, NodePhase, WorkflowPhase};
+use flyte_engine::{Engine, ExecKey, MemorySink, NodePhase, WorkflowPhase};
 use flyteidl::core::*;
 use flyteidl::event::workflow_execution_event::OutputResult;
 use prost::Message;
@@ -50,13 +50,11 @@ fn compiled_chain(len: usize) -> CompiledWorkflowClosure {
 }
 
 fn echo_engine(blob: &BlobStore, sink: &Arc<MemorySink>) -> Engine {
-    Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
+    Engine::new(engine_support::deps(
+        &blob,
         vec![Arc::new(BuiltinBackend::new(blob.clone()))],
-        sink.clone(),
-        sink.clone(),
-    )
+        &sink,
+    ))
 }
 
 /// wf(x: int) -> o: int, `len` echo nodes each reading the one before.
@@ -110,13 +108,11 @@ async fn a_20000_node_echo_chain_runs_to_succeeded() {
     let dir = tempfile::tempdir().unwrap();
     let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
     let sink = MemorySink::new();
-    let engine = Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
+    let engine = Engine::new(engine_support::deps(
+        &blob,
         vec![Arc::new(BuiltinBackend::new(blob.clone()))],
-        sink.clone(),
-        sink.clone(),
-    );
+        &sink,
+    ));
     let req = request("chain", compiled, &[("x", int_lit(7))]);
     let id = req.id.clone();
     engine.start_execution(req).await.expect("starts");

@@ -15,7 +15,7 @@ use flyte_blob::BlobStore;
 use flyte_core::compiler::{Resolved, compile_workflow_template};
 use flyte_core::ids::IdKey;
 use flyte_engine::backend::{LocalProcessBackend, LocalProcessConfig};
-use flyte_engine::{Engine, EngineConfig, ExecKey, MemorySink, WorkflowPhase};
+use flyte_engine::{Engine, ExecKey, MemorySink, WorkflowPhase};
 use flyteidl::core::*;
 use flyteidl::event::workflow_execution_event::OutputResult;
 use prost::Message;
@@ -50,13 +50,7 @@ impl Setup {
         let mut config = LocalProcessConfig::new(self.root.join("data"), "http://127.0.0.1:1");
         config.kill_grace_period = Duration::from_millis(500);
         let backend = Arc::new(LocalProcessBackend::new(config, self.blob.clone()));
-        Engine::new(
-            EngineConfig::default(),
-            self.blob.clone(),
-            vec![backend],
-            sink.clone(),
-            sink.clone(),
-        )
+        Engine::new(engine_support::deps(&self.blob, vec![backend], &sink))
     }
 
     /// The wrapper's exit-status file of attempt 0 of node n0.

@@ -17,7 +17,7 @@ use flyte_core::ids::IdKey;
 use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
-use flyte_engine::{Engine, EngineConfig, MemorySink, WorkflowPhase};
+use flyte_engine::{Engine, MemorySink, WorkflowPhase};
 use flyteidl::core::*;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -202,13 +202,11 @@ async fn nodes_and_attempts_run_inside_spans_carrying_their_ids() {
     let dir = tempfile::tempdir().unwrap();
     let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
     let sink = MemorySink::new();
-    let engine = Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
+    let engine = Engine::new(engine_support::deps(
+        &blob,
         vec![Arc::new(LoggingBackend { blob: blob.clone() })],
-        sink.clone(),
-        sink.clone(),
-    );
+        &sink,
+    ));
 
     let task = TaskTemplate {
         id: Some(ident(ResourceType::Task, "t")),

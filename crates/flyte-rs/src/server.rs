@@ -17,13 +17,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use flyte_admin::service::admin::event_sink::{engine_journal, event_sink};
+use flyte_admin::launcher::EngineParts;
 use flyte_admin::{AdminConfig, AdminState};
 use flyte_blob::BlobStore;
+use flyte_engine::EngineConfig;
 use flyte_engine::backend::TaskBackend;
 use flyte_engine::backend::builtin::BuiltinBackend;
 use flyte_engine::backend::local::{LOG_ROUTE, LocalProcessBackend, LocalProcessConfig, LogLayout};
-use flyte_engine::{Engine, EngineConfig};
 use flyte_store::MetadataStore;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -151,21 +151,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let blob = BlobStore::from_url(&blob_url)
         .with_context(|| format!("cannot open the blob store {blob_url}"))?;
 
-    let mut admin = AdminState {
+    let admin = AdminState {
         store: store.clone(),
         blob: blob.clone(),
         config: Arc::new(admin_config(&config, &public_url)),
         launcher: None,
     };
-    let (engine, logs) = build_engine(&config, &admin, blob, &public_url)?;
-    admin.launcher = Some(engine.clone());
-    // Gates, launch-plan nodes, recovery and dynamic workflows' references, over the admin
-    // state that holds this engine (children start on it).
-    let services = flyte_admin::service::admin::EngineServices::new(admin.clone());
-    engine.set_external(services.clone(), services.clone(), services);
-    engine.set_resolver(flyte_admin::service::admin::StoreEntityResolver::new(
-        admin.clone(),
-    ));
+    // The engine over the admin's store, built whole; `admin` gets its handle as launcher.
+    let (parts, logs) = engine_parts(&config, &admin, blob, &public_url)?;
+    let (admin, engine) = flyte_admin::launcher::with_engine(admin, parts);
     // Executions that were running when the last server process stopped (or died) continue
     // before any new one is accepted.
     let resumed = engine
@@ -227,15 +221,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// The engine with the embedded task backends (in-engine `echo`/`core-sleep`, everything else
-/// as a local process), writing events and its journal through the admin's store; and where
+/// The engine's configuration, the embedded task backends (in-engine `echo`/`core-sleep`,
+/// everything else as a local process) and the task cache over the admin's store; and where
 /// the local processes' logs are.
-fn build_engine(
+fn engine_parts(
     config: &Config,
     admin: &AdminState,
     blob: BlobStore,
     public_url: &str,
-) -> anyhow::Result<(Arc<Engine>, Arc<LogLayout>)> {
+) -> anyhow::Result<(EngineParts, Arc<LogLayout>)> {
     let e = &config.engine;
     let mut env = task_platform_env(public_url);
     env.extend(e.task_env.clone());
@@ -270,19 +264,15 @@ fn build_engine(
         console_url: Some(format!("{}/console", public_url.trim_end_matches('/'))),
         ..EngineConfig::default()
     };
-    let engine = Engine::new(
-        engine_config,
-        blob,
-        backends,
-        event_sink(admin),
-        engine_journal(admin),
-    );
     // Task output caching over the same catalog the DataCatalog and CacheService serve.
     flyte_cache::metrics::describe();
-    engine.set_cache(Arc::new(flyte_cache::StoreTaskCache::new(
-        admin.store.clone(),
-    )));
-    Ok((Arc::new(engine), logs))
+    let cache = Arc::new(flyte_cache::StoreTaskCache::new(admin.store.clone()));
+    let parts = EngineParts {
+        config: engine_config,
+        backends,
+        cache: Some(cache),
+    };
+    Ok((parts, logs))
 }
 
 /// What a task process needs to call back into the platform (flytekit's `FLYTE_PLATFORM_*`):

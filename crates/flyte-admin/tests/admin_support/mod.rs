@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes};
 use flyte_admin::fidelity;
+use flyte_admin::launcher::{EngineParts, with_engine};
 use flyte_admin::service::admin::admin_service;
-use flyte_admin::service::admin::event_sink::{engine_journal, event_sink};
 use flyte_admin::{AdminConfig, AdminState};
 use flyte_blob::BlobStore;
+use flyte_engine::backend::TaskBackend;
 use flyte_engine::backend::builtin::BuiltinBackend;
 use flyte_engine::{Engine, EngineConfig};
 use flyteidl::admin::{
@@ -90,21 +91,23 @@ pub async fn engine_state(dir: &Path) -> (AdminState, Arc<Engine>) {
         .await
         .unwrap();
     let blob = BlobStore::from_url(&format!("file://{}/blobs", dir.display())).unwrap();
-    let mut state = AdminState {
+    let state = AdminState {
         store,
         blob: blob.clone(),
         config: Arc::new(AdminConfig::default()),
         launcher: None,
     };
-    let engine = Arc::new(Engine::new(
-        EngineConfig::default(),
-        blob.clone(),
-        vec![Arc::new(BuiltinBackend::new(blob))],
-        event_sink(&state),
-        engine_journal(&state),
-    ));
-    state.launcher = Some(engine.clone());
-    (state, engine)
+    let backends: Vec<Arc<dyn TaskBackend>> = vec![Arc::new(BuiltinBackend::new(blob))];
+    with_engine(state, engine_parts(backends))
+}
+
+/// The engine's parts the binary gives it, with `backends` and no cache.
+pub fn engine_parts(backends: Vec<Arc<dyn TaskBackend>>) -> EngineParts {
+    EngineParts {
+        config: EngineConfig::default(),
+        backends,
+        cache: None,
+    }
 }
 
 impl TestServer {

@@ -81,7 +81,7 @@ impl NodeCache {
 
 impl ExecActor {
     fn task_cache(&self) -> Option<Arc<dyn TaskCache>> {
-        self.shared.cache.get().cloned()
+        self.shared.cache.clone()
     }
 
     /// The owner of a node's reservations: the node execution.

@@ -200,7 +200,7 @@ impl ExecActor {
             .filter_map(|t| Some((key_of(t.id.as_ref()?), t)))
             .collect();
         let catalog = self.scopes[self.nodes[idx].scope].catalog.clone();
-        let resolver = self.shared.resolver.get().cloned();
+        let resolver = Some(self.shared.resolver.clone());
         for k in &refs.tasks {
             let plain = IdKey {
                 resource: 0,

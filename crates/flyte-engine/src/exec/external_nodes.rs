@@ -159,15 +159,7 @@ impl ExecActor {
         let Kind::Gate(gate) = self.nodes[idx].kind.clone() else {
             return;
         };
-        let Some(ext) = self.shared.external.get().cloned() else {
-            let err = self.exec_error(
-                ErrorKind::System,
-                "SignalServiceUnavailable",
-                "gate nodes need the signal service, which this engine was not given",
-            );
-            self.node_terminal(idx, NodePhase::Failed, Some(err));
-            return;
-        };
+        let ext = self.shared.external.clone();
         let ty = match gate.as_ref() {
             GateSpec::Approve { .. } => boolean_type(),
             GateSpec::Signal { ty, .. } => (**ty).clone(),
@@ -268,15 +260,6 @@ impl ExecActor {
         };
         self.mark_queued(idx);
         self.node_event(idx, node_execution::Phase::Queued, None);
-        if self.shared.external.get().is_none() {
-            let err = self.exec_error(
-                ErrorKind::System,
-                "LaunchPlanServiceUnavailable",
-                "launch-plan nodes need the admin's executions service, which this engine was not given",
-            );
-            self.node_terminal(idx, NodePhase::Failed, Some(err));
-            return;
-        }
         let child = child_execution_id(&self.node_exec_id(idx), self.nodes[idx].rec.attempt);
         self.nodes[idx].rec.child_execution = Some(child.clone());
         self.set_phase(idx, NodePhase::Running);
@@ -401,12 +384,10 @@ impl ExecActor {
         if !self.running(idx) {
             return;
         }
-        let (Some(child), Some(ext)) = (
-            self.nodes[idx].rec.child_execution.clone(),
-            self.shared.external.get().cloned(),
-        ) else {
+        let Some(child) = self.nodes[idx].rec.child_execution.clone() else {
             return;
         };
+        let ext = self.shared.external.clone();
         let status = match ext.children.status(&child).await {
             Ok(s) => s,
             // Not created yet: its creation reports back.
@@ -454,9 +435,7 @@ impl ExecActor {
     pub(super) fn act_children(&mut self) {
         let launches = std::mem::take(&mut self.to_launch);
         let aborts = std::mem::take(&mut self.to_abort_children);
-        let Some(ext) = self.shared.external.get().cloned() else {
-            return;
-        };
+        let ext = self.shared.external.clone();
         for launch in launches {
             let children = ext.children.clone();
             let tx = self.ext_tx.clone();

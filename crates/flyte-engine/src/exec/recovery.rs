@@ -47,9 +47,7 @@ impl ExecActor {
             }
             return false;
         }
-        let Some(ext) = self.shared.external.get().cloned() else {
-            return false;
-        };
+        let ext = self.shared.external.clone();
         let uid = self.nodes[idx].rec.node_id.clone();
         let found = match ext.recovery.recover_node(&original, &uid).await {
             Ok(f) => f,

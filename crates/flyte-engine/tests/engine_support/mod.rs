@@ -92,3 +92,87 @@ pub fn request(
         ..Default::default()
     }
 }
+
+// --- an engine without an admin -------------------------------------------------------------
+
+/// Everything an engine needs when no admin stands behind it: events and journal in `sink`,
+/// an empty resolver, no cache, and external services that know no signal, launch plan or
+/// original execution ([`NoAdmin`]). Tests override fields (`cache`, `external`, `resolver`).
+pub fn deps(
+    blob: &flyte_blob::BlobStore,
+    backends: Vec<std::sync::Arc<dyn flyte_engine::backend::TaskBackend>>,
+    sink: &std::sync::Arc<flyte_engine::MemorySink>,
+) -> flyte_engine::EngineDeps {
+    flyte_engine::EngineDeps {
+        config: flyte_engine::EngineConfig::default(),
+        blob: blob.clone(),
+        backends,
+        sink: sink.clone(),
+        journal: sink.clone(),
+        resolver: flyte_engine::MemoryResolver::new(),
+        external: flyte_engine::external::ExternalServices::from(std::sync::Arc::new(NoAdmin)),
+        cache: None,
+    }
+}
+
+/// External services of an engine with no admin: gates and launch-plan nodes fail (nothing
+/// can set a signal or run a child), recoveries run every node.
+pub struct NoAdmin;
+
+const NO_ADMIN: &str = "this test engine has no admin";
+
+#[async_trait::async_trait]
+impl flyte_engine::external::SignalStore for NoAdmin {
+    async fn get_or_create(
+        &self,
+        _: &WorkflowExecutionIdentifier,
+        _: &str,
+        _: &LiteralType,
+    ) -> Result<Option<Literal>, flyte_engine::external::ExternalError> {
+        Err(flyte_engine::external::ExternalError::Invalid(
+            NO_ADMIN.into(),
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl flyte_engine::external::ChildExecutions for NoAdmin {
+    async fn create_child(
+        &self,
+        _: flyte_engine::external::ChildLaunch,
+    ) -> Result<WorkflowExecutionIdentifier, flyte_engine::external::ExternalError> {
+        Err(flyte_engine::external::ExternalError::Invalid(
+            NO_ADMIN.into(),
+        ))
+    }
+
+    async fn status(
+        &self,
+        child: &WorkflowExecutionIdentifier,
+    ) -> Result<flyte_engine::external::ChildStatus, flyte_engine::external::ExternalError> {
+        Err(flyte_engine::external::ExternalError::NotFound(format!(
+            "{}: {NO_ADMIN}",
+            child.name
+        )))
+    }
+
+    async fn abort(
+        &self,
+        _: &WorkflowExecutionIdentifier,
+        _: &str,
+    ) -> Result<(), flyte_engine::external::ExternalError> {
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl flyte_engine::external::RecoveryLookup for NoAdmin {
+    async fn recover_node(
+        &self,
+        _: &WorkflowExecutionIdentifier,
+        _: &str,
+    ) -> Result<Option<flyte_engine::external::RecoveredNode>, flyte_engine::external::ExternalError>
+    {
+        Ok(None)
+    }
+}
