@@ -346,3 +346,6 @@ def test_every_list_sorts_by_updated_at(server: Server, remote, launched, listin
     else:
         page = c.list_projects_paginated(limit=100, sort_by=sort)[0]
     assert page, f"nothing listed for {listing}"
+    if listing in ("executions", "node_executions", "task_executions"):
+        stamps = [p.closure.updated_at for p in page]
+        assert stamps == sorted(stamps, reverse=True), stamps
