@@ -20,7 +20,7 @@ use flyte_store::{
 use flyteidl::admin::{
     self, ExecutionClosure, ExecutionMetadata, ExecutionSpec, ExecutionStateChangeDetails,
     LaunchPlanSpec, NamedEntityIdentifier, NamedEntityMetadata, NamedEntityUpdateRequest,
-    WorkflowClosure, WorkflowCreateRequest, WorkflowSpec, execution_closure,
+    WorkflowClosure, WorkflowSpec, execution_closure,
 };
 use flyteidl::core::{
     self, Binding, BindingData, Identifier, LiteralMap, Node, NodeMetadata, OutputReference,
@@ -36,7 +36,8 @@ use crate::service::admin::common::{
     decode_stored, ensure_project_domain, entity_key, identifier, missing,
 };
 use crate::service::admin::events::{self, is_workflow_terminal_name, to_proto};
-use crate::service::admin::{launch_plans, named_entities, tasks, workflows};
+use crate::service::admin::{named_entities, tasks};
+use crate::services::registration::{RegisterLaunchPlan, RegisterWorkflow, RegistrationService};
 use crate::state::AdminState;
 
 /// flyteadmin's `allowedExecutionNameLength` (a Kubernetes label value).
@@ -789,15 +790,13 @@ async fn single_task_launch_plan(
         }),
         ..Default::default()
     };
-    match workflows::create(
-        state,
-        tonic::Request::new(WorkflowCreateRequest {
-            id: Some(workflow_id.clone()),
-            spec: Some(workflow_spec),
-        }),
-    )
-    .await
-    {
+    let registration = RegistrationService::new(state.clone());
+    let workflow = RegisterWorkflow {
+        id: workflow_id.clone(),
+        spec: workflow_spec,
+        raw_spec: None,
+    };
+    match registration.register_workflow(workflow).await {
         Ok(_) | Err(AdminError::AlreadyExists(_)) => {}
         Err(err) => return Err(err),
     }
@@ -812,15 +811,12 @@ async fn single_task_launch_plan(
         security_context: spec.security_context.clone(),
         ..Default::default()
     };
-    match launch_plans::create(
-        state,
-        tonic::Request::new(admin::LaunchPlanCreateRequest {
-            id: Some(lp_id),
-            spec: Some(lp_spec),
-        }),
-    )
-    .await
-    {
+    let launch_plan = RegisterLaunchPlan {
+        id: lp_id,
+        spec: lp_spec,
+        raw_spec: None,
+    };
+    match registration.register_launch_plan(launch_plan).await {
         Ok(_) | Err(AdminError::AlreadyExists(_)) => {}
         Err(err) => return Err(err),
     }

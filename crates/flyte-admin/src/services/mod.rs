@@ -5,5 +5,7 @@
 //! services directly. See docs/adr-005-service-layer.md.
 
 pub mod executions;
+pub mod registration;
 
 pub use executions::ExecutionService;
+pub use registration::RegistrationService;

@@ -21,6 +21,7 @@ use super::entities::{self, Encoded, Kind, NewVersion};
 use super::lists::{self, LAUNCH_PLAN_FIELDS, ListArgs, ListFields};
 use super::workflows;
 use crate::error::{AdminError, AdminResult};
+use crate::services::registration::{RegisterLaunchPlan, RegistrationService};
 use crate::state::AdminState;
 
 /// `LaunchPlan.spec`.
@@ -72,22 +73,38 @@ fn proto_state(state: LaunchPlanState) -> i32 {
     }
 }
 
-pub(crate) async fn create(
-    state: &AdminState,
-    request: tonic::Request<LaunchPlanCreateRequest>,
-) -> AdminResult<tonic::Response<LaunchPlanCreateResponse>> {
-    let id = request.get_ref().id.clone();
-    entities::logging_refusal::<LaunchPlans, _>(id.as_ref(), register(state, request)).await
-}
-
-async fn register(
+/// The gRPC adapter: the request's shape (an id and a spec), then [`RegistrationService`].
+pub(super) async fn create(
     state: &AdminState,
     request: tonic::Request<LaunchPlanCreateRequest>,
 ) -> AdminResult<tonic::Response<LaunchPlanCreateResponse>> {
     let raw_spec = entities::raw_spec(&request, |r| r.spec.as_ref());
     let LaunchPlanCreateRequest { id, spec } = request.into_inner();
-    let (_, key) = entities::checked_new_id::<LaunchPlans>(state, id.as_ref()).await?;
-    let spec = spec.ok_or_else(|| missing("spec"))?;
+    let command = entities::logging_refusal::<LaunchPlans, _>(id.as_ref(), async {
+        Ok(RegisterLaunchPlan {
+            id: id.clone().ok_or_else(|| missing("id"))?,
+            spec: spec.ok_or_else(|| missing("spec"))?,
+            raw_spec: Some(raw_spec),
+        })
+    })
+    .await?;
+    RegistrationService::new(state.clone())
+        .register_launch_plan(command)
+        .await?;
+    Ok(tonic::Response::new(LaunchPlanCreateResponse {}))
+}
+
+/// Registers a new version (the domain command behind [`RegistrationService`]); refusals are
+/// logged once.
+pub(crate) async fn register(state: &AdminState, command: RegisterLaunchPlan) -> AdminResult<()> {
+    let id = command.id.clone();
+    entities::logging_refusal::<LaunchPlans, _>(Some(&id), register_version(state, command)).await
+}
+
+async fn register_version(state: &AdminState, command: RegisterLaunchPlan) -> AdminResult<()> {
+    let RegisterLaunchPlan { id, spec, raw_spec } = command;
+    let raw_spec = raw_spec.unwrap_or_else(|| spec.encode_to_vec().into());
+    let (_, key) = entities::checked_new_id::<LaunchPlans>(state, Some(&id)).await?;
     let workflow_id = checked_id(spec.workflow_id.as_ref(), ResourceType::Workflow)
         .map_err(|e| AdminError::InvalidArgument(format!("spec.workflow_id: {e}")))?;
     let digest = entities::digest(&spec)?;
@@ -114,8 +131,7 @@ async fn register(
         state: Some(LaunchPlanState::Inactive),
         created_at,
     };
-    entities::insert::<LaunchPlans>(state, version).await?;
-    Ok(tonic::Response::new(LaunchPlanCreateResponse {}))
+    entities::insert::<LaunchPlans>(state, version).await
 }
 
 /// Sets a version ACTIVE or INACTIVE; the store deactivates the other versions in the same

@@ -16,6 +16,7 @@ use super::entities::{self, Encoded, Kind, NewVersion};
 use super::lists::{ENTITY_FIELDS, ListFields};
 use crate::error::AdminResult;
 use crate::fidelity;
+use crate::services::registration::{RegisterTask, RegistrationService};
 use crate::state::AdminState;
 
 /// `TaskSpec.template`.
@@ -67,22 +68,42 @@ fn short_description(spec: &TaskSpec) -> String {
         .unwrap_or_default()
 }
 
+/// The gRPC adapter: the request's shape (an id and a spec), then [`RegistrationService`].
 pub(super) async fn create(
-    state: &AdminState,
-    request: tonic::Request<TaskCreateRequest>,
-) -> AdminResult<tonic::Response<TaskCreateResponse>> {
-    let id = request.get_ref().id.clone();
-    entities::logging_refusal::<Tasks, _>(id.as_ref(), register(state, request)).await
-}
-
-async fn register(
     state: &AdminState,
     request: tonic::Request<TaskCreateRequest>,
 ) -> AdminResult<tonic::Response<TaskCreateResponse>> {
     let raw_spec = entities::raw_spec(&request, |r| r.spec.as_ref());
     let TaskCreateRequest { id, spec } = request.into_inner();
-    let (id, key) = entities::checked_new_id::<Tasks>(state, id.as_ref()).await?;
-    let mut spec = spec.ok_or_else(|| missing("spec"))?;
+    let command = entities::logging_refusal::<Tasks, _>(id.as_ref(), async {
+        Ok(RegisterTask {
+            id: id.clone().ok_or_else(|| missing("id"))?,
+            spec: spec.ok_or_else(|| missing("spec"))?,
+            raw_spec: Some(raw_spec),
+        })
+    })
+    .await?;
+    RegistrationService::new(state.clone())
+        .register_task(command)
+        .await?;
+    Ok(tonic::Response::new(TaskCreateResponse {}))
+}
+
+/// Registers a new version (the domain command behind [`RegistrationService`]); refusals are
+/// logged once.
+pub(crate) async fn register(state: &AdminState, command: RegisterTask) -> AdminResult<()> {
+    let id = command.id.clone();
+    entities::logging_refusal::<Tasks, _>(Some(&id), register_version(state, command)).await
+}
+
+async fn register_version(state: &AdminState, command: RegisterTask) -> AdminResult<()> {
+    let RegisterTask {
+        id,
+        mut spec,
+        raw_spec,
+    } = command;
+    let raw_spec = raw_spec.unwrap_or_else(|| spec.encode_to_vec().into());
+    let (id, key) = entities::checked_new_id::<Tasks>(state, Some(&id)).await?;
     // flyteadmin's setDefaults: the stored template carries the request's identifier.
     let template = spec
         .template
@@ -118,8 +139,7 @@ async fn register(
         state: None,
         created_at,
     };
-    entities::insert::<Tasks>(state, version).await?;
-    Ok(tonic::Response::new(TaskCreateResponse {}))
+    entities::insert::<Tasks>(state, version).await
 }
 
 /// The client's template bytes followed by the request's id: protobuf merges the second `id`

@@ -22,6 +22,7 @@ use super::lists::{ENTITY_FIELDS, ListFields};
 use super::tasks;
 use crate::error::AdminResult;
 use crate::fidelity;
+use crate::services::registration::{RegisterWorkflow, RegistrationService};
 use crate::state::AdminState;
 
 /// `WorkflowClosure.compiled_workflow` → `CompiledWorkflowClosure.tasks`.
@@ -66,22 +67,42 @@ impl Kind for Workflows {
     }
 }
 
-pub(crate) async fn create(
-    state: &AdminState,
-    request: tonic::Request<WorkflowCreateRequest>,
-) -> AdminResult<tonic::Response<WorkflowCreateResponse>> {
-    let id = request.get_ref().id.clone();
-    entities::logging_refusal::<Workflows, _>(id.as_ref(), register(state, request)).await
-}
-
-async fn register(
+/// The gRPC adapter: the request's shape (an id and a spec), then [`RegistrationService`].
+pub(super) async fn create(
     state: &AdminState,
     request: tonic::Request<WorkflowCreateRequest>,
 ) -> AdminResult<tonic::Response<WorkflowCreateResponse>> {
     let raw_spec = entities::raw_spec(&request, |r| r.spec.as_ref());
     let WorkflowCreateRequest { id, spec } = request.into_inner();
-    let (id, key) = entities::checked_new_id::<Workflows>(state, id.as_ref()).await?;
-    let mut spec = spec.ok_or_else(|| missing("spec"))?;
+    let command = entities::logging_refusal::<Workflows, _>(id.as_ref(), async {
+        Ok(RegisterWorkflow {
+            id: id.clone().ok_or_else(|| missing("id"))?,
+            spec: spec.ok_or_else(|| missing("spec"))?,
+            raw_spec: Some(raw_spec),
+        })
+    })
+    .await?;
+    RegistrationService::new(state.clone())
+        .register_workflow(command)
+        .await?;
+    Ok(tonic::Response::new(WorkflowCreateResponse {}))
+}
+
+/// Registers a new version (the domain command behind [`RegistrationService`]); refusals are
+/// logged once.
+pub(crate) async fn register(state: &AdminState, command: RegisterWorkflow) -> AdminResult<()> {
+    let id = command.id.clone();
+    entities::logging_refusal::<Workflows, _>(Some(&id), register_version(state, command)).await
+}
+
+async fn register_version(state: &AdminState, command: RegisterWorkflow) -> AdminResult<()> {
+    let RegisterWorkflow {
+        id,
+        mut spec,
+        raw_spec,
+    } = command;
+    let raw_spec = raw_spec.unwrap_or_else(|| spec.encode_to_vec().into());
+    let (id, key) = entities::checked_new_id::<Workflows>(state, Some(&id)).await?;
     let template = spec
         .template
         .as_mut()
@@ -107,8 +128,7 @@ async fn register(
         state: None,
         created_at,
     };
-    entities::insert::<Workflows>(state, version).await?;
-    Ok(tonic::Response::new(WorkflowCreateResponse {}))
+    entities::insert::<Workflows>(state, version).await
 }
 
 /// The referenced entities, typed for the compiler, and the tasks' compiled bytes as stored.
