@@ -40,6 +40,10 @@ pub struct EngineConfig {
     /// Where the engine reads the wall-clock time (tests inject a
     /// [`crate::clock::VirtualClock`]; timers follow tokio's time).
     pub clock: Arc<dyn Clock>,
+    /// Replicas on one database: which executions this engine may run (leases) and how
+    /// requests reach their owners. `None` (SQLite, one process): everything it runs is its
+    /// own.
+    pub ownership: Option<Arc<crate::ownership::Ownership>>,
 }
 
 /// propeller's `ParallelismBehavior` for array nodes.
@@ -72,6 +76,7 @@ impl Default for EngineConfig {
             console_url: None,
             array_parallelism: ArrayParallelism::default(),
             clock: crate::clock::system(),
+            ownership: None,
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum EngineError {
     InvalidRequest(String),
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// Another replica holds the execution's lease (engine replicas on one database).
+    #[error("execution {0} is owned by another replica")]
+    OwnedElsewhere(String),
+    #[error("execution leases: {0}")]
+    Lease(String),
     #[error(transparent)]
     Sink(#[from] SinkError),
 }
@@ -122,8 +127,8 @@ pub struct EngineDeps {
 /// The execution engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
-    journal: Arc<dyn EngineJournal>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) journal: Arc<dyn EngineJournal>,
 }
 
 /// A handle to an engine that does not keep it alive, given to whatever the engine's own
@@ -206,14 +211,15 @@ impl Engine {
             let key = r.request.key();
             match self.spawn(exec::Start::Resume(Box::new(r))).await {
                 Ok(()) => n += 1,
-                Err(EngineError::AlreadyRunning(_)) => {}
+                // Another replica runs it (or will take it over when its lease expires).
+                Err(EngineError::AlreadyRunning(_) | EngineError::OwnedElsewhere(_)) => {}
                 Err(e) => tracing::error!(execution = %key, error = %e, "cannot resume execution"),
             }
         }
         Ok(n)
     }
 
-    async fn spawn(&self, start: exec::Start) -> Result<(), EngineError> {
+    pub(crate) async fn spawn(&self, start: exec::Start) -> Result<(), EngineError> {
         if self
             .shared
             .shutting_down
@@ -227,6 +233,10 @@ impl Engine {
         };
         exec::validate(req).map_err(EngineError::InvalidRequest)?;
         let key = req.key();
+        if let Some(own) = self.ownership() {
+            // Runs only under this replica's lease (replicas on one database).
+            own.claim(&key).await?;
+        }
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = watch::channel(None);
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -246,7 +256,14 @@ impl Engine {
                     }
                 };
                 let mut map = shared.executions.lock().unwrap();
-                map.remove(&actor_key);
+                // Only its own entry: after a lost lease the key may run again under a new
+                // actor here.
+                if map
+                    .get(&actor_key)
+                    .is_some_and(|h| h.task.id() == tokio::task::id())
+                {
+                    map.remove(&actor_key);
+                }
                 // A child execution of a launch-plan node ended: wake the parent's node.
                 if phase.is_some()
                     && let Some((parent, node)) = shared.children.lock().unwrap().remove(&actor_key)
@@ -259,7 +276,14 @@ impl Engine {
                     if fin.len() > 100_000 {
                         fin.clear();
                     }
-                    fin.insert(actor_key, p);
+                    fin.insert(actor_key.clone(), p);
+                }
+                drop(map);
+                if let Some(own) = shared.config.ownership.clone() {
+                    let key = actor_key.clone();
+                    if phase.is_some() {
+                        tokio::spawn(async move { own.ended(&key, true).await });
+                    }
                 }
                 let _ = done_tx.send(phase);
             });
@@ -298,6 +322,11 @@ impl Engine {
             .lock()
             .unwrap()
             .contains_key(&ExecKey::of(id))
+    }
+
+    /// Executions this replica may run, among replicas on one database (`None`: all it runs).
+    pub(crate) fn ownership(&self) -> Option<Arc<crate::ownership::Ownership>> {
+        self.shared.config.ownership.clone()
     }
 
     /// Number of executions running in this engine.
@@ -345,6 +374,10 @@ impl Engine {
         };
         for t in tasks {
             let _ = t.await;
+        }
+        if let Some(own) = self.ownership() {
+            // Other replicas take these executions over at once instead of after the lease.
+            own.release_all().await;
         }
     }
 

@@ -23,6 +23,7 @@ pub mod external;
 pub mod layout;
 pub mod metrics;
 mod msgpack;
+pub mod ownership;
 pub mod request;
 pub mod resolver;
 pub(crate) mod retry;

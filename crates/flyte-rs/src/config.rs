@@ -37,6 +37,31 @@ pub struct Config {
     pub engine: EngineSection,
     pub logging: LoggingConfig,
     pub telemetry: TelemetryConfig,
+    pub replica: ReplicaConfig,
+}
+
+/// Engine replicas sharing one PostgreSQL metadata store (ignored on SQLite, which is one
+/// process): each running execution is leased by one replica (docs/architecture.md,
+/// "Ownership and leases").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// This replica's name in the leases; unique among the replicas. Unset: host name, pid
+    /// and a random suffix (a restarted replica then gets its executions back only when
+    /// their leases expire).
+    pub id: Option<String>,
+    /// How long a lease lasts without renewal (renewed every third of it): a replica that
+    /// died has its executions taken over after at most this plus a second.
+    pub lease_secs: u64,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        Self {
+            id: None,
+            lease_secs: 6,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +183,7 @@ impl Default for Config {
             engine: EngineSection::default(),
             logging: LoggingConfig::default(),
             telemetry: TelemetryConfig::default(),
+            replica: ReplicaConfig::default(),
         }
     }
 }
@@ -449,6 +475,7 @@ impl Config {
         c.engine.python_venv = Some(PathBuf::new());
         c.engine.task_path = Some(String::new());
         c.telemetry.otlp_endpoint = Some(String::new());
+        c.replica.id = Some(String::new());
         c
     }
 
@@ -532,6 +559,14 @@ impl Config {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
                 _ => problems.push(format!("server.public_url: `{url}` is not an http(s) URL")),
             }
+        }
+        if self.replica.lease_secs < 3 {
+            problems.push("replica.lease_secs: must be at least 3 (renewed every third)".into());
+        }
+        if let Some(id) = &self.replica.id
+            && (id.is_empty() || id.len() > 200)
+        {
+            problems.push("replica.id: must be 1 to 200 characters".into());
         }
         if self.server.max_request_bytes < 1024 {
             problems.push("server.max_request_bytes: must be at least 1024".into());

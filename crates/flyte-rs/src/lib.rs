@@ -7,6 +7,7 @@
 pub mod config;
 pub mod data_dir_lock;
 pub mod python_env;
+mod replica;
 mod server;
 pub mod telemetry;
 #[doc(hidden)]

@@ -171,6 +171,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     } else {
         tracing::debug!("no running executions to resume");
     }
+    // Replicas: lease heartbeat, takeover of dead replicas' executions, notifications.
+    engine
+        .start_ownership()
+        .await
+        .context("cannot start the replica's lease loops")?;
     let app = app(admin, store, logs);
 
     let (tx, mut rx) = watch::channel(false);
@@ -262,6 +267,8 @@ fn engine_parts(
         max_system_retries: e.max_system_retries,
         default_env: env,
         console_url: Some(format!("{}/console", public_url.trim_end_matches('/'))),
+        // Replicas on one PostgreSQL: each execution runs under one replica's lease.
+        ownership: crate::replica::ownership(config, &admin.store),
         ..EngineConfig::default()
     };
     // Task output caching over the same catalog the DataCatalog and CacheService serve.
