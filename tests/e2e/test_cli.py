@@ -9,15 +9,29 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import pty
+import re
 import select
 import subprocess
+import sys
 import time
+import uuid
 
 import pytest
 import yaml
 
-from conftest import PROJECT, Server, _binary, _clean_env, describe
+from conftest import (
+    EXAMPLES_PROJECT,
+    PROJECT,
+    Registration,
+    Server,
+    _binary,
+    _clean_env,
+    describe,
+    start_server,
+    stop_server,
+)
 
 LP = "examples.basics.arithmetic_wf"
 
@@ -60,9 +74,24 @@ def wait_until(predicate, what: str, limit: float = 120.0):
 
 
 @pytest.fixture(scope="module")
-def reg(server, registered):
-    assert registered.first.returncode == 0, describe(registered.first, server)
-    return registered
+def server(tmp_path_factory):
+    """A server of this module's own: these tests launch, terminate and register (docs/cli.md
+    registers version v1), which other modules need not see."""
+    base = tmp_path_factory.mktemp("flyte-rs-cli")
+    srv = start_server(base, base / "data")
+    yield srv
+    code = stop_server(srv)
+    assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"
+
+
+@pytest.fixture(scope="module")
+def reg(server):
+    """The examples registered by real pyflyte, as the README does it."""
+    registration = Registration("cli-" + uuid.uuid4().hex[:12], None, 0.0, EXAMPLES_PROJECT)  # type: ignore[arg-type]
+    result = registration.register(server)
+    assert result.returncode == 0, describe(result, server)
+    registration.first = result
+    return registration
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,3 +420,34 @@ def test_closed_pipe_is_not_a_crash(server, reg):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, stderr
     assert "panicked" not in stderr, stderr
+
+
+# --------------------------------------------------------------------------------------------
+# docs/cli.md
+
+
+def test_docs_examples_work_when_pasted(server, reg, tmp_path):
+    """Every `$ ` line of docs/cli.md's console blocks, in order, in a shell with `flyte-rs` and
+    `pyflyte` on PATH and FLYTECTL_CONFIG pointing at the server; a trailing `# exit code N`
+    says the exit code expected. A gate only exists once the execution reaches it, so gate
+    commands are retried until they succeed (as a person would after `gate list`)."""
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    commands = []
+    for block in re.findall(r"```console\n(.*?)```", doc, re.S):
+        commands += [line[2:] for line in block.splitlines() if line.startswith("$ ")]
+    assert len(commands) > 30, commands
+    work = tmp_path / "docs"
+    work.mkdir()
+    (work / "flytesnacks").symlink_to(pathlib.Path(__file__).resolve().parents[2] / "flytesnacks")
+    path = os.pathsep.join([str(_binary().parent), str(pathlib.Path(sys.executable).parent), os.environ["PATH"]])
+    env = _clean_env({"FLYTECTL_CONFIG": str(server.config_path), "PATH": path})
+    for command in commands:
+        match = re.search(r"#\s*exit code (\d+)", command)
+        expected = int(match.group(1)) if match else 0
+        deadline = time.monotonic() + 120
+        while True:
+            result = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+            if result.returncode == expected or " gate " not in command or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert result.returncode == expected, f"docs/cli.md: `{command}`\n" + describe(result, server)
