@@ -50,11 +50,16 @@ pub async fn logs(
             }));
         }
         for a in &attempts {
-            let text = fetch(&http, &a.uri).await?;
             let offset = printed.get(&a.uri).copied().unwrap_or(0);
+            let (text, offset) = match fetch(&http, &a.uri, offset).await? {
+                // The server sent only what follows `offset`.
+                Fetched::From(tail) => (tail, 0),
+                Fetched::Whole(whole) => (whole, offset),
+            };
             if text.len() <= offset {
                 continue;
             }
+            let total = printed.get(&a.uri).copied().unwrap_or(0) + (text.len() - offset);
             let header = format!("==> node {} attempt {} <==", a.node, a.attempt);
             if last_header.as_ref() != Some(&header) {
                 eprintln!("{header}");
@@ -64,7 +69,7 @@ pub async fn logs(
             if let Err(e) = out.write_all(&text[offset..]).and_then(|()| out.flush()) {
                 crate::output::exit_on_write_error(&e);
             }
-            printed.insert(a.uri.clone(), text.len());
+            printed.insert(a.uri.clone(), total);
         }
         if !follow || done {
             return Ok(());
@@ -128,25 +133,45 @@ async fn attempts(
     Ok(found)
 }
 
-async fn fetch(http: &reqwest::Client, uri: &str) -> CliResult<Vec<u8>> {
-    let response = http
-        .get(uri)
+/// A log's bytes: from the offset asked for (the server honoured the range) or whole.
+enum Fetched {
+    From(Vec<u8>),
+    Whole(Vec<u8>),
+}
+
+/// Fetches a log from `offset` on, asking with a `Range` header so a server that supports
+/// ranges sends only what is new; one that does not sends it whole and the caller skips.
+async fn fetch(http: &reqwest::Client, uri: &str, offset: usize) -> CliResult<Fetched> {
+    let mut request = http.get(uri);
+    if offset > 0 {
+        request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| CliError::Http(format!("cannot fetch the log {uri}: {e}")))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         // Not written yet (the attempt is queued).
-        return Ok(Vec::new());
+        return Ok(Fetched::Whole(Vec::new()));
+    }
+    if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+        return Ok(Fetched::From(Vec::new()));
     }
     if !status.is_success() {
         return Err(CliError::Http(format!(
             "cannot fetch the log {uri}: HTTP {status}"
         )));
     }
-    response
+    let partial = status == reqwest::StatusCode::PARTIAL_CONTENT;
+    let bytes = response
         .bytes()
         .await
         .map(|b| b.to_vec())
-        .map_err(|e| CliError::Http(format!("cannot read the log {uri}: {e}")))
+        .map_err(|e| CliError::Http(format!("cannot read the log {uri}: {e}")))?;
+    Ok(if partial {
+        Fetched::From(bytes)
+    } else {
+        Fetched::Whole(bytes)
+    })
 }

@@ -210,3 +210,19 @@ fn draw(bar: &ProgressBar, phase: i32, nodes: &[admin::NodeExecution], total: u6
     };
     bar.set_message(msg);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use workflow_execution::Phase as P;
+
+    #[test]
+    fn exit_code_by_outcome() {
+        assert_eq!(exit_code(P::Succeeded as i32), 0);
+        assert_eq!(exit_code(P::Failed as i32), 1);
+        assert_eq!(exit_code(P::Aborted as i32), 3);
+        assert_eq!(exit_code(P::TimedOut as i32), 4);
+        assert!(is_done(P::Aborted as i32) && !is_done(P::Running as i32));
+        assert!(!is_done(P::Failing as i32) && !is_done(P::Aborting as i32));
+    }
+}
