@@ -16,26 +16,22 @@
 //! * ListSignals of an unknown execution is NOT_FOUND (as ListNodeExecutions); flyteadmin
 //!   returns an empty list.
 
-use chrono::Utc;
-use flyte_core::types::{display_type, literal_is_instance, literal_type_of, same_type};
-use flyte_store::{ExecutionKey, SignalKey, SignalRecord, StoreError};
+use flyte_store::{ExecutionKey, SignalKey};
 use flyteidl::admin::{
     Signal, SignalGetOrCreateRequest, SignalList, SignalListRequest, SignalSetRequest,
     SignalSetResponse,
 };
-use flyteidl::core::{Literal, LiteralType, SignalIdentifier, WorkflowExecutionIdentifier};
+use flyteidl::core::{SignalIdentifier, WorkflowExecutionIdentifier};
 use flyteidl::service::signal_service_server::{SignalService, SignalServiceServer};
-use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::error::{AdminError, AdminResult, quoted};
-use crate::service::admin::common::{decode_stored, missing, run};
+use crate::error::{AdminError, AdminResult};
+use crate::service::admin::common::{missing, run};
 use crate::service::admin::events;
 use crate::service::admin::lists::{self, ListArgs, ListFields};
+pub use crate::services::signals::SIGNALS_SET_TOTAL;
+use crate::services::signals::{GetOrCreateSignal, ListSignals, SetSignal};
 use crate::state::AdminState;
-
-/// Counter: signals set through SetSignal.
-pub const SIGNALS_SET_TOTAL: &str = "flyte_admin_signals_set_total";
 
 const SIGNAL_LIST_FIELDS: ListFields = ListFields {
     what: "signals",
@@ -44,15 +40,17 @@ const SIGNAL_LIST_FIELDS: ListFields = ListFields {
     sort_fields: &["signal_id", "created_at", "updated_at"],
 };
 
-/// The SignalService implementation over the shared admin state.
+/// The SignalService adapter over [`crate::services::SignalService`].
 #[derive(Clone)]
 pub struct SignalApi {
-    state: AdminState,
+    signals: crate::services::SignalService,
 }
 
 impl SignalApi {
     pub fn new(state: AdminState) -> Self {
-        Self { state }
+        Self {
+            signals: crate::services::SignalService::new(state),
+        }
     }
 }
 
@@ -81,10 +79,9 @@ impl SignalService for SignalApi {
         let (p, d) = scope_of(r.id.as_ref().and_then(|i| i.execution_id.as_ref()));
         run("GetOrCreateSignal", &p, &d, async {
             let key = signal_key(r.id.as_ref())?;
-            let signal_type = r.r#type.as_ref().ok_or_else(|| missing("type"))?;
-            Ok(Response::new(
-                get_or_create(&self.state, &key, signal_type).await?,
-            ))
+            let signal_type = r.r#type.ok_or_else(|| missing("type"))?;
+            let command = GetOrCreateSignal { key, signal_type };
+            Ok(Response::new(self.signals.get_or_create(command).await?))
         })
         .await
     }
@@ -95,7 +92,11 @@ impl SignalService for SignalApi {
     ) -> Result<Response<SignalList>, Status> {
         let r = request.into_inner();
         let (p, d) = scope_of(r.workflow_execution_id.as_ref());
-        run("ListSignals", &p, &d, list(&self.state, &r)).await
+        run("ListSignals", &p, &d, async {
+            let command = list_command(&r)?;
+            Ok(Response::new(self.signals.list(command).await?))
+        })
+        .await
     }
 
     async fn set_signal(
@@ -104,7 +105,13 @@ impl SignalService for SignalApi {
     ) -> Result<Response<SignalSetResponse>, Status> {
         let r = request.into_inner();
         let (p, d) = scope_of(r.id.as_ref().and_then(|i| i.execution_id.as_ref()));
-        run("SetSignal", &p, &d, set(&self.state, &r)).await
+        run("SetSignal", &p, &d, async {
+            let key = signal_key(r.id.as_ref())?;
+            let value = r.value.ok_or_else(|| missing("value"))?;
+            self.signals.set(SetSignal { key, value }).await?;
+            Ok(Response::new(SignalSetResponse {}))
+        })
+        .await
     }
 }
 
@@ -126,79 +133,8 @@ fn execution_key(id: Option<&WorkflowExecutionIdentifier>) -> AdminResult<Execut
     events::execution_key(id).map_err(|r| AdminError::InvalidArgument(r.to_string()))
 }
 
-fn signal_id(key: &SignalKey) -> SignalIdentifier {
-    let e = &key.execution;
-    SignalIdentifier {
-        signal_id: key.signal_id.clone(),
-        execution_id: Some(WorkflowExecutionIdentifier {
-            project: e.project.clone(),
-            domain: e.domain.clone(),
-            name: e.name.clone(),
-            ..Default::default()
-        }),
-    }
-}
-
-/// `signal 'approve' of execution flytesnacks/development/abc`.
-fn describe(key: &SignalKey) -> String {
-    format!("signal {} of {}", quoted(&key.signal_id), key.execution)
-}
-
-fn to_signal(record: &SignalRecord) -> AdminResult<Signal> {
-    let signal_type: LiteralType = decode_stored(&record.r#type, "signal type")?;
-    let value = match &record.value {
-        Some(bytes) => Some(decode_stored::<Literal>(bytes, "signal value")?),
-        None => None,
-    };
-    Ok(Signal {
-        id: Some(signal_id(&record.key)),
-        r#type: Some(signal_type),
-        value,
-    })
-}
-
-/// GetOrCreateSignal, shared with the engine's `SignalStore`.
-pub(crate) async fn get_or_create(
-    state: &AdminState,
-    key: &SignalKey,
-    signal_type: &LiteralType,
-) -> AdminResult<Signal> {
-    let now = Utc::now();
-    let record = SignalRecord {
-        key: key.clone(),
-        r#type: signal_type.encode_to_vec(),
-        value: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let stored = match state.store.get_or_create_signal(record).await {
-        Ok(stored) => stored,
-        Err(StoreError::NotFound(_)) => {
-            return Err(AdminError::NotFound(format!(
-                "{} not found: signals belong to an existing execution",
-                key.execution
-            )));
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let signal = to_signal(&stored)?;
-    if let Some(existing) = &signal.r#type
-        && !same_type(existing, signal_type)
-    {
-        return Err(AdminError::AlreadyExists(format!(
-            "{} already exists with type {}; it cannot be asked for with type {}",
-            describe(key),
-            display_type(existing),
-            display_type(signal_type)
-        )));
-    }
-    Ok(signal)
-}
-
-async fn list(
-    state: &AdminState,
-    request: &SignalListRequest,
-) -> AdminResult<Response<SignalList>> {
+/// ListSignals' execution and page (filters and sort as the API spells them).
+fn list_command(request: &SignalListRequest) -> AdminResult<ListSignals> {
     let execution = execution_key(request.workflow_execution_id.as_ref())?;
     let query = lists::query(
         ListArgs {
@@ -209,79 +145,5 @@ async fn list(
         },
         &SIGNAL_LIST_FIELDS,
     )?;
-    ensure_execution(state, &execution).await?;
-    let page = state.store.list_signals(&execution, &query).await?;
-    let signals = page
-        .items
-        .iter()
-        .map(to_signal)
-        .collect::<AdminResult<_>>()?;
-    Ok(Response::new(SignalList {
-        signals,
-        token: page.next_token,
-    }))
-}
-
-async fn ensure_execution(state: &AdminState, key: &ExecutionKey) -> AdminResult<()> {
-    match state.store.get_execution(key).await {
-        Ok(_) => Ok(()),
-        Err(StoreError::NotFound(_)) => Err(AdminError::NotFound(format!("{key} not found"))),
-        Err(err) => Err(err.into()),
-    }
-}
-
-async fn set(
-    state: &AdminState,
-    request: &SignalSetRequest,
-) -> AdminResult<Response<SignalSetResponse>> {
-    let key = signal_key(request.id.as_ref())?;
-    let value = request.value.as_ref().ok_or_else(|| missing("value"))?;
-    flyte_core::types::check_literal_depth(value)
-        .map_err(|e| AdminError::InvalidArgument(format!("signal value: {e}")))?;
-    let stored = match state.store.get_signal(&key).await {
-        Ok(stored) => stored,
-        Err(StoreError::NotFound(_)) => {
-            ensure_execution(state, &key.execution).await?;
-            return Err(AdminError::NotFound(format!(
-                "{} not found: a signal exists once the execution reaches the gate node that \
-                 waits for it",
-                describe(&key)
-            )));
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let expected: LiteralType = decode_stored(&stored.r#type, "signal type")?;
-    if !literal_is_instance(value, &expected) {
-        return Err(AdminError::InvalidArgument(format!(
-            "invalid value for {}: expected {}, but got {}",
-            describe(&key),
-            display_type(&expected),
-            display_type(&literal_type_of(value))
-        )));
-    }
-    match state
-        .store
-        .set_signal_value(&key, value.encode_to_vec(), Utc::now())
-        .await
-    {
-        Ok(_) => {}
-        Err(StoreError::NotFound(_)) => {
-            return Err(AdminError::NotFound(format!(
-                "{} not found",
-                describe(&key)
-            )));
-        }
-        Err(err) => return Err(err.into()),
-    }
-    metrics::counter!(SIGNALS_SET_TOTAL).increment(1);
-    tracing::info!(execution = %key.execution, signal_id = %key.signal_id, "signal set");
-    if let Some(launcher) = &state.launcher {
-        launcher
-            .signal_set(
-                &signal_id(&key).execution_id.unwrap_or_default(),
-                &key.signal_id,
-            )
-            .await;
-    }
-    Ok(Response::new(SignalSetResponse {}))
+    Ok(ListSignals { execution, query })
 }

@@ -27,10 +27,11 @@ use flyteidl::core::{
 use super::common::decode_stored;
 use super::events::is_workflow_terminal;
 use crate::error::AdminError;
-use crate::service::signal;
+use crate::services::SignalService;
 use crate::services::executions::{
     ExecutionService, TerminateExecution, execution_key, get_record, read_full_literal_map,
 };
+use crate::services::signals::GetOrCreateSignal;
 use crate::state::AdminState;
 
 /// [`SignalStore`], [`ChildExecutions`] and [`RecoveryLookup`] for the engine. Cheap to clone.
@@ -38,12 +39,14 @@ use crate::state::AdminState;
 pub struct EngineServices {
     state: AdminState,
     executions: ExecutionService,
+    signals: SignalService,
 }
 
 impl EngineServices {
     pub fn new(state: AdminState) -> Arc<Self> {
         Arc::new(Self {
             executions: ExecutionService::new(state.clone()),
+            signals: SignalService::new(state.clone()),
             state,
         })
     }
@@ -79,7 +82,13 @@ impl SignalStore for EngineServices {
             execution: execution_key(Some(execution)).map_err(external)?,
             signal_id: signal_id.to_string(),
         };
-        let signal = signal::get_or_create(&self.state, &key, signal_type)
+        let command = GetOrCreateSignal {
+            key,
+            signal_type: signal_type.clone(),
+        };
+        let signal = self
+            .signals
+            .get_or_create(command)
             .await
             .map_err(external)?;
         // propeller: a signal counts as set when its literal has a value.

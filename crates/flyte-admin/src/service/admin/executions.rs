@@ -7,9 +7,7 @@
 
 use chrono::Utc;
 use flyte_core::ids::ResourceType;
-use flyte_store::{
-    EngineChange, ExecutionRecord, ExecutionScope, StateBatch, StateRead, StoreError,
-};
+use flyte_store::{ExecutionRecord, ExecutionScope, StateBatch};
 use flyteidl::admin::{
     self, Execution, ExecutionClosure, ExecutionCreateRequest, ExecutionCreateResponse,
     ExecutionList, ExecutionSpec, ExecutionStateChangeDetails, ExecutionTerminateRequest,
@@ -23,10 +21,11 @@ use prost::Message;
 
 use super::common::{checked_scope, decode_stored, entity_key, missing};
 use super::entities::Encoded;
-use super::events::{self, Rejection, to_proto};
+use super::events::{Rejection, to_proto};
 use super::lists::{self, ListArgs, ListFields};
 use crate::error::{AdminError, AdminResult};
 use crate::fidelity;
+use crate::services::EventService;
 use crate::services::executions::{
     CreateExecution, EXECUTION_ACTIVE, ExecutionService, ExecutionSource, RecoverExecution,
     RelaunchExecution, TerminateExecution, Terminated, execution_key, get_record, transition,
@@ -179,7 +178,7 @@ pub(super) async fn get(
 
 const EXECUTION_LIST_FIELDS: ListFields = ListFields {
     what: "executions",
-    prefixes: &["execution", "launch_plan", "workflow", "task"],
+    prefixes: &["execution", "launch_plan", "workflow", "task", "admin_tag"],
     filter_fields: &[
         "name",
         "phase",
@@ -197,6 +196,8 @@ const EXECUTION_LIST_FIELDS: ListFields = ListFields {
         "workflow_version",
         "task_name",
         "task_version",
+        "error_code",
+        "duration",
     ],
     sort_fields: &[
         "name",
@@ -206,6 +207,7 @@ const EXECUTION_LIST_FIELDS: ListFields = ListFields {
         "created_at",
         "updated_at",
         "started_at",
+        "duration",
     ],
 };
 
@@ -214,6 +216,13 @@ fn execution_column(entity: Option<&str>, field: &str) -> AdminResult<String> {
     Ok(match (entity, field) {
         (Some(e @ ("launch_plan" | "workflow" | "task")), f @ ("name" | "version")) => {
             format!("{e}_{f}")
+        }
+        // flyteadmin's tag filter: `admin_tag.name`, matched against ExecutionSpec.tags.
+        (Some("admin_tag"), "name") => "admin_tag".to_string(),
+        (Some("admin_tag"), f) => {
+            return Err(AdminError::InvalidArgument(format!(
+                "executions can be filtered on their tags as admin_tag.name, not admin_tag.{f}"
+            )));
         }
         (Some("launch_plan" | "workflow" | "task"), f) => {
             return Err(AdminError::InvalidArgument(format!(
@@ -435,47 +444,8 @@ pub(super) async fn create_workflow_event(
     let event = request.event.as_ref().ok_or_else(|| {
         tonic::Status::invalid_argument("Workflow event handler was called without event")
     })?;
-    let key = events::execution_key(event.execution_id.as_ref())?;
-    let finished = events::is_workflow_terminal(event.phase);
-    let mut refused = None;
-    let written = state
-        .store
-        .transition(
-            StateRead {
-                execution: key.clone(),
-                ..Default::default()
-            },
-            Box::new(
-                |snapshot| match events::workflow_event(&snapshot.execution, event) {
-                    Ok(next) => {
-                        let mut batch = StateBatch {
-                            executions: vec![next],
-                            ..Default::default()
-                        };
-                        if finished {
-                            batch.engine.push(EngineChange::Finished {
-                                execution: key.clone(),
-                            });
-                        }
-                        batch
-                    }
-                    Err(rejection) => {
-                        refused = Some(rejection);
-                        StateBatch::default()
-                    }
-                },
-            ),
-        )
-        .await;
-    match written {
-        Ok(()) => {}
-        Err(StoreError::NotFound(_)) => {
-            return Err(tonic::Status::not_found(format!("{key} not found")));
-        }
-        Err(err) => return Err(AdminError::from(err).into()),
-    }
-    if let Some(rejection) = refused {
-        return Err(rejection.into());
-    }
+    EventService::new(state.clone())
+        .workflow_event(event)
+        .await?;
     Ok(tonic::Response::new(WorkflowExecutionEventResponse {}))
 }

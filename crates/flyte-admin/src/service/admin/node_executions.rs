@@ -3,7 +3,7 @@
 
 #![allow(deprecated)] // closure output fields
 
-use flyte_store::{NodeExecutionKey, NodeExecutionRecord, StateBatch, StateRead, StoreError};
+use flyte_store::{NodeExecutionKey, NodeExecutionRecord, StoreError};
 use flyteidl::admin::{
     DynamicNodeWorkflowResponse, DynamicWorkflowNodeMetadata, GetDynamicNodeWorkflowRequest,
     NodeExecution, NodeExecutionClosure, NodeExecutionEventRequest, NodeExecutionEventResponse,
@@ -19,6 +19,7 @@ use super::events;
 use super::executions::read_literal_map;
 use super::lists::{self, ListArgs, ListFields};
 use crate::error::{AdminError, AdminResult, quoted};
+use crate::services::EventService;
 use crate::services::executions::{self, execution_key};
 use crate::state::AdminState;
 
@@ -195,69 +196,6 @@ pub(super) async fn create_event(
         .as_ref()
         .ok_or_else(|| missing("event"))
         .map_err(tonic::Status::from)?;
-    let key = events::node_key(event.id.as_ref())?;
-    let parent_id = event
-        .parent_node_metadata
-        .as_ref()
-        .map(|p| p.node_id.clone())
-        .filter(|id| !id.is_empty());
-    let mut node_ids = vec![key.node_id.clone()];
-    node_ids.extend(parent_id.clone());
-    // Read, decide and write in one transition: concurrent events of one execution see each
-    // other's writes (no duplicate applied twice, no phase going back).
-    let mut refused: Option<tonic::Status> = None;
-    let written = state
-        .store
-        .transition(
-            StateRead {
-                execution: key.execution.clone(),
-                node_ids,
-                task_node_ids: Vec::new(),
-            },
-            Box::new(|snapshot| {
-                let current = snapshot
-                    .node_executions
-                    .iter()
-                    .find(|n| n.key.node_id == key.node_id);
-                if current.is_none()
-                    && let Some(parent) = &parent_id
-                    && !snapshot
-                        .node_executions
-                        .iter()
-                        .any(|n| &n.key.node_id == parent)
-                {
-                    let parent_key = NodeExecutionKey {
-                        execution: key.execution.clone(),
-                        node_id: parent.clone(),
-                    };
-                    refused = Some(AdminError::NotFound(format!("{parent_key} not found")).into());
-                    return StateBatch::default();
-                }
-                match events::node_event(current, event) {
-                    Ok(next) => StateBatch {
-                        node_executions: vec![next],
-                        ..Default::default()
-                    },
-                    Err(rejection) => {
-                        refused = Some(rejection.into());
-                        StateBatch::default()
-                    }
-                }
-            }),
-        )
-        .await;
-    match written {
-        Ok(()) => {}
-        Err(StoreError::NotFound(_)) => {
-            return Err(tonic::Status::not_found(format!(
-                "Failed to get existing execution id: {} not found",
-                key.execution
-            )));
-        }
-        Err(err) => return Err(AdminError::from(err).into()),
-    }
-    if let Some(status) = refused {
-        return Err(status);
-    }
+    EventService::new(state.clone()).node_event(event).await?;
     Ok(tonic::Response::new(NodeExecutionEventResponse {}))
 }

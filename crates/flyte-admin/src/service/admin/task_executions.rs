@@ -3,7 +3,7 @@
 
 #![allow(deprecated)] // closure output fields
 
-use flyte_store::{StateBatch, StateRead, StoreError, TaskExecutionKey, TaskExecutionRecord};
+use flyte_store::{StoreError, TaskExecutionKey, TaskExecutionRecord};
 use flyteidl::admin::{
     TaskExecution, TaskExecutionClosure, TaskExecutionEventRequest, TaskExecutionEventResponse,
     TaskExecutionGetDataRequest, TaskExecutionGetDataResponse, TaskExecutionGetRequest,
@@ -18,6 +18,7 @@ use super::executions::read_literal_map;
 use super::lists::{self, ListArgs, ListFields};
 use super::node_executions::{self, node_key};
 use crate::error::{AdminError, AdminResult, quoted};
+use crate::services::EventService;
 use crate::state::AdminState;
 
 const TASK_LIST_FIELDS: ListFields = ListFields {
@@ -188,50 +189,6 @@ pub(super) async fn create_event(
         .event
         .as_ref()
         .ok_or_else(|| tonic::Status::from(missing("event")))?;
-    let key = events::task_key(
-        event.parent_node_execution_id.as_ref(),
-        event.task_id.as_ref(),
-        event.retry_attempt,
-    )?;
-    // Read, decide and write in one transition of the execution: concurrent events see each
-    // other's writes (no duplicate applied twice, no phase going back).
-    let mut refused: Option<tonic::Status> = None;
-    let written = state
-        .store
-        .transition(
-            StateRead {
-                execution: key.node.execution.clone(),
-                node_ids: vec![key.node.node_id.clone()],
-                task_node_ids: vec![key.node.node_id.clone()],
-            },
-            Box::new(|snapshot| {
-                if snapshot.node_executions.is_empty() {
-                    refused = Some(tonic::Status::not_found(format!("{} not found", key.node)));
-                    return StateBatch::default();
-                }
-                let current = snapshot.task_executions.iter().find(|t| t.key == key);
-                match events::task_event(current, event) {
-                    Ok(next) => StateBatch {
-                        task_executions: vec![next],
-                        ..Default::default()
-                    },
-                    Err(rejection) => {
-                        refused = Some(rejection.into());
-                        StateBatch::default()
-                    }
-                }
-            }),
-        )
-        .await;
-    match written {
-        Ok(()) => {}
-        Err(StoreError::NotFound(_)) => {
-            return Err(tonic::Status::not_found(format!("{} not found", key.node)));
-        }
-        Err(err) => return Err(AdminError::from(err).into()),
-    }
-    if let Some(status) = refused {
-        return Err(status);
-    }
+    EventService::new(state.clone()).task_event(event).await?;
     Ok(tonic::Response::new(TaskExecutionEventResponse {}))
 }
