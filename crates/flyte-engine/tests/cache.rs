@@ -422,11 +422,10 @@ async fn a_node_running_across_a_restart_still_stores_its_outputs() {
     let store = flyte_store::open(&url).await.unwrap();
     let backend = Arc::new(Counting::new(blob.clone(), Duration::from_millis(300)));
     let engine_over = |sink: &Arc<MemorySink>| {
-        let engine = Engine::new(EngineDeps {
+        Engine::new(EngineDeps {
             cache: Some(Arc::new(StoreTaskCache::new(store.clone()))),
-            ..engine_support::deps(&blob, vec![backend.clone()], &sink)
-        });
-        engine
+            ..engine_support::deps(&blob, vec![backend.clone()], sink)
+        })
     };
     let sink = MemorySink::new();
     let engine = engine_over(&sink);
@@ -505,11 +504,10 @@ impl Restartable {
     }
 
     fn engine(&self, sink: &Arc<MemorySink>) -> Engine {
-        let engine = Engine::new(EngineDeps {
+        Engine::new(EngineDeps {
             cache: Some(Arc::new(StoreTaskCache::new(self.store.clone()))),
-            ..engine_support::deps(&self.blob, vec![self.backend.clone()], &sink)
-        });
-        engine
+            ..engine_support::deps(&self.blob, vec![self.backend.clone()], sink)
+        })
     }
 }
 

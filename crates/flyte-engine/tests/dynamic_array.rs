@@ -449,8 +449,7 @@ struct Env {
 }
 
 fn new_engine(blob: &BlobStore, sink: &Arc<MemorySink>, backend: &Arc<TestBackend>) -> Engine {
-    let engine = Engine::new(engine_support::deps(&blob, vec![backend.clone()], &sink));
-    engine
+    Engine::new(engine_support::deps(blob, vec![backend.clone()], sink))
 }
 
 fn env() -> Env {

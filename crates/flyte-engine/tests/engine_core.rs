@@ -279,7 +279,7 @@ fn env() -> Env {
 }
 
 fn new_engine(blob: &BlobStore, sink: &Arc<MemorySink>, backend: &Arc<CalcBackend>) -> Engine {
-    Engine::new(engine_support::deps(&blob, vec![backend.clone()], &sink))
+    Engine::new(engine_support::deps(blob, vec![backend.clone()], sink))
 }
 
 async fn run(env: &Env, req: ExecutionRequest) -> WorkflowPhase {

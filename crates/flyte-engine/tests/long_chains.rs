@@ -51,9 +51,9 @@ fn compiled_chain(len: usize) -> CompiledWorkflowClosure {
 
 fn echo_engine(blob: &BlobStore, sink: &Arc<MemorySink>) -> Engine {
     Engine::new(engine_support::deps(
-        &blob,
+        blob,
         vec![Arc::new(BuiltinBackend::new(blob.clone()))],
-        &sink,
+        sink,
     ))
 }
 

@@ -50,7 +50,7 @@ impl Setup {
         let mut config = LocalProcessConfig::new(self.root.join("data"), "http://127.0.0.1:1");
         config.kill_grace_period = Duration::from_millis(500);
         let backend = Arc::new(LocalProcessBackend::new(config, self.blob.clone()));
-        Engine::new(engine_support::deps(&self.blob, vec![backend], &sink))
+        Engine::new(engine_support::deps(&self.blob, vec![backend], sink))
     }
 
     /// The wrapper's exit-status file of attempt 0 of node n0.
