@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -53,10 +54,11 @@ def measure(binary: pathlib.Path, pg_url: str, replicas: int, creates: int, thre
     from flytekit.models.execution import ExecutionMetadata, ExecutionSpec
 
     base = pathlib.Path(tempfile.mkdtemp(prefix=f"flyte-rs-replicas-{replicas}-"))
+    db = "flyte_bench_" + uuid.uuid4().hex[:10]
     blobs = base / "blobs"
     blobs.mkdir()
     env = {
-        "FLYTE_RS_STORAGE__METADATA_URL": with_database(pg_url, "flyte_bench_" + uuid.uuid4().hex[:10]),
+        "FLYTE_RS_STORAGE__METADATA_URL": with_database(pg_url, db),
         "FLYTE_RS_STORAGE__BLOB_URL": f"file://{blobs}",
         "FLYTE_RS_ADMIN__SIGNING_KEY": "bench-replicas-signing-key-0123456789",
         "FLYTE_RS_LOGGING__LEVEL": "warn",
@@ -116,6 +118,9 @@ def measure(binary: pathlib.Path, pg_url: str, replicas: int, creates: int, thre
         for s in servers:
             s.stop()
         shutil.rmtree(base, ignore_errors=True)
+        if shutil.which("psql"):
+            subprocess.run([shutil.which("psql"), pg_url, "-q", "-c", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
+                           capture_output=True, timeout=60)
 
 
 def main() -> int:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -43,6 +45,16 @@ def _with_database(url: str, db: str) -> str:
     scheme, _, rest = base.partition("://")
     host = rest.split("/", 1)[0]
     return f"{scheme}://{host}/{db}" + (f"?{params}" if params else "")
+
+
+def _drop_database(admin_url: str, db: str) -> None:
+    """Best effort (psql from scripts/postgres.sh's packages): test databases do not pile up."""
+    psql = shutil.which("psql")
+    if psql:
+        subprocess.run(
+            [psql, admin_url, "-q", "-c", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
+            capture_output=True, timeout=60,
+        )
 
 
 def _remote(server: Server):
@@ -132,7 +144,8 @@ def test_replicas_share_postgres_and_take_over_after_sigkill(tmp_path_factory):
     rng = random.Random(seed)
 
     base = tmp_path_factory.mktemp("replicas")
-    db_url = _with_database(admin_url, "flyte_replicas_" + uuid.uuid4().hex[:12])
+    db_name = "flyte_replicas_" + uuid.uuid4().hex[:12]
+    db_url = _with_database(admin_url, db_name)
     rs = Replicas(base, db_url)
     for i in range(3):
         rs.start(i)
@@ -258,3 +271,4 @@ def test_replicas_share_postgres_and_take_over_after_sigkill(tmp_path_factory):
         for i in range(3):
             if alive[i] and rs.servers[i].process.poll() is None:
                 stop_server(rs.servers[i])
+        _drop_database(admin_url, db_name)
