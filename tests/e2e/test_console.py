@@ -159,6 +159,31 @@ def test_a_failed_execution_shows_its_error_and_the_list_filters_by_phase(server
     assert page.url.endswith("?phase=FAILED")
 
 
+def test_launch_from_the_form_prefilled_from_an_execution(server: Server, project, page: Page):
+    name, url = run_remote(server, project, "examples/basics.py", "arithmetic_wf", "--a", "3")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    page.get_by_role("link", name="Relaunch with changes").click()
+    form = page.get_by_role("form", name="Launch")
+    a = form.get_by_label("a int")
+    expect(a).to_have_value("3", timeout=UI_WAIT_MS)
+    expect(form.get_by_label("b int")).to_have_value("2")
+    # Bad input is refused in the form, naming what is expected; nothing is launched.
+    a.fill("x")
+    form.get_by_role("button", name="Launch").click()
+    expect(form.get_by_role("alert")).to_contain_text("whole number")
+    assert "/launch_plans/" in page.url
+    a.fill("5")
+    form.get_by_role("button", name="Launch").click()
+    expect(page.get_by_role("heading", name=re.compile("^Execution "))).to_be_visible(timeout=UI_WAIT_MS)
+    assert "/executions/" in page.url and not page.url.endswith(name)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    # a=5, b=2: add -> 7, add -> 9, stats([5, 2, 7, 9]) -> total 23, mean 5.75.
+    outputs = page.get_by_role("table", name="Outputs", exact=True)
+    expect(outputs.locator('tr[data-name="total"] td')).to_have_text("23", timeout=UI_WAIT_MS)
+    expect(outputs.locator('tr[data-name="mean"] td')).to_have_text("5.75")
+
+
 def test_subworkflow_nodes_expand_and_open_their_panel(server: Server, project, page: Page):
     name, url = run_remote(server, project, "examples/subworkflows.py", "parent_wf", "--x", "1")
     page.goto(url)

@@ -44,7 +44,7 @@ export function App() {
       page = <Versions {...route} />;
       break;
     case "entity":
-      page = <EntityPage {...route} />;
+      page = <EntityPage {...route} from={loc.search.get("from")} />;
       break;
     default:
       page = (

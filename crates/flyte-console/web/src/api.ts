@@ -6,6 +6,7 @@ import type {
   ExecutionList,
   Identifier,
   LaunchPlan,
+  LiteralMap,
   NamedEntityIdentifier,
   NodeExecution,
   Project,
@@ -93,6 +94,14 @@ export const api = {
   terminate: (id: ExecutionId, cause: string) =>
     call<unknown>("DELETE", `executions/${exPath(id)}`, { id, cause }),
   relaunch: (id: ExecutionId) => call<{ id: ExecutionId }>("POST", "executions/relaunch", { id, name: "" }),
+  launch: (lp: Identifier, inputs: LiteralMap) =>
+    call<{ id: ExecutionId }>("POST", "executions", {
+      project: lp.project,
+      domain: lp.domain,
+      name: "",
+      spec: { launch_plan: { ...lp, resource_type: "LAUNCH_PLAN" }, metadata: { mode: "MANUAL" } },
+      inputs,
+    }),
   setLaunchPlanState: (id: Identifier, state: "ACTIVE" | "INACTIVE") =>
     call<unknown>("PUT", `launch_plans/${pd(id.project, id.domain)}/${seg(id.name)}/${seg(id.version)}`, {
       id: { ...id, resource_type: "LAUNCH_PLAN" },

@@ -1,6 +1,7 @@
 import { useMemo, useState } from "preact/hooks";
 import { api, type EntityKind } from "../api";
 import { Graph } from "../components/Graph";
+import { LaunchForm } from "../components/LaunchForm";
 import { LiteralTable, VariableTable, ViewNode } from "../components/Literal";
 import { ErrorBox, Loading, Section, useAsync } from "../components/common";
 import { formatTime } from "../format";
@@ -78,8 +79,15 @@ export function Versions({ project, domain, kind, name }: { project: string; dom
   );
 }
 
-export function EntityPage(props: { project: string; domain: string; kind: EntityKind; name: string; version: string }) {
-  const { project, domain, kind, name, version } = props;
+export function EntityPage(props: {
+  project: string;
+  domain: string;
+  kind: EntityKind;
+  name: string;
+  version: string;
+  from?: string | null;
+}) {
+  const { project, domain, kind, name, version, from } = props;
   const r = useAsync(() => api.entity(kind, project, domain, name, version), [project, domain, kind, name, version]);
   return (
     <main id="main">
@@ -94,7 +102,9 @@ export function EntityPage(props: { project: string; domain: string; kind: Entit
       {r.loading && !r.data ? <Loading what={ONE[kind]} /> : null}
       {r.data && kind === "workflows" ? <WorkflowDetail wf={r.data as Workflow} /> : null}
       {r.data && kind === "tasks" ? <TaskDetail task={r.data as Task} /> : null}
-      {r.data && kind === "launch_plans" ? <LaunchPlanDetail lp={r.data as LaunchPlan} onChanged={r.reload} /> : null}
+      {r.data && kind === "launch_plans" ? (
+        <LaunchPlanDetail lp={r.data as LaunchPlan} onChanged={r.reload} from={from ?? null} />
+      ) : null}
     </main>
   );
 }
@@ -129,7 +139,12 @@ function TaskDetail({ task }: { task: Task }) {
   );
 }
 
-function LaunchPlanDetail({ lp, onChanged }: { lp: LaunchPlan; onChanged: () => void }) {
+function LaunchPlanDetail({ lp, onChanged, from }: { lp: LaunchPlan; onChanged: () => void; from: string | null }) {
+  // `?from=<execution>`: the form starts with that execution's inputs (relaunch with changes).
+  const prior = useAsync(
+    () => (from ? api.executionData({ project: lp.id.project, domain: lp.id.domain, name: from }) : Promise.resolve(null)),
+    [from],
+  );
   const params = Object.entries(lp.spec?.default_inputs?.parameters ?? {}).sort(([a], [b]) => a.localeCompare(b));
   const wf = lp.spec?.workflow_id;
   const schedule = lp.spec?.entity_metadata?.schedule;
@@ -146,6 +161,10 @@ function LaunchPlanDetail({ lp, onChanged }: { lp: LaunchPlan; onChanged: () => 
         <dt>Schedule</dt>
         <dd>{schedule ? <code>{JSON.stringify(schedule)}</code> : "none"}</dd>
       </dl>
+      <Section title={from ? `Launch with the inputs of ${from}` : "Launch"} id="lp-launch-h">
+        {prior.error ? <ErrorBox error={prior.error} what={`the inputs of ${from}`} /> : null}
+        {from && prior.loading ? <Loading what="inputs" /> : <LaunchForm key={from ?? ""} lp={lp} initial={prior.data?.full_inputs} />}
+      </Section>
       <Section title="Inputs" id="lp-inputs-h">
         {params.length === 0 ? (
           <p class="empty">No inputs.</p>

@@ -6,7 +6,7 @@ import { ErrorBox, Loading, Phase, Section, useAsync } from "../components/commo
 import { durationSeconds, elapsed, formatSeconds, formatTime, isTerminal, phaseClass } from "../format";
 import { workflowGraph } from "../graph";
 import { navigate, paths } from "../router";
-import type { ExecutionError, ExecutionId, NodeExecution, TaskExecution } from "../types";
+import type { ExecutionError, ExecutionId, Identifier, NodeExecution, TaskExecution } from "../types";
 
 const POLL_MS = 2000;
 
@@ -55,7 +55,7 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
             Execution <span class="mono">{e.id.name}</span>
           </h1>
           <Phase phase={e.closure.phase} />
-          <Actions id={id} running={running} onChanged={ex.reload} />
+          <Actions id={id} running={running} onChanged={ex.reload} launchPlan={lp} />
         </div>
         <dl class="facts">
           <dt>Launch plan</dt>
@@ -185,7 +185,17 @@ function ErrorDetail({ error }: { error: ExecutionError }) {
   );
 }
 
-function Actions({ id, running, onChanged }: { id: ExecutionId; running: boolean; onChanged: () => void }) {
+function Actions({
+  id,
+  running,
+  onChanged,
+  launchPlan,
+}: {
+  id: ExecutionId;
+  running: boolean;
+  onChanged: () => void;
+  launchPlan: Identifier | null | undefined;
+}) {
   const [confirming, setConfirming] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -227,6 +237,11 @@ function Actions({ id, running, onChanged }: { id: ExecutionId; running: boolean
             Cancel
           </button>
         </>
+      ) : null}
+      {launchPlan ? (
+        <a class="button" href={`${paths.entity(launchPlan.project, launchPlan.domain, "launch_plans", launchPlan.name, launchPlan.version)}?from=${encodeURIComponent(id.name)}`}>
+          Relaunch with changes…
+        </a>
       ) : null}
       <button
         type="button"

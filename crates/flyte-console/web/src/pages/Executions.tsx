@@ -80,8 +80,12 @@ function ExecutionList({
       {r.loading && !r.data ? <Loading what="executions" /> : null}
       {r.data && list.length === 0 ? (
         <p class="empty">
-          {phase ? `No ${phase.toLowerCase()} executions here.` : "No executions in this project and domain yet."} Start one
-          with <code>pyflyte run --remote</code>.
+          {phase
+            ? `No ${phase.toLowerCase()} executions here.`
+            : filter
+              ? "No executions of this yet."
+              : "No executions in this project and domain yet."}{" "}
+          Start one with <code>pyflyte run --remote</code>{filter ? " or the form above" : ""}.
         </p>
       ) : null}
       {list.length > 0 ? (
