@@ -451,3 +451,28 @@ def test_docs_examples_work_when_pasted(server, reg, tmp_path):
                 break
             time.sleep(1)
         assert result.returncode == expected, f"docs/cli.md: `{command}`\n" + describe(result, server)
+
+
+def test_log_endpoint_serves_ranges(server, reg):
+    """`GET /logs/...` with `Range: bytes=N-` (what `logs --follow` sends) answers 206 with the
+    bytes from N on, 416 past the end, and the whole text without a Range."""
+    import urllib.error
+    import urllib.request
+
+    name = launch(server, "launchplan", "examples.chains.chain3_wf", "-i", "x=1")
+    assert cli(server, "watch", name).returncode == 0
+    url = f"{server.url}/logs/{PROJECT}/development/{name}/n0/0.log"
+    with urllib.request.urlopen(url) as response:
+        assert response.status == 200
+        whole = response.read()
+    assert b"step 1: 1 -> 2" in whole
+    request = urllib.request.Request(url, headers={"Range": "bytes=5-"})
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 206
+        assert response.headers["Content-Range"] == f"bytes 5-{len(whole) - 1}/{len(whole)}"
+        assert response.read() == whole[5:]
+    request = urllib.request.Request(url, headers={"Range": f"bytes={len(whole)}-"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request)
+    assert err.value.code == 416
+    assert err.value.headers["Content-Range"] == f"bytes */{len(whole)}"

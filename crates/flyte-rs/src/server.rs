@@ -25,7 +25,7 @@ use flyte_engine::backend::TaskBackend;
 use flyte_engine::backend::builtin::BuiltinBackend;
 use flyte_engine::backend::local::{LOG_ROUTE, LocalProcessBackend, LocalProcessConfig, LogLayout};
 use flyte_store::MetadataStore;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -350,14 +350,21 @@ async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
 
 /// `GET /logs/<project>/<domain>/<execution>/<node>/<attempt>.log`: stdout and stderr of one
 /// task attempt, as far as it has been written (the file grows while the task runs).
+/// `Range: bytes=N-` gets what follows byte N (206; 416 when there is nothing past N yet), so
+/// a follower (`flyte-rs logs --follow`, docs/cli.md) fetches only what is new.
 async fn task_log(
     State(layout): State<Arc<LogLayout>>,
     UrlPath(tail): UrlPath<String>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let Some(path) = layout.file_for_url_path(&tail) else {
         return (StatusCode::NOT_FOUND, "not a task log path\n").into_response();
     };
-    let file = match tokio::fs::File::open(&path).await {
+    let cannot_read = |what: &str, e: std::io::Error| {
+        tracing::warn!(path = %path.display(), error = %e, "cannot {what} a task log");
+        (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the log\n").into_response()
+    };
+    let mut file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return (
@@ -366,32 +373,80 @@ async fn task_log(
             )
                 .into_response();
         }
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot open a task log");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the log\n").into_response();
-        }
+        Err(e) => return cannot_read("open", e),
     };
-    // Streamed in chunks up to what is there now: a running task keeps appending.
-    let stream = futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
+    let Some(from) = range_start(&headers) else {
+        // Up to what is there now: a running task keeps appending.
+        return log_response(StatusCode::OK, None, file);
+    };
+    let len = match file.metadata().await {
+        Ok(meta) => meta.len(),
+        Err(e) => return cannot_read("stat", e),
+    };
+    if from >= len {
+        return (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+        )
+            .into_response();
+    }
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(from)).await {
+        return cannot_read("seek in", e);
+    }
+    // Exactly the range announced, though the task may append meanwhile.
+    let range = format!("bytes {from}-{}/{len}", len - 1);
+    log_response(
+        StatusCode::PARTIAL_CONTENT,
+        Some(range),
+        file.take(len - from),
+    )
+}
+
+/// `N` of a `Range: bytes=N-` header; other forms (suffix, several ranges) are ignored and the
+/// whole log is sent, as RFC 9110 allows.
+fn range_start(headers: &axum::http::HeaderMap) -> Option<u64> {
+    let value = headers.get(header::RANGE)?.to_str().ok()?;
+    value
+        .trim()
+        .strip_prefix("bytes=")?
+        .strip_suffix('-')?
+        .parse()
+        .ok()
+}
+
+fn log_response<R>(status: StatusCode, content_range: Option<String>, reader: R) -> Response
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    let stream = futures::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
         let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
+        match reader.read(&mut buf).await {
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), Some(file)))
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(buf)),
+                    Some(reader),
+                ))
             }
             Err(e) => Some((Err(e), None)),
         }
     });
-    (
+    let mut response = (
+        status,
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
+            (header::ACCEPT_RANGES, "bytes"),
         ],
         Body::from_stream(stream),
     )
-        .into_response()
+        .into_response();
+    if let Some(range) = content_range.and_then(|r| header::HeaderValue::from_str(&r).ok()) {
+        response.headers_mut().insert(header::CONTENT_RANGE, range);
+    }
+    response
 }
 
 async fn metrics() -> impl IntoResponse {
