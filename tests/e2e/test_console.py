@@ -149,6 +149,9 @@ def test_a_failed_execution_shows_its_error_and_the_list_filters_by_phase(server
     expect(error).to_contain_text("user error")
     expect(page.locator('svg.graph [data-node-id="n0"]')).to_have_attribute("data-phase", "FAILED")
     expect(page.get_by_text("None: the execution failed.")).to_be_visible()
+    # The failed task's own log, inline in its node's panel.
+    page.locator('svg.graph [data-node-id="n0"]').click()
+    expect(page.get_by_test_id("task-log")).to_contain_text("broken on purpose with x=1", timeout=UI_WAIT_MS)
 
     # The executions list, filtered to failed runs, has this one and no succeeded run.
     page.goto(f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions")

@@ -2,6 +2,7 @@ import { useMemo, useState } from "preact/hooks";
 import { api } from "../api";
 import { Graph } from "../components/Graph";
 import { LiteralTable } from "../components/Literal";
+import { LogView, inlineLogPath } from "../components/LogView";
 import { ErrorBox, Loading, Phase, Section, useAsync } from "../components/common";
 import { durationSeconds, elapsed, formatSeconds, formatTime, isTerminal, phaseClass } from "../format";
 import { workflowGraph } from "../graph";
@@ -408,6 +409,12 @@ function NodePanel({
 }
 
 function Attempts({ list }: { list: TaskExecution[] }) {
+  // The latest attempt's log is open; others open on request.
+  const latest = list.reduce((m, t) => Math.max(m, t.id.retry_attempt ?? 0), 0);
+  const [shown, setShown] = useState<number | null>(null);
+  const open = shown ?? latest;
+  const current = list.find((t) => (t.id.retry_attempt ?? 0) === open);
+  const inline = (current?.closure.logs ?? []).map((l) => inlineLogPath(l.uri)).find((p) => p);
   return (
     <>
       <h3>Attempts</h3>
@@ -444,11 +451,25 @@ function Attempts({ list }: { list: TaskExecution[] }) {
                         {l.name || "log"}
                       </a>
                     ))}
+                {(t.closure.logs ?? []).some((l) => inlineLogPath(l.uri)) && (t.id.retry_attempt ?? 0) !== open ? (
+                  <>
+                    {" "}
+                    <button type="button" class="link" onClick={() => setShown(t.id.retry_attempt ?? 0)}>
+                      show
+                    </button>
+                  </>
+                ) : null}
               </td>
             </tr>
           ))}
         </tbody>
       </table>
+      {current && inline ? (
+        <>
+          <h3>Log of attempt {open}</h3>
+          <LogView key={inline} path={inline} phase={current.closure.phase} />
+        </>
+      ) : null}
     </>
   );
 }
