@@ -18,7 +18,7 @@ use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
 use flyte_engine::{
-    Engine, ExecKey, ExecutionRequest, MemorySink, NodePhase, WorkflowPhase,
+    Engine, ExecKey, ExecutionRequest, MemorySink, NodePhase, VirtualClock, WorkflowPhase,
 };
 use flyteidl::core::literal_type::Type;
 use flyteidl::core::*;
@@ -280,6 +280,34 @@ fn env() -> Env {
 
 fn new_engine(blob: &BlobStore, sink: &Arc<MemorySink>, backend: &Arc<CalcBackend>) -> Engine {
     Engine::new(engine_support::deps(blob, vec![backend.clone()], sink))
+}
+
+/// An engine on virtual time: its clock follows tokio's, so under
+/// `#[tokio::test(start_paused = true)]` timeouts fire as soon as nothing else can move.
+fn virtual_env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let backend = CalcBackend::new(blob.clone());
+    let mut deps = engine_support::deps(&blob, vec![backend.clone()], &sink);
+    deps.config.clock = Arc::new(VirtualClock::new());
+    Env {
+        _dir: dir,
+        blob,
+        sink,
+        backend,
+        engine: Engine::new(deps),
+    }
+}
+
+/// [`run`] in virtual time: the bound is a week of it, so a hang fails instead of waiting.
+async fn run_virtual(env: &Env, req: ExecutionRequest) -> WorkflowPhase {
+    let id = req.id.clone();
+    env.engine.start_execution(req).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(7 * 24 * 3600), env.engine.wait(&id))
+        .await
+        .expect("execution did not finish")
+        .expect("no final phase")
 }
 
 async fn run(env: &Env, req: ExecutionRequest) -> WorkflowPhase {
@@ -991,9 +1019,9 @@ async fn retries_use_user_and_system_budgets() {
     assert_eq!(wf_error(&env, "r-fatal").message, "attempt 0 failed");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn per_attempt_timeout_is_a_retryable_user_error() {
-    let env = env();
+    let env = virtual_env();
     env.backend.set(
         "slow",
         Behavior {
@@ -1007,15 +1035,63 @@ async fn per_attempt_timeout_is_a_retryable_user_error() {
         1,
         Some(Duration::from_millis(150)),
     ));
-    // The attempts sleep 30 s, longer than `run` waits: failing at all means they timed out.
+    // The attempts sleep 30 s, far longer than the timeout: failing at all means they timed
+    // out (in virtual time: nothing waits for real).
     assert_eq!(
-        run(&env, request("t1", c, &[("x", int_lit(1))])).await,
+        run_virtual(&env, request("t1", c, &[("x", int_lit(1))])).await,
         WorkflowPhase::Failed
     );
     assert_eq!(env.backend.starts_of("n0"), 2);
     assert!(env.backend.aborts.lock().unwrap().len() >= 2);
     let err = wf_error(&env, "t1");
     assert_eq!(err.code, "RetriesExhausted|TimeoutExpired");
+}
+
+/// An hour-long task timeout, tested in virtual time: each attempt is aborted an hour after
+/// it started, by the engine's clock, and the events say so.
+#[tokio::test(start_paused = true)]
+async fn an_hour_long_task_timeout_fires_after_an_hour_of_virtual_time() {
+    let env = virtual_env();
+    env.backend.set(
+        "slow",
+        Behavior {
+            sleep: Duration::from_secs(24 * 3600),
+            ..Default::default()
+        },
+    );
+    let hour = Duration::from_secs(3600);
+    let c = single(calc_task("slow", &[("x", int_t())], 1, Some(hour)));
+    assert_eq!(
+        run_virtual(&env, request("t-hour", c, &[("x", int_lit(1))])).await,
+        WorkflowPhase::Failed
+    );
+    assert_eq!(env.backend.starts_of("n0"), 2);
+    let err = wf_error(&env, "t-hour");
+    assert_eq!(err.code, "RetriesExhausted|TimeoutExpired");
+    assert!(err.message.contains("[1h0m0s]"), "{err:?}");
+    // Each attempt: RUNNING, then FAILED one hour later.
+    let us = |t: &Option<pbjson_types::Timestamp>| {
+        let t = t.as_ref().unwrap();
+        t.seconds * 1_000_000 + i64::from(t.nanos) / 1000
+    };
+    let events = env.sink.task_events("t-hour");
+    for attempt in 0..2 {
+        let at = |phase: task_execution::Phase| {
+            events
+                .iter()
+                .find(|e| e.retry_attempt == attempt && e.phase == phase as i32)
+                .map(|e| us(&e.occurred_at))
+                .unwrap_or_else(|| panic!("no {phase:?} event of attempt {attempt}"))
+        };
+        let ran = at(task_execution::Phase::Failed) - at(task_execution::Phase::Running);
+        assert_eq!(ran, 3_600_000_000, "attempt {attempt} ran {ran} µs");
+    }
+    let wf = env.sink.workflow_events("t-hour");
+    let took = us(&wf.last().unwrap().occurred_at) - us(&wf[0].occurred_at);
+    assert!(
+        (7_200_000_000..7_300_000_000).contains(&took),
+        "two attempts of an hour took {took} µs of the engine's time"
+    );
 }
 
 fn two_parallel(

@@ -17,7 +17,9 @@ use flyte_engine::external::{
     ChildExecutions, ChildLaunch, ChildStatus, ExternalError, ExternalServices, RecoveredNode,
     RecoveredOutputs, RecoveryLookup, SignalStore, child_execution_id,
 };
-use flyte_engine::{Engine, EngineDeps, ExecutionRequest, MemorySink, WorkflowPhase};
+use flyte_engine::{
+    Engine, EngineConfig, EngineDeps, ExecutionRequest, MemorySink, VirtualClock, WorkflowPhase,
+};
 use flyteidl::core::*;
 use flyteidl::event::workflow_execution_event::OutputResult;
 use prost::Message;
@@ -279,6 +281,38 @@ fn env() -> Env {
     }
 }
 
+/// [`env`] on virtual time: the engine's clock follows tokio's, so under
+/// `#[tokio::test(start_paused = true)]` a timeout fires as soon as nothing else can move.
+fn virtual_env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let svc = Arc::new(Services::default());
+    let mut deps = engine_support::deps(
+        &blob,
+        vec![Arc::new(BuiltinBackend::new(blob.clone()))],
+        &sink,
+    );
+    deps.config = EngineConfig {
+        clock: Arc::new(VirtualClock::new()),
+        ..deps.config
+    };
+    let engine = Engine::new(EngineDeps {
+        external: ExternalServices::from(svc.clone()),
+        ..deps
+    });
+    *svc.engine.lock().unwrap() = Some(engine.clone());
+    *svc.sink.lock().unwrap() = Some(sink.clone());
+    *svc.blob.lock().unwrap() = Some(blob.clone());
+    Env {
+        _dir: dir,
+        blob,
+        sink,
+        engine,
+        svc,
+    }
+}
+
 async fn start(env: &Env, name: &str, compiled: CompiledWorkflowClosure, x: i64) {
     start_req(
         env,
@@ -411,6 +445,73 @@ async fn a_signal_set_before_the_gate_asks_is_read_at_once() {
     start(&env, "early", wf, 0).await;
     assert_eq!(wait(&env, "early").await, WorkflowPhase::Succeeded);
     assert_eq!(output(&env, "early").await, 5);
+}
+
+/// A `wait_for_input` gate with an hour's timeout whose signal never comes, in virtual time:
+/// the gate ends TIMED_OUT an hour after it started (by the engine's clock), after asking for
+/// its signal, and the workflow fails without running what comes after it.
+#[tokio::test(start_paused = true)]
+async fn an_hour_long_gate_timeout_fires_after_an_hour_of_virtual_time() {
+    let env = virtual_env();
+    let mut waiting = gate(
+        "n0",
+        gate_node::Condition::Signal(SignalCondition {
+            signal_id: "never".into(),
+            r#type: Some(int_t()),
+            output_variable_name: "y".into(),
+        }),
+        vec![],
+    );
+    waiting.metadata = Some(NodeMetadata {
+        name: "wait".into(),
+        timeout: Some(pbjson_types::Duration {
+            seconds: 3600,
+            nanos: 0,
+        }),
+        ..Default::default()
+    });
+    let wf = compile(
+        "gate_timeout",
+        vec![waiting, echo_node("n1", promise("n0", "y"))],
+        promise("n1", "b"),
+    );
+    start(&env, "late", wf, 0).await;
+    let phase = tokio::time::timeout(
+        Duration::from_secs(7 * 24 * 3600),
+        env.engine.wait(&exec_id("late")),
+    )
+    .await
+    .expect("execution did not finish")
+    .expect("no final phase");
+    assert_eq!(phase, WorkflowPhase::Failed);
+    assert!(
+        env.svc
+            .asked
+            .lock()
+            .unwrap()
+            .contains(&("late".to_string(), "never".to_string()))
+    );
+    use node_execution::Phase as P;
+    let us = |t: &Option<pbjson_types::Timestamp>| {
+        let t = t.as_ref().unwrap();
+        t.seconds * 1_000_000 + i64::from(t.nanos) / 1000
+    };
+    let events = env.sink.node_events("late");
+    let of = |node: &str| -> Vec<(i32, i64)> {
+        events
+            .iter()
+            .filter(|e| e.id.as_ref().unwrap().node_id == node)
+            .map(|e| (e.phase, us(&e.occurred_at)))
+            .collect()
+    };
+    let n0 = of("n0");
+    let phases: Vec<i32> = n0.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        phases,
+        [P::Queued as i32, P::Running as i32, P::TimedOut as i32]
+    );
+    assert_eq!(n0[2].1 - n0[0].1, 3_600_000_000, "{n0:?}");
+    assert!(of("n1").is_empty(), "nothing after the gate ran");
 }
 
 fn lp_parent() -> CompiledWorkflowClosure {
