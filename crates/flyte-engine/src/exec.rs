@@ -48,7 +48,11 @@ mod array;
 mod cache;
 mod dynamic;
 mod external_nodes;
+mod handlers;
 mod recovery;
+mod sleep;
+mod subworkflow;
+mod task;
 
 use array::{ArraySpec, ArrayState};
 use external_nodes::{ExtMsg, GateSpec};
@@ -594,82 +598,7 @@ impl ExecActor {
                 let queued = self.nodes[idx].rec.queued_at_us;
                 self.arm_timer_at_us(queued, d, Timer::ActiveDeadline { node: idx });
             }
-            match self.nodes[idx].kind.clone() {
-                Kind::Task(_) if self.nodes[idx].child_scope.is_some() => {
-                    // A dynamic node: its children were restored with it; its outputs are
-                    // cached when they finish.
-                    self.cache_resume(idx, false).await;
-                }
-                Kind::Task(_) if !self.nodes[idx].rec.dynamic_closure_path.is_empty() => {
-                    // A dynamic node whose compiled workflow could not be read back.
-                    let err = self.exec_error(
-                        ErrorKind::System,
-                        "DynamicWorkflowNotFound",
-                        format!(
-                            "cannot read the compiled dynamic workflow [{}] after a restart",
-                            self.nodes[idx].rec.dynamic_closure_path
-                        ),
-                    );
-                    self.node_terminal(idx, NodePhase::Failed, Some(err));
-                }
-                Kind::Task(_) => {
-                    if self.uses_wf_slot(idx) {
-                        self.take_slot(idx);
-                    }
-                    // Follow the attempt where it runs (or ran) rather than run it again.
-                    match self.reattach_attempt(idx).await {
-                        Reattach::Attached => {
-                            // Still running: its cache state comes back as before the
-                            // restart (its own cache_serialize reservation, extended while it
-                            // runs; the put when it ends), so a waiter keeps waiting for it.
-                            self.cache_resume(idx, false).await;
-                            continue;
-                        }
-                        Reattach::NotStarted => {
-                            // Nothing ran: the same attempt number starts now.
-                            if !self.cache_resume(idx, true).await {
-                                self.start_attempt(idx);
-                            }
-                            continue;
-                        }
-                        Reattach::Lost => {}
-                    }
-                    // The backend keeps nothing across restarts: abort the attempt and run
-                    // a new one, charged to no budget.
-                    let old = self.attempt_key(idx);
-                    if let Some(b) = self.nodes[idx].backend {
-                        self.to_abort.push((b, old));
-                    }
-                    self.task_event(
-                        idx,
-                        task_execution::Phase::Aborted,
-                        Some("engine restarted; attempt abandoned".into()),
-                        None,
-                    );
-                    self.nodes[idx].rec.attempt += 1;
-                    // Cached meanwhile: succeeded from the cache, nothing runs.
-                    if !self.cache_resume(idx, true).await {
-                        self.start_attempt(idx);
-                    }
-                }
-                Kind::Sleep(d) => {
-                    let started = self.nodes[idx].rec.started_at_us;
-                    self.arm_timer_at_us(started, d, Timer::Sleep { node: idx });
-                }
-                Kind::Gate(_) => {
-                    // The signal may have been set while the engine was down.
-                    if let Some(d) = self.nodes[idx].active_deadline {
-                        let queued = self.nodes[idx].rec.queued_at_us;
-                        self.arm_timer_at_us(queued, d, Timer::ActiveDeadline { node: idx });
-                    }
-                    if self.nodes[idx].phase() == NodePhase::Running {
-                        self.gate_checks.push_back(idx);
-                    }
-                }
-                Kind::LaunchPlan(_) => self.resume_launch_plan(idx).await,
-                Kind::Array(_) => self.resume_array(idx),
-                _ => {}
-            }
+            self.resume_kind(idx).await;
         }
         self.resume_records.clear();
         self.resume_closures.clear();
@@ -778,38 +707,7 @@ impl ExecActor {
         ) {
             return;
         }
-        match self.nodes[idx].kind.clone() {
-            Kind::SubWorkflow(wf) => {
-                self.open_subworkflow(idx, wf, None);
-            }
-            Kind::Branch if !self.nodes[idx].rec.branch_taken.is_empty() => {
-                let taken = self.nodes[idx].rec.branch_taken.clone();
-                if let Some(child) = branch_child_spec(&self.nodes[idx].spec, &taken) {
-                    let c = self.add_branch_child(idx, child);
-                    self.restore_children(c);
-                }
-            }
-            Kind::Task(_) if !self.nodes[idx].rec.dynamic_closure_path.is_empty() => {
-                let uid = self.nodes[idx].rec.node_id.clone();
-                if let Some(closure) = self.resume_closures.get(&uid).cloned() {
-                    self.open_dynamic_scope(idx, closure, None);
-                }
-            }
-            Kind::Array(spec) => {
-                if let Some(size) = self.nodes[idx].rec.array_size {
-                    self.open_array(idx, spec, size as usize, None);
-                    let subs = self.nodes[idx]
-                        .array
-                        .as_ref()
-                        .map(|a| a.subs.clone())
-                        .unwrap_or_default();
-                    for sub in subs {
-                        self.restore_children(sub);
-                    }
-                }
-            }
-            _ => {}
-        }
+        self.restore_kind(idx);
     }
 
     fn add_node(
@@ -1563,21 +1461,7 @@ impl ExecActor {
                 continue;
             };
             match t {
-                Timer::ExecDeadline { node, attempt } => {
-                    let key = self.attempt_key(node);
-                    if key.retry_attempt == attempt && self.is_current(node, &key) {
-                        if let Some(b) = self.nodes[node].backend {
-                            self.to_abort.push((b, key));
-                        }
-                        let d = self.nodes[node].exec_deadline.unwrap_or_default();
-                        let err = self.exec_error(
-                            ErrorKind::User,
-                            "TimeoutExpired",
-                            format!("task execution timeout [{}] expired", go_duration(d)),
-                        );
-                        self.attempt_failed(node, err, true, Vec::new());
-                    }
-                }
+                Timer::ExecDeadline { node, attempt } => self.on_exec_deadline(node, attempt),
                 Timer::ActiveDeadline { node } => {
                     if matches!(
                         self.nodes[node].phase(),
@@ -1590,11 +1474,7 @@ impl ExecActor {
                         self.node_terminal(node, NodePhase::TimedOut, Some(err));
                     }
                 }
-                Timer::Sleep { node } => {
-                    if self.nodes[node].phase() == NodePhase::Running {
-                        self.node_succeeded(node, String::new(), None);
-                    }
-                }
+                Timer::Sleep { node } => self.on_slept(node),
                 Timer::GatePoll { node } => {
                     self.poll_armed.remove(&node);
                     self.gate_checks.push_back(node);
@@ -1656,91 +1536,7 @@ impl ExecActor {
         {
             return;
         }
-        match self.nodes[idx].kind.clone() {
-            Kind::Start => self.run_start_node(idx).await,
-            Kind::End => self.run_end_node(idx).await,
-            Kind::Task(_) => {
-                let slot = self.uses_wf_slot(idx);
-                if slot && !self.slot_free() {
-                    self.waiting_parallelism.push_back(idx);
-                    return;
-                }
-                let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
-                    return;
-                };
-                if slot {
-                    self.take_slot(idx);
-                }
-                self.mark_queued(idx);
-                self.node_event(idx, node_execution::Phase::Queued, None);
-                if self.cache_lookup(idx, &inputs).await {
-                    return;
-                }
-                self.set_phase(idx, NodePhase::Running);
-                self.node_event(idx, node_execution::Phase::Running, None);
-                if self.nodes[idx].backend.is_none() {
-                    let tt = match &self.nodes[idx].kind {
-                        Kind::Task(t) => t.r#type.clone(),
-                        _ => String::new(),
-                    };
-                    let err = self.exec_error(
-                        ErrorKind::User,
-                        "NoTaskBackend",
-                        format!("no task backend runs tasks of type [{tt}]"),
-                    );
-                    self.release_slot(idx);
-                    self.node_terminal(idx, NodePhase::Failed, Some(err));
-                    return;
-                }
-                if self.needs_task_template(idx) {
-                    self.write_task_template(idx).await;
-                }
-                if let Some(d) = self.nodes[idx].active_deadline {
-                    self.arm_timer(d, Timer::ActiveDeadline { node: idx });
-                }
-                self.start_attempt(idx);
-            }
-            Kind::Branch => {
-                let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
-                    return;
-                };
-                self.mark_queued(idx);
-                self.node_event(idx, node_execution::Phase::Queued, None);
-                self.set_phase(idx, NodePhase::Running);
-                self.node_event(idx, node_execution::Phase::Running, None);
-                self.decide_branch(idx, &inputs);
-            }
-            Kind::SubWorkflow(wf) => {
-                let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
-                    return;
-                };
-                self.mark_queued(idx);
-                self.node_event(idx, node_execution::Phase::Queued, None);
-                self.set_phase(idx, NodePhase::Running);
-                self.node_event(idx, node_execution::Phase::Running, None);
-                let s = self.open_subworkflow(idx, wf, Some(inputs));
-                let start = self.scopes[s].start;
-                self.make_ready(start);
-            }
-            Kind::Sleep(d) => {
-                if self.resolve_and_write_inputs(idx).await.is_none() {
-                    return;
-                }
-                self.mark_queued(idx);
-                self.node_event(idx, node_execution::Phase::Queued, None);
-                self.set_phase(idx, NodePhase::Running);
-                self.node_event(idx, node_execution::Phase::Running, None);
-                self.arm_timer(d, Timer::Sleep { node: idx });
-            }
-            Kind::Gate(_) => self.start_gate(idx).await,
-            Kind::LaunchPlan(lp) => self.start_launch_plan(idx, lp).await,
-            Kind::Array(spec) => self.start_array(idx, spec).await,
-            Kind::Unsupported(msg) => {
-                self.mark_queued(idx);
-                let err = self.exec_error(ErrorKind::User, "UnsupportedNode", msg);
-                self.node_terminal(idx, NodePhase::Failed, Some(err));
-            }
-        }
+        self.start_kind(idx).await;
     }
 
     // ---------------------------------------------------------------- parallelism
@@ -2702,27 +2498,7 @@ impl ExecActor {
             self.scopes[s].done = true;
             self.abort_scope(s, reason);
         }
-        if matches!(self.nodes[idx].kind, Kind::Array(_)) {
-            self.abort_array(idx, reason);
-        }
-        if matches!(self.nodes[idx].kind, Kind::LaunchPlan(_)) {
-            self.abort_child(idx, reason);
-        }
-        // A dynamic node's task attempt already ended (SUCCEEDED): only its children abort.
-        if matches!(self.nodes[idx].kind, Kind::Task(_)) && self.nodes[idx].child_scope.is_none() {
-            if self.nodes[idx].rec.attempt_in_flight
-                && let Some(b) = self.nodes[idx].backend
-            {
-                self.to_abort.push((b, self.attempt_key(idx)));
-            }
-            self.task_event(
-                idx,
-                task_execution::Phase::Aborted,
-                Some(reason.to_string()),
-                None,
-            );
-            self.task_done(idx);
-        }
+        self.abort_kind(idx, reason);
         if final_event {
             let err = ExecutionError {
                 code: "NodeAborted".into(),

@@ -387,6 +387,22 @@ impl ExecActor {
     }
 
     /// After a restart: counters from the restored sub-node phases, then a re-evaluation.
+    /// Rebuilds a resumed array node's sub-nodes (once it knew its size).
+    pub(super) fn restore_array(&mut self, idx: usize, spec: Arc<ArraySpec>) {
+        let Some(size) = self.nodes[idx].rec.array_size else {
+            return;
+        };
+        self.open_array(idx, spec, size as usize, None);
+        let subs = self.nodes[idx]
+            .array
+            .as_ref()
+            .map(|a| a.subs.clone())
+            .unwrap_or_default();
+        for sub in subs {
+            self.restore_children(sub);
+        }
+    }
+
     pub(super) fn resume_array(&mut self, idx: usize) {
         if self.uses_wf_slot(idx) {
             self.take_slot(idx);

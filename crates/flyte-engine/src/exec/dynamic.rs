@@ -130,6 +130,35 @@ impl ExecActor {
     }
 
     /// Opens the scope of a dynamic node's children from its compiled workflow.
+    /// A resumed dynamic node: its children were restored with it and its outputs are cached
+    /// when they finish; one whose compiled workflow could not be read back fails.
+    pub(super) async fn resume_dynamic(&mut self, idx: usize) {
+        if self.nodes[idx].child_scope.is_some() {
+            self.cache_resume(idx, false).await;
+            return;
+        }
+        let err = self.exec_error(
+            ErrorKind::System,
+            "DynamicWorkflowNotFound",
+            format!(
+                "cannot read the compiled dynamic workflow [{}] after a restart",
+                self.nodes[idx].rec.dynamic_closure_path
+            ),
+        );
+        self.node_terminal(idx, NodePhase::Failed, Some(err));
+    }
+
+    /// Rebuilds a resumed dynamic node's workflow from the closure it recorded.
+    pub(super) fn restore_dynamic(&mut self, idx: usize) {
+        if self.nodes[idx].rec.dynamic_closure_path.is_empty() {
+            return;
+        }
+        let uid = self.nodes[idx].rec.node_id.clone();
+        if let Some(closure) = self.resume_closures.get(&uid).cloned() {
+            self.open_dynamic_scope(idx, closure, None);
+        }
+    }
+
     pub(super) fn open_dynamic_scope(
         &mut self,
         idx: usize,

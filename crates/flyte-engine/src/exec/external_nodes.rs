@@ -139,6 +139,14 @@ impl ExecActor {
         self.gate_checks.push_back(idx);
     }
 
+    /// A resumed gate reads its signal again: it may have been set while the engine was
+    /// down.
+    pub(super) fn resume_gate(&mut self, idx: usize) {
+        if self.nodes[idx].phase() == NodePhase::Running {
+            self.gate_checks.push_back(idx);
+        }
+    }
+
     /// Signal `signal_id` was set: the running gates waiting for it look now.
     pub(super) fn on_signal_set(&mut self, signal_id: &str) {
         for idx in 0..self.nodes.len() {
