@@ -296,10 +296,6 @@ def _list(remote, filters: list, sort_by: Sort | None = None) -> list[str]:
     return [e.id.name for e in page]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 12 open: the store indexes no tags, duration or error code for executions",
-)
 def test_executions_filtered_by_tag_duration_and_error_code(server: Server, remote, launched):
     deck = wait(remote, launched["deck"]).id.name
     fragile = wait(remote, launched["fragile"])
@@ -315,6 +311,10 @@ def test_executions_filtered_by_tag_duration_and_error_code(server: Server, remo
     assert code, fragile.closure.error
     by_code = _list(remote, [flyte_filters.Equal("error_code", code)])
     assert fragile.id.name in by_code and deck not in by_code, by_code
+    with pytest.raises(Exception) as err:
+        _list(remote, [flyte_filters.Equal("admin_tag.color", "red")])
+    assert _grpc_code(err.value) == grpc.StatusCode.INVALID_ARGUMENT, err.value
+    assert "admin_tag.name" in str(err.value)
 
 
 @pytest.mark.parametrize(

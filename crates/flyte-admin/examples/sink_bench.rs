@@ -101,6 +101,9 @@ async fn main() {
                 created_at: at,
                 updated_at: at,
                 started_at: None,
+                error_code: String::new(),
+                duration_ms: 0,
+                tags: Vec::new(),
             },
             None,
         )

@@ -119,6 +119,9 @@ impl Harness {
                     created_at: at,
                     updated_at: at,
                     started_at: Some(at),
+                    error_code: String::new(),
+                    duration_ms: 0,
+                    tags: Vec::new(),
                 },
                 None,
             )

@@ -36,6 +36,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "leases",
         include_str!("../migrations/sqlite/0005_leases.sql"),
     ),
+    (
+        6,
+        "execution filters",
+        include_str!("../migrations/sqlite/0006_execution_filters.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -63,6 +68,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         5,
         "leases",
         include_str!("../migrations/postgres/0005_leases.sql"),
+    ),
+    (
+        6,
+        "execution filters",
+        include_str!("../migrations/postgres/0006_execution_filters.sql"),
     ),
 ];
 

@@ -228,6 +228,13 @@ pub struct ExecutionRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
+    /// The error code of a failed execution (`closure.error.code`), empty otherwise.
+    pub error_code: String,
+    /// How long it ran once it ended, in milliseconds; 0 before (as flyteadmin's column).
+    pub duration_ms: i64,
+    /// `ExecutionSpec.tags`, indexed when the execution is created (list filter
+    /// `admin_tag.name`); reads leave it empty (the spec holds them).
+    pub tags: Vec<String>,
 }
 
 /// Which executions a list covers.

@@ -167,6 +167,7 @@ conformance!(
     concurrent_writes,
     execution_create_get_duplicate,
     execution_list_filters_sort_pages,
+    execution_tags_error_code_duration,
     execution_state_batches,
     engine_journal,
     large_batches,

@@ -566,6 +566,9 @@ async fn create(
         created_at: now,
         updated_at: now,
         started_at: None,
+        error_code: String::new(),
+        duration_ms: 0,
+        tags: spec.tags.clone(),
     };
     match state.store.create_execution(record, engine_bytes).await {
         Ok(()) => {}

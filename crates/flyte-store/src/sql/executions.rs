@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::backend::{Backend, Col, DbErrorKind, Row, Stmt, Value, classify};
-use super::list::{self, FieldType, ListSpec, SqlBuilder, field};
+use super::list::{self, Field, FieldType, ListSpec, SqlBuilder, field};
 use super::{Reader, SqlStore, corrupt, internal, text, ts};
 use crate::{Decide, StateRead, StateSnapshot};
 use crate::{
@@ -104,7 +104,7 @@ macro_rules! execution_columns {
          launch_plan_version, workflow_project, workflow_domain, workflow_name, workflow_version, \
          task_project, task_domain, task_name, task_version, phase, mode, state, principal, \
          parent_execution, parent_node_id, spec, closure, inputs_uri, user_inputs_uri, created_at, \
-         updated_at, started_at"
+         updated_at, started_at, error_code, duration_ms"
     };
 }
 const EXECUTION_SELECT: &str = concat!("SELECT ", execution_columns!(), " FROM executions");
@@ -137,6 +137,8 @@ const EXECUTION_COLS: &[Col] = &[
     Col::Timestamp,
     Col::Timestamp,
     Col::Timestamp,
+    Col::Text,
+    Col::BigInt,
 ];
 
 fn entity_values(key: Option<&EntityKey>) -> [Value; 4] {
@@ -226,29 +228,51 @@ fn execution_from_row(row: Row) -> Result<ExecutionRecord> {
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
         started_at: r.opt_timestamp("started_at")?,
+        error_code: r.text("error_code")?,
+        duration_ms: r.bigint("duration_ms")?,
+        tags: Vec::new(),
     })
 }
 
-const EXECUTION_FIELDS: &[list::Field] = &[
-    field("name", FieldType::Text),
-    field("phase", FieldType::Text),
-    field("mode", FieldType::Int),
-    field("state", FieldType::Int),
-    field("principal", FieldType::Text),
-    field("created_at", FieldType::Timestamp),
-    field("updated_at", FieldType::Timestamp),
-    field("started_at", FieldType::Timestamp),
-    field("launch_plan_name", FieldType::Text),
-    field("launch_plan_version", FieldType::Text),
-    field("workflow_name", FieldType::Text),
-    field("workflow_version", FieldType::Text),
-    field("task_name", FieldType::Text),
-    field("task_version", FieldType::Text),
-];
+/// Sort and filter fields of executions; filters also take the tags ([`EXECUTION_FILTERS`]).
+macro_rules! execution_fields {
+    ($($extra:expr),*) => {
+        &[
+            field("name", FieldType::Text),
+            field("phase", FieldType::Text),
+            field("mode", FieldType::Int),
+            field("state", FieldType::Int),
+            field("principal", FieldType::Text),
+            field("created_at", FieldType::Timestamp),
+            field("updated_at", FieldType::Timestamp),
+            field("started_at", FieldType::Timestamp),
+            field("launch_plan_name", FieldType::Text),
+            field("launch_plan_version", FieldType::Text),
+            field("workflow_name", FieldType::Text),
+            field("workflow_version", FieldType::Text),
+            field("task_name", FieldType::Text),
+            field("task_version", FieldType::Text),
+            field("error_code", FieldType::Text),
+            // Flyte filters and sorts durations in seconds.
+            Field {
+                name: "duration",
+                expr: "(duration_ms / 1000)",
+                ty: FieldType::Int,
+            },
+            $($extra),*
+        ]
+    };
+}
+const EXECUTION_FIELDS: &[list::Field] = execution_fields!();
+const EXECUTION_FILTERS: &[list::Field] = execution_fields!(Field {
+    name: "admin_tag",
+    expr: "execution_tags",
+    ty: FieldType::Tag,
+});
 const EXECUTIONS: ListSpec = ListSpec {
     what: "executions",
     prefixes: &["execution"],
-    filters: EXECUTION_FIELDS,
+    filters: EXECUTION_FILTERS,
     sorts: EXECUTION_FIELDS,
     default_sort: "created_at",
     tiebreak: "id",
@@ -267,11 +291,13 @@ fn update_execution_stmt(e: ExecutionRecord) -> Stmt {
         Value::Text(e.user_inputs_uri),
         ts(e.updated_at),
         opt_ts(e.started_at),
+        Value::Text(e.error_code),
+        Value::BigInt(e.duration_ms),
     ]);
     Stmt::new(
         "UPDATE executions SET phase = $4, mode = $5, state = $6, principal = $7, spec = $8, \
-         closure = $9, inputs_uri = $10, user_inputs_uri = $11, updated_at = $12, started_at = $13 \
-         WHERE project = $1 AND domain = $2 AND name = $3",
+         closure = $9, inputs_uri = $10, user_inputs_uri = $11, updated_at = $12, started_at = $13, \
+         error_code = $14, duration_ms = $15 WHERE project = $1 AND domain = $2 AND name = $3",
         args,
     )
 }
@@ -539,13 +565,15 @@ impl<B: Backend> SqlStore<B> {
             ts(e.created_at),
             ts(e.updated_at),
             opt_ts(e.started_at),
+            Value::Text(e.error_code),
+            Value::BigInt(e.duration_ms),
         ]);
         let stmt = Stmt::new(
             concat!(
                 "INSERT INTO executions (",
                 execution_columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
             ),
             args,
         );
@@ -553,6 +581,23 @@ impl<B: Backend> SqlStore<B> {
         B::tx_execute(&mut tx, stmt)
             .await
             .map_err(|err| super::write_error(err, || key.to_string(), &key.project))?;
+        let mut tags = e.tags;
+        tags.sort_unstable();
+        tags.dedup();
+        for tag in tags {
+            let mut args = exec_args(&key);
+            args.push(Value::Text(tag));
+            B::tx_execute(
+                &mut tx,
+                Stmt::new(
+                    "INSERT INTO execution_tags (project, domain, name, tag) \
+                     VALUES ($1, $2, $3, $4)",
+                    args,
+                ),
+            )
+            .await
+            .map_err(internal)?;
+        }
         if let Some(request) = engine_request {
             let mut args = exec_args(&key);
             args.push(Value::Bytes(request));

@@ -19,6 +19,8 @@ pub(crate) enum FieldType {
     Int,
     /// RFC 3339 timestamps.
     Timestamp,
+    /// An execution's tags (`expr` is the tag table): matches executions with such a tag.
+    Tag,
 }
 
 /// A field that may be filtered or sorted on.
@@ -254,7 +256,47 @@ fn resolve_filter_field<'s>(spec: &'s ListSpec, filter: &Filter) -> Result<&'s F
     })
 }
 
+/// A tag filter: the execution has a tag equal to (`eq`) or among (`value_in`) the values;
+/// `ne` and `value_not_in` negate it.
+fn push_tag_condition(
+    b: &mut SqlBuilder,
+    field: &Field,
+    filter: &Filter,
+) -> Result<(), StoreError> {
+    let negate = match filter.op {
+        FilterOp::Eq | FilterOp::ValueIn => false,
+        FilterOp::Ne | FilterOp::ValueNotIn => true,
+        _ => {
+            return Err(StoreError::InvalidArgument(format!(
+                "filter on {:?} takes eq, ne, value_in or value_not_in",
+                field.name
+            )));
+        }
+    };
+    if negate {
+        b.push("NOT ");
+    }
+    b.push("EXISTS (SELECT 1 FROM ").push(field.expr).push(
+        " t WHERE t.project = executions.project AND t.domain = executions.domain \
+             AND t.name = executions.name AND t.tag IN (",
+    );
+    if filter.values.is_empty() {
+        b.push("NULL");
+    }
+    for (i, value) in filter.values.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind(Value::Text(value.clone()));
+    }
+    b.push("))");
+    Ok(())
+}
+
 fn push_condition(b: &mut SqlBuilder, field: &Field, filter: &Filter) -> Result<(), StoreError> {
+    if field.ty == FieldType::Tag {
+        return push_tag_condition(b, field, filter);
+    }
     let single = || -> Result<&str, StoreError> {
         match filter.values.as_slice() {
             [v] => Ok(v.as_str()),
@@ -343,7 +385,7 @@ fn typed_value(field: &Field, raw: &str) -> Result<Value, StoreError> {
         ))
     };
     Ok(match field.ty {
-        FieldType::Text => Value::Text(raw.to_owned()),
+        FieldType::Text | FieldType::Tag => Value::Text(raw.to_owned()),
         FieldType::Int => Value::Int(raw.trim().parse::<i32>().map_err(|_| bad("an integer"))?),
         FieldType::Timestamp => Value::Timestamp(
             DateTime::parse_from_rfc3339(raw.trim())

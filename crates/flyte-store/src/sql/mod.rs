@@ -210,6 +210,13 @@ impl Reader {
         }
     }
 
+    fn bigint(&mut self, what: &str) -> Result<i64> {
+        match self.next() {
+            Value::BigInt(v) => Ok(v),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+
     fn opt_int(&mut self, what: &str) -> Result<Option<i32>> {
         match self.next() {
             Value::Int(v) => Ok(Some(v)),

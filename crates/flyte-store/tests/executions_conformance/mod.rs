@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use flyte_store::{
-    EngineChange, EntityKey, ExecutionKey, ExecutionRecord, ExecutionScope, FilterOp,
+    EngineChange, EntityKey, ExecutionKey, ExecutionRecord, ExecutionScope, FilterOp, ListQuery,
     MetadataStore, NodeExecutionKey, NodeExecutionRecord, ResourceType, SortDirection, StateBatch,
     StoreError, TaskExecutionKey, TaskExecutionRecord,
 };
@@ -54,6 +54,9 @@ pub fn execution(name: &str, lp: &str, phase: &str, at: DateTime<Utc>) -> Execut
         created_at: at,
         updated_at: at,
         started_at: None,
+        error_code: String::new(),
+        duration_ms: 0,
+        tags: Vec::new(),
     }
 }
 
@@ -254,6 +257,101 @@ pub async fn execution_list_filters_sort_pages(store: Arc<dyn MetadataStore>) {
         matches!(err, StoreError::InvalidArgument(ref m) if m.contains("phase")),
         "{err}"
     );
+}
+
+/// flyteadmin's execution filters beyond the columns: tags (`admin_tag`), the error code and
+/// the duration (seconds in filters, milliseconds stored).
+pub async fn execution_tags_error_code_duration(store: Arc<dyn MetadataStore>) {
+    let mut a = execution("a", "lp", "QUEUED", t(0));
+    a.tags = vec!["nightly".into(), "team-x".into(), "nightly".into()];
+    store.create_execution(a, None).await.unwrap();
+    let mut b = execution("b", "lp", "QUEUED", t(1));
+    b.tags = vec!["team-x".into()];
+    store.create_execution(b, None).await.unwrap();
+    store
+        .create_execution(execution("c", "lp", "QUEUED", t(2)), None)
+        .await
+        .unwrap();
+    // b fails after 90 s, c succeeds after 2.5 s.
+    let mut failed = store.get_execution(&ekey("b")).await.unwrap();
+    failed.phase = "FAILED".into();
+    failed.error_code = "USER:ValueError".into();
+    failed.duration_ms = 90_000;
+    let mut done = store.get_execution(&ekey("c")).await.unwrap();
+    done.phase = "SUCCEEDED".into();
+    done.duration_ms = 2_500;
+    store
+        .apply(StateBatch {
+            executions: vec![failed, done],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let read = store.get_execution(&ekey("b")).await.unwrap();
+    assert_eq!(
+        (read.error_code.as_str(), read.duration_ms),
+        ("USER:ValueError", 90_000)
+    );
+
+    let list = |filters: Vec<flyte_store::Filter>| {
+        let store = store.clone();
+        async move {
+            let query = ListQuery { filters, ..q(100) };
+            names(&store.list_executions(&scope(), &query).await.unwrap())
+        }
+    };
+    assert_eq!(
+        list(vec![f("admin_tag", FilterOp::Eq, &["nightly"])]).await,
+        ["a"]
+    );
+    assert_eq!(
+        list(vec![f(
+            "admin_tag",
+            FilterOp::ValueIn,
+            &["nightly", "team-x"]
+        )])
+        .await,
+        ["b", "a"]
+    );
+    assert_eq!(
+        list(vec![f("admin_tag", FilterOp::Ne, &["team-x"])]).await,
+        ["c"]
+    );
+    assert_eq!(
+        list(vec![f("error_code", FilterOp::Eq, &["USER:ValueError"])]).await,
+        ["b"]
+    );
+    assert_eq!(
+        list(vec![f("duration", FilterOp::Gte, &["60"])]).await,
+        ["b"]
+    );
+    assert_eq!(
+        list(vec![f("duration", FilterOp::Lt, &["3"])]).await,
+        ["c", "a"]
+    );
+    let by_duration = store
+        .list_executions(
+            &scope(),
+            &ListQuery {
+                sort: sort("duration", SortDirection::Descending),
+                ..q(100)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&by_duration)[0], "b");
+    // Tags are not a sort key.
+    let err = store
+        .list_executions(
+            &scope(),
+            &ListQuery {
+                sort: sort("admin_tag", SortDirection::Ascending),
+                ..q(100)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidArgument(_)), "{err:?}");
 }
 
 pub async fn execution_state_batches(store: Arc<dyn MetadataStore>) {

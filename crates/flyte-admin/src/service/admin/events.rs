@@ -342,6 +342,8 @@ pub fn workflow_event(
         && let Some(started) = current.started_at
     {
         closure.duration = Some(duration(started, at));
+        // The indexed duration lists filter on (`duration`, in seconds there).
+        next.duration_ms = (at - started).num_milliseconds().max(0);
     }
     match &event.output_result {
         Some(workflow_execution_event::OutputResult::OutputUri(uri)) if !uri.is_empty() => {
@@ -355,6 +357,7 @@ pub fn workflow_event(
         }
         Some(workflow_execution_event::OutputResult::Error(error)) => {
             closure.output_result = Some(execution_closure::OutputResult::Error(error.clone()));
+            next.error_code = error.code.clone();
         }
         _ => {}
     }
@@ -746,6 +749,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             started_at: None,
+            error_code: String::new(),
+            duration_ms: 0,
+            tags: Vec::new(),
         }
     }
 

@@ -265,7 +265,8 @@ pub(super) async fn list(
             .contains(&f.field.as_str())
         {
             return Err(AdminError::InvalidArgument(format!(
-                "unknown filter field '{}' for listing executions (supported: {})",
+                "unknown filter field '{}' for listing executions (supported: {}; tags: \
+                 admin_tag.name)",
                 f.field,
                 EXECUTION_LIST_FIELDS.filter_fields.join(", ")
             )));
