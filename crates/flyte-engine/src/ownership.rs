@@ -327,6 +327,22 @@ impl Engine {
         }
     }
 
+    /// Aborts the executions running here whose terminate is journaled: an `abort`
+    /// notification sent while the listener was reconnecting is lost, the pending abort is not.
+    async fn apply_pending_aborts(&self) {
+        match self.journal.load_running().await {
+            Ok(running) => {
+                for r in running {
+                    if let Some(cause) = &r.pending_abort {
+                        // Not running here: another replica's business.
+                        let _ = self.abort(&r.request.id, cause);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read pending aborts"),
+        }
+    }
+
     /// A child execution ended on some replica: wake its parent's node if the parent runs here.
     fn child_ended(&self, child: &ExecKey) {
         let parent = self.shared.children.lock().unwrap().remove(child);
@@ -411,8 +427,9 @@ async fn listen_loop(engine: crate::engine::EngineHandle, mut rx: mpsc::Receiver
         }
         if payload.is_empty() {
             tracing::warn!(
-                "notification connection was lost: requests sent meanwhile may arrive late (pending aborts are journaled, gates poll)"
+                "notification connection was lost: re-reading pending aborts (gates poll)"
             );
+            engine.apply_pending_aborts().await;
             continue;
         }
         match Message::decode(&payload) {

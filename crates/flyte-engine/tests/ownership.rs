@@ -358,3 +358,25 @@ async fn a_terminate_on_another_replica_reaches_the_owner() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// An `abort` notification lost while the owner's listener reconnected: the terminate's
+/// pending abort is in the journal, and the owner applies it when told of the gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_abort_missed_during_a_listener_gap_is_applied() {
+    let setup = Setup::new();
+    let journal = MemorySink::new();
+    let leases = Arc::new(Leases::default());
+    let a = setup.engine(&journal, ownership("a", &leases));
+    a.start_ownership().await.unwrap();
+
+    let req = request("gap", setup.compiled().await, &[]);
+    let id = req.id.clone();
+    a.start_execution(req).await.expect("starts on a");
+    wait_for(&setup.file("started")).await;
+    // The terminate journaled its abort; its notification was lost.
+    journal.set_pending_abort(&ExecKey::of(&id), "stopped during the gap");
+    leases.notify("").await.unwrap();
+    let phase = tokio::time::timeout(WAIT, a.wait(&id)).await.unwrap();
+    assert_eq!(phase, Some(WorkflowPhase::Aborted));
+    a.shutdown().await;
+}
