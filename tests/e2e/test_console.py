@@ -208,6 +208,21 @@ def test_subworkflow_nodes_expand_and_open_their_panel(server: Server, project, 
     expect(outputs.locator('tr[data-name="o0"] td')).to_have_text("7")
 
 
+def test_a_running_tasks_log_lines_appear_in_its_panel(server: Server, project, page: Page):
+    # step n0 prints its line, then sleeps: the line must show while the task still runs.
+    name, url = run_remote(
+        server, project, "examples/chains.py", "chain3_wf", "--x", "100", "--delay", "600"
+    )
+    page.goto(url + "?node=n0")
+    expect(page.get_by_test_id("task-log")).to_contain_text("step 1: 100 -> 101", timeout=RUN_WAIT_MS)
+    expect(page.locator('svg.graph [data-node-id="n0"]')).to_have_attribute("data-phase", "RUNNING")
+    # Stopped from the page (it would sleep for ten minutes); the log is still there.
+    page.get_by_role("button", name="Terminate").click()
+    page.get_by_role("button", name="Confirm terminate").click()
+    expect(header_phase(page)).to_have_attribute("data-phase", "ABORTED", timeout=RUN_WAIT_MS)
+    expect(page.get_by_test_id("task-log")).to_contain_text("step 1: 100 -> 101")
+
+
 def test_terminate_a_running_execution_from_the_page(server: Server, project, page: Page, remote):
     name, url = run_remote(server, project, "examples/failures.py", "sleepy_wf", "--seconds", "600")
     page.goto(url)
