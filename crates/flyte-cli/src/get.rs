@@ -478,7 +478,6 @@ async fn executions(
         more(&list.token);
         return Ok(());
     }
-    let colour = common.colour();
     let rows = list
         .executions
         .iter()
@@ -489,7 +488,8 @@ async fn executions(
                 e.id.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
                 lp.map(|l| l.name.clone()).unwrap_or_default(),
                 lp.map(|l| l.version.clone()).unwrap_or_default(),
-                phase_styled(execution_phase(closure.map_or(0, |c| c.phase)), colour),
+                // No colour inside tables: escape codes would count in the column widths.
+                execution_phase(closure.map_or(0, |c| c.phase)).to_string(),
                 timestamp(closure.and_then(|c| c.started_at.as_ref().or(c.created_at.as_ref()))),
                 proto_duration(closure.and_then(|c| c.duration.as_ref())),
             ]
@@ -534,7 +534,15 @@ async fn execution(client: &mut Client, name: &str, common: &Common) -> CliResul
             "cannot get the data of execution {name}"
         )))?
         .into_inner();
-    let nodes = client.node_executions(&id, "").await?;
+    let mut nodes = client.node_executions(&id, "").await?;
+    nodes.sort_by_key(|n| {
+        let c = n.closure.as_ref();
+        let t = c.and_then(|c| c.started_at.as_ref().or(c.created_at.as_ref()));
+        (
+            t.map(|t| (t.seconds, t.nanos)),
+            n.id.as_ref().map(|i| i.node_id.clone()),
+        )
+    });
     let inputs = data.full_inputs.as_ref().map(map_json).unwrap_or(json!({}));
     let outputs = data
         .full_outputs
@@ -594,7 +602,7 @@ async fn execution(client: &mut Client, name: &str, common: &Common) -> CliResul
             let c = n.closure.as_ref();
             vec![
                 n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default(),
-                phase_styled(node_phase(c.map_or(0, |c| c.phase)), colour),
+                node_phase(c.map_or(0, |c| c.phase)).to_string(),
                 timestamp(c.and_then(|c| c.started_at.as_ref())),
                 proto_duration(c.and_then(|c| c.duration.as_ref())),
             ]

@@ -54,22 +54,19 @@ pub fn print_data<T: Serialize + ?Sized>(format: Format, value: &T) -> CliResult
     Ok(())
 }
 
-/// A table: borders only on a terminal; piped output is whitespace-aligned columns with no
-/// colour, which `awk`/`cut` can read.
+/// A table: whitespace-aligned columns with no colour, which `awk`/`cut` can read; on a
+/// terminal the header is underlined with a rule.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
-    if std::io::stdout().is_terminal() {
-        t.load_preset(presets::UTF8_HORIZONTAL_ONLY);
-    } else {
-        t.load_preset(presets::NOTHING);
-    }
+    t.load_preset(presets::NOTHING);
     t.set_content_arrangement(ContentArrangement::Disabled);
     t.set_header(header.iter().map(|h| h.to_string()));
     for row in rows {
         t.add_row(row);
     }
     // NOTHING pads every cell with one space on each side: trim the line ends.
-    t.to_string()
+    let mut lines: Vec<String> = t
+        .to_string()
         .lines()
         .map(|l| {
             l.trim_end()
@@ -77,8 +74,12 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
                 .unwrap_or(l.trim_end())
                 .to_string()
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if std::io::stdout().is_terminal() {
+        let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        lines.insert(1.min(lines.len()), "─".repeat(width));
+    }
+    lines.join("\n")
 }
 
 pub fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
