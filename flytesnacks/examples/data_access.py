@@ -56,3 +56,25 @@ def fragile_sub(x: int) -> int:
 @workflow
 def fragile_parent_wf(x: int = 1) -> int:
     return fragile_sub(x=x)
+
+
+@task
+def slow_sub_cleanup(x: int, delay: float, marker_dir: str, err: typing.Optional[FlyteError] = None) -> None:
+    """A failure node that takes a while, then leaves a marker line (one per run of its body)."""
+    import os
+    import time
+
+    time.sleep(delay)
+    if marker_dir:
+        with open(os.path.join(marker_dir, "cleanup"), "a") as f:
+            f.write(f"cleaned x={x} attempt {os.environ.get('FLYTE_ATTEMPT_NUMBER', '0')}\n")
+
+
+@workflow(on_failure=slow_sub_cleanup)
+def slow_fragile_sub(x: int, delay: float, marker_dir: str) -> int:
+    return explode(x=x)
+
+
+@workflow
+def slow_fragile_parent_wf(x: int = 1, delay: float = 0.0, marker_dir: str = "") -> int:
+    return slow_fragile_sub(x=x, delay=delay, marker_dir=marker_dir)

@@ -349,3 +349,71 @@ def test_every_list_sorts_by_updated_at(server: Server, remote, launched, listin
     if listing in ("executions", "node_executions", "task_executions"):
         stamps = [p.closure.updated_at for p in page]
         assert stamps == sorted(stamps, reverse=True), stamps
+
+
+def test_a_subworkflow_failure_node_running_when_the_server_crashes_runs_on(project, tmp_path_factory):
+    """Item 2 with a restart: the server is killed (SIGKILL) while a subworkflow's failure node
+    runs; the restarted server follows it to its end (its body ran once) and the execution
+    fails with the subworkflow's error."""
+    import signal
+    import time
+
+    from conftest import start_server, stop_server
+    from flytekit.configuration import Config
+    from flytekit.models.core.execution import TaskExecutionPhase
+    from flytekit.remote import FlyteRemote
+
+    base = tmp_path_factory.mktemp("sub-failure-restart")
+    data_dir = base / "data"
+    markers = base / "markers"
+    markers.mkdir()
+    first = start_server(base, data_dir)
+
+    def client() -> FlyteRemote:
+        return FlyteRemote(
+            config=Config.auto(config_file=str(first.config_path)), default_project=PROJECT, default_domain=DOMAIN
+        )
+
+    remote = client()
+    try:
+        name = run_remote(
+            first, project, "examples/data_access.py", "slow_fragile_parent_wf", "--x", "1", "--delay", "4.0",
+            "--marker_dir", str(markers),
+        )
+        execution = remote.fetch_execution(name=name)
+        fn = NodeExecutionIdentifier("n0-0-fn0", execution.id)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                attempts, _ = remote.client.list_task_executions_paginated(fn, limit=10)
+            except Exception:
+                attempts = []
+            if attempts and attempts[-1].closure.phase == TaskExecutionPhase.RUNNING:
+                break
+            assert time.monotonic() < deadline, "the failure node never ran:\n" + first.log()[-4000:]
+            time.sleep(0.1)
+    finally:
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    assert not (markers / "cleanup").exists(), "the failure node ended before the kill: nothing was tested"
+
+    second = start_server(base, data_dir, port=first.port, log_name="server-2.log")
+    try:
+        remote = client()
+        execution = wait(remote, name, timeout=300)
+        assert_phase(execution, WorkflowExecutionPhase.FAILED, second)
+        assert "explode on purpose with x=1" in execution.closure.error.message
+        children, _ = remote.client.list_node_executions(execution.id, unique_parent_id="n0", limit=100)
+        by_spec = {n.metadata.spec_node_id: n for n in children}
+        assert by_spec["fn0"].closure.phase == NodeExecutionPhase.SUCCEEDED, by_spec["fn0"].closure
+        lines = (markers / "cleanup").read_text().splitlines()
+        assert lines == ["cleaned x=1 attempt 0"], lines
+        # Followed, not started again: the second server never starts its process.
+        restarted = [
+            line for line in second.log().splitlines() if "n0-0-fn0" in line and "task process started" in line
+        ]
+        assert not restarted, restarted
+        assert "re-attached" in second.log(), second.log()[-3000:]
+    finally:
+        code = stop_server(second)
+    assert code == 0, second.log()

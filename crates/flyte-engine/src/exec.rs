@@ -1028,6 +1028,24 @@ impl ExecActor {
         true
     }
 
+    /// After a restart: a subworkflow that was running its failure node goes on with it (the
+    /// resume re-attaches or restarts it like any restored node) instead of deciding again.
+    fn restore_sub_failure_node(&mut self, s: usize) {
+        let (Some(owner), Some(f)) = (
+            self.scopes[s].owner,
+            self.scopes[s].template.failure_node.as_ref(),
+        ) else {
+            return;
+        };
+        let o = &self.nodes[owner].rec;
+        let unique = layout::node_unique_id(Some((o.node_id.as_str(), o.attempt)), &f.id);
+        if self.resume_records.contains_key(&unique) {
+            // Its error comes back with the restored members (recount_scope).
+            self.scopes[s].done = true;
+            self.create_sub_failure_node(s);
+        }
+    }
+
     /// The failure node of a subworkflow scope, if it was created.
     fn sub_failure_node(&self, s: usize) -> Option<usize> {
         let owner = self.scopes[s].owner?;

@@ -53,7 +53,8 @@ impl ExecActor {
     pub(super) fn restore_kind(&mut self, idx: usize) {
         match self.nodes[idx].kind.clone() {
             Kind::SubWorkflow(wf) => {
-                self.open_subworkflow(idx, wf, None);
+                let s = self.open_subworkflow(idx, wf, None);
+                self.restore_sub_failure_node(s);
             }
             Kind::Branch => self.restore_branch(idx),
             Kind::Task(_) => self.restore_dynamic(idx),
