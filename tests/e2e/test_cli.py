@@ -287,6 +287,15 @@ def test_logs_of_an_attempt_contain_what_the_task_printed(server, reg):
     assert missing.returncode == 2 and "no task attempts with logs for node nope" in missing.stderr
 
 
+def test_logs_of_a_map_task_list_every_subtask(server, reg):
+    name = launch(server, "launchplan", "examples.advanced.map_plain_wf", "-i", "xs=[1, 2, 3]")
+    assert cli(server, "watch", name).returncode == 0
+    result = ok(server, "logs", name, "--node", "n0")
+    headers = [line for line in result.stderr.splitlines() if line.startswith("==> ")]
+    # One header per subtask attempt, even though these subtasks print nothing.
+    assert headers == [f"==> node n0[{i}] attempt 0 <==" for i in range(3)], result.stderr
+
+
 def test_logs_follow_a_running_execution_to_the_end(server, reg):
     name = launch(server, "launchplan", "examples.chains.chain3_wf", "-i", "x=100", "-i", "delay=2")
     wait_until(lambda: phase(server, name) == "RUNNING", "the execution to run")

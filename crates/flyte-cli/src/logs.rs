@@ -56,17 +56,21 @@ pub async fn logs(
                 Fetched::From(tail) => (tail, 0),
                 Fetched::Whole(whole) => (whole, offset),
             };
-            if text.len() <= offset {
+            // Every attempt gets its header once, even with nothing logged yet.
+            let first = !printed.contains_key(&a.uri);
+            if text.len() <= offset && !first {
                 continue;
             }
-            let total = printed.get(&a.uri).copied().unwrap_or(0) + (text.len() - offset);
+            let total =
+                printed.get(&a.uri).copied().unwrap_or(0) + text.len().saturating_sub(offset);
             let header = format!("==> node {} attempt {} <==", a.node, a.attempt);
             if last_header.as_ref() != Some(&header) {
                 eprintln!("{header}");
                 last_header = Some(header);
             }
             let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(&text[offset..]).and_then(|()| out.flush()) {
+            let new = text.get(offset..).unwrap_or_default();
+            if let Err(e) = out.write_all(new).and_then(|()| out.flush()) {
                 crate::output::exit_on_write_error(&e);
             }
             printed.insert(a.uri.clone(), total);
@@ -118,13 +122,21 @@ async fn attempts(
                 if attempt.is_some_and(|a| a != retry) {
                     continue;
                 }
-                for log in t.closure.iter().flat_map(|c| c.logs.iter()) {
-                    if log.uri.starts_with("http://") || log.uri.starts_with("https://") {
-                        found.push(Attempt {
-                            node: node_id.node_id.clone(),
-                            attempt: retry,
-                            uri: log.uri.clone(),
-                        });
+                let Some(closure) = t.closure.as_ref() else {
+                    continue;
+                };
+                for log in &closure.logs {
+                    push_log(&mut found, node_id.node_id.clone(), retry, &log.uri);
+                }
+                // A map task's subtasks: one log per index and attempt (`n0[2]`).
+                let subtasks = closure
+                    .metadata
+                    .iter()
+                    .flat_map(|m| m.external_resources.iter());
+                for sub in subtasks {
+                    for log in &sub.logs {
+                        let node = format!("{}[{}]", node_id.node_id, sub.index);
+                        push_log(&mut found, node, sub.retry_attempt, &log.uri);
                     }
                 }
             }
@@ -141,6 +153,17 @@ enum Fetched {
 
 /// Fetches a log from `offset` on, asking with a `Range` header so a server that supports
 /// ranges sends only what is new; one that does not sends it whole and the caller skips.
+fn push_log(found: &mut Vec<Attempt>, node: String, attempt: u32, uri: &str) {
+    let http = uri.starts_with("http://") || uri.starts_with("https://");
+    if http && !found.iter().any(|a| a.uri == uri) {
+        found.push(Attempt {
+            node,
+            attempt,
+            uri: uri.to_string(),
+        });
+    }
+}
+
 async fn fetch(http: &reqwest::Client, uri: &str, offset: usize) -> CliResult<Fetched> {
     let mut request = http.get(uri);
     if offset > 0 {
