@@ -160,6 +160,19 @@ def test_a_failed_execution_shows_its_error_and_the_list_filters_by_phase(server
     expect(page.locator(f'tr[data-execution="{name}"]')).to_be_visible(timeout=UI_WAIT_MS)
     expect(rows.locator('[data-phase="SUCCEEDED"]')).to_have_count(0)
     assert page.url.endswith("?phase=FAILED")
+    # Name and workflow filters and the time window narrow it further (each asks the server).
+    page.get_by_label("Filter by phase").select_option("")
+    page.get_by_label("Name contains").fill(name[:8])
+    page.get_by_label("Name contains").press("Enter")
+    expect(rows).to_have_count(1, timeout=UI_WAIT_MS)
+    expect(rows.first).to_have_attribute("data-execution", name)
+    page.get_by_label("Workflow contains").fill("no_such_workflow")
+    page.get_by_label("Workflow contains").press("Enter")
+    expect(page.get_by_text("No executions match these filters.")).to_be_visible(timeout=UI_WAIT_MS)
+    page.get_by_label("Workflow contains").fill("broken_wf")
+    page.get_by_label("Workflow contains").press("Enter")
+    page.get_by_label("Started").select_option("3600")
+    expect(page.locator(f'tr[data-execution="{name}"]')).to_be_visible(timeout=UI_WAIT_MS)
 
 
 def test_launch_from_the_form_prefilled_from_an_execution(server: Server, project, page: Page):

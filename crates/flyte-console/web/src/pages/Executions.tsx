@@ -47,11 +47,24 @@ function ExecutionList({
   // tokens[i] is the token of page i (page 0 has none): "Newer" pops, "Older" pushes.
   const [tokens, setTokens] = useState<string[]>([""]);
   const token = tokens[tokens.length - 1];
+  const [name, setName] = useState("");
+  const [workflow, setWorkflow] = useState("");
+  // The window's start is fixed when it is chosen (a moving one would refetch every render).
+  const [since, setSince] = useState<{ seconds: string; from: string }>({ seconds: "", from: "" });
+  const [sort, setSort] = useState<{ key: string; descending: boolean }>({ key: "created_at", descending: true });
   // The gateway's filter language: several expressions joined with '+' must all hold.
-  const filters = [filter, phase ? `eq(phase,${phase})` : ""].filter(Boolean).join("+");
+  const filters = [
+    filter,
+    phase ? `eq(phase,${phase})` : "",
+    name ? `contains(name,${name})` : "",
+    workflow ? `contains(workflow.name,${workflow})` : "",
+    since.from ? `gte(created_at,${since.from})` : "",
+  ]
+    .filter(Boolean)
+    .join("+");
   const r = useAsync(
-    () => api.executions(project, domain, { limit: PAGE, token, filters, sortKey: "created_at" }),
-    [project, domain, token, filters],
+    () => api.executions(project, domain, { limit: PAGE, token, filters, sortKey: sort.key, descending: sort.descending }),
+    [project, domain, token, filters, sort.key, sort.descending],
     3000,
     (d) => d.executions.some((e) => !isTerminal(e.closure.phase)),
   );
@@ -59,6 +72,22 @@ function ExecutionList({
     setTokens([""]);
     onPhase(p);
   };
+  const reset = <T,>(set: (v: T) => void) => (v: T) => {
+    setTokens([""]);
+    set(v);
+  };
+  const sortBy = (key: string) => {
+    setTokens([""]);
+    setSort(sort.key === key ? { key, descending: !sort.descending } : { key, descending: key !== "name" });
+  };
+  const header = (key: string, label: string) => (
+    <th scope="col" aria-sort={sort.key === key ? (sort.descending ? "descending" : "ascending") : undefined}>
+      <button type="button" class="sort" onClick={() => sortBy(key)}>
+        {label}
+        {sort.key === key ? (sort.descending ? " ↓" : " ↑") : ""}
+      </button>
+    </th>
+  );
   const list = r.data?.executions ?? [];
   return (
     <div class="execution-list">
@@ -76,12 +105,32 @@ function ExecutionList({
           </select>
         </label>
       </div>
+      <div class="filters">
+        <TextFilter label="Name contains" value={name} onApply={reset(setName)} />
+        <TextFilter label="Workflow contains" value={workflow} onApply={reset(setWorkflow)} />
+        <label>
+          Started{" "}
+          <select
+            value={since.seconds}
+            onChange={(e) => {
+              const seconds = (e.target as HTMLSelectElement).value;
+              const from = seconds ? new Date(Date.now() - Number(seconds) * 1000).toISOString() : "";
+              reset(setSince)({ seconds, from });
+            }}
+          >
+            <option value="">any time</option>
+            <option value="3600">in the last hour</option>
+            <option value="86400">in the last 24 hours</option>
+            <option value="604800">in the last 7 days</option>
+          </select>
+        </label>
+      </div>
       {r.error ? <ErrorBox error={r.error} what="executions" /> : null}
       {r.loading && !r.data ? <Loading what="executions" /> : null}
       {r.data && list.length === 0 ? (
         <p class="empty">
-          {phase
-            ? `No ${phase.toLowerCase()} executions here.`
+          {phase || name || workflow || since.from
+            ? "No executions match these filters."
             : filter
               ? "No executions of this yet."
               : "No executions in this project and domain yet."}{" "}
@@ -92,10 +141,10 @@ function ExecutionList({
         <table class="grid" aria-label="Executions">
           <thead>
             <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Phase</th>
+              {header("name", "Name")}
+              {header("phase", "Phase")}
               <th scope="col">Launch plan</th>
-              <th scope="col">Started</th>
+              {header("created_at", "Started")}
               <th scope="col">Duration</th>
             </tr>
           </thead>
@@ -104,6 +153,11 @@ function ExecutionList({
               <tr key={e.id.name} data-execution={e.id.name}>
                 <td>
                   <a href={paths.execution(e.id.project, e.id.domain, e.id.name)}>{e.id.name}</a>
+                  {(e.spec.tags ?? []).map((t) => (
+                    <span key={t} class="tag">
+                      {t}
+                    </span>
+                  ))}
                 </td>
                 <td>
                   <Phase phase={e.closure.phase} />
@@ -136,5 +190,27 @@ function ExecutionList({
         </button>
       </nav>
     </div>
+  );
+}
+
+/** A text filter applied on Enter or when the field is left (not on every key stroke). The
+ * filter language has no quoting: characters it uses are dropped. */
+function TextFilter({ label, value, onApply }: { label: string; value: string; onApply: (v: string) => void }) {
+  const [text, setText] = useState(value);
+  const apply = () => {
+    const clean = text.replace(/[(),+]/g, "").trim();
+    if (clean !== value) onApply(clean);
+  };
+  return (
+    <label>
+      {label}{" "}
+      <input
+        type="search"
+        value={text}
+        onInput={(e) => setText((e.target as HTMLInputElement).value)}
+        onKeyDown={(e) => e.key === "Enter" && apply()}
+        onBlur={apply}
+      />
+    </label>
   );
 }
