@@ -203,6 +203,12 @@ def test_launch_task_and_bad_inputs(server, reg):
     assert json.loads(result.stdout[end:])["closure"]["phase"] == "SUCCEEDED"
     assert as_json(server, "get", "execution", name)["outputs"] == {"o0": 42}
 
+    # An Optional input of a task, not given, is None (as pyflyte sends it).
+    result = cli(server, "launch", "task", "examples.basics.maybe_double", "-w")
+    assert result.returncode == 0, describe(result, server)
+    name = result.stdout.split()[2]
+    assert as_json(server, "get", "execution", name)["outputs"] == {"o0": None}
+
     bad = cli(server, "launch", "launchplan", LP, "-i", "a=three")
     assert bad.returncode == 2 and "input a: expected an integer" in bad.stderr, describe(bad)
     missing = cli(server, "launch", "launchplan", LP)

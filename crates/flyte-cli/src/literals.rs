@@ -98,6 +98,15 @@ pub fn build_inputs(
             .map_err(|e| CliError::Usage(format!("input {name}: {e}")))?;
         literals.insert(name, literal);
     }
+    // An optional input with no default (a task's `Optional[int]`) not given is None, as
+    // pyflyte sends it.
+    for (name, spec) in specs {
+        if !literals.contains_key(name) && spec.default.is_none() && is_optional(&spec.ty) {
+            if let Ok(none) = to_literal(&Value::Null, &spec.ty) {
+                literals.insert(name.clone(), none);
+            }
+        }
+    }
     let missing: Vec<&str> = specs
         .iter()
         .filter(|(name, spec)| {
@@ -112,6 +121,13 @@ pub fn build_inputs(
         )));
     }
     Ok(LiteralMap { literals })
+}
+
+/// A union with a None variant (`Optional[T]`).
+fn is_optional(ty: &LiteralType) -> bool {
+    matches!(&ty.r#type, Some(literal_type::Type::UnionType(u)) if u.variants.iter().any(|v| {
+        matches!(v.r#type, Some(literal_type::Type::Simple(s)) if s == SimpleType::None as i32)
+    }))
 }
 
 fn unknown_input(name: &str, specs: &BTreeMap<String, InputSpec>) -> CliError {
@@ -583,6 +599,20 @@ mod tests {
             panic!("{s:?}")
         };
         assert_eq!(u.r#type, Some(simple(SimpleType::Integer)));
+    }
+
+    #[test]
+    fn optional_without_default_is_none_when_not_given() {
+        let optional = LiteralType {
+            r#type: Some(literal_type::Type::UnionType(UnionType {
+                variants: vec![simple(SimpleType::Integer), simple(SimpleType::None)],
+            })),
+            ..Default::default()
+        };
+        let specs = BTreeMap::from([("x".to_string(), spec(optional, true))]);
+        let map = build_inputs(&specs, BTreeMap::new(), &[]).unwrap();
+        assert_eq!(map_json(&map), json!({"x": null}));
+        assert!(map.literals.contains_key("x"));
     }
 
     #[test]
