@@ -101,10 +101,12 @@ pub fn build_inputs(
     // An optional input with no default (a task's `Optional[int]`) not given is None, as
     // pyflyte sends it.
     for (name, spec) in specs {
-        if !literals.contains_key(name) && spec.default.is_none() && is_optional(&spec.ty) {
-            if let Ok(none) = to_literal(&Value::Null, &spec.ty) {
-                literals.insert(name.clone(), none);
-            }
+        if !literals.contains_key(name)
+            && spec.default.is_none()
+            && is_optional(&spec.ty)
+            && let Ok(none) = to_literal(&Value::Null, &spec.ty)
+        {
+            literals.insert(name.clone(), none);
         }
     }
     let missing: Vec<&str> = specs
