@@ -265,6 +265,8 @@ struct NodeInst {
     /// The node's `tracing` span, open from its first active phase to its terminal one
     /// (child of its parent node's span, or of the execution's); attempts run inside it.
     span: tracing::Span,
+    /// What the node's kind keeps beyond the record every node has (its handler's state).
+    state: handlers::KindState,
 }
 
 impl NodeInst {
@@ -372,8 +374,6 @@ pub(crate) struct ExecActor {
     resume_closures: HashMap<String, Arc<flyteidl::core::CompiledWorkflowClosure>>,
     /// Array nodes with sub-node changes to report in this wake's batch.
     array_dirty: BTreeSet<usize>,
-    /// Task nodes' cache state (cacheable tasks only).
-    cache_nodes: HashMap<usize, cache::NodeCache>,
     /// Results of admin calls made off the actor.
     ext_tx: mpsc::UnboundedSender<ExtMsg>,
     ext_rx: mpsc::UnboundedReceiver<ExtMsg>,
@@ -383,17 +383,11 @@ pub(crate) struct ExecActor {
     child_checks: VecDeque<usize>,
     /// Launch-plan nodes whose child is to be created again.
     child_relaunches: VecDeque<usize>,
-    /// Nodes with a backstop timer armed.
-    poll_armed: HashSet<usize>,
     /// Children to create / abort once the batch commits.
     to_launch: Vec<crate::external::ChildLaunch>,
     to_abort_children: Vec<(WorkflowExecutionIdentifier, String)>,
     /// Recovery: nodes already looked up in the original execution.
     recovery_checked: HashSet<usize>,
-    /// Recovery: a task's checkpoint in the original, as the first attempt's previous one.
-    recover_checkpoints: HashMap<usize, String>,
-    /// Recovery: the child execution a launch-plan node launched in the original.
-    recover_children: HashMap<usize, WorkflowExecutionIdentifier>,
 }
 
 impl ExecActor {
@@ -476,18 +470,14 @@ impl ExecActor {
             pending_abort: None,
             resume_closures: HashMap::new(),
             array_dirty: BTreeSet::new(),
-            cache_nodes: HashMap::new(),
             ext_tx,
             ext_rx,
             gate_checks: VecDeque::new(),
             child_checks: VecDeque::new(),
             child_relaunches: VecDeque::new(),
-            poll_armed: HashSet::new(),
             to_launch: Vec::new(),
             to_abort_children: Vec::new(),
             recovery_checked: HashSet::new(),
-            recover_checkpoints: HashMap::new(),
-            recover_children: HashMap::new(),
         };
         actor.batch.execution = actor.id.clone();
         match resume {
@@ -860,6 +850,7 @@ impl ExecActor {
             array_ctx,
             in_dynamic,
             span: tracing::Span::none(),
+            state: handlers::KindState::default(),
         });
         self.by_unique.insert(unique, idx);
         idx
@@ -1494,11 +1485,13 @@ impl ExecActor {
                 }
                 Timer::Sleep { node } => self.on_slept(node),
                 Timer::GatePoll { node } => {
-                    self.poll_armed.remove(&node);
+                    let n = &mut self.nodes[node];
+                    n.state.set_poll_armed(&n.kind, false);
                     self.gate_checks.push_back(node);
                 }
                 Timer::ChildPoll { node } => {
-                    self.poll_armed.remove(&node);
+                    let n = &mut self.nodes[node];
+                    n.state.set_poll_armed(&n.kind, false);
                     self.child_checks.push_back(node);
                 }
                 Timer::ChildLaunch { node } => self.child_relaunches.push_back(node),
@@ -1887,7 +1880,7 @@ impl ExecActor {
             prev_checkpoint_prefix: if attempt > 0 {
                 Some(layout::checkpoint_dir(&self.raw_dir(idx, attempt - 1)))
             } else {
-                self.recover_checkpoints.get(&idx).cloned()
+                n.state.recovered_checkpoint().cloned()
             },
             task_template: blob.native_url(&layout::task_template_file(&n.data_dir)),
         };

@@ -111,7 +111,7 @@ impl ExecActor {
     /// Called when a task node starts (after QUEUED). True if it succeeded from the cache and
     /// must not run.
     pub(super) async fn cache_lookup(&mut self, idx: usize, inputs: &Arc<LiteralMap>) -> bool {
-        self.cache_nodes.remove(&idx);
+        self.nodes[idx].state.set_cache(None);
         let Some(cache) = self.task_cache() else {
             return false;
         };
@@ -137,8 +137,9 @@ impl ExecActor {
             Some(Ok(k)) => k,
             Some(Err(e)) => {
                 tracing::warn!(node = %self.nodes[idx].rec.node_id, error = %e, "no cache key; running the task");
-                self.cache_nodes
-                    .insert(idx, NodeCache::new(CatalogCacheStatus::CacheLookupFailure));
+                self.nodes[idx]
+                    .state
+                    .set_cache(Some(NodeCache::new(CatalogCacheStatus::CacheLookupFailure)));
                 return false;
             }
         };
@@ -147,12 +148,13 @@ impl ExecActor {
         if !overwrite {
             match cache.lookup(&key).await {
                 Ok(Some(hit)) => {
-                    self.cache_nodes.insert(idx, nc);
+                    self.nodes[idx].state.set_cache(Some(nc));
                     if self.succeed_from_cache(idx, hit).await {
                         return true;
                     }
-                    let nc = self.cache_nodes.get_mut(&idx).expect("just inserted");
-                    nc.status = CatalogCacheStatus::CacheLookupFailure;
+                    if let Some(nc) = self.nodes[idx].state.cache_mut() {
+                        nc.status = CatalogCacheStatus::CacheLookupFailure;
+                    }
                     return false;
                 }
                 Ok(None) => {}
@@ -164,7 +166,7 @@ impl ExecActor {
                 Ok(true) => {
                     // Someone may have stored the outputs between the lookup and now.
                     if !overwrite && let Ok(Some(hit)) = cache.lookup(&key).await {
-                        self.cache_nodes.insert(idx, nc);
+                        self.nodes[idx].state.set_cache(Some(nc));
                         if self.succeed_from_cache(idx, hit).await {
                             return true;
                         }
@@ -177,7 +179,7 @@ impl ExecActor {
                 }
             }
         }
-        self.cache_nodes.insert(idx, nc);
+        self.nodes[idx].state.set_cache(Some(nc));
         false
     }
 
@@ -264,7 +266,7 @@ impl ExecActor {
         let mut nc = self.node_cache(idx, key.clone());
         let lookup = rerun && !nc.overwrite;
         if lookup && let Ok(Some(hit)) = cache.lookup(&key).await {
-            self.cache_nodes.insert(idx, nc);
+            self.nodes[idx].state.set_cache(Some(nc));
             return self.succeed_from_cache(idx, hit).await;
         }
         if meta.cache_serializable {
@@ -274,11 +276,11 @@ impl ExecActor {
                 nc.wait = lookup;
             } else if lookup && let Ok(Some(hit)) = cache.lookup(&key).await {
                 // Stored between the lookup and taking the reservation.
-                self.cache_nodes.insert(idx, nc);
+                self.nodes[idx].state.set_cache(Some(nc));
                 return self.succeed_from_cache(idx, hit).await;
             }
         }
-        self.cache_nodes.insert(idx, nc);
+        self.nodes[idx].state.set_cache(Some(nc));
         false
     }
 
@@ -294,7 +296,7 @@ impl ExecActor {
             tracing::warn!(error = %e, "cannot write cached outputs; running the task");
             return false;
         }
-        let release = match self.cache_nodes.get_mut(&idx) {
+        let release = match self.nodes[idx].state.cache_mut() {
             Some(nc) => {
                 nc.status = CatalogCacheStatus::CacheHit;
                 nc.catalog = Some(hit.catalog);
@@ -330,14 +332,14 @@ impl ExecActor {
             return Some(attempt);
         };
         let out_file = layout::outputs_file(&self.nodes[idx].output_dir());
-        let Some(nc) = self.cache_nodes.get_mut(&idx) else {
+        let node_span = self.nodes[idx].span.clone();
+        let Some(nc) = self.nodes[idx].state.cache_mut() else {
             return Some(attempt);
         };
         let Some(key) = nc.key.clone().filter(|_| nc.wait) else {
             return Some(attempt);
         };
         nc.wait = false;
-        let node_span = self.nodes[idx].span.clone();
         tokio::spawn(tracing::Instrument::instrument(
             wait_for_reservation(Waiter {
                 cache,
@@ -371,7 +373,7 @@ impl ExecActor {
             node_execution_id: Some(self.node_exec_id(idx)),
             retry_attempt: self.nodes[idx].rec.attempt,
         };
-        let Some(nc) = self.cache_nodes.get_mut(&idx) else {
+        let Some(nc) = self.nodes[idx].state.cache_mut() else {
             return;
         };
         let Some(key) = nc.key.clone() else {
@@ -398,7 +400,7 @@ impl ExecActor {
     /// Called when a task node ends without success: releases its reservation (in the
     /// background), stops a waiter. Nothing is stored.
     pub(super) fn cache_node_ended(&mut self, idx: usize) {
-        let Some(nc) = self.cache_nodes.get_mut(&idx) else {
+        let Some(nc) = self.nodes[idx].state.cache_mut() else {
             return;
         };
         nc.stop.store(true, Ordering::SeqCst);
@@ -412,7 +414,7 @@ impl ExecActor {
 
     /// The cache part of a task node event's metadata.
     pub(super) fn cache_metadata(&self, idx: usize) -> TaskNodeMetadata {
-        match self.cache_nodes.get(&idx) {
+        match self.nodes[idx].state.cache() {
             Some(nc) => TaskNodeMetadata {
                 cache_status: nc.status as i32,
                 catalog_key: nc.catalog.clone(),
@@ -425,8 +427,9 @@ impl ExecActor {
 
     /// A map task index's cache status.
     pub(super) fn cache_status_of(&self, idx: usize) -> CatalogCacheStatus {
-        self.cache_nodes
-            .get(&idx)
+        self.nodes[idx]
+            .state
+            .cache()
             .map(|nc| nc.status)
             .unwrap_or(CatalogCacheStatus::CacheDisabled)
     }

@@ -118,7 +118,9 @@ impl ExecActor {
 
     /// Arms the backstop timer of a waiting node once.
     fn arm_poll(&mut self, idx: usize, after: Duration, t: Timer) {
-        if self.poll_armed.insert(idx) {
+        if !self.nodes[idx].state.poll_armed() {
+            let n = &mut self.nodes[idx];
+            n.state.set_poll_armed(&n.kind, true);
             self.arm_timer(after, t);
         }
     }
@@ -295,7 +297,7 @@ impl ExecActor {
             interruptible: r.interruptible,
             overwrite_cache: r.overwrite_cache,
             raw_output_data_prefix: r.raw_output_data_prefix.clone(),
-            recover_from: self.recover_children.get(&idx).cloned(),
+            recover_from: self.nodes[idx].state.recovered_child().cloned(),
         }
     }
 

@@ -6,9 +6,124 @@
 //! every node: the graph and its scopes, readiness, parallelism, timers, events and the
 //! journal flush.
 
-use flyteidl::core::{execution_error::ErrorKind, node_execution};
+use flyteidl::core::{WorkflowExecutionIdentifier, execution_error::ErrorKind, node_execution};
 
+use super::cache::NodeCache;
 use super::{ExecActor, Kind, NodePhase, branch_child_spec};
+
+/// What a node's kind keeps beyond the record every node has: its handler's state, made
+/// when first needed (most nodes never need any, so most nodes carry none).
+#[derive(Default)]
+pub(super) enum KindState {
+    #[default]
+    None,
+    Task(Box<TaskState>),
+    LaunchPlan(Box<LaunchPlanState>),
+    /// A gate whose signal is read again by a backstop timer.
+    Gate {
+        poll_armed: bool,
+    },
+}
+
+#[derive(Default)]
+pub(super) struct TaskState {
+    /// Cacheable tasks: the cache state of the current execution of the node.
+    cache: Option<NodeCache>,
+    /// Recovery: the task's checkpoint in the original, as the first attempt's previous one.
+    recovered_checkpoint: Option<String>,
+}
+
+#[derive(Default)]
+pub(super) struct LaunchPlanState {
+    /// Recovery: the child execution the node launched in the original.
+    recovered_child: Option<WorkflowExecutionIdentifier>,
+    /// A backstop timer looks at the child again.
+    poll_armed: bool,
+}
+
+impl KindState {
+    fn task(&mut self) -> &mut TaskState {
+        if !matches!(self, KindState::Task(_)) {
+            *self = KindState::Task(Box::default());
+        }
+        match self {
+            KindState::Task(t) => t,
+            _ => unreachable!("just made a task state"),
+        }
+    }
+
+    fn launch_plan(&mut self) -> &mut LaunchPlanState {
+        if !matches!(self, KindState::LaunchPlan(_)) {
+            *self = KindState::LaunchPlan(Box::default());
+        }
+        match self {
+            KindState::LaunchPlan(l) => l,
+            _ => unreachable!("just made a launch-plan state"),
+        }
+    }
+
+    pub(super) fn cache(&self) -> Option<&NodeCache> {
+        match self {
+            KindState::Task(t) => t.cache.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn cache_mut(&mut self) -> Option<&mut NodeCache> {
+        match self {
+            KindState::Task(t) => t.cache.as_mut(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn set_cache(&mut self, cache: Option<NodeCache>) {
+        if cache.is_none() && !matches!(self, KindState::Task(_)) {
+            return;
+        }
+        self.task().cache = cache;
+    }
+
+    pub(super) fn recovered_checkpoint(&self) -> Option<&String> {
+        match self {
+            KindState::Task(t) => t.recovered_checkpoint.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn set_recovered_checkpoint(&mut self, checkpoint: String) {
+        self.task().recovered_checkpoint = Some(checkpoint);
+    }
+
+    pub(super) fn recovered_child(&self) -> Option<&WorkflowExecutionIdentifier> {
+        match self {
+            KindState::LaunchPlan(l) => l.recovered_child.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn set_recovered_child(&mut self, child: WorkflowExecutionIdentifier) {
+        self.launch_plan().recovered_child = Some(child);
+    }
+
+    /// Gates and launch-plan nodes: whether a backstop timer is armed.
+    pub(super) fn poll_armed(&self) -> bool {
+        match self {
+            KindState::Gate { poll_armed } => *poll_armed,
+            KindState::LaunchPlan(l) => l.poll_armed,
+            _ => false,
+        }
+    }
+
+    /// Gates and launch-plan nodes (`kind`): arms or disarms the backstop timer's mark.
+    pub(super) fn set_poll_armed(&mut self, kind: &Kind, armed: bool) {
+        match (kind, &mut *self) {
+            (Kind::LaunchPlan(_), _) => self.launch_plan().poll_armed = armed,
+            (Kind::Gate(_), KindState::Gate { poll_armed }) => *poll_armed = armed,
+            (Kind::Gate(_), _) => *self = KindState::Gate { poll_armed: armed },
+            _ => {}
+        }
+    }
+}
 
 impl ExecActor {
     /// Starts a ready node (its generic checks done: not blocked, not recovered).

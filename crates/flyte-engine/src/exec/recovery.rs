@@ -69,10 +69,10 @@ impl ExecActor {
                 launched_execution,
             }) => {
                 if let Some(c) = checkpoint_uri {
-                    self.recover_checkpoints.insert(idx, c);
+                    self.nodes[idx].state.set_recovered_checkpoint(c);
                 }
                 if let Some(e) = launched_execution {
-                    self.recover_children.insert(idx, e);
+                    self.nodes[idx].state.set_recovered_child(e);
                 }
                 match dynamic_job_spec_uri {
                     Some(uri) if matches!(self.nodes[idx].kind, Kind::Task(_)) => {
