@@ -153,6 +153,12 @@ def test_a_failed_execution_shows_its_error_and_the_list_filters_by_phase(server
     page.locator('svg.graph [data-node-id="n0"]').click()
     expect(page.get_by_test_id("task-log")).to_contain_text("broken on purpose with x=1", timeout=UI_WAIT_MS)
 
+    # Recover: a new execution from this one (it fails again: the task is broken on purpose).
+    page.get_by_role("button", name="Recover").click()
+    expect(page.locator("header.exec-header .facts")).to_contain_text("recovered", timeout=UI_WAIT_MS)
+    expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+    expect(header_phase(page)).to_have_attribute("data-phase", "FAILED", timeout=RUN_WAIT_MS)
+
     # The executions list, filtered to failed runs, has this one and no succeeded run.
     page.goto(f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions")
     page.get_by_label("Filter by phase").select_option("FAILED")
@@ -234,6 +240,23 @@ def test_a_running_tasks_log_lines_appear_in_its_panel(server: Server, project, 
     page.get_by_role("button", name="Confirm terminate").click()
     expect(header_phase(page)).to_have_attribute("data-phase", "ABORTED", timeout=RUN_WAIT_MS)
     expect(page.get_by_test_id("task-log")).to_contain_text("step 1: 100 -> 101")
+
+
+def test_approve_a_gate_and_set_a_typed_input_from_the_page(server: Server, project, page: Page):
+    name, url = run_remote(server, project, "examples/gates.py", "approval_wf", "--x", "4")
+    page.goto(url)
+    signals = page.get_by_role("table", name="Signals")
+    approve_row = signals.locator('tr[data-signal="approve-value"]')
+    approve_row.get_by_role("button", name="Approve").click(timeout=RUN_WAIT_MS)
+    expect(approve_row).to_contain_text("true", timeout=UI_WAIT_MS)
+    note_row = signals.locator('tr[data-signal="note"]')
+    note_row.get_by_label("Value of note").fill("looks good", timeout=RUN_WAIT_MS)
+    note_row.get_by_role("button", name="Set").click()
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    # propose(4) = 40, approved, then apply(value, note).
+    outputs = page.get_by_role("table", name="Outputs", exact=True)
+    expect(outputs.locator('tr[data-name="o0"] td')).to_have_text("looks good: 40", timeout=UI_WAIT_MS)
+    expect(note_row).to_contain_text("looks good")
 
 
 def test_terminate_a_running_execution_from_the_page(server: Server, project, page: Page, remote):

@@ -6,10 +6,12 @@ import type {
   ExecutionList,
   Identifier,
   LaunchPlan,
+  Literal,
   LiteralMap,
   NamedEntityIdentifier,
   NodeExecution,
   Project,
+  Signal,
   Task,
   TaskExecution,
   Workflow,
@@ -93,6 +95,7 @@ export const api = {
     get<{ task_executions: TaskExecution[] }>(`task_executions/${exPath(id)}/${seg(nodeId)}?limit=100`),
   terminate: (id: ExecutionId, cause: string) =>
     call<unknown>("DELETE", `executions/${exPath(id)}`, { id, cause }),
+  recover: (id: ExecutionId) => call<{ id: ExecutionId }>("POST", "executions/recover", { id, name: "" }),
   relaunch: (id: ExecutionId) => call<{ id: ExecutionId }>("POST", "executions/relaunch", { id, name: "" }),
   launch: (lp: Identifier, inputs: LiteralMap) =>
     call<{ id: ExecutionId }>("POST", "executions", {
@@ -102,6 +105,8 @@ export const api = {
       spec: { launch_plan: { ...lp, resource_type: "LAUNCH_PLAN" }, metadata: { mode: "MANUAL" } },
       inputs,
     }),
+  signals: (id: ExecutionId) => get<{ signals: Signal[] }>(`signals/${exPath(id)}?limit=100`),
+  setSignal: (id: Signal["id"], value: Literal) => call<unknown>("POST", "signals", { id, value }),
   setLaunchPlanState: (id: Identifier, state: "ACTIVE" | "INACTIVE") =>
     call<unknown>("PUT", `launch_plans/${pd(id.project, id.domain)}/${seg(id.name)}/${seg(id.version)}`, {
       id: { ...id, resource_type: "LAUNCH_PLAN" },

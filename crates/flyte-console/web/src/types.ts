@@ -228,3 +228,9 @@ export interface Project {
   description?: string;
   domains: { id: string; name: string }[];
 }
+
+export interface Signal {
+  id: { execution_id: ExecutionId; signal_id: string };
+  type: LiteralType;
+  value?: Literal | null;
+}

@@ -3,6 +3,7 @@ import { api } from "../api";
 import { Graph } from "../components/Graph";
 import { LiteralTable } from "../components/Literal";
 import { LogView, inlineLogPath } from "../components/LogView";
+import { Signals } from "../components/Signals";
 import { ErrorBox, Loading, Phase, Section, useAsync } from "../components/common";
 import { durationSeconds, elapsed, formatSeconds, formatTime, isTerminal, phaseClass } from "../format";
 import { workflowGraph } from "../graph";
@@ -56,7 +57,13 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
             Execution <span class="mono">{e.id.name}</span>
           </h1>
           <Phase phase={e.closure.phase} />
-          <Actions id={id} running={running} onChanged={ex.reload} launchPlan={lp} />
+          <Actions
+            id={id}
+            running={running}
+            failed={e.closure.phase === "FAILED" || e.closure.phase === "TIMED_OUT"}
+            onChanged={ex.reload}
+            launchPlan={lp}
+          />
         </div>
         <dl class="facts">
           <dt>Launch plan</dt>
@@ -143,6 +150,12 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
         ) : null}
       </Section>
 
+      <Signals
+        id={id}
+        phase={e.closure.phase}
+        signature={(nodes.data?.node_executions ?? []).map((n) => n.closure.phase).join(",")}
+      />
+
       {node ? <NodePanel id={id} nodeId={node} ne={byNode[node]} onClose={() => select(null)} /> : null}
 
       <Section title="Timeline" id="timeline-h">
@@ -189,11 +202,13 @@ function ErrorDetail({ error }: { error: ExecutionError }) {
 function Actions({
   id,
   running,
+  failed,
   onChanged,
   launchPlan,
 }: {
   id: ExecutionId;
   running: boolean;
+  failed: boolean;
   onChanged: () => void;
   launchPlan: Identifier | null | undefined;
 }) {
@@ -238,6 +253,21 @@ function Actions({
             Cancel
           </button>
         </>
+      ) : null}
+      {failed ? (
+        <button
+          type="button"
+          disabled={busy}
+          title="Run again, reusing the outputs of the nodes that succeeded"
+          onClick={() =>
+            act(async () => {
+              const r = await api.recover(id);
+              navigate(paths.execution(r.id.project, r.id.domain, r.id.name));
+            })
+          }
+        >
+          Recover
+        </button>
       ) : null}
       {launchPlan ? (
         <a class="button" href={`${paths.entity(launchPlan.project, launchPlan.domain, "launch_plans", launchPlan.name, launchPlan.version)}?from=${encodeURIComponent(id.name)}`}>
