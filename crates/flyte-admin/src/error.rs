@@ -103,6 +103,8 @@ impl From<StoreError> for AdminError {
                 Self::InvalidArgument(shorten_words(&msg, QUOTED_MAX))
             }
             full @ StoreError::StorageFull(_) => Self::ResourceExhausted(full.to_string()),
+            // Only the engine's fenced writes get this; no RPC is fenced.
+            lost @ StoreError::LeaseLost(_) => Self::FailedPrecondition(lost.to_string()),
             StoreError::Internal(source) => Self::internal(source.as_ref()),
         }
     }

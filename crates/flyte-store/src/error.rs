@@ -15,6 +15,10 @@ pub enum StoreError {
     /// partial was committed. The store writes again by itself once space is freed.
     #[error("the metadata store's disk is full: {0}")]
     StorageFull(String),
+    /// A fenced transition's owner no longer holds the execution's lease (it expired by the
+    /// database's clock or another replica took it); nothing was committed.
+    #[error("lease of {0} lost")]
+    LeaseLost(String),
     /// The database failed; nothing partial was committed.
     #[error("metadata store: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -194,6 +194,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// change only this execution and its node and task executions (`InvalidArgument`
     /// otherwise); `NotFound` if the execution does not exist.
     async fn transition(&self, read: StateRead, decide: Decide<'_>) -> Result<()>;
+    /// A [`MetadataStore::transition`] fenced by an execution lease (engine replicas): in the
+    /// same transaction it checks that `owner` holds the execution's lease, unexpired by the
+    /// database's clock, and keeps that lease row locked until the commit so no takeover
+    /// slips in between; otherwise `LeaseLost` and nothing is written.
+    async fn transition_fenced(
+        &self,
+        read: StateRead,
+        owner: &str,
+        decide: Decide<'_>,
+    ) -> Result<()>;
 
     async fn get_node_execution(&self, key: &NodeExecutionKey) -> Result<NodeExecutionRecord>;
     /// The node executions of `execution` among `node_ids` (those that exist), in one query.

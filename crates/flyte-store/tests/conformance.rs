@@ -187,6 +187,7 @@ conformance!(
     lease_take_only_expired,
     lease_two_owners_race,
     lease_notify_reaches_listeners,
+    lease_fenced_transition_refused_after_takeover,
 );
 
 #[test]

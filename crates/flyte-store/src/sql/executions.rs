@@ -735,7 +735,12 @@ impl<B: Backend> SqlStore<B> {
     /// a SQLite write transaction holds the database's write lock from `BEGIN IMMEDIATE`), so
     /// every transition of one execution waits for the one before it. Node and task rows need
     /// no lock of their own: only transitions of their execution decide on them.
-    pub(super) async fn transition_impl(&self, read: StateRead, decide: Decide<'_>) -> Result<()> {
+    pub(super) async fn transition_impl(
+        &self,
+        read: StateRead,
+        fence: Option<&str>,
+        decide: Decide<'_>,
+    ) -> Result<()> {
         let StateRead {
             execution: key,
             node_ids,
@@ -756,6 +761,9 @@ impl<B: Backend> SqlStore<B> {
             .pop()
             .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
         let execution = execution_from_row(row)?;
+        if let Some(owner) = fence {
+            self.check_lease(&mut tx, &key, owner).await?;
+        }
         let mut node_executions = Vec::with_capacity(node_ids.len());
         for chunk in node_ids.chunks(MAX_IN) {
             let mut b = SqlBuilder::new(NODE_SELECT);
@@ -805,6 +813,40 @@ impl<B: Backend> SqlStore<B> {
         crate::metrics::batch(&batch);
         self.write_batch(&mut tx, batch).await?;
         B::commit(tx).await.map_err(internal)
+    }
+
+    /// The fence of a transition: `owner` holds `key`'s lease, unexpired by the database's
+    /// clock (replicas' clocks may disagree). On PostgreSQL the lease row stays share-locked
+    /// until the commit, so a takeover (`FOR UPDATE SKIP LOCKED`, or a claim's upsert) waits
+    /// or skips it; on SQLite the write transaction already excludes every other writer.
+    async fn check_lease(&self, tx: &mut B::Tx, key: &ExecutionKey, owner: &str) -> Result<()> {
+        let (now, lock) = if B::LOCK_ROWS.is_empty() {
+            // SQLite stores microseconds since the epoch.
+            (
+                "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
+                "",
+            )
+        } else {
+            // clock_timestamp(), not now(): the transaction may have waited for the row lock.
+            ("clock_timestamp()", " FOR SHARE")
+        };
+        let mut args = exec_args(key);
+        args.push(Value::Text(owner.to_owned()));
+        let stmt = Stmt {
+            sql: format!(
+                "SELECT owner_id FROM execution_leases WHERE project = $1 AND domain = $2 \
+                 AND name = $3 AND owner_id = $4 AND expires_at > {now}{lock}"
+            )
+            .into(),
+            args,
+        };
+        let rows = B::tx_fetch(tx, stmt, &[Col::Text])
+            .await
+            .map_err(internal)?;
+        if rows.is_empty() {
+            return Err(StoreError::LeaseLost(key.to_string()));
+        }
+        Ok(())
     }
 
     async fn apply_engine(&self, tx: &mut B::Tx, changes: Vec<EngineChange>) -> Result<()> {

@@ -92,6 +92,7 @@ impl<B: Backend> SqlStore<B> {
             StoreError::InvalidArgument(_) => "invalid_argument",
             StoreError::StorageFull(_) => "storage_full",
             StoreError::Internal(_) => "internal",
+            StoreError::LeaseLost(_) => "lease_lost",
         });
         crate::metrics::record(op, self.backend.name(), start.elapsed(), kind);
         match &result {
@@ -1007,8 +1008,21 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     }
 
     async fn transition(&self, read: StateRead, decide: Decide<'_>) -> Result<()> {
-        self.timed("transition", self.transition_impl(read, decide))
+        self.timed("transition", self.transition_impl(read, None, decide))
             .await
+    }
+
+    async fn transition_fenced(
+        &self,
+        read: StateRead,
+        owner: &str,
+        decide: Decide<'_>,
+    ) -> Result<()> {
+        self.timed(
+            "transition",
+            self.transition_impl(read, Some(owner), decide),
+        )
+        .await
     }
 
     async fn get_node_execution(&self, key: &NodeExecutionKey) -> Result<NodeExecutionRecord> {

@@ -238,3 +238,98 @@ pub async fn lease_notify_reaches_listeners(store: Arc<dyn MetadataStore>) {
         (backend, rx) => panic!("{backend}: listener present: {}", rx.is_some()),
     }
 }
+
+/// A transition fenced by an owner commits only while that owner holds the execution's
+/// lease by the database's clock: once it expired and another replica took it, the old
+/// owner's batch is refused with `LeaseLost` and writes nothing (the new owner's lands).
+pub async fn lease_fenced_transition_refused_after_takeover(store: Arc<dyn MetadataStore>) {
+    use chrono::Duration;
+    use flyte_store::{StateBatch, StateRead, StoreError};
+
+    let name = "fenced";
+    let e = crate::executions_conformance::ekey(name);
+    store
+        .create_execution(
+            crate::executions_conformance::execution(name, "lp", "QUEUED", at(0)),
+            None,
+        )
+        .await
+        .unwrap();
+    let read = || StateRead {
+        execution: e.clone(),
+        node_ids: vec![],
+        task_node_ids: vec![],
+    };
+    let to = |phase: &'static str| {
+        Box::new(move |s: flyte_store::StateSnapshot| {
+            let mut x = s.execution;
+            x.phase = phase.into();
+            StateBatch {
+                executions: vec![x],
+                ..Default::default()
+            }
+        }) as flyte_store::Decide<'static>
+    };
+    let phase = || async { store.get_execution(&e).await.unwrap().phase };
+    // Real times: the fence compares with the database's clock.
+    let now = Utc::now();
+
+    // No lease at all: refused.
+    let err = store
+        .transition_fenced(read(), "a", to("RUNNING"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost(_)), "{err:?}");
+    assert_eq!(phase().await, "QUEUED");
+
+    // a holds it: its batch lands.
+    assert!(
+        store
+            .claim_lease(&e, "a", now + Duration::seconds(60), now)
+            .await
+            .unwrap()
+    );
+    store
+        .transition_fenced(read(), "a", to("RUNNING"))
+        .await
+        .unwrap();
+    assert_eq!(phase().await, "RUNNING");
+
+    // a's lease expired (not yet taken): refused, even though a is still the row's owner.
+    assert!(
+        store
+            .claim_lease(
+                &e,
+                "a",
+                now - Duration::seconds(1),
+                now - Duration::seconds(2)
+            )
+            .await
+            .unwrap()
+    );
+    let err = store
+        .transition_fenced(read(), "a", to("FAILED"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost(_)), "{err:?}");
+    assert_eq!(phase().await, "RUNNING");
+
+    // b takes the expired lease: a's batch is refused, b's lands.
+    let now = Utc::now();
+    let taken = store
+        .take_expired_leases("b", now + Duration::seconds(60), now, 100)
+        .await
+        .unwrap();
+    assert!(taken.contains(&e), "{taken:?}");
+    let err = store
+        .transition_fenced(read(), "a", to("FAILED"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost(_)), "{err:?}");
+    assert_eq!(phase().await, "RUNNING");
+    store
+        .transition_fenced(read(), "b", to("SUCCEEDED"))
+        .await
+        .unwrap();
+    assert_eq!(phase().await, "SUCCEEDED");
+}
