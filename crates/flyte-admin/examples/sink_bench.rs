@@ -3,8 +3,9 @@
 //! SUCCEEDED, each with its journal entry), on a fresh SQLite store (the embedded default)
 //! or on PostgreSQL.
 //!
-//! `cargo run -p flyte-admin --release --example sink_bench -- [NODES] [postgres://…]`
-//! prints batches per second and microseconds per node.
+//! `cargo run -p flyte-admin --release --example sink_bench -- [NODES] [postgres://…] [fenced]`
+//! prints batches per second and microseconds per node; `fenced`: each batch is fenced by
+//! an execution lease, as engine replicas write (the cost of that check).
 
 use std::time::Instant;
 
@@ -72,8 +73,9 @@ async fn main() {
     let url = args
         .next()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("flyte.db").display()));
+    let fenced = args.next().as_deref() == Some("fenced");
     let store = flyte_store::open(&url).await.expect("open store");
-    let sink = StoreEventSink::new(store.clone());
+    let sink = StoreEventSink::new(store.clone()).fenced(fenced.then(|| "bench".to_owned()));
 
     let name = format!("bench{}", std::process::id());
     let key = ExecutionKey {
@@ -85,7 +87,7 @@ async fn main() {
     store
         .create_execution(
             ExecutionRecord {
-                key,
+                key: key.clone(),
                 launch_plan: None,
                 workflow: None,
                 task: None,
@@ -109,6 +111,15 @@ async fn main() {
         )
         .await
         .expect("create execution");
+    if fenced {
+        let until = Utc::now() + chrono::Duration::hours(1);
+        assert!(
+            store
+                .claim_lease(&key, "bench", until, Utc::now())
+                .await
+                .expect("claim lease")
+        );
+    }
     let exec = WorkflowExecutionIdentifier {
         project: "flytesnacks".into(),
         domain: "development".into(),
@@ -161,8 +172,9 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     println!(
-        "{} on {}: {nodes} nodes, {} batches in {:.2} s: {:.0} batches/s, {:.0} µs per node",
+        "{}{} on {}: {nodes} nodes, {} batches in {:.2} s: {:.0} batches/s, {:.0} µs per node",
         env!("CARGO_PKG_NAME"),
+        if fenced { " (fenced)" } else { "" },
         store.backend_name(),
         nodes * 2,
         elapsed.as_secs_f64(),

@@ -96,13 +96,19 @@ pub struct EngineParts {
 /// handle, which becomes the returned state's launcher before the engine exists
 /// (docs/adr-005-service-layer.md). Not yet resumed.
 pub fn with_engine(mut state: AdminState, parts: EngineParts) -> (AdminState, Arc<Engine>) {
+    // Replicas: every batch is fenced by this replica's lease on the execution.
+    let fence = parts
+        .config
+        .ownership
+        .as_ref()
+        .map(|o| o.replica_id().to_owned());
     let engine = Engine::new_cyclic(|handle| {
         state.launcher = Some(Arc::new(handle));
         EngineDeps {
             config: parts.config,
             blob: state.blob.clone(),
             backends: parts.backends,
-            sink: event_sink(&state),
+            sink: event_sink(&state, fence),
             journal: engine_journal(&state),
             resolver: StoreEntityResolver::new(state.clone()),
             external: ExternalServices::from(EngineServices::new(state.clone())),

@@ -11,7 +11,7 @@ use flyte_admin::service::admin::AdminApi;
 use flyte_admin::service::admin::event_sink::StoreEventSink;
 use flyte_admin::{AdminConfig, AdminState};
 use flyte_blob::BlobStore;
-use flyte_engine::{EventBatch, EventSink, JournalDelta};
+use flyte_engine::{EventBatch, EventSink, JournalDelta, SinkError};
 use flyte_store::{ExecutionKey, ExecutionRecord, MetadataStore, NodeExecutionKey};
 use flyteidl::admin::{
     ExecutionClosure, ExecutionTerminateRequest, ExecutionUpdateRequest, NodeExecutionEventRequest,
@@ -409,6 +409,56 @@ async fn duplicate_node_events(h: &Harness) {
     );
 }
 
+/// Replicas: the engine's sink fenced by a replica's lease writes nothing once another
+/// replica took the expired lease over (`LeaseLost`, which the engine's actor takes as "stop
+/// here, unaborted"); the new owner's batch lands.
+async fn fenced_sink_refuses_a_stale_owner(h: &Harness) {
+    let exec = h.running("fenced").await;
+    let k = key("fenced");
+    let now = Utc::now();
+    let (a, b) = (
+        StoreEventSink::new(h.store.clone()).fenced(Some("a".into())),
+        StoreEventSink::new(h.store.clone()).fenced(Some("b".into())),
+    );
+    let batch = EventBatch {
+        execution: exec.clone(),
+        workflow_events: succeeded_event(&exec).event.into_iter().collect(),
+        node_events: node_event(&exec, node_execution::Phase::Succeeded)
+            .event
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    // a's lease ran out (by the database's clock) and b took it.
+    let past = now - chrono::Duration::seconds(1);
+    assert!(h.store.claim_lease(&k, "a", past, past).await.unwrap());
+    let taken = h
+        .store
+        .take_expired_leases("b", now + chrono::Duration::seconds(60), now, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken, vec![k.clone()]);
+
+    let err = a.record(&batch).await.unwrap_err();
+    assert!(matches!(err, SinkError::LeaseLost(_)), "{err:?}");
+    assert_eq!(h.phase_and_state("fenced").await.0, "RUNNING");
+    let nodes = h
+        .store
+        .get_node_executions(&k, &["n0".to_string()])
+        .await
+        .unwrap();
+    assert!(nodes.is_empty(), "nothing of a's batch was written");
+
+    b.record(&batch).await.unwrap();
+    assert_eq!(h.phase_and_state("fenced").await.0, "SUCCEEDED");
+    let nodes = h
+        .store
+        .get_node_executions(&k, &["n0".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(nodes.len(), 1, "b's batch wrote its node");
+}
+
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -438,5 +488,6 @@ on_both_stores!(
     terminate_against_success,
     archive_against_success,
     archive_against_engine_success,
-    duplicate_node_events
+    duplicate_node_events,
+    fenced_sink_refuses_a_stale_owner,
 );

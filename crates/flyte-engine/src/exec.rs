@@ -1157,7 +1157,13 @@ impl ExecActor {
             self.process().await;
             metrics::histogram!(m::ROUND_TIME).record(round.elapsed().as_secs_f64());
             if let Err(e) = self.flush().await {
-                tracing::error!(error = %e, "event sink rejected a batch; stopping the execution");
+                if let SinkError::LeaseLost(_) = e {
+                    // Another replica owns it now: stop here, unaborted, as for a lease lost at
+                    // a heartbeat (the new owner resumes from the journal).
+                    tracing::warn!(error = %e, "lease lost while committing: the execution stops here (another replica takes it over)");
+                } else {
+                    tracing::error!(error = %e, "event sink rejected a batch; stopping the execution");
+                }
                 if let Some(tx) = ready_tx.take() {
                     let _ = tx.send(Err(EngineError::Sink(e)));
                 }

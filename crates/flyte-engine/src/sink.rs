@@ -263,6 +263,11 @@ pub enum SinkError {
     /// stops the execution.
     #[error("event sink rejected the batch: {0}")]
     Rejected(String),
+    /// This replica no longer holds the execution's lease (replicas; the write is fenced):
+    /// nothing was written. The engine stops the execution here without aborting anything,
+    /// as for a lease lost at a heartbeat; its new owner carries on from the journal.
+    #[error("execution lease lost: {0}")]
+    LeaseLost(String),
 }
 
 /// Where batches go. Implemented by the admin (Flyte's event rules applied to the store,

@@ -380,3 +380,106 @@ async fn a_pending_abort_missed_during_a_listener_gap_is_applied() {
     assert_eq!(phase, Some(WorkflowPhase::Aborted));
     a.shutdown().await;
 }
+
+/// The journal as the admin's store sink writes it for replicas: a batch commits only while
+/// its replica holds the execution's lease, else `LeaseLost` and nothing is written (the
+/// store's fenced transition; its SQL is in flyte-store's conformance suite).
+struct FencedSink {
+    inner: Arc<MemorySink>,
+    leases: Arc<Leases>,
+    owner: String,
+}
+
+#[async_trait]
+impl flyte_engine::EventSink for FencedSink {
+    async fn record(
+        &self,
+        batch: &flyte_engine::EventBatch,
+    ) -> Result<(), flyte_engine::SinkError> {
+        let key = ExecKey::of(&batch.execution);
+        if self.leases.holder_now(&key).as_deref() != Some(self.owner.as_str()) {
+            return Err(flyte_engine::SinkError::LeaseLost(key.to_string()));
+        }
+        self.inner.record(batch).await
+    }
+}
+
+/// A replica that lost its lease but has not noticed yet (no heartbeat in between) commits
+/// its next batch: the commit is refused and its actor stops there, unaborted, instead of
+/// writing the execution's end beside the new owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_owners_commit_is_refused_and_its_actor_stops_unaborted() {
+    let setup = Setup::new();
+    let journal = MemorySink::new();
+    let leases = Arc::new(Leases::default());
+    let fenced = |owner: &str, own: Arc<Ownership>| {
+        let mut config = LocalProcessConfig::new(setup.root.join("data"), "http://127.0.0.1:1");
+        config.kill_grace_period = Duration::from_millis(500);
+        let backend = Arc::new(LocalProcessBackend::new(config, setup.blob.clone()));
+        let mut deps = engine_support::deps(&setup.blob, vec![backend], &journal);
+        deps.sink = Arc::new(FencedSink {
+            inner: journal.clone(),
+            leases: leases.clone(),
+            owner: owner.into(),
+        });
+        deps.config.ownership = Some(own);
+        Engine::new(deps)
+    };
+    // a renews only every minute: it cannot notice the loss before its next commit.
+    let slow = Ownership::new(
+        OwnershipConfig {
+            replica_id: "a".into(),
+            lease_ttl: Duration::from_secs(180),
+            renew_interval: Duration::from_secs(60),
+            takeover_interval: Duration::from_secs(60),
+        },
+        leases.clone(),
+    );
+    let a = fenced("a", slow);
+    let b = fenced("b", ownership("b", &leases));
+    leases.never_take.lock().unwrap().insert("a".into());
+    a.start_ownership().await.unwrap();
+    b.start_ownership().await.unwrap();
+
+    let req = request("stale", setup.compiled().await, &[]);
+    let id = req.id.clone();
+    let key = ExecKey::of(&id);
+    a.start_execution(req).await.expect("starts on a");
+    wait_for(&setup.file("started")).await;
+
+    // a's lease expires and b takes the execution over while a still runs it.
+    leases.expire("a");
+    until("b takes the execution over", || b.is_running(&id)).await;
+    assert!(a.is_running(&id), "a has not noticed");
+
+    // The task ends: both replicas see it; only b's commit may land.
+    std::fs::write(setup.file("release"), "").unwrap();
+    let on_a = tokio::time::timeout(WAIT, a.wait(&id)).await.unwrap();
+    assert_eq!(
+        on_a, None,
+        "a's actor stopped without finishing the execution"
+    );
+    let on_b = tokio::time::timeout(WAIT, b.wait(&id)).await.unwrap();
+    assert_eq!(on_b, Some(WorkflowPhase::Succeeded));
+    let phases: Vec<i32> = journal
+        .workflow_events("stale")
+        .iter()
+        .map(|e| e.phase)
+        .collect();
+    let succeeded = flyteidl::core::workflow_execution::Phase::Succeeded as i32;
+    let aborted = flyteidl::core::workflow_execution::Phase::Aborted as i32;
+    assert_eq!(
+        phases.iter().filter(|p| **p == succeeded).count(),
+        1,
+        "only the owner recorded the end: {phases:?}"
+    );
+    assert!(!phases.contains(&aborted), "nothing aborted: {phases:?}");
+    // Not asserted: how often the body ran. Both replicas watch the one process here (one
+    // data dir), and a's reaping it can make b's re-attach run the attempt again.
+    until("the finished execution's lease goes", || {
+        leases.held.lock().unwrap().get(&key).is_none()
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -34,11 +34,15 @@ use crate::state::AdminState;
 #[derive(Clone)]
 pub struct StoreEventSink {
     store: Arc<dyn MetadataStore>,
+    /// Replicas: this replica's id; each batch commits only while it holds the execution's
+    /// lease ([`MetadataStore::transition_fenced`]). None (one server, SQLite): unfenced.
+    fence: Option<String>,
 }
 
-/// The engine's event sink over the admin's store.
-pub fn event_sink(state: &AdminState) -> Arc<dyn EventSink> {
-    Arc::new(StoreEventSink::new(state.store.clone()))
+/// The engine's event sink over the admin's store; `fence`: this replica's id when engine
+/// replicas share the database (each batch then commits only under its lease).
+pub fn event_sink(state: &AdminState, fence: Option<String>) -> Arc<dyn EventSink> {
+    Arc::new(StoreEventSink::new(state.store.clone()).fenced(fence))
 }
 
 /// The engine's journal over the admin's store (the same tables the sink writes).
@@ -50,6 +54,7 @@ fn store_error(err: StoreError) -> SinkError {
     match err {
         StoreError::NotFound(what) => SinkError::Rejected(format!("{what} not found")),
         StoreError::InvalidArgument(msg) => SinkError::Rejected(msg),
+        StoreError::LeaseLost(what) => SinkError::LeaseLost(what),
         other => SinkError::Transient(other.to_string()),
     }
 }
@@ -64,7 +69,13 @@ fn skipped(kind: &str, id: &dyn std::fmt::Display, rejection: &Rejection) {
 
 impl StoreEventSink {
     pub fn new(store: Arc<dyn MetadataStore>) -> Self {
-        Self { store }
+        Self { store, fence: None }
+    }
+
+    /// Fences every batch by `owner`'s execution lease (None: unfenced).
+    pub fn fenced(mut self, owner: Option<String>) -> Self {
+        self.fence = owner;
+        self
     }
 
     /// What one batch reads: its execution, the nodes its events name and, if it has task
@@ -225,17 +236,16 @@ impl EventSink for StoreEventSink {
         let read = Self::reads(batch)?;
         // The executions the batch changes, for the metrics and logs once it is stored.
         let mut executions = Vec::new();
-        self.store
-            .transition(
-                read,
-                Box::new(|current| {
-                    let changes = Self::changes(batch, current);
-                    executions.clone_from(&changes.executions);
-                    changes
-                }),
-            )
-            .await
-            .map_err(store_error)?;
+        let decide: flyte_store::Decide<'_> = Box::new(|current| {
+            let changes = Self::changes(batch, current);
+            executions.clone_from(&changes.executions);
+            changes
+        });
+        match &self.fence {
+            None => self.store.transition(read, decide).await,
+            Some(owner) => self.store.transition_fenced(read, owner, decide).await,
+        }
+        .map_err(store_error)?;
         let phases: Vec<_> = executions
             .iter()
             .map(|e| {
