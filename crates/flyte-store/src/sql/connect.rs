@@ -61,6 +61,18 @@ pub(crate) async fn open_sqlite(url: &str) -> Result<Arc<dyn MetadataStore>> {
         .connect_with(options)
         .await
         .map_err(|e| {
+            // A WAL database on a read-only filesystem with no `-shm` file left (its last
+            // server closed it cleanly) fails to open at all, with SQLite's generic
+            // "unable to open database file": say why.
+            if !in_memory && let Some(cause) = read_only_cause(&filename) {
+                return StoreError::Internal(
+                    format!(
+                        "the SQLite database {} is read-only ({cause}): {e}",
+                        filename.display()
+                    )
+                    .into(),
+                );
+            }
             open_error(
                 &format!("cannot open SQLite database {}", filename.display()),
                 e,
@@ -116,6 +128,35 @@ pub(crate) async fn open_postgres(url: &str) -> Result<Arc<dyn MetadataStore>> {
         .map_err(|e| open_error("migrating the PostgreSQL metadata store", e))?;
     tracing::info!(database = %where_, "metadata store: PostgreSQL");
     Ok(Arc::new(SqlStore::new(PostgresBackend { pool })))
+}
+
+/// Whether an existing database file cannot be opened for writing because it, its directory
+/// or its filesystem is read-only (`None` when it can, or when it does not exist).
+fn read_only_cause(filename: &std::path::Path) -> Option<&'static str> {
+    if !filename.is_file() {
+        return None;
+    }
+    match std::fs::OpenOptions::new().append(true).open(filename) {
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => Some("its filesystem"),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some("the file"),
+        Err(_) => None,
+        Ok(_) => {
+            // The file is writable; SQLite also needs to create `-wal`/`-shm` beside it.
+            let dir = filename.parent()?;
+            let probe = dir.join(format!(".flyte-rs-write-probe-{}", std::process::id()));
+            match std::fs::File::create(&probe) {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&probe);
+                    None
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+                    Some("its filesystem")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some("its directory"),
+                Err(_) => None,
+            }
+        }
+    }
 }
 
 /// Why a freshly opened SQLite database cannot be written, in words for the start-up error.
