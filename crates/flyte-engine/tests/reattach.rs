@@ -58,8 +58,9 @@ impl Setup {
         self.root.join(format!("data/work/p/d/{exec}/n0/0.exit"))
     }
 
-    /// wf() -> o: int, one shell task node `n0` that appends a line to `runs`, says it
-    /// started, waits for `release`, then writes outputs `o = 42`.
+    /// wf() -> o: int, one shell task node `n0` that notes in `recorded` whether its process
+    /// was already recorded (`<work dir>.pid`; it runs in its work dir), appends a line to
+    /// `runs`, says it started, waits for `release`, then writes outputs `o = 42`.
     async fn compiled(&self) -> CompiledWorkflowClosure {
         let outputs = LiteralMap {
             literals: [("o".to_string(), int_lit(42))].into(),
@@ -67,11 +68,13 @@ impl Setup {
         let prepared = self.file("outputs.pb");
         std::fs::write(&prepared, outputs.encode_to_vec()).unwrap();
         let script = format!(
-            r#"echo ran >> "{runs}"
+            r#"if [ -f ../0.pid ]; then echo yes; else echo no; fi >> "{recorded}"
+echo ran >> "{runs}"
 echo started > "{started}"
 while [ ! -f "{release}" ]; do sleep 0.05; done
 out="${{1#file://}}"
 mkdir -p "$out" && cp "{prepared}" "$out/outputs.pb""#,
+            recorded = self.file("recorded").display(),
             runs = self.file("runs").display(),
             started = self.file("started").display(),
             release = self.file("release").display(),
@@ -193,6 +196,17 @@ async fn resume_and_finish(
     (phase, attempts, output)
 }
 
+/// Whether each run of the body found its process recorded when it started. A body that
+/// starts before the record is written runs again when the server dies in between (the next
+/// server finds nothing to re-attach to).
+fn recorded(setup: &Setup) -> Vec<String> {
+    std::fs::read_to_string(setup.file("recorded"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 fn runs(setup: &Setup) -> usize {
     std::fs::read_to_string(setup.file("runs"))
         .unwrap_or_default()
@@ -210,6 +224,11 @@ async fn a_task_running_across_a_crash_is_reattached_not_rerun() {
     );
     let (phase, attempts, output) = resume_and_finish(&setup, &journal, "alive").await;
     assert_eq!(phase, WorkflowPhase::Succeeded);
+    assert_eq!(
+        recorded(&setup),
+        ["yes"],
+        "the body started only after its process was recorded"
+    );
     assert_eq!(runs(&setup), 1, "the task body ran exactly once");
     assert!(
         !attempts.is_empty() && attempts.iter().all(|a| *a == 0),
@@ -227,6 +246,11 @@ async fn a_task_that_ended_while_the_server_was_down_is_collected() {
     wait_for(&setup.exit_file("ended")).await;
     let (phase, attempts, output) = resume_and_finish(&setup, &journal, "ended").await;
     assert_eq!(phase, WorkflowPhase::Succeeded);
+    assert_eq!(
+        recorded(&setup),
+        ["yes"],
+        "the body started only after its process was recorded"
+    );
     assert_eq!(runs(&setup), 1, "the task body ran exactly once");
     assert!(
         !attempts.is_empty() && attempts.iter().all(|a| *a == 0),
@@ -260,6 +284,11 @@ async fn a_task_ending_after_a_graceful_stop_is_collected_not_rerun() {
     .expect("the first backend collects its process");
     let (phase, attempts, output) = resume_and_finish(&setup, &sink.snapshot(), "graceful").await;
     assert_eq!(phase, WorkflowPhase::Succeeded);
+    assert_eq!(
+        recorded(&setup),
+        ["yes"],
+        "the body started only after its process was recorded"
+    );
     assert_eq!(runs(&setup), 1, "the task body ran exactly once");
     assert!(
         !attempts.is_empty() && attempts.iter().all(|a| *a == 0),

@@ -804,7 +804,7 @@ async fn run_process(
         .env_clear()
         .envs(&prepared.env)
         .current_dir(work_dir)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .process_group(0)
@@ -830,6 +830,16 @@ async fn run_process(
     // Recorded so that a later server process re-attaches to it if this one dies first.
     if let Some(start) = proc_start_time(pgid, true) {
         let _ = std::fs::write(pid_file(work_dir), format!("{pgid} {start}\n"));
+    }
+    // Only now may the task start (see WRAPPER); no await since the spawn, so a server that
+    // dies before this line leaves no task running that it did not record.
+    if let Some(go) = child.stdin.take() {
+        match go.into_owned_fd() {
+            Ok(fd) => {
+                let _ = std::io::Write::write_all(&mut std::fs::File::from(fd), b"\n");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot release the task process"),
+        }
     }
     tracing::info!(
         image = %prepared.image, pid = pgid, command = ?prepared.argv,
@@ -1051,8 +1061,13 @@ fn unpack_code_in_work_dir(argv: &mut [String]) {
 /// after this one died (the wrapper, not the server, is the task's parent). SIGTERM and
 /// SIGINT are caught (not ignored, which the task would inherit) so that the wrapper outlives
 /// the task's grace period; a task killed by a signal is re-raised so the status says so.
+/// The task starts only after the server recorded the wrapper (`<work dir>.pid`) and wrote a
+/// line to its stdin: a server that died before that closed the pipe, so the wrapper drops
+/// the record and ends without running the task, and the next server starts the attempt
+/// (otherwise it would find no record, or a dead one, and run the body a second time).
 const WRAPPER: &str = r#"trap : TERM INT
-"$@"
+read -r _ || { rm -f "${0%.exit}.pid"; exit 0; }
+"$@" </dev/null
 s=$?
 printf '%s\n' "$s" > "$0"
 if [ "$s" -gt 128 ] && [ "$s" -lt 160 ]; then trap - TERM INT; kill -$((s - 128)) $$; fi
@@ -1461,6 +1476,46 @@ mod tests {
             node_id: node.into(),
             retry_attempt: 2,
         }
+    }
+
+    /// Runs the wrapper over a task that writes `ran`, with `go` on its stdin (empty: the
+    /// server died before recording the process); whether the task ran.
+    fn wrapper_runs_task(dir: &Path, go: &[u8]) -> bool {
+        let work_dir = dir.join("0");
+        std::fs::write(pid_file(&work_dir), "1234 5678\n").unwrap();
+        let marker = dir.join("ran");
+        let mut child = std::process::Command::new(WRAPPER_SHELL)
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg(exit_file(&work_dir))
+            .args(["/bin/sh", "-c", "echo ran > \"$0\""])
+            .arg(&marker)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, go).unwrap();
+        drop(stdin);
+        assert!(child.wait().unwrap().success());
+        marker.exists()
+    }
+
+    #[test]
+    fn the_wrapper_starts_the_task_only_once_the_server_recorded_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let work_dir = dir.path().join("0");
+        assert!(
+            !wrapper_runs_task(dir.path(), b""),
+            "a wrapper whose server died before recording it runs nothing"
+        );
+        assert!(!pid_file(&work_dir).exists(), "and drops the record");
+        assert!(!exit_file(&work_dir).exists());
+
+        assert!(wrapper_runs_task(dir.path(), b"\n"));
+        assert_eq!(
+            std::fs::read_to_string(exit_file(&work_dir)).unwrap(),
+            "0\n"
+        );
     }
 
     #[test]
