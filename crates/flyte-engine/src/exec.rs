@@ -54,7 +54,7 @@ mod sleep;
 mod subworkflow;
 mod task;
 
-use array::{ArraySpec, ArrayState};
+use array::ArraySpec;
 use external_nodes::{ExtMsg, GateSpec};
 
 pub(crate) enum Start {
@@ -255,8 +255,6 @@ struct NodeInst {
     ready_at: Option<Instant>,
     /// Holds one slot of the workflow's `max_parallelism`.
     wf_slot: bool,
-    /// Array nodes: the sub-node bookkeeping (once started).
-    array: Option<Box<ArrayState>>,
     /// Inside an array node: (array node, index of the sub-node this one is or is under).
     /// Such nodes report through the array node's task events, not their own.
     array_ctx: Option<(usize, u32)>,
@@ -846,7 +844,6 @@ impl ExecActor {
             active_deadline,
             ready_at: None,
             wf_slot: false,
-            array: None,
             array_ctx,
             in_dynamic,
             span: tracing::Span::none(),

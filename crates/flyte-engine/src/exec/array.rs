@@ -367,7 +367,7 @@ impl ExecActor {
                 &self.nodes[idx].rec.attempt.to_string(),
             ],
         );
-        self.nodes[idx].array = Some(Box::new(ArrayState {
+        self.nodes[idx].state.set_array(Box::new(ArrayState {
             limit: spec.limit(size),
             min_successes: spec.min_successes(size),
             spec,
@@ -394,8 +394,8 @@ impl ExecActor {
         };
         self.open_array(idx, spec, size as usize, None);
         let subs = self.nodes[idx]
-            .array
-            .as_ref()
+            .state
+            .array_ref()
             .map(|a| a.subs.clone())
             .unwrap_or_default();
         for sub in subs {
@@ -411,7 +411,7 @@ impl ExecActor {
             let queued = self.nodes[idx].rec.queued_at_us;
             self.arm_timer_at_us(queued, d, Timer::ActiveDeadline { node: idx });
         }
-        let Some(mut st) = self.nodes[idx].array.take() else {
+        let Some(mut st) = self.nodes[idx].state.take_array() else {
             // Started but its size was never committed: nothing ran; fail it cleanly.
             let err = self.exec_error(
                 ErrorKind::System,
@@ -439,7 +439,7 @@ impl ExecActor {
             }
         }
         self.nodes[idx].task_phase = task_execution::Phase::Running as i32;
-        self.nodes[idx].array = Some(st);
+        self.nodes[idx].state.set_array(st);
         self.done_queue.push_back(Done::ArrayCheck(idx));
     }
 
@@ -448,11 +448,11 @@ impl ExecActor {
         if self.nodes[a].phase() != NodePhase::Running {
             return;
         }
-        let Some(mut st) = self.nodes[a].array.take() else {
+        let Some(mut st) = self.nodes[a].state.take_array() else {
             return;
         };
         if st.finishing {
-            self.nodes[a].array = Some(st);
+            self.nodes[a].state.set_array(st);
             return;
         }
         let out_of_reach = st.size - st.failed < st.min_successes;
@@ -460,7 +460,7 @@ impl ExecActor {
         if out_of_reach && (!st.spec.run_all || all_ended) {
             st.finishing = true;
             let message = st.errors.summary(MAX_ERROR_MESSAGE_LENGTH);
-            self.nodes[a].array = Some(st);
+            self.nodes[a].state.set_array(st);
             let err = ExecutionError {
                 message,
                 kind: ErrorKind::User as i32,
@@ -475,7 +475,7 @@ impl ExecActor {
         if all_ended {
             // All ended and, not being out of reach, enough succeeded.
             st.finishing = true;
-            self.nodes[a].array = Some(st);
+            self.nodes[a].state.set_array(st);
             self.done_queue.push_back(Done::ArrayGather(a));
             return;
         }
@@ -489,7 +489,7 @@ impl ExecActor {
                 start.push(sub);
             }
         }
-        self.nodes[a].array = Some(st);
+        self.nodes[a].state.set_array(st);
         for sub in start {
             self.make_ready(sub);
         }
@@ -523,7 +523,7 @@ impl ExecActor {
             };
             self.array_sub_task_event(a, i, sub, phase);
         }
-        let Some(st) = self.nodes[a].array.as_mut() else {
+        let Some(st) = self.nodes[a].state.array_mut() else {
             return;
         };
         st.running = st.running.saturating_sub(1);
@@ -543,7 +543,7 @@ impl ExecActor {
 
     /// Aborts every running sub-node (and what runs under it).
     pub(super) fn abort_array(&mut self, a: usize, reason: &str) {
-        let subs = match self.nodes[a].array.as_mut() {
+        let subs = match self.nodes[a].state.array_mut() {
             Some(st) => {
                 st.finishing = true;
                 st.subs.clone()
@@ -560,7 +560,7 @@ impl ExecActor {
         if self.nodes[a].phase() != NodePhase::Running {
             return;
         }
-        let Some(st) = self.nodes[a].array.as_ref() else {
+        let Some(st) = self.nodes[a].state.array_ref() else {
             return;
         };
         let spec = st.spec.clone();
@@ -654,7 +654,11 @@ impl ExecActor {
         if self.array_reads_whole_inputs(a) && matches!(self.nodes[sub].kind, Kind::Task(_)) {
             return Some(Arc::new(LiteralMap::default()));
         }
-        let inputs = match self.nodes[a].array.as_ref().and_then(|s| s.inputs.clone()) {
+        let inputs = match self.nodes[a]
+            .state
+            .array_ref()
+            .and_then(|s| s.inputs.clone())
+        {
             Some(i) => Ok(i),
             None => {
                 let path = self.nodes[a].inputs_file();
@@ -667,7 +671,7 @@ impl ExecActor {
             }
         };
         let result = inputs.and_then(|inputs| {
-            if let Some(st) = self.nodes[a].array.as_mut() {
+            if let Some(st) = self.nodes[a].state.array_mut() {
                 st.inputs = Some(inputs.clone());
             }
             let bound = match &self.nodes[a].kind {
@@ -695,7 +699,11 @@ impl ExecActor {
         a: usize,
         i: u32,
     ) -> Result<LiteralMap, String> {
-        let inputs = match self.nodes[a].array.as_ref().and_then(|s| s.inputs.clone()) {
+        let inputs = match self.nodes[a]
+            .state
+            .array_ref()
+            .and_then(|s| s.inputs.clone())
+        {
             Some(i) => i,
             None => {
                 let path = self.nodes[a].inputs_file();
@@ -707,7 +715,7 @@ impl ExecActor {
                     .map_err(|e| format!("cannot read the array node's inputs: {e}"))?;
                 let m =
                     Arc::new(LiteralMap::decode(b).map_err(|e| format!("invalid {path}: {e}"))?);
-                if let Some(st) = self.nodes[a].array.as_mut() {
+                if let Some(st) = self.nodes[a].state.array_mut() {
                     st.inputs = Some(m.clone());
                 }
                 m
@@ -729,8 +737,8 @@ impl ExecActor {
         phase: task_execution::Phase,
     ) -> ExternalResourceInfo {
         let prefix = self.nodes[a]
-            .array
-            .as_ref()
+            .state
+            .array_ref()
             .map(|s| s.external_prefix.as_str())
             .unwrap_or_default();
         let n = &self.nodes[sub];
@@ -764,7 +772,7 @@ impl ExecActor {
         phase: task_execution::Phase,
     ) {
         let eri = self.external_resource(a, i, sub, phase);
-        let Some(st) = self.nodes[a].array.as_mut() else {
+        let Some(st) = self.nodes[a].state.array_mut() else {
             return;
         };
         match st.pending_pos.get(&i) {
@@ -779,7 +787,7 @@ impl ExecActor {
 
     /// The state of every index, for the first and the final task event.
     fn array_all_resources(&mut self, a: usize) -> Vec<ExternalResourceInfo> {
-        let Some(st) = self.nodes[a].array.as_mut() else {
+        let Some(st) = self.nodes[a].state.array_mut() else {
             return Vec::new();
         };
         st.pending.clear();
@@ -816,7 +824,7 @@ impl ExecActor {
         phase: NodePhase,
         error: Option<ExecutionError>,
     ) {
-        if self.nodes[a].array.is_none() {
+        if self.nodes[a].state.array_ref().is_none() {
             return;
         }
         let eris = self.array_all_resources(a);
@@ -836,7 +844,7 @@ impl ExecActor {
             if self.nodes[a].phase() != NodePhase::Running {
                 continue;
             }
-            let Some(st) = self.nodes[a].array.as_mut() else {
+            let Some(st) = self.nodes[a].state.array_mut() else {
                 continue;
             };
             if st.pending.is_empty() {

@@ -8,6 +8,7 @@
 
 use flyteidl::core::{WorkflowExecutionIdentifier, execution_error::ErrorKind, node_execution};
 
+use super::array::ArrayState;
 use super::cache::NodeCache;
 use super::{ExecActor, Kind, NodePhase, branch_child_spec};
 
@@ -23,6 +24,8 @@ pub(super) enum KindState {
     Gate {
         poll_armed: bool,
     },
+    /// An array node's sub-node bookkeeping (once started).
+    Array(Box<ArrayState>),
 }
 
 #[derive(Default)]
@@ -59,6 +62,35 @@ impl KindState {
         match self {
             KindState::LaunchPlan(l) => l,
             _ => unreachable!("just made a launch-plan state"),
+        }
+    }
+
+    pub(super) fn array_ref(&self) -> Option<&ArrayState> {
+        match self {
+            KindState::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub(super) fn array_mut(&mut self) -> Option<&mut ArrayState> {
+        match self {
+            KindState::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub(super) fn set_array(&mut self, array: Box<ArrayState>) {
+        *self = KindState::Array(array);
+    }
+
+    /// Takes an array node's state out (to be put back with [`KindState::set_array`]).
+    pub(super) fn take_array(&mut self) -> Option<Box<ArrayState>> {
+        match std::mem::take(self) {
+            KindState::Array(a) => Some(a),
+            other => {
+                *self = other;
+                None
+            }
         }
     }
 
