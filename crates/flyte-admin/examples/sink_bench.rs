@@ -112,10 +112,9 @@ async fn main() {
         .await
         .expect("create execution");
     if fenced {
-        let until = Utc::now() + chrono::Duration::hours(1);
         assert!(
             store
-                .claim_lease(&key, "bench", until, Utc::now())
+                .claim_lease(&key, "bench", std::time::Duration::from_secs(3600))
                 .await
                 .expect("claim lease")
         );

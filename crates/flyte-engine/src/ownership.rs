@@ -26,8 +26,8 @@ use crate::exec::Control;
 use crate::request::ExecKey;
 
 /// The store's side of leases and notifications (implemented over the metadata store by the
-/// binary). Times are the implementation's wall clock; replicas' clocks must agree to well
-/// under the lease's length (NTP).
+/// binary). Lease times are the implementation's clock (the database's, so replicas'
+/// clocks need not agree); callers give only lease lengths.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + 'static {
     /// Takes the lease of `key` for `owner` for `ttl` if free, expired or already `owner`'s;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use flyte_engine::ExecKey;
 use flyte_engine::ownership::{LeaseStore, Ownership, OwnershipConfig};
 use flyte_store::{ExecutionKey, MetadataStore};
@@ -72,15 +71,11 @@ fn exec_key(k: ExecutionKey) -> ExecKey {
     }
 }
 
-fn until(ttl: Duration) -> chrono::DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(6))
-}
-
 #[async_trait]
 impl LeaseStore for StoreLeases {
     async fn claim(&self, key: &ExecKey, owner: &str, ttl: Duration) -> Result<bool, String> {
         self.store
-            .claim_lease(&store_key(key), owner, until(ttl), Utc::now())
+            .claim_lease(&store_key(key), owner, ttl)
             .await
             .map_err(|e| e.to_string())
     }
@@ -88,7 +83,7 @@ impl LeaseStore for StoreLeases {
     async fn renew(&self, owner: &str, ttl: Duration) -> Result<Vec<ExecKey>, String> {
         let keys = self
             .store
-            .renew_leases(owner, until(ttl), Utc::now())
+            .renew_leases(owner, ttl)
             .await
             .map_err(|e| e.to_string())?;
         Ok(keys.into_iter().map(exec_key).collect())
@@ -96,14 +91,14 @@ impl LeaseStore for StoreLeases {
 
     async fn release(&self, key: &ExecKey, owner: &str, finished: bool) -> Result<(), String> {
         self.store
-            .release_lease(&store_key(key), owner, finished, Utc::now())
+            .release_lease(&store_key(key), owner, finished)
             .await
             .map_err(|e| e.to_string())
     }
 
     async fn release_all(&self, owner: &str) -> Result<(), String> {
         self.store
-            .release_all_leases(owner, Utc::now())
+            .release_all_leases(owner)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -117,7 +112,7 @@ impl LeaseStore for StoreLeases {
     ) -> Result<Vec<ExecKey>, String> {
         let keys = self
             .store
-            .take_expired_leases(owner, until(ttl), Utc::now(), limit)
+            .take_expired_leases(owner, ttl, limit)
             .await
             .map_err(|e| e.to_string())?;
         Ok(keys.into_iter().map(exec_key).collect())
@@ -125,7 +120,7 @@ impl LeaseStore for StoreLeases {
 
     async fn holder(&self, key: &ExecKey) -> Result<Option<String>, String> {
         self.store
-            .lease_holder(&store_key(key), Utc::now())
+            .lease_holder(&store_key(key))
             .await
             .map_err(|e| e.to_string())
     }

@@ -356,56 +356,45 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     // --- execution leases (engine replicas) -----------------------------------------------
 
-    /// Takes the lease of `execution` for `owner_id` until `expires_at` if there is none, it
-    /// expired by `now`, or `owner_id` holds it; true if `owner_id` holds it now. Atomic: of
-    /// two owners claiming at once, exactly one gets it.
+    /// Takes the lease of `execution` for `owner_id` for `ttl` if there is none, it expired
+    /// or `owner_id` holds it; true if `owner_id` holds it now. Atomic: of two owners claiming
+    /// at once, exactly one gets it. Lease times are the database's clock (`expires_at` = its
+    /// now + `ttl`, expiry judged by its now), never the caller's: replicas' clocks may differ.
     async fn claim_lease(
         &self,
         execution: &ExecutionKey,
         owner_id: &str,
-        expires_at: chrono::DateTime<chrono::Utc>,
-        now: chrono::DateTime<chrono::Utc>,
+        ttl: std::time::Duration,
     ) -> Result<bool>;
-    /// Extends every lease `owner_id` holds that has not expired by `now` to `expires_at`;
-    /// returns the executions renewed. A lease that expired is not renewed, even if no one
-    /// took it: its holder must stop running that execution.
+    /// Extends every unexpired lease `owner_id` holds to `ttl` from now; returns the
+    /// executions renewed. A lease that expired is not renewed, even if no one took it: its
+    /// holder must stop running that execution.
     async fn renew_leases(
         &self,
         owner_id: &str,
-        expires_at: chrono::DateTime<chrono::Utc>,
-        now: chrono::DateTime<chrono::Utc>,
+        ttl: std::time::Duration,
     ) -> Result<Vec<ExecutionKey>>;
     /// Gives up a lease `owner_id` holds: deleted when the execution `finished`, otherwise
-    /// expired at `now` so another replica may take the execution over at once. Nothing if
+    /// expired now so another replica may take the execution over at once. Nothing if
     /// `owner_id` does not hold it.
     async fn release_lease(
         &self,
         execution: &ExecutionKey,
         owner_id: &str,
         finished: bool,
-        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<()>;
-    /// Expires every lease `owner_id` holds at `now` (a graceful stop); how many.
-    async fn release_all_leases(
-        &self,
-        owner_id: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64>;
-    /// Takes up to `limit` leases that expired by `now` for `owner_id` until `expires_at`
-    /// and returns their executions. Concurrent callers never get the same one.
+    /// Expires every live lease `owner_id` holds (a graceful stop); how many.
+    async fn release_all_leases(&self, owner_id: &str) -> Result<u64>;
+    /// Takes up to `limit` expired leases for `owner_id` for `ttl` and returns their
+    /// executions. Concurrent callers never get the same one.
     async fn take_expired_leases(
         &self,
         owner_id: &str,
-        expires_at: chrono::DateTime<chrono::Utc>,
-        now: chrono::DateTime<chrono::Utc>,
+        ttl: std::time::Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionKey>>;
-    /// Who holds a lease of `execution` that has not expired by `now`, if anyone.
-    async fn lease_holder(
-        &self,
-        execution: &ExecutionKey,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<String>>;
+    /// Who holds an unexpired lease of `execution`, if anyone.
+    async fn lease_holder(&self, execution: &ExecutionKey) -> Result<Option<String>>;
     /// Sends `payload` (under 8000 bytes) to the listeners of `channel` in every process
     /// (PostgreSQL `NOTIFY`, delivered after the sender's transactions commit); nothing on
     /// SQLite, where only one process runs.

@@ -183,6 +183,7 @@ conformance!(
     cache_reservations,
     cache_reservation_concurrent_owners,
     lease_claim_renew_release,
+    lease_expiry_is_the_databases_clock,
     lease_renew_after_expiry_fails,
     lease_take_only_expired,
     lease_two_owners_race,

@@ -541,27 +541,19 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         &self,
         key: &ExecutionKey,
         owner_id: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        ttl: std::time::Duration,
     ) -> Result<bool> {
-        self.timed(
-            "claim_lease",
-            self.claim_lease_impl(key, owner_id, expires_at, now),
-        )
-        .await
+        self.timed("claim_lease", self.claim_lease_impl(key, owner_id, ttl))
+            .await
     }
 
     async fn renew_leases(
         &self,
         owner_id: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        ttl: std::time::Duration,
     ) -> Result<Vec<ExecutionKey>> {
-        self.timed(
-            "renew_leases",
-            self.renew_leases_impl(owner_id, expires_at, now),
-        )
-        .await
+        self.timed("renew_leases", self.renew_leases_impl(owner_id, ttl))
+            .await
     }
 
     async fn release_lease(
@@ -569,39 +561,34 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         key: &ExecutionKey,
         owner_id: &str,
         finished: bool,
-        now: DateTime<Utc>,
     ) -> Result<()> {
         self.timed(
             "release_lease",
-            self.release_lease_impl(key, owner_id, finished, now),
+            self.release_lease_impl(key, owner_id, finished),
         )
         .await
     }
 
-    async fn release_all_leases(&self, owner_id: &str, now: DateTime<Utc>) -> Result<u64> {
-        self.timed(
-            "release_all_leases",
-            self.release_all_leases_impl(owner_id, now),
-        )
-        .await
+    async fn release_all_leases(&self, owner_id: &str) -> Result<u64> {
+        self.timed("release_all_leases", self.release_all_leases_impl(owner_id))
+            .await
     }
 
     async fn take_expired_leases(
         &self,
         owner_id: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        ttl: std::time::Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionKey>> {
         self.timed(
             "take_expired_leases",
-            self.take_expired_leases_impl(owner_id, expires_at, now, limit),
+            self.take_expired_leases_impl(owner_id, ttl, limit),
         )
         .await
     }
 
-    async fn lease_holder(&self, key: &ExecutionKey, now: DateTime<Utc>) -> Result<Option<String>> {
-        self.timed("lease_holder", self.lease_holder_impl(key, now))
+    async fn lease_holder(&self, key: &ExecutionKey) -> Result<Option<String>> {
+        self.timed("lease_holder", self.lease_holder_impl(key))
             .await
     }
 
