@@ -747,21 +747,54 @@ impl<B: Backend> SqlStore<B> {
             task_node_ids,
         } = read;
         let mut tx = self.begin().await?;
+        // On PostgreSQL the fence rides on the statement that locks the execution row (one
+        // round trip less per batch): the row comes back only if `owner` holds an unexpired
+        // lease, which stays share-locked until the commit (see `check_lease`).
+        let folded = fence.filter(|_| !B::LOCK_ROWS.is_empty());
+        let mut args = exec_args(&key);
+        let lease = match folded {
+            Some(owner) => {
+                args.push(Value::Text(owner.to_owned()));
+                " AND EXISTS (SELECT 1 FROM execution_leases WHERE project = $1 AND domain = $2 \
+                 AND name = $3 AND owner_id = $4 AND expires_at > clock_timestamp() FOR SHARE)"
+            }
+            None => "",
+        };
         let lock = Stmt {
             sql: format!(
-                "{EXECUTION_SELECT} WHERE project = $1 AND domain = $2 AND name = $3{}",
+                "{EXECUTION_SELECT} WHERE project = $1 AND domain = $2 AND name = $3{lease}{}",
                 B::LOCK_ROWS
             )
             .into(),
-            args: exec_args(&key),
+            args,
         };
-        let row = B::tx_fetch(&mut tx, lock, EXECUTION_COLS)
+        let row = match B::tx_fetch(&mut tx, lock, EXECUTION_COLS)
             .await
             .map_err(internal)?
             .pop()
-            .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        {
+            Some(row) => row,
+            None if folded.is_some() => {
+                // Tell a missing execution from a lost lease (the failure path only).
+                let exists = Stmt {
+                    sql: "SELECT name FROM executions WHERE project = $1 AND domain = $2 \
+                          AND name = $3"
+                        .into(),
+                    args: exec_args(&key),
+                };
+                let found = B::tx_fetch(&mut tx, exists, &[Col::Text])
+                    .await
+                    .map_err(internal)?;
+                return Err(if found.is_empty() {
+                    StoreError::NotFound(key.to_string())
+                } else {
+                    StoreError::LeaseLost(key.to_string())
+                });
+            }
+            None => return Err(StoreError::NotFound(key.to_string())),
+        };
         let execution = execution_from_row(row)?;
-        if let Some(owner) = fence {
+        if let Some(owner) = fence.filter(|_| folded.is_none()) {
             self.check_lease(&mut tx, &key, owner).await?;
         }
         let mut node_executions = Vec::with_capacity(node_ids.len());
@@ -815,8 +848,9 @@ impl<B: Backend> SqlStore<B> {
         B::commit(tx).await.map_err(internal)
     }
 
-    /// The fence of a transition: `owner` holds `key`'s lease, unexpired by the database's
-    /// clock (replicas' clocks may disagree). On PostgreSQL the lease row stays share-locked
+    /// The fence of a transition as its own statement (SQLite; PostgreSQL folds the same
+    /// check into the execution row's lock): `owner` holds `key`'s lease, unexpired by the
+    /// database's clock (replicas' clocks may disagree). On PostgreSQL the lease row stays share-locked
     /// until the commit, so a takeover (`FOR UPDATE SKIP LOCKED`, or a claim's upsert) waits
     /// or skips it; on SQLite the write transaction already excludes every other writer.
     async fn check_lease(&self, tx: &mut B::Tx, key: &ExecutionKey, owner: &str) -> Result<()> {

@@ -270,6 +270,18 @@ pub async fn lease_fenced_transition_refused_after_takeover(store: Arc<dyn Metad
         }) as flyte_store::Decide<'static>
     };
     let phase = || async { store.get_execution(&e).await.unwrap().phase };
+    // No such execution: NotFound, whatever the lease.
+    let missing = StateRead {
+        execution: crate::executions_conformance::ekey("missing"),
+        node_ids: vec![],
+        task_node_ids: vec![],
+    };
+    let err = store
+        .transition_fenced(missing, "a", to("RUNNING"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+
     // No lease at all: refused.
     let err = store
         .transition_fenced(read(), "a", to("RUNNING"))
