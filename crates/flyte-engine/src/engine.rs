@@ -128,7 +128,6 @@ pub struct EngineDeps {
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) journal: Arc<dyn EngineJournal>,
 }
 
 /// A handle to an engine that does not keep it alive, given to whatever the engine's own
@@ -143,10 +142,8 @@ pub struct EngineHandle {
 impl EngineHandle {
     /// The engine, while it exists.
     pub fn engine(&self) -> Option<Engine> {
-        let shared = self.shared.upgrade()?;
         Some(Engine {
-            journal: shared.journal.clone(),
-            shared,
+            shared: self.shared.upgrade()?,
         })
     }
 }
@@ -168,10 +165,7 @@ impl Engine {
     }
 
     fn from_shared(shared: Arc<Shared>) -> Self {
-        Self {
-            journal: shared.journal.clone(),
-            shared,
-        }
+        Self { shared }
     }
 
     /// A handle that does not keep this engine alive.
@@ -205,7 +199,7 @@ impl Engine {
     /// Resumes every execution the journal says is running (call once at start-up, before
     /// accepting new executions). Returns how many were resumed.
     pub async fn resume_all(&self) -> Result<usize, EngineError> {
-        let running = self.journal.load_running().await?;
+        let running = self.shared.journal.load_running().await?;
         let mut n = 0;
         for r in running {
             let key = r.request.key();

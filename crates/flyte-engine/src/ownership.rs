@@ -296,7 +296,7 @@ impl Engine {
     /// Resumes the executions whose expired leases this replica just took; a taken lease of
     /// an execution no longer running goes.
     async fn take_over(&self, own: &Ownership, keys: Vec<ExecKey>) {
-        let running = match self.journal.load_running().await {
+        let running = match self.shared.journal.load_running().await {
             Ok(r) => r,
             Err(e) => {
                 // Expire them again so this or another replica retries.
@@ -330,7 +330,7 @@ impl Engine {
     /// Aborts the executions running here whose terminate is journaled: an `abort`
     /// notification sent while the listener was reconnecting is lost, the pending abort is not.
     async fn apply_pending_aborts(&self) {
-        match self.journal.load_running().await {
+        match self.shared.journal.load_running().await {
             Ok(running) => {
                 for r in running {
                     if let Some(cause) = &r.pending_abort {
