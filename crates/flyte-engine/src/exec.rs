@@ -2052,6 +2052,13 @@ impl ExecActor {
     /// As propeller's task handler: the `deck.html` a task wrote into its output prefix
     /// (flytekit's `_output_deck`) is the node's `deck_uri`, given with its SUCCEEDED event.
     async fn report_deck(&mut self, idx: usize, out_dir: &str) {
+        let writes_decks = self.nodes[idx]
+            .backend
+            .and_then(|b| self.shared.backends.get(b))
+            .is_some_and(|b| b.writes_decks());
+        if !writes_decks {
+            return;
+        }
         let deck = layout::join(out_dir, layout::DECK_FILE);
         if !matches!(self.shared.blob.head(&deck).await, Ok(Some(_))) {
             return;

@@ -79,6 +79,10 @@ impl TaskBackend for BuiltinBackend {
         matches!(template.r#type.as_str(), ECHO_TASK_TYPE | SLEEP_TASK_TYPE)
     }
 
+    fn writes_decks(&self) -> bool {
+        false
+    }
+
     async fn start(
         &self,
         attempt: TaskAttempt,

@@ -128,6 +128,11 @@ pub trait TaskBackend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether this backend runs tasks of this template (by `task_type` and target).
     fn handles(&self, template: &TaskTemplate) -> bool;
+    /// Whether its tasks can write a Flyte Deck (`deck.html` in the output prefix), which the
+    /// engine then looks for after each success; in-engine tasks never do, and skip the look.
+    fn writes_decks(&self) -> bool {
+        true
+    }
     async fn start(
         &self,
         attempt: TaskAttempt,
