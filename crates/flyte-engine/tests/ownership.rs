@@ -10,14 +10,12 @@ mod engine_support;
 use engine_support::*;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use flyte_blob::BlobStore;
-use flyte_core::compiler::{Resolved, compile_workflow_template};
-use flyte_core::ids::IdKey;
 use flyte_engine::backend::{LocalProcessBackend, LocalProcessConfig};
 use flyte_engine::ownership::{LeaseStore, Ownership, OwnershipConfig};
 use flyte_engine::{Engine, ExecKey, MemorySink, WorkflowPhase};
@@ -201,61 +199,8 @@ mkdir -p "$out" && cp "{prepared}" "$out/outputs.pb""#,
             release = self.file("release").display(),
             prepared = prepared.display(),
         );
-        let task_id = ident(ResourceType::Task, "waiter");
-        let task = TaskTemplate {
-            id: Some(task_id.clone()),
-            r#type: "python-task".into(),
-            metadata: Some(TaskMetadata::default()),
-            interface: Some(iface(&[], &[("o", int_t())])),
-            target: Some(task_template::Target::Container(Container {
-                image: "img".into(),
-                args: ["/bin/sh", "-c", &script, "sh", "{{.outputPrefix}}"]
-                    .map(String::from)
-                    .to_vec(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        let wf = WorkflowTemplate {
-            id: Some(ident(ResourceType::Workflow, "wf")),
-            interface: Some(iface(&[], &[("o", int_t())])),
-            nodes: vec![Node {
-                id: "n0".into(),
-                target: Some(node::Target::TaskNode(TaskNode {
-                    reference: Some(task_node::Reference::ReferenceId(task_id)),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }],
-            outputs: vec![Binding {
-                var: "o".into(),
-                binding: Some(BindingData {
-                    value: Some(binding_data::Value::Promise(OutputReference {
-                        node_id: "n0".into(),
-                        var: "o".into(),
-                        ..Default::default()
-                    })),
-                    ..Default::default()
-                }),
-            }],
-            ..Default::default()
-        };
-        let mut resolved = Resolved::default();
-        resolved
-            .tasks
-            .insert(IdKey::from(task.id.as_ref().unwrap()), task);
-        compile_workflow_template(&wf, &[], &resolved).expect("compiles")
+        shell_task_workflow(&script)
     }
-}
-
-async fn wait_for(path: &Path) {
-    tokio::time::timeout(WAIT, async {
-        while !path.exists() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{} never appeared", path.display()));
 }
 
 fn runs(setup: &Setup) -> usize {

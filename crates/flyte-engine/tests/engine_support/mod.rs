@@ -176,3 +176,67 @@ impl flyte_engine::external::RecoveryLookup for NoAdmin {
         Ok(None)
     }
 }
+
+/// wf() -> o: int with one task node `n0`: a container task running `/bin/sh -c script` with
+/// the attempt's output prefix as `$1` (the script writes `outputs.pb` there itself). The
+/// re-attach and ownership tests drive real processes through it.
+pub fn shell_task_workflow(script: &str) -> CompiledWorkflowClosure {
+    use flyte_core::compiler::{Resolved, compile_workflow_template};
+    use flyte_core::ids::IdKey;
+    use flyteidl::core::*;
+    let task_id = ident(ResourceType::Task, "waiter");
+    let task = TaskTemplate {
+        id: Some(task_id.clone()),
+        r#type: "python-task".into(),
+        metadata: Some(TaskMetadata::default()),
+        interface: Some(iface(&[], &[("o", int_t())])),
+        target: Some(task_template::Target::Container(Container {
+            image: "img".into(),
+            args: ["/bin/sh", "-c", script, "sh", "{{.outputPrefix}}"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let wf = WorkflowTemplate {
+        id: Some(ident(ResourceType::Workflow, "wf")),
+        interface: Some(iface(&[], &[("o", int_t())])),
+        nodes: vec![Node {
+            id: "n0".into(),
+            target: Some(node::Target::TaskNode(TaskNode {
+                reference: Some(task_node::Reference::ReferenceId(task_id)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }],
+        outputs: vec![Binding {
+            var: "o".into(),
+            binding: Some(BindingData {
+                value: Some(binding_data::Value::Promise(OutputReference {
+                    node_id: "n0".into(),
+                    var: "o".into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }),
+        }],
+        ..Default::default()
+    };
+    let mut resolved = Resolved::default();
+    resolved
+        .tasks
+        .insert(IdKey::from(task.id.as_ref().unwrap()), task);
+    compile_workflow_template(&wf, &[], &resolved).expect("compiles")
+}
+
+/// Waits (up to a minute) until `path` exists.
+pub async fn wait_for(path: &std::path::Path) {
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while !path.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} never appeared", path.display()));
+}
