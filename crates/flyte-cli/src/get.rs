@@ -114,21 +114,14 @@ async fn entity(
                 .await
                 .map_err(CliError::rpc(context))?
                 .into_inner();
-            let rows = l
-                .tasks
-                .iter()
-                .map(|t| {
-                    vec![
-                        version(&t.id),
-                        timestamp(t.closure.as_ref().and_then(|c| c.created_at.as_ref())),
-                    ]
-                })
-                .collect();
-            (
-                rows,
-                l.token,
-                serde_json::to_value(&l.tasks).unwrap_or_default(),
-            )
+            let (rows, data) = listed(&l.tasks, |t| {
+                let closure = t.closure.as_ref();
+                vec![
+                    version(&t.id),
+                    timestamp(closure.and_then(|c| c.created_at.as_ref())),
+                ]
+            });
+            (rows, l.token, data)
         }
         ResourceType::Workflow => {
             let l = client
@@ -137,21 +130,14 @@ async fn entity(
                 .await
                 .map_err(CliError::rpc(context))?
                 .into_inner();
-            let rows = l
-                .workflows
-                .iter()
-                .map(|t| {
-                    vec![
-                        version(&t.id),
-                        timestamp(t.closure.as_ref().and_then(|c| c.created_at.as_ref())),
-                    ]
-                })
-                .collect();
-            (
-                rows,
-                l.token,
-                serde_json::to_value(&l.workflows).unwrap_or_default(),
-            )
+            let (rows, data) = listed(&l.workflows, |w| {
+                let closure = w.closure.as_ref();
+                vec![
+                    version(&w.id),
+                    timestamp(closure.and_then(|c| c.created_at.as_ref())),
+                ]
+            });
+            (rows, l.token, data)
         }
         _ => {
             let l = client
@@ -160,23 +146,15 @@ async fn entity(
                 .await
                 .map_err(CliError::rpc(context))?
                 .into_inner();
-            let rows = l
-                .launch_plans
-                .iter()
-                .map(|t| {
-                    let closure = t.closure.as_ref();
-                    vec![
-                        version(&t.id),
-                        lp_state(closure.map_or(0, |c| c.state)).to_string(),
-                        timestamp(closure.and_then(|c| c.created_at.as_ref())),
-                    ]
-                })
-                .collect();
-            (
-                rows,
-                l.token,
-                serde_json::to_value(&l.launch_plans).unwrap_or_default(),
-            )
+            let (rows, data) = listed(&l.launch_plans, |lp| {
+                let closure = lp.closure.as_ref();
+                vec![
+                    version(&lp.id),
+                    lp_state(closure.map_or(0, |c| c.state)).to_string(),
+                    timestamp(closure.and_then(|c| c.created_at.as_ref())),
+                ]
+            });
+            (rows, l.token, data)
         }
     };
     if rows.is_empty() {
@@ -196,6 +174,15 @@ async fn entity(
     }
     more(&token);
     Ok(())
+}
+
+/// Table rows of listed entities, and the same entities as data for `-o json|yaml`.
+fn listed<T: serde::Serialize>(
+    items: &[T],
+    row: impl Fn(&T) -> Vec<String>,
+) -> (Vec<Vec<String>>, Value) {
+    let rows = items.iter().map(row).collect();
+    (rows, serde_json::to_value(items).unwrap_or_default())
 }
 
 fn version(id: &Option<Identifier>) -> String {
