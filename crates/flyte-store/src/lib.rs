@@ -30,11 +30,13 @@ mod error;
 pub mod metrics;
 mod migrations;
 mod model;
+mod schedule_model;
 mod sql;
 
 pub use cache_model::*;
 pub use error::StoreError;
 pub use model::*;
+pub use schedule_model::*;
 
 use std::sync::Arc;
 
@@ -113,6 +115,23 @@ pub trait MetadataStore: Send + Sync + 'static {
         domain: &str,
         name: &str,
     ) -> Result<EntityRecord>;
+
+    // --- launch-plan schedules (the scheduler) -------------------------------------------
+
+    /// The schedule state of every active launch plan version (activating a version records
+    /// its activation time, in the activating transaction; versions without a schedule are
+    /// included: the caller reads the schedule from the spec).
+    async fn list_active_schedules(&self) -> Result<Vec<ScheduleRecord>>;
+    /// Records that the tick at `tick` of `launch_plan` was launched (or, with an `error`,
+    /// given up on), if `launch_plan` is still in the activation of `activated_at` and `tick`
+    /// is later than the last one recorded; true if it was recorded. Ticks only move forward.
+    async fn record_schedule_tick(
+        &self,
+        launch_plan: &EntityKey,
+        activated_at: chrono::DateTime<chrono::Utc>,
+        tick: chrono::DateTime<chrono::Utc>,
+        error: &str,
+    ) -> Result<bool>;
 
     // --- named entity metadata -----------------------------------------------------------
 
@@ -263,6 +282,23 @@ pub trait MetadataStore: Send + Sync + 'static {
         value: Vec<u8>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<SignalRecord>;
+
+    // --- matchable attributes -------------------------------------------------------------
+
+    /// Creates or replaces the attributes of one scope and type and returns them as stored
+    /// (a replaced row keeps its `created_at`). `InvalidArgument` for a scope flyteadmin
+    /// refuses (a workflow without a project, a launch plan without a workflow).
+    async fn put_attributes(&self, record: AttributesRecord) -> Result<AttributesRecord>;
+    /// The attributes stored for exactly this scope and type; `NotFound` otherwise.
+    async fn get_attributes(&self, key: &AttributesKey) -> Result<AttributesRecord>;
+    /// The most specific attributes of `key.resource_type` that apply to the scope: each part
+    /// of a stored scope is either `key`'s or empty ("any"), and launch plan, then workflow,
+    /// then domain, then project level wins (flyteadmin's `ResourceRepo.Get`). `None` if none.
+    async fn resolve_attributes(&self, key: &AttributesKey) -> Result<Option<AttributesRecord>>;
+    /// Deletes the attributes of exactly this scope and type; `NotFound` if there were none.
+    async fn delete_attributes(&self, key: &AttributesKey) -> Result<()>;
+    /// Every stored scope of one type, most specific first (ListMatchableAttributes).
+    async fn list_attributes(&self, resource_type: i32) -> Result<Vec<AttributesRecord>>;
 
     // --- cache catalog (datacatalog) ------------------------------------------------------
 

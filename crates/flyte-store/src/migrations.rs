@@ -41,6 +41,16 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "execution filters",
         include_str!("../migrations/sqlite/0006_execution_filters.sql"),
     ),
+    (
+        7,
+        "attributes",
+        include_str!("../migrations/sqlite/0007_attributes.sql"),
+    ),
+    (
+        8,
+        "launch plan schedules",
+        include_str!("../migrations/sqlite/0008_schedules.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -73,6 +83,16 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         6,
         "execution filters",
         include_str!("../migrations/postgres/0006_execution_filters.sql"),
+    ),
+    (
+        7,
+        "attributes",
+        include_str!("../migrations/postgres/0007_attributes.sql"),
+    ),
+    (
+        8,
+        "launch plan schedules",
+        include_str!("../migrations/postgres/0008_schedules.sql"),
     ),
 ];
 

@@ -396,3 +396,48 @@ pub struct SignalRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+// --- matchable attributes -----------------------------------------------------------------
+
+/// The scope and type of one set of matchable attributes (flyteadmin's `ResourceID`). An empty
+/// string means "any": `project`/''/''/'' is project level, `project`/`domain`/''/'' project-
+/// domain level, with `workflow` workflow level. `resource_type` is `admin.MatchableResource`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct AttributesKey {
+    pub project: String,
+    pub domain: String,
+    pub workflow: String,
+    pub launch_plan: String,
+    pub resource_type: i32,
+}
+
+/// `attributes of type 1 for project flytesnacks, domain development`: how errors name them.
+impl std::fmt::Display for AttributesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "attributes of type {} for project {:?}",
+            self.resource_type, self.project
+        )?;
+        for (what, v) in [
+            ("domain", &self.domain),
+            ("workflow", &self.workflow),
+            ("launch plan", &self.launch_plan),
+        ] {
+            if !v.is_empty() {
+                write!(f, ", {what} {v:?}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One stored set of matchable attributes: `attributes` is the encoded
+/// `admin.MatchingAttributes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributesRecord {
+    pub key: AttributesKey,
+    pub attributes: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

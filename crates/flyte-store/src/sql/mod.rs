@@ -11,12 +11,14 @@
 //! on the pool. `Backend::LOCK_ROWS` locks rows read in a transaction on PostgreSQL
 //! (SQLite write transactions are serial: `BEGIN IMMEDIATE`).
 
+mod attributes;
 pub(crate) mod backend;
 mod cache;
 pub(crate) mod connect;
 mod executions;
 mod leases;
 pub(crate) mod list;
+mod schedules;
 mod signals;
 
 use std::future::Future;
@@ -31,7 +33,7 @@ use crate::{
     ArtifactDataRecord, ArtifactFilter, ArtifactRecord, ArtifactRef, ArtifactSelector, CatalogPage,
     DatasetFilter, DatasetKey, DatasetRecord, PutOutcome, ReservationKey, ReservationRecord,
 };
-use crate::{Decide, StateRead};
+use crate::{AttributesKey, AttributesRecord, Decide, ScheduleRecord, StateRead};
 use crate::{
     EngineExecutionState, EntityKey, EntityRecord, EntityScope, ExecutionKey, ExecutionRecord,
     ExecutionScope, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey, NamedEntityMetadata,
@@ -697,6 +699,7 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             if state == Some(LaunchPlanState::Active) {
                 Self::lock_launch_plan(&mut tx, key).await?;
                 B::tx_execute(&mut tx, deactivate_others(key)).await.map_err(internal)?;
+                B::tx_execute(&mut tx, schedules::schedule_activated::<B>(key)).await.map_err(internal)?;
             }
             let mut args = key_args(key);
             args.extend([
@@ -867,6 +870,9 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
                 B::tx_execute(&mut tx, deactivate_others(key))
                     .await
                     .map_err(internal)?;
+                B::tx_execute(&mut tx, schedules::schedule_activated::<B>(key))
+                    .await
+                    .map_err(internal)?;
             }
             let mut args = key_args(key);
             args.push(Value::Int(state as i32));
@@ -881,6 +887,25 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             }
             B::commit(tx).await.map_err(internal)
         })
+        .await
+    }
+
+    async fn list_active_schedules(&self) -> Result<Vec<ScheduleRecord>> {
+        self.timed("list_active_schedules", self.list_active_schedules_impl())
+            .await
+    }
+
+    async fn record_schedule_tick(
+        &self,
+        launch_plan: &EntityKey,
+        activated_at: DateTime<Utc>,
+        tick: DateTime<Utc>,
+        error: &str,
+    ) -> Result<bool> {
+        self.timed(
+            "record_schedule_tick",
+            self.record_schedule_tick_impl(launch_plan, activated_at, tick, error),
+        )
         .await
     }
 
@@ -1073,6 +1098,31 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
 
     async fn load_engine_state(&self) -> Result<Vec<EngineExecutionState>> {
         self.timed("load_engine_state", self.load_engine_state_impl())
+            .await
+    }
+
+    async fn put_attributes(&self, record: AttributesRecord) -> Result<AttributesRecord> {
+        self.timed("put_attributes", self.put_attributes_impl(record))
+            .await
+    }
+
+    async fn get_attributes(&self, key: &AttributesKey) -> Result<AttributesRecord> {
+        self.timed("get_attributes", self.get_attributes_impl(key))
+            .await
+    }
+
+    async fn resolve_attributes(&self, key: &AttributesKey) -> Result<Option<AttributesRecord>> {
+        self.timed("resolve_attributes", self.resolve_attributes_impl(key))
+            .await
+    }
+
+    async fn delete_attributes(&self, key: &AttributesKey) -> Result<()> {
+        self.timed("delete_attributes", self.delete_attributes_impl(key))
+            .await
+    }
+
+    async fn list_attributes(&self, resource_type: i32) -> Result<Vec<AttributesRecord>> {
+        self.timed("list_attributes", self.list_attributes_impl(resource_type))
             .await
     }
 
