@@ -30,11 +30,13 @@ mod error;
 pub mod metrics;
 mod migrations;
 mod model;
+mod schedule_model;
 mod sql;
 
 pub use cache_model::*;
 pub use error::StoreError;
 pub use model::*;
+pub use schedule_model::*;
 
 use std::sync::Arc;
 
@@ -113,6 +115,23 @@ pub trait MetadataStore: Send + Sync + 'static {
         domain: &str,
         name: &str,
     ) -> Result<EntityRecord>;
+
+    // --- launch-plan schedules (the scheduler) -------------------------------------------
+
+    /// The schedule state of every active launch plan version (activating a version records
+    /// its activation time, in the activating transaction; versions without a schedule are
+    /// included: the caller reads the schedule from the spec).
+    async fn list_active_schedules(&self) -> Result<Vec<ScheduleRecord>>;
+    /// Records that the tick at `tick` of `launch_plan` was launched (or, with an `error`,
+    /// given up on), if `launch_plan` is still in the activation of `activated_at` and `tick`
+    /// is later than the last one recorded; true if it was recorded. Ticks only move forward.
+    async fn record_schedule_tick(
+        &self,
+        launch_plan: &EntityKey,
+        activated_at: chrono::DateTime<chrono::Utc>,
+        tick: chrono::DateTime<chrono::Utc>,
+        error: &str,
+    ) -> Result<bool>;
 
     // --- named entity metadata -----------------------------------------------------------
 

@@ -46,6 +46,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "attributes",
         include_str!("../migrations/sqlite/0007_attributes.sql"),
     ),
+    (
+        8,
+        "launch plan schedules",
+        include_str!("../migrations/sqlite/0008_schedules.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -83,6 +88,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         7,
         "attributes",
         include_str!("../migrations/postgres/0007_attributes.sql"),
+    ),
+    (
+        8,
+        "launch plan schedules",
+        include_str!("../migrations/postgres/0008_schedules.sql"),
     ),
 ];
 

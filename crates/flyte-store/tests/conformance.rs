@@ -189,6 +189,7 @@ conformance!(
     lease_two_owners_race,
     lease_notify_reaches_listeners,
     lease_fenced_transition_refused_after_takeover,
+    schedules_follow_activation_and_ticks,
     attributes_put_get_replace_delete,
     attributes_resolve_most_specific_and_list,
 );
@@ -280,6 +281,7 @@ mod attributes_conformance;
 mod cache_conformance;
 mod executions_conformance;
 mod leases_conformance;
+mod schedules_conformance;
 mod signals_conformance;
 
 mod tests {
@@ -288,6 +290,7 @@ mod tests {
     pub use crate::cache_conformance::*;
     pub use crate::executions_conformance::*;
     pub use crate::leases_conformance::*;
+    pub use crate::schedules_conformance::*;
     pub use crate::signals_conformance::*;
 
     pub const D: &str = "development";

@@ -36,7 +36,7 @@ fn keys_from_rows(rows: Vec<Row>) -> Result<Vec<ExecutionKey>> {
 /// replicas whose clocks disagree still agree on who holds what. PostgreSQL:
 /// `clock_timestamp()` (not `now()`, the transaction's start); SQLite: microseconds since the
 /// epoch, as it stores `expires_at`.
-fn db_now<B: Backend>() -> &'static str {
+pub(super) fn db_now<B: Backend>() -> &'static str {
     if B::LOCK_ROWS.is_empty() {
         "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
     } else {

@@ -18,6 +18,7 @@ pub(crate) mod connect;
 mod executions;
 mod leases;
 pub(crate) mod list;
+mod schedules;
 mod signals;
 
 use std::future::Future;
@@ -32,7 +33,7 @@ use crate::{
     ArtifactDataRecord, ArtifactFilter, ArtifactRecord, ArtifactRef, ArtifactSelector, CatalogPage,
     DatasetFilter, DatasetKey, DatasetRecord, PutOutcome, ReservationKey, ReservationRecord,
 };
-use crate::{AttributesKey, AttributesRecord, Decide, StateRead};
+use crate::{AttributesKey, AttributesRecord, Decide, ScheduleRecord, StateRead};
 use crate::{
     EngineExecutionState, EntityKey, EntityRecord, EntityScope, ExecutionKey, ExecutionRecord,
     ExecutionScope, LaunchPlanState, ListQuery, MetadataStore, NamedEntityKey, NamedEntityMetadata,
@@ -698,6 +699,7 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             if state == Some(LaunchPlanState::Active) {
                 Self::lock_launch_plan(&mut tx, key).await?;
                 B::tx_execute(&mut tx, deactivate_others(key)).await.map_err(internal)?;
+                B::tx_execute(&mut tx, schedules::schedule_activated::<B>(key)).await.map_err(internal)?;
             }
             let mut args = key_args(key);
             args.extend([
@@ -868,6 +870,9 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
                 B::tx_execute(&mut tx, deactivate_others(key))
                     .await
                     .map_err(internal)?;
+                B::tx_execute(&mut tx, schedules::schedule_activated::<B>(key))
+                    .await
+                    .map_err(internal)?;
             }
             let mut args = key_args(key);
             args.push(Value::Int(state as i32));
@@ -882,6 +887,25 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             }
             B::commit(tx).await.map_err(internal)
         })
+        .await
+    }
+
+    async fn list_active_schedules(&self) -> Result<Vec<ScheduleRecord>> {
+        self.timed("list_active_schedules", self.list_active_schedules_impl())
+            .await
+    }
+
+    async fn record_schedule_tick(
+        &self,
+        launch_plan: &EntityKey,
+        activated_at: DateTime<Utc>,
+        tick: DateTime<Utc>,
+        error: &str,
+    ) -> Result<bool> {
+        self.timed(
+            "record_schedule_tick",
+            self.record_schedule_tick_impl(launch_plan, activated_at, tick, error),
+        )
         .await
     }
 
