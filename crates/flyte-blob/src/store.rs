@@ -1,15 +1,60 @@
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
+use crate::SignedMethod;
 use crate::error::BlobError;
 use crate::metrics::{record_bytes, record_op};
+
+/// Settings of the object stores beyond their URL (`storage.s3` and `storage.blob_options`
+/// in the server's configuration). Unset fields fall back to the provider's standard
+/// environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as read by `object_store`'s builders) and then
+/// to instance metadata or web identity (IRSA / workload identity).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct BlobOptions {
+    pub region: Option<String>,
+    /// An S3-compatible server (`http://127.0.0.1:9000`); also Azure's endpoint (Azurite).
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Allow `http://` endpoints (S3-compatible servers on a private network).
+    pub allow_http: bool,
+    /// `https://bucket.endpoint/key` instead of path-style `https://endpoint/bucket/key`.
+    pub virtual_hosted_style: bool,
+    /// Any further `object_store` builder key (`aws_…`, `google_…`, `azure_…`).
+    pub extra: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for BlobOptions {
+    /// Secrets never reach a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("BlobOptions")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("allow_http", &self.allow_http)
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
 
 /// What `head` knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +72,9 @@ pub struct BlobStore {
 
 struct Inner {
     store: Arc<dyn ObjectStore>,
+    /// Presigns URLs of the object store itself (S3, GCS, Azure); `None` for local files,
+    /// whose URLs the data proxy signs and serves.
+    signer: Option<Arc<dyn Signer>>,
     location: Location,
     /// Why the last write failed for want of space, until a write succeeds again: readiness
     /// probes with a write only then.
@@ -59,10 +107,17 @@ impl fmt::Debug for BlobStore {
 }
 
 impl BlobStore {
-    /// Opens the store a URL names: `file:///abs/dir` (the directory is created if missing;
-    /// a plain absolute path is accepted too) or, when `object_store` is built with the
-    /// feature, `s3://bucket/prefix`, `gs://…`, `az://…`, and `memory:///` for tests.
+    /// Opens the store a URL names with default options: see [`BlobStore::open`].
     pub fn from_url(url: &str) -> Result<Self, BlobError> {
+        Self::open(url, &BlobOptions::default())
+    }
+
+    /// Opens the store a URL names: `file:///abs/dir` (the directory is created if missing;
+    /// a plain absolute path is accepted too), `s3://bucket/prefix` (also `s3a://`),
+    /// `gs://bucket/prefix`, `az://container/prefix` or
+    /// `abfs[s]://container@account.dfs.core.windows.net/prefix`, and `memory:///` for tests.
+    /// Object stores are not contacted here: a wrong credential shows at the first request.
+    pub fn open(url: &str, options: &BlobOptions) -> Result<Self, BlobError> {
         let invalid = |reason: String| BlobError::InvalidUrl {
             url: url.to_string(),
             reason,
@@ -72,7 +127,7 @@ impl BlobStore {
         } else {
             Url::parse(url).map_err(|e| invalid(e.to_string()))?
         };
-        let location_and_store = if parsed.scheme() == "file" {
+        let (location, store, signer) = if parsed.scheme() == "file" {
             let dir = parsed
                 .to_file_path()
                 .map_err(|()| invalid("a file URL must name an absolute local directory".into()))?;
@@ -84,21 +139,81 @@ impl BlobStore {
                 LocalFileSystem::new_with_prefix(&root).map_err(|e| invalid(e.to_string()))?,
             );
             let store: Arc<dyn ObjectStore> = fs.clone();
-            (Location::Local { root, fs }, store)
+            (Location::Local { root, fs }, store, None)
         } else {
-            let (store, prefix) =
-                object_store::parse_url(&parsed).map_err(|e| invalid(e.to_string()))?;
-            let base = format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or(""));
-            (Location::Remote { base, prefix }, Arc::from(store))
+            install_tls_provider();
+            let (store, signer) = remote_store(&parsed, options).map_err(invalid)?;
+            let prefix = Path::from_url_path(parsed.path())
+                .map_err(|e| invalid(format!("bad key prefix: {e}")))?;
+            // Everything before the path: `s3://bucket`, `abfs://container@account.host`.
+            let base = parsed[..url::Position::BeforePath].to_string();
+            (Location::Remote { base, prefix }, store, signer)
         };
-        let (location, store) = location_and_store;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                signer,
                 location,
                 write_blocked: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// Whether the store hands out its own presigned URLs ([`BlobStore::presigned_url`]).
+    pub fn presigns(&self) -> bool {
+        self.inner.signer.is_some()
+    }
+
+    /// A URL of the object store itself that lets its holder `method` the object at `path`
+    /// for `expires_in`, without credentials; `None` for stores that cannot presign (local
+    /// files: the data proxy signs URLs of its own). With `content_md5`, an upload URL binds
+    /// the `Content-MD5` header into the signature where the store supports it (S3, GCS), so
+    /// the store refuses a body with another digest; Azure checks the header when sent.
+    pub async fn presigned_url(
+        &self,
+        method: SignedMethod,
+        path: &str,
+        expires_in: Duration,
+        content_md5: Option<[u8; 16]>,
+    ) -> Result<Option<String>, BlobError> {
+        let Some(signer) = &self.inner.signer else {
+            return Ok(None);
+        };
+        let key = self.key(path)?;
+        let method = match method {
+            SignedMethod::Put => Method::PUT,
+            SignedMethod::Get => Method::GET,
+        };
+        let mut opts = SignedUrlOptions::new();
+        if let (true, Some(md5)) = (method == Method::PUT, content_md5) {
+            use base64::Engine;
+            let value = base64::engine::general_purpose::STANDARD.encode(md5);
+            let value = HeaderValue::from_str(&value).map_err(|e| BlobError::InvalidPath {
+                path: path.to_string(),
+                reason: e.to_string(),
+            })?;
+            opts = opts.with_signed_header(HeaderName::from_static("content-md5"), value);
+        }
+        let signed = match signer
+            .signed_url_opts(method.clone(), &key, expires_in, &opts)
+            .await
+        {
+            // Azure signs no headers: its SAS URL, and the store checks a sent Content-MD5.
+            Err(object_store::Error::NotSupported { .. }) if !opts.is_empty() => {
+                signer.signed_url(method, &key, expires_in).await
+            }
+            other => other,
+        };
+        match signed {
+            Ok(url) => {
+                record_op("presign", "ok");
+                Ok(Some(url.to_string()))
+            }
+            Err(err) => {
+                record_op("presign", "error");
+                Err(BlobError::from_backend(path, err))
+            }
+        }
     }
 
     /// The URL of the store's root (`file:///abs/dir`, `s3://bucket/prefix`).
@@ -338,6 +453,71 @@ impl BlobStore {
     }
 }
 
+type Remote = (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>);
+
+/// The object store of a non-file URL, with its presigner. The builders start from the
+/// provider's standard environment (credentials, region, web identity), then the options.
+fn remote_store(url: &Url, options: &BlobOptions) -> Result<Remote, String> {
+    let set = |what: &str, v: &Option<String>| v.clone().map(|v| (what.to_string(), v));
+    match url.scheme() {
+        "s3" | "s3a" => {
+            let mut b = AmazonS3Builder::from_env()
+                .with_url(url.as_str())
+                .with_allow_http(options.allow_http)
+                .with_virtual_hosted_style_request(options.virtual_hosted_style);
+            for (key, value) in [
+                set("aws_region", &options.region),
+                set("aws_endpoint", &options.endpoint),
+                set("aws_access_key_id", &options.access_key_id),
+                set("aws_secret_access_key", &options.secret_access_key),
+                set("aws_session_token", &options.session_token),
+            ]
+            .into_iter()
+            .flatten()
+            .chain(options.extra.clone())
+            {
+                let k: AmazonS3ConfigKey = key.parse().map_err(|e| format!("option {key}: {e}"))?;
+                b = b.with_config(k, value);
+            }
+            let s3 = Arc::new(b.build().map_err(|e| e.to_string())?);
+            Ok((s3.clone(), Some(s3)))
+        }
+        "gs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (key, value) in options.extra.clone() {
+                let k: GoogleConfigKey = key.parse().map_err(|e| format!("option {key}: {e}"))?;
+                b = b.with_config(k, value);
+            }
+            let gcs = Arc::new(b.build().map_err(|e| e.to_string())?);
+            Ok((gcs.clone(), Some(gcs)))
+        }
+        "az" | "azure" | "abfs" | "abfss" | "adl" => {
+            let mut b = MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_allow_http(options.allow_http);
+            if let Some(endpoint) = &options.endpoint {
+                b = b.with_endpoint(endpoint.clone());
+            }
+            for (key, value) in options.extra.clone() {
+                let k: AzureConfigKey = key.parse().map_err(|e| format!("option {key}: {e}"))?;
+                b = b.with_config(k, value);
+            }
+            let az = Arc::new(b.build().map_err(|e| e.to_string())?);
+            Ok((az.clone(), Some(az)))
+        }
+        "memory" => Ok((Arc::new(InMemory::new()), None)),
+        other => Err(format!(
+            "unsupported scheme {other}: use file://, s3://, gs://, az:// or abfs://"
+        )),
+    }
+}
+
+/// The TLS provider of the object stores' HTTPS client (reqwest with rustls on ring; the
+/// process may have installed one already, which is then kept).
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,9 +614,8 @@ mod tests {
             BlobStore::from_url("not a url"),
             Err(BlobError::InvalidUrl { .. })
         ));
-        // s3 needs the object_store "aws" feature, which this build leaves out.
         assert!(matches!(
-            BlobStore::from_url("s3://bucket/prefix"),
+            BlobStore::from_url("ftp://host/x"),
             Err(BlobError::InvalidUrl { .. })
         ));
     }
