@@ -26,6 +26,11 @@ pub struct AdminConfig {
     pub max_inline_bytes: usize,
     /// Key for signing data-proxy URLs (random per start unless configured).
     pub signing_key: Vec<u8>,
+    /// The global level of WORKFLOW_EXECUTION_CONFIG matchable attributes: what executions get
+    /// where neither they, their launch plan nor any stored attributes say otherwise.
+    pub default_execution_config: flyteidl::admin::WorkflowExecutionConfig,
+    /// The global level of TASK_RESOURCE matchable attributes (task resource defaults/limits).
+    pub default_task_resources: flyteidl::admin::TaskResourceAttributes,
 }
 
 impl Default for AdminConfig {
@@ -43,6 +48,8 @@ impl Default for AdminConfig {
             max_request_bytes: 32 * 1024 * 1024,
             max_inline_bytes: 2 * 1024 * 1024,
             signing_key: Vec::new(),
+            default_execution_config: Default::default(),
+            default_task_resources: Default::default(),
         }
     }
 }

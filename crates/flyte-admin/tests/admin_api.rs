@@ -653,7 +653,7 @@ async fn projects_and_domains() {
 }
 
 #[tokio::test]
-async fn metrics_refuse_a_bad_request_and_attributes_answer_unimplemented() {
+async fn metrics_and_attributes_refuse_a_bad_request() {
     let mut server = start().await;
     let c = &mut server.client;
     // Relaunch is served (executions_recovery.rs); an empty request is refused as such.
@@ -672,5 +672,6 @@ async fn metrics_refuse_a_bad_request_and_attributes_answer_unimplemented() {
         .get_project_attributes(ProjectAttributesGetRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("project"), "{}", err.message());
 }

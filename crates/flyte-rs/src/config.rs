@@ -102,6 +102,42 @@ pub struct AdminSection {
     pub max_inline_bytes: usize,
     /// Key for signing data-proxy URLs. Unset: a random key per start (URLs die with the process).
     pub signing_key: Option<String>,
+    /// The global level of matchable attributes (docs/attributes.md).
+    pub attributes: AttributeDefaults,
+}
+
+/// The global level of matchable attributes: what an execution gets where neither it, its
+/// launch plan nor project, project-domain or workflow attributes say otherwise
+/// (docs/attributes.md). Empty: nothing added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttributeDefaults {
+    /// Nodes of one execution running at once at most; 0: no limit.
+    pub max_parallelism: u32,
+    /// Where tasks write raw (offloaded) data, e.g. `s3://bucket/raw`.
+    pub raw_output_prefix: Option<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// Environment variables of every task.
+    pub envs: std::collections::BTreeMap<String, String>,
+    pub interruptible: Option<bool>,
+    pub overwrite_cache: bool,
+    /// The security context's Kubernetes service account.
+    pub service_account: Option<String>,
+    /// Resource requests given to tasks that set none (Kubernetes quantities).
+    pub task_resource_defaults: TaskResourceQuantities,
+    /// Requests and limits above these are lowered to them.
+    pub task_resource_limits: TaskResourceQuantities,
+}
+
+/// Kubernetes quantities (`500m`, `2`, `512Mi`, `1Gi`); unset: none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskResourceQuantities {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub gpu: Option<String>,
+    pub ephemeral_storage: Option<String>,
 }
 
 /// The execution engine and its embedded task backend (task attempts as local processes).
@@ -218,6 +254,7 @@ impl Default for AdminSection {
             max_signed_url_ttl_secs: 7 * 24 * 3600,
             max_inline_bytes: 2 * 1024 * 1024,
             signing_key: None,
+            attributes: AttributeDefaults::default(),
         }
     }
 }
@@ -589,6 +626,31 @@ impl Config {
         }
         if self.admin.domains.is_empty() {
             problems.push("admin.domains: at least one domain is needed".into());
+        }
+        for (which, q) in [
+            (
+                "task_resource_defaults",
+                &self.admin.attributes.task_resource_defaults,
+            ),
+            (
+                "task_resource_limits",
+                &self.admin.attributes.task_resource_limits,
+            ),
+        ] {
+            for (name, v) in [
+                ("cpu", &q.cpu),
+                ("memory", &q.memory),
+                ("gpu", &q.gpu),
+                ("ephemeral_storage", &q.ephemeral_storage),
+            ] {
+                if let Some(v) = v
+                    && flyte_engine::backend::resources::parse_quantity(v).is_none()
+                {
+                    problems.push(format!(
+                        "admin.attributes.{which}.{name}: `{v}` is not a quantity (e.g. 500m, 2, 512Mi, 1Gi)"
+                    ));
+                }
+            }
         }
         let mut seen = BTreeSet::new();
         for d in &self.admin.domains {

@@ -471,6 +471,75 @@ fn admin_config(config: &Config, public_url: &str) -> AdminConfig {
         max_request_bytes: config.server.max_request_bytes,
         max_inline_bytes: a.max_inline_bytes,
         signing_key,
+        default_execution_config: default_execution_config(&a.attributes),
+        default_task_resources: default_task_resources(&a.attributes),
+    }
+}
+
+/// `admin.attributes` as the global WORKFLOW_EXECUTION_CONFIG attributes.
+fn default_execution_config(
+    d: &crate::config::AttributeDefaults,
+) -> flyteidl::admin::WorkflowExecutionConfig {
+    use flyteidl::admin;
+    let pairs = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| flyteidl::core::KeyValuePair {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect()
+    };
+    admin::WorkflowExecutionConfig {
+        max_parallelism: d.max_parallelism.min(i32::MAX as u32) as i32,
+        security_context: d
+            .service_account
+            .as_ref()
+            .map(|sa| flyteidl::core::SecurityContext {
+                run_as: Some(flyteidl::core::Identity {
+                    k8s_service_account: sa.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        raw_output_data_config: d
+            .raw_output_prefix
+            .as_ref()
+            .map(|p| admin::RawOutputDataConfig {
+                output_location_prefix: p.clone(),
+            }),
+        labels: (!d.labels.is_empty()).then(|| admin::Labels {
+            values: d.labels.clone().into_iter().collect(),
+        }),
+        annotations: (!d.annotations.is_empty()).then(|| admin::Annotations {
+            values: d.annotations.clone().into_iter().collect(),
+        }),
+        interruptible: d.interruptible.map(Into::into),
+        overwrite_cache: d.overwrite_cache,
+        envs: (!d.envs.is_empty()).then(|| admin::Envs {
+            values: pairs(&d.envs),
+        }),
+        execution_env_assignments: Vec::new(),
+    }
+}
+
+/// `admin.attributes.task_resource_*` as the global TASK_RESOURCE attributes.
+fn default_task_resources(
+    d: &crate::config::AttributeDefaults,
+) -> flyteidl::admin::TaskResourceAttributes {
+    let spec = |q: &crate::config::TaskResourceQuantities| {
+        let s = |v: &Option<String>| v.clone().unwrap_or_default();
+        let spec = flyteidl::admin::TaskResourceSpec {
+            cpu: s(&q.cpu),
+            gpu: s(&q.gpu),
+            memory: s(&q.memory),
+            storage: String::new(),
+            ephemeral_storage: s(&q.ephemeral_storage),
+        };
+        (spec != Default::default()).then_some(spec)
+    };
+    flyteidl::admin::TaskResourceAttributes {
+        defaults: spec(&d.task_resource_defaults),
+        limits: spec(&d.task_resource_limits),
     }
 }
 

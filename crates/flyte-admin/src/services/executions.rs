@@ -508,9 +508,37 @@ async fn create(
     let workflow_key = entity_key(ResourceType::Workflow, workflow_id);
     let workflow = state.store.get_entity(&workflow_key).await?;
     let workflow_closure: WorkflowClosure = decode_stored(&workflow.closure, "workflow closure")?;
-    let compiled = workflow_closure
+    let mut compiled = workflow_closure
         .compiled_workflow
         .ok_or_else(|| AdminError::Internal(format!("{workflow_key} has no compiled workflow")))?;
+
+    // Matchable attributes and the server's defaults fill what request and launch plan leave
+    // unset; what they add is appended to the stored spec (protobuf merges it), so the
+    // request's own bytes are kept.
+    let wf_name = workflow_key.name.clone();
+    crate::services::attributes::apply_task_resources(
+        state,
+        &project,
+        &domain,
+        &wf_name,
+        &mut compiled,
+    )
+    .await?;
+    let raw_spec = match crate::services::attributes::execution_defaults(
+        state, &project, &domain, &wf_name, &spec, &lp_spec,
+    )
+    .await?
+    {
+        Some(added) => {
+            let added = added.encode_to_vec();
+            spec.merge(added.as_slice())
+                .map_err(|e| AdminError::Internal(format!("execution defaults: {e}")))?;
+            let mut merged = raw_spec.to_vec();
+            merged.extend_from_slice(&added);
+            Bytes::from(merged)
+        }
+        None => raw_spec,
+    };
 
     // Name, offloaded inputs, record, engine.
     let key = ExecutionKey {

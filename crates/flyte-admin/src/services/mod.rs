@@ -4,11 +4,13 @@
 //! at the edge; in-process callers (the engine's launch-plan nodes, relaunch, recover) call the
 //! services directly. See docs/adr-005-service-layer.md.
 
+pub mod attributes;
 pub mod events;
 pub mod executions;
 pub mod registration;
 pub mod signals;
 
+pub use attributes::AttributesService;
 pub use events::EventService;
 pub use executions::ExecutionService;
 pub use registration::RegistrationService;

@@ -82,6 +82,11 @@ pub struct Server {
 }
 
 pub async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+/// [`start`] with the admin configuration changed by `edit` first.
+pub async fn start_with(edit: impl FnOnce(&mut AdminConfig)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = flyte_store::open(&format!("sqlite://{}/db.sqlite", dir.path().display()))
         .await
@@ -93,9 +98,13 @@ pub async fn start() -> Server {
     let state = AdminState {
         store,
         blob,
-        config: Arc::new(AdminConfig {
-            public_url: base.clone(),
-            ..Default::default()
+        config: Arc::new({
+            let mut config = AdminConfig {
+                public_url: base.clone(),
+                ..Default::default()
+            };
+            edit(&mut config);
+            config
         }),
         launcher: Some(launcher.clone()),
     };

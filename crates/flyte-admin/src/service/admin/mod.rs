@@ -6,9 +6,9 @@
 //! with flyteadmin's event rules in `events`, relaunch and recover; `engine_services` serves the
 //! engine (signals, child executions, recovery lookups). `data_access` serves what the data
 //! proxy reads back (flyte:// URLs, decks) and `ListNodeExecutionsForTask`, `metrics`
-//! `GetExecutionMetrics`. Matchable attributes answer UNIMPLEMENTED (never UNKNOWN: flytekit
-//! answers that by starting a browser login).
+//! `GetExecutionMetrics`, `attributes` the matchable attributes.
 
+mod attributes;
 pub(crate) mod common;
 pub(crate) mod data_access;
 mod descriptions;
@@ -40,6 +40,7 @@ use self::common::run;
 use self::launch_plans::LaunchPlans;
 use self::tasks::Tasks;
 use self::workflows::Workflows;
+use crate::services::attributes::AttributesService;
 use crate::services::executions::ExecutionService;
 use crate::state::AdminState;
 
@@ -48,12 +49,14 @@ use crate::state::AdminState;
 pub struct AdminApi {
     state: AdminState,
     executions: ExecutionService,
+    attributes: AttributesService,
 }
 
 impl AdminApi {
     pub fn new(state: AdminState) -> Self {
         Self {
             executions: ExecutionService::new(state.clone()),
+            attributes: AttributesService::new(state.clone()),
             state,
         }
     }
@@ -66,13 +69,6 @@ pub fn admin_service(state: AdminState) -> AdminServiceServer<AdminApi> {
     AdminServiceServer::new(AdminApi::new(state))
         .max_decoding_message_size(max)
         .max_encoding_message_size(usize::MAX)
-}
-
-const MATCHABLE: &str = "matchable attributes (project, project-domain and workflow attributes) are \
-                         not available yet in Flyte-RS";
-
-fn not_available<T>(rpc: &str, what: &str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!("{rpc}: {what}")))
 }
 
 /// Project and domain of a versioned identifier, for spans.
@@ -704,72 +700,155 @@ impl AdminService for AdminApi {
 
     async fn update_project_domain_attributes(
         &self,
-        _request: Request<admin::ProjectDomainAttributesUpdateRequest>,
+        request: Request<admin::ProjectDomainAttributesUpdateRequest>,
     ) -> Result<Response<admin::ProjectDomainAttributesUpdateResponse>, Status> {
-        not_available("UpdateProjectDomainAttributes", MATCHABLE)
+        let r = request.into_inner();
+        let a = r.attributes.as_ref();
+        let (p, d) = a.map_or((String::new(), String::new()), |a| {
+            (a.project.clone(), a.domain.clone())
+        });
+        run(
+            "UpdateProjectDomainAttributes",
+            &p,
+            &d,
+            attributes::update_project_domain(&self.attributes, r),
+        )
+        .await
     }
 
     async fn get_project_domain_attributes(
         &self,
-        _request: Request<admin::ProjectDomainAttributesGetRequest>,
+        request: Request<admin::ProjectDomainAttributesGetRequest>,
     ) -> Result<Response<admin::ProjectDomainAttributesGetResponse>, Status> {
-        not_available("GetProjectDomainAttributes", MATCHABLE)
+        let r = request.get_ref();
+        run(
+            "GetProjectDomainAttributes",
+            &r.project,
+            &r.domain,
+            attributes::get_project_domain(&self.attributes, r),
+        )
+        .await
     }
 
     async fn delete_project_domain_attributes(
         &self,
-        _request: Request<admin::ProjectDomainAttributesDeleteRequest>,
+        request: Request<admin::ProjectDomainAttributesDeleteRequest>,
     ) -> Result<Response<admin::ProjectDomainAttributesDeleteResponse>, Status> {
-        not_available("DeleteProjectDomainAttributes", MATCHABLE)
+        let r = request.get_ref();
+        run(
+            "DeleteProjectDomainAttributes",
+            &r.project,
+            &r.domain,
+            attributes::delete_project_domain(&self.attributes, r),
+        )
+        .await
     }
 
     async fn update_project_attributes(
         &self,
-        _request: Request<admin::ProjectAttributesUpdateRequest>,
+        request: Request<admin::ProjectAttributesUpdateRequest>,
     ) -> Result<Response<admin::ProjectAttributesUpdateResponse>, Status> {
-        not_available("UpdateProjectAttributes", MATCHABLE)
+        let r = request.into_inner();
+        let p = r
+            .attributes
+            .as_ref()
+            .map(|a| a.project.clone())
+            .unwrap_or_default();
+        run(
+            "UpdateProjectAttributes",
+            &p,
+            "",
+            attributes::update_project(&self.attributes, r),
+        )
+        .await
     }
 
     async fn get_project_attributes(
         &self,
-        _request: Request<admin::ProjectAttributesGetRequest>,
+        request: Request<admin::ProjectAttributesGetRequest>,
     ) -> Result<Response<admin::ProjectAttributesGetResponse>, Status> {
-        not_available("GetProjectAttributes", MATCHABLE)
+        let r = request.get_ref();
+        run(
+            "GetProjectAttributes",
+            &r.project,
+            "",
+            attributes::get_project(&self.attributes, r),
+        )
+        .await
     }
 
     async fn delete_project_attributes(
         &self,
-        _request: Request<admin::ProjectAttributesDeleteRequest>,
+        request: Request<admin::ProjectAttributesDeleteRequest>,
     ) -> Result<Response<admin::ProjectAttributesDeleteResponse>, Status> {
-        not_available("DeleteProjectAttributes", MATCHABLE)
+        let r = request.get_ref();
+        run(
+            "DeleteProjectAttributes",
+            &r.project,
+            "",
+            attributes::delete_project(&self.attributes, r),
+        )
+        .await
     }
 
     async fn update_workflow_attributes(
         &self,
-        _request: Request<admin::WorkflowAttributesUpdateRequest>,
+        request: Request<admin::WorkflowAttributesUpdateRequest>,
     ) -> Result<Response<admin::WorkflowAttributesUpdateResponse>, Status> {
-        not_available("UpdateWorkflowAttributes", MATCHABLE)
+        let r = request.into_inner();
+        let a = r.attributes.as_ref();
+        let (p, d) = a.map_or((String::new(), String::new()), |a| {
+            (a.project.clone(), a.domain.clone())
+        });
+        run(
+            "UpdateWorkflowAttributes",
+            &p,
+            &d,
+            attributes::update_workflow(&self.attributes, r),
+        )
+        .await
     }
 
     async fn get_workflow_attributes(
         &self,
-        _request: Request<admin::WorkflowAttributesGetRequest>,
+        request: Request<admin::WorkflowAttributesGetRequest>,
     ) -> Result<Response<admin::WorkflowAttributesGetResponse>, Status> {
-        not_available("GetWorkflowAttributes", MATCHABLE)
+        let r = request.get_ref();
+        run(
+            "GetWorkflowAttributes",
+            &r.project,
+            &r.domain,
+            attributes::get_workflow(&self.attributes, r),
+        )
+        .await
     }
 
     async fn delete_workflow_attributes(
         &self,
-        _request: Request<admin::WorkflowAttributesDeleteRequest>,
+        request: Request<admin::WorkflowAttributesDeleteRequest>,
     ) -> Result<Response<admin::WorkflowAttributesDeleteResponse>, Status> {
-        not_available("DeleteWorkflowAttributes", MATCHABLE)
+        let r = request.get_ref();
+        run(
+            "DeleteWorkflowAttributes",
+            &r.project,
+            &r.domain,
+            attributes::delete_workflow(&self.attributes, r),
+        )
+        .await
     }
 
     async fn list_matchable_attributes(
         &self,
-        _request: Request<admin::ListMatchableAttributesRequest>,
+        request: Request<admin::ListMatchableAttributesRequest>,
     ) -> Result<Response<admin::ListMatchableAttributesResponse>, Status> {
-        not_available("ListMatchableAttributes", MATCHABLE)
+        let r = request.get_ref();
+        run(
+            "ListMatchableAttributes",
+            "",
+            "",
+            attributes::list(&self.attributes, r),
+        )
+        .await
     }
 
     async fn get_execution_metrics(
