@@ -24,8 +24,8 @@ use flyteidl::core::{
 };
 use flyteidl::event::{
     EventReason, NodeExecutionEvent, ParentNodeExecutionMetadata, TaskExecutionEvent,
-    TaskExecutionMetadata, TaskNodeMetadata, WorkflowExecutionEvent, node_execution_event,
-    task_execution_event, task_execution_metadata::InstanceClass, workflow_execution_event,
+    TaskExecutionMetadata, WorkflowExecutionEvent, node_execution_event, task_execution_event,
+    task_execution_metadata::InstanceClass, workflow_execution_event,
 };
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +34,7 @@ use tracing::Instrument;
 use crate::backend::{
     AttemptKey, AttemptOutcome, AttemptPaths, AttemptUpdate, BackendError, Reattach, TaskAttempt,
 };
+use crate::bindings;
 use crate::engine::{EngineError, Shared};
 use crate::layout;
 use crate::metrics as m;
@@ -42,9 +43,9 @@ use crate::sink::{
     EventBatch, NodePhase, NodeStateRecord, RunningExecution, SinkError, WorkflowPhase,
     WorkflowStateRecord,
 };
-use crate::{bindings, branch};
 
 mod array;
+mod branch_node;
 mod cache;
 mod dynamic;
 mod external_nodes;
@@ -212,6 +213,39 @@ impl Catalog {
 }
 
 impl Kind {
+    /// A task node's template (dynamic nodes are task nodes).
+    fn task(&self) -> Option<&Arc<TaskTemplate>> {
+        match self {
+            Kind::Task(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn array(&self) -> Option<&Arc<ArraySpec>> {
+        match self {
+            Kind::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn gate(&self) -> Option<&Arc<GateSpec>> {
+        match self {
+            Kind::Gate(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    fn launch_plan(&self) -> Option<&Arc<Identifier>> {
+        match self {
+            Kind::LaunchPlan(lp) => Some(lp),
+            _ => None,
+        }
+    }
+
+    fn is_subworkflow(&self) -> bool {
+        matches!(self, Kind::SubWorkflow(_))
+    }
+
     fn label(&self) -> &'static str {
         match self {
             Kind::Start => "start",
@@ -241,15 +275,7 @@ struct NodeInst {
     downstream: Vec<usize>,
     pending: usize,
     rec: NodeStateRecord,
-    child_scope: Option<usize>,
-    branch_child: Option<usize>,
     is_failure_node: bool,
-    /// Task: last task phase sent for the current attempt.
-    task_phase: i32,
-    logs: Vec<TaskLog>,
-    backend: Option<usize>,
-    max_attempts: u32,
-    exec_deadline: Option<Duration>,
     active_deadline: Option<Duration>,
     /// Time the node became ready (for transition latency).
     ready_at: Option<Instant>,
@@ -263,7 +289,8 @@ struct NodeInst {
     /// The node's `tracing` span, open from its first active phase to its terminal one
     /// (child of its parent node's span, or of the execution's); attempts run inside it.
     span: tracing::Span,
-    /// What the node's kind keeps beyond the record every node has (its handler's state).
+    /// What the node's kind keeps beyond the record every node has (its handler's state:
+    /// a task's backend and attempt, a branch's taken node, a subworkflow's scope, ...).
     state: handlers::KindState,
 }
 
@@ -568,7 +595,7 @@ impl ExecActor {
         // Branch-taken nodes decided but not started yet.
         for idx in 0..self.nodes.len() {
             if let Some(p) = self.nodes[idx].parent
-                && self.nodes[p].branch_child == Some(idx)
+                && self.nodes[p].state.branch_child() == Some(idx)
                 && self.nodes[idx].phase() == NodePhase::NotYetStarted
                 && self.nodes[p].phase() == NodePhase::Running
                 && self.nodes[idx].pending == 0
@@ -740,56 +767,28 @@ impl ExecActor {
             parent_info.as_ref().map(|(id, a)| (id.as_str(), *a)),
             &spec_id,
         );
-        let kind = match kind {
-            Some(k) => k,
-            None => {
-                let catalog = self.scopes[scope].catalog.clone();
-                self.kind_of(&spec, &catalog)
-            }
-        };
+        let kind = kind.unwrap_or_else(|| {
+            let catalog = self.scopes[scope].catalog.clone();
+            self.kind_of(&spec, &catalog)
+        });
         let (array_ctx, in_dynamic) = match parent {
             Some(p) => {
                 let pn = &self.nodes[p];
-                let ctx = match (&pn.kind, pn.array_ctx) {
-                    (Kind::Array(_), _) => spec_id
+                // A sub-node of an array is index `i` of it; what runs under one inherits it.
+                let ctx = if pn.kind.array().is_some() {
+                    spec_id
                         .strip_prefix('n')
                         .and_then(|i| i.parse::<u32>().ok())
-                        .map(|i| (p, i)),
-                    (_, ctx) => ctx,
+                        .map(|i| (p, i))
+                } else {
+                    pn.array_ctx
                 };
                 let parent_is_dynamic = !pn.rec.dynamic_closure_path.is_empty();
                 (ctx, pn.in_dynamic || parent_is_dynamic)
             }
             None => (None, false),
         };
-        let task = match &kind {
-            Kind::Task(t) => Some(t.clone()),
-            _ => None,
-        };
-        let meta_retries = spec
-            .metadata
-            .as_ref()
-            .and_then(|m| m.retries.as_ref())
-            .map(|r| r.retries);
-        let task_retries = task
-            .as_ref()
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| m.retries.as_ref())
-            .map(|r| r.retries);
-        let retries = meta_retries
-            .filter(|r| *r > 0)
-            .or(task_retries)
-            .unwrap_or(0);
-        let max_attempts = if retries > 0 {
-            retries + 1
-        } else {
-            self.shared.config.default_max_attempts.max(1)
-        };
-        let exec_deadline = task
-            .as_ref()
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| duration_of(&m.timeout))
-            .or(self.shared.config.default_execution_deadline);
+        let task = kind.task().cloned();
         let active_deadline = spec
             .metadata
             .as_ref()
@@ -808,9 +807,7 @@ impl ExecActor {
                     .map(|flyteidl::core::task_metadata::InterruptibleValue::Interruptible(b)| *b)
             })
             .unwrap_or(false);
-        let backend = task
-            .as_ref()
-            .and_then(|t| self.shared.backends.iter().position(|b| b.handles(t)));
+        let state = self.initial_state(&kind);
         let mut rec = NodeStateRecord {
             node_id: unique.clone(),
             spec_node_id: spec_id,
@@ -833,24 +830,44 @@ impl ExecActor {
             downstream: Vec::new(),
             pending: 0,
             rec,
-            child_scope: None,
-            branch_child: None,
             is_failure_node,
-            task_phase: -1,
-            logs: Vec::new(),
-            backend,
-            max_attempts,
-            exec_deadline,
             active_deadline,
             ready_at: None,
             wf_slot: false,
             array_ctx,
             in_dynamic,
             span: tracing::Span::none(),
-            state: handlers::KindState::default(),
+            state,
         });
         self.by_unique.insert(unique, idx);
         idx
+    }
+
+    /// How many attempts the node has for user errors: its own retries, else its task's,
+    /// else the configured default.
+    fn max_attempts(&self, idx: usize) -> u32 {
+        let n = &self.nodes[idx];
+        let meta_retries = n
+            .spec
+            .metadata
+            .as_ref()
+            .and_then(|m| m.retries.as_ref())
+            .map(|r| r.retries);
+        let task_retries = n
+            .kind
+            .task()
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.retries.as_ref())
+            .map(|r| r.retries);
+        let retries = meta_retries
+            .filter(|r| *r > 0)
+            .or(task_retries)
+            .unwrap_or(0);
+        if retries > 0 {
+            retries + 1
+        } else {
+            self.shared.config.default_max_attempts.max(1)
+        }
     }
 
     fn kind_of(&self, n: &Node, catalog: &Catalog) -> Kind {
@@ -911,54 +928,6 @@ impl ExecActor {
         }
     }
 
-    fn add_branch_child(&mut self, branch: usize, child: Node) -> usize {
-        let data_dir = layout::sub_node_data_dir(&self.nodes[branch].output_dir(), &child.id);
-        let scope = self.nodes[branch].scope;
-        let c = self.add_node(Arc::new(child), scope, None, Some(branch), data_dir, false);
-        self.nodes[branch].branch_child = Some(c);
-        self.wire_branch_child(c);
-        c
-    }
-
-    /// The taken node waits for its own upstream nodes, like any node (propeller: the child's
-    /// `connections.upstream` plus the branch node): flytekit gives a case that reads a task
-    /// run before the conditional that task as upstream, not the branch node. Its bindings and
-    /// declared upstreams name nodes of the branch's scope; those not yet done hold it back.
-    fn wire_branch_child(&mut self, c: usize) {
-        let spec = self.nodes[c].spec.clone();
-        let s = self.nodes[c].scope;
-        let mut ups: Vec<&str> = spec.upstream_node_ids.iter().map(String::as_str).collect();
-        bindings::promised_nodes(&spec.inputs, &mut ups);
-        let mut seen = HashSet::new();
-        let mut pending = 0;
-        for u in ups {
-            if !seen.insert(u) {
-                continue;
-            }
-            let Some(&ui) = self.scopes[s].by_spec.get(u) else {
-                continue;
-            };
-            self.nodes[ui].downstream.push(c);
-            if !self.nodes[ui].phase().is_success() {
-                pending += 1;
-            }
-        }
-        self.nodes[c].pending = pending;
-    }
-
-    /// A branch-taken node whose branch node still runs (it may start once its upstreams
-    /// are done); false for any other node.
-    fn is_waiting_branch_child(&self, idx: usize) -> bool {
-        self.nodes[idx].parent.is_some_and(|p| {
-            self.nodes[p].branch_child == Some(idx)
-                && self.nodes[idx].phase() == NodePhase::NotYetStarted
-                && matches!(
-                    self.nodes[p].phase(),
-                    NodePhase::Queued | NodePhase::Running
-                )
-        })
-    }
-
     fn open_subworkflow(
         &mut self,
         idx: usize,
@@ -974,7 +943,7 @@ impl ExecActor {
             inputs,
             catalog,
         );
-        self.nodes[idx].child_scope = Some(s);
+        self.nodes[idx].state.set_child_scope(Some(s));
         s
     }
 
@@ -1380,7 +1349,7 @@ impl ExecActor {
         }
         self.act_children();
         for (idx, attempt) in std::mem::take(&mut self.to_start) {
-            let Some(b) = self.nodes[idx].backend else {
+            let Some(b) = self.nodes[idx].state.backend() else {
                 continue;
             };
             let backend = self.shared.backends[b].clone();
@@ -1419,8 +1388,7 @@ impl ExecActor {
         let n = &self.nodes[idx];
         matches!(n.phase(), NodePhase::Queued | NodePhase::Running)
             && n.rec.attempt == key.retry_attempt
-            && matches!(n.kind, Kind::Task(_))
-            && n.child_scope.is_none()
+            && n.state.runs_attempt()
     }
 
     fn on_update(&mut self, key: AttemptKey, update: AttemptUpdate) {
@@ -1436,7 +1404,9 @@ impl ExecActor {
                 self.task_event(idx, task_execution::Phase::Queued, Some(reason), None);
             }
             AttemptUpdate::Running { logs } => {
-                self.nodes[idx].logs = logs;
+                if let Some(t) = self.nodes[idx].state.task_mut() {
+                    t.logs = logs;
+                }
                 self.task_event(idx, task_execution::Phase::Running, None, None);
             }
             AttemptUpdate::Finished(AttemptOutcome::Succeeded { logs }) => {
@@ -1554,25 +1524,6 @@ impl ExecActor {
     }
 
     // ---------------------------------------------------------------- parallelism
-
-    /// Whether the node takes a slot of the workflow's `max_parallelism` (task nodes, and array
-    /// nodes whose sub-nodes do not).
-    fn uses_wf_slot(&self, idx: usize) -> bool {
-        let n = &self.nodes[idx];
-        match (&n.kind, n.array_ctx) {
-            (Kind::Array(spec), _) => {
-                !spec.subnodes_share_wf_parallelism(self.shared.config.array_parallelism)
-            }
-            (Kind::Task(_), Some((arr, _))) => match &self.nodes[arr].kind {
-                Kind::Array(spec) => {
-                    spec.subnodes_share_wf_parallelism(self.shared.config.array_parallelism)
-                }
-                _ => true,
-            },
-            (Kind::Task(_), None) => true,
-            _ => false,
-        }
-    }
 
     fn slot_free(&self) -> bool {
         let max = self.req.max_parallelism as usize;
@@ -1776,7 +1727,7 @@ impl ExecActor {
     }
 
     fn needs_task_template(&self, idx: usize) -> bool {
-        let Kind::Task(t) = &self.nodes[idx].kind else {
+        let Some(t) = self.nodes[idx].kind.task() else {
             return false;
         };
         match &t.target {
@@ -1790,7 +1741,7 @@ impl ExecActor {
     }
 
     async fn write_task_template(&mut self, idx: usize) {
-        if let Kind::Task(t) = &self.nodes[idx].kind {
+        if let Some(t) = self.nodes[idx].kind.task() {
             let path = layout::task_template_file(&self.nodes[idx].data_dir);
             if let Err(e) = self
                 .shared
@@ -1820,7 +1771,8 @@ impl ExecActor {
     /// After a restart: hands the node's current attempt back to its backend to follow
     /// (`Lost` when the backend cannot, or on a backend error).
     async fn reattach_attempt(&mut self, idx: usize) -> Reattach {
-        let (Some(b), Some(attempt)) = (self.nodes[idx].backend, self.build_attempt(idx)) else {
+        let (Some(b), Some(attempt)) = (self.nodes[idx].state.backend(), self.build_attempt(idx))
+        else {
             return Reattach::Lost;
         };
         let backend = self.shared.backends[b].clone();
@@ -1832,7 +1784,7 @@ impl ExecActor {
         match found {
             Ok(Reattach::Attached) => {
                 tracing::info!(node = %self.nodes[idx].rec.node_id, attempt = self.nodes[idx].rec.attempt, "re-attached to a running attempt");
-                if let Some(d) = self.nodes[idx].exec_deadline {
+                if let Some(d) = self.nodes[idx].state.exec_deadline() {
                     let attempt = self.nodes[idx].rec.attempt;
                     let started = self.nodes[idx].rec.attempt_started_at_us;
                     self.arm_timer_at_us(started, d, Timer::ExecDeadline { node: idx, attempt });
@@ -1858,9 +1810,7 @@ impl ExecActor {
 
     /// What the backend is given for the node's current attempt.
     fn build_attempt(&self, idx: usize) -> Option<TaskAttempt> {
-        let Kind::Task(template) = self.nodes[idx].kind.clone() else {
-            return None;
-        };
+        let template = self.nodes[idx].kind.task()?.clone();
         let attempt = self.nodes[idx].rec.attempt;
         let blob = &self.shared.blob;
         let n = &self.nodes[idx];
@@ -1942,7 +1892,7 @@ impl ExecActor {
             template: template.clone(),
             paths,
             env,
-            timeout: self.nodes[idx].exec_deadline,
+            timeout: self.nodes[idx].state.exec_deadline(),
             interruptible: self.nodes[idx].rec.interruptible,
             array_index: array_index.map(|(_, i)| i),
         })
@@ -1953,8 +1903,10 @@ impl ExecActor {
         let n = &mut self.nodes[idx];
         n.rec.attempt_started_at_us = now;
         n.rec.attempt_in_flight = true;
-        n.task_phase = -1;
-        n.logs.clear();
+        if let Some(t) = n.state.task_mut() {
+            t.task_phase = -1;
+            t.logs.clear();
+        }
         self.dirty.insert(idx);
         self.task_event(
             idx,
@@ -1962,7 +1914,7 @@ impl ExecActor {
             Some("task submitted to backend".into()),
             None,
         );
-        if let Some(d) = self.nodes[idx].exec_deadline {
+        if let Some(d) = self.nodes[idx].state.exec_deadline() {
             self.arm_timer(d, Timer::ExecDeadline { node: idx, attempt });
         }
         self.to_start.push((idx, task_attempt));
@@ -1977,9 +1929,11 @@ impl ExecActor {
         ) {
             return;
         }
-        if !logs.is_empty() {
+        if !logs.is_empty()
+            && let Some(t) = self.nodes[idx].state.task_mut()
+        {
             // Backends may give the links once (RUNNING) only.
-            self.nodes[idx].logs = logs;
+            t.logs = logs;
         }
         let out_dir = self.nodes[idx].output_dir();
         let out_file = layout::outputs_file(&out_dir);
@@ -2010,15 +1964,12 @@ impl ExecActor {
                     self.start_dynamic(idx, futures).await;
                     return;
                 }
-                let declares_outputs = match &self.nodes[idx].kind {
-                    Kind::Task(t) => t
-                        .interface
-                        .as_ref()
-                        .and_then(|i| i.outputs.as_ref())
-                        .map(|o| !o.variables.is_empty())
-                        .unwrap_or(false),
-                    _ => false,
-                };
+                let declares_outputs = self.nodes[idx]
+                    .kind
+                    .task()
+                    .and_then(|t| t.interface.as_ref())
+                    .and_then(|i| i.outputs.as_ref())
+                    .is_some_and(|o| !o.variables.is_empty());
                 if declares_outputs {
                     let err = self.exec_error(
                         ErrorKind::System,
@@ -2053,7 +2004,8 @@ impl ExecActor {
     /// (flytekit's `_output_deck`) is the node's `deck_uri`, given with its SUCCEEDED event.
     async fn report_deck(&mut self, idx: usize, out_dir: &str) {
         let writes_decks = self.nodes[idx]
-            .backend
+            .state
+            .backend()
             .and_then(|b| self.shared.backends.get(b))
             .is_some_and(|b| b.writes_decks());
         if !writes_decks {
@@ -2086,8 +2038,10 @@ impl ExecActor {
         retryable: bool,
         logs: Vec<TaskLog>,
     ) {
-        if !logs.is_empty() {
-            self.nodes[idx].logs = logs;
+        if !logs.is_empty()
+            && let Some(t) = self.nodes[idx].state.task_mut()
+        {
+            t.logs = logs;
         }
         if error.timestamp.is_none() {
             error.timestamp = Some(ts(self.now_us()));
@@ -2095,6 +2049,7 @@ impl ExecActor {
         self.task_event_err(idx, error.clone());
         let cfg = &self.shared.config;
         let system = error.kind == ErrorKind::System as i32;
+        let max_attempts = self.max_attempts(idx);
         let n = &mut self.nodes[idx];
         n.rec.attempt_in_flight = false;
         if !retryable {
@@ -2108,7 +2063,7 @@ impl ExecActor {
         }
         let (current, max, eligible) = if cfg.ignore_retry_cause {
             let cur = n.rec.attempt + 1;
-            (cur, n.max_attempts, cur < n.max_attempts)
+            (cur, max_attempts, cur < max_attempts)
         } else if system {
             let cur = n.rec.system_failures;
             n.rec.system_failures += 1;
@@ -2116,7 +2071,7 @@ impl ExecActor {
         } else {
             n.rec.user_failures += 1;
             let cur = n.rec.user_failures;
-            (cur, n.max_attempts, cur < n.max_attempts)
+            (cur, max_attempts, cur < max_attempts)
         };
         self.dirty.insert(idx);
         if eligible {
@@ -2165,9 +2120,7 @@ impl ExecActor {
             _ => (node_execution::Phase::Failed, "FAILED"),
         };
         self.node_event(idx, ev, error.clone());
-        if matches!(self.nodes[idx].kind, Kind::Array(_)) {
-            self.array_terminal_event(idx, phase, error.clone());
-        }
+        self.kind_ended(idx, phase, &error);
         m::node_phase(label, self.nodes[idx].kind.label());
         if phase != NodePhase::Aborted {
             let err = match phase {
@@ -2214,47 +2167,9 @@ impl ExecActor {
             return;
         }
         if let Some(parent) = self.nodes[idx].parent
-            && self.nodes[parent].branch_child == Some(idx)
+            && self.nodes[parent].state.branch_child() == Some(idx)
         {
-            // The branch-taken node ended: the branch node ends the same way, with a copy of
-            // the child's outputs as its own.
-            if !matches!(
-                self.nodes[parent].phase(),
-                NodePhase::Running | NodePhase::Queued
-            ) {
-                return;
-            }
-            match result {
-                Ok(()) => {
-                    let child_out = self.nodes[idx].rec.output_path.clone();
-                    let mut own = String::new();
-                    if !child_out.is_empty() {
-                        own = layout::outputs_file(&self.nodes[parent].output_dir());
-                        let copied = match self.shared.blob.get(&child_out).await {
-                            Ok(b) => self
-                                .shared
-                                .put_blob(&own, b)
-                                .await
-                                .map_err(|e| e.to_string()),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        if let Err(e) = copied {
-                            let err = self.exec_error(
-                                ErrorKind::System,
-                                "OutputsNotFound",
-                                format!(
-                                    "Failed to copy child node outputs from [{child_out}] to [{own}]: {e}"
-                                ),
-                            );
-                            self.node_terminal(parent, NodePhase::Failed, Some(err));
-                            return;
-                        }
-                    }
-                    let outputs = self.outputs.get(&idx).cloned();
-                    self.node_succeeded(parent, own, outputs);
-                }
-                Err(e) => self.node_terminal(parent, NodePhase::Failed, Some(e)),
-            }
+            self.branch_child_done(parent, idx, result).await;
             return;
         }
         let Some(s) = self.nodes[idx].member_of else {
@@ -2356,8 +2271,8 @@ impl ExecActor {
                             Ok(()) => {
                                 // A dynamic task's outputs exist only now: cache them here,
                                 // as propeller caches a dynamic node when it succeeds.
-                                if let (Kind::Task(_), Some(o)) =
-                                    (&self.nodes[owner].kind, &outputs)
+                                if let Some(o) = &outputs
+                                    && self.nodes[owner].kind.task().is_some()
                                 {
                                     self.cache_after_success(owner, o).await;
                                 }
@@ -2379,9 +2294,8 @@ impl ExecActor {
                     Err(e) => {
                         // A subworkflow with its own failure node runs it first (what still
                         // runs in it stops); the node fails when it ends.
-                        let has_failure_node =
-                            matches!(self.nodes[owner].kind, Kind::SubWorkflow(_))
-                                && self.scopes[s].template.failure_node.is_some();
+                        let has_failure_node = self.nodes[owner].kind.is_subworkflow()
+                            && self.scopes[s].template.failure_node.is_some();
                         if has_failure_node {
                             self.scopes[s].error.get_or_insert(e);
                             self.abort_scope(s, AUTO_ABORT_REASON);
@@ -2396,7 +2310,7 @@ impl ExecActor {
     }
 
     fn is_dynamic_task(&self, idx: usize) -> bool {
-        matches!(self.nodes[idx].kind, Kind::Task(_))
+        self.nodes[idx].kind.task().is_some()
             && !self.nodes[idx].rec.dynamic_closure_path.is_empty()
     }
 
@@ -2411,9 +2325,10 @@ impl ExecActor {
     /// new workflow under the next attempt's ids — while its user retries last; one whose
     /// workflow failed is not (propeller: `IsFailurePermanent` is set only on failure).
     fn retry_dynamic(&mut self, idx: usize, error: ExecutionError) {
+        let max = self.max_attempts(idx);
         let n = &mut self.nodes[idx];
         n.rec.user_failures += 1;
-        let (current, max) = (n.rec.user_failures, n.max_attempts);
+        let current = n.rec.user_failures;
         if current >= max {
             let final_err = retries_exhausted(error, current, max);
             self.node_terminal(idx, NodePhase::Failed, Some(final_err));
@@ -2421,7 +2336,7 @@ impl ExecActor {
         }
         metrics::counter!(m::ATTEMPTS_RETRIED, "kind" => "user").increment(1);
         n.rec.dynamic_closure_path.clear();
-        n.child_scope = None;
+        n.state.set_child_scope(None);
         n.rec.attempt += 1;
         self.dirty.insert(idx);
         // Back to RUNNING, as propeller reports a retryable failure, so that the next attempt's
@@ -2512,10 +2427,10 @@ impl ExecActor {
         ) {
             return;
         }
-        if let Some(c) = self.nodes[idx].branch_child {
+        if let Some(c) = self.nodes[idx].state.branch_child() {
             self.abort_node(c, reason, true);
         }
-        if let Some(s) = self.nodes[idx].child_scope {
+        if let Some(s) = self.nodes[idx].state.child_scope() {
             self.scopes[s].done = true;
             self.abort_scope(s, reason);
         }
@@ -2530,47 +2445,6 @@ impl ExecActor {
             if let Some(s) = self.nodes[idx].member_of {
                 self.scopes[s].active = self.scopes[s].active.saturating_sub(1);
             }
-        }
-    }
-
-    fn decide_branch(&mut self, idx: usize, inputs: &LiteralMap) {
-        let spec = self.nodes[idx].spec.clone();
-        let Some(node::Target::BranchNode(b)) = &spec.target else {
-            return;
-        };
-        let Some(block) = b.if_else.as_deref() else {
-            let err = self.exec_error(
-                ErrorKind::System,
-                "IllegalStateError",
-                "branch node without if_else",
-            );
-            self.node_terminal(idx, NodePhase::Failed, Some(err));
-            return;
-        };
-        let (taken, skipped, failure) = match branch::decide(block, inputs) {
-            Ok(d) => (Some(d.taken.clone()), d.skipped, None),
-            Err((e, skipped)) => (None, skipped, Some(e)),
-        };
-        for s in skipped {
-            // Recorded (journal) but, as in propeller, no events for untaken nodes.
-            let data_dir = layout::sub_node_data_dir(&self.nodes[idx].output_dir(), &s.id);
-            let scope = self.nodes[idx].scope;
-            let si = self.add_node(Arc::new(s.clone()), scope, None, Some(idx), data_dir, false);
-            self.set_phase(si, NodePhase::Skipped);
-        }
-        if let Some(e) = failure {
-            let err = self.exec_error(ErrorKind::User, e.code, e.message);
-            self.node_terminal(idx, NodePhase::Failed, Some(err));
-            return;
-        }
-        let Some(taken) = taken else {
-            return;
-        };
-        self.nodes[idx].rec.branch_taken = taken.id.clone();
-        self.dirty.insert(idx);
-        let c = self.add_branch_child(idx, taken);
-        if self.nodes[c].pending == 0 {
-            self.make_ready(c);
         }
     }
 
@@ -2640,27 +2514,7 @@ impl ExecActor {
             ),
             None => (None, String::new()),
         };
-        let target_entity = match &n.kind {
-            Kind::Task(t) => t.id.clone(),
-            _ => None,
-        };
-        let target_metadata = match &n.kind {
-            Kind::Task(_) => Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
-                TaskNodeMetadata {
-                    checkpoint_uri: layout::checkpoint_dir(&self.raw_dir(idx, n.rec.attempt)),
-                    dynamic_workflow,
-                    ..self.cache_metadata(idx)
-                },
-            )),
-            Kind::LaunchPlan(_) => n.rec.child_execution.clone().map(|e| {
-                node_execution_event::TargetMetadata::WorkflowNodeMetadata(
-                    flyteidl::event::WorkflowNodeMetadata {
-                        execution_id: Some(e),
-                    },
-                )
-            }),
-            _ => None,
-        };
+        let shape = self.event_shape(idx, is_dynamic, dynamic_workflow);
         let output_result = match phase {
             node_execution::Phase::Succeeded if !n.rec.output_path.is_empty() => {
                 match (self.shared.config.inline_outputs, self.outputs.get(&idx)) {
@@ -2689,17 +2543,17 @@ impl ExecActor {
                 .map(|m| m.name.clone())
                 .unwrap_or_default(),
             event_version: 1,
-            is_parent: matches!(n.kind, Kind::SubWorkflow(_)) || is_dynamic,
+            is_parent: shape.is_parent,
             is_dynamic,
-            is_array: matches!(n.kind, Kind::Array(_)),
+            is_array: shape.is_array,
             is_in_dynamic_chain: n.in_dynamic,
             reported_at: Some(now),
-            target_entity,
+            target_entity: shape.target_entity,
             input_value: Some(node_execution_event::InputValue::InputUri(
                 self.shared.blob.native_url(&n.inputs_file()),
             )),
             output_result,
-            target_metadata,
+            target_metadata: shape.target_metadata,
             ..Default::default()
         };
         self.batch.node_events.push(ev);
@@ -2742,13 +2596,13 @@ impl ExecActor {
             layout::attempt_unique_id(&self.id.name, &self.nodes[idx].rec.node_id, attempt);
         let now = ts(self.now_us());
         let n = &mut self.nodes[idx];
-        let Kind::Task(t) = &n.kind else {
+        let (Some(t), Some(st)) = (n.kind.task(), n.state.task_mut()) else {
             return;
         };
-        if n.task_phase == phase as i32 {
+        if st.task_phase == phase as i32 {
             n.rec.task_phase_version += 1;
         } else {
-            n.task_phase = phase as i32;
+            st.task_phase = phase as i32;
             n.rec.task_phase_version = 0;
         }
         if let Some((arr, i)) = n.array_ctx {
@@ -2763,7 +2617,7 @@ impl ExecActor {
                 occurred_at: Some(now),
             })
             .collect();
-        let plugin = n
+        let plugin = st
             .backend
             .map(|b| self.shared.backends[b].name().to_string())
             .unwrap_or_default();
@@ -2776,7 +2630,7 @@ impl ExecActor {
             retry_attempt: attempt,
             phase: phase as i32,
             producer_id: self.shared.config.producer_id.clone(),
-            logs: n.logs.clone(),
+            logs: st.logs.clone(),
             occurred_at: Some(now),
             phase_version: n.rec.task_phase_version,
             reason: reason.unwrap_or_default(),
@@ -2806,21 +2660,4 @@ impl ExecActor {
         self.dirty.insert(idx);
         self.batch.task_events.push(ev);
     }
-}
-
-fn branch_child_spec(branch: &Node, child_id: &str) -> Option<Node> {
-    use flyteidl::core::if_else_block::Default as D;
-    let Some(node::Target::BranchNode(b)) = &branch.target else {
-        return None;
-    };
-    let block = b.if_else.as_deref()?;
-    let mut all: Vec<&Node> = Vec::new();
-    if let Some(n) = block.case.as_ref().and_then(|c| c.then_node.as_deref()) {
-        all.push(n);
-    }
-    all.extend(block.other.iter().filter_map(|c| c.then_node.as_deref()));
-    if let Some(D::ElseNode(n)) = &block.default {
-        all.push(n);
-    }
-    all.into_iter().find(|n| n.id == child_id).cloned()
 }

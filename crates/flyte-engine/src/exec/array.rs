@@ -296,6 +296,8 @@ pub(crate) struct ArrayState {
     /// `FixedLengthUniqueIDForParts(50, [exec, array node, attempt])`: external ids are
     /// `<prefix>-n<i>-<retry>`.
     external_prefix: String,
+    /// The last task phase the array node reported (-1: none yet), for the phase version.
+    task_phase: i32,
 }
 
 impl ExecActor {
@@ -383,6 +385,7 @@ impl ExecActor {
             errors: ErrorCollector::default(),
             finishing: false,
             external_prefix,
+            task_phase: -1,
         }));
     }
 
@@ -438,7 +441,7 @@ impl ExecActor {
                 }
             }
         }
-        self.nodes[idx].task_phase = task_execution::Phase::Running as i32;
+        st.task_phase = task_execution::Phase::Running as i32;
         self.nodes[idx].state.set_array(st);
         self.done_queue.push_back(Done::ArrayCheck(idx));
     }
@@ -515,7 +518,7 @@ impl ExecActor {
                     .unwrap_or_else(|| e.message.clone()),
             ),
         };
-        if !matches!(self.nodes[sub].kind, Kind::Task(_)) {
+        if self.nodes[sub].kind.task().is_none() {
             // Task sub-nodes report through their task events; others when they end.
             let phase = match &result {
                 Ok(()) => task_execution::Phase::Succeeded,
@@ -637,10 +640,10 @@ impl ExecActor {
 
     /// Whether array `a`'s task sub-nodes read the array node's own `inputs.pb`.
     pub(super) fn array_reads_whole_inputs(&self, a: usize) -> bool {
-        match &self.nodes[a].kind {
-            Kind::Array(spec) => spec.whole_inputs_file,
-            _ => false,
-        }
+        self.nodes[a]
+            .kind
+            .array()
+            .is_some_and(|spec| spec.whole_inputs_file)
     }
 
     /// Inputs of sub-node `sub` (index `i` of array `a`), written to its `inputs.pb` unless
@@ -651,7 +654,7 @@ impl ExecActor {
         i: u32,
         sub: usize,
     ) -> Option<Arc<LiteralMap>> {
-        if self.array_reads_whole_inputs(a) && matches!(self.nodes[sub].kind, Kind::Task(_)) {
+        if self.array_reads_whole_inputs(a) && self.nodes[sub].kind.task().is_some() {
             return Some(Arc::new(LiteralMap::default()));
         }
         let inputs = match self.nodes[a]
@@ -674,11 +677,10 @@ impl ExecActor {
             if let Some(st) = self.nodes[a].state.array_mut() {
                 st.inputs = Some(inputs.clone());
             }
-            let bound = match &self.nodes[a].kind {
-                Kind::Array(spec) => &spec.bound_inputs,
-                _ => unreachable!("array context of a non-array node"),
-            };
-            slice_inputs(&inputs, i as usize, bound)
+            match self.nodes[a].kind.array() {
+                Some(spec) => slice_inputs(&inputs, i as usize, &spec.bound_inputs),
+                None => Err("array context of a non-array node".into()),
+            }
         });
         let sliced = match result {
             Ok(m) => m,
@@ -721,9 +723,9 @@ impl ExecActor {
                 m
             }
         };
-        match &self.nodes[a].kind {
-            Kind::Array(spec) => slice_inputs(&inputs, i as usize, &spec.bound_inputs),
-            _ => Err("array context of a non-array node".into()),
+        match self.nodes[a].kind.array() {
+            Some(spec) => slice_inputs(&inputs, i as usize, &spec.bound_inputs),
+            None => Err("array context of a non-array node".into()),
         }
     }
 
@@ -743,7 +745,10 @@ impl ExecActor {
             .unwrap_or_default();
         let n = &self.nodes[sub];
         let logs = n
-            .logs
+            .state
+            .task()
+            .map(|t| t.logs.as_slice())
+            .unwrap_or_default()
             .iter()
             .map(|l| {
                 let mut l = l.clone();
@@ -867,19 +872,19 @@ impl ExecActor {
     ) {
         let now = ts(self.now_us());
         let n = &mut self.nodes[a];
-        if n.task_phase == phase as i32 {
-            n.rec.task_phase_version += 1;
-        } else {
-            n.task_phase = phase as i32;
-            n.rec.task_phase_version = 0;
+        if let Some(st) = n.state.array_mut() {
+            if st.task_phase == phase as i32 {
+                n.rec.task_phase_version += 1;
+            } else {
+                st.task_phase = phase as i32;
+                n.rec.task_phase_version = 0;
+            }
         }
-        let task_id = match &n.kind {
-            Kind::Array(spec) => match &spec.sub_kind {
-                Kind::Task(t) => t.id.clone(),
-                _ => None,
-            },
-            _ => None,
-        };
+        let task_id = n
+            .kind
+            .array()
+            .and_then(|spec| spec.sub_kind.task())
+            .and_then(|t| t.id.clone());
         let ev = TaskExecutionEvent {
             task_id,
             parent_node_execution_id: Some(NodeExecutionIdentifier {

@@ -30,7 +30,7 @@ use flyteidl::event::TaskNodeMetadata;
 use prost::Message;
 use tokio::sync::mpsc;
 
-use super::{ExecActor, Kind, error_at};
+use super::{ExecActor, error_at};
 use crate::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, TaskAttempt, TaskBackend,
 };
@@ -115,7 +115,7 @@ impl ExecActor {
         let Some(cache) = self.task_cache() else {
             return false;
         };
-        let Kind::Task(template) = self.nodes[idx].kind.clone() else {
+        let Some(template) = self.nodes[idx].kind.task().cloned() else {
             return false;
         };
         let discoverable = template.metadata.as_ref().is_some_and(|m| m.discoverable);
@@ -243,7 +243,7 @@ impl ExecActor {
         let Some(cache) = self.task_cache() else {
             return false;
         };
-        let Kind::Task(template) = self.nodes[idx].kind.clone() else {
+        let Some(template) = self.nodes[idx].kind.task().cloned() else {
             return false;
         };
         let Some(meta) = template.metadata.as_ref().filter(|m| m.discoverable) else {
@@ -366,10 +366,7 @@ impl ExecActor {
             return;
         };
         let source = TaskExecutionIdentifier {
-            task_id: match &self.nodes[idx].kind {
-                Kind::Task(t) => t.id.clone(),
-                _ => None,
-            },
+            task_id: self.nodes[idx].kind.task().and_then(|t| t.id.clone()),
             node_execution_id: Some(self.node_exec_id(idx)),
             retry_attempt: self.nodes[idx].rec.attempt,
         };

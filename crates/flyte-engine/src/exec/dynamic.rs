@@ -24,7 +24,7 @@ use flyteidl::core::{
 use flyteidl::event::DynamicWorkflowNodeMetadata;
 use prost::Message;
 
-use super::{Catalog, ExecActor, Kind, NodePhase, key_of};
+use super::{Catalog, ExecActor, NodePhase, key_of};
 use crate::layout;
 use crate::metrics as m;
 use crate::resolver::ResolveError;
@@ -133,7 +133,7 @@ impl ExecActor {
     /// A resumed dynamic node: its children were restored with it and its outputs are cached
     /// when they finish; one whose compiled workflow could not be read back fails.
     pub(super) async fn resume_dynamic(&mut self, idx: usize) {
-        if self.nodes[idx].child_scope.is_some() {
+        if self.nodes[idx].state.child_scope().is_some() {
             self.cache_resume(idx, false).await;
             return;
         }
@@ -177,7 +177,7 @@ impl ExecActor {
             inputs,
             catalog,
         );
-        self.nodes[idx].child_scope = Some(s);
+        self.nodes[idx].state.set_child_scope(Some(s));
         s
     }
 
@@ -187,7 +187,7 @@ impl ExecActor {
         idx: usize,
         futures: &str,
     ) -> Result<(Arc<CompiledWorkflowClosure>, String), BuildError> {
-        let Kind::Task(parent_task) = self.nodes[idx].kind.clone() else {
+        let Some(parent_task) = self.nodes[idx].kind.task().cloned() else {
             return Err(BuildError::System("not a task node".into()));
         };
         let bytes = self

@@ -24,7 +24,7 @@ use flyteidl::core::{
 };
 use prost::Message;
 
-use super::{ExecActor, Kind, NodePhase, Timer};
+use super::{ExecActor, NodePhase, Timer};
 use crate::external::{ChildLaunch, ExternalError, child_execution_id};
 use crate::layout;
 use crate::request::ExecKey;
@@ -152,7 +152,7 @@ impl ExecActor {
     /// Signal `signal_id` was set: the running gates waiting for it look now.
     pub(super) fn on_signal_set(&mut self, signal_id: &str) {
         for idx in 0..self.nodes.len() {
-            if let Kind::Gate(g) = &self.nodes[idx].kind
+            if let Some(g) = self.nodes[idx].kind.gate()
                 && g.signal_id() == signal_id
                 && self.nodes[idx].phase() == NodePhase::Running
             {
@@ -166,7 +166,7 @@ impl ExecActor {
         if self.nodes[idx].phase() != NodePhase::Running {
             return;
         }
-        let Kind::Gate(gate) = self.nodes[idx].kind.clone() else {
+        let Some(gate) = self.nodes[idx].kind.gate().cloned() else {
             return;
         };
         let ext = self.shared.external.clone();
@@ -320,7 +320,7 @@ impl ExecActor {
     }
 
     async fn launch_child_again(&mut self, idx: usize) {
-        let Kind::LaunchPlan(lp) = self.nodes[idx].kind.clone() else {
+        let Some(lp) = self.nodes[idx].kind.launch_plan().cloned() else {
             return;
         };
         let child = match self.nodes[idx].rec.child_execution.clone() {
@@ -378,7 +378,7 @@ impl ExecActor {
 
     /// Re-issues the creation of a node's child (after the admin could not answer).
     pub(super) async fn relaunch_child(&mut self, idx: usize) {
-        if self.running(idx) && matches!(self.nodes[idx].kind, Kind::LaunchPlan(_)) {
+        if self.running(idx) && self.nodes[idx].kind.launch_plan().is_some() {
             self.launch_child_again(idx).await;
         }
     }

@@ -6,19 +6,37 @@
 //! every node: the graph and its scopes, readiness, parallelism, timers, events and the
 //! journal flush.
 
-use flyteidl::core::{WorkflowExecutionIdentifier, execution_error::ErrorKind, node_execution};
+use std::time::Duration;
+
+use flyteidl::core::{
+    ExecutionError, Identifier, TaskLog, WorkflowExecutionIdentifier, execution_error::ErrorKind,
+};
+use flyteidl::event::TaskNodeMetadata;
+use flyteidl::event::node_execution_event::TargetMetadata;
+
+use crate::layout;
 
 use super::array::ArrayState;
 use super::cache::NodeCache;
-use super::{ExecActor, Kind, NodePhase, branch_child_spec};
+use super::{ExecActor, Kind, NodePhase, duration_of};
 
-/// What a node's kind keeps beyond the record every node has: its handler's state, made
-/// when first needed (most nodes never need any, so most nodes carry none).
+/// What a node's kind keeps beyond the record every node has: its handler's state. Task,
+/// branch and subworkflow nodes get theirs when the node is made; launch-plan and gate nodes
+/// when first needed; array nodes once started.
 #[derive(Default)]
 pub(super) enum KindState {
     #[default]
     None,
+    /// Task nodes (and dynamic nodes, which are task nodes whose attempt left a workflow).
     Task(Box<TaskState>),
+    /// A branch node: its taken node, once decided.
+    Branch {
+        taken: Option<usize>,
+    },
+    /// A subworkflow node: the scope of its nodes, once opened.
+    SubWorkflow {
+        scope: Option<usize>,
+    },
     LaunchPlan(Box<LaunchPlanState>),
     /// A gate whose signal is read again by a backstop timer.
     Gate {
@@ -28,12 +46,44 @@ pub(super) enum KindState {
     Array(Box<ArrayState>),
 }
 
-#[derive(Default)]
 pub(super) struct TaskState {
+    /// Index of the task backend that runs the task (`None`: no backend handles its type).
+    pub(super) backend: Option<usize>,
+    /// The per-attempt execution deadline (the task's timeout, or the configured default).
+    pub(super) exec_deadline: Option<Duration>,
+    /// The last task phase reported for the current attempt (-1: none yet), for the
+    /// events' phase version.
+    pub(super) task_phase: i32,
+    /// The current attempt's log links.
+    pub(super) logs: Vec<TaskLog>,
+    /// A dynamic node: the scope of the workflow its attempt left.
+    pub(super) dynamic_scope: Option<usize>,
     /// Cacheable tasks: the cache state of the current execution of the node.
     cache: Option<NodeCache>,
     /// Recovery: the task's checkpoint in the original, as the first attempt's previous one.
     recovered_checkpoint: Option<String>,
+}
+
+impl TaskState {
+    fn new(backend: Option<usize>, exec_deadline: Option<Duration>) -> Self {
+        Self {
+            backend,
+            exec_deadline,
+            task_phase: -1,
+            logs: Vec::new(),
+            dynamic_scope: None,
+            cache: None,
+            recovered_checkpoint: None,
+        }
+    }
+}
+
+/// The kind-specific part of a node execution event.
+pub(super) struct EventShape {
+    pub(super) target_entity: Option<Identifier>,
+    pub(super) target_metadata: Option<TargetMetadata>,
+    pub(super) is_parent: bool,
+    pub(super) is_array: bool,
 }
 
 #[derive(Default)]
@@ -45,13 +95,17 @@ pub(super) struct LaunchPlanState {
 }
 
 impl KindState {
-    fn task(&mut self) -> &mut TaskState {
-        if !matches!(self, KindState::Task(_)) {
-            *self = KindState::Task(Box::default());
-        }
+    pub(super) fn task(&self) -> Option<&TaskState> {
         match self {
-            KindState::Task(t) => t,
-            _ => unreachable!("just made a task state"),
+            KindState::Task(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub(super) fn task_mut(&mut self) -> Option<&mut TaskState> {
+        match self {
+            KindState::Task(t) => Some(t),
+            _ => None,
         }
     }
 
@@ -63,6 +117,53 @@ impl KindState {
             KindState::LaunchPlan(l) => l,
             _ => unreachable!("just made a launch-plan state"),
         }
+    }
+
+    /// A task node's backend.
+    pub(super) fn backend(&self) -> Option<usize> {
+        self.task().and_then(|t| t.backend)
+    }
+
+    /// A task node's per-attempt execution deadline.
+    pub(super) fn exec_deadline(&self) -> Option<Duration> {
+        self.task().and_then(|t| t.exec_deadline)
+    }
+
+    /// The scope of the node's children: a subworkflow's, or a dynamic node's workflow.
+    pub(super) fn child_scope(&self) -> Option<usize> {
+        match self {
+            KindState::Task(t) => t.dynamic_scope,
+            KindState::SubWorkflow { scope } => *scope,
+            _ => None,
+        }
+    }
+
+    pub(super) fn set_child_scope(&mut self, s: Option<usize>) {
+        match self {
+            KindState::Task(t) => t.dynamic_scope = s,
+            KindState::SubWorkflow { scope } => *scope = s,
+            _ => {}
+        }
+    }
+
+    /// A branch node's taken node.
+    pub(super) fn branch_child(&self) -> Option<usize> {
+        match self {
+            KindState::Branch { taken } => *taken,
+            _ => None,
+        }
+    }
+
+    pub(super) fn set_branch_child(&mut self, c: usize) {
+        if let KindState::Branch { taken } = self {
+            *taken = Some(c);
+        }
+    }
+
+    /// A task node whose current attempt is on a backend (not a dynamic node running its
+    /// workflow): attempt updates are for it.
+    pub(super) fn runs_attempt(&self) -> bool {
+        matches!(self, KindState::Task(t) if t.dynamic_scope.is_none())
     }
 
     pub(super) fn array_ref(&self) -> Option<&ArrayState> {
@@ -95,35 +196,28 @@ impl KindState {
     }
 
     pub(super) fn cache(&self) -> Option<&NodeCache> {
-        match self {
-            KindState::Task(t) => t.cache.as_ref(),
-            _ => None,
-        }
+        self.task().and_then(|t| t.cache.as_ref())
     }
 
     pub(super) fn cache_mut(&mut self) -> Option<&mut NodeCache> {
-        match self {
-            KindState::Task(t) => t.cache.as_mut(),
-            _ => None,
-        }
+        self.task_mut().and_then(|t| t.cache.as_mut())
     }
 
     pub(super) fn set_cache(&mut self, cache: Option<NodeCache>) {
-        if cache.is_none() && !matches!(self, KindState::Task(_)) {
-            return;
+        if let Some(t) = self.task_mut() {
+            t.cache = cache;
         }
-        self.task().cache = cache;
     }
 
     pub(super) fn recovered_checkpoint(&self) -> Option<&String> {
-        match self {
-            KindState::Task(t) => t.recovered_checkpoint.as_ref(),
-            _ => None,
-        }
+        self.task().and_then(|t| t.recovered_checkpoint.as_ref())
     }
 
+    /// Only a task's attempts read a checkpoint.
     pub(super) fn set_recovered_checkpoint(&mut self, checkpoint: String) {
-        self.task().recovered_checkpoint = Some(checkpoint);
+        if let Some(t) = self.task_mut() {
+            t.recovered_checkpoint = Some(checkpoint);
+        }
     }
 
     pub(super) fn recovered_child(&self) -> Option<&WorkflowExecutionIdentifier> {
@@ -158,6 +252,101 @@ impl KindState {
 }
 
 impl ExecActor {
+    /// The state a node of `kind` starts with: a task's backend and execution deadline are
+    /// looked up once, here.
+    pub(super) fn initial_state(&self, kind: &Kind) -> KindState {
+        match kind {
+            Kind::Task(t) => {
+                let cfg = &self.shared.config;
+                let backend = self.shared.backends.iter().position(|b| b.handles(t));
+                let exec_deadline = t
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| duration_of(&m.timeout))
+                    .or(cfg.default_execution_deadline);
+                KindState::Task(Box::new(TaskState::new(backend, exec_deadline)))
+            }
+            Kind::Branch => KindState::Branch { taken: None },
+            Kind::SubWorkflow(_) => KindState::SubWorkflow { scope: None },
+            _ => KindState::None,
+        }
+    }
+
+    /// Whether the node takes a slot of the workflow's `max_parallelism` (task nodes, and array
+    /// nodes whose sub-nodes do not).
+    pub(super) fn uses_wf_slot(&self, idx: usize) -> bool {
+        let n = &self.nodes[idx];
+        match (&n.kind, n.array_ctx) {
+            (Kind::Array(spec), _) => {
+                !spec.subnodes_share_wf_parallelism(self.shared.config.array_parallelism)
+            }
+            (Kind::Task(_), Some((arr, _))) => match &self.nodes[arr].kind {
+                Kind::Array(spec) => {
+                    spec.subnodes_share_wf_parallelism(self.shared.config.array_parallelism)
+                }
+                _ => true,
+            },
+            (Kind::Task(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// What a node's events say about its kind: the task it runs, its target metadata (a
+    /// task's checkpoint and cache state, a launch plan's child), whether it is a parent.
+    pub(super) fn event_shape(
+        &self,
+        idx: usize,
+        is_dynamic: bool,
+        dynamic_workflow: Option<flyteidl::event::DynamicWorkflowNodeMetadata>,
+    ) -> EventShape {
+        let n = &self.nodes[idx];
+        let mut shape = EventShape {
+            target_entity: None,
+            target_metadata: None,
+            is_parent: is_dynamic,
+            is_array: false,
+        };
+        match &n.kind {
+            Kind::Task(t) => {
+                shape.target_entity = t.id.clone();
+                shape.target_metadata = Some(TargetMetadata::TaskNodeMetadata(TaskNodeMetadata {
+                    checkpoint_uri: layout::checkpoint_dir(&self.raw_dir(idx, n.rec.attempt)),
+                    dynamic_workflow,
+                    ..self.cache_metadata(idx)
+                }));
+            }
+            Kind::LaunchPlan(_) => {
+                shape.target_metadata = n.rec.child_execution.clone().map(|e| {
+                    TargetMetadata::WorkflowNodeMetadata(flyteidl::event::WorkflowNodeMetadata {
+                        execution_id: Some(e),
+                    })
+                });
+            }
+            Kind::SubWorkflow(_) => shape.is_parent = true,
+            Kind::Array(_) => shape.is_array = true,
+            Kind::Start
+            | Kind::End
+            | Kind::Branch
+            | Kind::Sleep(_)
+            | Kind::Gate(_)
+            | Kind::Unsupported(_) => {}
+        }
+        shape
+    }
+
+    /// What a node's kind reports when the node ends without success (an array node's
+    /// final task event).
+    pub(super) fn kind_ended(
+        &mut self,
+        idx: usize,
+        phase: NodePhase,
+        error: &Option<ExecutionError>,
+    ) {
+        if let Kind::Array(_) = self.nodes[idx].kind {
+            self.array_terminal_event(idx, phase, error.clone());
+        }
+    }
+
     /// Starts a ready node (its generic checks done: not blocked, not recovered).
     pub(super) async fn start_kind(&mut self, idx: usize) {
         match self.nodes[idx].kind.clone() {
@@ -229,32 +418,6 @@ impl ExecActor {
             | Kind::Sleep(_)
             | Kind::Gate(_)
             | Kind::Unsupported(_) => {}
-        }
-    }
-
-    // ------------------------------------------------------------ branches
-
-    /// Decides which case runs; the taken node waits for its own upstream nodes.
-    async fn start_branch(&mut self, idx: usize) {
-        let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
-            return;
-        };
-        self.mark_queued(idx);
-        self.node_event(idx, node_execution::Phase::Queued, None);
-        self.set_phase(idx, NodePhase::Running);
-        self.node_event(idx, node_execution::Phase::Running, None);
-        self.decide_branch(idx, &inputs);
-    }
-
-    /// A resumed branch that had decided: its taken node again.
-    fn restore_branch(&mut self, idx: usize) {
-        if self.nodes[idx].rec.branch_taken.is_empty() {
-            return;
-        }
-        let taken = self.nodes[idx].rec.branch_taken.clone();
-        if let Some(child) = branch_child_spec(&self.nodes[idx].spec, &taken) {
-            let c = self.add_branch_child(idx, child);
-            self.restore_children(c);
         }
     }
 }

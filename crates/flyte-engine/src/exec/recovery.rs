@@ -75,7 +75,7 @@ impl ExecActor {
                     self.nodes[idx].state.set_recovered_child(e);
                 }
                 match dynamic_job_spec_uri {
-                    Some(uri) if matches!(self.nodes[idx].kind, Kind::Task(_)) => {
+                    Some(uri) if self.nodes[idx].kind.task().is_some() => {
                         self.recover_dynamic(idx, &uri).await
                     }
                     _ => false,
@@ -214,7 +214,7 @@ impl ExecActor {
             return false;
         };
         let orig_dir = format!("{orig_exec}{rest}");
-        let attempts = self.nodes[idx].max_attempts + cfg.max_system_retries + 1;
+        let attempts = self.max_attempts(idx) + cfg.max_system_retries + 1;
         let mut found = None;
         for k in (0..attempts).rev() {
             let f = layout::outputs_file(&layout::output_dir(&orig_dir, k));

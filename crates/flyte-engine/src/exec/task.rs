@@ -4,7 +4,7 @@
 
 use flyteidl::core::{execution_error::ErrorKind, node_execution, task_execution};
 
-use super::{ExecActor, Kind, NodePhase, Reattach, go_duration};
+use super::{ExecActor, NodePhase, Reattach, go_duration};
 
 impl ExecActor {
     pub(super) async fn start_task(&mut self, idx: usize) {
@@ -26,11 +26,12 @@ impl ExecActor {
         }
         self.set_phase(idx, NodePhase::Running);
         self.node_event(idx, node_execution::Phase::Running, None);
-        if self.nodes[idx].backend.is_none() {
-            let tt = match &self.nodes[idx].kind {
-                Kind::Task(t) => t.r#type.clone(),
-                _ => String::new(),
-            };
+        if self.nodes[idx].state.backend().is_none() {
+            let tt = self.nodes[idx]
+                .kind
+                .task()
+                .map(|t| t.r#type.clone())
+                .unwrap_or_default();
             let err = self.exec_error(
                 ErrorKind::User,
                 "NoTaskBackend",
@@ -50,7 +51,7 @@ impl ExecActor {
     }
 
     pub(super) async fn resume_task(&mut self, idx: usize) {
-        if self.nodes[idx].child_scope.is_some()
+        if self.nodes[idx].state.child_scope().is_some()
             || !self.nodes[idx].rec.dynamic_closure_path.is_empty()
         {
             return self.resume_dynamic(idx).await;
@@ -79,7 +80,7 @@ impl ExecActor {
         // The backend keeps nothing across restarts: abort the attempt and run a new one,
         // charged to no budget.
         let old = self.attempt_key(idx);
-        if let Some(b) = self.nodes[idx].backend {
+        if let Some(b) = self.nodes[idx].state.backend() {
             self.to_abort.push((b, old));
         }
         self.task_event(
@@ -97,11 +98,11 @@ impl ExecActor {
 
     pub(super) fn abort_task(&mut self, idx: usize, reason: &str) {
         // A dynamic node's task attempt already ended (SUCCEEDED): only its children abort.
-        if self.nodes[idx].child_scope.is_some() {
+        if self.nodes[idx].state.child_scope().is_some() {
             return;
         }
         if self.nodes[idx].rec.attempt_in_flight
-            && let Some(b) = self.nodes[idx].backend
+            && let Some(b) = self.nodes[idx].state.backend()
         {
             self.to_abort.push((b, self.attempt_key(idx)));
         }
@@ -121,10 +122,10 @@ impl ExecActor {
         if key.retry_attempt != attempt || !self.is_current(idx, &key) {
             return;
         }
-        if let Some(b) = self.nodes[idx].backend {
+        if let Some(b) = self.nodes[idx].state.backend() {
             self.to_abort.push((b, key));
         }
-        let d = self.nodes[idx].exec_deadline.unwrap_or_default();
+        let d = self.nodes[idx].state.exec_deadline().unwrap_or_default();
         let err = self.exec_error(
             ErrorKind::User,
             "TimeoutExpired",
