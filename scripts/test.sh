@@ -45,6 +45,11 @@ if ! cargo fmt --all -- --check; then
   failed+=("cargo fmt")
 fi
 
+log "deploy: Helm chart rendered and validated against the Kubernetes schemas"
+if ! scripts/check-deploy.sh; then
+  failed+=("check-deploy")
+fi
+
 # Build every target first with the feature set `cargo test` uses, going on past a crate that
 # does not compile, so the flyte-rs binary for the end-to-end suite exists whenever it can.
 log "cargo build --workspace --all-targets"

@@ -76,7 +76,37 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// How long a graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_secs: u64,
+    /// TLS on the one port (gRPC and HTTPS together). Off unless a certificate is given.
+    pub tls: TlsConfig,
+    /// Serve cleartext on a non-loopback `listen` address. Off: such a start is refused
+    /// without `tls`, so nothing goes over a network unencrypted by accident. Set it behind a
+    /// TLS-terminating load balancer or ingress, or on a network you trust (docs/tls.md).
+    pub allow_cleartext: bool,
 }
+
+/// `server.tls`: the certificate and key the one port serves (docs/tls.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first. Setting it turns TLS on.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the first certificate.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificate(s) that verify the server's certificate, given to task processes
+    /// (`FLYTE_PLATFORM_CA_CERT_FILE_PATH`) and shown in the printed flytekit config; unset
+    /// when the certificate is signed by a CA the system already trusts.
+    pub ca_file: Option<PathBuf>,
+    /// How often the files are checked for a new certificate, in seconds (SIGHUP reloads at
+    /// once); 0 checks only on SIGHUP.
+    pub reload_secs: u64,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+}
+
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -231,6 +261,11 @@ impl Default for ServerConfig {
             public_url: None,
             max_request_bytes: 32 * 1024 * 1024,
             shutdown_grace_secs: 10,
+            tls: TlsConfig {
+                reload_secs: 30,
+                ..TlsConfig::default()
+            },
+            allow_cleartext: false,
         }
     }
 }
@@ -575,7 +610,10 @@ impl Config {
             self.storage.blob_url = Some(url.as_str().trim_end_matches('/').to_string());
         }
         if self.server.public_url.is_none() && self.server.listen.port() != 0 {
-            self.server.public_url = Some(public_url_for(self.server.listen));
+            self.server.public_url = Some(public_url_for(
+                self.server.listen,
+                self.server.tls.enabled(),
+            ));
         }
         if let Some(venv) = &self.engine.python_venv {
             self.engine.python_venv = Some(std::path::absolute(venv).with_context(|| {
@@ -605,6 +643,7 @@ impl Config {
         {
             problems.push("replica.id: must be 1 to 200 characters".into());
         }
+        problems.extend(self.tls_problems());
         if self.server.max_request_bytes < 1024 {
             problems.push("server.max_request_bytes: must be at least 1024".into());
         }
@@ -736,9 +775,46 @@ impl Config {
     pub fn public_url(&self, bound: SocketAddr) -> String {
         match &self.server.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
-            None => public_url_for(bound),
+            None => public_url_for(bound, self.server.tls.enabled()),
         }
     }
+
+    /// `server.tls` complete and its files present; cleartext only on loopback unless
+    /// `server.allow_cleartext`.
+    fn tls_problems(&self) -> Vec<String> {
+        let s = &self.server;
+        let tls = &s.tls;
+        let mut problems = Vec::new();
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(_), None) => problems.push("server.tls.key_file: unset, but server.tls.cert_file is set (both are needed for TLS)".into()),
+            (None, Some(_)) => problems.push("server.tls.cert_file: unset, but server.tls.key_file is set (both are needed for TLS)".into()),
+            _ => {}
+        }
+        for (key, file) in [
+            ("cert_file", &tls.cert_file),
+            ("key_file", &tls.key_file),
+            ("ca_file", &tls.ca_file),
+        ] {
+            if let Some(path) = file
+                && !path.is_file()
+            {
+                problems.push(format!(
+                    "server.tls.{key}: `{}` is not a readable file",
+                    path.display()
+                ));
+            }
+        }
+        if !tls.enabled() && !s.listen.ip().is_loopback() && !s.allow_cleartext {
+            problems.push(format!(
+                "server.listen: `{}` is reachable from other machines but TLS is off; set \
+                 server.tls.cert_file and server.tls.key_file, or server.allow_cleartext = true \
+                 behind a TLS-terminating proxy or on a trusted network (docs/tls.md)",
+                s.listen
+            ));
+        }
+        problems
+    }
+
 
     /// The configuration as TOML, the format `--config` reads (secrets redacted).
     pub fn dump(&self) -> anyhow::Result<String> {
@@ -797,14 +873,15 @@ fn describe(err: &figment::Error) -> String {
     }
 }
 
-/// `http://<listen>`, with an unspecified address (0.0.0.0, ::) shown as loopback.
-fn public_url_for(addr: SocketAddr) -> String {
+/// `http(s)://<listen>`, with an unspecified address (0.0.0.0, ::) shown as loopback.
+fn public_url_for(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Hides a password in a URL (`postgres://u:secret@h/db` → `postgres://u:***@h/db`).
@@ -1098,10 +1175,76 @@ mod tests {
     }
 
     #[test]
+    fn cleartext_on_a_network_address_needs_tls_or_the_explicit_setting() {
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_SERVER__LISTEN", "0.0.0.0:8080")]),
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("server.allow_cleartext"), "{msg}");
+        assert!(msg.contains("server.tls.cert_file"), "{msg}");
+        // Loopback stays the cleartext default.
+        Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_SERVER__LISTEN", "127.0.0.1:8080")]),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_gives_an_https_public_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("tls.crt");
+        let key = dir.path().join("tls.key");
+        std::fs::write(&cert, "x").unwrap();
+        let cert_s = cert.to_str().unwrap();
+        let key_s = key.to_str().unwrap();
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_SERVER__TLS__CERT_FILE", cert_s)]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("server.tls.key_file: unset"),
+            "{err:#}"
+        );
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[
+                ("FLYTE_RS_SERVER__TLS__CERT_FILE", cert_s),
+                ("FLYTE_RS_SERVER__TLS__KEY_FILE", key_s),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("server.tls.key_file: `"),
+            "{err:#}"
+        );
+        std::fs::write(&key, "x").unwrap();
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[
+                ("FLYTE_RS_SERVER__LISTEN", "0.0.0.0:8443"),
+                ("FLYTE_RS_SERVER__TLS__CERT_FILE", cert_s),
+                ("FLYTE_RS_SERVER__TLS__KEY_FILE", key_s),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("https://127.0.0.1:8443")
+        );
+    }
+
+    #[test]
     fn unspecified_listen_gives_loopback_public_url() {
         let c = Config::load(
             &Overrides::default(),
-            &env(&[("FLYTE_RS_SERVER__LISTEN", "0.0.0.0:8080")]),
+            &env(&[
+                ("FLYTE_RS_SERVER__LISTEN", "0.0.0.0:8080"),
+                ("FLYTE_RS_SERVER__ALLOW_CLEARTEXT", "true"),
+            ]),
         )
         .unwrap();
         assert_eq!(

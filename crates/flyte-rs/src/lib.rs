@@ -12,6 +12,7 @@ mod server;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
+mod tls;
 
 pub use config::{Config, Environment, Overrides};
 pub use server::{RunningServer, ShutdownHandle, flytekit_config, start};

@@ -1,8 +1,8 @@
 //! Composition of the whole platform into one listening server.
 //!
-//! One TCP port serves gRPC (cleartext HTTP/2, as `grpc.insecure_channel` speaks it) and
-//! HTTP/1.1 (REST gateway, data-proxy uploads, health and metrics): axum's server detects the
-//! HTTP/2 preface per connection.
+//! One TCP port serves gRPC (HTTP/2, as `grpc.insecure_channel` speaks it) and HTTP/1.1
+//! (REST gateway, data-proxy uploads, health and metrics): axum's server detects the HTTP/2
+//! preface per connection. With `server.tls` the same port speaks TLS first (tls.rs).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -40,6 +40,8 @@ pub struct RunningServer {
     addr: SocketAddr,
     public_url: String,
     startup: Duration,
+    /// `server.tls.ca_file`, for the printed flytekit config.
+    ca_file: Option<std::path::PathBuf>,
     shutdown: ShutdownHandle,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -88,7 +90,7 @@ impl RunningServer {
 
     /// The text of `~/.flyte/config.yaml` that points flytekit (pyflyte, FlyteRemote) here.
     pub fn flytekit_config(&self) -> String {
-        flytekit_config(self.addr, &self.public_url)
+        flytekit_config(self.addr, &self.public_url, self.ca_file.as_deref())
     }
 
     /// The line printed when ready, and the config to use.
@@ -104,12 +106,18 @@ impl RunningServer {
     }
 }
 
-/// The flytekit config for a server at `addr`.
-pub fn flytekit_config(addr: SocketAddr, public_url: &str) -> String {
+/// The flytekit config for a server at `addr`: TLS when `public_url` is https, verified with
+/// `ca_file` when given (else the system's CAs).
+pub fn flytekit_config(addr: SocketAddr, public_url: &str, ca_file: Option<&Path>) -> String {
+    let insecure = !public_url.starts_with("https:");
+    let ca = ca_file
+        .map(|ca| format!("  caCertFilePath: {}\n", ca.display()))
+        .unwrap_or_default();
     format!(
-        "admin:\n  endpoint: dns:///{addr}\n  insecure: true\nconsole:\n  endpoint: {public_url}\n"
+        "admin:\n  endpoint: dns:///{addr}\n  insecure: {insecure}\n{ca}console:\n  endpoint: {public_url}\n"
     )
 }
+
 
 fn indent(text: &str, prefix: &str) -> String {
     text.lines().map(|l| format!("{prefix}{l}\n")).collect()
@@ -139,6 +147,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .context("storage.blob_url is unset")?;
     prepare_local_paths(&metadata_url, &blob_url)?;
 
+    // Before binding: a bad certificate stops the start with the file at fault.
+    let tls = match config.server.tls.enabled() {
+        true => Some(crate::tls::Tls::load(&config.server.tls)?),
+        false => None,
+    };
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
@@ -187,11 +200,26 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let _ = rx.wait_for(|v| *v).await;
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
         };
-        // No Nagle delay: small unary gRPC responses would otherwise wait for delayed ACKs.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(stopped);
+        let serve = async move {
+            match tls {
+                Some(tls) => {
+                    let listener = tls.listen(listener)?;
+                    axum::serve(listener, app.into_make_service())
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+                None => {
+                    // No Nagle delay: small unary gRPC responses would otherwise wait for
+                    // delayed ACKs.
+                    let listener = listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    axum::serve(listener, app.into_make_service())
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+            }
+        };
         let result = tokio::select! {
             result = serve => result.context("server failed"),
             () = async {
@@ -216,11 +244,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let startup = began.elapsed();
     metrics::gauge!("flyte_rs_build_info", "version" => crate::VERSION).set(1.0);
     metrics::gauge!("flyte_rs_startup_seconds").set(startup.as_secs_f64());
-    tracing::info!(%addr, startup_ms = startup.as_millis() as u64, "serving gRPC and HTTP");
+    tracing::info!(
+        %addr,
+        tls = config.server.tls.enabled(),
+        startup_ms = startup.as_millis() as u64,
+        "serving gRPC and HTTP"
+    );
     Ok(RunningServer {
         addr,
         public_url,
         startup,
+        ca_file: config.server.tls.ca_file.clone(),
         shutdown,
         task,
     })
@@ -237,6 +271,13 @@ fn engine_parts(
 ) -> anyhow::Result<(EngineParts, Arc<LogLayout>)> {
     let e = &config.engine;
     let mut env = task_platform_env(public_url);
+    if let Some(ca) = &config.server.tls.ca_file {
+        // flytekit's `admin.caCertFilePath`: tasks that call back verify the server with it.
+        env.insert(
+            "FLYTE_PLATFORM_CA_CERT_FILE_PATH".into(),
+            ca.display().to_string(),
+        );
+    }
     env.extend(e.task_env.clone());
     let mut local = LocalProcessConfig {
         path: e.task_path.clone().map(Into::into),
