@@ -174,9 +174,18 @@ pub struct TaskResourceQuantities {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineSection {
-    /// Task processes running at once; 0 means the number of cores. Attempts waiting for a
-    /// slot are shown as QUEUED.
+    /// Task processes running at once at most; 0: as many as their CPU and memory requests
+    /// fit in `host_cpus` and `host_memory` (a task without requests takes one CPU). Attempts
+    /// waiting are shown as QUEUED.
     pub max_concurrent_tasks: usize,
+    /// CPUs that task processes may request in all, a quantity (`2`, `1500m`). Unset: the
+    /// cores this server may use.
+    #[serde(deserialize_with = "quantity")]
+    pub host_cpus: Option<String>,
+    /// Memory that task processes may request in all, a quantity (`16Gi`). Unset: the host's
+    /// memory (or the server's cgroup limit, if less).
+    #[serde(deserialize_with = "quantity")]
+    pub host_memory: Option<String>,
     /// A Python virtual environment for task processes: its `bin/` goes in front of `PATH`
     /// and `VIRTUAL_ENV` is set. Unset: tasks use `task_path` (or the server's own `PATH`).
     pub python_venv: Option<PathBuf>,
@@ -206,10 +215,29 @@ pub struct EngineSection {
     pub task_env: std::collections::BTreeMap<String, String>,
 }
 
+/// A Kubernetes quantity as text, written as a string (`"1500m"`, `"16Gi"`) or a plain number
+/// (`2`, which environment variables give as one).
+fn quantity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Quantity {
+        Int(u64),
+        Float(f64),
+        Text(String),
+    }
+    Ok(Option::<Quantity>::deserialize(d)?.map(|q| match q {
+        Quantity::Int(n) => n.to_string(),
+        Quantity::Float(n) => n.to_string(),
+        Quantity::Text(t) => t,
+    }))
+}
+
 impl Default for EngineSection {
     fn default() -> Self {
         Self {
             max_concurrent_tasks: 0,
+            host_cpus: None,
+            host_memory: None,
             python_venv: None,
             task_path: None,
             auto_venv: true,
@@ -750,6 +778,18 @@ impl Config {
         }
         if self.engine.max_concurrent_tasks > 100_000 {
             problems.push("engine.max_concurrent_tasks: at most 100000".into());
+        }
+        for (key, value) in [
+            ("host_cpus", &self.engine.host_cpus),
+            ("host_memory", &self.engine.host_memory),
+        ] {
+            if let Some(v) = value
+                && !flyte_engine::backend::resources::parse_quantity(v).is_some_and(|q| q > 0.0)
+            {
+                problems.push(format!(
+                    "engine.{key}: `{v}` is not a positive quantity (like 2, 1500m, 16Gi)"
+                ));
+            }
         }
         if let Some(key) = self
             .engine

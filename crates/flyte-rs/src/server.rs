@@ -282,7 +282,8 @@ fn engine_parts(
     let mut local = LocalProcessConfig {
         path: e.task_path.clone().map(Into::into),
         venv: e.python_venv.clone(),
-        max_concurrency: config.task_concurrency(),
+        max_concurrency: e.max_concurrent_tasks,
+        capacity: Some(host_capacity(e)),
         kill_grace_period: Duration::from_secs(e.kill_grace_secs),
         keep_work_dirs: e.keep_work_dirs,
         unpack_code_bundles: e.unpack_code_bundles,
@@ -321,6 +322,19 @@ fn engine_parts(
         cache: Some(cache),
     };
     Ok((parts, logs))
+}
+
+/// `engine.host_cpus` / `engine.host_memory` over what this host has (validated at load).
+fn host_capacity(e: &crate::config::EngineSection) -> flyte_engine::backend::resources::Capacity {
+    use flyte_engine::backend::resources::{Capacity, parse_quantity};
+    let mut capacity = Capacity::detect();
+    if let Some(cpus) = e.host_cpus.as_deref().and_then(parse_quantity) {
+        capacity.0.cpu_milli = (cpus * 1000.0).ceil() as u64;
+    }
+    if let Some(memory) = e.host_memory.as_deref().and_then(parse_quantity) {
+        capacity.0.memory = memory.ceil() as u64;
+    }
+    capacity
 }
 
 /// What a task process needs to call back into the platform (flytekit's `FLYTE_PLATFORM_*`):

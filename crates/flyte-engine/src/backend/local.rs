@@ -22,7 +22,11 @@
 //!   exits, whatever it left running in its group is killed, as when a container stops.
 //! * stdout and stderr go, interleaved, to `<log dir>/<project>/<domain>/<execution>/<node>/<attempt>.log`,
 //!   linked from the task execution as `<public url>/logs/<same path>` ([`LogLayout`]).
-//! * A semaphore bounds the processes running at once; attempts waiting for it are QUEUED.
+//! * A task process starts once the CPU and memory it requests fit beside those running
+//!   ([`super::resources`]; QUEUED until then); a request larger than the host fails at once
+//!   (`Unschedulable`). Eager tasks are not held to it: they wait for the executions they
+//!   launch, whose tasks need the capacity. A memory limit is enforced ([`super::memory`]), and
+//!   a task killed at it is reported `OOMKilled`.
 //! * After the process exits: `error.pb` before everything else (flytekit exits 0 after a user
 //!   error), then `futures.pb`, then `outputs.pb` (see [`super::task_io::evaluate_success`]); a
 //!   non-zero exit without `error.pb` is a retryable USER failure with the end of the log in
@@ -43,9 +47,11 @@ use bytes::Bytes;
 use flyte_blob::BlobStore;
 use flyteidl::core::{TaskLog, TaskTemplate, execution_error, task_log, task_template};
 use prost::Message;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
+use super::memory;
+use super::resources::{Admission, Admit, Capacity, Defaults, Reservation, TaskResources};
 use super::task_io::{self, aborted, execution_error, failed};
 use super::template::{self, TemplateValues};
 use super::{
@@ -82,8 +88,14 @@ pub struct LocalProcessConfig {
     pub path: Option<OsString>,
     /// A virtual environment whose `bin/` goes in front of `PATH` (and `VIRTUAL_ENV` is set).
     pub venv: Option<PathBuf>,
-    /// Task processes running at once; 0 means the number of cores.
+    /// Task processes running at once at most; 0: as many as their CPU and memory requests
+    /// allow (`capacity`).
     pub max_concurrency: usize,
+    /// CPU and memory that task processes may request in all; `None`: what this host has
+    /// ([`Capacity::detect`]).
+    pub capacity: Option<Capacity>,
+    /// What a task that states no requests gets (one CPU, no memory reservation or limit).
+    pub resource_defaults: Defaults,
     /// Where attempt logs are kept (`<data dir>/logs` by default).
     pub log_dir: PathBuf,
     /// Where each attempt gets its working directory (`<data dir>/work` by default).
@@ -112,6 +124,8 @@ impl LocalProcessConfig {
             path: None,
             venv: None,
             max_concurrency: 0,
+            capacity: None,
+            resource_defaults: Defaults::default(),
             log_dir: data_dir.join("logs"),
             work_dir: data_dir.join("work"),
             keep_work_dirs: false,
@@ -123,13 +137,20 @@ impl LocalProcessConfig {
         }
     }
 
-    /// The effective concurrency limit.
+    /// How many tasks with the default requests run at once: `max_concurrency` or what the
+    /// CPU capacity admits (at least one).
     pub fn effective_concurrency(&self) -> usize {
-        if self.max_concurrency > 0 {
-            self.max_concurrency
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+        let by_cpu =
+            self.effective_capacity().0.cpu_milli / self.resource_defaults.cpu_milli.max(1);
+        match self.max_concurrency {
+            0 => (by_cpu as usize).max(1),
+            n => n.min(by_cpu as usize).max(1),
         }
+    }
+
+    /// The capacity tasks are admitted against.
+    pub fn effective_capacity(&self) -> Capacity {
+        self.capacity.unwrap_or_else(Capacity::detect)
     }
 
     /// The `PATH` task processes get.
@@ -321,7 +342,7 @@ struct Inner {
     layout: LogLayout,
     path_env: OsString,
     limit: usize,
-    semaphore: Arc<Semaphore>,
+    admission: Admission,
     /// Attempts accepted and not yet finished: the abort switch of each.
     running: Mutex<HashMap<AttemptKey, watch::Sender<bool>>>,
 }
@@ -350,8 +371,17 @@ impl LocalProcessBackend {
             );
         }
         let limit = config.effective_concurrency();
+        let capacity = config.effective_capacity();
+        tracing::info!(
+            cpus = %super::resources::cpus(capacity.0.cpu_milli),
+            memory = %super::resources::bytes(capacity.0.memory),
+            max_processes = config.max_concurrency,
+            memory_limits = %memory::describe_host(Path::new("/sys/fs/cgroup")),
+            "local task processes are admitted by the CPU and memory they request"
+        );
         let layout = LogLayout::new(config.log_dir.clone(), config.public_url.clone());
         let path_env = config.effective_path();
+        let admission = Admission::new(capacity, config.max_concurrency);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -359,7 +389,7 @@ impl LocalProcessBackend {
                 layout,
                 path_env,
                 limit,
-                semaphore: Arc::new(Semaphore::new(limit)),
+                admission,
                 running: Mutex::new(HashMap::new()),
             }),
         }
@@ -390,6 +420,9 @@ struct Prepared {
     argv: Vec<String>,
     env: BTreeMap<String, String>,
     image: String,
+    /// `pyflyte-fast-execute --dest-dir` as registered (before it is pointed at the attempt's
+    /// own directory): what the task command gets as `--dynamic-dest-dir`.
+    registered_dest_dir: Option<String>,
 }
 
 impl Inner {
@@ -435,6 +468,7 @@ impl Inner {
         };
         let mut argv =
             template::render_all(&raw, &values).map_err(|e| BackendError::Unsupported(e.0))?;
+        let registered_dest_dir = registered_dest_dir(&argv);
         unpack_code_in_work_dir(&mut argv);
         if argv[0].is_empty() {
             return Err(BackendError::Unsupported(
@@ -445,6 +479,7 @@ impl Inner {
             argv,
             env: self.environment(attempt, &container.env),
             image: container.image.clone(),
+            registered_dest_dir,
         })
     }
 
@@ -555,6 +590,8 @@ impl TaskBackend for LocalProcessBackend {
         attempt: TaskAttempt,
         updates: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
     ) -> Result<(), BackendError> {
+        TaskResources::of(&attempt.template, &self.inner.config.resource_defaults)
+            .map_err(BackendError::Unsupported)?;
         let abort_rx = self.inner.register(&attempt.key)?;
         let prepared = match self.inner.prepare(&attempt).await {
             Ok(p) => p,
@@ -642,22 +679,9 @@ async fn run_attempt(
     updates: &mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
 ) -> AttemptOutcome {
     let key = &attempt.key;
-    let permit: OwnedSemaphorePermit = match inner.semaphore.clone().try_acquire_owned() {
-        Ok(p) => p,
-        Err(_) => {
-            let reason = format!(
-                "waiting for one of the {} local task process slots",
-                inner.limit
-            );
-            let _ = updates.send((key.clone(), AttemptUpdate::Queued { reason }));
-            tokio::select! {
-                p = inner.semaphore.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => return failed(execution_error("Interrupted", "the local backend is shutting down", execution_error::ErrorKind::System), true, vec![]),
-                },
-                _ = aborted(&mut abort_rx) => return AttemptOutcome::Aborted,
-            }
-        }
+    let permit = match admit(inner, attempt, &mut abort_rx, updates).await {
+        Ok(permit) => permit,
+        Err(outcome) => return outcome,
     };
     if *abort_rx.borrow() {
         return AttemptOutcome::Aborted;
@@ -697,11 +721,99 @@ async fn run_attempt(
             logs,
         ),
         Exit::Exited(status) => evaluate_exit(inner, attempt, status, &log_path, logs).await,
+        Exit::OomKilled => oom_killed(attempt, &log_path, logs),
     }
+}
+
+/// Whether flytekit marked the task eager (`@eager`): it launches executions and waits for them.
+fn is_eager(template: &TaskTemplate) -> bool {
+    template.metadata.as_ref().is_some_and(|m| m.is_eager)
+}
+
+/// Waits until the attempt's CPU and memory requests fit (QUEUED meanwhile) and returns what
+/// it holds while it runs. A request larger than the host fails at once. Eager tasks hold
+/// nothing and never wait: they wait for the executions they launch, whose tasks need the
+/// capacity (holding it, two nested eager tasks on two CPUs left their grandchild QUEUED
+/// forever). On Kubernetes the same holds for the cluster: an eager pod waits beside the pods
+/// of its children, and a full cluster grows or queues them, never its own parent.
+async fn admit(
+    inner: &Inner,
+    attempt: &TaskAttempt,
+    abort_rx: &mut watch::Receiver<bool>,
+    updates: &mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+) -> Result<Option<Reservation>, AttemptOutcome> {
+    let key = &attempt.key;
+    // Validated in `start`; a template that changed since cannot happen (it is shared).
+    let resources =
+        TaskResources::of(&attempt.template, &inner.config.resource_defaults).map_err(|e| {
+            failed(
+                execution_error("BadTaskSpecification", e, execution_error::ErrorKind::User),
+                false,
+                vec![],
+            )
+        })?;
+    if let Some(offer) = inner.admission.never_fits(resources.request) {
+        let message = format!(
+            "[{}] cannot be scheduled: the task requests {} ({}), but {offer}; lower the task's \
+             requests, or give flyte-rs more with engine.host_cpus / engine.host_memory",
+            template::generated_name(key),
+            resources.request,
+            if resources.written.is_empty() {
+                "the defaults"
+            } else {
+                &resources.written
+            },
+        );
+        tracing::warn!(%message, "task cannot be scheduled on this host");
+        return Err(failed(
+            execution_error("Unschedulable", message, execution_error::ErrorKind::User),
+            false,
+            task_logs(inner, key),
+        ));
+    }
+    if is_eager(&attempt.template) {
+        return Ok(None);
+    }
+    match inner.admission.admit(resources.request) {
+        Admit::Now(reservation) => Ok(Some(reservation)),
+        Admit::Wait(ticket) => {
+            let (used, processes) = inner.admission.in_use();
+            let reason = format!(
+                "Unschedulable: waiting for {} ({} in use by {processes} task processes; this \
+                 host offers {})",
+                resources.request,
+                used,
+                inner.admission.capacity().0,
+            );
+            let _ = updates.send((key.clone(), AttemptUpdate::Queued { reason }));
+            tokio::select! {
+                reservation = ticket.granted() => Ok(Some(reservation)),
+                _ = aborted(abort_rx) => Err(AttemptOutcome::Aborted),
+            }
+        }
+    }
+}
+
+/// A task killed at its memory limit, reported as propeller reports a container the kernel
+/// OOM-killed (`DeterminePrimaryContainerPhase`): retryable, USER, code `OOMKilled`.
+fn oom_killed(attempt: &TaskAttempt, log_path: &Path, logs: Vec<TaskLog>) -> AttemptOutcome {
+    let name = template::generated_name(&attempt.key);
+    let tail = log_tail(log_path);
+    let message = format!(
+        "[{name}] terminated with exit code ({}). Reason [OOMKilled]. Message: \n{tail}.",
+        128 + libc::SIGKILL
+    );
+    failed(
+        execution_error("OOMKilled", message, execution_error::ErrorKind::User),
+        true,
+        logs,
+    )
 }
 
 enum Exit {
     Exited(ExitStatus),
+    /// Killed at its memory limit.
+    OomKilled,
     TimedOut(Duration),
     Aborted,
     /// The process could not be started.
@@ -760,6 +872,7 @@ async fn run_process(
         argv,
         env,
         image: prepared.image.clone(),
+        registered_dest_dir: None,
     };
     let program = &prepared.argv[0];
     let Some(resolved) = resolve_program(
@@ -856,6 +969,15 @@ async fn run_process(
         },
     ));
 
+    let memory_limit = TaskResources::of(&attempt.template, &inner.config.resource_defaults)
+        .ok()
+        .and_then(|r| r.memory_limit);
+    let over_memory = async {
+        match memory_limit {
+            Some(limit) => (memory::exceeded(pgid, limit).await, limit),
+            None => std::future::pending().await,
+        }
+    };
     let timeout = attempt.timeout.filter(|t| !t.is_zero());
     let timer = async {
         match timeout {
@@ -879,6 +1001,14 @@ async fn run_process(
             terminate_group(pgid, &mut child, inner.config.kill_grace_period).await;
             Exit::Aborted
         }
+        (used, limit) = over_memory => {
+            kill_group(pgid, libc::SIGKILL);
+            let _ = child.wait().await;
+            let (used, limit) = (super::resources::bytes(used), super::resources::bytes(limit));
+            tracing::warn!(pid = pgid, %used, %limit, "task over its memory limit: killed (OOMKilled)");
+            append_line(log_path, &format!("flyte-rs: the task used {used} of memory, over its limit of {limit}: killed (OOMKilled)"));
+            Exit::OomKilled
+        }
         _ = timer => {
             append_line(log_path, &format!("flyte-rs: task execution timeout [{:?}] expired; stopping the task", timeout.unwrap_or_default()));
             terminate_group(pgid, &mut child, inner.config.kill_grace_period).await;
@@ -893,6 +1023,7 @@ async fn run_process(
         }
         Exit::Exited(_) => "exit_code",
         Exit::TimedOut(_) => "timeout",
+        Exit::OomKilled => "oom_killed",
         Exit::Aborted => "aborted",
         // Counted where it failed (system_failure).
         Exit::Failed(_) => "",
@@ -1028,14 +1159,35 @@ async fn fast_execute_here(
     .await
     .map_err(std::io::Error::other)??;
 
-    let dest_dir = work_dir.display().to_string();
+    let code_dir = work_dir.display().to_string();
     let mut env = prepared.env.clone();
     let python_path = match env.get("PYTHONPATH") {
-        Some(p) if !p.is_empty() => format!("{p}:{dest_dir}"),
-        _ => dest_dir.clone(),
+        Some(p) if !p.is_empty() => format!("{p}:{code_dir}"),
+        _ => code_dir,
     };
     env.insert("PYTHONPATH".into(), python_path);
-    Ok(Some((fast.direct_command(&dest_dir), env)))
+    // flytekit serialises what a dynamic or eager task registers with `--dest-dir` set to
+    // this: the registered value keeps those entities the same wherever the attempt ran
+    // (the working directory made each execution's differ, and re-registering the same
+    // version was refused).
+    let dest_dir = prepared.registered_dest_dir.as_deref().unwrap_or(".");
+    Ok(Some((fast.direct_command(dest_dir), env)))
+}
+
+/// The `--dest-dir` a `pyflyte-fast-execute` command was registered with (the last one given).
+fn registered_dest_dir(argv: &[String]) -> Option<String> {
+    let mut found = None;
+    let mut args = argv.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        } else if arg == "--dest-dir" {
+            found = args.next().cloned();
+        } else if let Some(v) = arg.strip_prefix("--dest-dir=") {
+            found = Some(v.to_string());
+        }
+    }
+    found.filter(|d| !d.is_empty() && !d.contains("{{"))
 }
 
 /// Points `pyflyte-fast-execute --dest-dir` at the attempt's own working directory.
@@ -1206,8 +1358,11 @@ async fn run_reattached(
     mut abort_rx: watch::Receiver<bool>,
 ) -> AttemptOutcome {
     let key = &attempt.key;
-    // It runs already: it takes a slot if there is one, and never waits for one.
-    let permit = inner.semaphore.clone().try_acquire_owned().ok();
+    // It runs already: its requests count as in use, whether they fit or not.
+    let permit = TaskResources::of(&attempt.template, &inner.config.resource_defaults)
+        .ok()
+        .filter(|_| !is_eager(&attempt.template))
+        .map(|r| inner.admission.reserve_running(r.request));
     let logs = task_logs(inner, key);
     let log_path = inner.layout.log_file_for(key);
     let work_dir = attempt_work_dir(inner, key);
@@ -1541,6 +1696,46 @@ mod tests {
         ];
         unpack_code_in_work_dir(&mut joined);
         assert_eq!(joined[1], "--dest-dir=.");
+    }
+
+    #[test]
+    fn the_registered_dest_dir_is_what_dynamic_and_eager_tasks_register_with() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let fast = |dest: &str| {
+            argv(&[
+                "pyflyte-fast-execute",
+                "--additional-distribution",
+                "file:///d/fast.tar.gz",
+                dest,
+                "--",
+                "pyflyte-execute",
+                "--dest-dir",
+                "/not/this",
+                "--resolver",
+                "r",
+            ])
+        };
+        assert_eq!(
+            registered_dest_dir(&fast("--dest-dir=/root")).as_deref(),
+            Some("/root")
+        );
+        assert_eq!(
+            registered_dest_dir(&fast("--dest-dir={{ .dest_dir }}")),
+            None
+        );
+        assert_eq!(registered_dest_dir(&fast("--verbose")), None);
+        // Not the attempt's working directory, which differs per execution.
+        let parsed = FastExecute::parse(&fast("--dest-dir=.")).unwrap();
+        let command = parsed.direct_command(
+            registered_dest_dir(&fast("--dest-dir=."))
+                .as_deref()
+                .unwrap(),
+        );
+        let at = command
+            .iter()
+            .position(|a| a == "--dynamic-dest-dir")
+            .unwrap();
+        assert_eq!(command[at + 1], ".");
     }
 
     #[test]

@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 
 pub mod builtin;
 pub mod local;
+pub mod memory;
+pub mod resources;
 pub mod task_io;
 pub mod template;
 
