@@ -242,6 +242,81 @@ def test_a_running_tasks_log_lines_appear_in_its_panel(server: Server, project, 
     expect(page.get_by_test_id("task-log")).to_contain_text("step 1: 100 -> 101")
 
 
+TICKING = """
+import time
+
+from flytekit import task, workflow
+
+
+@task
+def ticks(n: int, pause: float) -> int:
+    for i in range(1, n + 1):
+        print(f"tick {i} of {n}", flush=True)
+        time.sleep(pause)
+    return n
+
+
+@workflow
+def ticking_wf(n: int = 3, pause: float = 4.0) -> int:
+    return ticks(n=n, pause=pause)
+"""
+
+
+def test_live_updates_come_from_the_server_not_from_polling(server: Server, project, page: Page):
+    """The page follows the server's events (docs/console.md, "Live updates"): the task's log
+    lines appear one by one and the phase changes without a reload, and while nothing changes
+    the page asks nothing (the old console re-read the execution every 2 s)."""
+    (project / "console_live.py").write_text(TICKING)
+    name, url = run_remote(server, project, "console_live.py", "ticking_wf", "--n", "3", "--pause", "4")
+    watches: list[str] = []
+    log_follows: list[str] = []
+    reads: list[str] = []
+
+    def seen(request):
+        path = request.url.split("?")[0]
+        if "/api/v1/watch/executions/" in path:
+            watches.append(path)
+        elif "/logs/" in path and "text/event-stream" in request.headers.get("accept", ""):
+            log_follows.append(path)
+        elif path.endswith(f"/api/v1/executions/{PROJECT}/{DOMAIN}/{name}"):
+            reads.append(path)
+
+    page.on("request", seen)
+    page.goto(url + "?node=n0")
+    page.evaluate("window.__not_reloaded = true")
+    log = page.get_by_test_id("task-log")
+    expect(log).to_contain_text("tick 1 of 3", timeout=RUN_WAIT_MS)
+    expect(header_phase(page)).to_have_attribute("data-phase", "RUNNING", timeout=UI_WAIT_MS)
+    expect(page.get_by_test_id("live")).to_have_text("● Live", timeout=UI_WAIT_MS)
+    # The task sleeps between its lines: nothing changes, so nothing is read (no polling).
+    reads_before = len(reads)
+    expect(log).to_contain_text("tick 2 of 3", timeout=RUN_WAIT_MS)
+    assert len(reads) == reads_before, f"the page re-read the execution while nothing changed: {reads}"
+    expect(log).to_contain_text("tick 3 of 3", timeout=RUN_WAIT_MS)
+    # The end comes as an event too: phase, node colour, outputs, all without a reload.
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    expect(page.locator('svg.graph [data-node-id="n0"]')).to_have_attribute(
+        "data-phase", "SUCCEEDED", timeout=UI_WAIT_MS
+    )
+    outputs = page.get_by_role("table", name="Outputs", exact=True)
+    expect(outputs.locator('tr[data-name="o0"] td')).to_have_text("3", timeout=UI_WAIT_MS)
+    assert page.evaluate("window.__not_reloaded") is True
+    assert watches == [f"{server.url}/api/v1/watch/executions/{PROJECT}/{DOMAIN}/{name}"], watches
+    assert log_follows and all(p.endswith("/n0/0.log") for p in log_follows), log_follows
+    # The log is complete and in order once the attempt ended.
+    text = log.inner_text()
+    assert text.index("tick 1 of 3") < text.index("tick 2 of 3") < text.index("tick 3 of 3")
+
+
+def test_the_executions_list_updates_live(server: Server, project, page: Page):
+    page.goto(f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions")
+    expect(page.get_by_role("heading", name="Executions")).to_be_visible(timeout=UI_WAIT_MS)
+    (project / "console_live.py").write_text(TICKING)
+    name, _ = run_remote(server, project, "console_live.py", "ticking_wf", "--n", "1", "--pause", "2")
+    row = page.locator(f'tr[data-execution="{name}"]')
+    expect(row.locator(".phase")).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+
+
 def test_approve_a_gate_and_set_a_typed_input_from_the_page(server: Server, project, page: Page):
     name, url = run_remote(server, project, "examples/gates.py", "approval_wf", "--x", "4")
     page.goto(url)

@@ -33,6 +33,11 @@ pub trait ExecutionLauncher: Send + Sync + 'static {
     async fn signal_set(&self, execution: &WorkflowExecutionIdentifier, signal_id: &str) {
         let _ = (execution, signal_id);
     }
+    /// Where the executions it runs announce their committed changes (the watch endpoints,
+    /// `crate::live`); `None`: nothing is announced.
+    fn live(&self) -> Option<crate::live::LiveHub> {
+        None
+    }
 }
 
 #[async_trait]
@@ -102,13 +107,18 @@ pub fn with_engine(mut state: AdminState, parts: EngineParts) -> (AdminState, Ar
         .ownership
         .as_ref()
         .map(|o| o.replica_id().to_owned());
+    // Committed batches are announced to the watch endpoints (crate::live).
+    let hub = crate::live::LiveHub::new();
     let engine = Engine::new_cyclic(|handle| {
-        state.launcher = Some(Arc::new(handle));
+        state.launcher = Some(Arc::new(crate::live::LiveLauncher::new(
+            handle,
+            hub.clone(),
+        )));
         EngineDeps {
             config: parts.config,
             blob: state.blob.clone(),
             backends: parts.backends,
-            sink: event_sink(&state, fence),
+            sink: crate::live::PublishingSink::wrap(event_sink(&state, fence), hub),
             journal: engine_journal(&state),
             resolver: StoreEntityResolver::new(state.clone()),
             external: ExternalServices::from(EngineServices::new(state.clone())),

@@ -7,6 +7,7 @@ pub mod error;
 pub mod fidelity;
 pub mod gateway;
 pub mod launcher;
+pub mod live;
 pub mod router;
 pub mod service;
 pub mod services;

@@ -60,6 +60,8 @@ pub fn router(state: AdminState) -> Router {
 
     grpc.merge(dataproxy_http)
         .merge(cache_http)
+        // Live updates (server-sent events): crate::live.
+        .merge(crate::live::router(state))
         .merge(rest)
         .fallback(fallback)
         .layer(axum::middleware::from_fn(metrics::track))

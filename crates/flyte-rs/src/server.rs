@@ -360,7 +360,7 @@ fn task_platform_env(public_url: &str) -> std::collections::BTreeMap<String, Str
 fn app(admin: AdminState, store: Arc<dyn MetadataStore>, logs: Arc<LogLayout>) -> Router {
     let task_logs = Router::new()
         .route(&format!("{LOG_ROUTE}/{{*tail}}"), get(task_log))
-        .with_state(logs);
+        .with_state((logs, store.clone()));
     let ops = Router::new()
         .route("/healthcheck", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -407,14 +407,22 @@ async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
 /// task attempt, as far as it has been written (the file grows while the task runs).
 /// `Range: bytes=N-` gets what follows byte N (206; 416 when there is nothing past N yet), so
 /// a follower (`flyte-rs logs --follow`, docs/cli.md) fetches only what is new.
+/// `Accept: text/event-stream` follows it as server-sent events (`flyte_admin::live`).
 async fn task_log(
-    State(layout): State<Arc<LogLayout>>,
+    State((layout, store)): State<(Arc<LogLayout>, Arc<dyn MetadataStore>)>,
     UrlPath(tail): UrlPath<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let Some(path) = layout.file_for_url_path(&tail) else {
+    let (Some(path), Some(attempt)) = (
+        layout.file_for_url_path(&tail),
+        LogLayout::key_for_url_path(&tail),
+    ) else {
         return (StatusCode::NOT_FOUND, "not a task log path\n").into_response();
     };
+    // `EventSource`: the lines as they are written (docs/console.md, "Live updates").
+    if flyte_admin::live::wants_events(&headers) {
+        return flyte_admin::live::follow_log(store, path, attempt, &headers);
+    }
     let cannot_read = |what: &str, e: std::io::Error| {
         tracing::warn!(path = %path.display(), error = %e, "cannot {what} a task log");
         (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the log\n").into_response()

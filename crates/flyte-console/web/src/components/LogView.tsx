@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { isTerminal } from "../format";
+import { type Tail, appendTail } from "../live";
 import { ErrorBox } from "./common";
 
 /** Kept of a long log: its end, where a running task writes and a failure is explained
@@ -16,64 +17,75 @@ export function inlineLogPath(uri: string): string | null {
   }
 }
 
-/** An attempt's log inline. While the attempt runs it asks every 2 s for what is new
- * (`Range: bytes=N-`: 206 appends, 416 means nothing new; a 200 is the whole log again); the
- * end stays in view. */
+/** An attempt's log inline. While the attempt runs the server streams its lines as they are
+ * written (`EventSource` on the same URL: `log` events, then `end`); once it has ended, one
+ * read. The end stays in view. */
 export function LogView({ path, phase }: { path: string; phase: string }) {
-  const [text, setText] = useState<string | null>(null);
-  const [dropped, setDropped] = useState(0);
+  const [tail, setTail] = useState<Tail | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const [following, setFollowing] = useState(false);
+  const ended = isTerminal(phase);
   useEffect(() => {
     let alive = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let offset = 0;
-    let decoder = new TextDecoder();
-    let acc = "";
-    let cut = 0;
-    const tick = async () => {
-      try {
-        const res = await fetch(path, { headers: offset ? { Range: `bytes=${offset}-` } : {} });
-        if (res.status !== 416) {
-          if (!res.ok) throw new Error((await res.text()).trim() || `${res.status} ${res.statusText}`);
-          const bytes = new Uint8Array(await res.arrayBuffer());
-          if (res.status === 200) {
-            decoder = new TextDecoder();
-            acc = "";
-            cut = 0;
-            offset = 0;
-          }
-          acc += decoder.decode(bytes, { stream: true });
-          offset += bytes.length;
-          if (acc.length > TAIL_BYTES) {
-            cut += acc.length - TAIL_BYTES;
-            acc = acc.slice(-TAIL_BYTES);
-          }
+    setError(null);
+    if (!ended && typeof EventSource !== "undefined") {
+      let t: Tail = { text: "", dropped: 0 };
+      setTail(t);
+      const es = new EventSource(path);
+      setFollowing(true);
+      es.addEventListener("log", (ev) => {
+        try {
+          t = appendTail(t, JSON.parse((ev as MessageEvent).data) as string, TAIL_BYTES);
+        } catch {
+          return;
         }
-        if (!alive) return;
-        setText(acc);
-        setDropped(cut);
-        setError(null);
+        if (alive) setTail(t);
+      });
+      es.addEventListener("end", (ev) => {
+        es.close();
+        setFollowing(false);
+        const err = (JSON.parse((ev as MessageEvent).data || "{}") as { error?: string }).error;
+        if (err && alive) setError(new Error(err));
+      });
+      // The browser reconnects by itself (resuming after the last event's byte offset).
+      es.onerror = () => {
+        if (es.readyState === EventSource.CLOSED) {
+          setFollowing(false);
+          if (alive) setError(new Error("The log cannot be followed (the server refused it)."));
+        }
+      };
+      return () => {
+        alive = false;
+        es.close();
+      };
+    }
+    setFollowing(false);
+    (async () => {
+      try {
+        const res = await fetch(path);
+        if (!res.ok) throw new Error((await res.text()).trim() || `${res.status} ${res.statusText}`);
+        const text = await res.text();
+        if (alive) setTail(appendTail({ text: "", dropped: 0 }, text, TAIL_BYTES));
       } catch (e) {
         if (alive) setError(e);
       }
-      if (alive && !isTerminal(phase)) timer = setTimeout(tick, 2000);
-    };
-    void tick();
+    })();
     return () => {
       alive = false;
-      if (timer) clearTimeout(timer);
     };
-  }, [path, phase]);
+  }, [path, ended]);
   const pre = useRef<HTMLPreElement>(null);
   useEffect(() => {
     const el = pre.current;
     if (el) el.scrollTop = el.scrollHeight;
-  }, [text]);
-  if (error && text === null) return <ErrorBox error={error} what="the log" />;
+  }, [tail]);
+  const text = tail?.text ?? null;
+  const dropped = tail?.dropped ?? 0;
+  if (error && !text) return <ErrorBox error={error} what="the log" />;
   return (
     <div class="log">
       {dropped ? <p class="muted">… the first {Math.round(dropped / 1024)} kB are not shown.</p> : null}
-      <pre ref={pre} tabIndex={0} aria-label="Task log" data-testid="task-log">
+      <pre ref={pre} tabIndex={0} aria-label="Task log" data-testid="task-log" data-following={following ? "yes" : "no"}>
         {text === null
           ? "Loading…"
           : text.trim() === ""

@@ -1,4 +1,4 @@
-import { useMemo, useState } from "preact/hooks";
+import { useMemo, useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { Graph } from "../components/Graph";
 import { LiteralTable } from "../components/Literal";
@@ -7,21 +7,18 @@ import { Signals } from "../components/Signals";
 import { ErrorBox, Loading, Phase, Section, useAsync } from "../components/common";
 import { durationSeconds, elapsed, formatSeconds, formatTime, isTerminal, phaseClass } from "../format";
 import { workflowGraph } from "../graph";
+import { type LiveStatus, useLive, watchPaths } from "../live";
 import { navigate, paths } from "../router";
 import type { ExecutionError, ExecutionId, Identifier, NodeExecution, TaskExecution } from "../types";
 
-const POLL_MS = 2000;
-
 export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | null }) {
-  const ex = useAsync(() => api.execution(id), [id.project, id.domain, id.name], POLL_MS, (e) => !isTerminal(e.closure.phase));
+  // What changed comes as server-sent events; each re-reads the execution and its nodes.
+  // The server ends the stream once the execution has ended.
+  const live = useLive(watchPaths.execution(id));
+  const ex = useAsync(() => api.execution(id), [id.project, id.domain, id.name, live.version]);
   const phase = ex.data?.closure.phase;
   const running = !!phase && !isTerminal(phase);
-  const nodes = useAsync(
-    () => api.nodeExecutions(id),
-    [id.project, id.domain, id.name, running],
-    POLL_MS,
-    () => running,
-  );
+  const nodes = useAsync(() => api.nodeExecutions(id), [id.project, id.domain, id.name, live.version]);
   const data = useAsync(() => api.executionData(id), [id.project, id.domain, id.name, phase]);
   const wfId = ex.data?.closure.workflow_id;
   const wf = useAsync(
@@ -139,6 +136,7 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
         </dl>
         {e.closure.error ? <ErrorDetail error={e.closure.error} /> : null}
         {ex.error ? <ErrorBox error={ex.error} what="the latest state (showing the last one loaded)" /> : null}
+        {running ? <LiveBadge status={live.status} /> : null}
       </header>
 
       <Section title="Graph" id="graph-h">
@@ -156,7 +154,9 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
         signature={(nodes.data?.node_executions ?? []).map((n) => n.closure.phase).join(",")}
       />
 
-      {node ? <NodePanel id={id} nodeId={node} ne={byNode[node]} onClose={() => select(null)} /> : null}
+      {node ? (
+        <NodePanel id={id} nodeId={node} ne={byNode[node]} version={live.version} onClose={() => select(null)} />
+      ) : null}
 
       <Section title="Timeline" id="timeline-h">
         <Timeline nodes={nodes.data?.node_executions ?? []} onSelect={select} />
@@ -164,7 +164,7 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
 
       <Section title="Nodes" id="nodes-h">
         {nodes.error && !nodes.data ? <ErrorBox error={nodes.error} what="node executions" /> : null}
-        <NodeTable id={id} nodes={nodes.data?.node_executions ?? []} onSelect={select} selected={node} />
+        <NodeTable id={id} nodes={nodes.data?.node_executions ?? []} version={live.version} onSelect={select} selected={node} />
       </Section>
 
       <div class="two-col">
@@ -184,6 +184,25 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
         </Section>
       </div>
     </main>
+  );
+}
+
+/** Whether what the page shows follows the server; says so when the connection is lost. */
+function LiveBadge({ status }: { status: LiveStatus }) {
+  if (status === "live") {
+    return (
+      <p class="live-badge muted" data-testid="live">
+        ● Live
+      </p>
+    );
+  }
+  if (status === "connecting") return null;
+  return (
+    <p class="live-badge warn" role="status" data-testid="live">
+      {status === "reconnecting"
+        ? "The server cannot be reached: reconnecting… (what is shown may be out of date)"
+        : "Live updates are not available: reload the page to see changes."}
+    </p>
   );
 }
 
@@ -323,11 +342,13 @@ const CACHE: Record<string, string> = {
 function NodeTable({
   id,
   nodes,
+  version,
   onSelect,
   selected,
 }: {
   id: ExecutionId;
   nodes: NodeExecution[];
+  version: number;
   onSelect: (n: string) => void;
   selected: string | null;
 }) {
@@ -371,6 +392,7 @@ function NodeTable({
             n={n}
             depth={0}
             attempts={attempts.data?.[n.id.node_id]}
+            version={version}
             onSelect={onSelect}
             selected={selected}
           />
@@ -384,24 +406,28 @@ function NodePanel({
   id,
   nodeId,
   ne: listed,
+  version,
   onClose,
 }: {
   id: ExecutionId;
   nodeId: string;
   ne: NodeExecution | undefined;
+  version: number;
   onClose: () => void;
 }) {
-  // Nodes inside subworkflows and dynamic nodes are not in the top-level list: read them.
+  // Nodes inside subworkflows and dynamic nodes are not in the top-level list: read them
+  // (again whenever the server says something changed while it runs).
+  const ownPhase = useRef<string | undefined>(undefined);
   const own = useAsync(
     () => (listed ? Promise.resolve(listed) : api.nodeExecution(id, nodeId)),
-    [id.name, nodeId, listed?.closure.phase],
-    POLL_MS,
-    (d) => !listed && !isTerminal(d.closure.phase),
+    [id.name, nodeId, listed?.closure.phase, listed || isTerminal(ownPhase.current ?? "") ? 0 : version],
   );
   const ne = listed ?? own.data;
   const phase = ne?.closure.phase;
+  ownPhase.current = phase;
   const data = useAsync(() => api.nodeData(id, nodeId), [id.name, nodeId, phase]);
-  const tasks = useAsync(() => api.taskExecutions(id, nodeId), [id.name, nodeId, phase]);
+  // Attempts (a retry keeps the node's phase): re-read on every change while it runs.
+  const tasks = useAsync(() => api.taskExecutions(id, nodeId), [id.name, nodeId, phase, phase && isTerminal(phase) ? 0 : version]);
   return (
     <section class="card node-panel" aria-labelledby="node-h" data-testid="node-panel">
       <div class="title-row">
@@ -517,6 +543,7 @@ function NodeRow({
   n,
   depth,
   attempts,
+  version,
   onSelect,
   selected,
 }: {
@@ -524,6 +551,7 @@ function NodeRow({
   n: NodeExecution;
   depth: number;
   attempts: number | undefined;
+  version: number;
   onSelect: (n: string) => void;
   selected: string | null;
 }) {
@@ -532,9 +560,7 @@ function NodeRow({
   const parent = !!n.metadata?.is_parent_node;
   const children = useAsync(
     () => (open ? api.nodeExecutions(id, nodeId) : Promise.resolve(null)),
-    [open, id.name, nodeId, n.closure.phase],
-    POLL_MS,
-    () => open && !isTerminal(n.closure.phase),
+    [open, id.name, nodeId, n.closure.phase, open && !isTerminal(n.closure.phase) ? version : 0],
   );
   const child = n.closure.workflow_node_metadata?.execution_id;
   const cache = n.closure.task_node_metadata;
@@ -610,6 +636,7 @@ function NodeRow({
                 n={c}
                 depth={depth + 1}
                 attempts={undefined}
+                version={version}
                 onSelect={onSelect}
                 selected={selected}
               />

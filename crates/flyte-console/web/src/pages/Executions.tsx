@@ -2,7 +2,8 @@ import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { api } from "../api";
 import { ErrorBox, Loading, Phase, useAsync } from "../components/common";
-import { elapsed, formatTime, isTerminal } from "../format";
+import { useLive, watchPaths } from "../live";
+import { elapsed, formatTime } from "../format";
 import { navigate, paths } from "../router";
 
 const PHASES = ["RUNNING", "QUEUED", "SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"];
@@ -62,11 +63,11 @@ function ExecutionList({
   ]
     .filter(Boolean)
     .join("+");
+  // Phase changes come as server-sent events; each re-reads the page shown.
+  const live = useLive(watchPaths.executions(project, domain), { throttleMs: 1000, endOnTerminal: false });
   const r = useAsync(
     () => api.executions(project, domain, { limit: PAGE, token, filters, sortKey: sort.key, descending: sort.descending }),
-    [project, domain, token, filters, sort.key, sort.descending],
-    3000,
-    (d) => d.executions.some((e) => !isTerminal(e.closure.phase)),
+    [project, domain, token, filters, sort.key, sort.descending, live.version],
   );
   const setPhase = (p: string) => {
     setTokens([""]);
