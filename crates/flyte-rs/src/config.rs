@@ -38,6 +38,36 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub telemetry: TelemetryConfig,
     pub replica: ReplicaConfig,
+    pub scheduler: SchedulerSection,
+}
+
+/// The native scheduler of launch-plan schedules (docs/schedules.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerSection {
+    /// Off: active schedules launch nothing on this server (another replica may run them).
+    pub enabled: bool,
+    /// How often due ticks are looked for: a tick launches at most this late.
+    pub poll_ms: u64,
+    /// After downtime, at most this many missed ticks per schedule are launched (the
+    /// newest); older ones are skipped and logged.
+    pub catch_up_limit: usize,
+    /// The IANA time zone cron expressions are read in (`UTC`, `Europe/Amsterdam`).
+    pub time_zone: String,
+    /// A launch later than this after its tick is counted as late.
+    pub late_after_secs: u64,
+}
+
+impl Default for SchedulerSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_ms: 1000,
+            catch_up_limit: 100,
+            time_zone: "UTC".into(),
+            late_after_secs: 60,
+        }
+    }
 }
 
 /// Engine replicas sharing one PostgreSQL metadata store (ignored on SQLite, which is one
@@ -278,6 +308,7 @@ impl Default for Config {
             logging: LoggingConfig::default(),
             telemetry: TelemetryConfig::default(),
             replica: ReplicaConfig::default(),
+            scheduler: SchedulerSection::default(),
         }
     }
 }
@@ -672,6 +703,12 @@ impl Config {
             problems.push("replica.id: must be 1 to 200 characters".into());
         }
         problems.extend(self.tls_problems());
+        if self.scheduler.poll_ms < 10 {
+            problems.push("scheduler.poll_ms: must be at least 10".into());
+        }
+        if let Err(err) = flyte_scheduler::schedule::parse_time_zone(&self.scheduler.time_zone) {
+            problems.push(format!("scheduler.time_zone: {err}"));
+        }
         if self.server.max_request_bytes < 1024 {
             problems.push("server.max_request_bytes: must be at least 1024".into());
         }

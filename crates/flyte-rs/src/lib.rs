@@ -8,6 +8,7 @@ pub mod config;
 pub mod data_dir_lock;
 pub mod python_env;
 mod replica;
+mod schedules;
 mod server;
 pub mod telemetry;
 #[doc(hidden)]

@@ -189,9 +189,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .start_ownership()
         .await
         .context("cannot start the replica's lease loops")?;
+    let scheduler_admin = admin.clone();
     let app = app(admin, store, logs);
 
     let (tx, mut rx) = watch::channel(false);
+    // Launch-plan schedules: stopped with the server (a tick due meanwhile is caught up at
+    // the next start).
+    crate::schedules::start(&config, &scheduler_admin, rx.clone())?;
     let shutdown = ShutdownHandle(Arc::new(tx));
     let grace = config.shutdown_grace();
     let task = tokio::spawn(async move {

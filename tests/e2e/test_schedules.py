@@ -1,0 +1,120 @@
+"""Launch-plan schedules through the real flytekit: `pyflyte register --activate-launchplans`
+activates a fixed-rate and a cron schedule; the server is stopped at once, so the first ticks
+fall in its downtime; restarted, it catches them up, each tick once, with the scheduled time
+as the workflow's kickoff input and mode SCHEDULED; a deactivated schedule launches nothing
+more while the other keeps its cadence.
+
+One test, about two minutes of wall time: a schedule's shortest period is one minute."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import time
+import uuid
+
+from conftest import DOMAIN, EXAMPLES_PROJECT, PROJECT, describe, pyflyte, start_server, stop_server
+
+FIXED = "every_minute_lp"
+CRON = "cron_minutely_lp"
+
+
+def _remote(server):
+    from flytekit.configuration import Config
+    from flytekit.remote import FlyteRemote
+
+    return FlyteRemote(
+        config=Config.auto(config_file=str(server.config_path)),
+        default_project=PROJECT,
+        default_domain=DOMAIN,
+    )
+
+
+def _executions(remote, launch_plan: str) -> list:
+    from flytekit.models import filters
+
+    found, token = [], None
+    while True:
+        page, token = remote.client.list_executions_paginated(
+            PROJECT, DOMAIN, limit=100, token=token, filters=[filters.Equal("launch_plan.name", launch_plan)]
+        )
+        found.extend(page)
+        if not token:
+            return sorted(found, key=lambda e: e.spec.metadata.scheduled_at)
+
+
+def _wait_for(what: str, check, timeout: float, server):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{server.log()}")
+        time.sleep(1)
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def test_schedules_launch_each_tick_once_across_a_restart(tmp_path: pathlib.Path):
+    base = tmp_path / "srv"
+    data = base / "data"
+    server = start_server(base, data)
+    version = "sched-" + uuid.uuid4().hex[:8]
+    try:
+        reg = pyflyte(
+            server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version,
+            "--activate-launchplans", "examples/schedules.py", cwd=EXAMPLES_PROJECT,
+        )
+        activated = dt.datetime.now(dt.timezone.utc)
+        assert reg.returncode == 0, describe(reg, server)
+    finally:
+        assert stop_server(server) == 0, server.log()
+
+    # Down across the first fixed-rate tick (activation + 60 s) and at least one minute mark.
+    time.sleep(max(0.0, (activated + dt.timedelta(seconds=63) - dt.datetime.now(dt.timezone.utc)).total_seconds()))
+    server = start_server(base, data, log_name="server-2.log")
+    try:
+        remote = _remote(server)
+        fixed = _wait_for("the missed fixed-rate tick", lambda: _executions(remote, FIXED), 30, server)
+        assert len(fixed) == 1, [e.id.name for e in fixed]
+        first = fixed[0]
+        scheduled = _utc(first.spec.metadata.scheduled_at)
+        # The tick is the activation + one minute (the server's activation time, a moment
+        # before pyflyte returned), not the restart time.
+        assert abs((scheduled - (activated + dt.timedelta(minutes=1))).total_seconds()) < 15, (scheduled, activated)
+        assert first.spec.metadata.mode == 1, first.spec.metadata  # SCHEDULED
+        assert first.id.name.startswith("f") and len(first.id.name) == 20, first.id.name
+
+        done = remote.wait(remote.fetch_execution(name=first.id.name), timeout=dt.timedelta(seconds=120))
+        assert done.closure.phase == 4, done.closure  # SUCCEEDED
+        kickoff = _utc(done.inputs.get("kickoff_time", as_type=dt.datetime))
+        assert kickoff == scheduled, (kickoff, scheduled)
+        assert done.outputs.get("o0", as_type=str) == scheduled.strftime("%Y-%m-%d %H:%M:%S")
+
+        # The cron schedule caught up every minute mark of the downtime, each once.
+        cron = _wait_for("the missed cron ticks", lambda: _executions(remote, CRON), 30, server)
+        marks = [_utc(e.spec.metadata.scheduled_at) for e in cron]
+        assert all(m.second == 0 and m.microsecond == 0 for m in marks), marks
+        assert len(set(marks)) == len(marks), marks
+        first_mark = (activated + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+        assert marks[0] == first_mark, (marks, activated)
+
+        # Deactivated: no more cron ticks; the fixed rate keeps going (its second tick).
+        off = pyflyte(server, "launchplan", "--project", PROJECT, "--domain", DOMAIN, CRON, version, "--deactivate")
+        assert off.returncode == 0, describe(off, server)
+        deactivated = dt.datetime.now(dt.timezone.utc)
+        second = _wait_for(
+            "the fixed rate's second tick", lambda: len(_executions(remote, FIXED)) >= 2 or None, 90, server
+        )
+        assert second
+        fixed = _executions(remote, FIXED)
+        assert len(fixed) == 2, [e.id.name for e in fixed]
+        gap = _utc(fixed[1].spec.metadata.scheduled_at) - _utc(fixed[0].spec.metadata.scheduled_at)
+        assert gap == dt.timedelta(minutes=1), gap
+        after = [e for e in _executions(remote, CRON) if _utc(e.spec.metadata.scheduled_at) > deactivated]
+        assert after == [], [e.id.name for e in after]
+    finally:
+        assert stop_server(server) == 0, server.log()
