@@ -152,7 +152,18 @@ export interface TaskExecution {
     error?: ExecutionError | null;
     logs?: { uri: string; name: string }[];
     reason?: string;
+    /** Map tasks: one entry per index (the array node's sub-tasks). */
+    metadata?: { external_resources?: ExternalResource[] | null } | null;
   };
+}
+
+export interface ExternalResource {
+  external_id?: string;
+  index?: number;
+  retry_attempt?: number;
+  phase?: string;
+  cache_status?: string;
+  logs?: { uri: string; name: string }[];
 }
 
 export interface NamedEntityIdentifier {

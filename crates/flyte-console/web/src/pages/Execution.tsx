@@ -7,6 +7,8 @@ import { Signals } from "../components/Signals";
 import { ErrorBox, Loading, Phase, Section, useAsync } from "../components/common";
 import { durationSeconds, elapsed, formatSeconds, formatTime, isTerminal, phaseClass } from "../format";
 import { workflowGraph } from "../graph";
+import { isStartOrEnd } from "../rows";
+import { NodeTable } from "../components/NodeTable";
 import { type LiveStatus, useLive, watchPaths } from "../live";
 import { navigate, paths } from "../router";
 import type { ExecutionError, ExecutionId, Identifier, NodeExecution, TaskExecution } from "../types";
@@ -328,80 +330,6 @@ function RunGraph({
   return <Graph ids={g.ids} labels={g.labels} edges={g.edges} phases={phases} selected={selected} onSelect={onSelect} />;
 }
 
-const CACHE: Record<string, string> = {
-  CACHE_DISABLED: "–",
-  CACHE_MISS: "miss",
-  CACHE_HIT: "hit",
-  CACHE_POPULATED: "populated",
-  CACHE_LOOKUP_FAILURE: "lookup failed",
-  CACHE_PUT_FAILURE: "put failed",
-  CACHE_SKIPPED: "skipped",
-  CACHE_EVICTED: "evicted",
-};
-
-function NodeTable({
-  id,
-  nodes,
-  version,
-  onSelect,
-  selected,
-}: {
-  id: ExecutionId;
-  nodes: NodeExecution[];
-  version: number;
-  onSelect: (n: string) => void;
-  selected: string | null;
-}) {
-  const shown = nodes.filter((n) => !isStartOrEnd(n.id.node_id)).sort(byStart);
-  // Attempts come from each task node's task executions; re-read when any phase changes.
-  const signature = shown.map((n) => `${n.id.node_id}:${n.closure.phase}`).join(",");
-  const attempts = useAsync(async () => {
-    const out: Record<string, number> = {};
-    await Promise.all(
-      shown
-        .filter((n) => n.closure.task_node_metadata)
-        .slice(0, 200)
-        .map(async (n) => {
-          try {
-            out[n.id.node_id] = (await api.taskExecutions(id, n.id.node_id)).task_executions.length;
-          } catch {
-            // Shown as unknown.
-          }
-        }),
-    );
-    return out;
-  }, [id.name, signature]);
-  if (shown.length === 0) return <p class="empty">No node has started yet.</p>;
-  return (
-    <table class="grid" aria-label="Nodes">
-      <thead>
-        <tr>
-          <th scope="col">Node</th>
-          <th scope="col">Phase</th>
-          <th scope="col">Started</th>
-          <th scope="col">Duration</th>
-          <th scope="col">Attempts</th>
-          <th scope="col">Cache</th>
-        </tr>
-      </thead>
-      <tbody>
-        {shown.map((n) => (
-          <NodeRow
-            key={n.id.node_id}
-            id={id}
-            n={n}
-            depth={0}
-            attempts={attempts.data?.[n.id.node_id]}
-            version={version}
-            onSelect={onSelect}
-            selected={selected}
-          />
-        ))}
-      </tbody>
-    </table>
-  );
-}
-
 function NodePanel({
   id,
   nodeId,
@@ -536,116 +464,6 @@ function summaryLine(message: string): string {
   return lines[lines.length - 1] ?? "error";
 }
 
-/** One node of the table; a parent node (dynamic, subworkflow, branch) expands into its
- * children, read with the gateway's `unique_parent_id`. */
-function NodeRow({
-  id,
-  n,
-  depth,
-  attempts,
-  version,
-  onSelect,
-  selected,
-}: {
-  id: ExecutionId;
-  n: NodeExecution;
-  depth: number;
-  attempts: number | undefined;
-  version: number;
-  onSelect: (n: string) => void;
-  selected: string | null;
-}) {
-  const [open, setOpen] = useState(false);
-  const nodeId = n.id.node_id;
-  const parent = !!n.metadata?.is_parent_node;
-  const children = useAsync(
-    () => (open ? api.nodeExecutions(id, nodeId) : Promise.resolve(null)),
-    [open, id.name, nodeId, n.closure.phase, open && !isTerminal(n.closure.phase) ? version : 0],
-  );
-  const child = n.closure.workflow_node_metadata?.execution_id;
-  const cache = n.closure.task_node_metadata;
-  const task = cache?.catalog_key?.dataset_id?.name?.replace(/^flyte_task-/, "");
-  return (
-    <>
-      <tr data-node={nodeId} class={selected === nodeId ? "selected" : ""}>
-        <td style={{ paddingLeft: `${0.6 + depth * 1.2}em` }}>
-          {parent ? (
-            <button
-              type="button"
-              class="expander"
-              aria-expanded={open}
-              aria-label={`${open ? "Collapse" : "Expand"} ${nodeId}`}
-              onClick={() => setOpen(!open)}
-            >
-              {open ? "▾" : "▸"}
-            </button>
-          ) : null}
-          <button type="button" class="link" onClick={() => onSelect(nodeId)}>
-            {nodeId}
-          </button>
-          {child ? (
-            <>
-              {" "}
-              <a href={paths.execution(child.project, child.domain, child.name)} title="The child execution">
-                → {child.name}
-              </a>
-            </>
-          ) : null}
-        </td>
-        <td>
-          <Phase phase={n.closure.phase} />
-        </td>
-        <td>{formatTime(n.closure.started_at)}</td>
-        <td>{elapsed(n.closure.phase, n.closure.started_at, n.closure.duration)}</td>
-        <td>{attempts ?? (cache && depth === 0 ? "…" : "–")}</td>
-        <td>
-          {task && cache?.cache_status && cache.cache_status !== "CACHE_DISABLED" ? (
-            <a
-              href={`/api/v1/cache/${encodeURIComponent(id.project)}/${encodeURIComponent(id.domain)}?task=${encodeURIComponent(task)}`}
-              title="The task's cache entries (JSON)"
-            >
-              {CACHE[cache.cache_status] ?? cache.cache_status}
-            </a>
-          ) : (
-            (CACHE[cache?.cache_status ?? ""] ?? cache?.cache_status ?? "–")
-          )}
-        </td>
-      </tr>
-      {open && children.error ? (
-        <tr>
-          <td colSpan={6}>
-            <ErrorBox error={children.error} what={`the children of ${nodeId}`} />
-          </td>
-        </tr>
-      ) : null}
-      {open && children.data && children.data.node_executions.length === 0 ? (
-        <tr>
-          <td colSpan={6} class="empty" style={{ paddingLeft: `${1.8 + depth * 1.2}em` }}>
-            No child nodes yet.
-          </td>
-        </tr>
-      ) : null}
-      {open
-        ? (children.data?.node_executions ?? [])
-            .filter((c) => !isStartOrEnd(c.id.node_id))
-            .sort(byStart)
-            .map((c) => (
-              <NodeRow
-                key={c.id.node_id}
-                id={id}
-                n={c}
-                depth={depth + 1}
-                attempts={undefined}
-                version={version}
-                onSelect={onSelect}
-                selected={selected}
-              />
-            ))
-        : null}
-    </>
-  );
-}
-
 /** Nodes as bars on the execution's time axis (a Gantt chart); running ones grow to now. */
 function Timeline({ nodes, onSelect }: { nodes: NodeExecution[]; onSelect: (n: string) => void }) {
   const now = Date.now();
@@ -682,9 +500,3 @@ function Timeline({ nodes, onSelect }: { nodes: NodeExecution[]; onSelect: (n: s
     </div>
   );
 }
-
-/** start-node and end-node, also inside subworkflows and dynamic nodes (`n0-0-start-node`). */
-const isStartOrEnd = (nodeId: string) => nodeId.endsWith("start-node") || nodeId.endsWith("end-node");
-
-const byStart = (a: NodeExecution, b: NodeExecution) =>
-  (a.closure.started_at ?? a.closure.created_at ?? "").localeCompare(b.closure.started_at ?? b.closure.created_at ?? "");
