@@ -27,6 +27,7 @@ pub mod ownership;
 pub mod request;
 pub mod resolver;
 pub(crate) mod retry;
+pub mod secrets;
 pub mod sink;
 
 pub use clock::{Clock, SystemClock, VirtualClock};

@@ -243,6 +243,15 @@ pub struct EngineSection {
     pub unpack_code_bundles: bool,
     /// Extra environment for every task process (like the k8s plugin's `default-env-vars`).
     pub task_env: std::collections::BTreeMap<String, String>,
+    /// Secrets tasks may request, one file each: `<dir>/<group>/<key>` (docs/secrets.md).
+    /// Unset: `<data_dir>/secrets`.
+    pub secrets_dir: Option<PathBuf>,
+    /// Prefix of the server's environment variables that hold secrets, looked up before the
+    /// directory as `<prefix><GROUP>_<KEY>`; empty: none. Never passed on to task processes.
+    pub secrets_env_prefix: String,
+    /// The server's variables with that prefix, taken at load: never serialised or shown.
+    #[serde(skip)]
+    pub secret_env: flyte_engine::secrets::SecretEnv,
 }
 
 /// A Kubernetes quantity as text, written as a string (`"1500m"`, `"16Gi"`) or a plain number
@@ -277,6 +286,9 @@ impl Default for EngineSection {
             keep_work_dirs: false,
             unpack_code_bundles: true,
             task_env: Default::default(),
+            secrets_dir: None,
+            secrets_env_prefix: flyte_engine::secrets::DEFAULT_SERVER_ENV_PREFIX.into(),
+            secret_env: Default::default(),
         }
     }
 }
@@ -605,6 +617,7 @@ impl Config {
         c.admin.signing_key = Some(String::new());
         c.engine.python_venv = Some(PathBuf::new());
         c.engine.task_path = Some(String::new());
+        c.engine.secrets_dir = Some(PathBuf::new());
         c.telemetry.otlp_endpoint = Some(String::new());
         c.replica.id = Some(String::new());
         c
@@ -674,6 +687,20 @@ impl Config {
                 self.server.tls.enabled(),
             ));
         }
+        let secrets_dir = match &self.engine.secrets_dir {
+            Some(dir) => std::path::absolute(dir).with_context(|| {
+                format!(
+                    "engine.secrets_dir {}: cannot make it absolute",
+                    dir.display()
+                )
+            })?,
+            None => self.data_dir.join("secrets"),
+        };
+        self.engine.secrets_dir = Some(secrets_dir);
+        self.engine.secret_env = flyte_engine::secrets::SecretEnv::capture(
+            &self.engine.secrets_env_prefix,
+            env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         if let Some(venv) = &self.engine.python_venv {
             self.engine.python_venv = Some(std::path::absolute(venv).with_context(|| {
                 format!(
@@ -1235,7 +1262,8 @@ mod tests {
         )]);
         let c = Config::load(&Overrides::default(), &e).unwrap();
         let text = c.dump().unwrap();
-        assert!(!text.contains("secret"), "{text}");
+        // The password, not the word (`engine.secrets_dir` is a key).
+        assert!(!text.contains(":secret@"), "{text}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("dump.toml");
         std::fs::write(&file, c.clone().dump().unwrap()).unwrap();
@@ -1327,6 +1355,46 @@ mod tests {
         assert_eq!(
             c.server.public_url.as_deref(),
             Some("http://127.0.0.1:8080")
+        );
+    }
+
+    #[test]
+    fn secrets_default_under_the_data_dir_and_their_values_are_never_shown() {
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[
+                ("FLYTE_SECRET_API_TOKEN", "s3cr3t-value"),
+                ("OTHER", "not-a-secret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.engine.secrets_dir.as_deref(),
+            Some(Path::new("/home/u/.flyte-rs/secrets"))
+        );
+        let shown = format!("{c:?}\n{}", c.dump().unwrap());
+        assert!(shown.contains("FLYTE_SECRET_API_TOKEN"), "{shown}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert_ne!(
+            c.engine.secret_env,
+            flyte_engine::secrets::SecretEnv::default()
+        );
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[
+                ("FLYTE_RS_ENGINE__SECRETS_DIR", "/srv/secrets"),
+                ("FLYTE_RS_ENGINE__SECRETS_ENV_PREFIX", ""),
+                ("FLYTE_SECRET_API_TOKEN", "s3cr3t-value"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.engine.secrets_dir.as_deref(),
+            Some(Path::new("/srv/secrets"))
+        );
+        assert_eq!(
+            c.engine.secret_env,
+            flyte_engine::secrets::SecretEnv::default()
         );
     }
 

@@ -293,6 +293,11 @@ fn engine_parts(
         unpack_code_bundles: e.unpack_code_bundles,
         ..LocalProcessConfig::new(&config.data_dir, public_url)
     };
+    local.secrets = Arc::new(flyte_engine::secrets::ServerSecrets::new(
+        e.secrets_dir.clone(),
+        e.secrets_env_prefix.clone(),
+        e.secret_env.clone(),
+    ));
     let python = python_env::prepare(config, &mut local);
     let local = LocalProcessBackend::new(local, blob.clone());
     let logs = Arc::new(local.log_layout().clone());

@@ -11,7 +11,7 @@
 //!   the config's default environment, and the array index variables — the order in which
 //!   `flytek8s.DecorateEnvVars` appends them.
 //! * Task processes outlive the server (issue 12 item 4): each runs in its own process group
-//!   under a `/bin/sh` wrapper that writes the task's exit status to `<work dir>.exit`; the
+//!   under a shell wrapper that writes the task's exit status to `<work dir>.exit`; the
 //!   wrapper's pid and start time are recorded in `<work dir>.pid`. A restarted server
 //!   [re-attaches](TaskBackend::reattach) to an attempt still running (same pid and start
 //!   time, so a recycled pid is never taken for it) or collects one that ended meanwhile;
@@ -113,6 +113,8 @@ pub struct LocalProcessConfig {
     pub inherit_env: bool,
     /// Environment for every task process (like the k8s plugin's `default-env-vars`).
     pub default_env: BTreeMap<String, String>,
+    /// Where the secrets tasks request come from (crate::secrets; `<data dir>/secrets`).
+    pub secrets: Arc<dyn crate::secrets::SecretSource>,
 }
 
 impl LocalProcessConfig {
@@ -134,6 +136,11 @@ impl LocalProcessConfig {
             kill_grace_period: Duration::from_secs(5),
             inherit_env: true,
             default_env: BTreeMap::new(),
+            secrets: Arc::new(crate::secrets::ServerSecrets::new(
+                Some(data_dir.join("secrets")),
+                crate::secrets::DEFAULT_SERVER_ENV_PREFIX,
+                Default::default(),
+            )),
         }
     }
 
@@ -490,7 +497,9 @@ impl Inner {
     ) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         if self.config.inherit_env {
-            env.extend(std::env::vars().filter(|(k, _)| !k.starts_with("FLYTE_RS_")));
+            env.extend(std::env::vars().filter(|(k, _)| {
+                !k.starts_with("FLYTE_RS_") && !self.config.secrets.hides_env_var(k)
+            }));
         }
         env.insert("PATH".into(), self.path_env.to_string_lossy().into_owned());
         if let Some(venv) = &self.config.venv {
@@ -863,11 +872,17 @@ async fn run_process(
         return system_failure("cannot create the working directory", e);
     }
 
-    let (argv, env) = match fast_execute_here(inner, prepared, work_dir).await {
+    let (argv, mut env) = match fast_execute_here(inner, prepared, work_dir).await {
         Ok(Some(direct)) => direct,
         Ok(None) => (prepared.argv.clone(), prepared.env.clone()),
         Err(e) => return system_failure("cannot unpack the task's code bundle", e),
     };
+    let secrets = &*inner.config.secrets;
+    if let Err(e) =
+        crate::secrets::provide(secrets, &attempt.template, &secrets_dir(work_dir), &mut env)
+    {
+        return secret_failure(e, log_path, logs);
+    }
     let prepared = &Prepared {
         argv,
         env,
@@ -907,7 +922,7 @@ async fn run_process(
 
     // Leftovers of an earlier run of this attempt number (a start after `NotStarted`).
     let _ = std::fs::remove_file(exit_file(work_dir));
-    let mut command = tokio::process::Command::new(WRAPPER_SHELL);
+    let mut command = tokio::process::Command::new(wrapper_shell());
     command
         .arg("-c")
         .arg(WRAPPER)
@@ -1224,7 +1239,20 @@ s=$?
 printf '%s\n' "$s" > "$0"
 if [ "$s" -gt 128 ] && [ "$s" -lt 160 ]; then trap - TERM INT; kill -$((s - 128)) $$; fi
 exit "$s""#;
-const WRAPPER_SHELL: &str = "/bin/sh";
+/// The wrapper's shell: bash where there is one, since dash (Debian's `/bin/sh`) drops the
+/// environment variables whose names are not shell names, and Flyte's secret variables have
+/// the group in theirs (`_FSEC_USER-INFO_TOKEN`, groups being Kubernetes names); bash passes
+/// them on.
+fn wrapper_shell() -> &'static str {
+    static SHELL: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
+        if Path::new("/bin/bash").is_file() {
+            "/bin/bash"
+        } else {
+            "/bin/sh"
+        }
+    });
+    *SHELL
+}
 
 /// How often a re-attached attempt's process is checked (the server is not its parent, so
 /// it cannot wait for it).
@@ -1238,6 +1266,28 @@ fn pid_file(work_dir: &Path) -> PathBuf {
 /// The task's exit status, written by the wrapper.
 fn exit_file(work_dir: &Path) -> PathBuf {
     sibling(work_dir, ".exit")
+}
+
+/// The secret files of the attempt in `work_dir` (outside it: kept work dirs keep no secrets).
+fn secrets_dir(work_dir: &Path) -> PathBuf {
+    sibling(work_dir, ".secrets")
+}
+
+/// An attempt whose secrets cannot be given to it fails before it starts (USER unless the
+/// fault is ours), with the reason, never a value, in its log too.
+fn secret_failure(e: crate::secrets::SecretError, log_path: &Path, logs: &[TaskLog]) -> Exit {
+    let (kind, retryable) = match e.is_user() {
+        true => (execution_error::ErrorKind::User, false),
+        false => (execution_error::ErrorKind::System, true),
+    };
+    tracing::warn!(error = %e, "task cannot start: secret not provided");
+    append_line(log_path, &format!("flyte-rs: {e}"));
+    crate::metrics::task_exit("local", "start_failed", None);
+    Exit::Failed(failed(
+        execution_error(e.code(), e.to_string(), kind),
+        retryable,
+        logs.to_vec(),
+    ))
 }
 
 fn sibling(work_dir: &Path, ext: &str) -> PathBuf {
@@ -1257,6 +1307,8 @@ async fn deliver_outcome(
 ) {
     inner.finish(&key);
     let work_dir = attempt_work_dir(inner, &key);
+    // The process is gone: its secrets go too, whatever becomes of the other records.
+    let _ = tokio::fs::remove_dir_all(secrets_dir(&work_dir)).await;
     let aborted = outcome == AttemptOutcome::Aborted;
     if updates
         .send((key, AttemptUpdate::Finished(outcome)))
@@ -1639,7 +1691,7 @@ mod tests {
         let work_dir = dir.join("0");
         std::fs::write(pid_file(&work_dir), "1234 5678\n").unwrap();
         let marker = dir.join("ran");
-        let mut child = std::process::Command::new(WRAPPER_SHELL)
+        let mut child = std::process::Command::new(wrapper_shell())
             .arg("-c")
             .arg(WRAPPER)
             .arg(exit_file(&work_dir))
