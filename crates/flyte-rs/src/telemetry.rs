@@ -139,6 +139,7 @@ pub fn inventory() -> impl Iterator<Item = &'static (&'static str, &'static str,
         .chain(flyte_blob::metrics::ALL)
         .chain(flyte_engine::metrics::ALL)
         .chain(flyte_cache::metrics::ALL)
+        .chain(flyte_scheduler::metrics::ALL)
 }
 
 /// Registers the help text of every metric with the installed recorder.
@@ -155,6 +156,7 @@ pub fn describe_all() {
     flyte_blob::metrics::describe();
     flyte_engine::metrics::describe();
     flyte_cache::metrics::describe();
+    flyte_scheduler::metrics::describe();
 }
 
 /// The process's Prometheus handle. A metrics recorder is global, but one process may run
