@@ -76,7 +76,7 @@ impl std::fmt::Display for Need {
 
 /// `1.5`, `2`, `0.25`: cores from thousandths.
 pub fn cpus(milli: u64) -> String {
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         (milli / 1000).to_string()
     } else {
         format!("{}", milli as f64 / 1000.0)
