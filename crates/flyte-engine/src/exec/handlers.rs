@@ -1,10 +1,11 @@
 //! Node handlers: what a node of each kind does when it starts, when the actor resumes it
-//! after a restart, when its children are rebuilt from the journal, and when it is aborted.
-//! Each kind's steps live in its own module (`task`, `dynamic`, `array`, `subworkflow`,
-//! `sleep`, `external_nodes` for gates and launch plans, branches here); these functions are
-//! the one place those steps dispatch on the node's kind. The actor keeps what is common to
-//! every node: the graph and its scopes, readiness, parallelism, timers, events and the
-//! journal flush.
+//! after a restart, when its children are rebuilt from the journal, when it is aborted, what
+//! its events say about its kind and whether it takes a parallelism slot. Each kind's steps
+//! live in its own module (`task`, `dynamic`, `array`, `subworkflow`, `branch_node`, `sleep`,
+//! `external_nodes` for gates and launch plans); these functions are the one place those
+//! steps dispatch on the node's kind, and [`KindState`] is the state each kind keeps. The
+//! actor keeps what is common to every node: the graph and its scopes, readiness,
+//! parallelism, timers, events and the journal flush.
 
 use std::time::Duration;
 
