@@ -53,9 +53,10 @@ fn from_row(row: Row) -> Result<AttributesRecord> {
 /// flyteadmin's rule for a scope: a project needs a domain or stands alone, a workflow needs a
 /// project, a launch plan a workflow.
 fn check_scope(key: &AttributesKey) -> Result<()> {
-    let ok = !(key.project.is_empty() && key.domain.is_empty())
-        && !(key.project.is_empty() && !(key.workflow.is_empty() && key.launch_plan.is_empty()))
-        && !(key.workflow.is_empty() && !key.launch_plan.is_empty());
+    let any = |s: &str| s.is_empty();
+    let ok = !(any(&key.project) && any(&key.domain))
+        && (!any(&key.project) || (any(&key.workflow) && any(&key.launch_plan)))
+        && (!any(&key.workflow) || any(&key.launch_plan));
     if ok {
         Ok(())
     } else {
