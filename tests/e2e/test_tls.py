@@ -133,6 +133,8 @@ def tls_server(pki: Pki, tmp_path_factory):
             "FLYTE_RS_SERVER__TLS__CERT_FILE": str(pki.cert_file),
             "FLYTE_RS_SERVER__TLS__KEY_FILE": str(pki.key_file),
             "FLYTE_RS_SERVER__TLS__CA_FILE": str(pki.ca_file),
+            # No timer: a new certificate is served only because of SIGHUP.
+            "FLYTE_RS_SERVER__TLS__RELOAD_SECS": "0",
         },
     )
     assert srv.url.startswith("https://"), srv.url
@@ -229,15 +231,27 @@ def _served_serial(port: int, ca_file: pathlib.Path) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
+def _wait_for(what: str, check, srv: Server) -> None:
+    deadline = time.monotonic() + 60
+    while not check():
+        assert srv.process.poll() is None, f"flyte-rs exited:\n{srv.log()}"
+        assert time.monotonic() < deadline, f"{what} did not happen:\n{srv.log()[-4000:]}"
+        time.sleep(0.2)
+
+
 def test_certificate_reloads_on_sighup_without_a_restart(tls_server: Server, pki: Pki):
     assert _served_serial(tls_server.port, pki.ca_file) == pki.serial
+    # A certificate that is not PEM (a half-done rotation): refused, the old one stays.
+    good = pki.cert_file.read_bytes()
+    pki.cert_file.write_text("not yet")
+    tls_server.process.send_signal(signal.SIGHUP)
+    _wait_for("the warning about the invalid pair", lambda: "not a valid pair" in tls_server.log(), tls_server)
+    assert _served_serial(tls_server.port, pki.ca_file) == pki.serial
+    pki.cert_file.write_bytes(good)
+
     pki.serial = pki.issue()
     tls_server.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 60
-    while _served_serial(tls_server.port, pki.ca_file) != pki.serial:
-        assert tls_server.process.poll() is None, f"flyte-rs exited on SIGHUP:\n{tls_server.log()}"
-        assert time.monotonic() < deadline, f"the new certificate was not served:\n{tls_server.log()[-4000:]}"
-        time.sleep(0.2)
+    _wait_for("serving the new certificate", lambda: _served_serial(tls_server.port, pki.ca_file) == pki.serial, tls_server)
     assert tls_server.process.poll() is None
     # Still the same process, still serving.
     ctx = ssl.create_default_context(cafile=str(pki.ca_file))
@@ -252,3 +266,26 @@ def test_cleartext_on_a_network_address_is_refused_without_the_setting(tmp_path:
     )
     assert result.returncode != 0, describe(result)
     assert "server.allow_cleartext" in result.stderr, describe(result)
+
+
+def test_certificate_reloads_when_its_files_change(tmp_path: pathlib.Path):
+    """With server.tls.reload_secs, a rotated certificate (as a Kubernetes Secret update
+    brings it) is served with no signal and no restart."""
+    (tmp_path / "pki2").mkdir()
+    own = Pki(tmp_path / "pki2")
+    srv = start_server(
+        tmp_path,
+        tmp_path / "data",
+        env={
+            "FLYTE_RS_SERVER__TLS__CERT_FILE": str(own.cert_file),
+            "FLYTE_RS_SERVER__TLS__KEY_FILE": str(own.key_file),
+            "FLYTE_RS_SERVER__TLS__RELOAD_SECS": "1",
+        },
+    )
+    try:
+        assert _served_serial(srv.port, own.ca_file) == own.serial
+        own.serial = own.issue()
+        _wait_for("serving the new certificate", lambda: _served_serial(srv.port, own.ca_file) == own.serial, srv)
+        assert "TLS certificate reloaded" in srv.log()
+    finally:
+        assert stop_server(srv) == 0, srv.log()
