@@ -1399,6 +1399,27 @@ mod tests {
     }
 
     #[test]
+    fn host_capacity_is_a_quantity_from_env_or_file() {
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[
+                ("FLYTE_RS_ENGINE__HOST_CPUS", "2"),
+                ("FLYTE_RS_ENGINE__HOST_MEMORY", "16Gi"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.engine.host_cpus.as_deref(), Some("2"));
+        assert_eq!(c.engine.host_memory.as_deref(), Some("16Gi"));
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_ENGINE__HOST_CPUS", "lots")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("engine.host_cpus: `lots` is not a positive quantity"), "{err}");
+    }
+
+    #[test]
     fn engine_section_from_env_and_checked() {
         let venv = tempfile::tempdir().unwrap();
         std::fs::create_dir(venv.path().join("bin")).unwrap();
