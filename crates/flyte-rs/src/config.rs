@@ -1416,7 +1416,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("engine.host_cpus: `lots` is not a positive quantity"), "{err}");
+        assert!(
+            err.contains("engine.host_cpus: `lots` is not a positive quantity"),
+            "{err}"
+        );
     }
 
     #[test]
