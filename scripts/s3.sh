@@ -45,13 +45,32 @@ if [[ "${1:-}" == "stop" ]]; then
   exit 0
 fi
 
-if [[ ! -x "$BIN" ]] || ! "$BIN" --version 2>/dev/null | grep -q "$VERSION"; then
+# s3s-fs 0.14.1 takes an empty `Delimiter=` (what s3fs, hence flytekit, sends to list a
+# directory recursively) as a real delimiter and lists nothing; AWS S3 treats it as absent.
+# The crate's source from crates.io gets that one line fixed before it is built.
+STAMP="$CACHE/.flyte-rs-s3s-fs-$VERSION-empty-delimiter"
+if [[ ! -x "$BIN" || ! -f "$STAMP" ]]; then
   log "building s3s-fs $VERSION from crates.io into $CACHE"
   start=$SECONDS
   build_dir="$(mktemp -d)"
-  cargo install s3s-fs --version "$VERSION" --features binary --locked \
-    --root "$CACHE" --target-dir "$build_dir" >&2
+  mkdir -p "$build_dir/fetch/src"
+  echo 'fn main() {}' >"$build_dir/fetch/src/main.rs"
+  printf '[package]\nname = "s3s-fs-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ns3s-fs = "=%s"\n[workspace]\n' \
+    "$VERSION" >"$build_dir/fetch/Cargo.toml"
+  cargo fetch --manifest-path "$build_dir/fetch/Cargo.toml" >&2
+  src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"s3s-fs-$VERSION" | head -n 1)"
+  cp -r "$src" "$build_dir/s3s-fs"
+  chmod -R u+w "$build_dir/s3s-fs"
+  sed -i 's/let delimiter = input.delimiter.as_deref();/let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());/' \
+    "$build_dir/s3s-fs/src/s3.rs"
+  if ! grep -q 'filter(|d| !d.is_empty())' "$build_dir/s3s-fs/src/s3.rs"; then
+    log "could not apply the empty-delimiter fix to s3s-fs $VERSION"
+    exit 1
+  fi
+  cargo install --path "$build_dir/s3s-fs" --features binary --locked --force \
+    --root "$CACHE" --target-dir "$build_dir/target" >&2
   rm -rf "$build_dir"
+  touch "$STAMP"
   log "built in $((SECONDS - start)) s"
 fi
 

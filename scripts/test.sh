@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: the one command the README and .ci/run use.
 #
-#   1. PostgreSQL for the store conformance suite (scripts/postgres.sh installs and starts it)
+#   1. PostgreSQL for the store conformance suite (scripts/postgres.sh installs and starts it),
+#      and an S3-compatible server for the blob store's (scripts/s3.sh)
 #   2. the Python venv with the real flytekit from PyPI (scripts/setup-python.sh), in the
 #      background while Rust builds
 #   3. cargo test --workspace (SQLite always; PostgreSQL through FLYTERS_TEST_POSTGRES_URL)
@@ -31,6 +32,17 @@ if pg_url="$(scripts/postgres.sh | tail -n 1)" && [[ "$pg_url" == postgres* ]]; 
 else
   echo "scripts/postgres.sh failed: the PostgreSQL conformance tests cannot run" >&2
   failed+=("postgres")
+fi
+
+# A real S3-compatible server (s3s-fs, built once from crates.io and cached) for the blob
+# conformance suite and tests/e2e/test_s3.py; both fail, not skip, without it.
+log "S3-compatible server (scripts/s3.sh)"
+if s3_endpoint="$(scripts/s3.sh | tail -n 1)" && [[ "$s3_endpoint" == http* ]]; then
+  export FLYTERS_TEST_S3_ENDPOINT="$s3_endpoint"
+  echo "FLYTERS_TEST_S3_ENDPOINT=$s3_endpoint"
+else
+  echo "scripts/s3.sh failed: the S3 blob store tests cannot run" >&2
+  failed+=("s3")
 fi
 
 # After PostgreSQL, not beside it: both install Debian packages (one apt lock).

@@ -137,14 +137,37 @@ impl TlsConfig {
     }
 }
 
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// Metadata store: `sqlite://…` (default `sqlite://<data_dir>/flyte.db`) or `postgres://…`.
     pub metadata_url: Option<String>,
-    /// Blob store: `file:///…` (default `file://<data_dir>/blobs`).
+    /// Blob store: `file:///…` (default `file://<data_dir>/blobs`), `s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://container/prefix` or `abfs://container@account…/prefix`
+    /// (docs/storage.md).
     pub blob_url: Option<String>,
+    /// S3 (and S3-compatible servers) for `s3://` blob URLs; unset fields come from the
+    /// standard `AWS_*` environment, then instance metadata or web identity.
+    pub s3: S3Config,
+    /// Further object_store builder options by key (`aws_…`, `google_service_account`,
+    /// `azure_storage_account_key`, …); values are redacted in `config dump`.
+    pub blob_options: std::collections::BTreeMap<String, String>,
+}
+
+/// `storage.s3`: what operators set for S3 and S3-compatible servers (docs/storage.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    pub region: Option<String>,
+    /// An S3-compatible server's URL (`http://minio:9000`); also Azure's endpoint (Azurite).
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Allow an `http://` endpoint.
+    pub allow_http: bool,
+    /// Virtual-hosted-style requests (`bucket.endpoint`); off: path-style (`endpoint/bucket`).
+    pub virtual_hosted_style: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -342,11 +365,82 @@ impl Default for ServerConfig {
 }
 
 #[allow(clippy::derivable_impls)]
+impl StorageConfig {
+    /// The blob store's settings beyond its URL.
+    pub fn blob_options(&self) -> flyte_blob::BlobOptions {
+        let s3 = &self.s3;
+        flyte_blob::BlobOptions {
+            region: s3.region.clone(),
+            endpoint: s3.endpoint.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+            session_token: s3.session_token.clone(),
+            allow_http: s3.allow_http,
+            virtual_hosted_style: s3.virtual_hosted_style,
+            extra: self.blob_option_keys(),
+        }
+    }
+
+    /// `blob_options` with object_store's lowercase keys (environment variables give them
+    /// in capitals).
+    fn blob_option_keys(&self) -> std::collections::BTreeMap<String, String> {
+        self.blob_options
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect()
+    }
+
+    /// What task processes need to read and write the same store with flytekit (its
+    /// `FLYTE_AWS_*` / `FLYTE_AZURE_*` settings, and botocore's `AWS_*`). Unset settings are
+    /// left to the task's own environment (inherited, or instance metadata / web identity).
+    pub fn task_env(&self) -> std::collections::BTreeMap<String, String> {
+        let s3 = &self.s3;
+        let mut env = std::collections::BTreeMap::new();
+        let mut set = |keys: &[&str], value: Option<&String>| {
+            if let Some(v) = value {
+                for k in keys {
+                    env.insert(k.to_string(), v.clone());
+                }
+            }
+        };
+        set(&["FLYTE_AWS_ENDPOINT"], s3.endpoint.as_ref());
+        set(
+            &["FLYTE_AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"],
+            s3.access_key_id.as_ref(),
+        );
+        set(
+            &["FLYTE_AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"],
+            s3.secret_access_key.as_ref(),
+        );
+        set(&["AWS_SESSION_TOKEN"], s3.session_token.as_ref());
+        set(&["AWS_REGION", "AWS_DEFAULT_REGION"], s3.region.as_ref());
+        let options = self.blob_option_keys();
+        let opt = |k: &str| options.get(k);
+        set(
+            &["FLYTE_AZURE_STORAGE_ACCOUNT_NAME"],
+            opt("azure_storage_account_name"),
+        );
+        set(
+            &["FLYTE_AZURE_STORAGE_ACCOUNT_KEY"],
+            opt("azure_storage_account_key"),
+        );
+        set(&["FLYTE_AZURE_TENANT_ID"], opt("azure_storage_tenant_id"));
+        set(&["FLYTE_AZURE_CLIENT_ID"], opt("azure_storage_client_id"));
+        set(
+            &["FLYTE_AZURE_CLIENT_SECRET"],
+            opt("azure_storage_client_secret"),
+        );
+        env
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             metadata_url: None,
             blob_url: None,
+            s3: S3Config::default(),
+            blob_options: Default::default(),
         }
     }
 }
@@ -505,7 +599,7 @@ impl Environment {
 }
 
 /// Sections whose entries are free-form names (`FLYTE_RS_ENGINE__TASK_ENV__MY_VAR=1`).
-const OPEN_MAPS: &[[&str; 2]] = &[["engine", "task_env"]];
+const OPEN_MAPS: &[[&str; 2]] = &[["engine", "task_env"], ["storage", "blob_options"]];
 
 /// Every configuration key as a dotted path (`server.listen`), from the defaults' shape.
 fn env_keys() -> BTreeSet<String> {
@@ -919,7 +1013,6 @@ impl Config {
         problems
     }
 
-
     /// The configuration as TOML, the format `--config` reads (secrets redacted).
     pub fn dump(&self) -> anyhow::Result<String> {
         let mut shown = self.clone();
@@ -928,6 +1021,16 @@ impl Config {
         }
         if let Some(u) = &shown.storage.metadata_url {
             shown.storage.metadata_url = Some(redact(u));
+        }
+        let hidden = |v: &mut Option<String>| {
+            if v.is_some() {
+                *v = Some("<redacted>".into());
+            }
+        };
+        hidden(&mut shown.storage.s3.secret_access_key);
+        hidden(&mut shown.storage.s3.session_token);
+        for value in shown.storage.blob_options.values_mut() {
+            *value = "<redacted>".into();
         }
         Ok(toml::to_string_pretty(&shown)?)
     }
@@ -1252,6 +1355,37 @@ mod tests {
         )
         .unwrap();
         assert!(!c.engine.auto_venv);
+    }
+
+    #[test]
+    fn dump_redacts_object_store_secrets() {
+        let e = env(&[
+            ("FLYTE_RS_STORAGE__S3__SECRET_ACCESS_KEY", "s3-secret-value"),
+            ("FLYTE_RS_STORAGE__S3__ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            (
+                "FLYTE_RS_STORAGE__BLOB_OPTIONS__AZURE_STORAGE_ACCOUNT_KEY",
+                "az-secret-value",
+            ),
+        ]);
+        let c = Config::load(&Overrides::default(), &e).unwrap();
+        assert_eq!(
+            c.storage.s3.secret_access_key.as_deref(),
+            Some("s3-secret-value")
+        );
+        let text = c.dump().unwrap();
+        assert!(!text.contains("s3-secret-value"), "{text}");
+        assert!(!text.contains("az-secret-value"), "{text}");
+        assert!(text.contains("AKIDEXAMPLE"), "{text}");
+        let task = c.storage.task_env();
+        assert_eq!(
+            task.get("FLYTE_AWS_SECRET_ACCESS_KEY").map(String::as_str),
+            Some("s3-secret-value")
+        );
+        assert_eq!(
+            task.get("FLYTE_AZURE_STORAGE_ACCOUNT_KEY").map(String::as_str),
+            Some("az-secret-value")
+        );
+        assert!(format!("{:?}", c.storage.blob_options()).contains("<redacted>"));
     }
 
     #[test]

@@ -118,7 +118,6 @@ pub fn flytekit_config(addr: SocketAddr, public_url: &str, ca_file: Option<&Path
     )
 }
 
-
 fn indent(text: &str, prefix: &str) -> String {
     text.lines().map(|l| format!("{prefix}{l}\n")).collect()
 }
@@ -161,7 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let store = flyte_store::open(&metadata_url)
         .await
         .with_context(|| format!("cannot open the metadata store {}", redact(&metadata_url)))?;
-    let blob = BlobStore::from_url(&blob_url)
+    let blob = BlobStore::open(&blob_url, &config.storage.blob_options())
         .with_context(|| format!("cannot open the blob store {blob_url}"))?;
 
     let admin = AdminState {
@@ -275,6 +274,8 @@ fn engine_parts(
 ) -> anyhow::Result<(EngineParts, Arc<LogLayout>)> {
     let e = &config.engine;
     let mut env = task_platform_env(public_url);
+    // Tasks read and write the same object store (flytekit's storage settings).
+    env.extend(config.storage.task_env());
     if let Some(ca) = &config.server.tls.ca_file {
         // flytekit's `admin.caCertFilePath`: tasks that call back verify the server with it.
         env.insert(

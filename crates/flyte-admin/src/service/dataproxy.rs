@@ -4,7 +4,8 @@
 //! Behaviour follows flyteadmin's `dataproxy/service.go`: uploads land at
 //! `<upload_prefix>/<project>/<domain>/<filename_root or base32(md5)>/<filename>` in the blob
 //! store; `native_url` is what task processes read (`pyflyte-fast-execute
-//! --additional-distribution <native_url>`). The signed URL is this server's own
+//! --additional-distribution <native_url>`). The signed URL is the object store's own
+//! presigned URL when it has one (S3, GCS, Azure; docs/storage.md), else this server's
 //! `PUT /api/v1/dataproxy/upload/<path>?expires=…&md5=…&sig=…`, verified by [`upload`].
 
 use std::collections::BTreeMap;
@@ -181,14 +182,27 @@ fn md5_of(bytes: &[u8]) -> [u8; 16] {
 }
 
 impl DataProxyApi {
-    /// `<public_url>/api/v1/dataproxy/{upload,download}/<path>?expires=…[&md5=…]&sig=…`
-    fn signed_url(
+    /// A presigned URL of the object store itself when it has one (S3, GCS, Azure: the data
+    /// never passes through this server; an upload's Content-MD5 is bound into the signature),
+    /// else this server's own
+    /// `<public_url>/api/v1/dataproxy/{upload,download}/<path>?expires=…[&md5=…]&sig=…`.
+    async fn signed_url(
         &self,
         method: SignedMethod,
         path: &str,
         expires_at: DateTime<Utc>,
         md5: Option<[u8; 16]>,
     ) -> AdminResult<String> {
+        let ttl = (expires_at - Utc::now()).to_std().unwrap_or_default();
+        if let Some(url) = self
+            .state
+            .blob
+            .presigned_url(method, path, ttl, md5)
+            .await
+            .map_err(blob_error)?
+        {
+            return Ok(url);
+        }
         signed_url(
             &self.state.config.public_url,
             &self.signer,
@@ -328,7 +342,9 @@ impl DataProxyApi {
             )));
         }
         let expires_at = Utc::now() + ttl;
-        let signed_url = self.signed_url(SignedMethod::Put, &path, expires_at, md5)?;
+        let signed_url = self
+            .signed_url(SignedMethod::Put, &path, expires_at, md5)
+            .await?;
         let mut headers = BTreeMap::new();
         if let (Some(md5), true) = (md5, req.add_content_md5_metadata) {
             headers.insert("Content-MD5".to_string(), BASE64.encode(md5));
@@ -416,7 +432,9 @@ impl DataProxyService for DataProxyApi {
         )?;
         let path = self.download_path(&req.native_url)?;
         let expires_at = Utc::now() + ttl;
-        let signed_url = self.signed_url(SignedMethod::Get, &path, expires_at, None)?;
+        let signed_url = self
+            .signed_url(SignedMethod::Get, &path, expires_at, None)
+            .await?;
         Ok(GrpcResponse::new(CreateDownloadLocationResponse {
             signed_url,
             expires_at: Some(timestamp(expires_at)),
@@ -467,7 +485,9 @@ impl DataProxyApi {
         };
         let path = data_access::deck_path(&self.state, Some(&id)).await?;
         let expires_at = Utc::now() + ttl;
-        let url = self.signed_url(SignedMethod::Get, &path, expires_at, None)?;
+        let url = self
+            .signed_url(SignedMethod::Get, &path, expires_at, None)
+            .await?;
         Ok(CreateDownloadLinkResponse {
             signed_url: vec![url.clone()],
             expires_at: Some(timestamp(expires_at)),
