@@ -103,17 +103,22 @@ pub fn validate_name(name: &str) -> Result<(), ValidationError> {
 }
 
 /// flyteadmin requires versions to be URL-safe: unchanged by query escaping, i.e. only
-/// ASCII letters, digits and `-_.~`.
+/// ASCII letters, digits and `-_.~`. We also accept `=`, base64's padding: it is safe in the
+/// path segments versions are used in, and `pyflyte backfill` derives its default version
+/// with it (flyteadmin refuses that version, so backfill there needs `--version`).
 pub fn validate_version(version: &str) -> Result<(), ValidationError> {
     non_empty("version", version)?;
     max_len("version", version, MAX_VERSION_LEN)?;
-    if let Some(c) = version.chars().find(|c| !is_url_unreserved(*c)) {
+    if let Some(c) = version
+        .chars()
+        .find(|c| !is_url_unreserved(*c) && *c != '=')
+    {
         return Err(invalid(
             "version",
             version,
             format!(
                 "it contains {c:?}; a version must be URL safe \
-                 (letters, digits and '-', '_', '.', '~' only)"
+                 (letters, digits and '-', '_', '.', '~', '=' only)"
             ),
         ));
     }
@@ -346,6 +351,8 @@ mod tests {
             assert_eq!(err.field(), "version");
             assert!(err.to_string().contains("URL safe"), "{err}");
         }
+        // base64 padding, as `pyflyte backfill` versions end.
+        assert!(validate_version("Q0DRmuWgqCMaR1iOOwmxWQ==").is_ok());
     }
 
     #[test]
