@@ -714,6 +714,20 @@ impl Config {
         c.engine.secrets_dir = Some(PathBuf::new());
         c.telemetry.otlp_endpoint = Some(String::new());
         c.replica.id = Some(String::new());
+        let a = &mut c.admin.attributes;
+        a.raw_output_prefix = Some(String::new());
+        a.interruptible = Some(false);
+        a.service_account = Some(String::new());
+        for q in [&mut a.task_resource_defaults, &mut a.task_resource_limits] {
+            for v in [
+                &mut q.cpu,
+                &mut q.memory,
+                &mut q.gpu,
+                &mut q.ephemeral_storage,
+            ] {
+                *v = Some(String::new());
+            }
+        }
         c
     }
 
@@ -1336,6 +1350,43 @@ mod tests {
                 "{key} is not accepted from the environment"
             );
         }
+    }
+
+    #[test]
+    fn attribute_defaults_from_the_environment_and_bad_quantities_named() {
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[
+                ("FLYTE_RS_ADMIN__ATTRIBUTES__MAX_PARALLELISM", "4"),
+                (
+                    "FLYTE_RS_ADMIN__ATTRIBUTES__RAW_OUTPUT_PREFIX",
+                    "s3://b/raw",
+                ),
+                ("FLYTE_RS_ADMIN__ATTRIBUTES__INTERRUPTIBLE", "true"),
+                (
+                    "FLYTE_RS_ADMIN__ATTRIBUTES__TASK_RESOURCE_DEFAULTS__CPU",
+                    "500m",
+                ),
+            ]),
+        )
+        .unwrap();
+        let a = &c.admin.attributes;
+        assert_eq!(a.max_parallelism, 4);
+        assert_eq!(a.raw_output_prefix.as_deref(), Some("s3://b/raw"));
+        assert_eq!(a.interruptible, Some(true));
+        assert_eq!(a.task_resource_defaults.cpu.as_deref(), Some("500m"));
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[(
+                "FLYTE_RS_ADMIN__ATTRIBUTES__TASK_RESOURCE_LIMITS__MEMORY",
+                "lots",
+            )]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("admin.attributes.task_resource_limits.memory"),
+            "{err:#}"
+        );
     }
 
     #[test]
