@@ -73,6 +73,15 @@ for variant in default ci; do
   echo "check-deploy: $variant values: ${#files[@]} manifests checked" >&2
 done
 
+# Settings that cannot work must stop the install with the reason.
+if msg="$("$HELM" template flyte "$CHART" --set replicaCount=2 2>&1)"; then
+  echo "check-deploy: replicaCount=2 on SQLite rendered; the chart must refuse it" >&2
+  fails=$((fails + 1))
+elif ! grep -q "needs PostgreSQL" <<<"$msg"; then
+  echo "check-deploy: replicaCount=2 on SQLite failed for another reason: $msg" >&2
+  fails=$((fails + 1))
+fi
+
 # The chart packages the repository's Grafana dashboards: they must be the same files.
 for f in "$ROOT"/deploy/dashboards/*.json; do
   grep -q "$(basename "$f")" "$out/ci/flyte-rs/templates/dashboards.yaml" \
