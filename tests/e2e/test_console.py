@@ -242,6 +242,74 @@ def test_a_running_tasks_log_lines_appear_in_its_panel(server: Server, project, 
     expect(page.get_by_test_id("task-log")).to_contain_text("step 1: 100 -> 101")
 
 
+# In-engine sleeps (flytekitplugins-sleep, as bench/workflows.py): many nodes, no processes.
+FANOUT = """
+from datetime import timedelta
+
+from flytekit import dynamic, task, workflow
+from flytekitplugins.sleep import Sleep
+
+
+@task(task_config=Sleep())
+def nap(duration: timedelta) -> None:
+    ...
+
+
+@dynamic
+def leaves(n: int) -> int:
+    for _ in range(n):
+        nap(duration=timedelta(seconds=0))
+    return n
+
+
+@workflow
+def fanout_wf(n: int = 70) -> int:
+    return leaves(n=n)
+"""
+
+
+def test_map_indices_and_dynamic_children_expand_as_groups(server: Server, project, page: Page):
+    # A map task: its node expands into one row per index (from the array node's task execution).
+    name, url = run_remote(server, project, "examples/map_tasks.py", "squares_wf", "--xs", "[4, 5, 6, 7]")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    nodes = page.get_by_role("table", name="Nodes")
+    nodes.get_by_role("button", name="Expand n0").click()
+    indices = nodes.locator("tr.index-row")
+    expect(indices).to_have_count(4, timeout=UI_WAIT_MS)
+    expect(indices.first).to_contain_text("n0[0]")
+    expect(indices.locator(".phase[data-phase='SUCCEEDED']")).to_have_count(4)
+    expect(nodes.locator('tr[data-node="n0"]')).to_contain_text("(4 indices)")
+    outputs = page.get_by_role("table", name="Outputs", exact=True)
+    expect(outputs.locator('tr[data-name="o0"] td')).to_have_text("126")  # 16 + 25 + 36 + 49
+    # A dynamic fan-out big enough to scroll: its children are drawn only where the table is.
+    (project / "console_fanout.py").write_text(FANOUT)
+    name, url = run_remote(server, project, "console_fanout.py", "fanout_wf", "--n", "70")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    nodes = page.get_by_role("table", name="Nodes")
+    nodes.get_by_role("button", name="Expand n0").click()
+    expect(nodes.locator('tr[data-node="n0"]')).to_contain_text("(70 children)", timeout=UI_WAIT_MS)
+    drawn = nodes.locator("tbody tr[data-node]").count()
+    assert drawn < 71, f"all {drawn} rows were drawn"
+    page.locator(".vscroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(nodes.locator('tr[aria-rowindex="72"]')).to_be_visible(timeout=UI_WAIT_MS)
+
+
+def test_a_nodes_deck_opens_from_its_panel(server: Server, project, page: Page):
+    name, url = run_remote(server, project, "examples/data_access.py", "deck_wf", "--n", "3")
+    page.goto(url + "?node=n0")
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    panel = page.get_by_test_id("node-panel")
+    with page.context.expect_page() as opened:
+        panel.get_by_role("button", name="Open the Flyte Deck").click(timeout=UI_WAIT_MS)
+    deck = opened.value
+    # The signed data-proxy link (CreateDownloadLink), served by the same server.
+    deck.wait_for_url(re.compile(r".*/api/v1/dataproxy/download/.*"), timeout=UI_WAIT_MS)
+    # flytekit's deck page: one tab per deck; "summary" is the task's own.
+    expect(deck.locator("body")).to_contain_text("n squared is 9", timeout=UI_WAIT_MS)
+
+
 TICKING = """
 import time
 

@@ -88,6 +88,11 @@ export const api = {
     get<{ node_executions: NodeExecution[]; token: string }>(
       `node_executions/${exPath(id)}?limit=10000${parent ? `&unique_parent_id=${seg(parent)}` : ""}`,
     ),
+  /** One page of a node's children (`token` from the previous page; "" when none is left). */
+  childPage: (id: ExecutionId, parent: string, limit: number, token: string) =>
+    get<{ node_executions: NodeExecution[]; token: string }>(
+      `node_executions/${exPath(id)}?limit=${limit}&unique_parent_id=${seg(parent)}${token ? `&token=${seg(token)}` : ""}`,
+    ),
   nodeExecution: (id: ExecutionId, nodeId: string) => get<NodeExecution>(`node_executions/${exPath(id)}/${seg(nodeId)}`),
   nodeData: (id: ExecutionId, nodeId: string) =>
     get<DataResponse>(`data/node_executions/${exPath(id)}/${seg(nodeId)}`),
@@ -104,6 +109,12 @@ export const api = {
       name: "",
       spec: { launch_plan: { ...lp, resource_type: "LAUNCH_PLAN" }, metadata: { mode: "MANUAL" } },
       inputs,
+    }),
+  /** A signed link to a node's Flyte Deck (DataProxyService.CreateDownloadLink). */
+  deckLink: (id: ExecutionId, nodeId: string) =>
+    call<{ signed_url?: string[] }>("POST", "dataproxy/artifact_link", {
+      artifact_type: "ARTIFACT_TYPE_DECK",
+      node_execution_id: { node_id: nodeId, execution_id: id },
     }),
   signals: (id: ExecutionId) => get<{ signals: Signal[] }>(`signals/${exPath(id)}?limit=100`),
   setSignal: (id: Signal["id"], value: Literal) => call<unknown>("POST", "signals", { id, value }),

@@ -6,6 +6,8 @@ import type { ExternalResource, NodeExecution } from "./types";
 /** What an expanded node has loaded: child node executions, or a map task's indices. */
 export interface Loaded {
   nodes?: NodeExecution[];
+  /** More children are being read (they come in pages). */
+  more?: boolean;
   indices?: ExternalResource[];
   error?: unknown;
 }
@@ -18,8 +20,12 @@ export type Row =
 /** start-node and end-node, also inside subworkflows and dynamic nodes (`n0-0-start-node`). */
 export const isStartOrEnd = (nodeId: string) => nodeId.endsWith("start-node") || nodeId.endsWith("end-node");
 
-export const byStart = (a: NodeExecution, b: NodeExecution) =>
-  (a.closure.started_at ?? a.closure.created_at ?? "").localeCompare(b.closure.started_at ?? b.closure.created_at ?? "");
+/** By start time (RFC 3339 strings of one server compare as text; cheap for 6,000 rows). */
+export const byStart = (a: NodeExecution, b: NodeExecution) => {
+  const x = a.closure.started_at ?? a.closure.created_at ?? "";
+  const y = b.closure.started_at ?? b.closure.created_at ?? "";
+  return x < y ? -1 : x > y ? 1 : 0;
+};
 
 /** A node with something under it: a subworkflow, dynamic or branch node (children), or a map task (indices). */
 export const isExpandable = (n: NodeExecution) => !!(n.metadata?.is_parent_node || n.metadata?.is_array);

@@ -133,6 +133,8 @@ export interface NodeExecution {
       catalog_key?: { dataset_id?: { name?: string } | null } | null;
     } | null;
     workflow_node_metadata?: { execution_id?: ExecutionId } | null;
+    /** Where the node's Flyte Deck (HTML) was written, if its task made one. */
+    deck_uri?: string;
   };
   metadata?: {
     spec_node_id?: string;

@@ -10,6 +10,8 @@ import { ErrorBox, Phase, useAsync } from "./common";
 const ROW_H = 34;
 /** Up to this many rows the table is drawn whole (no inner scroll). */
 const WHOLE = 60;
+/** Children read per request: the first page shows while the rest is read. */
+const CHILD_PAGE = 500;
 
 const CACHE: Record<string, string> = {
   CACHE_DISABLED: "–",
@@ -48,30 +50,52 @@ export function NodeTable({
   const rows = useMemo(() => flattenRows(nodes, open, loaded), [nodes, open, loaded]);
   for (const r of rows) if (r.kind === "node") known.current.set(r.key, r.n);
 
-  // Children of open nodes: read when opened, and again on a live update while they run.
+  // Children of open nodes: read when opened, and again after a live update while they run
+  // (one read at a time per node; children come in pages, the first shown at once).
+  const inFlight = useRef(new Set<string>());
+  const [settledTick, setSettledTick] = useState(0);
+  // Reads outlive the effect run that started them (a page chain must finish), not the table.
+  const mounted = useRef(true);
+  useEffect(
+    () => () => {
+      mounted.current = false;
+    },
+    [],
+  );
   useEffect(() => {
-    let alive = true;
+    const put = (nodeId: string, l: Loaded) => mounted.current && setLoaded((m) => new Map(m).set(nodeId, l));
     for (const nodeId of open) {
       const n = known.current.get(nodeId);
       const last = fetchedAt.current.get(nodeId);
       const settled = n && isTerminal(n.closure.phase) && last !== undefined;
-      if (last === version || settled) continue;
+      if (last === version || settled || inFlight.current.has(nodeId)) continue;
       fetchedAt.current.set(nodeId, version);
-      const load: Promise<Loaded> = n?.metadata?.is_array
-        ? api.taskExecutions(id, nodeId).then((r) => {
-            const latest = r.task_executions[r.task_executions.length - 1];
-            return { indices: latest?.closure.metadata?.external_resources ?? [] };
-          })
-        : api.nodeExecutions(id, nodeId).then((r) => ({ nodes: r.node_executions }));
-      load.then(
-        (l) => alive && setLoaded((m) => new Map(m).set(nodeId, l)),
-        (error) => alive && setLoaded((m) => new Map(m).set(nodeId, { ...m.get(nodeId), error })),
-      );
+      inFlight.current.add(nodeId);
+      const load = async () => {
+        if (n?.metadata?.is_array) {
+          const r = await api.taskExecutions(id, nodeId);
+          const latest = r.task_executions[r.task_executions.length - 1];
+          put(nodeId, { indices: latest?.closure.metadata?.external_resources ?? [] });
+          return;
+        }
+        let token = "";
+        let nodes: NodeExecution[] = [];
+        do {
+          const page = await api.childPage(id, nodeId, CHILD_PAGE, token);
+          nodes = nodes.concat(page.node_executions);
+          token = page.token;
+          put(nodeId, { nodes, more: !!token });
+        } while (token && mounted.current);
+      };
+      load()
+        .catch((error) => mounted.current && setLoaded((m) => new Map(m).set(nodeId, { ...m.get(nodeId), more: false, error })))
+        .finally(() => {
+          inFlight.current.delete(nodeId);
+          // An update that came meanwhile is read now.
+          if (mounted.current) setSettledTick((t) => t + 1);
+        });
     }
-    return () => {
-      alive = false;
-    };
-  }, [open, version, id.name]);
+  }, [open, version, settledTick]);
 
   // Attempts of the top-level task nodes (their task executions), re-read when a phase changes.
   const top = nodes.filter((n) => !isStartOrEnd(n.id.node_id));
@@ -244,7 +268,8 @@ function RowView({
         {members ? (
           <span class="muted group-count" title={phaseCounts(members).map(([p, c]) => `${c} ${p.toLowerCase()}`).join(", ")}>
             {" "}
-            ({members.length.toLocaleString("en")} {n.metadata?.is_array ? "indices" : "children"})
+            ({members.length.toLocaleString("en")}
+            {loaded?.more ? "+" : ""} {n.metadata?.is_array ? "indices" : "children"})
           </span>
         ) : null}
         {child ? (

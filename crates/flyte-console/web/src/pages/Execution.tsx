@@ -166,7 +166,7 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
 
       <Section title="Nodes" id="nodes-h">
         {nodes.error && !nodes.data ? <ErrorBox error={nodes.error} what="node executions" /> : null}
-        <NodeTable id={id} nodes={nodes.data?.node_executions ?? []} version={live.version} onSelect={select} selected={node} />
+        <NodeTable key={`${id.project}/${id.domain}/${id.name}`} id={id} nodes={nodes.data?.node_executions ?? []} version={live.version} onSelect={select} selected={node} />
       </Section>
 
       <div class="two-col">
@@ -387,8 +387,36 @@ function NodePanel({
           </div>
         </div>
       ) : null}
+      {ne?.closure.deck_uri ? <DeckLink id={id} nodeId={nodeId} /> : null}
       {tasks.data && tasks.data.task_executions.length > 0 ? <Attempts list={tasks.data.task_executions} /> : null}
     </section>
+  );
+}
+
+/** The node's Flyte Deck: a signed download link asked for when clicked (links expire). */
+function DeckLink({ id, nodeId }: { id: ExecutionId; nodeId: string }) {
+  const [error, setError] = useState<unknown>(null);
+  const open = async () => {
+    // Opened first, filled after: a window opened after an await is a blocked pop-up.
+    const tab = window.open("", "_blank");
+    try {
+      const url = (await api.deckLink(id, nodeId)).signed_url?.[0];
+      if (!url) throw new Error("The server returned no link for this deck.");
+      if (tab) tab.location.href = url;
+      else location.href = url;
+      setError(null);
+    } catch (e) {
+      tab?.close();
+      setError(e);
+    }
+  };
+  return (
+    <p class="deck">
+      <button type="button" onClick={open}>
+        Open the Flyte Deck
+      </button>
+      {error ? <ErrorBox error={error} what="the deck" /> : null}
+    </p>
   );
 }
 
