@@ -9,8 +9,11 @@ One test, about two minutes of wall time: a schedule's shortest period is one mi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import pathlib
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 from conftest import DOMAIN, EXAMPLES_PROJECT, PROJECT, describe, pyflyte, start_server, stop_server
@@ -41,6 +44,11 @@ def _executions(remote, launch_plan: str) -> list:
         found.extend(page)
         if not token:
             return sorted(found, key=lambda e: _utc(e.spec.metadata.scheduled_at or e.closure.created_at))
+
+
+def _schedules(server) -> dict:
+    with urllib.request.urlopen(f"{server.url}/api/v1/schedules/{PROJECT}/{DOMAIN}", timeout=10) as answer:
+        return json.loads(answer.read())
 
 
 def _wait_for(what: str, check, timeout: float, server):
@@ -102,6 +110,16 @@ def test_schedules_launch_each_tick_once_across_a_restart(tmp_path: pathlib.Path
         first_mark = (activated + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
         assert marks[0] == first_mark, (marks, activated)
 
+        # The schedules API (what the console and `flyte-rs get schedules` show).
+        listed = {s["launch_plan"]: s for s in _schedules(server)["schedules"]}
+        assert set(listed) >= {FIXED, CRON}, listed
+        assert listed[FIXED]["schedule"] == "every 1 minute", listed[FIXED]
+        assert listed[CRON]["schedule"] == 'cron "* * * * *"', listed[CRON]
+        assert listed[FIXED]["kickoff_time_input_arg"] == "kickoff_time"
+        assert _utc(dt.datetime.fromisoformat(listed[FIXED]["last_tick"])) == scheduled
+        nexts = [dt.datetime.fromisoformat(t) for t in listed[FIXED]["next_ticks"]]
+        assert nexts[0] == scheduled + dt.timedelta(minutes=1) and len(nexts) == 3, nexts
+
         # Deactivated: no more cron ticks; the fixed rate keeps going (its second tick).
         off = pyflyte(server, "launchplan", "--project", PROJECT, "--domain", DOMAIN, CRON, version, "--deactivate")
         assert off.returncode == 0, describe(off, server)
@@ -116,6 +134,14 @@ def test_schedules_launch_each_tick_once_across_a_restart(tmp_path: pathlib.Path
         assert gap == dt.timedelta(minutes=1), gap
         after = [e for e in _executions(remote, CRON) if _utc(e.spec.metadata.scheduled_at) > deactivated]
         assert after == [], [e.id.name for e in after]
+        assert CRON not in {s["launch_plan"] for s in _schedules(server)["schedules"]}
+        missing = urllib.request.Request(f"{server.url}/api/v1/schedules/{PROJECT}/{DOMAIN}/{CRON}")
+        try:
+            urllib.request.urlopen(missing, timeout=10)
+            raise AssertionError("a deactivated schedule is still served")
+        except urllib.error.HTTPError as err:
+            assert err.code == 404, err
+            assert "no active schedule" in json.loads(err.read())["message"]
     finally:
         assert stop_server(server) == 0, server.log()
 

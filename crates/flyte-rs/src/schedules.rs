@@ -12,6 +12,16 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 
+/// The schedules API (`/api/v1/schedules/…`), in the scheduler's time zone.
+pub fn api(config: &Config, admin: &AdminState) -> anyhow::Result<axum::Router> {
+    let time_zone = parse_time_zone(&config.scheduler.time_zone).context("scheduler.time_zone")?;
+    Ok(flyte_scheduler::api::router(
+        admin.store.clone(),
+        Arc::new(SystemClock),
+        time_zone,
+    ))
+}
+
 /// Spawns the scheduler's loop, stopped when `stop` turns true; nothing when
 /// `scheduler.enabled` is off.
 pub fn start(

@@ -189,7 +189,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .context("cannot start the replica's lease loops")?;
     let scheduler_admin = admin.clone();
-    let app = app(admin, store, logs);
+    let app = app(admin, store, logs).merge(crate::schedules::api(&config, &scheduler_admin)?);
 
     let (tx, mut rx) = watch::channel(false);
     // Launch-plan schedules: stopped with the server (a tick due meanwhile is caught up at

@@ -177,6 +177,28 @@ impl Schedule {
         out
     }
 
+    /// The first `n` ticks after `now` of the schedule whose last tick (or activation) was
+    /// `last`: a fixed rate's ticks follow from `last`, not from `now`.
+    pub fn next_ticks(
+        &self,
+        last: DateTime<Utc>,
+        now: DateTime<Utc>,
+        tz: Tz,
+        n: usize,
+    ) -> Vec<DateTime<Utc>> {
+        let mut cursor = last;
+        let mut scanned = 0u64;
+        while let Some(tick) = self.next_after(cursor, tz) {
+            if tick > now || scanned >= MAX_SCAN {
+                break;
+            }
+            cursor = tick;
+            scanned += 1;
+        }
+        // `cursor` is the last tick up to `now`: the ticks after it are the next ones.
+        self.upcoming(cursor, tz, n)
+    }
+
     /// Whether ticks are cron times (flytescheduler passes the kickoff time only to those;
     /// we pass it to both, and say so in docs/schedules.md).
     pub fn is_cron(&self) -> bool {

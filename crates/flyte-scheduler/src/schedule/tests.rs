@@ -171,6 +171,14 @@ fn fixed_rate_counts_from_the_activation_in_whole_seconds() {
             utc_at(2026, 12, 7, 12, 15, 30)
         ]
     );
+    // The next ticks after now follow the chain from the last tick, not from now.
+    assert_eq!(
+        every5.next_ticks(activated, utc_at(2026, 12, 7, 12, 12, 0), utc(), 2),
+        [
+            utc_at(2026, 12, 7, 12, 15, 30),
+            utc_at(2026, 12, 7, 12, 20, 30)
+        ]
+    );
     // Zones do not matter to a fixed rate, nor does DST.
     assert_eq!(
         rate(1, FixedRateUnit::Day)
