@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh clone: the one command the README and .ci/run use.
 #
 #   1. PostgreSQL for the store conformance suite (scripts/postgres.sh installs and starts it),
-#      and an S3-compatible server for the blob store's (scripts/s3.sh)
+#      and an S3-compatible server and Azurite for the blob store's (scripts/s3.sh, azurite.sh)
 #   2. the Python venv with the real flytekit from PyPI (scripts/setup-python.sh), in the
 #      background while Rust builds
 #   3. cargo test --workspace (SQLite always; PostgreSQL through FLYTERS_TEST_POSTGRES_URL)
@@ -43,6 +43,13 @@ if s3_endpoint="$(scripts/s3.sh | tail -n 1)" && [[ "$s3_endpoint" == http* ]]; 
 else
   echo "scripts/s3.sh failed: the S3 blob store tests cannot run" >&2
   failed+=("s3")
+fi
+if az_endpoint="$(scripts/azurite.sh | tail -n 1)" && [[ "$az_endpoint" == http* ]]; then
+  export FLYTERS_TEST_AZURITE_ENDPOINT="$az_endpoint"
+  echo "FLYTERS_TEST_AZURITE_ENDPOINT=$az_endpoint"
+else
+  echo "scripts/azurite.sh failed: the Azure blob store tests cannot run" >&2
+  failed+=("azurite")
 fi
 
 # After PostgreSQL, not beside it: both install Debian packages (one apt lock).

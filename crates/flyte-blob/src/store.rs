@@ -512,9 +512,11 @@ fn remote_store(url: &Url, options: &BlobOptions) -> Result<Remote, String> {
     }
 }
 
-/// The TLS provider of the object stores' HTTPS client (reqwest with rustls on ring; the
-/// process may have installed one already, which is then kept).
-pub(crate) fn install_tls_provider() {
+/// Installs rustls' ring provider as the process default, unless one is installed already.
+/// reqwest 0.13 is built with `rustls-no-provider` for the object stores (no aws-lc C build),
+/// and that feature is unified over the whole binary: every reqwest 0.13 client (the CLI's,
+/// the OTLP exporter's) needs a provider before it is built, so `main` calls this first.
+pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

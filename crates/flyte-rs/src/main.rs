@@ -93,6 +93,8 @@ impl ConfigFlags {
 }
 
 fn main() -> ExitCode {
+    // Before any HTTPS client exists (object stores, the CLI, OTLP): see its doc.
+    flyte_blob::install_tls_provider();
     let cli = Cli::parse();
     // Client commands talk to a running server and choose their own exit code (watch).
     let cli = match cli.command {
