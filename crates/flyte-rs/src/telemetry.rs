@@ -74,6 +74,8 @@ where
 {
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_otlp::WithExportConfig;
+    // Its reqwest 0.13 client needs rustls' provider (flyte_blob::install_tls_provider).
+    flyte_blob::install_tls_provider();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(otlp_traces_url(endpoint)?)
