@@ -202,3 +202,58 @@ def test_executions_pick_up_project_domain_then_workflow_attributes(server: Serv
     again = run(server, project, remote)
     assert again.spec.labels.values == {"team": "pd"}
     assert again.outputs["o0"] == "from-project-domain"
+
+
+BIG = '''
+from flytekit import Resources, task, workflow
+
+
+@task(requests=Resources(cpu="64"), limits=Resources(cpu="64"))
+def big() -> int:
+    return 1
+
+
+@workflow
+def big_wf() -> int:
+    return big()
+'''
+
+
+def test_task_resource_limits_lower_what_tasks_ask_for(server: Server, remote, project):
+    """A task asking for 64 CPUs cannot run on this host; a workflow's TASK_RESOURCE limit of
+    one CPU lowers its request (flyteadmin's task resource defaults), and it runs."""
+    from flytekit.models.core.execution import WorkflowExecutionPhase
+
+    (project / "attrs_big.py").write_text(BIG)
+    name = "b" + uuid.uuid4().hex[:12]
+    result = pyflyte(
+        server, "run", "--remote", "--project", PROJECT, "--domain", DOMAIN, "--name", name,
+        "attrs_big.py", "big_wf", cwd=project,
+    )
+    assert result.returncode == 0, describe(result, server)
+    execution = remote.wait(
+        remote.fetch_execution(project=PROJECT, domain=DOMAIN, name=name),
+        timeout=datetime.timedelta(seconds=300), poll_interval=datetime.timedelta(seconds=0.5),
+    )
+    assert execution.closure.phase == WorkflowExecutionPhase.FAILED, execution.closure
+    assert "cpu" in execution.closure.error.message.lower(), execution.closure.error.message
+    workflow = execution.spec.launch_plan.name
+
+    status, body = http(
+        server, "PUT", f"/api/v1/workflow_attributes/{PROJECT}/{DOMAIN}/{workflow}",
+        {"attributes": {"project": PROJECT, "domain": DOMAIN, "workflow": workflow, "matching_attributes": {
+            "task_resource_attributes": {"defaults": {"cpu": "500m"}, "limits": {"cpu": "1"}}}}},
+    )
+    assert status == 200, body
+    name = "b" + uuid.uuid4().hex[:12]
+    result = pyflyte(
+        server, "run", "--remote", "--project", PROJECT, "--domain", DOMAIN, "--name", name,
+        "attrs_big.py", "big_wf", cwd=project,
+    )
+    assert result.returncode == 0, describe(result, server)
+    execution = remote.wait(
+        remote.fetch_execution(project=PROJECT, domain=DOMAIN, name=name),
+        timeout=datetime.timedelta(seconds=300), poll_interval=datetime.timedelta(seconds=0.5),
+    )
+    assert execution.closure.phase == WorkflowExecutionPhase.SUCCEEDED, execution.closure
+    assert execution.outputs["o0"] == 1
