@@ -364,7 +364,6 @@ impl Default for ServerConfig {
     }
 }
 
-#[allow(clippy::derivable_impls)]
 impl StorageConfig {
     /// The blob store's settings beyond its URL.
     pub fn blob_options(&self) -> flyte_blob::BlobOptions {
@@ -434,6 +433,7 @@ impl StorageConfig {
     }
 }
 
+#[allow(clippy::derivable_impls)]
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
