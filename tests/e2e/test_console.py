@@ -242,6 +242,44 @@ def test_a_running_tasks_log_lines_appear_in_its_panel(server: Server, project, 
     expect(page.get_by_test_id("task-log")).to_contain_text("step 1: 100 -> 101")
 
 
+def latest_version(server: Server, kind: str, name: str) -> str:
+    url = f"{server.url}/api/v1/{kind}/{PROJECT}/{DOMAIN}/{name}?limit=1&sort_by.key=created_at&sort_by.direction=DESCENDING"
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"})) as r:
+        return json.loads(r.read())[kind][0]["id"]["version"]
+
+
+def test_launch_a_task_with_an_uploaded_file_and_directory(server: Server, project, page: Page, tmp_path):
+    # Registers files_wf's tasks (count_lines: CSVFile -> int, list_dir: FlyteDirectory -> [str]).
+    run_remote(server, project, "examples/files.py", "files_wf")
+    report = tmp_path / "report.csv"
+    report.write_text("a,1\nb,2\nc,3\nd,4\n")
+    folder = tmp_path / "parts"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "one.txt").write_text("1")
+    (folder / "two.txt").write_text("2")
+    (folder / "sub" / "three.txt").write_text("3")
+
+    for task, field, given, output in (
+        ("examples.files.count_lines", "report", report, "4"),
+        ("examples.files.list_dir", "d", folder, ["one.txt", "sub", "two.txt"]),
+    ):
+        version = latest_version(server, "tasks", task)
+        page.goto(f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/tasks/{task}/version/{version}")
+        form = page.get_by_role("form", name="Launch")
+        form.get_by_label(f"Upload {field}").set_input_files(str(given), timeout=UI_WAIT_MS)
+        # The field now holds where the data proxy put it (the URI the task reads).
+        expect(form.locator(f"#in-{field}")).to_have_value(re.compile(r".*/console-[0-9a-f]{20}/.*"), timeout=UI_WAIT_MS)
+        form.get_by_role("button", name="Launch").click()
+        page.wait_for_url(re.compile(r".*/executions/[a-z0-9]+$"), timeout=UI_WAIT_MS)
+        expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+        outputs = page.get_by_role("table", name="Outputs", exact=True)
+        cell = outputs.locator('tr[data-name="o0"] td')
+        if isinstance(output, list):  # the directory's listing, one item each
+            expect(cell.locator("li")).to_have_text(output, timeout=UI_WAIT_MS)
+        else:
+            expect(cell).to_have_text(output, timeout=UI_WAIT_MS)
+
+
 # In-engine sleeps (flytekitplugins-sleep, as bench/workflows.py): many nodes, no processes.
 FANOUT = """
 from datetime import timedelta

@@ -102,13 +102,22 @@ export const api = {
     call<unknown>("DELETE", `executions/${exPath(id)}`, { id, cause }),
   recover: (id: ExecutionId) => call<{ id: ExecutionId }>("POST", "executions/recover", { id, name: "" }),
   relaunch: (id: ExecutionId) => call<{ id: ExecutionId }>("POST", "executions/relaunch", { id, name: "" }),
-  launch: (lp: Identifier, inputs: LiteralMap) =>
+  /** A launch plan's execution, or a task's on its own (`kind` TASK: flyteadmin's single-task execution). */
+  launch: (target: Identifier, inputs: LiteralMap, kind: "LAUNCH_PLAN" | "TASK" = "LAUNCH_PLAN") =>
     call<{ id: ExecutionId }>("POST", "executions", {
-      project: lp.project,
-      domain: lp.domain,
+      project: target.project,
+      domain: target.domain,
       name: "",
-      spec: { launch_plan: { ...lp, resource_type: "LAUNCH_PLAN" }, metadata: { mode: "MANUAL" } },
+      spec: { launch_plan: { ...target, resource_type: kind }, metadata: { mode: "MANUAL" } },
       inputs,
+    }),
+  /** Where to PUT a file (DataProxyService.CreateUploadLocation): `native_url` is what tasks read. */
+  uploadLocation: (project: string, domain: string, filenameRoot: string, filename: string) =>
+    call<{ signed_url: string; native_url: string; headers?: Record<string, string> }>("POST", "dataproxy/artifact_urn", {
+      project,
+      domain,
+      filename_root: filenameRoot,
+      filename,
     }),
   /** A signed link to a node's Flyte Deck (DataProxyService.CreateDownloadLink). */
   deckLink: (id: ExecutionId, nodeId: string) =>

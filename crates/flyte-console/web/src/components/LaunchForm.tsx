@@ -3,7 +3,8 @@ import { api } from "../api";
 import { controlFor, inputText, isOptional, parseInput } from "../inputs";
 import { typeText } from "../literals";
 import { navigate, paths } from "../router";
-import type { LaunchPlan, Literal, LiteralMap } from "../types";
+import type { LaunchPlan, Literal, LiteralMap, LiteralType, Parameter, Task } from "../types";
+import { upload } from "../upload";
 import { ErrorBox } from "./common";
 
 const PLACEHOLDER: Record<string, string> = {
@@ -15,10 +16,29 @@ const PLACEHOLDER: Record<string, string> = {
   json: "JSON",
 };
 
-/** A form generated from the launch plan's inputs: defaults filled in, or the inputs of the
- * execution being relaunched (`initial`); launching opens the new execution. */
-export function LaunchForm({ lp, initial }: { lp: LaunchPlan; initial?: LiteralMap | null }) {
-  const params = Object.entries(lp.spec?.default_inputs?.parameters ?? {}).sort(([a], [b]) => a.localeCompare(b));
+/** The form's fields: a launch plan's parameters (with defaults), or a task's inputs. */
+function paramsOf(lp?: LaunchPlan, task?: Task): [string, Parameter][] {
+  const list: [string, Parameter][] = lp
+    ? Object.entries(lp.spec?.default_inputs?.parameters ?? {})
+    : Object.entries(task?.closure?.compiled_task?.template?.interface?.inputs?.variables ?? {}).map(([name, v]) => [
+        name,
+        { var: v, required: !isOptional(v.type) },
+      ]);
+  return list.sort(([a], [b]) => a.localeCompare(b));
+}
+
+/** A file or directory input's blob type (also inside an optional). */
+function blobOf(t: LiteralType): { dimensionality?: string } | undefined {
+  return t.blob ?? t.union_type?.variants.find((v) => v.blob)?.blob;
+}
+
+/** A form generated from the launch plan's inputs (defaults filled in) or a task's, or from
+ * the inputs of the execution being relaunched (`initial`); launching opens the new
+ * execution. Files and directories can be uploaded through the data proxy. */
+export function LaunchForm({ lp, task, initial }: { lp?: LaunchPlan; task?: Task; initial?: LiteralMap | null }) {
+  const target = (lp?.id ?? task?.id)!;
+  const params = paramsOf(lp, task);
+  const [uploading, setUploading] = useState<string | null>(null);
   const [texts, setTexts] = useState<Record<string, string>>(() =>
     Object.fromEntries(
       params.map(([name, p]) => {
@@ -50,7 +70,7 @@ export function LaunchForm({ lp, initial }: { lp: LaunchPlan; initial?: LiteralM
     setBusy(true);
     setFailure(null);
     try {
-      const r = await api.launch(lp.id, { literals });
+      const r = await api.launch(target, { literals }, lp ? "LAUNCH_PLAN" : "TASK");
       navigate(paths.execution(r.id.project, r.id.domain, r.id.name));
     } catch (err) {
       setFailure(err);
@@ -61,7 +81,7 @@ export function LaunchForm({ lp, initial }: { lp: LaunchPlan; initial?: LiteralM
 
   return (
     <form class="launch-form" onSubmit={submit} aria-label="Launch" noValidate>
-      {params.length === 0 ? <p class="empty">This launch plan takes no inputs.</p> : null}
+      {params.length === 0 ? <p class="empty">This {lp ? "launch plan" : "task"} takes no inputs.</p> : null}
       {params.map(([name, p]) => {
         const t = p.var.type;
         const control = controlFor(t);
@@ -114,6 +134,24 @@ export function LaunchForm({ lp, initial }: { lp: LaunchPlan; initial?: LiteralM
                 onInput={(e) => set((e.target as HTMLInputElement).value)}
               />
             )}
+            {blobOf(t) ? (
+              <UploadButton
+                name={name}
+                directory={blobOf(t)?.dimensionality === "MULTIPART"}
+                busy={uploading === name}
+                onFiles={async (files, directory) => {
+                  setUploading(name);
+                  try {
+                    set(await upload(target.project, target.domain, files, directory));
+                    setErrors({ ...errors, [name]: "" });
+                  } catch (e) {
+                    setErrors({ ...errors, [name]: (e as Error).message });
+                  } finally {
+                    setUploading(null);
+                  }
+                }}
+              />
+            ) : null}
             {err ? (
               <span class="field-error" id={`${id}-err`} role="alert">
                 {err}
@@ -123,11 +161,42 @@ export function LaunchForm({ lp, initial }: { lp: LaunchPlan; initial?: LiteralM
         );
       })}
       <div class="form-actions">
-        <button type="submit" class="primary" disabled={busy}>
+        <button type="submit" class="primary" disabled={busy || uploading !== null}>
           {busy ? "Launching…" : "Launch"}
         </button>
       </div>
       {failure ? <ErrorBox error={failure} what="the execution" /> : null}
     </form>
+  );
+}
+
+/** Chooses a file (or a directory's files) and hands them over for upload. */
+function UploadButton({
+  name,
+  directory,
+  busy,
+  onFiles,
+}: {
+  name: string;
+  directory: boolean;
+  busy: boolean;
+  onFiles: (files: File[], directory: boolean) => void;
+}) {
+  // `webkitdirectory` (every current browser): the files of a chosen folder, with their paths.
+  const dirProps = directory ? { webkitdirectory: true, multiple: true } : {};
+  return (
+    <label class="upload">
+      {busy ? "Uploading…" : directory ? "Upload a directory" : "Upload a file"}
+      <input
+        type="file"
+        aria-label={`Upload ${name}`}
+        disabled={busy}
+        {...dirProps}
+        onChange={(e) => {
+          const files = Array.from((e.target as HTMLInputElement).files ?? []);
+          if (files.length) onFiles(files, directory);
+        }}
+      />
+    </label>
   );
 }

@@ -135,6 +135,9 @@ function TaskDetail({ task }: { task: Task }) {
         Task type <code>{t?.type ?? "?"}</code>
       </p>
       <Interface inputs={t?.interface?.inputs?.variables} outputs={t?.interface?.outputs?.variables} />
+      <Section title="Launch this task" id="launch-task-h">
+        <LaunchForm task={task} />
+      </Section>
     </>
   );
 }

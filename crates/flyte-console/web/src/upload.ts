@@ -1,0 +1,44 @@
+// Files and directories for the launch form, uploaded through the data proxy
+// (CreateUploadLocation, then a PUT to the signed URL), as `pyflyte run --remote` does.
+import { api } from "./api";
+
+/** The directory a set of files forms: the native URL of one of them less its relative path,
+ * plus the top folder (`file:///…/uploads/p/d/r/` + `data` for `data/a/b.txt`). */
+export function directoryUri(nativeUrl: string, relativePath: string): string {
+  const top = relativePath.split("/")[0] ?? "";
+  if (!nativeUrl.endsWith(relativePath)) return nativeUrl.replace(/\/[^/]*$/, "");
+  return nativeUrl.slice(0, nativeUrl.length - relativePath.length) + top;
+}
+
+/** A fresh folder name for one upload (files of one directory share it). */
+export function uploadRoot(): string {
+  const bytes = new Uint8Array(10);
+  crypto.getRandomValues(bytes);
+  return `console-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+async function put(project: string, domain: string, root: string, name: string, file: Blob): Promise<string> {
+  const loc = await api.uploadLocation(project, domain, root, name);
+  const res = await fetch(loc.signed_url, { method: "PUT", body: file, headers: loc.headers ?? {} });
+  if (!res.ok) throw new Error(`The upload of ${name} failed: ${res.status} ${(await res.text()).trim()}`);
+  return loc.native_url;
+}
+
+/** Uploads one file, or a directory's files (their `webkitRelativePath`s), and returns the URI
+ * to pass as the input. */
+export async function upload(project: string, domain: string, files: File[], directory: boolean): Promise<string> {
+  if (files.length === 0) throw new Error("No file was chosen.");
+  const root = uploadRoot();
+  if (!directory) return put(project, domain, root, files[0].name, files[0]);
+  let first = "";
+  let firstPath = "";
+  for (const f of files) {
+    const path = f.webkitRelativePath || f.name;
+    const url = await put(project, domain, root, path, f);
+    if (!first) {
+      first = url;
+      firstPath = path;
+    }
+  }
+  return directoryUri(first, firstPath);
+}
