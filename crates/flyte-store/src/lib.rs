@@ -30,12 +30,14 @@ mod error;
 pub mod metrics;
 mod migrations;
 mod model;
+mod notification_model;
 mod schedule_model;
 mod sql;
 
 pub use cache_model::*;
 pub use error::StoreError;
 pub use model::*;
+pub use notification_model::*;
 pub use schedule_model::*;
 
 use std::sync::Arc;
@@ -132,6 +134,32 @@ pub trait MetadataStore: Send + Sync + 'static {
         tick: chrono::DateTime<chrono::Utc>,
         error: &str,
     ) -> Result<bool>;
+
+    // --- notification outbox (crates/flyte-notify) ------------------------------------------
+
+    /// Claims up to `limit` pending outbox rows due by `now` whose lease is free or ran out,
+    /// for `owner` until `now + lease`. Concurrent callers never get the same row. Rows are
+    /// added by the store itself when an execution is written in a terminal phase
+    /// ([`NOTIFY_PHASES`]), once per (execution, phase).
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<NotificationRecord>>;
+    /// Writes the outcome of an attempt on a row `owner` claimed and frees its lease; false
+    /// (nothing written) if `owner` no longer holds it.
+    async fn finish_notification(
+        &self,
+        execution: &ExecutionKey,
+        phase: &str,
+        owner: &str,
+        update: NotificationUpdate,
+    ) -> Result<bool>;
+    /// The outbox rows of one execution (status, tests).
+    async fn list_notifications(&self, execution: &ExecutionKey)
+    -> Result<Vec<NotificationRecord>>;
 
     // --- named entity metadata -----------------------------------------------------------
 

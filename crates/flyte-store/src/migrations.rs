@@ -51,6 +51,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "launch plan schedules",
         include_str!("../migrations/sqlite/0008_schedules.sql"),
     ),
+    (
+        9,
+        "notification outbox",
+        include_str!("../migrations/sqlite/0009_notifications.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -93,6 +98,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         8,
         "launch plan schedules",
         include_str!("../migrations/postgres/0008_schedules.sql"),
+    ),
+    (
+        9,
+        "notification outbox",
+        include_str!("../migrations/postgres/0009_notifications.sql"),
     ),
 ];
 

@@ -190,6 +190,7 @@ conformance!(
     lease_notify_reaches_listeners,
     lease_fenced_transition_refused_after_takeover,
     schedules_follow_activation_and_ticks,
+    notifications_outbox_once_per_phase_leased,
     attributes_put_get_replace_delete,
     attributes_resolve_most_specific_and_list,
 );
@@ -281,6 +282,7 @@ mod attributes_conformance;
 mod cache_conformance;
 mod executions_conformance;
 mod leases_conformance;
+mod notifications_conformance;
 mod schedules_conformance;
 mod signals_conformance;
 
@@ -290,6 +292,7 @@ mod tests {
     pub use crate::cache_conformance::*;
     pub use crate::executions_conformance::*;
     pub use crate::leases_conformance::*;
+    pub use crate::notifications_conformance::*;
     pub use crate::schedules_conformance::*;
     pub use crate::signals_conformance::*;
 

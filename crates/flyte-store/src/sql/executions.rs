@@ -680,11 +680,16 @@ impl<B: Backend> SqlStore<B> {
 
         for e in dedup_last(executions, |e| e.key.clone()) {
             let key = e.key.clone();
+            // The notification outbox row, in this transaction (docs/notifications.md).
+            let enqueue = super::notifications::enqueue_stmt(&e);
             let n = B::tx_execute(tx, update_execution_stmt(e))
                 .await
                 .map_err(internal)?;
             if n == 0 {
                 return Err(StoreError::NotFound(key.to_string()));
+            }
+            if let Some(stmt) = enqueue {
+                B::tx_execute(tx, stmt).await.map_err(internal)?;
             }
         }
 

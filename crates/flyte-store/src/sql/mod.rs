@@ -18,6 +18,7 @@ pub(crate) mod connect;
 mod executions;
 mod leases;
 pub(crate) mod list;
+mod notifications;
 mod schedules;
 mod signals;
 
@@ -40,6 +41,7 @@ use crate::{
     NamedEntityRecord, NodeExecutionKey, NodeExecutionRecord, Page, ProjectRecord, ResourceType,
     Result, SignalKey, SignalRecord, StateBatch, StoreError, TaskExecutionKey, TaskExecutionRecord,
 };
+use crate::{NotificationRecord, NotificationUpdate};
 
 pub(crate) struct SqlStore<B: Backend> {
     backend: B,
@@ -905,6 +907,45 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         self.timed(
             "record_schedule_tick",
             self.record_schedule_tick_impl(launch_plan, activated_at, tick, error),
+        )
+        .await
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<NotificationRecord>> {
+        self.timed(
+            "claim_notifications",
+            self.claim_notifications_impl(owner, now, lease, limit),
+        )
+        .await
+    }
+
+    async fn finish_notification(
+        &self,
+        execution: &ExecutionKey,
+        phase: &str,
+        owner: &str,
+        update: NotificationUpdate,
+    ) -> Result<bool> {
+        self.timed(
+            "finish_notification",
+            self.finish_notification_impl(execution, phase, owner, update),
+        )
+        .await
+    }
+
+    async fn list_notifications(
+        &self,
+        execution: &ExecutionKey,
+    ) -> Result<Vec<NotificationRecord>> {
+        self.timed(
+            "list_notifications",
+            self.list_notifications_impl(execution),
         )
         .await
     }
