@@ -430,6 +430,8 @@ struct Prepared {
     /// `pyflyte-fast-execute --dest-dir` as registered (before it is pointed at the attempt's
     /// own directory): what the task command gets as `--dynamic-dest-dir`.
     registered_dest_dir: Option<String>,
+    /// A raw container's data directories (`data_config`), inputs already written.
+    copilot: Option<super::copilot::Copilot>,
 }
 
 impl Inner {
@@ -457,7 +459,11 @@ impl Inner {
         // Validate the output prefix early: every result is read from there.
         task_io::key_of(&self.store, &attempt.paths.output_prefix)?;
 
-        let inputs = if template::needs_inputs(&raw) {
+        let copilot = super::copilot::Copilot::for_template(
+            &attempt.template,
+            &sibling(&attempt_work_dir(self, &attempt.key), ".data"),
+        );
+        let inputs = if template::needs_inputs(&raw) || copilot.is_some() {
             Some(task_io::read_literal_map(&self.store, &attempt.paths.inputs).await?)
         } else {
             None
@@ -477,6 +483,13 @@ impl Inner {
             template::render_all(&raw, &values).map_err(|e| BackendError::Unsupported(e.0))?;
         let registered_dest_dir = registered_dest_dir(&argv);
         unpack_code_in_work_dir(&mut argv);
+        if let Some(copilot) = &copilot {
+            copilot.rewrite(&mut argv);
+            copilot
+                .write_inputs(&self.store, inputs.as_ref().unwrap_or(&Default::default()))
+                .await
+                .map_err(BackendError::Internal)?;
+        }
         if argv[0].is_empty() {
             return Err(BackendError::Unsupported(
                 "the task's command is empty".into(),
@@ -487,6 +500,7 @@ impl Inner {
             env: self.environment(attempt, &container.env),
             image: container.image.clone(),
             registered_dest_dir,
+            copilot,
         })
     }
 
@@ -711,8 +725,21 @@ async fn run_attempt(
     )
     .await;
     drop(permit);
+    // A raw container's outputs are files in its output directory: read them before it goes.
+    let copilot_failure = match (&outcome, &prepared.copilot) {
+        (Exit::Exited(status), Some(copilot)) if status.success() => {
+            copilot_outputs(inner, attempt, copilot, &logs).await
+        }
+        _ => None,
+    };
     if !inner.config.keep_work_dirs {
         let _ = tokio::fs::remove_dir_all(&work_dir).await;
+        if prepared.copilot.is_some() {
+            let _ = tokio::fs::remove_dir_all(sibling(&work_dir, ".data")).await;
+        }
+    }
+    if let Some(failure) = copilot_failure {
+        return failure;
     }
     match outcome {
         Exit::Aborted => AttemptOutcome::Aborted,
@@ -732,6 +759,51 @@ async fn run_attempt(
         Exit::Exited(status) => evaluate_exit(inner, attempt, status, &log_path, logs).await,
         Exit::OomKilled => oom_killed(attempt, &log_path, logs),
     }
+}
+
+/// Writes a raw container's outputs as `outputs.pb`; the failure if they cannot be read.
+async fn copilot_outputs(
+    inner: &Inner,
+    attempt: &TaskAttempt,
+    copilot: &super::copilot::Copilot,
+    logs: &[TaskLog],
+) -> Option<AttemptOutcome> {
+    use super::copilot::CopilotError;
+    let read = copilot
+        .read_outputs(
+            &inner.store,
+            &attempt.template,
+            &attempt.paths.raw_output_prefix,
+        )
+        .await;
+    let written = match read {
+        Ok(outputs) => {
+            task_io::write_outputs(&inner.store, &attempt.paths.output_prefix, &outputs).await
+        }
+        Err(CopilotError::User(message)) => {
+            return Some(failed(
+                execution_error(
+                    "CopilotOutputError",
+                    message,
+                    execution_error::ErrorKind::User,
+                ),
+                false,
+                logs.to_vec(),
+            ));
+        }
+        Err(CopilotError::System(message)) => Err(BackendError::Internal(message)),
+    };
+    written.err().map(|e| {
+        failed(
+            execution_error(
+                "CopilotOutputError",
+                e.to_string(),
+                execution_error::ErrorKind::System,
+            ),
+            true,
+            logs.to_vec(),
+        )
+    })
 }
 
 /// Whether flytekit marked the task eager (`@eager`): it launches executions and waits for them.
@@ -888,6 +960,7 @@ async fn run_process(
         env,
         image: prepared.image.clone(),
         registered_dest_dir: None,
+        copilot: None,
     };
     let program = &prepared.argv[0];
     let Some(resolved) = resolve_program(

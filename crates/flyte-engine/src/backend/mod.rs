@@ -12,6 +12,7 @@ use flyteidl::core::{ExecutionError, TaskLog, TaskTemplate};
 use tokio::sync::mpsc;
 
 pub mod builtin;
+pub mod copilot;
 pub mod local;
 pub mod memory;
 pub mod resources;
