@@ -846,7 +846,9 @@ fn plain(url: &str) -> &str {
 /// A fast-registered task: `pyflyte-fast-execute --additional-distribution <bundle> --dest-dir
 /// /root -- <task command>`. The backend unpacks the bundle into the attempt's working
 /// directory and runs the task command itself, as flytekit's wrapper would after unpacking
-/// (`--dynamic-*` before `--resolver`, the directory on `PYTHONPATH`); switched off, the
+/// (`--dynamic-*` before `--resolver`, `--dynamic-dest-dir` the registered `--dest-dir` so
+/// that what the task registers does not depend on where it ran, the working directory on
+/// `PYTHONPATH`); switched off, the
 /// wrapper runs. A stand-in `pyflyte-fast-execute` on `PATH` records whether it ran.
 #[tokio::test]
 async fn fast_execute_bundles_are_unpacked_in_the_working_directory() {
@@ -946,7 +948,7 @@ async fn fast_execute_bundles_are_unpacked_in_the_working_directory() {
         let got = std::fs::read_to_string(&report).unwrap();
         let expected = format!(
             "hello from the bundle\npwd={wd}\npythonpath=/opt/site:{wd}\n\
-             args=--inputs in.pb --dynamic-addl-distro {distribution} --dynamic-dest-dir {wd} \
+             args=--inputs in.pb --dynamic-addl-distro {distribution} --dynamic-dest-dir /root \
              --resolver flytekit.core.python_auto_container.default_task_resolver\n",
             wd = work_dir.display()
         );

@@ -200,3 +200,50 @@ async fn a_task_over_its_memory_limit_is_oom_killed() {
         "{outcome:?}"
     );
 }
+
+/// A process re-attached after a restart is held to its memory limit too.
+#[test]
+fn a_reattached_attempt_over_its_memory_limit_is_oom_killed() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let f = Fixture::new();
+    let (started, release) = (f.data_dir().join("started"), f.data_dir().join("release"));
+    let k = key("res5", "n0", 0);
+    let script = format!(
+        r#"echo started > "{s}"; while [ ! -f "{r}" ]; do sleep 0.05; done; python3 -c 'import time; b = b"x" * (300 << 20); time.sleep(60)'"#,
+        s = started.display(),
+        r = release.display()
+    );
+    let template = with_resources(
+        shell_task(&script, None),
+        &[],
+        &[(ResourceName::Memory, "100Mi")],
+    );
+    let attempt = f.attempt(k.clone(), template);
+    // The first server dies with its runtime; the process is left running.
+    let first = runtime();
+    first.block_on(async {
+        let b = backend(&f, 2);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        b.start(attempt.clone(), tx).await.unwrap();
+        wait_for_file(&started, WAIT).await;
+    });
+    first.shutdown_background();
+    runtime().block_on(async {
+        let second = backend(&f, 2);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert_eq!(
+            second.reattach(attempt, tx).await.unwrap(),
+            flyte_engine::backend::Reattach::Attached
+        );
+        std::fs::write(&release, "").unwrap();
+        let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
+        let (error, retryable) = failure(&outcome);
+        assert_eq!(error.code, "OOMKilled", "{}", error.message);
+        assert!(retryable);
+    });
+}

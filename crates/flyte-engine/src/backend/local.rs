@@ -1505,6 +1505,7 @@ async fn run_reattached(
     let outcome = match result {
         Ok(status) => evaluate_exit(inner, attempt, status, &log_path, logs).await,
         Err(Exit::Aborted) => AttemptOutcome::Aborted,
+        Err(Exit::OomKilled) => oom_killed(attempt, &log_path, logs),
         Err(Exit::Failed(AttemptOutcome::Failed {
             error, retryable, ..
         })) => failed(error, retryable, logs),
