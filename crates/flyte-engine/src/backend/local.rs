@@ -875,6 +875,34 @@ async fn admit(
     }
 }
 
+/// Resolves with the usage and the limit once the attempt's process group `pgid` uses more
+/// memory than its limit; never without a limit.
+async fn memory_watch(inner: &Inner, attempt: &TaskAttempt, pgid: i32) -> (u64, u64) {
+    let limit = TaskResources::of(&attempt.template, &inner.config.resource_defaults)
+        .ok()
+        .and_then(|r| r.memory_limit);
+    match limit {
+        Some(limit) => (memory::exceeded(pgid, limit).await, limit),
+        None => std::future::pending().await,
+    }
+}
+
+/// Says in the server's log and the task's why it was killed.
+fn note_oom_kill(log_path: &Path, pgid: i32, used: u64, limit: u64) {
+    let (used, limit) = (
+        super::resources::bytes(used),
+        super::resources::bytes(limit),
+    );
+    tracing::warn!(pid = pgid, %used, %limit, "task over its memory limit: killed (OOMKilled)");
+    append_line(
+        log_path,
+        &format!(
+            "flyte-rs: the task used {used} of memory, over its limit of {limit}: killed \
+             (OOMKilled)"
+        ),
+    );
+}
+
 /// A task killed at its memory limit, reported as propeller reports a container the kernel
 /// OOM-killed (`DeterminePrimaryContainerPhase`): retryable, USER, code `OOMKilled`.
 fn oom_killed(attempt: &TaskAttempt, log_path: &Path, logs: Vec<TaskLog>) -> AttemptOutcome {
@@ -1057,15 +1085,7 @@ async fn run_process(
         },
     ));
 
-    let memory_limit = TaskResources::of(&attempt.template, &inner.config.resource_defaults)
-        .ok()
-        .and_then(|r| r.memory_limit);
-    let over_memory = async {
-        match memory_limit {
-            Some(limit) => (memory::exceeded(pgid, limit).await, limit),
-            None => std::future::pending().await,
-        }
-    };
+    let over_memory = memory_watch(inner, attempt, pgid);
     let timeout = attempt.timeout.filter(|t| !t.is_zero());
     let timer = async {
         match timeout {
@@ -1092,9 +1112,7 @@ async fn run_process(
         (used, limit) = over_memory => {
             kill_group(pgid, libc::SIGKILL);
             let _ = child.wait().await;
-            let (used, limit) = (super::resources::bytes(used), super::resources::bytes(limit));
-            tracing::warn!(pid = pgid, %used, %limit, "task over its memory limit: killed (OOMKilled)");
-            append_line(log_path, &format!("flyte-rs: the task used {used} of memory, over its limit of {limit}: killed (OOMKilled)"));
+            note_oom_kill(log_path, pgid, used, limit);
             Exit::OomKilled
         }
         _ = timer => {
@@ -1495,7 +1513,17 @@ async fn run_reattached(
         pid,
         "re-attached to a task process started by an earlier server"
     );
-    let result = follow(inner, &work_dir, pid, start, &mut abort_rx).await;
+    let over_memory = memory_watch(inner, attempt, pid);
+    let result = tokio::select! {
+        result = follow(inner, &work_dir, pid, start, &mut abort_rx) => result,
+        (used, limit) = over_memory => {
+            if start_time(pid) == Some(start) {
+                kill_group(pid, libc::SIGKILL);
+            }
+            note_oom_kill(&log_path, pid, used, limit);
+            Err(Exit::OomKilled)
+        }
+    };
     // What the task left running in its group goes with it, as after `start`.
     if group_works_in(pid, &work_dir) {
         kill_group(pid, libc::SIGKILL);
