@@ -242,6 +242,19 @@ def test_a_running_tasks_log_lines_appear_in_its_panel(server: Server, project, 
     expect(page.get_by_test_id("task-log")).to_contain_text("step 1: 100 -> 101")
 
 
+def test_the_timeline_shows_each_attempt_of_a_retried_task(server: Server, project, page: Page):
+    # flaky fails recoverably twice, then succeeds on its third attempt.
+    name, url = run_remote(server, project, "examples/failures.py", "flaky_wf", "--fail_times", "2")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    timeline = page.get_by_role("list", name="Timeline")
+    bars = timeline.locator(".tl-attempt")
+    expect(bars).to_have_count(3, timeout=UI_WAIT_MS)
+    expect(bars.nth(2)).to_have_attribute("title", re.compile(r"attempt 3: succeeded"))
+    expect(bars.nth(0)).not_to_have_attribute("title", re.compile(r"succeeded"))
+    expect(page.get_by_role("table", name="Nodes").locator('tr[data-node="n0"] td').nth(4)).to_have_text("3")
+
+
 def latest_version(server: Server, kind: str, name: str) -> str:
     url = f"{server.url}/api/v1/{kind}/{PROJECT}/{DOMAIN}/{name}?limit=1&sort_by.key=created_at&sort_by.direction=DESCENDING"
     with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"})) as r:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type Loaded, flattenRows, phaseCounts, windowOf } from "./rows";
-import type { NodeExecution } from "./types";
+import { type Loaded, attemptBars, flattenRows, phaseCounts, windowOf } from "./rows";
+import type { NodeExecution, TaskExecution } from "./types";
 
 const node = (id: string, phase: string, started: string, meta: NodeExecution["metadata"] = {}): NodeExecution => ({
   id: { execution_id: { project: "p", domain: "d", name: "e" }, node_id: id },
@@ -81,6 +81,29 @@ describe("phaseCounts", () => {
       ["SUCCEEDED", 2],
       ["RUNNING", 1],
       ["UNDEFINED", 1],
+    ]);
+  });
+});
+
+describe("attemptBars", () => {
+  const attempt = (n: number, phase: string, started?: string, duration?: string): TaskExecution => ({
+    id: { retry_attempt: n, task_id: { project: "p", domain: "d", name: "t", version: "v" } },
+    closure: { phase, started_at: started, duration },
+  });
+
+  it("gives each attempt that started its own span, a running one up to now", () => {
+    const now = Date.parse("2026-01-01T00:00:10Z");
+    const bars = attemptBars(
+      [
+        attempt(1, "RUNNING", "2026-01-01T00:00:04Z", "0s"),
+        attempt(0, "FAILED", "2026-01-01T00:00:00Z", "3s"),
+        attempt(2, "QUEUED"),
+      ],
+      now,
+    );
+    expect(bars).toEqual([
+      { attempt: 0, phase: "FAILED", start: now - 10_000, end: now - 7_000 },
+      { attempt: 1, phase: "RUNNING", start: now - 6_000, end: now },
     ]);
   });
 });

@@ -1,7 +1,8 @@
 // The node table as a flat list of rows (nodes, expanded children, map indices) and the window
 // of it that is drawn: a run with 6,000 dynamic children or 1,000 map indices renders only the
 // rows in view.
-import type { ExternalResource, NodeExecution } from "./types";
+import { durationSeconds, isTerminal } from "./format";
+import type { ExternalResource, NodeExecution, TaskExecution } from "./types";
 
 /** What an expanded node has loaded: child node executions, or a map task's indices. */
 export interface Loaded {
@@ -81,4 +82,19 @@ export function phaseCounts(phases: (string | undefined)[]): [string, number][] 
   const m = new Map<string, number>();
   for (const p of phases) m.set(p ?? "UNDEFINED", (m.get(p ?? "UNDEFINED") ?? 0) + 1);
   return [...m.entries()].sort((a, b) => b[1] - a[1]);
+}
+
+/** One bar per attempt of a task node for the timeline: [start, end] in ms (a running
+ * attempt ends `now`), its phase and number. Attempts that never started are left out. */
+export function attemptBars(list: TaskExecution[], now: number): { attempt: number; phase: string; start: number; end: number }[] {
+  return list
+    .filter((t) => t.closure.started_at)
+    .map((t) => {
+      const start = Date.parse(t.closure.started_at!);
+      const d = durationSeconds(t.closure.duration);
+      const end = d !== null && (d > 0 || isTerminal(t.closure.phase)) ? start + d * 1000 : now;
+      return { attempt: t.id.retry_attempt ?? 0, phase: t.closure.phase, start, end };
+    })
+    .filter((a) => Number.isFinite(a.start))
+    .sort((a, b) => a.attempt - b.attempt);
 }

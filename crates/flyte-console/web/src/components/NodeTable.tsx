@@ -3,8 +3,8 @@ import { api } from "../api";
 import { elapsed, formatTime, isTerminal } from "../format";
 import { paths } from "../router";
 import { type Loaded, type Row, flattenRows, isStartOrEnd, phaseCounts, windowOf } from "../rows";
-import type { ExecutionId, NodeExecution } from "../types";
-import { ErrorBox, Phase, useAsync } from "./common";
+import type { ExecutionId, NodeExecution, TaskExecution } from "../types";
+import { ErrorBox, Phase } from "./common";
 
 /** Row height in px (CSS `.vgrid td` keeps every row at it, so the window can be computed). */
 const ROW_H = 34;
@@ -33,12 +33,15 @@ const CACHE: Record<string, string> = {
 export function NodeTable({
   id,
   nodes,
+  attempts,
   version,
   onSelect,
   selected,
 }: {
   id: ExecutionId;
   nodes: NodeExecution[];
+  /** The task executions of top-level task nodes (their attempts). */
+  attempts: Record<string, TaskExecution[]> | undefined;
   version: number;
   onSelect: (n: string) => void;
   selected: string | null;
@@ -97,26 +100,7 @@ export function NodeTable({
     }
   }, [open, version, settledTick]);
 
-  // Attempts of the top-level task nodes (their task executions), re-read when a phase changes.
   const top = nodes.filter((n) => !isStartOrEnd(n.id.node_id));
-  const signature = top.map((n) => `${n.id.node_id}:${n.closure.phase}`).join(",");
-  const attempts = useAsync(async () => {
-    const out: Record<string, number> = {};
-    await Promise.all(
-      top
-        .filter((n) => n.closure.task_node_metadata && !n.metadata?.is_array)
-        .slice(0, 200)
-        .map(async (n) => {
-          try {
-            out[n.id.node_id] = (await api.taskExecutions(id, n.id.node_id)).task_executions.length;
-          } catch {
-            // Shown as unknown.
-          }
-        }),
-    );
-    return out;
-  }, [id.name, signature]);
-
   const scroller = useRef<HTMLDivElement>(null);
   const [view, setView] = useState({ top: 0, height: 700 });
   const virtual = rows.length > WHOLE;
@@ -162,7 +146,7 @@ export function NodeTable({
               r={r}
               index={start + i}
               id={id}
-              attempts={r.kind === "node" && r.depth === 0 ? attempts.data?.[r.key] : undefined}
+              attempts={r.kind === "node" && r.depth === 0 ? attempts?.[r.key]?.length : undefined}
               loaded={r.kind === "node" ? loaded.get(r.key) : undefined}
               onToggle={toggle}
               onSelect={onSelect}

@@ -7,7 +7,7 @@ import { Signals } from "../components/Signals";
 import { ErrorBox, Loading, Phase, Section, useAsync } from "../components/common";
 import { durationSeconds, elapsed, formatSeconds, formatTime, isTerminal, phaseClass } from "../format";
 import { workflowGraph } from "../graph";
-import { isStartOrEnd } from "../rows";
+import { attemptBars, isStartOrEnd } from "../rows";
 import { NodeTable } from "../components/NodeTable";
 import { type LiveStatus, useLive, watchPaths } from "../live";
 import { navigate, paths } from "../router";
@@ -21,6 +21,24 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
   const phase = ex.data?.closure.phase;
   const running = !!phase && !isTerminal(phase);
   const nodes = useAsync(() => api.nodeExecutions(id), [id.project, id.domain, id.name, live.version]);
+  // Attempts of the top-level task nodes (table: how many; timeline: one bar each).
+  const topTasks = (nodes.data?.node_executions ?? []).filter(
+    (n) => n.closure.task_node_metadata && !n.metadata?.is_array && !isStartOrEnd(n.id.node_id),
+  );
+  const attemptSig = topTasks.map((n) => `${n.id.node_id}:${n.closure.phase}`).join(",");
+  const attempts = useAsync(async () => {
+    const out: Record<string, TaskExecution[]> = {};
+    await Promise.all(
+      topTasks.slice(0, 200).map(async (n) => {
+        try {
+          out[n.id.node_id] = (await api.taskExecutions(id, n.id.node_id)).task_executions;
+        } catch {
+          // Shown as unknown.
+        }
+      }),
+    );
+    return out;
+  }, [id.name, attemptSig]);
   const data = useAsync(() => api.executionData(id), [id.project, id.domain, id.name, phase]);
   const wfId = ex.data?.closure.workflow_id;
   const wf = useAsync(
@@ -161,12 +179,16 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
       ) : null}
 
       <Section title="Timeline" id="timeline-h">
-        <Timeline nodes={nodes.data?.node_executions ?? []} onSelect={select} />
+        <Timeline nodes={nodes.data?.node_executions ?? []} attempts={attempts.data ?? {}} onSelect={select} />
       </Section>
 
       <Section title="Nodes" id="nodes-h">
         {nodes.error && !nodes.data ? <ErrorBox error={nodes.error} what="node executions" /> : null}
-        <NodeTable key={`${id.project}/${id.domain}/${id.name}`} id={id} nodes={nodes.data?.node_executions ?? []} version={live.version} onSelect={select} selected={node} />
+        <NodeTable
+          key={`${id.project}/${id.domain}/${id.name}`}
+          attempts={attempts.data}
+          id={id}
+          nodes={nodes.data?.node_executions ?? []} version={live.version} onSelect={select} selected={node} />
       </Section>
 
       <div class="two-col">
@@ -492,8 +514,17 @@ function summaryLine(message: string): string {
   return lines[lines.length - 1] ?? "error";
 }
 
-/** Nodes as bars on the execution's time axis (a Gantt chart); running ones grow to now. */
-function Timeline({ nodes, onSelect }: { nodes: NodeExecution[]; onSelect: (n: string) => void }) {
+/** Nodes as bars on the execution's time axis (a Gantt chart); running ones grow to now. A
+ * node that ran more than once shows one bar per attempt, coloured by the attempt's phase. */
+function Timeline({
+  nodes,
+  attempts,
+  onSelect,
+}: {
+  nodes: NodeExecution[];
+  attempts: Record<string, TaskExecution[]>;
+  onSelect: (n: string) => void;
+}) {
   const now = Date.now();
   const rows = nodes
     .filter((n) => !isStartOrEnd(n.id.node_id) && n.closure.started_at)
@@ -516,11 +547,23 @@ function Timeline({ nodes, onSelect }: { nodes: NodeExecution[]; onSelect: (n: s
             {n.id.node_id}
           </button>
           <div class="tl-track">
-            <div
-              class={`tl-bar ${phaseClass(n.closure.phase)}`}
-              style={{ left: `${((start - t0) / span) * 100}%`, width: `${Math.max(0.5, ((end - start) / span) * 100)}%` }}
-              title={`${n.id.node_id}: ${formatSeconds((end - start) / 1000)}`}
-            />
+            {(attempts[n.id.node_id]?.length ?? 0) > 1 ? (
+              attemptBars(attempts[n.id.node_id], now).map((a) => (
+                <div
+                  key={a.attempt}
+                  class={`tl-bar tl-attempt ${phaseClass(a.phase)}`}
+                  data-attempt={a.attempt}
+                  style={{ left: `${((a.start - t0) / span) * 100}%`, width: `${Math.max(0.5, ((a.end - a.start) / span) * 100)}%` }}
+                  title={`${n.id.node_id}, attempt ${a.attempt + 1}: ${a.phase.toLowerCase()}, ${formatSeconds((a.end - a.start) / 1000)}`}
+                />
+              ))
+            ) : (
+              <div
+                class={`tl-bar ${phaseClass(n.closure.phase)}`}
+                style={{ left: `${((start - t0) / span) * 100}%`, width: `${Math.max(0.5, ((end - start) / span) * 100)}%` }}
+                title={`${n.id.node_id}: ${formatSeconds((end - start) / 1000)}`}
+              />
+            )}
           </div>
           <span class="tl-time muted">{formatSeconds((end - start) / 1000)}</span>
         </div>
