@@ -255,6 +255,22 @@ def test_the_timeline_shows_each_attempt_of_a_retried_task(server: Server, proje
     expect(page.get_by_role("table", name="Nodes").locator('tr[data-node="n0"] td').nth(4)).to_have_text("3")
 
 
+def test_a_chosen_theme_is_kept_and_an_unreachable_server_says_so(server: Server, page: Page):
+    page.goto(server.url + "/console/")
+    background = "getComputedStyle(document.body).backgroundColor"
+    page.get_by_label("Theme").select_option("dark")
+    assert page.evaluate(background) == "rgb(13, 17, 23)"
+    page.reload()
+    expect(page.get_by_label("Theme")).to_have_value("dark", timeout=UI_WAIT_MS)
+    assert page.evaluate(background) == "rgb(13, 17, 23)"
+    page.get_by_label("Theme").select_option("light")
+    assert page.evaluate(background) == "rgb(246, 247, 249)"
+    # Every API call fails at the network level, as when the server is down.
+    page.route("**/api/v1/**", lambda route: route.abort())
+    page.goto(f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions/gone")
+    expect(page.get_by_role("alert")).to_contain_text("The server cannot be reached", timeout=UI_WAIT_MS)
+
+
 def latest_version(server: Server, kind: str, name: str) -> str:
     url = f"{server.url}/api/v1/{kind}/{PROJECT}/{DOMAIN}/{name}?limit=1&sort_by.key=created_at&sort_by.direction=DESCENDING"
     with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"})) as r:

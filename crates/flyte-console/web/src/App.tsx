@@ -1,4 +1,4 @@
-import { useEffect } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, type EntityKind } from "./api";
 import { useAsync } from "./components/common";
 import { EntityList, EntityPage, KIND_LABEL, Versions } from "./pages/Entities";
@@ -6,6 +6,7 @@ import { ExecutionPage } from "./pages/Execution";
 import { Executions } from "./pages/Executions";
 import { Home } from "./pages/Home";
 import { navigate, onLinkClick, parse, paths, useLocation } from "./router";
+import { type Theme, applyTheme, storedTheme } from "./theme";
 
 export function App() {
   const loc = useLocation();
@@ -79,9 +80,33 @@ export function App() {
             ))}
           </nav>
         ) : null}
+        <ThemePick />
       </header>
       {page}
     </>
+  );
+}
+
+/** Light, dark or the system's theme. */
+function ThemePick() {
+  const [theme, setTheme] = useState<Theme>(storedTheme());
+  return (
+    <label class="theme-pick">
+      Theme{" "}
+      <select
+        aria-label="Theme"
+        value={theme}
+        onChange={(e) => {
+          const t = (e.target as HTMLSelectElement).value as Theme;
+          applyTheme(t);
+          setTheme(t);
+        }}
+      >
+        <option value="system">system</option>
+        <option value="light">light</option>
+        <option value="dark">dark</option>
+      </select>
+    </label>
   );
 }
 
