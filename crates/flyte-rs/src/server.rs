@@ -4,8 +4,10 @@
 //! (REST gateway, data-proxy uploads, health and metrics): axum's server detects the HTTP/2
 //! preface per connection. With `server.tls` the same port speaks TLS first (tls.rs).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,7 +126,17 @@ fn indent(text: &str, prefix: &str) -> String {
 
 /// Opens the stores, binds the listening address and starts serving. Returns once the port
 /// accepts connections; the server runs on the current tokio runtime.
-pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+///
+/// The future is boxed here so that the binary and the tests do not code-generate the whole
+/// server again: an `async fn`'s body is compiled in every crate that awaits it (this made the
+/// release binary's own crate cost 85 s of CPU; docs/benchmarks.md, "Release build time").
+pub fn start(
+    config: Config,
+) -> Pin<Box<dyn Future<Output = anyhow::Result<RunningServer>> + Send>> {
+    Box::pin(start_inner(config))
+}
+
+async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
     let began = Instant::now();
     config.validate()?;
     let config = Arc::new(config);
