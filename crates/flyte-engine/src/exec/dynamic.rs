@@ -17,9 +17,9 @@ use flyte_core::compiler::{Resolved, compile_workflow_template, referenced_entit
 use flyte_core::ids::IdKey;
 use flyteidl::admin::WorkflowSpec;
 use flyteidl::core::{
-    CompiledWorkflowClosure, DynamicJobSpec, Identifier, LiteralMap, ResourceType, TaskTemplate,
-    WorkflowMetadata, WorkflowTemplate, execution_error::ErrorKind, node_execution, task_execution,
-    task_template,
+    CompiledWorkflowClosure, DynamicJobSpec, ExecutionError, Identifier, LiteralMap, ResourceType,
+    TaskTemplate, WorkflowMetadata, WorkflowTemplate, execution_error::ErrorKind, node_execution,
+    task_execution, task_template,
 };
 use flyteidl::event::DynamicWorkflowNodeMetadata;
 use prost::Message;
@@ -78,6 +78,42 @@ pub(super) fn dynamic_template(
 }
 
 impl ExecActor {
+    pub(super) fn is_dynamic_task(&self, idx: usize) -> bool {
+        self.nodes[idx].kind.task().is_some()
+            && !self.nodes[idx].rec.dynamic_closure_path.is_empty()
+    }
+
+    /// Whether a node of the scope timed out (its own deadline), as opposed to failing.
+    pub(super) fn scope_timed_out(&self, s: usize) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| n.member_of == Some(s) && n.phase() == NodePhase::TimedOut)
+    }
+
+    /// A dynamic node whose workflow timed out is retried — the task runs again and builds a
+    /// new workflow under the next attempt's ids — while its user retries last; one whose
+    /// workflow failed is not (propeller: `IsFailurePermanent` is set only on failure).
+    pub(super) fn retry_dynamic(&mut self, idx: usize, error: ExecutionError) {
+        let max = self.max_attempts(idx);
+        let n = &mut self.nodes[idx];
+        n.rec.user_failures += 1;
+        let current = n.rec.user_failures;
+        if current >= max {
+            let final_err = super::task::retries_exhausted(error, current, max);
+            self.node_terminal(idx, NodePhase::Failed, Some(final_err));
+            return;
+        }
+        metrics::counter!(m::ATTEMPTS_RETRIED, "kind" => "user").increment(1);
+        n.rec.dynamic_closure_path.clear();
+        n.state.set_child_scope(None);
+        n.rec.attempt += 1;
+        self.dirty.insert(idx);
+        // Back to RUNNING, as propeller reports a retryable failure, so that the next attempt's
+        // DYNAMIC_RUNNING (with its own workflow) is a phase change the admin records.
+        self.node_event(idx, node_execution::Phase::Running, None);
+        self.start_attempt(idx);
+    }
+
     /// The node's attempt succeeded with a `futures.pb`: build, persist and start the dynamic
     /// workflow (or fail the node, or retry the attempt on a system error).
     pub(super) async fn start_dynamic(&mut self, idx: usize, futures: String) {
