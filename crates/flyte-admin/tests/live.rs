@@ -239,3 +239,73 @@ async fn watching_an_unknown_execution_is_a_404_with_a_message() {
         format!("execution {PROJECT}/{DOMAIN}/nope not found")
     );
 }
+
+/// The body of a followed log, read to its end.
+async fn follow(file: &std::path::Path, last_event_id: Option<&str>) -> Vec<(String, String)> {
+    use http_body_util::BodyExt;
+    let dir = file.parent().unwrap();
+    let store = flyte_store::open(&format!("sqlite://{}/db.sqlite", dir.display()))
+        .await
+        .unwrap();
+    let attempt = flyte_engine::backend::AttemptKey {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        execution: "gone".into(),
+        node_id: "n0".into(),
+        retry_attempt: 0,
+    };
+    let mut headers = http::HeaderMap::new();
+    if let Some(id) = last_event_id {
+        headers.insert("last-event-id", id.parse().unwrap());
+    }
+    let response = flyte_admin::live::follow_log(store, file.to_path_buf(), attempt, &headers);
+    let body = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
+        .await
+        .expect("the stream did not end")
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    // `id:` lines kept as ("id", value) to check the offsets.
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id:") {
+                out.push(("id".to_string(), v.trim().to_string()));
+            }
+        }
+    }
+    out.extend(events(&text));
+    out
+}
+
+#[tokio::test]
+async fn a_followed_log_sends_whole_lines_then_the_rest_and_ends_with_its_execution() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("0.log");
+    std::fs::write(&file, "line one\nline two\npartial").unwrap();
+    // The execution is not in the store (gone): the attempt has ended, so after the whole
+    // lines comes the unfinished last one, then `end`.
+    let got = follow(&file, None).await;
+    let logs: Vec<String> = got
+        .iter()
+        .filter(|(k, _)| k == "log")
+        .map(|(_, d)| serde_json::from_str::<String>(d).unwrap())
+        .collect();
+    assert_eq!(logs, vec!["line one\nline two\n", "partial"], "{got:?}");
+    let ids: Vec<&str> = got
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(ids, vec!["18", "25"], "byte offsets after each piece");
+    assert_eq!(got.last().unwrap().0, "end");
+
+    // A reconnect with Last-Event-ID gets only what follows that offset.
+    let again = follow(&file, Some("18")).await;
+    let logs: Vec<String> = again
+        .iter()
+        .filter(|(k, _)| k == "log")
+        .map(|(_, d)| serde_json::from_str::<String>(d).unwrap())
+        .collect();
+    assert_eq!(logs, vec!["partial"], "{again:?}");
+}
