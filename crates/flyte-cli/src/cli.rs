@@ -176,6 +176,9 @@ pub enum GetCommand {
     /// Launch plan names; with a NAME its versions and state; with --version or --latest its inputs
     #[command(visible_alias = "launchplans", visible_alias = "lp")]
     Launchplan(EntityArgs),
+    /// Active launch-plan schedules and their next ticks; with a NAME that launch plan's
+    #[command(visible_alias = "schedules")]
+    Schedule { name: Option<String> },
     /// Executions, newest first; with a NAME one execution, its nodes, inputs and outputs
     #[command(visible_alias = "executions")]
     Execution {

@@ -15,6 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::config::ClientConfig;
 use crate::error::{CliError, CliResult};
+use crate::tls::Tls;
 
 /// Responses can carry whole compiled workflows and inline data.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -22,6 +23,8 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct Client {
     pub admin: AdminServiceClient<Channel>,
     pub signal: SignalServiceClient<Channel>,
+    /// Plain HTTP calls (logs, schedules), with the same TLS settings as the channel.
+    pub http: reqwest::Client,
     pub config: ClientConfig,
     pub project: String,
     pub domain: String,
@@ -46,14 +49,29 @@ impl Client {
             .map_err(|e| unreachable(e.to_string()))?
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| unreachable(error_chain(&e)))?;
+        let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        let channel = if config.insecure {
+            endpoint.connect().await
+        } else {
+            let tls = Tls::new(&config.tls)?;
+            http = http.tls_backend_preconfigured(tls.http.clone());
+            let grpc = tls.grpc.clone();
+            let address = config.endpoint.clone();
+            endpoint
+                .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+                    Tls::connect(grpc.clone(), address.clone())
+                }))
+                .await
+        }
+        .map_err(|e| unreachable(with_tls_hint(error_chain(&e), &config)))?;
+        let http = http
+            .build()
+            .map_err(|e| CliError::Config(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Self {
             admin: AdminServiceClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             signal: SignalServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            http,
             config,
             project,
             domain,
@@ -255,7 +273,30 @@ fn kind_command(kind: ResourceType) -> &'static str {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// A certificate the client does not trust, or TLS against a cleartext server: say which
+/// setting to change.
+pub fn with_tls_hint(reason: String, config: &ClientConfig) -> String {
+    if config.insecure {
+        return reason;
+    }
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        let trusted = match &config.tls.ca_cert_file {
+            Some(ca) => format!("the CA in admin.caCertFilePath ({})", ca.display()),
+            None => "the system's trusted CAs (no admin.caCertFilePath set)".into(),
+        };
+        format!(
+            "{reason} — the server's TLS certificate is not trusted: it was checked against \
+             {trusted}; set admin.caCertFilePath to the CA that signed it"
+        )
+    } else if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
+        format!("{reason} — the server does not speak TLS: set admin.insecure: true")
+    } else {
+        reason
+    }
+}
+
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

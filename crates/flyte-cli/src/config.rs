@@ -3,12 +3,15 @@
 //! prefix is dropped), `admin.insecure` and `console.endpoint`; `FLYTE_PLATFORM_URL` and
 //! `FLYTE_PLATFORM_INSECURE` win over the file, as in flytekit. With no file at all the
 //! client talks to `flyte-rs start`'s default address, 127.0.0.1:30080, in plaintext.
+//! `insecure: false` means TLS, trusting `admin.caCertFilePath` (flytekit's
+//! `ca_cert_file_path` too) or the system's roots; `admin.insecureSkipVerify` trusts any.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{CliError, CliResult};
+use crate::tls::TlsSettings;
 
 /// Where `flyte-rs start` listens by default.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:30080";
@@ -34,6 +37,8 @@ pub struct ClientConfig {
     /// `host:port` of the admin (gRPC and HTTP on one port).
     pub endpoint: String,
     pub insecure: bool,
+    /// How to trust the server when `insecure` is false.
+    pub tls: TlsSettings,
     /// Base URL for console links (`console.endpoint`, else `http://<endpoint>`).
     pub console: String,
     /// The file read, if any.
@@ -41,9 +46,14 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// `http://host:port`: the gRPC channel's address and the base of plain HTTP calls.
+    /// `http://host:port` (`https://` with TLS): the gRPC channel's address and the base of
+    /// plain HTTP calls.
     pub fn http_base(&self) -> String {
-        format!("http://{}", self.endpoint)
+        format!("{}://{}", self.scheme(), self.endpoint)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.insecure { "http" } else { "https" }
     }
 
     /// The console page of an execution, as flytekit prints it.
@@ -67,6 +77,10 @@ struct FileConfig {
 struct AdminSection {
     endpoint: Option<String>,
     insecure: Option<bool>,
+    #[serde(rename = "caCertFilePath", alias = "ca_cert_file_path")]
+    ca_cert_file_path: Option<PathBuf>,
+    #[serde(rename = "insecureSkipVerify", alias = "insecure_skip_verify")]
+    insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,23 +125,22 @@ pub fn load(sources: &ConfigSources) -> CliResult<ClientConfig> {
         Some(text) => normalize_endpoint(&text)?,
         None => DEFAULT_ENDPOINT.to_string(),
     };
-    if !insecure {
-        return Err(CliError::Config(format!(
-            "admin.insecure is false{}: this client speaks plaintext gRPC only (as `flyte-rs \
-             start` serves it); set `admin.insecure: true`",
-            file.as_ref()
-                .map(|f| format!(" in {}", f.display()))
-                .unwrap_or_default()
-        )));
-    }
     let console = parsed
         .console
         .endpoint
         .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| format!("http://{endpoint}"));
+        .unwrap_or_else(|| format!("{}://{endpoint}", if insecure { "http" } else { "https" }));
+    let tls = TlsSettings {
+        ca_cert_file: parsed
+            .admin
+            .ca_cert_file_path
+            .filter(|p| !p.as_os_str().is_empty()),
+        skip_verify: parsed.admin.insecure_skip_verify.unwrap_or(false),
+    };
     Ok(ClientConfig {
         endpoint,
         insecure,
+        tls,
         console,
         file,
     })
@@ -278,15 +291,36 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_with_the_fix() {
+    fn tls_settings_are_read_in_both_spellings() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "c.yaml", "admin:\n  endpoint: dns:///x:1\n");
-        let err = load(&ConfigSources {
+        let path = write(
+            dir.path(),
+            "c.yaml",
+            "admin:\n  endpoint: dns:///x:1\n  caCertFilePath: /ca.pem\n",
+        );
+        let config = load(&ConfigSources {
             explicit: Some(path),
             ..Default::default()
         })
-        .unwrap_err();
-        assert!(err.to_string().contains("admin.insecure: true"), "{err}");
+        .unwrap();
+        // flytekit's default is TLS.
+        assert!(!config.insecure);
+        assert_eq!(config.http_base(), "https://x:1");
+        assert_eq!(config.console, "https://x:1");
+        assert_eq!(config.tls.ca_cert_file, Some(PathBuf::from("/ca.pem")));
+        assert!(!config.tls.skip_verify);
+        let path = write(
+            dir.path(),
+            "d.yaml",
+            "admin:\n  endpoint: x:1\n  insecure: false\n  ca_cert_file_path: /b.pem\n  insecureSkipVerify: true\n",
+        );
+        let config = load(&ConfigSources {
+            explicit: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.tls.ca_cert_file, Some(PathBuf::from("/b.pem")));
+        assert!(config.tls.skip_verify);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub async fn run(client: &mut Client, what: GetCommand, common: &Common) -> CliR
         GetCommand::Launchplan(args) => {
             entity(client, ResourceType::LaunchPlan, args, common).await
         }
+        GetCommand::Schedule { name } => {
+            crate::schedules::run(client, name.as_deref(), common).await
+        }
         GetCommand::Execution {
             name: Some(name), ..
         } => execution(client, &name, common).await,
@@ -169,6 +172,10 @@ async fn entity(
         print_data(common.output, &data)?;
     } else if kind == ResourceType::LaunchPlan {
         print_table(&["VERSION", "STATE", "CREATED"], rows);
+        if let Some(schedule) = crate::schedules::one(client, &name).await? {
+            outln!("");
+            crate::schedules::print(&schedule);
+        }
     } else {
         print_table(&["VERSION", "CREATED"], rows);
     }
@@ -385,6 +392,13 @@ async fn entity_detail(
                     timestamp(closure.and_then(|c| c.created_at.as_ref())),
                 ),
             ]);
+            // The active version's schedule (another version's would mislead).
+            if lp_state(closure.map_or(0, |c| c.state)) == "ACTIVE"
+                && let Some(schedule) = crate::schedules::one(client, &id.name).await?
+                && schedule.version == id.version
+            {
+                crate::schedules::print(&schedule);
+            }
             outln!("");
             print_table(
                 &["INPUT", "TYPE", "DEFAULT"],

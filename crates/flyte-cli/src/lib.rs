@@ -15,6 +15,8 @@ mod gate;
 mod get;
 mod launch;
 mod logs;
+mod schedules;
+pub mod tls;
 mod watch;
 
 pub use cli::{Command, run};

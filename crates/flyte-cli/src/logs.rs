@@ -32,7 +32,7 @@ pub async fn logs(
     attempt: Option<u32>,
     follow: bool,
 ) -> CliResult<()> {
-    let http = reqwest::Client::new();
+    let http = client.http.clone();
     let id = client.execution_id(name);
     // Bytes printed per log URI.
     let mut printed: BTreeMap<String, usize> = BTreeMap::new();
