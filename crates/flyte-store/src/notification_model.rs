@@ -38,7 +38,8 @@ pub struct NotificationRecord {
     pub state: NotificationState,
     /// Attempts made so far.
     pub attempts: i32,
-    /// Destinations already delivered (a retry sends only the others).
+    /// Destinations already delivered (a retry sends only the others); one given up on is
+    /// prefixed `!`.
     pub delivered: Vec<String>,
     pub last_error: String,
 }
