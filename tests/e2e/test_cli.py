@@ -28,7 +28,9 @@ from conftest import (
     Server,
     _binary,
     _clean_env,
+    DOMAIN,
     describe,
+    pyflyte,
     start_server,
     stop_server,
 )
@@ -401,6 +403,64 @@ def test_launchplan_activate_and_deactivate(server, reg):
     assert state == {"name": name, "version": reg.version, "state": "INACTIVE"}
     # INACTIVE is the enum's zero value: proto3 JSON leaves it out.
     assert as_json(server, "get", "lp", name, "--latest")["closure"].get("state", "INACTIVE") == "INACTIVE"
+
+
+def test_get_schedules_lists_active_schedules_with_next_ticks(server, reg):
+    """`pyflyte register --activate-launchplans` of the schedules example: `get schedules`
+    shows both launch plans with their next ticks (table, json, one by name), `get launchplan`
+    shows the active one's schedule; deactivated afterwards, none is left."""
+    import datetime as dt
+
+    version = "sched-" + uuid.uuid4().hex[:8]
+    names = ["every_minute_lp", "cron_minutely_lp"]
+    result = pyflyte(
+        server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version,
+        "--activate-launchplans", "examples/schedules.py", cwd=EXAMPLES_PROJECT,
+    )
+    assert result.returncode == 0, describe(result, server)
+    try:
+        listed = {s["launch_plan"]: s for s in as_json(server, "get", "schedules")}
+        assert set(names) <= set(listed), listed
+        now = dt.datetime.now(dt.timezone.utc)
+        for name in names:
+            entry = listed[name]
+            assert entry["version"] == version, entry
+            ticks = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in entry["next_ticks"]]
+            assert len(ticks) == 3 and ticks == sorted(ticks), entry
+            assert ticks[0] > now - dt.timedelta(minutes=2), entry
+        assert listed["every_minute_lp"]["schedule"] == "every 1 minute", listed
+        assert listed["cron_minutely_lp"]["schedule"].startswith("cron"), listed
+
+        table = ok(server, "get", "schedules").stdout.splitlines()
+        assert table[0].split()[:4] == ["LAUNCH", "PLAN", "VERSION", "SCHEDULE"], table
+        for name in names:
+            row = next(line for line in table if line.startswith(name + " "))
+            assert version in row, row
+            # Three next ticks, as `YYYY-MM-DD HH:MM:SSZ, ...`.
+            assert len(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", row)) >= 3, row
+
+        one = yaml.safe_load(ok(server, "get", "schedule", "every_minute_lp", "-o", "yaml").stdout)
+        assert one["launch_plan"] == "every_minute_lp" and one["version"] == version, one
+
+        shown = ok(server, "get", "launchplan", "every_minute_lp").stdout
+        assert f"Schedule:   every 1 minute (version {version})" in shown, shown
+        assert re.search(r"Next ticks: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ, ", shown), shown
+        detail = ok(server, "get", "launchplan", "cron_minutely_lp", "--latest").stdout
+        assert "Schedule:" in detail and "Next ticks:" in detail, detail
+        # A launch plan without a schedule shows none, and `get schedule` of it says why.
+        assert "Schedule:" not in ok(server, "get", "launchplan", LP).stdout
+        missing = cli(server, "get", "schedule", LP)
+        assert missing.returncode == 2, describe(missing, server)
+        assert "has no active schedule" in missing.stderr, missing.stderr
+    finally:
+        for name in names:
+            off = pyflyte(
+                server, "launchplan", "--project", PROJECT, "--domain", DOMAIN, name, version, "--deactivate",
+            )
+            assert off.returncode == 0, describe(off, server)
+    left = [s["launch_plan"] for s in as_json(server, "get", "schedules")]
+    assert not set(names) & set(left), left
+    assert "Schedule:" not in ok(server, "get", "launchplan", "every_minute_lp").stdout
 
 
 # --------------------------------------------------------------------------------------------

@@ -289,3 +289,50 @@ def test_certificate_reloads_when_its_files_change(tmp_path: pathlib.Path):
         assert "TLS certificate reloaded" in srv.log()
     finally:
         assert stop_server(srv) == 0, srv.log()
+
+
+def _flyte_rs(config: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    """The `flyte-rs` client with a flytekit config; the timeout only stops a hung test."""
+    env = _clean_env({"FLYTECTL_CONFIG": str(config)})
+    return subprocess.run([str(_binary()), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_flyte_rs_client_over_tls_with_the_ca(tls_server: Server):
+    """`flyte-rs get/launch --watch` over TLS with `caCertFilePath` (gRPC), and `get schedules`
+    (HTTPS to the same port)."""
+    version = "cli-tls-" + uuid.uuid4().hex[:8]
+    reg = pyflyte(
+        tls_server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version,
+        "examples/basics.py", cwd=EXAMPLES.parent,
+    )
+    assert reg.returncode == 0, describe(reg, tls_server)
+    launched = _flyte_rs(
+        tls_server.config_path, "launch", "launchplan", "examples.basics.hello_wf", "-i", "name=cli", "--watch",
+    )
+    assert launched.returncode == 0, describe(launched, tls_server)
+    assert "SUCCEEDED" in launched.stdout, describe(launched, tls_server)
+    listed = _flyte_rs(tls_server.config_path, "get", "executions", "-o", "json")
+    assert listed.returncode == 0, describe(listed, tls_server)
+    names = [e["spec"]["launchPlan"]["name"] for e in json.loads(listed.stdout)]
+    assert "examples.basics.hello_wf" in names, names
+    schedules = _flyte_rs(tls_server.config_path, "get", "schedules", "-o", "json")
+    assert schedules.returncode == 0, describe(schedules, tls_server)
+    assert json.loads(schedules.stdout) == [], schedules.stdout
+
+
+def test_flyte_rs_client_without_the_ca_fails_with_a_certificate_error(tls_server: Server, tmp_path: pathlib.Path):
+    config = tmp_path / "no-ca.yaml"
+    config.write_text(f"admin:\n  endpoint: dns:///127.0.0.1:{tls_server.port}\n  insecure: false\n")
+    for args in (["get", "executions"], ["launch", "launchplan", "examples.basics.hello_wf", "--watch"]):
+        result = _flyte_rs(config, *args)
+        assert result.returncode == 1, describe(result)
+        assert "certificate" in result.stderr and "admin.caCertFilePath" in result.stderr, describe(result)
+        assert "panicked" not in result.stderr, describe(result)
+    # flytekit's insecureSkipVerify: encrypted, not authenticated.
+    skip = tmp_path / "skip.yaml"
+    skip.write_text(
+        f"admin:\n  endpoint: dns:///127.0.0.1:{tls_server.port}\n  insecure: false\n  insecureSkipVerify: true\n"
+    )
+    result = _flyte_rs(skip, "get", "projects")
+    assert result.returncode == 0, describe(result)
+    assert PROJECT in result.stdout, result.stdout
