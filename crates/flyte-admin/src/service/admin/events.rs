@@ -25,8 +25,8 @@ use flyteidl::admin::{
 };
 use flyteidl::core::{self, TaskLog, node_execution, task_execution, workflow_execution};
 use flyteidl::event::{
-    NodeExecutionEvent, TaskExecutionEvent, WorkflowExecutionEvent, node_execution_event,
-    task_execution_event, workflow_execution_event,
+    ExternalResourceInfo, NodeExecutionEvent, TaskExecutionEvent, WorkflowExecutionEvent,
+    node_execution_event, task_execution_event, workflow_execution_event,
 };
 use prost::Message;
 
@@ -670,15 +670,21 @@ pub fn task_event(
                 if !meta.plugin_identifier.is_empty() {
                     existing.plugin_identifier = meta.plugin_identifier.clone();
                 }
-                if !meta.external_resources.is_empty() {
-                    existing.external_resources = meta.external_resources.clone();
-                }
+                merge_external_resources(
+                    &mut existing.external_resources,
+                    &meta.external_resources,
+                );
                 if !meta.resource_pool_info.is_empty() {
                     existing.resource_pool_info = meta.resource_pool_info.clone();
                 }
                 existing.instance_class = meta.instance_class;
             }
-            None => closure.metadata = Some(meta.clone()),
+            None => {
+                let mut meta = meta.clone();
+                meta.external_resources
+                    .sort_by_key(|r| (r.index, r.retry_attempt));
+                closure.metadata = Some(meta);
+            }
         }
     }
     if event.event_version > closure.event_version {
@@ -689,6 +695,36 @@ pub fn task_event(
     }
     record.closure = closure.encode_to_vec();
     Ok(record)
+}
+
+/// flyteadmin's `mergeExternalResources`: each event may report only the sub-tasks (map
+/// indices) that changed, so resources are kept sorted by (index, retry attempt); a reported
+/// one updates its entry (external id, phase, cache status unless disabled, logs, custom info)
+/// or is inserted in order.
+fn merge_external_resources(
+    existing: &mut Vec<ExternalResourceInfo>,
+    latest: &[ExternalResourceInfo],
+) {
+    for reported in latest {
+        let key = (reported.index, reported.retry_attempt);
+        match existing.binary_search_by_key(&key, |r| (r.index, r.retry_attempt)) {
+            Ok(at) => {
+                let entry = &mut existing[at];
+                if !reported.external_id.is_empty() {
+                    entry.external_id = reported.external_id.clone();
+                }
+                entry.phase = reported.phase;
+                if reported.cache_status != core::CatalogCacheStatus::CacheDisabled as i32 {
+                    entry.cache_status = reported.cache_status;
+                }
+                entry.logs = merge_logs(std::mem::take(&mut entry.logs), &reported.logs);
+                if reported.custom_info.is_some() {
+                    entry.custom_info = reported.custom_info.clone();
+                }
+            }
+            Err(at) => existing.insert(at, reported.clone()),
+        }
+    }
 }
 
 /// flyteadmin's `mergeLogs`: the latest logs, plus earlier ones not replaced by URI or name.
@@ -721,6 +757,37 @@ fn filter_logs_by_phase(logs: Vec<TaskLog>, phase: task_execution::Phase) -> Vec
 mod tests {
     use super::*;
     use workflow_execution::Phase as P;
+
+    fn resource(index: u32, retry: u32, phase: i32, id: &str) -> ExternalResourceInfo {
+        ExternalResourceInfo {
+            external_id: id.into(),
+            index,
+            retry_attempt: retry,
+            phase,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn map_indices_reported_a_few_at_a_time_accumulate() {
+        // A map task's events carry only the indices that changed: none may be lost.
+        let mut kept = vec![resource(0, 0, 1, "a-0"), resource(2, 0, 1, "a-2")];
+        merge_external_resources(
+            &mut kept,
+            &[
+                resource(1, 0, 1, "a-1"),
+                resource(2, 0, 3, ""),
+                resource(0, 1, 1, "a-0-r1"),
+            ],
+        );
+        let keys: Vec<_> = kept
+            .iter()
+            .map(|r| (r.index, r.retry_attempt, r.phase))
+            .collect();
+        assert_eq!(keys, [(0, 0, 1), (0, 1, 1), (1, 0, 1), (2, 0, 3)]);
+        // An update without an external id keeps the one it had.
+        assert_eq!(kept[3].external_id, "a-2");
+    }
 
     fn record(phase: P) -> ExecutionRecord {
         let now = Utc::now();
