@@ -47,8 +47,8 @@ fi
 
 # s3s-fs 0.14.1 takes an empty `Delimiter=` (what s3fs, hence flytekit, sends to list a
 # directory recursively) as a real delimiter and lists nothing; AWS S3 treats it as absent.
-# The crate's source from crates.io gets that one line fixed before it is built.
-STAMP="$CACHE/.flyte-rs-s3s-fs-$VERSION-empty-delimiter"
+# The crate's source from crates.io gets these lines fixed before it is built.
+STAMP="$CACHE/.flyte-rs-s3s-fs-$VERSION-fixes-2"
 if [[ ! -x "$BIN" || ! -f "$STAMP" ]]; then
   log "building s3s-fs $VERSION from crates.io into $CACHE"
   start=$SECONDS
@@ -63,8 +63,13 @@ if [[ ! -x "$BIN" || ! -f "$STAMP" ]]; then
   chmod -R u+w "$build_dir/s3s-fs"
   sed -i 's/let delimiter = input.delimiter.as_deref();/let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());/' \
     "$build_dir/s3s-fs/src/s3.rs"
-  if ! grep -q 'filter(|d| !d.is_empty())' "$build_dir/s3s-fs/src/s3.rs"; then
-    log "could not apply the empty-delimiter fix to s3s-fs $VERSION"
+  # HeadObject of a "directory" (a key prefix, as pandas/fsspec probe it) fails with 500
+  # (it reads the directory as a file); AWS answers 404 there.
+  perl -0pi -e 's/(let path = self\.get_object_path\(&input\.bucket, &input\.key\)\?;\n\n\s*if )!path\.exists\(\) \{/$1!path.is_file() {/' \
+    "$build_dir/s3s-fs/src/s3.rs"
+  if ! grep -q 'filter(|d| !d.is_empty())' "$build_dir/s3s-fs/src/s3.rs" ||
+    ! grep -q 'if !path.is_file() {' "$build_dir/s3s-fs/src/s3.rs"; then
+    log "could not apply the listing and HeadObject fixes to s3s-fs $VERSION"
     exit 1
   fi
   cargo install --path "$build_dir/s3s-fs" --features binary --locked --force \

@@ -4,7 +4,7 @@ fail, they do not skip.
 
 What a team running Flyte-RS on S3 checks: `pyflyte run --remote` uploads its code and a file
 input straight to the object store through presigned URLs; tasks read and write files,
-directories and cached outputs there; outputs are `s3://` URIs; and a client in another
+directories, a dataframe and cached outputs there; outputs are `s3://` URIs; and a client in another
 working directory, with only its own flytekit config, downloads them with FlyteRemote.
 """
 
@@ -96,6 +96,9 @@ def test_the_workflow_runs_with_its_data_in_s3(run, s3_server):
     execution = remote.sync_execution(executions[0])
     outputs = execution.outputs
     assert outputs["o2"] == "part0.txt,part1.txt,part2.txt|hello+uploaded-0"
+    assert outputs["o4"] == 6
+    frame_uri = outputs.literals["o3"].scalar.structured_dataset.uri
+    assert frame_uri.startswith(f"s3://{BUCKET}/"), frame_uri
     file_uri = outputs.literals["o0"].scalar.blob.uri
     dir_uri = outputs.literals["o1"].scalar.blob.uri
     assert file_uri.startswith(f"s3://{BUCKET}/"), file_uri
@@ -115,7 +118,9 @@ def test_the_second_run_hits_the_cache(run):
         for node_id, node in second.node_executions.items()
         if node.closure.task_node_metadata is not None
     }
-    assert statuses.get("n0") == catalog_pb2.CACHE_HIT, statuses
+    # The two cached tasks (make_file, make_frame), and only they.
+    hits = [n for n, status in statuses.items() if status == catalog_pb2.CACHE_HIT]
+    assert len(hits) == 2, statuses
 
 
 def test_upload_locations_are_presigned_urls_of_the_store(run, s3_endpoint):
@@ -163,6 +168,7 @@ def test_a_client_elsewhere_downloads_the_outputs(run, s3_endpoint, tmp_path):
     script = textwrap.dedent(
         f"""\
         import json, os
+        import pandas as pd
         from flytekit.configuration import Config
         from flytekit.remote import FlyteRemote
         from flytekit.types.directory import FlyteDirectory
@@ -177,7 +183,8 @@ def test_a_client_elsewhere_downloads_the_outputs(run, s3_endpoint, tmp_path):
             with open(f.download()) as fh:
                 text = fh.read()
             local = d.download()
-        print(json.dumps({{"file": text, "dir": sorted(os.listdir(local)), "cwd": os.getcwd()}}))
+            frame = ex.outputs.get("o3", as_type=pd.DataFrame)
+        print(json.dumps({{"file": text, "dir": sorted(os.listdir(local)), "n": frame["n"].tolist()}}))
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE", "AWS_"))}
@@ -187,3 +194,4 @@ def test_a_client_elsewhere_downloads_the_outputs(run, s3_endpoint, tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["file"] == "hello"
     assert got["dir"] == ["part0.txt", "part1.txt", "part2.txt"]
+    assert got["n"] == [1, 2, 3]

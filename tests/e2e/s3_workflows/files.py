@@ -1,8 +1,9 @@
-"""Files, directories and a cached task: what must work with S3 as the blob store."""
+"""Files, directories, a dataframe and cached tasks: what must work with S3 as the blob store."""
 
 import os
 import tempfile
 
+import pandas as pd
 from flytekit import task, workflow
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
@@ -37,8 +38,19 @@ def summarize(d: FlyteDirectory) -> str:
         return ",".join(names) + "|" + f.read()
 
 
+@task(cache=True, cache_version="1")
+def make_frame(text: str) -> pd.DataFrame:
+    return pd.DataFrame({"word": [text] * 3, "n": [1, 2, 3]})
+
+
+@task
+def total(df: pd.DataFrame) -> int:
+    return int(df["n"].sum())
+
+
 @workflow
-def wf(text: str, extra: FlyteFile) -> tuple[FlyteFile, FlyteDirectory, str]:
+def wf(text: str, extra: FlyteFile) -> tuple[FlyteFile, FlyteDirectory, str, pd.DataFrame, int]:
     f = make_file(text=text)
     d = make_dir(f=f, extra=extra)
-    return f, d, summarize(d=d)
+    df = make_frame(text=text)
+    return f, d, summarize(d=d), df, total(df=df)
