@@ -306,11 +306,17 @@ def test_flyte_rs_client_over_tls_with_the_ca(tls_server: Server):
         "examples/basics.py", cwd=EXAMPLES.parent,
     )
     assert reg.returncode == 0, describe(reg, tls_server)
+    name = "clitls" + uuid.uuid4().hex[:8]
     launched = _flyte_rs(
-        tls_server.config_path, "launch", "launchplan", "examples.basics.hello_wf", "-i", "name=cli", "--watch",
+        tls_server.config_path, "launch", "launchplan", "examples.basics.hello_wf", "-i", "name=cli",
+        "--name", name, "--watch",
     )
     assert launched.returncode == 0, describe(launched, tls_server)
     assert "SUCCEEDED" in launched.stdout, describe(launched, tls_server)
+    # The attempt's log link is on the same (https) port: fetched with the same CA.
+    logs = _flyte_rs(tls_server.config_path, "logs", name)
+    assert logs.returncode == 0, describe(logs, tls_server)
+    assert "==> node" in logs.stderr, describe(logs, tls_server)
     listed = _flyte_rs(tls_server.config_path, "get", "executions", "-o", "json")
     assert listed.returncode == 0, describe(listed, tls_server)
     names = [e["spec"]["launchPlan"]["name"] for e in json.loads(listed.stdout)]
