@@ -138,6 +138,9 @@ impl Notifier {
         clock: Arc<dyn Clock>,
         config: NotifyConfig,
     ) -> Result<Self, String> {
+        // HTTPS over rustls on ring, as everywhere in the binary; reqwest panics if no
+        // provider is installed (an embedding process, the tests' in-process servers).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(config.http_timeout)
             .build()

@@ -168,3 +168,12 @@ pub fn pagerduty_body(routing_key: &str, ctx: &Context, summary: &str) -> serde_
         "links": [{"href": ctx.console_url, "text": "Flyte console"}],
     })
 }
+
+/// Whether `address` is a valid email address (`name@host` or `Name <name@host>`), for the
+/// configuration's check at start.
+pub fn check_address(address: &str) -> Result<(), String> {
+    address
+        .parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

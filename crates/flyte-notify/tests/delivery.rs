@@ -208,7 +208,6 @@ async fn setup(
     Notifier,
     tempfile::TempDir,
 ) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let store = flyte_store::open(&format!("sqlite://{}/flyte.db", dir.path().display()))
         .await

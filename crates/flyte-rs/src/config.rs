@@ -39,6 +39,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub replica: ReplicaConfig,
     pub scheduler: SchedulerSection,
+    pub notifications: NotificationsSection,
 }
 
 /// The native scheduler of launch-plan schedules (docs/schedules.md).
@@ -344,6 +345,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             replica: ReplicaConfig::default(),
             scheduler: SchedulerSection::default(),
+            notifications: NotificationsSection::default(),
         }
     }
 }
@@ -844,6 +846,7 @@ impl Config {
         if let Err(err) = flyte_scheduler::schedule::parse_time_zone(&self.scheduler.time_zone) {
             problems.push(format!("scheduler.time_zone: {err}"));
         }
+        problems.extend(self.notifications.problems());
         if self.server.max_request_bytes < 1024 {
             problems.push("server.max_request_bytes: must be at least 1024".into());
         }
@@ -1043,6 +1046,16 @@ impl Config {
         };
         hidden(&mut shown.storage.s3.secret_access_key);
         hidden(&mut shown.storage.s3.session_token);
+        let n = &mut shown.notifications;
+        for secret in [
+            &mut n.smtp.password,
+            &mut n.slack.webhook_url,
+            &mut n.pagerduty.routing_key,
+        ] {
+            if !secret.is_empty() {
+                *secret = "<redacted>".into();
+            }
+        }
         for value in shown.storage.blob_options.values_mut() {
             *value = "<redacted>".into();
         }
@@ -1637,5 +1650,204 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("engine.python_venv"), "{err:#}");
+    }
+}
+
+/// Execution notifications (docs/notifications.md): email over SMTP, Slack, PagerDuty and
+/// generic webhooks, sent from a durable outbox with retries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsSection {
+    /// Off: nothing is sent (flyteadmin with notifications off); outbox rows are closed.
+    pub enabled: bool,
+    /// The console's base URL in links; empty: `server.public_url` + `/console`.
+    pub console_url: String,
+    /// How often the outbox is polled for due notifications.
+    pub poll_ms: u64,
+    /// Attempts per notification before it is given up (logged at ERROR).
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt, doubled after each further one.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// flyteadmin's `notifications.emailer`: sender, subject and body templates.
+    pub email: NotificationsEmail,
+    pub smtp: NotificationsSmtp,
+    pub slack: NotificationsSlack,
+    pub pagerduty: NotificationsPagerDuty,
+    /// Generic JSON webhooks, each told of every notification sent.
+    pub webhooks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsEmail {
+    pub sender: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsSmtp {
+    /// Empty: no email is sent (email notifications fail, logged at ERROR).
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (required upgrade), `tls` (implicit, port 465) or `none` (a local relay).
+    pub tls: flyte_notify::senders::SmtpTls,
+    /// Empty: no authentication.
+    pub username: String,
+    pub password: String,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsSlack {
+    /// A Slack incoming webhook; empty: Slack notifications are emailed to their recipients.
+    pub webhook_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsPagerDuty {
+    /// An Events API v2 integration key; empty: PagerDuty notifications are emailed.
+    pub routing_key: String,
+    pub events_url: String,
+}
+
+impl Default for NotificationsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            console_url: String::new(),
+            poll_ms: 1000,
+            max_attempts: 10,
+            backoff_initial_ms: 5_000,
+            backoff_max_ms: 600_000,
+            email: NotificationsEmail::default(),
+            smtp: NotificationsSmtp::default(),
+            slack: NotificationsSlack::default(),
+            pagerduty: NotificationsPagerDuty::default(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+impl Default for NotificationsEmail {
+    fn default() -> Self {
+        Self {
+            sender: "flyte-notifications@localhost".into(),
+            subject: flyte_notify::DEFAULT_SUBJECT.into(),
+            body: flyte_notify::DEFAULT_BODY.into(),
+        }
+    }
+}
+
+impl Default for NotificationsSmtp {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: flyte_notify::senders::SmtpTls::Starttls,
+            username: String::new(),
+            password: String::new(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for NotificationsPagerDuty {
+    fn default() -> Self {
+        Self {
+            routing_key: String::new(),
+            events_url: "https://events.pagerduty.com/v2/enqueue".into(),
+        }
+    }
+}
+
+impl NotificationsSection {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.poll_ms < 10 {
+            problems.push("notifications.poll_ms: must be at least 10".into());
+        }
+        if self.max_attempts == 0 {
+            problems.push("notifications.max_attempts: must be at least 1".into());
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            problems.push(
+                "notifications.backoff_initial_ms: must be at least 1 and at most notifications.backoff_max_ms"
+                    .into(),
+            );
+        }
+        let http = |v: &str| v.starts_with("http://") || v.starts_with("https://");
+        for (key, url) in self
+            .webhooks
+            .iter()
+            .map(|u| ("notifications.webhooks", u.as_str()))
+            .chain([
+                (
+                    "notifications.slack.webhook_url",
+                    self.slack.webhook_url.as_str(),
+                ),
+                ("notifications.console_url", self.console_url.as_str()),
+            ])
+        {
+            if !url.is_empty() && !http(url) {
+                problems.push(format!("{key}: `{url}` is not an http(s) URL"));
+            }
+        }
+        if !self.pagerduty.routing_key.is_empty() && !http(&self.pagerduty.events_url) {
+            problems.push("notifications.pagerduty.events_url: must be an http(s) URL".into());
+        }
+        if !self.smtp.host.is_empty()
+            && let Err(err) = flyte_notify::senders::check_address(&self.email.sender)
+        {
+            problems.push(format!(
+                "notifications.email.sender: `{}` is not an email address: {err}",
+                self.email.sender
+            ));
+        }
+        problems
+    }
+
+    /// The notifier's settings; `public_url` is the server's (links to the console).
+    pub fn notifier_config(&self, public_url: &str, owner: String) -> flyte_notify::NotifyConfig {
+        use std::time::Duration;
+        let console_url = if self.console_url.is_empty() {
+            format!("{}/console", public_url.trim_end_matches('/'))
+        } else {
+            self.console_url.clone()
+        };
+        flyte_notify::NotifyConfig {
+            enabled: self.enabled,
+            console_url,
+            sender: self.email.sender.clone(),
+            subject: self.email.subject.clone(),
+            body: self.email.body.clone(),
+            smtp: (!self.smtp.host.is_empty()).then(|| flyte_notify::senders::SmtpConfig {
+                host: self.smtp.host.clone(),
+                port: self.smtp.port,
+                tls: self.smtp.tls,
+                username: self.smtp.username.clone(),
+                password: self.smtp.password.clone(),
+                timeout: Duration::from_secs(self.smtp.timeout_secs.max(1)),
+            }),
+            slack_webhook_url: (!self.slack.webhook_url.is_empty())
+                .then(|| self.slack.webhook_url.clone()),
+            pagerduty: (!self.pagerduty.routing_key.is_empty()).then(|| {
+                flyte_notify::PagerDutyConfig {
+                    routing_key: self.pagerduty.routing_key.clone(),
+                    events_url: self.pagerduty.events_url.clone(),
+                }
+            }),
+            webhook_urls: self.webhooks.clone(),
+            poll_interval: Duration::from_millis(self.poll_ms),
+            max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
+            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
+            backoff_max: Duration::from_millis(self.backoff_max_ms),
+            owner,
+            ..flyte_notify::NotifyConfig::default()
+        }
     }
 }

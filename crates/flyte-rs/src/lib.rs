@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod data_dir_lock;
+mod notifications;
 pub mod python_env;
 mod replica;
 mod schedules;

@@ -207,6 +207,8 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
     // Launch-plan schedules: stopped with the server (a tick due meanwhile is caught up at
     // the next start).
     crate::schedules::start(&config, &scheduler_admin, rx.clone())?;
+    // Notifications from the outbox the store fills (docs/notifications.md).
+    crate::notifications::start(&config, &scheduler_admin.store, &public_url, rx.clone())?;
     let shutdown = ShutdownHandle(Arc::new(tx));
     let grace = config.shutdown_grace();
     let task = tokio::spawn(async move {

@@ -142,6 +142,7 @@ pub fn inventory() -> impl Iterator<Item = &'static (&'static str, &'static str,
         .chain(flyte_engine::metrics::ALL)
         .chain(flyte_cache::metrics::ALL)
         .chain(flyte_scheduler::metrics::ALL)
+        .chain(flyte_notify::metrics::ALL)
 }
 
 /// Registers the help text of every metric with the installed recorder.
@@ -159,6 +160,7 @@ pub fn describe_all() {
     flyte_engine::metrics::describe();
     flyte_cache::metrics::describe();
     flyte_scheduler::metrics::describe();
+    flyte_notify::metrics::describe();
 }
 
 /// The process's Prometheus handle. A metrics recorder is global, but one process may run
