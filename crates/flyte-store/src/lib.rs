@@ -40,6 +40,8 @@ pub use model::*;
 pub use notification_model::*;
 pub use schedule_model::*;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -56,7 +58,18 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 ///   missing and the user may do so.
 ///
 /// A new store holds the project `flytesnacks`. Domains are configuration, not stored.
-pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
+///
+/// The future is boxed so that crates awaiting it do not code-generate the connection code and
+/// every `SqlStore` method behind the trait object again: an `async fn`'s body is compiled in
+/// each crate that awaits it (docs/benchmarks.md, "Release build time").
+pub fn open(url: &str) -> OpenFuture<'_> {
+    Box::pin(open_inner(url))
+}
+
+/// What [`open`] returns.
+pub type OpenFuture<'a> = Pin<Box<dyn Future<Output = Result<Arc<dyn MetadataStore>>> + Send + 'a>>;
+
+async fn open_inner(url: &str) -> Result<Arc<dyn MetadataStore>> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         "sqlite" => sql::connect::open_sqlite(url).await,
