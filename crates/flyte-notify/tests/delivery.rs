@@ -413,3 +413,46 @@ async fn disabled_server_sends_nothing_and_closes_the_row() {
         NotificationState::Delivered
     );
 }
+
+#[tokio::test]
+async fn pagerduty_trigger_event_to_the_events_api() {
+    let (receiver, base) = start_receiver(0).await;
+    let (store, _clock, notifier, _dir) = setup(NotifyConfig {
+        pagerduty: Some(flyte_notify::PagerDutyConfig {
+            routing_key: "R0UTINGKEY".into(),
+            events_url: format!("{base}/v2/enqueue"),
+        }),
+        ..config()
+    })
+    .await;
+    let pd = admin::Notification {
+        phases: vec![core::workflow_execution::Phase::Failed as i32],
+        r#type: Some(admin::notification::Type::PagerDuty(
+            admin::PagerDutyNotification {
+                recipients_email: vec!["svc@example.pagerduty.com".into()],
+                template: String::new(),
+            },
+        )),
+    };
+    finished(&store, "exec5", "FAILED", vec![pd]).await;
+    assert_eq!(notifier.run_once().await.unwrap(), 1);
+    let got = receiver.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (path, event) = &got[0];
+    assert_eq!(path, "/v2/enqueue");
+    assert_eq!(event["routing_key"], "R0UTINGKEY");
+    assert_eq!(event["event_action"], "trigger");
+    assert_eq!(
+        event["dedup_key"],
+        "flyte/flytesnacks/development/exec5/FAILED"
+    );
+    assert_eq!(event["payload"]["severity"], "error");
+    assert_eq!(
+        event["payload"]["custom_details"]["error"],
+        "task t1 exploded"
+    );
+    assert_eq!(
+        event["links"][0]["href"],
+        "http://flyte.example/console/projects/flytesnacks/domains/development/executions/exec5"
+    );
+}
