@@ -1446,7 +1446,8 @@ mod tests {
             Some("s3-secret-value")
         );
         assert_eq!(
-            task.get("FLYTE_AZURE_STORAGE_ACCOUNT_KEY").map(String::as_str),
+            task.get("FLYTE_AZURE_STORAGE_ACCOUNT_KEY")
+                .map(String::as_str),
             Some("az-secret-value")
         );
         assert!(format!("{:?}", c.storage.blob_options()).contains("<redacted>"));
