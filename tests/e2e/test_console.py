@@ -14,6 +14,7 @@ import pathlib
 import re
 import shutil
 import typing
+import urllib.error
 import urllib.request
 import uuid
 
@@ -530,3 +531,62 @@ def test_entity_deep_links_show_versions_and_interfaces(server: Server, project,
     # A name that does not exist says so.
     page.goto(f"{base}/executions/doesnotexist0")
     expect(page.get_by_role("alert")).to_contain_text("No such execution", timeout=UI_WAIT_MS)
+
+
+def schedule_api(server: Server, name: str) -> dict | None:
+    """The server's view of a launch plan's active schedule (None: it has none)."""
+    url = f"{server.url}/api/v1/schedules/{PROJECT}/{DOMAIN}/{name}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"})) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
+
+
+def test_a_scheduled_launch_plan_shows_its_schedule_and_next_ticks(server: Server, project, page: Page):
+    """`pyflyte register --activate-launchplans` of the schedules example: the launch plan's page
+    and its active version's page show the schedule as text, when it became active and its
+    next three ticks; deactivated, the same page shows no schedule and no error."""
+    version = "csched-" + uuid.uuid4().hex[:8]
+    names = ["every_minute_lp", "cron_minutely_lp"]
+    result = pyflyte(
+        server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version,
+        "--activate-launchplans", "examples/schedules.py", cwd=project,
+    )
+    assert result.returncode == 0, f"pyflyte register failed:\n{result.stdout}\n{result.stderr}"
+    base = f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/launch_plans"
+    try:
+        assert (schedule_api(server, "every_minute_lp") or {}).get("version") == version
+        for url in (f"{base}/every_minute_lp", f"{base}/every_minute_lp/version/{version}"):
+            page.goto(url)
+            expect(page.get_by_role("heading", name="Schedule", exact=True)).to_be_visible(timeout=UI_WAIT_MS)
+            expect(page.get_by_test_id("schedule-text")).to_have_text("every 1 minute")
+            ticks = page.get_by_role("list", name="Next ticks").locator("time")
+            expect(ticks).to_have_count(3)
+            shown = [ticks.nth(i).get_attribute("datetime") for i in range(3)]
+            assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t or "") for t in shown), shown
+            assert shown == sorted(shown), shown
+            expect(page.locator("dl[aria-label=Schedule]")).to_contain_text("Active since")
+            expect(page.get_by_test_id("schedule-error")).to_have_count(0)
+            # Its scheduled executions (none may have ticked yet): the list or its empty message.
+            expect(page.get_by_role("heading", name="Recent scheduled executions")).to_be_visible()
+            expect(
+                page.get_by_role("table", name="Scheduled executions").or_(page.get_by_text("No scheduled executions yet."))
+            ).to_be_visible(timeout=UI_WAIT_MS)
+        page.goto(f"{base}/cron_minutely_lp")
+        expect(page.get_by_test_id("schedule-text")).to_contain_text("cron", timeout=UI_WAIT_MS)
+    finally:
+        for name in names:
+            off = pyflyte(server, "launchplan", "--project", PROJECT, "--domain", DOMAIN, name, version, "--deactivate")
+            assert off.returncode == 0, f"deactivate {name} failed:\n{off.stdout}\n{off.stderr}"
+    assert schedule_api(server, "every_minute_lp") is None
+    # No active schedule: the version page loads without a schedule block and without an error.
+    with page.expect_response(lambda r: "/api/v1/schedules/" in r.url) as answer:
+        page.goto(f"{base}/every_minute_lp/version/{version}")
+    assert answer.value.status == 404
+    expect(page.get_by_test_id("lp-state")).to_have_text(re.compile("^inactive$"), timeout=UI_WAIT_MS)
+    expect(page.get_by_role("heading", name="Recent scheduled executions")).to_have_count(0)
+    expect(page.get_by_test_id("schedule-text")).to_have_count(0)
+    expect(page.get_by_role("alert")).to_have_count(0)

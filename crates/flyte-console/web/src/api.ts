@@ -11,6 +11,7 @@ import type {
   NamedEntityIdentifier,
   NodeExecution,
   Project,
+  ScheduleView,
   Signal,
   Task,
   TaskExecution,
@@ -131,6 +132,12 @@ export const api = {
     call<unknown>("PUT", `launch_plans/${pd(id.project, id.domain)}/${seg(id.name)}/${seg(id.version)}`, {
       id: { ...id, resource_type: "LAUNCH_PLAN" },
       state,
+    }),
+  /** A launch plan's active schedule; null when it has none (the server's 404). */
+  schedule: (project: string, domain: string, name: string) =>
+    get<ScheduleView>(`schedules/${pd(project, domain)}/${seg(name)}`).catch((e: unknown) => {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
     }),
   entityIds: (kind: EntityKind, project: string, domain: string) =>
     get<{ entities: NamedEntityIdentifier[]; token: string }>(

@@ -247,3 +247,19 @@ export interface Signal {
   type: LiteralType;
   value?: Literal | null;
 }
+
+/** A launch plan's active schedule, as `GET /api/v1/schedules/{p}/{d}/{name}` returns it. */
+export interface ScheduleView {
+  project: string;
+  domain: string;
+  launch_plan: string;
+  version: string;
+  /** As a person reads it: "every 1 minute", "cron 0 9 * * MON-FRI". */
+  schedule: string;
+  kickoff_time_input_arg: string;
+  time_zone: string;
+  active_since: string;
+  last_tick?: string | null;
+  last_error: string;
+  next_ticks: string[];
+}

@@ -3,6 +3,7 @@ import { api, type EntityKind } from "../api";
 import { Graph } from "../components/Graph";
 import { LaunchForm } from "../components/LaunchForm";
 import { LiteralTable, VariableTable, ViewNode } from "../components/Literal";
+import { LaunchPlanSchedule } from "../components/Schedule";
 import { ErrorBox, Loading, Section, useAsync } from "../components/common";
 import { formatTime } from "../format";
 import { workflowGraph } from "../graph";
@@ -75,6 +76,7 @@ export function Versions({ project, domain, kind, name }: { project: string; dom
           </tbody>
         </table>
       ) : null}
+      {kind === "launch_plans" ? <LaunchPlanSchedule project={project} domain={domain} name={name} /> : null}
     </main>
   );
 }
@@ -164,6 +166,8 @@ function LaunchPlanDetail({ lp, onChanged, from }: { lp: LaunchPlan; onChanged: 
         <dt>Schedule</dt>
         <dd>{schedule ? <code>{JSON.stringify(schedule)}</code> : "none"}</dd>
       </dl>
+      {/* Shown when this version is the active scheduled one. */}
+      <LaunchPlanSchedule project={lp.id.project} domain={lp.id.domain} name={lp.id.name} version={lp.id.version} />
       <Section title={from ? `Launch with the inputs of ${from}` : "Launch"} id="lp-launch-h">
         {prior.error ? <ErrorBox error={prior.error} what={`the inputs of ${from}`} /> : null}
         {from && prior.loading ? <Loading what="inputs" /> : <LaunchForm key={from ?? ""} lp={lp} initial={prior.data?.full_inputs} />}
