@@ -254,7 +254,7 @@ export interface ScheduleView {
   domain: string;
   launch_plan: string;
   version: string;
-  /** As a person reads it: "every 1 minute", "cron 0 9 * * MON-FRI". */
+  /** As a person reads it: `every 1 minute`, `cron "0 9 * * MON-FRI"`. */
   schedule: string;
   kickoff_time_input_arg: string;
   time_zone: string;
