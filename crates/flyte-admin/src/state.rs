@@ -22,6 +22,9 @@ pub struct AdminConfig {
     pub max_signed_url_ttl: Duration,
     /// Largest gRPC/HTTP request accepted (bytes); larger ones get RESOURCE_EXHAUSTED.
     pub max_request_bytes: usize,
+    /// Largest object uploaded through a signed data-proxy URL (streamed to the store, never
+    /// held in memory); larger ones get 413.
+    pub max_upload_bytes: u64,
     /// Inputs and outputs up to this size are inlined in Get*Data responses.
     pub max_inline_bytes: usize,
     /// Key for signing data-proxy URLs (random per start unless configured).
@@ -46,6 +49,7 @@ impl Default for AdminConfig {
             signed_url_ttl: Duration::from_secs(3600),
             max_signed_url_ttl: Duration::from_secs(7 * 24 * 3600),
             max_request_bytes: 32 * 1024 * 1024,
+            max_upload_bytes: 5 * 1024 * 1024 * 1024 * 1024,
             max_inline_bytes: 2 * 1024 * 1024,
             signing_key: Vec::new(),
             default_execution_config: Default::default(),

@@ -435,7 +435,7 @@ async fn filename_root_uploads() {
 
 #[tokio::test]
 async fn oversized_uploads_are_refused() {
-    let server = start_with(|c| c.max_request_bytes = 1024).await;
+    let server = start_with(|c| c.max_upload_bytes = 1024).await;
     let mut dp = client(&server).await;
     static BIG: [u8; 4096] = [7u8; 4096];
     let resp = dp
@@ -452,4 +452,92 @@ async fn oversized_uploads_are_refused() {
     .await;
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("maximum size"), "{text}");
+}
+
+/// Uploads larger than a request may be (32 MiB by default) stream through to the store and
+/// back: here 80 MiB in 1 MiB chunks with its MD5 checked; with a wrong MD5 nothing is stored.
+#[tokio::test]
+async fn large_uploads_stream_to_the_store_and_back() {
+    let server = start().await;
+    let mut dp = client(&server).await;
+    let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let chunks = 80;
+    let mut whole = md5::Md5::default();
+    for _ in 0..chunks {
+        md5::Digest::update(&mut whole, &chunk);
+    }
+    let digest: [u8; 16] = md5::Digest::finalize(whole).into();
+    let request = CreateUploadLocationRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        filename: "large.bin".into(),
+        content_md5: digest.to_vec(),
+        ..Default::default()
+    };
+    let resp = dp
+        .create_upload_location(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let body = |chunk: Vec<u8>| {
+        reqwest::Body::wrap_stream(futures::stream::iter(
+            (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+        ))
+    };
+    let sent = server
+        .http
+        .put(&resp.signed_url)
+        .header("Content-MD5", BASE64.encode(digest))
+        .body(body(chunk.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.status().as_u16(),
+        201,
+        "{}",
+        sent.text().await.unwrap()
+    );
+    let on_disk = std::fs::metadata(&resp.native_url).unwrap().len();
+    assert_eq!(on_disk, (chunks * chunk.len()) as u64);
+
+    let dl = dp
+        .create_download_location(CreateDownloadLocationRequest {
+            native_url: resp.native_url.clone(),
+            expires_in: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got = server.http.get(&dl.signed_url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.content_length(), Some(on_disk));
+    let back = got.bytes().await.unwrap();
+    assert_eq!(md5(&back), digest);
+
+    // A corrupted stream (last chunk differs) is refused and leaves the old object as it was.
+    let mut bad = chunk.clone();
+    bad[0] ^= 1;
+    let corrupted = futures::stream::iter((0..chunks).map(move |i| {
+        Ok::<_, std::io::Error>(if i == chunks - 1 {
+            bad.clone()
+        } else {
+            chunk.clone()
+        })
+    }));
+    let refused = server
+        .http
+        .put(&resp.signed_url)
+        .header("Content-MD5", BASE64.encode(digest))
+        .body(reqwest::Body::wrap_stream(corrupted))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let kept = std::fs::read(&resp.native_url).unwrap();
+    assert_eq!(
+        md5(&kept),
+        digest,
+        "the refused upload must not replace the object"
+    );
 }

@@ -14,4 +14,4 @@ mod store;
 
 pub use error::BlobError;
 pub use signing::{SignatureError, SignedMethod, UrlSigner};
-pub use store::{BlobMeta, BlobOptions, BlobStore, install_tls_provider};
+pub use store::{BlobMeta, BlobOptions, BlobStore, BlobUpload, install_tls_provider};

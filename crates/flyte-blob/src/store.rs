@@ -355,6 +355,60 @@ impl BlobStore {
         }
     }
 
+    /// Starts writing an object part by part (uploads of any size: nothing is held in memory
+    /// beyond a few parts). The object appears only when [`BlobUpload::finish`] succeeds; an
+    /// upload dropped or aborted leaves nothing behind.
+    pub async fn begin_upload(&self, path: &str) -> Result<BlobUpload, BlobError> {
+        let key = self.key(path)?;
+        match self.inner.store.put_multipart(&key).await {
+            Ok(upload) => Ok(BlobUpload {
+                writer: Some(object_store::WriteMultipart::new(upload)),
+                path: path.to_string(),
+                bytes: 0,
+                store: self.clone(),
+            }),
+            Err(err) => {
+                record_op("put", "error");
+                Err(BlobError::from_backend(path, err))
+            }
+        }
+    }
+
+    /// Reads an object as a stream of chunks, with its size; `NotFound` if absent.
+    pub async fn get_stream(
+        &self,
+        path: &str,
+    ) -> Result<
+        (
+            u64,
+            futures::stream::BoxStream<'static, Result<Bytes, BlobError>>,
+        ),
+        BlobError,
+    > {
+        use futures::StreamExt;
+        let key = self.key(path)?;
+        match self.inner.store.get(&key).await {
+            Ok(result) => {
+                record_op("get", "ok");
+                let size = result.meta.size;
+                record_bytes("get", size);
+                let shown = path.to_string();
+                let stream = result
+                    .into_stream()
+                    .map(move |chunk| chunk.map_err(|e| BlobError::from_backend(&shown, e)));
+                Ok((size, stream.boxed()))
+            }
+            Err(err @ object_store::Error::NotFound { .. }) => {
+                record_op("get", "not_found");
+                Err(BlobError::from_backend(path, err))
+            }
+            Err(err) => {
+                record_op("get", "error");
+                Err(BlobError::from_backend(path, err))
+            }
+        }
+    }
+
     /// Size (and entity tag) of an object, `None` if it does not exist.
     pub async fn head(&self, path: &str) -> Result<Option<BlobMeta>, BlobError> {
         let key = self.key(path)?;
@@ -518,6 +572,83 @@ fn remote_store(url: &Url, options: &BlobOptions) -> Result<Remote, String> {
 /// the OTLP exporter's) needs a provider before it is built, so `main` calls this first.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An object being written part by part ([`BlobStore::begin_upload`]).
+pub struct BlobUpload {
+    writer: Option<object_store::WriteMultipart>,
+    path: String,
+    bytes: u64,
+    store: BlobStore,
+}
+
+/// Parts being uploaded at once, at most (each up to object_store's part size, 5 MiB).
+const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
+
+impl BlobUpload {
+    /// Appends a chunk; waits while too many parts are in flight, so memory stays bounded.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(BlobError::from_backend(
+                &self.path,
+                object_store::Error::Generic {
+                    store: "flyte-blob",
+                    source: "write after finish or abort".into(),
+                },
+            ));
+        };
+        if let Err(err) = writer.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
+            return Err(self.failed(err));
+        }
+        writer.write(chunk);
+        self.bytes += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// Completes the object.
+    pub async fn finish(mut self) -> Result<(), BlobError> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        match writer.finish().await {
+            Ok(_) => {
+                record_op("put", "ok");
+                record_bytes("put", self.bytes);
+                tracing::debug!(path = %self.path, bytes = self.bytes, "blob written (streamed)");
+                self.store.set_write_blocked(None);
+                Ok(())
+            }
+            Err(err) => Err(self.failed(err)),
+        }
+    }
+
+    /// Gives the upload up: the object is not created (or keeps its old content).
+    pub async fn abort(mut self) {
+        if let Some(writer) = self.writer.take()
+            && let Err(err) = writer.abort().await
+        {
+            tracing::warn!(path = %self.path, error = %err, "could not abort a blob upload");
+        }
+    }
+
+    fn failed(&self, err: object_store::Error) -> BlobError {
+        record_op("put", "error");
+        let err = BlobError::from_backend(&self.path, err);
+        if let BlobError::StorageFull { reason, .. } = &err {
+            self.store.set_write_blocked(Some(reason.clone()));
+        }
+        err
+    }
 }
 
 #[cfg(test)]

@@ -184,6 +184,9 @@ pub struct AdminSection {
     pub max_signed_url_ttl_secs: u64,
     /// Inputs and outputs up to this size are inlined in `Get*Data` responses, in bytes.
     pub max_inline_bytes: usize,
+    /// Largest upload through a signed data-proxy URL (local blob stores; object stores take
+    /// uploads directly), streamed to the store.
+    pub max_upload_bytes: u64,
     /// Key for signing data-proxy URLs. Unset: a random key per start (URLs die with the process).
     pub signing_key: Option<String>,
     /// The global level of matchable attributes (docs/attributes.md).
@@ -455,6 +458,7 @@ impl Default for AdminSection {
             signed_url_ttl_secs: 3600,
             max_signed_url_ttl_secs: 7 * 24 * 3600,
             max_inline_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 5 * 1024 * 1024 * 1024 * 1024,
             signing_key: None,
             attributes: AttributeDefaults::default(),
         }

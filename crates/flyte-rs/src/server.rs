@@ -556,6 +556,7 @@ fn admin_config(config: &Config, public_url: &str) -> AdminConfig {
         signed_url_ttl: Duration::from_secs(a.signed_url_ttl_secs),
         max_signed_url_ttl: Duration::from_secs(a.max_signed_url_ttl_secs),
         max_request_bytes: config.server.max_request_bytes,
+        max_upload_bytes: a.max_upload_bytes,
         max_inline_bytes: a.max_inline_bytes,
         signing_key,
         default_execution_config: default_execution_config(&a.attributes),

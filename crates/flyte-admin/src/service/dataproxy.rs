@@ -16,7 +16,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use data_encoding::{BASE32, HEXLOWER};
 use flyte_blob::{BlobError, SignatureError, SignedMethod, UrlSigner};
@@ -28,8 +27,8 @@ use flyteidl::service::{
     CreateUploadLocationResponse, GetDataRequest, GetDataResponse, PreSignedUrLs,
     create_download_link_request, get_data_response,
 };
+use futures::StreamExt;
 use http::{HeaderMap, StatusCode, header};
-use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 use serde::Deserialize;
 use tonic::{Request, Response as GrpcResponse, Status};
@@ -670,21 +669,58 @@ pub async fn upload(
             Some(_) => {}
         }
     }
-    let limit = http.state.config.max_request_bytes;
-    let data: Bytes = match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            return json_error(
-                tonic::Code::ResourceExhausted,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("upload exceeds the maximum size of {limit} bytes"),
-            );
-        }
-        Err(err) => return bad_request(format!("failed to read the upload body: {err}")),
+    let limit = http.state.config.max_upload_bytes;
+    let too_large = || {
+        json_error(
+            tonic::Code::ResourceExhausted,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("upload exceeds the maximum size of {limit} bytes (admin.max_upload_bytes)"),
+        )
     };
-    if let Some(expected) = header_md5 {
-        let actual = md5_of(&data);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return too_large();
+    }
+    // Whether it is new or replaced (201 or 200), before any of it is written.
+    let existed = match http.state.blob.head(&path).await {
+        Ok(meta) => meta.is_some(),
+        Err(err) => return admin_error_response(blob_error(err)),
+    };
+    // Streamed part by part into the store: an upload of any size holds a few parts in
+    // memory, and becomes visible only once complete and its MD5 checked.
+    let mut upload = match http.state.blob.begin_upload(&path).await {
+        Ok(upload) => upload,
+        Err(err) => return admin_error_response(blob_error(err)),
+    };
+    let mut hasher = header_md5.map(|_| Md5::new());
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                upload.abort().await;
+                return bad_request(format!("failed to read the upload body: {err}"));
+            }
+        };
+        if upload.len() + chunk.len() as u64 > limit {
+            upload.abort().await;
+            return too_large();
+        }
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(&chunk);
+        }
+        if let Err(err) = upload.write(&chunk).await {
+            upload.abort().await;
+            return admin_error_response(blob_error(err));
+        }
+    }
+    if let (Some(expected), Some(hasher)) = (header_md5, hasher) {
+        let actual: [u8; 16] = hasher.finalize().into();
         if actual != expected {
+            upload.abort().await;
             return bad_request(format!(
                 "the body's MD5 {} does not match Content-MD5 {}; the upload was corrupted or the header is wrong",
                 BASE64.encode(actual),
@@ -692,11 +728,7 @@ pub async fn upload(
             ));
         }
     }
-    let existed = match http.state.blob.head(&path).await {
-        Ok(meta) => meta.is_some(),
-        Err(err) => return admin_error_response(blob_error(err)),
-    };
-    if let Err(err) = http.state.blob.put(&path, data).await {
+    if let Err(err) = upload.finish().await {
         return admin_error_response(blob_error(err));
     }
     let status = if existed {
@@ -728,8 +760,17 @@ pub async fn download(
     } else {
         "application/octet-stream"
     };
-    match http.state.blob.get(&path).await {
-        Ok(data) => (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], data).into_response(),
+    // Streamed from the store: objects of any size, never whole in memory.
+    match http.state.blob.get_stream(&path).await {
+        Ok((size, chunks)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::CONTENT_LENGTH, size.to_string()),
+            ],
+            Body::from_stream(chunks),
+        )
+            .into_response(),
         Err(err) => admin_error_response(blob_error(err)),
     }
 }
