@@ -50,8 +50,9 @@ if pid_alive && [[ -f "$DATA/server.port" ]] && port_open "$(cat "$DATA/server.p
 fi
 
 while port_open "$PORT"; do PORT=$((PORT + 1)); done
-nohup "$BIN" --blobHost "$HOST" --blobPort "$PORT" --location "$DATA/data" --silent \
-  --skipApiVersionCheck >"$DATA/server.log" 2>&1 &
+# From the data directory, never a working directory that may be deleted under it.
+(cd "$DATA" && exec nohup "$BIN" --blobHost "$HOST" --blobPort "$PORT" --location "$DATA/data" \
+  --silent --skipApiVersionCheck >"$DATA/server.log" 2>&1) &
 echo $! >"$DATA/server.pid"
 echo "$PORT" >"$DATA/server.port"
 for _ in $(seq 1 300); do

@@ -89,8 +89,10 @@ if pid_alive && [[ -f "$DATA/server.port" ]] && port_open "$(cat "$DATA/server.p
 fi
 
 while port_open "$PORT"; do PORT=$((PORT + 1)); done
-nohup "$BIN" --host "$HOST" --port "$PORT" --access-key "$ACCESS" --secret-key "$SECRET" \
-  "$DATA/root" >"$DATA/server.log" 2>&1 &
+# From the data directory: the server resolves paths against its working directory, so it
+# must not run in one that may be deleted (a checkout a test run removes answers 500 after).
+(cd "$DATA" && exec nohup "$BIN" --host "$HOST" --port "$PORT" --access-key "$ACCESS" \
+  --secret-key "$SECRET" "$DATA/root" >"$DATA/server.log" 2>&1) &
 echo $! >"$DATA/server.pid"
 echo "$PORT" >"$DATA/server.port"
 for _ in $(seq 1 100); do
