@@ -145,10 +145,12 @@ impl Scheduler {
     /// One look at every active schedule: launches what is due.
     pub async fn pass(&mut self) -> Result<Pass, StoreError> {
         let records = self.store.list_active_schedules().await?;
-        self.parsed
-            .retain(|key, _| records.iter().any(|r| &r.launch_plan == key));
-        self.retries
-            .retain(|key, _| records.iter().any(|r| &r.launch_plan == key));
+        // Versions no longer active are forgotten (one set, not a scan per entry: this runs
+        // every poll).
+        let listed: std::collections::HashSet<&EntityKey> =
+            records.iter().map(|r| &r.launch_plan).collect();
+        self.parsed.retain(|key, _| listed.contains(key));
+        self.retries.retain(|key, _| listed.contains(key));
         let mut pass = Pass::default();
         let mut active = 0usize;
         for record in records {

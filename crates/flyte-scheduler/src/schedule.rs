@@ -198,12 +198,6 @@ impl Schedule {
         // `cursor` is the last tick up to `now`: the ticks after it are the next ones.
         self.upcoming(cursor, tz, n)
     }
-
-    /// Whether ticks are cron times (flytescheduler passes the kickoff time only to those;
-    /// we pass it to both, and say so in docs/schedules.md).
-    pub fn is_cron(&self) -> bool {
-        matches!(self.cadence, Cadence::Cron { .. })
-    }
 }
 
 /// A standard five-field expression or one of the aliases (`@hourly`, `@daily`, `@weekly`,

@@ -33,17 +33,12 @@ pub(super) fn schedule_activated<B: Backend>(key: &EntityKey) -> Stmt {
          SET activated_at = excluded.activated_at, last_tick_at = NULL, last_error = '' \
          WHERE NOT EXISTS (SELECT 1 FROM entities WHERE resource_type = 3 AND project = $1 \
          AND domain = $2 AND name = $3 AND version = $4 AND state = 1)",
-        now = activated_now::<B>(),
+        now = db_now::<B>(),
     );
     Stmt {
         sql: Cow::Owned(sql),
         args: version_args(key),
     }
-}
-
-/// The database's now in the column's type (TIMESTAMPTZ on PostgreSQL, microseconds on SQLite).
-fn activated_now<B: Backend>() -> &'static str {
-    db_now::<B>()
 }
 
 impl<B: Backend> SqlStore<B> {
