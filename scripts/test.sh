@@ -20,6 +20,17 @@ SECONDS=0
 failed=()
 log() { printf '\n=== [%4ds] %s\n' "$SECONDS" "$*"; }
 
+# A fresh clone builds once: incremental state would only double target/'s size (~10 GB
+# more), and a full disk is what failed a CI run before.
+if [[ -n "${CI:-}" ]]; then
+  export CARGO_INCREMENTAL=0
+fi
+free_gb="$(df -P -BG . | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
+log "free disk: ${free_gb} GB"
+if [[ "$free_gb" =~ ^[0-9]+$ ]] && ((free_gb < 20)); then
+  echo "warning: under 20 GB free; the debug build and test binaries need about 15 GB" >&2
+fi
+
 log "Python venv (flytekit from PyPI), in the background"
 venv_log="$(mktemp)"
 scripts/setup-python.sh >"$venv_log" 2>&1 &
