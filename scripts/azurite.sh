@@ -23,15 +23,11 @@ HOST=127.0.0.1
 BIN="$CACHE/node_modules/.bin/azurite-blob"
 
 log() { echo "azurite.sh: $*" >&2; }
-pid_alive() { [[ -f "$DATA/server.pid" ]] && kill -0 "$(cat "$DATA/server.pid")" 2>/dev/null; }
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+# shellcheck source=lib/local-server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/local-server.sh"
 
 if [[ "${1:-}" == "stop" ]]; then
-  if pid_alive; then
-    kill "$(cat "$DATA/server.pid")" || true
-    log "stopped Azurite on $DATA"
-  fi
-  rm -f "$DATA/server.pid" "$DATA/server.port"
+  local_server_stop
   exit 0
 fi
 
@@ -43,27 +39,7 @@ if [[ ! -x "$BIN" ]]; then
 fi
 
 mkdir -p "$DATA"
-if pid_alive && [[ -f "$DATA/server.port" ]] && port_open "$(cat "$DATA/server.port")"; then
-  log "reusing Azurite on $HOST:$(cat "$DATA/server.port")"
-  echo "http://$HOST:$(cat "$DATA/server.port")/devstoreaccount1"
-  exit 0
-fi
-
-while port_open "$PORT"; do PORT=$((PORT + 1)); done
-# From the data directory, never a working directory that may be deleted under it.
-(cd "$DATA" && exec nohup "$BIN" --blobHost "$HOST" --blobPort "$PORT" --location "$DATA/data" \
-  --silent --skipApiVersionCheck >"$DATA/server.log" 2>&1) &
-echo $! >"$DATA/server.pid"
-echo "$PORT" >"$DATA/server.port"
-for _ in $(seq 1 300); do
-  if port_open "$PORT"; then
-    log "Azurite blob service on $HOST:$PORT (data $DATA/data, log $DATA/server.log)"
-    echo "http://$HOST:$PORT/devstoreaccount1"
-    exit 0
-  fi
-  if ! pid_alive; then break; fi
-  sleep 0.1
-done
-log "Azurite did not start:"
-cat "$DATA/server.log" >&2
-exit 1
+local_server_reuse /devstoreaccount1 && exit 0
+log "starting Azurite's blob service"
+LOCAL_SERVER_SUFFIX=/devstoreaccount1 local_server_start 300 "$BIN" --blobHost "$HOST" \
+  --blobPort "{PORT}" --location "$DATA/data" --silent --skipApiVersionCheck

@@ -33,15 +33,11 @@ HOST=127.0.0.1
 BIN="$CACHE/bin/s3s-fs"
 
 log() { echo "s3.sh: $*" >&2; }
-
-pid_alive() { [[ -f "$DATA/server.pid" ]] && kill -0 "$(cat "$DATA/server.pid")" 2>/dev/null; }
+# shellcheck source=lib/local-server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/local-server.sh"
 
 if [[ "${1:-}" == "stop" ]]; then
-  if pid_alive; then
-    kill "$(cat "$DATA/server.pid")" || true
-    log "stopped the server on $DATA"
-  fi
-  rm -f "$DATA/server.pid" "$DATA/server.port"
+  local_server_stop
   exit 0
 fi
 
@@ -79,31 +75,8 @@ if [[ ! -x "$BIN" || ! -f "$STAMP" ]]; then
   log "built in $((SECONDS - start)) s"
 fi
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
 mkdir -p "$DATA/root/$BUCKET"
-if pid_alive && [[ -f "$DATA/server.port" ]] && port_open "$(cat "$DATA/server.port")"; then
-  log "reusing the server on $HOST:$(cat "$DATA/server.port") ($DATA)"
-  echo "http://$HOST:$(cat "$DATA/server.port")"
-  exit 0
-fi
-
-while port_open "$PORT"; do PORT=$((PORT + 1)); done
-# From the data directory: the server resolves paths against its working directory, so it
-# must not run in one that may be deleted (a checkout a test run removes answers 500 after).
-(cd "$DATA" && exec nohup "$BIN" --host "$HOST" --port "$PORT" --access-key "$ACCESS" \
-  --secret-key "$SECRET" "$DATA/root" >"$DATA/server.log" 2>&1) &
-echo $! >"$DATA/server.pid"
-echo "$PORT" >"$DATA/server.port"
-for _ in $(seq 1 100); do
-  if port_open "$PORT"; then
-    log "s3s-fs on $HOST:$PORT, bucket $BUCKET, data in $DATA/root (log $DATA/server.log)"
-    echo "http://$HOST:$PORT"
-    exit 0
-  fi
-  if ! pid_alive; then break; fi
-  sleep 0.1
-done
-log "s3s-fs did not start:"
-cat "$DATA/server.log" >&2
-exit 1
+local_server_reuse && exit 0
+log "starting s3s-fs, bucket $BUCKET"
+local_server_start 100 "$BIN" --host "$HOST" --port "{PORT}" --access-key "$ACCESS" \
+  --secret-key "$SECRET" "$DATA/root"
