@@ -106,6 +106,7 @@ async fn main() {
                 error_code: String::new(),
                 duration_ms: 0,
                 tags: Vec::new(),
+                notify_phases: Vec::new(),
             },
             None,
         )

@@ -122,6 +122,7 @@ impl Harness {
                     error_code: String::new(),
                     duration_ms: 0,
                     tags: Vec::new(),
+                    notify_phases: Vec::new(),
                 },
                 None,
             )

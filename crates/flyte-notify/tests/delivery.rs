@@ -178,6 +178,7 @@ async fn finished(
         error_code: String::new(),
         duration_ms: 0,
         tags: Vec::new(),
+        notify_phases: flyte_store::NOTIFY_PHASES.map(String::from).to_vec(),
     };
     store.create_execution(record, None).await.unwrap();
     store

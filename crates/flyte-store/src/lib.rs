@@ -153,7 +153,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Claims up to `limit` pending outbox rows due by `now` whose lease is free or ran out,
     /// for `owner` until `now + lease`. Concurrent callers never get the same row. Rows are
     /// added by the store itself when an execution is written in a terminal phase
-    /// ([`NOTIFY_PHASES`]), once per (execution, phase).
+    /// ([`NOTIFY_PHASES`]) it asks to be notified of ([`ExecutionRecord::notify_phases`]),
+    /// once per (execution, phase).
     async fn claim_notifications(
         &self,
         owner: &str,
@@ -170,6 +171,14 @@ pub trait MetadataStore: Send + Sync + 'static {
         owner: &str,
         update: NotificationUpdate,
     ) -> Result<bool>;
+    /// Deletes up to `limit` closed outbox rows (delivered or given up) whose `due_at` — the
+    /// time the notifier closed them — is before `closed_before`; how many. Pending rows are
+    /// never deleted. Bounded, so the caller prunes in batches without a long lock.
+    async fn prune_notifications(
+        &self,
+        closed_before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<u64>;
     /// The outbox rows of one execution (status, tests).
     async fn list_notifications(&self, execution: &ExecutionKey)
     -> Result<Vec<NotificationRecord>>;

@@ -56,6 +56,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "notification outbox",
         include_str!("../migrations/sqlite/0009_notifications.sql"),
     ),
+    (
+        10,
+        "notify phases and retry group",
+        include_str!("../migrations/sqlite/0010_notify_phases_retry_group.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -103,6 +108,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         9,
         "notification outbox",
         include_str!("../migrations/postgres/0009_notifications.sql"),
+    ),
+    (
+        10,
+        "notify phases and retry group",
+        include_str!("../migrations/postgres/0010_notify_phases_retry_group.sql"),
     ),
 ];
 

@@ -232,9 +232,14 @@ pub struct ExecutionRecord {
     pub error_code: String,
     /// How long it ran once it ended, in milliseconds; 0 before (as flyteadmin's column).
     pub duration_ms: i64,
-    /// `ExecutionSpec.tags`, indexed when the execution is created (list filter
-    /// `admin_tag.name`); reads leave it empty (the spec holds them).
+    /// `ExecutionSpec.tags`, written when the execution is created (list filter
+    /// `admin_tag.name`) and read back sorted, once each, by gets, lists and transitions;
+    /// later writes of the execution leave them as they are.
     pub tags: Vec<String>,
+    /// The terminal phases ([`crate::NOTIFY_PHASES`]) the execution asks to be notified of,
+    /// resolved by the caller at creation; the store writes a notification outbox row only
+    /// when the execution reaches one of these. Fixed at creation like the tags.
+    pub notify_phases: Vec<String>,
 }
 
 /// Which executions a list covers.
@@ -265,6 +270,9 @@ pub struct NodeExecutionRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
+    /// The parent's attempt this node was made under (`NodeExecutionMetaData.retry_group`),
+    /// empty at top level: `ListNodeExecutionsForTask` lists one attempt's children.
+    pub retry_group: String,
 }
 
 /// A task execution: `closure` is the `admin.TaskExecutionClosure`.

@@ -168,6 +168,8 @@ conformance!(
     execution_create_get_duplicate,
     execution_list_filters_sort_pages,
     execution_tags_error_code_duration,
+    execution_tags_read_back,
+    node_children_by_retry_group,
     execution_state_batches,
     engine_journal,
     large_batches,
@@ -191,6 +193,8 @@ conformance!(
     lease_fenced_transition_refused_after_takeover,
     schedules_follow_activation_and_ticks,
     notifications_outbox_once_per_phase_leased,
+    notifications_outbox_only_for_wanted_phases,
+    notifications_pruned_in_batches,
     attributes_put_get_replace_delete,
     attributes_resolve_most_specific_and_list,
 );

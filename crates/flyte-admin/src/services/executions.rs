@@ -597,6 +597,7 @@ async fn create(
         error_code: String::new(),
         duration_ms: 0,
         tags: spec.tags.clone(),
+        notify_phases: notify_phases(&spec, &lp_spec),
     };
     match state.store.create_execution(record, engine_bytes).await {
         Ok(()) => {}
@@ -617,6 +618,35 @@ async fn create(
         }
     }
     Ok(id)
+}
+
+/// The terminal phases the execution asks to be notified of, resolved as flyteadmin does
+/// (and as crates/flyte-notify resolves them again at delivery): the execution's own list if
+/// it has one, none with `disable_all`, else the launch plan's. The store writes a
+/// notification outbox row only for these.
+fn notify_phases(spec: &ExecutionSpec, lp: &LaunchPlanSpec) -> Vec<String> {
+    use admin::execution_spec::NotificationOverrides;
+    let notifications = match &spec.notification_overrides {
+        Some(NotificationOverrides::Notifications(list)) if !list.notifications.is_empty() => {
+            &list.notifications
+        }
+        Some(NotificationOverrides::DisableAll(true)) => return Vec::new(),
+        _ => match &lp.entity_metadata {
+            Some(metadata) => &metadata.notifications,
+            None => return Vec::new(),
+        },
+    };
+    flyte_store::NOTIFY_PHASES
+        .iter()
+        .filter(|name| {
+            core::workflow_execution::Phase::from_str_name(name).is_some_and(|phase| {
+                notifications
+                    .iter()
+                    .any(|n| n.r#type.is_some() && n.phases.contains(&(phase as i32)))
+            })
+        })
+        .map(|name| (*name).to_owned())
+        .collect()
 }
 
 fn launch_request(
@@ -1153,5 +1183,60 @@ pub(crate) async fn read_full_literal_map(
             .map_err(|e| AdminError::Internal(format!("{url} is not a literal map: {e}"))),
         Err(flyte_blob::BlobError::NotFound(_)) => Ok(None),
         Err(err) => Err(AdminError::Internal(format!("reading {url}: {err}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use admin::execution_spec::NotificationOverrides;
+    use super::core::workflow_execution::Phase;
+
+    fn email(phases: &[Phase]) -> admin::Notification {
+        admin::Notification {
+            phases: phases.iter().map(|p| *p as i32).collect(),
+            r#type: Some(admin::notification::Type::Email(admin::EmailNotification {
+                recipients_email: vec!["ops@example.com".into()],
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn lp(notifications: Vec<admin::Notification>) -> LaunchPlanSpec {
+        LaunchPlanSpec {
+            entity_metadata: Some(admin::LaunchPlanMetadata {
+                notifications,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn notify_phases_resolve_as_flyteadmin() {
+        let none = ExecutionSpec::default();
+        // Nothing asked: no phase, so no outbox row at all.
+        assert!(notify_phases(&none, &LaunchPlanSpec::default()).is_empty());
+        // The launch plan's.
+        let on_failure = lp(vec![email(&[Phase::Failed, Phase::TimedOut])]);
+        assert_eq!(notify_phases(&none, &on_failure), ["FAILED", "TIMED_OUT"]);
+        // The execution's own list wins over the launch plan's.
+        let own = ExecutionSpec {
+            notification_overrides: Some(NotificationOverrides::Notifications(
+                admin::NotificationList {
+                    notifications: vec![email(&[Phase::Succeeded]), email(&[Phase::Aborted])],
+                },
+            )),
+            ..Default::default()
+        };
+        assert_eq!(notify_phases(&own, &on_failure), ["SUCCEEDED", "ABORTED"]);
+        // disable_all turns off the launch plan's.
+        let disabled = ExecutionSpec {
+            notification_overrides: Some(NotificationOverrides::DisableAll(true)),
+            ..Default::default()
+        };
+        assert!(notify_phases(&disabled, &on_failure).is_empty());
+        // Non-terminal phases never notify.
+        assert!(notify_phases(&none, &lp(vec![email(&[Phase::Running])])).is_empty());
     }
 }

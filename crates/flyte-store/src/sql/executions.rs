@@ -104,10 +104,25 @@ macro_rules! execution_columns {
          launch_plan_version, workflow_project, workflow_domain, workflow_name, workflow_version, \
          task_project, task_domain, task_name, task_version, phase, mode, state, principal, \
          parent_execution, parent_node_id, spec, closure, inputs_uri, user_inputs_uri, created_at, \
-         updated_at, started_at, error_code, duration_ms"
+         updated_at, started_at, error_code, duration_ms, notify_phases"
     };
 }
-const EXECUTION_SELECT: &str = concat!("SELECT ", execution_columns!(), " FROM executions");
+/// The separator of the tags aggregated into one column (refused in tags at creation).
+const TAG_SEPARATOR: char = '\u{1f}';
+/// Executions with their tags, in one statement: a correlated aggregate over the tags'
+/// primary key per row (SQLite 3.44+ and PostgreSQL both have `string_agg`).
+macro_rules! execution_select {
+    () => {
+        concat!(
+            "SELECT ",
+            execution_columns!(),
+            ", (SELECT string_agg(t.tag, '\u{1f}') FROM execution_tags t \
+             WHERE t.project = executions.project AND t.domain = executions.domain \
+             AND t.name = executions.name) AS tags FROM executions"
+        )
+    };
+}
+const EXECUTION_SELECT: &str = execution_select!();
 const EXECUTION_COLS: &[Col] = &[
     Col::Text,
     Col::Text,
@@ -139,6 +154,8 @@ const EXECUTION_COLS: &[Col] = &[
     Col::Timestamp,
     Col::Text,
     Col::BigInt,
+    Col::Text,
+    Col::Text,
 ];
 
 fn entity_values(key: Option<&EntityKey>) -> [Value; 4] {
@@ -230,8 +247,30 @@ fn execution_from_row(row: Row) -> Result<ExecutionRecord> {
         started_at: r.opt_timestamp("started_at")?,
         error_code: r.text("error_code")?,
         duration_ms: r.bigint("duration_ms")?,
-        tags: Vec::new(),
+        notify_phases: split_list(&r.text("notify_phases")?, ','),
+        tags: {
+            let mut tags = split_list(&r.opt_text("tags")?.unwrap_or_default(), TAG_SEPARATOR);
+            tags.sort_unstable();
+            tags
+        },
     })
+}
+
+/// The non-empty parts of `joined`.
+fn split_list(joined: &str, separator: char) -> Vec<String> {
+    joined
+        .split(separator)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `notify_phases` as stored: `,SUCCEEDED,FAILED,` (matched with `LIKE '%,PHASE,%'`).
+fn joined_phases(phases: &[String]) -> String {
+    if phases.is_empty() {
+        return String::new();
+    }
+    format!(",{},", phases.join(","))
 }
 
 /// Sort and filter fields of executions; filters also take the tags ([`EXECUTION_FILTERS`]).
@@ -305,7 +344,7 @@ fn update_execution_stmt(e: ExecutionRecord) -> Stmt {
 // --- node executions ----------------------------------------------------------------------
 
 const NODE_SELECT: &str = "SELECT project, domain, execution_name, node_id, parent_node_id, phase, closure, \
-     metadata, input_uri, dynamic_workflow, created_at, updated_at, started_at FROM node_executions";
+     metadata, input_uri, dynamic_workflow, created_at, updated_at, started_at, retry_group FROM node_executions";
 const NODE_COLS: &[Col] = &[
     Col::Text,
     Col::Text,
@@ -320,6 +359,7 @@ const NODE_COLS: &[Col] = &[
     Col::Timestamp,
     Col::Timestamp,
     Col::Timestamp,
+    Col::Text,
 ];
 const NODE_INSERT_COLS: &[&str] = &[
     "project",
@@ -335,6 +375,7 @@ const NODE_INSERT_COLS: &[&str] = &[
     "created_at",
     "updated_at",
     "started_at",
+    "retry_group",
 ];
 const NODE_KEY_COLS: &[&str] = &["project", "domain", "execution_name", "node_id"];
 
@@ -358,6 +399,7 @@ fn node_from_row(row: Row) -> Result<NodeExecutionRecord> {
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
         started_at: r.opt_timestamp("started_at")?,
+        retry_group: r.text("retry_group")?,
     })
 }
 
@@ -377,6 +419,7 @@ fn node_row(n: NodeExecutionRecord) -> Vec<Value> {
         ts(n.created_at),
         ts(n.updated_at),
         opt_ts(n.started_at),
+        Value::Text(n.retry_group),
     ]
 }
 
@@ -387,10 +430,19 @@ const NODE_FIELDS: &[list::Field] = &[
     field("updated_at", FieldType::Timestamp),
     field("started_at", FieldType::Timestamp),
 ];
+/// Filters also take the parent attempt a child was made under (ListNodeExecutionsForTask).
+const NODE_FILTERS: &[list::Field] = &[
+    field("node_id", FieldType::Text),
+    field("phase", FieldType::Text),
+    field("created_at", FieldType::Timestamp),
+    field("updated_at", FieldType::Timestamp),
+    field("started_at", FieldType::Timestamp),
+    field("retry_group", FieldType::Text),
+];
 const NODE_EXECUTIONS: ListSpec = ListSpec {
     what: "node executions",
     prefixes: &["node_execution"],
-    filters: NODE_FIELDS,
+    filters: NODE_FILTERS,
     sorts: NODE_FIELDS,
     default_sort: "created_at",
     tiebreak: "id",
@@ -567,13 +619,19 @@ impl<B: Backend> SqlStore<B> {
             opt_ts(e.started_at),
             Value::Text(e.error_code),
             Value::BigInt(e.duration_ms),
+            Value::Text(joined_phases(&e.notify_phases)),
         ]);
+        if let Some(tag) = e.tags.iter().find(|t| t.contains(TAG_SEPARATOR)) {
+            return Err(StoreError::InvalidArgument(format!(
+                "tag {tag:?} contains the control character U+001F; tags cannot contain it"
+            )));
+        }
         let stmt = Stmt::new(
             concat!(
                 "INSERT INTO executions (",
                 execution_columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)"
             ),
             args,
         );
@@ -617,9 +675,8 @@ impl<B: Backend> SqlStore<B> {
     pub(super) async fn get_execution_impl(&self, key: &ExecutionKey) -> Result<ExecutionRecord> {
         let stmt = Stmt::new(
             concat!(
-                "SELECT ",
-                execution_columns!(),
-                " FROM executions WHERE project = $1 AND domain = $2 AND name = $3"
+                execution_select!(),
+                " WHERE project = $1 AND domain = $2 AND name = $3"
             ),
             exec_args(key),
         );

@@ -950,6 +950,14 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         .await
     }
 
+    async fn prune_notifications(&self, closed_before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.timed(
+            "prune_notifications",
+            self.prune_notifications_impl(closed_before, limit),
+        )
+        .await
+    }
+
     async fn get_active_launch_plan(
         &self,
         project: &str,

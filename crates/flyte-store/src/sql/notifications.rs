@@ -29,22 +29,29 @@ const COL_TYPES: [Col; 10] = [
     Col::Text,
 ];
 
-/// The outbox row for an execution written in a terminal phase, or `None`. Idempotent: the
-/// same (execution, phase) written again adds nothing, so one phase change is one
-/// notification however often the terminal record is rewritten (archive, events replayed).
+/// The outbox row for an execution written in a terminal phase it asks to be notified of
+/// (its stored `notify_phases`, read in the same transaction), or `None` for a phase that is
+/// not terminal. Idempotent: the same (execution, phase) written again adds nothing, so one
+/// phase change is one notification however often the terminal record is rewritten
+/// (archive, events replayed).
 pub(super) fn enqueue_stmt(e: &ExecutionRecord) -> Option<Stmt> {
     if !NOTIFY_PHASES.contains(&e.phase.as_str()) {
         return None;
     }
     Some(Stmt::new(
         "INSERT INTO notification_outbox (project, domain, name, phase, created_at, due_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (project, domain, name, phase) DO NOTHING",
+         SELECT project, domain, name, $4, $5, $5 FROM executions \
+         WHERE project = $1 AND domain = $2 AND name = $3 AND notify_phases LIKE $6 \
+         ON CONFLICT (project, domain, name, phase) DO NOTHING",
         vec![
             text(&e.key.project),
             text(&e.key.domain),
             text(&e.key.name),
             text(&e.phase),
             ts(e.updated_at),
+            // The phase names hold `_`, LIKE's any-character, harmlessly: no phase name
+            // matches another's pattern.
+            Value::Text(format!("%,{},%", e.phase)),
         ],
     ))
 }
@@ -146,6 +153,27 @@ impl<B: Backend> SqlStore<B> {
             .await
             .map_err(internal)?;
         Ok(!rows.is_empty())
+    }
+
+    pub(super) async fn prune_notifications_impl(
+        &self,
+        closed_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64> {
+        // Closed rows by the (state, due_at) index, a bounded batch per statement.
+        let stmt = Stmt::new(
+            "DELETE FROM notification_outbox WHERE (project, domain, name, phase) IN \
+             (SELECT project, domain, name, phase FROM notification_outbox \
+              WHERE state IN (1, 2) AND due_at < $1 LIMIT $2)",
+            vec![
+                ts(closed_before),
+                Value::BigInt(i64::try_from(limit).unwrap_or(i64::MAX)),
+            ],
+        );
+        let mut tx = self.begin().await?;
+        let n = B::tx_execute(&mut tx, stmt).await.map_err(internal)?;
+        B::commit(tx).await.map_err(internal)?;
+        Ok(n)
     }
 
     pub(super) async fn list_notifications_impl(

@@ -57,6 +57,7 @@ pub fn execution(name: &str, lp: &str, phase: &str, at: DateTime<Utc>) -> Execut
         error_code: String::new(),
         duration_ms: 0,
         tags: Vec::new(),
+        notify_phases: flyte_store::NOTIFY_PHASES.map(String::from).to_vec(),
     }
 }
 
@@ -81,6 +82,7 @@ fn node(
         created_at: at,
         updated_at: at,
         started_at: None,
+        retry_group: String::new(),
     }
 }
 
@@ -261,6 +263,125 @@ pub async fn execution_list_filters_sort_pages(store: Arc<dyn MetadataStore>) {
 
 /// flyteadmin's execution filters beyond the columns: tags (`admin_tag`), the error code and
 /// the duration (seconds in filters, milliseconds stored).
+/// A dynamic node's children keep the attempt they were made under, and lists filter on it
+/// in the query: a page of one attempt's children is full until the last.
+pub async fn node_children_by_retry_group(store: Arc<dyn MetadataStore>) {
+    store
+        .create_execution(execution("dy", "lp", "RUNNING", t(0)), None)
+        .await
+        .unwrap();
+    let mut nodes = vec![node("dy", "n0", None, "RUNNING", t(0))];
+    // Attempt 0 made 5 children, attempt 1 made 4, interleaved in time.
+    for i in 0..9 {
+        let attempt = i % 2;
+        let mut n = node(
+            "dy",
+            &format!("n0-{attempt}-dn{i}"),
+            Some("n0"),
+            "SUCCEEDED",
+            t(i + 1),
+        );
+        n.retry_group = attempt.to_string();
+        nodes.push(n);
+    }
+    store
+        .apply(StateBatch {
+            node_executions: nodes,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let read = store
+        .get_node_execution(&NodeExecutionKey {
+            execution: ekey("dy"),
+            node_id: "n0-1-dn1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(read.retry_group, "1");
+    let mut query = q(2);
+    query.sort = sort("created_at", SortDirection::Ascending);
+    query.filters = vec![f("retry_group", FilterOp::ValueIn, &["", "1"])];
+    let mut pages = Vec::new();
+    loop {
+        let page = store
+            .list_node_executions(&ekey("dy"), Some("n0"), &query)
+            .await
+            .unwrap();
+        pages.push(
+            page.items
+                .iter()
+                .map(|n| n.key.node_id.clone())
+                .collect::<Vec<_>>(),
+        );
+        if page.next_token.is_empty() {
+            break;
+        }
+        query.token = page.next_token;
+    }
+    assert_eq!(
+        pages,
+        [vec!["n0-1-dn1", "n0-1-dn3"], vec!["n0-1-dn5", "n0-1-dn7"],]
+    );
+}
+
+/// Tags are read back with the execution (sorted, once each), from gets and lists alike.
+pub async fn execution_tags_read_back(store: Arc<dyn MetadataStore>) {
+    let mut a = execution("a", "lp", "QUEUED", t(0));
+    a.tags = vec!["nightly".into(), "team x/ü".into(), "nightly".into()];
+    store.create_execution(a, None).await.unwrap();
+    store
+        .create_execution(execution("b", "lp", "QUEUED", t(1)), None)
+        .await
+        .unwrap();
+    let mut c = execution("c", "lp", "QUEUED", t(2));
+    c.tags = vec!["z".into(), "a,b".into()];
+    store.create_execution(c, None).await.unwrap();
+
+    let read = store.get_execution(&ekey("a")).await.unwrap();
+    assert_eq!(read.tags, ["nightly", "team x/ü"]);
+    assert!(
+        store
+            .get_execution(&ekey("b"))
+            .await
+            .unwrap()
+            .tags
+            .is_empty()
+    );
+    let page = store.list_executions(&scope(), &q(100)).await.unwrap();
+    let tags: Vec<(String, Vec<String>)> = page
+        .items
+        .iter()
+        .map(|e| (e.key.name.clone(), e.tags.clone()))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("c".to_owned(), vec!["a,b".to_owned(), "z".to_owned()]),
+            ("b".to_owned(), vec![]),
+            (
+                "a".to_owned(),
+                vec!["nightly".to_owned(), "team x/ü".to_owned()]
+            ),
+        ]
+    );
+    // A later write of the execution keeps them.
+    let mut done = store.get_execution(&ekey("a")).await.unwrap();
+    done.phase = "SUCCEEDED".into();
+    done.tags.clear();
+    store
+        .apply(StateBatch {
+            executions: vec![done],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_execution(&ekey("a")).await.unwrap().tags,
+        ["nightly", "team x/ü"]
+    );
+}
+
 pub async fn execution_tags_error_code_duration(store: Arc<dyn MetadataStore>) {
     let mut a = execution("a", "lp", "QUEUED", t(0));
     a.tags = vec!["nightly".into(), "team-x".into(), "nightly".into()];

@@ -188,3 +188,110 @@ pub async fn notifications_outbox_once_per_phase_leased(store: Arc<dyn MetadataS
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[1].phase, "ABORTED");
 }
+
+/// Only the terminal phases an execution asks to be notified of get an outbox row.
+pub async fn notifications_outbox_only_for_wanted_phases(store: Arc<dyn MetadataStore>) {
+    let mut quiet = execution("quiet", "lp", "QUEUED", t(0));
+    quiet.notify_phases = Vec::new();
+    store.create_execution(quiet, None).await.unwrap();
+    let mut on_failure = execution("on-failure", "lp", "QUEUED", t(0));
+    on_failure.notify_phases = vec!["FAILED".into(), "TIMED_OUT".into()];
+    store
+        .create_execution(on_failure.clone(), None)
+        .await
+        .unwrap();
+    on_failure.key = ekey("on-failure-2");
+    store.create_execution(on_failure, None).await.unwrap();
+
+    set_phase(&store, "quiet", "SUCCEEDED", 1).await;
+    set_phase(&store, "on-failure", "SUCCEEDED", 1).await;
+    set_phase(&store, "on-failure-2", "TIMED_OUT", 1).await;
+    assert!(
+        store
+            .list_notifications(&ekey("quiet"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_notifications(&ekey("on-failure"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let rows = store
+        .list_notifications(&ekey("on-failure-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>(),
+        ["TIMED_OUT"]
+    );
+    assert_eq!(
+        store
+            .get_execution(&ekey("on-failure"))
+            .await
+            .unwrap()
+            .notify_phases,
+        ["FAILED", "TIMED_OUT"]
+    );
+    let got = store
+        .claim_notifications("a", t(100), StdDuration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
+/// Closed rows (delivered, given up) are pruned once closed before the cutoff, at most
+/// `limit` per call; pending rows never.
+pub async fn notifications_pruned_in_batches(store: Arc<dyn MetadataStore>) {
+    let lease = StdDuration::from_secs(60);
+    for (i, name) in ["p0", "p1", "p2", "p3", "p4"].into_iter().enumerate() {
+        store
+            .create_execution(execution(name, "lp", "QUEUED", t(0)), None)
+            .await
+            .unwrap();
+        set_phase(&store, name, "FAILED", i as i64).await;
+    }
+    let claimed = store
+        .claim_notifications("a", t(10), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 5);
+    // p0, p1, p2 delivered at 20, p3 given up at 20, p4 retried later (still pending).
+    for row in &claimed {
+        let (state, due_at) = match row.execution.name.as_str() {
+            "p3" => (NotificationState::Failed, t(20)),
+            "p4" => (NotificationState::Pending, t(1000)),
+            _ => (NotificationState::Delivered, t(20)),
+        };
+        let update = NotificationUpdate {
+            state,
+            attempts: 1,
+            due_at,
+            delivered: vec![],
+            last_error: String::new(),
+        };
+        assert!(
+            store
+                .finish_notification(&row.execution, &row.phase, "a", update)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(store.prune_notifications(t(20), 10).await.unwrap(), 0);
+    assert_eq!(store.prune_notifications(t(21), 3).await.unwrap(), 3);
+    assert_eq!(store.prune_notifications(t(21), 3).await.unwrap(), 1);
+    assert_eq!(store.prune_notifications(t(5000), 3).await.unwrap(), 0);
+    let left: Vec<String> = {
+        let mut v = Vec::new();
+        for name in ["p0", "p1", "p2", "p3", "p4"] {
+            for r in store.list_notifications(&ekey(name)).await.unwrap() {
+                v.push(r.execution.name);
+            }
+        }
+        v
+    };
+    assert_eq!(left, ["p4"], "only the pending row is kept");
+}

@@ -423,6 +423,7 @@ pub fn node_event(
                 created_at: at,
                 updated_at: reported,
                 started_at: None,
+                retry_group: String::new(),
             };
             let closure = NodeExecutionClosure {
                 created_at: Some(at_proto),
@@ -530,6 +531,8 @@ pub fn node_event(
     if metadata.retry_group.is_empty() {
         metadata.retry_group = event.retry_group.clone();
     }
+    // Indexed too: ListNodeExecutionsForTask lists one attempt's children in the query.
+    record.retry_group = metadata.retry_group.clone();
     record.closure = closure.encode_to_vec();
     record.metadata = metadata.encode_to_vec();
     Ok(record)
@@ -819,6 +822,7 @@ mod tests {
             error_code: String::new(),
             duration_ms: 0,
             tags: Vec::new(),
+            notify_phases: Vec::new(),
         }
     }
 
