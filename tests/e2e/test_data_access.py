@@ -303,6 +303,12 @@ def test_executions_filtered_by_tag_duration_and_error_code(server: Server, remo
     assert by_tag == [deck], by_tag
     by_eq_tag = _list(remote, [flyte_filters.Equal("admin_tag.name", TAG)])
     assert by_eq_tag == [deck], by_eq_tag
+    # The tags come back with the execution, from a get and from a list.
+    assert list(remote.client.get_execution(wait(remote, launched["deck"]).id).spec.tags) == [TAG]
+    page, _ = remote.client.list_executions_paginated(
+        PROJECT, DOMAIN, limit=200, filters=[flyte_filters.Equal("admin_tag.name", TAG)]
+    )
+    assert [list(e.spec.tags) for e in page] == [[TAG]]
     long_ones = _list(remote, [flyte_filters.GreaterThanOrEqual("duration", 100000)])
     assert deck not in long_ones
     short_ones = _list(remote, [flyte_filters.GreaterThanOrEqual("duration", 0)])

@@ -843,3 +843,88 @@ async fn lists_filter_sort_paginate_and_terminate() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+/// ListNodeExecutionsForTask lists the children one attempt of a dynamic node made, in full
+/// pages until the last, even when another attempt's children are interleaved in time.
+#[tokio::test]
+async fn node_executions_for_task_page_one_attempts_children() {
+    use core::node_execution::Phase as N;
+    use core::task_execution::Phase as T;
+    let mut server = start().await;
+    let (task_id, _, lp_id) = register_all(&mut server.client, "v1").await;
+    let c = &mut server.client;
+    c.create_execution(create(&lp_id, "dyn", inputs(&[("x", int_lit(1))])))
+        .await
+        .unwrap();
+    let mut parent = node_event("dyn", "n0", N::Running, 1);
+    parent.is_parent = true;
+    parent.is_dynamic = true;
+    c.create_node_event(node_req(parent)).await.unwrap();
+    for attempt in 0..2 {
+        c.create_task_event(task_event("dyn", "n0", &task_id, attempt, T::Running, 0, 2))
+            .await
+            .unwrap();
+    }
+    // Attempt 0 made 5 children, attempt 1 made 4, interleaved.
+    for i in 0..9 {
+        let attempt = i % 2;
+        let mut child = node_event("dyn", &format!("n0-{attempt}-dn{i}"), N::Running, 3 + i);
+        child.parent_node_metadata = Some(ParentNodeExecutionMetadata {
+            node_id: "n0".into(),
+        });
+        child.retry_group = attempt.to_string();
+        c.create_node_event(node_req(child)).await.unwrap();
+    }
+    let mut request = NodeExecutionForTaskListRequest {
+        task_execution_id: Some(core::TaskExecutionIdentifier {
+            task_id: Some(task_id.clone()),
+            node_execution_id: Some(NodeExecutionIdentifier {
+                node_id: "n0".into(),
+                execution_id: Some(exec_id("dyn")),
+            }),
+            retry_attempt: 1,
+        }),
+        limit: 2,
+        sort_by: Some(Sort {
+            key: "created_at".into(),
+            direction: sort::Direction::Ascending as i32,
+        }),
+        ..Default::default()
+    };
+    let mut pages = Vec::new();
+    loop {
+        let page = c
+            .list_node_executions_for_task(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        pages.push(
+            page.node_executions
+                .iter()
+                .map(|n| n.id.as_ref().unwrap().node_id.clone())
+                .collect::<Vec<_>>(),
+        );
+        if page.token.is_empty() {
+            break;
+        }
+        request.token = page.token;
+    }
+    assert_eq!(
+        pages,
+        [vec!["n0-1-dn1", "n0-1-dn3"], vec!["n0-1-dn5", "n0-1-dn7"]]
+    );
+    // Attempt 0's five: two full pages and the last one.
+    request.token = String::new();
+    request.task_execution_id.as_mut().unwrap().retry_attempt = 0;
+    let first = c
+        .list_node_executions_for_task(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<_> = first
+        .node_executions
+        .iter()
+        .map(|n| n.id.as_ref().unwrap().node_id.clone())
+        .collect();
+    assert_eq!(ids, ["n0-0-dn0", "n0-0-dn2"]);
+}

@@ -6,10 +6,10 @@
 
 #![allow(deprecated)] // closure output fields
 
-use flyte_store::{NodeExecutionKey, NodeExecutionRecord, TaskExecutionRecord};
+use flyte_store::{NodeExecutionKey, TaskExecutionRecord};
 use flyteidl::admin::{
     FlyteUrLs, NodeExecutionClosure, NodeExecutionForTaskListRequest, NodeExecutionList,
-    NodeExecutionMetaData, TaskExecutionClosure, node_execution_closure, task_execution_closure,
+    TaskExecutionClosure, node_execution_closure, task_execution_closure,
 };
 use flyteidl::core::{Literal, LiteralMap, NodeExecutionIdentifier};
 use prost::Message;
@@ -345,7 +345,7 @@ pub(crate) async fn list_for_task(
             want.version
         )));
     }
-    let query = lists::query(
+    let mut query = lists::query(
         ListArgs {
             limit: request.limit,
             token: &request.token,
@@ -354,29 +354,28 @@ pub(crate) async fn list_for_task(
         },
         &NODE_LIST_FIELDS,
     )?;
+    // Children made under another attempt of the node belong to that attempt's task
+    // execution (their retry group is the parent's attempt; empty on rows older than the
+    // column). Filtered in the query, so pages are full until the last.
+    query.filters.push(flyte_store::Filter {
+        entity: None,
+        field: "retry_group".into(),
+        op: flyte_store::FilterOp::ValueIn,
+        values: vec![String::new(), task.retry_attempt.to_string()],
+    });
     let page = state
         .store
         .list_node_executions(&node.execution, Some(&node.node_id), &query)
         .await?;
-    // Children made under another attempt of the node belong to that attempt's task
-    // execution (their retry group is the parent's attempt).
-    let group = task.retry_attempt.to_string();
-    let mut node_executions = Vec::with_capacity(page.items.len());
-    for record in &page.items {
-        if in_retry_group(record, &group)? {
-            node_executions.push(to_node_execution(record)?);
-        }
-    }
+    let node_executions = page
+        .items
+        .iter()
+        .map(to_node_execution)
+        .collect::<AdminResult<Vec<_>>>()?;
     Ok(tonic::Response::new(NodeExecutionList {
         node_executions,
         token: page.next_token,
     }))
-}
-
-fn in_retry_group(record: &NodeExecutionRecord, group: &str) -> AdminResult<bool> {
-    let metadata: NodeExecutionMetaData =
-        decode_stored(&record.metadata, "node execution metadata")?;
-    Ok(metadata.retry_group.is_empty() || metadata.retry_group == group)
 }
 
 #[cfg(test)]
