@@ -62,6 +62,13 @@ pub struct NotifyConfig {
     pub http_timeout: Duration,
     /// This replica's id in claims.
     pub owner: String,
+    /// How long closed outbox rows (delivered or given up) are kept after closing; `None`
+    /// keeps them forever.
+    pub retention: Option<Duration>,
+    /// How often closed rows past the retention are pruned.
+    pub prune_interval: Duration,
+    /// Rows deleted per statement when pruning (short transactions, no long lock).
+    pub prune_batch: usize,
 }
 
 impl Default for NotifyConfig {
@@ -83,6 +90,9 @@ impl Default for NotifyConfig {
             lease: Duration::from_secs(600),
             http_timeout: Duration::from_secs(20),
             owner: "flyte-rs".into(),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            prune_interval: Duration::from_secs(600),
+            prune_batch: 500,
         }
     }
 }
@@ -159,9 +169,19 @@ impl Notifier {
             .unwrap_or_default()
     }
 
-    /// Polls the outbox until `stop` turns true.
+    /// Polls the outbox until `stop` turns true, pruning closed rows every
+    /// `prune_interval`.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut next_prune = self.now();
         loop {
+            if self.now() >= next_prune {
+                if let Err(err) = self.prune_once().await {
+                    tracing::error!(error = %err, "notifications: cannot prune the outbox");
+                }
+                next_prune = self.now()
+                    + chrono::Duration::from_std(self.config.prune_interval)
+                        .unwrap_or(chrono::Duration::MAX);
+            }
             match self.run_once().await {
                 // More may be due: go on at once.
                 Ok(n) if n == BATCH => continue,
@@ -177,6 +197,37 @@ impl Notifier {
                 }
             }
         }
+    }
+
+    /// Deletes the closed outbox rows (delivered or given up) closed longer than
+    /// `retention` ago, `prune_batch` rows per statement until none is left; how many.
+    /// Pending rows are never pruned: each is still sent at least once.
+    pub async fn prune_once(&self) -> Result<u64, NotifyError> {
+        let Some(retention) = self.config.retention else {
+            return Ok(0);
+        };
+        let cutoff =
+            self.now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let batch = self.config.prune_batch.max(1);
+        let mut total = 0;
+        loop {
+            let n = self.store.prune_notifications(cutoff, batch).await?;
+            total += n;
+            if n < batch as u64 {
+                break;
+            }
+            // Let the other work on this runtime in between batches.
+            tokio::task::yield_now().await;
+        }
+        if total > 0 {
+            ::metrics::counter!(metrics::PRUNED).increment(total);
+            tracing::info!(
+                rows = total,
+                closed_before = %cutoff,
+                "notifications: pruned closed outbox rows past notifications.retention_hours"
+            );
+        }
+        Ok(total)
     }
 
     /// Claims the rows due now and makes one attempt on each; how many were claimed.
@@ -203,11 +254,12 @@ impl Notifier {
         Ok(n)
     }
 
+    /// A closed row's `due_at` is when it was closed: the retention counts from then.
     fn closed(&self, row: &NotificationRecord, why: &str) -> NotificationUpdate {
         NotificationUpdate {
             state: NotificationState::Delivered,
             attempts: row.attempts,
-            due_at: row.due_at,
+            due_at: self.now(),
             delivered: row.delivered.clone(),
             last_error: why.to_owned(),
         }
@@ -325,7 +377,7 @@ impl Notifier {
                 NotificationState::Delivered
             },
             attempts: row.attempts + 1,
-            due_at: row.due_at,
+            due_at: self.now(),
             delivered: done,
             last_error: String::new(),
         }
@@ -350,7 +402,7 @@ impl Notifier {
             return NotificationUpdate {
                 state: NotificationState::Failed,
                 attempts,
-                due_at: row.due_at,
+                due_at: self.now(),
                 delivered: done,
                 last_error: error,
             };

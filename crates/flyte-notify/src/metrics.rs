@@ -7,6 +7,8 @@ pub const RETRIES: &str = "flyte_notify_retries_total";
 /// Counter: notifications given up after `notifications.max_attempts`, or that have no
 /// configured sender, by `kind`.
 pub const FAILED: &str = "flyte_notify_failed_total";
+/// Counter: closed outbox rows deleted after `notifications.retention_hours`.
+pub const PRUNED: &str = "flyte_notify_pruned_total";
 
 /// Every metric of the notifier: (name, Prometheus type, help).
 pub const ALL: &[(&str, &str, &str)] = &[
@@ -24,6 +26,11 @@ pub const ALL: &[(&str, &str, &str)] = &[
         FAILED,
         "counter",
         "Notifications given up (attempts exhausted or no sender configured), by kind",
+    ),
+    (
+        PRUNED,
+        "counter",
+        "Closed notification outbox rows deleted after notifications.retention_hours",
     ),
 ];
 

@@ -457,3 +457,99 @@ async fn pagerduty_trigger_event_to_the_events_api() {
         "http://flyte.example/console/projects/flytesnacks/domains/development/executions/exec5"
     );
 }
+
+#[tokio::test]
+async fn closed_rows_pruned_after_the_retention_from_their_closing_pending_kept() {
+    use core::workflow_execution::Phase;
+    // The first request is refused: one of the Slack rows stays pending.
+    let (_receiver, base) = start_receiver(1).await;
+    let (store, clock, notifier, _dir) = setup(NotifyConfig {
+        slack_webhook_url: Some(format!("{base}/slack")),
+        retention: Some(Duration::from_secs(3600)),
+        prune_batch: 2,
+        ..config()
+    })
+    .await;
+    let mut keys = Vec::new();
+    for name in ["s1", "s2", "s3"] {
+        keys.push(finished(&store, name, "SUCCEEDED", vec![slack(Phase::Succeeded)]).await);
+    }
+    // No SMTP server configured: given up at once.
+    keys.push(
+        finished(
+            &store,
+            "e1",
+            "FAILED",
+            vec![email(Phase::Failed, "ops@example.com")],
+        )
+        .await,
+    );
+    assert_eq!(notifier.run_once().await.unwrap(), 4);
+    let states = |store: Arc<dyn MetadataStore>, keys: Vec<ExecutionKey>| async move {
+        let mut states = Vec::new();
+        for key in &keys {
+            for row in store.list_notifications(key).await.unwrap() {
+                states.push(row.state);
+            }
+        }
+        states.sort_by_key(|s| *s as i32);
+        states
+    };
+    assert_eq!(
+        states(store.clone(), keys.clone()).await,
+        [
+            NotificationState::Pending,
+            NotificationState::Delivered,
+            NotificationState::Delivered,
+            NotificationState::Failed
+        ]
+    );
+    // The pending one is delivered 50 minutes later: closed then.
+    clock.advance(Duration::from_secs(50 * 60));
+    assert_eq!(notifier.run_once().await.unwrap(), 1);
+    assert_eq!(
+        notifier.prune_once().await.unwrap(),
+        0,
+        "all within the hour"
+    );
+    // 70 minutes: the three closed at the start go, in batches of two; the late one stays.
+    clock.advance(Duration::from_secs(20 * 60));
+    assert_eq!(notifier.prune_once().await.unwrap(), 3);
+    assert_eq!(
+        states(store.clone(), keys.clone()).await,
+        [NotificationState::Delivered]
+    );
+    clock.advance(Duration::from_secs(50 * 60));
+    assert_eq!(notifier.prune_once().await.unwrap(), 1);
+    assert!(states(store.clone(), keys.clone()).await.is_empty());
+}
+
+#[tokio::test]
+async fn pending_rows_are_never_pruned_and_no_retention_keeps_all() {
+    use core::workflow_execution::Phase;
+    let (_receiver, base) = start_receiver(0).await;
+    let (store, clock, notifier, _dir) = setup(NotifyConfig {
+        slack_webhook_url: Some(format!("{base}/down")),
+        retention: Some(Duration::from_secs(60)),
+        ..config()
+    })
+    .await;
+    let key = finished(&store, "p1", "SUCCEEDED", vec![slack(Phase::Succeeded)]).await;
+    assert_eq!(notifier.run_once().await.unwrap(), 1);
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(notifier.prune_once().await.unwrap(), 0);
+    assert_eq!(
+        store.list_notifications(&key).await.unwrap()[0].state,
+        NotificationState::Pending
+    );
+    let keep = Notifier::new(
+        store.clone(),
+        clock.clone(),
+        NotifyConfig {
+            retention: None,
+            ..config()
+        },
+    )
+    .unwrap();
+    assert_eq!(keep.prune_once().await.unwrap(), 0);
+}

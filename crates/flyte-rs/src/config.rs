@@ -1674,6 +1674,9 @@ pub struct NotificationsSection {
     /// The wait after the first failed attempt, doubled after each further one.
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
+    /// How long delivered and given-up outbox rows are kept after closing; 0 keeps them
+    /// forever. Pruned every 10 minutes, in batches.
+    pub retention_hours: u64,
     /// flyteadmin's `notifications.emailer`: sender, subject and body templates.
     pub email: NotificationsEmail,
     pub smtp: NotificationsSmtp,
@@ -1729,6 +1732,7 @@ impl Default for NotificationsSection {
             max_attempts: 10,
             backoff_initial_ms: 5_000,
             backoff_max_ms: 600_000,
+            retention_hours: 168,
             email: NotificationsEmail::default(),
             smtp: NotificationsSmtp::default(),
             slack: NotificationsSlack::default(),
@@ -1852,6 +1856,8 @@ impl NotificationsSection {
             backoff_initial: Duration::from_millis(self.backoff_initial_ms),
             backoff_max: Duration::from_millis(self.backoff_max_ms),
             owner,
+            retention: (self.retention_hours > 0)
+                .then(|| Duration::from_secs(self.retention_hours.saturating_mul(3600))),
             ..flyte_notify::NotifyConfig::default()
         }
     }
