@@ -105,6 +105,11 @@ pub struct LocalProcessConfig {
     /// Unpack a `pyflyte-fast-execute` task's code bundle here and run its task command
     /// directly (one Python process per attempt instead of two); off: run the command as it is.
     pub unpack_code_bundles: bool,
+    /// Fork Python tasks whose command is flytekit's entrypoint from a warm interpreter that
+    /// has imported flytekit ([`super::warm`]); off: every attempt starts a new interpreter.
+    pub warm_workers: bool,
+    /// Recycling of the warm interpreters.
+    pub warm: super::warm::WarmConfig,
     /// The server's public base URL; log links are `<public_url>/logs/…`.
     pub public_url: String,
     /// Between SIGTERM and SIGKILL when an attempt is aborted or times out.
@@ -132,6 +137,8 @@ impl LocalProcessConfig {
             work_dir: data_dir.join("work"),
             keep_work_dirs: false,
             unpack_code_bundles: true,
+            warm_workers: true,
+            warm: Default::default(),
             public_url: public_url.into(),
             kill_grace_period: Duration::from_secs(5),
             inherit_env: true,
@@ -352,6 +359,8 @@ struct Inner {
     admission: Admission,
     /// Attempts accepted and not yet finished: the abort switch of each.
     running: Mutex<HashMap<AttemptKey, watch::Sender<bool>>>,
+    /// Warm Python interpreters to fork flytekit's entrypoints from (`warm_workers`).
+    warm: Option<super::warm::WarmPool>,
 }
 
 impl std::fmt::Debug for LocalProcessBackend {
@@ -389,16 +398,25 @@ impl LocalProcessBackend {
         let layout = LogLayout::new(config.log_dir.clone(), config.public_url.clone());
         let path_env = config.effective_path();
         let admission = Admission::new(capacity, config.max_concurrency);
+        let mut inner = Inner {
+            config,
+            store,
+            layout,
+            path_env,
+            limit,
+            admission,
+            running: Mutex::new(HashMap::new()),
+            warm: None,
+        };
+        if inner.config.warm_workers {
+            inner.warm = Some(super::warm::WarmPool::new(
+                inner.config.work_dir.join(".warm"),
+                inner.config.warm.clone(),
+                inner.base_environment(),
+            ));
+        }
         Self {
-            inner: Arc::new(Inner {
-                config,
-                store,
-                layout,
-                path_env,
-                limit,
-                admission,
-                running: Mutex::new(HashMap::new()),
-            }),
+            inner: Arc::new(inner),
         }
     }
 
@@ -502,6 +520,28 @@ impl Inner {
             registered_dest_dir,
             copilot,
         })
+    }
+
+    /// What every task process gets, whatever its task: the environment warm interpreters
+    /// start with (the attempt's own is applied in the forked task).
+    fn base_environment(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        if self.config.inherit_env {
+            env.extend(std::env::vars().filter(|(k, _)| {
+                !k.starts_with("FLYTE_RS_") && !self.config.secrets.hides_env_var(k)
+            }));
+        }
+        env.insert("PATH".into(), self.path_env.to_string_lossy().into_owned());
+        if let Some(venv) = &self.config.venv {
+            env.insert("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned());
+        }
+        env.extend(
+            self.config
+                .default_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        env
     }
 
     fn environment(
@@ -1023,6 +1063,25 @@ async fn run_process(
 
     // Leftovers of an earlier run of this attempt number (a start after `NotStarted`).
     let _ = std::fs::remove_file(exit_file(work_dir));
+    if let Some(task) = fork_warm(inner, &resolved, prepared, work_dir, log_path).await {
+        drop((stdout, stderr));
+        let proc = TaskProcess::Warm {
+            task,
+            work_dir: work_dir.to_path_buf(),
+        };
+        return follow_process(
+            inner,
+            attempt,
+            prepared,
+            proc,
+            log_path,
+            logs,
+            abort_rx,
+            updates,
+            prep_started,
+        )
+        .await;
+    }
     let mut command = tokio::process::Command::new(wrapper_shell());
     command
         .arg("-c")
@@ -1038,7 +1097,7 @@ async fn run_process(
         .stderr(Stdio::from(stderr))
         .process_group(0)
         .kill_on_drop(false);
-    let mut child = match command.spawn() {
+    let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             let message = format!(
@@ -1055,23 +1114,148 @@ async fn run_process(
             ));
         }
     };
-    let pgid = child.id().unwrap_or(0) as i32;
+    follow_process(
+        inner,
+        attempt,
+        prepared,
+        TaskProcess::Plain(child),
+        log_path,
+        logs,
+        abort_rx,
+        updates,
+        prep_started,
+    )
+    .await
+}
+
+/// An attempt's process as started: the shell wrapper (this server its parent), or a reaper
+/// forked by a warm interpreter ([`super::warm`]; it reports the status on its connection).
+enum TaskProcess {
+    Plain(tokio::process::Child),
+    Warm {
+        task: super::warm::WarmTask,
+        work_dir: PathBuf,
+    },
+}
+
+impl TaskProcess {
+    fn pid(&self) -> i32 {
+        match self {
+            TaskProcess::Plain(child) => child.id().unwrap_or(0) as i32,
+            TaskProcess::Warm { task, .. } => task.pid,
+        }
+    }
+
+    /// Lets the task start (see WRAPPER and the warm reaper's go byte).
+    async fn go(&mut self) {
+        match self {
+            TaskProcess::Plain(child) => {
+                if let Some(go) = child.stdin.take() {
+                    match go.into_owned_fd() {
+                        Ok(fd) => {
+                            let _ = std::io::Write::write_all(&mut std::fs::File::from(fd), b"\n");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot release the task process"),
+                    }
+                }
+            }
+            TaskProcess::Warm { task, .. } => {
+                if let Err(e) = task.go().await {
+                    tracing::warn!(error = %e, "cannot release the warm task process");
+                }
+            }
+        }
+    }
+
+    /// The task's exit status, as the wrapper would end with it.
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            TaskProcess::Plain(child) => child.wait().await,
+            TaskProcess::Warm { task, work_dir } => Ok(match task.wait().await {
+                Some(code) => status_of_code(code),
+                // The reaper died without a word: what it wrote, or killed as the group was.
+                None => read_exit_status(work_dir)
+                    .unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL)),
+            }),
+        }
+    }
+}
+
+/// Starts the attempt from a warm interpreter when its command is flytekit's entrypoint and
+/// the pool serves that environment; `None`: run it as a plain process.
+async fn fork_warm(
+    inner: &Inner,
+    resolved: &Path,
+    prepared: &Prepared,
+    work_dir: &Path,
+    log_path: &Path,
+) -> Option<super::warm::WarmTask> {
+    let pool = inner.warm.as_ref()?;
+    let (entry, python) = super::warm::entrypoint_of(resolved)?;
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut argv = prepared.argv.clone();
+    argv[0] = resolved.display().to_string();
+    let (cwd, log) = (absolute(work_dir), absolute(log_path));
+    let (exit, pid) = (exit_file(&cwd), pid_file(&cwd));
+    let request = super::warm::WarmRequest {
+        entry,
+        argv: &argv,
+        env: &prepared.env,
+        cwd: &cwd,
+        log: &log,
+        exit_file: &exit,
+        pid_file: &pid,
+    };
+    match pool.fork(&python, &request).await {
+        Ok(task) => Some(task),
+        // Said once for the environment.
+        Err(super::warm::WarmError::Unavailable { .. }) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "the task runs as a plain process");
+            None
+        }
+    }
+}
+
+/// Records the started process, releases it, and follows it until it ends, is aborted,
+/// times out or goes over its memory limit.
+#[allow(clippy::too_many_arguments)]
+async fn follow_process(
+    inner: &Arc<Inner>,
+    attempt: &TaskAttempt,
+    prepared: &Prepared,
+    mut child: TaskProcess,
+    log_path: &Path,
+    logs: &[TaskLog],
+    abort_rx: &mut watch::Receiver<bool>,
+    updates: &mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+    prep_started: std::time::Instant,
+) -> Exit {
+    let key = &attempt.key;
+    let work_dir = &attempt_work_dir(inner, key);
+    let system_failure = |what: &str, e: std::io::Error| {
+        crate::metrics::task_exit("local", "system_error", None);
+        Exit::Failed(failed(
+            execution_error(
+                "SystemError",
+                format!("{what}: {e}"),
+                execution_error::ErrorKind::System,
+            ),
+            true,
+            logs.to_vec(),
+        ))
+    };
+    let pgid = child.pid();
     // Recorded so that a later server process re-attaches to it if this one dies first.
     if let Some(start) = proc_start_time(pgid, true) {
         let _ = std::fs::write(pid_file(work_dir), format!("{pgid} {start}\n"));
     }
-    // Only now may the task start (see WRAPPER); no await since the spawn, so a server that
-    // dies before this line leaves no task running that it did not record.
-    if let Some(go) = child.stdin.take() {
-        match go.into_owned_fd() {
-            Ok(fd) => {
-                let _ = std::io::Write::write_all(&mut std::fs::File::from(fd), b"\n");
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot release the task process"),
-        }
-    }
+    // Only now may the task start (see WRAPPER): a server that dies before this line leaves
+    // no task running that it did not record.
+    child.go().await;
+    let warm = matches!(child, TaskProcess::Warm { .. });
     tracing::info!(
-        image = %prepared.image, pid = pgid, command = ?prepared.argv,
+        image = %prepared.image, pid = pgid, command = ?prepared.argv, warm,
         "task process started (image recorded, not pulled)"
     );
     metrics::counter!(crate::metrics::LOCAL_PROCESSES_STARTED).increment(1);
@@ -1438,12 +1622,17 @@ fn proc_start_time(pid: i32, zombies: bool) -> Option<u64> {
 fn read_exit_status(work_dir: &Path) -> Option<ExitStatus> {
     let text = std::fs::read_to_string(exit_file(work_dir)).ok()?;
     let code: i32 = text.strip_suffix('\n')?.trim().parse().ok()?;
-    // As the wrapper re-raises it: 128 + n is death by signal n.
-    Some(if code > 128 && code < 160 {
+    Some(status_of_code(code))
+}
+
+/// An exit code as the wrapper writes it, as a status: 128 + n is death by signal n (the
+/// wrapper re-raises it).
+fn status_of_code(code: i32) -> ExitStatus {
+    if code > 128 && code < 160 {
         ExitStatus::from_raw(code - 128)
     } else {
         ExitStatus::from_raw((code & 0xff) << 8)
-    })
+    }
 }
 
 /// Follows an attempt's process that this server did not start, until it ends or is aborted.
@@ -1625,7 +1814,7 @@ fn group_works_in(pgid: i32, dir: &Path) -> bool {
 
 /// SIGTERM to the group, then SIGKILL to the group once the main process has exited or the
 /// grace period is over; waits for the main process.
-async fn terminate_group(pgid: i32, child: &mut tokio::process::Child, grace: Duration) {
+async fn terminate_group(pgid: i32, child: &mut TaskProcess, grace: Duration) {
     kill_group(pgid, libc::SIGTERM);
     let _ = tokio::time::timeout(grace, child.wait()).await;
     kill_group(pgid, libc::SIGKILL);

@@ -4,7 +4,8 @@
 //! (what the kernel cannot reclaim without killing; file pages are left out, as a memory
 //! cgroup reclaims them before it OOM-kills) is sampled every [`SAMPLE_EVERY`], and a group
 //! above its limit is killed with SIGKILL and reported as `OOMKilled`, as propeller reports a
-//! container the kernel killed at its cgroup's limit. Sampling can miss an allocation that
+//! container the kernel killed at its cgroup's limit. Pages shared copy-on-write between
+//! processes (warm workers fork from one interpreter) count proportionally. Sampling can miss an allocation that
 //! rises and falls between two samples; a process that leaves the group (`setsid`) is not
 //! counted.
 //!
@@ -69,6 +70,13 @@ pub fn group_memory(pgid: i32) -> u64 {
         if pgrp != Some(pgid) {
             continue;
         }
+        // Anonymous memory shared copy-on-write (a warm worker's reaper and task share the
+        // interpreter they were forked from, super::warm) is counted once, split among its
+        // sharers: the proportional set size of the anonymous pages.
+        if let Some(pss) = pss_anon(pid) {
+            total += pss;
+            continue;
+        }
         // statm: size resident shared …, in pages; resident - shared is the anonymous part.
         let Ok(statm) = std::fs::read_to_string(format!("/proc/{pid}/statm")) else {
             continue;
@@ -79,6 +87,14 @@ pub fn group_memory(pgid: i32) -> u64 {
         total += resident.saturating_sub(shared) * page;
     }
     total
+}
+
+/// `Pss_Anon` of `/proc/<pid>/smaps_rollup` in bytes (Linux 5.x and later).
+fn pss_anon(pid: &str) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("Pss_Anon:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Resolves, with the usage seen, once group `pgid` uses more than `limit` bytes.

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod resources;
 pub mod task_io;
 pub mod template;
+pub mod warm;
 
 pub use builtin::BuiltinBackend;
 pub use local::{LocalProcessBackend, LocalProcessConfig, LogLayout};
