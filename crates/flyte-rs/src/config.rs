@@ -268,6 +268,11 @@ pub struct EngineSection {
     /// directly, instead of running flytekit's `pyflyte-fast-execute` wrapper (which starts a
     /// second Python interpreter). `false` runs the command exactly as registered.
     pub unpack_code_bundles: bool,
+    /// Fork Python tasks whose command is flytekit's entrypoint (`pyflyte-execute`,
+    /// `pyflyte-fast-execute`, `pyflyte-map-execute`) from a warm interpreter that has
+    /// imported flytekit, one per Python environment (milliseconds instead of ~0.6 s per
+    /// attempt). `false`: every attempt starts a new interpreter.
+    pub warm_workers: bool,
     /// Extra environment for every task process (like the k8s plugin's `default-env-vars`).
     pub task_env: std::collections::BTreeMap<String, String>,
     /// Secrets tasks may request, one file each: `<dir>/<group>/<key>` (docs/secrets.md).
@@ -312,6 +317,7 @@ impl Default for EngineSection {
             kill_grace_secs: 5,
             keep_work_dirs: false,
             unpack_code_bundles: true,
+            warm_workers: true,
             task_env: Default::default(),
             secrets_dir: None,
             secrets_env_prefix: flyte_engine::secrets::DEFAULT_SERVER_ENV_PREFIX.into(),

@@ -306,6 +306,7 @@ fn engine_parts(
         kill_grace_period: Duration::from_secs(e.kill_grace_secs),
         keep_work_dirs: e.keep_work_dirs,
         unpack_code_bundles: e.unpack_code_bundles,
+        warm_workers: e.warm_workers,
         ..LocalProcessConfig::new(&config.data_dir, public_url)
     };
     local.secrets = Arc::new(flyte_engine::secrets::ServerSecrets::new(
