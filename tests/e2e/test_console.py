@@ -366,6 +366,149 @@ def test_map_indices_and_dynamic_children_expand_as_groups(server: Server, proje
     expect(nodes.locator('tr[aria-rowindex="72"]')).to_be_visible(timeout=UI_WAIT_MS)
 
 
+def graph_node(page: Page, key: str):
+    return page.locator(f'svg.graph [data-node-id="{key}"]')
+
+
+def expand_in_graph(page: Page, node_id: str):
+    page.locator("svg.graph").get_by_role("button", name=f"Expand {node_id} in the graph", exact=True).click()
+
+
+def test_the_graph_opens_subworkflows_in_place(server: Server, project, page: Page):
+    """parent_wf(x=1): n0 is inc_four (two inc_twice subworkflows), each opens in the graph into
+    its nodes, coloured by phase; an inner node opens its panel; collapsing hides them again."""
+    name, url = run_remote(server, project, "examples/subworkflows.py", "parent_wf", "--x", "1")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    expect(graph_node(page, "n0-0-n0")).to_have_count(0)
+    expand_in_graph(page, "n0")
+    # inc_four's two subworkflow nodes, inside n0's box, with the edge between them.
+    for inner in ("n0-0-n0", "n0-0-n1"):
+        expect(graph_node(page, inner)).to_have_attribute("data-phase", "SUCCEEDED", timeout=UI_WAIT_MS)
+    box = page.locator('svg.graph [data-cluster="n0"]')
+    expect(box.locator("path.edge")).to_have_count(1)
+    expect(graph_node(page, "n0-0-n0")).to_contain_text("inc_twice")
+    # One level deeper: the two inc tasks of the first inc_twice.
+    expand_in_graph(page, "n0-0-n0")
+    deep = graph_node(page, "n0-0-n0-0-n1")
+    expect(deep).to_have_attribute("data-phase", "SUCCEEDED", timeout=UI_WAIT_MS)
+    expect(deep).to_contain_text("inc")
+    # Its panel: inc(x=2) -> 3 (x=1 -> inc -> 2 -> inc -> 3).
+    deep.click()
+    panel = page.get_by_test_id("node-panel")
+    expect(panel.get_by_role("heading", name="Node n0-0-n0-0-n1")).to_be_visible(timeout=UI_WAIT_MS)
+    expect(panel.locator('table[aria-label="Node inputs"] tr[data-name="x"] td')).to_have_text("2", timeout=UI_WAIT_MS)
+    expect(panel.locator('table[aria-label="Node outputs"] tr[data-name="o0"] td')).to_have_text("3")
+    expect(page).to_have_url(re.compile(r"\?node=n0-0-n0-0-n1$"))
+    page.locator("svg.graph").get_by_role("button", name="Collapse n0 in the graph", exact=True).click()
+    expect(graph_node(page, "n0-0-n0")).to_have_count(0)
+    expect(graph_node(page, "n0")).to_have_attribute("data-phase", "SUCCEEDED")
+
+
+def test_the_graph_opens_dynamic_map_and_launch_plan_nodes_in_place(server: Server, project, page: Page):
+    # A dynamic workflow: fib_wf(n=6) builds four fib_step nodes, each fed by the two before.
+    name, url = run_remote(server, project, "examples/dynamic_wf.py", "fib_wf", "--n", "6")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    expand_in_graph(page, "n0")
+    box = page.locator('svg.graph [data-cluster="n0"]')
+    for i in range(4):
+        expect(graph_node(page, f"n0-0-dn{i}")).to_have_attribute("data-phase", "SUCCEEDED", timeout=UI_WAIT_MS)
+    expect(graph_node(page, "n0-0-dn0")).to_contain_text("fib_step")
+    # The edges come from the workflow the dynamic node built (GetDynamicNodeWorkflow):
+    # dn0->dn1, dn0->dn2, dn1->dn2, dn1->dn3, dn2->dn3.
+    expect(box.locator("path.edge")).to_have_count(5, timeout=UI_WAIT_MS)
+
+    # A map task: its indices as a summary (how many, per phase) and one chip per index.
+    name, url = run_remote(server, project, "examples/map_tasks.py", "squares_wf", "--xs", "[4, 5, 6, 7]")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    expand_in_graph(page, "n0")
+    summary = page.locator('svg.graph [data-summary="n0"]')
+    expect(summary.locator(".summary-head")).to_have_text("4 indices", timeout=UI_WAIT_MS)
+    expect(summary.locator(".summary-line")).to_have_text(["4 succeeded"])
+    chips = summary.get_by_role("img")
+    expect(chips).to_have_count(4)
+    expect(summary.locator('[data-node-id="n0[2]"]')).to_have_attribute("data-phase", "SUCCEEDED")
+
+    # A 70-leaf fan-out is summarised, not drawn as 70 nodes; a child opens from its chip.
+    (project / "console_fanout.py").write_text(FANOUT)
+    name, url = run_remote(server, project, "console_fanout.py", "fanout_wf", "--n", "70")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    expand_in_graph(page, "n0")
+    summary = page.locator('svg.graph [data-summary="n0"]')
+    expect(summary.locator(".summary-head")).to_have_text("70 children", timeout=UI_WAIT_MS)
+    expect(summary.locator(".summary-line").first).to_have_text("70 succeeded")
+    expect(summary.get_by_role("button")).to_have_count(24)
+    expect(summary).to_contain_text("the first 24; all in the node table")
+    assert page.locator("svg.graph .node").count() < 40
+    summary.locator('[data-node-id="n0-0-dn5"]').click()
+    expect(page.get_by_test_id("node-panel").get_by_role("heading", name="Node n0-0-dn5")).to_be_visible(
+        timeout=UI_WAIT_MS
+    )
+
+    # A launch plan node opens into its child execution's nodes; one of them opens there.
+    name, url = run_remote(server, project, "examples/launch_plans.py", "calls_lp_wf", "--x", "4")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    # The node table links the child execution (the gateway spells the field `executionId`).
+    n0 = f"{server.url}/api/v1/node_executions/{PROJECT}/{DOMAIN}/{name}/n0"
+    with urllib.request.urlopen(urllib.request.Request(n0, headers={"Accept": "application/json"})) as r:
+        child = json.loads(r.read())["closure"]["workflow_node_metadata"]["executionId"]["name"]
+    expect(page.get_by_role("table", name="Nodes").locator('tr[data-node="n0"]')).to_contain_text(f"→ {child}")
+    expand_in_graph(page, "n0")
+    inner = graph_node(page, "n0>n0")
+    expect(inner).to_have_attribute("data-phase", "SUCCEEDED", timeout=UI_WAIT_MS)
+    expect(inner).to_contain_text("scale")
+    inner.click()
+    page.wait_for_url(re.compile(rf".*/executions/{child}\?node=n0$"), timeout=UI_WAIT_MS)
+    panel = page.get_by_test_id("node-panel")
+    expect(panel.locator('table[aria-label="Node outputs"] tr[data-name="o0"] td')).to_have_text(
+        "12", timeout=UI_WAIT_MS
+    )  # triple: 4 * 3
+
+
+SLOW_FANOUT = """
+from datetime import timedelta
+
+from flytekit import dynamic, task, workflow
+from flytekitplugins.sleep import Sleep
+
+
+@task(task_config=Sleep())
+def nap(duration: timedelta) -> None:
+    ...
+
+
+@dynamic
+def slow_leaves(n: int, seconds: int) -> int:
+    for _ in range(n):
+        nap(duration=timedelta(seconds=seconds))
+    return n
+
+
+@workflow
+def slow_fanout_wf(n: int = 2, seconds: int = 12) -> int:
+    return slow_leaves(n=n, seconds=seconds)
+"""
+
+
+def test_an_opened_dynamic_node_follows_its_childrens_phases_live(server: Server, project, page: Page):
+    (project / "console_slow_fanout.py").write_text(SLOW_FANOUT)
+    name, url = run_remote(server, project, "console_slow_fanout.py", "slow_fanout_wf", "--n", "2", "--seconds", "12")
+    page.goto(url)
+    page.evaluate("window.__not_reloaded = true")
+    expect(graph_node(page, "n0")).to_have_attribute("data-phase", "DYNAMIC_RUNNING", timeout=RUN_WAIT_MS)
+    expand_in_graph(page, "n0")
+    leaf = graph_node(page, "n0-0-dn0")
+    expect(leaf).to_have_attribute("data-phase", re.compile("^(QUEUED|RUNNING)$"), timeout=UI_WAIT_MS)
+    expect(leaf).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    expect(graph_node(page, "n0-0-dn1")).to_have_attribute("data-phase", "SUCCEEDED", timeout=UI_WAIT_MS)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    assert page.evaluate("window.__not_reloaded") is True
+
+
 def test_a_nodes_deck_opens_from_its_panel(server: Server, project, page: Page):
     name, url = run_remote(server, project, "examples/data_access.py", "deck_wf", "--n", "3")
     page.goto(url + "?node=n0")

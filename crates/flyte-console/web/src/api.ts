@@ -1,5 +1,6 @@
 // The console's only API: the REST gateway under /api/v1/ (what flyteconsole uses too).
 import type {
+  CompiledWorkflowClosure,
   DataResponse,
   Execution,
   ExecutionId,
@@ -94,6 +95,9 @@ export const api = {
     get<{ node_executions: NodeExecution[]; token: string }>(
       `node_executions/${exPath(id)}?limit=${limit}&unique_parent_id=${seg(parent)}${token ? `&token=${seg(token)}` : ""}`,
     ),
+  /** The workflow a dynamic node built (NodeExecutionService.GetDynamicNodeWorkflow). */
+  dynamicWorkflow: (id: ExecutionId, nodeId: string) =>
+    get<{ compiled_workflow?: CompiledWorkflowClosure | null }>(`node_executions/${exPath(id)}/${seg(nodeId)}/dynamic_workflow`),
   nodeExecution: (id: ExecutionId, nodeId: string) => get<NodeExecution>(`node_executions/${exPath(id)}/${seg(nodeId)}`),
   nodeData: (id: ExecutionId, nodeId: string) =>
     get<DataResponse>(`data/node_executions/${exPath(id)}/${seg(nodeId)}`),

@@ -10,6 +10,8 @@ export interface GraphNode {
   row: number;
   x: number;
   y: number;
+  w: number;
+  h: number;
 }
 
 export interface GraphEdge {
@@ -56,7 +58,19 @@ function shortName(name: string): string {
   return parts[parts.length - 1] || name;
 }
 
-export function layout(ids: string[], edges: GraphEdge[], labels: Record<string, string> = {}): Layout {
+export interface Size {
+  w: number;
+  h: number;
+}
+
+/** Layers left to right; a node's size may differ (an expanded node holds its inside): a
+ * layer is as wide as its widest node, a column's nodes are stacked and centred. */
+export function layout(
+  ids: string[],
+  edges: GraphEdge[],
+  labels: Record<string, string> = {},
+  sizes: ReadonlyMap<string, Size> = new Map(),
+): Layout {
   const ups = new Map<string, string[]>(ids.map((id) => [id, []]));
   for (const e of edges) {
     if (!ups.has(e.to)) ups.set(e.to, []);
@@ -97,24 +111,23 @@ export function layout(ids: string[], edges: GraphEdge[], labels: Record<string,
     }
     ids.forEach((id, i) => row.set(id, i));
   });
-  const tallest = Math.max(1, ...layers.map((l) => l?.length ?? 0));
-  const height = PAD * 2 + tallest * NODE_H + (tallest - 1) * GAP_Y;
+  const size = (id: string) => sizes.get(id) ?? { w: NODE_W, h: NODE_H };
+  const columnHeight = (ids: string[] | undefined) =>
+    (ids ?? []).reduce((s, id) => s + size(id).h, 0) + Math.max(0, (ids?.length ?? 0) - 1) * GAP_Y;
+  const tallest = Math.max(NODE_H, ...layers.map(columnHeight));
+  const height = PAD * 2 + tallest;
   const nodes: GraphNode[] = [];
+  let x = PAD;
   layers.forEach((ids, l) => {
     if (!ids) return;
-    const columnHeight = ids.length * NODE_H + (ids.length - 1) * GAP_Y;
-    const top = (height - columnHeight) / 2;
-    ids.forEach((id, i) =>
-      nodes.push({
-        id,
-        label: labels[id] ?? id,
-        layer: l,
-        row: i,
-        x: PAD + l * (NODE_W + GAP_X),
-        y: top + i * (NODE_H + GAP_Y),
-      }),
-    );
+    let y = (height - columnHeight(ids)) / 2;
+    ids.forEach((id, i) => {
+      const { w, h } = size(id);
+      nodes.push({ id, label: labels[id] ?? id, layer: l, row: i, x, y, w, h });
+      y += h + GAP_Y;
+    });
+    x += Math.max(...ids.map((id) => size(id).w)) + GAP_X;
   });
-  const width = PAD * 2 + layers.length * NODE_W + Math.max(0, layers.length - 1) * GAP_X;
+  const width = layers.length ? x - GAP_X + PAD : PAD * 2 + NODE_W;
   return { nodes, edges, width, height };
 }

@@ -132,7 +132,8 @@ export interface NodeExecution {
       cache_status?: string;
       catalog_key?: { dataset_id?: { name?: string } | null } | null;
     } | null;
-    workflow_node_metadata?: { execution_id?: ExecutionId } | null;
+    /** `executionId`: the proto field is spelled so (admin.WorkflowNodeMetadata). */
+    workflow_node_metadata?: { executionId?: ExecutionId } | null;
     /** Where the node's Flyte Deck (HTML) was written, if its task made one. */
     deck_uri?: string;
   };
@@ -194,11 +195,17 @@ export interface CompiledWorkflow {
   connections?: Connections | null;
 }
 
+/** `core.CompiledWorkflowClosure`: a workflow with the subworkflows its nodes refer to. */
+export interface CompiledWorkflowClosure {
+  primary: CompiledWorkflow;
+  sub_workflows?: CompiledWorkflow[] | null;
+}
+
 export interface Workflow {
   id: Identifier;
   closure?: {
     created_at?: string;
-    compiled_workflow?: { primary: CompiledWorkflow } | null;
+    compiled_workflow?: CompiledWorkflowClosure | null;
   } | null;
   short_description?: string;
 }

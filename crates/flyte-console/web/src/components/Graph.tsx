@@ -1,6 +1,7 @@
 import { useMemo } from "preact/hooks";
-import { NODE_H, NODE_W, layout } from "../graph";
+import { NODE_H, NODE_W } from "../graph";
 import { humanPhase, phaseClass } from "../format";
+import { type Box, CHIP_H, CHIP_W, HEAD, INSET, LINE, type Placed, type VNode, place } from "../runGraph";
 
 interface Props {
   ids: string[];
@@ -11,10 +12,40 @@ interface Props {
   onSelect?: (id: string) => void;
 }
 
-/** The DAG as SVG, nodes coloured by phase; nodes are buttons (click, Enter or Space). */
+/** A workflow's static DAG (no node opens). */
 export function Graph({ ids, labels, edges, phases, selected, onSelect }: Props) {
-  const g = useMemo(() => layout(ids, edges, labels), [ids, edges, labels]);
-  const at = new Map(g.nodes.map((n) => [n.id, n]));
+  const g = useMemo(
+    () =>
+      place(
+        ids.map((id) => ({
+          key: id,
+          nodeId: id,
+          exec: null,
+          label: labels[id] ?? id,
+          phase: phases?.[id],
+          started: true,
+          special: id === "start-node" || id === "end-node",
+          expandable: false,
+          open: false,
+        })),
+        edges,
+      ),
+    [ids, edges, labels, phases],
+  );
+  return <PlacedGraph g={g} selected={selected ?? null} onSelect={onSelect && ((v) => onSelect(v.nodeId))} />;
+}
+
+export interface PlacedProps {
+  g: Placed;
+  /** The selected node of the page's execution. */
+  selected: string | null;
+  onSelect?: (v: Pick<VNode, "nodeId" | "exec">) => void;
+  onToggle?: (key: string) => void;
+}
+
+/** The DAG as SVG, nodes coloured by phase; nodes are buttons (click, Enter or Space); an
+ * expandable node has a +/− button that opens its inside in place. */
+export function PlacedGraph({ g, ...p }: PlacedProps) {
   return (
     <div class="graph-wrap">
       <svg
@@ -32,58 +63,159 @@ export function Graph({ ids, labels, edges, phases, selected, onSelect }: Props)
             <path d="M0,0 L10,5 L0,10 z" class="edge-head" />
           </marker>
         </defs>
-        {g.edges.map((e) => {
-          const a = at.get(e.from);
-          const b = at.get(e.to);
-          if (!a || !b) return null;
-          const x1 = a.x + NODE_W;
-          const y1 = a.y + NODE_H / 2;
-          const x2 = b.x;
-          const y2 = b.y + NODE_H / 2;
-          const mx = (x1 + x2) / 2;
-          return (
-            <path
-              key={`${e.from}->${e.to}`}
-              class="edge"
-              d={`M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2 - 2},${y2}`}
-              marker-end="url(#arrow)"
-            />
-          );
-        })}
-        {g.nodes.map((n) => {
-          const phase = phases?.[n.id];
-          const special = n.id === "start-node" || n.id === "end-node";
-          const select = () => onSelect?.(n.id);
-          return (
-            <g
-              key={n.id}
-              class={`node ${phaseClass(phase)}${selected === n.id ? " selected" : ""}${special ? " special" : ""}`}
-              transform={`translate(${n.x},${n.y})`}
-              data-node-id={n.id}
-              data-phase={phase ?? ""}
-              tabIndex={onSelect && !special ? 0 : undefined}
-              role={onSelect && !special ? "button" : undefined}
-              aria-label={`${n.label} (${n.id})${phase ? `: ${humanPhase(phase)}` : ""}`}
-              onClick={special ? undefined : select}
-              onKeyDown={(e) => {
-                if (!special && (e.key === "Enter" || e.key === " ")) {
-                  e.preventDefault();
-                  select();
-                }
-              }}
-            >
-              <rect width={NODE_W} height={NODE_H} rx={special ? 22 : 6} />
-              <text x={10} y={18} class="node-label">
-                {n.label.length > 22 ? `${n.label.slice(0, 21)}…` : n.label}
-              </text>
-              <text x={10} y={34} class="node-sub">
-                {special ? "" : `${n.id}${phase ? ` · ${humanPhase(phase)}` : ""}`}
-              </text>
-              <title>{`${n.label} (${n.id})${phase ? `: ${phase}` : ""}`}</title>
-            </g>
-          );
-        })}
+        <Level g={g} {...p} />
       </svg>
     </div>
+  );
+}
+
+function Level({ g, ...p }: PlacedProps) {
+  const at = new Map(g.boxes.map((b) => [b.v.key, b]));
+  return (
+    <>
+      {g.edges.map((e) => {
+        const a = at.get(e.from);
+        const b = at.get(e.to);
+        if (!a || !b) return null;
+        const x1 = a.x + a.w;
+        const y1 = a.y + NODE_H / 2;
+        const x2 = b.x;
+        const y2 = b.y + NODE_H / 2;
+        const mx = (x1 + x2) / 2;
+        return (
+          <path
+            key={`${e.from}->${e.to}`}
+            class="edge"
+            d={`M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2 - 2},${y2}`}
+            marker-end="url(#arrow)"
+          />
+        );
+      })}
+      {g.boxes.map((b) => (
+        <BoxView key={b.v.key} b={b} {...p} />
+      ))}
+    </>
+  );
+}
+
+const onKeys = (f: () => void) => (e: KeyboardEvent) => {
+  if (e.key === "Enter" || e.key === " ") {
+    e.preventDefault();
+    f();
+  }
+};
+
+function BoxView({ b, selected, onSelect, onToggle }: { b: Box } & Omit<PlacedProps, "g">) {
+  const v = b.v;
+  const canSelect = !!onSelect && !v.special && v.started;
+  const select = () => onSelect?.(v);
+  const title = `${v.label} (${v.nodeId})${v.what ? `, ${v.what}` : ""}${v.phase ? `: ${humanPhase(v.phase)}` : ""}`;
+  const node = (
+    <g
+      class={`node ${phaseClass(v.phase)}${selected === v.nodeId && !v.exec ? " selected" : ""}${v.special ? " special" : ""}`}
+      data-node-id={v.key}
+      data-phase={v.phase ?? ""}
+      tabIndex={canSelect ? 0 : undefined}
+      role={canSelect ? "button" : undefined}
+      aria-label={title}
+      onClick={canSelect ? select : undefined}
+      onKeyDown={canSelect ? onKeys(select) : undefined}
+    >
+      <rect width={v.open ? b.w : NODE_W} height={NODE_H} rx={v.special ? 22 : 6} />
+      <text x={10} y={18} class="node-label">
+        {v.label.length > 20 ? `${v.label.slice(0, 19)}…` : v.label}
+      </text>
+      <text x={10} y={34} class="node-sub">
+        {v.special ? "" : `${shortId(v.nodeId)}${v.phase ? ` · ${humanPhase(v.phase)}` : v.started ? "" : " · not started"}`}
+      </text>
+      <title>{title}</title>
+    </g>
+  );
+  const expander =
+    v.expandable && onToggle ? (
+      <g
+        class="expander-g"
+        role="button"
+        tabIndex={0}
+        aria-expanded={v.open}
+        aria-label={`${v.open ? "Collapse" : "Expand"} ${v.nodeId} in the graph`}
+        transform={`translate(${(v.open ? b.w : NODE_W) - 24},4)`}
+        onClick={() => onToggle(v.key)}
+        onKeyDown={onKeys(() => onToggle(v.key))}
+      >
+        <rect width={20} height={20} rx={4} />
+        <text x={10} y={15} text-anchor="middle">
+          {v.open ? "−" : "+"}
+        </text>
+        <title>{`${v.open ? "Collapse" : "Expand"} ${v.what ?? "node"}`}</title>
+      </g>
+    ) : null;
+  return (
+    <g transform={`translate(${b.x},${b.y})`} class={v.open ? "cluster" : undefined} data-cluster={v.open ? v.key : undefined}>
+      {v.open ? <rect class="cluster-bg" width={b.w} height={b.h} rx={8} /> : null}
+      {node}
+      {expander}
+      {v.open && b.inner ? <InnerView b={b} selected={selected} onSelect={onSelect} onToggle={onToggle} /> : null}
+    </g>
+  );
+}
+
+/** Long unique ids (`n1-0-n0-0-dn12`) keep their end, which tells siblings apart. */
+const shortId = (id: string) => (id.length > 16 ? `…${id.slice(-15)}` : id);
+
+function InnerView({ b, ...p }: { b: Box } & Omit<PlacedProps, "g">) {
+  const i = b.inner!;
+  if (i.kind === "graph") {
+    return (
+      <g transform={`translate(${INSET},${HEAD})`}>
+        <Level g={i.g} {...p} />
+      </g>
+    );
+  }
+  if (i.kind === "note") {
+    return (
+      <text x={INSET} y={HEAD + LINE} class={`inner-note${i.error ? " warn" : ""}`}>
+        {i.text}
+      </text>
+    );
+  }
+  return (
+    <g class="summary" data-summary={b.v.key}>
+      {i.lines.map((l, n) => (
+        <text key={n} x={INSET} y={HEAD + (n + 1) * LINE - 4} class={n === 0 ? "summary-head" : "summary-line"}>
+          {l}
+        </text>
+      ))}
+      {i.chips.map(({ c, x, y }) => {
+        const can = c.selectable && !!p.onSelect;
+        const select = () => p.onSelect?.(c);
+        const label = `${c.label}${c.phase ? `: ${humanPhase(c.phase)}` : ""}`;
+        return (
+          <g
+            key={c.key}
+            class={`chip node ${phaseClass(c.phase)}`}
+            transform={`translate(${x},${y})`}
+            data-node-id={c.key}
+            data-phase={c.phase ?? ""}
+            role={can ? "button" : "img"}
+            tabIndex={can ? 0 : undefined}
+            aria-label={label}
+            onClick={can ? select : undefined}
+            onKeyDown={can ? onKeys(select) : undefined}
+          >
+            <rect width={CHIP_W} height={CHIP_H} rx={4} />
+            <text x={6} y={16} class="chip-label">
+              {c.label.length > 8 ? `${c.label.slice(0, 7)}…` : c.label}
+            </text>
+            <title>{label}</title>
+          </g>
+        );
+      })}
+      {i.rest ? (
+        <text x={INSET} y={b.h - INSET - 2} class="summary-line muted">
+          {i.rest}
+        </text>
+      ) : null}
+    </g>
   );
 }

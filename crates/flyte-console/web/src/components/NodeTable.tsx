@@ -227,7 +227,7 @@ function RowView({
   }
   const n = r.n;
   const nodeId = r.key;
-  const child = n.closure.workflow_node_metadata?.execution_id;
+  const child = n.closure.workflow_node_metadata?.executionId;
   const cache = n.closure.task_node_metadata;
   const task = cache?.catalog_key?.dataset_id?.name?.replace(/^flyte_task-/, "");
   // A collapsed group says how many it holds once they were read.

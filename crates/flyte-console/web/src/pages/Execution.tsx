@@ -1,12 +1,11 @@
-import { useMemo, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { api } from "../api";
-import { Graph } from "../components/Graph";
+import { RunGraph } from "../components/RunGraph";
 import { LiteralTable } from "../components/Literal";
 import { LogView, inlineLogPath } from "../components/LogView";
 import { Signals } from "../components/Signals";
 import { ErrorBox, Loading, Phase, Section, useAsync } from "../components/common";
 import { durationSeconds, elapsed, formatSeconds, formatTime, isTerminal, phaseClass } from "../format";
-import { workflowGraph } from "../graph";
 import { attemptBars, isStartOrEnd } from "../rows";
 import { NodeTable } from "../components/NodeTable";
 import { type LiveStatus, useLive, watchPaths } from "../live";
@@ -162,7 +161,16 @@ export function ExecutionPage({ id, node }: { id: ExecutionId; node: string | nu
       <Section title="Graph" id="graph-h">
         {wf.error ? <ErrorBox error={wf.error} what="the workflow" /> : null}
         {wf.data ? (
-          <RunGraph wf={wf.data.closure?.compiled_workflow?.primary} byNode={byNode} selected={node} onSelect={select} />
+          <RunGraph
+            id={id}
+            closure={wf.data.closure?.compiled_workflow}
+            nodes={nodes.data?.node_executions ?? []}
+            version={live.version}
+            selected={node}
+            onSelect={(n, exec) =>
+              exec ? navigate(`${paths.execution(exec.project, exec.domain, exec.name)}?node=${encodeURIComponent(n)}`) : select(n)
+            }
+          />
         ) : wf.loading ? (
           <Loading what="graph" />
         ) : null}
@@ -332,24 +340,6 @@ function Actions({
       {error ? <ErrorBox error={error} what="the action" /> : null}
     </div>
   );
-}
-
-function RunGraph({
-  wf,
-  byNode,
-  selected,
-  onSelect,
-}: {
-  wf: Parameters<typeof workflowGraph>[0] | undefined;
-  byNode: Record<string, NodeExecution>;
-  selected: string | null;
-  onSelect: (id: string) => void;
-}) {
-  const g = useMemo(() => (wf ? workflowGraph(wf) : null), [wf]);
-  if (!g) return <p class="empty">This workflow has no compiled graph.</p>;
-  const phases: Record<string, string> = {};
-  for (const [k, v] of Object.entries(byNode)) phases[k] = v.closure.phase;
-  return <Graph ids={g.ids} labels={g.labels} edges={g.edges} phases={phases} selected={selected} onSelect={onSelect} />;
 }
 
 function NodePanel({
