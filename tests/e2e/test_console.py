@@ -509,6 +509,36 @@ def test_an_opened_dynamic_node_follows_its_childrens_phases_live(server: Server
     assert page.evaluate("window.__not_reloaded") is True
 
 
+def test_the_schedules_view_lists_active_schedules_with_their_next_tick(server: Server, project, page: Page):
+    version = "cschv-" + uuid.uuid4().hex[:8]
+    result = pyflyte(
+        server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version,
+        "--activate-launchplans", "examples/schedules.py", cwd=project,
+    )
+    assert result.returncode == 0, f"pyflyte register failed:\n{result.stdout}\n{result.stderr}"
+    try:
+        page.goto(f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions")
+        page.get_by_role("navigation", name="Sections").get_by_role("link", name="Schedules").click()
+        table = page.get_by_role("table", name="Schedules")
+        row = table.locator('tr[data-launch-plan="every_minute_lp"]')
+        expect(row).to_contain_text("every 1 minute", timeout=UI_WAIT_MS)
+        expect(table.locator('tr[data-launch-plan="cron_minutely_lp"]')).to_contain_text("cron")
+        tick = row.locator("time")
+        expected = (schedule_api(server, "every_minute_lp") or {}).get("next_ticks", [])
+        assert tick.get_attribute("datetime") in expected, (tick.get_attribute("datetime"), expected)
+        row.get_by_role("link", name=re.compile("every_minute_lp")).click()
+        expect(page).to_have_url(re.compile(rf"/launch_plans/every_minute_lp/version/{version}$"))
+        expect(page.get_by_test_id("schedule-text")).to_have_text("every 1 minute", timeout=UI_WAIT_MS)
+    finally:
+        for lp in ("every_minute_lp", "cron_minutely_lp"):
+            off = pyflyte(server, "launchplan", "--project", PROJECT, "--domain", DOMAIN, lp, version, "--deactivate")
+            assert off.returncode == 0, f"deactivate {lp} failed:\n{off.stdout}\n{off.stderr}"
+    page.goto(f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/schedules")
+    expect(page.get_by_role("table", name="Schedules").locator('tr[data-launch-plan="every_minute_lp"]')).to_have_count(
+        0, timeout=UI_WAIT_MS
+    )
+
+
 def test_a_nodes_deck_opens_from_its_panel(server: Server, project, page: Page):
     name, url = run_remote(server, project, "examples/data_access.py", "deck_wf", "--n", "3")
     page.goto(url + "?node=n0")

@@ -5,6 +5,7 @@ import { EntityList, EntityPage, KIND_LABEL, Versions } from "./pages/Entities";
 import { ExecutionPage } from "./pages/Execution";
 import { Executions } from "./pages/Executions";
 import { Home } from "./pages/Home";
+import { Schedules } from "./pages/Schedules";
 import { navigate, onLinkClick, parse, paths, useLocation } from "./router";
 import { type Theme, applyTheme, storedTheme } from "./theme";
 
@@ -38,6 +39,9 @@ export function App() {
         />
       );
       break;
+    case "schedules":
+      page = <Schedules project={route.project} domain={route.domain} />;
+      break;
     case "entities":
       page = <EntityList {...route} />;
       break;
@@ -57,7 +61,12 @@ export function App() {
         </main>
       );
   }
-  const active = route.page === "entities" || route.page === "versions" || route.page === "entity" ? route.kind : "executions";
+  const active =
+    route.page === "entities" || route.page === "versions" || route.page === "entity"
+      ? route.kind
+      : route.page === "schedules"
+        ? "schedules"
+        : "executions";
   return (
     <>
       <a class="skip" href="#main">
@@ -78,6 +87,9 @@ export function App() {
                 {KIND_LABEL[k]}
               </a>
             ))}
+            <a href={paths.schedules(scope.project, scope.domain)} aria-current={active === "schedules" ? "page" : undefined}>
+              Schedules
+            </a>
           </nav>
         ) : null}
         <ThemePick />

@@ -137,6 +137,8 @@ export const api = {
       id: { ...id, resource_type: "LAUNCH_PLAN" },
       state,
     }),
+  /** The active schedules of a project and domain. */
+  schedules: (project: string, domain: string) => get<{ schedules: ScheduleView[] }>(`schedules/${pd(project, domain)}`),
   /** A launch plan's active schedule; null when it has none (the server's 404). */
   schedule: (project: string, domain: string, name: string) =>
     get<ScheduleView>(`schedules/${pd(project, domain)}/${seg(name)}`).catch((e: unknown) => {

@@ -7,6 +7,7 @@ export const BASE = "/console";
 export type Route =
   | { page: "home" }
   | { page: "executions"; project: string; domain: string }
+  | { page: "schedules"; project: string; domain: string }
   | { page: "execution"; project: string; domain: string; name: string }
   | { page: "entities"; project: string; domain: string; kind: "workflows" | "tasks" | "launch_plans" }
   | { page: "versions"; project: string; domain: string; kind: "workflows" | "tasks" | "launch_plans"; name: string }
@@ -44,6 +45,7 @@ export function parse(pathname: string): Route {
       const tail = s.slice(4);
       if (tail.length === 0 || (tail.length === 1 && tail[0] === "executions"))
         return { page: "executions", project, domain };
+      if (tail.length === 1 && tail[0] === "schedules") return { page: "schedules", project, domain };
       if (tail[0] === "executions" && tail.length === 2) return { page: "execution", project, domain, name: tail[1] };
       if (KINDS.has(tail[0])) {
         const kind = tail[0] as "workflows" | "tasks" | "launch_plans";
@@ -61,6 +63,7 @@ const enc = encodeURIComponent;
 export const paths = {
   home: () => `${BASE}/`,
   executions: (p: string, d: string) => `${BASE}/projects/${enc(p)}/domains/${enc(d)}/executions`,
+  schedules: (p: string, d: string) => `${BASE}/projects/${enc(p)}/domains/${enc(d)}/schedules`,
   execution: (p: string, d: string, name: string) => `${BASE}/projects/${enc(p)}/domains/${enc(d)}/executions/${enc(name)}`,
   entities: (p: string, d: string, kind: string) => `${BASE}/projects/${enc(p)}/domains/${enc(d)}/${kind}`,
   versions: (p: string, d: string, kind: string, name: string) =>
