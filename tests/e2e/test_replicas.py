@@ -272,3 +272,97 @@ def test_replicas_share_postgres_and_take_over_after_sigkill(tmp_path_factory):
             if alive[i] and rs.servers[i].process.poll() is None:
                 stop_server(rs.servers[i])
         _drop_database(admin_url, db_name)
+
+
+class _Watch:
+    """Reads a server-sent-events stream in a thread: (event, data) pairs as they come."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+        import urllib.request
+
+        self.events: list[tuple[str, str]] = []
+        self._response = urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "text/event-stream"}))
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        event, data = "message", ""
+        try:
+            for raw in self._response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].strip()
+                elif not line:
+                    if data or event != "message":
+                        self.events.append((event, data))
+                    event, data = "message", ""
+        except Exception:  # noqa: BLE001 - the stream is closed at the end of the test
+            pass
+
+    def wait_for(self, predicate, timeout: float):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in list(self.events):
+                if predicate(event):
+                    return event
+            time.sleep(0.2)
+        return None
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def test_a_watch_on_one_replica_follows_executions_another_replica_runs(tmp_path_factory):
+    """The console's live list on replica 1 sees an execution replica 0 runs move to SUCCEEDED
+    (the list watch has no re-read of its own: before the relay it never heard of it)."""
+    import json
+
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url:
+        pytest.fail(f"{POSTGRES_ENV} is not set: start PostgreSQL with scripts/postgres.sh (scripts/test.sh does)")
+    base = tmp_path_factory.mktemp("replicas-live")
+    db_name = "flyte_replicas_" + uuid.uuid4().hex[:12]
+    rs = Replicas(base, _with_database(admin_url, db_name))
+    watches = []
+    try:
+        runner, watcher = rs.start(0), rs.start(1)
+        version = "live-" + uuid.uuid4().hex[:8]
+        reg = pyflyte(
+            runner, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version, "examples/chains.py",
+            cwd=EXAMPLES_PROJECT,
+        )
+        assert reg.returncode == 0, describe(reg, runner)
+
+        listing = _Watch(f"{watcher.url}/api/v1/watch/executions/{PROJECT}/{DOMAIN}")
+        watches.append(listing)
+        assert listing.wait_for(lambda e: e[0] == "ready", 10), listing.events
+
+        remote = _remote(runner)
+        name = "live" + uuid.uuid4().hex[:10]
+        entity = remote.fetch_workflow(PROJECT, DOMAIN, "examples.chains.chain3_wf", version)
+        remote.execute(entity, inputs={"x": 1, "delay": 1.0}, execution_name=name, wait=False)
+        # Opened on replica 1 while replica 0 runs it.
+        single = _Watch(f"{watcher.url}/api/v1/watch/executions/{PROJECT}/{DOMAIN}/{name}")
+        watches.append(single)
+
+        done = remote.wait(remote.fetch_execution(name=name), timeout=120)
+        assert done.closure.phase == WorkflowExecutionPhase.SUCCEEDED
+
+        def succeeded(event) -> bool:
+            kind, data = event
+            body = json.loads(data or "{}")
+            return kind == "update" and body.get("name") == name and body.get("phase") == "SUCCEEDED"
+
+        seen = listing.wait_for(succeeded, 30)
+        assert seen, f"replica 1's list watch never saw {name} succeed: {listing.events}"
+        ended = single.wait_for(lambda e: "SUCCEEDED" in e[1], 30)
+        assert ended, f"replica 1's watch of {name} never saw it succeed: {single.events}"
+    finally:
+        for w in watches:
+            w.close()
+        for srv in rs.servers:
+            stop_server(srv)
+        _drop_database(admin_url, db_name)

@@ -4,9 +4,12 @@
 //! streams what each batch changed (execution phase, node and task-attempt phases), so a
 //! page re-reads over REST only what changed instead of polling.
 //!
-//! The hub sees what this process's engine commits. Changes made elsewhere (another replica,
-//! events posted over the API) are noticed by a coarse re-read of the execution record, which
-//! sends `resync`.
+//! The hub sees what this process's engine commits, and, on PostgreSQL, what other replicas'
+//! engines commit ([`relay`]; such a change is sent as `resync`). Changes made elsewhere
+//! (events posted over the API) are noticed by a coarse re-read of the execution record,
+//! which also sends `resync`.
+
+pub mod relay;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -54,6 +57,9 @@ pub struct Change {
     pub nodes: Vec<NodeChange>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskChange>,
+    /// Committed by another replica ([`relay`]): which nodes changed is not known here.
+    #[serde(skip)]
+    pub remote: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -119,6 +125,7 @@ impl Change {
             phase,
             nodes,
             tasks,
+            remote: false,
         })
     }
 }
@@ -151,9 +158,14 @@ impl LiveHub {
             return;
         }
         if let Some(change) = Change::of(batch) {
-            // No receiver left meanwhile: nothing to tell.
-            let _ = self.tx.send(Arc::new(change));
+            self.publish_change(change);
         }
+    }
+
+    /// Announces a change made elsewhere (another replica's, [`relay`]).
+    pub fn publish_change(&self, change: Change) {
+        // No receiver left meanwhile: nothing to tell.
+        let _ = self.tx.send(Arc::new(change));
     }
 }
 
@@ -298,7 +310,11 @@ async fn watch_execution(
                     Ok(change) if change.execution == key => {
                         heard = true;
                         let terminal = change.phase.as_deref().is_some_and(is_workflow_terminal_name);
-                        let event = json_event("update", &*change);
+                        let event = if change.remote {
+                            json_event("resync", &serde_json::json!({ "phase": change.phase }))
+                        } else {
+                            json_event("update", &*change)
+                        };
                         if tx.send(event).await.is_err() || terminal {
                             return;
                         }

@@ -209,6 +209,18 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
     crate::schedules::start(&config, &scheduler_admin, rx.clone())?;
     // Notifications from the outbox the store fills (docs/notifications.md).
     crate::notifications::start(&config, &scheduler_admin.store, &public_url, rx.clone())?;
+    // Replicas: watches here follow executions the other replicas run (flyte_admin::live).
+    if let (Some(own), Some(hub)) = (
+        engine.config().ownership.as_ref(),
+        scheduler_admin.launcher.as_ref().and_then(|l| l.live()),
+    ) {
+        tokio::spawn(flyte_admin::live::relay::run(
+            hub,
+            scheduler_admin.store.clone(),
+            own.replica_id().to_owned(),
+            rx.clone(),
+        ));
+    }
     let shutdown = ShutdownHandle(Arc::new(tx));
     let grace = config.shutdown_grace();
     let task = tokio::spawn(async move {
