@@ -447,3 +447,69 @@ async fn an_environment_without_flytekit_runs_plain_processes() {
     // It ran (and, writing no outputs for a task without outputs, succeeded).
     assert!(log.contains("plain interpreter ran"), "{outcome:?}\n{log}");
 }
+
+/// The template interpreters serving the backend of `f` (by their script's path).
+fn templates(f: &Fixture) -> Vec<i32> {
+    let script = f.data_dir().join("work/.warm/warm_template.py");
+    let script = script.to_str().unwrap().as_bytes().to_vec();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(script.len()).any(|w| w == script.as_slice()))
+        })
+        // Reapers and tasks are forks of it too: the template is this process's child.
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                let fields: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
+                fields[1] == std::process::id().to_string() && fields[0] != "Z"
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_template_that_dies_is_replaced() {
+    let f = Fixture::new();
+    let b = backend(&f, true);
+    let url = bundle(&f, "v1").await;
+    let k = key("warm8", "a", 0);
+    let out = run(&f, &b, &k, task(&url, "mutate"), &[]).await;
+    assert_eq!(out.as_deref(), Ok("1 False warm"), "{out:?}");
+    let pids = templates(&f);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    // SAFETY: kill only sends a signal to the template this test's backend started.
+    unsafe {
+        libc::kill(pids[0], libc::SIGKILL);
+    }
+    let k = key("warm8", "b", 0);
+    let out = run(&f, &b, &k, task(&url, "mutate"), &[]).await;
+    assert_eq!(out.as_deref(), Ok("1 False warm"), "{out:?}");
+    let now = templates(&f);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, pids);
+}
+
+#[tokio::test]
+async fn a_template_retires_after_its_forks_and_another_serves() {
+    let f = Fixture::new();
+    let mut config = LocalProcessConfig::new(f.data_dir(), "http://127.0.0.1:30080");
+    config.venv = Some(venv());
+    config.warm.max_forks = 1;
+    let b = LocalProcessBackend::new(config, f.store.clone());
+    let url = bundle(&f, "v1").await;
+    for n in 0..3 {
+        let k = key("warm9", &format!("n{n}"), 0);
+        let out = run(&f, &b, &k, task(&url, "mutate"), &[]).await;
+        assert_eq!(out.as_deref(), Ok("1 False warm"), "{out:?}");
+    }
+    // One log per template started: one per fork, and the next one already waiting.
+    let logs = std::fs::read_dir(f.data_dir().join("work/.warm"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .count();
+    assert!(logs >= 3, "{logs} templates started");
+}

@@ -21,7 +21,7 @@
 //!   with one WARN per interpreter.
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -290,6 +290,9 @@ impl WarmPool {
             .mode(0o700)
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // Whoever can connect can run commands as this server: the owner only.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
         let script = dir.join("warm_template.py");
         std::fs::write(&script, TEMPLATE_PY)
             .map_err(|e| format!("cannot write {}: {e}", script.display()))?;

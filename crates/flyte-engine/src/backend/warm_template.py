@@ -173,16 +173,20 @@ def reaper(conn, request, entrypoint, closing):
         os._exit(1)
 
 
+def unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def serve(sock_path, max_forks, max_growth):
     from flytekit.bin import entrypoint as ep
 
     entries = {name: getattr(ep, func) for name, func in ENTRIES.items()}
     # Reapers are not waited for here: ignoring SIGCHLD lets the kernel reap them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    try:
-        os.unlink(sock_path)
-    except FileNotFoundError:
-        pass
+    unlink(sock_path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
     listener.listen(64)
@@ -198,6 +202,7 @@ def serve(sock_path, max_forks, max_growth):
             if key.data == "stdin":
                 if not os.read(stdin.fileno(), 4096):
                     # The server is gone (or replaced us): so are we.
+                    unlink(sock_path)
                     os._exit(0)
                 continue
             conn, _ = listener.accept()
@@ -222,6 +227,7 @@ def serve(sock_path, max_forks, max_growth):
                 conn.close()
                 if retire:
                     listener.close()
+                    unlink(sock_path)
                     os._exit(0)
             except Exception as e:  # one bad request never ends the template
                 try:
