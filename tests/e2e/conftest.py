@@ -3,11 +3,18 @@
 The server binary is `target/debug/flyte-rs` (built by scripts/test.sh; `$CARGO_TARGET_DIR` is
 honoured), or the one named by FLYTERS_TEST_BIN. Each session starts one server on a random free port with a temporary data
 dir, and writes a flytekit config file pointing at it.
+
+The blob store of every server a session starts is chosen by one switch, read only here:
+FLYTERS_E2E_BLOB_STORE=file (default: the server's data dir) or =s3 (the S3-compatible server
+at FLYTERS_TEST_S3_ENDPOINT, from scripts/s3.sh; each server gets a prefix of its own in the
+bucket, the same one again when a test restarts it on its data dir). The same tests then run
+on either store; scripts/test.sh runs the golden core a second time with =s3.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import pathlib
 import shutil
@@ -31,6 +38,26 @@ DOMAIN = "development"
 READY_PREFIX = "flyte-rs is ready at "
 _TIMINGS: dict = {}
 
+# The S3-compatible test server's credentials and bucket (scripts/s3.sh's defaults).
+S3_ACCESS = os.environ.get("FLYTERS_S3_ACCESS_KEY", "flyters")
+S3_SECRET = os.environ.get("FLYTERS_S3_SECRET_KEY", "flyters-secret-key")
+S3_BUCKET = os.environ.get("FLYTERS_S3_BUCKET", "flyte-rs")
+S3_DATA = pathlib.Path(os.environ.get("FLYTERS_S3_DATA", "/tmp/flyte-rs-s3"))
+S3_REGION = "us-east-1"
+BLOB_STORE = os.environ.get("FLYTERS_E2E_BLOB_STORE", "file")
+_S3_SESSION_PREFIX = f"e2e-{uuid.uuid4().hex[:10]}"
+
+
+def pytest_configure(config):
+    if BLOB_STORE not in ("file", "s3"):
+        pytest.exit(f"FLYTERS_E2E_BLOB_STORE={BLOB_STORE!r}: expected 'file' or 's3'", 2)
+    if BLOB_STORE == "s3":
+        if not os.environ.get("FLYTERS_TEST_S3_ENDPOINT"):
+            # A failure, not a skip: the S3 run would otherwise pass on the local store.
+            pytest.exit("FLYTERS_E2E_BLOB_STORE=s3 needs FLYTERS_TEST_S3_ENDPOINT (scripts/s3.sh)", 2)
+        # flytekit's s3fs signs with a region; the test server takes any, boto wants one.
+        os.environ.setdefault("AWS_DEFAULT_REGION", S3_REGION)
+
 
 @dataclasses.dataclass
 class Server:
@@ -41,6 +68,7 @@ class Server:
     log_path: pathlib.Path
     process: subprocess.Popen
     ready_seconds: float
+    blob_url: str
 
     @property
     def endpoint(self) -> str:
@@ -67,6 +95,30 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _blob_store(data_dir: pathlib.Path) -> tuple[str, dict[str, str], str]:
+    """The blob URL for a server on `data_dir`, the server's environment for it, and the
+    flytekit config lines a client needs to read its outputs."""
+    if BLOB_STORE == "file":
+        return f"file://{data_dir}/blobs", {}, ""
+    endpoint = os.environ["FLYTERS_TEST_S3_ENDPOINT"]
+    # Stable per data dir: a server restarted on the same data dir finds its blobs again.
+    key = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:10]
+    url = f"s3://{S3_BUCKET}/{_S3_SESSION_PREFIX}/{key}"
+    env = {
+        "FLYTE_RS_STORAGE__BLOB_URL": url,
+        "FLYTE_RS_STORAGE__S3__ENDPOINT": endpoint,
+        "FLYTE_RS_STORAGE__S3__REGION": S3_REGION,
+        "FLYTE_RS_STORAGE__S3__ALLOW_HTTP": "true",
+        "FLYTE_RS_STORAGE__S3__ACCESS_KEY_ID": S3_ACCESS,
+        "FLYTE_RS_STORAGE__S3__SECRET_ACCESS_KEY": S3_SECRET,
+    }
+    client = (
+        f"storage:\n  connection:\n    endpoint: {endpoint}\n"
+        f"    access-key: {S3_ACCESS}\n    secret-key: {S3_SECRET}\n"
+    )
+    return url, env, client
+
+
 def start_server(
     base: pathlib.Path,
     data_dir: pathlib.Path,
@@ -76,11 +128,17 @@ def start_server(
 ) -> Server:
     """Starts `flyte-rs start` on `127.0.0.1:<port>` (0: a free one) with `data_dir`, waits for
     its ready line and writes a flytekit config for it. Tasks run from this venv
-    (`engine.python_venv` through its environment variable, as the README shows). `env` adds
-    to the server's environment; a None value removes a variable."""
+    (`engine.python_venv` through its environment variable, as the README shows). The blob
+    store is the session's (FLYTERS_E2E_BLOB_STORE). `env` adds to the server's environment;
+    a None value removes a variable."""
+    blob_url, blob_env, client_storage = _blob_store(data_dir)
     server_env: dict[str, str | None] = {
         "FLYTE_RS_LOGGING__LEVEL": "info,flyte_admin=debug",
         "FLYTE_RS_ENGINE__PYTHON_VENV": sys.prefix,
+        # FLYTERS_E2E_WARM_WORKERS=false: every server runs each Python task in a new
+        # interpreter (engine.warm_workers off); scripts/test.sh runs a few tests so.
+        "FLYTE_RS_ENGINE__WARM_WORKERS": os.environ.get("FLYTERS_E2E_WARM_WORKERS", "true"),
+        **blob_env,
     }
     server_env.update(env or {})
     base.mkdir(parents=True, exist_ok=True)
@@ -119,9 +177,11 @@ def start_server(
     config_path = base / "config.yaml"
     config_path.write_text(
         f"admin:\n  endpoint: dns:///127.0.0.1:{port}\n  insecure: true\nconsole:\n  endpoint: {url}\n"
+        + client_storage
     )
-    print(f"\nflyte-rs at {url} ready in {ready_seconds:.2f}s (data {data_dir})", file=sys.stderr)
-    return Server(url, port, data_dir, config_path, log_path, proc, ready_seconds)
+    blob_url = server_env.get("FLYTE_RS_STORAGE__BLOB_URL") or blob_url
+    print(f"\nflyte-rs at {url} ready in {ready_seconds:.2f}s (data {data_dir}, blobs {blob_url})", file=sys.stderr)
+    return Server(url, port, data_dir, config_path, log_path, proc, ready_seconds, blob_url)
 
 
 def stop_server(srv: Server) -> int:
@@ -192,6 +252,24 @@ def registered(server: Server, tmp_path_factory) -> Registration:
     reg.first, reg.seconds = result, seconds
     _TIMINGS["pyflyte register examples/"] = seconds
     return reg
+
+
+def run_client_elsewhere(server: Server, workdir: pathlib.Path, script: str) -> typing.Any:
+    """Runs a Python `script` in `workdir` holding nothing but a copy of the server's flytekit
+    config (its address and, for an object store, the store's connection), without this
+    process's FLYTE_*/AWS_* environment: a client on another machine. The script prints one
+    JSON value last; it is returned."""
+    import json
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(server.config_path, workdir / "config.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE", "AWS_"))}
+    env["AWS_DEFAULT_REGION"] = S3_REGION
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, f"client in {workdir} failed:\n{out.stderr[-5000:]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def record_timing(name: str, seconds: float) -> None:

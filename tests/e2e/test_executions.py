@@ -26,7 +26,22 @@ import uuid
 
 import pytest
 
-from conftest import DOMAIN, EXAMPLES, EXAMPLES_PROJECT, PROJECT, Server, describe, pyflyte, record_timing, start_server, stop_server
+from conftest import (
+    BLOB_STORE,
+    DOMAIN,
+    EXAMPLES,
+    EXAMPLES_PROJECT,
+    PROJECT,
+    S3_BUCKET,
+    S3_DATA,
+    Server,
+    describe,
+    pyflyte,
+    record_timing,
+    run_client_elsewhere,
+    start_server,
+    stop_server,
+)
 
 sys.path.insert(0, str(EXAMPLES_PROJECT))
 
@@ -307,16 +322,48 @@ def test_files_passed_between_tasks(server: Server, remote, launched):
 def test_file_and_directory_outputs_are_readable_by_the_client(server: Server, remote, launched):
     execution = wait(remote, launched["file_outputs"])
     assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, server)
-    report = execution.outputs.get("o0", as_type=FlyteFile)
-    # The embedded store is local: the blob URI is a path on this host.
     uri = execution.outputs.literals["o0"].scalar.blob.uri
-    assert pathlib.Path(uri.removeprefix("file://")).is_file(), uri
-    with open(report.download()) as f:
-        assert f.read().splitlines() == ["x,1", "y,2", "z,3", "w,4"]
-    directory = execution.outputs.get("o1", as_type=FlyteDirectory)
-    local = pathlib.Path(directory.download())
+    if BLOB_STORE == "s3":
+        # The task wrote it to the object store, under the server's prefix.
+        assert uri.startswith(f"s3://{S3_BUCKET}/"), uri
+        assert (S3_DATA / "root" / uri.removeprefix("s3://")).is_file(), uri
+    else:
+        # The embedded store is local: the blob URI is a path on this host.
+        assert pathlib.Path(uri.removeprefix("file://")).is_file(), uri
+    # remote_context(): the remote's data config (its config file's storage connection).
+    with remote.remote_context():
+        report = execution.outputs.get("o0", as_type=FlyteFile)
+        with open(report.download()) as f:
+            assert f.read().splitlines() == ["x,1", "y,2", "z,3", "w,4"]
+        directory = execution.outputs.get("o1", as_type=FlyteDirectory)
+        local = pathlib.Path(directory.download())
     assert sorted(p.name for p in local.iterdir()) == ["part-0.txt", "part-1.txt"]
     assert (local / "part-1.txt").read_text().splitlines() == ["y,2", "w,4"]
+
+
+def test_a_client_in_another_directory_downloads_the_outputs(server: Server, remote, launched, tmp_path):
+    """A client with nothing but a flytekit config (the server, and the store's connection
+    when it is an object store), in a working directory of its own, as on a colleague's
+    machine: FlyteRemote finds the execution and downloads its file and directory."""
+    execution = wait(remote, launched["file_outputs"])
+    assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, server)
+    script = f"""
+import json, os
+from flytekit.configuration import Config
+from flytekit.remote import FlyteRemote
+from flytekit.types.directory import FlyteDirectory
+from flytekit.types.file import FlyteFile
+
+remote = FlyteRemote(Config.auto(config_file="config.yaml"), "{PROJECT}", "{DOMAIN}")
+ex = remote.sync_execution(remote.fetch_execution(name="{execution.id.name}"))
+with remote.remote_context():
+    with open(ex.outputs.get("o0", as_type=FlyteFile).download()) as f:
+        text = f.read()
+    local = ex.outputs.get("o1", as_type=FlyteDirectory).download()
+print(json.dumps({{"file": text.splitlines(), "dir": sorted(os.listdir(local))}}))
+"""
+    got = run_client_elsewhere(server, tmp_path / "elsewhere", script)
+    assert got == {"file": ["x,1", "y,2", "z,3", "w,4"], "dir": ["part-0.txt", "part-1.txt"]}
 
 
 # --------------------------------------------------------------------------------------------

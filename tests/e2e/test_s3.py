@@ -26,13 +26,11 @@ from flyteidl.core import catalog_pb2
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
 
-from conftest import DOMAIN, PROJECT, REPO, Server, pyflyte, start_server, stop_server
+from conftest import DOMAIN, PROJECT, REPO, S3_DATA, Server, pyflyte, start_server, stop_server
+from conftest import S3_ACCESS as ACCESS
+from conftest import S3_BUCKET as BUCKET
+from conftest import S3_SECRET as SECRET
 from test_executions import assert_phase, wait
-
-ACCESS = os.environ.get("FLYTERS_S3_ACCESS_KEY", "flyters")
-SECRET = os.environ.get("FLYTERS_S3_SECRET_KEY", "flyters-secret-key")
-BUCKET = os.environ.get("FLYTERS_S3_BUCKET", "flyte-rs")
-S3_DATA = pathlib.Path(os.environ.get("FLYTERS_S3_DATA", "/tmp/flyte-rs-s3"))
 
 
 @pytest.fixture(scope="module")
