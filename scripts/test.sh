@@ -7,7 +7,9 @@
 #      background while Rust builds
 #   3. cargo test --workspace (SQLite always; PostgreSQL through FLYTERS_TEST_POSTGRES_URL)
 #   4. the end-to-end suite: pyflyte and FlyteRemote against target/debug/flyte-rs, and the
-#      web console in Debian's Chromium (scripts/setup-browser.sh installs it)
+#      web console in Debian's Chromium (scripts/setup-browser.sh installs it); its golden
+#      core (executions, advanced, cache, storage prefixes) first once more with S3 as the
+#      blob store
 #
 # Every stage runs even if an earlier one failed; the exit code is non-zero if any failed.
 # pytest's summary is the last line printed.
@@ -110,6 +112,36 @@ fi
 if ((${#failed[@]})); then
   log "FAILED stages so far (the exit code will be non-zero): ${failed[*]}"
 fi
+# The golden core again with S3 as the blob store of every server it starts (the S3 server
+# from above; FLYTERS_E2E_BLOB_STORE is read only by tests/e2e/conftest.py), before the whole
+# suite so that pytest's summary of the latter stays the last line. About 5 minutes.
+log "end-to-end golden core with S3 as the blob store (FLYTERS_E2E_BLOB_STORE=s3)"
+if [[ -x "$python" && -n "${FLYTERS_TEST_S3_ENDPOINT:-}" ]]; then
+  s3_started=$SECONDS
+  FLYTERS_E2E_BLOB_STORE=s3 "$python" -m pytest tests/e2e/test_executions.py tests/e2e/test_advanced.py \
+    tests/e2e/test_cache.py tests/e2e/test_storage_prefixes.py -q --durations=5 -p no:cacheprovider
+  rc=$?
+  echo "golden core on S3: $((SECONDS - s3_started))s"
+  ((rc == 0)) || failed+=("e2e on S3 (pytest exit $rc)")
+else
+  echo "no Python venv or no S3 server: the golden core on S3 not run" >&2
+  failed+=("e2e on S3 (not run)")
+fi
+
+# A few representative e2e tests with the warm Python workers off (engine.warm_workers =
+# false): a new interpreter per task, as before issue 18; the whole suite below runs with them
+# on (the default). About a minute.
+log "end-to-end sample with warm Python workers off (FLYTERS_E2E_WARM_WORKERS=false)"
+if [[ -x "$python" ]]; then
+  plain_started=$SECONDS
+  FLYTERS_E2E_WARM_WORKERS=false "$python" -m pytest tests/e2e/test_executions.py tests/e2e/test_advanced.py \
+    -q -p no:cacheprovider -k "typed_pipeline or recoverable_failures or task_timeout or terminate_a_running \
+    or reattached_not_rerun or dynamic_fan_out or map_task_partial"
+  rc=$?
+  echo "warm workers off sample: $((SECONDS - plain_started))s"
+  ((rc == 0)) || failed+=("e2e with warm workers off (pytest exit $rc)")
+fi
+
 log "end-to-end suite (tests/e2e, real pyflyte) after ${SECONDS}s"
 if [[ -x "$python" ]]; then
   "$python" -m pytest tests/e2e -v --durations=5 -p no:cacheprovider
