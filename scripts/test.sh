@@ -128,20 +128,6 @@ else
   failed+=("e2e on S3 (not run)")
 fi
 
-# A few representative e2e tests with the warm Python workers off (engine.warm_workers =
-# false): a new interpreter per task, as before issue 18; the whole suite below runs with them
-# on (the default). About a minute.
-log "end-to-end sample with warm Python workers off (FLYTERS_E2E_WARM_WORKERS=false)"
-if [[ -x "$python" ]]; then
-  plain_started=$SECONDS
-  FLYTERS_E2E_WARM_WORKERS=false "$python" -m pytest tests/e2e/test_executions.py tests/e2e/test_advanced.py \
-    -q -p no:cacheprovider -k "typed_pipeline or recoverable_failures or task_timeout or terminate_a_running \
-    or reattached_not_rerun or dynamic_fan_out or map_task_partial"
-  rc=$?
-  echo "warm workers off sample: $((SECONDS - plain_started))s"
-  ((rc == 0)) || failed+=("e2e with warm workers off (pytest exit $rc)")
-fi
-
 log "end-to-end suite (tests/e2e, real pyflyte) after ${SECONDS}s"
 if [[ -x "$python" ]]; then
   "$python" -m pytest tests/e2e -v --durations=5 -p no:cacheprovider
