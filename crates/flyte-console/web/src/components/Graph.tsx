@@ -123,10 +123,10 @@ function BoxView({ b, selected, onSelect, onToggle }: { b: Box } & Omit<PlacedPr
     >
       <rect width={v.open ? b.w : NODE_W} height={NODE_H} rx={v.special ? 22 : 6} />
       <text x={10} y={18} class="node-label">
-        {v.label.length > 20 ? `${v.label.slice(0, 19)}…` : v.label}
+        {clip(v.label, v.expandable && !v.open ? 17 : 20)}
       </text>
       <text x={10} y={34} class="node-sub">
-        {v.special ? "" : `${shortId(v.nodeId)}${v.phase ? ` · ${humanPhase(v.phase)}` : v.started ? "" : " · not started"}`}
+        {v.special ? "" : subLine(v)}
       </text>
       <title>{title}</title>
     </g>
@@ -160,8 +160,16 @@ function BoxView({ b, selected, onSelect, onToggle }: { b: Box } & Omit<PlacedPr
   );
 }
 
-/** Long unique ids (`n1-0-n0-0-dn12`) keep their end, which tells siblings apart. */
-const shortId = (id: string) => (id.length > 16 ? `…${id.slice(-15)}` : id);
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/** Id and phase in a node's width (~24 characters); a long unique id (`n1-0-n0-0-dn12`) keeps
+ * its end, which tells siblings apart. */
+function subLine(v: VNode): string {
+  const state = v.phase ? humanPhase(v.phase) : v.started ? "" : "not started";
+  const room = Math.max(6, 24 - (state ? state.length + 3 : 0));
+  const id = v.nodeId.length > room ? `…${v.nodeId.slice(-(room - 1))}` : v.nodeId;
+  return state ? `${id} · ${state}` : id;
+}
 
 function InnerView({ b, ...p }: { b: Box } & Omit<PlacedProps, "g">) {
   const i = b.inner!;
