@@ -928,3 +928,127 @@ async fn node_executions_for_task_page_one_attempts_children() {
         .collect();
     assert_eq!(ids, ["n0-0-dn0", "n0-0-dn2"]);
 }
+
+/// Counts the store's reads of node and task executions (one latency sample per operation).
+struct NodeAndTaskReads(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+struct CountSample(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+impl metrics::HistogramFn for CountSample {
+    fn record(&self, _: f64) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl metrics::Recorder for NodeAndTaskReads {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        let reads_records = key.labels().any(|l| {
+            l.key() == flyte_store::metrics::LABEL_OP
+                && (l.value().contains("node_execution") || l.value().contains("task_execution"))
+        });
+        if reads_records {
+            metrics::Histogram::from_arc(std::sync::Arc::new(CountSample(self.0.clone())))
+        } else {
+            metrics::Histogram::noop()
+        }
+    }
+}
+
+/// GetExecutionMetrics reads an execution's node and task executions in one query each,
+/// however many nodes it has (it read each node's task executions separately).
+#[test]
+fn execution_metrics_read_records_once_per_execution() {
+    use core::node_execution::Phase as N;
+    use core::task_execution::Phase as T;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let reads = std::sync::Arc::new(AtomicUsize::new(0));
+    let recorder = NodeAndTaskReads(reads.clone());
+    // One thread: the server's handlers run where the local recorder is installed.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let mut server = start().await;
+            let (task_id, _, lp_id) = register_all(&mut server.client, "v1").await;
+            let c = &mut server.client;
+            c.create_execution(create(&lp_id, "wide", inputs(&[("x", int_lit(1))])))
+                .await
+                .unwrap();
+            // The start node's end is when the workflow got going: node spans follow it.
+            c.create_node_event(node_req(node_event("wide", "start-node", N::Succeeded, 1)))
+                .await
+                .unwrap();
+            for i in 0..6 {
+                let node = format!("n{i}");
+                c.create_node_event(node_req(node_event("wide", &node, N::Running, 1 + i)))
+                    .await
+                    .unwrap();
+                c.create_task_event(task_event("wide", &node, &task_id, 0, T::Running, 0, 2 + i))
+                    .await
+                    .unwrap();
+            }
+            let before = reads.load(Ordering::SeqCst);
+            let span = c
+                .get_execution_metrics(WorkflowExecutionGetMetricsRequest {
+                    id: Some(exec_id("wide")),
+                    depth: -1,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .span
+                .unwrap();
+            assert_eq!(
+                reads.load(Ordering::SeqCst) - before,
+                2,
+                "one read of nodes, one of tasks"
+            );
+            let node_spans: Vec<_> = span
+                .spans
+                .iter()
+                .filter(|s| matches!(s.id, Some(core::span::Id::NodeId(_))))
+                .collect();
+            assert_eq!(node_spans.len(), 6);
+            for node in node_spans {
+                assert!(
+                    node.spans
+                        .iter()
+                        .any(|s| matches!(s.id, Some(core::span::Id::TaskId(_)))),
+                    "{node:?}"
+                );
+            }
+        })
+    });
+}

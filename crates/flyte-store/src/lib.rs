@@ -291,6 +291,17 @@ pub trait MetadataStore: Send + Sync + 'static {
         query: &ListQuery,
     ) -> Result<Page<NodeExecutionRecord>>;
 
+    /// Every node execution of `execution`, at any depth, in one query (in no set order).
+    async fn get_all_node_executions(
+        &self,
+        execution: &ExecutionKey,
+    ) -> Result<Vec<NodeExecutionRecord>>;
+    /// Every task execution of `execution`, in one query (in no set order).
+    async fn get_all_task_executions(
+        &self,
+        execution: &ExecutionKey,
+    ) -> Result<Vec<TaskExecutionRecord>>;
+
     async fn get_task_execution(&self, key: &TaskExecutionKey) -> Result<TaskExecutionRecord>;
     /// Every task execution of the given nodes of `execution`, in one query.
     async fn get_task_executions_of_nodes(

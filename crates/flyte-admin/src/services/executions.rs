@@ -1188,9 +1188,9 @@ pub(crate) async fn read_full_literal_map(
 
 #[cfg(test)]
 mod tests {
+    use super::core::workflow_execution::Phase;
     use super::*;
     use admin::execution_spec::NotificationOverrides;
-    use super::core::workflow_execution::Phase;
 
     fn email(phases: &[Phase]) -> admin::Notification {
         admin::Notification {

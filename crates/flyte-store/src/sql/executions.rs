@@ -1066,6 +1066,34 @@ impl<B: Backend> SqlStore<B> {
         )
     }
 
+    pub(super) async fn get_all_node_executions_impl(
+        &self,
+        execution: &ExecutionKey,
+    ) -> Result<Vec<NodeExecutionRecord>> {
+        let mut b = SqlBuilder::new(NODE_SELECT);
+        push_exec_where(&mut b, execution);
+        let rows = self
+            .backend
+            .fetch(b.build(), NODE_COLS)
+            .await
+            .map_err(internal)?;
+        rows.into_iter().map(node_from_row).collect()
+    }
+
+    pub(super) async fn get_all_task_executions_impl(
+        &self,
+        execution: &ExecutionKey,
+    ) -> Result<Vec<TaskExecutionRecord>> {
+        let mut b = SqlBuilder::new(TASK_SELECT);
+        push_exec_where(&mut b, execution);
+        let rows = self
+            .backend
+            .fetch(b.build(), TASK_COLS)
+            .await
+            .map_err(internal)?;
+        rows.into_iter().map(task_from_row).collect()
+    }
+
     pub(super) async fn get_node_executions_impl(
         &self,
         execution: &ExecutionKey,

@@ -1121,6 +1121,28 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             .await
     }
 
+    async fn get_all_node_executions(
+        &self,
+        execution: &ExecutionKey,
+    ) -> Result<Vec<NodeExecutionRecord>> {
+        self.timed(
+            "get_all_node_executions",
+            self.get_all_node_executions_impl(execution),
+        )
+        .await
+    }
+
+    async fn get_all_task_executions(
+        &self,
+        execution: &ExecutionKey,
+    ) -> Result<Vec<TaskExecutionRecord>> {
+        self.timed(
+            "get_all_task_executions",
+            self.get_all_task_executions_impl(execution),
+        )
+        .await
+    }
+
     async fn get_task_executions_of_nodes(
         &self,
         execution: &ExecutionKey,

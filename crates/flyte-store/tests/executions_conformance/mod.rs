@@ -325,6 +325,64 @@ pub async fn node_children_by_retry_group(store: Arc<dyn MetadataStore>) {
     );
 }
 
+/// An execution's node and task executions at every depth, in one query each; another
+/// execution's are not among them.
+pub async fn all_nodes_and_tasks_of_one_execution(store: Arc<dyn MetadataStore>) {
+    for name in ["big", "other"] {
+        store
+            .create_execution(execution(name, "lp", "RUNNING", t(0)), None)
+            .await
+            .unwrap();
+    }
+    let mut nodes = vec![
+        node("big", "n0", None, "RUNNING", t(1)),
+        node("big", "n0-0-dn0", Some("n0"), "RUNNING", t(2)),
+        node("big", "n0-0-dn0-0-n1", Some("n0-0-dn0"), "RUNNING", t(3)),
+        node("other", "n0", None, "RUNNING", t(1)),
+    ];
+    nodes.extend((0..600).map(|i| node("big", &format!("m{i}"), None, "SUCCEEDED", t(4))));
+    store
+        .apply(StateBatch {
+            node_executions: nodes,
+            task_executions: vec![
+                task_exec("big", "n0", 0, "FAILED", 1, t(1)),
+                task_exec("big", "n0", 1, "RUNNING", 1, t(2)),
+                task_exec("big", "n0-0-dn0-0-n1", 0, "RUNNING", 1, t(3)),
+                task_exec("other", "n0", 0, "RUNNING", 1, t(1)),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let all = store.get_all_node_executions(&ekey("big")).await.unwrap();
+    assert_eq!(all.len(), 603);
+    assert!(all.iter().all(|n| n.key.execution == ekey("big")));
+    assert!(all.iter().any(|n| n.key.node_id == "n0-0-dn0-0-n1"));
+    let mut tasks: Vec<_> = store
+        .get_all_task_executions(&ekey("big"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.key.node.node_id, t.key.retry_attempt))
+        .collect();
+    tasks.sort();
+    assert_eq!(
+        tasks,
+        [
+            ("n0".to_owned(), 0),
+            ("n0".to_owned(), 1),
+            ("n0-0-dn0-0-n1".to_owned(), 0)
+        ]
+    );
+    assert!(
+        store
+            .get_all_task_executions(&ekey("nope"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Tags are read back with the execution (sorted, once each), from gets and lists alike.
 pub async fn execution_tags_read_back(store: Arc<dyn MetadataStore>) {
     let mut a = execution("a", "lp", "QUEUED", t(0));

@@ -12,13 +12,12 @@
 
 #![allow(deprecated)]
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
-use flyte_store::{
-    ExecutionKey, ExecutionRecord, ListQuery, NodeExecutionRecord, TaskExecutionRecord,
-};
+use flyte_store::{ExecutionKey, ExecutionRecord, NodeExecutionRecord, TaskExecutionRecord};
 use flyteidl::admin::{
     NodeExecutionClosure, NodeExecutionMetaData, TaskExecutionClosure,
     WorkflowExecutionGetMetricsRequest, WorkflowExecutionGetMetricsResponse,
@@ -35,8 +34,6 @@ use crate::state::AdminState;
 
 const START_NODE: &str = "start-node";
 const END_NODE: &str = "end-node";
-/// Page size of the record reads (a workflow's nodes are read whole).
-const PAGE: u32 = 1000;
 
 type SpanFuture<'a> = Pin<Box<dyn Future<Output = AdminResult<Span>> + Send + 'a>>;
 
@@ -70,33 +67,55 @@ pub(super) async fn get(
     }))
 }
 
-/// Every node execution of `execution` under `parent` (`None`: top level), oldest first.
-async fn nodes_under(
-    state: &AdminState,
-    execution: &ExecutionKey,
-    parent: Option<&str>,
-) -> AdminResult<Vec<NodeExecutionRecord>> {
-    let mut all = Vec::new();
-    let mut token = String::new();
-    loop {
-        let query = ListQuery {
-            filters: Vec::new(),
-            sort: None,
-            limit: PAGE,
-            token: token.clone(),
-        };
-        let page = state
-            .store
-            .list_node_executions(execution, parent, &query)
-            .await?;
-        all.extend(page.items);
-        if page.next_token.is_empty() {
-            break;
+/// The node and task executions of one execution, each read in one query (a huge run is
+/// two reads, not one per node), grouped by parent and by node.
+#[derive(Default)]
+struct Records {
+    /// Node executions by parent node (`None`: top level), oldest first.
+    children: HashMap<Option<String>, Vec<NodeExecutionRecord>>,
+    /// Task executions by node, oldest first.
+    tasks: HashMap<String, Vec<TaskExecutionRecord>>,
+}
+
+impl Records {
+    async fn load(
+        state: &AdminState,
+        execution: &ExecutionKey,
+        with_tasks: bool,
+    ) -> AdminResult<Self> {
+        let mut children: HashMap<Option<String>, Vec<NodeExecutionRecord>> = HashMap::new();
+        for node in state.store.get_all_node_executions(execution).await? {
+            children
+                .entry(node.parent_node_id.clone())
+                .or_default()
+                .push(node);
         }
-        token = page.next_token;
+        for nodes in children.values_mut() {
+            nodes.sort_by(|a, b| {
+                (a.created_at, &a.key.node_id).cmp(&(b.created_at, &b.key.node_id))
+            });
+        }
+        let mut tasks: HashMap<String, Vec<TaskExecutionRecord>> = HashMap::new();
+        if with_tasks {
+            for task in state.store.get_all_task_executions(execution).await? {
+                tasks
+                    .entry(task.key.node.node_id.clone())
+                    .or_default()
+                    .push(task);
+            }
+            for attempts in tasks.values_mut() {
+                attempts.sort_by_key(|t| (t.created_at, t.key.retry_attempt));
+            }
+        }
+        Ok(Self { children, tasks })
     }
-    all.sort_by(|a, b| (a.created_at, &a.key.node_id).cmp(&(b.created_at, &b.key.node_id)));
-    Ok(all)
+
+    /// The node executions under `parent` (`None`: top level), oldest first.
+    fn under(&self, parent: Option<&str>) -> &[NodeExecutionRecord] {
+        self.children
+            .get(&parent.map(str::to_owned))
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 fn spec_id(record: &NodeExecutionRecord) -> AdminResult<String> {
@@ -113,6 +132,7 @@ fn spec_id(record: &NodeExecutionRecord) -> AdminResult<String> {
 /// start node's end as the time the workflow got going.
 async fn scope_spans(
     state: &AdminState,
+    records: &Records,
     nodes: &[NodeExecutionRecord],
     depth: i32,
 ) -> AdminResult<(Option<DateTime<Utc>>, Vec<Span>, Option<DateTime<Utc>>)> {
@@ -129,7 +149,7 @@ async fn scope_spans(
             continue;
         }
         last_end = Some(last_end.map_or(node.updated_at, |t| t.max(node.updated_at)));
-        spans.push(node_span(state, node.clone(), depth).await?);
+        spans.push(node_span(state, records, node, depth).await?);
     }
     Ok((started, spans, last_end))
 }
@@ -139,8 +159,11 @@ fn workflow_span(state: &AdminState, record: ExecutionRecord, depth: i32) -> Spa
         let (created, updated) = (record.created_at, record.updated_at);
         let mut spans = Vec::new();
         if depth != 0 {
-            let nodes = nodes_under(state, &record.key, None).await?;
-            let (started, children, last_end) = scope_spans(state, &nodes, depth - 1).await?;
+            // Task executions are read only if node spans are broken down.
+            let records = Records::load(state, &record.key, depth - 1 != 0).await?;
+            let nodes = records.under(None);
+            let (started, children, last_end) =
+                scope_spans(state, &records, nodes, depth - 1).await?;
             match started {
                 None => spans.push(op(created, updated, "WORKFLOW_SETUP")),
                 Some(started) => {
@@ -211,7 +234,12 @@ fn task_span(task: &TaskExecutionRecord) -> AdminResult<Span> {
     ))
 }
 
-fn node_span(state: &AdminState, node: NodeExecutionRecord, depth: i32) -> SpanFuture<'_> {
+fn node_span<'a>(
+    state: &'a AdminState,
+    records: &'a Records,
+    node: &'a NodeExecutionRecord,
+    depth: i32,
+) -> SpanFuture<'a> {
     Box::pin(async move {
         let (created, updated) = (node.created_at, node.updated_at);
         let mut spans = Vec::new();
@@ -226,18 +254,14 @@ fn node_span(state: &AdminState, node: NodeExecutionRecord, depth: i32) -> SpanF
                 }
                 _ => None,
             };
-            let mut tasks = state
-                .store
-                .get_task_executions_of_nodes(
-                    &node.key.execution,
-                    std::slice::from_ref(&node.key.node_id),
-                )
-                .await?;
-            tasks.sort_by_key(|t| (t.created_at, t.key.retry_attempt));
+            let tasks = records
+                .tasks
+                .get(&node.key.node_id)
+                .map_or(&[][..], Vec::as_slice);
             let children = if metadata.is_parent_node {
-                nodes_under(state, &node.key.execution, Some(&node.key.node_id)).await?
+                records.under(Some(&node.key.node_id))
             } else {
-                Vec::new()
+                &[]
             };
             if let Some(child) = child_execution {
                 // A launch-plan node: the execution it launched, nested.
@@ -270,7 +294,7 @@ fn node_span(state: &AdminState, node: NodeExecutionRecord, depth: i32) -> SpanF
                 } else {
                     // A dynamic task: the workflow it returned runs after it.
                     let (started, child_spans, last_end) =
-                        scope_spans(state, &children, depth - 1).await?;
+                        scope_spans(state, records, children, depth - 1).await?;
                     spans.push(op(last, started.unwrap_or(last), "NODE_RESET"));
                     spans.extend(child_spans);
                     if let Some(end) = last_end
@@ -282,7 +306,7 @@ fn node_span(state: &AdminState, node: NodeExecutionRecord, depth: i32) -> SpanF
             } else if !children.is_empty() {
                 // A subworkflow or a branch: its nodes.
                 let (started, child_spans, last_end) =
-                    scope_spans(state, &children, depth - 1).await?;
+                    scope_spans(state, records, children, depth - 1).await?;
                 let first = started.unwrap_or_else(|| children[0].created_at);
                 spans.push(op(created, first, "NODE_SETUP"));
                 spans.extend(child_spans);
