@@ -17,7 +17,10 @@ Steps:
     table shows its first row; `expand` = from the click on the group's expander (the dynamic
     node's 6,000 children, the map node's 1,000 indices) until its members' rows show (the
     first page of 500 children); `all` = from the same click until every member is read;
-    `scroll` = from scrolling the table to its end until the last member's row shows.
+    `scroll` = from scrolling the table to its end until the last member's row shows;
+    `graph` = from the click on the group's + in the graph until its summary shows (counts per
+    phase, the first 24 members), `graph_all` until it counts every member; `graph_nodes` is
+    how many node shapes the graph then draws.
 
 Timings are wall-clock seen from the Python driver (Playwright's own round trips included,
 ~ms). Median and max are printed, with the machine; nothing runs this in CI.
@@ -100,7 +103,7 @@ def measure(browser, url: str, group: str, member_selector: str) -> dict:
     table.locator(f'tr[data-node="{group}"]').wait_for(state="visible", timeout=120_000)
     opened = time.monotonic() - t0
     t1 = time.monotonic()
-    page.get_by_role("button", name=f"Expand {group}").click()
+    table.get_by_role("button", name=f"Expand {group}", exact=True).click()
     table.locator(member_selector).first.wait_for(state="visible", timeout=120_000)
     expanded = time.monotonic() - t1
     # Every member read (children come in pages of 500; the count has no "+" once all are in).
@@ -115,16 +118,27 @@ def measure(browser, url: str, group: str, member_selector: str) -> dict:
     # The last row of the table (rows are numbered from the header's 1).
     table.locator(f'tr[aria-rowindex="{int(rows or 0) + 1}"]').wait_for(state="visible", timeout=120_000)
     scrolled = time.monotonic() - t2
+    # The same group opened in the graph: a summary (counts per phase, the first 24), read in
+    # the same pages; `graph` until the summary shows, `graph_all` until every member is in.
+    summary_head = page.locator(f'svg.graph [data-summary="{group}"] .summary-head')
+    t3 = time.monotonic()
+    page.locator("svg.graph").get_by_role("button", name=f"Expand {group} in the graph", exact=True).click()
+    summary_head.wait_for(state="visible", timeout=120_000)
+    graphed = time.monotonic() - t3
+    page.wait_for_function("el => !el.textContent.includes('so far')", arg=summary_head.element_handle(), timeout=300_000)
+    graphed_all = time.monotonic() - t3
+    shapes = page.locator("svg.graph .node").count()
     context.close()
     if errors:
         raise SystemExit(f"JavaScript errors on the page: {errors}")
     return {"open_s": opened, "expand_s": expanded, "all_s": loaded, "scroll_s": scrolled, "rows": int(rows or 0),
-            "drawn_tr": drawn}
+            "drawn_tr": drawn, "graph_s": graphed, "graph_all_s": graphed_all, "graph_nodes": shapes}
 
 
 def summary(samples: list[dict]) -> dict:
-    out: dict = {"rows": samples[-1]["rows"], "drawn_tr": samples[-1]["drawn_tr"], "n": len(samples)}
-    for key in ("open_s", "expand_s", "all_s", "scroll_s"):
+    out: dict = {"rows": samples[-1]["rows"], "drawn_tr": samples[-1]["drawn_tr"],
+                 "graph_nodes": samples[-1]["graph_nodes"], "n": len(samples)}
+    for key in ("open_s", "expand_s", "all_s", "scroll_s", "graph_s", "graph_all_s"):
         values = [s[key] for s in samples]
         out[key] = {"median": round(statistics.median(values), 3), "max": round(max(values), 3)}
     return out
@@ -141,7 +155,8 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     base = pathlib.Path(tempfile.mkdtemp(prefix="flyte-rs-console-bench-"))
-    server = bench.Server.start(args.binary, base, args.venv)
+    # Resolved: the server starts in a temporary directory.
+    server = bench.Server.start(args.binary.resolve(), base, args.venv)
     report: dict = {"command": " ".join(sys.argv), "machine": bench.machine(), "results": {}}
     try:
         client = bench.Client(server, base, max_parallelism=None)
