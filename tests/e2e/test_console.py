@@ -403,6 +403,12 @@ def test_the_graph_opens_subworkflows_in_place(server: Server, project, page: Pa
     page.locator("svg.graph").get_by_role("button", name="Collapse n0 in the graph", exact=True).click()
     expect(graph_node(page, "n0-0-n0")).to_have_count(0)
     expect(graph_node(page, "n0")).to_have_attribute("data-phase", "SUCCEEDED")
+    # The workflow version's page opens the same subworkflows from the definition alone.
+    page.locator("header.exec-header dl").get_by_role("link", name="examples.subworkflows.parent_wf", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/workflows/examples.subworkflows.parent_wf/version/"))
+    expand_in_graph(page, "n0")
+    expect(graph_node(page, "n0-0-n1")).to_contain_text("inc_twice", timeout=UI_WAIT_MS)
+    expect(graph_node(page, "n0-0-n1")).not_to_contain_text("not started")
 
 
 def test_the_graph_opens_dynamic_map_and_launch_plan_nodes_in_place(server: Server, project, page: Page):

@@ -1,7 +1,9 @@
 import { render } from "preact-render-to-string";
 import { describe, expect, it } from "vitest";
 import { place, type VNode } from "../runGraph";
+import type { CompiledWorkflow } from "../types";
 import { PlacedGraph } from "./Graph";
+import { StaticGraph } from "./RunGraph";
 
 const node = (key: string, extra: Partial<VNode> = {}): VNode => ({
   key,
@@ -62,5 +64,26 @@ describe("PlacedGraph", () => {
     expect(html).toContain(">2 failed<");
     expect(html.match(/role="img"/g)).toHaveLength(3);
     expect(html).toContain("the first 3; all in the node table");
+  });
+});
+
+describe("StaticGraph", () => {
+  it("offers a workflow version's subworkflow nodes to open, without run states", () => {
+    const ref = { project: "p", domain: "d", name: "sub", version: "v" };
+    const wf = (name: string, nodes: CompiledWorkflow["template"]["nodes"]): CompiledWorkflow => ({
+      template: { id: { ...ref, name }, nodes },
+      connections: { upstream: Object.fromEntries(nodes.map((n) => [n.id, { ids: ["start-node"] }])) },
+    });
+    const html = render(
+      <StaticGraph
+        closure={{
+          primary: wf("main", [{ id: "n0", workflow_node: { sub_workflow_ref: ref } }, { id: "n1", task_node: { reference_id: ref } }]),
+          sub_workflows: [wf("sub", [{ id: "n0", task_node: { reference_id: ref } }])],
+        }}
+      />,
+    );
+    expect(html).toContain('aria-label="Expand n0 in the graph"');
+    expect(html).not.toContain("Expand n1");
+    expect(html).not.toContain("not started");
   });
 });

@@ -1,39 +1,6 @@
-import { useMemo } from "preact/hooks";
 import { NODE_H, NODE_W } from "../graph";
 import { humanPhase, phaseClass } from "../format";
-import { type Box, CHIP_H, CHIP_W, HEAD, INSET, LINE, type Placed, type VNode, place } from "../runGraph";
-
-interface Props {
-  ids: string[];
-  labels: Record<string, string>;
-  edges: { from: string; to: string }[];
-  phases?: Record<string, string>;
-  selected?: string | null;
-  onSelect?: (id: string) => void;
-}
-
-/** A workflow's static DAG (no node opens). */
-export function Graph({ ids, labels, edges, phases, selected, onSelect }: Props) {
-  const g = useMemo(
-    () =>
-      place(
-        ids.map((id) => ({
-          key: id,
-          nodeId: id,
-          exec: null,
-          label: labels[id] ?? id,
-          phase: phases?.[id],
-          started: true,
-          special: id === "start-node" || id === "end-node",
-          expandable: false,
-          open: false,
-        })),
-        edges,
-      ),
-    [ids, edges, labels, phases],
-  );
-  return <PlacedGraph g={g} selected={selected ?? null} onSelect={onSelect && ((v) => onSelect(v.nodeId))} />;
-}
+import { type Box, CHIP_H, CHIP_W, HEAD, INSET, LINE, type Placed, type VNode } from "../runGraph";
 
 export interface PlacedProps {
   g: Placed;
@@ -41,6 +8,8 @@ export interface PlacedProps {
   selected: string | null;
   onSelect?: (v: Pick<VNode, "nodeId" | "exec">) => void;
   onToggle?: (key: string) => void;
+  /** A workflow's definition: nodes have no run to be "not started" in. */
+  definition?: boolean;
 }
 
 /** The DAG as SVG, nodes coloured by phase; nodes are buttons (click, Enter or Space); an
@@ -105,7 +74,7 @@ const onKeys = (f: () => void) => (e: KeyboardEvent) => {
   }
 };
 
-function BoxView({ b, selected, onSelect, onToggle }: { b: Box } & Omit<PlacedProps, "g">) {
+function BoxView({ b, selected, onSelect, onToggle, definition }: { b: Box } & Omit<PlacedProps, "g">) {
   const v = b.v;
   const canSelect = !!onSelect && !v.special && v.started;
   const select = () => onSelect?.(v);
@@ -126,7 +95,7 @@ function BoxView({ b, selected, onSelect, onToggle }: { b: Box } & Omit<PlacedPr
         {clip(v.label, v.expandable && !v.open ? 17 : 20)}
       </text>
       <text x={10} y={34} class="node-sub">
-        {v.special ? "" : subLine(v)}
+        {v.special ? "" : subLine(v, !!definition)}
       </text>
       <title>{title}</title>
     </g>
@@ -155,7 +124,9 @@ function BoxView({ b, selected, onSelect, onToggle }: { b: Box } & Omit<PlacedPr
       {v.open ? <rect class="cluster-bg" width={b.w} height={b.h} rx={8} /> : null}
       {node}
       {expander}
-      {v.open && b.inner ? <InnerView b={b} selected={selected} onSelect={onSelect} onToggle={onToggle} /> : null}
+      {v.open && b.inner ? (
+        <InnerView b={b} selected={selected} onSelect={onSelect} onToggle={onToggle} definition={definition} />
+      ) : null}
     </g>
   );
 }
@@ -164,8 +135,8 @@ const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…`
 
 /** Id and phase in a node's width (~24 characters); a long unique id (`n1-0-n0-0-dn12`) keeps
  * its end, which tells siblings apart. */
-function subLine(v: VNode): string {
-  const state = v.phase ? humanPhase(v.phase) : v.started ? "" : "not started";
+function subLine(v: VNode, definition: boolean): string {
+  const state = v.phase ? humanPhase(v.phase) : v.started || definition ? "" : "not started";
   const room = Math.max(6, 24 - (state ? state.length + 3 : 0));
   const id = v.nodeId.length > room ? `…${v.nodeId.slice(-(room - 1))}` : v.nodeId;
   return state ? `${id} · ${state}` : id;

@@ -49,6 +49,22 @@ export function RunGraph({
   return <PlacedGraph g={placed} selected={selected} onSelect={(v) => onSelect(v.nodeId, v.exec)} onToggle={toggle} />;
 }
 
+/** A workflow version's graph: its subworkflows open in place (nothing has run). */
+export function StaticGraph({ closure }: { closure: CompiledWorkflowClosure }) {
+  const [open, setOpen] = useState<ReadonlySet<string>>(new Set());
+  const placed = useMemo(() => {
+    const g = runGraph(closure.primary, closure.sub_workflows ?? [], [], open, new Map());
+    return place(g.nodes, g.edges);
+  }, [closure, open]);
+  const toggle = (key: string) => {
+    const next = new Set(open);
+    if (next.has(key)) next.delete(key);
+    else next.add(key);
+    setOpen(next);
+  };
+  return <PlacedGraph g={placed} selected={null} onToggle={toggle} definition />;
+}
+
 const execKey = (e: ExecutionId | null) => (e ? `${e.project}/${e.domain}/${e.name}` : "");
 
 /** Reads what the open nodes need: once when opened, then after each live update (of the page's

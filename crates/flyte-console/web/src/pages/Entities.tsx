@@ -1,12 +1,11 @@
-import { useMemo, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api, type EntityKind } from "../api";
-import { Graph } from "../components/Graph";
+import { StaticGraph } from "../components/RunGraph";
 import { LaunchForm } from "../components/LaunchForm";
 import { LiteralTable, VariableTable, ViewNode } from "../components/Literal";
 import { LaunchPlanSchedule } from "../components/Schedule";
 import { ErrorBox, Loading, Section, useAsync } from "../components/common";
 import { formatTime } from "../format";
-import { workflowGraph } from "../graph";
 import { literalView, typeText } from "../literals";
 import { paths } from "../router";
 import { ScopedExecutions } from "./Executions";
@@ -113,14 +112,13 @@ export function EntityPage(props: {
 
 function WorkflowDetail({ wf }: { wf: Workflow }) {
   const primary = wf.closure?.compiled_workflow?.primary;
-  const g = useMemo(() => (primary ? workflowGraph(primary) : null), [primary]);
   const iface = primary?.template.interface;
   return (
     <>
       {wf.short_description ? <p>{wf.short_description}</p> : null}
       <Interface inputs={iface?.inputs?.variables} outputs={iface?.outputs?.variables} />
       <Section title="Graph" id="wf-graph-h">
-        {g ? <Graph ids={g.ids} labels={g.labels} edges={g.edges} /> : <p class="empty">No compiled graph.</p>}
+        {wf.closure?.compiled_workflow ? <StaticGraph closure={wf.closure.compiled_workflow} /> : <p class="empty">No compiled graph.</p>}
       </Section>
       <section class="card">
         <ScopedExecutions project={wf.id.project} domain={wf.id.domain} filter={`eq(workflow.name,${wf.id.name})`} />
