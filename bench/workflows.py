@@ -65,6 +65,15 @@ def python_chain_wf(x: int = 0) -> int:
 
 
 @workflow
+def python_chain100_wf(x: int = 0) -> int:
+    """A hundred Python no-op tasks in series (bench/warm_workers.py)."""
+    v = x
+    for _ in range(100):
+        v = noop(x=v)
+    return v
+
+
+@workflow
 def sleep_wf() -> None:
     """One core-sleep node of 0 s, no process: what bench/admin_api.py creates executions of."""
     sleep_leaf(duration=timedelta(seconds=0))
