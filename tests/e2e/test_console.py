@@ -454,6 +454,16 @@ def test_the_graph_opens_dynamic_map_and_launch_plan_nodes_in_place(server: Serv
         timeout=UI_WAIT_MS
     )
 
+    # A branch node opens into the branch it took: sign_wf(x=3) squares.
+    name, url = run_remote(server, project, "examples/conditionals.py", "sign_wf", "--x", "3")
+    page.goto(url)
+    expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+    expand_in_graph(page, "n0")
+    taken = page.locator('svg.graph [data-cluster="n0"] g.node[data-phase]').filter(has_not_text="sign")
+    expect(taken).to_have_count(1, timeout=UI_WAIT_MS)
+    expect(taken).to_contain_text("square")
+    expect(taken).to_have_attribute("data-phase", "SUCCEEDED")
+
     # A launch plan node opens into its child execution's nodes; one of them opens there.
     name, url = run_remote(server, project, "examples/launch_plans.py", "calls_lp_wf", "--x", "4")
     page.goto(url)

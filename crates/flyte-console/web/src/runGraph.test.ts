@@ -184,6 +184,27 @@ describe("runGraph", () => {
     expect(g.wants.map((w) => w.key)).toEqual(["n0", "n0-0-n1"]);
   });
 
+  it("opens a branch node into the branch it took, named from the branch's candidates", () => {
+    const wf = chain("sign_wf", [
+      {
+        id: "n0",
+        metadata: { name: "sign" },
+        branch_node: {
+          if_else: {
+            case: { then_node: { id: "n0-n0", metadata: { name: "examples.conditionals.square" } } },
+            other: [{ then_node: { id: "n0-n1", metadata: { name: "examples.conditionals.negate" } } }],
+            else_node: { id: "n0-n2", task_node: { reference_id: id("examples.conditionals.square") } },
+          },
+        },
+      },
+    ]);
+    // Flyte-RS does not mark a branch node as a parent: its template says it is one.
+    const g = runGraph(wf, [], [ne("n0", "SUCCEEDED")], new Set(["n0"]), new Map([["n0", { children: [ne("n0-0-n0-n0", "SUCCEEDED", { spec_node_id: "n0-n0" })] }]]));
+    expect(at(g.nodes, "n0").what).toBe("branch");
+    expect(graph(at(g.nodes, "n0").inner).nodes.map((n) => [n.key, n.label, n.phase])).toEqual([["n0-0-n0-n0", "square", "SUCCEEDED"]]);
+    expect(g.wants.map((w) => [w.key, w.kind])).toEqual([["n0", "children"]]);
+  });
+
   it("says when an inside could not be read or is still loading", () => {
     let g = runGraph(parent, [inc], top, new Set(["n2"]), new Map());
     expect(at(g.nodes, "n2").inner).toEqual({ kind: "note", text: "Loading…" });

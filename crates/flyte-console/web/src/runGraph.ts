@@ -5,7 +5,7 @@
 // FIRST_N), so a 6,000-leaf fan-out never becomes 6,000 graph nodes.
 import { type GraphEdge, NODE_H, NODE_W, layout, workflowGraph } from "./graph";
 import { byStart, isStartOrEnd, phaseCounts } from "./rows";
-import type { CompiledWorkflow, ExecutionId, ExternalResource, Identifier, NodeExecution } from "./types";
+import type { CompiledWorkflow, ExecutionId, ExternalResource, Identifier, NodeExecution, WorkflowNode } from "./types";
 
 /** Up to this many inner nodes are drawn as a graph; more are summarised. */
 export const INNER_LIMIT = 30;
@@ -90,6 +90,8 @@ interface Level {
   /** The enclosing node's id in `exec` (null: the workflow's top level). */
   parentNodeId: string | null;
   prefix: string;
+  /** Names of children by template id when there is no template (a branch's candidates). */
+  labels?: Map<string, string>;
 }
 
 const sameId = (a: Identifier | undefined, b: Identifier | undefined) =>
@@ -132,7 +134,7 @@ function buildLevel(
     const nodes = l.children
       .filter((c) => !isStartOrEnd(c.id.node_id))
       .sort(byStart)
-      .map((c) => vnode(l, specId(c), undefined, c, specId(c), open, loaded, wants));
+      .map((c) => vnode(l, specId(c), undefined, c, l.labels?.get(specId(c)) ?? specId(c), open, loaded, wants));
     return { nodes, edges: [] };
   }
   const g = workflowGraph(l.wf);
@@ -150,7 +152,7 @@ function buildLevel(
 function vnode(
   l: Level,
   spec: string,
-  t: CompiledWorkflow["template"]["nodes"][number] | undefined,
+  t: WorkflowNode | undefined,
   ne: NodeExecution | undefined,
   label: string,
   open: ReadonlySet<string>,
@@ -171,7 +173,7 @@ function vnode(
           ? "sub"
           : ne?.metadata?.is_dynamic
             ? "dynamic"
-            : ne?.metadata?.is_parent_node
+            : ne?.metadata?.is_parent_node || (t?.branch_node && ne)
               ? "children"
               : null;
   const what = kind && { sub: "subworkflow", dynamic: "dynamic", children: t?.branch_node ? "branch" : "children", indices: "map", launch: "launch plan" }[kind];
@@ -190,8 +192,21 @@ function vnode(
   if (!v.open || !kind) return v;
   if (ne) wants.push({ key, kind, exec: l.exec, nodeId, phase: ne.closure.phase, child: child ?? undefined });
   const x = loaded.get(key);
-  v.inner = inner(kind, l, key, nodeId, subRef, child ?? undefined, x, open, loaded, wants);
+  v.inner = inner(kind, l, key, nodeId, subRef, child ?? undefined, x, open, loaded, wants, branchLabels(t));
   return v;
+}
+
+/** The names of the nodes a branch may run, by id (`n0-n0` → `square`). */
+function branchLabels(t: WorkflowNode | undefined): Map<string, string> | undefined {
+  const b = t?.branch_node?.if_else;
+  if (!b) return undefined;
+  const m = new Map<string, string>();
+  for (const n of [b.case?.then_node, ...(b.other ?? []).map((o) => o.then_node), b.else_node]) {
+    if (!n) continue;
+    const name = n.metadata?.name || n.task_node?.reference_id?.name || n.workflow_node?.sub_workflow_ref?.name || n.id;
+    m.set(n.id, name.split(".").pop() || name);
+  }
+  return m;
 }
 
 function inner(
@@ -205,6 +220,7 @@ function inner(
   open: ReadonlySet<string>,
   loaded: ReadonlyMap<string, Expansion>,
   wants: Want[],
+  labels?: Map<string, string>,
 ): Inner {
   if (x?.error && !x.children && !x.indices) return { kind: "note", text: `The inside of ${nodeId} could not be read.`, error: x.error };
   if (kind === "indices") {
@@ -257,7 +273,7 @@ function inner(
   const level: Level =
     kind === "launch"
       ? { wf, subs, bySpec: bySpecId(children, true), children, exec: child ?? null, parentNodeId: null, prefix: `${key}>` }
-      : { wf, subs, bySpec: bySpecId(children, false), children, exec: l.exec, parentNodeId: nodeId, prefix: l.prefix };
+      : { wf, subs, bySpec: bySpecId(children, false), children, exec: l.exec, parentNodeId: nodeId, prefix: l.prefix, labels };
   const g = buildLevel(level, false, open, loaded, wants);
   return { kind: "graph", ...g };
 }

@@ -185,7 +185,14 @@ export interface WorkflowNode {
   metadata?: { name?: string } | null;
   task_node?: { reference_id?: Identifier } | null;
   workflow_node?: { launchplan_ref?: Identifier; sub_workflow_ref?: Identifier } | null;
-  branch_node?: unknown;
+  /** The nodes a branch may run (`if_else`: case, other cases, else). */
+  branch_node?: {
+    if_else?: {
+      case?: { then_node?: WorkflowNode } | null;
+      other?: { then_node?: WorkflowNode }[] | null;
+      else_node?: WorkflowNode | null;
+    } | null;
+  } | null;
   gate_node?: unknown;
   array_node?: unknown;
 }
