@@ -513,3 +513,64 @@ async fn a_template_retires_after_its_forks_and_another_serves() {
         .count();
     assert!(logs >= 3, "{logs} templates started");
 }
+
+/// The handshake of a server that dies between the fork and recording it: the reaper sees the
+/// connection close without the go byte, drops the record it was given and runs nothing.
+#[tokio::test]
+async fn a_fork_never_released_runs_nothing_and_drops_its_record() {
+    use std::io::{BufRead, Write};
+    let f = Fixture::new();
+    let b = backend(&f, true);
+    let url = bundle(&f, "v1").await;
+    let k = key("warm10", "a", 0);
+    let out = run(&f, &b, &k, task(&url, "mutate"), &[]).await;
+    assert_eq!(out.as_deref(), Ok("1 False warm"), "{out:?}");
+    let socket = std::fs::read_dir(f.data_dir().join("work/.warm"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sock"))
+        .expect("the template's socket");
+    let dir = f.data_dir().join("manual");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, exit, pid_file) = (dir.join("a.log"), dir.join("a.exit"), dir.join("a.pid"));
+    let request = serde_json::json!({
+        "entry": "pyflyte-execute",
+        "argv": [venv().join("bin/pyflyte-execute"), "--help"],
+        "env": {"PATH": "/usr/bin:/bin"},
+        "cwd": dir,
+        "log": log,
+        "exit_file": exit,
+        "pid_file": pid_file,
+    });
+    // `record(pid)`: what the server writes in the pid file once it has the reply.
+    let abandon = async |record: &dyn Fn(u32) -> String| {
+        let mut conn = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        conn.write_all(format!("{request}\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        std::io::BufReader::new(&conn)
+            .read_line(&mut reply)
+            .unwrap();
+        let pid: u32 = reply.split(' ').nth(1).unwrap().parse().unwrap();
+        std::fs::write(&pid_file, record(pid)).unwrap();
+        drop(conn);
+        let deadline = std::time::Instant::now() + WAIT;
+        while alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reaper {pid} still runs"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    abandon(&|pid| format!("{pid} 1\n")).await;
+    assert!(!pid_file.exists(), "the reaper left its record");
+    assert!(!exit.exists(), "an exit status without a task");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.is_empty(), "the task ran: {text}");
+    // A record that is not the reaper's (the attempt went on as a plain process) stays.
+    abandon(&|_| "1234567 1\n".to_string()).await;
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), "1234567 1\n");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.is_empty(), "the task ran: {text}");
+}

@@ -139,10 +139,15 @@ def reaper(conn, request, entrypoint, closing):
         os.close(log)
         go = conn.recv(1)
         if not go:
-            # The server died before it recorded us: the next one starts the attempt.
+            # The server died before it recorded us (the next one starts the attempt), or
+            # gave up on this fork: drop the record if it is ours (the attempt may already
+            # run as a plain process that recorded itself there).
             try:
-                os.unlink(request["pid_file"])
-            except OSError:
+                with open(request["pid_file"]) as f:
+                    ours = f.read().split(" ")[0] == str(os.getpid())
+                if ours:
+                    os.unlink(request["pid_file"])
+            except (OSError, IndexError):
                 pass
             os._exit(0)
         child = os.fork()
