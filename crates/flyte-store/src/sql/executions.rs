@@ -123,6 +123,13 @@ macro_rules! execution_select {
     };
 }
 const EXECUTION_SELECT: &str = execution_select!();
+/// The same columns without the tags' aggregate, for the engine's transitions: they lock the
+/// row once per event batch and never look at the tags (kept in their own table, untouched).
+const EXECUTION_SELECT_UNTAGGED: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    ", NULL AS tags FROM executions"
+);
 const EXECUTION_COLS: &[Col] = &[
     Col::Text,
     Col::Text,
@@ -824,7 +831,7 @@ impl<B: Backend> SqlStore<B> {
         };
         let lock = Stmt {
             sql: format!(
-                "{EXECUTION_SELECT} WHERE project = $1 AND domain = $2 AND name = $3{lease}{}",
+                "{EXECUTION_SELECT_UNTAGGED} WHERE project = $1 AND domain = $2 AND name = $3{lease}{}",
                 B::LOCK_ROWS
             )
             .into(),
