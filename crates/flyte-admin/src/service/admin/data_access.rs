@@ -135,6 +135,9 @@ pub(crate) fn node_flyte_urls(key: &NodeExecutionKey, has_deck: bool) -> FlyteUr
 /// Reads a literal map from a blob of this server's store, whatever its size (GetData
 /// returns it whole, as flyteadmin does).
 async fn read_map(state: &AdminState, url: &str, what: &str) -> AdminResult<LiteralMap> {
+    if let Some(map) = super::inline_inputs::decode(url) {
+        return map;
+    }
     let path = state.blob.path_from_native_url(url).ok_or_else(|| {
         AdminError::FailedPrecondition(format!(
             "{what} are at {} outside this server's blob store; read them from there",

@@ -203,6 +203,9 @@ impl RecoveryLookup for EngineServices {
             if record.input_uri.is_empty() {
                 return Ok(None);
             }
+            if let Some(map) = super::inline_inputs::decode(&record.input_uri) {
+                return map.map(Some).map_err(external);
+            }
             read_full_literal_map(&self.state, &record.input_uri)
                 .await
                 .map_err(external)

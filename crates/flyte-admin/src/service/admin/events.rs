@@ -442,10 +442,15 @@ pub fn node_event(
     record.updated_at = reported;
     closure.phase = new as i32;
     closure.updated_at = Some(reported_proto);
-    if let Some(node_execution_event::InputValue::InputUri(uri)) = &event.input_value
-        && !uri.is_empty()
-    {
-        record.input_uri = uri.clone();
+    match &event.input_value {
+        Some(node_execution_event::InputValue::InputUri(uri)) if !uri.is_empty() => {
+            record.input_uri = uri.clone();
+        }
+        // Kept in the row rather than offloaded to a blob as flyteadmin does (inline_inputs).
+        Some(node_execution_event::InputValue::InputData(data)) => {
+            record.input_uri = super::inline_inputs::encode(data);
+        }
+        _ => {}
     }
     if new == P::Running {
         record.started_at = Some(at);

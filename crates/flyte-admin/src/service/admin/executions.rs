@@ -377,6 +377,9 @@ pub(super) async fn read_literal_map(
     if url.is_empty() {
         return Ok((None, None));
     }
+    if let Some(map) = super::inline_inputs::decode(url) {
+        return map.map(super::inline_inputs::data_response);
+    }
     let Some(path) = state.blob.path_from_native_url(url) else {
         // Outside our store: the client reads it itself.
         return Ok((

@@ -17,6 +17,7 @@ mod entities;
 pub mod event_sink;
 pub mod events;
 mod executions;
+pub(crate) mod inline_inputs;
 pub(crate) mod launch_plans;
 pub(crate) mod lists;
 mod metrics;

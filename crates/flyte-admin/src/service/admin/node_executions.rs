@@ -49,7 +49,7 @@ pub(super) fn to_node_execution(record: &NodeExecutionRecord) -> AdminResult<Nod
                 ..Default::default()
             }),
         }),
-        input_uri: record.input_uri.clone(),
+        input_uri: super::inline_inputs::public_uri(&record.input_uri),
         closure: Some(closure),
         metadata: Some(metadata),
     })

@@ -67,7 +67,7 @@ fn to_task_execution(record: &TaskExecutionRecord, input_uri: &str) -> AdminResu
             }),
             retry_attempt: record.key.retry_attempt,
         }),
-        input_uri: input_uri.to_string(),
+        input_uri: super::inline_inputs::public_uri(input_uri),
         closure: Some(closure),
         is_parent: false,
     })
