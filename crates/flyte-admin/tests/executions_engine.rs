@@ -245,3 +245,92 @@ async fn an_accepted_execution_survives_a_crash_before_the_engine_ran_it() {
         Some(&int_lit(5))
     );
 }
+
+/// Files named `name` under `dir` whose path has a directory `node`.
+fn files_of_node(dir: &std::path::Path, node: &str, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            found.extend(files_of_node(&path, node, name));
+        } else if path.file_name().is_some_and(|n| n == name)
+            && path.components().any(|c| c.as_os_str() == node)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// An in-engine task's inputs go to no blob (nothing reads one); the API still gives them:
+/// node and task data inline, no `input_uri` naming a file that is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_engine_task_inputs_are_read_back_without_an_inputs_file() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut env = start(dir.clone()).await;
+    let lp = register(&mut env.client).await;
+    let id = env
+        .client
+        .create_execution(execution_request(&lp, "inline", 7))
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+        .unwrap();
+    assert_eq!(env.engine.wait(&id).await, Some(WorkflowPhase::Succeeded));
+    let written = files_of_node(dir.path(), "n0", "inputs.pb");
+    assert!(written.is_empty(), "the echo node wrote {written:?}");
+
+    let c = &mut env.client;
+    let node_id = NodeExecutionIdentifier {
+        node_id: "n0".into(),
+        execution_id: Some(id.clone()),
+    };
+    let node = c
+        .get_node_execution(NodeExecutionGetRequest {
+            id: Some(node_id.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(node.input_uri, "", "no file to point at");
+    let node_data = c
+        .get_node_execution_data(NodeExecutionGetDataRequest {
+            id: Some(node_id.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        node_data.full_inputs.unwrap().literals.get("a"),
+        Some(&int_lit(7))
+    );
+    #[allow(deprecated)]
+    let inputs = node_data.inputs.expect("the inputs' size");
+    assert!(inputs.url.is_empty() && inputs.bytes > 0, "{inputs:?}");
+    let tasks = c
+        .list_task_executions(TaskExecutionListRequest {
+            node_execution_id: Some(node_id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let attempt = &tasks.task_executions[0];
+    assert_eq!(attempt.input_uri, "");
+    let task_data = c
+        .get_task_execution_data(TaskExecutionGetDataRequest {
+            id: attempt.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        task_data.full_inputs.unwrap().literals.get("a"),
+        Some(&int_lit(7))
+    );
+}

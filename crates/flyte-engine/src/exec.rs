@@ -1568,6 +1568,12 @@ impl ExecActor {
         {
             return self.array_sub_inputs(arr, i, idx).await;
         }
+        let inputs = self.resolve_inputs(idx).await?;
+        self.store_node_inputs(idx, inputs).await
+    }
+
+    /// Resolves a node's bindings (not an array sub-node's); on failure the node fails.
+    async fn resolve_inputs(&mut self, idx: usize) -> Option<LiteralMap> {
         let spec = self.nodes[idx].spec.clone();
         let scope = self.nodes[idx].scope;
         let mut promised = Vec::new();
@@ -1609,7 +1615,7 @@ impl ExecActor {
             let msg = error.map(|e| e.message.clone()).unwrap_or_default();
             bindings::set_failure_error_input(&mut inputs, &spec.id, &msg);
         }
-        self.store_node_inputs(idx, inputs).await
+        Some(inputs)
     }
 
     /// Writes a node's resolved inputs to its `inputs.pb`; a storage failure fails the node
@@ -1675,6 +1681,7 @@ impl ExecActor {
         self.release_slot(idx);
         self.set_phase(idx, NodePhase::Succeeded);
         self.node_event(idx, node_execution::Phase::Succeeded, None);
+        self.drop_task_inputs(idx);
         m::node_phase("SUCCEEDED", self.nodes[idx].kind.label());
         self.done_queue.push_back(Done::Node(idx, Ok(())));
     }
@@ -1691,6 +1698,7 @@ impl ExecActor {
             _ => (node_execution::Phase::Failed, "FAILED"),
         };
         self.node_event(idx, ev, error.clone());
+        self.drop_task_inputs(idx);
         self.kind_ended(idx, phase, &error);
         m::node_phase(label, self.nodes[idx].kind.label());
         if phase != NodePhase::Aborted {
@@ -2084,9 +2092,17 @@ impl ExecActor {
             is_in_dynamic_chain: n.in_dynamic,
             reported_at: Some(now),
             target_entity: shape.target_entity,
-            input_value: Some(node_execution_event::InputValue::InputUri(
-                self.shared.blob.native_url(&n.inputs_file()),
-            )),
+            input_value: match n.state.task().filter(|t| t.inputs_in_memory) {
+                // The first event creates the node's row, which keeps them from then on.
+                Some(t) if phase == node_execution::Phase::Queued => t
+                    .inputs
+                    .as_ref()
+                    .map(|i| node_execution_event::InputValue::InputData((**i).clone())),
+                Some(_) => None,
+                None => Some(node_execution_event::InputValue::InputUri(
+                    self.shared.blob.native_url(&n.inputs_file()),
+                )),
+            },
             output_result,
             target_metadata: shape.target_metadata,
             ..Default::default()

@@ -83,6 +83,10 @@ impl TaskBackend for BuiltinBackend {
         false
     }
 
+    fn reads_attempt_files(&self) -> bool {
+        false
+    }
+
     async fn start(
         &self,
         attempt: TaskAttempt,
@@ -201,9 +205,9 @@ async fn echo(store: &BlobStore, attempt: &TaskAttempt) -> AttemptOutcome {
         Ok(m) => m,
         Err(message) => return bad_spec(message),
     };
-    let inputs = match task_io::read_literal_map(store, &attempt.paths.inputs).await {
+    let inputs = match inputs_of(store, attempt).await {
         Ok(i) => i,
-        Err(e) => return task_io::storage_failure("cannot read the inputs", e, vec![]),
+        Err(outcome) => return outcome,
     };
     let mut outputs = LiteralMap::default();
     for (out_name, in_name) in mapping {
@@ -218,6 +222,20 @@ async fn echo(store: &BlobStore, attempt: &TaskAttempt) -> AttemptOutcome {
         Ok(()) => AttemptOutcome::Succeeded { logs: vec![] },
         Err(e) => task_io::storage_failure("cannot write the outputs", e, vec![]),
     }
+}
+
+/// The attempt's inputs: those the engine gave in memory, or else its `inputs.pb`.
+async fn inputs_of(
+    store: &BlobStore,
+    attempt: &TaskAttempt,
+) -> Result<Arc<LiteralMap>, AttemptOutcome> {
+    if let Some(inputs) = &attempt.inputs {
+        return Ok(inputs.clone());
+    }
+    task_io::read_literal_map(store, &attempt.paths.inputs)
+        .await
+        .map(Arc::new)
+        .map_err(|e| task_io::storage_failure("cannot read the inputs", e, vec![]))
 }
 
 fn is_duration(t: Option<&LiteralType>) -> bool {
@@ -279,9 +297,7 @@ async fn sleep_plan(
     attempt: TaskAttempt,
     updates: &mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
 ) -> Result<(Duration, Option<Duration>), AttemptOutcome> {
-    let inputs = task_io::read_literal_map(store, &attempt.paths.inputs)
-        .await
-        .map_err(|e| task_io::storage_failure("cannot read the inputs", e, vec![]))?;
+    let inputs = inputs_of(store, &attempt).await?;
     let duration = sleep_duration(&attempt.template, &inputs).map_err(bad_spec)?;
     let timeout = attempt.timeout.filter(|t| !t.is_zero() && *t < duration);
     if !duration.is_zero() {

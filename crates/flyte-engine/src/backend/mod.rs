@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flyteidl::core::{ExecutionError, TaskLog, TaskTemplate};
+use flyteidl::core::{ExecutionError, LiteralMap, TaskLog, TaskTemplate};
 use tokio::sync::mpsc;
 
 pub mod builtin;
@@ -71,6 +71,10 @@ pub struct TaskAttempt {
     pub interruptible: bool,
     /// For array sub-tasks: the index (FLYTE_K8S_ARRAY_INDEX).
     pub array_index: Option<u32>,
+    /// The node's inputs in memory, given to a backend that does not read input files
+    /// ([`TaskBackend::reads_attempt_files`]): the engine then writes no `inputs.pb`, and
+    /// `paths.inputs` names nothing. `None`: read `paths.inputs`.
+    pub inputs: Option<std::sync::Arc<LiteralMap>>,
 }
 
 /// Progress of a running attempt (phase changes, logs becoming available).
@@ -135,6 +139,13 @@ pub trait TaskBackend: Send + Sync + 'static {
     /// Whether its tasks can write a Flyte Deck (`deck.html` in the output prefix), which the
     /// engine then looks for after each success; in-engine tasks never do, and skip the look.
     fn writes_decks(&self) -> bool {
+        true
+    }
+    /// Whether its attempts read the files the engine writes for them, `paths.inputs` and
+    /// `paths.task_template` (a process does). An in-engine backend takes the inputs from
+    /// [`TaskAttempt::inputs`] instead, and the engine writes neither file for its tasks
+    /// (their events carry the inputs).
+    fn reads_attempt_files(&self) -> bool {
         true
     }
     async fn start(

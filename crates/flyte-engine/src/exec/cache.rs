@@ -252,13 +252,17 @@ impl ExecActor {
         if self.nodes[idx].array_ctx.is_some() {
             return false;
         }
-        let inputs = match self.shared.blob.get(&self.nodes[idx].inputs_file()).await {
-            Ok(bytes) => match LiteralMap::decode(bytes) {
-                Ok(map) => map,
+        let held = self.nodes[idx].state.task().and_then(|t| t.inputs.clone());
+        let inputs = match held {
+            Some(map) => (*map).clone(),
+            None => match self.shared.blob.get(&self.nodes[idx].inputs_file()).await {
+                Ok(bytes) => match LiteralMap::decode(bytes) {
+                    Ok(map) => map,
+                    Err(_) => return false,
+                },
+                Err(flyte_blob::BlobError::NotFound(_)) => LiteralMap::default(),
                 Err(_) => return false,
             },
-            Err(flyte_blob::BlobError::NotFound(_)) => LiteralMap::default(),
-            Err(_) => return false,
         };
         let Some(Ok(key)) = CacheKey::for_task(&template, &inputs) else {
             return false;

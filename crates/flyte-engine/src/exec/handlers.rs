@@ -7,10 +7,12 @@
 //! actor keeps what is common to every node: the graph and its scopes, readiness,
 //! parallelism, timers, events and the journal flush.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use flyteidl::core::{
-    ExecutionError, Identifier, TaskLog, WorkflowExecutionIdentifier, execution_error::ErrorKind,
+    ExecutionError, Identifier, LiteralMap, TaskLog, WorkflowExecutionIdentifier,
+    execution_error::ErrorKind,
 };
 use flyteidl::event::TaskNodeMetadata;
 use flyteidl::event::node_execution_event::TargetMetadata;
@@ -63,6 +65,13 @@ pub(super) struct TaskState {
     cache: Option<NodeCache>,
     /// Recovery: the task's checkpoint in the original, as the first attempt's previous one.
     recovered_checkpoint: Option<String>,
+    /// An in-engine task's resolved inputs, held from its start to its end instead of an
+    /// `inputs.pb` that no process would read (`ExecActor::task_inputs`).
+    pub(super) inputs: Option<Arc<LiteralMap>>,
+    /// Its inputs went to no blob: its QUEUED event carries them (`input_data`), and the
+    /// store's node execution row is where they live; after a restart they are resolved
+    /// again from the upstream outputs.
+    pub(super) inputs_in_memory: bool,
 }
 
 impl TaskState {
@@ -75,6 +84,8 @@ impl TaskState {
             dynamic_scope: None,
             cache: None,
             recovered_checkpoint: None,
+            inputs: None,
+            inputs_in_memory: false,
         }
     }
 }

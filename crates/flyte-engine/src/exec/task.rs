@@ -23,6 +23,11 @@ use crate::backend::{AttemptKey, AttemptOutcome, AttemptPaths, AttemptUpdate, Ta
 use crate::layout;
 use crate::metrics as m;
 
+/// Inputs of an in-engine task larger than this go to `inputs.pb` all the same: they would
+/// otherwise ride in an event and a database row (flyteadmin's inline limit for data is MBs;
+/// an in-engine task's inputs are a duration or a few echoed values).
+const INLINE_INPUTS_MAX_BYTES: usize = 16 * 1024;
+
 impl ExecActor {
     pub(super) async fn start_task(&mut self, idx: usize) {
         let slot = self.uses_wf_slot(idx);
@@ -30,7 +35,7 @@ impl ExecActor {
             self.waiting_parallelism.push_back(idx);
             return;
         }
-        let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
+        let Some(inputs) = self.task_inputs(idx).await else {
             return;
         };
         if slot {
@@ -72,6 +77,17 @@ impl ExecActor {
             || !self.nodes[idx].rec.dynamic_closure_path.is_empty()
         {
             return self.resume_dynamic(idx).await;
+        }
+        // Inputs held in memory died with the last server: the upstream outputs they were
+        // resolved from are stored, so they resolve to the same map again.
+        if self.keeps_inputs_in_memory(idx) {
+            let Some(inputs) = self.resolve_inputs(idx).await else {
+                return;
+            };
+            if let Some(t) = self.nodes[idx].state.task_mut() {
+                t.inputs = Some(Arc::new(inputs));
+                t.inputs_in_memory = true;
+            }
         }
         if self.uses_wf_slot(idx) {
             self.take_slot(idx);
@@ -151,6 +167,46 @@ impl ExecActor {
         self.attempt_failed(idx, err, true, Vec::new());
     }
 
+    /// A task node's resolved inputs: kept in memory for an in-engine task (no `inputs.pb`:
+    /// its backend reads none, its QUEUED event carries them), else written to `inputs.pb`
+    /// for the process that reads it. On failure the node fails and `None` is returned.
+    async fn task_inputs(&mut self, idx: usize) -> Option<Arc<LiteralMap>> {
+        if !self.keeps_inputs_in_memory(idx) {
+            return self.resolve_and_write_inputs(idx).await;
+        }
+        let inputs = self.resolve_inputs(idx).await?;
+        if inputs.encoded_len() > INLINE_INPUTS_MAX_BYTES {
+            // Too big for an event and a database row: a blob, as for a process.
+            return self.store_node_inputs(idx, inputs).await;
+        }
+        let inputs = Arc::new(inputs);
+        if let Some(t) = self.nodes[idx].state.task_mut() {
+            t.inputs = Some(inputs.clone());
+            t.inputs_in_memory = true;
+        }
+        Some(inputs)
+    }
+
+    /// Whether the node is a task whose backend takes its inputs in memory (an in-engine
+    /// task), outside an array node (whose sub-tasks read the array's inputs) and not a
+    /// failure node (whose inputs carry the error).
+    pub(super) fn keeps_inputs_in_memory(&self, idx: usize) -> bool {
+        let n = &self.nodes[idx];
+        n.array_ctx.is_none()
+            && !n.is_failure_node
+            && n.state
+                .backend()
+                .and_then(|b| self.shared.backends.get(b))
+                .is_some_and(|b| !b.reads_attempt_files())
+    }
+
+    /// Lets go of a task's in-memory inputs once the node has ended.
+    pub(super) fn drop_task_inputs(&mut self, idx: usize) {
+        if let Some(t) = self.nodes[idx].state.task_mut() {
+            t.inputs = None;
+        }
+    }
+
     // ------------------------------------------------------------ attempt updates
 
     pub(super) fn is_current(&self, idx: usize, key: &AttemptKey) -> bool {
@@ -207,6 +263,14 @@ impl ExecActor {
         let Some(t) = self.nodes[idx].kind.task() else {
             return false;
         };
+        let reads_files = self.nodes[idx]
+            .state
+            .backend()
+            .and_then(|b| self.shared.backends.get(b))
+            .is_none_or(|b| b.reads_attempt_files());
+        if !reads_files {
+            return false;
+        }
         match &t.target {
             Some(flyteidl::core::task_template::Target::Container(c)) => c
                 .args
@@ -372,6 +436,7 @@ impl ExecActor {
             timeout: self.nodes[idx].state.exec_deadline(),
             interruptible: self.nodes[idx].rec.interruptible,
             array_index: array_index.map(|(_, i)| i),
+            inputs: n.state.task().and_then(|t| t.inputs.clone()),
         })
     }
 
@@ -661,11 +726,14 @@ impl ExecActor {
             }),
             event_version: 1,
             reported_at: Some(now),
-            input_value: Some(task_execution_event::InputValue::InputUri(
-                self.shared
-                    .blob
-                    .native_url(&layout::inputs_file(&n.data_dir)),
-            )),
+            // In-memory inputs: the admin gives the node's (task data reads them there).
+            input_value: (!st.inputs_in_memory).then(|| {
+                task_execution_event::InputValue::InputUri(
+                    self.shared
+                        .blob
+                        .native_url(&layout::inputs_file(&n.data_dir)),
+                )
+            }),
             output_result,
             ..Default::default()
         };

@@ -95,6 +95,7 @@ impl Fixture {
             timeout: None,
             interruptible: false,
             array_index: None,
+            inputs: None,
         }
     }
 }

@@ -1,0 +1,274 @@
+//! In-engine tasks (echo, core-sleep) take their inputs in memory: no process reads an
+//! `inputs.pb` or `task.pb`, so neither is written per node; the node's QUEUED event carries the inputs
+//! (`input_data`) for the admin to keep, and after a restart they are resolved again.
+
+mod engine_support;
+use engine_support::*;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flyte_blob::BlobStore;
+use flyte_core::compiler::{Resolved, compile_workflow_template};
+use flyte_core::ids::IdKey;
+use flyte_engine::backend::builtin::BuiltinBackend;
+use flyte_engine::{Engine, MemorySink, WorkflowPhase};
+use flyteidl::core::*;
+use flyteidl::event::{node_execution_event, task_execution_event};
+
+fn duration_t() -> LiteralType {
+    LiteralType {
+        r#type: Some(literal_type::Type::Simple(SimpleType::Duration as i32)),
+        ..Default::default()
+    }
+}
+
+fn duration_lit(millis: i64) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::Duration(pbjson_types::Duration {
+                    seconds: millis / 1000,
+                    nanos: ((millis % 1000) * 1_000_000) as i32,
+                })),
+            })),
+        }))),
+        ..Default::default()
+    }
+}
+
+fn task(
+    name: &str,
+    kind: &str,
+    inputs: &[(&str, LiteralType)],
+    outputs: &[(&str, LiteralType)],
+) -> TaskTemplate {
+    TaskTemplate {
+        id: Some(ident(ResourceType::Task, name)),
+        r#type: kind.into(),
+        metadata: Some(TaskMetadata::default()),
+        interface: Some(iface(inputs, outputs)),
+        ..Default::default()
+    }
+}
+
+fn node(id: &str, task: &TaskTemplate, var: &str, from: (&str, &str), after: &[&str]) -> Node {
+    Node {
+        id: id.into(),
+        inputs: vec![Binding {
+            var: var.into(),
+            binding: Some(BindingData {
+                value: Some(binding_data::Value::Promise(OutputReference {
+                    node_id: from.0.into(),
+                    var: from.1.into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }),
+        }],
+        upstream_node_ids: after.iter().map(|s| s.to_string()).collect(),
+        target: Some(node::Target::TaskNode(TaskNode {
+            reference: Some(task_node::Reference::ReferenceId(task.id.clone().unwrap())),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn compile(wf: WorkflowTemplate, tasks: Vec<TaskTemplate>) -> CompiledWorkflowClosure {
+    let mut resolved = Resolved::default();
+    for t in tasks {
+        resolved
+            .tasks
+            .insert(IdKey::from(t.id.as_ref().unwrap()), t);
+    }
+    compile_workflow_template(&wf, &[], &resolved).expect("compiles")
+}
+
+/// Files named `name` anywhere under `dir` but the end node's (one per workflow: its inputs
+/// are the workflow's outputs).
+fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "end-node") {
+                found.extend(files_named(&path, name));
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn engine(blob: &BlobStore, sink: &Arc<MemorySink>) -> Engine {
+    Engine::new(deps(
+        blob,
+        vec![Arc::new(BuiltinBackend::new(blob.clone()))],
+        sink,
+    ))
+}
+
+#[tokio::test]
+async fn a_fan_out_of_in_engine_leaves_writes_no_inputs_file_and_reports_the_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let echo = task("echo", "echo", &[("a", int_t())], &[("a", int_t())]);
+    let sleep = task("nap", "core-sleep", &[("d", duration_t())], &[]);
+    let mut nodes: Vec<Node> = (0..20)
+        .map(|i| node(&format!("e{i}"), &echo, "a", ("start-node", "x"), &[]))
+        .collect();
+    nodes.extend((0..20).map(|i| node(&format!("s{i}"), &sleep, "d", ("start-node", "d"), &[])));
+    let wf = WorkflowTemplate {
+        id: Some(ident(ResourceType::Workflow, "fan")),
+        interface: Some(iface(&[("x", int_t()), ("d", duration_t())], &[])),
+        nodes,
+        ..Default::default()
+    };
+    let req = request(
+        "fan",
+        compile(wf, vec![echo, sleep]),
+        &[("x", int_lit(7)), ("d", duration_lit(0))],
+    );
+    let id = req.id.clone();
+    let engine = engine(&blob, &sink);
+    engine.start_execution(req).await.unwrap();
+    let phase = tokio::time::timeout(Duration::from_secs(20), engine.wait(&id))
+        .await
+        .expect("finishes");
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+
+    let written = files_named(dir.path(), "inputs.pb");
+    assert!(written.is_empty(), "in-engine leaves wrote {written:?}");
+    let written = files_named(dir.path(), "task.pb");
+    assert!(written.is_empty(), "in-engine leaves wrote {written:?}");
+    // Echo still hands its outputs on (the file its downstream and the API read).
+    assert_eq!(
+        files_named(dir.path(), "outputs.pb").len(),
+        20 + 1,
+        "20 echoes + the start node"
+    );
+
+    let events = sink.node_events("fan");
+    for leaf in (0..20)
+        .map(|i| format!("e{i}"))
+        .chain((0..20).map(|i| format!("s{i}")))
+    {
+        let mine: Vec<_> = events
+            .iter()
+            .filter(|e| e.id.as_ref().is_some_and(|i| i.node_id == leaf))
+            .collect();
+        let queued = mine
+            .iter()
+            .find(|e| e.phase == node_execution::Phase::Queued as i32)
+            .unwrap_or_else(|| panic!("{leaf} has no QUEUED event"));
+        let Some(node_execution_event::InputValue::InputData(inputs)) = &queued.input_value else {
+            panic!(
+                "{leaf}'s QUEUED event has no inline inputs: {:?}",
+                queued.input_value
+            );
+        };
+        let (var, want) = if leaf.starts_with('e') {
+            ("a", int_lit(7))
+        } else {
+            ("d", duration_lit(0))
+        };
+        assert_eq!(inputs.literals.get(var), Some(&want), "{leaf}");
+        // No event names a file that does not exist.
+        for e in &mine {
+            assert!(
+                !matches!(
+                    e.input_value,
+                    Some(node_execution_event::InputValue::InputUri(_))
+                ),
+                "{leaf}: {:?}",
+                e.input_value
+            );
+        }
+    }
+    for t in sink.task_events("fan") {
+        assert!(
+            !matches!(
+                t.input_value,
+                Some(task_execution_event::InputValue::InputUri(_))
+            ),
+            "{:?}",
+            t.input_value
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_in_engine_sleep_running_at_a_crash_runs_again_with_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    // n0 echoes the duration, n1 sleeps for n0's output: after the restart n1's inputs must
+    // be resolved again from n0's stored outputs.
+    let echo = task(
+        "echo_d",
+        "echo",
+        &[("d", duration_t())],
+        &[("d", duration_t())],
+    );
+    let sleep = task("nap", "core-sleep", &[("d", duration_t())], &[]);
+    let wf = WorkflowTemplate {
+        id: Some(ident(ResourceType::Workflow, "crash")),
+        interface: Some(iface(&[("d", duration_t())], &[])),
+        nodes: vec![
+            node("n0", &echo, "d", ("start-node", "d"), &[]),
+            node("n1", &sleep, "d", ("n0", "d"), &[]),
+        ],
+        ..Default::default()
+    };
+    let req = request(
+        "cr",
+        compile(wf, vec![echo, sleep]),
+        &[("d", duration_lit(600))],
+    );
+    let id = req.id.clone();
+    let first = engine(&blob, &sink);
+    first.start_execution(req).await.unwrap();
+    // Wait until n1 sleeps, then crash.
+    let running = |s: &MemorySink| {
+        s.task_events("cr").iter().any(|t| {
+            t.parent_node_execution_id
+                .as_ref()
+                .is_some_and(|n| n.node_id == "n1")
+                && t.phase == task_execution::Phase::Running as i32
+        })
+    };
+    for _ in 0..500 {
+        if running(&sink) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(running(&sink), "n1 never ran");
+    first.crash();
+    let journal = sink.snapshot();
+    let second = engine(&blob, &journal);
+    assert_eq!(second.resume_all().await.unwrap(), 1);
+    let phase = tokio::time::timeout(Duration::from_secs(20), second.wait(&id))
+        .await
+        .expect("finishes");
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+    // The builtin backend keeps nothing across restarts: a new attempt ran and succeeded.
+    let n1: Vec<_> = journal
+        .task_events("cr")
+        .into_iter()
+        .filter(|t| {
+            t.parent_node_execution_id
+                .as_ref()
+                .is_some_and(|n| n.node_id == "n1")
+        })
+        .collect();
+    assert!(
+        n1.iter()
+            .any(|t| t.retry_attempt == 1 && t.phase == task_execution::Phase::Succeeded as i32),
+        "{n1:?}"
+    );
+    assert!(files_named(dir.path(), "inputs.pb").is_empty());
+}
