@@ -431,6 +431,22 @@ def test_core_sleep_task(server: Server, remote, launched):
     assert len(attempts) == 1 and attempts[0].closure.phase == TaskExecutionPhase.SUCCEEDED
     assert attempts[0].closure.duration >= datetime.timedelta(seconds=1), attempts[0].closure.duration
     assert not attempts[0].closure.logs, "no process, no log"
+    # No process reads an in-engine task's inputs, so none are written; the API still has them.
+    root = S3_DATA if BLOB_STORE == "s3" else server.data_dir
+    exec_dirs = [d for d in root.rglob(f"*{execution.id.name}") if d.is_dir()]
+    assert exec_dirs, f"no data of {execution.id.name} under {root}"
+    written = [
+        str(f) for d in exec_dirs for f in d.rglob("*.pb")
+        if "n0" in f.relative_to(d).parts and f.name in ("inputs.pb", "task.pb")
+    ]
+    assert not written, written
+    one_second = datetime.timedelta(seconds=1)
+    node_data = remote.client.get_node_execution_data(NodeExecutionIdentifier("n0", execution.id))
+    assert node_data.full_inputs.literals["duration"].scalar.primitive.duration == one_second
+    task_data = remote.client.get_task_execution_data(attempts[0].id)
+    assert task_data.full_inputs.literals["duration"].scalar.primitive.duration == one_second
+    synced = remote.sync_execution(execution, sync_nodes=True)
+    assert synced.node_executions["n0"].inputs.get("duration", as_type=datetime.timedelta) == one_second
 
 
 # --------------------------------------------------------------------------------------------
