@@ -106,6 +106,14 @@ def measure(mode: str, args, work: pathlib.Path) -> dict:
             "attempt_min_s": round(min(durations), 4),
             "attempt_max_s": round(max(durations), 4),
         }
+        if args.map:
+            name, _ = client.pyflyte_run("python_map_wf", {"n": args.map})
+            execution, _ = client.poll(name, 0.5, args.timeout)
+            result["map"] = {
+                "items": args.map,
+                "phase": bench.phase_name(execution.closure.phase),
+                "created_to_done_s": round(created_to_done(execution), 3),
+            }
         result["templates"] = templates_of(server.pid)
         result["server_rss_mib"] = round(bench.proc_status(server.pid).get("VmRSS", 0) / 1024, 1)
         result["loadavg_after"] = os.getloadavg()[0]
@@ -120,17 +128,21 @@ def main() -> None:
     ap.add_argument("--venv", default=str(pathlib.Path(sys.prefix)))
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--map", type=int, default=0, help="also a map task of this many Python no-op items")
+    ap.add_argument("--modes", default="warm,plain", help="which of warm,plain to run, in this order")
     args = ap.parse_args()
     args.binary = args.binary.resolve()
     work = pathlib.Path(tempfile.mkdtemp(prefix="flyte-rs-warm-"))
     try:
-        results = [measure(mode, args, work) for mode in ("warm", "plain")]
+        results = [measure(mode, args, work) for mode in args.modes.split(",")]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"binary": str(args.binary), "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                       "results": results}, indent=2))
     print()
+    if len(results) != 2:
+        return
     print("| | warm workers | plain processes |")
     print("|---|---|---|")
     w, p = results

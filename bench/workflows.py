@@ -9,7 +9,7 @@ bench/run.py copies this file into a throw-away project directory and runs it wi
 
 from datetime import timedelta
 
-from flytekit import dynamic, task, workflow
+from flytekit import dynamic, map_task, task, workflow
 from flytekitplugins.sleep import Sleep
 
 
@@ -71,6 +71,17 @@ def python_chain100_wf(x: int = 0) -> int:
     for _ in range(100):
         v = noop(x=v)
     return v
+
+
+@task
+def ints(n: int) -> list[int]:
+    return list(range(n))
+
+
+@workflow
+def python_map_wf(n: int = 1000) -> list[int]:
+    """A map task of `n` Python no-op items (bench/warm_workers.py --map)."""
+    return map_task(noop)(x=ints(n=n))
 
 
 @workflow
