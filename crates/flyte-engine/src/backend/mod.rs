@@ -72,8 +72,8 @@ pub struct TaskAttempt {
     /// For array sub-tasks: the index (FLYTE_K8S_ARRAY_INDEX).
     pub array_index: Option<u32>,
     /// The node's inputs in memory, given to a backend that does not read input files
-    /// ([`TaskBackend::reads_attempt_files`]): the engine then writes no `inputs.pb`, and
-    /// `paths.inputs` names nothing. `None`: read `paths.inputs`.
+    /// ([`TaskBackend::reads_attempt_files`]): the engine then writes no `inputs.pb`, and of
+    /// the paths only `output_prefix` is set, and no environment. `None`: read `paths.inputs`.
     pub inputs: Option<std::sync::Arc<LiteralMap>>,
 }
 

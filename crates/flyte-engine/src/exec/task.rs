@@ -355,6 +355,28 @@ impl ExecActor {
         let attempt = self.nodes[idx].rec.attempt;
         let blob = &self.shared.blob;
         let n = &self.nodes[idx];
+        if let Some(inputs) = n.state.task().and_then(|t| t.inputs.clone()) {
+            // An in-engine task: no process, so none of the paths and environment a process
+            // is given (~70,000 instructions an attempt); it writes its outputs only.
+            return Some(TaskAttempt {
+                key: self.attempt_key(idx),
+                template,
+                paths: AttemptPaths {
+                    output_prefix: blob.native_url(&n.output_dir()),
+                    inputs: String::new(),
+                    input_prefix: String::new(),
+                    raw_output_prefix: String::new(),
+                    checkpoint_prefix: String::new(),
+                    prev_checkpoint_prefix: None,
+                    task_template: String::new(),
+                },
+                env: Default::default(),
+                timeout: n.state.exec_deadline(),
+                interruptible: n.rec.interruptible,
+                array_index: None,
+                inputs: Some(inputs),
+            });
+        }
         let raw = self.raw_dir(idx, attempt);
         // A map task's sub-task reads the array node's whole inputs and picks its index.
         let array_index = match n.array_ctx {
@@ -436,7 +458,7 @@ impl ExecActor {
             timeout: self.nodes[idx].state.exec_deadline(),
             interruptible: self.nodes[idx].rec.interruptible,
             array_index: array_index.map(|(_, i)| i),
-            inputs: n.state.task().and_then(|t| t.inputs.clone()),
+            inputs: None,
         })
     }
 
