@@ -447,6 +447,9 @@ def test_core_sleep_task(server: Server, remote, launched):
     assert task_data.full_inputs.literals["duration"].scalar.primitive.duration == one_second
     synced = remote.sync_execution(execution, sync_nodes=True)
     assert synced.node_executions["n0"].inputs.get("duration", as_type=datetime.timedelta) == one_second
+    i = execution.id
+    fetched = remote.get(f"flyte://v1/{i.project}/{i.domain}/{i.name}/n0/i")
+    assert fetched.get("duration", as_type=datetime.timedelta) == one_second
 
 
 # --------------------------------------------------------------------------------------------
