@@ -2,8 +2,9 @@
 //! saying the disk is full, `/readyz` answers 503 with the reason, and once space is freed
 //! both recover without a restart.
 //!
-//! An execution running while the disk is full (metadata store and blobs) is neither lost nor
-//! failed for it: the engine waits, and it finishes by itself once space is freed.
+//! An execution running while the disk is full (metadata store and blobs, or the blobs alone)
+//! is neither lost nor failed for it: the engine waits, and it finishes by itself once space
+//! is freed.
 //!
 //! The disk is a real, small tmpfs filled with a ballast file; deleting it frees the space.
 //! Mounting needs root (CI and the dev machines run as root): without it the test fails at
@@ -245,14 +246,50 @@ async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: imp
     panic!("{what}: not after 120 s");
 }
 
-/// Issue 11 item 3: an execution running when the disk fills is not lost or failed for it:
-/// the engine cannot record its progress (metadata store) nor write the next node's inputs
-/// and outputs (blobs), waits with backoff, and once space is freed the execution finishes
-/// by itself, SUCCEEDED with the right outputs, without a restart.
+/// Issue 11 item 3: an execution running when the disk fills is not lost or failed for it.
+/// Metadata store and blobs on one disk (the embedded default): the engine cannot record
+/// the nap's end, retries with backoff, and once space is freed the execution finishes by
+/// itself, SUCCEEDED with the right outputs, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_execution_running_when_the_disk_fills_finishes_once_space_is_freed() {
+    let retried = run_through_a_full_disk(Layout::OneDisk).await;
+    assert!(
+        retried.sink > 0.0,
+        "the engine's progress records met the full disk and were retried"
+    );
+}
+
+/// The same with only the blob store's disk full: the metadata store records the nap's end,
+/// and the in-engine copy's `outputs.pb` meets the full disk; the attempt stays running and
+/// its write is retried until space is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_output_written_to_a_full_blob_disk_waits_until_space_is_freed() {
+    let retried = run_through_a_full_disk(Layout::BlobsOnly).await;
+    assert!(
+        retried.blob > 0.0,
+        "the engine's own blob writes met the full disk and were retried"
+    );
+}
+
+/// What is on the small disk.
+enum Layout {
+    OneDisk,
+    BlobsOnly,
+}
+
+/// The engine's retries while the disk was full.
+struct Retried {
+    blob: f64,
+    sink: f64,
+}
+
+async fn run_through_a_full_disk(layout: Layout) -> Retried {
     let disk = SmallDisk::mount("8m");
-    let db = disk.path().join("flyte.db");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let db = match layout {
+        Layout::OneDisk => disk.path().join("flyte.db"),
+        Layout::BlobsOnly => elsewhere.path().join("flyte.db"),
+    };
     let blobs = disk.path().join("blobs");
     std::fs::create_dir(&blobs).unwrap();
     let server = TestServer::start_with(|c| {
@@ -292,8 +329,8 @@ async fn an_execution_running_when_the_disk_fills_finishes_once_space_is_freed()
     .await;
     let sink_retries = counter(&server, "flyte_engine_sink_retries_total").await;
     let ballast = disk.fill();
-    // The nap ends while the disk is full: the engine tries to write the next node's inputs
-    // (a blob) and to record its progress (metadata store), and cannot.
+    // The nap ends while the disk is full: the engine tries to record its progress (metadata
+    // store) or, with that elsewhere, the copy's outputs (a blob), and cannot.
     until("the engine meets the full disk", || async {
         counter(&server, "flyte_engine_blob_retries_total").await > 0.0
             || counter(&server, "flyte_engine_sink_retries_total").await > sink_retries
@@ -346,11 +383,12 @@ async fn an_execution_running_when_the_disk_fills_finishes_once_space_is_freed()
         data.full_outputs.unwrap().literals.get("o"),
         Some(&prim(primitive::Value::Integer(41)))
     );
-    assert!(
-        counter(&server, "flyte_engine_blob_retries_total").await > 0.0,
-        "the engine's own blob writes met the full disk and were retried"
-    );
+    let retried = Retried {
+        blob: counter(&server, "flyte_engine_blob_retries_total").await,
+        sink: counter(&server, "flyte_engine_sink_retries_total").await - sink_retries,
+    };
     let r = reqwest::get(server.url("/readyz")).await.unwrap();
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     server.shutdown().await.unwrap();
+    retried
 }
