@@ -169,7 +169,9 @@ def test_replicas_share_postgres_and_take_over_after_sigkill(tmp_path_factory):
         plan = []
         for k in range(6):
             x = rng.randrange(1000)
-            plan.append((k % 3, "examples.chains.chain3_wf", {"x": x, "delay": 1.0}, ok, {"o0": x + 6}))
+            # 4 s steps: still running when replica 0 is killed (with warm Python workers a
+            # chain of 1 s steps could end first, and then nothing was left to take over).
+            plan.append((k % 3, "examples.chains.chain3_wf", {"x": x, "delay": 4.0}, ok, {"o0": x + 6}))
         for k in range(2):
             plan.append((k % 3, "examples.subworkflows.parent_wf", {"x": k}, ok, {"o0": k + 6}))
             plan.append(((k + 1) % 3, "examples.launch_plans.calls_lp_wf", {"x": k + 1}, ok, {"o0": 3 * (k + 1)}))
