@@ -344,14 +344,7 @@ impl BlobStore {
                 record_bytes("get", bytes.len() as u64);
                 Ok(bytes)
             }
-            Err(err @ object_store::Error::NotFound { .. }) => {
-                record_op("get", "not_found");
-                Err(BlobError::from_backend(path, err))
-            }
-            Err(err) => {
-                record_op("get", "error");
-                Err(BlobError::from_backend(path, err))
-            }
+            Err(err) => Err(read_error(path, err)),
         }
     }
 
@@ -398,14 +391,7 @@ impl BlobStore {
                     .map(move |chunk| chunk.map_err(|e| BlobError::from_backend(&shown, e)));
                 Ok((size, stream.boxed()))
             }
-            Err(err @ object_store::Error::NotFound { .. }) => {
-                record_op("get", "not_found");
-                Err(BlobError::from_backend(path, err))
-            }
-            Err(err) => {
-                record_op("get", "error");
-                Err(BlobError::from_backend(path, err))
-            }
+            Err(err) => Err(read_error(path, err)),
         }
     }
 
@@ -649,6 +635,17 @@ impl BlobUpload {
         }
         err
     }
+}
+
+/// A failed read, counted by its kind (`not_found` or `error`).
+fn read_error(path: &str, err: object_store::Error) -> BlobError {
+    let outcome = if matches!(err, object_store::Error::NotFound { .. }) {
+        "not_found"
+    } else {
+        "error"
+    };
+    record_op("get", outcome);
+    BlobError::from_backend(path, err)
 }
 
 #[cfg(test)]
