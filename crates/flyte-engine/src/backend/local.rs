@@ -982,18 +982,7 @@ async fn run_process(
 ) -> Exit {
     let key = &attempt.key;
     let prep_started = std::time::Instant::now();
-    let system_failure = |what: &str, e: std::io::Error| {
-        crate::metrics::task_exit("local", "system_error", None);
-        Exit::Failed(failed(
-            execution_error(
-                "SystemError",
-                format!("{what}: {e}"),
-                execution_error::ErrorKind::System,
-            ),
-            true,
-            logs.to_vec(),
-        ))
-    };
+    let system_failure = |what: &str, e: std::io::Error| system_failure(logs, what, e);
     if let Some(parent) = log_path.parent()
         && let Err(e) = std::fs::create_dir_all(parent)
     {
@@ -1217,6 +1206,20 @@ async fn fork_warm(
     }
 }
 
+/// A retryable SYSTEM failure of this host (a file or process it could not make).
+fn system_failure(logs: &[TaskLog], what: &str, e: std::io::Error) -> Exit {
+    crate::metrics::task_exit("local", "system_error", None);
+    Exit::Failed(failed(
+        execution_error(
+            "SystemError",
+            format!("{what}: {e}"),
+            execution_error::ErrorKind::System,
+        ),
+        true,
+        logs.to_vec(),
+    ))
+}
+
 /// Records the started process, releases it, and follows it until it ends, is aborted,
 /// times out or goes over its memory limit.
 #[allow(clippy::too_many_arguments)]
@@ -1233,18 +1236,7 @@ async fn follow_process(
 ) -> Exit {
     let key = &attempt.key;
     let work_dir = &attempt_work_dir(inner, key);
-    let system_failure = |what: &str, e: std::io::Error| {
-        crate::metrics::task_exit("local", "system_error", None);
-        Exit::Failed(failed(
-            execution_error(
-                "SystemError",
-                format!("{what}: {e}"),
-                execution_error::ErrorKind::System,
-            ),
-            true,
-            logs.to_vec(),
-        ))
-    };
+    let system_failure = |what: &str, e: std::io::Error| system_failure(logs, what, e);
     let pgid = child.pid();
     // Recorded so that a later server process re-attaches to it if this one dies first.
     if let Some(start) = proc_start_time(pgid, true) {
