@@ -2,6 +2,7 @@
 import type {
   CompiledWorkflowClosure,
   DataResponse,
+  DescriptionEntity,
   Execution,
   ExecutionId,
   ExecutionList,
@@ -142,6 +143,15 @@ export const api = {
   /** A launch plan's active schedule; null when it has none (the server's 404). */
   schedule: (project: string, domain: string, name: string) =>
     get<ScheduleView>(`schedules/${pd(project, domain)}/${seg(name)}`).catch((e: unknown) => {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }),
+  /** A task's or workflow's description (DescriptionEntityService via AdminService); null
+   * when it was registered without one (the server's 404). */
+  description: (kind: "workflows" | "tasks", id: Identifier) =>
+    get<DescriptionEntity>(
+      `description_entities/${kind === "tasks" ? "TASK" : "WORKFLOW"}/${pd(id.project, id.domain)}/${seg(id.name)}/${seg(id.version)}`,
+    ).catch((e: unknown) => {
       if (e instanceof ApiError && e.status === 404) return null;
       throw e;
     }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { controlFor, inputText, parseDuration, parseInput } from "./inputs";
+import { controlFor, datasetOf, inputText, parseDuration, parseInput, withDatasetFormat } from "./inputs";
 import type { LiteralType } from "./types";
 
 const INT: LiteralType = { simple: "INTEGER" };
@@ -90,5 +90,28 @@ describe("form text", () => {
     expect(value({ collection_type: STR }, inputText({ collection_type: STR }, list))).toEqual(list);
     expect(parseDuration("250ms")).toBe(0.25);
     expect(parseDuration("90")).toBe(90);
+  });
+});
+
+describe("structured datasets", () => {
+  const SD: LiteralType = { structured_dataset_type: { format: "", columns: [] } };
+  it("builds the literal flytekit reads: the URI and the format in its metadata", () => {
+    expect(value(withDatasetFormat(SD, " csv "), "s3://b/uploads/p/d/r/rows")).toEqual({
+      scalar: { structured_dataset: { uri: "s3://b/uploads/p/d/r/rows", metadata: { structured_dataset_type: { format: "csv", columns: [] } } } },
+    });
+    expect(value(withDatasetFormat(SD, ""), "file:///x.parquet")).toEqual({
+      scalar: { structured_dataset: { uri: "file:///x.parquet", metadata: { structured_dataset_type: { format: "", columns: [] } } } },
+    });
+    expect(error(SD, " ")).toContain("required");
+    expect(controlFor(SD)).toBe("uri");
+  });
+
+  it("finds the dataset inside an optional and sets its format there", () => {
+    const OPT_SD: LiteralType = { union_type: { variants: [SD, { simple: "NONE" }] } };
+    expect(datasetOf(OPT_SD)).toEqual({ format: "", columns: [] });
+    expect(datasetOf(INT)).toBeUndefined();
+    const lit = value(withDatasetFormat(OPT_SD, "parquet"), "s3://b/k");
+    expect(lit.scalar?.union?.value.scalar?.structured_dataset?.metadata?.structured_dataset_type?.format).toBe("parquet");
+    expect(value(OPT_SD, "").scalar?.union?.value).toEqual({ scalar: { none_type: {} } });
   });
 });

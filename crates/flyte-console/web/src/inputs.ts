@@ -42,6 +42,19 @@ export function controlFor(t: LiteralType): Control {
   }
 }
 
+/** A structured dataset input's type (also inside an optional). */
+export function datasetOf(t: LiteralType): NonNullable<LiteralType["structured_dataset_type"]> | undefined {
+  return t.structured_dataset_type ?? t.union_type?.variants.find((v) => v.structured_dataset_type)?.structured_dataset_type ?? undefined;
+}
+
+/** `t` with its structured dataset's format set (the form's format field; flytekit reads a
+ * dataset with the decoder for the literal's format, "" meaning its default, Parquet). */
+export function withDatasetFormat(t: LiteralType, format: string): LiteralType {
+  if (t.structured_dataset_type) return { ...t, structured_dataset_type: { ...t.structured_dataset_type, format: format.trim() } };
+  if (t.union_type) return { ...t, union_type: { variants: t.union_type.variants.map((v) => withDatasetFormat(v, format)) } };
+  return t;
+}
+
 export const isOptional = (t: LiteralType) => !!t.union_type?.variants.some((v) => v.simple === "NONE");
 
 /** Parses one form field. Empty text is None for optional types and an error otherwise. */

@@ -96,7 +96,7 @@ export interface LiteralType {
   map_value_type?: LiteralType;
   blob?: { format?: string; dimensionality?: string };
   enum_type?: { values: string[] };
-  structured_dataset_type?: { format?: string };
+  structured_dataset_type?: { format?: string; columns?: { name: string }[] };
   union_type?: { variants: LiteralType[] };
   metadata?: unknown;
   structure?: { tag?: string } | null;
@@ -247,6 +247,15 @@ export interface LaunchPlan {
     created_at?: string;
     expected_outputs?: { variables: Record<string, Variable> } | null;
   } | null;
+}
+
+/** `admin.DescriptionEntity`: a task's or workflow's documentation (its docstring). */
+export interface DescriptionEntity {
+  id?: Identifier;
+  short_description?: string;
+  long_description?: { value?: string; uri?: string; format?: string; icon_link?: string } | null;
+  source_code?: { link?: string } | null;
+  tags?: string[];
 }
 
 export interface Project {

@@ -42,3 +42,28 @@ export async function upload(project: string, domain: string, files: File[], dir
   }
   return directoryUri(first, firstPath);
 }
+
+/** How a file becomes a structured dataset, laid out as flytekit's pandas encoders write one
+ * (and its decoders read it): a CSV is a folder holding `.csv`, the dataset's URI that folder;
+ * a Parquet file (or any other) is read as it is. The format goes into the literal, where
+ * flytekit picks its decoder by it; an unknown extension keeps the type's format. */
+export function datasetPlan(fileName: string, typeFormat: string): { path: string; format: string; folder: boolean } {
+  const dot = fileName.lastIndexOf(".");
+  const ext = dot > 0 ? fileName.slice(dot + 1).toLowerCase() : "";
+  const stem = (dot > 0 ? fileName.slice(0, dot) : fileName).replace(/[^A-Za-z0-9._-]/g, "_") || "data";
+  if (ext === "csv") return { path: `${stem}/.csv`, format: "csv", folder: true };
+  if (ext === "parquet" || ext === "pq") return { path: fileName, format: "parquet", folder: false };
+  return { path: fileName, format: typeFormat, folder: false };
+}
+
+/** Uploads a file as a structured dataset: its URI and format for the literal. */
+export async function uploadDataset(
+  project: string,
+  domain: string,
+  file: File,
+  typeFormat: string,
+): Promise<{ uri: string; format: string }> {
+  const plan = datasetPlan(file.name, typeFormat);
+  const url = await put(project, domain, uploadRoot(), plan.path, file);
+  return { uri: plan.folder ? url.slice(0, url.length - "/.csv".length) : url, format: plan.format };
+}

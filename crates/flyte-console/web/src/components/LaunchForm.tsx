@@ -1,11 +1,12 @@
 import { useState } from "preact/hooks";
 import { api } from "../api";
-import { controlFor, inputText, isOptional, parseInput } from "../inputs";
+import { controlFor, datasetOf, inputText, isOptional, parseInput, withDatasetFormat } from "../inputs";
 import { typeText } from "../literals";
 import { navigate, paths } from "../router";
 import type { LaunchPlan, Literal, LiteralMap, LiteralType, Parameter, Task } from "../types";
-import { upload } from "../upload";
+import { upload, uploadDataset } from "../upload";
 import { ErrorBox } from "./common";
+import { VarDescription } from "./Literal";
 
 const PLACEHOLDER: Record<string, string> = {
   int: "42",
@@ -49,6 +50,18 @@ export function LaunchForm({ lp, task, initial }: { lp?: LaunchPlan; task?: Task
       }),
     ),
   );
+  // A structured dataset's format (the literal's metadata): the given value's, else the type's.
+  const [formats, setFormats] = useState<Record<string, string>>(() =>
+    Object.fromEntries(
+      params.flatMap(([name, p]) => {
+        const sd = datasetOf(p.var.type);
+        if (!sd) return [];
+        const given = initial?.literals?.[name];
+        const lit = given?.scalar?.union ? given.scalar.union.value : given;
+        return [[name, lit?.scalar?.structured_dataset?.metadata?.structured_dataset_type?.format ?? sd.format ?? ""]];
+      }),
+    ),
+  );
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const [failure, setFailure] = useState<unknown>(null);
@@ -61,7 +74,8 @@ export function LaunchForm({ lp, task, initial }: { lp?: LaunchPlan; task?: Task
       const text = texts[name] ?? "";
       // A field left empty that has a default and is not optional: the default applies.
       if (text.trim() === "" && !p.required && p.default && !isOptional(p.var.type) && p.var.type.simple !== "STRING") continue;
-      const r = parseInput(p.var.type, text);
+      const t = name in formats ? withDatasetFormat(p.var.type, formats[name]) : p.var.type;
+      const r = parseInput(t, text);
       if (r.ok) literals[name] = r.literal;
       else errs[name] = r.error;
     }
@@ -99,6 +113,7 @@ export function LaunchForm({ lp, task, initial }: { lp?: LaunchPlan; task?: Task
             <label for={id}>
               {name} <span class="type">{typeText(t)}</span>
               {p.required ? <span class="muted"> required</span> : null}
+              <VarDescription name={name} v={p.var} />
             </label>
             {control === "bool" ? (
               <input
@@ -134,6 +149,38 @@ export function LaunchForm({ lp, task, initial }: { lp?: LaunchPlan; task?: Task
                 onInput={(e) => set((e.target as HTMLInputElement).value)}
               />
             )}
+            {datasetOf(t) ? (
+              <>
+                <input
+                  type="text"
+                  class="format"
+                  id={`${id}-format`}
+                  aria-label={`Format of ${name}`}
+                  placeholder="format: parquet"
+                  value={formats[name] ?? ""}
+                  onInput={(e) => setFormats({ ...formats, [name]: (e.target as HTMLInputElement).value })}
+                />
+                <UploadButton
+                  name={name}
+                  directory={false}
+                  busy={uploading === name}
+                  label="Upload a CSV or Parquet file"
+                  onFiles={async (files) => {
+                    setUploading(name);
+                    try {
+                      const r = await uploadDataset(target.project, target.domain, files[0], datasetOf(t)?.format ?? "");
+                      set(r.uri);
+                      setFormats((f) => ({ ...f, [name]: r.format }));
+                      setErrors({ ...errors, [name]: "" });
+                    } catch (e) {
+                      setErrors({ ...errors, [name]: (e as Error).message });
+                    } finally {
+                      setUploading(null);
+                    }
+                  }}
+                />
+              </>
+            ) : null}
             {blobOf(t) ? (
               <UploadButton
                 name={name}
@@ -175,18 +222,20 @@ function UploadButton({
   name,
   directory,
   busy,
+  label,
   onFiles,
 }: {
   name: string;
   directory: boolean;
   busy: boolean;
+  label?: string;
   onFiles: (files: File[], directory: boolean) => void;
 }) {
   // `webkitdirectory` (every current browser): the files of a chosen folder, with their paths.
   const dirProps = directory ? { webkitdirectory: true, multiple: true } : {};
   return (
     <label class="upload">
-      {busy ? "Uploading…" : directory ? "Upload a directory" : "Upload a file"}
+      {busy ? "Uploading…" : (label ?? (directory ? "Upload a directory" : "Upload a file"))}
       <input
         type="file"
         aria-label={`Upload ${name}`}

@@ -92,11 +92,18 @@ export function VariableTable({ vars, empty, label }: { vars: Record<string, Var
             <th scope="row">{name}</th>
             <td>
               <code>{typeText(v.type)}</code>
-              {v.description && v.description !== name ? <span class="muted"> {v.description}</span> : null}
+              <VarDescription name={name} v={v} />
             </td>
           </tr>
         ))}
       </tbody>
     </table>
   );
+}
+
+/** A variable's description (its docstring's `:param x:` / `:return:`); flytekit sends the
+ * variable's own name when there is none, which says nothing. */
+export function VarDescription({ name, v }: { name: string; v: Variable }) {
+  const d = v.description?.trim();
+  return d && d !== name ? <span class="var-desc"> {d}</span> : null;
 }

@@ -3,6 +3,7 @@ import type { ComponentChildren } from "preact";
 import { api } from "../api";
 import { formatTime } from "../format";
 import { paths } from "../router";
+import { useScheduleRefresh } from "../scheduleLive";
 import type { Execution, ScheduleView } from "../types";
 import { ErrorBox, Loading, Phase, Section, useAsync } from "./common";
 
@@ -17,9 +18,11 @@ const RECENT = 10;
  */
 export function LaunchPlanSchedule({ project, domain, name, version }: { project: string; domain: string; name: string; version?: string }) {
   const r = useAsync(() => api.schedule(project, domain, name), [project, domain, name]);
+  // Follows its ticks: re-read after the next one and whenever an execution starts or moves.
+  const refreshes = useScheduleRefresh(project, domain, r.data?.next_ticks, r.reload);
   return (
     <ScheduleBlock schedule={r.data} error={r.error} version={version}>
-      <ScheduledExecutions project={project} domain={domain} name={name} />
+      <ScheduledExecutions project={project} domain={domain} name={name} refresh={refreshes} />
     </ScheduleBlock>
   );
 }
@@ -83,7 +86,7 @@ export function ScheduleFacts({ s }: { s: ScheduleView }) {
   );
 }
 
-function ScheduledExecutions({ project, domain, name }: { project: string; domain: string; name: string }) {
+function ScheduledExecutions({ project, domain, name, refresh }: { project: string; domain: string; name: string; refresh: number }) {
   const r = useAsync(
     () =>
       api.executions(project, domain, {
@@ -91,7 +94,7 @@ function ScheduledExecutions({ project, domain, name }: { project: string; domai
         filters: `eq(launch_plan.name,${name})+eq(mode,${MODE_SCHEDULED})`,
         sortKey: "created_at",
       }),
-    [project, domain, name],
+    [project, domain, name, refresh],
   );
   return (
     <>

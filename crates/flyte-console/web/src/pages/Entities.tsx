@@ -1,8 +1,9 @@
 import { useState } from "preact/hooks";
 import { api, type EntityKind } from "../api";
 import { StaticGraph } from "../components/RunGraph";
+import { Description } from "../components/Description";
 import { LaunchForm } from "../components/LaunchForm";
-import { LiteralTable, VariableTable, ViewNode } from "../components/Literal";
+import { LiteralTable, VarDescription, VariableTable, ViewNode } from "../components/Literal";
 import { LaunchPlanSchedule } from "../components/Schedule";
 import { ErrorBox, Loading, Section, useAsync } from "../components/common";
 import { formatTime } from "../format";
@@ -115,7 +116,7 @@ function WorkflowDetail({ wf }: { wf: Workflow }) {
   const iface = primary?.template.interface;
   return (
     <>
-      {wf.short_description ? <p>{wf.short_description}</p> : null}
+      <Description kind="workflows" id={wf.id} />
       <Interface inputs={iface?.inputs?.variables} outputs={iface?.outputs?.variables} />
       <Section title="Graph" id="wf-graph-h">
         {wf.closure?.compiled_workflow ? <StaticGraph closure={wf.closure.compiled_workflow} /> : <p class="empty">No compiled graph.</p>}
@@ -134,6 +135,7 @@ function TaskDetail({ task }: { task: Task }) {
       <p>
         Task type <code>{t?.type ?? "?"}</code>
       </p>
+      <Description kind="tasks" id={task.id} />
       <Interface inputs={t?.interface?.inputs?.variables} outputs={t?.interface?.outputs?.variables} />
       <Section title="Launch this task" id="launch-task-h">
         <LaunchForm task={task} />
@@ -164,6 +166,7 @@ function LaunchPlanDetail({ lp, onChanged, from }: { lp: LaunchPlan; onChanged: 
         <dt>Schedule</dt>
         <dd>{schedule ? <code>{JSON.stringify(schedule)}</code> : "none"}</dd>
       </dl>
+      {wf ? <Description kind="workflows" id={wf} of="its workflow" /> : null}
       {/* Shown when this version is the active scheduled one. */}
       <LaunchPlanSchedule project={lp.id.project} domain={lp.id.domain} name={lp.id.name} version={lp.id.version} />
       <Section title={from ? `Launch with the inputs of ${from}` : "Launch"} id="lp-launch-h">
@@ -180,6 +183,7 @@ function LaunchPlanDetail({ lp, onChanged, from }: { lp: LaunchPlan; onChanged: 
                 <tr key={n}>
                   <th scope="row">
                     {n} <span class="type">{typeText(p.var.type)}</span>
+                    <VarDescription name={n} v={p.var} />
                   </th>
                   <td>
                     {p.required ? <span class="muted">required</span> : null}

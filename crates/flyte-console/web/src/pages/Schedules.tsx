@@ -1,12 +1,18 @@
 // The active schedules of a project and domain (the server's schedules API), soonest first.
+import { useMemo } from "preact/hooks";
 import { api } from "../api";
 import { ErrorBox, Loading, useAsync } from "../components/common";
 import { formatTime } from "../format";
 import { paths } from "../router";
+import { useScheduleRefresh } from "../scheduleLive";
 import type { ScheduleView } from "../types";
 
 export function Schedules({ project, domain }: { project: string; domain: string }) {
   const r = useAsync(() => api.schedules(project, domain), [project, domain]);
+  // Re-read after the soonest next tick and when an execution starts: the table follows the ticks.
+  const list = r.data?.schedules;
+  const soonest = useMemo(() => list?.map((s) => s.next_ticks[0]), [list]);
+  useScheduleRefresh(project, domain, soonest, r.reload);
   return (
     <main id="main">
       <h1>
