@@ -1,6 +1,8 @@
 // A layered layout of a workflow's DAG: each node's layer is its longest distance from a
-// node without upstreams; within a layer nodes are ordered by the mean position of their
-// upstreams (one barycentre pass), which keeps small workflows free of crossings.
+// node without upstreams; within a layer nodes are ordered to cross few edges: barycentre
+// sweeps (each node at the mean position of its neighbours in the layer before, then after),
+// keeping the order with the fewest crossings (Sugiyama's heuristic; exact minimisation is
+// NP-hard).
 import type { CompiledWorkflow } from "./types";
 
 export interface GraphNode {
@@ -100,17 +102,7 @@ export function layout(
     const l = layer.get(id)!;
     (layers[l] ??= []).push(id);
   }
-  const row = new Map<string, number>();
-  layers.forEach((ids, l) => {
-    if (l > 0) {
-      const centre = (id: string) => {
-        const us = ups.get(id)!.filter((u) => row.has(u));
-        return us.length ? us.reduce((s, u) => s + row.get(u)!, 0) / us.length : 0;
-      };
-      ids.sort((a, b) => centre(a) - centre(b) || a.localeCompare(b));
-    }
-    ids.forEach((id, i) => row.set(id, i));
-  });
+  orderLayers(layers, ups, edges);
   const size = (id: string) => sizes.get(id) ?? { w: NODE_W, h: NODE_H };
   const columnHeight = (ids: string[] | undefined) =>
     (ids ?? []).reduce((s, id) => s + size(id).h, 0) + Math.max(0, (ids?.length ?? 0) - 1) * GAP_Y;
@@ -130,4 +122,68 @@ export function layout(
   });
   const width = layers.length ? x - GAP_X + PAD : PAD * 2 + NODE_W;
   return { nodes, edges, width, height };
+}
+
+/** Sweeps down and up, this many times at most. */
+const SWEEPS = 8;
+/** Counting crossings is quadratic in the edges between two layers: past this many edges the
+ * first pass stands (such graphs are summarised in the run's graph anyway). */
+const SWEEP_MAX_EDGES = 1_500;
+
+/** Pairs of edges that cross, counted between each pair of layers they join (an edge that
+ * skips layers counts against edges joining the same two layers). */
+export function crossings(layers: string[][], edges: GraphEdge[]): number {
+  const where = new Map<string, [number, number]>();
+  layers.forEach((ids, l) => ids?.forEach((id, i) => where.set(id, [l, i])));
+  const groups = new Map<string, [number, number][]>();
+  for (const e of edges) {
+    const a = where.get(e.from);
+    const b = where.get(e.to);
+    if (!a || !b) continue;
+    const key = `${a[0]}>${b[0]}`;
+    (groups.get(key) ?? groups.set(key, []).get(key)!).push([a[1], b[1]]);
+  }
+  let n = 0;
+  for (const g of groups.values()) {
+    for (let i = 0; i < g.length; i++)
+      for (let j = i + 1; j < g.length; j++) if ((g[i][0] - g[j][0]) * (g[i][1] - g[j][1]) < 0) n++;
+  }
+  return n;
+}
+
+/** Orders each layer in place: the first pass by the upstreams' mean row (names break ties),
+ * then sweeps down (by upstreams) and up (by downstreams) while they remove crossings. */
+function orderLayers(layers: string[][], ups: Map<string, string[]>, edges: GraphEdge[]) {
+  const downs = new Map<string, string[]>();
+  for (const e of edges) (downs.get(e.from) ?? downs.set(e.from, []).get(e.from)!).push(e.to);
+  const row = new Map<string, number>();
+  const sortBy = (ids: string[], near: Map<string, string[]>) => {
+    const centre = new Map<string, number>();
+    for (const id of ids) {
+      const ns = (near.get(id) ?? []).filter((u) => row.has(u));
+      // Without neighbours there, a node keeps its place.
+      centre.set(id, ns.length ? ns.reduce((s, u) => s + row.get(u)!, 0) / ns.length : (row.get(id) ?? 0));
+    }
+    ids.sort((a, b) => centre.get(a)! - centre.get(b)! || (row.get(a) ?? 0) - (row.get(b) ?? 0) || a.localeCompare(b));
+    ids.forEach((id, i) => row.set(id, i));
+  };
+  layers.forEach((ids, l) => {
+    if (!ids) return;
+    if (l > 0) sortBy(ids, ups);
+    else ids.forEach((id, i) => row.set(id, i));
+  });
+  if (edges.length > SWEEP_MAX_EDGES) return;
+  let best = crossings(layers, edges);
+  let bestOrder = layers.map((ids) => ids && [...ids]);
+  for (let sweep = 0; sweep < SWEEPS && best > 0; sweep++) {
+    for (let l = 1; l < layers.length; l++) if (layers[l]) sortBy(layers[l], ups);
+    for (let l = layers.length - 2; l >= 0; l--) if (layers[l]) sortBy(layers[l], downs);
+    const n = crossings(layers, edges);
+    if (n >= best) break;
+    best = n;
+    bestOrder = layers.map((ids) => ids && [...ids]);
+  }
+  bestOrder.forEach((ids, l) => {
+    if (ids) layers[l] = ids;
+  });
 }
