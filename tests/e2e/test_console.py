@@ -525,7 +525,7 @@ def test_an_opened_dynamic_node_follows_its_childrens_phases_live(server: Server
     assert page.evaluate("window.__not_reloaded") is True
 
 
-def test_the_schedules_view_lists_active_schedules_with_their_next_tick(server: Server, project, page: Page):
+def test_the_schedules_view_lists_active_schedules_with_their_next_tick(server: Server, project, page: Page, browser):
     version = "cschv-" + uuid.uuid4().hex[:8]
     result = pyflyte(
         server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version,
@@ -541,7 +541,32 @@ def test_the_schedules_view_lists_active_schedules_with_their_next_tick(server: 
         expect(table.locator('tr[data-launch-plan="cron_minutely_lp"]')).to_contain_text("cron")
         tick = row.locator("time")
         expected = (schedule_api(server, "every_minute_lp") or {}).get("next_ticks", [])
-        assert tick.get_attribute("datetime") in expected, (tick.get_attribute("datetime"), expected)
+        first = tick.get_attribute("datetime")
+        assert first in expected, (first, expected)
+        # Live: the tick passes and the row moves on to the next one, with no reload; so does
+        # the launch plan's schedule block, open in a page of its own.
+        page.evaluate("window.__not_reloaded = true")
+        other = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            lp_page = other.new_page()
+            lp_page.goto(
+                f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/launch_plans/every_minute_lp/version/{version}"
+            )
+            lp_ticks = lp_page.get_by_role("list", name="Next ticks").locator("time")
+            expect(lp_ticks.first).to_have_attribute("datetime", first, timeout=UI_WAIT_MS)
+            lp_page.evaluate("window.__not_reloaded = true")
+            expect(tick).not_to_have_attribute("datetime", first, timeout=RUN_WAIT_MS)
+            assert (tick.get_attribute("datetime") or "") > first
+            expect(row.locator("td").nth(3)).not_to_have_text("none yet", timeout=UI_WAIT_MS)
+            expect(lp_ticks.first).not_to_have_attribute("datetime", first, timeout=RUN_WAIT_MS)
+            # The tick's execution shows up in the block's scheduled executions.
+            expect(lp_page.get_by_role("table", name="Scheduled executions").locator("tbody tr")).not_to_have_count(
+                0, timeout=RUN_WAIT_MS
+            )
+            assert lp_page.evaluate("window.__not_reloaded") is True
+        finally:
+            other.close()
+        assert page.evaluate("window.__not_reloaded") is True
         row.get_by_role("link", name=re.compile("every_minute_lp")).click()
         expect(page).to_have_url(re.compile(rf"/launch_plans/every_minute_lp/version/{version}$"))
         expect(page.get_by_test_id("schedule-text")).to_have_text("every 1 minute", timeout=UI_WAIT_MS)
@@ -781,3 +806,130 @@ def test_a_scheduled_launch_plan_shows_its_schedule_and_next_ticks(server: Serve
     expect(page.get_by_role("heading", name="Recent scheduled executions")).to_have_count(0)
     expect(page.get_by_test_id("schedule-text")).to_have_count(0)
     expect(page.get_by_role("alert")).to_have_count(0)
+
+
+DOCUMENTED = '''
+from flytekit import task, workflow
+
+
+@task
+def add(a: int, b: int) -> int:
+    """
+    Adds two numbers.
+
+    A **longer** explanation, with <script>alert(1)</script> kept as text, and a list:
+
+    - one
+    - two
+
+    :param a: the first addend
+    :param b: the second addend
+    :return: their sum
+    """
+    return a + b
+
+
+@workflow
+def documented_wf(a: int = 1, b: int = 2) -> int:
+    """
+    Adds up two numbers in a workflow.
+
+    Documented at length, so that the console can show it in full.
+
+    :param a: the first number
+    :param b: the second number
+    :return: the total
+    """
+    return add(a=a, b=b)
+'''
+
+
+def test_descriptions_are_shown_in_full(server: Server, project, page: Page):
+    """flytekit registers each docstring as the version's description (short and long, RST)
+    and its `:param:`s as the interface's variable descriptions: the pages show them, markup
+    as elements and HTML in the text as text."""
+    (project / "console_docs.py").write_text(DOCUMENTED)
+    run_remote(server, project, "console_docs.py", "documented_wf")
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    base = f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}"
+    wf = "console_docs.documented_wf"
+    version = latest_version(server, "workflows", wf)
+
+    page.goto(f"{base}/workflows/{wf}/version/{version}")
+    desc = page.get_by_role("region", name="Description")
+    expect(desc.locator(".lead")).to_have_text("Adds up two numbers in a workflow.", timeout=UI_WAIT_MS)
+    expect(desc).to_contain_text("Documented at length, so that the console can show it in full.")
+    inputs = page.get_by_role("table", name="Interface inputs")
+    expect(inputs.locator("tr", has_text="the first number")).to_contain_text("int")
+    expect(page.get_by_role("table", name="Interface outputs")).to_contain_text("the total")
+
+    page.goto(f"{base}/tasks/console_docs.add/version/{version}")
+    desc = page.get_by_role("region", name="Description")
+    expect(desc.locator(".lead")).to_have_text("Adds two numbers.", timeout=UI_WAIT_MS)
+    expect(desc.locator("strong")).to_have_text("longer")
+    expect(desc).to_contain_text("with <script>alert(1)</script> kept as text")
+    expect(desc.locator("script")).to_have_count(0)
+    expect(desc.locator("ul li")).to_have_text(["one", "two"])
+    expect(page.get_by_role("table", name="Interface inputs")).to_contain_text("the second addend")
+
+    # A launch plan has no description of its own: its page shows its workflow's, and the
+    # launch form says what each input is.
+    page.goto(f"{base}/launch_plans/{wf}/version/{version}")
+    desc = page.get_by_role("region", name=re.compile("^Description"))
+    expect(desc).to_contain_text("of its workflow", timeout=UI_WAIT_MS)
+    expect(desc.locator(".lead")).to_have_text("Adds up two numbers in a workflow.")
+    form = page.get_by_role("form", name="Launch")
+    expect(form.locator('label[for="in-a"]')).to_contain_text("the first number")
+    expect(page.get_by_role("table", name="Launch plan inputs")).to_contain_text("the second number")
+    assert dialogs == []
+
+
+DATASETS = '''
+import pandas as pd
+from flytekit import task, workflow
+
+
+@task
+def count_rows(df: pd.DataFrame) -> str:
+    return f"{len(df)} rows, columns {','.join(map(str, df.columns))}, total {int(df['n'].sum())}"
+
+
+@workflow
+def dataset_wf(df: pd.DataFrame) -> str:
+    return count_rows(df=df)
+'''
+
+
+def test_launch_with_a_structured_dataset_uploaded_from_the_form(server: Server, project, page: Page, tmp_path):
+    """A `pd.DataFrame` input: the form uploads a CSV or a Parquet file through the data proxy
+    and sends the StructuredDataset literal (URI and format); the task reads it."""
+    import pandas as pd
+
+    (project / "console_datasets.py").write_text(DATASETS)
+    version = "csd-" + uuid.uuid4().hex[:8]
+    result = pyflyte(
+        server, "register", "--project", PROJECT, "--domain", DOMAIN, "--version", version, "console_datasets.py",
+        cwd=project,
+    )
+    assert result.returncode == 0, f"pyflyte register failed:\n{result.stdout}\n{result.stderr}"
+    frame = pd.DataFrame({"name": ["a", "b", "c"], "n": [1, 2, 4]})
+    csv = tmp_path / "rows.csv"
+    frame.to_csv(csv, index=False)
+    parquet = tmp_path / "rows.parquet"
+    pd.concat([frame, frame]).to_parquet(parquet, index=False)
+
+    lp = f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/launch_plans/console_datasets.dataset_wf/version/{version}"
+    for given, fmt, output in ((csv, "csv", "3 rows, columns name,n, total 7"), (parquet, "parquet", "6 rows, columns name,n, total 14")):
+        page.goto(lp)
+        form = page.get_by_role("form", name="Launch")
+        form.get_by_label("Upload df").set_input_files(str(given), timeout=UI_WAIT_MS)
+        expect(form.locator("#in-df")).to_have_value(re.compile(r".*/console-[0-9a-f]{20}/.*"), timeout=UI_WAIT_MS)
+        expect(form.get_by_label("Format of df")).to_have_value(fmt)
+        form.get_by_role("button", name="Launch").click()
+        page.wait_for_url(re.compile(r".*/executions/[a-z0-9]+$"), timeout=UI_WAIT_MS)
+        expect(header_phase(page)).to_have_attribute("data-phase", "SUCCEEDED", timeout=RUN_WAIT_MS)
+        inputs = page.get_by_role("table", name="Inputs", exact=True)
+        expect(inputs.locator('tr[data-name="df"] td')).to_contain_text(fmt, timeout=UI_WAIT_MS)
+        outputs = page.get_by_role("table", name="Outputs", exact=True)
+        expect(outputs.locator('tr[data-name="o0"] td')).to_have_text(output, timeout=UI_WAIT_MS)
