@@ -12,7 +12,8 @@ use std::time::Duration;
 use backend_support::*;
 use bytes::Bytes;
 use flyte_engine::backend::{
-    AttemptKey, AttemptOutcome, LocalProcessBackend, LocalProcessConfig, TaskBackend,
+    AttemptKey, AttemptOutcome, BackendError, LocalProcessBackend, LocalProcessConfig,
+    PythonEnvironment, TaskBackend,
 };
 use flyteidl::core::resources::{ResourceEntry, ResourceName};
 use flyteidl::core::{
@@ -28,6 +29,7 @@ const MODULE: &str = r#"
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import flytekit
@@ -87,6 +89,11 @@ def version(x: int) -> str:
     while len(os.listdir(d)) < 2 and time.time() < deadline:
         time.sleep(0.02)
     return f"{VERSION} {len(os.listdir(d))} {_parent()}"
+
+
+@task
+def prefix(x: int) -> str:
+    return f"{sys.prefix} {os.environ.get('VIRTUAL_ENV')} {_parent()}"
 
 
 @task
@@ -573,4 +580,133 @@ async fn a_fork_never_released_runs_nothing_and_drops_its_record() {
     assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), "1234567 1\n");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.is_empty(), "the task ran: {text}");
+}
+
+/// A second real Python environment, made in a second: a venv over the same base interpreter
+/// whose site-packages reach `.venv`'s through a `.pth` file, with flytekit's entrypoint
+/// scripts naming its own interpreter (as `pip install` in it would write them).
+fn second_venv(dir: &Path) -> PathBuf {
+    let made = std::process::Command::new(venv().join("bin/python"))
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let site = |v: &Path| -> PathBuf {
+        let out = std::process::Command::new(v.join("bin/python"))
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ])
+            .output()
+            .unwrap();
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    std::fs::write(
+        site(dir).join("main_venv.pth"),
+        format!("{}\n", site(&venv()).display()),
+    )
+    .unwrap();
+    for entry in [
+        "pyflyte-execute",
+        "pyflyte-fast-execute",
+        "pyflyte-map-execute",
+    ] {
+        let script = std::fs::read_to_string(venv().join("bin").join(entry)).unwrap();
+        let body = script.split_once('\n').unwrap().1;
+        let own = dir.join("bin").join(entry);
+        std::fs::write(
+            &own,
+            format!("#!{}\n{body}", dir.join("bin/python").display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn with_image(mut t: TaskTemplate, image: &str) -> TaskTemplate {
+    if let Some(task_template::Target::Container(c)) = t.target.as_mut() {
+        c.image = image.into();
+    }
+    t
+}
+
+/// A backend whose `ghcr.io/acme/ml:*` images run in `other` (and a later entry that never
+/// wins for them); every other image runs in `.venv`.
+fn mapped_backend(f: &Fixture, other: &Path, warm: bool) -> LocalProcessBackend {
+    let mut config = LocalProcessConfig::new(f.data_dir(), "http://127.0.0.1:30080");
+    config.venv = Some(venv());
+    config.python_environments = vec![
+        PythonEnvironment {
+            image: "ghcr.io/acme/ml:*".into(),
+            venv: other.to_path_buf(),
+        },
+        PythonEnvironment {
+            image: "ghcr.io/acme/*".into(),
+            venv: f.data_dir().join("never-used"),
+        },
+    ];
+    config.warm_workers = warm;
+    LocalProcessBackend::new(config, f.store.clone())
+}
+
+#[tokio::test]
+async fn a_tasks_image_picks_its_python_environment_and_its_own_warm_template() {
+    let f = Fixture::new();
+    let other = second_venv(&f.data_dir().join("ml-venv"));
+    let b = mapped_backend(&f, &other, true);
+    let url = bundle(&f, "v1").await;
+    let main = venv();
+    for n in 0..2 {
+        let k = key("env1", &format!("ml{n}"), 0);
+        let t = with_image(task(&url, "prefix"), "ghcr.io/acme/ml:v3");
+        let out = run(&f, &b, &k, t, &[]).await;
+        let want = format!("{0} {0} warm", other.display());
+        assert_eq!(out.as_deref(), Ok(want.as_str()), "{out:?}");
+        let k = key("env1", &format!("main{n}"), 0);
+        let out = run(&f, &b, &k, task(&url, "prefix"), &[]).await;
+        let want = format!("{0} {0} warm", main.display());
+        assert_eq!(out.as_deref(), Ok(want.as_str()), "{out:?}");
+    }
+    // One template per environment, each serving its own attempts.
+    let pids = templates(&f);
+    assert_eq!(pids.len(), 2, "{pids:?}");
+}
+
+#[tokio::test]
+async fn pool_off_a_tasks_image_picks_its_python_environment() {
+    let f = Fixture::new();
+    let other = second_venv(&f.data_dir().join("ml-venv"));
+    let b = mapped_backend(&f, &other, false);
+    let url = bundle(&f, "v1").await;
+    let k = key("env2", "ml", 0);
+    let t = with_image(task(&url, "prefix"), "ghcr.io/acme/ml:v3");
+    let out = run(&f, &b, &k, t, &[]).await;
+    let want = format!("{0} {0} plain", other.display());
+    assert_eq!(out.as_deref(), Ok(want.as_str()), "{out:?}");
+}
+
+#[tokio::test]
+async fn an_image_mapped_to_a_missing_environment_fails_naming_it() {
+    let f = Fixture::new();
+    let other = f.data_dir().join("not-made");
+    let b = mapped_backend(&f, &other, true);
+    let url = bundle(&f, "v1").await;
+    let k = key("env3", "ml", 0);
+    f.write_inputs(&k, &literal_map(&[("x", int(1))])).await;
+    let t = with_image(task(&url, "prefix"), "ghcr.io/acme/ml:v3");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = b.start(f.attempt(k, t), tx).await.unwrap_err();
+    let BackendError::Unsupported(message) = &err else {
+        panic!("{err:?}");
+    };
+    for part in [
+        "ghcr.io/acme/ml:v3",
+        other.to_str().unwrap(),
+        "engine.python_environments",
+    ] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
 }

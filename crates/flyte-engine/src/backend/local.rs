@@ -1,8 +1,9 @@
 //! The local-process backend (the embedded default): runs a container task's command and args
 //! as a process on this host, the way propeller's pod plugin runs them in a pod.
 //!
-//! * The image is recorded (logged), not pulled; the command runs with the configured Python
-//!   environment (the server's `PATH`, or a virtual environment's `bin/` in front of it).
+//! * The image is recorded (logged), not pulled; the command runs with the Python environment
+//!   the image maps to (`python_environments`, first match), else the configured one (the
+//!   server's `PATH`, or a virtual environment's `bin/` in front of it).
 //! * Flyte's template variables are rendered ([`super::template`]); `task.pb` is written when
 //!   `{{.taskTemplatePath}}` is used, and `inputs.pb` read when `{{.Inputs.<name>}}` is.
 //! * Environment, lowest precedence first: the server's own environment (without
@@ -88,6 +89,9 @@ pub struct LocalProcessConfig {
     pub path: Option<OsString>,
     /// A virtual environment whose `bin/` goes in front of `PATH` (and `VIRTUAL_ENV` is set).
     pub venv: Option<PathBuf>,
+    /// Task images mapped to their own virtual environments, first match wins; an image no
+    /// entry matches runs with `venv`.
+    pub python_environments: Vec<PythonEnvironment>,
     /// Task processes running at once at most; 0: as many as their CPU and memory requests
     /// allow (`capacity`).
     pub max_concurrency: usize,
@@ -130,6 +134,7 @@ impl LocalProcessConfig {
         Self {
             path: None,
             venv: None,
+            python_environments: Vec::new(),
             max_concurrency: 0,
             capacity: None,
             resource_defaults: Defaults::default(),
@@ -169,12 +174,17 @@ impl LocalProcessConfig {
 
     /// The `PATH` task processes get.
     pub fn effective_path(&self) -> OsString {
+        self.path_with(self.venv.as_deref())
+    }
+
+    /// The `PATH` of task processes running in `venv`.
+    fn path_with(&self, venv: Option<&Path>) -> OsString {
         let base = self
             .path
             .clone()
             .or_else(|| std::env::var_os("PATH"))
             .unwrap_or_default();
-        match &self.venv {
+        match venv {
             None => base,
             Some(venv) => {
                 let mut dirs = vec![venv.join("bin")];
@@ -183,6 +193,35 @@ impl LocalProcessConfig {
             }
         }
     }
+}
+
+/// A task image mapped to the Python environment its tasks run in (an operator's
+/// `engine.python_environments` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonEnvironment {
+    /// The image exactly (`ghcr.io/org/app:v1`), or a prefix ending in `*` (`ghcr.io/org/*`).
+    pub image: String,
+    /// The virtual environment (its `bin/` goes in front of `PATH`, `VIRTUAL_ENV` is set).
+    pub venv: PathBuf,
+}
+
+impl PythonEnvironment {
+    pub fn matches(&self, image: &str) -> bool {
+        match self.image.strip_suffix('*') {
+            Some(prefix) => image.starts_with(prefix),
+            None => image == self.image,
+        }
+    }
+}
+
+/// One Python environment tasks run in (the configured one, or one an image maps to): what
+/// its processes and its warm template start with.
+struct TaskEnvironment {
+    venv: Option<PathBuf>,
+    path: String,
+    /// The environment every process of it gets before the task's own (`PATH`,
+    /// `VIRTUAL_ENV`, the server's, the config's defaults): a warm template's whole one.
+    base: BTreeMap<String, String>,
 }
 
 /// Where attempt logs live on disk and under which URL they are served. Pure: the router maps
@@ -354,7 +393,8 @@ struct Inner {
     config: LocalProcessConfig,
     store: BlobStore,
     layout: LogLayout,
-    path_env: OsString,
+    /// The configured Python environment, then one per `python_environments` entry.
+    environments: Vec<TaskEnvironment>,
     limit: usize,
     admission: Admission,
     /// Attempts accepted and not yet finished: the abort switch of each.
@@ -396,13 +436,41 @@ impl LocalProcessBackend {
             "local task processes are admitted by the CPU and memory they request"
         );
         let layout = LogLayout::new(config.log_dir.clone(), config.public_url.clone());
-        let path_env = config.effective_path();
+        for mapped in &config.python_environments {
+            if !mapped.venv.join("bin").is_dir() {
+                tracing::warn!(
+                    image = %mapped.image,
+                    venv = %mapped.venv.display(),
+                    "engine.python_environments: the environment of these task images does not \
+                     exist (no bin/ directory); their tasks fail until it is created"
+                );
+            }
+        }
+        let venvs = std::iter::once(config.venv.clone()).chain(
+            config
+                .python_environments
+                .iter()
+                .map(|m| Some(m.venv.clone())),
+        );
+        let environments = venvs
+            .map(|venv| {
+                let path = config
+                    .path_with(venv.as_deref())
+                    .to_string_lossy()
+                    .into_owned();
+                TaskEnvironment {
+                    base: base_environment(&config, venv.as_deref(), &path),
+                    venv,
+                    path,
+                }
+            })
+            .collect();
         let admission = Admission::new(capacity, config.max_concurrency);
         let mut inner = Inner {
             config,
             store,
             layout,
-            path_env,
+            environments,
             limit,
             admission,
             running: Mutex::new(HashMap::new()),
@@ -412,7 +480,6 @@ impl LocalProcessBackend {
             inner.warm = Some(super::warm::WarmPool::new(
                 inner.config.work_dir.join(".warm"),
                 inner.config.warm.clone(),
-                inner.base_environment(),
             ));
         }
         Self {
@@ -450,6 +517,8 @@ struct Prepared {
     registered_dest_dir: Option<String>,
     /// A raw container's data directories (`data_config`), inputs already written.
     copilot: Option<super::copilot::Copilot>,
+    /// The Python environment it runs in (an index into `Inner::environments`).
+    python: usize,
 }
 
 impl Inner {
@@ -476,6 +545,7 @@ impl Inner {
         }
         // Validate the output prefix early: every result is read from there.
         task_io::key_of(&self.store, &attempt.paths.output_prefix)?;
+        let python = self.environment_of(&container.image)?;
 
         let copilot = super::copilot::Copilot::for_template(
             &attempt.template,
@@ -515,39 +585,44 @@ impl Inner {
         }
         Ok(Prepared {
             argv,
-            env: self.environment(attempt, &container.env),
+            env: self.environment(attempt, &container.env, python),
             image: container.image.clone(),
             registered_dest_dir,
             copilot,
+            python,
         })
     }
 
-    /// What every task process gets, whatever its task: the environment warm interpreters
-    /// start with (the attempt's own is applied in the forked task).
-    fn base_environment(&self) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        if self.config.inherit_env {
-            env.extend(std::env::vars().filter(|(k, _)| {
-                !k.starts_with("FLYTE_RS_") && !self.config.secrets.hides_env_var(k)
-            }));
+    /// The Python environment tasks of `image` run in (an index into `environments`): the
+    /// first `python_environments` entry matching it, else the configured one. An image
+    /// mapped to an environment that does not exist is the operator's or the task's to fix.
+    fn environment_of(&self, image: &str) -> Result<usize, BackendError> {
+        let Some(i) = self
+            .config
+            .python_environments
+            .iter()
+            .position(|m| m.matches(image))
+        else {
+            return Ok(0);
+        };
+        let mapped = &self.config.python_environments[i];
+        if !mapped.venv.join("bin").is_dir() {
+            return Err(BackendError::Unsupported(format!(
+                "the task's image [{image}] maps to the Python environment {} (engine.\
+                 python_environments entry [{}]), which does not exist (no bin/ directory): \
+                 create that virtual environment with flytekit, or change the mapping",
+                mapped.venv.display(),
+                mapped.image,
+            )));
         }
-        env.insert("PATH".into(), self.path_env.to_string_lossy().into_owned());
-        if let Some(venv) = &self.config.venv {
-            env.insert("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned());
-        }
-        env.extend(
-            self.config
-                .default_env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        env
+        Ok(i + 1)
     }
 
     fn environment(
         &self,
         attempt: &TaskAttempt,
         container_env: &[flyteidl::core::KeyValuePair],
+        python: usize,
     ) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         if self.config.inherit_env {
@@ -555,8 +630,9 @@ impl Inner {
                 !k.starts_with("FLYTE_RS_") && !self.config.secrets.hides_env_var(k)
             }));
         }
-        env.insert("PATH".into(), self.path_env.to_string_lossy().into_owned());
-        if let Some(venv) = &self.config.venv {
+        let python = &self.environments[python];
+        env.insert("PATH".into(), python.path.clone());
+        if let Some(venv) = &python.venv {
             env.insert("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned());
         }
         for kv in container_env {
@@ -621,6 +697,34 @@ impl Inner {
             running.remove(key);
         }
     }
+}
+
+/// What every task process of the environment in `venv` gets, whatever its task: the
+/// environment its warm interpreter starts with (the attempt's own is applied in the forked
+/// task).
+fn base_environment(
+    config: &LocalProcessConfig,
+    venv: Option<&Path>,
+    path: &str,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    if config.inherit_env {
+        env.extend(
+            std::env::vars()
+                .filter(|(k, _)| !k.starts_with("FLYTE_RS_") && !config.secrets.hides_env_var(k)),
+        );
+    }
+    env.insert("PATH".into(), path.to_string());
+    if let Some(venv) = venv {
+        env.insert("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned());
+    }
+    env.extend(
+        config
+            .default_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    env
 }
 
 async fn write_task_template(
@@ -1018,6 +1122,7 @@ async fn run_process(
         image: prepared.image.clone(),
         registered_dest_dir: None,
         copilot: None,
+        python: prepared.python,
     };
     let program = &prepared.argv[0];
     let Some(resolved) = resolve_program(
@@ -1194,6 +1299,7 @@ async fn fork_warm(
         log: &log,
         exit_file: &exit,
         pid_file: &pid,
+        base_env: &inner.environments[prepared.python].base,
     };
     match pool.fork(&python, &request).await {
         Ok(task) => Some(task),

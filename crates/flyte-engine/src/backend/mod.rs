@@ -21,7 +21,7 @@ pub mod template;
 pub mod warm;
 
 pub use builtin::BuiltinBackend;
-pub use local::{LocalProcessBackend, LocalProcessConfig, LogLayout};
+pub use local::{LocalProcessBackend, LocalProcessConfig, LogLayout, PythonEnvironment};
 
 /// Identifies one attempt of one node of one execution.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

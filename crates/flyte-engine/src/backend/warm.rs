@@ -3,9 +3,10 @@
 //! `pyflyte-map-execute`) is forked from a pre-started "template" interpreter that has
 //! imported flytekit, instead of starting a new interpreter (~0.6 s each).
 //!
-//! * One template per interpreter (the `#!` line of the entrypoint script the attempt's
-//!   `PATH` resolves), started on first use ([`warm_template.py`], written under the work dir)
-//!   with the backend's base environment; it imports flytekit and nothing of the user's.
+//! * One template per Python environment and interpreter (the `#!` line of the entrypoint
+//!   script the attempt's `PATH` resolves), started on first use ([`warm_template.py`],
+//!   written under the work dir) with that environment's base environment (the request's
+//!   `base_env`); it imports flytekit and nothing of the user's.
 //! * Per attempt the template forks a reaper: its own session and process group, working in
 //!   the attempt's directory, stdout/stderr on the attempt's log. The backend records the
 //!   reaper's pid as it records the shell wrapper's (`<work dir>.pid`), then sends the go
@@ -119,6 +120,9 @@ pub struct WarmRequest<'a> {
     pub log: &'a Path,
     pub exit_file: &'a Path,
     pub pid_file: &'a Path,
+    /// The environment of the attempt's Python environment without the attempt's own: what
+    /// a template for it starts with (`PATH`, `VIRTUAL_ENV`, …).
+    pub base_env: &'a BTreeMap<String, String>,
 }
 
 /// The template interpreters, one per Python interpreter in use. Cheap to clone.
@@ -127,12 +131,14 @@ pub struct WarmPool {
     inner: Arc<PoolInner>,
 }
 
+/// A template's identity: the interpreter, and the virtual environment it serves (two
+/// environments may name one interpreter; their templates differ by `PATH`/`VIRTUAL_ENV`).
+type SlotKey = (PathBuf, Option<String>);
+
 struct PoolInner {
     dir: PathBuf,
     config: WarmConfig,
-    /// The environment templates start with (the backend's, without the attempt's).
-    base_env: BTreeMap<String, String>,
-    slots: std::sync::Mutex<HashMap<PathBuf, Arc<Mutex<Slot>>>>,
+    slots: std::sync::Mutex<HashMap<SlotKey, Arc<Mutex<Slot>>>>,
     next: AtomicU64,
 }
 
@@ -175,50 +181,52 @@ pub fn entrypoint_of(program: &Path) -> Option<(&'static str, PathBuf)> {
 
 impl WarmPool {
     /// A pool keeping its sockets and template logs in `dir` (made private to this user).
-    pub fn new(dir: PathBuf, config: WarmConfig, base_env: BTreeMap<String, String>) -> Self {
-        let mut base_env = base_env;
-        // The template must import nothing of the user's.
-        base_env.remove("PYTHONPATH");
-        base_env.remove("PYTHONSTARTUP");
+    pub fn new(dir: PathBuf, config: WarmConfig) -> Self {
         Self {
             inner: Arc::new(PoolInner {
                 dir,
                 config,
-                base_env,
                 slots: std::sync::Mutex::new(HashMap::new()),
                 next: AtomicU64::new(0),
             }),
         }
     }
 
-    fn slot(&self, python: &Path) -> Arc<Mutex<Slot>> {
+    fn slot(&self, python: &Path, base_env: &BTreeMap<String, String>) -> Arc<Mutex<Slot>> {
         let mut slots = match self.inner.slots.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
+        let key = (python.to_path_buf(), base_env.get("VIRTUAL_ENV").cloned());
         slots
-            .entry(python.to_path_buf())
+            .entry(key)
             .or_insert_with(|| Arc::new(Mutex::new(Slot::Empty)))
             .clone()
     }
 
-    /// Forks the attempt from `python`'s template (started or replaced as needed).
+    /// Forks the attempt from `python`'s template for its environment (started or replaced
+    /// as needed).
     pub async fn fork(
         &self,
         python: &Path,
         request: &WarmRequest<'_>,
     ) -> Result<WarmTask, WarmError> {
-        let slot = self.slot(python);
+        let base_env = template_env(request.base_env);
+        let slot = self.slot(python, &base_env);
         let mut slot = slot.lock().await;
         // A template that died (or retired) is replaced once per attempt.
         for _ in 0..2 {
-            let socket = self.ready(python, &mut slot).await?.socket.clone();
+            let socket = self
+                .ready(python, &base_env, &mut slot)
+                .await?
+                .socket
+                .clone();
             match request_fork(&socket, request).await {
                 Ok((task, retire)) => {
                     if retire {
                         *slot = Slot::Empty;
                         drop(slot);
-                        self.prestart(python);
+                        self.prestart(python, base_env);
                     }
                     return Ok(task);
                 }
@@ -234,13 +242,13 @@ impl WarmPool {
     }
 
     /// Starts `python`'s next template in the background (after one retired).
-    fn prestart(&self, python: &Path) {
+    fn prestart(&self, python: &Path, base_env: BTreeMap<String, String>) {
         let pool = self.clone();
         let python = python.to_path_buf();
         tokio::spawn(async move {
-            let slot = pool.slot(&python);
+            let slot = pool.slot(&python, &base_env);
             let mut slot = slot.lock().await;
-            let _ = pool.ready(&python, &mut slot).await;
+            let _ = pool.ready(&python, &base_env, &mut slot).await;
         });
     }
 
@@ -248,6 +256,7 @@ impl WarmPool {
     async fn ready<'s>(
         &self,
         python: &Path,
+        base_env: &BTreeMap<String, String>,
         slot: &'s mut Slot,
     ) -> Result<&'s Template, WarmError> {
         if let Slot::Ready(t) = slot
@@ -263,7 +272,7 @@ impl WarmPool {
                     reason: "said before".into(),
                 });
             }
-            Slot::Empty => match self.start_template(python).await {
+            Slot::Empty => match self.start_template(python, base_env).await {
                 Ok(t) => *slot = Slot::Ready(Box::new(t)),
                 Err(reason) => {
                     *slot = Slot::Unavailable;
@@ -283,7 +292,11 @@ impl WarmPool {
         }
     }
 
-    async fn start_template(&self, python: &Path) -> Result<Template, String> {
+    async fn start_template(
+        &self,
+        python: &Path,
+        base_env: &BTreeMap<String, String>,
+    ) -> Result<Template, String> {
         let dir = &self.inner.dir;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -317,7 +330,7 @@ impl WarmPool {
             .arg(self.inner.config.max_forks.max(1).to_string())
             .arg(self.inner.config.max_growth.to_string())
             .env_clear()
-            .envs(&self.inner.base_env)
+            .envs(base_env)
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -345,9 +358,23 @@ impl WarmPool {
                 return Err(format!("not ready after {READY_TIMEOUT:?}"));
             }
         }
-        tracing::info!(python = %python.display(), pid = child.id(), "warm worker template ready");
+        tracing::info!(
+            python = %python.display(),
+            venv = base_env.get("VIRTUAL_ENV").map(String::as_str),
+            pid = child.id(),
+            "warm worker template ready"
+        );
         Ok(Template { child, socket })
     }
+}
+
+/// The environment a template starts with: its environment's, without what would import
+/// the user's code into it.
+fn template_env(base_env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut env = base_env.clone();
+    env.remove("PYTHONPATH");
+    env.remove("PYTHONSTARTUP");
+    env
 }
 
 /// One request to a template: its reply is the reaper's pid and whether it retires.
