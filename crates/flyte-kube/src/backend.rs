@@ -1,0 +1,434 @@
+//! The engine's `TaskBackend` over the Kubernetes API (kube-rs): one pod per attempt, followed
+//! through one watch on our label across all namespaces (not a poll per pod), deleted on abort,
+//! found again after a restart by its deterministic name.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flyte_blob::BlobStore;
+use flyte_engine::backend::{
+    AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, Reattach, TaskAttempt, TaskBackend,
+    task_io, template,
+};
+use flyteidl::core::TaskTemplate;
+use flyteidl::core::execution_error::ErrorKind;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::config::{KubeConfig, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::phase::{self, Blame, Grace, PodPhase};
+use crate::pod;
+
+type Updates = mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>;
+
+/// Setting up the client.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("kubernetes.kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot find a Kubernetes API server (not in a cluster, no kubeconfig): {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+    #[error("Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What was last reported of an attempt, so each change is reported once.
+#[derive(Debug, Clone, PartialEq)]
+enum Reported {
+    Nothing,
+    Queued(String),
+    Running,
+}
+
+struct Tracked {
+    key: AttemptKey,
+    template: Arc<TaskTemplate>,
+    output_prefix: String,
+    updates: Updates,
+    reported: Reported,
+    /// The pod as last seen, looked at again on each recheck (grace periods).
+    pod: Option<Pod>,
+}
+
+struct Inner {
+    client: Client,
+    cfg: KubeConfig,
+    grace: Grace,
+    store: BlobStore,
+    /// Attempts followed, by (namespace, pod name).
+    tracked: Mutex<HashMap<(String, String), Tracked>>,
+}
+
+/// Task attempts as pods.
+pub struct KubeBackend {
+    inner: Arc<Inner>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for KubeBackend {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl KubeBackend {
+    /// A client from `cfg.kubeconfig` (or in-cluster / `KUBECONFIG` as kubectl finds it), and
+    /// the backend over it.
+    pub async fn connect(cfg: KubeConfig, store: BlobStore) -> Result<Self, KubeError> {
+        cfg.validate().map_err(KubeError::Config)?;
+        let config = match &cfg.kubeconfig {
+            Some(path) => client_config(path, cfg.context.clone()).await?,
+            None => kube::Config::infer().await?,
+        };
+        let client = Client::try_from(config)?;
+        Ok(Self::new(client, cfg, store))
+    }
+
+    /// The backend over `client`; starts the watch (call inside a Tokio runtime).
+    pub fn new(client: Client, cfg: KubeConfig, store: BlobStore) -> Self {
+        let grace = Grace {
+            image_pull_backoff: Duration::from_secs(cfg.image_pull_backoff_grace_secs),
+            create_container_config_error: Duration::from_secs(
+                cfg.create_container_config_error_grace_secs,
+            ),
+            create_container_error: Duration::from_secs(cfg.create_container_error_grace_secs),
+        };
+        let recheck = Duration::from_secs(cfg.recheck_secs.max(1));
+        let inner = Arc::new(Inner {
+            client,
+            cfg,
+            grace,
+            store,
+            tracked: Mutex::new(HashMap::new()),
+        });
+        let watch = tokio::spawn(watch_pods(Arc::downgrade(&inner))).abort_handle();
+        let tick = tokio::spawn(recheck_pending(Arc::downgrade(&inner), recheck)).abort_handle();
+        Self {
+            inner,
+            tasks: vec![watch, tick],
+        }
+    }
+
+    fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.inner.client.clone(), namespace)
+    }
+
+    fn track(&self, attempt: &TaskAttempt, updates: Updates) -> (String, String) {
+        let r = pod::pod_ref(&attempt.key, &self.inner.cfg);
+        let t = Tracked {
+            key: attempt.key.clone(),
+            template: attempt.template.clone(),
+            output_prefix: attempt.paths.output_prefix.clone(),
+            updates,
+            reported: Reported::Nothing,
+            pod: None,
+        };
+        if let Ok(mut map) = self.inner.tracked.lock() {
+            map.insert(r.clone(), t);
+        }
+        r
+    }
+
+    fn untrack(&self, r: &(String, String)) -> Option<Tracked> {
+        self.inner.tracked.lock().ok().and_then(|mut m| m.remove(r))
+    }
+
+    /// The pod, with the inputs read first when its command needs them.
+    async fn build(&self, attempt: &TaskAttempt) -> Result<Pod, BackendError> {
+        let parts = pod::template_parts(&attempt.template);
+        let inputs = if template::needs_inputs(&parts) {
+            Some(task_io::read_literal_map(&self.inner.store, &attempt.paths.inputs).await?)
+        } else {
+            None
+        };
+        pod::build_pod(attempt, inputs.as_ref(), &self.inner.cfg)
+            .map_err(|e| BackendError::Unsupported(e.0))
+    }
+}
+
+async fn client_config(path: &Path, context: Option<String>) -> Result<kube::Config, KubeError> {
+    let err = |source| KubeError::Kubeconfig {
+        path: path.display().to_string(),
+        source,
+    };
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(err)?;
+    let options = kube::config::KubeConfigOptions {
+        context,
+        ..Default::default()
+    };
+    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(err)
+}
+
+fn failure(code: &str, message: String, blame: Blame, retryable: bool) -> AttemptOutcome {
+    let kind = match blame {
+        Blame::User => ErrorKind::User,
+        Blame::System => ErrorKind::System,
+    };
+    task_io::failed(
+        task_io::execution_error(code, message, kind),
+        retryable,
+        Vec::new(),
+    )
+}
+
+/// Follows every pod of ours through one watch (label `app.kubernetes.io/managed-by`), with
+/// kube-rs' re-list and backoff when the connection drops.
+async fn watch_pods(inner: Weak<Inner>) {
+    let Some(client) = inner.upgrade().map(|i| i.client.clone()) else {
+        return;
+    };
+    let api: Api<Pod> = Api::all(client);
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+    let stream = watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        let Some(inner) = inner.upgrade() else { return };
+        match event {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                on_pod(&inner, p).await;
+            }
+            Ok(watcher::Event::Delete(p)) => on_deleted(&inner, &p),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+            Err(e) => tracing::warn!(error = %e, "kubernetes pod watch failed; retrying"),
+        }
+    }
+}
+
+/// Looks again at pending pods as last seen: a grace period can end with no new event.
+async fn recheck_pending(inner: Weak<Inner>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let pods: Vec<Pod> = match inner.tracked.lock() {
+            Ok(map) => map.values().filter_map(|t| t.pod.clone()).collect(),
+            Err(_) => return,
+        };
+        for p in pods {
+            on_pod(&inner, p).await;
+        }
+    }
+}
+
+fn pod_key(p: &Pod) -> Option<(String, String)> {
+    Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?))
+}
+
+/// A pod changed: report what it now means for its attempt, once per change.
+async fn on_pod(inner: &Inner, p: Pod) {
+    let Some(r) = pod_key(&p) else { return };
+    let phase = phase::classify(&p, &inner.grace, Timestamp::now());
+    let (key, updates, template, output_prefix) = {
+        let Ok(mut map) = inner.tracked.lock() else {
+            return;
+        };
+        let Some(t) = map.get_mut(&r) else { return };
+        t.pod = Some(p);
+        let update = match &phase {
+            PodPhase::Queued { reason } if t.reported != Reported::Queued(reason.clone()) => {
+                t.reported = Reported::Queued(reason.clone());
+                Some(AttemptUpdate::Queued {
+                    reason: reason.clone(),
+                })
+            }
+            PodPhase::Running if t.reported != Reported::Running => {
+                t.reported = Reported::Running;
+                Some(AttemptUpdate::Running { logs: Vec::new() })
+            }
+            _ => None,
+        };
+        if let Some(update) = update {
+            let _ = t.updates.send((t.key.clone(), update));
+        }
+        if !phase.is_terminal() {
+            return;
+        }
+        // Finished: stop following it before the store is read (a later event is ignored).
+        let Some(t) = map.remove(&r) else { return };
+        (t.key, t.updates, t.template, t.output_prefix)
+    };
+    let outcome = match phase {
+        PodPhase::Succeeded => {
+            task_io::evaluate_success(&inner.store, &output_prefix, &template, Vec::new()).await
+        }
+        PodPhase::Failed {
+            code,
+            message,
+            blame,
+            retryable,
+        } => {
+            // error.pb, when the task wrote one, says more than the pod's status.
+            let from_file = match task_io::key_of(&inner.store, &output_prefix) {
+                Ok(prefix_key) => {
+                    task_io::read_error_file(&inner.store, &prefix_key, &output_prefix, &[]).await
+                }
+                Err(_) => None,
+            };
+            from_file.unwrap_or_else(|| failure(&code, message, blame, retryable))
+        }
+        _ => return,
+    };
+    tracing::info!(
+        project = %key.project, domain = %key.domain, execution = %key.execution,
+        node = %key.node_id, attempt = key.retry_attempt, pod = %r.1,
+        "task pod finished"
+    );
+    let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
+}
+
+/// A pod of a followed attempt was deleted by someone else (`ResourceDeletedExternally`, a
+/// retryable system failure in propeller).
+fn on_deleted(inner: &Inner, p: &Pod) {
+    let Some(r) = pod_key(p) else { return };
+    let Some(t) = inner.tracked.lock().ok().and_then(|mut m| m.remove(&r)) else {
+        return;
+    };
+    let outcome = failure(
+        "ResourceDeletedExternally",
+        format!(
+            "the task's pod {}/{} was deleted before it finished",
+            r.0, r.1
+        ),
+        Blame::System,
+        true,
+    );
+    let _ = t.updates.send((t.key, AttemptUpdate::Finished(outcome)));
+}
+
+#[async_trait]
+impl TaskBackend for KubeBackend {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn handles(&self, template: &TaskTemplate) -> bool {
+        self.inner.cfg.task_types.contains(&template.r#type) && pod::has_pod_target(template)
+    }
+
+    async fn start(&self, attempt: TaskAttempt, updates: Updates) -> Result<(), BackendError> {
+        let built = self.build(&attempt).await?;
+        let key = attempt.key.clone();
+        let r = self.track(&attempt, updates.clone());
+        let api = self.pods(&r.0);
+        match api.create(&PostParams::default(), &built).await {
+            Ok(_) => {
+                tracing::info!(
+                    project = %key.project, domain = %key.domain, execution = %key.execution,
+                    node = %key.node_id, attempt = key.retry_attempt, namespace = %r.0, pod = %r.1,
+                    "task pod created"
+                );
+                Ok(())
+            }
+            // Created before (a start repeated after a crash): follow the one there is.
+            Err(kube::Error::Api(s)) if s.code == 409 => match api.get(&r.1).await {
+                Ok(existing) => {
+                    on_pod(&self.inner, existing).await;
+                    Ok(())
+                }
+                Err(e) => {
+                    self.untrack(&r);
+                    Err(BackendError::Internal(format!("pod {}/{}: {e}", r.0, r.1)))
+                }
+            },
+            Err(kube::Error::Api(s)) => {
+                self.untrack(&r);
+                let (code, message, blame, retryable) = match s.code {
+                    // propeller: Forbidden (quota, admission) is a retryable RuntimeFailure.
+                    403 => ("RuntimeFailure", s.message.clone(), Blame::User, true),
+                    404 => (
+                        "NamespaceNotFound",
+                        format!(
+                            "namespace {} does not exist (kubernetes.namespace_template {:?}): {}",
+                            r.0, self.inner.cfg.namespace_template, s.message
+                        ),
+                        Blame::System,
+                        true,
+                    ),
+                    413 => ("EntityTooLarge", s.message.clone(), Blame::User, false),
+                    400 => ("BadRequest", s.message.clone(), Blame::User, false),
+                    422 => ("InvalidResource", s.message.clone(), Blame::User, false),
+                    _ => ("RuntimeFailure", s.message.clone(), Blame::System, true),
+                };
+                tracing::warn!(
+                    execution = %key.execution, node = %key.node_id, namespace = %r.0,
+                    pod = %r.1, status = s.code, code, "task pod not created"
+                );
+                let _ = updates.send((
+                    key,
+                    AttemptUpdate::Finished(failure(code, message, blame, retryable)),
+                ));
+                Ok(())
+            }
+            Err(e) => {
+                self.untrack(&r);
+                Err(BackendError::Internal(format!(
+                    "cannot create pod {}/{}: {e}",
+                    r.0, r.1
+                )))
+            }
+        }
+    }
+
+    async fn abort(&self, key: &AttemptKey) {
+        let r = pod::pod_ref(key, &self.inner.cfg);
+        let tracked = self.untrack(&r);
+        match self
+            .pods(&r.0)
+            .delete(&r.1, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => tracing::warn!(
+                execution = %key.execution, node = %key.node_id, namespace = %r.0, pod = %r.1,
+                error = %e, "cannot delete the aborted task's pod"
+            ),
+        }
+        if let Some(t) = tracked {
+            let _ = t
+                .updates
+                .send((t.key, AttemptUpdate::Finished(AttemptOutcome::Aborted)));
+        }
+    }
+
+    async fn reattach(
+        &self,
+        attempt: TaskAttempt,
+        updates: Updates,
+    ) -> Result<Reattach, BackendError> {
+        let r = self.track(&attempt, updates);
+        match self.pods(&r.0).get(&r.1).await {
+            Ok(existing) => {
+                on_pod(&self.inner, existing).await;
+                Ok(Reattach::Attached)
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                self.untrack(&r);
+                Ok(Reattach::NotStarted)
+            }
+            Err(e) => {
+                self.untrack(&r);
+                Err(BackendError::Internal(format!("pod {}/{}: {e}", r.0, r.1)))
+            }
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! A pod's status as the attempt's progress, decided as flytepropeller decides it
+//! (flyteplugins `plugins/k8s/pod/plugin.go` `DemystifyPodStatus`, and `flytek8s/pod_helper.go`
+//! `DemystifyPending`, `classifyWaitingContainer`, `DemystifySuccess`,
+//! `DeterminePrimaryContainerPhase`, `DemystifyFailure`). Pure: the clock is an argument.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod, PodStatus};
+use k8s_openapi::jiff::Timestamp;
+
+/// Propeller's `OOMKilled` reason.
+pub const OOM_KILLED: &str = "OOMKilled";
+/// Propeller's code for a pod taken away by the platform (`pluginsCore.Interrupted`).
+pub const INTERRUPTED: &str = "Interrupted";
+/// Pod reasons of nodes shut down under the pod (`retryableStatusReasons`).
+const RETRYABLE_STATUS_REASONS: [&str; 4] =
+    ["Shutdown", "Terminated", "NodeShutdown", "NodeAffinity"];
+const SIGKILL: i32 = 137;
+const UNSIGNED_SIGKILL: i32 = 247;
+
+/// Grace periods of waiting states that may clear by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grace {
+    pub image_pull_backoff: Duration,
+    pub create_container_config_error: Duration,
+    pub create_container_error: Duration,
+}
+
+/// Who a failure is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// Counts against the task's retries (propeller `PhaseInfoRetryableFailure` and
+    /// `PhaseInfoFailure`: kind USER).
+    User,
+    /// A platform failure: counts against the system retry budget.
+    System,
+}
+
+/// What the pod says about its attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodPhase {
+    /// Not running yet: scheduling, pulling the image, initializing (propeller's QUEUED and
+    /// INITIALIZING), with the reason shown to the user.
+    Queued {
+        reason: String,
+    },
+    Running,
+    /// The primary container ended with 0 (outputs are then read from the store).
+    Succeeded,
+    Failed {
+        code: String,
+        message: String,
+        blame: Blame,
+        retryable: bool,
+    },
+}
+
+impl PodPhase {
+    fn failed(
+        code: impl Into<String>,
+        message: impl Into<String>,
+        blame: Blame,
+        retryable: bool,
+    ) -> Self {
+        PodPhase::Failed {
+            code: code.into(),
+            message: message.into(),
+            blame,
+            retryable,
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, PodPhase::Succeeded | PodPhase::Failed { .. })
+    }
+}
+
+/// The primary container of a pod we built (our annotation, else kubectl's default container,
+/// else the first container: `GetPrimaryContainerName`).
+pub fn primary_container(pod: &Pod) -> String {
+    let annotations = pod.metadata.annotations.as_ref();
+    for key in [
+        crate::pod::PRIMARY_CONTAINER_ANNOTATION,
+        "kubectl.kubernetes.io/default-container",
+        crate::pod::PRIMARY_CONTAINER_KEY,
+    ] {
+        if let Some(v) = annotations
+            .and_then(|a| a.get(key))
+            .filter(|v| !v.is_empty())
+        {
+            return v.clone();
+        }
+    }
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map(|c| c.name.clone())
+        .unwrap_or_default()
+}
+
+/// `DemystifyPodStatus`.
+pub fn classify(pod: &Pod, grace: &Grace, now: Timestamp) -> PodPhase {
+    let primary = primary_container(pod);
+    let default = PodStatus::default();
+    let status = pod.status.as_ref().unwrap_or(&default);
+    match status.phase.as_deref().unwrap_or("Pending") {
+        "Succeeded" => demystify_success(status),
+        "Failed" => demystify_failure(status, &primary),
+        "Pending" => demystify_pending(status, grace, now),
+        // PodUnknown and Running: the primary container decides (a sidecar may keep running).
+        _ => primary_container_phase(
+            &primary,
+            status.container_statuses.as_deref().unwrap_or(&[]),
+        ),
+    }
+}
+
+fn all_statuses(status: &PodStatus) -> impl Iterator<Item = &ContainerStatus> {
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .chain(status.ephemeral_container_statuses.iter().flatten())
+}
+
+fn demystify_success(status: &PodStatus) -> PodPhase {
+    for c in all_statuses(status) {
+        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref())
+            && t.reason.as_deref().unwrap_or("").contains(OOM_KILLED)
+        {
+            return PodPhase::failed(
+                OOM_KILLED,
+                "Pod reported success despite being OOMKilled",
+                Blame::User,
+                true,
+            );
+        }
+    }
+    PodPhase::Succeeded
+}
+
+fn sigkilled(state: &ContainerState) -> bool {
+    state
+        .terminated
+        .as_ref()
+        .is_some_and(|t| t.exit_code == SIGKILL || t.exit_code == UNSIGNED_SIGKILL)
+}
+
+fn primary_container_phase(primary: &str, statuses: &[ContainerStatus]) -> PodPhase {
+    let Some(s) = statuses.iter().find(|s| s.name == primary) else {
+        // Running without statuses yet: the kubelet has not reported; keep it running.
+        if statuses.is_empty() {
+            return PodPhase::Running;
+        }
+        return PodPhase::failed(
+            "PrimaryContainerNotFound",
+            format!("Primary container [{primary}] not found in pod's container statuses"),
+            Blame::User,
+            false,
+        );
+    };
+    let default = ContainerState::default();
+    let state = s.state.as_ref().unwrap_or(&default);
+    let Some(t) = &state.terminated else {
+        return PodPhase::Running;
+    };
+    let reason = t.reason.clone().unwrap_or_default();
+    let message = format!(
+        "\r\n[{}] terminated with exit code ({}). Reason [{}]. Message: \n{}.",
+        s.name,
+        t.exit_code,
+        reason,
+        t.message.as_deref().unwrap_or("")
+    );
+    if reason.contains(OOM_KILLED) {
+        PodPhase::failed(reason, message, Blame::User, true)
+    } else if sigkilled(state) {
+        PodPhase::failed(reason, message, Blame::System, true)
+    } else if t.exit_code != 0 {
+        PodPhase::failed(reason, message, Blame::User, true)
+    } else {
+        PodPhase::Succeeded
+    }
+}
+
+fn demystify_failure(status: &PodStatus, primary: &str) -> PodPhase {
+    let mut code = status
+        .reason
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "UnknownError".into());
+    let mut message = status
+        .message
+        .clone()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "Pod failed. No message received from kubernetes.".into());
+    let mut system = RETRYABLE_STATUS_REASONS.contains(&code.as_str());
+    for c in all_statuses(status) {
+        let state = match (&c.last_state, &c.state) {
+            (Some(last), _) if last.terminated.is_some() => last,
+            (_, Some(now)) if now.terminated.is_some() => now,
+            _ => continue,
+        };
+        let Some(t) = &state.terminated else { continue };
+        if t.reason.as_deref().unwrap_or("").contains(OOM_KILLED) {
+            code = OOM_KILLED.into();
+        } else if sigkilled(state) {
+            code = INTERRUPTED.into();
+            if c.name == primary {
+                system = true;
+            }
+        }
+        if t.exit_code == 0 {
+            message.push_str(&format!("\r\n[{}] terminated with ExitCode 0.", c.name));
+        } else {
+            message.push_str(&format!(
+                "\r\n[{}] terminated with exit code ({}). Reason [{}]. Message: \n{}.",
+                c.name,
+                t.exit_code,
+                t.reason.as_deref().unwrap_or(""),
+                t.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if code == "UnknownError" {
+        system = true;
+    }
+    if system {
+        PodPhase::failed(INTERRUPTED, message, Blame::System, true)
+    } else {
+        PodPhase::failed(code, message, Blame::User, true)
+    }
+}
+
+fn demystify_pending(status: &PodStatus, grace: &Grace, now: Timestamp) -> PodPhase {
+    for c in status.conditions.iter().flatten() {
+        let since = c.last_transition_time.as_ref().map(|t| t.0);
+        let reason = c.reason.as_deref().unwrap_or("");
+        let message = c.message.as_deref().unwrap_or("");
+        match c.type_.as_str() {
+            "PodScheduled" if c.status == "False" => {
+                return PodPhase::Queued {
+                    reason: format!("{reason}:{message}"),
+                };
+            }
+            "Unschedulable" => {
+                return PodPhase::Queued {
+                    reason: format!("{reason}:{message}"),
+                };
+            }
+            "Ready" if c.status == "False" => {
+                // Init containers first: a stuck one is the cause when the main containers
+                // only say PodInitializing.
+                let waiting = status
+                    .init_container_statuses
+                    .iter()
+                    .flatten()
+                    .find_map(|s| s.state.as_ref().and_then(|st| st.waiting.as_ref()))
+                    .or_else(|| {
+                        status
+                            .container_statuses
+                            .iter()
+                            .flatten()
+                            .filter(|s| !s.ready)
+                            .find_map(|s| s.state.as_ref().and_then(|st| st.waiting.as_ref()))
+                    });
+                if let Some(w) = waiting {
+                    let elapsed = since
+                        .map(|t| {
+                            Duration::try_from(now.duration_since(t)).unwrap_or(Duration::ZERO)
+                        })
+                        .unwrap_or(Duration::ZERO);
+                    return classify_waiting(
+                        w.reason.as_deref().unwrap_or(""),
+                        w.message.as_deref().unwrap_or(""),
+                        reason,
+                        message,
+                        elapsed,
+                        grace,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    PodPhase::Queued {
+        reason: "Scheduling".into(),
+    }
+}
+
+/// `classifyWaitingContainer`.
+fn classify_waiting(
+    waiting_reason: &str,
+    waiting_message: &str,
+    condition_reason: &str,
+    condition_message: &str,
+    elapsed: Duration,
+    grace: &Grace,
+) -> PodPhase {
+    let final_reason = format!("{condition_reason}|{waiting_reason}");
+    let final_message = format!("{condition_message}|{waiting_message}");
+    let initializing = || PodPhase::Queued {
+        reason: format!("[{final_reason}]: {final_message}"),
+    };
+    let after_grace =
+        |g: Duration| format!("Grace period [{}] exceeded|{final_message}", go_duration(g));
+    match waiting_reason {
+        "ErrImagePull" | "ContainerCreating" | "PodInitializing" => initializing(),
+        "CreateContainerError" if elapsed >= grace.create_container_error => PodPhase::failed(
+            final_reason.clone(),
+            after_grace(grace.create_container_error),
+            Blame::User,
+            false,
+        ),
+        "CreateContainerConfigError" if elapsed >= grace.create_container_config_error => {
+            PodPhase::failed(
+                final_reason.clone(),
+                after_grace(grace.create_container_config_error),
+                Blame::User,
+                false,
+            )
+        }
+        "CreateContainerError" | "CreateContainerConfigError" => initializing(),
+        "InvalidImageName" => PodPhase::failed(
+            final_reason.clone(),
+            final_message.clone(),
+            Blame::User,
+            false,
+        ),
+        "ImagePullBackOff" if elapsed >= grace.image_pull_backoff => {
+            // A registry's rate limit is the platform's trouble, not the user's.
+            let blame = if waiting_message.contains("429 Too Many Requests") {
+                Blame::System
+            } else {
+                Blame::User
+            };
+            PodPhase::failed(
+                final_reason.clone(),
+                after_grace(grace.image_pull_backoff),
+                blame,
+                true,
+            )
+        }
+        "ImagePullBackOff" => initializing(),
+        _ => PodPhase::failed(
+            final_reason.clone(),
+            final_message.clone(),
+            Blame::System,
+            true,
+        ),
+    }
+}
+
+/// Go's `time.Duration.String()` for whole seconds and minutes (`3m0s`, `45s`).
+fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec}s"),
+        (h, m, sec) => format!("{h}h{m}m{sec}s"),
+    }
+}

@@ -1,0 +1,507 @@
+//! The pod of one task attempt, built as flytepropeller builds it (flyteplugins
+//! `go/tasks/pluginmachinery/flytek8s/`: `BuildRawPod`, `BuildRawContainer`,
+//! `ApplyFlytePodConfiguration`, `AddFlyteCustomizationsToContainer`, `UpdatePod`,
+//! `DecorateEnvVars`, `AdjustOrDefaultResource`; the object metadata as the k8s plugin
+//! manager's `addObjectMetadata` sets it). A pure function: golden files in `tests/golden/`.
+//!
+//! Where this differs from propeller, on purpose:
+//! * a container name that is no DNS-1123 label becomes the attempt's hashed generated name
+//!   (`f` + base32 fnv32a), not four random letters, so a rebuilt pod is the same pod;
+//! * no owner reference (propeller points at the FlyteWorkflow custom resource; there is no
+//!   such object here: finished pods are deleted by us, see docs/kubernetes.md);
+//! * the labels carry `app.kubernetes.io/managed-by: flyte-rs` (what the one watch selects),
+//!   `project`, `domain` and `retry-attempt`; the full ids are annotations too (labels are cut
+//!   to 63 characters).
+
+use std::collections::BTreeMap;
+
+use flyte_engine::backend::TaskAttempt;
+use flyte_engine::backend::resources::parse_quantity;
+use flyte_engine::backend::template::{self, TemplateValues};
+use flyteidl::core::resources::ResourceName;
+use flyteidl::core::{LiteralMap, task_template};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::config::{KubeConfig, MANAGED_BY, MANAGED_BY_LABEL};
+
+/// `flytek8s.PrimaryContainerKey`: the template config key naming a pod task's main container.
+pub const PRIMARY_CONTAINER_KEY: &str = "primary_container_name";
+/// Annotations with the attempt's full identity (labels are cut to 63 characters).
+pub const EXECUTION_ANNOTATION: &str = "flyte-rs/execution";
+pub const NODE_ANNOTATION: &str = "flyte-rs/node-id";
+pub const PRIMARY_CONTAINER_ANNOTATION: &str = "flyte-rs/primary-container";
+
+/// A pod that cannot be built from this task: a user error (propeller's `BadTaskSpecification`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+/// The pod's namespace and name: what re-attach looks for.
+pub fn pod_ref(
+    attempt_key: &flyte_engine::backend::AttemptKey,
+    cfg: &KubeConfig,
+) -> (String, String) {
+    (
+        cfg.namespace(&attempt_key.project, &attempt_key.domain),
+        dns1123_subdomain(&template::generated_name(attempt_key)),
+    )
+}
+
+/// The pod of `attempt`. `inputs` are needed when the command uses `{{.Inputs.x}}`
+/// ([`template::needs_inputs`]).
+pub fn build_pod(
+    attempt: &TaskAttempt,
+    inputs: Option<&LiteralMap>,
+    cfg: &KubeConfig,
+) -> Result<Pod, BuildError> {
+    let t = &attempt.template;
+    let (namespace, name) = pod_ref(&attempt.key, cfg);
+    let mut labels = BTreeMap::new();
+    let mut annotations = BTreeMap::new();
+
+    // BuildRawPod: one container from the template, or the pod spec of a pod task.
+    let (mut spec, primary) = match &t.target {
+        Some(task_template::Target::Container(c)) => {
+            if c.data_config.as_ref().is_some_and(|d| d.enabled) {
+                return Err(BuildError(
+                    "raw containers with data_config (flytekit ContainerTask inputs/outputs as files) \
+                     need the copilot sidecar, which the Kubernetes backend does not run yet"
+                        .into(),
+                ));
+            }
+            let container_name = container_name(&attempt.key);
+            let container = Container {
+                name: container_name.clone(),
+                image: Some(c.image.clone()),
+                command: non_empty(c.command.clone()),
+                args: non_empty(c.args.clone()),
+                env: non_empty(c.env.iter().map(|kv| env_var(&kv.key, &kv.value)).collect()),
+                resources: Some(task_resources(&c.resources, cfg)?),
+                termination_message_policy: Some("FallbackToLogsOnError".into()),
+                image_pull_policy: cfg.image_pull_policy.clone(),
+                ..Default::default()
+            };
+            (
+                PodSpec {
+                    containers: vec![container],
+                    ..Default::default()
+                },
+                container_name,
+            )
+        }
+        Some(task_template::Target::K8sPod(k8s_pod)) => {
+            let Some(pod_spec) = &k8s_pod.pod_spec else {
+                return Err(BuildError(
+                    "pod tasks must give their pod spec in the k8s_pod target".into(),
+                ));
+            };
+            let json = serde_json::to_value(pod_spec)
+                .map_err(|e| BuildError(format!("the task's pod spec: {e}")))?;
+            let spec: PodSpec = serde_json::from_value(json).map_err(|e| {
+                BuildError(format!(
+                    "the task's pod spec is not a Kubernetes PodSpec: {e}"
+                ))
+            })?;
+            let primary = t
+                .config
+                .get(PRIMARY_CONTAINER_KEY)
+                .cloned()
+                .filter(|p| !p.is_empty())
+                .or_else(|| Some(k8s_pod.primary_container_name.clone()).filter(|p| !p.is_empty()))
+                .ok_or_else(|| {
+                    BuildError(format!(
+                        "the pod task's config has no [{PRIMARY_CONTAINER_KEY}] key"
+                    ))
+                })?;
+            if let Some(meta) = &k8s_pod.metadata {
+                labels.extend(meta.labels.clone());
+                annotations.extend(meta.annotations.clone());
+            }
+            (spec, primary)
+        }
+        _ => {
+            return Err(BuildError(format!(
+                "task type [{}] has neither a container nor a pod spec to run as a pod",
+                t.r#type
+            )));
+        }
+    };
+    if !spec.containers.iter().any(|c| c.name == primary) {
+        return Err(BuildError(format!(
+            "the pod task's primary container [{primary}] is not among its containers"
+        )));
+    }
+    spec.enable_service_links = Some(false);
+
+    // ApplyFlytePodConfiguration: templates and the attempt's environment in every container;
+    // the primary keeps its resources with defaults filled in, the others are only kept in
+    // the platform's range.
+    let values = TemplateValues {
+        paths: &attempt.paths,
+        per_retry_unique_key: template::per_retry_unique_key(&attempt.key),
+        namespace: namespace.clone(),
+        inputs,
+    };
+    for c in spec.containers.iter_mut() {
+        let render = |parts: Option<Vec<String>>| -> Result<Option<Vec<String>>, BuildError> {
+            match parts {
+                None => Ok(None),
+                Some(p) => template::render_all(&p, &values)
+                    .map(Some)
+                    .map_err(|e| BuildError(e.0)),
+            }
+        };
+        c.command = render(c.command.take())?;
+        c.args = render(c.args.take())?;
+        c.env = non_empty(decorate_env(c.env.take().unwrap_or_default(), attempt));
+        let is_primary = c.name == primary;
+        let resources = c.resources.take().unwrap_or_default();
+        c.resources = Some(adjust_resources(resources, cfg, is_primary)?);
+    }
+
+    // UpdatePod.
+    if spec.restart_policy.as_deref().unwrap_or("").is_empty() {
+        spec.restart_policy = Some("Never".into());
+    }
+    let mut tolerations = if attempt.interruptible {
+        cfg.interruptible_tolerations.clone()
+    } else {
+        Vec::new()
+    };
+    tolerations.extend(spec.tolerations.take().unwrap_or_default());
+    spec.tolerations = non_empty(tolerations);
+    if spec
+        .service_account_name
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        let from_task = t
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as.as_ref())
+            .map(|r| r.k8s_service_account.clone())
+            .filter(|s| !s.is_empty());
+        spec.service_account_name = from_task.or_else(|| cfg.default_service_account.clone());
+    }
+    if spec.scheduler_name.as_deref().unwrap_or("").is_empty() {
+        spec.scheduler_name = cfg.scheduler_name.clone();
+    }
+    let mut node_selector = cfg.default_node_selector.clone();
+    node_selector.extend(spec.node_selector.take().unwrap_or_default());
+    if attempt.interruptible {
+        node_selector.extend(cfg.interruptible_node_selector.clone());
+    }
+    spec.node_selector = (!node_selector.is_empty()).then_some(node_selector);
+
+    // addObjectMetadata: config defaults < the pod's own < the execution's.
+    let key = &attempt.key;
+    let task_name = t.id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+    let mut all_labels = cfg.default_labels.clone();
+    all_labels.extend(labels);
+    for (k, v) in [
+        (MANAGED_BY_LABEL, MANAGED_BY.to_string()),
+        ("execution-id", key.execution.clone()),
+        ("node-id", key.node_id.clone()),
+        ("task-name", task_name.clone()),
+        ("project", key.project.clone()),
+        ("domain", key.domain.clone()),
+        ("retry-attempt", key.retry_attempt.to_string()),
+        ("interruptible", attempt.interruptible.to_string()),
+    ] {
+        all_labels.insert(k.to_string(), label_value(&v));
+    }
+    let mut all_annotations = cfg.default_annotations.clone();
+    all_annotations.extend(annotations);
+    all_annotations.insert(
+        EXECUTION_ANNOTATION.into(),
+        format!("{}/{}/{}", key.project, key.domain, key.execution),
+    );
+    all_annotations.insert(NODE_ANNOTATION.into(), key.node_id.clone());
+    all_annotations.insert(PRIMARY_CONTAINER_ANNOTATION.into(), primary);
+
+    Ok(Pod {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace),
+            labels: Some(all_labels),
+            annotations: Some(all_annotations),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    })
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+/// `DecorateEnvVars`: the container's own variables, then the attempt's (`FLYTE_INTERNAL_*`,
+/// `FLYTE_ATTEMPT_NUMBER`, the execution's `envs`, the array index). Propeller appends and
+/// lets the later duplicate win in the kubelet; here a clash keeps only the attempt's, so the
+/// pod says what the task sees.
+fn decorate_env(container: Vec<EnvVar>, attempt: &TaskAttempt) -> Vec<EnvVar> {
+    let mut env: Vec<EnvVar> = container
+        .into_iter()
+        .filter(|e| !attempt.env.contains_key(&e.name))
+        .collect();
+    env.extend(attempt.env.iter().map(|(k, v)| env_var(k, v)));
+    if let Some(index) = attempt.array_index
+        && !attempt.env.contains_key("FLYTE_K8S_ARRAY_INDEX")
+    {
+        // The array plugin's sub-task environment (`BATCH_JOB_ARRAY_INDEX_VAR_NAME` names it).
+        env.push(env_var(
+            "BATCH_JOB_ARRAY_INDEX_VAR_NAME",
+            "FLYTE_K8S_ARRAY_INDEX",
+        ));
+        env.push(env_var("FLYTE_K8S_ARRAY_INDEX", &index.to_string()));
+    }
+    env
+}
+
+/// `ToK8sResourceRequirements`: the template's requests and limits by Kubernetes name
+/// (`gpu` as the configured GPU resource, as `SanitizeGPUResourceRequirements` does).
+fn task_resources(
+    resources: &Option<flyteidl::core::Resources>,
+    cfg: &KubeConfig,
+) -> Result<ResourceRequirements, BuildError> {
+    let Some(r) = resources else {
+        return Ok(ResourceRequirements::default());
+    };
+    let list = |entries: &[flyteidl::core::resources::ResourceEntry]| {
+        let mut out = BTreeMap::new();
+        for e in entries {
+            let name = match ResourceName::try_from(e.name) {
+                Ok(ResourceName::Cpu) => "cpu".to_string(),
+                Ok(ResourceName::Memory) => "memory".into(),
+                Ok(ResourceName::Gpu) => cfg.gpu_resource_name.clone(),
+                Ok(ResourceName::EphemeralStorage) => "ephemeral-storage".into(),
+                // propeller skips STORAGE and UNKNOWN.
+                _ => continue,
+            };
+            if parse_quantity(&e.value).is_none() {
+                return Err(BuildError(format!(
+                    "the task's {name} {:?} is not a quantity (like 500m, 2, 512Mi, 4Gi)",
+                    e.value
+                )));
+            }
+            out.insert(name, Quantity(e.value.clone()));
+        }
+        Ok(out)
+    };
+    Ok(ResourceRequirements {
+        requests: Some(list(&r.requests)?).filter(|m| !m.is_empty()),
+        limits: Some(list(&r.limits)?).filter(|m| !m.is_empty()),
+        claims: None,
+    })
+}
+
+/// `ApplyResourceOverrides`: CPU and memory always (the primary container gets the platform
+/// defaults where it sets nothing: `AdjustOrDefaultResource`; other containers are only kept
+/// under the platform limits: `ensureResourceRange`), ephemeral storage and the GPU only when
+/// set.
+fn adjust_resources(
+    mut r: ResourceRequirements,
+    cfg: &KubeConfig,
+    assign_if_unset: bool,
+) -> Result<ResourceRequirements, BuildError> {
+    let mut requests = r.requests.take().unwrap_or_default();
+    let mut limits = r.limits.take().unwrap_or_default();
+    let platform = [
+        (
+            "cpu",
+            Some(cfg.default_cpu.as_str()),
+            cfg.limit_cpu.as_deref(),
+        ),
+        (
+            "memory",
+            Some(cfg.default_memory.as_str()),
+            cfg.limit_memory.as_deref(),
+        ),
+        ("ephemeral-storage", None, None),
+        (cfg.gpu_resource_name.as_str(), None, None),
+    ];
+    for (name, default, platform_limit) in platform {
+        let always = name == "cpu" || name == "memory";
+        if !always && !requests.contains_key(name) && !limits.contains_key(name) {
+            continue;
+        }
+        let value = |q: Option<&Quantity>| -> Result<Option<(f64, String)>, BuildError> {
+            let Some(q) = q else { return Ok(None) };
+            let v = parse_quantity(&q.0).ok_or_else(|| {
+                BuildError(format!(
+                    "the {name} quantity {:?} is not a quantity (like 500m, 2, 512Mi, 4Gi)",
+                    q.0
+                ))
+            })?;
+            // Zero is unset (`Quantity.IsZero`).
+            Ok((v > 0.0).then(|| (v, q.0.clone())))
+        };
+        let mut request = value(requests.get(name))?;
+        let mut limit = value(limits.get(name))?;
+        let plimit = value(platform_limit.map(|s| Quantity(s.into())).as_ref())?;
+        if assign_if_unset {
+            if request.is_none() {
+                request = limit
+                    .clone()
+                    .or(value(default.map(|s| Quantity(s.into())).as_ref())?);
+            }
+            if limit.is_none() {
+                limit = request.clone();
+            }
+        }
+        // ensureResourceRange: request ≤ platform limit, limit ≤ platform limit, request ≤ limit.
+        let lower = |v: Option<(f64, String)>, to: &Option<(f64, String)>| match (v, to) {
+            (Some(v), Some(l)) if v.0 > l.0 => Some(l.clone()),
+            (v, _) => v,
+        };
+        request = lower(request, &plimit);
+        limit = lower(limit, &plimit);
+        request = lower(request, &limit);
+        match request {
+            Some((_, s)) => {
+                requests.insert(name.to_string(), Quantity(s));
+            }
+            None => {
+                requests.remove(name);
+            }
+        }
+        match limit {
+            Some((_, s)) => {
+                limits.insert(name.to_string(), Quantity(s));
+            }
+            None => {
+                limits.remove(name);
+            }
+        }
+    }
+    r.requests = (!requests.is_empty()).then_some(requests);
+    r.limits = (!limits.is_empty()).then_some(limits);
+    Ok(r)
+}
+
+/// The primary container's name: the attempt's generated name when it is a DNS-1123 label
+/// (as `BuildRawContainer`), else its hashed form (which always is one).
+fn container_name(key: &flyte_engine::backend::AttemptKey) -> String {
+    let name = template::generated_name(key);
+    if is_dns1123_label(&name) {
+        name
+    } else {
+        let attempt = key.retry_attempt.to_string();
+        // Longer than any name fits: the `f` + base32 hash of the same parts.
+        template::fixed_length_unique_id(
+            &[
+                key.execution.as_str(),
+                key.node_id.as_str(),
+                attempt.as_str(),
+            ]
+            .join("-"),
+            0,
+        )
+    }
+}
+
+fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+/// `ConvertToDNS1123SubdomainCompatibleString`: lower case, characters outside `[a-z0-9.-]`
+/// become `-`, trimmed of non-alphanumerics at both ends, at most 253 characters.
+pub fn dns1123_subdomain(name: &str) -> String {
+    let lowered: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = lowered.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    trimmed.chars().take(253).collect()
+}
+
+/// A label value (`SanitizeLabelValue`): at most 63 characters of `[A-Za-z0-9._-]`, starting
+/// and ending alphanumeric.
+fn label_value(v: &str) -> String {
+    let cleaned: String = v
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    cleaned
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// Whether the template has something to run as a pod (a container or a pod spec).
+pub fn has_pod_target(t: &flyteidl::core::TaskTemplate) -> bool {
+    matches!(
+        t.target,
+        Some(task_template::Target::Container(_)) | Some(task_template::Target::K8sPod(_))
+    )
+}
+
+/// Every command and argument of the task's containers, before templates are rendered.
+pub fn template_parts(t: &flyteidl::core::TaskTemplate) -> Vec<String> {
+    match &t.target {
+        Some(task_template::Target::Container(c)) => {
+            c.command.iter().chain(c.args.iter()).cloned().collect()
+        }
+        Some(task_template::Target::K8sPod(p)) => p
+            .pod_spec
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| serde_json::from_value::<PodSpec>(v).ok())
+            .map(|spec| {
+                spec.containers
+                    .into_iter()
+                    .flat_map(|c| {
+                        c.command
+                            .unwrap_or_default()
+                            .into_iter()
+                            .chain(c.args.unwrap_or_default())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dns_rules() {
+        assert_eq!(dns1123_subdomain("Exec_1-n0-0"), "exec-1-n0-0");
+        assert_eq!(label_value("-a/b_"), "a-b");
+        assert!(is_dns1123_label("abc-0"));
+        assert!(!is_dns1123_label("a.b"));
+    }
+}

@@ -1,0 +1,452 @@
+//! The backend against the API double (tests/double): kube-rs configured from a kubeconfig
+//! that points at it, pods created, followed through the watch, deleted, found again.
+
+mod double;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use double::ApiDouble;
+use flyte_blob::BlobStore;
+use flyte_engine::backend::{
+    AttemptKey, AttemptOutcome, AttemptPaths, AttemptUpdate, Reattach, TaskAttempt, TaskBackend,
+};
+use flyte_kube::{KubeBackend, KubeConfig};
+use flyteidl::core::{self, execution_error::ErrorKind, task_template};
+use prost::Message;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+const NS: &str = "flytesnacks-development";
+
+struct Fixture {
+    double: ApiDouble,
+    backend: KubeBackend,
+    store: BlobStore,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let double = ApiDouble::start().await;
+    double.add_namespace(NS);
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::from_url(dir.path().join("blob").to_str().unwrap()).unwrap();
+    let cfg = KubeConfig {
+        enabled: true,
+        kubeconfig: Some(double.write_kubeconfig(dir.path())),
+        ..KubeConfig::default()
+    };
+    let backend = KubeBackend::connect(cfg, store.clone()).await.unwrap();
+    Fixture {
+        double,
+        backend,
+        store,
+        _dir: dir,
+    }
+}
+
+fn attempt(store: &BlobStore, execution: &str, retry: u32) -> TaskAttempt {
+    let key = AttemptKey {
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        execution: execution.into(),
+        node_id: "n0".into(),
+        retry_attempt: retry,
+    };
+    let data = format!("metadata/{execution}/n0/data");
+    let template = core::TaskTemplate {
+        id: Some(core::Identifier {
+            name: "examples.basics.say_hello".into(),
+            ..Default::default()
+        }),
+        r#type: "python-task".into(),
+        target: Some(task_template::Target::Container(core::Container {
+            image: "ghcr.io/flyteorg/flytekit:py3.12-1.16.31".into(),
+            args: vec![
+                "pyflyte-execute".into(),
+                "--inputs".into(),
+                "{{.input}}".into(),
+                "--output-prefix".into(),
+                "{{.outputPrefix}}".into(),
+            ],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    TaskAttempt {
+        key,
+        template: Arc::new(template),
+        paths: AttemptPaths {
+            inputs: store.native_url(&format!("{data}/inputs.pb")),
+            input_prefix: store.native_url(&data),
+            output_prefix: store.native_url(&format!("{data}/{retry}")),
+            raw_output_prefix: "s3://bucket/raw".into(),
+            checkpoint_prefix: "s3://bucket/raw/ckpt".into(),
+            prev_checkpoint_prefix: None,
+            task_template: store.native_url(&format!("{data}/task.pb")),
+        },
+        env: BTreeMap::from([("FLYTE_INTERNAL_EXECUTION_ID".into(), execution.into())]),
+        timeout: None,
+        interruptible: false,
+        array_index: None,
+        inputs: None,
+    }
+}
+
+type Rx = mpsc::UnboundedReceiver<(AttemptKey, AttemptUpdate)>;
+
+async fn next(rx: &mut Rx) -> AttemptUpdate {
+    // A bound so that a broken watch fails the test instead of hanging it (not a timing
+    // assertion: every update here is due at once).
+    tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        .await
+        .expect("no update from the backend")
+        .expect("updates channel closed")
+        .1
+}
+
+/// The pod's name: the attempt's generated name (`<execution>-<node>-<attempt>`).
+fn pod_name(a: &TaskAttempt) -> String {
+    format!("{}-n0-{}", a.key.execution, a.key.retry_attempt)
+}
+
+fn running(container: &str) -> serde_json::Value {
+    json!({
+        "phase": "Running",
+        "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-12-07T12:00:01Z"}],
+        "containerStatuses": [{
+            "name": container, "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"running": {"startedAt": "2026-12-07T12:00:02Z"}}
+        }]
+    })
+}
+
+fn terminated(phase: &str, container: &str, exit_code: i32, reason: &str) -> serde_json::Value {
+    json!({
+        "phase": phase,
+        "containerStatuses": [{
+            "name": container, "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"terminated": {"exitCode": exit_code, "reason": reason,
+                      "startedAt": "2026-12-07T12:00:02Z", "finishedAt": "2026-12-07T12:00:09Z"}}
+        }]
+    })
+}
+
+#[tokio::test]
+async fn a_pod_is_created_runs_and_succeeds() {
+    let f = fixture().await;
+    let a = attempt(&f.store, "ex1", 0);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx).await.unwrap();
+
+    let name = pod_name(&a);
+    let pod = f
+        .double
+        .pod(NS, &name)
+        .expect("the pod was created in the project-domain namespace");
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    assert_eq!(pod["metadata"]["labels"]["execution-id"], "ex1");
+    let args = pod["spec"]["containers"][0]["args"].as_array().unwrap();
+    assert_eq!(args[2], json!(a.paths.inputs), "{{.input}} rendered");
+    assert_eq!(
+        args[4],
+        json!(a.paths.output_prefix),
+        "{{.outputPrefix}} rendered"
+    );
+
+    f.double.set_status(
+        NS,
+        &name,
+        json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory.",
+            "lastTransitionTime": "2026-12-07T12:00:01Z"}]}),
+    );
+    // The first Pending (from the create) is "Scheduling", then the scheduler's reason.
+    let mut update = next(&mut rx).await;
+    if update
+        == (AttemptUpdate::Queued {
+            reason: "Scheduling".into(),
+        })
+    {
+        update = next(&mut rx).await;
+    }
+    assert_eq!(
+        update,
+        AttemptUpdate::Queued {
+            reason: "Unschedulable:0/3 nodes are available: 3 Insufficient memory.".into()
+        }
+    );
+    f.double.set_status(NS, &name, running(&name));
+    assert_eq!(next(&mut rx).await, AttemptUpdate::Running { logs: vec![] });
+    f.double
+        .set_status(NS, &name, terminated("Succeeded", &name, 0, "Completed"));
+    assert_eq!(
+        next(&mut rx).await,
+        AttemptUpdate::Finished(AttemptOutcome::Succeeded { logs: vec![] })
+    );
+    // One watch over all namespaces with our label, not a request per pod.
+    let requests = f.double.requests();
+    assert!(
+        requests.iter().any(|r| r.starts_with("GET /api/v1/pods?")
+            && r.contains("labelSelector=app.kubernetes.io/managed-by=flyte-rs")
+            && r.contains("watch=true")),
+        "{requests:?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.starts_with(&format!("GET /api/v1/namespaces/{NS}/pods/")))
+    );
+}
+
+#[tokio::test]
+async fn oom_killed_is_a_retryable_failure_and_error_pb_wins_over_an_exit_code() {
+    let f = fixture().await;
+    let a = attempt(&f.store, "ex2", 0);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx).await.unwrap();
+    let name = pod_name(&a);
+    f.double
+        .set_status(NS, &name, terminated("Failed", &name, 137, "OOMKilled"));
+    loop {
+        match next(&mut rx).await {
+            AttemptUpdate::Finished(AttemptOutcome::Failed {
+                error, retryable, ..
+            }) => {
+                assert_eq!(error.code, "OOMKilled");
+                assert_eq!(error.kind, ErrorKind::User as i32);
+                assert!(retryable);
+                assert!(
+                    error.message.contains("exit code (137)"),
+                    "{}",
+                    error.message
+                );
+                break;
+            }
+            AttemptUpdate::Finished(other) => panic!("{other:?}"),
+            _ => {}
+        }
+    }
+
+    // The task wrote error.pb and exited 1: the document's error, not the exit code.
+    let b = attempt(&f.store, "ex3", 0);
+    let doc = core::ErrorDocument {
+        error: Some(core::ContainerError {
+            code: "USER:ValueError".into(),
+            message: "bad value".into(),
+            kind: core::container_error::Kind::NonRecoverable as i32,
+            origin: ErrorKind::User as i32,
+            ..Default::default()
+        }),
+    };
+    let prefix = f
+        .store
+        .path_from_native_url(&b.paths.output_prefix)
+        .unwrap();
+    f.store
+        .put(
+            &format!("{prefix}/error.pb"),
+            Bytes::from(doc.encode_to_vec()),
+        )
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(b.clone(), tx).await.unwrap();
+    let name = pod_name(&b);
+    f.double
+        .set_status(NS, &name, terminated("Failed", &name, 1, "Error"));
+    loop {
+        match next(&mut rx).await {
+            AttemptUpdate::Finished(AttemptOutcome::Failed {
+                error, retryable, ..
+            }) => {
+                assert_eq!(error.code, "USER:ValueError");
+                assert!(!retryable);
+                break;
+            }
+            AttemptUpdate::Finished(other) => panic!("{other:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_fails_after_the_grace_period() {
+    let f = fixture().await;
+    let a = attempt(&f.store, "ex4", 0);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx).await.unwrap();
+    let name = pod_name(&a);
+    // Backing off since 2026-12-07 (long before now): past the 3 minute grace.
+    f.double.set_status(
+        NS,
+        &name,
+        json!({"phase": "Pending",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                "message": "containers with unready status: [x]", "lastTransitionTime": "2020-01-01T00:00:00Z"}],
+            "containerStatuses": [{"name": name, "ready": false, "restartCount": 0, "image": "nope", "imageID": "",
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"nope\""}}}]}),
+    );
+    loop {
+        match next(&mut rx).await {
+            AttemptUpdate::Finished(AttemptOutcome::Failed {
+                error, retryable, ..
+            }) => {
+                assert_eq!(error.code, "ContainersNotReady|ImagePullBackOff");
+                assert!(
+                    error.message.starts_with("Grace period [3m0s] exceeded|"),
+                    "{}",
+                    error.message
+                );
+                assert_eq!(error.kind, ErrorKind::User as i32);
+                assert!(retryable);
+                break;
+            }
+            AttemptUpdate::Finished(other) => panic!("{other:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn abort_deletes_the_pod() {
+    let f = fixture().await;
+    let a = attempt(&f.store, "ex5", 0);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx).await.unwrap();
+    let name = pod_name(&a);
+    assert!(f.double.pod(NS, &name).is_some());
+    f.backend.abort(&a.key).await;
+    assert!(f.double.pod(NS, &name).is_none(), "the pod is deleted");
+    assert!(
+        f.double
+            .requests()
+            .contains(&format!("DELETE /api/v1/namespaces/{NS}/pods/{name}"))
+    );
+    loop {
+        if let AttemptUpdate::Finished(outcome) = next(&mut rx).await {
+            assert_eq!(outcome, AttemptOutcome::Aborted);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pod_deleted_by_someone_else_is_a_retryable_system_failure() {
+    let f = fixture().await;
+    let a = attempt(&f.store, "ex6", 0);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx).await.unwrap();
+    f.double.remove_pod(NS, &pod_name(&a));
+    loop {
+        if let AttemptUpdate::Finished(outcome) = next(&mut rx).await {
+            let AttemptOutcome::Failed {
+                error, retryable, ..
+            } = outcome
+            else {
+                panic!("{outcome:?}")
+            };
+            assert_eq!(error.code, "ResourceDeletedExternally");
+            assert_eq!(error.kind, ErrorKind::System as i32);
+            assert!(retryable);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn reattach_follows_an_existing_pod_and_reports_a_missing_one_as_not_started() {
+    let f = fixture().await;
+    // The pod an earlier server process created, already running.
+    let a = attempt(&f.store, "ex7", 1);
+    let name = pod_name(&a);
+    let mut pod =
+        serde_json::to_value(flyte_kube::pod::build_pod(&a, None, &KubeConfig::default()).unwrap())
+            .unwrap();
+    pod["status"] = running(&name);
+    f.double.insert_pod(pod);
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    assert_eq!(
+        f.backend.reattach(a.clone(), tx).await.unwrap(),
+        Reattach::Attached
+    );
+    assert_eq!(next(&mut rx).await, AttemptUpdate::Running { logs: vec![] });
+    f.double
+        .set_status(NS, &name, terminated("Succeeded", &name, 0, "Completed"));
+    assert_eq!(
+        next(&mut rx).await,
+        AttemptUpdate::Finished(AttemptOutcome::Succeeded { logs: vec![] })
+    );
+    assert_eq!(f.double.pod_names().len(), 1, "no second pod was created");
+
+    let b = attempt(&f.store, "ex8", 0);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    assert_eq!(
+        f.backend.reattach(b, tx).await.unwrap(),
+        Reattach::NotStarted
+    );
+}
+
+#[tokio::test]
+async fn api_errors_on_create_become_failures_a_person_can_act_on() {
+    let f = fixture().await;
+    // 403 from a ResourceQuota: propeller's retryable RuntimeFailure.
+    f.double.fail_next_create(
+        403,
+        "Forbidden",
+        "pods \"ex9-n0-0\" is forbidden: exceeded quota: compute, requested: limits.memory=2Gi, used: limits.memory=8Gi, limited: limits.memory=8Gi",
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend
+        .start(attempt(&f.store, "ex9", 0), tx)
+        .await
+        .unwrap();
+    let AttemptUpdate::Finished(AttemptOutcome::Failed {
+        error, retryable, ..
+    }) = next(&mut rx).await
+    else {
+        panic!()
+    };
+    assert_eq!(error.code, "RuntimeFailure");
+    assert!(error.message.contains("exceeded quota"));
+    assert!(retryable);
+
+    // A namespace that does not exist: named, with the setting that made it.
+    let mut a = attempt(&f.store, "ex10", 0);
+    a.key.domain = "production".into();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a, tx).await.unwrap();
+    let AttemptUpdate::Finished(AttemptOutcome::Failed { error, .. }) = next(&mut rx).await else {
+        panic!()
+    };
+    assert_eq!(error.code, "NamespaceNotFound");
+    assert!(
+        error.message.contains("flytesnacks-production"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("namespace_template"),
+        "{}",
+        error.message
+    );
+
+    // Created before (409): followed, not failed.
+    let c = attempt(&f.store, "ex11", 0);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    f.backend.start(c.clone(), tx).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(c.clone(), tx).await.unwrap();
+    f.double
+        .set_status(NS, &pod_name(&c), running(&pod_name(&c)));
+    loop {
+        match next(&mut rx).await {
+            AttemptUpdate::Running { .. } => break,
+            AttemptUpdate::Finished(o) => panic!("{o:?}"),
+            _ => {}
+        }
+    }
+}
