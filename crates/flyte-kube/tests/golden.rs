@@ -1,0 +1,215 @@
+//! The pods we build for a few task templates, compared with golden JSON files in
+//! `tests/golden/` (tests/golden/README.md names the propeller source each one derives from).
+//! A missing golden file is written and the test fails, so a new case is reviewed once; to
+//! accept a deliberate change, delete the file and run again.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use flyte_engine::backend::{AttemptKey, AttemptPaths, TaskAttempt};
+use flyte_kube::KubeConfig;
+use flyte_kube::pod::build_pod;
+use flyteidl::core::{self, resources::ResourceName, task_template};
+use k8s_openapi::api::core::v1::Toleration;
+
+fn key(execution: &str, node: &str, retry: u32) -> AttemptKey {
+    AttemptKey {
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        execution: execution.into(),
+        node_id: node.into(),
+        retry_attempt: retry,
+    }
+}
+
+fn paths(execution: &str, node: &str, retry: u32) -> AttemptPaths {
+    let data = format!("s3://my-s3-bucket/metadata/propeller/flytesnacks-development-{execution}/{node}/data");
+    AttemptPaths {
+        inputs: format!("{data}/inputs.pb"),
+        input_prefix: data.clone(),
+        output_prefix: format!("{data}/{retry}"),
+        raw_output_prefix: format!("s3://my-s3-bucket/data/xy/{execution}-{node}-{retry}"),
+        checkpoint_prefix: format!("s3://my-s3-bucket/data/xy/{execution}-{node}-{retry}/_flytecheckpoints"),
+        prev_checkpoint_prefix: None,
+        task_template: format!("{data}/task.pb"),
+    }
+}
+
+fn env(execution: &str, retry: u32) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("FLYTE_INTERNAL_EXECUTION_ID".into(), execution.into()),
+        ("FLYTE_INTERNAL_EXECUTION_PROJECT".into(), "flytesnacks".into()),
+        ("FLYTE_INTERNAL_EXECUTION_DOMAIN".into(), "development".into()),
+        ("FLYTE_ATTEMPT_NUMBER".into(), retry.to_string()),
+        ("FLYTE_INTERNAL_TASK_PROJECT".into(), "flytesnacks".into()),
+        ("FLYTE_INTERNAL_TASK_DOMAIN".into(), "development".into()),
+        ("FLYTE_INTERNAL_TASK_NAME".into(), "examples.basics.say_hello".into()),
+        ("FLYTE_INTERNAL_TASK_VERSION".into(), "v1".into()),
+    ])
+}
+
+fn entry(name: ResourceName, value: &str) -> core::resources::ResourceEntry {
+    core::resources::ResourceEntry {
+        name: name as i32,
+        value: value.into(),
+    }
+}
+
+/// pyflyte's python-task container, as `pyflyte register` serialises it.
+fn python_task(resources: Option<core::Resources>) -> core::TaskTemplate {
+    core::TaskTemplate {
+        id: Some(core::Identifier {
+            resource_type: core::ResourceType::Task as i32,
+            project: "flytesnacks".into(),
+            domain: "development".into(),
+            name: "examples.basics.say_hello".into(),
+            version: "v1".into(),
+            ..Default::default()
+        }),
+        r#type: "python-task".into(),
+        target: Some(task_template::Target::Container(core::Container {
+            image: "cr.flyte.org/flyteorg/flytekit:py3.12-1.16.31".into(),
+            args: [
+                "pyflyte-execute",
+                "--inputs",
+                "{{.input}}",
+                "--output-prefix",
+                "{{.outputPrefix}}",
+                "--raw-output-data-prefix",
+                "{{.rawOutputDataPrefix}}",
+                "--checkpoint-path",
+                "{{.checkpointOutputPrefix}}",
+                "--prev-checkpoint",
+                "{{.prevCheckpointPrefix}}",
+                "--resolver",
+                "flytekit.core.python_auto_container.default_task_resolver",
+                "--",
+                "task-module",
+                "examples.basics",
+                "task-name",
+                "say_hello",
+            ]
+            .map(String::from)
+            .to_vec(),
+            env: vec![core::KeyValuePair {
+                key: "FLYTE_SDK_LOGGING_LEVEL".into(),
+                value: "20".into(),
+            }],
+            resources,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn attempt(template: core::TaskTemplate, k: AttemptKey) -> TaskAttempt {
+    TaskAttempt {
+        paths: paths(&k.execution, &k.node_id, k.retry_attempt),
+        env: env(&k.execution, k.retry_attempt),
+        key: k,
+        template: Arc::new(template),
+        timeout: None,
+        interruptible: false,
+        array_index: None,
+        inputs: None,
+    }
+}
+
+fn check(name: &str, attempt: &TaskAttempt, cfg: &KubeConfig) {
+    let pod = build_pod(attempt, None, cfg).unwrap();
+    let got = serde_json::to_string_pretty(&pod).unwrap() + "\n";
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.json"));
+    match std::fs::read_to_string(&path) {
+        Ok(want) => assert_eq!(got, want, "pod differs from {}", path.display()),
+        Err(_) => {
+            std::fs::write(&path, &got).unwrap();
+            panic!("{} was missing: written, review it and run again", path.display());
+        }
+    }
+}
+
+#[test]
+fn python_task_with_a_cpu_request_only() {
+    // Request cpu=500m, nothing else: the limit takes the request, memory the platform default.
+    let t = python_task(Some(core::Resources {
+        requests: vec![entry(ResourceName::Cpu, "500m")],
+        limits: vec![],
+    }));
+    check("python_task", &attempt(t, key("f8a3c9e2b1d0", "n0", 0)), &KubeConfig::default());
+}
+
+#[test]
+fn interruptible_task_over_the_platform_limits_with_a_gpu() {
+    let mut t = python_task(Some(core::Resources {
+        requests: vec![
+            entry(ResourceName::Cpu, "4"),
+            entry(ResourceName::Memory, "64Gi"),
+            entry(ResourceName::Gpu, "1"),
+        ],
+        limits: vec![entry(ResourceName::Memory, "128Gi")],
+    }));
+    t.security_context = Some(core::SecurityContext {
+        run_as: Some(core::Identity {
+            k8s_service_account: "flyte-worker".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut a = attempt(t, key("f8a3c9e2b1d0", "n1", 2));
+    a.interruptible = true;
+    let cfg = KubeConfig {
+        limit_cpu: Some("2".into()),
+        limit_memory: Some("32Gi".into()),
+        default_node_selector: BTreeMap::from([("pool".into(), "flyte".into())]),
+        interruptible_node_selector: BTreeMap::from([("cloud.google.com/gke-spot".into(), "true".into())]),
+        interruptible_tolerations: vec![Toleration {
+            key: Some("cloud.google.com/gke-spot".into()),
+            operator: Some("Equal".into()),
+            value: Some("true".into()),
+            effect: Some("NoSchedule".into()),
+            toleration_seconds: None,
+        }],
+        default_labels: BTreeMap::from([("team".into(), "ml".into())]),
+        ..KubeConfig::default()
+    };
+    check("interruptible_limits_gpu", &a, &cfg);
+}
+
+#[test]
+fn pod_template_task_with_a_sidecar() {
+    // flytekit's `@task(pod_template=PodTemplate(primary_container_name="primary", …))`: a
+    // K8sPod target whose primary container takes the task's image and command.
+    let spec = serde_json::json!({
+        "containers": [
+            {"name": "primary", "image": "cr.flyte.org/flyteorg/flytekit:py3.12-1.16.31",
+             "args": ["pyflyte-execute", "--inputs", "{{.input}}", "--output-prefix", "{{.outputPrefix}}"],
+             "resources": {"requests": {"cpu": "250m"}}},
+            {"name": "sidecar", "image": "redis:7",
+             "resources": {"requests": {"memory": "4Gi"}, "limits": {"memory": "8Gi"}}}
+        ],
+        "volumes": [{"name": "shared", "emptyDir": {}}]
+    });
+    let mut t = python_task(None);
+    t.target = Some(task_template::Target::K8sPod(core::K8sPod {
+        metadata: Some(core::K8sObjectMetadata {
+            labels: BTreeMap::from([("app".into(), "cache-warmer".into())]),
+            annotations: BTreeMap::from([("prometheus.io/scrape".into(), "true".into())]),
+        }),
+        pod_spec: Some(serde_json::from_value(spec).unwrap()),
+        ..Default::default()
+    }));
+    t.config = BTreeMap::from([("primary_container_name".into(), "primary".into())]);
+    let cfg = KubeConfig {
+        limit_memory: Some("6Gi".into()),
+        ..KubeConfig::default()
+    };
+    check("pod_template_sidecar", &attempt(t, key("f8a3c9e2b1d0", "n2", 0)), &cfg);
+}
+
+#[test]
+fn map_task_item_with_its_array_index() {
+    let mut a = attempt(python_task(None), key("f8a3c9e2b1d0", "n3-0-7", 0));
+    a.array_index = Some(7);
+    check("map_task_item", &a, &KubeConfig::default());
+}
