@@ -45,6 +45,8 @@ pub enum PodPhase {
         reason: String,
     },
     Running,
+    /// `PodUnknown` (the node stopped reporting): propeller changes nothing.
+    Unknown,
     /// The primary container ended with 0 (outputs are then read from the store).
     Succeeded,
     Failed {
@@ -107,7 +109,8 @@ pub fn classify(pod: &Pod, grace: &Grace, now: Timestamp) -> PodPhase {
         "Succeeded" => demystify_success(status),
         "Failed" => demystify_failure(status, &primary),
         "Pending" => demystify_pending(status, grace, now),
-        // PodUnknown and Running: the primary container decides (a sidecar may keep running).
+        "Unknown" => PodPhase::Unknown,
+        // Running: the primary container decides (a sidecar may keep running).
         _ => primary_container_phase(
             &primary,
             status.container_statuses.as_deref().unwrap_or(&[]),
@@ -359,5 +362,212 @@ fn go_duration(d: Duration) -> String {
         (0, 0, sec) => format!("{sec}s"),
         (0, m, sec) => format!("{m}m{sec}s"),
         (h, m, sec) => format!("{h}h{m}m{sec}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    const GRACE: Grace = Grace {
+        image_pull_backoff: Duration::from_secs(180),
+        create_container_config_error: Duration::from_secs(180),
+        create_container_error: Duration::from_secs(180),
+    };
+
+    fn pod(status: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "e-n0-0", "namespace": "p-d",
+                         "annotations": {"flyte-rs/primary-container": "main"}},
+            "spec": {"containers": [{"name": "main", "image": "i"}, {"name": "side", "image": "j"}]},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A pending pod whose `main` container waits with `reason` since 12:00:00.
+    fn waiting(reason: &str, message: &str) -> Pod {
+        pod(json!({"phase": "Pending",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                            "message": "containers with unready status: [main]",
+                            "lastTransitionTime": "2026-12-07T12:00:00Z"}],
+            "containerStatuses": [{"name": "main", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                                   "state": {"waiting": {"reason": reason, "message": message}}}]}))
+    }
+
+    fn failed(p: &PodPhase) -> (&str, Blame, bool) {
+        match p {
+            PodPhase::Failed {
+                code,
+                blame,
+                retryable,
+                ..
+            } => (code.as_str(), *blame, *retryable),
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pending_pods_are_queued_with_the_reason() {
+        let now = at("2026-12-07T12:00:10Z");
+        assert_eq!(
+            classify(&pod(json!({"phase": "Pending"})), &GRACE, now),
+            PodPhase::Queued {
+                reason: "Scheduling".into()
+            }
+        );
+        let unschedulable = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+            "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available"}]}),
+        );
+        assert_eq!(
+            classify(&unschedulable, &GRACE, now),
+            PodPhase::Queued {
+                reason: "Unschedulable:0/3 nodes are available".into()
+            }
+        );
+        for reason in ["ContainerCreating", "ErrImagePull", "PodInitializing"] {
+            let p = classify(&waiting(reason, "m"), &GRACE, now);
+            assert!(
+                matches!(&p, PodPhase::Queued { reason: r } if r.contains(reason)),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn waiting_errors_fail_after_their_grace_period_only() {
+        let within = at("2026-12-07T12:02:59Z");
+        let after = at("2026-12-07T12:03:00Z");
+        let pull = waiting("ImagePullBackOff", "Back-off pulling image \"nope\"");
+        assert!(matches!(
+            classify(&pull, &GRACE, within),
+            PodPhase::Queued { .. }
+        ));
+        assert_eq!(
+            failed(&classify(&pull, &GRACE, after)),
+            ("ContainersNotReady|ImagePullBackOff", Blame::User, true)
+        );
+        let limited = waiting("ImagePullBackOff", "429 Too Many Requests");
+        assert_eq!(failed(&classify(&limited, &GRACE, after)).1, Blame::System);
+        let secret = waiting("CreateContainerConfigError", "secret \"db\" not found");
+        assert!(matches!(
+            classify(&secret, &GRACE, within),
+            PodPhase::Queued { .. }
+        ));
+        assert_eq!(
+            failed(&classify(&secret, &GRACE, after)),
+            (
+                "ContainersNotReady|CreateContainerConfigError",
+                Blame::User,
+                false
+            )
+        );
+        // No grace for a name that can never be pulled; an unknown wait is a system failure.
+        let bad = waiting("InvalidImageName", "m");
+        assert_eq!(failed(&classify(&bad, &GRACE, within)).2, false);
+        let odd = waiting("RunContainerError", "m");
+        assert_eq!(failed(&classify(&odd, &GRACE, within)).1, Blame::System);
+    }
+
+    fn terminated(phase: &str, reason: Option<&str>, exit: i32, creason: &str) -> Pod {
+        let mut status = json!({"phase": phase,
+            "containerStatuses": [{"name": "main", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                "state": {"terminated": {"exitCode": exit, "reason": creason}}}]});
+        if let Some(r) = reason {
+            status["reason"] = json!(r);
+            status["message"] = json!("The node was low on resource: memory.");
+        }
+        pod(status)
+    }
+
+    #[test]
+    fn failures_are_classified_as_propeller_classifies_them() {
+        let now = at("2026-12-07T12:00:10Z");
+        // Exit code 1 with no pod reason (and no error.pb, which the backend reads first):
+        // propeller's code stays UnknownError, which it counts as a system error.
+        let p = classify(&terminated("Failed", None, 1, "Error"), &GRACE, now);
+        assert_eq!(failed(&p), (INTERRUPTED, Blame::System, true));
+        assert!(
+            matches!(&p, PodPhase::Failed { message, .. } if message.contains("[main] terminated with exit code (1)"))
+        );
+        // OOMKilled: propeller charges it to the user, retryable.
+        assert_eq!(
+            failed(&classify(
+                &terminated("Failed", None, 137, "OOMKilled"),
+                &GRACE,
+                now
+            )),
+            (OOM_KILLED, Blame::User, true)
+        );
+        // SIGKILL of the primary (node gone, preempted): a system error.
+        assert_eq!(
+            failed(&classify(
+                &terminated("Failed", None, 137, "Error"),
+                &GRACE,
+                now
+            )),
+            (INTERRUPTED, Blame::System, true)
+        );
+        // Evicted: the pod's reason is the code, a user-retryable failure.
+        assert_eq!(
+            failed(&classify(
+                &terminated("Failed", Some("Evicted"), 1, "Error"),
+                &GRACE,
+                now
+            )),
+            ("Evicted", Blame::User, true)
+        );
+        // Node shutdown: system.
+        assert_eq!(
+            failed(&classify(
+                &terminated("Failed", Some("Shutdown"), 1, "Error"),
+                &GRACE,
+                now
+            )),
+            (INTERRUPTED, Blame::System, true)
+        );
+        // Failed with nothing recorded: system.
+        assert_eq!(
+            failed(&classify(&pod(json!({"phase": "Failed"})), &GRACE, now)).1,
+            Blame::System
+        );
+        // "Succeeded" with an OOMKilled container is not a success.
+        assert_eq!(
+            failed(&classify(
+                &terminated("Succeeded", None, 0, "OOMKilled"),
+                &GRACE,
+                now
+            ))
+            .0,
+            OOM_KILLED
+        );
+        assert_eq!(
+            classify(&terminated("Succeeded", None, 0, "Completed"), &GRACE, now),
+            PodPhase::Succeeded
+        );
+    }
+
+    #[test]
+    fn a_running_pod_follows_its_primary_container() {
+        let now = at("2026-12-07T12:00:10Z");
+        let side_done = pod(json!({"phase": "Running", "containerStatuses": [
+            {"name": "side", "ready": false, "restartCount": 0, "image": "j", "imageID": "",
+             "state": {"terminated": {"exitCode": 0}}},
+            {"name": "main", "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+             "state": {"running": {}}}]}));
+        assert_eq!(classify(&side_done, &GRACE, now), PodPhase::Running);
+        // The primary done while a sidecar still runs: the task is done.
+        let main_done = pod(json!({"phase": "Running", "containerStatuses": [
+            {"name": "main", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+             "state": {"terminated": {"exitCode": 0}}},
+            {"name": "side", "ready": true, "restartCount": 0, "image": "j", "imageID": "",
+             "state": {"running": {}}}]}));
+        assert_eq!(classify(&main_done, &GRACE, now), PodPhase::Succeeded);
     }
 }

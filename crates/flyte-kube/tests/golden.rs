@@ -24,13 +24,17 @@ fn key(execution: &str, node: &str, retry: u32) -> AttemptKey {
 }
 
 fn paths(execution: &str, node: &str, retry: u32) -> AttemptPaths {
-    let data = format!("s3://my-s3-bucket/metadata/propeller/flytesnacks-development-{execution}/{node}/data");
+    let data = format!(
+        "s3://my-s3-bucket/metadata/propeller/flytesnacks-development-{execution}/{node}/data"
+    );
     AttemptPaths {
         inputs: format!("{data}/inputs.pb"),
         input_prefix: data.clone(),
         output_prefix: format!("{data}/{retry}"),
         raw_output_prefix: format!("s3://my-s3-bucket/data/xy/{execution}-{node}-{retry}"),
-        checkpoint_prefix: format!("s3://my-s3-bucket/data/xy/{execution}-{node}-{retry}/_flytecheckpoints"),
+        checkpoint_prefix: format!(
+            "s3://my-s3-bucket/data/xy/{execution}-{node}-{retry}/_flytecheckpoints"
+        ),
         prev_checkpoint_prefix: None,
         task_template: format!("{data}/task.pb"),
     }
@@ -39,12 +43,21 @@ fn paths(execution: &str, node: &str, retry: u32) -> AttemptPaths {
 fn env(execution: &str, retry: u32) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("FLYTE_INTERNAL_EXECUTION_ID".into(), execution.into()),
-        ("FLYTE_INTERNAL_EXECUTION_PROJECT".into(), "flytesnacks".into()),
-        ("FLYTE_INTERNAL_EXECUTION_DOMAIN".into(), "development".into()),
+        (
+            "FLYTE_INTERNAL_EXECUTION_PROJECT".into(),
+            "flytesnacks".into(),
+        ),
+        (
+            "FLYTE_INTERNAL_EXECUTION_DOMAIN".into(),
+            "development".into(),
+        ),
         ("FLYTE_ATTEMPT_NUMBER".into(), retry.to_string()),
         ("FLYTE_INTERNAL_TASK_PROJECT".into(), "flytesnacks".into()),
         ("FLYTE_INTERNAL_TASK_DOMAIN".into(), "development".into()),
-        ("FLYTE_INTERNAL_TASK_NAME".into(), "examples.basics.say_hello".into()),
+        (
+            "FLYTE_INTERNAL_TASK_NAME".into(),
+            "examples.basics.say_hello".into(),
+        ),
         ("FLYTE_INTERNAL_TASK_VERSION".into(), "v1".into()),
     ])
 }
@@ -124,7 +137,10 @@ fn check(name: &str, attempt: &TaskAttempt, cfg: &KubeConfig) {
         Ok(want) => assert_eq!(got, want, "pod differs from {}", path.display()),
         Err(_) => {
             std::fs::write(&path, &got).unwrap();
-            panic!("{} was missing: written, review it and run again", path.display());
+            panic!(
+                "{} was missing: written, review it and run again",
+                path.display()
+            );
         }
     }
 }
@@ -136,7 +152,11 @@ fn python_task_with_a_cpu_request_only() {
         requests: vec![entry(ResourceName::Cpu, "500m")],
         limits: vec![],
     }));
-    check("python_task", &attempt(t, key("f8a3c9e2b1d0", "n0", 0)), &KubeConfig::default());
+    check(
+        "python_task",
+        &attempt(t, key("f8a3c9e2b1d0", "n0", 0)),
+        &KubeConfig::default(),
+    );
 }
 
 #[test]
@@ -162,7 +182,10 @@ fn interruptible_task_over_the_platform_limits_with_a_gpu() {
         limit_cpu: Some("2".into()),
         limit_memory: Some("32Gi".into()),
         default_node_selector: BTreeMap::from([("pool".into(), "flyte".into())]),
-        interruptible_node_selector: BTreeMap::from([("cloud.google.com/gke-spot".into(), "true".into())]),
+        interruptible_node_selector: BTreeMap::from([(
+            "cloud.google.com/gke-spot".into(),
+            "true".into(),
+        )]),
         interruptible_tolerations: vec![Toleration {
             key: Some("cloud.google.com/gke-spot".into()),
             operator: Some("Equal".into()),
@@ -204,7 +227,11 @@ fn pod_template_task_with_a_sidecar() {
         limit_memory: Some("6Gi".into()),
         ..KubeConfig::default()
     };
-    check("pod_template_sidecar", &attempt(t, key("f8a3c9e2b1d0", "n2", 0)), &cfg);
+    check(
+        "pod_template_sidecar",
+        &attempt(t, key("f8a3c9e2b1d0", "n2", 0)),
+        &cfg,
+    );
 }
 
 #[test]
