@@ -470,7 +470,7 @@ mod tests {
         );
         // No grace for a name that can never be pulled; an unknown wait is a system failure.
         let bad = waiting("InvalidImageName", "m");
-        assert_eq!(failed(&classify(&bad, &GRACE, within)).2, false);
+        assert!(!failed(&classify(&bad, &GRACE, within)).2);
         let odd = waiting("RunContainerError", "m");
         assert_eq!(failed(&classify(&odd, &GRACE, within)).1, Blame::System);
     }
