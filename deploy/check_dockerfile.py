@@ -24,10 +24,15 @@ if len(stages) < 2:
     problems.append("not a multi-stage build")
 final = max(i for i, c in enumerate(commands) if c.cmd == "FROM")
 tail = commands[final:]
+ignore = root / "deploy" / "Dockerfile.dockerignore"
+ignored = ignore.read_text().split() if ignore.exists() else []
+# Build outputs the ignore file lets back in (`!target/release/flyte-rs`, for
+# BINARY_FROM=prebuilt) exist only after a build, not in a clean checkout.
+built = {line[1:] for line in ignored if line.startswith("!")}
 for c in commands:
     if c.cmd in ("COPY", "ADD") and not any(f.startswith("--from=") for f in c.flags):
         for src in c.value[:-1]:
-            if not (root / src).exists():
+            if src not in built and not (root / src).exists():
                 problems.append(f"line {c.start_line}: {c.cmd} {src}: not in the repository")
 users = [c.value[0] for c in tail if c.cmd == "USER"]
 if not users:
@@ -36,8 +41,6 @@ elif users[-1].split(":")[0] in ("0", "root") or not users[-1].split(":")[0].isd
     problems.append(f"USER {users[-1]}: use a numeric non-root uid (Kubernetes runAsNonRoot checks it)")
 if not any(c.cmd == "HEALTHCHECK" for c in tail):
     problems.append("the final stage has no HEALTHCHECK")
-ignore = root / "deploy" / "Dockerfile.dockerignore"
-ignored = ignore.read_text().split() if ignore.exists() else []
 for needed in ("target/", ".venv/"):
     if needed not in ignored:
         problems.append(f"{ignore.name} does not exclude {needed} (the context would be gigabytes)")
