@@ -6,7 +6,9 @@
 //! [--sleep] [--dir PATH]` (defaults 2000 5000 3). Prints µs per node for each run.
 //! `--sleep`: 0 s `core-sleep` leaves (the shape of bench/'s fan-outs) instead of `echo`
 //! (chained by order, not data); `--dir PATH`: a `file://` blob store under PATH instead of
-//! memory, and the files and bytes each run left there.
+//! memory, and the files and bytes each run left there; `--sink-us N`: each batch's write
+//! takes N µs more (a store's transaction: the admin's SQLite commit is a few hundred), and
+//! the batches each run wrote are printed.
 
 #[path = "../tests/engine_support/mod.rs"]
 mod engine_support;
@@ -19,7 +21,7 @@ use flyte_blob::BlobStore;
 use flyte_core::compiler::{Resolved, compile_workflow_template};
 use flyte_core::ids::IdKey;
 use flyte_engine::backend::builtin::BuiltinBackend;
-use flyte_engine::{Engine, MemorySink, WorkflowPhase};
+use flyte_engine::{Engine, EventBatch, EventSink, MemorySink, SinkError, WorkflowPhase};
 use flyteidl::core::*;
 
 fn echo_task() -> TaskTemplate {
@@ -127,6 +129,28 @@ fn workflow(len: usize, chain: bool, sleep: bool) -> CompiledWorkflowClosure {
     compile_workflow_template(&wf, &[], &resolved).expect("compiles")
 }
 
+/// The in-memory sink behind a fixed write latency, counting the batches.
+struct SlowSink {
+    inner: Arc<MemorySink>,
+    delay: std::time::Duration,
+    batches: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventSink for SlowSink {
+    async fn record(&self, batch: &EventBatch) -> Result<(), SinkError> {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.delay.is_zero() {
+            // Off the runtime, as sqlx's SQLite worker thread is (tokio's timer would round
+            // it up to a millisecond).
+            let delay = self.delay;
+            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+        }
+        self.inner.record(batch).await
+    }
+}
+
 /// Files and bytes under `dir`.
 fn tally(dir: &std::path::Path) -> (u64, u64) {
     let mut found = (0, 0);
@@ -151,6 +175,7 @@ async fn time_one(
     len: usize,
     input: Literal,
     dir: Option<&std::path::Path>,
+    sink_us: u64,
 ) -> f64 {
     let blob = match dir {
         Some(d) => {
@@ -160,12 +185,19 @@ async fn time_one(
         }
         None => BlobStore::from_url("memory:///").expect("memory store"),
     };
-    let sink = MemorySink::new();
-    let engine = Engine::new(deps(
+    let memory = MemorySink::new();
+    let sink = Arc::new(SlowSink {
+        inner: memory.clone(),
+        delay: std::time::Duration::from_micros(sink_us),
+        batches: Default::default(),
+    });
+    let mut d = deps(
         &blob,
         vec![Arc::new(BuiltinBackend::new(blob.clone()))],
-        &sink,
-    ));
+        &memory,
+    );
+    d.sink = sink.clone();
+    let engine = Engine::new(d);
     let req = request(name, compiled, &[("x", input)]);
     let id = req.id.clone();
     let t = Instant::now();
@@ -177,6 +209,8 @@ async fn time_one(
         let (files, bytes) = tally(&d.join(name));
         println!("{name}: {files} files, {bytes} bytes under the data dir");
     }
+    let batches = sink.batches.load(std::sync::atomic::Ordering::Relaxed);
+    println!("{name}: {batches} batches written");
     took.as_secs_f64() * 1e6 / len as f64
 }
 
@@ -189,6 +223,18 @@ async fn main() {
         .position(|a| a == "--dir")
         .and_then(|i| raw.get(i + 1))
         .map(std::path::PathBuf::from);
+    let sink_us: u64 = raw
+        .iter()
+        .position(|a| a == "--sink-us")
+        .and_then(|i| raw.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let raw: Vec<String> = raw
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || raw[i - 1] != "--sink-us")
+        .map(|(_, a)| a.clone())
+        .collect();
     let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let input = || if sleep { zero_duration() } else { int_lit(7) };
     let chain = args.first().copied().unwrap_or(2000);
@@ -202,6 +248,7 @@ async fn main() {
             chain,
             input(),
             dir.as_deref(),
+            sink_us,
         )
         .await;
         let f = time_one(
@@ -210,6 +257,7 @@ async fn main() {
             fan,
             input(),
             dir.as_deref(),
+            sink_us,
         )
         .await;
         println!("run {r}: chain-{chain} {c:.1} µs/node, fan-out-{fan} {f:.1} µs/node");

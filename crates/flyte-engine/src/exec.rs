@@ -394,6 +394,49 @@ pub(crate) struct ExecActor {
     to_abort_children: Vec<(WorkflowExecutionIdentifier, String)>,
     /// Recovery: nodes already looked up in the original execution.
     recovery_checked: HashSet<usize>,
+    /// The batch being written, if any. The actor goes on deciding while it is (the next
+    /// batch gathers meanwhile), so one store round trip covers every step taken during it.
+    commit: Option<Commit>,
+    /// What the batch being written lets the actor do once it has committed.
+    committing: Acts,
+    /// Rounds sealed into `batch` since it was last sent (more than one: a node may appear
+    /// in its journal more than once).
+    sealed_rounds: u32,
+}
+
+/// The write of one batch (retried while the sink is transiently unavailable), on its own
+/// task so that it goes on while the actor works; dropped, it stops (shutdown).
+struct Commit(tokio::task::JoinHandle<Result<(), SinkError>>);
+
+impl Drop for Commit {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::future::Future for Commit {
+    type Output = Result<(), SinkError>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll(cx).map(|r| {
+            r.unwrap_or_else(|e| {
+                Err(SinkError::Rejected(format!(
+                    "writing the batch failed: {e}"
+                )))
+            })
+        })
+    }
+}
+
+/// Decisions that wait for the batch recording them to commit.
+#[derive(Default)]
+struct Acts {
+    start: Vec<(usize, TaskAttempt)>,
+    abort: Vec<(usize, AttemptKey)>,
+    launch: Vec<crate::external::ChildLaunch>,
+    abort_children: Vec<(WorkflowExecutionIdentifier, String)>,
 }
 
 impl ExecActor {
@@ -483,6 +526,9 @@ impl ExecActor {
             child_relaunches: VecDeque::new(),
             to_launch: Vec::new(),
             to_abort_children: Vec::new(),
+            commit: None,
+            committing: Acts::default(),
+            sealed_rounds: 0,
             recovery_checked: HashSet::new(),
         };
         actor.batch.execution = actor.id.clone();
@@ -1103,31 +1149,16 @@ impl ExecActor {
             let round = Instant::now();
             self.process().await;
             metrics::histogram!(m::ROUND_TIME).record(round.elapsed().as_secs_f64());
-            if let Err(e) = self.flush().await {
-                if let SinkError::LeaseLost(_) = e {
-                    // Another replica owns it now: stop here, unaborted, as for a lease lost at
-                    // a heartbeat (the new owner resumes from the journal).
-                    tracing::warn!(error = %e, "lease lost while committing: the execution stops here (another replica takes it over)");
-                } else {
-                    tracing::error!(error = %e, "event sink rejected a batch; stopping the execution");
-                }
-                if let Some(tx) = ready_tx.take() {
-                    let _ = tx.send(Err(EngineError::Sink(e)));
-                }
-                return None;
-            }
-            if let Some(tx) = ready_tx.take() {
-                let _ = tx.send(Ok(()));
-            }
-            if self.wf.workflow_phase().is_terminal()
-                && self.to_abort.is_empty()
-                && self.to_abort_children.is_empty()
-            {
-                return Some(self.wf.workflow_phase());
-            }
-            self.act().await;
+            self.seal();
+            self.start_uncommitted().await;
             if self.wf.workflow_phase().is_terminal() {
-                return Some(self.wf.workflow_phase());
+                return self.finish(&mut ready_tx).await;
+            }
+            if self.commit.is_none() && !self.begin_commit() {
+                // Nothing to write: what was decided is committed.
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(Ok(()));
+                }
             }
             if self.has_internal_work() {
                 continue;
@@ -1140,6 +1171,13 @@ impl ExecActor {
                     None => std::future::pending().await,
                 }
             };
+            let commit = &mut self.commit;
+            let committed = async {
+                match commit.as_mut() {
+                    Some(c) => c.await,
+                    None => std::future::pending().await,
+                }
+            };
             let mut depth = 0usize;
             tokio::select! {
                 biased;
@@ -1149,6 +1187,12 @@ impl ExecActor {
                     },
                     None => return None,
                 },
+                r = committed => {
+                    self.commit = None;
+                    if !self.committed(r, &mut ready_tx).await {
+                        return None;
+                    }
+                }
                 m = self.ext_rx.recv() => {
                     if let Some(m) = m {
                         self.on_ext(m);
@@ -1177,6 +1221,69 @@ impl ExecActor {
             metrics::histogram!(m::QUEUE_DEPTH).record(depth as f64);
             self.fire_timers();
         }
+    }
+
+    /// The workflow reached a terminal phase: writes what is still unwritten, acts on it
+    /// (the aborts of what still runs) and ends.
+    async fn finish(
+        &mut self,
+        ready_tx: &mut Option<oneshot::Sender<Result<(), EngineError>>>,
+    ) -> Option<WorkflowPhase> {
+        loop {
+            if self.commit.is_none() && !self.begin_commit() {
+                break;
+            }
+            let Some(mut commit) = self.commit.take() else {
+                break;
+            };
+            let r = loop {
+                tokio::select! {
+                    biased;
+                    c = self.control_rx.recv() => match c {
+                        Some(c) => if !self.on_control(c) {
+                            return None;
+                        },
+                        None => return None,
+                    },
+                    r = &mut commit => break r,
+                }
+            };
+            if !self.committed(r, ready_tx).await {
+                return None;
+            }
+            self.seal();
+        }
+        if let Some(tx) = ready_tx.take() {
+            let _ = tx.send(Ok(()));
+        }
+        Some(self.wf.workflow_phase())
+    }
+
+    /// A batch's write ended: acts on what it recorded; false: the execution stops here.
+    async fn committed(
+        &mut self,
+        result: Result<(), SinkError>,
+        ready_tx: &mut Option<oneshot::Sender<Result<(), EngineError>>>,
+    ) -> bool {
+        if let Err(e) = result {
+            if let SinkError::LeaseLost(_) = e {
+                // Another replica owns it now: stop here, unaborted, as for a lease lost at
+                // a heartbeat (the new owner resumes from the journal).
+                tracing::warn!(error = %e, "lease lost while committing: the execution stops here (another replica takes it over)");
+            } else {
+                tracing::error!(error = %e, "event sink rejected a batch; stopping the execution");
+            }
+            if let Some(tx) = ready_tx.take() {
+                let _ = tx.send(Err(EngineError::Sink(e)));
+            }
+            return false;
+        }
+        if let Some(tx) = ready_tx.take() {
+            let _ = tx.send(Ok(()));
+        }
+        let acts = std::mem::take(&mut self.committing);
+        self.act(acts).await;
+        true
     }
 
     /// Handles a control message; false: stop the actor (shutdown).
@@ -1236,10 +1343,15 @@ impl ExecActor {
         }
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
+    /// Puts the round's state changes into the batch being gathered.
+    fn seal(&mut self) {
         self.flush_array_events();
         let now = self.now_us();
-        for idx in std::mem::take(&mut self.dirty) {
+        let dirty = std::mem::take(&mut self.dirty);
+        if !dirty.is_empty() {
+            self.sealed_rounds += 1;
+        }
+        for idx in dirty {
             self.track_node_span(idx);
             let mut rec = self.nodes[idx].rec.clone();
             rec.updated_at_us = now;
@@ -1250,52 +1362,55 @@ impl ExecActor {
             self.batch.journal.workflow = Some(self.wf.clone());
             self.wf_dirty = false;
         }
+    }
+
+    /// Starts the attempts of backends that need no commit first (in-engine tasks) now,
+    /// while the batch recording them is still gathered or written.
+    async fn start_uncommitted(&mut self) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.to_start)
+            .into_iter()
+            .partition(|(idx, _)| {
+                self.nodes[*idx]
+                    .state
+                    .backend()
+                    .is_some_and(|b| self.shared.backends[b].starts_before_commit())
+            });
+        self.to_start = later;
+        if !now.is_empty() {
+            self.start_attempts(now).await;
+        }
+    }
+
+    /// Sends the gathered batch to the sink (false: nothing to write). What it decided waits
+    /// for its commit ([`Self::committed`]).
+    fn begin_commit(&mut self) -> bool {
         if self.batch.is_empty() {
-            return Ok(());
+            return false;
         }
         let mut batch = std::mem::take(&mut self.batch);
         batch.execution = self.id.clone();
         self.batch.execution = self.id.clone();
-        if self
-            .shared
-            .storage_abandoned
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(SinkError::Transient(
-                "shutting down while the disk is full; the execution resumes at the next start"
-                    .into(),
-            ));
+        if std::mem::take(&mut self.sealed_rounds) > 1 {
+            // Several rounds: keep each node's last record (one upsert per row).
+            let mut seen = HashSet::new();
+            let mut nodes: Vec<_> = std::mem::take(&mut batch.journal.nodes)
+                .into_iter()
+                .rev()
+                .filter(|n| seen.insert(n.node_id.clone()))
+                .collect();
+            nodes.reverse();
+            batch.journal.nodes = nodes;
         }
-        // Capped exponential backoff, logged when the state changes rather than per retry: a
-        // store that cannot write for minutes (full disk) must not flood the log.
-        let mut backoff = crate::retry::Backoff::new(self.shared.config.sink_retry_delay);
-        loop {
-            let t = Instant::now();
-            match self.shared.sink.record(&batch).await {
-                Ok(()) => {
-                    metrics::histogram!(m::SINK_WRITE_TIME).record(t.elapsed().as_secs_f64());
-                    if backoff.retries() > 0 {
-                        let retries = backoff.retries();
-                        tracing::info!(retries, "event sink available again; batch recorded");
-                    }
-                    return Ok(());
-                }
-                Err(SinkError::Transient(e)) => {
-                    metrics::counter!(m::SINK_RETRIES).increment(1);
-                    if backoff.retries() == 0 {
-                        tracing::warn!(error = %e, "event sink unavailable; retrying the batch with backoff");
-                    } else {
-                        let retries = backoff.retries();
-                        tracing::debug!(error = %e, retries, "event sink still unavailable");
-                    }
-                    backoff.wait().await;
-                    if let Ok(Control::Shutdown) = self.control_rx.try_recv() {
-                        return Err(SinkError::Transient("shutdown while retrying".into()));
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.committing = Acts {
+            start: std::mem::take(&mut self.to_start),
+            abort: std::mem::take(&mut self.to_abort),
+            launch: std::mem::take(&mut self.to_launch),
+            abort_children: std::mem::take(&mut self.to_abort_children),
+        };
+        self.commit = Some(Commit(tokio::spawn(
+            write_batch(self.shared.clone(), batch).instrument(tracing::Span::current()),
+        )));
+        true
     }
 
     /// Opens a node's span when it becomes active and closes it, with its final phase, when
@@ -1324,12 +1439,23 @@ impl ExecActor {
     }
 
     /// Acts on committed decisions: aborts, then starts.
-    async fn act(&mut self) {
-        for (b, key) in std::mem::take(&mut self.to_abort) {
+    async fn act(&mut self, acts: Acts) {
+        for (b, key) in acts.abort {
             self.shared.backends[b].abort(&key).await;
         }
-        self.act_children();
-        for (idx, attempt) in std::mem::take(&mut self.to_start) {
+        self.act_children(acts.launch, acts.abort_children);
+        // While the batch was written the actor went on: an attempt it has since given up
+        // (the execution aborted, the node timed out) is not started.
+        let start: Vec<_> = acts
+            .start
+            .into_iter()
+            .filter(|(idx, attempt)| self.is_current(*idx, &attempt.key))
+            .collect();
+        self.start_attempts(start).await;
+    }
+
+    async fn start_attempts(&mut self, attempts: Vec<(usize, TaskAttempt)>) {
+        for (idx, attempt) in attempts {
             let Some(b) = self.nodes[idx].state.backend() else {
                 continue;
             };
@@ -2108,5 +2234,44 @@ impl ExecActor {
             ..Default::default()
         };
         self.batch.node_events.push(ev);
+    }
+}
+
+/// Writes one batch, retrying transient failures with a capped exponential backoff (logged
+/// when the state changes rather than per retry: a store that cannot write for minutes, a
+/// full disk, must not flood the log). Dropped, it stops retrying (shutdown).
+async fn write_batch(shared: Arc<Shared>, batch: EventBatch) -> Result<(), SinkError> {
+    if shared
+        .storage_abandoned
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(SinkError::Transient(
+            "shutting down while the disk is full; the execution resumes at the next start".into(),
+        ));
+    }
+    let mut backoff = crate::retry::Backoff::new(shared.config.sink_retry_delay);
+    loop {
+        let t = Instant::now();
+        match shared.sink.record(&batch).await {
+            Ok(()) => {
+                metrics::histogram!(m::SINK_WRITE_TIME).record(t.elapsed().as_secs_f64());
+                if backoff.retries() > 0 {
+                    let retries = backoff.retries();
+                    tracing::info!(retries, "event sink available again; batch recorded");
+                }
+                return Ok(());
+            }
+            Err(SinkError::Transient(e)) => {
+                metrics::counter!(m::SINK_RETRIES).increment(1);
+                if backoff.retries() == 0 {
+                    tracing::warn!(error = %e, "event sink unavailable; retrying the batch with backoff");
+                } else {
+                    let retries = backoff.retries();
+                    tracing::debug!(error = %e, retries, "event sink still unavailable");
+                }
+                backoff.wait().await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

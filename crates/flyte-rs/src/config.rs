@@ -32,6 +32,8 @@ pub struct Config {
     /// Where the embedded stores keep their files (`~/.flyte-rs`, or `$XDG_DATA_HOME/flyte-rs`).
     pub data_dir: PathBuf,
     pub server: ServerConfig,
+    /// Task attempts as Kubernetes pods (docs/kubernetes.md); off by default.
+    pub kubernetes: flyte_kube::KubeConfig,
     pub storage: StorageConfig,
     pub admin: AdminSection,
     pub engine: EngineSection,
@@ -347,6 +349,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("~/.flyte-rs"),
             server: ServerConfig::default(),
+            kubernetes: flyte_kube::KubeConfig::default(),
             storage: StorageConfig::default(),
             admin: AdminSection::default(),
             engine: EngineSection::default(),
@@ -611,7 +614,14 @@ impl Environment {
 }
 
 /// Sections whose entries are free-form names (`FLYTE_RS_ENGINE__TASK_ENV__MY_VAR=1`).
-const OPEN_MAPS: &[[&str; 2]] = &[["engine", "task_env"], ["storage", "blob_options"]];
+const OPEN_MAPS: &[[&str; 2]] = &[
+    ["engine", "task_env"],
+    ["storage", "blob_options"],
+    ["kubernetes", "default_labels"],
+    ["kubernetes", "default_annotations"],
+    ["kubernetes", "default_node_selector"],
+    ["kubernetes", "interruptible_node_selector"],
+];
 
 /// Every configuration key as a dotted path (`server.listen`), from the defaults' shape.
 fn env_keys() -> BTreeSet<String> {
@@ -726,6 +736,18 @@ impl Config {
         c.engine.secrets_dir = Some(PathBuf::new());
         c.telemetry.otlp_endpoint = Some(String::new());
         c.replica.id = Some(String::new());
+        let k = &mut c.kubernetes;
+        k.kubeconfig = Some(PathBuf::new());
+        for v in [
+            &mut k.context,
+            &mut k.limit_cpu,
+            &mut k.limit_memory,
+            &mut k.default_service_account,
+            &mut k.scheduler_name,
+            &mut k.image_pull_policy,
+        ] {
+            *v = Some(String::new());
+        }
         let a = &mut c.admin.attributes;
         a.raw_output_prefix = Some(String::new());
         a.interruptible = Some(false);
@@ -850,6 +872,9 @@ impl Config {
             problems.push("replica.id: must be 1 to 200 characters".into());
         }
         problems.extend(self.tls_problems());
+        if let Err(problem) = self.kubernetes.validate() {
+            problems.push(problem);
+        }
         if self.scheduler.poll_ms < 10 {
             problems.push("scheduler.poll_ms: must be at least 10".into());
         }
@@ -1246,6 +1271,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.admin.domains, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn kubernetes_section_from_a_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "kubernetes:\n  enabled: true\n  namespace_template: 'flyte-{{ project }}'\n  \
+             interruptible_tolerations:\n  - {key: spot, operator: Exists, effect: NoSchedule}\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let c = Config::load(
+            &overrides,
+            &env(&[
+                ("FLYTE_RS_KUBERNETES__LIMIT_MEMORY", "32Gi"),
+                ("FLYTE_RS_KUBERNETES__TASK_TYPES", "[python-task]"),
+                ("FLYTE_RS_KUBERNETES__DEFAULT_LABELS__team", "ml"),
+            ]),
+        )
+        .unwrap();
+        let k = &c.kubernetes;
+        assert!(k.enabled);
+        assert_eq!(k.namespace("p", "d"), "flyte-p");
+        assert_eq!(k.interruptible_tolerations[0].key.as_deref(), Some("spot"));
+        assert_eq!(k.limit_memory.as_deref(), Some("32Gi"));
+        assert_eq!(k.task_types, ["python-task"]);
+        assert_eq!(k.default_labels.get("team").map(String::as_str), Some("ml"));
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_KUBERNETES__DEFAULT_CPU", "fast")]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("kubernetes.default_cpu"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -182,7 +182,13 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
         launcher: None,
     };
     // The engine over the admin's store, built whole; `admin` gets its handle as launcher.
-    let (parts, logs) = engine_parts(&config, &admin, blob, &public_url)?;
+    // Tasks as Kubernetes pods (docs/kubernetes.md): tried before the embedded backends.
+    let kube = match config.kubernetes.enabled {
+        true => Some(kube_backend(&config, blob.clone()).await?),
+        false => None,
+    };
+    let (mut parts, logs) = engine_parts(&config, &admin, blob, &public_url)?;
+    parts.backends.splice(0..0, kube);
     let (admin, engine) = flyte_admin::launcher::with_engine(admin, parts);
     // Executions that were running when the last server process stopped (or died) continue
     // before any new one is accepted.
@@ -287,6 +293,20 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
         shutdown,
         task,
     })
+}
+
+/// The Kubernetes task backend of `kubernetes.*`: its client, and its one pod watch started.
+async fn kube_backend(config: &Config, blob: BlobStore) -> anyhow::Result<Arc<dyn TaskBackend>> {
+    let k = &config.kubernetes;
+    let backend = flyte_kube::KubeBackend::connect(k.clone(), blob)
+        .await
+        .context("kubernetes.enabled: cannot set up the Kubernetes client")?;
+    tracing::info!(
+        task_types = ?k.task_types,
+        namespace_template = %k.namespace_template,
+        "kubernetes task backend ready"
+    );
+    Ok(Arc::new(backend))
 }
 
 /// The engine's configuration, the embedded task backends (in-engine `echo`/`core-sleep`,

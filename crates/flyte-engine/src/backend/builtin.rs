@@ -87,6 +87,12 @@ impl TaskBackend for BuiltinBackend {
         false
     }
 
+    // An echo's only effect outside the process is its outputs.pb, which a resume writes
+    // again with the same bytes; a sleep has none.
+    fn starts_before_commit(&self) -> bool {
+        true
+    }
+
     async fn start(
         &self,
         attempt: TaskAttempt,

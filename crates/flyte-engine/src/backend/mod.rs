@@ -148,6 +148,14 @@ pub trait TaskBackend: Send + Sync + 'static {
     fn reads_attempt_files(&self) -> bool {
         true
     }
+    /// Whether an attempt may start before the batch that records its start commits. True
+    /// only for a backend whose attempts live and die in this process and leave nothing a
+    /// resume could not redo (in-engine tasks): the engine then runs them while the batch is
+    /// still being written, so a chain of them needs no store round trip per step. A crash
+    /// before the commit loses nothing: the resume starts them again from the journal.
+    fn starts_before_commit(&self) -> bool {
+        false
+    }
     async fn start(
         &self,
         attempt: TaskAttempt,

@@ -442,9 +442,11 @@ impl ExecActor {
     }
 
     /// Acts on committed launch-plan decisions: creates and aborts children off the actor.
-    pub(super) fn act_children(&mut self) {
-        let launches = std::mem::take(&mut self.to_launch);
-        let aborts = std::mem::take(&mut self.to_abort_children);
+    pub(super) fn act_children(
+        &mut self,
+        launches: Vec<ChildLaunch>,
+        aborts: Vec<(WorkflowExecutionIdentifier, String)>,
+    ) {
         let ext = self.shared.external.clone();
         for launch in launches {
             let children = ext.children.clone();
