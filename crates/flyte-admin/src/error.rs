@@ -21,6 +21,21 @@ pub enum AdminError {
     Unimplemented(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// No valid credentials (crate::auth). Only for that: flytekit answers it with a login.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Something the answer depends on is down (the identity provider); retry later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<flyte_auth::AuthError> for AdminError {
+    fn from(err: flyte_auth::AuthError) -> Self {
+        match err {
+            flyte_auth::AuthError::ProviderUnavailable(_) => Self::Unavailable(err.to_string()),
+            _ => Self::Unauthenticated(err.to_string()),
+        }
+    }
 }
 
 pub type AdminResult<T> = Result<T, AdminError>;
@@ -56,6 +71,8 @@ impl AdminError {
             Self::ResourceExhausted(_) => tonic::Code::ResourceExhausted,
             Self::Unimplemented(_) => tonic::Code::Unimplemented,
             Self::Internal(_) => tonic::Code::Internal,
+            Self::Unauthenticated(_) => tonic::Code::Unauthenticated,
+            Self::Unavailable(_) => tonic::Code::Unavailable,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! contract) over gRPC, the REST/JSON gateway under `/api/v1/`, and the data-proxy upload
 //! endpoint — all one axum `Router` that the binary serves on a single port.
 
+pub mod auth;
 pub mod cache_http;
 pub mod error;
 pub mod fidelity;

@@ -98,7 +98,7 @@ pub fn grpc_router(state: &AdminState, signer: &UrlSigner) -> Router {
 
 /// Routes `/<service name>/*` to a tonic service, as `tonic::service::Routes` does (but
 /// without its catch-all fallback, so the router can be merged).
-fn add_grpc<S>(router: Router, svc: S) -> Router
+pub(crate) fn add_grpc<S>(router: Router, svc: S) -> Router
 where
     S: Service<http::Request<tonic::body::Body>, Error = Infallible>
         + NamedService

@@ -43,7 +43,11 @@ pub struct AuthConfig {
     /// The gRPC metadata key flytekit sends its token in (flyteadmin's default
     /// `flyte-authorization`); `authorization` is always accepted too.
     pub authorization_metadata_key: String,
-    /// Paths served without a token: an entry ending in `/` is a prefix, others exact.
+    /// Paths served without a token: an entry ending in `/` is a prefix, others exact. The
+    /// defaults: health, metrics, the discovery documents and the auth metadata (what a
+    /// client reads to log in), and the data proxy's signed upload and download URLs (their
+    /// signature is the permission, as with an object store's presigned URLs; flytekit sends
+    /// no token with them).
     pub exempt_paths: Vec<String>,
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
     pub leeway_secs: u64,
@@ -70,6 +74,8 @@ impl Default for AuthConfig {
                 "/.well-known/",
                 "/config/v1/flyte_client",
                 "/flyteidl.service.AuthMetadataService/",
+                "/api/v1/dataproxy/upload/",
+                "/api/v1/dataproxy/download/",
             ]
             .map(String::from)
             .to_vec(),
@@ -591,6 +597,9 @@ impl Authenticator {
             }
             ErrorKind::InvalidSignature => {
                 AuthError::Invalid("its signature does not verify".into())
+            }
+            ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                AuthError::Invalid(format!("it is not a well-formed JWT ({err})"))
             }
             _ => AuthError::Invalid(err.to_string()),
         }

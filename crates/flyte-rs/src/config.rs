@@ -42,6 +42,8 @@ pub struct Config {
     pub replica: ReplicaConfig,
     pub scheduler: SchedulerSection,
     pub notifications: NotificationsSection,
+    /// Authentication with an OpenID Connect provider (docs/auth.md). Off by default.
+    pub auth: flyte_auth::AuthConfig,
 }
 
 /// The native scheduler of launch-plan schedules (docs/schedules.md).
@@ -358,6 +360,7 @@ impl Default for Config {
             replica: ReplicaConfig::default(),
             scheduler: SchedulerSection::default(),
             notifications: NotificationsSection::default(),
+            auth: flyte_auth::AuthConfig::default(),
         }
     }
 }
@@ -736,6 +739,8 @@ impl Config {
         c.engine.secrets_dir = Some(PathBuf::new());
         c.telemetry.otlp_endpoint = Some(String::new());
         c.replica.id = Some(String::new());
+        c.auth.issuer = Some(String::new());
+        c.auth.audience = Some(String::new());
         let k = &mut c.kubernetes;
         k.kubeconfig = Some(PathBuf::new());
         for v in [
@@ -872,6 +877,9 @@ impl Config {
             problems.push("replica.id: must be 1 to 200 characters".into());
         }
         problems.extend(self.tls_problems());
+        if let Err(problem) = self.auth.validate() {
+            problems.push(problem);
+        }
         if let Err(problem) = self.kubernetes.validate() {
             problems.push(problem);
         }

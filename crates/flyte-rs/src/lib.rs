@@ -4,6 +4,7 @@
 //! metrics) into one server on one port; `main.rs` only parses flags, loads the
 //! [`Config`] and calls it.
 
+mod auth;
 pub mod config;
 pub mod data_dir_lock;
 mod notifications;

@@ -208,6 +208,8 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
         .context("cannot start the replica's lease loops")?;
     let scheduler_admin = admin.clone();
     let app = app(admin, store, logs).merge(crate::schedules::api(&config, &scheduler_admin)?);
+    // Outermost: no route is served before the caller is known (docs/auth.md).
+    let app = crate::auth::wrap(&config, app, &public_url).await?;
 
     let (tx, mut rx) = watch::channel(false);
     // Launch-plan schedules: stopped with the server (a tick due meanwhile is caught up at

@@ -82,11 +82,14 @@ impl ScheduledLauncher for ExecutionService {
                 err @ (AdminError::InvalidArgument(_)
                 | AdminError::NotFound(_)
                 | AdminError::FailedPrecondition(_)
-                | AdminError::Unimplemented(_)),
+                | AdminError::Unimplemented(_)
+                | AdminError::Unauthenticated(_)),
             ) => Err(LaunchError::Rejected(err.to_string())),
-            Err(err @ (AdminError::ResourceExhausted(_) | AdminError::Internal(_))) => {
-                Err(LaunchError::Unavailable(err.to_string()))
-            }
+            Err(
+                err @ (AdminError::ResourceExhausted(_)
+                | AdminError::Internal(_)
+                | AdminError::Unavailable(_)),
+            ) => Err(LaunchError::Unavailable(err.to_string())),
         }
     }
 }

@@ -206,6 +206,11 @@ impl Gateway {
                 grpc_req.headers_mut().insert(name, value.clone());
             }
         }
+        // Who is calling, as the auth layer found it (crate::auth): the RPC sees it as a
+        // gRPC client's call would.
+        if let Some(identity) = parts.extensions.get::<flyte_auth::Identity>() {
+            grpc_req.extensions_mut().insert(identity.clone());
+        }
 
         let grpc_resp = match self.inner.grpc.clone().oneshot(grpc_req).await {
             Ok(resp) => resp,

@@ -59,8 +59,8 @@ fn external(err: AdminError) -> ExternalError {
         | AdminError::AlreadyExists(m)
         | AdminError::FailedPrecondition(m)
         | AdminError::ResourceExhausted(m) => ExternalError::Invalid(m),
-        AdminError::Unimplemented(m) => ExternalError::Invalid(m),
-        AdminError::Internal(m) => ExternalError::Unavailable(m),
+        AdminError::Unimplemented(m) | AdminError::Unauthenticated(m) => ExternalError::Invalid(m),
+        AdminError::Internal(m) | AdminError::Unavailable(m) => ExternalError::Unavailable(m),
     }
 }
 

@@ -1,0 +1,257 @@
+//! Authentication at the edge (docs/auth.md): one layer in front of every route of the port
+//! (gRPC and REST alike) and Flyte's auth contract for clients: `AuthMetadataService`
+//! (`GetOAuth2Metadata`, `GetPublicClientConfig`), `IdentityService.UserInfo`, and the
+//! `/.well-known/…` documents.
+//!
+//! With an external provider flyteadmin points clients at the provider's own endpoints
+//! (`auth/authzserver/metadata_provider.go`): so does this, from the provider's discovery
+//! document. Token checks are `flyte_auth::Authenticator`'s.
+//!
+//! UNAUTHENTICATED (HTTP 401) is answered only when a call that needs a token has none, or
+//! one that fails a check: flytekit answers it by logging in (its auth is lazy, the first
+//! call goes without a token). When the provider cannot be reached to check a token, the
+//! answer is UNAVAILABLE (503), not a login prompt.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use flyte_auth::{AuthError, Authenticator, Identity};
+use flyteidl::service::auth_metadata_service_server::{
+    AuthMetadataService, AuthMetadataServiceServer,
+};
+use flyteidl::service::identity_service_server::{IdentityService, IdentityServiceServer};
+use flyteidl::service::{
+    OAuth2MetadataRequest, OAuth2MetadataResponse, PublicClientAuthConfigRequest,
+    PublicClientAuthConfigResponse, UserInfoRequest, UserInfoResponse,
+};
+use tower::Layer;
+
+use crate::error::{AdminError, http_status_for};
+use crate::gateway::{Gateway, error_response};
+
+/// Counter of refused calls, label `reason` (`missing`, `invalid`, `expired`,
+/// `provider_unavailable`).
+pub const AUTH_REFUSED_TOTAL: &str = "flyte_admin_auth_refused_total";
+
+/// The auth services of the contract. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthApi {
+    auth: Arc<Authenticator>,
+    /// flyteadmin's `service_http_endpoint`: where the server's HTTP API is.
+    public_url: String,
+}
+
+/// The routes of the auth contract: the gRPC services and their REST bindings
+/// (`/.well-known/oauth-authorization-server`, `/config/v1/flyte_client`, `/me`, from
+/// flyteidl's `google.api.http` rules) and `/.well-known/openid-configuration`.
+pub fn router(auth: Arc<Authenticator>, public_url: &str, max_request_bytes: usize) -> Router {
+    let api = AuthApi {
+        auth,
+        public_url: public_url.to_owned(),
+    };
+    let fidelity = crate::fidelity::layer(max_request_bytes);
+    let grpc = crate::router::add_grpc(
+        Router::new(),
+        fidelity.layer(AuthMetadataServiceServer::new(api.clone())),
+    );
+    let grpc = crate::router::add_grpc(
+        grpc,
+        fidelity.layer(IdentityServiceServer::new(api.clone())),
+    );
+    // The REST bindings go through the gateway like every /api/v1 call: same transcoding,
+    // same errors.
+    let gateway = Gateway::new(grpc.clone(), max_request_bytes);
+    let rest = move |req: Request| {
+        let gateway = gateway.clone();
+        async move { gateway.handle(req).await }
+    };
+    let discovery = move || {
+        let api = api.clone();
+        async move { api.discovery_document().await }
+    };
+    grpc.route("/config/v1/flyte_client", get(rest.clone()))
+        .route("/me", get(rest))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery.clone()),
+        )
+        .route("/.well-known/openid-configuration", get(discovery))
+}
+
+impl AuthApi {
+    /// The provider's discovery document as it serves it: an RFC 8414 document, whose
+    /// endpoints are the provider's (flytekit's and flytectl's HTTP discovery read it).
+    async fn discovery_document(&self) -> Response {
+        match self.auth.metadata().await {
+            Ok(m) => axum::Json(m.document.clone()).into_response(),
+            Err(err) => refusal_http(AdminError::from(err)),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AuthMetadataService for AuthApi {
+    async fn get_o_auth2_metadata(
+        &self,
+        _request: tonic::Request<OAuth2MetadataRequest>,
+    ) -> Result<tonic::Response<OAuth2MetadataResponse>, tonic::Status> {
+        let m = self.auth.metadata().await.map_err(status)?;
+        Ok(tonic::Response::new(OAuth2MetadataResponse {
+            issuer: m.issuer.clone(),
+            authorization_endpoint: m.authorization_endpoint.clone(),
+            token_endpoint: m.token_endpoint.clone(),
+            response_types_supported: m.list("response_types_supported"),
+            scopes_supported: m.list("scopes_supported"),
+            token_endpoint_auth_methods_supported: m.list("token_endpoint_auth_methods_supported"),
+            jwks_uri: m.jwks_uri.clone(),
+            code_challenge_methods_supported: m.list("code_challenge_methods_supported"),
+            grant_types_supported: m.list("grant_types_supported"),
+            device_authorization_endpoint: m.device_authorization_endpoint.clone(),
+        }))
+    }
+
+    async fn get_public_client_config(
+        &self,
+        _request: tonic::Request<PublicClientAuthConfigRequest>,
+    ) -> Result<tonic::Response<PublicClientAuthConfigResponse>, tonic::Status> {
+        let c = self.auth.config();
+        Ok(tonic::Response::new(PublicClientAuthConfigResponse {
+            client_id: c.client_id.clone(),
+            redirect_uri: c.redirect_uri.clone(),
+            scopes: c.scopes.clone(),
+            authorization_metadata_key: c.authorization_metadata_key.clone(),
+            service_http_endpoint: self.public_url.clone(),
+            audience: self.auth.audience().to_owned(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl IdentityService for AuthApi {
+    async fn user_info(
+        &self,
+        request: tonic::Request<UserInfoRequest>,
+    ) -> Result<tonic::Response<UserInfoResponse>, tonic::Status> {
+        // The layer put it there; without it the path was exempted by configuration.
+        let Some(id) = request.extensions().get::<Identity>() else {
+            return Err(status(AuthError::Missing {
+                issuer: self.auth.issuer().to_owned(),
+            }));
+        };
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        Ok(tonic::Response::new(UserInfoResponse {
+            subject: id.subject.clone(),
+            name: text(&id.name),
+            preferred_username: text(&id.preferred_username),
+            given_name: text(&id.given_name),
+            family_name: text(&id.family_name),
+            email: text(&id.email),
+            picture: text(&id.picture),
+            // Every claim of the token (groups among them), as flyteadmin passes the
+            // provider's claims on.
+            additional_claims: Some(pbjson_types::Struct {
+                fields: id
+                    .claims
+                    .iter()
+                    .map(|(k, v)| (k.clone(), proto_value(v)))
+                    .collect(),
+            }),
+        }))
+    }
+}
+
+fn proto_value(v: &serde_json::Value) -> pbjson_types::Value {
+    use pbjson_types::value::Kind;
+    use serde_json::Value as J;
+    let kind = match v {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(items) => Kind::ListValue(pbjson_types::ListValue {
+            values: items.iter().map(proto_value).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(pbjson_types::Struct {
+            fields: map
+                .iter()
+                .map(|(k, v)| (k.clone(), proto_value(v)))
+                .collect(),
+        }),
+    };
+    pbjson_types::Value { kind: Some(kind) }
+}
+
+fn status(err: AuthError) -> tonic::Status {
+    let (code, message) = AdminError::from(err).answer();
+    tonic::Status::new(code, message)
+}
+
+/// Requires a valid token on every route of `app` but the exempt paths, and puts the
+/// caller's [`Identity`] into the request's extensions.
+pub fn protect(app: Router, auth: Arc<Authenticator>) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(auth, enforce))
+}
+
+async fn enforce(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
+    if auth.config().is_exempt(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match auth.authenticate(req.headers()).await {
+        Ok(identity) => {
+            req.extensions_mut().insert(identity);
+            next.run(req).await
+        }
+        Err(err) => {
+            let reason = match &err {
+                AuthError::Missing { .. } => "missing",
+                AuthError::Invalid(_) => "invalid",
+                AuthError::Expired(_) => "expired",
+                AuthError::ProviderUnavailable(_) => "provider_unavailable",
+            };
+            metrics::counter!(AUTH_REFUSED_TOTAL, "reason" => reason).increment(1);
+            let path = req.uri().path();
+            match &err {
+                // flytekit's first call goes without a token, by design: not worth a line.
+                AuthError::Missing { .. } => tracing::debug!(path, "call without a token"),
+                AuthError::ProviderUnavailable(_) => {
+                    tracing::warn!(path, error = %err, "cannot check a token")
+                }
+                _ => tracing::info!(path, error = %err, "token refused"),
+            }
+            let err = AdminError::from(err);
+            if is_grpc(&req) {
+                let (code, message) = err.answer();
+                tonic::Status::new(code, message)
+                    .into_http::<Body>()
+                    .into_response()
+            } else {
+                refusal_http(err)
+            }
+        }
+    }
+}
+
+fn refusal_http(err: AdminError) -> Response {
+    let (code, message) = err.answer();
+    let mut response = error_response(http_status_for(code), code, &message, Vec::new());
+    if code == tonic::Code::Unauthenticated {
+        // RFC 6750 §3.
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+fn is_grpc(req: &Request) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}

@@ -1,0 +1,47 @@
+//! `auth`: authentication with an OpenID Connect provider around the whole application
+//! (docs/auth.md). The checks are crates/flyte-auth's, the edge flyte_admin::auth's.
+
+use std::sync::Arc;
+
+use axum::Router;
+use flyte_auth::Authenticator;
+
+use crate::config::Config;
+
+/// `app` with the auth contract's routes and every route behind the token check when
+/// `auth.enabled`; else `app` as it is, with a warning when other machines can reach it.
+pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Result<Router> {
+    if !config.auth.enabled {
+        if !config.server.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.server.listen,
+                "AUTHENTICATION IS OFF on an address other machines can reach: anyone who can \
+                 connect can register, run and delete anything. Set auth.enabled with an \
+                 OpenID Connect provider (docs/auth.md)"
+            );
+        }
+        return Ok(app);
+    }
+    let auth = Arc::new(Authenticator::new(config.auth.clone()).map_err(anyhow::Error::msg)?);
+    // Not fatal: the provider may start after this server; calls meanwhile answer UNAVAILABLE
+    // and the discovery is tried again.
+    match auth.prepare().await {
+        Ok(()) => tracing::info!(
+            issuer = auth.issuer(),
+            audience = auth.audience(),
+            "authentication on: every call needs an access token from the issuer"
+        ),
+        Err(err) => tracing::warn!(
+            issuer = auth.issuer(),
+            error = %err,
+            "authentication on, but the identity provider cannot be reached yet; calls are \
+             answered UNAVAILABLE until it can"
+        ),
+    }
+    let app = app.merge(flyte_admin::auth::router(
+        auth.clone(),
+        public_url,
+        config.server.max_request_bytes,
+    ));
+    Ok(flyte_admin::auth::protect(app, auth))
+}

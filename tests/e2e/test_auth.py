@@ -1,0 +1,253 @@
+"""Authentication (docs/auth.md) with a real OpenID Connect provider and the real flytekit.
+
+The provider is panva's oidc-provider from npm, started by scripts/oidc.sh on a data directory
+of this module's own (so `scripts/oidc.sh rotate` changes only its keys). flyte-rs runs with
+`auth.enabled`; flytekit is configured with `authType: ClientSecret` (the provider's
+confidential client) and registers and runs a workflow with `pyflyte run --remote` and
+FlyteRemote. Calls without a token, with a token for another audience or an expired one are
+refused with UNAUTHENTICATED (401 over REST); after the provider rotates its signing key, the
+new key's tokens are accepted without a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import time
+import typing
+import urllib.error
+import urllib.request
+import uuid
+
+import grpc
+import pytest
+import requests
+from flyteidl.admin import project_pb2
+from flyteidl.service import admin_pb2_grpc, auth_pb2, auth_pb2_grpc, identity_pb2, identity_pb2_grpc
+
+from conftest import DOMAIN, EXAMPLES_PROJECT, PROJECT, REPO, Server, describe, pyflyte, start_server, stop_server
+
+AUDIENCE = "flyte-rs"
+MACHINE_ID = "flyte-rs-machine"
+MACHINE_SECRET = "flyte-rs-machine-secret"
+
+
+@pytest.fixture(scope="module")
+def oidc_data(tmp_path_factory) -> pathlib.Path:
+    """The provider's data directory (scripts/oidc.sh keeps its keys, pid and port there)."""
+    return tmp_path_factory.mktemp("oidc")
+
+
+@pytest.fixture(scope="module")
+def oidc(oidc_data: pathlib.Path) -> str:
+    """The provider's issuer URL. A provider that cannot start fails the tests (never skips)."""
+    env = {**os.environ, "FLYTERS_OIDC_DATA": str(oidc_data), "FLYTERS_OIDC_PORT": "9130"}
+    result = subprocess.run(
+        [str(REPO / "scripts" / "oidc.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode != 0 or not result.stdout.strip():
+        pytest.fail(f"scripts/oidc.sh could not start the provider ({result.returncode}):\n{result.stderr}")
+    issuer = result.stdout.strip().splitlines()[-1]
+    yield issuer
+    subprocess.run([str(REPO / "scripts" / "oidc.sh"), "stop"], env=env, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def auth_server(oidc: str, tmp_path_factory) -> Server:
+    base = tmp_path_factory.mktemp("flyte-rs-auth")
+    srv = start_server(
+        base,
+        base / "data",
+        env={
+            "FLYTE_RS_AUTH__ENABLED": "true",
+            "FLYTE_RS_AUTH__ISSUER": oidc,
+            "FLYTE_RS_AUTH__AUDIENCE": AUDIENCE,
+            # Expiry is checked to the second here (the default allows 30 s of clock skew),
+            # and a rotated key is fetched at the first token that names it.
+            "FLYTE_RS_AUTH__LEEWAY_SECS": "0",
+            "FLYTE_RS_AUTH__JWKS_MIN_REFRESH_SECS": "0",
+        },
+    )
+    secret = base / "client_secret"
+    secret.write_text(MACHINE_SECRET)
+    # What a user writes for a machine client (docs/auth.md): the provider's client id and a
+    # file with its secret; the scopes come from the server (GetPublicClientConfig).
+    srv.config_path.write_text(
+        srv.config_path.read_text().replace(
+            "  insecure: true\n",
+            f"  insecure: true\n  authType: ClientSecret\n  clientId: {MACHINE_ID}\n"
+            f"  clientSecretLocation: {secret}\n",
+        )
+    )
+    yield srv
+    code = stop_server(srv)
+    assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"
+
+
+def _token(issuer: str, resource: str | None = None) -> str:
+    data = {"grant_type": "client_credentials", "scope": "all"}
+    if resource:
+        data["resource"] = resource
+    r = requests.post(f"{issuer}/token", data=data, auth=(MACHINE_ID, MACHINE_SECRET), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def _header(token: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+
+
+def _list_projects(srv: Server, token: str | None, key: str = "authorization"):
+    metadata = [(key, f"Bearer {token}")] if token else []
+    with grpc.insecure_channel(srv.endpoint) as channel:
+        return admin_pb2_grpc.AdminServiceStub(channel).ListProjects(
+            project_pb2.ProjectListRequest(limit=10), metadata=metadata, timeout=30
+        )
+
+
+def _refusal(srv: Server, token: str | None) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        _list_projects(srv, token)
+    return err.value
+
+
+def _http(url: str, token: str | None = None) -> tuple[int, dict, typing.Any]:
+    """Status, headers (lower-case names) and body (decoded if JSON) of a GET."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        resp = urllib.request.urlopen(req, timeout=30)
+    except urllib.error.HTTPError as e:
+        resp = e
+    with resp:
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        body = resp.read()
+        if headers.get("content-type", "").startswith("application/json"):
+            body = json.loads(body)
+        return resp.status, headers, body
+
+
+def test_without_a_token_only_the_login_metadata_answers(auth_server: Server, oidc: str):
+    err = _refusal(auth_server, None)
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED, err
+    assert oidc in err.details() and "Bearer" in err.details(), err.details()
+
+    status, headers, body = _http(f"{auth_server.url}/api/v1/projects")
+    assert status == 401, body
+    assert headers.get("www-authenticate") == "Bearer", headers
+    assert body["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0], body
+    status, _, _ = _http(f"{auth_server.url}/me")
+    assert status == 401
+
+    # What a client reads to log in, without a token: the provider's endpoints...
+    status, _, doc = _http(f"{auth_server.url}/.well-known/oauth-authorization-server")
+    assert status == 200 and doc["issuer"] == oidc and doc["token_endpoint"] == f"{oidc}/token", doc
+    status, _, doc = _http(f"{auth_server.url}/.well-known/openid-configuration")
+    assert status == 200 and doc["jwks_uri"] == f"{oidc}/jwks", doc
+    with grpc.insecure_channel(auth_server.endpoint) as channel:
+        stub = auth_pb2_grpc.AuthMetadataServiceStub(channel)
+        meta = stub.GetOAuth2Metadata(auth_pb2.OAuth2MetadataRequest(), timeout=30)
+        client = stub.GetPublicClientConfig(auth_pb2.PublicClientAuthConfigRequest(), timeout=30)
+    assert meta.issuer == oidc and meta.authorization_endpoint == f"{oidc}/auth", meta
+    assert "client_credentials" in meta.grant_types_supported, meta
+    # ...and the public client flytekit's PKCE login uses.
+    assert client.client_id == "flytectl" and client.audience == AUDIENCE, client
+    assert client.redirect_uri == "http://localhost:53593/callback" and list(client.scopes) == ["all"], client
+    assert client.authorization_metadata_key == "flyte-authorization", client
+    status, _, body = _http(f"{auth_server.url}/config/v1/flyte_client")
+    # Through the REST gateway: lowerCamelCase for a request that is not application/json.
+    assert status == 200 and body["clientId"] == "flytectl", body
+    status, _, _ = _http(f"{auth_server.url}/healthcheck")
+    assert status == 200
+
+
+def test_a_valid_token_works_over_grpc_and_rest_and_names_the_caller(auth_server: Server, oidc: str):
+    token = _token(oidc)
+    projects = _list_projects(auth_server, token)
+    assert PROJECT in [p.id for p in projects.projects]
+    # flyteadmin's own metadata key works as well as `authorization`.
+    assert _list_projects(auth_server, token, key="flyte-authorization").projects
+
+    status, _, body = _http(f"{auth_server.url}/api/v1/projects", token)
+    assert status == 200 and PROJECT in [p["id"] for p in body["projects"]], body
+
+    with grpc.insecure_channel(auth_server.endpoint) as channel:
+        me = identity_pb2_grpc.IdentityServiceStub(channel).UserInfo(
+            identity_pb2.UserInfoRequest(), metadata=[("authorization", f"Bearer {token}")], timeout=30
+        )
+    assert me.subject == MACHINE_ID, me
+    assert list(me.additional_claims["groups"]) == ["flyte-machines"], me
+    status, _, body = _http(f"{auth_server.url}/me", token)
+    assert status == 200 and body["subject"] == MACHINE_ID, body
+    assert body["additionalClaims"]["aud"] == AUDIENCE, body
+
+
+def test_flytekit_with_client_secret_registers_and_runs(auth_server: Server, tmp_path):
+    from flytekit.configuration import Config
+    from flytekit.remote import FlyteRemote
+
+    name = "auth" + uuid.uuid4().hex[:10]
+    result = pyflyte(
+        auth_server, "run", "--remote", "--project", PROJECT, "--domain", DOMAIN, "--name", name,
+        "examples/basics.py", "arithmetic_wf", "--a", "3",
+        cwd=EXAMPLES_PROJECT,
+    )
+    assert result.returncode == 0, describe(result, auth_server)
+    remote = FlyteRemote(
+        config=Config.auto(config_file=str(auth_server.config_path)),
+        default_project=PROJECT,
+        default_domain=DOMAIN,
+    )
+    execution = remote.wait(remote.fetch_execution(name=name), timeout=datetime.timedelta(minutes=5))
+    assert execution.closure.phase == 4, (execution.closure, auth_server.log())  # SUCCEEDED
+    # values [3, 2, 5, 7]: a, b, add(3, 2), add(5, 2)
+    assert execution.outputs["total"] == 17 and execution.outputs["mean"] == 4.25, execution.outputs
+    # FlyteRemote's own calls carry its token too.
+    wf = remote.fetch_workflow(name="examples.basics.arithmetic_wf")
+    assert "a" in wf.interface.inputs
+
+
+def test_tokens_for_another_audience_or_expired_are_refused(auth_server: Server, oidc: str):
+    other = _token(oidc, resource="http://other-api/")
+    err = _refusal(auth_server, other)
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED, err
+    assert "audience" in err.details() and "other-api" in err.details(), err.details()
+
+    # The provider's short-lived resource: the same audience, 1 s of life.
+    short = _token(oidc, resource="http://flyte-rs/short-lived")
+    exp = json.loads(base64.urlsafe_b64decode(short.split(".")[1] + "=="))["exp"]
+    while time.time() < exp + 1:
+        time.sleep(0.2)
+    err = _refusal(auth_server, short)
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED, err
+    assert "expired" in err.details(), err.details()
+
+    # Another token's claims under this one's signature.
+    head, _, sig = _token(oidc).split(".")
+    claims = base64.urlsafe_b64encode(json.dumps({"iss": oidc, "aud": AUDIENCE, "sub": "mallory", "exp": int(time.time()) + 600}).encode())
+    err = _refusal(auth_server, f"{head}.{claims.decode().rstrip('=')}.{sig}")
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "signature" in err.details(), err.details()
+
+
+def test_after_the_provider_rotates_its_key_new_tokens_are_accepted(
+    auth_server: Server, oidc: str, oidc_data: pathlib.Path
+):
+    before = _token(oidc)
+    assert _list_projects(auth_server, before).projects
+    rotated = subprocess.run(
+        [str(REPO / "scripts" / "oidc.sh"), "rotate"],
+        env={**os.environ, "FLYTERS_OIDC_DATA": str(oidc_data)},
+        capture_output=True, text=True, timeout=600,
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.strip().splitlines()[-1] == oidc, rotated.stdout
+    after = _token(oidc)
+    assert _header(after)["kid"] != _header(before)["kid"]
+    assert _list_projects(auth_server, after).projects
+    # The previous key is still published: its tokens stay good until they expire.
+    assert _list_projects(auth_server, before).projects
+    # Fetched at start and again for the new key's first token, without a restart.
+    assert auth_server.log().count("fetched the provider's signing keys") == 2, auth_server.log()
