@@ -80,3 +80,25 @@ def report_wf(n: int = 2, words: typing.List[str] = ["ab", "c"]) -> typing.Tuple
 @workflow
 def refuse_wf(x: int = -1) -> int:
     return refuse(x=x)
+
+
+# Runs for `delay` seconds, then notes that it ran (one line per run) and doubles x.
+slow_double = ContainerTask(
+    name="slow-double-shell",
+    input_data_dir="/var/inputs",
+    output_data_dir="/var/outputs",
+    inputs=kwtypes(x=int, delay=float, marker_dir=str),
+    outputs=kwtypes(y=int),
+    image="ghcr.io/flyteorg/rawcontainers-shell:v2",
+    command=[
+        "sh",
+        "-c",
+        "sleep {{.inputs.delay}}; echo ran >> {{.inputs.marker_dir}}/slow-double; "
+        "echo $(( $(cat /var/inputs/x) * 2 )) > /var/outputs/y",
+    ],
+)
+
+
+@workflow
+def slow_double_wf(x: int = 21, delay: float = 0.0, marker_dir: str = "/tmp") -> int:
+    return slow_double(x=x, delay=delay, marker_dir=marker_dir)

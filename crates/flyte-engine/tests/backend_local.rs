@@ -838,6 +838,72 @@ fn a_reattached_attempt_reports_how_its_process_ended() {
     }
 }
 
+/// Issue 15: a raw container (copilot's data directories) running across a server restart is
+/// collected by the new server as by the one that started it: its outputs are read from its
+/// output directory (it was retried as "outputs not generated" before), and its data
+/// directories go with it.
+#[test]
+fn a_reattached_raw_container_is_collected_with_its_outputs() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let f = Fixture::new();
+    let release = f.data_dir().join("release");
+    let k = key("exec15", "n0", 0);
+    let script = format!(
+        r#"echo started > "{s}"; while [ ! -f "{r}" ]; do sleep 0.05; done; echo $(( $(cat /var/inputs/x) + 1 )) > /var/outputs/y"#,
+        s = f.data_dir().join("started").display(),
+        r = release.display()
+    );
+    let mut template = container_task(
+        "raw-container",
+        &["sh", "-c", &script],
+        &[],
+        interface(&[("x", SimpleType::Integer)], &[("y", SimpleType::Integer)]),
+    );
+    if let Some(flyteidl::core::task_template::Target::Container(c)) = template.target.as_mut() {
+        c.data_config = Some(flyteidl::core::DataLoadingConfig {
+            enabled: true,
+            input_path: "/var/inputs".into(),
+            output_path: "/var/outputs".into(),
+            format: flyteidl::core::data_loading_config::LiteralMapFormat::Json as i32,
+            ..Default::default()
+        });
+    }
+    let attempt = f.attempt(k.clone(), template);
+    // The first server dies with its runtime; the process is left running.
+    let first = runtime();
+    first.block_on(async {
+        f.write_inputs(&k, &literal_map(&[("x", int(41))])).await;
+        let b = backend(&f, |_| {});
+        let (tx, _rx) = mpsc::unbounded_channel();
+        b.start(attempt.clone(), tx).await.unwrap();
+        wait_for_file(&f.data_dir().join("started"), WAIT).await;
+    });
+    first.shutdown_background();
+    runtime().block_on(async {
+        let second = backend(&f, |_| {});
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert_eq!(
+            second.reattach(attempt, tx).await.unwrap(),
+            Reattach::Attached
+        );
+        std::fs::write(&release, "").unwrap();
+        let (_, outcome) = until_finished(&mut rx, &k, WAIT).await;
+        assert!(
+            matches!(outcome, AttemptOutcome::Succeeded { .. }),
+            "{outcome:?}"
+        );
+        let outputs = f.read_outputs(&k).await.expect("outputs.pb");
+        assert_eq!(outputs, literal_map(&[("y", int(42))]));
+    });
+    let work = f.data_dir().join("work/flytesnacks/development/exec15/n0");
+    assert!(!work.join("0.data").exists() && !work.join("0").exists());
+}
+
 /// A `file://` URL as the plain path the local backend renders for raw-data prefixes.
 fn plain(url: &str) -> &str {
     url.strip_prefix("file://").unwrap_or(url)

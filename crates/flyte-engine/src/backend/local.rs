@@ -1817,17 +1817,32 @@ async fn run_reattached(
     }
     drop(permit);
     tracing::info!(pid, "re-attached task process ended");
-    let outcome = match result {
-        Ok(status) => evaluate_exit(inner, attempt, status, &log_path, logs).await,
-        Err(Exit::Aborted) => AttemptOutcome::Aborted,
-        Err(Exit::OomKilled) => oom_killed(attempt, &log_path, logs),
-        Err(Exit::Failed(AttemptOutcome::Failed {
-            error, retryable, ..
-        })) => failed(error, retryable, logs),
-        Err(_) => AttemptOutcome::Aborted,
+    // A raw container's outputs are files in its output directory, as after `start`.
+    let copilot =
+        super::copilot::Copilot::for_template(&attempt.template, &sibling(&work_dir, ".data"));
+    let copilot_failure = match (&result, &copilot) {
+        (Ok(status), Some(copilot)) if status.success() => {
+            copilot_outputs(inner, attempt, copilot, &logs).await
+        }
+        _ => None,
+    };
+    let outcome = match copilot_failure {
+        Some(failure) => failure,
+        None => match result {
+            Ok(status) => evaluate_exit(inner, attempt, status, &log_path, logs).await,
+            Err(Exit::Aborted) => AttemptOutcome::Aborted,
+            Err(Exit::OomKilled) => oom_killed(attempt, &log_path, logs),
+            Err(Exit::Failed(AttemptOutcome::Failed {
+                error, retryable, ..
+            })) => failed(error, retryable, logs),
+            Err(_) => AttemptOutcome::Aborted,
+        },
     };
     if !inner.config.keep_work_dirs {
         let _ = tokio::fs::remove_dir_all(&work_dir).await;
+        if copilot.is_some() {
+            let _ = tokio::fs::remove_dir_all(sibling(&work_dir, ".data")).await;
+        }
     }
     outcome
 }
