@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 import time
 import typing
 import urllib.error
@@ -251,3 +252,32 @@ def test_after_the_provider_rotates_its_key_new_tokens_are_accepted(
     assert _list_projects(auth_server, before).projects
     # Fetched at start and again for the new key's first token, without a restart.
     assert auth_server.log().count("fetched the provider's signing keys") == 2, auth_server.log()
+
+
+def test_a_person_logs_in_with_pkce_through_the_provider(auth_server: Server, tmp_path, monkeypatch):
+    """flytekit's default `authType: Pkce`: its first call is refused, it reads the public client
+    from GetPublicClientConfig, opens the provider's login in a "browser" (a headless one that
+    fills the provider's forms) and gets the code on localhost:53593."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"admin:\n  endpoint: dns:///127.0.0.1:{auth_server.port}\n  insecure: true\n  authType: Pkce\n"
+    )
+    monkeypatch.setenv("BROWSER", f"{sys.executable} {pathlib.Path(__file__).parent / 'auth_browser' / 'login.py'} %s")
+    monkeypatch.setenv("FLYTERS_TEST_LOGIN", "alice")
+    script = (
+        "from flytekit.configuration import Config\n"
+        "from flytekit.remote import FlyteRemote\n"
+        "from flyteidl.service import identity_pb2, identity_pb2_grpc\n"
+        f"r = FlyteRemote(Config.auto(config_file={str(config)!r}), default_project={PROJECT!r}, default_domain={DOMAIN!r})\n"
+        "print('projects', [p.id for p in r.client.list_projects_paginated(limit=10)[0]])\n"
+        "me = identity_pb2_grpc.IdentityServiceStub(r.client._channel).UserInfo(identity_pb2.UserInfoRequest())\n"
+        "print('me', me.subject, me.email, list(me.additional_claims['groups']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_", "FLYTECTL_"))}
+    # No token from an earlier run in a system keyring: the login must happen here.
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.stdout, result.stderr, auth_server.log()[-3000:])
+    assert f"'{PROJECT}'" in result.stdout, result.stdout
+    # The person's identity, not a machine's: the token came from alice's login.
+    assert "me alice alice@example.com ['flyte-users']" in result.stdout, result.stdout
