@@ -281,3 +281,26 @@ def test_a_person_logs_in_with_pkce_through_the_provider(auth_server: Server, tm
     assert f"'{PROJECT}'" in result.stdout, result.stdout
     # The person's identity, not a machine's: the token came from alice's login.
     assert "me alice alice@example.com ['flyte-users']" in result.stdout, result.stdout
+
+
+def test_auth_off_on_a_network_address_warns_once_at_start(tmp_path):
+    from conftest import READY_PREFIX, _binary, _clean_env
+
+    log = tmp_path / "server.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [str(_binary()), "start", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "data")],
+            env=_clean_env({"FLYTE_RS_SERVER__ALLOW_CLEARTEXT": "true", "FLYTE_RS_ENGINE__AUTO_VENV": "false"}),
+            stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp_path,
+        )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(READY_PREFIX):
+                break
+        else:
+            pytest.fail(f"flyte-rs exited before it was ready:\n{log.read_text()}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert log.read_text().count("AUTHENTICATION IS OFF") == 1, log.read_text()
