@@ -1,0 +1,148 @@
+//! `kubernetes.enabled`: a python-task of an execution runs as a pod, through the whole server
+//! (gRPC CreateExecution, the engine, the Kubernetes backend) against the API double of
+//! crates/flyte-kube/tests/double (no Kubernetes runs here; docs/kubernetes.md).
+
+use std::time::{Duration, Instant};
+
+use flyte_rs::testing::TestServer;
+use flyteidl::core::{
+    self, Container, Node, ResourceType, TaskNode, TaskTemplate, WorkflowMetadata,
+    WorkflowTemplate, node, task_node, task_template, workflow_execution::Phase,
+};
+use serde_json::json;
+
+#[path = "../../flyte-kube/tests/double/mod.rs"]
+#[allow(dead_code)] // the error and deletion helpers serve flyte-kube's own tests
+mod double;
+mod support;
+
+use support::{grpc, id, iface};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_task_runs_as_a_pod_when_kubernetes_is_enabled() {
+    let api = double::ApiDouble::start().await;
+    let ns = format!("{}-{}", support::PROJECT, support::DOMAIN);
+    api.add_namespace(&ns);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let server = TestServer::start_with(|c| {
+        c.kubernetes.enabled = true;
+        c.kubernetes.kubeconfig = Some(kubeconfig);
+    })
+    .await
+    .unwrap();
+    let mut client = grpc(&server).await;
+
+    let task_id = id(ResourceType::Task, "k8s_hello");
+    let template = TaskTemplate {
+        id: Some(task_id.clone()),
+        r#type: "python-task".into(),
+        interface: Some(iface(&[], &[])),
+        metadata: Some(core::TaskMetadata {
+            runtime: Some(core::RuntimeMetadata {
+                version: "1.16.31".into(),
+                flavor: "python".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        target: Some(task_template::Target::Container(Container {
+            image: "cr.flyte.org/flyteorg/flytekit:py3.12-1.16.31".into(),
+            args: [
+                "pyflyte-execute",
+                "--inputs",
+                "{{.input}}",
+                "--output-prefix",
+                "{{.outputPrefix}}",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    client
+        .create_task(support::task_request(template))
+        .await
+        .unwrap();
+    let wf_id = id(ResourceType::Workflow, "k8s_hello");
+    let workflow = WorkflowTemplate {
+        id: Some(wf_id.clone()),
+        metadata: Some(WorkflowMetadata::default()),
+        interface: Some(iface(&[], &[])),
+        nodes: vec![Node {
+            id: "n0".into(),
+            metadata: Some(core::NodeMetadata {
+                name: "k8s_hello".into(),
+                ..Default::default()
+            }),
+            target: Some(node::Target::TaskNode(TaskNode {
+                reference: Some(task_node::Reference::ReferenceId(task_id)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    client
+        .create_workflow(support::workflow_request(workflow))
+        .await
+        .unwrap();
+    let lp = id(ResourceType::LaunchPlan, "k8s_hello");
+    client
+        .create_launch_plan(support::launch_plan_request(&lp, &wf_id, &[]))
+        .await
+        .unwrap();
+    let exec = client
+        .create_execution(support::execution_request(&lp, &[]))
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+        .unwrap();
+
+    // The engine creates the pod: wait for it (bounded only so a broken run fails).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let name = loop {
+        if let Some((_, name)) = api.pod_names().into_iter().find(|(n, _)| *n == ns) {
+            break name;
+        }
+        assert!(Instant::now() < deadline, "no pod created in {ns}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(name, format!("{}-n0-0", exec.name));
+    let pod = api.pod(&ns, &name).unwrap();
+    let env = pod["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "FLYTE_INTERNAL_EXECUTION_ID" && e["value"] == json!(exec.name)),
+        "{env:?}"
+    );
+
+    // The kubelet's part: the container ran and exited 0.
+    api.set_status(
+        &ns,
+        &name,
+        json!({"phase": "Succeeded", "containerStatuses": [{"name": name, "ready": false,
+            "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}),
+    );
+    let execution = support::wait_terminal(
+        &mut client,
+        &exec,
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+    )
+    .await;
+    let closure = execution.closure.unwrap();
+    assert_eq!(
+        closure.phase,
+        Phase::Succeeded as i32,
+        "error: {:?}",
+        closure.output_result
+    );
+    server.shutdown().await.unwrap();
+}
