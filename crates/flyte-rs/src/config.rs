@@ -250,6 +250,10 @@ pub struct EngineSection {
     /// A Python virtual environment for task processes: its `bin/` goes in front of `PATH`
     /// and `VIRTUAL_ENV` is set. Unset: tasks use `task_path` (or the server's own `PATH`).
     pub python_venv: Option<PathBuf>,
+    /// Task images mapped to the Python environments their tasks run in, first match wins
+    /// (`[{image = "ghcr.io/org/app:*", venv = "/opt/venvs/app"}]`); an image none matches
+    /// runs with `python_venv`. Warm workers keep one template per environment.
+    pub python_environments: Vec<PythonEnvironmentEntry>,
     /// `PATH` for task processes instead of the server's own (the venv's `bin/` still goes
     /// in front of it).
     pub task_path: Option<String>,
@@ -290,6 +294,16 @@ pub struct EngineSection {
     pub secret_env: flyte_engine::secrets::SecretEnv,
 }
 
+/// One `engine.python_environments` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonEnvironmentEntry {
+    /// The task image exactly, or a prefix ending in `*`.
+    pub image: String,
+    /// The virtual environment (made absolute at load).
+    pub venv: PathBuf,
+}
+
 /// A Kubernetes quantity as text, written as a string (`"1500m"`, `"16Gi"`) or a plain number
 /// (`2`, which environment variables give as one).
 fn quantity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -314,6 +328,7 @@ impl Default for EngineSection {
             host_cpus: None,
             host_memory: None,
             python_venv: None,
+            python_environments: Vec::new(),
             task_path: None,
             auto_venv: true,
             auto_venv_python: "python3".into(),
@@ -848,6 +863,14 @@ impl Config {
             &self.engine.secrets_env_prefix,
             env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         );
+        for (i, entry) in self.engine.python_environments.iter_mut().enumerate() {
+            entry.venv = std::path::absolute(&entry.venv).with_context(|| {
+                format!(
+                    "engine.python_environments[{i}].venv {}: cannot make it absolute",
+                    entry.venv.display()
+                )
+            })?;
+        }
         if let Some(venv) = &self.engine.python_venv {
             self.engine.python_venv = Some(std::path::absolute(venv).with_context(|| {
                 format!(
@@ -983,6 +1006,17 @@ impl Config {
                 "engine.python_venv: `{}` has no bin/ directory (create it with `python3 -m venv`)",
                 venv.display()
             ));
+        }
+        for (i, entry) in self.engine.python_environments.iter().enumerate() {
+            if entry.image.trim().is_empty() || entry.image.trim() == "*" {
+                problems.push(format!(
+                    "engine.python_environments[{i}].image: empty or `*` (name an image, or a \
+                     prefix ending in `*`; python_venv is the environment of every other image)"
+                ));
+            }
+            if entry.venv.as_os_str().is_empty() {
+                problems.push(format!("engine.python_environments[{i}].venv: empty"));
+            }
         }
         if self.engine.auto_venv_python.trim().is_empty() {
             problems.push(
@@ -1735,6 +1769,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("engine.python_venv"), "{err:#}");
+    }
+
+    #[test]
+    fn python_environments_map_images_to_venvs_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "engine:\n  python_environments:\n    - image: ghcr.io/org/ml:*\n      venv: venvs/ml\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&overrides, &env(&[])).unwrap();
+        let entry = &c.engine.python_environments[0];
+        assert_eq!(entry.image, "ghcr.io/org/ml:*");
+        // Relative to where the server starts, like python_venv; a missing one only warns.
+        assert!(entry.venv.is_absolute() && entry.venv.ends_with("venvs/ml"));
+
+        std::fs::write(
+            &file,
+            "engine:\n  python_environments:\n    - image: '*'\n      venv: /v\n",
+        )
+        .unwrap();
+        let err = Config::load(&overrides, &env(&[])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("engine.python_environments[0].image"),
+            "{err:#}"
+        );
     }
 }
 

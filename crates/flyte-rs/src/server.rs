@@ -335,6 +335,14 @@ fn engine_parts(
     let mut local = LocalProcessConfig {
         path: e.task_path.clone().map(Into::into),
         venv: e.python_venv.clone(),
+        python_environments: e
+            .python_environments
+            .iter()
+            .map(|m| flyte_engine::backend::PythonEnvironment {
+                image: m.image.clone(),
+                venv: m.venv.clone(),
+            })
+            .collect(),
         max_concurrency: e.max_concurrent_tasks,
         capacity: Some(host_capacity(e)),
         kill_grace_period: Duration::from_secs(e.kill_grace_secs),
