@@ -458,12 +458,17 @@ fn label_value(v: &str) -> String {
         .to_string()
 }
 
-/// Whether the template has something to run as a pod (a container or a pod spec).
+/// Whether the template has something to run as a pod (a container or a pod spec). A raw
+/// container with `data_config` needs the copilot sidecar, not done yet: it stays with the
+/// local backend, which runs copilot's part itself.
 pub fn has_pod_target(t: &flyteidl::core::TaskTemplate) -> bool {
-    matches!(
-        t.target,
-        Some(task_template::Target::Container(_)) | Some(task_template::Target::K8sPod(_))
-    )
+    match &t.target {
+        Some(task_template::Target::Container(c)) => {
+            !c.data_config.as_ref().is_some_and(|d| d.enabled)
+        }
+        Some(task_template::Target::K8sPod(_)) => true,
+        _ => false,
+    }
 }
 
 /// Every command and argument of the task's containers, before templates are rendered.
@@ -496,6 +501,22 @@ pub fn template_parts(t: &flyteidl::core::TaskTemplate) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_containers_with_data_config_stay_with_the_local_backend() {
+        let mut c = flyteidl::core::Container::default();
+        let mut t = flyteidl::core::TaskTemplate {
+            target: Some(task_template::Target::Container(c.clone())),
+            ..Default::default()
+        };
+        assert!(has_pod_target(&t));
+        c.data_config = Some(flyteidl::core::DataLoadingConfig {
+            enabled: true,
+            ..Default::default()
+        });
+        t.target = Some(task_template::Target::Container(c));
+        assert!(!has_pod_target(&t));
+    }
 
     #[test]
     fn names_follow_dns_rules() {
