@@ -60,7 +60,7 @@ const configuration = {
       client_id: publicId,
       application_type: 'native',
       token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
       redirect_uris: [redirectUri],
     },
@@ -101,6 +101,15 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+// flytekit 1.16 reads `interval` from the device authorization response unconditionally
+// (token_client.py DeviceCodeResponse); RFC 8628 §3.2 makes it optional, and oidc-provider
+// leaves it out. Okta, Auth0 and Keycloak send it; so does this one: the RFC's default, 5 s.
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && ctx.body.interval === undefined) {
+    ctx.body = { ...ctx.body, interval: 5 };
+  }
+});
 provider.listen(port, '127.0.0.1', () => {
   console.log(`oidc-provider listening, issuer ${issuer}`);
 });

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -304,3 +305,45 @@ def test_auth_off_on_a_network_address_warns_once_at_start(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
     assert log.read_text().count("AUTHENTICATION IS OFF") == 1, log.read_text()
+
+
+def test_a_person_logs_in_with_the_device_flow(auth_server: Server, tmp_path):
+    """flytekit's `authType: DeviceFlow`: it prints the provider's verification URL and polls the
+    token endpoint while the person (here: auth_browser/login.py) enters the code and logs in."""
+    sys.path.insert(0, str(pathlib.Path(__file__).parent / "auth_browser"))
+    import login
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"admin:\n  endpoint: dns:///127.0.0.1:{auth_server.port}\n  insecure: true\n  authType: DeviceFlow\n"
+    )
+    script = (
+        "from flytekit.configuration import Config\n"
+        "from flytekit.remote import FlyteRemote\n"
+        "from flyteidl.service import identity_pb2, identity_pb2_grpc\n"
+        f"r = FlyteRemote(Config.auto(config_file={str(config)!r}), default_project={PROJECT!r}, default_domain={DOMAIN!r})\n"
+        "print('projects', [p.id for p in r.client.list_projects_paginated(limit=10)[0]], flush=True)\n"
+        "me = identity_pb2_grpc.IdentityServiceStub(r.client._channel).UserInfo(identity_pb2.UserInfoRequest())\n"
+        "print('me', me.subject, list(me.additional_claims['groups']), flush=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_", "FLYTECTL_"))}
+    env.update(PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", NO_COLOR="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    out = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            m = re.search(r"(http://\S+user_code=[\w-]+)", re.sub(r"\x1b\[[0-9;]*m", "", line))
+            if m:
+                login.complete(m.group(1), "bob")
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = "".join(out)
+    assert proc.returncode == 0, text[-4000:] + "\n--- server log ---\n" + auth_server.log()[-2000:]
+    assert "navigate in a browser" in text and f"'{PROJECT}'" in text, text
+    assert "me bob ['flyte-users']" in text, text
