@@ -75,7 +75,15 @@ LEAF_SHAPES: dict[str, tuple[str, str, int]] = {
     "chain-500": ("chain_wf", "length", 500),
     "fan-out-1000": ("fanout_wf", "n", 1000),
     "fan-out-6000": ("fanout_wf", "n", 6000),
+    # Size (issue 21 item 3): each < 2 GiB peak RSS; `n0` is the @dynamic task or the task that
+    # makes the map task's list, so "engine after it" is the engine running the N nodes/items.
+    "fan-out-100000": ("fanout_wf", "n", 100_000),
+    "chain-100000": ("chain_wf", "length", 100_000),
+    "map-core-1000000": ("map_core_wf", "n", 1_000_000),
+    "map-python-100000": ("python_map_wf", "n", 100_000),
 }
+SIZE_SHAPES = {"fan-out-100000", "chain-100000", "map-core-1000000", "map-python-100000"}
+NO_SECONDS = {"python_map_wf"}  # workflows without a `seconds` input
 # Many concurrent runs of one @dynamic fan-out, submitted with CreateExecution (FlyteRemote's
 # client) after the warm-up registered fanout_wf: name: (leaves per run, seconds per leaf,
 # default runs K, goal seconds from the first CreateExecution to the last run's end, RSS goal MB).
@@ -83,8 +91,8 @@ MULTI_SHAPES: dict[str, tuple[int, int, int, float, int]] = {
     "held": (1000, 120, 2, 135.0, 1024),    # K x 1,000 leaves held for 120 s (goal: K = 40)
     "swarm": (2000, 1, 5, 300.0, 2048),     # K x 2,000 leaves of 1 s (goal: K = 100)
 }
-DEFAULT_SHAPES = [*LEAF_SHAPES, "python-overhead", "footprint"]  # held/swarm take minutes: ask for them
-ALL_SHAPES = [*DEFAULT_SHAPES, *MULTI_SHAPES]
+DEFAULT_SHAPES = [*(s for s in LEAF_SHAPES if s not in SIZE_SHAPES), "python-overhead", "footprint"]  # held/swarm take minutes: ask for them
+ALL_SHAPES = [*DEFAULT_SHAPES, *SIZE_SHAPES, *MULTI_SHAPES]  # size shapes take minutes: ask for them
 
 # Flyte's published figures (flyteorg/flyte-benchmarks: README and reference_results.md), seconds.
 PUBLISHED = {
@@ -310,7 +318,8 @@ def run_leaf_shape(client: Client, server: Server, shape: str, args, work: pathl
     hwm_reset = reset_hwm(server.pid)
     with RssSampler(server.pid) as sampler:
         t0 = time.monotonic()
-        name, submit = client.pyflyte_run(entity, {size_input: size, "seconds": args.sleep})
+        inputs = {size_input: size} if entity in NO_SECONDS else {size_input: size, "seconds": args.sleep}
+        name, submit = client.pyflyte_run(entity, inputs)
         execution, seen_done = client.poll(name, args.poll, args.timeout)
     status = proc_status(server.pid)
     closure = execution.closure
@@ -348,11 +357,56 @@ def run_leaf_shape(client: Client, server: Server, shape: str, args, work: pathl
             after_dynamic_s=round(done - dyn_end, 3),
             per_node_ms=round((done - dyn_end) / size * 1000, 3),
         )
-        if args.direct_dynamic:
+        if shape in SIZE_SHAPES:
+            result["api"] = api_timings(client, execution)
+        elif args.direct_dynamic:
             node = client.node_executions(execution.id)["n0"]
             seconds, _ = direct_run(client, node, attempts[-1], work / f"direct-{name}")
             result["dynamic_task_direct_s"] = round(seconds, 3)
     return result
+
+
+def api_timings(client: Client, execution) -> dict:
+    """What the console's execution page and FlyteRemote ask for on a big run, timed (ms): the
+    execution, the first page of its node executions (and of the @dynamic node's children or
+    the map's task executions), one node execution and its data. Each must stay a page or a
+    single row, whatever the run's size."""
+    from flytekit.models.core.identifier import NodeExecutionIdentifier
+
+    raw = client.remote.client
+    out: dict[str, typing.Any] = {}
+
+    def timed(key: str, fn):
+        t = time.monotonic()
+        value = fn()
+        out[key] = round((time.monotonic() - t) * 1000, 1)
+        return value
+
+    timed("get_execution_ms", lambda: raw.get_execution(execution.id))
+    timed("get_execution_data_ms", lambda: raw.get_execution_data(execution.id))
+    page, token = timed("list_node_executions_page_ms", lambda: raw.list_node_executions(execution.id, limit=100))
+    out["top_level_nodes"] = len(page)
+    if token:
+        timed("list_node_executions_page2_ms", lambda: raw.list_node_executions(execution.id, limit=100, token=token))
+    node_ids = [n.id.node_id for n in page]
+    # The node that holds the N items: the @dynamic task (its children) or the map task.
+    big = "n0" if "n1" not in node_ids else "n1"
+    nid = NodeExecutionIdentifier(big, execution.id)
+    node = timed("get_node_execution_ms", lambda: raw.get_node_execution(nid))
+    out["big_node_is_parent"] = bool(node.metadata.is_parent_node)
+    timed("get_node_execution_data_ms", lambda: raw.get_node_execution_data(nid))
+    if node.metadata.is_parent_node:
+        children, ctoken = timed("list_children_page_ms", lambda: raw.list_node_executions(
+            execution.id, limit=100, unique_parent_id=big))
+        out["children_page"] = len(children)
+        if ctoken:
+            timed("list_children_page2_ms", lambda: raw.list_node_executions(
+                execution.id, limit=100, unique_parent_id=big, token=ctoken))
+    attempts, _ = timed("list_task_executions_page_ms", lambda: raw.list_task_executions_paginated(nid, limit=100))
+    if attempts:
+        timed("get_task_execution_ms", lambda: raw.get_task_execution(attempts[-1].id))
+        out["task_execution_external_resources"] = len(attempts[-1].closure.metadata.external_resources or [])
+    return out
 
 
 def run_multi_shape(client: Client, server: Server, shape: str, args, runs: int) -> dict:

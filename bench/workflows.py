@@ -88,3 +88,15 @@ def python_map_wf(n: int = 1000) -> list[int]:
 def sleep_wf() -> None:
     """One core-sleep node of 0 s, no process: what bench/admin_api.py creates executions of."""
     sleep_leaf(duration=timedelta(seconds=0))
+
+
+@task
+def durations(n: int, seconds: int) -> list[timedelta]:
+    """`n` sleep durations: the items of map_core_wf's map task."""
+    return [timedelta(seconds=seconds)] * n
+
+
+@workflow
+def map_core_wf(n: int = 1000, seconds: int = 0) -> None:
+    """A map task of `n` core-sleep items (in-engine, no process per item)."""
+    map_task(sleep_leaf)(duration=durations(n=n, seconds=seconds))
