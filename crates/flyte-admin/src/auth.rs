@@ -34,9 +34,7 @@ use tower::Layer;
 use crate::error::{AdminError, http_status_for};
 use crate::gateway::{Gateway, error_response};
 
-/// Counter of refused calls, label `reason` (`missing`, `invalid`, `expired`,
-/// `provider_unavailable`).
-pub const AUTH_REFUSED_TOTAL: &str = "flyte_admin_auth_refused_total";
+pub use crate::router::metrics::AUTH_REFUSED_TOTAL;
 
 /// The auth services of the contract. Cheap to clone.
 #[derive(Clone)]

@@ -167,6 +167,9 @@ pub mod metrics {
     /// Histogram (seconds): start to end of executions that reached a terminal phase.
     /// Labels `project`, `domain`, `phase`.
     pub const EXECUTION_DURATION_SECONDS: &str = "flyte_admin_execution_duration_seconds";
+    /// Counter: calls refused by authentication (crate::auth), label `reason` (`missing`,
+    /// `invalid`, `expired`, `provider_unavailable`).
+    pub const AUTH_REFUSED_TOTAL: &str = "flyte_admin_auth_refused_total";
 
     /// Every admin metric: (name, Prometheus type, help).
     pub const ALL: &[(&str, &str, &str)] = &[
@@ -189,6 +192,11 @@ pub mod metrics {
             EXECUTION_DURATION_SECONDS,
             "histogram",
             "Seconds from start to end of finished executions, by project, domain and phase",
+        ),
+        (
+            AUTH_REFUSED_TOTAL,
+            "counter",
+            "Calls refused by authentication, by reason",
         ),
     ];
 
