@@ -49,6 +49,10 @@ pub struct KubeConfig {
     /// `interruptible-node-selector`).
     pub interruptible_tolerations: Vec<Toleration>,
     pub interruptible_node_selector: BTreeMap<String, String>,
+    /// Secrets whose keys every task container gets as variables (propeller
+    /// `default-env-from-secrets`), e.g. object-store credentials: the server's own are never
+    /// written into pod specs.
+    pub env_from_secrets: Vec<String>,
     /// Propeller `scheduler-name`; unset: the cluster's default scheduler.
     pub scheduler_name: Option<String>,
     /// Propeller `image-pull-policy`; unset: Kubernetes' default for the tag.
@@ -93,6 +97,7 @@ impl Default for KubeConfig {
             default_node_selector: BTreeMap::new(),
             interruptible_tolerations: Vec::new(),
             interruptible_node_selector: BTreeMap::new(),
+            env_from_secrets: Vec::new(),
             scheduler_name: None,
             image_pull_policy: None,
             image_pull_backoff_grace_secs: 180,

@@ -20,7 +20,9 @@ use flyte_engine::backend::resources::parse_quantity;
 use flyte_engine::backend::template::{self, TemplateValues};
 use flyteidl::core::resources::ResourceName;
 use flyteidl::core::{LiteralMap, task_template};
-use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    Container, EnvFromSource, EnvVar, Pod, PodSpec, ResourceRequirements, SecretEnvSource,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -156,6 +158,17 @@ pub fn build_pod(
         c.command = render(c.command.take())?;
         c.args = render(c.args.take())?;
         c.env = non_empty(decorate_env(c.env.take().unwrap_or_default(), attempt));
+        // DecorateEnvVars' `DefaultEnvFromSecrets`: optional, so a missing secret does not
+        // hold the pod in CreateContainerConfigError.
+        let mut env_from = c.env_from.take().unwrap_or_default();
+        env_from.extend(cfg.env_from_secrets.iter().map(|name| EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: name.clone(),
+                optional: Some(true),
+            }),
+            ..Default::default()
+        }));
+        c.env_from = non_empty(env_from);
         let is_primary = c.name == primary;
         let resources = c.resources.take().unwrap_or_default();
         c.resources = Some(adjust_resources(resources, cfg, is_primary)?);
@@ -256,7 +269,13 @@ fn decorate_env(container: Vec<EnvVar>, attempt: &TaskAttempt) -> Vec<EnvVar> {
         .into_iter()
         .filter(|e| !attempt.env.contains_key(&e.name))
         .collect();
-    env.extend(attempt.env.iter().map(|(k, v)| env_var(k, v)));
+    env.extend(
+        attempt
+            .env
+            .iter()
+            .filter(|(k, _)| !is_credential(k))
+            .map(|(k, v)| env_var(k, v)),
+    );
     if let Some(index) = attempt.array_index
         && !attempt.env.contains_key("FLYTE_K8S_ARRAY_INDEX")
     {
@@ -268,6 +287,16 @@ fn decorate_env(container: Vec<EnvVar>, attempt: &TaskAttempt) -> Vec<EnvVar> {
         env.push(env_var("FLYTE_K8S_ARRAY_INDEX", &index.to_string()));
     }
     env
+}
+
+/// Whether an attempt variable is a credential (the server's object-store keys, tokens): never
+/// written into a pod spec, which anyone allowed to `get pods` reads. Pods reach the store with
+/// their service account's identity or `kubernetes.env_from_secrets`.
+pub fn is_credential(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["SECRET", "TOKEN", "PASSWORD", "ACCOUNT_KEY", "ACCESS_KEY"]
+        .iter()
+        .any(|w| upper.contains(w))
 }
 
 /// `ToK8sResourceRequirements`: the template's requests and limits by Kubernetes name
@@ -516,6 +545,25 @@ mod tests {
         });
         t.target = Some(task_template::Target::Container(c));
         assert!(!has_pod_target(&t));
+    }
+
+    #[test]
+    fn credentials_never_go_into_the_pod_spec() {
+        for name in [
+            "AWS_SECRET_ACCESS_KEY",
+            "FLYTE_AWS_ACCESS_KEY_ID",
+            "AWS_SESSION_TOKEN",
+            "FLYTE_AZURE_STORAGE_ACCOUNT_KEY",
+        ] {
+            assert!(is_credential(name), "{name}");
+        }
+        for name in [
+            "FLYTE_INTERNAL_EXECUTION_ID",
+            "AWS_REGION",
+            "FLYTE_AWS_ENDPOINT",
+        ] {
+            assert!(!is_credential(name), "{name}");
+        }
     }
 
     #[test]

@@ -178,6 +178,10 @@ fn interruptible_task_over_the_platform_limits_with_a_gpu() {
     });
     let mut a = attempt(t, key("f8a3c9e2b1d0", "n1", 2));
     a.interruptible = true;
+    // The server's object-store credentials stay out of the spec; the secret brings them.
+    a.env
+        .insert("AWS_SECRET_ACCESS_KEY".into(), "hunter2".into());
+    a.env.insert("AWS_REGION".into(), "us-east-2".into());
     let cfg = KubeConfig {
         limit_cpu: Some("2".into()),
         limit_memory: Some("32Gi".into()),
@@ -194,6 +198,7 @@ fn interruptible_task_over_the_platform_limits_with_a_gpu() {
             toleration_seconds: None,
         }],
         default_labels: BTreeMap::from([("team".into(), "ml".into())]),
+        env_from_secrets: vec!["flyte-storage".into()],
         ..KubeConfig::default()
     };
     check("interruptible_limits_gpu", &a, &cfg);
