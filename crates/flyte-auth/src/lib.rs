@@ -53,6 +53,9 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// A token signed with an unknown key fetches the JWKS again at most this often.
     pub jwks_min_refresh_secs: u64,
+    /// Keys older than this are fetched again at the next token, so a key the provider
+    /// withdrew (compromised) stops being accepted without a restart.
+    pub jwks_max_age_secs: u64,
     /// Timeout of each request to the provider (discovery, JWKS), in seconds.
     pub provider_timeout_secs: u64,
 }
@@ -81,6 +84,7 @@ impl Default for AuthConfig {
             .to_vec(),
             leeway_secs: 30,
             jwks_min_refresh_secs: 30,
+            jwks_max_age_secs: 3600,
             provider_timeout_secs: 10,
         }
     }
@@ -517,6 +521,14 @@ impl Authenticator {
             )));
         }
         let kid = header.kid.as_deref();
+        let fetched = self.cache.read().await.fetched;
+        if let Some(at) = fetched
+            && at.elapsed() >= Duration::from_secs(self.config.jwks_max_age_secs)
+            && let Err(err) = self.refresh_keys(fetched).await
+        {
+            // The keys at hand stay in use until the provider answers again.
+            tracing::warn!(issuer = %self.issuer, error = %err, "auth: cannot refresh the provider's keys");
+        }
         let mut keys = self.keys_for(kid, header.alg).await;
         if keys.is_empty() {
             // A key not seen yet: the provider may have rotated. Fetch again (rate-limited).
@@ -561,10 +573,9 @@ impl Authenticator {
         cache
             .keys
             .iter()
-            .filter(|k| match kid {
-                Some(kid) => k.kid.as_deref() == Some(kid),
-                None => k.alg.is_none_or(|a| a == alg),
-            })
+            // A key that names its algorithm verifies only that one (RFC 8725 §3.1).
+            .filter(|k| k.alg.is_none_or(|a| a == alg))
+            .filter(|k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)))
             .cloned()
             .collect()
     }

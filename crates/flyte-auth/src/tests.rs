@@ -89,13 +89,19 @@ impl Provider {
     }
 
     fn authenticator(&self, min_refresh_secs: u64) -> Authenticator {
+        self.authenticator_with(AuthConfig {
+            jwks_min_refresh_secs: min_refresh_secs,
+            ..AuthConfig::default()
+        })
+    }
+
+    fn authenticator_with(&self, config: AuthConfig) -> Authenticator {
         Authenticator::new(AuthConfig {
             enabled: true,
             issuer: Some(self.issuer.clone()),
             audience: Some("flyte-rs".into()),
             leeway_secs: 0,
-            jwks_min_refresh_secs: min_refresh_secs,
-            ..AuthConfig::default()
+            ..config
         })
         .expect("valid config")
     }
@@ -225,6 +231,50 @@ async fn a_rotated_key_is_fetched_once_and_accepted() {
     assert!(auth.validate(&old.sign(&provider.claims())).await.is_ok());
     assert!(auth.validate(&new.sign(&provider.claims())).await.is_ok());
     assert_eq!(provider.jwks_fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_key_the_provider_withdraws_is_refused_once_the_keys_are_old() {
+    let key = SigningKey::new("k1");
+    let provider = Provider::start(&[&key]).await;
+    let auth = provider.authenticator_with(AuthConfig {
+        jwks_min_refresh_secs: 0,
+        jwks_max_age_secs: 0,
+        ..AuthConfig::default()
+    });
+    assert!(auth.validate(&key.sign(&provider.claims())).await.is_ok());
+    provider.publish(&[]);
+    let err = auth
+        .validate(&key.sign(&provider.claims()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Invalid(m) if m.contains("does not publish")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_whose_algorithm_is_not_its_keys_is_refused() {
+    let key = SigningKey::new("k1");
+    let provider = Provider::start(&[&key]).await;
+    let auth = provider.authenticator(3600);
+    // The Ed25519 key says EdDSA; a token naming it under ES256 finds no key.
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let parts: Vec<String> = key
+        .sign(&provider.claims())
+        .split('.')
+        .map(String::from)
+        .collect();
+    let es_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&header).unwrap());
+    let token = format!("{es_header}.{}.{}", parts[1], parts[2]);
+    let err = auth.validate(&token).await.unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Invalid(m) if m.contains("does not publish")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
