@@ -92,6 +92,8 @@ impl KubeBackend {
     /// the backend over it.
     pub async fn connect(cfg: KubeConfig, store: BlobStore) -> Result<Self, KubeError> {
         cfg.validate().map_err(KubeError::Config)?;
+        // kube-rs builds its rustls config on the process-wide provider: ring, as everywhere.
+        flyte_blob::install_tls_provider();
         let config = match &cfg.kubeconfig {
             Some(path) => client_config(path, cfg.context.clone()).await?,
             None => kube::Config::infer().await?,

@@ -450,3 +450,38 @@ async fn api_errors_on_create_become_failures_a_person_can_act_on() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_kubeconfig_over_https_builds_a_client_and_a_missing_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::from_url(dir.path().join("blob").to_str().unwrap()).unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    \
+         insecure-skip-tls-verify: true\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  \
+         context: {cluster: c, user: u}\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let cfg = KubeConfig {
+        enabled: true,
+        kubeconfig: Some(path),
+        ..KubeConfig::default()
+    };
+    KubeBackend::connect(cfg.clone(), store.clone())
+        .await
+        .expect("a TLS client on ring");
+    let missing = KubeConfig {
+        kubeconfig: Some(dir.path().join("nope")),
+        ..cfg
+    };
+    let err = KubeBackend::connect(missing, store)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("kubernetes.kubeconfig") && err.contains("nope"),
+        "{err}"
+    );
+}
