@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 
+pub mod authz;
+pub use authz::{AuthorizationConfig, Authorizer, Permission, Role, Target};
+
 /// The `auth` section of the server's configuration (docs/auth.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,6 +61,8 @@ pub struct AuthConfig {
     pub jwks_max_age_secs: u64,
     /// Timeout of each request to the provider (discovery, JWKS), in seconds.
     pub provider_timeout_secs: u64,
+    /// Roles per project and domain (docs/auth.md); off by default.
+    pub authorization: AuthorizationConfig,
 }
 
 impl Default for AuthConfig {
@@ -86,6 +91,7 @@ impl Default for AuthConfig {
             jwks_min_refresh_secs: 30,
             jwks_max_age_secs: 3600,
             provider_timeout_secs: 10,
+            authorization: AuthorizationConfig::default(),
         }
     }
 }
@@ -93,6 +99,7 @@ impl Default for AuthConfig {
 impl AuthConfig {
     /// What is wrong with the section, naming the key (`Err("auth.issuer: …")`).
     pub fn validate(&self) -> Result<(), String> {
+        self.authorization.validate(self.enabled)?;
         if !self.enabled {
             return Ok(());
         }
