@@ -192,15 +192,56 @@ fn status(err: AuthError) -> tonic::Status {
 /// Requires a valid token on every route of `app` but the exempt paths, and puts the
 /// caller's [`Identity`] into the request's extensions.
 pub fn protect(app: Router, auth: Arc<Authenticator>) -> Router {
-    app.layer(axum::middleware::from_fn_with_state(auth, enforce))
+    protect_with(app, auth, None)
 }
 
-async fn enforce(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
+/// [`protect`], and with `authz` (authorization on) every call checked against the roles:
+/// the [`crate::authz::Enforcement`] goes into each request for the gRPC services' check,
+/// and the plain-HTTP routes that name a project are checked here.
+pub fn protect_with(
+    app: Router,
+    auth: Arc<Authenticator>,
+    authz: Option<Arc<crate::authz::Enforcement>>,
+) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(
+        Edge { auth, authz },
+        enforce,
+    ))
+}
+
+#[derive(Clone)]
+struct Edge {
+    auth: Arc<Authenticator>,
+    authz: Option<Arc<crate::authz::Enforcement>>,
+}
+
+async fn enforce(State(edge): State<Edge>, mut req: Request, next: Next) -> Response {
+    let auth = &edge.auth;
+    if let Some(authz) = &edge.authz {
+        req.extensions_mut().insert(authz.clone());
+    }
     if auth.config().is_exempt(req.uri().path()) {
         return next.run(req).await;
     }
     match auth.authenticate(req.headers()).await {
         Ok(identity) => {
+            if let Some(authz) = &edge.authz
+                && !is_grpc(&req)
+                && let Err(status) =
+                    crate::authz::check_http(authz, Some(&identity), req.method(), req.uri().path())
+            {
+                tracing::info!(
+                    path = req.uri().path(),
+                    reason = status.message(),
+                    "call refused by authorization"
+                );
+                return error_response(
+                    http::StatusCode::FORBIDDEN,
+                    status.code(),
+                    status.message(),
+                    Vec::new(),
+                );
+            }
             req.extensions_mut().insert(identity);
             next.run(req).await
         }

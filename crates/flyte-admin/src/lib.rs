@@ -3,6 +3,7 @@
 //! endpoint — all one axum `Router` that the binary serves on a single port.
 
 pub mod auth;
+pub mod authz;
 pub mod cache_http;
 pub mod error;
 pub mod fidelity;

@@ -109,6 +109,8 @@ where
     S::Response: IntoResponse,
     S::Future: Send + 'static,
 {
+    // Authorization, once for every gRPC service (and so for the REST gateway's calls too).
+    let svc = crate::authz::Enforce::new(svc);
     router.route_service(
         &format!("/{}/{{*rest}}", S::NAME),
         svc.map_request(|req: http::Request<Body>| req.map(tonic::body::Body::new)),
@@ -170,6 +172,9 @@ pub mod metrics {
     /// Counter: calls refused by authentication (crate::auth), label `reason` (`missing`,
     /// `invalid`, `expired`, `provider_unavailable`).
     pub const AUTH_REFUSED_TOTAL: &str = "flyte_admin_auth_refused_total";
+    /// Counter: mutating calls with authorization on (crate::authz), labels `service`,
+    /// `method`, `code` (the outcome; `PermissionDenied` for refused ones).
+    pub const AUDIT_TOTAL: &str = "flyte_admin_audit_total";
 
     /// Every admin metric: (name, Prometheus type, help).
     pub const ALL: &[(&str, &str, &str)] = &[
@@ -197,6 +202,11 @@ pub mod metrics {
             AUTH_REFUSED_TOTAL,
             "counter",
             "Calls refused by authentication, by reason",
+        ),
+        (
+            AUDIT_TOTAL,
+            "counter",
+            "Mutating calls by service, method and outcome code (authorization on)",
         ),
     ];
 

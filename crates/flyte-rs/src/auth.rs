@@ -43,5 +43,18 @@ pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Res
         public_url,
         config.server.max_request_bytes,
     ));
-    Ok(flyte_admin::auth::protect(app, auth))
+    // Roles per project (docs/auth.md, docs/adr-010-authorization.md); off: any valid token
+    // may do anything, as before.
+    let authz = config.auth.authorization.enabled.then(|| {
+        tracing::info!(
+            bindings = config.auth.authorization.bindings.len(),
+            platform_admins = config.auth.authorization.platform_admins.len(),
+            "authorization on: every call is checked against the roles"
+        );
+        Arc::new(flyte_admin::authz::Enforcement {
+            authorizer: flyte_auth::Authorizer::new(config.auth.authorization.clone()),
+            max_request_bytes: config.server.max_request_bytes,
+        })
+    });
+    Ok(flyte_admin::auth::protect_with(app, auth, authz))
 }

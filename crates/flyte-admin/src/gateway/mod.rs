@@ -211,6 +211,9 @@ impl Gateway {
         if let Some(identity) = parts.extensions.get::<flyte_auth::Identity>() {
             grpc_req.extensions_mut().insert(identity.clone());
         }
+        if let Some(authz) = parts.extensions.get::<Arc<crate::authz::Enforcement>>() {
+            grpc_req.extensions_mut().insert(authz.clone());
+        }
 
         let grpc_resp = match self.inner.grpc.clone().oneshot(grpc_req).await {
             Ok(resp) => resp,

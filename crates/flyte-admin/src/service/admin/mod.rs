@@ -347,13 +347,18 @@ impl AdminService for AdminApi {
         &self,
         request: Request<admin::ProjectListRequest>,
     ) -> Result<Response<admin::Projects>, Status> {
-        run(
+        let mut response = run(
             "ListProjects",
             "",
             "",
             projects::list(&self.state, request.get_ref()),
         )
-        .await
+        .await?;
+        // Authorization on: only the projects the caller may read (crate::authz).
+        if let Some(visible) = crate::authz::project_filter(request.extensions()) {
+            response.get_mut().projects.retain(|p| visible(&p.id));
+        }
+        Ok(response)
     }
 
     async fn get_domains(
