@@ -1,0 +1,339 @@
+"""A double of the Kubernetes API server's pod endpoints for the e2e suite, with a kubelet
+emulation. It is NOT Kubernetes: no scheduler, no images, no isolation (docs/kubernetes.md).
+
+The API part speaks the same HTTP and JSON shapes as the Rust double in
+crates/flyte-kube/tests/double (which follows k8s.io/apimachinery): `PodList` with
+`metadata.resourceVersion`, newline-delimited `WatchEvent`s on `?watch=true` from a
+`resourceVersion`, `Status` objects for errors (404 `NotFound`, 409 `AlreadyExists`, …).
+Routes: `GET /api/v1/pods`, `GET|POST /api/v1/namespaces/{ns}/pods`,
+`GET|DELETE /api/v1/namespaces/{ns}/pods/{name}`.
+
+The kubelet part: a created pod's primary container runs here as a local process (its
+`command` + `args`, its `env`, with this venv's bin first on PATH: the venv stands for the task image),
+and the pod goes Pending -> Running -> Succeeded/Failed with the process's exit code in the
+container's `terminated` state. Deleting a pod kills its process group. The image is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_NOW = "2026-12-07T12:00:00Z"
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code,
+    }
+
+
+def _matches(pod: dict, selector: str | None) -> bool:
+    if not selector:
+        return True
+    labels = pod.get("metadata", {}).get("labels") or {}
+    for term in selector.split(","):
+        if "=" not in term:
+            return False
+        k, v = term.split("=", 1)
+        if labels.get(k.strip()) != v.strip():
+            return False
+    return True
+
+
+def _primary(pod: dict) -> dict:
+    """The primary container: our annotation, else the first (kubectl's default)."""
+    containers = pod["spec"]["containers"]
+    name = (pod["metadata"].get("annotations") or {}).get("flyte-rs/primary-container")
+    return next((c for c in containers if c.get("name") == name), containers[0])
+
+
+class KubeDouble:
+    def __init__(self, namespaces: typing.Iterable[str], workdir: pathlib.Path):
+        self.namespaces = set(namespaces)
+        self.workdir = workdir
+        self.pods: dict[tuple[str, str], dict] = {}
+        self.log: list[tuple[int, str, dict]] = []
+        self.rv = 0
+        self.requests: list[str] = []
+        # Every pod ever created, as created (a test checks what the server asked for).
+        self.created: list[dict] = []
+        self.processes: dict[tuple[str, str], subprocess.Popen] = {}
+        self.cond = threading.Condition()
+        self.closed = False
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # a body ends when the connection does (watches)
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                double._route(self, "GET")
+
+            def do_POST(self):
+                double._route(self, "POST")
+
+            def do_DELETE(self):
+                double._route(self, "DELETE")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    # --- test-facing helpers -------------------------------------------------------------
+
+    def write_kubeconfig(self, directory: pathlib.Path) -> pathlib.Path:
+        path = directory / "kubeconfig"
+        path.write_text(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n"
+            f"    server: {self.url}\nusers:\n- name: tester\n  user: {{}}\ncontexts:\n"
+            "- name: double\n  context:\n    cluster: double\n    user: tester\n"
+            "current-context: double\n"
+        )
+        return path
+
+    def created_for(self, execution_name: str) -> list[dict]:
+        with self.cond:
+            return [
+                p for p in self.created
+                if (p["metadata"].get("labels") or {}).get("execution-id") == execution_name
+            ]
+
+    def wait_for(self, predicate: typing.Callable[[], bool], timeout: float = 120) -> bool:
+        """Waits (bounded only so a broken run fails) until `predicate()` holds."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(min(left, 0.5))
+        return True
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            procs = list(self.processes.values())
+            self.cond.notify_all()
+        for p in procs:
+            _kill(p)
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # --- the API ---------------------------------------------------------------------------
+
+    def _record(self, kind: str, pod: dict) -> None:
+        # Under self.cond.
+        self.log.append((self.rv, kind, json.loads(json.dumps(pod))))
+        self.cond.notify_all()
+
+    def _route(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        url = urllib.parse.urlsplit(h.path)
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        parts = [p for p in url.path.split("/") if p]
+        with self.cond:
+            self.requests.append(f"{method} {url.path}")
+        try:
+            if parts == ["api", "v1", "pods"] and method == "GET":
+                return self._list_or_watch(h, None, q)
+            if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":
+                if method == "GET":
+                    return self._list_or_watch(h, parts[3], q)
+                if method == "POST":
+                    return self._create(h, parts[3])
+            if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":
+                if method == "GET":
+                    return self._get(h, parts[3], parts[5])
+                if method == "DELETE":
+                    return self._delete(h, parts[3], parts[5])
+            self._send(h, 404, _status(404, "NotFound", f"the server could not find the requested resource ({url.path})"))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _send(self, h: BaseHTTPRequestHandler, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        h.send_response(code)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _list_or_watch(self, h, ns: str | None, q: dict) -> None:
+        selector = q.get("labelSelector")
+
+        def keep(pod: dict) -> bool:
+            return (ns is None or pod["metadata"].get("namespace") == ns) and _matches(pod, selector)
+
+        if q.get("watch") in ("true", "1"):
+            with self.cond:
+                try:
+                    start = int(q.get("resourceVersion") or self.rv)
+                except ValueError:
+                    start = self.rv
+            timeout = float(q.get("timeoutSeconds") or 300)
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.end_headers()
+            deadline = time.monotonic() + timeout
+            cursor = start
+            while True:
+                with self.cond:
+                    while not self.closed and (not self.log or self.log[-1][0] <= cursor):
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return
+                        self.cond.wait(min(left, 1.0))
+                    if self.closed:
+                        return
+                    events = [(rv, kind, pod) for rv, kind, pod in self.log if rv > cursor]
+                if events:
+                    cursor = events[-1][0]
+                lines = b"".join(
+                    (json.dumps({"type": kind, "object": pod}) + "\n").encode()
+                    for _, kind, pod in events if keep(pod)
+                )
+                if lines:
+                    h.wfile.write(lines)
+                    h.wfile.flush()
+        with self.cond:
+            items = [p for p in self.pods.values() if keep(p)]
+            body = {
+                "kind": "PodList", "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self.rv)}, "items": items,
+            }
+        self._send(h, 200, body)
+
+    def _create(self, h, ns: str) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        try:
+            pod = json.loads(h.rfile.read(length))
+        except ValueError as e:
+            return self._send(h, 400, _status(400, "BadRequest", f"body: {e}"))
+        with self.cond:
+            if ns not in self.namespaces:
+                return self._send(h, 404, _status(404, "NotFound", f'namespaces "{ns}" not found'))
+            name = (pod.get("metadata") or {}).get("name")
+            if not name:
+                return self._send(h, 422, _status(422, "Invalid", 'Pod "" is invalid: metadata.name: Required value'))
+            if (ns, name) in self.pods:
+                return self._send(h, 409, _status(409, "AlreadyExists", f'pods "{name}" already exists'))
+            self.created.append(json.loads(json.dumps(pod)))
+            self.rv += 1
+            pod["metadata"].update(namespace=ns, resourceVersion=str(self.rv), uid=f"uid-{self.rv}",
+                                   creationTimestamp=_NOW)
+            pod["status"] = {"phase": "Pending", "qosClass": "Burstable"}
+            self.pods[(ns, name)] = pod
+            self._record("ADDED", pod)
+            answer = json.loads(json.dumps(pod))
+        self._send(h, 201, answer)
+        threading.Thread(target=self._kubelet, args=(ns, name), daemon=True).start()
+
+    def _get(self, h, ns: str, name: str) -> None:
+        with self.cond:
+            pod = self.pods.get((ns, name))
+            pod = json.loads(json.dumps(pod)) if pod else None
+        if pod is None:
+            return self._send(h, 404, _status(404, "NotFound", f'pods "{name}" not found'))
+        self._send(h, 200, pod)
+
+    def _delete(self, h, ns: str, name: str) -> None:
+        with self.cond:
+            pod = self.pods.pop((ns, name), None)
+            proc = self.processes.pop((ns, name), None)
+            if pod is not None:
+                self.rv += 1
+                pod["metadata"]["resourceVersion"] = str(self.rv)
+                self._record("DELETED", pod)
+        if proc is not None:
+            _kill(proc)
+        if pod is None:
+            return self._send(h, 404, _status(404, "NotFound", f'pods "{name}" not found'))
+        self._send(h, 200, pod)
+
+    # --- the kubelet emulation ----------------------------------------------------------------
+
+    def _set_status(self, ns: str, name: str, status: dict) -> bool:
+        with self.cond:
+            pod = self.pods.get((ns, name))
+            if pod is None:
+                return False  # deleted meanwhile
+            self.rv += 1
+            pod["status"] = status
+            pod["metadata"]["resourceVersion"] = str(self.rv)
+            self._record("MODIFIED", pod)
+            return True
+
+    def _kubelet(self, ns: str, name: str) -> None:
+        with self.cond:
+            pod = self.pods.get((ns, name))
+            if pod is None:
+                return
+            container = _primary(pod)
+        cname = container.get("name", name)
+        argv = list(container.get("command") or []) + list(container.get("args") or [])
+        # This venv's bin first: it stands for the task image, which has flytekit.
+        path = os.pathsep.join([str(pathlib.Path(sys.prefix, "bin")), os.environ.get("PATH", "")])
+        env = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp")}
+        for e in container.get("env") or []:
+            if "value" in e:
+                env[e["name"]] = e.get("value") or ""
+        cwd = pathlib.Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+        out = open(cwd / "container.log", "wb")
+        try:
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        except OSError as e:
+            # The kubelet's view of a command that cannot start.
+            self._set_status(ns, name, {"phase": "Failed", "containerStatuses": [_terminated(cname, 128, "StartError", str(e))]})
+            return
+        finally:
+            out.close()
+        with self.cond:
+            if (ns, name) not in self.pods:
+                _kill(proc)
+                return
+            self.processes[(ns, name)] = proc
+        self._set_status(ns, name, {
+            "phase": "Running", "startTime": _NOW,
+            "containerStatuses": [{"name": cname, "ready": True, "restartCount": 0, "image": container.get("image", ""),
+                                   "imageID": "", "state": {"running": {"startedAt": _NOW}}}],
+        })
+        code = proc.wait()
+        with self.cond:
+            if self.processes.pop((ns, name), None) is None:
+                return  # deleted: killed by us, no final status
+        reason = "Completed" if code == 0 else "Error"
+        self._set_status(ns, name, {
+            "phase": "Succeeded" if code == 0 else "Failed", "startTime": _NOW,
+            "containerStatuses": [_terminated(cname, code if code >= 0 else 128 - code, reason, "")],
+        })
+
+
+def _terminated(name: str, code: int, reason: str, message: str) -> dict:
+    state = {"exitCode": code, "reason": reason, "startedAt": _NOW, "finishedAt": _NOW}
+    if message:
+        state["message"] = message
+    return {"name": name, "ready": False, "restartCount": 0, "image": "", "imageID": "",
+            "state": {"terminated": state}}
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

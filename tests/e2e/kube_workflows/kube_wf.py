@@ -1,0 +1,58 @@
+"""Workflows of tests/e2e/test_kubernetes.py: every task runs as a pod (the API double's
+kubelet emulation runs its container command as a local process)."""
+
+import os
+import time
+import typing
+
+from flytekit import map_task, task, workflow
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@workflow
+def pods_wf(x: int = 3) -> int:
+    return add_one(x=square(x=x))
+
+
+@task
+def broken(x: int) -> int:
+    if x > 0:
+        raise ValueError(f"kube e2e: cannot take {x}")
+    return x
+
+
+@workflow
+def broken_wf(x: int = 7) -> int:
+    return broken(x=x)
+
+
+@task
+def sleepy(pid_file: str) -> int:
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(600)
+    return 1
+
+
+@workflow
+def sleepy_wf(pid_file: str) -> int:
+    return sleepy(pid_file=pid_file)
+
+
+@task
+def total(values: typing.List[int]) -> int:
+    return sum(values)
+
+
+@workflow
+def map_wf(xs: typing.List[int] = [1, 2, 3]) -> int:
+    return total(values=map_task(square)(x=xs))

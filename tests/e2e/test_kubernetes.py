@@ -1,0 +1,141 @@
+"""Tasks as Kubernetes pods (issue 19) through the real flytekit: a server with
+`kubernetes.enabled` and a kubeconfig pointing at the API double of tests/e2e/kube_double.py,
+whose kubelet emulation runs each pod's container command (`pyflyte-fast-execute … pyflyte-execute`
+from this venv) as a local process and reports the pod's phases and exit code. It is not
+Kubernetes (docs/kubernetes.md): what is proven is that the server builds, creates, follows
+and deletes pods through the API as flytekit's workflows need, not how a cluster schedules them.
+
+The workflows (tests/e2e/kube_workflows/kube_wf.py) go through `pyflyte run --remote`; the blob
+store is the server's local directory, which the emulated pods reach (a real cluster needs an
+object store)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from conftest import DOMAIN, PROJECT, REPO, start_server, stop_server
+from flytekit.models.core.execution import WorkflowExecutionPhase
+from kube_double import KubeDouble
+from test_executions import assert_phase, run_remote, wait
+
+ROOT = REPO / "tests" / "e2e" / "kube_workflows"
+PATH = "kube_wf.py"
+NAMESPACE = f"{PROJECT}-{DOMAIN}"
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory):
+    base = tmp_path_factory.mktemp("flyte-rs-kube")
+    # No skip: if the double cannot start, this fixture raises and every test here fails.
+    double = KubeDouble([NAMESPACE], base)
+    kubeconfig = double.write_kubeconfig(base)
+    srv = start_server(
+        base,
+        base / "data",
+        env={
+            "FLYTE_RS_KUBERNETES__ENABLED": "true",
+            "FLYTE_RS_KUBERNETES__KUBECONFIG": str(kubeconfig),
+            # Always the local directory, also in a FLYTERS_E2E_BLOB_STORE=s3 run: the emulated
+            # pods get no object-store credentials (the server never writes its own into pods).
+            "FLYTE_RS_STORAGE__BLOB_URL": f"file://{base / 'data' / 'blobs'}",
+            **{f"FLYTE_RS_STORAGE__S3__{k}": None for k in (
+                "ENDPOINT", "REGION", "ALLOW_HTTP", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")},
+        },
+    )
+    yield srv, double
+    code = stop_server(srv)
+    double.close()
+    assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"
+
+
+@pytest.fixture(scope="module")
+def kube_remote(kube):
+    from flytekit.configuration import Config
+    from flytekit.remote import FlyteRemote
+
+    return FlyteRemote(config=Config.auto(config_file=str(kube[0].config_path)), default_project=PROJECT, default_domain=DOMAIN)
+
+
+def test_a_python_workflow_runs_its_tasks_as_pods(kube, kube_remote):
+    server, double = kube
+    name = run_remote(server, ROOT, PATH, "pods_wf", "--x", "4")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert done.outputs.get("o0", as_type=int) == 17
+
+    pods = double.created_for(name)
+    assert sorted(p["metadata"]["labels"]["task-name"] for p in pods) == [
+        "kube_wf.add_one", "kube_wf.square"
+    ], [p["metadata"]["name"] for p in pods]
+    for pod in pods:
+        meta = pod["metadata"]
+        assert meta["namespace"] == NAMESPACE
+        labels = meta["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "flyte-rs"
+        assert labels["execution-id"] == name
+        assert (labels["project"], labels["domain"], labels["retry-attempt"]) == (PROJECT, DOMAIN, "0")
+        assert meta["name"] == f"{name}-{labels['node-id']}-0"
+        container = pod["spec"]["containers"][0]
+        assert "pyflyte-execute" in container["args"], container["args"]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        assert env["FLYTE_INTERNAL_EXECUTION_ID"] == name
+        assert env["FLYTE_INTERNAL_EXECUTION_PROJECT"] == PROJECT
+        assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_a_failing_task_fails_the_execution_with_the_users_error(kube, kube_remote):
+    server, double = kube
+    name = run_remote(server, ROOT, PATH, "broken_wf", "--x", "7")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.FAILED, server)
+    error = done.closure.error
+    assert "kube e2e: cannot take 7" in error.message, error.message
+    assert error.kind == 1, error  # USER (ExecutionError.ErrorKind)
+    assert len(double.created_for(name)) == 1
+
+
+def test_terminating_an_execution_deletes_its_running_pod(kube, kube_remote, tmp_path):
+    server, double = kube
+    pid_file = tmp_path / "sleepy.pid"
+    name = run_remote(server, ROOT, PATH, "sleepy_wf", "--pid_file", str(pid_file))
+    # Running: the pod's process has started and written its pid.
+    assert double.wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != ""), server.log()[-4000:]
+    pid = int(pid_file.read_text())
+    (pod,) = double.created_for(name)
+    pod_path = f"/api/v1/namespaces/{NAMESPACE}/pods/{pod['metadata']['name']}"
+
+    kube_remote.terminate(kube_remote.fetch_execution(name=name), cause="stopped by the kube e2e test")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.ABORTED, server)
+    assert double.wait_for(lambda: f"DELETE {pod_path}" in double.requests), double.requests[-20:]
+    assert double.wait_for(lambda: not _alive(pid)), f"the pod's process {pid} still runs"
+
+
+def test_a_map_task_runs_one_pod_per_index(kube, kube_remote):
+    server, double = kube
+    name = run_remote(server, ROOT, PATH, "map_wf", "--xs", "[2, 3, 4]")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert done.outputs.get("o0", as_type=int) == 4 + 9 + 16
+    # The array node's sub-task is flytekit's `map_square_<hash>-arraynode`.
+    mapped = [p for p in double.created_for(name) if p["metadata"]["labels"]["task-name"].startswith("kube_wf.map_square")]
+    indexes = sorted(
+        {e["name"]: e.get("value") for e in p["spec"]["containers"][0].get("env", [])}.get("FLYTE_K8S_ARRAY_INDEX")
+        for p in mapped
+    )
+    assert indexes == ["0", "1", "2"], [(p["metadata"]["name"], p["metadata"]["labels"]["task-name"], p["spec"]["containers"][0]["args"]) for p in double.created_for(name)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie waiting for its parent counts as gone.
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
