@@ -347,3 +347,134 @@ def test_a_person_logs_in_with_the_device_flow(auth_server: Server, tmp_path):
     assert proc.returncode == 0, text[-4000:] + "\n--- server log ---\n" + auth_server.log()[-2000:]
     assert "navigate in a browser" in text and f"'{PROJECT}'" in text, text
     assert "me bob ['flyte-users']" in text, text
+
+
+# --- authorization (docs/auth.md "Roles"): a second server with auth.authorization on ---------
+
+LP_NAME = "examples.basics.arithmetic_wf"
+
+
+@pytest.fixture(scope="module")
+def authz_server(oidc: str, tmp_path_factory) -> Server:
+    """flyte-rs with roles: the machine client is a platform admin, alice (a person, PKCE) a
+    viewer of the project, bob an executor in its development domain."""
+    base = tmp_path_factory.mktemp("flyte-rs-authz")
+    srv = start_server(
+        base,
+        base / "data",
+        env={
+            "FLYTE_RS_AUTH__ENABLED": "true",
+            "FLYTE_RS_AUTH__ISSUER": oidc,
+            "FLYTE_RS_AUTH__AUDIENCE": AUDIENCE,
+            "FLYTE_RS_AUTH__AUTHORIZATION__ENABLED": "true",
+            "FLYTE_RS_AUTH__AUTHORIZATION__PLATFORM_ADMINS": f'["user:{MACHINE_ID}"]',
+            "FLYTE_RS_AUTH__AUTHORIZATION__BINDINGS": (
+                f'[{{user="alice@example.com", role="viewer", project="{PROJECT}"}}, '
+                f'{{user="bob", role="executor", project="{PROJECT}", domain="{DOMAIN}"}}]'
+            ),
+        },
+    )
+    secret = base / "client_secret"
+    secret.write_text(MACHINE_SECRET)
+    srv.config_path.write_text(
+        srv.config_path.read_text().replace(
+            "  insecure: true\n",
+            f"  insecure: true\n  authType: ClientSecret\n  clientId: {MACHINE_ID}\n"
+            f"  clientSecretLocation: {secret}\n",
+        )
+    )
+    # The platform admin registers (and runs) the workflow the others use.
+    result = pyflyte(
+        srv, "run", "--remote", "--project", PROJECT, "--domain", DOMAIN,
+        "examples/basics.py", "arithmetic_wf", "--a", "1",
+        cwd=EXAMPLES_PROJECT,
+    )
+    assert result.returncode == 0, describe(result, srv)
+    yield srv
+    code = stop_server(srv)
+    assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"
+
+
+def _as_person(srv: Server, tmp_path: pathlib.Path, login: str, body: str) -> tuple[str, int]:
+    """Runs `body` (Python, with `r` a FlyteRemote) as `login` logged in with PKCE; its output
+    and how many times flytekit opened the login page."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"admin:\n  endpoint: dns:///127.0.0.1:{srv.port}\n  insecure: true\n  authType: Pkce\n")
+    logins = tmp_path / "logins"
+    browser = pathlib.Path(__file__).parent / "auth_browser" / "login.py"
+    script = (
+        "from flytekit.configuration import Config\n"
+        "from flytekit.remote import FlyteRemote\n"
+        f"r = FlyteRemote(Config.auto(config_file={str(config)!r}), default_project={PROJECT!r}, default_domain={DOMAIN!r})\n"
+        "def refusal(e):\n"
+        "    c = e.__cause__ if e.__cause__ is not None else e\n"
+        "    return f'{type(e).__name__} {c.code().name} {c.details()}'\n"
+        + body
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_", "FLYTECTL_"))}
+    env.update(
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+        FLYTERS_TEST_LOGIN=login,
+        # Counts the logins flytekit starts: exactly one expected, a refusal must not start one.
+        BROWSER=f"sh -c 'echo login >> {logins}; exec {sys.executable} {browser} \"$0\"' %s",
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout, result.stderr, srv.log()[-3000:])
+    count = len(logins.read_text().splitlines()) if logins.exists() else 0
+    return result.stdout, count
+
+
+def test_a_viewer_lists_but_is_refused_launching_and_registering(authz_server: Server, tmp_path):
+    out, logins = _as_person(
+        authz_server, tmp_path, "alice",
+        "print('projects', [p.id for p in r.client.list_projects_paginated(limit=10)[0]], flush=True)\n"
+        f"lp = r.fetch_launch_plan(name={LP_NAME!r})\n"
+        "print('fetched', lp.id.name, flush=True)\n"
+        "try:\n"
+        "    r.execute(lp, inputs={'a': 3})\n"
+        "    print('launched')\n"
+        "except Exception as e:\n"
+        "    print('launch refused:', refusal(e), flush=True)\n"
+        "from flyteidl.admin import task_pb2\n"
+        "from flyteidl.core import identifier_pb2\n"
+        "try:\n"
+        "    r.client._stub.CreateTask(task_pb2.TaskCreateRequest(id=identifier_pb2.Identifier(\n"
+        f"        resource_type=identifier_pb2.TASK, project={PROJECT!r}, domain={DOMAIN!r}, name='x', version='v1')))\n"
+        "    print('registered')\n"
+        "except Exception as e:\n"
+        "    print('register refused:', refusal(e), flush=True)\n",
+    )
+    assert f"projects ['{PROJECT}']" in out, out
+    assert f"fetched {LP_NAME}" in out, out
+    where = f"on project `{PROJECT}`, domain `{DOMAIN}`"
+    assert (
+        f"launch refused: FlyteSystemException PERMISSION_DENIED user `alice` (alice@example.com) "
+        f"lacks the `execute` permission {where}" in out
+    ), out
+    assert "register refused: FlyteSystemException PERMISSION_DENIED" in out, out
+    assert f"lacks the `register` permission {where}" in out, out
+    # PERMISSION_DENIED is not UNAUTHENTICATED: flytekit did not log in again.
+    assert logins == 1, (logins, out)
+    # Refused mutating calls are audited with who, what, where and the outcome.
+    log = authz_server.log()
+    audit = [line for line in log.splitlines() if "audit" in line and "CreateExecution" in line and "alice" in line]
+    assert audit and "PermissionDenied" in audit[-1] and PROJECT in audit[-1], log[-3000:]
+
+
+def test_an_executor_runs_a_registered_launch_plan(authz_server: Server, tmp_path):
+    out, logins = _as_person(
+        authz_server, tmp_path, "bob",
+        "import datetime\n"
+        f"lp = r.fetch_launch_plan(name={LP_NAME!r})\n"
+        "ex = r.wait(r.execute(lp, inputs={'a': 3}), timeout=datetime.timedelta(minutes=5))\n"
+        "print('phase', ex.closure.phase, 'outputs', ex.outputs['total'], ex.outputs['mean'], flush=True)\n"
+    )
+    assert "phase 4 outputs 17 4.25" in out, (out, authz_server.log()[-3000:])  # SUCCEEDED
+    assert logins == 1, (logins, out)
+    # The launch is audited once (its name is the server's choice: the request named none).
+    audit = [
+        line.replace('"', "") for line in authz_server.log().splitlines()
+        if " audit: " in line and "method=CreateExecution" in line.replace('"', "") and "subject=bob" in line.replace('"', "")
+    ]
+    assert len(audit) == 1, audit
+    assert f"project={PROJECT} domain={DOMAIN}" in audit[0] and "code=Ok" in audit[0], audit

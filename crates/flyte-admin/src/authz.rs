@@ -651,7 +651,7 @@ pub fn audit(identity: Option<&Identity>, rule: &Rule, place: &Place, code: toni
         domain = %place.domain,
         name = %place.name,
         code = code_name,
-        "audit"
+        "call"
     );
     metrics::counter!(
         AUDIT_TOTAL,
