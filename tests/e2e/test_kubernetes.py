@@ -26,13 +26,9 @@ PATH = "kube_wf.py"
 NAMESPACE = f"{PROJECT}-{DOMAIN}"
 
 
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory):
-    base = tmp_path_factory.mktemp("flyte-rs-kube")
-    # No skip: if the double cannot start, this fixture raises and every test here fails.
-    double = KubeDouble([NAMESPACE], base)
+def start_kube_server(base: pathlib.Path, double: KubeDouble):
     kubeconfig = double.write_kubeconfig(base)
-    srv = start_server(
+    return start_server(
         base,
         base / "data",
         env={
@@ -45,18 +41,30 @@ def kube(tmp_path_factory):
                 "ENDPOINT", "REGION", "ALLOW_HTTP", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")},
         },
     )
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory):
+    base = tmp_path_factory.mktemp("flyte-rs-kube")
+    # No skip: if the double cannot start, this fixture raises and every test here fails.
+    double = KubeDouble([NAMESPACE], base)
+    srv = start_kube_server(base, double)
     yield srv, double
     code = stop_server(srv)
     double.close()
     assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"
 
 
-@pytest.fixture(scope="module")
-def kube_remote(kube):
+def remote_for(server):
     from flytekit.configuration import Config
     from flytekit.remote import FlyteRemote
 
-    return FlyteRemote(config=Config.auto(config_file=str(kube[0].config_path)), default_project=PROJECT, default_domain=DOMAIN)
+    return FlyteRemote(config=Config.auto(config_file=str(server.config_path)), default_project=PROJECT, default_domain=DOMAIN)
+
+
+@pytest.fixture(scope="module")
+def kube_remote(kube):
+    return remote_for(kube[0])
 
 
 def test_a_python_workflow_runs_its_tasks_as_pods(kube, kube_remote):
@@ -127,6 +135,34 @@ def test_a_map_task_runs_one_pod_per_index(kube, kube_remote):
         for p in mapped
     )
     assert indexes == ["0", "1", "2"], [(p["metadata"]["name"], p["metadata"]["labels"]["task-name"], p["spec"]["containers"][0]["args"]) for p in double.created_for(name)]
+
+
+def test_a_restarted_server_follows_the_running_pod_instead_of_starting_another(tmp_path):
+    base = tmp_path / "restart"
+    base.mkdir()
+    double = KubeDouble([NAMESPACE], base)
+    try:
+        server = start_kube_server(base, double)
+        pid_file, gate = tmp_path / "gated.pid", tmp_path / "gate"
+        name = run_remote(server, ROOT, PATH, "gated_wf", "--pid_file", str(pid_file), "--gate", str(gate))
+        assert double.wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != ""), server.log()[-4000:]
+        pid = int(pid_file.read_text())
+        assert stop_server(server) == 0, server.log()
+        assert _alive(pid), "stopping the server killed the pod's process"
+
+        server = start_kube_server(base, double)
+        gate.write_text("go")  # the pod may finish now, after the restart
+        done = wait(remote_for(server), name)
+        assert_phase(done, WorkflowExecutionPhase.SUCCEEDED, server)
+        assert done.outputs.get("o0", as_type=int) == 5
+        pods = double.created_for(name)
+        assert [p["metadata"]["name"] for p in pods] == [f"{name}-n0-0"], "the attempt's pod was created again"
+        # Re-attached (a GET of the pod), not created again: one create in this double's life.
+        posts = [r for r in double.requests if r == f"POST /api/v1/namespaces/{NAMESPACE}/pods"]
+        assert len(posts) == 1, double.requests
+        assert stop_server(server) == 0, server.log()
+    finally:
+        double.close()
 
 
 def _alive(pid: int) -> bool:

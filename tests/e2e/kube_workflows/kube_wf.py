@@ -56,3 +56,17 @@ def total(values: typing.List[int]) -> int:
 @workflow
 def map_wf(xs: typing.List[int] = [1, 2, 3]) -> int:
     return total(values=map_task(square)(x=xs))
+
+
+@task
+def gated(pid_file: str, gate: str) -> int:
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    while not os.path.exists(gate):
+        time.sleep(0.2)
+    return 5
+
+
+@workflow
+def gated_wf(pid_file: str, gate: str) -> int:
+    return gated(pid_file=pid_file, gate=gate)
