@@ -37,6 +37,11 @@ pub struct EngineConfig {
     /// How an array node without a `parallelism` (or with 0) bounds its sub-nodes
     /// (`array-node-config.default-parallelism-behavior`).
     pub array_parallelism: ArrayParallelism,
+    /// Nodes one execution may hold (its own, a `@dynamic` task's, a map task's items, all
+    /// levels); 0: no bound. Each takes a few KB while the execution runs, so a spec past it
+    /// fails its node with an error naming `engine.max_nodes_per_execution` instead of
+    /// exhausting the server's memory.
+    pub max_nodes_per_execution: usize,
     /// Where the engine reads the wall-clock time (tests inject a
     /// [`crate::clock::VirtualClock`]; timers follow tokio's time).
     pub clock: Arc<dyn Clock>,
@@ -45,6 +50,10 @@ pub struct EngineConfig {
     /// own.
     pub ownership: Option<Arc<crate::ownership::Ownership>>,
 }
+
+/// The default of [`EngineConfig::max_nodes_per_execution`]: a 100,000-node `@dynamic`
+/// fan-out or a 100,000-item map task fits with room (docs/benchmarks.md, "Size limits").
+pub const DEFAULT_MAX_NODES_PER_EXECUTION: usize = 200_000;
 
 /// propeller's `ParallelismBehavior` for array nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,6 +84,7 @@ impl Default for EngineConfig {
             default_env: Default::default(),
             console_url: None,
             array_parallelism: ArrayParallelism::default(),
+            max_nodes_per_execution: DEFAULT_MAX_NODES_PER_EXECUTION,
             clock: crate::clock::system(),
             ownership: None,
         }

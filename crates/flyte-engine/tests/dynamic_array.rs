@@ -1847,3 +1847,110 @@ async fn array_over_a_subworkflow_gets_sliced_inputs() {
         task_execution::Phase::Succeeded as i32
     );
 }
+
+// --- the size bound (engine.max_nodes_per_execution) ------------------------------------------
+
+/// An engine whose executions may hold at most `max` nodes.
+fn env_with_max_nodes(max: usize) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let backend = TestBackend::new(blob.clone());
+    let mut deps = engine_support::deps(&blob, vec![backend.clone()], &sink);
+    deps.config.max_nodes_per_execution = max;
+    let engine = Engine::new(deps);
+    Env {
+        _dir: dir,
+        blob,
+        sink,
+        backend,
+        engine,
+    }
+}
+
+/// A map task past the bound fails its node with an error naming the bound, and no item
+/// runs: the server does not build a node per item it cannot hold (a 1,000,000-item map
+/// task took the server past 12 GB before it had the bound).
+#[tokio::test]
+async fn a_map_task_past_the_node_bound_fails_with_the_limit_named() {
+    let env = env_with_max_nodes(20);
+    let t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        None,
+        None,
+        &[],
+    ));
+    let req = request(
+        "bigmap",
+        compile(&wf, &[t]),
+        &[("xs", ints(0..30)), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Failed);
+    let err = wf_error(&env.sink, "bigmap");
+    assert_eq!(err.code, "ArrayTooLarge", "{err:?}");
+    assert!(
+        err.message.contains("engine.max_nodes_per_execution") && err.message.contains("20"),
+        "{}",
+        err.message
+    );
+    assert!(env.backend.seen.lock().unwrap().attempts.is_empty());
+
+    // Within the bound the same map task runs.
+    let env = env_with_max_nodes(20);
+    env.backend.set(
+        "m",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    let t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        None,
+        None,
+        &[],
+    ));
+    let req = request(
+        "smallmap",
+        compile(&wf, &[t]),
+        &[("xs", ints(0..10)), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+}
+
+/// A `@dynamic` task that emits more nodes than the bound: its node fails with the bound
+/// named (a user error, not retried), none of the children runs.
+#[tokio::test]
+async fn a_dynamic_workflow_past_the_node_bound_fails_with_the_limit_named() {
+    let env = env_with_max_nodes(20);
+    let leaf = calc("leaf", &[("x", int_t())]);
+    let sum = calc("sum", &[("xs", list_t(int_t()))]);
+    let (l2, s2) = (leaf.clone(), sum.clone());
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(move |inputs| {
+                fan_out_spec(input_int(inputs, "x") as usize, 0, &l2, &s2)
+            })),
+            ..Default::default()
+        },
+    );
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&dyn_task);
+    let req = request("bigdyn", compile(&wf, &[dyn_task]), &[("x", int_lit(30))]);
+    assert_eq!(run(&env, req).await, WorkflowPhase::Failed);
+    let err = wf_error(&env.sink, "bigdyn");
+    assert!(
+        err.message.contains("engine.max_nodes_per_execution"),
+        "{}",
+        err.message
+    );
+    assert_eq!(env.backend.starts_of("n0"), 1, "not retried");
+    assert_eq!(env.backend.starts_of("n0-0-dn0"), 0);
+}

@@ -268,6 +268,11 @@ pub struct EngineSection {
     /// Budget of SYSTEM-error retries per node, apart from the task's own `retries`
     /// (propeller's `max-node-retries-system-failures`).
     pub max_system_retries: u32,
+    /// Nodes one execution may hold, all levels (its own, `@dynamic` children, map task
+    /// items); 0: no bound. Past it the `@dynamic` or map node fails with an error naming this
+    /// key, before anything is built. Each node takes a few KB of the server's memory while
+    /// its execution runs (docs/benchmarks.md, "Size limits").
+    pub max_nodes_per_execution: usize,
     /// Between SIGTERM and SIGKILL when a task process is aborted or times out, in seconds.
     pub kill_grace_secs: u64,
     /// Keep each attempt's working directory (`<data_dir>/work/…`) after it ends (debugging).
@@ -333,6 +338,7 @@ impl Default for EngineSection {
             auto_venv: true,
             auto_venv_python: "python3".into(),
             max_system_retries: 3,
+            max_nodes_per_execution: flyte_engine::config::DEFAULT_MAX_NODES_PER_EXECUTION,
             kill_grace_secs: 5,
             keep_work_dirs: false,
             unpack_code_bundles: true,

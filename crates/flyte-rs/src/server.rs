@@ -374,6 +374,7 @@ fn engine_parts(
     ];
     let engine_config = EngineConfig {
         max_system_retries: e.max_system_retries,
+        max_nodes_per_execution: e.max_nodes_per_execution,
         default_env: env,
         console_url: Some(format!("{}/console", public_url.trim_end_matches('/'))),
         // Replicas on one PostgreSQL: each execution runs under one replica's lease.

@@ -325,6 +325,11 @@ impl ExecActor {
                 return;
             }
         };
+        if let Some(msg) = self.too_many_nodes(size, "map task items") {
+            let err = self.exec_error(ErrorKind::User, "ArrayTooLarge", msg);
+            self.node_terminal(idx, NodePhase::Failed, Some(err));
+            return;
+        }
         metrics::histogram!(m::ARRAY_SIZE).record(size as f64);
         self.nodes[idx].rec.array_size = Some(size as u32);
         self.dirty.insert(idx);

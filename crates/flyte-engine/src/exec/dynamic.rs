@@ -78,6 +78,21 @@ pub(super) fn dynamic_template(
 }
 
 impl ExecActor {
+    /// `Some(message)` when `adding` more nodes would take the execution past
+    /// `engine.max_nodes_per_execution` (checked before any of them is built).
+    pub(super) fn too_many_nodes(&self, adding: usize, what: &str) -> Option<String> {
+        let max = self.shared.config.max_nodes_per_execution;
+        let total = self.nodes.len().saturating_add(adding);
+        (max > 0 && total > max).then(|| {
+            format!(
+                "{adding} {what} would bring this execution to {total} nodes, more than the \
+                 server's limit of {max} (engine.max_nodes_per_execution); split the work \
+                 into several executions or map tasks, or raise the limit if the server has \
+                 the memory (a few KB per node)"
+            )
+        })
+    }
+
     pub(super) fn is_dynamic_task(&self, idx: usize) -> bool {
         self.nodes[idx].kind.task().is_some()
             && !self.nodes[idx].rec.dynamic_closure_path.is_empty()
@@ -249,6 +264,9 @@ impl ExecActor {
             ..Default::default()
         };
         let template = dynamic_template(&mut spec, &parent_task, id);
+        if let Some(msg) = self.too_many_nodes(template.nodes.len(), "dynamic workflow nodes") {
+            return Err(BuildError::User(msg));
+        }
         let sub_workflows = std::mem::take(&mut spec.subworkflows);
         let wf_spec = WorkflowSpec {
             template: Some(template),
