@@ -283,7 +283,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<Vec<NodeExecutionRecord>>;
     /// Node executions of an execution whose parent is `parent_node_id` (`None`: top level).
     /// Filter fields: `node_id`, `phase`, `created_at`, `updated_at`, `started_at` (prefix
-    /// `node_execution`); sort keys the same.
+    /// `node_execution`); sort keys the same. The records carry no `dynamic_workflow`
+    /// (`get_node_execution` does).
     async fn list_node_executions(
         &self,
         execution: &ExecutionKey,

@@ -170,6 +170,7 @@ conformance!(
     execution_tags_error_code_duration,
     execution_tags_read_back,
     node_children_by_retry_group,
+    node_lists_leave_out_the_dynamic_workflow,
     all_nodes_and_tasks_of_one_execution,
     execution_state_batches,
     engine_journal,

@@ -325,6 +325,38 @@ pub async fn node_children_by_retry_group(store: Arc<dyn MetadataStore>) {
     );
 }
 
+/// A page of node executions carries no dynamic workflow: a 100,000-node `@dynamic` node's
+/// compiled workflow is ~20 MB, and the console lists the top level on every refresh. It is
+/// read with the node alone (`get_node_execution`, what GetNodeExecutionData serves).
+pub async fn node_lists_leave_out_the_dynamic_workflow(store: Arc<dyn MetadataStore>) {
+    store
+        .create_execution(execution("dw", "lp", "RUNNING", t(0)), None)
+        .await
+        .unwrap();
+    let mut n0 = node("dw", "n0", None, "RUNNING", t(0));
+    n0.dynamic_workflow = Some(vec![7; 4096]);
+    let child = node("dw", "n0-0-dn0", Some("n0"), "SUCCEEDED", t(1));
+    store
+        .apply(StateBatch {
+            node_executions: vec![n0.clone(), child],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let top = store
+        .list_node_executions(&ekey("dw"), None, &q(100))
+        .await
+        .unwrap();
+    assert_eq!(top.items.len(), 1);
+    assert!(
+        top.items[0].dynamic_workflow.is_none(),
+        "a page of node executions carries the dynamic workflow"
+    );
+    assert_eq!(top.items[0].closure, n0.closure);
+    let got = store.get_node_execution(&n0.key).await.unwrap();
+    assert_eq!(got.dynamic_workflow, n0.dynamic_workflow);
+}
+
 /// An execution's node and task executions at every depth, in one query each; another
 /// execution's are not among them.
 pub async fn all_nodes_and_tasks_of_one_execution(store: Arc<dyn MetadataStore>) {
