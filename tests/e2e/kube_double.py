@@ -114,6 +114,11 @@ class KubeDouble:
                 if (p["metadata"].get("labels") or {}).get("execution-id") == execution_name
             ]
 
+    def pod_phase(self, ns: str, name: str) -> str | None:
+        with self.cond:
+            pod = self.pods.get((ns, name))
+            return pod["status"].get("phase") if pod else None
+
     def wait_for(self, predicate: typing.Callable[[], bool], timeout: float = 120) -> bool:
         """Waits (bounded only so a broken run fails) until `predicate()` holds."""
         deadline = time.monotonic() + timeout

@@ -137,7 +137,8 @@ def test_a_map_task_runs_one_pod_per_index(kube, kube_remote):
     assert indexes == ["0", "1", "2"], [(p["metadata"]["name"], p["metadata"]["labels"]["task-name"], p["spec"]["containers"][0]["args"]) for p in double.created_for(name)]
 
 
-def test_a_restarted_server_follows_the_running_pod_instead_of_starting_another(tmp_path):
+@pytest.mark.parametrize("finish_while_down", [False, True], ids=["pod-runs-on", "pod-finished-while-down"])
+def test_a_restarted_server_follows_the_running_pod_instead_of_starting_another(tmp_path, finish_while_down):
     base = tmp_path / "restart"
     base.mkdir()
     double = KubeDouble([NAMESPACE], base)
@@ -149,6 +150,9 @@ def test_a_restarted_server_follows_the_running_pod_instead_of_starting_another(
         pid = int(pid_file.read_text())
         assert stop_server(server) == 0, server.log()
         assert _alive(pid), "stopping the server killed the pod's process"
+        if finish_while_down:
+            gate.write_text("go")
+            assert double.wait_for(lambda: double.pod_phase(NAMESPACE, f"{name}-n0-0") == "Succeeded")
 
         server = start_kube_server(base, double)
         gate.write_text("go")  # the pod may finish now, after the restart
