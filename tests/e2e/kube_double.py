@@ -70,6 +70,8 @@ class KubeDouble:
         # Every pod ever created, as created (a test checks what the server asked for).
         self.created: list[dict] = []
         self.processes: dict[tuple[str, str], subprocess.Popen] = {}
+        # Task names whose first attempt's pod the "kubelet" OOM-kills instead of running.
+        self.oom_first_attempt: set[str] = set()
         self.cond = threading.Condition()
         self.closed = False
         double = self
@@ -289,7 +291,14 @@ class KubeDouble:
             if pod is None:
                 return
             container = _primary(pod)
+            labels = pod["metadata"].get("labels") or {}
+            oom = labels.get("task-name") in self.oom_first_attempt and labels.get("retry-attempt") == "0"
         cname = container.get("name", name)
+        if oom:
+            # What a kubelet reports for a container the kernel killed at its memory limit.
+            self._set_status(ns, name, {"phase": "Failed", "startTime": _NOW,
+                                        "containerStatuses": [_terminated(cname, 137, "OOMKilled", "")]})
+            return
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         # This venv's bin first: it stands for the task image, which has flytekit.
         path = os.pathsep.join([str(pathlib.Path(sys.prefix, "bin")), os.environ.get("PATH", "")])

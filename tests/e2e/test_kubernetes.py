@@ -17,9 +17,9 @@ import pathlib
 import pytest
 
 from conftest import DOMAIN, PROJECT, REPO, start_server, stop_server
-from flytekit.models.core.execution import WorkflowExecutionPhase
+from flytekit.models.core.execution import TaskExecutionPhase, WorkflowExecutionPhase
 from kube_double import KubeDouble
-from test_executions import assert_phase, run_remote, wait
+from test_executions import assert_phase, run_remote, task_executions, wait
 
 ROOT = REPO / "tests" / "e2e" / "kube_workflows"
 PATH = "kube_wf.py"
@@ -103,6 +103,23 @@ def test_a_failing_task_fails_the_execution_with_the_users_error(kube, kube_remo
     assert "kube e2e: cannot take 7" in error.message, error.message
     assert error.kind == 1, error  # USER (ExecutionError.ErrorKind)
     assert len(double.created_for(name)) == 1
+
+
+def test_an_oom_killed_pod_is_retried_as_a_new_pod(kube, kube_remote):
+    server, double = kube
+    double.oom_first_attempt.add("kube_wf.hungry")
+    name = run_remote(server, ROOT, PATH, "hungry_wf", "--x", "4")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert done.outputs.get("o0", as_type=int) == 40
+    pods = sorted(p["metadata"]["name"] for p in double.created_for(name))
+    assert pods == [f"{name}-n0-0", f"{name}-n0-1"], pods
+    attempts = task_executions(kube_remote, done, "n0")
+    assert [a.closure.phase for a in attempts] == [TaskExecutionPhase.FAILED, TaskExecutionPhase.SUCCEEDED]
+    first_error = attempts[0].closure.error
+    assert first_error.code == "OOMKilled", first_error
+    assert first_error.kind == 1, first_error  # USER, as propeller (DemystifyFailure) blames it
+    assert "terminated with exit code (137)" in first_error.message, first_error.message
 
 
 def test_terminating_an_execution_deletes_its_running_pod(kube, kube_remote, tmp_path):

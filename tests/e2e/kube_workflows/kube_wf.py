@@ -70,3 +70,13 @@ def gated(pid_file: str, gate: str) -> int:
 @workflow
 def gated_wf(pid_file: str, gate: str) -> int:
     return gated(pid_file=pid_file, gate=gate)
+
+
+@task(retries=1)
+def hungry(x: int) -> int:
+    return x * 10
+
+
+@workflow
+def hungry_wf(x: int = 4) -> int:
+    return hungry(x=x)
