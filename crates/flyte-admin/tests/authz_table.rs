@@ -399,3 +399,62 @@ async fn without_enforcement_nothing_is_checked() {
     // INVALID_ARGUMENT (no spec), not PERMISSION_DENIED.
     assert_eq!(code.as_deref(), Some("3"), "{resp:?}");
 }
+
+#[tokio::test]
+async fn plain_http_routes_are_checked_by_the_project_in_their_path() {
+    use flyte_admin::authz::check_http;
+    let app = app().await;
+    let vic = who("vic", &[]);
+    let eve = who("eve", &["runners"]);
+    let get = http::Method::GET;
+    let delete = http::Method::DELETE;
+    let ok = |r: Result<(), tonic::Status>| r.map_err(|s| s.message().to_owned());
+    ok(check_http(
+        &app.authz,
+        Some(&vic),
+        &get,
+        "/api/v1/watch/executions/flytesnacks/development",
+    ))
+    .unwrap();
+    ok(check_http(
+        &app.authz,
+        Some(&vic),
+        &get,
+        "/logs/flytesnacks/production/x/n0/0.log",
+    ))
+    .unwrap();
+    // Another project's logs and live updates: refused by name.
+    let err = ok(check_http(
+        &app.authz,
+        Some(&vic),
+        &get,
+        "/logs/ml/development/x/n0/0.log",
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("lacks the `read` permission on project `ml`, domain `development`"),
+        "{err}"
+    );
+    // Evicting cache entries is an executor's act, in its domain only.
+    let cache = "/api/v1/cache/flytesnacks/development";
+    let err = ok(check_http(&app.authz, Some(&vic), &delete, cache)).unwrap_err();
+    assert!(err.contains("`execute`"), "{err}");
+    ok(check_http(&app.authz, Some(&eve), &delete, cache)).unwrap();
+    assert!(
+        ok(check_http(
+            &app.authz,
+            Some(&eve),
+            &delete,
+            "/api/v1/cache/flytesnacks/production"
+        ))
+        .is_err()
+    );
+    // Routes that name no project (the console's pages, health) are not this check's.
+    ok(check_http(
+        &app.authz,
+        Some(&vic),
+        &get,
+        "/console/projects",
+    ))
+    .unwrap();
+}
