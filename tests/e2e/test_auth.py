@@ -210,6 +210,13 @@ def test_flytekit_with_client_secret_registers_and_runs(auth_server: Server, tmp
     # FlyteRemote's own calls carry its token too.
     wf = remote.fetch_workflow(name="examples.basics.arithmetic_wf")
     assert "a" in wf.interface.inputs
+    # Authorization off, authentication on: nothing refused, the launch audited with who did it.
+    audit = [line.replace('"', "") for line in auth_server.log().splitlines() if " audit: " in line]
+    assert any(
+        f"subject={MACHINE_ID}" in line and "method=CreateExecution" in line and f"name={name}" in line
+        and "code=Ok" in line
+        for line in audit
+    ), audit
 
 
 def test_tokens_for_another_audience_or_expired_are_refused(auth_server: Server, oidc: str):

@@ -172,7 +172,7 @@ pub mod metrics {
     /// Counter: calls refused by authentication (crate::auth), label `reason` (`missing`,
     /// `invalid`, `expired`, `provider_unavailable`).
     pub const AUTH_REFUSED_TOTAL: &str = "flyte_admin_auth_refused_total";
-    /// Counter: mutating calls with authorization on (crate::authz), labels `service`,
+    /// Counter: mutating calls with authentication on (crate::authz), labels `service`,
     /// `method`, `code` (the outcome; `PermissionDenied` for refused ones).
     pub const AUDIT_TOTAL: &str = "flyte_admin_audit_total";
 
@@ -206,7 +206,7 @@ pub mod metrics {
         (
             AUDIT_TOTAL,
             "counter",
-            "Mutating calls by service, method and outcome code (authorization on)",
+            "Mutating calls by service, method and outcome code (authentication on)",
         ),
     ];
 

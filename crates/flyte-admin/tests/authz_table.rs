@@ -65,7 +65,7 @@ async fn app() -> App {
     App {
         router,
         authz: Arc::new(Enforcement {
-            authorizer: flyte_auth::Authorizer::new(policy),
+            authorizer: Some(flyte_auth::Authorizer::new(policy)),
             max_request_bytes: 1 << 20,
         }),
         _dir: dir,
@@ -398,6 +398,35 @@ async fn without_enforcement_nothing_is_checked() {
         .map(|v| v.to_str().unwrap().to_owned());
     // INVALID_ARGUMENT (no spec), not PERMISSION_DENIED.
     assert_eq!(code.as_deref(), Some("3"), "{resp:?}");
+
+    // Authentication on, authorization off: the Enforcement carries no roles; a caller with
+    // none still registers (the call is only audited).
+    let audit_only = App {
+        router: app.router.clone(),
+        authz: Arc::new(Enforcement {
+            authorizer: None,
+            max_request_bytes: 1 << 20,
+        }),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let (code, message, _) = audit_only
+        .grpc(
+            Some(&who("stranger", &[])),
+            "/flyteidl.service.AdminService/CreateTask",
+            &task_request("flytesnacks", "development"),
+        )
+        .await;
+    assert_eq!(code, 3, "{message}");
+    let (code, _, body) = audit_only
+        .grpc(
+            Some(&who("stranger", &[])),
+            "/flyteidl.service.AdminService/ListProjects",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 0);
+    let projects = flyteidl::admin::Projects::decode(&body[5..]).unwrap();
+    assert!(projects.projects.iter().any(|p| p.id == "flytesnacks"));
 }
 
 #[tokio::test]

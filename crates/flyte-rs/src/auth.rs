@@ -44,17 +44,18 @@ pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Res
         config.server.max_request_bytes,
     ));
     // Roles per project (docs/auth.md, docs/adr-010-authorization.md); off: any valid token
-    // may do anything, as before.
-    let authz = config.auth.authorization.enabled.then(|| {
+    // may do anything, as before. Mutating calls are audited either way.
+    let authorizer = config.auth.authorization.enabled.then(|| {
         tracing::info!(
             bindings = config.auth.authorization.bindings.len(),
             platform_admins = config.auth.authorization.platform_admins.len(),
             "authorization on: every call is checked against the roles"
         );
-        Arc::new(flyte_admin::authz::Enforcement {
-            authorizer: flyte_auth::Authorizer::new(config.auth.authorization.clone()),
-            max_request_bytes: config.server.max_request_bytes,
-        })
+        flyte_auth::Authorizer::new(config.auth.authorization.clone())
     });
+    let authz = Some(Arc::new(flyte_admin::authz::Enforcement {
+        authorizer,
+        max_request_bytes: config.server.max_request_bytes,
+    }));
     Ok(flyte_admin::auth::protect_with(app, auth, authz))
 }
