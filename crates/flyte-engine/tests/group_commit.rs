@@ -345,3 +345,48 @@ async fn a_process_task_starts_only_once_the_batch_that_queues_it_has_committed(
     assert_eq!(eng.wait(&id).await, Some(WorkflowPhase::Succeeded));
     assert_eq!(counter.starts.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn in_engine_steps_lost_with_an_unwritten_batch_run_again_after_a_crash() {
+    const LEN: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = HeldSink::new(|call, _| call >= 1);
+    let first = engine(
+        &blob,
+        &sink,
+        vec![Arc::new(BuiltinBackend::new(blob.clone()))],
+    );
+    let req = request("lost", echo_chain(LEN), &[("x", int_lit(7))]);
+    let id = req.id.clone();
+    first.start_execution(req).await.expect("starts");
+    for _ in 0..600 {
+        if nodes_with_outputs(dir.path(), LEN) == LEN {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(nodes_with_outputs(dir.path(), LEN), LEN, "the chain ran");
+    // The process dies with every step after the first batch unwritten.
+    first.crash();
+    let journal = sink.inner.snapshot();
+    assert!(
+        journal
+            .node_record(&ExecKey::of(&id), &format!("n{}", LEN - 1))
+            .is_none_or(|r| r.node_phase() != NodePhase::Succeeded),
+        "the last step was never committed"
+    );
+    let second = Engine::new(deps(
+        &blob,
+        vec![Arc::new(BuiltinBackend::new(blob.clone()))],
+        &journal,
+    ));
+    assert_eq!(second.resume_all().await.unwrap(), 1);
+    assert_eq!(second.wait(&id).await, Some(WorkflowPhase::Succeeded));
+    for i in 0..LEN {
+        let rec = journal
+            .node_record(&ExecKey::of(&id), &format!("n{i}"))
+            .expect("journaled");
+        assert_eq!(rec.node_phase(), NodePhase::Succeeded, "n{i}");
+    }
+}
