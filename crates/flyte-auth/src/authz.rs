@@ -10,7 +10,6 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::Identity;
 
@@ -210,15 +209,7 @@ impl Authorizer {
 
     /// The caller's groups, from the configured claim (a list, or one string).
     pub fn groups(&self, id: &Identity) -> Vec<String> {
-        match id.claims.get(&self.config.groups_claim) {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            _ => Vec::new(),
-        }
+        crate::group_names(id.claims.get(&self.config.groups_claim))
     }
 
     fn is_user(id: &Identity, user: &str) -> bool {
@@ -334,7 +325,7 @@ mod tests {
     }
 
     // The tests write the section as JSON (the crate has no YAML parser).
-    fn serde_yaml_like(s: &str) -> Value {
+    fn serde_yaml_like(s: &str) -> serde_json::Value {
         serde_json::from_str(s).expect("json")
     }
 

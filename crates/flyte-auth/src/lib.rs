@@ -178,6 +178,21 @@ pub struct Identity {
     pub claims: Map<String, Value>,
 }
 
+/// The group names a claim holds: a list of strings, or one string (one group name may
+/// contain spaces, so a lone string is one group). Shared by [`Identity::groups`] and the
+/// authorization's configurable groups claim.
+pub(crate) fn group_names(claim: Option<&Value>) -> Vec<String> {
+    match claim {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 impl Identity {
     fn from_claims(claims: Map<String, Value>) -> Self {
         let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -192,11 +207,7 @@ impl Identity {
                 _ => Vec::new(),
             }
         };
-        let groups = match claims.get("groups") {
-            // One group name may contain spaces: a lone string is one group.
-            Some(Value::String(s)) => vec![s.clone()],
-            other => list(other),
-        };
+        let groups = group_names(claims.get("groups"));
         Self {
             subject: text("sub").unwrap_or_default(),
             name: text("name"),
