@@ -110,6 +110,16 @@ const EXEC_IN_ID: Ids = (
     "id.execution_id.domain",
     "id.execution_id.name",
 );
+const WORKFLOW_EXEC_ID: Ids = (
+    "workflow_execution_id.project",
+    "workflow_execution_id.domain",
+    "workflow_execution_id.name",
+);
+const EXEC_IN_NODE_EXEC_ID: Ids = (
+    "node_execution_id.execution_id.project",
+    "node_execution_id.execution_id.domain",
+    "node_execution_id.execution_id.name",
+);
 const TASK_EXEC_ID: Ids = (
     "id.node_execution_id.execution_id.project",
     "id.node_execution_id.execution_id.domain",
@@ -161,14 +171,7 @@ pub const RULES: &[Rule] = &[
         ADMIN,
         "ListNodeExecutions",
         R,
-        named(
-            Read,
-            (
-                "workflow_execution_id.project",
-                "workflow_execution_id.domain",
-                "workflow_execution_id.name",
-            ),
-        ),
+        named(Read, WORKFLOW_EXEC_ID),
     ),
     rule(
         ADMIN,
@@ -189,14 +192,7 @@ pub const RULES: &[Rule] = &[
         ADMIN,
         "ListTaskExecutions",
         R,
-        named(
-            Read,
-            (
-                "node_execution_id.execution_id.project",
-                "node_execution_id.execution_id.domain",
-                "node_execution_id.execution_id.name",
-            ),
-        ),
+        named(Read, EXEC_IN_NODE_EXEC_ID),
     ),
     rule(ADMIN, "GetTaskExecutionData", R, named(Read, TASK_EXEC_ID)),
     rule(ADMIN, "GetExecutionMetrics", R, named(Read, ID)),
@@ -349,14 +345,7 @@ pub const RULES: &[Rule] = &[
         DATAPROXY,
         "CreateDownloadLink",
         R,
-        named(
-            Read,
-            (
-                "node_execution_id.execution_id.project",
-                "node_execution_id.execution_id.domain",
-                "node_execution_id.execution_id.name",
-            ),
-        ),
+        named(Read, EXEC_IN_NODE_EXEC_ID),
     ),
     rule(
         DATAPROXY,
@@ -365,45 +354,9 @@ pub const RULES: &[Rule] = &[
         Need::On(Read, Scope::FlyteUrl("flyte_url")),
     ),
     // --- SignalService -----------------------------------------------------------------------
-    rule(
-        SIGNAL,
-        "GetOrCreateSignal",
-        W,
-        named(
-            Execute,
-            (
-                "id.execution_id.project",
-                "id.execution_id.domain",
-                "id.execution_id.name",
-            ),
-        ),
-    ),
-    rule(
-        SIGNAL,
-        "ListSignals",
-        R,
-        named(
-            Read,
-            (
-                "workflow_execution_id.project",
-                "workflow_execution_id.domain",
-                "workflow_execution_id.name",
-            ),
-        ),
-    ),
-    rule(
-        SIGNAL,
-        "SetSignal",
-        W,
-        named(
-            Execute,
-            (
-                "id.execution_id.project",
-                "id.execution_id.domain",
-                "id.execution_id.name",
-            ),
-        ),
-    ),
+    rule(SIGNAL, "GetOrCreateSignal", W, named(Execute, EXEC_IN_ID)),
+    rule(SIGNAL, "ListSignals", R, named(Read, WORKFLOW_EXEC_ID)),
+    rule(SIGNAL, "SetSignal", W, named(Execute, EXEC_IN_ID)),
     // --- auth contract -----------------------------------------------------------------------
     rule(IDENTITY, "UserInfo", R, Need::Public),
     rule(AUTHMETA, "GetOAuth2Metadata", R, Need::Public),
