@@ -209,6 +209,14 @@ pub fn build_pod(
     }
     spec.node_selector = (!node_selector.is_empty()).then_some(node_selector);
 
+    // The secret webhook's k8s injector, applied here instead of at admission.
+    let secrets = t
+        .security_context
+        .as_ref()
+        .map(|s| s.secrets.as_slice())
+        .unwrap_or_default();
+    inject_secrets(&mut spec, secrets)?;
+
     // addObjectMetadata: config defaults < the pod's own < the execution's.
     let key = &attempt.key;
     let task_name = t.id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
@@ -246,6 +254,166 @@ pub fn build_pod(
         spec: Some(spec),
         status: None,
     })
+}
+
+/// Where secret files are mounted: `/etc/flyte/secrets/<group>/<key>`, lower-cased
+/// (propeller's `K8sSecretPathPrefix`).
+pub const SECRETS_MOUNT_DIR: &str = "/etc/flyte/secrets";
+
+/// The task's `secret_requests` as Kubernetes secrets, as propeller's pod webhook injects them
+/// (flytepropeller/pkg/secret/k8s_secrets.go `K8sSecretInjector.Inject`, utils.go): the group
+/// names the `v1/Secret` in the pod's namespace, the key one key inside it.
+/// * `ENV_VAR`: `_FSEC_<GROUP>_<KEY>` (upper-cased) from a `secretKeyRef`, plus
+///   `FLYTE_SECRETS_ENV_PREFIX=_FSEC_`; `env_var` names a copy of the variable.
+/// * `FILE` and `ANY` (propeller's default is a file): a secret volume per group with the key as
+///   item `<key>` (lower-cased), mounted read-only at `/etc/flyte/secrets/<group>`, plus
+///   `FLYTE_SECRETS_DEFAULT_DIR=/etc/flyte/secrets` and `FLYTE_SECRETS_FILE_PREFIX=""`;
+///   `env_var` names a variable holding the file's path.
+///
+/// Every reference is `optional`, as propeller makes it: a missing secret does not hold the pod;
+/// the task finds no value and flytekit fails naming the variable and the file it looked for.
+/// Variables are put first in every container and init container, replacing one of the same
+/// name (`AppendEnvVars`).
+fn inject_secrets(
+    spec: &mut PodSpec,
+    secrets: &[flyteidl::core::Secret],
+) -> Result<(), BuildError> {
+    use flyte_engine::secrets::{
+        DEFAULT_DIR_VAR, ENV_PREFIX_VAR, FILE_PREFIX_VAR, TASK_ENV_PREFIX,
+    };
+    use flyteidl::core::secret::MountType;
+    use k8s_openapi::api::core::v1::{
+        EnvVarSource, KeyToPath, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
+    };
+
+    for secret in secrets {
+        if secret.group.is_empty() || secret.key.is_empty() {
+            return Err(BuildError(format!(
+                "a secret request for Kubernetes secrets needs both a group (the Secret's name) and a \
+                 key (a key inside it); got group {:?}, key {:?}",
+                secret.group, secret.key
+            )));
+        }
+        let mut vars: Vec<EnvVar> = Vec::new();
+        match MountType::try_from(secret.mount_requirement) {
+            Ok(MountType::EnvVar) => {
+                let var = EnvVar {
+                    name: format!("{TASK_ENV_PREFIX}{}_{}", secret.group, secret.key)
+                        .to_uppercase(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: secret.group.clone(),
+                            key: secret.key.clone(),
+                            optional: Some(true),
+                        }),
+                        ..Default::default()
+                    }),
+                };
+                if !secret.env_var.is_empty() {
+                    let mut copy = var.clone();
+                    copy.name = secret.env_var.clone();
+                    vars.push(var);
+                    vars.push(copy);
+                } else {
+                    vars.push(var);
+                }
+                vars.push(env_var(ENV_PREFIX_VAR, TASK_ENV_PREFIX));
+            }
+            Ok(MountType::Any) | Ok(MountType::File) => {
+                let item = KeyToPath {
+                    key: secret.key.clone(),
+                    path: secret.key.to_lowercase(),
+                    ..Default::default()
+                };
+                let volumes = spec.volumes.get_or_insert_with(Vec::new);
+                // `AppendVolume`: one volume per Secret, its keys as items.
+                let existing = volumes.iter_mut().find(|v| {
+                    v.secret
+                        .as_ref()
+                        .is_some_and(|s| s.secret_name.as_deref() == Some(secret.group.as_str()))
+                });
+                let volume_name = match existing {
+                    Some(v) => {
+                        let items = v
+                            .secret
+                            .as_mut()
+                            .map(|s| s.items.get_or_insert_with(Vec::new));
+                        if let Some(items) = items
+                            && !items.iter().any(|i| i.key == item.key)
+                        {
+                            items.push(item);
+                        }
+                        v.name.clone()
+                    }
+                    None => {
+                        let name = template::base32_flyte(
+                            format!("{}_{}", secret.group, secret.group_version).as_bytes(),
+                        );
+                        volumes.push(Volume {
+                            name: name.clone(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(secret.group.clone()),
+                                items: Some(vec![item]),
+                                optional: Some(true),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        });
+                        name
+                    }
+                };
+                let mount = VolumeMount {
+                    name: volume_name,
+                    read_only: Some(true),
+                    mount_path: format!("{SECRETS_MOUNT_DIR}/{}", secret.group.to_lowercase()),
+                    ..Default::default()
+                };
+                for c in spec
+                    .init_containers
+                    .iter_mut()
+                    .flatten()
+                    .chain(spec.containers.iter_mut())
+                {
+                    let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
+                    if !mounts.iter().any(|m| m.name == mount.name) {
+                        mounts.push(mount.clone());
+                    }
+                }
+                vars.push(env_var(DEFAULT_DIR_VAR, SECRETS_MOUNT_DIR));
+                vars.push(env_var(FILE_PREFIX_VAR, ""));
+                if !secret.env_var.is_empty() {
+                    vars.push(env_var(
+                        &secret.env_var,
+                        &format!(
+                            "{SECRETS_MOUNT_DIR}/{}/{}",
+                            secret.group.to_lowercase(),
+                            secret.key.to_lowercase()
+                        ),
+                    ));
+                }
+            }
+            Err(_) => {
+                return Err(BuildError(format!(
+                    "secret {}/{}: unknown mount requirement {}",
+                    secret.group, secret.key, secret.mount_requirement
+                )));
+            }
+        }
+        for c in spec
+            .init_containers
+            .iter_mut()
+            .flatten()
+            .chain(spec.containers.iter_mut())
+        {
+            let env = c.env.get_or_insert_with(Vec::new);
+            for var in &vars {
+                env.retain(|e| e.name != var.name);
+                env.insert(0, var.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -564,6 +732,128 @@ mod tests {
         ] {
             assert!(!is_credential(name), "{name}");
         }
+    }
+
+    fn inject(
+        pod: PodSpec,
+        secret: flyteidl::core::Secret,
+    ) -> Result<serde_json::Value, BuildError> {
+        let mut pod = pod;
+        inject_secrets(&mut pod, &[secret])?;
+        Ok(serde_json::to_value(&pod).unwrap())
+    }
+
+    fn one_container() -> PodSpec {
+        PodSpec {
+            containers: vec![Container {
+                name: "container1".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn secret(group: &str, key: &str, mount: i32, env_var: &str) -> flyteidl::core::Secret {
+        flyteidl::core::Secret {
+            group: group.into(),
+            key: key.into(),
+            mount_requirement: mount,
+            env_var: env_var.into(),
+            ..Default::default()
+        }
+    }
+
+    // The cases of propeller's flytepropeller/pkg/secret/k8s_secrets_test.go
+    // (TestK8sSecretInjector_Inject), the expected pods written as JSON.
+    #[test]
+    fn secrets_are_injected_as_propellers_k8s_webhook_does() {
+        use flyteidl::core::secret::MountType;
+        let (any, env, file) = (
+            MountType::Any as i32,
+            MountType::EnvVar as i32,
+            MountType::File as i32,
+        );
+        let key_ref = |name: &str| {
+            serde_json::json!({"name": name, "valueFrom": {"secretKeyRef":
+                {"key": "HELLO", "name": "grOUP", "optional": true}}})
+        };
+        // "require group"
+        let err = inject(one_container(), secret("", "HELLO", env, "")).unwrap_err();
+        assert!(err.0.contains("needs both a group"), "{err}");
+        // "simple"
+        let got = inject(one_container(), secret("grOUP", "HELLO", env, "")).unwrap();
+        assert_eq!(
+            got["containers"][0]["env"],
+            serde_json::json!([{"name": "FLYTE_SECRETS_ENV_PREFIX", "value": "_FSEC_"},
+                key_ref("_FSEC_GROUP_HELLO")])
+        );
+        assert!(got.get("volumes").is_none());
+        // "simple with env_name"
+        let got = inject(
+            one_container(),
+            secret("grOUP", "HELLO", env, "MY_CUSTOM_ENV"),
+        )
+        .unwrap();
+        assert_eq!(
+            got["containers"][0]["env"],
+            serde_json::json!([{"name": "FLYTE_SECRETS_ENV_PREFIX", "value": "_FSEC_"},
+                key_ref("MY_CUSTOM_ENV"), key_ref("_FSEC_GROUP_HELLO")])
+        );
+        // "require file single"; ANY is a file too (propeller's `fallthrough`).
+        for mount in [file, any] {
+            let got = inject(one_container(), secret("grOUP", "HELLO", mount, "")).unwrap();
+            assert_eq!(
+                got["volumes"],
+                serde_json::json!([{"name": "m4ze5vkql3", "secret": {"secretName": "grOUP",
+                    "items": [{"key": "HELLO", "path": "hello"}], "optional": true}}])
+            );
+            assert_eq!(
+                got["containers"][0]["volumeMounts"],
+                serde_json::json!([{"name": "m4ze5vkql3", "mountPath": "/etc/flyte/secrets/group",
+                    "readOnly": true}])
+            );
+            assert_eq!(
+                got["containers"][0]["env"],
+                serde_json::json!([{"name": "FLYTE_SECRETS_FILE_PREFIX", "value": ""},
+                    {"name": "FLYTE_SECRETS_DEFAULT_DIR", "value": "/etc/flyte/secrets"}])
+            );
+        }
+        // "require file single with name"
+        let got = inject(
+            one_container(),
+            secret("grOUP", "HELLO", file, "MY_CUSTOM_ENV"),
+        )
+        .unwrap();
+        assert_eq!(
+            got["containers"][0]["env"][0],
+            serde_json::json!({"name": "MY_CUSTOM_ENV", "value": "/etc/flyte/secrets/group/hello"})
+        );
+        // "require file multiple from same secret group": one volume, two items, one mount.
+        let mut pod = one_container();
+        inject_secrets(
+            &mut pod,
+            &[
+                secret("grOUP", "HELLO", file, ""),
+                secret("grOUP", "world", file, ""),
+            ],
+        )
+        .unwrap();
+        let got = serde_json::to_value(&pod).unwrap();
+        assert_eq!(
+            got["volumes"][0]["secret"]["items"],
+            serde_json::json!([{"key": "HELLO", "path": "hello"}, {"key": "world", "path": "world"}])
+        );
+        assert_eq!(got["volumes"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            got["containers"][0]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(got["containers"][0]["env"].as_array().unwrap().len(), 2);
+        // "require file all keys" (no group) is refused.
+        assert!(inject(one_container(), secret("", "hello", file, "")).is_err());
     }
 
     #[test]

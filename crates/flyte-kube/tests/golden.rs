@@ -245,3 +245,32 @@ fn map_task_item_with_its_array_index() {
     a.array_index = Some(7);
     check("map_task_item", &a, &KubeConfig::default());
 }
+
+#[test]
+fn python_task_with_secret_requests() {
+    // flytekit's `@task(secret_requests=[Secret(group="db-creds", key="password",
+    // mount_requirement=ENV_VAR), Secret(group="db-creds", key="ca.pem", mount_requirement=FILE,
+    // env_var="DB_CA"), Secret(group="api", key="TOKEN")])`.
+    use core::secret::MountType;
+    let secret = |group: &str, key: &str, mount: MountType, env_var: &str| core::Secret {
+        group: group.into(),
+        key: key.into(),
+        mount_requirement: mount as i32,
+        env_var: env_var.into(),
+        ..Default::default()
+    };
+    let mut t = python_task(None);
+    t.security_context = Some(core::SecurityContext {
+        secrets: vec![
+            secret("db-creds", "password", MountType::EnvVar, ""),
+            secret("db-creds", "ca.pem", MountType::File, "DB_CA"),
+            secret("api", "TOKEN", MountType::Any, ""),
+        ],
+        ..Default::default()
+    });
+    check(
+        "python_task_secrets",
+        &attempt(t, key("f8a3c9e2b1d0", "n4", 0)),
+        &KubeConfig::default(),
+    );
+}

@@ -51,7 +51,8 @@ pub fn fixed_length_unique_id(input: &str, max_length: usize) -> String {
     format!("f{}", base32_flyte(&hash.to_be_bytes()))
 }
 
-fn base32_flyte(bytes: &[u8]) -> String {
+/// flyteplugins `encoding.Base32Encoder`: base32 with the alphabet `a-z1-6`, no padding.
+pub fn base32_flyte(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz123456";
     let mut out = String::new();
     let mut buffer: u64 = 0;
