@@ -6,16 +6,25 @@ crates/flyte-kube/tests/double (which follows k8s.io/apimachinery): `PodList` wi
 `metadata.resourceVersion`, newline-delimited `WatchEvent`s on `?watch=true` from a
 `resourceVersion`, `Status` objects for errors (404 `NotFound`, 409 `AlreadyExists`, …).
 Routes: `GET /api/v1/pods`, `GET|POST /api/v1/namespaces/{ns}/pods`,
-`GET|DELETE /api/v1/namespaces/{ns}/pods/{name}`.
+`GET|DELETE /api/v1/namespaces/{ns}/pods/{name}`, `POST /api/v1/namespaces/{ns}/secrets`,
+`GET /api/v1/namespaces/{ns}/secrets/{name}` (a `v1/Secret` with base64 `data` and/or
+`stringData`, as the API takes it; read back with `data` only).
 
 The kubelet part: a created pod's primary container runs here as a local process (its
 `command` + `args`, its `env`, with this venv's bin first on PATH: the venv stands for the task image),
 and the pod goes Pending -> Running -> Succeeded/Failed with the process's exit code in the
 container's `terminated` state. Deleting a pod kills its process group. The image is ignored.
+Secrets as a kubelet resolves them: `env[].valueFrom.secretKeyRef` from the pod's namespace
+(missing and `optional`: the variable is left out; missing and required: the container waits in
+`CreateContainerConfigError` with the kubelet's message), and `secret` volumes written as files.
+There is no container filesystem: a volume mounted at `/etc/x` lands in `<pod dir>/rootfs/etc/x`,
+and an environment value naming a mount path (or a directory above one) is rewritten to point
+there, so the process finds the files where the pod spec says they are.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pathlib
@@ -64,6 +73,7 @@ class KubeDouble:
         self.namespaces = set(namespaces)
         self.workdir = workdir
         self.pods: dict[tuple[str, str], dict] = {}
+        self.secrets: dict[tuple[str, str], dict] = {}
         self.log: list[tuple[int, str, dict]] = []
         self.rv = 0
         self.requests: list[str] = []
@@ -108,6 +118,19 @@ class KubeDouble:
             "current-context: double\n"
         )
         return path
+
+    def create_secret(self, ns: str, name: str, data: dict[str, str]) -> None:
+        """Creates a `v1/Secret` through the API, as `kubectl create secret generic` does."""
+        import urllib.request
+
+        body = json.dumps({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": ns},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }).encode()
+        req = urllib.request.Request(f"{self.url}/api/v1/namespaces/{ns}/secrets", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            assert resp.status == 201, resp.status
 
     def created_for(self, execution_name: str) -> list[dict]:
         with self.cond:
@@ -168,6 +191,14 @@ class KubeDouble:
                     return self._get(h, parts[3], parts[5])
                 if method == "DELETE":
                     return self._delete(h, parts[3], parts[5])
+            if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets" and method == "POST":
+                return self._create_secret(h, parts[3])
+            if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets" and method == "GET":
+                with self.cond:
+                    secret = self.secrets.get((parts[3], parts[5]))
+                if secret is None:
+                    return self._send(h, 404, _status(404, "NotFound", f'secrets "{parts[5]}" not found'))
+                return self._send(h, 200, secret)
             self._send(h, 404, _status(404, "NotFound", f"the server could not find the requested resource ({url.path})"))
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -250,6 +281,81 @@ class KubeDouble:
         self._send(h, 201, answer)
         threading.Thread(target=self._kubelet, args=(ns, name), daemon=True).start()
 
+    def _create_secret(self, h, ns: str) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        try:
+            secret = json.loads(h.rfile.read(length))
+            data = dict(secret.get("data") or {})
+            for k, v in (secret.pop("stringData", None) or {}).items():
+                data[k] = base64.b64encode(v.encode()).decode()
+            for v in data.values():
+                base64.b64decode(v, validate=True)
+        except ValueError as e:
+            return self._send(h, 400, _status(400, "BadRequest", f"body: {e}"))
+        name = (secret.get("metadata") or {}).get("name")
+        with self.cond:
+            if ns not in self.namespaces:
+                return self._send(h, 404, _status(404, "NotFound", f'namespaces "{ns}" not found'))
+            if not name:
+                return self._send(h, 422, _status(422, "Invalid", 'Secret "" is invalid: metadata.name: Required value'))
+            if (ns, name) in self.secrets:
+                return self._send(h, 409, _status(409, "AlreadyExists", f'secrets "{name}" already exists'))
+            self.rv += 1
+            secret["metadata"].update(namespace=ns, resourceVersion=str(self.rv), uid=f"uid-{self.rv}",
+                                      creationTimestamp=_NOW)
+            secret["data"] = data
+            secret.setdefault("type", "Opaque")
+            self.secrets[(ns, name)] = secret
+            answer = json.loads(json.dumps(secret))
+        self._send(h, 201, answer)
+
+    def _secret_value(self, ns: str, name: str, key: str) -> str | None:
+        with self.cond:
+            secret = self.secrets.get((ns, name))
+        if secret is None or key not in secret["data"]:
+            return None
+        return base64.b64decode(secret["data"][key]).decode()
+
+    def _resolve_env(self, ns: str, container: dict) -> tuple[dict[str, str], str | None]:
+        """The container's variables as the kubelet sets them, or the CreateContainerConfigError
+        message of a required secret that is missing."""
+        env: dict[str, str] = {}
+        for e in container.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is not None:
+                value = self._secret_value(ns, ref["name"], ref["key"])
+                if value is None:
+                    if ref.get("optional"):
+                        continue
+                    with self.cond:
+                        exists = (ns, ref["name"]) in self.secrets
+                    return env, (f"couldn't find key {ref['key']} in Secret {ns}/{ref['name']}" if exists
+                                 else f'secret "{ref["name"]}" not found')
+                env[e["name"]] = value
+            elif "valueFrom" not in e:
+                env[e["name"]] = e.get("value") or ""
+        return env, None
+
+    def _mount_secrets(self, ns: str, pod: dict, container: dict, rootfs: pathlib.Path) -> list[str]:
+        """Writes the container's secret volumes under `rootfs`; returns the mount paths."""
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        paths = []
+        for m in container.get("volumeMounts") or []:
+            source = (volumes.get(m["name"]) or {}).get("secret")
+            if source is None:
+                continue
+            target = rootfs / m["mountPath"].lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            paths.append(m["mountPath"])
+            with self.cond:
+                secret = self.secrets.get((ns, source.get("secretName")))
+            data = (secret or {}).get("data") or {}
+            items = source.get("items") or [{"key": k, "path": k} for k in data]
+            for item in items:
+                if item["key"] in data:
+                    (target / item["path"]).write_bytes(base64.b64decode(data[item["key"]]))
+        return paths
+
     def _get(self, h, ns: str, name: str) -> None:
         with self.cond:
             pod = self.pods.get((ns, name))
@@ -303,10 +409,20 @@ class KubeDouble:
         # This venv's bin first: it stands for the task image, which has flytekit.
         path = os.pathsep.join([str(pathlib.Path(sys.prefix, "bin")), os.environ.get("PATH", "")])
         env = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp")}
-        for e in container.get("env") or []:
-            if "value" in e:
-                env[e["name"]] = e.get("value") or ""
+        resolved, config_error = self._resolve_env(ns, container)
+        if config_error is not None:
+            # The kubelet keeps such a container waiting (and retrying) with the pod Pending.
+            self._set_status(ns, name, {"phase": "Pending", "containerStatuses": [{
+                "name": cname, "ready": False, "restartCount": 0, "image": container.get("image", ""), "imageID": "",
+                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": config_error}}}]})
+            return
+        env.update(resolved)
         cwd = pathlib.Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+        rootfs = cwd / "rootfs"
+        mounts = self._mount_secrets(ns, pod, container, rootfs)
+        for k, v in env.items():
+            if v.startswith("/") and v != "/" and any(v == m or v.startswith(m.rstrip("/") + "/") or m.startswith(v.rstrip("/") + "/") for m in mounts):
+                env[k] = str(rootfs / v.lstrip("/"))
         out = open(cwd / "container.log", "wb")
         try:
             proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,

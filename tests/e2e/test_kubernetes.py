@@ -11,8 +11,12 @@ object store)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pathlib
+import typing
+import uuid
 
 import pytest
 
@@ -154,6 +158,46 @@ def test_a_map_task_runs_one_pod_per_index(kube, kube_remote):
     assert indexes == ["0", "1", "2"], [(p["metadata"]["name"], p["metadata"]["labels"]["task-name"], p["spec"]["containers"][0]["args"]) for p in double.created_for(name)]
 
 
+def test_secret_requests_are_read_from_kubernetes_secrets(kube, kube_remote):
+    server, double = kube
+    token, password = "tok-" + uuid.uuid4().hex, "pw-" + uuid.uuid4().hex
+    double.create_secret(NAMESPACE, "kube-creds", {"api_token": token, "db_password": password})
+    name = run_remote(server, ROOT, PATH, "secrets_wf")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert done.outputs.get("o0", as_type=typing.List[str]) == [_sha(token), _sha(password)]
+
+    # The pod names the secrets; it never holds their values (anyone who may get pods reads it).
+    (pod,) = double.created_for(name)
+    assert token not in json.dumps(pod) and password not in json.dumps(pod)
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["_FSEC_KUBE-CREDS_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "kube-creds", "key": "api_token", "optional": True}
+    assert env["FLYTE_SECRETS_ENV_PREFIX"]["value"] == "_FSEC_"
+    assert env["FLYTE_SECRETS_DEFAULT_DIR"]["value"] == "/etc/flyte/secrets"
+    assert env["DB_PASSWORD_FILE"]["value"] == "/etc/flyte/secrets/kube-creds/db_password"
+    (volume,) = pod["spec"]["volumes"]
+    assert volume["secret"] == {"secretName": "kube-creds", "items": [{"key": "db_password", "path": "db_password"}],
+                                "optional": True}
+    assert container["volumeMounts"] == [{"name": volume["name"], "mountPath": "/etc/flyte/secrets/kube-creds",
+                                          "readOnly": True}]
+    # Nor does anything the server shows or logs.
+    assert token not in server.log() and password not in server.log()
+
+
+def test_a_missing_kubernetes_secret_fails_the_task_naming_it(kube, kube_remote):
+    server, double = kube
+    name = run_remote(server, ROOT, PATH, "missing_secret_wf")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.FAILED, server)
+    # The reference is optional (as propeller makes it): the pod runs and flytekit names what it
+    # looked for.
+    message = done.closure.error.message
+    assert "kube-missing" in message and "_FSEC_KUBE-MISSING_NOPE" in message, message
+    assert done.closure.error.kind == 1, done.closure.error  # USER
+
+
 @pytest.mark.parametrize("finish_while_down", [False, True], ids=["pod-runs-on", "pod-finished-while-down"])
 def test_a_restarted_server_follows_the_running_pod_instead_of_starting_another(tmp_path, finish_while_down):
     base = tmp_path / "restart"
@@ -184,6 +228,10 @@ def test_a_restarted_server_follows_the_running_pod_instead_of_starting_another(
         assert stop_server(server) == 0, server.log()
     finally:
         double.close()
+
+
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _alive(pid: int) -> bool:

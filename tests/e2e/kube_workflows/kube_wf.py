@@ -5,7 +5,7 @@ import os
 import time
 import typing
 
-from flytekit import map_task, task, workflow
+from flytekit import Secret, current_context, map_task, task, workflow
 
 
 @task
@@ -80,3 +80,44 @@ def hungry(x: int) -> int:
 @workflow
 def hungry_wf(x: int = 4) -> int:
     return hungry(x=x)
+
+
+SECRET_GROUP = "kube-creds"
+
+
+def _digest(value: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@task(
+    secret_requests=[
+        Secret(group=SECRET_GROUP, key="api_token", mount_requirement=Secret.MountType.ENV_VAR),
+        Secret(group=SECRET_GROUP, key="db_password", mount_requirement=Secret.MountType.FILE,
+               env_var="DB_PASSWORD_FILE"),
+    ]
+)
+def uses_secrets() -> typing.List[str]:
+    """Digests of what flytekit reads, never the values."""
+    secrets = current_context().secrets
+    token = secrets.get(SECRET_GROUP, "api_token")
+    password = secrets.get(SECRET_GROUP, "db_password")
+    with open(os.environ["DB_PASSWORD_FILE"]) as f:
+        assert f.read().strip() == password, "env_var names the mounted file"
+    return [_digest(token), _digest(password)]
+
+
+@workflow
+def secrets_wf() -> typing.List[str]:
+    return uses_secrets()
+
+
+@task(secret_requests=[Secret(group="kube-missing", key="nope", mount_requirement=Secret.MountType.ENV_VAR)])
+def missing_secret() -> str:
+    return _digest(current_context().secrets.get("kube-missing", "nope"))
+
+
+@workflow
+def missing_secret_wf() -> str:
+    return missing_secret()
