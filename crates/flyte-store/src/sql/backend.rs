@@ -149,7 +149,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
 macro_rules! sql_backend {
     (
         $backend:ident, $db:ty, $name:literal,
-        begin: |$pool:ident| $begin:expr,
+        fields: { $($field:ident: $field_ty:ty),* $(,)? },
+        tx: $tx:ty,
+        begin: |$this:ident| $begin:expr,
         lock_rows: $lock_rows:literal,
         batch_params: $batch_params:literal,
         bind_timestamp: |$ts:ident| $bind_ts:expr,
@@ -159,6 +161,7 @@ macro_rules! sql_backend {
     ) => {
         pub(crate) struct $backend {
             pub pool: sqlx::Pool<$db>,
+            $(pub $field: $field_ty,)*
         }
 
         impl $backend {
@@ -209,7 +212,7 @@ macro_rules! sql_backend {
 
         #[async_trait::async_trait]
         impl $crate::sql::backend::Backend for $backend {
-            type Tx = sqlx::Transaction<'static, $db>;
+            type Tx = $tx;
 
             const LOCK_ROWS: &'static str = $lock_rows;
             const BATCH_PARAMS: usize = $batch_params;
@@ -219,7 +222,7 @@ macro_rules! sql_backend {
             }
 
             async fn begin(&self) -> Result<Self::Tx, sqlx::Error> {
-                let $pool = &self.pool;
+                let $this = self;
                 $begin.await
             }
 
@@ -294,7 +297,9 @@ macro_rules! sql_backend {
 
 sql_backend!(
     SqliteBackend, sqlx::Sqlite, "sqlite",
-    begin: |pool| pool.begin_with("BEGIN IMMEDIATE"),
+    fields: { writer: std::sync::Arc<tokio::sync::Mutex<()>> },
+    tx: SqliteTx,
+    begin: |backend| SqliteTx::begin(backend),
     lock_rows: "",
     batch_params: 300,
     bind_timestamp: |ts| ts.timestamp_micros(),
@@ -305,7 +310,9 @@ sql_backend!(
 
 sql_backend!(
     PostgresBackend, sqlx::Postgres, "postgres",
-    begin: |pool| pool.begin(),
+    fields: {},
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    begin: |backend| backend.pool.begin(),
     lock_rows: " FOR UPDATE",
     batch_params: 8000,
     bind_timestamp: |ts| ts,
@@ -313,6 +320,48 @@ sql_backend!(
     null_timestamp: None::<DateTime<Utc>>,
     read_timestamp: |ts| ts,
 );
+
+/// A SQLite write transaction, holding the process's writer turn until it commits or is
+/// dropped. SQLite admits one writer per database: without the turn, concurrent writers each
+/// took a pool connection and spun in SQLite's busy handler, which sleeps 1 ms, 2 ms, … up to
+/// 100 ms between tries, so under load a write waited for the sleep rather than for the
+/// writer before it (CreateExecution's p99 of 175 ms, docs/benchmarks.md) and the waiting
+/// writers held the connections readers needed. The turn is a FIFO async mutex taken BEFORE a
+/// connection, so writers queue without holding one and each starts as soon as the one
+/// before it ends. Other processes on the same file still meet the busy handler.
+pub(crate) struct SqliteTx {
+    // Declared first so it drops first: its rollback is queued before the turn passes on.
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl SqliteTx {
+    async fn begin(backend: &SqliteBackend) -> Result<Self, sqlx::Error> {
+        let turn = backend.writer.clone().lock_owned().await;
+        // IMMEDIATE takes the write lock up front, so a transaction that reads before it
+        // writes never fails to upgrade its lock.
+        let tx = backend.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Self { tx, _turn: turn })
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
 
 impl SqliteBackend {
     async fn db_notify(&self, _channel: &str, _payload: &str) -> Result<(), sqlx::Error> {

@@ -87,7 +87,10 @@ pub(crate) async fn open_sqlite(url: &str) -> Result<Arc<dyn MetadataStore>> {
                 e,
             )
         })?;
-    let backend = SqliteBackend { pool };
+    let backend = SqliteBackend {
+        pool,
+        writer: Default::default(),
+    };
     // A database that opens but cannot be written (read-only file or filesystem, full disk)
     // would only fail later, in a retry loop: say so now, naming the file.
     if !in_memory && let Err(e) = probe_writable(&backend).await {

@@ -873,3 +873,78 @@ pub async fn large_batches(store: Arc<dyn MetadataStore>) {
     assert_eq!(state[0].nodes.len(), n);
     assert!(state[0].nodes.iter().all(|(_, s)| s == b"SUCCEEDED"));
 }
+
+/// Many creations at once, more than the pool has connections, with failing ones among them:
+/// each gets its own outcome (a taken name ALREADY_EXISTS, a bad tag INVALID_ARGUMENT, an
+/// unknown project NOT_FOUND), every valid one is stored with its engine request, and the
+/// failures (rolled-back transactions) hold up no later write. SQLite queues its writers in
+/// the process (`SqliteTx`); a writer that never gave its turn back would hang this test.
+pub async fn concurrent_creations_each_own_outcome(store: Arc<dyn MetadataStore>) {
+    store
+        .create_execution(execution("taken", "lp", "QUEUED", t(0)), None)
+        .await
+        .unwrap();
+    const N: usize = 48;
+    let mut handles = Vec::new();
+    for i in 0..N {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut e = execution(&format!("c{i}"), "lp", "QUEUED", t(1));
+            match i {
+                7 => e.key.name = "taken".into(),
+                19 => e.tags = vec!["bad\u{1f}tag".into()],
+                31 => e.key.project = "nope".into(),
+                _ => {}
+            }
+            store
+                .create_execution(e, Some(format!("request {i}").into_bytes()))
+                .await
+        }));
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        let outcome = h.await.unwrap();
+        match i {
+            7 => assert!(
+                matches!(outcome, Err(StoreError::AlreadyExists(ref w)) if w.contains("taken")),
+                "{outcome:?}"
+            ),
+            19 => assert!(
+                matches!(outcome, Err(StoreError::InvalidArgument(_))),
+                "{outcome:?}"
+            ),
+            31 => assert!(
+                matches!(outcome, Err(StoreError::NotFound(_))),
+                "{outcome:?}"
+            ),
+            _ => outcome.unwrap_or_else(|e| panic!("creation {i}: {e}")),
+        }
+    }
+    let journaled = store.load_engine_state().await.unwrap();
+    let mut names: Vec<String> = journaled.iter().map(|s| s.execution.name.clone()).collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..N)
+        .filter(|i| ![7, 19, 31].contains(i))
+        .map(|i| format!("c{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    for s in &journaled {
+        assert_eq!(
+            s.request,
+            format!("request {}", &s.execution.name[1..]).into_bytes()
+        );
+        assert_eq!(
+            store.get_execution(&s.execution).await.unwrap().phase,
+            "QUEUED"
+        );
+    }
+    // The store still writes after the failures.
+    store
+        .create_execution(execution("after", "lp", "QUEUED", t(2)), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_execution(&ekey("after")).await.unwrap().key,
+        ekey("after")
+    );
+}
