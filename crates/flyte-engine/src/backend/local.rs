@@ -124,6 +124,9 @@ pub struct LocalProcessConfig {
     pub default_env: BTreeMap<String, String>,
     /// Where the secrets tasks request come from (crate::secrets; `<data dir>/secrets`).
     pub secrets: Arc<dyn crate::secrets::SecretSource>,
+    /// How memory limits are enforced: a cgroup per attempt where the host offers one
+    /// ([`super::cgroup`]), or sampling ([`super::memory`]).
+    pub memory_limits: super::cgroup::MemoryLimitMode,
 }
 
 impl LocalProcessConfig {
@@ -153,6 +156,7 @@ impl LocalProcessConfig {
                 crate::secrets::DEFAULT_SERVER_ENV_PREFIX,
                 Default::default(),
             )),
+            memory_limits: Default::default(),
         }
     }
 
@@ -401,6 +405,17 @@ struct Inner {
     running: Mutex<HashMap<AttemptKey, watch::Sender<bool>>>,
     /// Warm Python interpreters to fork flytekit's entrypoints from (`warm_workers`).
     warm: Option<super::warm::WarmPool>,
+    /// What holds tasks to their memory limits: the kernel (a cgroup per attempt) or sampling.
+    enforcement: super::cgroup::Enforcement,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Gone only once no attempt cgroup is left in it (a task still running keeps it).
+        if let Some(cgroups) = self.enforcement.cgroups() {
+            cgroups.remove_parent();
+        }
+    }
 }
 
 impl std::fmt::Debug for LocalProcessBackend {
@@ -418,7 +433,29 @@ impl LocalProcessBackend {
     /// Task processes left running by an earlier server process are left alone: the engine
     /// re-attaches to them ([`TaskBackend::reattach`]). Only process groups recorded by
     /// servers from before re-attach existed (`<work dir>.pgid`) are killed.
+    ///
+    /// With `memory_limits` = `Cgroup` on a host that offers no memory cgroup, limits are
+    /// sampled after an ERROR; [`LocalProcessBackend::try_new`] refuses instead.
     pub fn new(config: LocalProcessConfig, store: BlobStore) -> Self {
+        let enforcement = memory_enforcement(&config).unwrap_or_else(|why| {
+            tracing::error!(%why, "memory limits are sampled");
+            super::cgroup::Enforcement::Sampling(why)
+        });
+        Self::with_enforcement(config, store, enforcement)
+    }
+
+    /// As [`LocalProcessBackend::new`], but refuses (with the reason and the fix) when
+    /// `memory_limits` asks for cgroups and the host offers none.
+    pub fn try_new(config: LocalProcessConfig, store: BlobStore) -> Result<Self, BackendError> {
+        let enforcement = memory_enforcement(&config).map_err(BackendError::Unsupported)?;
+        Ok(Self::with_enforcement(config, store, enforcement))
+    }
+
+    fn with_enforcement(
+        config: LocalProcessConfig,
+        store: BlobStore,
+        enforcement: super::cgroup::Enforcement,
+    ) -> Self {
         let reaped = reap_orphans(&config.work_dir);
         if reaped > 0 {
             tracing::warn!(
@@ -432,7 +469,7 @@ impl LocalProcessBackend {
             cpus = %super::resources::cpus(capacity.0.cpu_milli),
             memory = %super::resources::bytes(capacity.0.memory),
             max_processes = config.max_concurrency,
-            memory_limits = %memory::describe_host(Path::new("/sys/fs/cgroup")),
+            memory_limits = %enforcement.describe(),
             "local task processes are admitted by the CPU and memory they request"
         );
         let layout = LogLayout::new(config.log_dir.clone(), config.public_url.clone());
@@ -475,7 +512,9 @@ impl LocalProcessBackend {
             admission,
             running: Mutex::new(HashMap::new()),
             warm: None,
+            enforcement,
         };
+        sweep_cgroups(&inner);
         if inner.config.warm_workers {
             inner.warm = Some(super::warm::WarmPool::new(
                 inner.config.work_dir.join(".warm"),
@@ -494,6 +533,11 @@ impl LocalProcessBackend {
 
     pub fn config(&self) -> &LocalProcessConfig {
         &self.inner.config
+    }
+
+    /// The parent cgroup of the attempts' memory cgroups; `None`: limits are sampled.
+    pub fn memory_cgroups(&self) -> Option<&Path> {
+        self.inner.enforcement.cgroups().map(|c| c.parent())
     }
 
     /// The concurrency limit in force.
@@ -1019,12 +1063,134 @@ async fn admit(
     }
 }
 
-/// Resolves with the usage and the limit once the attempt's process group `pgid` uses more
-/// memory than its limit; never without a limit.
-async fn memory_watch(inner: &Inner, attempt: &TaskAttempt, pgid: i32) -> (u64, u64) {
-    let limit = TaskResources::of(&attempt.template, &inner.config.resource_defaults)
+/// How this host holds tasks to their memory limits (`memory_limits`), decided once.
+fn memory_enforcement(config: &LocalProcessConfig) -> Result<super::cgroup::Enforcement, String> {
+    let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    super::cgroup::detect(
+        config.memory_limits,
+        Path::new("/sys/fs/cgroup"),
+        &self_cgroup,
+        &super::cgroup::parent_name(&config.work_dir),
+    )
+}
+
+/// The attempt's cgroup name (deterministic: a restarted server finds it again).
+fn cgroup_name(key: &AttemptKey) -> Option<String> {
+    super::cgroup::cgroup_name(&LogLayout::relative_path(key))
+}
+
+/// Removes attempt cgroups an earlier server process left behind: those no process is in,
+/// unless their attempt is recorded as started (`<work dir>.pid`): a restarted server
+/// re-attaches to it and reads from its cgroup whether the kernel killed it meanwhile.
+fn sweep_cgroups(inner: &Inner) {
+    let Some(cgroups) = inner.enforcement.cgroups() else {
+        return;
+    };
+    let removed = cgroups.sweep(|name| {
+        LogLayout::key_for_url_path(&super::cgroup::log_path_of(name))
+            .is_some_and(|key| pid_file(&attempt_work_dir(inner, &key)).exists())
+    });
+    if removed > 0 {
+        tracing::info!(
+            cgroups = removed,
+            "removed memory cgroups of attempts that ended"
+        );
+    }
+}
+
+/// The attempt's memory limit, if it has one.
+fn memory_limit(inner: &Inner, attempt: &TaskAttempt) -> Option<u64> {
+    TaskResources::of(&attempt.template, &inner.config.resource_defaults)
         .ok()
-        .and_then(|r| r.memory_limit);
+        .and_then(|r| r.memory_limit)
+}
+
+/// Puts the attempt's first process `pid` (still waiting for its go) in a cgroup of its own
+/// with the attempt's memory limit, so that the kernel holds the task to it; `None`: no limit,
+/// no cgroups here, or the cgroup could not be made (then the limit is sampled).
+fn place_in_cgroup(
+    inner: &Inner,
+    attempt: &TaskAttempt,
+    pid: i32,
+) -> Option<super::cgroup::TaskCgroup> {
+    let limit = memory_limit(inner, attempt)?;
+    let cgroups = inner.enforcement.cgroups()?;
+    let Some(name) = cgroup_name(&attempt.key) else {
+        tracing::warn!("attempt name too long for a cgroup: its memory limit is sampled");
+        return None;
+    };
+    let placed = cgroups
+        .create(&name, limit)
+        .and_then(|cgroup| match cgroup.add(pid) {
+            Ok(()) => Ok(cgroup),
+            Err(e) => {
+                let _ = std::fs::remove_dir(cgroup.dir());
+                Err(e)
+            }
+        });
+    match placed {
+        Ok(cgroup) => {
+            tracing::info!(
+                pid,
+                cgroup = %cgroup.dir().display(),
+                limit = %super::resources::bytes(limit),
+                "task process placed in its memory cgroup"
+            );
+            Some(cgroup)
+        }
+        Err(e) => {
+            tracing::warn!(
+                pid,
+                error = %e,
+                parent = %cgroups.parent().display(),
+                "cannot make the task's memory cgroup: its memory limit is sampled"
+            );
+            None
+        }
+    }
+}
+
+/// Whether the kernel killed the task at its cgroup's limit: it failed, and the cgroup
+/// counted an OOM kill. Says so in the server's log and the task's.
+fn killed_in_cgroup(
+    cgroup: &super::cgroup::TaskCgroup,
+    status: &ExitStatus,
+    log_path: &Path,
+    pid: i32,
+) -> bool {
+    if status.success() || !cgroup.oom_killed() {
+        return false;
+    }
+    let limit = cgroup
+        .limit()
+        .map(super::resources::bytes)
+        .unwrap_or_default();
+    let peak = cgroup
+        .peak()
+        .map(|p| format!(", peak {}", super::resources::bytes(p)))
+        .unwrap_or_default();
+    tracing::warn!(pid, %limit, cgroup = %cgroup.dir().display(), "the kernel killed the task at its memory limit (OOMKilled)");
+    append_line(
+        log_path,
+        &format!(
+            "flyte-rs: the task went over its limit of {limit} (memory cgroup {}{peak}): the \
+             kernel killed it (OOMKilled)",
+            cgroup.dir().display()
+        ),
+    );
+    true
+}
+
+/// Resolves with the usage and the limit once the attempt's process group `pgid` uses more
+/// memory than its limit; never without a limit, or when the kernel holds it to its limit (a
+/// cgroup).
+async fn memory_watch(
+    inner: &Inner,
+    attempt: &TaskAttempt,
+    pgid: i32,
+    in_cgroup: bool,
+) -> (u64, u64) {
+    let limit = memory_limit(inner, attempt).filter(|_| !in_cgroup);
     match limit {
         Some(limit) => (memory::exceeded(pgid, limit).await, limit),
         None => std::future::pending().await,
@@ -1344,6 +1510,8 @@ async fn follow_process(
     let work_dir = &attempt_work_dir(inner, key);
     let system_failure = |what: &str, e: std::io::Error| system_failure(logs, what, e);
     let pgid = child.pid();
+    // Before the go: what the task forks is in the cgroup from the start.
+    let cgroup = place_in_cgroup(inner, attempt, pgid);
     // Recorded so that a later server process re-attaches to it if this one dies first.
     if let Some(start) = proc_start_time(pgid, true) {
         let _ = std::fs::write(pid_file(work_dir), format!("{pgid} {start}\n"));
@@ -1367,7 +1535,7 @@ async fn follow_process(
         },
     ));
 
-    let over_memory = memory_watch(inner, attempt, pgid);
+    let over_memory = memory_watch(inner, attempt, pgid, cgroup.is_some());
     let timeout = attempt.timeout.filter(|t| !t.is_zero());
     let timer = async {
         match timeout {
@@ -1380,7 +1548,10 @@ async fn follow_process(
             Ok(status) => {
                 // The main process is gone: stop what it left behind in its group.
                 kill_group(pgid, libc::SIGKILL);
-                Exit::Exited(status)
+                match &cgroup {
+                    Some(cg) if killed_in_cgroup(cg, &status, log_path, pgid) => Exit::OomKilled,
+                    _ => Exit::Exited(status),
+                }
             }
             Err(e) => {
                 terminate_group(pgid, &mut child, inner.config.kill_grace_period).await;
@@ -1404,6 +1575,9 @@ async fn follow_process(
         }
     };
     tracing::info!(pid = pgid, "task process ended");
+    if let Some(cgroup) = &cgroup {
+        cgroup.remove().await;
+    }
     let reason = match &exit {
         Exit::Exited(status) if status.success() => "success",
         Exit::Exited(status) if std::os::unix::process::ExitStatusExt::signal(status).is_some() => {
@@ -1800,9 +1974,23 @@ async fn run_reattached(
         pid,
         "re-attached to a task process started by an earlier server"
     );
-    let over_memory = memory_watch(inner, attempt, pid);
+    // The kernel still holds it to its limit if it runs in its cgroup.
+    let cgroup = inner
+        .enforcement
+        .cgroups()
+        .zip(cgroup_name(key))
+        .and_then(|(cgroups, name)| cgroups.find(&name));
+    if let Some(cgroup) = &cgroup {
+        tracing::info!(pid, cgroup = %cgroup.dir().display(), "the re-attached task is in its memory cgroup");
+    }
+    let over_memory = memory_watch(inner, attempt, pid, cgroup.is_some());
     let result = tokio::select! {
-        result = follow(inner, &work_dir, pid, start, &mut abort_rx) => result,
+        result = follow(inner, &work_dir, pid, start, &mut abort_rx) => match (result, &cgroup) {
+            (Ok(status), Some(cg)) if killed_in_cgroup(cg, &status, &log_path, pid) => {
+                Err(Exit::OomKilled)
+            }
+            (result, _) => result,
+        },
         (used, limit) = over_memory => {
             if start_time(pid) == Some(start) {
                 kill_group(pid, libc::SIGKILL);
@@ -1814,6 +2002,9 @@ async fn run_reattached(
     // What the task left running in its group goes with it, as after `start`.
     if group_works_in(pid, &work_dir) {
         kill_group(pid, libc::SIGKILL);
+    }
+    if let Some(cgroup) = &cgroup {
+        cgroup.remove().await;
     }
     drop(permit);
     tracing::info!(pid, "re-attached task process ended");

@@ -9,37 +9,13 @@
 //! rises and falls between two samples; a process that leaves the group (`setsid`) is not
 //! counted.
 //!
-//! cgroups v2 would let the kernel enforce the limit exactly. Whether this host could is
-//! logged once at start ([`describe_host`]); this machine's kind (a v1 memory hierarchy) cannot
-//! delegate memory to a v2 child, and sampling is what runs everywhere today.
+//! This is the fallback: where the host lets flyte-rs make memory cgroups, the kernel holds
+//! each attempt to its limit instead ([`super::cgroup`]) and nothing is sampled.
 
-use std::path::Path;
 use std::time::Duration;
 
 /// How often a limited task's memory is looked at.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-
-/// What the host offers for enforcing memory limits, in words for the start-up log.
-pub fn describe_host(cgroup_root: &Path) -> String {
-    let v2 = std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).ok();
-    let v1 = cgroup_root
-        .join("memory")
-        .join("memory.limit_in_bytes")
-        .exists();
-    match (v2, v1) {
-        (Some(c), _) if c.split_whitespace().any(|c| c == "memory") => {
-            "cgroup v2 with the memory controller is mounted, but flyte-rs does not delegate it \
-             yet: limits are enforced by sampling each task's resident memory"
-                .into()
-        }
-        (_, true) => "no cgroup v2 memory controller (this host mounts the v1 memory hierarchy): \
-             limits are enforced by sampling each task's resident memory"
-            .into(),
-        _ => "no cgroup memory controller: limits are enforced by sampling each task's resident \
-              memory"
-            .into(),
-    }
-}
 
 /// The anonymous resident memory, in bytes, of the processes in group `pgid`.
 pub fn group_memory(pgid: i32) -> u64 {

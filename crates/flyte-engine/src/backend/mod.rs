@@ -12,6 +12,7 @@ use flyteidl::core::{ExecutionError, LiteralMap, TaskLog, TaskTemplate};
 use tokio::sync::mpsc;
 
 pub mod builtin;
+pub mod cgroup;
 pub mod copilot;
 pub mod local;
 pub mod memory;
