@@ -5,10 +5,11 @@ honoured), or the one named by FLYTERS_TEST_BIN. Each session starts one server 
 dir, and writes a flytekit config file pointing at it.
 
 The blob store of every server a session starts is chosen by one switch, read only here:
-FLYTERS_E2E_BLOB_STORE=file (default: the server's data dir) or =s3 (the S3-compatible server
-at FLYTERS_TEST_S3_ENDPOINT, from scripts/s3.sh; each server gets a prefix of its own in the
-bucket, the same one again when a test restarts it on its data dir). The same tests then run
-on either store; scripts/test.sh runs the golden core a second time with =s3.
+FLYTERS_E2E_BLOB_STORE=file (default: the server's data dir), =s3 (the S3-compatible server
+at FLYTERS_TEST_S3_ENDPOINT, from scripts/s3.sh) or =azure (Azurite at
+FLYTERS_TEST_AZURITE_ENDPOINT, from scripts/azurite.sh); each server gets a prefix of its own
+in the bucket/container, the same one again when a test restarts it on its data dir. The same
+tests then run on any store; scripts/test.sh runs the golden core a second time with =s3.
 """
 
 from __future__ import annotations
@@ -44,13 +45,41 @@ S3_SECRET = os.environ.get("FLYTERS_S3_SECRET_KEY", "flyters-secret-key")
 S3_BUCKET = os.environ.get("FLYTERS_S3_BUCKET", "flyte-rs")
 S3_DATA = pathlib.Path(os.environ.get("FLYTERS_S3_DATA", "/tmp/flyte-rs-s3"))
 S3_REGION = "us-east-1"
+# Azurite's well-known development account (public, documented by Microsoft).
+AZURE_ACCOUNT = "devstoreaccount1"
+AZURE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURE_CONTAINER = "flyte-rs"
 BLOB_STORE = os.environ.get("FLYTERS_E2E_BLOB_STORE", "file")
 _S3_SESSION_PREFIX = f"e2e-{uuid.uuid4().hex[:10]}"
 
 
+def azure_connection_string() -> str:
+    """What adlfs needs for an endpoint other than Azure's own (an account name and key alone
+    mean `https://<account>.blob.core.windows.net`)."""
+    endpoint = os.environ["FLYTERS_TEST_AZURITE_ENDPOINT"]
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURE_ACCOUNT};AccountKey={AZURE_KEY};"
+        f"BlobEndpoint={endpoint};"
+    )
+
+
 def pytest_configure(config):
-    if BLOB_STORE not in ("file", "s3"):
-        pytest.exit(f"FLYTERS_E2E_BLOB_STORE={BLOB_STORE!r}: expected 'file' or 's3'", 2)
+    if BLOB_STORE not in ("file", "s3", "azure"):
+        pytest.exit(f"FLYTERS_E2E_BLOB_STORE={BLOB_STORE!r}: expected 'file', 's3' or 'azure'", 2)
+    if BLOB_STORE == "azure":
+        if not os.environ.get("FLYTERS_TEST_AZURITE_ENDPOINT"):
+            # A failure, not a skip: the Azure run would otherwise pass on the local store.
+            pytest.exit("FLYTERS_E2E_BLOB_STORE=azure needs FLYTERS_TEST_AZURITE_ENDPOINT (scripts/azurite.sh)", 2)
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import BlobServiceClient
+
+        try:
+            BlobServiceClient.from_connection_string(azure_connection_string()).create_container(AZURE_CONTAINER)
+        except ResourceExistsError:
+            pass
+        # This process (FlyteRemote's downloads, pyflyte) is the client: adlfs reads it. The
+        # servers do not get it (_clean_env): their tasks must get it from the server.
+        os.environ["AZURE_STORAGE_CONNECTION_STRING"] = azure_connection_string()
     if BLOB_STORE == "s3":
         if not os.environ.get("FLYTERS_TEST_S3_ENDPOINT"):
             # A failure, not a skip: the S3 run would otherwise pass on the local store.
@@ -89,8 +118,10 @@ def _binary() -> pathlib.Path:
     return path
 
 
-def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_RS_", "FLYTE_", "FLYTECTL_"))}
+def _clean_env(extra: dict[str, str] | None = None, server: bool = False) -> dict[str, str]:
+    # A server's tasks must get the store's settings from the server, not from this process.
+    hidden = ("FLYTE_RS_", "FLYTE_", "FLYTECTL_") + (("AZURE_STORAGE_",) if server else ())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
     env.update(extra or {})
     return env
 
@@ -100,9 +131,21 @@ def _blob_store(data_dir: pathlib.Path) -> tuple[str, dict[str, str], str]:
     flytekit config lines a client needs to read its outputs."""
     if BLOB_STORE == "file":
         return f"file://{data_dir}/blobs", {}, ""
-    endpoint = os.environ["FLYTERS_TEST_S3_ENDPOINT"]
     # Stable per data dir: a server restarted on the same data dir finds its blobs again.
     key = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:10]
+    if BLOB_STORE == "azure":
+        # abfs://: flytekit adds Azure's x-ms-blob-type header to its SAS uploads only for it.
+        url = f"abfs://{AZURE_CONTAINER}/{_S3_SESSION_PREFIX}/{key}"
+        env = {
+            "FLYTE_RS_STORAGE__BLOB_URL": url,
+            "FLYTE_RS_STORAGE__S3__ENDPOINT": os.environ["FLYTERS_TEST_AZURITE_ENDPOINT"],
+            "FLYTE_RS_STORAGE__S3__ALLOW_HTTP": "true",
+            "FLYTE_RS_STORAGE__BLOB_OPTIONS__AZURE_STORAGE_ACCOUNT_NAME": AZURE_ACCOUNT,
+            "FLYTE_RS_STORAGE__BLOB_OPTIONS__AZURE_STORAGE_ACCOUNT_KEY": AZURE_KEY,
+        }
+        client = f"azure:\n  storage_account_name: {AZURE_ACCOUNT}\n  storage_account_key: {AZURE_KEY}\n"
+        return url, env, client
+    endpoint = os.environ["FLYTERS_TEST_S3_ENDPOINT"]
     url = f"s3://{S3_BUCKET}/{_S3_SESSION_PREFIX}/{key}"
     env = {
         "FLYTE_RS_STORAGE__BLOB_URL": url,
@@ -150,7 +193,7 @@ def start_server(
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env={k: v for k, v in _clean_env(server_env).items() if v is not None},  # type: ignore[arg-type]
+        env={k: v for k, v in _clean_env(server_env, server=True).items() if v is not None},  # type: ignore[arg-type]
         cwd=base,
     )
     log.close()
@@ -263,13 +306,35 @@ def run_client_elsewhere(server: Server, workdir: pathlib.Path, script: str) -> 
 
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(server.config_path, workdir / "config.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE", "AWS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE", "AWS_", "AZURE_"))}
     env["AWS_DEFAULT_REGION"] = S3_REGION
+    if BLOB_STORE == "azure":
+        # An Azure client names a non-Azure endpoint (Azurite) only by a connection string.
+        env["AZURE_STORAGE_CONNECTION_STRING"] = azure_connection_string()
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, f"client in {workdir} failed:\n{out.stderr[-5000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def store_fs():
+    """An fsspec filesystem on the session's blob store, to look at objects by their URI as
+    the store holds them (not through the server)."""
+    if BLOB_STORE == "s3":
+        import s3fs
+
+        endpoint = os.environ["FLYTERS_TEST_S3_ENDPOINT"]
+        return s3fs.S3FileSystem(
+            key=S3_ACCESS, secret=S3_SECRET, client_kwargs={"endpoint_url": endpoint, "region_name": S3_REGION}
+        )
+    if BLOB_STORE == "azure":
+        import adlfs
+
+        return adlfs.AzureBlobFileSystem(connection_string=azure_connection_string())
+    import fsspec
+
+    return fsspec.filesystem("file")
 
 
 def record_timing(name: str, seconds: float) -> None:

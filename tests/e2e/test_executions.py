@@ -32,8 +32,6 @@ from conftest import (
     EXAMPLES,
     EXAMPLES_PROJECT,
     PROJECT,
-    S3_BUCKET,
-    S3_DATA,
     Server,
     describe,
     pyflyte,
@@ -41,6 +39,7 @@ from conftest import (
     run_client_elsewhere,
     start_server,
     stop_server,
+    store_fs,
 )
 
 sys.path.insert(0, str(EXAMPLES_PROJECT))
@@ -323,10 +322,10 @@ def test_file_and_directory_outputs_are_readable_by_the_client(server: Server, r
     execution = wait(remote, launched["file_outputs"])
     assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, server)
     uri = execution.outputs.literals["o0"].scalar.blob.uri
-    if BLOB_STORE == "s3":
+    if BLOB_STORE != "file":
         # The task wrote it to the object store, under the server's prefix.
-        assert uri.startswith(f"s3://{S3_BUCKET}/"), uri
-        assert (S3_DATA / "root" / uri.removeprefix("s3://")).is_file(), uri
+        assert uri.startswith(server.blob_url + "/"), (uri, server.blob_url)
+        assert store_fs().isfile(uri), uri
     else:
         # The embedded store is local: the blob URI is a path on this host.
         assert pathlib.Path(uri.removeprefix("file://")).is_file(), uri
@@ -432,13 +431,18 @@ def test_core_sleep_task(server: Server, remote, launched):
     assert attempts[0].closure.duration >= datetime.timedelta(seconds=1), attempts[0].closure.duration
     assert not attempts[0].closure.logs, "no process, no log"
     # No process reads an in-engine task's inputs, so none are written; the API still has them.
-    root = S3_DATA if BLOB_STORE == "s3" else server.data_dir
-    exec_dirs = [d for d in root.rglob(f"*{execution.id.name}") if d.is_dir()]
-    assert exec_dirs, f"no data of {execution.id.name} under {root}"
-    written = [
-        str(f) for d in exec_dirs for f in d.rglob("*.pb")
-        if "n0" in f.relative_to(d).parts and f.name in ("inputs.pb", "task.pb")
+    root = str(server.data_dir) if BLOB_STORE == "file" else server.blob_url
+    fs = store_fs()
+    fs.invalidate_cache()
+    # The keys below the execution's directory (`…/<project>-<domain>-<name>/…`).
+    below = [
+        parts[i + 1 :]
+        for parts in (k.split("/") for k in fs.find(root))
+        for i, part in enumerate(parts[:-1])
+        if part.endswith(execution.id.name)
     ]
+    assert below, f"no data of {execution.id.name} under {root}"
+    written = ["/".join(p) for p in below if "n0" in p and p[-1] in ("inputs.pb", "task.pb")]
     assert not written, written
     one_second = datetime.timedelta(seconds=1)
     node_data = remote.client.get_node_execution_data(NodeExecutionIdentifier("n0", execution.id))

@@ -2,19 +2,18 @@
 (FLYTERS_E2E_BLOB_STORE): a project-domain WorkflowExecutionConfig with a
 `raw_output_data_config` sends the raw data of that project's executions (the files and
 directories its tasks write) under the prefix it names — another directory, or on S3
-another bucket — while executions before it use the server's own `<blob_url>/raw`.
+(Azure) another bucket (container) — while executions before it use the server's own `<blob_url>/raw`.
 """
 
 from __future__ import annotations
 
 import datetime
-import os
 import pathlib
 import uuid
 
 import pytest
 
-from conftest import BLOB_STORE, DOMAIN, S3_ACCESS, S3_REGION, S3_SECRET, Server, describe, pyflyte
+from conftest import BLOB_STORE, DOMAIN, Server, describe, pyflyte, store_fs
 
 from flyteidl.admin import matchable_resource_pb2 as mr
 from flyteidl.admin import project_domain_attributes_pb2 as pda
@@ -58,15 +57,7 @@ class Store:
     """Reads an object by its URI on the session's store."""
 
     def __init__(self) -> None:
-        self.fs = None
-        if BLOB_STORE == "s3":
-            import s3fs
-
-            self.fs = s3fs.S3FileSystem(
-                key=S3_ACCESS,
-                secret=S3_SECRET,
-                client_kwargs={"endpoint_url": os.environ["FLYTERS_TEST_S3_ENDPOINT"], "region_name": S3_REGION},
-            )
+        self.fs = None if BLOB_STORE == "file" else store_fs()
 
     def read(self, uri: str) -> str:
         if self.fs is None:
@@ -76,12 +67,13 @@ class Store:
 
     def new_prefix(self, tmp: pathlib.Path) -> str:
         """A raw data prefix outside the server's blob store: a directory of its own, or on
-        S3 a bucket of its own."""
+        S3 a bucket (Azure: a container) of its own."""
         if self.fs is None:
             return f"file://{tmp}/team-raw"
         bucket = "team-raw-" + uuid.uuid4().hex[:8]
         self.fs.mkdir(bucket)
-        return f"s3://{bucket}/data"
+        scheme = "abfs" if BLOB_STORE == "azure" else "s3"
+        return f"{scheme}://{bucket}/data"
 
 
 @pytest.fixture(scope="module")

@@ -65,9 +65,16 @@ pub struct BlobMeta {
 }
 
 /// A handle on one blob store, cheap to clone. Chosen by URL in [`BlobStore::from_url`].
+///
+/// It may route keys to other stores ([`BlobStore::with_routes`]: per-project metadata
+/// locations): every operation on a key picks its store here, and a native URL is resolved
+/// to the store that holds it, so callers keep using keys and URLs without knowing where
+/// each lives.
 #[derive(Clone)]
 pub struct BlobStore {
     inner: Arc<Inner>,
+    /// Key prefixes whose objects live in another store, longest prefix first.
+    routes: Arc<[(String, BlobStore)]>,
 }
 
 struct Inner {
@@ -102,6 +109,14 @@ impl fmt::Debug for BlobStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BlobStore")
             .field("root", &self.root_url())
+            .field(
+                "routes",
+                &self
+                    .routes
+                    .iter()
+                    .map(|(prefix, store)| (prefix, store.root_url()))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -156,7 +171,43 @@ impl BlobStore {
                 location,
                 write_blocked: std::sync::Mutex::new(None),
             }),
+            routes: Arc::new([]),
         })
+    }
+
+    /// This store, with the objects under each key prefix kept in another store instead
+    /// (`metadata/team-a/`, …: per-project metadata locations). The longest matching prefix
+    /// wins; keys are the same in every store (a routed key `k` is `<route root>/k`).
+    pub fn with_routes(self, routes: Vec<(String, BlobStore)>) -> Result<Self, BlobError> {
+        let mut checked = Vec::with_capacity(routes.len());
+        for (prefix, store) in routes {
+            if prefix.is_empty() || prefix.starts_with('/') || Path::parse(&prefix).is_err() {
+                return Err(BlobError::InvalidPath {
+                    path: prefix,
+                    reason: "a route is a relative key prefix".into(),
+                });
+            }
+            // A route's store routes nothing further.
+            let plain = BlobStore {
+                inner: store.inner,
+                routes: Arc::new([]),
+            };
+            checked.push((prefix, plain));
+        }
+        checked.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Ok(Self {
+            inner: self.inner,
+            routes: checked.into(),
+        })
+    }
+
+    /// The store that holds `path`: the route with the longest matching prefix, else this.
+    fn target(&self, path: &str) -> &BlobStore {
+        let key = path.trim_start_matches('/');
+        self.routes
+            .iter()
+            .find(|(prefix, _)| key.starts_with(prefix.as_str()))
+            .map_or(self, |(_, store)| store)
     }
 
     /// Whether the store hands out its own presigned URLs ([`BlobStore::presigned_url`]).
@@ -176,10 +227,11 @@ impl BlobStore {
         expires_in: Duration,
         content_md5: Option<[u8; 16]>,
     ) -> Result<Option<String>, BlobError> {
-        let Some(signer) = &self.inner.signer else {
+        let this = self.target(path);
+        let Some(signer) = &this.inner.signer else {
             return Ok(None);
         };
-        let key = self.key(path)?;
+        let key = this.key(path)?;
         let method = match method {
             SignedMethod::Put => Method::PUT,
             SignedMethod::Get => Method::GET,
@@ -249,9 +301,10 @@ impl BlobStore {
 
     /// Writes an object (replacing any previous content).
     pub async fn put(&self, path: &str, data: Bytes) -> Result<(), BlobError> {
-        let key = self.key(path)?;
+        let this = self.target(path);
+        let key = this.key(path)?;
         let len = data.len() as u64;
-        match self
+        match this
             .inner
             .store
             .put(&key, PutPayload::from_bytes(data))
@@ -261,14 +314,14 @@ impl BlobStore {
                 record_op("put", "ok");
                 record_bytes("put", len);
                 tracing::debug!(path, bytes = len, "blob written");
-                self.set_write_blocked(None);
+                this.set_write_blocked(None);
                 Ok(())
             }
             Err(err) => {
                 record_op("put", "error");
                 let err = BlobError::from_backend(path, err);
                 if let BlobError::StorageFull { reason, .. } = &err {
-                    self.set_write_blocked(Some(reason.clone()));
+                    this.set_write_blocked(Some(reason.clone()));
                 }
                 Err(err)
             }
@@ -279,6 +332,13 @@ impl BlobStore {
     /// store needs [`MIN_FREE_BYTES`] free and a probe object must write; otherwise `Ok`
     /// without touching the backend.
     pub async fn ready(&self) -> Result<(), BlobError> {
+        for (_, store) in self.routes.iter() {
+            store.ready_here().await?;
+        }
+        self.ready_here().await
+    }
+
+    async fn ready_here(&self) -> Result<(), BlobError> {
         if !self.is_write_blocked() {
             return Ok(());
         }
@@ -333,8 +393,9 @@ impl BlobStore {
 
     /// Reads a whole object; `NotFound` if absent.
     pub async fn get(&self, path: &str) -> Result<Bytes, BlobError> {
-        let key = self.key(path)?;
-        let result = match self.inner.store.get(&key).await {
+        let this = self.target(path);
+        let key = this.key(path)?;
+        let result = match this.inner.store.get(&key).await {
             Ok(result) => result.bytes().await,
             Err(err) => Err(err),
         };
@@ -352,13 +413,14 @@ impl BlobStore {
     /// beyond a few parts). The object appears only when [`BlobUpload::finish`] succeeds; an
     /// upload dropped or aborted leaves nothing behind.
     pub async fn begin_upload(&self, path: &str) -> Result<BlobUpload, BlobError> {
-        let key = self.key(path)?;
-        match self.inner.store.put_multipart(&key).await {
+        let this = self.target(path);
+        let key = this.key(path)?;
+        match this.inner.store.put_multipart(&key).await {
             Ok(upload) => Ok(BlobUpload {
                 writer: Some(object_store::WriteMultipart::new(upload)),
                 path: path.to_string(),
                 bytes: 0,
-                store: self.clone(),
+                store: this.clone(),
             }),
             Err(err) => {
                 record_op("put", "error");
@@ -379,8 +441,9 @@ impl BlobStore {
         BlobError,
     > {
         use futures::StreamExt;
-        let key = self.key(path)?;
-        match self.inner.store.get(&key).await {
+        let this = self.target(path);
+        let key = this.key(path)?;
+        match this.inner.store.get(&key).await {
             Ok(result) => {
                 record_op("get", "ok");
                 let size = result.meta.size;
@@ -397,8 +460,9 @@ impl BlobStore {
 
     /// Size (and entity tag) of an object, `None` if it does not exist.
     pub async fn head(&self, path: &str) -> Result<Option<BlobMeta>, BlobError> {
-        let key = self.key(path)?;
-        match self.inner.store.head(&key).await {
+        let this = self.target(path);
+        let key = this.key(path)?;
+        match this.inner.store.head(&key).await {
             Ok(meta) => {
                 record_op("head", "ok");
                 Ok(Some(BlobMeta {
@@ -423,7 +487,7 @@ impl BlobStore {
     /// path — or `s3://bucket/prefix/<path>`.
     pub fn native_url(&self, path: &str) -> String {
         let trimmed = path.trim_matches('/');
-        match &self.inner.location {
+        match &self.target(path).inner.location {
             Location::Local { root, fs } => {
                 let file = Path::parse(trimmed)
                     .ok()
@@ -444,7 +508,7 @@ impl BlobStore {
     /// it — otherwise the native URL.
     pub fn literal_uri(&self, path: &str) -> String {
         let url = self.native_url(path);
-        match &self.inner.location {
+        match &self.target(path).inner.location {
             Location::Local { .. } => url
                 .strip_prefix("file://")
                 .map(str::to_string)
@@ -454,8 +518,22 @@ impl BlobStore {
     }
 
     /// The inverse of [`BlobStore::native_url`]: the key of a native URL (or, for file
-    /// stores, of an absolute path) inside this store; `None` if it lies elsewhere.
+    /// stores, of an absolute path) inside this store or one of its routes; `None` if it lies
+    /// elsewhere, or in a store that does not hold that key (a route's root holds only the
+    /// route's keys, and the main root none of them).
     pub fn path_from_native_url(&self, url: &str) -> Option<String> {
+        self.routes
+            .iter()
+            .map(|(_, store)| store)
+            .chain(std::iter::once(self))
+            .find_map(|store| {
+                let key = store.key_of_url_here(url)?;
+                Arc::ptr_eq(&self.target(&key).inner, &store.inner).then_some(key)
+            })
+    }
+
+    /// The key of a native URL under this store's own root (routes aside).
+    fn key_of_url_here(&self, url: &str) -> Option<String> {
         let rest = match &self.inner.location {
             Location::Local { root, .. } => {
                 let fs_path = url.strip_prefix("file://").unwrap_or(url);
@@ -756,6 +834,85 @@ mod tests {
         let store = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
         store.put("k", Bytes::from_static(b"v")).await.unwrap();
         assert_eq!(store.get("k").await.unwrap(), Bytes::from_static(b"v"));
+    }
+
+    #[tokio::test]
+    async fn routed_keys_live_in_their_store_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let open = |name: &str| BlobStore::from_url(&format!("file://{}/{name}", root.display()));
+        let store = open("main")
+            .unwrap()
+            .with_routes(vec![
+                ("metadata/team/".into(), open("team").unwrap()),
+                ("metadata/team/prod/".into(), open("team-prod").unwrap()),
+            ])
+            .unwrap();
+        for (key, body) in [
+            ("metadata/team/dev/x/inputs.pb", "a"),
+            ("metadata/team/prod/x/inputs.pb", "b"),
+            ("metadata/other/dev/x/inputs.pb", "c"),
+        ] {
+            store.put(key, Bytes::from(body)).await.unwrap();
+            assert_eq!(store.get(key).await.unwrap(), Bytes::from(body));
+            assert_eq!(store.head(key).await.unwrap().unwrap().size, 1);
+        }
+        let on_disk = |p: &str| root.join(p).is_file();
+        // The longest prefix wins; nothing routed is in the main store.
+        assert!(on_disk("team/metadata/team/dev/x/inputs.pb"));
+        assert!(on_disk("team-prod/metadata/team/prod/x/inputs.pb"));
+        assert!(on_disk("main/metadata/other/dev/x/inputs.pb"));
+        assert!(!on_disk("main/metadata/team/dev/x/inputs.pb"));
+        assert!(!on_disk("team/metadata/team/prod/x/inputs.pb"));
+        assert!(!on_disk("team/metadata/other/dev/x/inputs.pb"));
+
+        let url = store.native_url("metadata/team/dev/x/inputs.pb");
+        assert_eq!(
+            url,
+            format!(
+                "file://{}/team/metadata/team/dev/x/inputs.pb",
+                root.display()
+            )
+        );
+        assert_eq!(
+            store.path_from_native_url(&url).as_deref(),
+            Some("metadata/team/dev/x/inputs.pb")
+        );
+        assert_eq!(
+            store.literal_uri("metadata/team/dev/x/inputs.pb"),
+            url.strip_prefix("file://").unwrap()
+        );
+        let mut upload = store.begin_upload("metadata/team/dev/big").await.unwrap();
+        upload.write(b"streamed").await.unwrap();
+        upload.finish().await.unwrap();
+        assert!(on_disk("team/metadata/team/dev/big"));
+        let (size, _) = store.get_stream("metadata/team/dev/big").await.unwrap();
+        assert_eq!(size, 8);
+        // A URL names a key only in the store that holds it.
+        let main = |k: &str| format!("file://{}/main/{k}", root.display());
+        let team = |k: &str| format!("file://{}/team/{k}", root.display());
+        assert_eq!(
+            store.path_from_native_url(&main("metadata/team/dev/x/inputs.pb")),
+            None
+        );
+        assert_eq!(
+            store.path_from_native_url(&team("metadata/other/dev/x/inputs.pb")),
+            None
+        );
+        assert_eq!(
+            store
+                .path_from_native_url(&main("metadata/other/dev/x/inputs.pb"))
+                .as_deref(),
+            Some("metadata/other/dev/x/inputs.pb")
+        );
+        assert_eq!(store.root_url(), format!("file://{}/main", root.display()));
+        store.ready().await.unwrap();
+        assert!(matches!(
+            open("x")
+                .unwrap()
+                .with_routes(vec![("/abs".into(), open("y").unwrap())]),
+            Err(BlobError::InvalidPath { .. })
+        ));
     }
 
     #[tokio::test]

@@ -157,6 +157,23 @@ pub struct StorageConfig {
     /// Further object_store builder options by key (`aws_…`, `google_service_account`,
     /// `azure_storage_account_key`, …); values are redacted in `config dump`.
     pub blob_options: std::collections::BTreeMap<String, String>,
+    /// Projects (or project-domains) whose metadata — offloaded inputs, nodes' inputs and
+    /// outputs, decks, uploads — lives in a store of its own; everything else in `blob_url`
+    /// (docs/storage.md).
+    pub metadata_locations: Vec<MetadataLocation>,
+}
+
+/// `storage.metadata_locations[]`: a project's (or one domain's) metadata store, opened with
+/// the same settings (`storage.s3`, `storage.blob_options`) as `blob_url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataLocation {
+    pub project: String,
+    /// Unset: every domain of the project.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// `file:///…`, `s3://…`, `gs://…`, `abfs://…`: any URL `blob_url` may be.
+    pub url: String,
 }
 
 /// `storage.s3`: what operators set for S3 and S3-compatible servers (docs/storage.md).
@@ -427,6 +444,46 @@ impl StorageConfig {
             .collect()
     }
 
+    /// The key prefixes each metadata location holds, with its URL: admin's
+    /// `metadata/<project>/<domain>/`, the engine's `metadata/<project>-<domain>-` (propeller's
+    /// execution directories) and uploads' `<upload_prefix>/<project>/<domain>/`, for the
+    /// location's domain or every one of `domains`.
+    pub fn metadata_routes(
+        &self,
+        domains: &[String],
+        upload_prefix: &str,
+    ) -> Vec<(String, String)> {
+        let mut routes = Vec::new();
+        for loc in &self.metadata_locations {
+            let chosen = match &loc.domain {
+                Some(d) => std::slice::from_ref(d),
+                None => domains,
+            };
+            for d in chosen {
+                let p = &loc.project;
+                for prefix in [
+                    format!("metadata/{p}/{d}/"),
+                    format!("metadata/{p}-{d}-"),
+                    format!("{upload_prefix}/{p}/{d}/"),
+                ] {
+                    routes.push((prefix, loc.url.clone()));
+                }
+            }
+        }
+        routes
+    }
+
+    /// Whether any store is Azure's (`blob_url` or a metadata location).
+    fn uses_azure(&self) -> bool {
+        let azure = |u: &str| {
+            ["az://", "azure://", "abfs://", "abfss://", "adl://"]
+                .iter()
+                .any(|s| u.starts_with(s))
+        };
+        self.blob_url.as_deref().is_some_and(azure)
+            || self.metadata_locations.iter().any(|l| azure(&l.url))
+    }
+
     /// What task processes need to read and write the same store with flytekit (its
     /// `FLYTE_AWS_*` / `FLYTE_AZURE_*` settings, and botocore's `AWS_*`). Unset settings are
     /// left to the task's own environment (inherited, or instance metadata / web identity).
@@ -467,6 +524,27 @@ impl StorageConfig {
             &["FLYTE_AZURE_CLIENT_SECRET"],
             opt("azure_storage_client_secret"),
         );
+        // adlfs reaches an endpoint other than `<account>.blob.core.windows.net` (Azurite, a
+        // sovereign cloud) only through a connection string: flytekit has no setting for it.
+        if let (true, Some(endpoint), Some(name), Some(key)) = (
+            self.uses_azure(),
+            s3.endpoint.as_ref(),
+            opt("azure_storage_account_name"),
+            opt("azure_storage_account_key"),
+        ) {
+            let protocol = if endpoint.starts_with("http://") {
+                "http"
+            } else {
+                "https"
+            };
+            env.insert(
+                "AZURE_STORAGE_CONNECTION_STRING".into(),
+                format!(
+                    "DefaultEndpointsProtocol={protocol};AccountName={name};AccountKey={key};\
+                     BlobEndpoint={endpoint};"
+                ),
+            );
+        }
         env
     }
 }
@@ -477,6 +555,7 @@ impl Default for StorageConfig {
         Self {
             metadata_url: None,
             blob_url: None,
+            metadata_locations: Vec::new(),
             s3: S3Config::default(),
             blob_options: Default::default(),
         }
@@ -937,6 +1016,31 @@ impl Config {
             Some(Ok(_)) => {}
             Some(Err(e)) => problems.push(format!("storage.blob_url: {e}")),
             None => problems.push("storage.blob_url: unset".into()),
+        }
+        let mut seen = BTreeSet::new();
+        for (i, loc) in self.storage.metadata_locations.iter().enumerate() {
+            let at = format!("storage.metadata_locations[{i}]");
+            if loc.project.is_empty() || loc.project.contains('/') {
+                problems.push(format!("{at}.project: a project id is required (no '/')"));
+            }
+            if let Some(d) = &loc.domain
+                && !self.admin.domains.contains(d)
+            {
+                problems.push(format!(
+                    "{at}.domain: `{d}` is not one of admin.domains ({})",
+                    self.admin.domains.join(", ")
+                ));
+            }
+            if let Err(e) = url::Url::parse(&loc.url) {
+                problems.push(format!("{at}.url: `{}`: {e}", loc.url));
+            }
+            if !seen.insert((loc.project.clone(), loc.domain.clone())) {
+                problems.push(format!(
+                    "{at}: {}/{} is listed twice",
+                    loc.project,
+                    loc.domain.as_deref().unwrap_or("*")
+                ));
+            }
         }
         if self.admin.domains.is_empty() {
             problems.push("admin.domains: at least one domain is needed".into());
@@ -1575,6 +1679,104 @@ mod tests {
             Some("az-secret-value")
         );
         assert!(format!("{:?}", c.storage.blob_options()).contains("<redacted>"));
+    }
+
+    #[test]
+    fn azure_with_an_endpoint_gives_tasks_a_connection_string() {
+        let e = env(&[
+            ("FLYTE_RS_STORAGE__BLOB_URL", "abfs://flyte-rs/prefix"),
+            (
+                "FLYTE_RS_STORAGE__S3__ENDPOINT",
+                "http://127.0.0.1:10010/acct",
+            ),
+            (
+                "FLYTE_RS_STORAGE__BLOB_OPTIONS__AZURE_STORAGE_ACCOUNT_NAME",
+                "acct",
+            ),
+            (
+                "FLYTE_RS_STORAGE__BLOB_OPTIONS__AZURE_STORAGE_ACCOUNT_KEY",
+                "a2V5",
+            ),
+        ]);
+        let c = Config::load(&Overrides::default(), &e).unwrap();
+        assert_eq!(
+            c.storage
+                .task_env()
+                .get("AZURE_STORAGE_CONNECTION_STRING")
+                .map(String::as_str),
+            Some(
+                "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5;\
+                 BlobEndpoint=http://127.0.0.1:10010/acct;"
+            )
+        );
+        // S3 with an endpoint: no Azure connection string.
+        let s3 = env(&[
+            ("FLYTE_RS_STORAGE__BLOB_URL", "s3://b/p"),
+            ("FLYTE_RS_STORAGE__S3__ENDPOINT", "http://127.0.0.1:9000"),
+        ]);
+        let c = Config::load(&Overrides::default(), &s3).unwrap();
+        assert!(
+            !c.storage
+                .task_env()
+                .contains_key("AZURE_STORAGE_CONNECTION_STRING")
+        );
+    }
+
+    #[test]
+    fn metadata_locations_route_a_projects_keys() {
+        let e = env(&[(
+            "FLYTE_RS_STORAGE__METADATA_LOCATIONS",
+            r#"[{project="team", url="file:///srv/team"}, {project="ops", domain="production", url="s3://ops/meta"}]"#,
+        )]);
+        let c = Config::load(&Overrides::default(), &e).unwrap();
+        assert_eq!(c.storage.metadata_locations.len(), 2);
+        let routes = c
+            .storage
+            .metadata_routes(&c.admin.domains, &c.admin.upload_prefix);
+        let team: Vec<&str> = routes
+            .iter()
+            .filter(|(_, url)| url == "file:///srv/team")
+            .map(|(p, _)| p.as_str())
+            .collect();
+        for domain in &c.admin.domains {
+            assert!(team.contains(&format!("metadata/team/{domain}/").as_str()));
+            assert!(team.contains(&format!("metadata/team-{domain}-").as_str()));
+            assert!(team.contains(&format!("uploads/team/{domain}/").as_str()));
+        }
+        let ops: Vec<&str> = routes
+            .iter()
+            .filter(|(_, url)| url == "s3://ops/meta")
+            .map(|(p, _)| p.as_str())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "metadata/ops/production/",
+                "metadata/ops-production-",
+                "uploads/ops/production/"
+            ]
+        );
+        for (bad, says) in [
+            (
+                r#"[{project="team", domain="nope", url="file:///x"}]"#,
+                "storage.metadata_locations[0].domain",
+            ),
+            (
+                r#"[{project="team", url="not a url"}]"#,
+                "storage.metadata_locations[0].url",
+            ),
+            (
+                r#"[{project="t", url="file:///x"}, {project="t", url="file:///y"}]"#,
+                "t/* is listed twice",
+            ),
+        ] {
+            let err = Config::load(
+                &Overrides::default(),
+                &env(&[("FLYTE_RS_STORAGE__METADATA_LOCATIONS", bad)]),
+            )
+            .unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{bad}: {err:#}");
+        }
     }
 
     #[test]

@@ -172,8 +172,7 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
     let store = flyte_store::open(&metadata_url)
         .await
         .with_context(|| format!("cannot open the metadata store {}", redact(&metadata_url)))?;
-    let blob = BlobStore::open(&blob_url, &config.storage.blob_options())
-        .with_context(|| format!("cannot open the blob store {blob_url}"))?;
+    let blob = open_blob_store(&config, &blob_url)?;
 
     let admin = AdminState {
         store: store.clone(),
@@ -679,6 +678,34 @@ fn default_task_resources(
 /// for URLs that outlive a restart.
 fn random_key() -> Vec<u8> {
     rand::random::<[u8; 32]>().to_vec()
+}
+
+/// The blob store of `blob_url`, with each project's metadata location routed to its own
+/// store (`storage.metadata_locations`; one store opened per distinct URL).
+fn open_blob_store(config: &Config, blob_url: &str) -> anyhow::Result<BlobStore> {
+    let options = config.storage.blob_options();
+    let blob = BlobStore::open(blob_url, &options)
+        .with_context(|| format!("cannot open the blob store {blob_url}"))?;
+    let mut opened = std::collections::HashMap::<String, BlobStore>::new();
+    let mut routes = Vec::new();
+    let storage = &config.storage;
+    for (prefix, url) in storage.metadata_routes(&config.admin.domains, &config.admin.upload_prefix)
+    {
+        let store = match opened.get(&url) {
+            Some(store) => store.clone(),
+            None => {
+                let store = BlobStore::open(&url, &options).with_context(|| {
+                    format!("cannot open the metadata location {url} (storage.metadata_locations)")
+                })?;
+                tracing::info!(url = %url, "metadata location opened");
+                opened.insert(url.clone(), store.clone());
+                store
+            }
+        };
+        routes.push((prefix, store));
+    }
+    blob.with_routes(routes)
+        .context("storage.metadata_locations: a project or domain cannot name a key prefix")
 }
 
 /// Creates the directories an embedded store needs (the SQLite file's folder, the blob root).
