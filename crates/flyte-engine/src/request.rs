@@ -33,6 +33,10 @@ pub struct ExecutionRequest {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub principal: String,
+    /// The execution's Kubernetes service account (`security_context.run_as.k8s_service_account`
+    /// of the spec, else of the launch plan; flyteadmin's resolved security context). Pods of
+    /// its tasks run as it; the local backend ignores it. Empty: none.
+    pub service_account: String,
     /// RecoverExecution: the original execution. Every node that succeeded there (looked up
     /// by unique node id through [`crate::external::RecoveryLookup`]) is marked RECOVERED with
     /// its outputs instead of being run; the rest runs.
@@ -67,6 +71,8 @@ struct StoredRequest {
     principal: String,
     #[prost(message, optional, tag = "13")]
     recover_from: Option<WorkflowExecutionIdentifier>,
+    #[prost(string, tag = "14")]
+    service_account: String,
 }
 
 impl ExecutionRequest {
@@ -86,6 +92,7 @@ impl ExecutionRequest {
             annotations: self.annotations.clone(),
             principal: self.principal.clone(),
             recover_from: self.recover_from.clone(),
+            service_account: self.service_account.clone(),
         }
         .encode_to_vec()
     }
@@ -106,6 +113,7 @@ impl ExecutionRequest {
             annotations: s.annotations,
             principal: s.principal,
             recover_from: s.recover_from,
+            service_account: s.service_account,
         })
     }
 

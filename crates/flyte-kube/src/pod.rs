@@ -11,7 +11,12 @@
 //!   such object here: finished pods are deleted by us, see docs/kubernetes.md);
 //! * the labels carry `app.kubernetes.io/managed-by: flyte-rs` (what the one watch selects),
 //!   `project`, `domain` and `retry-attempt`; the full ids are annotations too (labels are cut
-//!   to 63 characters).
+//!   to 63 characters);
+//! * the execution's labels cannot replace Flyte's ids (`execution-id`, `project`, `domain`):
+//!   in propeller they can (admin's `addMapValues` lets them win over the workflow's labels),
+//!   but here those labels are how a pod is found and told apart;
+//! * with no service account on the execution, the task template's `run_as` (then
+//!   `kubernetes.default_service_account`) is used; propeller reads only the execution's.
 
 use std::collections::BTreeMap;
 
@@ -185,7 +190,10 @@ pub fn build_pod(
     };
     tolerations.extend(spec.tolerations.take().unwrap_or_default());
     spec.tolerations = non_empty(tolerations);
-    if spec
+    // `GetServiceAccountNameFromTaskExecutionMetadata`: the execution's security context.
+    if !attempt.service_account.is_empty() {
+        spec.service_account_name = Some(attempt.service_account.clone());
+    } else if spec
         .service_account_name
         .as_deref()
         .unwrap_or("")
@@ -217,11 +225,13 @@ pub fn build_pod(
         .unwrap_or_default();
     inject_secrets(&mut spec, secrets)?;
 
-    // addObjectMetadata: config defaults < the pod's own < the execution's.
+    // addObjectMetadata: config defaults < the pod's own < the execution's (`UnionMaps`), with
+    // Flyte's ids last.
     let key = &attempt.key;
     let task_name = t.id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
     let mut all_labels = cfg.default_labels.clone();
     all_labels.extend(labels);
+    all_labels.extend(attempt.labels.clone());
     for (k, v) in [
         (MANAGED_BY_LABEL, MANAGED_BY.to_string()),
         ("execution-id", key.execution.clone()),
@@ -236,6 +246,7 @@ pub fn build_pod(
     }
     let mut all_annotations = cfg.default_annotations.clone();
     all_annotations.extend(annotations);
+    all_annotations.extend(attempt.annotations.clone());
     all_annotations.insert(
         EXECUTION_ANNOTATION.into(),
         format!("{}/{}/{}", key.project, key.domain, key.execution),

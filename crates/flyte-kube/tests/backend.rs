@@ -92,6 +92,9 @@ fn attempt(store: &BlobStore, execution: &str, retry: u32) -> TaskAttempt {
         interruptible: false,
         array_index: None,
         inputs: None,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        service_account: String::new(),
     }
 }
 

@@ -126,6 +126,9 @@ fn attempt(template: core::TaskTemplate, k: AttemptKey) -> TaskAttempt {
         interruptible: false,
         array_index: None,
         inputs: None,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        service_account: String::new(),
     }
 }
 
@@ -273,4 +276,51 @@ fn python_task_with_secret_requests() {
         &attempt(t, key("f8a3c9e2b1d0", "n4", 0)),
         &KubeConfig::default(),
     );
+}
+
+#[test]
+fn execution_labels_annotations_and_service_account() {
+    // An execution created with labels, annotations and `security_context.run_as.
+    // k8s_service_account` (here over a task-level `run_as`, which propeller does not read).
+    let mut t = python_task(None);
+    t.security_context = Some(core::SecurityContext {
+        run_as: Some(core::Identity {
+            k8s_service_account: "task-level".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut a = attempt(t, key("f8a3c9e2b1d0", "n5", 0));
+    a.labels = BTreeMap::from([
+        ("team".into(), "ml".into()),
+        ("execution-id".into(), "not-this-one".into()),
+    ]);
+    a.annotations = BTreeMap::from([("owner".into(), "alice@example.com".into())]);
+    a.service_account = "ml-runner".into();
+    let cfg = KubeConfig {
+        default_labels: BTreeMap::from([
+            ("team".into(), "platform".into()),
+            ("cost-center".into(), "42".into()),
+        ]),
+        default_annotations: BTreeMap::from([("owner".into(), "flyte-admins".into())]),
+        default_service_account: Some("flyte-default".into()),
+        ..KubeConfig::default()
+    };
+    let pod = build_pod(&a, None, &cfg).unwrap();
+    let labels = pod.metadata.labels.clone().unwrap();
+    assert_eq!(
+        labels["team"], "ml",
+        "the execution's label over the default"
+    );
+    assert_eq!(labels["cost-center"], "42");
+    assert_eq!(labels["execution-id"], "f8a3c9e2b1d0", "Flyte's ids win");
+    assert_eq!(
+        pod.metadata.annotations.clone().unwrap()["owner"],
+        "alice@example.com"
+    );
+    assert_eq!(
+        pod.spec.as_ref().unwrap().service_account_name.as_deref(),
+        Some("ml-runner")
+    );
+    check("execution_metadata", &a, &cfg);
 }

@@ -93,8 +93,27 @@ async fn a_python_task_runs_as_a_pod_when_kubernetes_is_enabled() {
         .create_launch_plan(support::launch_plan_request(&lp, &wf_id, &[]))
         .await
         .unwrap();
+    // The execution's labels, annotations and service account go onto its pods (propeller's
+    // addObjectMetadata and GetServiceAccountNameFromTaskExecutionMetadata).
+    let mut request = support::execution_request(&lp, &[]);
+    let spec = request.spec.as_mut().unwrap();
+    spec.labels = Some(flyteidl::admin::Labels {
+        values: [("team", "ml"), ("execution-id", "not-this-one")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+    });
+    spec.annotations = Some(flyteidl::admin::Annotations {
+        values: [("owner".to_string(), "alice@example.com".to_string())].into(),
+    });
+    spec.security_context = Some(core::SecurityContext {
+        run_as: Some(core::Identity {
+            k8s_service_account: "ml-runner".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     let exec = client
-        .create_execution(support::execution_request(&lp, &[]))
+        .create_execution(request)
         .await
         .unwrap()
         .into_inner()
@@ -121,6 +140,14 @@ async fn a_python_task_runs_as_a_pod_when_kubernetes_is_enabled() {
             .any(|e| e["name"] == "FLYTE_INTERNAL_EXECUTION_ID" && e["value"] == json!(exec.name)),
         "{env:?}"
     );
+
+    assert_eq!(pod["metadata"]["labels"]["team"], "ml", "{pod}");
+    assert_eq!(pod["metadata"]["labels"]["execution-id"], json!(exec.name));
+    assert_eq!(
+        pod["metadata"]["annotations"]["owner"], "alice@example.com",
+        "{pod}"
+    );
+    assert_eq!(pod["spec"]["serviceAccountName"], "ml-runner", "{pod}");
 
     // The kubelet's part: the container ran and exited 0.
     api.set_status(

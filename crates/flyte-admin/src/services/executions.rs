@@ -727,6 +727,15 @@ fn launch_request(
             .as_ref()
             .map(|m| m.principal.clone())
             .unwrap_or_default(),
+        // flyteadmin's `addPermissions`: the resolved security context's service account (the
+        // spec's, which matchable attributes filled in, else the launch plan's).
+        service_account: [spec.security_context.as_ref(), lp.security_context.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.run_as.as_ref())
+            .map(|r| r.k8s_service_account.clone())
+            .find(|s| !s.is_empty())
+            .unwrap_or_default(),
         // As flyteadmin: a RECOVERED execution with a reference execution recovers from it,
         // however it was created (RecoverExecution, or a launch-plan node of one).
         recover_from: spec

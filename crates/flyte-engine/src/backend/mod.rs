@@ -76,6 +76,12 @@ pub struct TaskAttempt {
     /// ([`TaskBackend::reads_attempt_files`]): the engine then writes no `inputs.pb`, and of
     /// the paths only `output_prefix` is set, and no environment. `None`: read `paths.inputs`.
     pub inputs: Option<std::sync::Arc<LiteralMap>>,
+    /// The execution's labels and annotations (launch plan, then the execution's own, as
+    /// flyteadmin merges them) and its Kubernetes service account (empty: none): what the pod
+    /// backend puts on the pod, as propeller does. The local backend ignores them.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub service_account: String,
 }
 
 /// Progress of a running attempt (phase changes, logs becoming available).

@@ -375,6 +375,9 @@ impl ExecActor {
                 interruptible: n.rec.interruptible,
                 array_index: None,
                 inputs: Some(inputs),
+                labels: Default::default(),
+                annotations: Default::default(),
+                service_account: String::new(),
             });
         }
         let raw = self.raw_dir(idx, attempt);
@@ -459,6 +462,9 @@ impl ExecActor {
             interruptible: self.nodes[idx].rec.interruptible,
             array_index: array_index.map(|(_, i)| i),
             inputs: None,
+            labels: self.req.labels.clone(),
+            annotations: self.req.annotations.clone(),
+            service_account: self.req.service_account.clone(),
         })
     }
 

@@ -96,6 +96,9 @@ impl Fixture {
             interruptible: false,
             array_index: None,
             inputs: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            service_account: String::new(),
         }
     }
 }
