@@ -297,6 +297,169 @@ async fn on_pod(inner: &Inner, p: Pod) {
     let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
 }
 
+/// What creating a pod came to.
+enum Created {
+    Yes,
+    /// It exists already.
+    Exists,
+    /// Refused by a ResourceQuota it can fit once other pods finish: the reason to show.
+    OverQuota(String),
+    /// Refused for good, or for this attempt (the outcome to report).
+    Failed(AttemptOutcome),
+    /// No answer from the API server.
+    Unreachable(String),
+}
+
+/// Creates `built` as the pod `r`, the API's refusal classified as propeller's k8s plugin
+/// manager (`launchResource`) does.
+async fn create_pod(inner: &Inner, r: &(String, String), built: &Pod) -> Created {
+    let api: Api<Pod> = Api::namespaced(inner.client.clone(), &r.0);
+    let s = match api.create(&PostParams::default(), built).await {
+        Ok(_) => return Created::Yes,
+        Err(kube::Error::Api(s)) => s,
+        Err(e) => return Created::Unreachable(format!("cannot create pod {}/{}: {e}", r.0, r.1)),
+    };
+    if s.code == 409 {
+        return Created::Exists;
+    }
+    // `backoff.IsResourceQuotaExceeded`: waiting for resources, unless the pod asks for more
+    // than the whole quota (`IsResourceRequestsEligible`), which no waiting fixes.
+    if s.code == 403 && s.message.contains("exceeded quota") {
+        if fits_quota(&s.message) {
+            return Created::OverQuota(format!("Exceeded resourcequota: {}", s.message));
+        }
+        return Created::Failed(failure(
+            "ResourceRequestsExceedLimits",
+            format!("requested resources exceed limits: {}", s.message),
+            Blame::User,
+            false,
+        ));
+    }
+    let (code, message, blame, retryable) = match s.code {
+        // propeller: other Forbidden answers (admission) are a retryable RuntimeFailure.
+        403 => ("RuntimeFailure", s.message.clone(), Blame::User, true),
+        404 => (
+            "NamespaceNotFound",
+            format!(
+                "namespace {} does not exist (kubernetes.namespace_template {:?}): {}",
+                r.0, inner.cfg.namespace_template, s.message
+            ),
+            Blame::System,
+            true,
+        ),
+        413 => ("EntityTooLarge", s.message.clone(), Blame::User, false),
+        400 => ("BadRequest", s.message.clone(), Blame::User, false),
+        422 => ("InvalidResource", s.message.clone(), Blame::User, false),
+        _ => ("RuntimeFailure", s.message.clone(), Blame::System, true),
+    };
+    tracing::warn!(
+        namespace = %r.0, pod = %r.1, status = s.code, code, "task pod not created"
+    );
+    Created::Failed(failure(code, message, blame, retryable))
+}
+
+/// `backoff.IsResourceRequestsEligible`: whether every `limits.*`/`requests.*` amount the
+/// quota message says was requested is below what the quota allows in all (`requested: …,
+/// used: …, limited: …`). Unparsable parts count as fitting (waiting is the safe side).
+pub fn fits_quota(message: &str) -> bool {
+    fn amounts(message: &str, label: &str, end: Option<&str>) -> Vec<(String, f64)> {
+        let Some(start) = message.find(label) else {
+            return Vec::new();
+        };
+        let rest = &message[start + label.len()..];
+        let rest = end.and_then(|e| rest.find(e)).map_or(rest, |i| &rest[..i]);
+        rest.split(',')
+            .filter_map(|item| {
+                let (name, qty) = item.trim().split_once('=')?;
+                let name = name.trim();
+                if !(name.starts_with("limits.") || name.starts_with("requests.")) {
+                    return None;
+                }
+                let v = flyte_engine::backend::resources::parse_quantity(qty.trim())?;
+                Some((name.to_string(), v))
+            })
+            .collect()
+    }
+    let requested = amounts(message, "requested: ", Some(", used:"));
+    let limited = amounts(message, "limited: ", None);
+    requested.iter().all(|(name, want)| {
+        limited
+            .iter()
+            .find(|(n, _)| n == name)
+            .is_none_or(|(_, quota)| want < quota)
+    })
+}
+
+/// Reports `reason` as the attempt's QUEUED reason, once per change.
+fn report_queued(inner: &Inner, r: &(String, String), reason: String) {
+    let Ok(mut map) = inner.tracked.lock() else {
+        return;
+    };
+    if let Some(t) = map.get_mut(r)
+        && t.reported != Reported::Queued(reason.clone())
+    {
+        t.reported = Reported::Queued(reason.clone());
+        let _ = t
+            .updates
+            .send((t.key.clone(), AttemptUpdate::Queued { reason }));
+    }
+}
+
+fn is_tracked(inner: &Inner, r: &(String, String)) -> bool {
+    inner.tracked.lock().is_ok_and(|m| m.contains_key(r))
+}
+
+/// Creates the pod again after `quota_backoff_base_ms`, doubling up to `quota_backoff_max_ms`,
+/// while the quota refuses it and the attempt is still followed (an abort stops it).
+async fn retry_over_quota(inner: Weak<Inner>, r: (String, String), built: Pod) {
+    let Some((base, max)) = inner.upgrade().map(|i| {
+        (
+            Duration::from_millis(i.cfg.quota_backoff_base_ms.max(1)),
+            Duration::from_millis(i.cfg.quota_backoff_max_ms.max(1)),
+        )
+    }) else {
+        return;
+    };
+    let mut delay = base.min(max);
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(max);
+        let Some(inner) = inner.upgrade() else { return };
+        if !is_tracked(&inner, &r) {
+            return;
+        }
+        match create_pod(&inner, &r, &built).await {
+            Created::Yes => {
+                tracing::info!(namespace = %r.0, pod = %r.1, "task pod created after waiting for quota");
+                // Aborted while the create was on its way: the pod must not outlive it.
+                if !is_tracked(&inner, &r) {
+                    let api: Api<Pod> = Api::namespaced(inner.client.clone(), &r.0);
+                    let _ = api.delete(&r.1, &DeleteParams::background()).await;
+                }
+                return;
+            }
+            Created::Exists => {
+                let api: Api<Pod> = Api::namespaced(inner.client.clone(), &r.0);
+                if let Ok(existing) = api.get(&r.1).await {
+                    on_pod(&inner, existing).await;
+                }
+                return;
+            }
+            Created::OverQuota(reason) => report_queued(&inner, &r, reason),
+            Created::Failed(outcome) => {
+                if let Some(t) = inner.tracked.lock().ok().and_then(|mut m| m.remove(&r)) {
+                    let _ = t.updates.send((t.key, AttemptUpdate::Finished(outcome)));
+                }
+                return;
+            }
+            // The API server is away: keep trying at the same pace.
+            Created::Unreachable(message) => {
+                tracing::warn!(namespace = %r.0, pod = %r.1, error = %message, "cannot create the task pod; trying again");
+            }
+        }
+    }
+}
+
 /// A pod of a followed attempt was deleted by someone else (`ResourceDeletedExternally`, a
 /// retryable system failure in propeller).
 fn on_deleted(inner: &Inner, p: &Pod) {
@@ -330,9 +493,8 @@ impl TaskBackend for KubeBackend {
         let built = self.build(&attempt).await?;
         let key = attempt.key.clone();
         let r = self.track(&attempt, updates.clone());
-        let api = self.pods(&r.0);
-        match api.create(&PostParams::default(), &built).await {
-            Ok(_) => {
+        match create_pod(&self.inner, &r, &built).await {
+            Created::Yes => {
                 tracing::info!(
                     project = %key.project, domain = %key.domain, execution = %key.execution,
                     node = %key.node_id, attempt = key.retry_attempt, namespace = %r.0, pod = %r.1,
@@ -341,7 +503,7 @@ impl TaskBackend for KubeBackend {
                 Ok(())
             }
             // Created before (a start repeated after a crash): follow the one there is.
-            Err(kube::Error::Api(s)) if s.code == 409 => match api.get(&r.1).await {
+            Created::Exists => match self.pods(&r.0).get(&r.1).await {
                 Ok(existing) => {
                     on_pod(&self.inner, existing).await;
                     Ok(())
@@ -351,41 +513,23 @@ impl TaskBackend for KubeBackend {
                     Err(BackendError::Internal(format!("pod {}/{}: {e}", r.0, r.1)))
                 }
             },
-            Err(kube::Error::Api(s)) => {
-                self.untrack(&r);
-                let (code, message, blame, retryable) = match s.code {
-                    // propeller: Forbidden (quota, admission) is a retryable RuntimeFailure.
-                    403 => ("RuntimeFailure", s.message.clone(), Blame::User, true),
-                    404 => (
-                        "NamespaceNotFound",
-                        format!(
-                            "namespace {} does not exist (kubernetes.namespace_template {:?}): {}",
-                            r.0, self.inner.cfg.namespace_template, s.message
-                        ),
-                        Blame::System,
-                        true,
-                    ),
-                    413 => ("EntityTooLarge", s.message.clone(), Blame::User, false),
-                    400 => ("BadRequest", s.message.clone(), Blame::User, false),
-                    422 => ("InvalidResource", s.message.clone(), Blame::User, false),
-                    _ => ("RuntimeFailure", s.message.clone(), Blame::System, true),
-                };
-                tracing::warn!(
-                    execution = %key.execution, node = %key.node_id, namespace = %r.0,
-                    pod = %r.1, status = s.code, code, "task pod not created"
+            Created::OverQuota(reason) => {
+                tracing::info!(
+                    execution = %key.execution, node = %key.node_id, namespace = %r.0, pod = %r.1,
+                    "task pod over the namespace's resource quota; trying again with backoff"
                 );
-                let _ = updates.send((
-                    key,
-                    AttemptUpdate::Finished(failure(code, message, blame, retryable)),
-                ));
+                report_queued(&self.inner, &r, reason);
+                tokio::spawn(retry_over_quota(Arc::downgrade(&self.inner), r, built));
                 Ok(())
             }
-            Err(e) => {
+            Created::Failed(outcome) => {
                 self.untrack(&r);
-                Err(BackendError::Internal(format!(
-                    "cannot create pod {}/{}: {e}",
-                    r.0, r.1
-                )))
+                let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
+                Ok(())
+            }
+            Created::Unreachable(message) => {
+                self.untrack(&r);
+                Err(BackendError::Internal(message))
             }
         }
     }

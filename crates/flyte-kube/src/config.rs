@@ -68,6 +68,11 @@ pub struct KubeConfig {
     /// How often pending pods are looked at again from the watch's cache (a grace period can
     /// end without any new event on the pod). No API request is made for it.
     pub recheck_secs: u64,
+    /// A create refused by a ResourceQuota (`403 … exceeded quota`) is tried again after this,
+    /// doubling up to `quota_backoff_max_ms`, the attempt QUEUED with the API's message
+    /// meanwhile (propeller's `backoff.base-second` 2 s, `backoff.max-duration` 20 s).
+    pub quota_backoff_base_ms: u64,
+    pub quota_backoff_max_ms: u64,
 }
 
 impl Default for KubeConfig {
@@ -104,6 +109,8 @@ impl Default for KubeConfig {
             create_container_config_error_grace_secs: 180,
             create_container_error_grace_secs: 180,
             recheck_secs: 15,
+            quota_backoff_base_ms: 2_000,
+            quota_backoff_max_ms: 20_000,
         }
     }
 }

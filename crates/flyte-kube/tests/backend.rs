@@ -29,15 +29,20 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(|_| {}).await
+}
+
+async fn fixture_with(change: impl FnOnce(&mut KubeConfig)) -> Fixture {
     let double = ApiDouble::start().await;
     double.add_namespace(NS);
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::from_url(dir.path().join("blob").to_str().unwrap()).unwrap();
-    let cfg = KubeConfig {
+    let mut cfg = KubeConfig {
         enabled: true,
         kubeconfig: Some(double.write_kubeconfig(dir.path())),
         ..KubeConfig::default()
     };
+    change(&mut cfg);
     let backend = KubeBackend::connect(cfg, store.clone()).await.unwrap();
     Fixture {
         double,
@@ -396,11 +401,11 @@ async fn reattach_follows_an_existing_pod_and_reports_a_missing_one_as_not_start
 #[tokio::test]
 async fn api_errors_on_create_become_failures_a_person_can_act_on() {
     let f = fixture().await;
-    // 403 from a ResourceQuota: propeller's retryable RuntimeFailure.
+    // 403 from an admission policy (not a quota): propeller's retryable RuntimeFailure.
     f.double.fail_next_create(
         403,
         "Forbidden",
-        "pods \"ex9-n0-0\" is forbidden: exceeded quota: compute, requested: limits.memory=2Gi, used: limits.memory=8Gi, limited: limits.memory=8Gi",
+        "pods \"ex9-n0-0\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false",
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
     f.backend
@@ -414,7 +419,7 @@ async fn api_errors_on_create_become_failures_a_person_can_act_on() {
         panic!()
     };
     assert_eq!(error.code, "RuntimeFailure");
-    assert!(error.message.contains("exceeded quota"));
+    assert!(error.message.contains("violates PodSecurity"));
     assert!(retryable);
 
     // A namespace that does not exist: named, with the setting that made it.
@@ -487,4 +492,147 @@ async fn a_kubeconfig_over_https_builds_a_client_and_a_missing_one_is_named() {
         err.contains("kubernetes.kubeconfig") && err.contains("nope"),
         "{err}"
     );
+}
+
+/// What the API server answers when a ResourceQuota refuses a pod (a `Status`, 403 Forbidden;
+/// the message as the quota admission plugin writes it).
+fn quota_message(pod: &str, requested: &str, used: &str, limited: &str) -> String {
+    format!(
+        "pods \"{pod}\" is forbidden: exceeded quota: compute-resources, requested: {requested}, used: {used}, limited: {limited}"
+    )
+}
+
+#[tokio::test]
+async fn a_pod_over_the_quota_waits_queued_and_is_created_when_it_fits() {
+    let f = fixture_with(|c| {
+        c.quota_backoff_base_ms = 20;
+        c.quota_backoff_max_ms = 80;
+    })
+    .await;
+    let a = attempt(&f.store, "exq1", 0);
+    let name = pod_name(&a);
+    let refused = quota_message(
+        &name,
+        "limits.cpu=1,limits.memory=1Gi",
+        "limits.cpu=8,limits.memory=6Gi",
+        "limits.cpu=8,limits.memory=16Gi",
+    );
+    for _ in 0..3 {
+        f.double.fail_next_create(403, "Forbidden", &refused);
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx).await.unwrap();
+    // QUEUED with the quota's message (once, though refused three times), not failed.
+    let AttemptUpdate::Queued { reason } = next(&mut rx).await else {
+        panic!("expected QUEUED")
+    };
+    assert_eq!(reason, format!("Exceeded resourcequota: {refused}"));
+    // Tried again until the quota let it in: then followed as any pod.
+    loop {
+        if f.double.pod(NS, &name).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let posts = f
+        .double
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with(&format!("POST /api/v1/namespaces/{NS}/pods")))
+        .count();
+    assert_eq!(posts, 4, "three refusals, then the create");
+    f.double.set_status(NS, &name, running(&name));
+    loop {
+        match next(&mut rx).await {
+            AttemptUpdate::Running { .. } => break,
+            AttemptUpdate::Queued { reason } => {
+                assert!(!reason.contains("resourcequota"), "{reason}")
+            }
+            AttemptUpdate::Finished(o) => panic!("{o:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pod_larger_than_the_whole_quota_fails_at_once() {
+    let f = fixture().await;
+    let a = attempt(&f.store, "exq2", 0);
+    f.double.fail_next_create(
+        403,
+        "Forbidden",
+        &quota_message(
+            &pod_name(&a),
+            "limits.memory=64Gi",
+            "limits.memory=0",
+            "limits.memory=32Gi",
+        ),
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a, tx).await.unwrap();
+    let AttemptUpdate::Finished(AttemptOutcome::Failed {
+        error, retryable, ..
+    }) = next(&mut rx).await
+    else {
+        panic!()
+    };
+    assert_eq!(error.code, "ResourceRequestsExceedLimits");
+    assert!(
+        error.message.contains("limited: limits.memory=32Gi"),
+        "{}",
+        error.message
+    );
+    assert!(!retryable);
+}
+
+#[tokio::test]
+async fn aborting_while_waiting_for_quota_creates_no_pod() {
+    let f = fixture_with(|c| {
+        c.quota_backoff_base_ms = 20;
+        c.quota_backoff_max_ms = 20;
+    })
+    .await;
+    let a = attempt(&f.store, "exq3", 0);
+    let name = pod_name(&a);
+    let refused = quota_message(&name, "limits.cpu=1", "limits.cpu=8", "limits.cpu=8");
+    for _ in 0..2 {
+        f.double.fail_next_create(403, "Forbidden", &refused);
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx).await.unwrap();
+    assert!(matches!(next(&mut rx).await, AttemptUpdate::Queued { .. }));
+    f.backend.abort(&a.key).await;
+    assert_eq!(
+        next(&mut rx).await,
+        AttemptUpdate::Finished(AttemptOutcome::Aborted)
+    );
+    // The retries stop: a later create would succeed (two refusals only), so a pod here would
+    // mean the backend kept trying after the abort. Both queued refusals must be used up by
+    // the time a third try would come; wait for well past that.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        f.double.pod(NS, &name).is_none(),
+        "a pod was created after the abort"
+    );
+}
+
+#[test]
+fn quota_messages_are_read_as_propeller_reads_them() {
+    use flyte_kube::backend::fits_quota;
+    let m = |requested: &str, limited: &str| quota_message("p", requested, "limits.cpu=1", limited);
+    assert!(fits_quota(&m(
+        "limits.cpu=2,limits.memory=1Gi",
+        "limits.cpu=8,limits.memory=16Gi"
+    )));
+    assert!(
+        !fits_quota(&m("limits.cpu=8", "limits.cpu=8")),
+        "equal to the whole quota never fits"
+    );
+    assert!(!fits_quota(&m(
+        "requests.memory=20Gi",
+        "requests.memory=16Gi"
+    )));
+    assert!(fits_quota(&m("limits.cpu=500m", "limits.cpu=1")));
+    // Names the quota does not limit, and a message in another shape, wait.
+    assert!(fits_quota(&m("limits.nvidia.com/gpu=4", "limits.cpu=1")));
+    assert!(fits_quota("pods \"p\" is forbidden: exceeded quota: pods"));
 }

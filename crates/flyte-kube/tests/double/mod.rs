@@ -32,7 +32,8 @@ struct Inner {
     resource_version: u64,
     /// Every change, for watches that start from an older resourceVersion.
     log: Vec<(u64, String, Value)>,
-    next_create_error: Option<(u16, String, String)>,
+    /// Errors the next creates answer with, in order.
+    next_create_errors: std::collections::VecDeque<(u16, String, String)>,
     /// Requests seen, `METHOD path?query`.
     requests: Vec<String>,
 }
@@ -110,7 +111,11 @@ impl ApiDouble {
     }
 
     pub fn fail_next_create(&self, code: u16, reason: &str, message: &str) {
-        self.inner.lock().unwrap().next_create_error = Some((code, reason.into(), message.into()));
+        self.inner.lock().unwrap().next_create_errors.push_back((
+            code,
+            reason.into(),
+            message.into(),
+        ));
     }
 
     pub fn pod(&self, ns: &str, name: &str) -> Option<Value> {
@@ -285,7 +290,7 @@ async fn create(
     inner
         .requests
         .push(format!("POST /api/v1/namespaces/{ns}/pods"));
-    if let Some((code, reason, message)) = inner.next_create_error.take() {
+    if let Some((code, reason, message)) = inner.next_create_errors.pop_front() {
         return status(code, &reason, &message);
     }
     if !inner.namespaces.contains(&ns) {
