@@ -321,6 +321,15 @@ async fn a_task_over_its_memory_limit_is_oom_killed_and_the_pool_keeps_serving()
     let (error, retryable) = failure(&outcome);
     assert_eq!(error.code, "OOMKilled", "{}\n{log}", error.message);
     assert!(retryable);
+    // Forked from the pool, the task still lands in its attempt's memory cgroup (the reaper
+    // is moved in before its go byte): the kernel, not the sampler, stopped it.
+    if b.memory_cgroups().is_some() {
+        assert!(
+            error.message.contains("the kernel killed it (OOMKilled)"),
+            "{}",
+            error.message
+        );
+    }
     // A task of the pool is not charged twice for the interpreter it was forked from.
     let k = key("warm3", "h1", 0);
     let mut small = task(&url, "hold");

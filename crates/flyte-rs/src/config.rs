@@ -303,6 +303,10 @@ pub struct EngineSection {
     /// imported flytekit, one per Python environment (milliseconds instead of ~0.6 s per
     /// attempt). `false`: every attempt starts a new interpreter.
     pub warm_workers: bool,
+    /// How task memory limits are held: `auto` (a memory cgroup per attempt, so the kernel
+    /// holds it, where the host lets flyte-rs make them; else sampling), `cgroup` (refuse to
+    /// start without), `sampling` (each task's memory looked at every 100 ms).
+    pub memory_limits: MemoryLimits,
     /// Extra environment for every task process (like the k8s plugin's `default-env-vars`).
     pub task_env: std::collections::BTreeMap<String, String>,
     /// Secrets tasks may request, one file each: `<dir>/<group>/<key>` (docs/secrets.md).
@@ -314,6 +318,15 @@ pub struct EngineSection {
     /// The server's variables with that prefix, taken at load: never serialised or shown.
     #[serde(skip)]
     pub secret_env: flyte_engine::secrets::SecretEnv,
+}
+
+/// `engine.memory_limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryLimits {
+    Auto,
+    Cgroup,
+    Sampling,
 }
 
 /// One `engine.python_environments` entry.
@@ -360,6 +373,7 @@ impl Default for EngineSection {
             keep_work_dirs: false,
             unpack_code_bundles: true,
             warm_workers: true,
+            memory_limits: MemoryLimits::Auto,
             task_env: Default::default(),
             secrets_dir: None,
             secrets_env_prefix: flyte_engine::secrets::DEFAULT_SERVER_ENV_PREFIX.into(),
@@ -1943,6 +1957,28 @@ mod tests {
         .to_string();
         assert!(
             err.contains("engine.host_cpus: `lots` is not a positive quantity"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn memory_limits_are_auto_unless_set_to_a_known_mode() {
+        let defaults = Config::load(&Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(defaults.engine.memory_limits, MemoryLimits::Auto);
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_ENGINE__MEMORY_LIMITS", "cgroup")]),
+        )
+        .unwrap();
+        assert_eq!(c.engine.memory_limits, MemoryLimits::Cgroup);
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("FLYTE_RS_ENGINE__MEMORY_LIMITS", "kernel")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("memory_limits") && err.contains("sampling"),
             "{err}"
         );
     }

@@ -348,6 +348,17 @@ fn engine_parts(
         keep_work_dirs: e.keep_work_dirs,
         unpack_code_bundles: e.unpack_code_bundles,
         warm_workers: e.warm_workers,
+        memory_limits: match e.memory_limits {
+            crate::config::MemoryLimits::Auto => {
+                flyte_engine::backend::cgroup::MemoryLimitMode::Auto
+            }
+            crate::config::MemoryLimits::Cgroup => {
+                flyte_engine::backend::cgroup::MemoryLimitMode::Cgroup
+            }
+            crate::config::MemoryLimits::Sampling => {
+                flyte_engine::backend::cgroup::MemoryLimitMode::Sampling
+            }
+        },
         ..LocalProcessConfig::new(&config.data_dir, public_url)
     };
     local.secrets = Arc::new(flyte_engine::secrets::ServerSecrets::new(
@@ -356,7 +367,7 @@ fn engine_parts(
         e.secret_env.clone(),
     ));
     let python = python_env::prepare(config, &mut local);
-    let local = LocalProcessBackend::new(local, blob.clone());
+    let local = LocalProcessBackend::try_new(local, blob.clone())?;
     let logs = Arc::new(local.log_layout().clone());
     tracing::info!(
         max_concurrent_tasks = local.concurrency_limit(),
