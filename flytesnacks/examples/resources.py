@@ -46,3 +46,38 @@ def two_whole_host_tasks_wf(marker_dir: str, seconds: int = 3):
     """Two independent tasks that each request two CPUs: on a two-CPU host they take turns."""
     whole_host(marker_dir=marker_dir, tag="a", seconds=seconds)
     whole_host(marker_dir=marker_dir, tag="b", seconds=seconds)
+
+
+def _memory_cgroup() -> str:
+    """`<dir> <limit>` of the memory cgroup this process is in (v1 hierarchy, else v2)."""
+    import os
+
+    lines = [line.rstrip("\n").split(":", 2) for line in open("/proc/self/cgroup")]
+    v1 = [path for _, controllers, path in lines if "memory" in controllers.split(",")]
+    if v1:
+        directory, limit = "/sys/fs/cgroup/memory" + v1[0], "memory.limit_in_bytes"
+    else:
+        path = [p for i, _, p in lines if i == "0"][0]
+        root = "/sys/fs/cgroup" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "/sys/fs/cgroup/unified"
+        directory, limit = root + path, "memory.max"
+    with open(os.path.join(directory, limit)) as f:
+        return f"{os.path.normpath(directory)} {f.read().strip()}"
+
+
+@task(requests=Resources(cpu="100m", mem="200Mi"), limits=Resources(mem="200Mi"))
+def memory_spike(marker_dir: str) -> int:
+    """Records its memory cgroup in `<marker_dir>/cgroup`, waits for `<marker_dir>/go`, then
+    asks for 1 GiB in one go (no 100 ms sampler sees that before it is there)."""
+    marker = pathlib.Path(marker_dir)
+    (marker / "cgroup.tmp").write_text(_memory_cgroup())
+    (marker / "cgroup.tmp").rename(marker / "cgroup")
+    while not (marker / "go").exists():
+        time.sleep(0.05)
+    block = bytearray(1 << 30)
+    return len(block) >> 20
+
+
+@workflow
+def memory_spike_wf(marker_dir: str) -> int:
+    """1 GiB at once under a 200 MiB limit: the kernel kills it (OOMKilled)."""
+    return memory_spike(marker_dir=marker_dir)

@@ -169,3 +169,96 @@ def test_a_task_within_its_memory_limit_succeeds(rt_server: Server, rt_remote: F
     execution = wait(rt_remote, rt_server, name)
     assert phase(execution) == "SUCCEEDED", failure(execution)
     assert execution.outputs.get("o0", as_type=int) == 16
+
+
+# --------------------------------------------------------------------------------------------
+# Memory limits held by the kernel: a memory cgroup per attempt (issue 15 item 10).
+
+
+def _wait_for(path: pathlib.Path, server: Server, what: str) -> str:
+    import time
+
+    deadline = time.monotonic() + 240
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{what} never happened:\n{server.log()[-4000:]}"
+        time.sleep(0.1)
+    return path.read_text()
+
+
+def _in_its_cgroup(server: Server, markers: pathlib.Path) -> pathlib.Path:
+    """The attempt's memory cgroup as the task saw it, checked: this server uses cgroups, the
+    cgroup is the attempt's own, it exists with the task's 200 MiB limit while the task runs."""
+    assert "memory_limits=cgroup" in server.log(), (
+        "this host offers no memory cgroup flyte-rs can use (root, or a delegated cgroup v2 "
+        "subtree, is needed for these tests):\n" + server.log()[-3000:]
+    )
+    directory, limit = _wait_for(markers / "cgroup", server, "the task's start").split()
+    cgroup = pathlib.Path(directory)
+    assert cgroup.parent.name.startswith("flyte-rs-tasks-"), directory
+    assert cgroup.name.startswith(f"{PROJECT}+{DOMAIN}+"), directory
+    assert limit == str(200 << 20), limit
+    assert cgroup.is_dir(), directory
+    assert f"cgroup={directory}" in server.log(), server.log()[-3000:]
+    return cgroup
+
+
+def _assert_killed_by_the_kernel(remote: FlyteRemote, execution, cgroup: pathlib.Path):
+    from flytekit.models.core.execution import ExecutionError
+
+    assert phase(execution) == "FAILED", "1 GiB at once under a 200 MiB limit succeeded"
+    errors = task_errors(remote, execution)
+    assert errors, failure(execution)
+    for error in errors:
+        assert error.code == "OOMKilled", error
+        assert error.kind == ExecutionError.ErrorKind.USER, error
+        assert "Reason [OOMKilled]" in error.message, error.message
+        assert "the kernel killed it (OOMKilled)" in error.message, error.message
+    assert not cgroup.exists(), f"{cgroup} is left after the attempt ended"
+
+
+def test_a_memory_spike_is_stopped_by_the_kernel_in_the_tasks_own_cgroup(
+    rt_server: Server, rt_remote: FlyteRemote, tmp_path
+):
+    name = run(rt_server, "resources.py", "memory_spike_wf", "--marker_dir", str(tmp_path))
+    cgroup = _in_its_cgroup(rt_server, tmp_path)
+    (tmp_path / "go").touch()
+    execution = wait(rt_remote, rt_server, name)
+    _assert_killed_by_the_kernel(rt_remote, execution, cgroup)
+
+
+def test_a_restarted_server_keeps_a_running_tasks_memory_limit(tmp_path_factory):
+    import signal
+
+    base = tmp_path_factory.mktemp("cgroup-restart")
+    markers = base / "markers"
+    markers.mkdir()
+    env = {"FLYTE_RS_ENGINE__HOST_CPUS": "2"}
+    first = start_server(base, base / "data", env=env)
+    try:
+        name = run(first, "resources.py", "memory_spike_wf", "--marker_dir", str(markers))
+        cgroup = _in_its_cgroup(first, markers)
+    finally:
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    assert cgroup.is_dir(), "the running task's cgroup went with the server"
+    second = start_server(base, base / "data", port=first.port, log_name="server-2.log", env=env)
+    try:
+        remote = FlyteRemote(
+            config=Config.auto(config_file=str(second.config_path)), default_project=PROJECT, default_domain=DOMAIN
+        )
+        _wait_for_log(second, "the re-attached task is in its memory cgroup")
+        (markers / "go").touch()
+        execution = wait(remote, second, name)
+        _assert_killed_by_the_kernel(remote, execution, cgroup)
+    finally:
+        code = stop_server(second)
+    assert code == 0, second.log()
+
+
+def _wait_for_log(server: Server, text: str):
+    import time
+
+    deadline = time.monotonic() + 240
+    while text not in server.log():
+        assert time.monotonic() < deadline, f"never logged {text!r}:\n{server.log()[-4000:]}"
+        time.sleep(0.1)
