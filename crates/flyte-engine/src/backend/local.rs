@@ -26,8 +26,9 @@
 //! * A task process starts once the CPU and memory it requests fit beside those running
 //!   ([`super::resources`]; QUEUED until then); a request larger than the host fails at once
 //!   (`Unschedulable`). Eager tasks are not held to it: they wait for the executions they
-//!   launch, whose tasks need the capacity. A memory limit is enforced ([`super::memory`]), and
-//!   a task killed at it is reported `OOMKilled`.
+//!   launch, whose tasks need the capacity. A memory limit is held by the kernel in a memory
+//!   cgroup of the attempt's own where the host offers one ([`super::cgroup`]), else by
+//!   sampling ([`super::memory`]); a task killed at it is reported `OOMKilled`.
 //! * After the process exits: `error.pb` before everything else (flytekit exits 0 after a user
 //!   error), then `futures.pb`, then `outputs.pb` (see [`super::task_io::evaluate_success`]); a
 //!   non-zero exit without `error.pb` is a retryable USER failure with the end of the log in
