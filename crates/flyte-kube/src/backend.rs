@@ -110,6 +110,7 @@ impl KubeBackend {
                 cfg.create_container_config_error_grace_secs,
             ),
             create_container_error: Duration::from_secs(cfg.create_container_error_grace_secs),
+            pod_pending: Duration::from_secs(cfg.pod_pending_timeout_secs),
         };
         let recheck = Duration::from_secs(cfg.recheck_secs.max(1));
         let inner = Arc::new(Inner {
@@ -268,6 +269,14 @@ async fn on_pod(inner: &Inner, p: Pod) {
         let Some(t) = map.remove(&r) else { return };
         (t.key, t.updates, t.template, t.output_prefix)
     };
+    // Given up while pending (`PhaseInfoRetryableFailureWithCleanup`): the pod must not be
+    // scheduled later and run beside the retry.
+    if matches!(&phase, PodPhase::Failed { code, .. } if code == phase::POD_PENDING_TIMEOUT) {
+        let api: Api<Pod> = Api::namespaced(inner.client.clone(), &r.0);
+        if let Err(e) = api.delete(&r.1, &DeleteParams::background()).await {
+            tracing::warn!(namespace = %r.0, pod = %r.1, error = %e, "cannot delete the pod that stayed pending");
+        }
+    }
     let outcome = match phase {
         PodPhase::Succeeded => {
             task_io::evaluate_success(&inner.store, &output_prefix, &template, Vec::new()).await

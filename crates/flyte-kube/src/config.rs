@@ -65,6 +65,10 @@ pub struct KubeConfig {
     /// both 3m).
     pub create_container_config_error_grace_secs: u64,
     pub create_container_error_grace_secs: u64,
+    /// How long a pod may stay pending (unschedulable, waiting for a node, pulling, creating)
+    /// before the attempt fails, retryable, with `PodPendingTimeout` and the pod is deleted
+    /// (propeller `pod-pending-timeout`); 0: it waits as long as it takes (propeller's default).
+    pub pod_pending_timeout_secs: u64,
     /// How often pending pods are looked at again from the watch's cache (a grace period can
     /// end without any new event on the pod). No API request is made for it.
     pub recheck_secs: u64,
@@ -108,6 +112,7 @@ impl Default for KubeConfig {
             image_pull_backoff_grace_secs: 180,
             create_container_config_error_grace_secs: 180,
             create_container_error_grace_secs: 180,
+            pod_pending_timeout_secs: 0,
             recheck_secs: 15,
             quota_backoff_base_ms: 2_000,
             quota_backoff_max_ms: 20_000,

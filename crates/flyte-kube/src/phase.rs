@@ -24,6 +24,9 @@ pub struct Grace {
     pub image_pull_backoff: Duration,
     pub create_container_config_error: Duration,
     pub create_container_error: Duration,
+    /// How long a pod may stay pending (unschedulable, pulling, creating) before the attempt
+    /// fails with `PodPendingTimeout` (propeller `pod-pending-timeout`); zero: forever.
+    pub pod_pending: Duration,
 }
 
 /// Who a failure is charged to.
@@ -108,7 +111,7 @@ pub fn classify(pod: &Pod, grace: &Grace, now: Timestamp) -> PodPhase {
     match status.phase.as_deref().unwrap_or("Pending") {
         "Succeeded" => demystify_success(status),
         "Failed" => demystify_failure(status, &primary),
-        "Pending" => demystify_pending(status, grace, now),
+        "Pending" => pending_with_timeout(status, grace, now),
         "Unknown" => PodPhase::Unknown,
         // Running: the primary container decides (a sidecar may keep running).
         _ => primary_container_phase(
@@ -236,21 +239,46 @@ fn demystify_failure(status: &PodStatus, primary: &str) -> PodPhase {
     }
 }
 
-fn demystify_pending(status: &PodStatus, grace: &Grace, now: Timestamp) -> PodPhase {
+/// `DemystifyPending`: a pod still pending after `grace.pod_pending` (from its pending
+/// condition's last transition) is a retryable USER failure `PodPendingTimeout` with the
+/// reason it was waiting for; the backend then deletes it, so that it does not start later.
+fn pending_with_timeout(status: &PodStatus, grace: &Grace, now: Timestamp) -> PodPhase {
+    let (phase, since) = demystify_pending(status, grace, now);
+    if let (PodPhase::Queued { reason }, Some(since)) = (&phase, since)
+        && !grace.pod_pending.is_zero()
+        && Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO)
+            >= grace.pod_pending
+    {
+        return PodPhase::failed(POD_PENDING_TIMEOUT, reason.clone(), Blame::User, true);
+    }
+    phase
+}
+
+/// The code of a pod that stayed pending too long.
+pub const POD_PENDING_TIMEOUT: &str = "PodPendingTimeout";
+
+/// The phase, and since when the condition that decided it holds.
+fn demystify_pending(
+    status: &PodStatus,
+    grace: &Grace,
+    now: Timestamp,
+) -> (PodPhase, Option<Timestamp>) {
     for c in status.conditions.iter().flatten() {
         let since = c.last_transition_time.as_ref().map(|t| t.0);
         let reason = c.reason.as_deref().unwrap_or("");
         let message = c.message.as_deref().unwrap_or("");
         match c.type_.as_str() {
             "PodScheduled" if c.status == "False" => {
-                return PodPhase::Queued {
+                let phase = PodPhase::Queued {
                     reason: format!("{reason}:{message}"),
                 };
+                return (phase, since);
             }
             "Unschedulable" => {
-                return PodPhase::Queued {
+                let phase = PodPhase::Queued {
                     reason: format!("{reason}:{message}"),
                 };
+                return (phase, since);
             }
             "Ready" if c.status == "False" => {
                 // Init containers first: a stuck one is the cause when the main containers
@@ -274,7 +302,7 @@ fn demystify_pending(status: &PodStatus, grace: &Grace, now: Timestamp) -> PodPh
                             Duration::try_from(now.duration_since(t)).unwrap_or(Duration::ZERO)
                         })
                         .unwrap_or(Duration::ZERO);
-                    return classify_waiting(
+                    let phase = classify_waiting(
                         w.reason.as_deref().unwrap_or(""),
                         w.message.as_deref().unwrap_or(""),
                         reason,
@@ -282,14 +310,16 @@ fn demystify_pending(status: &PodStatus, grace: &Grace, now: Timestamp) -> PodPh
                         elapsed,
                         grace,
                     );
+                    return (phase, since);
                 }
             }
             _ => {}
         }
     }
-    PodPhase::Queued {
+    let phase = PodPhase::Queued {
         reason: "Scheduling".into(),
-    }
+    };
+    (phase, None)
 }
 
 /// `classifyWaitingContainer`.
@@ -374,6 +404,7 @@ mod tests {
         image_pull_backoff: Duration::from_secs(180),
         create_container_config_error: Duration::from_secs(180),
         create_container_error: Duration::from_secs(180),
+        pod_pending: Duration::ZERO,
     };
 
     fn pod(status: Value) -> Pod {
@@ -410,6 +441,53 @@ mod tests {
             } => (code.as_str(), *blame, *retryable),
             other => panic!("not a failure: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_pod_pending_past_the_timeout_fails_retryable_with_its_reason() {
+        let grace = Grace {
+            pod_pending: Duration::from_secs(600),
+            ..GRACE
+        };
+        let unschedulable = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+            "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu",
+            "lastTransitionTime": "2026-12-07T12:00:00Z"}]}),
+        );
+        // Within the timeout (and with none configured): QUEUED with the scheduler's message.
+        for (g, now) in [
+            (grace, at("2026-12-07T12:09:59Z")),
+            (GRACE, at("2026-12-08T12:00:00Z")),
+        ] {
+            assert_eq!(
+                classify(&unschedulable, &g, now),
+                PodPhase::Queued {
+                    reason: "Unschedulable:0/3 nodes are available: 3 Insufficient nvidia.com/gpu"
+                        .into()
+                }
+            );
+        }
+        let p = classify(&unschedulable, &grace, at("2026-12-07T12:10:00Z"));
+        assert_eq!(
+            p,
+            PodPhase::Failed {
+                code: "PodPendingTimeout".into(),
+                message: "Unschedulable:0/3 nodes are available: 3 Insufficient nvidia.com/gpu"
+                    .into(),
+                blame: Blame::User,
+                retryable: true,
+            }
+        );
+        // No condition to date it: it waits (propeller dates it now).
+        assert!(matches!(
+            classify(
+                &pod(json!({"phase": "Pending"})),
+                &grace,
+                at("2027-01-01T00:00:00Z")
+            ),
+            PodPhase::Queued { .. }
+        ));
     }
 
     #[test]

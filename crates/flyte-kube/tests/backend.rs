@@ -636,3 +636,45 @@ fn quota_messages_are_read_as_propeller_reads_them() {
     assert!(fits_quota(&m("limits.nvidia.com/gpu=4", "limits.cpu=1")));
     assert!(fits_quota("pods \"p\" is forbidden: exceeded quota: pods"));
 }
+
+#[tokio::test]
+async fn a_pod_pending_past_the_timeout_fails_retryable_and_is_deleted() {
+    let f = fixture_with(|c| c.pod_pending_timeout_secs = 600).await;
+    let a = attempt(&f.store, "exp1", 0);
+    let name = pod_name(&a);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a, tx).await.unwrap();
+    // Unschedulable since long before the timeout's 10 minutes.
+    f.double.set_status(
+        NS,
+        &name,
+        json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "lastTransitionTime": "2026-01-01T00:00:00Z",
+            "message": "0/3 nodes are available: 3 Insufficient memory."}]}),
+    );
+    loop {
+        match next(&mut rx).await {
+            AttemptUpdate::Finished(AttemptOutcome::Failed {
+                error, retryable, ..
+            }) => {
+                assert_eq!(error.code, "PodPendingTimeout");
+                assert!(
+                    error.message.contains("Insufficient memory"),
+                    "{}",
+                    error.message
+                );
+                assert_eq!(error.kind, ErrorKind::User as i32);
+                assert!(retryable);
+                break;
+            }
+            AttemptUpdate::Finished(other) => panic!("{other:?}"),
+            _ => {}
+        }
+    }
+    assert!(
+        f.double
+            .requests()
+            .contains(&format!("DELETE /api/v1/namespaces/{NS}/pods/{name}")),
+        "the pending pod is deleted"
+    );
+}
