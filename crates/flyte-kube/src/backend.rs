@@ -71,6 +71,10 @@ struct Inner {
     store: BlobStore,
     /// Attempts followed, by (namespace, pod name).
     tracked: Mutex<HashMap<(String, String), Tracked>>,
+    /// Finished pods to delete, with when.
+    finished: Mutex<HashMap<(String, String), Timestamp>>,
+    /// When this backend started (see `reattach_grace_secs`).
+    started: Timestamp,
 }
 
 /// Task attempts as pods.
@@ -119,6 +123,8 @@ impl KubeBackend {
             grace,
             store,
             tracked: Mutex::new(HashMap::new()),
+            finished: Mutex::new(HashMap::new()),
+            started: Timestamp::now(),
         });
         let watch = tokio::spawn(watch_pods(Arc::downgrade(&inner))).abort_handle();
         let tick = tokio::spawn(recheck_pending(Arc::downgrade(&inner), recheck)).abort_handle();
@@ -229,6 +235,84 @@ async fn recheck_pending(inner: Weak<Inner>, every: Duration) {
         for p in pods {
             on_pod(&inner, p).await;
         }
+        delete_due(&inner).await;
+    }
+}
+
+/// Deletes the finished pods whose time has come.
+async fn delete_due(inner: &Inner) {
+    let now = Timestamp::now();
+    let due: Vec<(String, String)> = match inner.finished.lock() {
+        Ok(mut map) => {
+            let due: Vec<_> = map
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(r, _)| r.clone())
+                .collect();
+            for r in &due {
+                map.remove(r);
+            }
+            due
+        }
+        Err(_) => return,
+    };
+    for r in due {
+        delete_finished(inner, &r).await;
+    }
+}
+
+async fn delete_finished(inner: &Inner, r: &(String, String)) {
+    let api: Api<Pod> = Api::namespaced(inner.client.clone(), &r.0);
+    match api.delete(&r.1, &DeleteParams::background()).await {
+        Ok(_) => tracing::debug!(namespace = %r.0, pod = %r.1, "finished task pod deleted"),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        // Tried again at the next recheck.
+        Err(e) => {
+            tracing::warn!(namespace = %r.0, pod = %r.1, error = %e, "cannot delete a finished task pod");
+            if let Ok(mut map) = inner.finished.lock() {
+                map.insert(r.clone(), Timestamp::now());
+            }
+        }
+    }
+}
+
+/// When the finished pod `p` is to be deleted: `delete_finished_pods_after_secs` after it
+/// finished (its containers' last `finishedAt`, else now).
+fn deletion_due(inner: &Inner, p: &Pod, now: Timestamp) -> Timestamp {
+    let finished = p
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .map(|t| t.0)
+        .max()
+        .unwrap_or(now);
+    let after = std::time::Duration::from_secs(inner.cfg.delete_finished_pods_after_secs);
+    finished.checked_add(jiff_span(after)).unwrap_or(finished)
+}
+
+fn jiff_span(d: Duration) -> k8s_openapi::jiff::SignedDuration {
+    k8s_openapi::jiff::SignedDuration::try_from(d).unwrap_or(k8s_openapi::jiff::SignedDuration::MAX)
+}
+
+/// A finished pod no attempt follows (found by the watch after a restart, or seen again after
+/// its outcome was read): its deletion is scheduled, not sooner than `reattach_grace_secs`
+/// after this backend started.
+fn schedule_untracked(inner: &Inner, r: (String, String), p: &Pod) {
+    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+    if !matches!(phase, Some("Succeeded" | "Failed")) {
+        return;
+    }
+    let now = Timestamp::now();
+    let floor = inner
+        .started
+        .checked_add(jiff_span(Duration::from_secs(
+            inner.cfg.reattach_grace_secs,
+        )))
+        .unwrap_or(inner.started);
+    let due = deletion_due(inner, p, now).max(floor);
+    if let Ok(mut map) = inner.finished.lock() {
+        map.entry(r).or_insert(due);
     }
 }
 
@@ -244,8 +328,12 @@ async fn on_pod(inner: &Inner, p: Pod) {
         let Ok(mut map) = inner.tracked.lock() else {
             return;
         };
-        let Some(t) = map.get_mut(&r) else { return };
-        t.pod = Some(p);
+        let Some(t) = map.get_mut(&r) else {
+            drop(map);
+            schedule_untracked(inner, r, &p);
+            return;
+        };
+        t.pod = Some(p.clone());
         let update = match &phase {
             PodPhase::Queued { reason } if t.reported != Reported::Queued(reason.clone()) => {
                 t.reported = Reported::Queued(reason.clone());
@@ -304,6 +392,15 @@ async fn on_pod(inner: &Inner, p: Pod) {
         "task pod finished"
     );
     let _ = updates.send((key, AttemptUpdate::Finished(outcome)));
+    // Its outcome is read: the pod may go once its time comes.
+    if inner.cfg.delete_finished_pods_after_secs == 0 {
+        delete_finished(inner, &r).await;
+    } else {
+        let due = deletion_due(inner, &p, Timestamp::now());
+        if let Ok(mut map) = inner.finished.lock() {
+            map.insert(r, due);
+        }
+    }
 }
 
 /// What creating a pod came to.
@@ -473,6 +570,9 @@ async fn retry_over_quota(inner: Weak<Inner>, r: (String, String), built: Pod) {
 /// retryable system failure in propeller).
 fn on_deleted(inner: &Inner, p: &Pod) {
     let Some(r) = pod_key(p) else { return };
+    if let Ok(mut map) = inner.finished.lock() {
+        map.remove(&r);
+    }
     let Some(t) = inner.tracked.lock().ok().and_then(|mut m| m.remove(&r)) else {
         return;
     };

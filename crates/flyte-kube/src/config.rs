@@ -77,6 +77,14 @@ pub struct KubeConfig {
     /// meanwhile (propeller's `backoff.base-second` 2 s, `backoff.max-duration` 20 s).
     pub quota_backoff_base_ms: u64,
     pub quota_backoff_max_ms: u64,
+    /// Finished pods (their outcome read) are deleted this long after they finished; 0: at
+    /// once. Until then `kubectl logs` and the console's pod logs still work. Propeller keeps
+    /// them until the workflow's garbage collection (`max-ttl-hours`, 23 h): the default.
+    pub delete_finished_pods_after_secs: u64,
+    /// After a start, finished pods of ours that no attempt follows are left alone this long
+    /// before their deletion is due: the engine first re-attaches to the attempts still in
+    /// flight, whose outcome such a pod may hold.
+    pub reattach_grace_secs: u64,
 }
 
 impl Default for KubeConfig {
@@ -116,6 +124,8 @@ impl Default for KubeConfig {
             recheck_secs: 15,
             quota_backoff_base_ms: 2_000,
             quota_backoff_max_ms: 20_000,
+            delete_finished_pods_after_secs: 23 * 3600,
+            reattach_grace_secs: 600,
         }
     }
 }

@@ -678,3 +678,76 @@ async fn a_pod_pending_past_the_timeout_fails_retryable_and_is_deleted() {
         "the pending pod is deleted"
     );
 }
+
+/// Waits (bounded only so that a broken run fails) until the double saw `request`.
+async fn until_requested(double: &ApiDouble, request: &str) {
+    for _ in 0..600 {
+        if double.requests().iter().any(|r| r == request) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never requested: {request}; saw {:?}", double.requests());
+}
+
+#[tokio::test]
+async fn a_finished_pod_is_deleted_once_its_outcome_is_read() {
+    let f = fixture_with(|c| c.delete_finished_pods_after_secs = 0).await;
+    let a = attempt(&f.store, "exd1", 0);
+    let name = pod_name(&a);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a, tx).await.unwrap();
+    f.double
+        .set_status(NS, &name, terminated("Succeeded", &name, 0, "Completed"));
+    loop {
+        if let AttemptUpdate::Finished(outcome) = next(&mut rx).await {
+            assert_eq!(outcome, AttemptOutcome::Succeeded { logs: vec![] });
+            break;
+        }
+    }
+    until_requested(
+        &f.double,
+        &format!("DELETE /api/v1/namespaces/{NS}/pods/{name}"),
+    )
+    .await;
+    assert!(f.double.pod(NS, &name).is_none());
+}
+
+#[tokio::test]
+async fn finished_pods_an_earlier_server_left_are_deleted_when_due() {
+    let f = fixture_with(|c| {
+        c.delete_finished_pods_after_secs = 3600;
+        c.reattach_grace_secs = 0;
+        c.recheck_secs = 1;
+    })
+    .await;
+    // Two pods of ours no attempt follows: one finished a day ago (due), one just now (kept
+    // for the hour).
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    for (name, finished_at) in [
+        ("old-n0-0", "2026-01-01T00:00:00Z"),
+        ("new-n0-0", now.as_str()),
+    ] {
+        f.double.insert_pod(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS,
+                "labels": {"app.kubernetes.io/managed-by": "flyte-rs"}},
+            "spec": {"containers": [{"name": name, "image": "i"}]},
+            "status": {"phase": "Succeeded", "containerStatuses": [{"name": name, "ready": false,
+                "restartCount": 0, "image": "i", "imageID": "",
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                    "finishedAt": finished_at}}}]}
+        }));
+    }
+    until_requested(
+        &f.double,
+        &format!("DELETE /api/v1/namespaces/{NS}/pods/old-n0-0"),
+    )
+    .await;
+    assert!(f.double.pod(NS, "new-n0-0").is_some(), "not due yet");
+    assert!(
+        !f.double
+            .requests()
+            .contains(&format!("DELETE /api/v1/namespaces/{NS}/pods/new-n0-0"))
+    );
+}
