@@ -188,7 +188,8 @@ def _wait_for(path: pathlib.Path, server: Server, what: str) -> str:
 def _in_its_cgroup(server: Server, markers: pathlib.Path) -> pathlib.Path:
     """The attempt's memory cgroup as the task saw it, checked: this server uses cgroups, the
     cgroup is the attempt's own, it exists with the task's 200 MiB limit while the task runs."""
-    assert "memory_limits=cgroup" in server.log(), (
+    whole_log = server.log_path.read_text()  # server.log() is only its end
+    assert "memory_limits=cgroup" in whole_log, (
         "this host offers no memory cgroup flyte-rs can use (root, or a delegated cgroup v2 "
         "subtree, is needed for these tests):\n" + server.log()[-3000:]
     )
@@ -198,7 +199,7 @@ def _in_its_cgroup(server: Server, markers: pathlib.Path) -> pathlib.Path:
     assert cgroup.name.startswith(f"{PROJECT}+{DOMAIN}+"), directory
     assert limit == str(200 << 20), limit
     assert cgroup.is_dir(), directory
-    assert f"cgroup={directory}" in server.log(), server.log()[-3000:]
+    assert f"cgroup={directory}" in server.log_path.read_text(), server.log()[-3000:]
     return cgroup
 
 

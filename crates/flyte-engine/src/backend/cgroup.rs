@@ -316,8 +316,10 @@ impl TaskCgroups {
                 }
                 Version::V2 => {
                     std::fs::write(cgroup.dir.join("memory.max"), limit.to_string())?;
-                    // The whole task goes when the kernel kills at the limit, as a container.
-                    std::fs::write(cgroup.dir.join("memory.oom.group"), "1")
+                    // The whole task goes when the kernel kills at the limit, as a container
+                    // (Linux 4.19 and later; without it the kernel kills the largest process).
+                    let _ = std::fs::write(cgroup.dir.join("memory.oom.group"), "1");
+                    Ok(())
                 }
             }
         };
