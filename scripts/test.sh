@@ -130,14 +130,15 @@ fi
 
 # A short sample with Azure Blob Storage (Azurite, from above) as the blob store: a file input
 # uploaded through a SAS URL, file/directory outputs read back, a client in another working
-# directory, the raw prefix per project and a project's own metadata location. The whole
-# golden core passes on Azure too (docs/storage.md); this keeps it exercised for ~2 minutes.
+# directory (also a dataframe), the raw prefix per project and a project's own metadata
+# location. The whole golden core passes on Azure too (docs/storage.md); this keeps it
+# exercised in about 2 minutes.
 log "end-to-end sample with Azure as the blob store (FLYTERS_E2E_BLOB_STORE=azure)"
 if [[ -x "$python" && -n "${FLYTERS_TEST_AZURITE_ENDPOINT:-}" ]]; then
   az_started=$SECONDS
   FLYTERS_E2E_BLOB_STORE=azure "$python" -m pytest tests/e2e/test_executions.py tests/e2e/test_storage_prefixes.py \
-    tests/e2e/test_metadata_locations.py -q -p no:cacheprovider \
-    -k "local_file_input or file_and_directory or client_in_another or raw_output_prefix or own_location"
+    tests/e2e/test_metadata_locations.py tests/e2e/test_store_client.py -q -p no:cacheprovider \
+    -k "local_file_input or file_and_directory or client_in_another or raw_output_prefix or own_location or dataframe"
   rc=$?
   echo "e2e sample on Azure: $((SECONDS - az_started))s"
   ((rc == 0)) || failed+=("e2e on Azure (pytest exit $rc)")
