@@ -221,8 +221,10 @@ def test_a_memory_spike_is_stopped_by_the_kernel_in_the_tasks_own_cgroup(
     rt_server: Server, rt_remote: FlyteRemote, tmp_path
 ):
     name = run(rt_server, "resources.py", "memory_spike_wf", "--marker_dir", str(tmp_path))
-    cgroup = _in_its_cgroup(rt_server, tmp_path)
-    (tmp_path / "go").touch()
+    try:
+        cgroup = _in_its_cgroup(rt_server, tmp_path)
+    finally:
+        (tmp_path / "go").touch()  # a task left waiting would outlive the server
     execution = wait(rt_remote, rt_server, name)
     _assert_killed_by_the_kernel(rt_remote, execution, cgroup)
 
@@ -238,6 +240,9 @@ def test_a_restarted_server_keeps_a_running_tasks_memory_limit(tmp_path_factory)
     try:
         name = run(first, "resources.py", "memory_spike_wf", "--marker_dir", str(markers))
         cgroup = _in_its_cgroup(first, markers)
+    except BaseException:
+        (markers / "go").touch()  # a task left waiting would outlive the server
+        raise
     finally:
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(timeout=10)
@@ -247,8 +252,10 @@ def test_a_restarted_server_keeps_a_running_tasks_memory_limit(tmp_path_factory)
         remote = FlyteRemote(
             config=Config.auto(config_file=str(second.config_path)), default_project=PROJECT, default_domain=DOMAIN
         )
-        _wait_for_log(second, "the re-attached task is in its memory cgroup")
-        (markers / "go").touch()
+        try:
+            _wait_for_log(second, "the re-attached task is in its memory cgroup")
+        finally:
+            (markers / "go").touch()
         execution = wait(remote, second, name)
         _assert_killed_by_the_kernel(remote, execution, cgroup)
     finally:
@@ -260,6 +267,6 @@ def _wait_for_log(server: Server, text: str):
     import time
 
     deadline = time.monotonic() + 240
-    while text not in server.log():
+    while text not in server.log_path.read_text():
         assert time.monotonic() < deadline, f"never logged {text!r}:\n{server.log()[-4000:]}"
         time.sleep(0.1)
