@@ -186,13 +186,16 @@ async fn client_config(path: &Path, context: Option<String>) -> Result<kube::Con
         .map_err(err)
 }
 
-fn failure(code: &str, message: String, blame: Blame, retryable: bool) -> AttemptOutcome {
-    let kind = match blame {
+fn kind_of(blame: Blame) -> ErrorKind {
+    match blame {
         Blame::User => ErrorKind::User,
         Blame::System => ErrorKind::System,
-    };
+    }
+}
+
+fn failure(code: &str, message: String, blame: Blame, retryable: bool) -> AttemptOutcome {
     task_io::failed(
-        task_io::execution_error(code, message, kind),
+        task_io::execution_error(code, message, kind_of(blame)),
         retryable,
         Vec::new(),
     )
@@ -324,7 +327,12 @@ fn pod_key(p: &Pod) -> Option<(String, String)> {
 async fn on_pod(inner: &Inner, p: Pod) {
     let Some(r) = pod_key(&p) else { return };
     let phase = phase::classify(&p, &inner.grace, Timestamp::now());
-    let (key, updates, template, output_prefix) = {
+    let now = Timestamp::now();
+    let links = |t: &Tracked, p: &Pod| {
+        let primary = phase::primary_container(p);
+        crate::logs::task_logs(&inner.cfg.log_links, p, &primary, &t.key, &t.template, now)
+    };
+    let (key, updates, template, output_prefix, logs) = {
         let Ok(mut map) = inner.tracked.lock() else {
             return;
         };
@@ -343,7 +351,7 @@ async fn on_pod(inner: &Inner, p: Pod) {
             }
             PodPhase::Running if t.reported != Reported::Running => {
                 t.reported = Reported::Running;
-                Some(AttemptUpdate::Running { logs: Vec::new() })
+                Some(AttemptUpdate::Running { logs: links(t, &p) })
             }
             _ => None,
         };
@@ -355,7 +363,8 @@ async fn on_pod(inner: &Inner, p: Pod) {
         }
         // Finished: stop following it before the store is read (a later event is ignored).
         let Some(t) = map.remove(&r) else { return };
-        (t.key, t.updates, t.template, t.output_prefix)
+        let logs = links(&t, &p);
+        (t.key, t.updates, t.template, t.output_prefix, logs)
     };
     // Given up while pending (`PhaseInfoRetryableFailureWithCleanup`): the pod must not be
     // scheduled later and run beside the retry.
@@ -367,7 +376,7 @@ async fn on_pod(inner: &Inner, p: Pod) {
     }
     let outcome = match phase {
         PodPhase::Succeeded => {
-            task_io::evaluate_success(&inner.store, &output_prefix, &template, Vec::new()).await
+            task_io::evaluate_success(&inner.store, &output_prefix, &template, logs).await
         }
         PodPhase::Failed {
             code,
@@ -378,11 +387,17 @@ async fn on_pod(inner: &Inner, p: Pod) {
             // error.pb, when the task wrote one, says more than the pod's status.
             let from_file = match task_io::key_of(&inner.store, &output_prefix) {
                 Ok(prefix_key) => {
-                    task_io::read_error_file(&inner.store, &prefix_key, &output_prefix, &[]).await
+                    task_io::read_error_file(&inner.store, &prefix_key, &output_prefix, &logs).await
                 }
                 Err(_) => None,
             };
-            from_file.unwrap_or_else(|| failure(&code, message, blame, retryable))
+            from_file.unwrap_or_else(|| {
+                task_io::failed(
+                    task_io::execution_error(&code, message, kind_of(blame)),
+                    retryable,
+                    logs,
+                )
+            })
         }
         _ => return,
     };

@@ -85,6 +85,11 @@ pub struct KubeConfig {
     /// before their deletion is due: the engine first re-attaches to the attempts still in
     /// flight, whose outcome such a pod may hold.
     pub reattach_grace_secs: u64,
+    /// Links to the task's logs shown in the console and on task events, rendered for each
+    /// pod from templates with propeller's variables (`{{ .podName }}`, `{{ .namespace }}`,
+    /// `{{ .containerName }}`, `{{ .containerId }}`, …; docs/kubernetes.md): propeller's
+    /// `logs.templates` (Kubernetes dashboard, CloudWatch, Stackdriver or any other).
+    pub log_links: Vec<crate::logs::LogLink>,
 }
 
 impl Default for KubeConfig {
@@ -126,6 +131,7 @@ impl Default for KubeConfig {
             quota_backoff_max_ms: 20_000,
             delete_finished_pods_after_secs: 23 * 3600,
             reattach_grace_secs: 600,
+            log_links: Vec::new(),
         }
     }
 }
@@ -155,6 +161,9 @@ impl KubeConfig {
                     "kubernetes.{key} = {v:?} is not a quantity (like 500m, 2, 512Mi, 4Gi)"
                 ));
             }
+        }
+        for link in &self.log_links {
+            link.validate()?;
         }
         let probe = self.namespace("p", "d");
         if probe.contains("{{") {

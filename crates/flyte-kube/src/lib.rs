@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod logs;
 pub mod phase;
 pub mod pod;
 

@@ -751,3 +751,47 @@ async fn finished_pods_an_earlier_server_left_are_deleted_when_due() {
             .contains(&format!("DELETE /api/v1/namespaces/{NS}/pods/new-n0-0"))
     );
 }
+
+#[tokio::test]
+async fn log_links_from_the_templates_are_on_the_running_and_finished_attempt() {
+    let f = fixture_with(|c| {
+        c.log_links = vec![flyte_kube::logs::LogLink {
+            display_name: "Kubernetes Logs".into(),
+            template_uris: vec![
+                "https://dash.example.com/#!/log/{{ .namespace }}/{{ .podName }}/pod?namespace={{ .namespace }}&c={{ .containerName }}"
+                    .into(),
+            ],
+            message_format: Some("json".into()),
+            show_while_pending: false,
+            hide_once_finished: false,
+        }]
+    })
+    .await;
+    let a = attempt(&f.store, "exl1", 0);
+    let name = pod_name(&a);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    f.backend.start(a, tx).await.unwrap();
+    let want = format!("https://dash.example.com/#!/log/{NS}/{name}/pod?namespace={NS}&c={name}");
+    f.double.set_status(NS, &name, running(&name));
+    loop {
+        match next(&mut rx).await {
+            AttemptUpdate::Running { logs } => {
+                assert_eq!(logs.len(), 1, "{logs:?}");
+                assert_eq!(logs[0].uri, want);
+                assert_eq!(logs[0].name, "Kubernetes Logs (User)");
+                break;
+            }
+            AttemptUpdate::Finished(o) => panic!("{o:?}"),
+            _ => {}
+        }
+    }
+    f.double
+        .set_status(NS, &name, terminated("Failed", &name, 1, "Error"));
+    let AttemptUpdate::Finished(AttemptOutcome::Failed { logs, .. }) = next(&mut rx).await else {
+        panic!()
+    };
+    assert_eq!(
+        logs.iter().map(|l| l.uri.as_str()).collect::<Vec<_>>(),
+        [want.as_str()]
+    );
+}
