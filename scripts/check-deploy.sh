@@ -82,6 +82,25 @@ elif ! grep -q "needs PostgreSQL" <<<"$msg"; then
   fails=$((fails + 1))
 fi
 
+# Tasks as pods without an object store cannot work: the pods cannot read the data volume.
+if msg="$("$HELM" template flyte "$CHART" --set kubernetes.enabled=true 2>&1)"; then
+  echo "check-deploy: kubernetes.enabled without storage.blobUrl rendered; the chart must refuse it" >&2
+  fails=$((fails + 1))
+elif ! grep -q "needs an object store" <<<"$msg"; then
+  echo "check-deploy: kubernetes.enabled without storage.blobUrl failed for another reason: $msg" >&2
+  fails=$((fails + 1))
+fi
+# With it on, the server gets the settings and its service account the ClusterRole.
+ci="$out/ci/flyte-rs/templates"
+grep -q "FLYTE_RS_KUBERNETES__ENABLED" "$ci/deployment.yaml" \
+  || { echo "check-deploy: kubernetes.enabled did not reach the server's environment" >&2; fails=$((fails + 1)); }
+grep -q 'value: "\[flyte-task-s3\]"' "$ci/deployment.yaml" \
+  || { echo "check-deploy: kubernetes.envFromSecrets not passed as a list" >&2; fails=$((fails + 1)); }
+grep -q "kind: ClusterRoleBinding" "$ci/rbac.yaml" 2>/dev/null \
+  || { echo "check-deploy: no ClusterRoleBinding for the tasks' pods" >&2; fails=$((fails + 1)); }
+[[ ! -e "$out/default/flyte-rs/templates/rbac.yaml" ]] \
+  || { echo "check-deploy: RBAC rendered with kubernetes.enabled off" >&2; fails=$((fails + 1)); }
+
 # The chart packages the repository's Grafana dashboards: they must be the same files.
 for f in "$ROOT"/deploy/dashboards/*.json; do
   grep -q "$(basename "$f")" "$out/ci/flyte-rs/templates/dashboards.yaml" \
