@@ -16,7 +16,7 @@ use flyte_engine::backend::{
 use flyteidl::core::TaskTemplate;
 use flyteidl::core::execution_error::ErrorKind;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplate};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -166,7 +166,28 @@ impl KubeBackend {
         } else {
             None
         };
-        pod::build_pod(attempt, inputs.as_ref(), &self.inner.cfg)
+        let base = match pod::pod_template_name(&attempt.template, &self.inner.cfg) {
+            None => None,
+            Some((name, named_by_task)) => {
+                let (ns, _) = pod::pod_ref(&attempt.key, &self.inner.cfg);
+                let api: Api<PodTemplate> = Api::namespaced(self.inner.client.clone(), &ns);
+                match api.get_opt(name).await {
+                    Ok(Some(t)) => Some(t),
+                    Ok(None) if !named_by_task => None,
+                    Ok(None) => {
+                        return Err(BackendError::Unsupported(format!(
+                            "PodTemplate {name:?} (the task's pod_template_name) does not exist in namespace {ns}"
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(BackendError::Internal(format!(
+                            "cannot read PodTemplate {ns}/{name}: {e}"
+                        )));
+                    }
+                }
+            }
+        };
+        pod::build_pod_on(attempt, inputs.as_ref(), &self.inner.cfg, base.as_ref())
             .map_err(|e| BackendError::Unsupported(e.0))
     }
 }

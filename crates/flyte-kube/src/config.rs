@@ -90,6 +90,9 @@ pub struct KubeConfig {
     /// `{{ .containerName }}`, `{{ .containerId }}`, …; docs/kubernetes.md): propeller's
     /// `logs.templates` (Kubernetes dashboard, CloudWatch, Stackdriver or any other).
     pub log_links: Vec<crate::logs::LogLink>,
+    /// A PodTemplate (in each task namespace) every task pod starts from when its task names
+    /// none with `pod_template_name` (propeller `default-pod-template-name`); missing: none.
+    pub default_pod_template_name: Option<String>,
 }
 
 impl Default for KubeConfig {
@@ -132,6 +135,7 @@ impl Default for KubeConfig {
             delete_finished_pods_after_secs: 23 * 3600,
             reattach_grace_secs: 600,
             log_links: Vec::new(),
+            default_pod_template_name: None,
         }
     }
 }

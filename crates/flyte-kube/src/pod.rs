@@ -63,6 +63,41 @@ pub fn build_pod(
     inputs: Option<&LiteralMap>,
     cfg: &KubeConfig,
 ) -> Result<Pod, BuildError> {
+    build_pod_on(attempt, inputs, cfg, None)
+}
+
+/// The PodTemplate a task's pod starts from: the task's `pod_template_name`, else
+/// `kubernetes.default_pod_template_name` (propeller `default-pod-template-name`); `true` when
+/// the task named it (then it must exist).
+pub fn pod_template_name<'a>(
+    t: &'a flyteidl::core::TaskTemplate,
+    cfg: &'a KubeConfig,
+) -> Option<(&'a str, bool)> {
+    let from_task = t
+        .metadata
+        .as_ref()
+        .map(|m| m.pod_template_name.as_str())
+        .filter(|n| !n.is_empty());
+    match from_task {
+        Some(n) => Some((n, true)),
+        None => cfg
+            .default_pod_template_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .map(|n| (n, false)),
+    }
+}
+
+/// [`build_pod`] on a PodTemplate of the cluster, merged as propeller's `BuildPodWithSpec`
+/// merges it (flytek8s `pod_helper.go`): the template's pod spec under the task's (`mergo`
+/// with override and appended lists), its container `default` under every container and
+/// `primary` under the primary one, its metadata under the pod's.
+pub fn build_pod_on(
+    attempt: &TaskAttempt,
+    inputs: Option<&LiteralMap>,
+    cfg: &KubeConfig,
+    pod_template: Option<&k8s_openapi::api::core::v1::PodTemplate>,
+) -> Result<Pod, BuildError> {
     let t = &attempt.template;
     let (namespace, name) = pod_ref(&attempt.key, cfg);
     let mut labels = BTreeMap::new();
@@ -139,6 +174,18 @@ pub fn build_pod(
         return Err(BuildError(format!(
             "the pod task's primary container [{primary}] is not among its containers"
         )));
+    }
+    if let Some(base) = pod_template.and_then(|p| p.template.as_ref()) {
+        spec = merge_onto_template(base.spec.as_ref(), spec, &primary)?;
+        if let Some(meta) = &base.metadata {
+            // Under the task's own pod metadata.
+            let mut l = meta.labels.clone().unwrap_or_default();
+            l.extend(labels);
+            labels = l;
+            let mut a = meta.annotations.clone().unwrap_or_default();
+            a.extend(annotations);
+            annotations = a;
+        }
     }
     spec.enable_service_links = Some(false);
 
@@ -425,6 +472,81 @@ fn inject_secrets(
         }
     }
     Ok(())
+}
+
+/// Container names a PodTemplate uses for the bases of all containers and of the primary one.
+const DEFAULT_CONTAINER_TEMPLATE: &str = "default";
+const PRIMARY_CONTAINER_TEMPLATE: &str = "primary";
+
+fn merge_onto_template(
+    base: Option<&PodSpec>,
+    spec: PodSpec,
+    primary: &str,
+) -> Result<PodSpec, BuildError> {
+    let Some(base) = base else { return Ok(spec) };
+    let template_container = |name: &str| base.containers.iter().find(|c| c.name == name);
+    let default = template_container(DEFAULT_CONTAINER_TEMPLATE);
+    let primary_base = template_container(PRIMARY_CONTAINER_TEMPLATE);
+    let mut containers = Vec::new();
+    for c in &spec.containers {
+        let mut merged: Option<serde_json::Value> = default.map(to_json);
+        if c.name == primary
+            && let Some(p) = primary_base
+        {
+            match merged.as_mut() {
+                Some(m) => merge_json(m, &to_json(p)),
+                None => merged = Some(to_json(p)),
+            }
+        }
+        let container = match merged {
+            None => c.clone(),
+            Some(mut m) => {
+                merge_json(&mut m, &to_json(c));
+                // The task's container keeps its name (the template's is a role).
+                m["name"] = serde_json::Value::String(c.name.clone());
+                serde_json::from_value(m).map_err(|e| {
+                    BuildError(format!("the PodTemplate's container does not merge: {e}"))
+                })?
+            }
+        };
+        containers.push(container);
+    }
+    let mut pod = to_json(base);
+    merge_json(&mut pod, &to_json(&spec));
+    let mut merged: PodSpec = serde_json::from_value(pod)
+        .map_err(|e| BuildError(format!("the PodTemplate's pod spec does not merge: {e}")))?;
+    merged.containers = containers;
+    // The plugin sets `restartPolicy: Never` after the merge: a template's `OnFailure` would
+    // restart a failed task in place instead of failing the attempt.
+    merged.restart_policy = spec.restart_policy;
+    Ok(merged)
+}
+
+/// The pod types always serialise.
+fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// `mergo.Merge(dst, src, WithOverride, WithAppendSlice)` on JSON: objects merged key by key,
+/// lists appended, a value of `src` (not null, not "") replacing `dst`'s.
+fn merge_json(dst: &mut serde_json::Value, src: &serde_json::Value) {
+    use serde_json::Value;
+    match (dst, src) {
+        (_, Value::Null) => {}
+        (Value::Object(d), Value::Object(s)) => {
+            for (k, v) in s {
+                match d.get_mut(k) {
+                    Some(existing) => merge_json(existing, v),
+                    None => {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(s)) => d.extend(s.iter().cloned()),
+        (_, Value::String(s)) if s.is_empty() => {}
+        (d, s) => *d = s.clone(),
+    }
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {

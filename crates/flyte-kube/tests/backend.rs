@@ -795,3 +795,46 @@ async fn log_links_from_the_templates_are_on_the_running_and_finished_attempt() 
         [want.as_str()]
     );
 }
+
+#[tokio::test]
+async fn a_task_naming_a_pod_template_starts_from_it_and_a_missing_one_is_named() {
+    let f = fixture().await;
+    f.double.add_pod_template(
+        NS,
+        json!({"apiVersion": "v1", "kind": "PodTemplate",
+            "metadata": {"name": "gpu-base", "namespace": NS},
+            "template": {"spec": {"containers": [{"name": "default"}],
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}}),
+    );
+    let mut a = attempt(&f.store, "ext1", 0);
+    let mut template = (*a.template).clone();
+    template.metadata = Some(core::TaskMetadata {
+        pod_template_name: "gpu-base".into(),
+        ..Default::default()
+    });
+    a.template = Arc::new(template.clone());
+    let (tx, _rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx).await.unwrap();
+    let pod = f.double.pod(NS, &pod_name(&a)).unwrap();
+    assert_eq!(
+        pod["spec"]["tolerations"][0]["key"], "nvidia.com/gpu",
+        "{pod}"
+    );
+    assert!(f.double.requests().contains(&format!(
+        "GET /api/v1/namespaces/{NS}/podtemplates/gpu-base"
+    )));
+
+    let mut b = attempt(&f.store, "ext2", 0);
+    template.metadata = Some(core::TaskMetadata {
+        pod_template_name: "no-such-template".into(),
+        ..Default::default()
+    });
+    b.template = Arc::new(template);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = f.backend.start(b.clone(), tx).await.unwrap_err();
+    assert!(
+        err.to_string().contains("\"no-such-template\"") && err.to_string().contains(NS),
+        "{err}"
+    );
+    assert!(f.double.pod(NS, &pod_name(&b)).is_none());
+}

@@ -324,3 +324,61 @@ fn execution_labels_annotations_and_service_account() {
     );
     check("execution_metadata", &a, &cfg);
 }
+
+#[test]
+fn python_task_on_a_pod_template() {
+    // `@task(pod_template_name="ml-base")`: a PodTemplate of the cluster whose container
+    // `default` is the base of every container and `primary` of the primary one.
+    let pod_template: k8s_openapi::api::core::v1::PodTemplate =
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "PodTemplate",
+            "metadata": {"name": "ml-base", "namespace": "flytesnacks-development"},
+            "template": {
+                "metadata": {"labels": {"team": "ml", "task-name": "from-template"},
+                             "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}},
+                "spec": {
+                    "containers": [
+                        {"name": "default", "image": "ignored-by-the-task",
+                         "env": [{"name": "HTTP_PROXY", "value": "http://proxy:3128"}],
+                         "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+                        {"name": "primary",
+                         "resources": {"limits": {"ephemeral-storage": "10Gi"}}}
+                    ],
+                    "volumes": [{"name": "scratch", "emptyDir": {}}],
+                    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+                    "nodeSelector": {"pool": "ml"},
+                    "securityContext": {"runAsUser": 1000, "fsGroup": 1000},
+                    "restartPolicy": "OnFailure"
+                }
+            }
+        }))
+        .unwrap();
+    let mut t = python_task(Some(core::Resources {
+        requests: vec![entry(ResourceName::Cpu, "500m")],
+        limits: vec![],
+    }));
+    t.metadata = Some(core::TaskMetadata {
+        pod_template_name: "ml-base".into(),
+        ..Default::default()
+    });
+    let a = attempt(t, key("f8a3c9e2b1d0", "n6", 0));
+    let cfg = KubeConfig::default();
+    assert_eq!(
+        flyte_kube::pod::pod_template_name(&a.template, &cfg),
+        Some(("ml-base", true))
+    );
+    let pod = flyte_kube::pod::build_pod_on(&a, None, &cfg, Some(&pod_template)).unwrap();
+    let got = serde_json::to_string_pretty(&pod).unwrap() + "\n";
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pod_template_name.json");
+    match std::fs::read_to_string(&path) {
+        Ok(want) => assert_eq!(got, want, "pod differs from {}", path.display()),
+        Err(_) => {
+            std::fs::write(&path, &got).unwrap();
+            panic!(
+                "{} was missing: written, review it and run again",
+                path.display()
+            );
+        }
+    }
+}

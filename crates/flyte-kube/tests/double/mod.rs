@@ -28,6 +28,7 @@ use tokio::sync::broadcast;
 #[derive(Default)]
 struct Inner {
     pods: BTreeMap<(String, String), Value>,
+    pod_templates: BTreeMap<(String, String), Value>,
     namespaces: BTreeSet<String>,
     resource_version: u64,
     /// Every change, for watches that start from an older resourceVersion.
@@ -86,6 +87,10 @@ impl ApiDouble {
                 "/api/v1/namespaces/{ns}/pods/{name}",
                 get(get_pod).delete(delete_pod),
             )
+            .route(
+                "/api/v1/namespaces/{ns}/podtemplates/{name}",
+                get(get_pod_template),
+            )
             .with_state(double.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -104,6 +109,16 @@ impl ApiDouble {
         );
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// A `v1/PodTemplate` as `kubectl apply` would leave it.
+    pub fn add_pod_template(&self, ns: &str, template: Value) {
+        let name = template["metadata"]["name"].as_str().unwrap().to_string();
+        self.inner
+            .lock()
+            .unwrap()
+            .pod_templates
+            .insert((ns.into(), name), template);
     }
 
     pub fn add_namespace(&self, ns: &str) {
@@ -330,6 +345,24 @@ async fn create(
     inner.pods.insert((ns, name), pod.clone());
     d.record(&mut inner, "ADDED", pod.clone());
     (StatusCode::CREATED, axum::Json(pod)).into_response()
+}
+
+async fn get_pod_template(
+    State(d): State<ApiDouble>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let mut inner = d.inner.lock().unwrap();
+    inner
+        .requests
+        .push(format!("GET /api/v1/namespaces/{ns}/podtemplates/{name}"));
+    match inner.pod_templates.get(&(ns, name.clone())) {
+        Some(p) => axum::Json(p.clone()).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            &format!("podtemplates \"{name}\" not found"),
+        ),
+    }
 }
 
 async fn get_pod(State(d): State<ApiDouble>, Path((ns, name)): Path<(String, String)>) -> Response {
