@@ -82,6 +82,8 @@ class KubeDouble:
         self.processes: dict[tuple[str, str], subprocess.Popen] = {}
         # Task names whose first attempt's pod the "kubelet" OOM-kills instead of running.
         self.oom_first_attempt: set[str] = set()
+        # Task name -> how many more creates of its pods a ResourceQuota refuses (403).
+        self.quota_refusals: dict[str, int] = {}
         self.cond = threading.Condition()
         self.closed = False
         double = self
@@ -270,6 +272,16 @@ class KubeDouble:
                 return self._send(h, 422, _status(422, "Invalid", 'Pod "" is invalid: metadata.name: Required value'))
             if (ns, name) in self.pods:
                 return self._send(h, 409, _status(409, "AlreadyExists", f'pods "{name}" already exists'))
+            task = ((pod.get("metadata") or {}).get("labels") or {}).get("task-name")
+            if self.quota_refusals.get(task, 0) > 0:
+                self.quota_refusals[task] -= 1
+                # The API server's answer when the ResourceQuota admission plugin refuses a pod.
+                refusal = _status(403, "Forbidden", (
+                    f'pods "{name}" is forbidden: exceeded quota: compute-resources, '
+                    "requested: limits.cpu=1,limits.memory=1Gi, used: limits.cpu=8,limits.memory=8Gi, "
+                    "limited: limits.cpu=8,limits.memory=16Gi"))
+                refusal["details"] = {"name": name, "kind": "pods"}
+                return self._send(h, 403, refusal)
             self.created.append(json.loads(json.dumps(pod)))
             self.rv += 1
             pod["metadata"].update(namespace=ns, resourceVersion=str(self.rv), uid=f"uid-{self.rv}",

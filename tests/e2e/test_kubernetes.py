@@ -38,6 +38,8 @@ def start_kube_server(base: pathlib.Path, double: KubeDouble):
         env={
             "FLYTE_RS_KUBERNETES__ENABLED": "true",
             "FLYTE_RS_KUBERNETES__KUBECONFIG": str(kubeconfig),
+            # Quota refusals are retried after 0.2 s, 0.4 s, … instead of 2 s, 4 s, ….
+            "FLYTE_RS_KUBERNETES__QUOTA_BACKOFF_BASE_MS": "200",
             # Always the local directory, also in a FLYTERS_E2E_BLOB_STORE=s3 run: the emulated
             # pods get no object-store credentials (the server never writes its own into pods).
             "FLYTE_RS_STORAGE__BLOB_URL": f"file://{base / 'data' / 'blobs'}",
@@ -198,6 +200,27 @@ def test_a_missing_kubernetes_secret_fails_the_task_naming_it(kube, kube_remote)
     assert done.closure.error.kind == 1, done.closure.error  # USER
 
 
+def test_a_pod_over_the_namespace_quota_waits_queued_and_then_runs(kube, kube_remote):
+    server, double = kube
+    double.quota_refusals["kube_wf.over_quota"] = 2
+    name = run_remote(server, ROOT, PATH, "quota_wf", "--x", "5")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert done.outputs.get("o0", as_type=int) == 15
+    pod = f"{name}-n0-0"
+    posts = [r for r in double.requests if r == f"POST /api/v1/namespaces/{NAMESPACE}/pods"]
+    assert [p["metadata"]["name"] for p in double.created_for(name)] == [pod]
+    assert double.quota_refusals["kube_wf.over_quota"] == 0 and len(posts) >= 3, double.requests
+    # The attempt was QUEUED with the quota's message (one attempt: not failed and retried).
+    listed = json.loads(_get(f"{server.url}/api/v1/task_executions/{PROJECT}/{DOMAIN}/{name}/n0?limit=100"))
+    (attempt,) = listed["taskExecutions"]
+    reasons = [r.get("message", "") for r in attempt["closure"].get("reasons", [])]
+    assert any(
+        r.startswith(f'Exceeded resourcequota: pods "{pod}" is forbidden: exceeded quota: compute-resources')
+        for r in reasons
+    ), reasons
+
+
 @pytest.mark.parametrize("finish_while_down", [False, True], ids=["pod-runs-on", "pod-finished-while-down"])
 def test_a_restarted_server_follows_the_running_pod_instead_of_starting_another(tmp_path, finish_while_down):
     base = tmp_path / "restart"
@@ -228,6 +251,13 @@ def test_a_restarted_server_follows_the_running_pod_instead_of_starting_another(
         assert stop_server(server) == 0, server.log()
     finally:
         double.close()
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.read().decode("utf-8", "replace")
 
 
 def _sha(value: str) -> str:

@@ -121,3 +121,13 @@ def missing_secret() -> str:
 @workflow
 def missing_secret_wf() -> str:
     return missing_secret()
+
+
+@task
+def over_quota(x: int) -> int:
+    return x * 3
+
+
+@workflow
+def quota_wf(x: int = 5) -> int:
+    return over_quota(x=x)
