@@ -16,6 +16,9 @@
 #                                             flyte-rs-machine / flyte-rs-machine-secret)
 #   FLYTERS_OIDC_PUBLIC_CLIENT_ID             public, authorization code with PKCE (default
 #                                             flytectl, redirect http://localhost:53593/callback)
+#   FLYTERS_OIDC_CONSOLE_CLIENT_ID / _SECRET  confidential, the console's login (default
+#                                             flyte-console / flyte-console-secret, redirect
+#                                             http://127.0.0.1:<any port>/callback)
 # Access tokens: audience FLYTERS_OIDC_AUDIENCE (default flyte-rs), scope `all`.
 #
 # Environment:
@@ -79,6 +82,8 @@ OIDC_ISSUER="http://$HOST:$PORT" \
   OIDC_MACHINE_CLIENT_SECRET="${FLYTERS_OIDC_MACHINE_CLIENT_SECRET:-flyte-rs-machine-secret}" \
   OIDC_PUBLIC_CLIENT_ID="${FLYTERS_OIDC_PUBLIC_CLIENT_ID:-flytectl}" \
   OIDC_REDIRECT_URI="http://localhost:53593/callback" \
+  OIDC_CONSOLE_CLIENT_ID="${FLYTERS_OIDC_CONSOLE_CLIENT_ID:-flyte-console}" \
+  OIDC_CONSOLE_CLIENT_SECRET="${FLYTERS_OIDC_CONSOLE_CLIENT_SECRET:-flyte-console-secret}" \
   OIDC_JWKS_FILE="$DATA/jwks.json" \
   NODE_ENV=development \
   local_server_start 200 node "$DATA/provider.mjs"

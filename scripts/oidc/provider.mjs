@@ -18,6 +18,8 @@ const machineId = env('OIDC_MACHINE_CLIENT_ID');
 const machineSecret = env('OIDC_MACHINE_CLIENT_SECRET');
 const publicId = env('OIDC_PUBLIC_CLIENT_ID');
 const redirectUri = env('OIDC_REDIRECT_URI');
+const consoleId = env('OIDC_CONSOLE_CLIENT_ID');
+const consoleSecret = env('OIDC_CONSOLE_CLIENT_SECRET');
 const jwks = JSON.parse(readFileSync(env('OIDC_JWKS_FILE'), 'utf8'));
 
 // Resource indicators (RFC 8707) the provider issues JWT access tokens for. The default one
@@ -63,6 +65,18 @@ const configuration = {
       grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
       redirect_uris: [redirectUri],
+    },
+    {
+      // The console's login (flyte-rs /login and /callback): a confidential client. Native
+      // with a loopback redirect so that any port matches (RFC 8252 §7.3): every test server
+      // listens on a port of its own; a real install registers its https://…/callback.
+      client_id: consoleId,
+      client_secret: consoleSecret,
+      application_type: 'native',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1/callback'],
     },
   ],
   jwks,

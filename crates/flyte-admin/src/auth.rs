@@ -32,6 +32,8 @@ use flyteidl::service::{
 use tower::Layer;
 
 use crate::error::{AdminError, http_status_for};
+
+pub mod login;
 use crate::gateway::{Gateway, error_response};
 
 pub use crate::router::metrics::AUTH_REFUSED_TOTAL;
@@ -203,8 +205,20 @@ pub fn protect_with(
     auth: Arc<Authenticator>,
     authz: Option<Arc<crate::authz::Enforcement>>,
 ) -> Router {
+    protect_all(app, auth, authz, None)
+}
+
+/// [`protect_with`], and with `login` the console's session cookie accepted instead of a
+/// bearer token (state-changing calls then need the CSRF header), and a browser opening a
+/// page without either sent to `/login`.
+pub fn protect_all(
+    app: Router,
+    auth: Arc<Authenticator>,
+    authz: Option<Arc<crate::authz::Enforcement>>,
+    login: Option<Arc<login::ConsoleLogin>>,
+) -> Router {
     app.layer(axum::middleware::from_fn_with_state(
-        Edge { auth, authz },
+        Edge { auth, authz, login },
         enforce,
     ))
 }
@@ -213,6 +227,7 @@ pub fn protect_with(
 struct Edge {
     auth: Arc<Authenticator>,
     authz: Option<Arc<crate::authz::Enforcement>>,
+    login: Option<Arc<login::ConsoleLogin>>,
 }
 
 async fn enforce(State(edge): State<Edge>, mut req: Request, next: Next) -> Response {
@@ -220,10 +235,50 @@ async fn enforce(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
     if let Some(authz) = &edge.authz {
         req.extensions_mut().insert(authz.clone());
     }
-    if auth.config().is_exempt(req.uri().path()) {
+    if auth.config().is_exempt(req.uri().path())
+        || (edge.login.is_some() && login::PATHS.contains(&req.uri().path()))
+    {
         return next.run(req).await;
     }
-    match auth.authenticate(req.headers()).await {
+    let mut result = auth.authenticate(req.headers()).await;
+    // Set on the answer: a refreshed session, or a dead one cleared.
+    let mut set_cookies = Vec::new();
+    if let (Err(AuthError::Missing { .. }), Some(console)) = (&result, &edge.login)
+        && let Some(by_cookie) = console.identify(req.headers()).await
+    {
+        result = match by_cookie {
+            Ok((identity, session, refreshed)) => {
+                if !login::csrf_ok(req.method(), req.headers(), &session) {
+                    tracing::info!(
+                        path = req.uri().path(),
+                        subject = identity.subject,
+                        "state-changing call by session cookie without the CSRF header"
+                    );
+                    return error_response(
+                        http::StatusCode::FORBIDDEN,
+                        tonic::Code::PermissionDenied,
+                        &format!(
+                            "a state-changing call authenticated by the console's session \
+                             cookie must send the `{}` header with the `{}` cookie's value \
+                             (cross-site request protection); API clients send a bearer token",
+                            login::CSRF_HEADER,
+                            login::CSRF_COOKIE
+                        ),
+                        Vec::new(),
+                    );
+                }
+                set_cookies.extend(refreshed);
+                Ok(identity)
+            }
+            Err(err) => {
+                if !matches!(err, AuthError::ProviderUnavailable(_)) {
+                    set_cookies.extend(console.cleared());
+                }
+                Err(err)
+            }
+        };
+    }
+    let mut response = match result {
         Ok(identity) => {
             if let Some(authz) = &edge.authz
                 && !is_grpc(&req)
@@ -244,6 +299,13 @@ async fn enforce(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
             }
             req.extensions_mut().insert(identity);
             next.run(req).await
+        }
+        Err(AuthError::Missing { .. } | AuthError::Expired(_) | AuthError::Invalid(_))
+            if edge.login.is_some()
+                && !is_grpc(&req)
+                && login::is_page_navigation(req.method(), req.headers()) =>
+        {
+            login::login_redirect(req.uri())
         }
         Err(err) => {
             let reason = match &err {
@@ -272,7 +334,11 @@ async fn enforce(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
                 refusal_http(err)
             }
         }
+    };
+    for c in set_cookies {
+        response.headers_mut().append(http::header::SET_COOKIE, c);
     }
+    response
 }
 
 fn refusal_http(err: AdminError) -> Response {

@@ -22,7 +22,9 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 
 pub mod authz;
+pub mod session;
 pub use authz::{AuthorizationConfig, Authorizer, Permission, Role, Target};
+pub use session::{ConsoleConfig, SessionConfig};
 
 /// The `auth` section of the server's configuration (docs/auth.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +65,10 @@ pub struct AuthConfig {
     pub provider_timeout_secs: u64,
     /// Roles per project and domain (docs/auth.md); off by default.
     pub authorization: AuthorizationConfig,
+    /// The client the console logs in with (docs/auth.md, "The console").
+    pub console: ConsoleConfig,
+    /// The console's session cookie: its key, `Secure`.
+    pub session: SessionConfig,
 }
 
 impl Default for AuthConfig {
@@ -92,6 +98,8 @@ impl Default for AuthConfig {
             jwks_max_age_secs: 3600,
             provider_timeout_secs: 10,
             authorization: AuthorizationConfig::default(),
+            console: ConsoleConfig::default(),
+            session: SessionConfig::default(),
         }
     }
 }
@@ -368,6 +376,11 @@ impl Authenticator {
         &self.audience
     }
 
+    /// The client for requests to the provider (the console's token requests).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Fetches the discovery document and the keys now (at start-up), so the first call does
     /// not wait for them and a wrong issuer shows in the log at once.
     pub async fn prepare(&self) -> Result<(), AuthError> {
@@ -530,6 +543,19 @@ impl Authenticator {
 
     /// Checks `token` (a JWT access token) and returns who it identifies.
     pub async fn validate(&self, token: &str) -> Result<Identity, AuthError> {
+        let audience = self.audience.clone();
+        self.verify(token, &audience)
+            .await
+            .map(Identity::from_claims)
+    }
+
+    /// The claims of `token`, a JWT from the provider for `audience` (the API for access
+    /// tokens, a client for ID tokens), once signature, issuer, audience and times pass.
+    pub async fn verify(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<Map<String, Value>, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("not a JWT access token ({e})")))?;
         if !ALGORITHMS.contains(&header.alg) {
@@ -571,18 +597,18 @@ impl Authenticator {
         }
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[self.issuer.as_str()]);
-        validation.set_audience(&[self.audience.as_str()]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = self.config.leeway_secs;
         validation.validate_nbf = true;
         let mut last = None;
         for key in &keys {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
-                Ok(data) => return Ok(Identity::from_claims(data.claims)),
+                Ok(data) => return Ok(data.claims),
                 Err(e) => last = Some(e),
             }
         }
-        let err = last.map(|e| self.refusal(token, e));
+        let err = last.map(|e| self.refusal(token, audience, e));
         Err(err.unwrap_or_else(|| AuthError::Invalid("no key verifies it".into())))
     }
 
@@ -599,7 +625,7 @@ impl Authenticator {
     }
 
     /// A failed check, said in terms of the token (which claim, what was expected).
-    fn refusal(&self, token: &str, err: jsonwebtoken::errors::Error) -> AuthError {
+    fn refusal(&self, token: &str, audience: &str, err: jsonwebtoken::errors::Error) -> AuthError {
         use jsonwebtoken::errors::ErrorKind;
         let claims = unverified_claims(token);
         let claim = |k: &str| claims.get(k).map(Value::to_string).unwrap_or_default();
@@ -609,9 +635,8 @@ impl Authenticator {
                 AuthError::Expired(unix_now().saturating_sub(exp))
             }
             ErrorKind::InvalidAudience => AuthError::Invalid(format!(
-                "its audience (aud) is {}, not `{}`",
+                "its audience (aud) is {}, not `{audience}`",
                 claim("aud"),
-                self.audience
             )),
             ErrorKind::InvalidIssuer => AuthError::Invalid(format!(
                 "its issuer (iss) is {}, not `{}`",
@@ -678,14 +703,14 @@ fn reason(err: &AuthError) -> String {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

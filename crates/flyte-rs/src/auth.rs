@@ -43,6 +43,36 @@ pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Res
         public_url,
         config.server.max_request_bytes,
     ));
+    // The console signs in through the provider and keeps a sealed session cookie.
+    let key_file = config
+        .auth
+        .session
+        .key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("session.key"));
+    let login = Arc::new(flyte_admin::auth::login::ConsoleLogin {
+        auth: auth.clone(),
+        key: flyte_auth::session::SessionKey::load_or_create(&key_file)
+            .map_err(anyhow::Error::msg)?,
+        redirect_uri: config
+            .auth
+            .console
+            .redirect_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/callback", public_url.trim_end_matches('/'))),
+        secure: config
+            .auth
+            .session
+            .secure_cookies
+            .unwrap_or_else(|| public_url.starts_with("https:")),
+        console: config.auth.console.clone(),
+    });
+    tracing::info!(
+        client_id = login.console.client_id,
+        redirect_uri = login.redirect_uri,
+        "console login through the identity provider"
+    );
+    let app = app.merge(flyte_admin::auth::login::router(login.clone()));
     // Roles per project (docs/auth.md, docs/adr-010-authorization.md); off: any valid token
     // may do anything, as before. Mutating calls are audited either way.
     let authorizer = config.auth.authorization.enabled.then(|| {
@@ -57,5 +87,10 @@ pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Res
         authorizer,
         max_request_bytes: config.server.max_request_bytes,
     }));
-    Ok(flyte_admin::auth::protect_with(app, auth, authz))
+    Ok(flyte_admin::auth::protect_all(
+        app,
+        auth,
+        authz,
+        Some(login),
+    ))
 }

@@ -93,9 +93,27 @@ export function App() {
           </nav>
         ) : null}
         <ThemePick />
+        <User />
       </header>
       {page}
     </>
+  );
+}
+
+/** Who is signed in, and a way out (authentication on; nothing when it is off). */
+function User() {
+  const [name, setName] = useState<string | null>(null);
+  useEffect(() => {
+    fetch("/me", { headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((me) => me && setName(me.name || me.preferredUsername || me.email || me.subject || null))
+      .catch(() => undefined);
+  }, []);
+  if (!name) return null;
+  return (
+    <span class="user">
+      <span aria-label="Signed in as">{name}</span> <a href="/logout">Sign out</a>
+    </span>
   );
 }
 

@@ -31,12 +31,29 @@ export class ApiError extends Error {
 
 const seg = encodeURIComponent;
 
+/** The session's CSRF token (auth on: the server sets the readable `flyte_csrf` cookie at
+ * login and refuses state-changing calls by session cookie without it in `x-csrf-token`). */
+function csrfHeader(method: string): Record<string, string> {
+  if (method === "GET") return {};
+  const m = document.cookie.match(/(?:^|;\s*)flyte_csrf=([^;]+)/);
+  return m ? { "x-csrf-token": m[1] } : {};
+}
+
+/** Sends the browser to the login, to come back to this page (the session ended). */
+export function login(): void {
+  window.location.assign(`/login?redirect_url=${encodeURIComponent(window.location.pathname + window.location.search)}`);
+}
+
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`/api/v1/${path}`, {
       method,
-      headers: { Accept: "application/json", ...(body ? { "Content-Type": "application/json" } : {}) },
+      headers: {
+        Accept: "application/json",
+        ...(body ? { "Content-Type": "application/json" } : {}),
+        ...csrfHeader(method),
+      },
       body: body ? JSON.stringify(body) : undefined,
     });
   } catch (e) {
@@ -49,6 +66,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   } catch {
     // A proxy's HTML error page, say: reported below with the status.
   }
+  if (res.status === 401) login();
   if (!res.ok) {
     const message = (json as { message?: string } | undefined)?.message ?? `${res.status} ${res.statusText}`;
     throw new ApiError(res.status, message);
