@@ -395,13 +395,13 @@ mod tests {
         let key = SessionKey::from_bytes(&[7u8; 32]).unwrap();
         let other = SessionKey::from_bytes(&[8u8; 32]).unwrap();
         let s = Session {
-            access_token: "at".into(),
+            access_token: "the-access-token".into(),
             refresh_token: Some("rt".into()),
             csrf: "c".into(),
         };
         let sealed = key.seal("flyte_session", &s);
         assert!(
-            !sealed.contains("at"),
+            !sealed.contains("access"),
             "the tokens are not readable in the cookie"
         );
         assert_eq!(key.open::<Session>("flyte_session", &sealed), Some(s));
