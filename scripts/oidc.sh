@@ -19,6 +19,8 @@
 #   FLYTERS_OIDC_CONSOLE_CLIENT_ID / _SECRET  confidential, the console's login (default
 #                                             flyte-console / flyte-console-secret, redirect
 #                                             http://127.0.0.1:<any port>/callback)
+#   FLYTERS_OIDC_CONSOLE_TOKEN_TTL            lifetime of the console's access tokens, s
+#                                             (default 3600; short to test refreshes)
 # Access tokens: audience FLYTERS_OIDC_AUDIENCE (default flyte-rs), scope `all`.
 #
 # Environment:
@@ -84,6 +86,7 @@ OIDC_ISSUER="http://$HOST:$PORT" \
   OIDC_REDIRECT_URI="http://localhost:53593/callback" \
   OIDC_CONSOLE_CLIENT_ID="${FLYTERS_OIDC_CONSOLE_CLIENT_ID:-flyte-console}" \
   OIDC_CONSOLE_CLIENT_SECRET="${FLYTERS_OIDC_CONSOLE_CLIENT_SECRET:-flyte-console-secret}" \
+  OIDC_CONSOLE_TOKEN_TTL="${FLYTERS_OIDC_CONSOLE_TOKEN_TTL:-3600}" \
   OIDC_JWKS_FILE="$DATA/jwks.json" \
   NODE_ENV=development \
   local_server_start 200 node "$DATA/provider.mjs"

@@ -20,6 +20,8 @@ const publicId = env('OIDC_PUBLIC_CLIENT_ID');
 const redirectUri = env('OIDC_REDIRECT_URI');
 const consoleId = env('OIDC_CONSOLE_CLIENT_ID');
 const consoleSecret = env('OIDC_CONSOLE_CLIENT_SECRET');
+// The console's access tokens live this long (s): short in tests of the session's refresh.
+const consoleTokenTTL = Number(process.env.OIDC_CONSOLE_TOKEN_TTL || 3600);
 const jwks = JSON.parse(readFileSync(env('OIDC_JWKS_FILE'), 'utf8'));
 
 // Resource indicators (RFC 8707) the provider issues JWT access tokens for. The default one
@@ -94,6 +96,12 @@ const configuration = {
     if (token.accountId) return (await account(token.accountId).claims());
     return undefined;
   },
+  // The console's login asks for offline_access without prompt=consent (a consent screen
+  // at every login); oidc-provider then drops the scope, so its refresh tokens are issued
+  // here for the console's client regardless, as most providers do for a web client allowed
+  // the refresh_token grant.
+  issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token')
+    && (code.scopes.has('offline_access') || client.clientId === consoleId),
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: true },
@@ -104,10 +112,11 @@ const configuration = {
       enabled: true,
       defaultResource: () => API,
       useGrantedResource: () => true,
-      getResourceServerInfo: (_ctx, resource) => {
+      getResourceServerInfo: (_ctx, resource, client) => {
         const info = resources[resource];
         if (!info) throw new errors.InvalidTarget(`unknown resource ${resource}`);
-        return { scope: 'all', accessTokenFormat: 'jwt', ...info };
+        const ttl = client.clientId === consoleId && resource === API ? { accessTokenTTL: consoleTokenTTL } : {};
+        return { scope: 'all', accessTokenFormat: 'jwt', ...info, ...ttl };
       },
     },
   },

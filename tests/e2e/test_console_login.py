@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pathlib
 import subprocess
+import time
 import typing
 import uuid
 
@@ -43,6 +44,8 @@ def oidc(tmp_path_factory) -> typing.Iterator[str]:
         **os.environ,
         "FLYTERS_OIDC_DATA": str(tmp_path_factory.mktemp("oidc-console")),
         "FLYTERS_OIDC_PORT": "9230",
+        # The console's access tokens live 2 s: its session must refresh them.
+        "FLYTERS_OIDC_CONSOLE_TOKEN_TTL": "2",
     }
     result = subprocess.run(
         [str(REPO / "scripts" / "oidc.sh")], env=env, capture_output=True, text=True, timeout=600
@@ -67,6 +70,8 @@ def server(oidc: str, tmp_path_factory) -> typing.Iterator[Server]:
             # in the data directory.
             "FLYTE_RS_AUTH__CONSOLE__CLIENT_ID": CONSOLE_ID,
             "FLYTE_RS_AUTH__CONSOLE__CLIENT_SECRET": CONSOLE_SECRET,
+            # Expiry to the second (the default allows 30 s of clock skew).
+            "FLYTE_RS_AUTH__LEEWAY_SECS": "0",
         },
     )
     secret = base / "client_secret"
@@ -173,6 +178,16 @@ def test_the_console_logs_in_through_the_provider_and_keeps_a_session(
         f"{server.url}/api/v1/projects", json=body, cookies=jar,
         headers={"x-csrf-token": csrf["value"]}, timeout=30,
     )
+    assert r.status_code == 200, (r.status_code, r.text)
+    # The access token in the session expires (2 s here): the next call refreshes it with
+    # the refresh token and answers; the new session comes back as a cookie.
+    time.sleep(3)
+    r = requests.get(f"{server.url}/api/v1/projects", cookies=jar, timeout=30)
+    assert r.status_code == 200, (r.status_code, r.text)
+    renewed = r.cookies.get("flyte_session")
+    assert renewed and renewed != session["value"], r.headers
+    assert "console session refreshed" in server.log(), server.log()
+    r = requests.get(f"{server.url}/api/v1/projects", cookies=dict(jar, flyte_session=renewed), timeout=30)
     assert r.status_code == 200, (r.status_code, r.text)
     # A forged or altered session is no session.
     forged = dict(jar, flyte_session=session["value"][:-4] + "AAAA")

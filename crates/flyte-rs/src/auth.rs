@@ -50,23 +50,26 @@ pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Res
         .key_file
         .clone()
         .unwrap_or_else(|| config.data_dir.join("session.key"));
-    let login = Arc::new(flyte_admin::auth::login::ConsoleLogin {
-        auth: auth.clone(),
-        key: flyte_auth::session::SessionKey::load_or_create(&key_file)
-            .map_err(anyhow::Error::msg)?,
-        redirect_uri: config
-            .auth
-            .console
-            .redirect_uri
-            .clone()
-            .unwrap_or_else(|| format!("{}/callback", public_url.trim_end_matches('/'))),
-        secure: config
-            .auth
-            .session
-            .secure_cookies
-            .unwrap_or_else(|| public_url.starts_with("https:")),
-        console: config.auth.console.clone(),
-    });
+    let key =
+        flyte_auth::session::SessionKey::load_or_create(&key_file).map_err(anyhow::Error::msg)?;
+    let redirect_uri = config
+        .auth
+        .console
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| format!("{}/callback", public_url.trim_end_matches('/')));
+    let secure = config
+        .auth
+        .session
+        .secure_cookies
+        .unwrap_or_else(|| public_url.starts_with("https:"));
+    let login = Arc::new(flyte_admin::auth::login::ConsoleLogin::new(
+        auth.clone(),
+        key,
+        config.auth.console.clone(),
+        redirect_uri,
+        secure,
+    ));
     tracing::info!(
         client_id = login.console.client_id,
         redirect_uri = login.redirect_uri,

@@ -3,7 +3,9 @@
 //! The tokens and the sealing are flyte_auth::session's; this is the HTTP side: cookies,
 //! redirects, CSRF.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -37,7 +39,14 @@ pub struct ConsoleLogin {
     pub redirect_uri: String,
     /// `Secure` on the cookies.
     pub secure: bool,
+    /// Sessions refreshed lately, by the refresh token used: the console's parallel calls
+    /// after an expiry refresh once (a provider that rotates refresh tokens would refuse,
+    /// or revoke the session for, a second use of the old one).
+    refreshed: tokio::sync::Mutex<HashMap<String, (Instant, Session)>>,
 }
+
+/// How long a refreshed session answers for the refresh token it came from.
+const REFRESHED_KEPT: Duration = Duration::from_secs(60);
 
 /// The routes `/login`, `/callback`, `/logout`.
 pub fn router(login: Arc<ConsoleLogin>) -> Router {
@@ -188,6 +197,23 @@ async fn logout(State(login): State<Arc<ConsoleLogin>>) -> Response {
 }
 
 impl ConsoleLogin {
+    pub fn new(
+        auth: Arc<Authenticator>,
+        key: SessionKey,
+        console: ConsoleConfig,
+        redirect_uri: String,
+        secure: bool,
+    ) -> Self {
+        Self {
+            auth,
+            key,
+            console,
+            redirect_uri,
+            secure,
+            refreshed: Default::default(),
+        }
+    }
+
     fn cookie(
         &self,
         name: &str,
@@ -244,10 +270,20 @@ impl ConsoleLogin {
         match self.auth.validate(&s.access_token).await {
             Ok(identity) => Some(Ok((identity, s, None))),
             Err(AuthError::Expired(ago)) => {
-                let Some(refresh_token) = s.refresh_token.as_deref() else {
+                let Some(refresh_token) = s.refresh_token.clone() else {
                     return Some(Err(AuthError::Expired(ago)));
                 };
-                match session::refresh(&self.auth, &self.console, refresh_token).await {
+                // One refresh at a time (once per session and token lifetime: rare).
+                let mut recent = self.refreshed.lock().await;
+                recent.retain(|_, (at, _)| at.elapsed() < REFRESHED_KEPT);
+                if let Some((_, done)) = recent.get(&refresh_token)
+                    && let Ok(identity) = self.auth.validate(&done.access_token).await
+                {
+                    let done = done.clone();
+                    let cookie = self.session_cookie(&done);
+                    return Some(Ok((identity, done, Some(cookie))));
+                }
+                match session::refresh(&self.auth, &self.console, &refresh_token).await {
                     Ok((tokens, identity)) => {
                         tracing::debug!(subject = identity.subject, "console session refreshed");
                         let s = Session {
@@ -256,6 +292,7 @@ impl ConsoleLogin {
                             refresh_token: tokens.refresh_token.or(s.refresh_token),
                             csrf: s.csrf,
                         };
+                        recent.insert(refresh_token, (Instant::now(), s.clone()));
                         let cookie = self.session_cookie(&s);
                         Some(Ok((identity, s, Some(cookie))))
                     }
