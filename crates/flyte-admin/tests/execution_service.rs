@@ -388,3 +388,85 @@ async fn relaunch_and_recover_run_what_the_original_ran() {
     assert_eq!(started.recover_from.unwrap().name, "orig");
     assert_eq!(started.inputs, map(&[("a", int_lit(4))]));
 }
+
+/// The task node ids of the workflow an execution was started with (the compiled template
+/// also holds `start-node` and `end-node`).
+fn started_nodes(server: &Server, name: &str) -> Vec<String> {
+    let started = server.launcher.started(name);
+    let template = started.compiled.primary.unwrap().template.unwrap();
+    template
+        .nodes
+        .into_iter()
+        .map(|n| n.id)
+        .filter(|id| !id.ends_with("-node"))
+        .collect()
+}
+
+/// Launch plans and workflows are read once and kept by their full id (the service caches
+/// them: they never change once registered): each version runs its own workflow, however
+/// the creations of the versions interleave.
+#[tokio::test]
+async fn each_version_runs_its_own_workflow_when_read_again() {
+    let (mut server, service) = setup().await;
+    let v2 = |resource| EntityKey {
+        version: "v2".into(),
+        ..entity(resource, "wf")
+    };
+    // v2 of launch plan `wf` is not registered yet: NOT_FOUND, and nothing is kept of that.
+    let err = service
+        .create(command(
+            "early",
+            ExecutionSource::LaunchPlan(v2(ResourceType::LaunchPlan)),
+            map(&[("x", int_lit(1))]),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AdminError::NotFound(_)), "{err:?}");
+
+    service
+        .create(command("one-a", launch_plan(), map(&[("x", int_lit(1))])))
+        .await
+        .unwrap();
+    // v2: the same names, a workflow whose node is `m0`.
+    let task = admin_support::task_request("t", "v2");
+    let task_id = task.id.clone().unwrap();
+    server.admin.create_task(task).await.unwrap();
+    let mut wf = admin_support::workflow_request("wf", "v2", &task_id, "m0");
+    let template = wf.spec.as_mut().unwrap().template.as_mut().unwrap();
+    template.nodes[0].id = "m0".into();
+    let wf_id = wf.id.clone().unwrap();
+    server.admin.create_workflow(wf).await.unwrap();
+    server
+        .admin
+        .create_launch_plan(admin_support::launch_plan_request("wf", "v2", &wf_id))
+        .await
+        .unwrap();
+
+    for (name, source) in [
+        (
+            "two-a",
+            ExecutionSource::LaunchPlan(v2(ResourceType::LaunchPlan)),
+        ),
+        ("one-b", launch_plan()),
+        (
+            "two-b",
+            ExecutionSource::LaunchPlan(v2(ResourceType::LaunchPlan)),
+        ),
+    ] {
+        service
+            .create(command(name, source, map(&[("x", int_lit(2))])))
+            .await
+            .unwrap();
+    }
+    assert_eq!(started_nodes(&server, "one-a"), ["n0"]);
+    assert_eq!(started_nodes(&server, "one-b"), ["n0"]);
+    assert_eq!(started_nodes(&server, "two-a"), ["m0"]);
+    assert_eq!(started_nodes(&server, "two-b"), ["m0"]);
+    let record = server
+        .state
+        .store
+        .get_execution(&key("two-b"))
+        .await
+        .unwrap();
+    assert_eq!(record.workflow, Some(v2(ResourceType::Workflow)));
+}

@@ -7,7 +7,8 @@
 
 #![allow(deprecated)] // ExecutionSpec.inputs
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -283,11 +284,99 @@ pub struct RecoverExecution {
 #[derive(Clone)]
 pub struct ExecutionService {
     state: AdminState,
+    entities: Arc<EntityCache>,
+}
+
+/// What a creation reads of a launch plan: its spec and expected inputs.
+struct CachedLaunchPlan {
+    spec: LaunchPlanSpec,
+    expected_inputs: Option<ParameterMap>,
+}
+
+/// Launch plans and workflows a creation reads, decoded, by id. Both are immutable once
+/// registered (registering an id again with other content is ALREADY_EXISTS; of a launch plan
+/// only its active state changes, which a creation does not read), so each is read and
+/// decoded once instead of on every CreateExecution (two store reads and the decoding of the
+/// workflow closure each time, issue 21 item 4). Only found entities are kept; past
+/// [`EntityCache::MAX`] entries a map starts over.
+#[derive(Default)]
+struct EntityCache {
+    launch_plans: Mutex<HashMap<EntityKey, Arc<CachedLaunchPlan>>>,
+    workflows: Mutex<HashMap<EntityKey, Arc<core::CompiledWorkflowClosure>>>,
+}
+
+impl EntityCache {
+    const MAX: usize = 4096;
+
+    fn get<V>(map: &Mutex<HashMap<EntityKey, Arc<V>>>, key: &EntityKey) -> Option<Arc<V>> {
+        // A poisoned lock only means a panic elsewhere mid-insert: the map is still whole.
+        map.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put<V>(map: &Mutex<HashMap<EntityKey, Arc<V>>>, key: &EntityKey, value: Arc<V>) {
+        let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key.clone(), value);
+    }
+
+    async fn launch_plan(
+        &self,
+        state: &AdminState,
+        key: &EntityKey,
+    ) -> AdminResult<Arc<CachedLaunchPlan>> {
+        if let Some(found) = Self::get(&self.launch_plans, key) {
+            return Ok(found);
+        }
+        let record = match state.store.get_entity(key).await {
+            Ok(record) => record,
+            Err(StoreError::NotFound(_)) => {
+                return Err(AdminError::NotFound(format!(
+                    "{key} not found: register it before executing it"
+                )));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let spec: LaunchPlanSpec = decode_stored(&record.spec, "launch plan spec")?;
+        let closure: admin::LaunchPlanClosure =
+            decode_stored(&record.closure, "launch plan closure")?;
+        let found = Arc::new(CachedLaunchPlan {
+            spec,
+            expected_inputs: closure.expected_inputs,
+        });
+        Self::put(&self.launch_plans, key, found.clone());
+        Ok(found)
+    }
+
+    async fn workflow(
+        &self,
+        state: &AdminState,
+        key: &EntityKey,
+    ) -> AdminResult<Arc<core::CompiledWorkflowClosure>> {
+        if let Some(found) = Self::get(&self.workflows, key) {
+            return Ok(found);
+        }
+        let record = state.store.get_entity(key).await?;
+        let closure: WorkflowClosure = decode_stored(&record.closure, "workflow closure")?;
+        let compiled = closure
+            .compiled_workflow
+            .ok_or_else(|| AdminError::Internal(format!("{key} has no compiled workflow")))?;
+        let found = Arc::new(compiled);
+        Self::put(&self.workflows, key, found.clone());
+        Ok(found)
+    }
 }
 
 impl ExecutionService {
     pub fn new(state: AdminState) -> Self {
-        Self { state }
+        Self {
+            state,
+            entities: Arc::default(),
+        }
     }
 
     pub fn state(&self) -> &AdminState {
@@ -300,7 +389,7 @@ impl ExecutionService {
         &self,
         command: CreateExecution,
     ) -> AdminResult<WorkflowExecutionIdentifier> {
-        create(&self.state, command).await
+        create(&self.state, &self.entities, command).await
     }
 
     /// flyteadmin's `TerminateExecution`: an execution already in a terminal phase is left as
@@ -318,7 +407,7 @@ impl ExecutionService {
         &self,
         command: RelaunchExecution,
     ) -> AdminResult<WorkflowExecutionIdentifier> {
-        relaunch(&self.state, command).await
+        relaunch(&self.state, &self.entities, command).await
     }
 
     /// RecoverExecution: a new execution of the same spec and inputs, mode RECOVERED with
@@ -330,7 +419,7 @@ impl ExecutionService {
         &self,
         command: RecoverExecution,
     ) -> AdminResult<WorkflowExecutionIdentifier> {
-        recover(&self.state, command).await
+        recover(&self.state, &self.entities, command).await
     }
 
     /// A launch-plan node's child execution (propeller `launchplan/admin.go` `Launch`): named
@@ -438,6 +527,7 @@ fn child_spec(launch: &ChildLaunch, parent: &ExecutionSpec) -> ExecutionSpec {
 
 async fn create(
     state: &AdminState,
+    entities: &EntityCache,
     command: CreateExecution,
 ) -> AdminResult<WorkflowExecutionIdentifier> {
     let CreateExecution {
@@ -484,33 +574,20 @@ async fn create(
         ),
         ExecutionSource::LaunchPlan(launch_plan) => (launch_plan, None),
     };
-    let lp_record = match state.store.get_entity(&launch_plan_id).await {
-        Ok(record) => record,
-        Err(StoreError::NotFound(_)) => {
-            return Err(AdminError::NotFound(format!(
-                "{launch_plan_id} not found: register it before executing it"
-            )));
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let lp_spec: LaunchPlanSpec = decode_stored(&lp_record.spec, "launch plan spec")?;
-    let lp_closure: admin::LaunchPlanClosure =
-        decode_stored(&lp_record.closure, "launch plan closure")?;
+    let launch_plan = entities.launch_plan(state, &launch_plan_id).await?;
+    let lp_spec = &launch_plan.spec;
     let inputs = merge_inputs(
         &user_inputs,
         lp_spec.fixed_inputs.as_ref(),
-        lp_closure.expected_inputs.as_ref(),
+        launch_plan.expected_inputs.as_ref(),
     )?;
     let workflow_id = lp_spec
         .workflow_id
         .as_ref()
         .ok_or_else(|| AdminError::Internal(format!("{launch_plan_id} has no workflow id")))?;
     let workflow_key = entity_key(ResourceType::Workflow, workflow_id);
-    let workflow = state.store.get_entity(&workflow_key).await?;
-    let workflow_closure: WorkflowClosure = decode_stored(&workflow.closure, "workflow closure")?;
-    let mut compiled = workflow_closure
-        .compiled_workflow
-        .ok_or_else(|| AdminError::Internal(format!("{workflow_key} has no compiled workflow")))?;
+    let mut compiled =
+        core::CompiledWorkflowClosure::clone(&*entities.workflow(state, &workflow_key).await?);
 
     // Matchable attributes and the server's defaults fill what request and launch plan leave
     // unset; what they add is appended to the stored spec (protobuf merges it), so the
@@ -525,7 +602,7 @@ async fn create(
     )
     .await?;
     let raw_spec = match crate::services::attributes::execution_defaults(
-        state, &project, &domain, &wf_name, &spec, &lp_spec,
+        state, &project, &domain, &wf_name, &spec, lp_spec,
     )
     .await?
     {
@@ -575,7 +652,7 @@ async fn create(
         .parent_node_execution
         .as_ref()
         .and_then(|p| events::node_key(Some(p)).ok());
-    let launch = launch_request(&id, compiled, inputs, &lp_spec, &spec, &launch_plan_id);
+    let launch = launch_request(&id, compiled, inputs, lp_spec, &spec, &launch_plan_id);
     let engine_bytes = state.launcher.as_ref().map(|_| launch.to_bytes());
     let record = ExecutionRecord {
         key: key.clone(),
@@ -597,7 +674,7 @@ async fn create(
         error_code: String::new(),
         duration_ms: 0,
         tags: spec.tags.clone(),
-        notify_phases: notify_phases(&spec, &lp_spec),
+        notify_phases: notify_phases(&spec, lp_spec),
     };
     match state.store.create_execution(record, engine_bytes).await {
         Ok(()) => {}
@@ -960,6 +1037,7 @@ fn derived_spec(
 
 async fn relaunch(
     state: &AdminState,
+    entities: &EntityCache,
     command: RelaunchExecution,
 ) -> AdminResult<WorkflowExecutionIdentifier> {
     let key = command.original;
@@ -975,6 +1053,7 @@ async fn relaunch(
     let inputs = user_inputs(state, &original, &spec).await?;
     let created = create(
         state,
+        entities,
         derived_command(&original, command.name, spec, inputs)?,
     )
     .await?;
@@ -984,6 +1063,7 @@ async fn relaunch(
 
 async fn recover(
     state: &AdminState,
+    entities: &EntityCache,
     command: RecoverExecution,
 ) -> AdminResult<WorkflowExecutionIdentifier> {
     let key = command.original;
@@ -1011,6 +1091,7 @@ async fn recover(
     let inputs = user_inputs(state, &original, &spec).await?;
     let created = create(
         state,
+        entities,
         derived_command(&original, command.name, spec, inputs)?,
     )
     .await?;
