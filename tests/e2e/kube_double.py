@@ -80,6 +80,8 @@ class KubeDouble:
         # Every pod ever created, as created (a test checks what the server asked for).
         self.created: list[dict] = []
         self.processes: dict[tuple[str, str], subprocess.Popen] = {}
+        # Where each pod's container writes its output (the kubelet's container log).
+        self.pod_logs: dict[tuple[str, str], pathlib.Path] = {}
         # Task names whose first attempt's pod the "kubelet" OOM-kills instead of running.
         self.oom_first_attempt: set[str] = set()
         # Task name -> how many more creates of its pods a ResourceQuota refuses (403).
@@ -188,6 +190,9 @@ class KubeDouble:
                     return self._list_or_watch(h, parts[3], q)
                 if method == "POST":
                     return self._create(h, parts[3])
+            if len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods" \
+                    and parts[6] == "log" and method == "GET":
+                return self._log(h, parts[3], parts[5], q)
             if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":
                 if method == "GET":
                     return self._get(h, parts[3], parts[5])
@@ -368,6 +373,43 @@ class KubeDouble:
                     (target / item["path"]).write_bytes(base64.b64decode(data[item["key"]]))
         return paths
 
+    def _log(self, h, ns: str, name: str, q: dict) -> None:
+        """`GET …/pods/{name}/log`: the container's output as text; `follow=true` streams it
+        until the container has exited."""
+        with self.cond:
+            known = (ns, name) in self.pods
+            path = self.pod_logs.get((ns, name))
+        if not known:
+            return self._send(h, 404, _status(404, "NotFound", f'pods "{name}" not found'))
+        if path is None:
+            return self._send(h, 400, _status(400, "BadRequest",
+                                              f'container in pod "{name}" is waiting to start: ContainerCreating'))
+        if q.get("follow") not in ("true", "1"):
+            data = path.read_bytes() if path.exists() else b""
+            h.send_response(200)
+            h.send_header("Content-Type", "text/plain")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+            return
+        h.send_response(200)
+        h.send_header("Content-Type", "text/plain")
+        h.end_headers()
+        offset = 0
+        while True:
+            with self.cond:
+                running = (ns, name) in self.processes
+                closed = self.closed
+            data = path.read_bytes()[offset:] if path.exists() else b""
+            if data:
+                offset += len(data)
+                h.wfile.write(data)
+                h.wfile.flush()
+            elif not running or closed:
+                return
+            else:
+                time.sleep(0.1)
+
     def _get(self, h, ns: str, name: str) -> None:
         with self.cond:
             pod = self.pods.get((ns, name))
@@ -430,6 +472,8 @@ class KubeDouble:
             return
         env.update(resolved)
         cwd = pathlib.Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+        with self.cond:
+            self.pod_logs[(ns, name)] = cwd / "container.log"
         rootfs = cwd / "rootfs"
         mounts = self._mount_secrets(ns, pod, container, rootfs)
         for k, v in env.items():

@@ -99,6 +99,14 @@ def test_a_python_workflow_runs_its_tasks_as_pods(kube, kube_remote):
         assert env["FLYTE_INTERNAL_EXECUTION_PROJECT"] == PROJECT
         assert pod["spec"]["restartPolicy"] == "Never"
 
+    # The pod's log, copied from the API (`…/pods/{name}/log`), is served by the server like a
+    # local task's: the attempt's "Task logs (pod)" link.
+    listed = json.loads(_get(f"{server.url}/api/v1/task_executions/{PROJECT}/{DOMAIN}/{name}/n0?limit=100"))
+    (attempt,) = listed["taskExecutions"]
+    links = {log["name"]: log["uri"] for log in attempt["closure"].get("logs", [])}
+    assert "Task logs (pod)" in links, links
+    assert "kube e2e: squaring 4" in _get(links["Task logs (pod)"]), links
+
 
 def test_a_failing_task_fails_the_execution_with_the_users_error(kube, kube_remote):
     server, double = kube

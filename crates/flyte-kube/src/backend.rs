@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flyte_blob::BlobStore;
+use flyte_engine::backend::local::LogLayout;
 use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, Reattach, TaskAttempt, TaskBackend,
     task_io, template,
@@ -75,6 +76,8 @@ struct Inner {
     finished: Mutex<HashMap<(String, String), Timestamp>>,
     /// When this backend started (see `reattach_grace_secs`).
     started: Timestamp,
+    /// Where the server keeps task logs (`/logs/…`): pod logs are copied there.
+    logs: std::sync::OnceLock<LogLayout>,
 }
 
 /// Task attempts as pods.
@@ -125,6 +128,7 @@ impl KubeBackend {
             tracked: Mutex::new(HashMap::new()),
             finished: Mutex::new(HashMap::new()),
             started: Timestamp::now(),
+            logs: std::sync::OnceLock::new(),
         });
         let watch = tokio::spawn(watch_pods(Arc::downgrade(&inner))).abort_handle();
         let tick = tokio::spawn(recheck_pending(Arc::downgrade(&inner), recheck)).abort_handle();
@@ -132,6 +136,14 @@ impl KubeBackend {
             inner,
             tasks: vec![watch, tick],
         }
+    }
+
+    /// Copies each pod's log (its primary container's) into `layout`, where the server serves
+    /// task logs from (`/logs/…`, the console, `flyte-rs logs`): followed while the pod runs,
+    /// written whole once it finished; the attempt's log link points there.
+    pub fn with_log_layout(self, layout: LogLayout) -> Self {
+        let _ = self.inner.logs.set(layout);
+        self
     }
 
     fn pods(&self, namespace: &str) -> Api<Pod> {
@@ -351,8 +363,18 @@ async fn on_pod(inner: &Inner, p: Pod) {
     let now = Timestamp::now();
     let links = |t: &Tracked, p: &Pod| {
         let primary = phase::primary_container(p);
-        crate::logs::task_logs(&inner.cfg.log_links, p, &primary, &t.key, &t.template, now)
+        let mut logs = server_log_link(inner, &t.key);
+        logs.extend(crate::logs::task_logs(
+            &inner.cfg.log_links,
+            p,
+            &primary,
+            &t.key,
+            &t.template,
+            now,
+        ));
+        logs
     };
+    let mut follow = None;
     let (key, updates, template, output_prefix, logs) = {
         let Ok(mut map) = inner.tracked.lock() else {
             return;
@@ -372,6 +394,7 @@ async fn on_pod(inner: &Inner, p: Pod) {
             }
             PodPhase::Running if t.reported != Reported::Running => {
                 t.reported = Reported::Running;
+                follow = Some(t.key.clone());
                 Some(AttemptUpdate::Running { logs: links(t, &p) })
             }
             _ => None,
@@ -380,6 +403,10 @@ async fn on_pod(inner: &Inner, p: Pod) {
             let _ = t.updates.send((t.key.clone(), update));
         }
         if !phase.is_terminal() {
+            drop(map);
+            if let Some(key) = follow {
+                spawn_log_follower(inner, &r, key, phase::primary_container(&p));
+            }
             return;
         }
         // Finished: stop following it before the store is read (a later event is ignored).
@@ -387,6 +414,8 @@ async fn on_pod(inner: &Inner, p: Pod) {
         let logs = links(&t, &p);
         (t.key, t.updates, t.template, t.output_prefix, logs)
     };
+    // The whole log, before the attempt is reported done (a follower may have copied part).
+    copy_whole_log(inner, &r, &key, &phase::primary_container(&p)).await;
     // Given up while pending (`PhaseInfoRetryableFailureWithCleanup`): the pod must not be
     // scheduled later and run beside the retry.
     if matches!(&phase, PodPhase::Failed { code, .. } if code == phase::POD_PENDING_TIMEOUT) {
@@ -435,6 +464,88 @@ async fn on_pod(inner: &Inner, p: Pod) {
         let due = deletion_due(inner, &p, Timestamp::now());
         if let Ok(mut map) = inner.finished.lock() {
             map.insert(r, due);
+        }
+    }
+}
+
+/// The link to the attempt's log as the server serves it, when it keeps pod logs.
+fn server_log_link(inner: &Inner, key: &AttemptKey) -> Vec<flyteidl::core::TaskLog> {
+    let Some(layout) = inner.logs.get() else {
+        return Vec::new();
+    };
+    vec![flyteidl::core::TaskLog {
+        uri: layout.log_url_for(key),
+        name: "Task logs (pod)".into(),
+        message_format: flyteidl::core::task_log::MessageFormat::Unknown as i32,
+        show_while_pending: true,
+        ..Default::default()
+    }]
+}
+
+/// Appends the running pod's log (`GET …/pods/{name}/log?follow=true`) to the attempt's log
+/// file as it comes; ends with the container (or the server).
+fn spawn_log_follower(inner: &Inner, r: &(String, String), key: AttemptKey, container: String) {
+    let Some(layout) = inner.logs.get() else {
+        return;
+    };
+    let file = layout.log_file_for(&key);
+    let api: Api<Pod> = Api::namespaced(inner.client.clone(), &r.0);
+    let name = r.1.clone();
+    tokio::spawn(async move {
+        use futures::AsyncReadExt;
+        use tokio::io::AsyncWriteExt;
+        let params = kube::api::LogParams {
+            follow: true,
+            container: Some(container),
+            ..Default::default()
+        };
+        let Ok(mut stream) = api.log_stream(&name, &params).await else {
+            return;
+        };
+        if let Some(dir) = file.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let Ok(mut out) = tokio::fs::File::create(&file).await else {
+            return;
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 || out.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            let _ = out.flush().await;
+        }
+    });
+}
+
+/// Writes the finished pod's whole log to the attempt's log file (`GET …/pods/{name}/log`).
+async fn copy_whole_log(inner: &Inner, r: &(String, String), key: &AttemptKey, container: &str) {
+    let Some(layout) = inner.logs.get() else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(inner.client.clone(), &r.0);
+    let params = kube::api::LogParams {
+        container: Some(container.to_string()),
+        ..Default::default()
+    };
+    match api.logs(&r.1, &params).await {
+        Ok(text) => {
+            let file = layout.log_file_for(key);
+            if let Some(dir) = file.parent() {
+                let _ = tokio::fs::create_dir_all(dir).await;
+            }
+            // Whole, replacing what a follower wrote (the same text, or less of it).
+            let tmp = file.with_extension("log.part");
+            let written = async {
+                tokio::fs::write(&tmp, text.as_bytes()).await?;
+                tokio::fs::rename(&tmp, &file).await
+            };
+            if let Err(e) = written.await {
+                tracing::warn!(namespace = %r.0, pod = %r.1, error = %e, "cannot keep the pod's log");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(namespace = %r.0, pod = %r.1, error = %e, "cannot read the pod's log")
         }
     }
 }

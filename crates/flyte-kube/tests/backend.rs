@@ -838,3 +838,46 @@ async fn a_task_naming_a_pod_template_starts_from_it_and_a_missing_one_is_named(
     );
     assert!(f.double.pod(NS, &pod_name(&b)).is_none());
 }
+
+#[tokio::test]
+async fn a_finished_pods_log_is_kept_where_the_server_serves_task_logs() {
+    let f = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let layout =
+        flyte_engine::backend::local::LogLayout::new(dir.path(), "https://flyte.example.com");
+    let cfg = KubeConfig {
+        enabled: true,
+        kubeconfig: Some(f.double.write_kubeconfig(dir.path())),
+        ..KubeConfig::default()
+    };
+    let backend = KubeBackend::connect(cfg, f.store.clone())
+        .await
+        .unwrap()
+        .with_log_layout(layout.clone());
+    let a = attempt(&f.store, "exlog1", 0);
+    let name = pod_name(&a);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    backend.start(a.clone(), tx).await.unwrap();
+    f.double
+        .set_log(NS, &name, "hello from the pod\nsecond line\n");
+    f.double
+        .set_status(NS, &name, terminated("Succeeded", &name, 0, "Completed"));
+    let outcome = loop {
+        if let AttemptUpdate::Finished(o) = next(&mut rx).await {
+            break o;
+        }
+    };
+    let AttemptOutcome::Succeeded { logs } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(logs[0].uri, layout.log_url_for(&a.key));
+    assert_eq!(
+        std::fs::read_to_string(layout.log_file_for(&a.key)).unwrap(),
+        "hello from the pod\nsecond line\n"
+    );
+    assert!(
+        f.double
+            .requests()
+            .contains(&format!("GET /api/v1/namespaces/{NS}/pods/{name}/log"))
+    );
+}

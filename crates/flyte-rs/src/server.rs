@@ -182,11 +182,11 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
     };
     // The engine over the admin's store, built whole; `admin` gets its handle as launcher.
     // Tasks as Kubernetes pods (docs/kubernetes.md): tried before the embedded backends.
+    let (mut parts, logs) = engine_parts(&config, &admin, blob.clone(), &public_url)?;
     let kube = match config.kubernetes.enabled {
-        true => Some(kube_backend(&config, blob.clone()).await?),
+        true => Some(kube_backend(&config, blob, &logs).await?),
         false => None,
     };
-    let (mut parts, logs) = engine_parts(&config, &admin, blob, &public_url)?;
     parts.backends.splice(0..0, kube);
     let (admin, engine) = flyte_admin::launcher::with_engine(admin, parts);
     // Executions that were running when the last server process stopped (or died) continue
@@ -297,11 +297,17 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
 }
 
 /// The Kubernetes task backend of `kubernetes.*`: its client, and its one pod watch started.
-async fn kube_backend(config: &Config, blob: BlobStore) -> anyhow::Result<Arc<dyn TaskBackend>> {
+/// Pod logs are copied to where the local processes' logs are, and served from there.
+async fn kube_backend(
+    config: &Config,
+    blob: BlobStore,
+    logs: &LogLayout,
+) -> anyhow::Result<Arc<dyn TaskBackend>> {
     let k = &config.kubernetes;
     let backend = flyte_kube::KubeBackend::connect(k.clone(), blob)
         .await
-        .context("kubernetes.enabled: cannot set up the Kubernetes client")?;
+        .context("kubernetes.enabled: cannot set up the Kubernetes client")?
+        .with_log_layout(logs.clone());
     tracing::info!(
         task_types = ?k.task_types,
         namespace_template = %k.namespace_template,

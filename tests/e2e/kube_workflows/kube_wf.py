@@ -10,6 +10,7 @@ from flytekit import Secret, current_context, map_task, task, workflow
 
 @task
 def square(x: int) -> int:
+    print(f"kube e2e: squaring {x}", flush=True)
     return x * x
 
 

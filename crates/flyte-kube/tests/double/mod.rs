@@ -29,6 +29,8 @@ use tokio::sync::broadcast;
 struct Inner {
     pods: BTreeMap<(String, String), Value>,
     pod_templates: BTreeMap<(String, String), Value>,
+    /// What `GET …/pods/{name}/log` answers.
+    pod_logs: BTreeMap<(String, String), String>,
     namespaces: BTreeSet<String>,
     resource_version: u64,
     /// Every change, for watches that start from an older resourceVersion.
@@ -91,6 +93,7 @@ impl ApiDouble {
                 "/api/v1/namespaces/{ns}/podtemplates/{name}",
                 get(get_pod_template),
             )
+            .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(get_pod_log))
             .with_state(double.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -109,6 +112,16 @@ impl ApiDouble {
         );
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// The text `GET …/pods/{name}/log` answers with (the kubelet's copy of the container's
+    /// output).
+    pub fn set_log(&self, ns: &str, name: &str, text: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .pod_logs
+            .insert((ns.into(), name.into()), text.into());
     }
 
     /// A `v1/PodTemplate` as `kubectl apply` would leave it.
@@ -345,6 +358,20 @@ async fn create(
     inner.pods.insert((ns, name), pod.clone());
     d.record(&mut inner, "ADDED", pod.clone());
     (StatusCode::CREATED, axum::Json(pod)).into_response()
+}
+
+async fn get_pod_log(
+    State(d): State<ApiDouble>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let mut inner = d.inner.lock().unwrap();
+    inner
+        .requests
+        .push(format!("GET /api/v1/namespaces/{ns}/pods/{name}/log"));
+    match inner.pod_logs.get(&(ns, name.clone())) {
+        Some(text) => (StatusCode::OK, text.clone()).into_response(),
+        None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+    }
 }
 
 async fn get_pod_template(
