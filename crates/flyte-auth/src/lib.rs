@@ -131,6 +131,18 @@ impl AuthConfig {
         if self.client_id.trim().is_empty() {
             return Err("auth.client_id: empty (the public client flytekit logs in with)".into());
         }
+        if self.console.client_id.trim().is_empty() {
+            return Err(
+                "auth.console.client_id: empty (the client the console logs in with)".into(),
+            );
+        }
+        if !self.console.scopes.iter().any(|s| s == "openid") {
+            return Err(format!(
+                "auth.console.scopes: {:?} lacks `openid` (the console's login needs the ID \
+                 token, which carries the login's nonce)",
+                self.console.scopes
+            ));
+        }
         Ok(())
     }
 

@@ -442,6 +442,28 @@ mod tests {
     }
 
     #[test]
+    fn the_console_needs_openid_and_a_client() {
+        let mut c = crate::AuthConfig {
+            enabled: true,
+            issuer: Some("http://127.0.0.1:1".into()),
+            audience: Some("flyte-rs".into()),
+            ..Default::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
+        c.console.scopes = vec!["all".into()];
+        assert!(c.validate().unwrap_err().starts_with("auth.console.scopes"));
+        c.console = ConsoleConfig {
+            client_id: " ".into(),
+            ..Default::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .starts_with("auth.console.client_id")
+        );
+    }
+
+    #[test]
     fn pkce_challenge_is_s256_of_the_verifier() {
         let login = PendingLogin {
             state: String::new(),

@@ -387,3 +387,60 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_returned_to() {
+        assert_eq!(
+            local_path(Some("/console/projects?x=1")),
+            "/console/projects?x=1"
+        );
+        for other in [
+            None,
+            Some("https://evil.example/"),
+            Some("//evil.example/x"),
+            Some("/\\evil.example"),
+            Some("javascript:alert(1)"),
+            Some(""),
+        ] {
+            assert_eq!(local_path(other), HOME, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn cookies_and_the_csrf_header() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; flyte_csrf=tok"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("flyte_session=s; flyte_login="),
+        );
+        assert_eq!(cookie(&h, "flyte_session"), Some("s"));
+        assert_eq!(cookie(&h, "flyte_csrf"), Some("tok"));
+        assert_eq!(cookie(&h, "flyte_login"), None);
+        assert_eq!(cookie(&h, "flyte"), None);
+        let s = Session {
+            access_token: String::new(),
+            refresh_token: None,
+            csrf: "tok".into(),
+        };
+        assert!(csrf_ok(&http::Method::GET, &h, &s));
+        assert!(!csrf_ok(&http::Method::POST, &h, &s));
+        h.insert(CSRF_HEADER, HeaderValue::from_static("tok2"));
+        assert!(!csrf_ok(&http::Method::DELETE, &h, &s));
+        h.insert(CSRF_HEADER, HeaderValue::from_static("tok"));
+        assert!(csrf_ok(&http::Method::PUT, &h, &s));
+        let empty = Session {
+            csrf: String::new(),
+            ..s
+        };
+        h.insert(CSRF_HEADER, HeaderValue::from_static(""));
+        assert!(!csrf_ok(&http::Method::POST, &h, &empty));
+    }
+}
