@@ -193,6 +193,29 @@ def test_the_console_logs_in_through_the_provider_and_keeps_a_session(
     forged = dict(jar, flyte_session=session["value"][:-4] + "AAAA")
     assert requests.get(f"{server.url}/api/v1/projects", cookies=forged, timeout=30).status_code == 401
 
+    # A session the server no longer accepts (here: its cookie gone) makes the console's next
+    # API call answer 401, and the console goes to the login, which comes back to the page
+    # (the provider remembers the person: no login form, at most its consent screen).
+    seen: list[str] = []
+    page.on("request", lambda req: seen.append(req.url))
+    page.context.clear_cookies(name="flyte_session")
+    workflows = f"{server.url}/console/projects/{PROJECT}/domains/{DOMAIN}/workflows"
+    with page.expect_request(lambda r: r.url.startswith(f"{server.url}/login?")):
+        page.get_by_role("link", name="Workflows").click()
+    # Until the provider has sent the browser back (confirming its consent screen if shown).
+    for _ in range(UI_WAIT_MS // 250):
+        if any(u.startswith(f"{server.url}/callback?") for u in seen):
+            break
+        if page.url.startswith(f"{oidc}/interaction/"):
+            page.locator("button[type=submit]").first.click()
+        page.wait_for_timeout(250)
+    page.wait_for_url(workflows, timeout=UI_WAIT_MS)
+    expect(page.get_by_label("Signed in as")).to_have_text("carol", timeout=UI_WAIT_MS)
+    expect(page.get_by_text("examples.basics.arithmetic_wf").first).to_be_visible(timeout=UI_WAIT_MS)
+    logins = [u for u in seen if u.startswith(f"{server.url}/login?")]
+    assert any("redirect_url=%2Fconsole%2Fprojects" in u for u in logins), logins
+    assert "flyte_session" in {c["name"] for c in page.context.cookies(server.url)}
+
     # Sign out: the cookies are gone and the console's API calls answer 401 again.
     page.get_by_role("link", name="Sign out").click()
     expect(page.get_by_text("You are signed out")).to_be_visible(timeout=UI_WAIT_MS)
