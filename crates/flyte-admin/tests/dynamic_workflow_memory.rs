@@ -105,11 +105,11 @@ fn a_dynamic_nodes_event_is_stored_without_a_copy_of_its_compiled_workflow() {
         phase: node_execution::Phase::DynamicRunning as i32,
         target_metadata: Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
             TaskNodeMetadata {
-                dynamic_workflow: Some(DynamicWorkflowNodeMetadata {
+                dynamic_workflow: Some(Box::new(DynamicWorkflowNodeMetadata {
                     compiled_workflow: Some(closure),
                     dynamic_job_spec_uri: "file:///futures.pb".into(),
                     ..Default::default()
-                }),
+                })),
                 ..Default::default()
             },
         )),

@@ -657,10 +657,10 @@ fn dynamic(mut event: event::NodeExecutionEvent) -> event::NodeExecutionEvent {
     event.is_parent = true;
     event.target_metadata = Some(node_execution_event::TargetMetadata::TaskNodeMetadata(
         event::TaskNodeMetadata {
-            dynamic_workflow: Some(event::DynamicWorkflowNodeMetadata {
+            dynamic_workflow: Some(Box::new(event::DynamicWorkflowNodeMetadata {
                 dynamic_job_spec_uri: "file:///orig/n1/0/futures.pb".into(),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         },
     ));

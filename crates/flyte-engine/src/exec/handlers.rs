@@ -323,7 +323,7 @@ impl ExecActor {
                 shape.target_entity = t.id.clone();
                 shape.target_metadata = Some(TargetMetadata::TaskNodeMetadata(TaskNodeMetadata {
                     checkpoint_uri: layout::checkpoint_dir(&self.raw_dir(idx, n.rec.attempt)),
-                    dynamic_workflow,
+                    dynamic_workflow: dynamic_workflow.map(Box::new),
                     ..self.cache_metadata(idx)
                 }));
             }

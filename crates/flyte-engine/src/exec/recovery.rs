@@ -151,7 +151,7 @@ impl ExecActor {
                         cache_status: t.cache_status,
                         catalog_key: t.catalog_key,
                         checkpoint_uri: t.checkpoint_uri,
-                        dynamic_workflow,
+                        dynamic_workflow: dynamic_workflow.map(Box::new),
                         ..Default::default()
                     },
                 ))
