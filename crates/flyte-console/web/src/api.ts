@@ -34,7 +34,7 @@ const seg = encodeURIComponent;
 /** The session's CSRF token (auth on: the server sets the readable `flyte_csrf` cookie at
  * login and refuses state-changing calls by session cookie without it in `x-csrf-token`). */
 function csrfHeader(method: string): Record<string, string> {
-  if (method === "GET") return {};
+  if (method === "GET" || typeof document === "undefined") return {};
   const m = document.cookie.match(/(?:^|;\s*)flyte_csrf=([^;]+)/);
   return m ? { "x-csrf-token": m[1] } : {};
 }
@@ -66,7 +66,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   } catch {
     // A proxy's HTML error page, say: reported below with the status.
   }
-  if (res.status === 401) login();
+  if (res.status === 401 && typeof window !== "undefined") login();
   if (!res.ok) {
     const message = (json as { message?: string } | undefined)?.message ?? `${res.status} ${res.statusText}`;
     throw new ApiError(res.status, message);
