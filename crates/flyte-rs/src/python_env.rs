@@ -34,7 +34,7 @@ pub const TASK_REQUIREMENTS: &str = include_str!("../task-requirements.txt");
 /// The program every flytekit task command ends in.
 pub const TASK_ENTRYPOINT: &str = "pyflyte-execute";
 
-/// The pins alone (`flytekit==1.16.31`), one per line: a comment edit makes nothing anew.
+/// The pins alone (`flytekit==1.16.31`, …), one per line: a comment edit makes nothing anew.
 pub fn pins() -> String {
     TASK_REQUIREMENTS
         .lines()
@@ -497,9 +497,11 @@ mod tests {
         assert_eq!(plan(&c, empty), Plan::Make(made), "other pins: made again");
     }
 
+    /// The stamp holds the package lines alone, comments dropped: flytekit exactly as the
+    /// contract names it, and the adlfs pin Azure stores need (task-requirements.txt says why).
     #[test]
-    fn the_pins_are_flytekit_exactly() {
-        assert_eq!(pins(), "flytekit==1.16.31\n");
+    fn the_pins_are_the_requirement_lines_without_comments() {
+        assert_eq!(pins(), "flytekit==1.16.31\nadlfs==2025.8.0\n");
     }
 
     /// A python that is not there: the status names the fix (the real interpreter is
