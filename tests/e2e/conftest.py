@@ -227,6 +227,26 @@ def start_server(
     return Server(url, port, data_dir, config_path, log_path, proc, ready_seconds, blob_url)
 
 
+# scripts/oidc.sh's machine client (client credentials).
+OIDC_MACHINE_ID = "flyte-rs-machine"
+OIDC_MACHINE_SECRET = "flyte-rs-machine-secret"
+
+
+def use_machine_client(srv: Server, base: pathlib.Path) -> None:
+    """Point the server's flytekit config at scripts/oidc.sh's machine client, as a user writes
+    it (docs/auth.md): the client id and a file with its secret; the scopes come from the server
+    (GetPublicClientConfig)."""
+    secret = base / "client_secret"
+    secret.write_text(OIDC_MACHINE_SECRET)
+    srv.config_path.write_text(
+        srv.config_path.read_text().replace(
+            "  insecure: true\n",
+            f"  insecure: true\n  authType: ClientSecret\n  clientId: {OIDC_MACHINE_ID}\n"
+            f"  clientSecretLocation: {secret}\n",
+        )
+    )
+
+
 def stop_server(srv: Server) -> int:
     """Graceful shutdown: SIGTERM, and the process must exit promptly. Returns the exit code."""
     srv.process.send_signal(signal.SIGTERM)

@@ -31,11 +31,24 @@ import requests
 from flyteidl.admin import project_pb2
 from flyteidl.service import admin_pb2_grpc, auth_pb2, auth_pb2_grpc, identity_pb2, identity_pb2_grpc
 
-from conftest import DOMAIN, EXAMPLES_PROJECT, PROJECT, REPO, Server, describe, pyflyte, start_server, stop_server
+from conftest import (
+    DOMAIN,
+    EXAMPLES_PROJECT,
+    OIDC_MACHINE_ID,
+    OIDC_MACHINE_SECRET,
+    PROJECT,
+    REPO,
+    Server,
+    describe,
+    pyflyte,
+    start_server,
+    stop_server,
+    use_machine_client,
+)
 
 AUDIENCE = "flyte-rs"
-MACHINE_ID = "flyte-rs-machine"
-MACHINE_SECRET = "flyte-rs-machine-secret"
+MACHINE_ID = OIDC_MACHINE_ID
+MACHINE_SECRET = OIDC_MACHINE_SECRET
 
 
 @pytest.fixture(scope="module")
@@ -74,17 +87,7 @@ def auth_server(oidc: str, tmp_path_factory) -> Server:
             "FLYTE_RS_AUTH__JWKS_MIN_REFRESH_SECS": "0",
         },
     )
-    secret = base / "client_secret"
-    secret.write_text(MACHINE_SECRET)
-    # What a user writes for a machine client (docs/auth.md): the provider's client id and a
-    # file with its secret; the scopes come from the server (GetPublicClientConfig).
-    srv.config_path.write_text(
-        srv.config_path.read_text().replace(
-            "  insecure: true\n",
-            f"  insecure: true\n  authType: ClientSecret\n  clientId: {MACHINE_ID}\n"
-            f"  clientSecretLocation: {secret}\n",
-        )
-    )
+    use_machine_client(srv, base)
     yield srv
     code = stop_server(srv)
     assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"

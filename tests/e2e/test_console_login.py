@@ -21,14 +21,23 @@ import uuid
 import pytest
 import requests
 
-from conftest import DOMAIN, EXAMPLES_PROJECT, PROJECT, REPO, Server, describe, pyflyte, start_server, stop_server
+from conftest import (
+    DOMAIN,
+    EXAMPLES_PROJECT,
+    PROJECT,
+    REPO,
+    Server,
+    describe,
+    pyflyte,
+    start_server,
+    stop_server,
+    use_machine_client,
+)
 
 from auth_browser.login import _form
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 AUDIENCE = "flyte-rs"
-MACHINE_ID = "flyte-rs-machine"
-MACHINE_SECRET = "flyte-rs-machine-secret"
 CONSOLE_ID = "flyte-console"
 CONSOLE_SECRET = "flyte-console-secret"
 CHROMIUM = os.environ.get("FLYTERS_CHROMIUM", "/usr/bin/chromium")
@@ -74,15 +83,7 @@ def server(oidc: str, tmp_path_factory) -> typing.Iterator[Server]:
             "FLYTE_RS_AUTH__LEEWAY_SECS": "0",
         },
     )
-    secret = base / "client_secret"
-    secret.write_text(MACHINE_SECRET)
-    srv.config_path.write_text(
-        srv.config_path.read_text().replace(
-            "  insecure: true\n",
-            f"  insecure: true\n  authType: ClientSecret\n  clientId: {MACHINE_ID}\n"
-            f"  clientSecretLocation: {secret}\n",
-        )
-    )
+    use_machine_client(srv, base)
     yield srv
     code = stop_server(srv)
     assert code == 0, f"flyte-rs exited {code} on SIGTERM:\n{srv.log()}"
