@@ -27,6 +27,9 @@ pub struct AdminConfig {
     pub max_upload_bytes: u64,
     /// Inputs and outputs up to this size are inlined in Get*Data responses.
     pub max_inline_bytes: usize,
+    /// An execution's inputs whose encoding is at most this size are kept in its row rather
+    /// than offloaded to the blob store (no directory and files per execution); 0 offloads all.
+    pub inline_inputs_max_bytes: usize,
     /// Key for signing data-proxy URLs (random per start unless configured).
     pub signing_key: Vec<u8>,
     /// The global level of WORKFLOW_EXECUTION_CONFIG matchable attributes: what executions get
@@ -51,6 +54,7 @@ impl Default for AdminConfig {
             max_request_bytes: 32 * 1024 * 1024,
             max_upload_bytes: 5 * 1024 * 1024 * 1024 * 1024,
             max_inline_bytes: 2 * 1024 * 1024,
+            inline_inputs_max_bytes: 4096,
             signing_key: Vec::new(),
             default_execution_config: Default::default(),
             default_task_resources: Default::default(),

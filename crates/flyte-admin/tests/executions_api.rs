@@ -7,6 +7,7 @@
 mod admin_support;
 
 use admin_support::*;
+use flyte_admin::AdminConfig;
 use flyte_admin::service::admin::events::failure_reason;
 use flyteidl::admin::*;
 use flyteidl::core::{
@@ -197,7 +198,8 @@ async fn creates_from_a_launch_plan_and_reads_it_back() {
     assert_eq!(closure.workflow_id.as_ref(), Some(&wf_id));
     assert!(closure.created_at.is_some());
 
-    // Inputs are offloaded and returned inline as well.
+    // Small inputs are kept in the execution's row and returned inline, with their size and
+    // no URL (inputs_above_the_inline_limit_are_offloaded covers offloaded ones).
     let data = c
         .get_execution_data(WorkflowExecutionGetDataRequest {
             id: Some(id.clone()),
@@ -207,12 +209,7 @@ async fn creates_from_a_launch_plan_and_reads_it_back() {
         .into_inner();
     assert_eq!(data.full_inputs.unwrap(), inputs(&[("x", int_lit(3))]));
     let blob = data.inputs.unwrap();
-    assert!(
-        blob.url
-            .ends_with(&format!("metadata/{PROJECT}/{DOMAIN}/{}/inputs", id.name)),
-        "{}",
-        blob.url
-    );
+    assert_eq!(blob.url, "");
     assert!(blob.bytes > 0);
     assert!(data.full_outputs.is_none());
 
@@ -1051,4 +1048,122 @@ fn execution_metrics_read_records_once_per_execution() {
             }
         })
     });
+}
+
+/// The directory where flyteadmin would offload the inputs of execution `name`.
+fn offload_dir(server: &TestServer, name: &str) -> std::path::PathBuf {
+    let url = server
+        .state
+        .blob
+        .native_url(&format!("metadata/{PROJECT}/{DOMAIN}/{name}"));
+    std::path::PathBuf::from(url.strip_prefix("file://").unwrap())
+}
+
+#[tokio::test]
+async fn small_inputs_stay_in_the_execution_row_and_no_file_is_written() {
+    let mut server = start().await;
+    let (_, wf_id, _) = register_all(&mut server.client, "v1").await;
+    let mut lp = launch_plan_request("with-default", "v1", &wf_id);
+    let params = &mut lp
+        .spec
+        .as_mut()
+        .unwrap()
+        .default_inputs
+        .as_mut()
+        .unwrap()
+        .parameters;
+    params.get_mut("x").unwrap().behavior = Some(core::parameter::Behavior::Default(int_lit(42)));
+    let lp_id = lp.id.clone().unwrap();
+    server.client.create_launch_plan(lp).await.unwrap();
+
+    // No user inputs (the default fills x), then one small input.
+    for (name, given, merged) in [
+        ("no-inputs", inputs(&[]), inputs(&[("x", int_lit(42))])),
+        (
+            "one-input",
+            inputs(&[("x", int_lit(5))]),
+            inputs(&[("x", int_lit(5))]),
+        ),
+    ] {
+        server
+            .client
+            .create_execution(create(&lp_id, name, given))
+            .await
+            .unwrap();
+        let dir = offload_dir(&server, name);
+        assert!(!dir.exists(), "{} was created", dir.display());
+        let data = server
+            .client
+            .get_execution_data(WorkflowExecutionGetDataRequest {
+                id: Some(exec_id(name)),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(data.full_inputs.as_ref(), Some(&merged), "{name}");
+        let blob = data.inputs.unwrap();
+        assert_eq!(blob.url, "", "{name}: no blob to point at");
+        assert!(blob.bytes > 0, "{name}");
+    }
+    // A taken name is still ALREADY_EXISTS, with the execution named.
+    let err = server
+        .client
+        .create_execution(create(&lp_id, "no-inputs", inputs(&[])))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert!(err.message().contains("no-inputs"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn inputs_above_the_inline_limit_are_offloaded() {
+    let mut server = start_with(AdminConfig {
+        inline_inputs_max_bytes: 4,
+        ..Default::default()
+    })
+    .await;
+    let (_, _, lp_id) = register_all(&mut server.client, "v1").await;
+    server
+        .client
+        .create_execution(create(&lp_id, "big", inputs(&[("x", int_lit(123_456))])))
+        .await
+        .unwrap();
+    assert!(offload_dir(&server, "big").join("inputs").is_file());
+    let data = server
+        .client
+        .get_execution_data(WorkflowExecutionGetDataRequest {
+            id: Some(exec_id("big")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        data.full_inputs.unwrap(),
+        inputs(&[("x", int_lit(123_456))])
+    );
+    assert!(
+        data.inputs
+            .unwrap()
+            .url
+            .ends_with("metadata/flytesnacks/development/big/inputs")
+    );
+    // Offloaded inputs of an existing execution are not overwritten by a second creation.
+    let err = server
+        .client
+        .create_execution(create(&lp_id, "big", inputs(&[("x", int_lit(999_999))])))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    let data = server
+        .client
+        .get_execution_data(WorkflowExecutionGetDataRequest {
+            id: Some(exec_id("big")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        data.full_inputs.unwrap(),
+        inputs(&[("x", int_lit(123_456))])
+    );
 }

@@ -205,6 +205,9 @@ pub struct AdminSection {
     pub max_signed_url_ttl_secs: u64,
     /// Inputs and outputs up to this size are inlined in `Get*Data` responses, in bytes.
     pub max_inline_bytes: usize,
+    /// An execution's inputs up to this encoded size stay in its database row instead of two
+    /// blob files per execution, in bytes; 0 offloads them all as flyteadmin does.
+    pub inline_inputs_max_bytes: usize,
     /// Largest upload through a signed data-proxy URL (local blob stores; object stores take
     /// uploads directly), streamed to the store.
     pub max_upload_bytes: u64,
@@ -584,6 +587,7 @@ impl Default for AdminSection {
             signed_url_ttl_secs: 3600,
             max_signed_url_ttl_secs: 7 * 24 * 3600,
             max_inline_bytes: 2 * 1024 * 1024,
+            inline_inputs_max_bytes: 4096,
             max_upload_bytes: 5 * 1024 * 1024 * 1024 * 1024,
             signing_key: None,
             attributes: AttributeDefaults::default(),

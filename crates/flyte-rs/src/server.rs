@@ -618,6 +618,7 @@ fn admin_config(config: &Config, public_url: &str) -> AdminConfig {
         max_request_bytes: config.server.max_request_bytes,
         max_upload_bytes: a.max_upload_bytes,
         max_inline_bytes: a.max_inline_bytes,
+        inline_inputs_max_bytes: a.inline_inputs_max_bytes,
         signing_key,
         default_execution_config: default_execution_config(&a.attributes),
         default_task_resources: default_task_resources(&a.attributes),

@@ -357,6 +357,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// of a stored scope is either `key`'s or empty ("any"), and launch plan, then workflow,
     /// then domain, then project level wins (flyteadmin's `ResourceRepo.Get`). `None` if none.
     async fn resolve_attributes(&self, key: &AttributesKey) -> Result<Option<AttributesRecord>>;
+    /// Every stored record of `resource_types` whose scope applies to this one (each part
+    /// equal or empty, as for [`Self::resolve_attributes`]), most specific first: what an
+    /// execution's creation needs of several types and levels, in one round trip.
+    async fn applying_attributes(
+        &self,
+        project: &str,
+        domain: &str,
+        workflow: &str,
+        launch_plan: &str,
+        resource_types: &[i32],
+    ) -> Result<Vec<AttributesRecord>>;
     /// Deletes the attributes of exactly this scope and type; `NotFound` if there were none.
     async fn delete_attributes(&self, key: &AttributesKey) -> Result<()>;
     /// Every stored scope of one type, most specific first (ListMatchableAttributes).

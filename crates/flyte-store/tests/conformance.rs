@@ -200,6 +200,7 @@ conformance!(
     notifications_pruned_in_batches,
     attributes_put_get_replace_delete,
     attributes_resolve_most_specific_and_list,
+    attributes_applying_all_levels_and_types_at_once,
 );
 
 #[test]

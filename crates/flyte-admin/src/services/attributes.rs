@@ -490,39 +490,70 @@ fn requested_config(spec: &ExecutionSpec, lp: &LaunchPlanSpec) -> WorkflowExecut
     config
 }
 
-/// The settings matchable attributes and the server's defaults add to an execution of
-/// `workflow` in `project`/`domain` whose request and launch plan leave them unset, as the
-/// spec fields to merge into its spec (`None`: nothing to add). Execution queue and cluster
-/// label attributes are stored and returned, but there is one queue and one cluster here.
-pub async fn execution_defaults(
+/// The matchable attributes an execution's creation applies (workflow execution config and
+/// task resources, every level that matches its workflow), read in one round trip.
+pub struct ExecutionAttributes {
+    /// Most specific first.
+    records: Vec<AttributesRecord>,
+}
+
+impl ExecutionAttributes {
+    /// Those of an execution of `workflow` in `project`/`domain`.
+    pub async fn read(
+        state: &AdminState,
+        project: &str,
+        domain: &str,
+        workflow: &str,
+    ) -> AdminResult<Self> {
+        let types = [
+            MatchableResource::WorkflowExecutionConfig as i32,
+            MatchableResource::TaskResource as i32,
+        ];
+        let records = state
+            .store
+            .applying_attributes(project, domain, workflow, "", &types)
+            .await?;
+        Ok(Self { records })
+    }
+
+    /// The most specific record of `resource_type` (flyteadmin's `ResourceRepo.Get`).
+    fn most_specific(&self, resource_type: MatchableResource) -> Option<&AttributesRecord> {
+        self.records
+            .iter()
+            .find(|r| r.key.resource_type == resource_type as i32)
+    }
+
+    /// The project level's record of `resource_type`.
+    fn project_level(&self, resource_type: MatchableResource) -> Option<&AttributesRecord> {
+        self.records.iter().find(|r| {
+            r.key.resource_type == resource_type as i32
+                && r.key.domain.is_empty()
+                && r.key.workflow.is_empty()
+                && r.key.launch_plan.is_empty()
+        })
+    }
+}
+
+/// The settings matchable attributes and the server's defaults add to an execution whose
+/// request and launch plan leave them unset, as the spec fields to merge into its spec
+/// (`None`: nothing to add). Execution queue and cluster label attributes are stored and
+/// returned, but there is one queue and one cluster here.
+pub fn execution_defaults(
     state: &AdminState,
-    project: &str,
-    domain: &str,
-    workflow: &str,
+    attributes: &ExecutionAttributes,
     spec: &ExecutionSpec,
     lp: &LaunchPlanSpec,
 ) -> AdminResult<Option<ExecutionSpec>> {
     let requested = requested_config(spec, lp);
     let mut config = requested.clone();
-    let wec = MatchableResource::WorkflowExecutionConfig as i32;
-    let scoped = AttributesKey {
-        project: project.into(),
-        domain: domain.into(),
-        workflow: workflow.into(),
-        launch_plan: String::new(),
-        resource_type: wec,
-    };
-    let project_level = AttributesKey {
-        domain: String::new(),
-        workflow: String::new(),
-        ..scoped.clone()
-    };
+    let wec = MatchableResource::WorkflowExecutionConfig;
     // The most specific level, then the project level field by field (flyteadmin).
-    for key in [scoped, project_level] {
-        if let Some(record) = state.store.resolve_attributes(&key).await?
-            && let Some(Target::WorkflowExecutionConfig(c)) =
-                decode_stored::<MatchingAttributes>(&record.attributes, "matchable attributes")?
-                    .target
+    for record in [attributes.most_specific(wec), attributes.project_level(wec)]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(Target::WorkflowExecutionConfig(c)) =
+            decode_stored::<MatchingAttributes>(&record.attributes, "matchable attributes")?.target
         {
             merge_into_exec_config(&mut config, &c);
         }
@@ -558,25 +589,16 @@ pub async fn execution_defaults(
     Ok(Some(delta))
 }
 
-/// The task resource defaults and limits for `workflow` (its attributes, else the server's
+/// The task resource defaults and limits of an execution (its attributes, else the server's
 /// configured ones), applied to every container task of `compiled` as flyteadmin's
 /// `setCompiledTaskDefaults` does: an unset request takes the task's limit or the default, an
 /// unset limit the request, and neither may exceed the platform limit.
-pub async fn apply_task_resources(
+pub fn apply_task_resources(
     state: &AdminState,
-    project: &str,
-    domain: &str,
-    workflow: &str,
+    attributes: &ExecutionAttributes,
     compiled: &mut core::CompiledWorkflowClosure,
 ) -> AdminResult<()> {
-    let key = AttributesKey {
-        project: project.into(),
-        domain: domain.into(),
-        workflow: workflow.into(),
-        launch_plan: String::new(),
-        resource_type: MatchableResource::TaskResource as i32,
-    };
-    let platform = match state.store.resolve_attributes(&key).await? {
+    let platform = match attributes.most_specific(MatchableResource::TaskResource) {
         Some(record) => {
             match decode_stored::<MatchingAttributes>(&record.attributes, "matchable attributes")?
                 .target

@@ -38,6 +38,7 @@ use crate::service::admin::common::{
 };
 use crate::service::admin::events::{self, is_workflow_terminal_name, to_proto};
 use crate::service::admin::{named_entities, tasks};
+use crate::services::attributes::{self, ExecutionAttributes};
 use crate::services::registration::{RegisterLaunchPlan, RegisterWorkflow, RegistrationService};
 use crate::state::AdminState;
 
@@ -592,20 +593,9 @@ async fn create(
     // Matchable attributes and the server's defaults fill what request and launch plan leave
     // unset; what they add is appended to the stored spec (protobuf merges it), so the
     // request's own bytes are kept.
-    let wf_name = workflow_key.name.clone();
-    crate::services::attributes::apply_task_resources(
-        state,
-        &project,
-        &domain,
-        &wf_name,
-        &mut compiled,
-    )
-    .await?;
-    let raw_spec = match crate::services::attributes::execution_defaults(
-        state, &project, &domain, &wf_name, &spec, lp_spec,
-    )
-    .await?
-    {
+    let matched = ExecutionAttributes::read(state, &project, &domain, &workflow_key.name).await?;
+    attributes::apply_task_resources(state, &matched, &mut compiled)?;
+    let raw_spec = match attributes::execution_defaults(state, &matched, &spec, lp_spec)? {
         Some(added) => {
             let added = added.encode_to_vec();
             spec.merge(added.as_slice())
@@ -624,14 +614,21 @@ async fn create(
         name: name.unwrap_or_else(generate_name),
     };
     let id = wf_exec_id(&key);
-    if let Ok(existing) = state.store.get_execution(&key).await {
-        return Err(AdminError::AlreadyExists(format!(
-            "{} already exists",
-            existing.key
-        )));
+    let inline_max = state.config.inline_inputs_max_bytes;
+    let inline = |map: &LiteralMap| map.encoded_len() <= inline_max;
+    if !(inline(&inputs) && inline(&user_inputs)) {
+        // Offloading writes under the execution's name: never over a taken name's inputs.
+        // Inline inputs need no check: the insert's unique key refuses a taken name.
+        if let Ok(existing) = state.store.get_execution(&key).await {
+            return Err(AdminError::AlreadyExists(format!(
+                "{} already exists",
+                existing.key
+            )));
+        }
     }
-    let inputs_uri = offload(state, &key, "inputs", &inputs).await?;
-    let user_inputs_uri = offload(state, &key, "user_inputs", &user_inputs).await?;
+    let inputs_uri = store_inputs(state, &key, "inputs", &inputs, inline_max).await?;
+    let user_inputs_uri =
+        store_inputs(state, &key, "user_inputs", &user_inputs, inline_max).await?;
 
     let now = Utc::now();
     let metadata = spec.metadata.clone().unwrap_or_default();
@@ -821,6 +818,22 @@ fn launch_request(
             .filter(|m| m.mode == admin::execution_metadata::ExecutionMode::Recovered as i32)
             .and_then(|m| m.reference_execution.clone()),
     }
+}
+
+/// Where an execution's literal map is kept: small ones in its row, as an inline `data:` URL
+/// (no directory and file per execution; GetExecutionData and relaunch decode it), larger
+/// ones offloaded as flyteadmin offloads them all.
+async fn store_inputs(
+    state: &AdminState,
+    key: &ExecutionKey,
+    what: &str,
+    map: &LiteralMap,
+    inline_max: usize,
+) -> AdminResult<String> {
+    if map.encoded_len() <= inline_max {
+        return Ok(crate::service::admin::inline_inputs::encode(map));
+    }
+    offload(state, key, what, map).await
 }
 
 /// Writes a literal map where flyteadmin offloads execution data:
@@ -1264,6 +1277,9 @@ pub(crate) async fn read_full_literal_map(
     state: &AdminState,
     url: &str,
 ) -> AdminResult<Option<LiteralMap>> {
+    if let Some(map) = crate::service::admin::inline_inputs::decode(url) {
+        return map.map(Some);
+    }
     let path = state.blob.path_from_native_url(url).ok_or_else(|| {
         AdminError::Internal(format!("{url} is outside this server's blob store"))
     })?;

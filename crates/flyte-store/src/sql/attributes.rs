@@ -140,6 +140,46 @@ impl<B: Backend> SqlStore<B> {
         rows.into_iter().next().map(from_row).transpose()
     }
 
+    pub(super) async fn applying_attributes_impl(
+        &self,
+        project: &str,
+        domain: &str,
+        workflow: &str,
+        launch_plan: &str,
+        resource_types: &[i32],
+    ) -> Result<Vec<AttributesRecord>> {
+        if resource_types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let types: Vec<String> = (0..resource_types.len())
+            .map(|i| format!("${}", i + 5))
+            .collect();
+        let sql = format!(
+            "{SELECT} WHERE resource_type IN ({}) AND project IN ('', $1) AND domain IN ('', $2) \
+             AND workflow IN ('', $3) AND launch_plan IN ('', $4){MOST_SPECIFIC_FIRST}",
+            types.join(", ")
+        );
+        let mut args = vec![
+            text(project),
+            text(domain),
+            text(workflow),
+            text(launch_plan),
+        ];
+        args.extend(resource_types.iter().map(|t| Value::Int(*t)));
+        let rows = self
+            .backend
+            .fetch(
+                Stmt {
+                    sql: sql.into(),
+                    args,
+                },
+                COLS,
+            )
+            .await
+            .map_err(internal)?;
+        rows.into_iter().map(from_row).collect()
+    }
+
     pub(super) async fn delete_attributes_impl(&self, key: &AttributesKey) -> Result<()> {
         let stmt = Stmt {
             sql: format!("DELETE FROM matchable_attributes{KEY_WHERE}").into(),

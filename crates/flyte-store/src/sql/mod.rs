@@ -1187,6 +1187,21 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             .await
     }
 
+    async fn applying_attributes(
+        &self,
+        project: &str,
+        domain: &str,
+        workflow: &str,
+        launch_plan: &str,
+        resource_types: &[i32],
+    ) -> Result<Vec<AttributesRecord>> {
+        self.timed(
+            "applying_attributes",
+            self.applying_attributes_impl(project, domain, workflow, launch_plan, resource_types),
+        )
+        .await
+    }
+
     async fn delete_attributes(&self, key: &AttributesKey) -> Result<()> {
         self.timed("delete_attributes", self.delete_attributes_impl(key))
             .await

@@ -160,3 +160,51 @@ pub async fn attributes_resolve_most_specific_and_list(store: Arc<dyn MetadataSt
     store.delete_attributes(&wf).await.unwrap();
     assert_eq!(got(wf).await.as_deref(), Some("pd"));
 }
+
+/// What a creation reads in one round trip: every stored record of the asked types whose
+/// scope applies (each part the scope's or "any"), most specific first.
+pub async fn attributes_applying_all_levels_and_types_at_once(store: Arc<dyn MetadataStore>) {
+    let names = |records: Vec<AttributesRecord>| -> Vec<String> {
+        records
+            .into_iter()
+            .map(|r| String::from_utf8(r.attributes).unwrap())
+            .collect()
+    };
+    let applying = |types: Vec<i32>| {
+        let store = store.clone();
+        async move {
+            store
+                .applying_attributes("p", "development", "my.wf", "", &types)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(applying(vec![WEC, TASK]).await.is_empty());
+    for (k, bytes) in [
+        (key("p", "", "", WEC), "wec project"),
+        (key("p", "development", "", TASK), "task pd"),
+        (key("p", "development", "my.wf", WEC), "wec workflow"),
+        (key("p", "development", "other.wf", WEC), "other workflow"),
+        (key("p", "staging", "", WEC), "other domain"),
+        (key("q", "", "", TASK), "other project"),
+        (key("p", "", "", 3), "another type"),
+    ] {
+        store
+            .put_attributes(record(k, bytes.as_bytes(), 1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        names(applying(vec![WEC, TASK]).await),
+        ["wec workflow", "task pd", "wec project"]
+    );
+    assert_eq!(names(applying(vec![TASK]).await), ["task pd"]);
+    assert!(applying(vec![]).await.is_empty());
+    // The same records resolve_attributes picks, level by level.
+    let resolved = store
+        .resolve_attributes(&key("p", "development", "my.wf", WEC))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resolved, applying(vec![WEC]).await[0]);
+}
