@@ -90,6 +90,24 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def store_ops(server) -> dict[str, float]:
+    """Store operations so far by op, from the server's /metrics (their latency histograms'
+    counts); {} if it cannot be read."""
+    import urllib.request
+
+    ops: dict[str, float] = {}
+    try:
+        text = urllib.request.urlopen(f"{server.url.rstrip('/')}/metrics", timeout=10).read().decode()
+    except OSError:
+        return ops
+    for line in text.splitlines():
+        if line.startswith("flyte_store_query_duration_seconds_count{"):
+            labels, value = line[line.index("{") + 1:].split("}", 1)
+            op = dict(kv.split("=", 1) for kv in labels.split(",")).get("op", "?").strip('"')
+            ops[op] = ops.get(op, 0.0) + float(value)
+    return ops
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -276,6 +294,7 @@ def throughput(server, lp_id, args, base: pathlib.Path) -> dict:
     load_before = loadavg()
     while time.time() < start_at:
         time.sleep(0.001)
+    ops0 = store_ops(server)
     cpu0, t0 = proc_cpu_seconds(server.pid), time.perf_counter()
     with bench.RssSampler(server.pid, 0.1) as sampler:
         for _, p in children:
@@ -304,6 +323,7 @@ def throughput(server, lp_id, args, base: pathlib.Path) -> dict:
             time.sleep(0.2)
         all_done = time.perf_counter() - t0
         cpu_all = proc_cpu_seconds(server.pid) - cpu0
+        ops1 = store_ops(server)
     phases: dict[str, int] = {}
     wanted = set(names)
     token = ""
@@ -327,6 +347,9 @@ def throughput(server, lp_id, args, base: pathlib.Path) -> dict:
         "server_cpu_ms_per_creation": round(cpu_create / max(1, n) * 1000, 3),
         "server_cpu_ms_per_execution_until_terminal": round(cpu_all / max(1, n) * 1000, 3),
         "client_cpu_s": round(sum(r["cpu_s"] for r in results), 2),
+        # Until every execution is terminal, the readers' calls included (--readers 0 for none).
+        "store_ops_per_execution": {op: round((v - ops0.get(op, 0.0)) / max(1, n), 2)
+                                    for op, v in sorted(ops1.items()) if v - ops0.get(op, 0.0) > 0},
         "all_terminal_after_s": round(all_done, 3), "phases": phases,
         "peak_rss_mb": round(sampler.peak_kb / 1024, 1),
         "load_average_before": load_before, "load_average_after": load_after,
@@ -416,8 +439,10 @@ def main() -> int:
                     created = now_us - span_us + i * span_us // max(1, to_add)
                     r[i_name] = n
                     r[i_created], r[i_started], r[i_updated] = created, created + 1000, created + 2_000_000
-                    r[i_inputs] = r[i_inputs].replace(r[i_inputs].split("/")[-2], n) if r[i_inputs] else r[i_inputs]
-                    r[i_user_inputs] = r[i_user_inputs].replace(r[i_user_inputs].split("/")[-2], n) if r[i_user_inputs] else r[i_user_inputs]
+                    # Offloaded inputs are named after the execution; inline ones (data: URLs) are not.
+                    for i_uri in (i_inputs, i_user_inputs):
+                        if r[i_uri] and not r[i_uri].startswith("data:"):
+                            r[i_uri] = r[i_uri].replace(r[i_uri].split("/")[-2], n)
                     rows.append(r)
                 with con:
                     con.executemany(sql, rows)
