@@ -488,3 +488,131 @@ def test_an_executor_runs_a_registered_launch_plan(authz_server: Server, tmp_pat
     ]
     assert len(audit) == 1, audit
     assert f"project={PROJECT} domain={DOMAIN}" in audit[0] and "code=Ok" in audit[0], audit
+
+
+# --- task identity (docs/auth.md "Tasks that call the platform") -------------------------------
+
+CALLBACK_WF = '''
+import datetime
+import os
+
+from flytekit import task, workflow
+
+
+# The timeout bounds a task that gets no credentials: flytekit would wait for a browser login.
+@task(timeout=datetime.timedelta(minutes=3))
+def call_platform(project: str) -> str:
+    """Launches the registered arithmetic_wf in `project` with FlyteRemote, as the task."""
+    from flytekit.configuration import Config
+    from flytekit.remote import FlyteRemote
+
+    r = FlyteRemote(
+        Config.auto(), default_project=project, default_domain=os.environ["FLYTE_INTERNAL_EXECUTION_DOMAIN"]
+    )
+    try:
+        lp = r.fetch_launch_plan(name="examples.basics.arithmetic_wf")
+        return "launched " + r.execute(lp, inputs={"a": 3}).id.name
+    except Exception as e:
+        c = e.__cause__ if e.__cause__ is not None else e
+        code = c.code().name if hasattr(c, "code") else type(c).__name__
+        return f"refused {code} {c.details() if hasattr(c, 'details') else c}"
+
+
+@workflow
+def callback_wf(project: str) -> str:
+    return call_platform(project=project)
+'''
+
+
+def _admin_remote(srv: Server):
+    from flytekit.configuration import Config
+    from flytekit.remote import FlyteRemote
+
+    return FlyteRemote(Config.auto(config_file=str(srv.config_path)), default_project=PROJECT, default_domain=DOMAIN)
+
+
+def _run_callback(srv: Server, tmp_path: pathlib.Path, project: str):
+    """Runs callback_wf (registered by the platform admin) for `project`; its execution."""
+    (tmp_path / "callback.py").write_text(CALLBACK_WF)
+    name = "cb" + uuid.uuid4().hex[:10]
+    result = pyflyte(
+        srv, "run", "--remote", "--project", PROJECT, "--domain", DOMAIN, "--name", name,
+        "callback.py", "callback_wf", "--project", project,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, describe(result, srv)
+    remote = _admin_remote(srv)
+    ex = remote.wait(remote.fetch_execution(name=name), timeout=datetime.timedelta(minutes=5))
+    assert ex.closure.phase == 4, (ex.closure, srv.log()[-4000:])  # SUCCEEDED
+    return remote, ex
+
+
+def test_a_task_calls_the_platform_as_its_execution_in_its_own_project(authz_server: Server, tmp_path):
+    remote, ex = _run_callback(authz_server, tmp_path, PROJECT)
+    out = ex.outputs["o0"]
+    assert out.startswith("launched "), (out, authz_server.log()[-4000:])
+    child = remote.wait(
+        remote.fetch_execution(name=out.split()[1]), timeout=datetime.timedelta(minutes=5)
+    )
+    assert child.closure.phase == 4 and child.outputs["total"] == 17, child.closure
+    # The launch is audited as the task's execution, not as the person who started it.
+    subject = f"execution:{PROJECT}/{DOMAIN}/{ex.id.name}"
+    audit = [
+        line.replace('"', "") for line in authz_server.log().splitlines()
+        if " audit: " in line and "method=CreateExecution" in line.replace('"', "")
+    ]
+    assert any(f"subject={subject}" in line and "code=Ok" in line for line in audit), audit
+
+
+def test_a_task_is_refused_in_another_project(authz_server: Server, tmp_path):
+    _, ex = _run_callback(authz_server, tmp_path, "other-project")
+    out = ex.outputs["o0"]
+    subject = f"execution:{PROJECT}/{DOMAIN}/{ex.id.name}"
+    assert out.startswith(
+        f"refused PERMISSION_DENIED the task token of execution `{subject}` lacks the `read` "
+        f"permission on project `other-project`, domain `{DOMAIN}`"
+    ), out
+
+
+def _task_token(srv: Server, project: str, exp: int, key_file: pathlib.Path | None = None) -> str:
+    """A task token signed with the server's task key (as the server mints them), expiring at
+    `exp`: the key file is the server's data dir's."""
+    import hashlib
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    key_file = key_file or (srv.data_dir / "task-token.key")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    # ring's PKCS#8 v2 document (RFC 5958, with the public key), which cryptography does not
+    # read: the 32-byte seed follows its 16-byte prefix.
+    der = base64.b64decode(key_file.read_text().strip())
+    assert der[2:16] == bytes.fromhex("020101300506032b657004220420"), der[:16].hex()
+    key = Ed25519PrivateKey.from_private_bytes(der[16:48])
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    kid = "flyte-rs-task-" + hashlib.sha256(public).hexdigest()[:16]
+    scope = {"project": project, "domain": DOMAIN, "execution": "x1", "attempt": "n0/0"}
+    claims = {
+        "iss": "flyte-rs:task-identity", "aud": AUDIENCE, "sub": f"execution:{project}/{DOMAIN}/x1",
+        "iat": exp - 60, "exp": exp, "flyte_task": scope,
+    }
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+
+
+def test_an_expired_task_token_is_refused(authz_server: Server):
+    from flyteidl.admin import common_pb2
+
+    def list_launch_plans(token: str):
+        with grpc.insecure_channel(authz_server.endpoint) as channel:
+            return admin_pb2_grpc.AdminServiceStub(channel).ListLaunchPlanIds(
+                common_pb2.NamedEntityIdentifierListRequest(project=PROJECT, domain=DOMAIN, limit=10),
+                metadata=[("authorization", f"Bearer {token}")], timeout=30,
+            )
+
+    # Valid now: the server accepts its own key's token (the check is not the test's mistake).
+    assert list_launch_plans(_task_token(authz_server, PROJECT, int(time.time()) + 600)) is not None
+    with pytest.raises(grpc.RpcError) as err:
+        list_launch_plans(_task_token(authz_server, PROJECT, int(time.time()) - 3600))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value
+    assert "expired" in err.value.details(), err.value.details()

@@ -98,3 +98,72 @@ async fn a_token_that_cannot_be_checked_is_unavailable_not_unauthenticated() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// The edge accepts the server's own task tokens beside the provider's (without asking the
+/// provider: it is down here) and refuses an expired or another server's one as
+/// UNAUTHENTICATED.
+#[tokio::test]
+async fn task_tokens_are_checked_with_the_servers_key_and_expire() {
+    use flyte_auth::{TaskScope, TaskTokens};
+    use std::time::Duration;
+    let dir = std::env::temp_dir().join(format!("auth-edge-task-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let key = |name: &str| {
+        Arc::new(
+            TaskTokens::load_or_create(&dir.join(name), "flyte-rs", Duration::from_secs(600), 0)
+                .unwrap(),
+        )
+    };
+    let (ours, theirs) = (key("ours.key"), key("theirs.key"));
+    let auth = Authenticator::new(AuthConfig {
+        enabled: true,
+        issuer: Some(unreachable_issuer()),
+        audience: Some("flyte-rs".into()),
+        ..AuthConfig::default()
+    })
+    .unwrap()
+    .with_task_tokens(ours.clone());
+    let app = Router::new().route(
+        "/flyteidl.service.AdminService/{*rest}",
+        any(|req: Request<Body>| async move {
+            // The handler sees who called.
+            let id = req.extensions().get::<flyte_auth::Identity>().cloned();
+            id.map(|i| i.subject).unwrap_or_default()
+        }),
+    );
+    let app = flyte_admin::auth::protect(app, Arc::new(auth));
+    let scope = TaskScope {
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        execution: "e1".into(),
+        attempt: "n0/0".into(),
+    };
+
+    let resp = app
+        .clone()
+        .oneshot(grpc(Some(&ours.mint(&scope, None))))
+        .await
+        .unwrap();
+    assert_eq!(grpc_status(&resp), None, "{resp:?}");
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"execution:flytesnacks/development/e1");
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = ours.mint_at(&scope, now - 3600, Duration::from_secs(60));
+    let resp = app.clone().oneshot(grpc(Some(&expired))).await.unwrap();
+    assert_eq!(grpc_status(&resp).as_deref(), Some("16"), "{resp:?}");
+    let message = resp.headers()["grpc-message"].to_str().unwrap().to_owned();
+    assert!(message.contains("expired"), "{message}");
+
+    let resp = app
+        .oneshot(grpc(Some(&theirs.mint(&scope, None))))
+        .await
+        .unwrap();
+    assert_eq!(grpc_status(&resp).as_deref(), Some("16"), "{resp:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

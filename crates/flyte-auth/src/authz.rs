@@ -242,6 +242,16 @@ impl Authorizer {
 
     /// Whether `id` holds `permission` on `target`.
     pub fn allows(&self, id: &Identity, permission: Permission, target: Target<'_>) -> bool {
+        if let Some(task) = &id.task {
+            // A task's token: an executor on its own project and domain, whatever the
+            // bindings say (they bind people and groups, not executions).
+            return Role::Executor.permissions().contains(&permission)
+                && target
+                    == Target::Project {
+                        project: &task.project,
+                        domain: Some(&task.domain),
+                    };
+        }
         if self.is_platform_admin(id) {
             return true;
         }
@@ -286,6 +296,9 @@ impl Authorizer {
     /// Whether the caller may see `project` at all (read on any of its domains): what
     /// ListProjects shows.
     pub fn may_see_project(&self, id: &Identity, project: &str) -> bool {
+        if let Some(task) = &id.task {
+            return task.project == project;
+        }
         self.is_platform_admin(id)
             || self.bindings_of(id).any(|b| {
                 (b.project == "*" || b.project == project)
@@ -296,6 +309,9 @@ impl Authorizer {
 
 /// `user `alice` (alice@example.com)` — how a denial and the audit name the caller.
 pub fn describe(id: &Identity) -> String {
+    if let Some(task) = &id.task {
+        return format!("the task token of execution `{}`", task.subject());
+    }
     match &id.email {
         Some(e) if e != &id.subject => format!("user `{}` ({e})", id.subject),
         _ => format!("user `{}`", id.subject),
@@ -447,6 +463,37 @@ mod tests {
         let nobody = who("nobody", None, &["ml-other"]);
         assert!(!p.allows(&nobody, Permission::Read, DEV));
         assert!(!p.may_see_project(&nobody, "flytesnacks"));
+    }
+
+    #[test]
+    fn a_task_token_reads_and_runs_in_its_own_project_and_domain_only() {
+        let p = policy();
+        let task = Identity {
+            subject: "execution:flytesnacks/development/x1".into(),
+            task: Some(crate::TaskScope {
+                project: "flytesnacks".into(),
+                domain: "development".into(),
+                execution: "x1".into(),
+                attempt: "n0/0".into(),
+            }),
+            ..Identity::default()
+        };
+        assert!(p.allows(&task, Permission::Read, DEV));
+        assert!(p.allows(&task, Permission::Execute, DEV));
+        assert!(!p.allows(&task, Permission::Register, DEV));
+        assert!(!p.allows(&task, Permission::Read, PROD));
+        assert!(!p.allows(&task, Permission::Read, Target::Platform));
+        let ml = Target::Project {
+            project: "ml",
+            domain: Some("development"),
+        };
+        let denied = p.check(&task, Permission::Execute, ml).unwrap_err();
+        assert!(denied.to_string().starts_with(
+            "the task token of execution `execution:flytesnacks/development/x1` lacks the \
+             `execute` permission on project `ml`"
+        ));
+        assert!(p.may_see_project(&task, "flytesnacks"));
+        assert!(!p.may_see_project(&task, "ml"));
     }
 
     #[test]

@@ -23,8 +23,10 @@ use tokio::sync::{Mutex, RwLock};
 
 pub mod authz;
 pub mod session;
+pub mod task_token;
 pub use authz::{AuthorizationConfig, Authorizer, Permission, Role, Target};
 pub use session::{ConsoleConfig, SessionConfig};
+pub use task_token::{TaskScope, TaskTokenConfig, TaskTokens};
 
 /// The `auth` section of the server's configuration (docs/auth.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +71,8 @@ pub struct AuthConfig {
     pub console: ConsoleConfig,
     /// The console's session cookie: its key, `Secure`.
     pub session: SessionConfig,
+    /// Tokens the server gives task attempts (docs/auth.md, "Tasks that call the platform").
+    pub task_tokens: TaskTokenConfig,
 }
 
 impl Default for AuthConfig {
@@ -100,6 +104,7 @@ impl Default for AuthConfig {
             authorization: AuthorizationConfig::default(),
             console: ConsoleConfig::default(),
             session: SessionConfig::default(),
+            task_tokens: TaskTokenConfig::default(),
         }
     }
 }
@@ -196,6 +201,9 @@ pub struct Identity {
     pub scopes: Vec<String>,
     /// Every claim of the token.
     pub claims: Map<String, Value>,
+    /// Set for a task's token (minted by this server, [`TaskTokens`]): the execution whose
+    /// project and domain alone it may read and run in.
+    pub task: Option<TaskScope>,
 }
 
 /// The group names a claim holds: a list of strings, or one string (one group name may
@@ -240,6 +248,7 @@ impl Identity {
             client_id: text("client_id").or_else(|| text("azp")),
             scopes: list(claims.get("scope").or_else(|| claims.get("scp"))),
             claims,
+            task: None,
         }
     }
 }
@@ -337,6 +346,8 @@ pub struct Authenticator {
     cache: RwLock<Cache>,
     /// One fetch from the provider at a time; the others wait and use its result.
     fetching: Mutex<()>,
+    /// Accepts the tokens this server gives tasks, beside the provider's.
+    task_tokens: Option<Arc<TaskTokens>>,
 }
 
 /// The asymmetric algorithms accepted: a token must be signed by a key the provider
@@ -373,11 +384,18 @@ impl Authenticator {
             http,
             cache: RwLock::new(Cache::default()),
             fetching: Mutex::new(()),
+            task_tokens: None,
         })
     }
 
     pub fn config(&self) -> &AuthConfig {
         &self.config
+    }
+
+    /// Also accept the task tokens `tokens` mints.
+    pub fn with_task_tokens(mut self, tokens: Arc<TaskTokens>) -> Self {
+        self.task_tokens = Some(tokens);
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -555,6 +573,12 @@ impl Authenticator {
 
     /// Checks `token` (a JWT access token) and returns who it identifies.
     pub async fn validate(&self, token: &str) -> Result<Identity, AuthError> {
+        if let Some(tasks) = &self.task_tokens
+            && let Ok(header) = jsonwebtoken::decode_header(token)
+            && TaskTokens::is_task_kid(header.kid.as_deref())
+        {
+            return tasks.verify(token);
+        }
         let audience = self.audience.clone();
         self.verify(token, &audience)
             .await
@@ -673,7 +697,7 @@ impl Authenticator {
 }
 
 /// The claims of a token without checking anything: only to word a refusal.
-fn unverified_claims(token: &str) -> Map<String, Value> {
+pub(crate) fn unverified_claims(token: &str) -> Map<String, Value> {
     token
         .split('.')
         .nth(1)

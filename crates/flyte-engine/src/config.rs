@@ -49,6 +49,25 @@ pub struct EngineConfig {
     /// requests reach their owners. `None` (SQLite, one process): everything it runs is its
     /// own.
     pub ownership: Option<Arc<crate::ownership::Ownership>>,
+    /// Credentials for each attempt of a task run as a process (the task's own token, so
+    /// flytekit inside it can call the platform; docs/auth.md). `None`: none.
+    pub attempt_credentials: Option<Arc<dyn AttemptCredentials>>,
+}
+
+/// Mints the environment that carries one attempt's credentials.
+pub trait AttemptCredentials: Send + Sync + 'static {
+    /// Variables for the attempt `key`, whose per-attempt timeout is `timeout`.
+    fn env(
+        &self,
+        key: &crate::backend::AttemptKey,
+        timeout: Option<Duration>,
+    ) -> Vec<(String, String)>;
+}
+
+impl std::fmt::Debug for dyn AttemptCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AttemptCredentials")
+    }
 }
 
 /// The default of [`EngineConfig::max_nodes_per_execution`]: a 100,000-node `@dynamic`
@@ -87,6 +106,7 @@ impl Default for EngineConfig {
             max_nodes_per_execution: DEFAULT_MAX_NODES_PER_EXECUTION,
             clock: crate::clock::system(),
             ownership: None,
+            attempt_credentials: None,
         }
     }
 }

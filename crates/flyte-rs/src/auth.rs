@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use flyte_auth::Authenticator;
+use flyte_auth::{Authenticator, TaskScope, TaskTokens};
 
 use crate::config::Config;
 
@@ -22,7 +22,11 @@ pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Res
         }
         return Ok(app);
     }
-    let auth = Arc::new(Authenticator::new(config.auth.clone()).map_err(anyhow::Error::msg)?);
+    let mut auth = Authenticator::new(config.auth.clone()).map_err(anyhow::Error::msg)?;
+    if let Some(tokens) = task_tokens(config)? {
+        auth = auth.with_task_tokens(tokens);
+    }
+    let auth = Arc::new(auth);
     // Not fatal: the provider may start after this server; calls meanwhile answer UNAVAILABLE
     // and the discovery is tried again.
     match auth.prepare().await {
@@ -96,4 +100,60 @@ pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Res
         authz,
         Some(login),
     ))
+}
+
+/// The server's task-token key (`auth.task_tokens`), when authentication is on and tasks get
+/// tokens: loaded (or made) from `auth.task_tokens.key_file`, default
+/// `<data_dir>/task-token.key`.
+pub fn task_tokens(config: &Config) -> anyhow::Result<Option<Arc<TaskTokens>>> {
+    let t = &config.auth.task_tokens;
+    if !config.auth.enabled || !t.enabled {
+        return Ok(None);
+    }
+    let key_file = t
+        .key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("task-token.key"));
+    let tokens = TaskTokens::load_or_create(
+        &key_file,
+        config.auth.audience.as_deref().unwrap_or_default(),
+        std::time::Duration::from_secs(t.ttl_secs.max(60)),
+        config.auth.leeway_secs,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(Some(Arc::new(tokens)))
+}
+
+/// Gives every attempt a token for its execution (docs/auth.md, "Tasks that call the
+/// platform").
+struct TaskCredentials(Arc<TaskTokens>);
+
+impl flyte_engine::config::AttemptCredentials for TaskCredentials {
+    fn env(
+        &self,
+        key: &flyte_engine::backend::AttemptKey,
+        timeout: Option<std::time::Duration>,
+    ) -> Vec<(String, String)> {
+        let scope = TaskScope {
+            project: key.project.clone(),
+            domain: key.domain.clone(),
+            execution: key.execution.clone(),
+            attempt: format!("{}/{}", key.node_id, key.retry_attempt),
+        };
+        self.0.task_env(&scope, timeout)
+    }
+}
+
+/// The engine's [`flyte_engine::config::AttemptCredentials`] when tasks get tokens.
+pub fn attempt_credentials(
+    config: &Config,
+) -> anyhow::Result<Option<Arc<dyn flyte_engine::config::AttemptCredentials>>> {
+    Ok(task_tokens(config)?.map(|t| {
+        tracing::info!(
+            ttl_secs = config.auth.task_tokens.ttl_secs,
+            "task identity on: every task attempt gets a token for its execution's project \
+             and domain"
+        );
+        Arc::new(TaskCredentials(t)) as Arc<dyn flyte_engine::config::AttemptCredentials>
+    }))
 }

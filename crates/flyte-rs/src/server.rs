@@ -395,6 +395,7 @@ fn engine_parts(
         console_url: Some(format!("{}/console", public_url.trim_end_matches('/'))),
         // Replicas on one PostgreSQL: each execution runs under one replica's lease.
         ownership: crate::replica::ownership(config, &admin.store),
+        attempt_credentials: crate::auth::attempt_credentials(config)?,
         ..EngineConfig::default()
     };
     // Task output caching over the same catalog the DataCatalog and CacheService serve.

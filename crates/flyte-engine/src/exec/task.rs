@@ -404,6 +404,13 @@ impl ExecActor {
             task_template: blob.native_url(&layout::task_template_file(&n.data_dir)),
         };
         let mut env = self.shared.config.default_env.clone();
+        if let Some(creds) = &self.shared.config.attempt_credentials {
+            // Under the operator's task_env (an installation may give tasks other
+            // credentials); the execution's own envs still win below.
+            for (k, v) in creds.env(&self.attempt_key(idx), n.state.exec_deadline()) {
+                env.entry(k).or_insert(v);
+            }
+        }
         let wf_name = self.scopes[0]
             .template
             .id
