@@ -8,7 +8,10 @@ crates/flyte-kube/tests/double (which follows k8s.io/apimachinery): `PodList` wi
 Routes: `GET /api/v1/pods`, `GET|POST /api/v1/namespaces/{ns}/pods`,
 `GET|DELETE /api/v1/namespaces/{ns}/pods/{name}`, `POST /api/v1/namespaces/{ns}/secrets`,
 `GET /api/v1/namespaces/{ns}/secrets/{name}` (a `v1/Secret` with base64 `data` and/or
-`stringData`, as the API takes it; read back with `data` only).
+`stringData`, as the API takes it; read back with `data` only),
+`POST /api/v1/namespaces/{ns}/configmaps`, `GET|PATCH|DELETE /api/v1/namespaces/{ns}/configmaps/{name}`
+(PATCH: `application/merge-patch+json`), `GET /api/v1/configmaps` (list). Deleting a ConfigMap
+plays the garbage collector: pods whose `metadata.ownerReferences` name its uid are deleted too.
 
 The kubelet part: a created pod's primary container runs here as a local process (its
 `command` + `args`, its `env`, with this venv's bin first on PATH: the venv stands for the task image),
@@ -74,6 +77,7 @@ class KubeDouble:
         self.workdir = workdir
         self.pods: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
+        self.config_maps: dict[tuple[str, str], dict] = {}
         self.log: list[tuple[int, str, dict]] = []
         self.rv = 0
         self.requests: list[str] = []
@@ -104,6 +108,9 @@ class KubeDouble:
 
             def do_DELETE(self):
                 double._route(self, "DELETE")
+
+            def do_PATCH(self):
+                double._route(self, "PATCH")
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -206,6 +213,16 @@ class KubeDouble:
                 if secret is None:
                     return self._send(h, 404, _status(404, "NotFound", f'secrets "{parts[5]}" not found'))
                 return self._send(h, 200, secret)
+            if parts == ["api", "v1", "configmaps"] and method == "GET":
+                with self.cond:
+                    items = [c for c in self.config_maps.values() if _matches(c, q.get("labelSelector"))]
+                    body = {"kind": "ConfigMapList", "apiVersion": "v1",
+                            "metadata": {"resourceVersion": str(self.rv)}, "items": items}
+                return self._send(h, 200, body)
+            if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "configmaps" and method == "POST":
+                return self._create_config_map(h, parts[3])
+            if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "configmaps":
+                return self._config_map(h, method, parts[3], parts[5])
             self._send(h, 404, _status(404, "NotFound", f"the server could not find the requested resource ({url.path})"))
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -325,6 +342,72 @@ class KubeDouble:
             self.secrets[(ns, name)] = secret
             answer = json.loads(json.dumps(secret))
         self._send(h, 201, answer)
+
+    def config_map(self, ns: str, name: str) -> dict | None:
+        with self.cond:
+            c = self.config_maps.get((ns, name))
+            return json.loads(json.dumps(c)) if c else None
+
+    def _create_config_map(self, h, ns: str) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        try:
+            cm = json.loads(h.rfile.read(length))
+        except ValueError as e:
+            return self._send(h, 400, _status(400, "BadRequest", f"body: {e}"))
+        name = (cm.get("metadata") or {}).get("name")
+        with self.cond:
+            if ns not in self.namespaces:
+                return self._send(h, 404, _status(404, "NotFound", f'namespaces "{ns}" not found'))
+            if not name:
+                return self._send(h, 422, _status(422, "Invalid", 'ConfigMap "" is invalid: metadata.name: Required value'))
+            if (ns, name) in self.config_maps:
+                return self._send(h, 409, _status(409, "AlreadyExists", f'configmaps "{name}" already exists'))
+            self.rv += 1
+            cm["metadata"].update(namespace=ns, resourceVersion=str(self.rv), uid=f"cm-uid-{self.rv}",
+                                  creationTimestamp=_NOW)
+            self.config_maps[(ns, name)] = cm
+            answer = json.loads(json.dumps(cm))
+        self._send(h, 201, answer)
+
+    def _config_map(self, h, method: str, ns: str, name: str) -> None:
+        missing = _status(404, "NotFound", f'configmaps "{name}" not found')
+        if method == "PATCH":
+            if h.headers.get("Content-Type") != "application/merge-patch+json":
+                return self._send(h, 415, _status(415, "UnsupportedMediaType", "the double takes merge patches"))
+            length = int(h.headers.get("Content-Length") or 0)
+            try:
+                patch = json.loads(h.rfile.read(length))
+            except ValueError as e:
+                return self._send(h, 400, _status(400, "BadRequest", f"body: {e}"))
+        killed = []
+        with self.cond:
+            cm = self.config_maps.get((ns, name))
+            if cm is None:
+                return self._send(h, 404, missing)
+            if method == "PATCH":
+                _merge(cm, patch)
+                self.rv += 1
+                cm["metadata"]["resourceVersion"] = str(self.rv)
+            elif method == "DELETE":
+                del self.config_maps[(ns, name)]
+                # The garbage collector: the owner's dependents go with it.
+                uid = cm["metadata"]["uid"]
+                for key, pod in list(self.pods.items()):
+                    refs = pod["metadata"].get("ownerReferences") or []
+                    if key[0] == ns and any(r.get("uid") == uid for r in refs):
+                        del self.pods[key]
+                        proc = self.processes.pop(key, None)
+                        if proc is not None:
+                            killed.append(proc)
+                        self.rv += 1
+                        pod["metadata"]["resourceVersion"] = str(self.rv)
+                        self._record("DELETED", pod)
+            elif method != "GET":
+                return self._send(h, 405, _status(405, "MethodNotAllowed", method))
+            answer = json.loads(json.dumps(cm))
+        for proc in killed:
+            _kill(proc)
+        self._send(h, 200, answer)
 
     def _secret_value(self, ns: str, name: str, key: str) -> str | None:
         with self.cond:
@@ -508,6 +591,17 @@ class KubeDouble:
             "phase": "Succeeded" if code == 0 else "Failed", "startTime": _NOW,
             "containerStatuses": [_terminated(cname, code if code >= 0 else 128 - code, reason, "")],
         })
+
+
+def _merge(target: dict, patch: dict) -> None:
+    """RFC 7386 JSON merge patch, in place."""
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            _merge(target[k], v)
+        else:
+            target[k] = json.loads(json.dumps(v))
 
 
 def _terminated(name: str, code: int, reason: str, message: str) -> dict:

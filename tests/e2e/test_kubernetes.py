@@ -99,6 +99,19 @@ def test_a_python_workflow_runs_its_tasks_as_pods(kube, kube_remote):
         assert env["FLYTE_INTERNAL_EXECUTION_PROJECT"] == PROJECT
         assert pod["spec"]["restartPolicy"] == "Never"
 
+    # Owned by the execution's ConfigMap, as propeller's pods by the FlyteWorkflow resource
+    # (docs/adr-012-kubernetes-pod-owner.md); once the execution ended the owner carries when it goes
+    # (kubernetes.delete_finished_pods_after_secs, 23 h here), taking the pods with it.
+    owner = double.config_map(NAMESPACE, f"flyte-rs-exec-{name}")
+    assert owner is not None, sorted(double.config_maps)
+    for pod in pods:
+        (ref,) = pod["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
+            "ConfigMap", owner["metadata"]["name"], owner["metadata"]["uid"], True), ref
+    assert double.wait_for(lambda: "flyte-rs/delete-after" in (
+        (double.config_map(NAMESPACE, f"flyte-rs-exec-{name}") or {}).get("metadata", {}).get("annotations") or {})), \
+        double.config_map(NAMESPACE, f"flyte-rs-exec-{name}")
+
     # The pod's log, copied from the API (`…/pods/{name}/log`), is served by the server like a
     # local task's: the attempt's "Task logs (pod)" link.
     listed = json.loads(_get(f"{server.url}/api/v1/task_executions/{PROJECT}/{DOMAIN}/{name}/n0?limit=100"))

@@ -273,6 +273,15 @@ impl Engine {
                     fin.insert(actor_key.clone(), p);
                 }
                 drop(map);
+                if phase.is_some() {
+                    let shared = shared.clone();
+                    let key = actor_key.clone();
+                    tokio::spawn(async move {
+                        for b in &shared.backends {
+                            b.execution_ended(&key).await;
+                        }
+                    });
+                }
                 if let Some(own) = shared.config.ownership.clone() {
                     let key = actor_key.clone();
                     if phase.is_some() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flyte_blob::BlobStore;
+use flyte_engine::ExecKey;
 use flyte_engine::backend::local::LogLayout;
 use flyte_engine::backend::{
     AttemptKey, AttemptOutcome, AttemptUpdate, BackendError, Reattach, TaskAttempt, TaskBackend,
@@ -18,6 +19,7 @@ use flyteidl::core::TaskTemplate;
 use flyteidl::core::execution_error::ErrorKind;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodTemplate};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -27,7 +29,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::{KubeConfig, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::phase::{self, Blame, Grace, PodPhase};
-use crate::pod;
+use crate::{owner, pod};
 
 type Updates = mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>;
 
@@ -78,6 +80,10 @@ struct Inner {
     started: Timestamp,
     /// Where the server keeps task logs (`/logs/…`): pod logs are copied there.
     logs: std::sync::OnceLock<LogLayout>,
+    /// The owner of each running execution's pods, by (namespace, execution).
+    owners: Mutex<HashMap<(String, String), OwnerReference>>,
+    /// Owners of ended executions to delete (namespace, ConfigMap name), with when.
+    owners_due: Mutex<HashMap<(String, String), Timestamp>>,
 }
 
 /// Task attempts as pods.
@@ -129,12 +135,15 @@ impl KubeBackend {
             finished: Mutex::new(HashMap::new()),
             started: Timestamp::now(),
             logs: std::sync::OnceLock::new(),
+            owners: Mutex::new(HashMap::new()),
+            owners_due: Mutex::new(HashMap::new()),
         });
         let watch = tokio::spawn(watch_pods(Arc::downgrade(&inner))).abort_handle();
         let tick = tokio::spawn(recheck_pending(Arc::downgrade(&inner), recheck)).abort_handle();
+        let owners = tokio::spawn(load_marked_owners(Arc::downgrade(&inner))).abort_handle();
         Self {
             inner,
-            tasks: vec![watch, tick],
+            tasks: vec![watch, tick, owners],
         }
     }
 
@@ -144,6 +153,37 @@ impl KubeBackend {
     pub fn with_log_layout(self, layout: LogLayout) -> Self {
         let _ = self.inner.logs.set(layout);
         self
+    }
+
+    /// The owner of the attempt's execution's pods, made with its first pod.
+    async fn owner_of(&self, key: &AttemptKey) -> Result<Option<OwnerReference>, BackendError> {
+        if !self.inner.cfg.owner_references {
+            return Ok(None);
+        }
+        let ns = self.inner.cfg.namespace(&key.project, &key.domain);
+        let k = (ns, key.execution.clone());
+        if let Some(o) = self
+            .inner
+            .owners
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&k).cloned())
+        {
+            return Ok(Some(o));
+        }
+        let made = owner::ensure(
+            &self.inner.client,
+            &k.0,
+            &key.project,
+            &key.domain,
+            &key.execution,
+        )
+        .await
+        .map_err(BackendError::Internal)?;
+        if let (Some(o), Ok(mut m)) = (&made, self.inner.owners.lock()) {
+            m.insert(k, o.clone());
+        }
+        Ok(made)
     }
 
     fn pods(&self, namespace: &str) -> Api<Pod> {
@@ -294,6 +334,58 @@ async fn delete_due(inner: &Inner) {
     };
     for r in due {
         delete_finished(inner, &r).await;
+    }
+    let owners: Vec<(String, String)> = match inner.owners_due.lock() {
+        Ok(mut map) => {
+            let due: Vec<_> = map
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(r, _)| r.clone())
+                .collect();
+            for r in &due {
+                map.remove(r);
+            }
+            due
+        }
+        Err(_) => return,
+    };
+    for r in owners {
+        delete_owner(inner, &r).await;
+    }
+}
+
+/// Deletes an ended execution's pod owner (the garbage collector takes its pods).
+async fn delete_owner(inner: &Inner, r: &(String, String)) {
+    match owner::delete(&inner.client, &r.0, &r.1).await {
+        Ok(true) => {
+            tracing::debug!(namespace = %r.0, owner = %r.1, "ended execution's pod owner deleted")
+        }
+        Ok(false) => {}
+        // Tried again at the next recheck.
+        Err(e) => {
+            tracing::warn!(namespace = %r.0, owner = %r.1, error = %e, "cannot delete an ended execution's pod owner");
+            if let Ok(mut map) = inner.owners_due.lock() {
+                map.insert(r.clone(), Timestamp::now());
+            }
+        }
+    }
+}
+
+/// The owners an earlier server marked for deletion: deleted when due, by this one.
+async fn load_marked_owners(inner: Weak<Inner>) {
+    let Some(i) = inner.upgrade() else { return };
+    if !i.cfg.owner_references {
+        return;
+    }
+    match owner::list_marked(&i.client).await {
+        Ok(marked) => {
+            if let Ok(mut map) = i.owners_due.lock() {
+                for (r, due) in marked {
+                    map.entry(r).or_insert(due);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list the pod owners of ended executions"),
     }
 }
 
@@ -746,7 +838,10 @@ impl TaskBackend for KubeBackend {
     }
 
     async fn start(&self, attempt: TaskAttempt, updates: Updates) -> Result<(), BackendError> {
-        let built = self.build(&attempt).await?;
+        let mut built = self.build(&attempt).await?;
+        if let Some(owner) = self.owner_of(&attempt.key).await? {
+            built.metadata.owner_references = Some(vec![owner]);
+        }
         let key = attempt.key.clone();
         let r = self.track(&attempt, updates.clone());
         match create_pod(&self.inner, &r, &built).await {
@@ -809,6 +904,43 @@ impl TaskBackend for KubeBackend {
             let _ = t
                 .updates
                 .send((t.key, AttemptUpdate::Finished(AttemptOutcome::Aborted)));
+        }
+    }
+
+    async fn execution_ended(&self, execution: &ExecKey) {
+        if !self.inner.cfg.owner_references {
+            return;
+        }
+        let ns = self
+            .inner
+            .cfg
+            .namespace(&execution.project, &execution.domain);
+        if let Ok(mut m) = self.inner.owners.lock() {
+            m.remove(&(ns.clone(), execution.name.clone()));
+        }
+        // Tried whether or not a pod of it ran here: after a restart nothing says so (one
+        // request; 404 when none did).
+        let r = (ns, owner::name(&execution.name));
+        let after = Duration::from_secs(self.inner.cfg.delete_finished_pods_after_secs);
+        if after.is_zero() {
+            delete_owner(&self.inner, &r).await;
+            return;
+        }
+        let due = Timestamp::now()
+            .checked_add(jiff_span(after))
+            .unwrap_or(Timestamp::MAX);
+        match owner::mark(&self.inner.client, &r.0, &r.1, due).await {
+            Ok(true) => {
+                if let Ok(mut m) = self.inner.owners_due.lock() {
+                    m.insert(r, due);
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                project = %execution.project, domain = %execution.domain, execution = %execution.name,
+                namespace = %r.0, owner = %r.1, error = %e,
+                "cannot mark the ended execution's pod owner for deletion"
+            ),
         }
     }
 

@@ -93,6 +93,12 @@ pub struct KubeConfig {
     /// A PodTemplate (in each task namespace) every task pod starts from when its task names
     /// none with `pod_template_name` (propeller `default-pod-template-name`); missing: none.
     pub default_pod_template_name: Option<String>,
+    /// Each execution's pods are owned by a ConfigMap made for the execution in their
+    /// namespace (`flyte-rs-exec-<execution>`), deleted `delete_finished_pods_after_secs`
+    /// after the execution ended, so Kubernetes' garbage collector takes every pod left
+    /// (propeller: the FlyteWorkflow resource owns them; `disable-inject-owner-references`
+    /// is the opposite switch). Needs configmaps create/get/list/patch/delete (docs/kubernetes.md).
+    pub owner_references: bool,
 }
 
 impl Default for KubeConfig {
@@ -136,6 +142,7 @@ impl Default for KubeConfig {
             reattach_grace_secs: 600,
             log_links: Vec::new(),
             default_pod_template_name: None,
+            owner_references: true,
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod config;
 pub mod logs;
+pub mod owner;
 pub mod phase;
 pub mod pod;
 

@@ -771,7 +771,7 @@ pub fn dns1123_subdomain(name: &str) -> String {
 
 /// A label value (`SanitizeLabelValue`): at most 63 characters of `[A-Za-z0-9._-]`, starting
 /// and ending alphanumeric.
-fn label_value(v: &str) -> String {
+pub(crate) fn label_value(v: &str) -> String {
     let cleaned: String = v
         .chars()
         .map(|c| {

@@ -881,3 +881,143 @@ async fn a_finished_pods_log_is_kept_where_the_server_serves_task_logs() {
             .contains(&format!("GET /api/v1/namespaces/{NS}/pods/{name}/log"))
     );
 }
+
+/// The same double and store, a new backend: a restarted server.
+async fn restarted(
+    dir: &std::path::Path,
+    store: &BlobStore,
+    change: impl FnOnce(&mut KubeConfig),
+) -> KubeBackend {
+    let mut cfg = KubeConfig {
+        enabled: true,
+        kubeconfig: Some(dir.join("kubeconfig")),
+        ..KubeConfig::default()
+    };
+    change(&mut cfg);
+    KubeBackend::connect(cfg, store.clone()).await.unwrap()
+}
+
+fn exec_key(name: &str) -> flyte_engine::ExecKey {
+    flyte_engine::ExecKey {
+        project: "flytesnacks".into(),
+        domain: "development".into(),
+        name: name.into(),
+    }
+}
+
+#[tokio::test]
+async fn an_executions_pods_are_owned_by_its_config_map_which_goes_when_it_ends() {
+    let f = fixture_with(|c| c.delete_finished_pods_after_secs = 0).await;
+    let (a, b) = (attempt(&f.store, "exo1", 0), attempt(&f.store, "exo1", 1));
+    let (tx, _rx) = mpsc::unbounded_channel();
+    f.backend.start(a.clone(), tx.clone()).await.unwrap();
+    f.backend.start(b.clone(), tx).await.unwrap();
+
+    let owner = f
+        .double
+        .config_map(NS, "flyte-rs-exec-exo1")
+        .expect("the execution's owner ConfigMap in the pods' namespace");
+    assert_eq!(owner["metadata"]["labels"]["execution-id"], "exo1");
+    let uid = owner["metadata"]["uid"].clone();
+    assert!(uid.is_string(), "{owner}");
+    for name in [pod_name(&a), pod_name(&b)] {
+        let pod = f.double.pod(NS, &name).unwrap();
+        assert_eq!(
+            pod["metadata"]["ownerReferences"],
+            json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "flyte-rs-exec-exo1",
+                    "uid": uid, "controller": true, "blockOwnerDeletion": true}]),
+            "{name}"
+        );
+    }
+    let creates = f
+        .double
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with(&format!("POST /api/v1/namespaces/{NS}/configmaps")))
+        .count();
+    assert_eq!(creates, 1, "one owner per execution");
+
+    // The execution ends: its owner is deleted, and the garbage collector takes the pods.
+    f.backend.execution_ended(&exec_key("exo1")).await;
+    assert!(f.double.config_map(NS, "flyte-rs-exec-exo1").is_none());
+    assert!(f.double.pod(NS, &pod_name(&a)).is_none());
+    assert!(f.double.pod(NS, &pod_name(&b)).is_none());
+}
+
+#[tokio::test]
+async fn an_owner_is_deleted_when_its_execution_ends_after_a_restart() {
+    let Fixture {
+        double,
+        backend,
+        store,
+        _dir: dir,
+    } = fixture_with(|c| c.delete_finished_pods_after_secs = 0).await;
+    let a = attempt(&store, "exo2", 0);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    backend.start(a.clone(), tx).await.unwrap();
+    assert!(double.config_map(NS, "flyte-rs-exec-exo2").is_some());
+    drop(backend);
+
+    // Restarted: it re-attaches to the pod, knowing nothing of its owner, and the execution
+    // then ends.
+    let backend = restarted(dir.path(), &store, |c| {
+        c.delete_finished_pods_after_secs = 0
+    })
+    .await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    assert_eq!(
+        backend.reattach(a.clone(), tx).await.unwrap(),
+        Reattach::Attached
+    );
+    backend.execution_ended(&exec_key("exo2")).await;
+    assert!(double.config_map(NS, "flyte-rs-exec-exo2").is_none());
+    assert!(double.pod(NS, &pod_name(&a)).is_none(), "garbage-collected");
+}
+
+#[tokio::test]
+async fn an_ended_executions_owner_stays_for_the_delay_and_a_restarted_server_deletes_it() {
+    // Pods are kept a while after the end (kubectl logs); the owner with them.
+    let Fixture {
+        double,
+        backend,
+        store,
+        _dir: dir,
+    } = fixture_with(|c| {
+        c.delete_finished_pods_after_secs = 1;
+        c.recheck_secs = 3600;
+    })
+    .await;
+    let a = attempt(&store, "exo3", 0);
+    let name = pod_name(&a);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    backend.start(a.clone(), tx).await.unwrap();
+    double.set_status(NS, &name, terminated("Succeeded", &name, 0, "Completed"));
+    while !matches!(next(&mut rx).await, AttemptUpdate::Finished(_)) {}
+    backend.execution_ended(&exec_key("exo3")).await;
+    let owner = double.config_map(NS, "flyte-rs-exec-exo3").expect("kept");
+    let due = owner["metadata"]["annotations"]["flyte-rs/delete-after"]
+        .as_str()
+        .expect("its due time is written on it")
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .unwrap();
+    assert!(
+        due > k8s_openapi::jiff::Timestamp::now()
+            - k8s_openapi::jiff::SignedDuration::from_secs(60)
+    );
+    assert!(double.pod(NS, &name).is_some(), "kept for the delay");
+    drop(backend);
+
+    // The server stopped before the time came; the next one deletes it when due.
+    let _backend = restarted(dir.path(), &store, |c| {
+        c.delete_finished_pods_after_secs = 1;
+        c.recheck_secs = 1;
+    })
+    .await;
+    until_requested(
+        &double,
+        &format!("DELETE /api/v1/namespaces/{NS}/configmaps/flyte-rs-exec-exo3"),
+    )
+    .await;
+    assert!(double.config_map(NS, "flyte-rs-exec-exo3").is_none());
+    assert!(double.pod(NS, &name).is_none(), "garbage-collected");
+}

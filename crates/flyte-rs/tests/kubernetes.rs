@@ -28,6 +28,7 @@ async fn a_python_task_runs_as_a_pod_when_kubernetes_is_enabled() {
     let server = TestServer::start_with(|c| {
         c.kubernetes.enabled = true;
         c.kubernetes.kubeconfig = Some(kubeconfig);
+        c.kubernetes.delete_finished_pods_after_secs = 0;
     })
     .await
     .unwrap();
@@ -148,6 +149,13 @@ async fn a_python_task_runs_as_a_pod_when_kubernetes_is_enabled() {
         "{pod}"
     );
     assert_eq!(pod["spec"]["serviceAccountName"], "ml-runner", "{pod}");
+    // Owned by the execution's ConfigMap (garbage collection; docs/adr-012-kubernetes-pod-owner.md).
+    let owner_name = format!("flyte-rs-exec-{}", exec.name);
+    let owner = api.config_map(&ns, &owner_name).expect("the pods' owner");
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0]["uid"], owner["metadata"]["uid"],
+        "{pod}"
+    );
 
     // The kubelet's part: the container ran and exited 0.
     api.set_status(
@@ -171,5 +179,12 @@ async fn a_python_task_runs_as_a_pod_when_kubernetes_is_enabled() {
         "error: {:?}",
         closure.output_result
     );
+    // The execution ended: its owner goes (the garbage collector takes what pods are left).
+    let mut waited = 0;
+    while api.config_map(&ns, &owner_name).is_some() {
+        waited += 1;
+        assert!(waited < 1200, "the ended execution's owner was never deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.shutdown().await.unwrap();
 }

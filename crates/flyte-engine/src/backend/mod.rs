@@ -180,4 +180,9 @@ pub trait TaskBackend: Send + Sync + 'static {
         let _ = (attempt, updates);
         Ok(Reattach::Lost)
     }
+    /// The execution reached a terminal phase (on this replica): nothing of it will start
+    /// again. The pod backend lets go of what it keeps per execution (the pods' owner).
+    async fn execution_ended(&self, execution: &crate::request::ExecKey) {
+        let _ = execution;
+    }
 }

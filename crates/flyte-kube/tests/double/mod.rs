@@ -8,6 +8,10 @@
 //! * `POST /api/v1/namespaces/{ns}/pods`: create (409 `AlreadyExists`; 404 for a namespace
 //!   not made with [`ApiDouble::add_namespace`]; a queued error with [`ApiDouble::fail_next_create`]).
 //! * `GET`/`DELETE /api/v1/namespaces/{ns}/pods/{name}` (404 `NotFound`).
+//! * ConfigMaps: `POST /api/v1/namespaces/{ns}/configmaps` (uid assigned, 409), `GET`,
+//!   `PATCH` (JSON merge patch) and `DELETE …/configmaps/{name}`, `GET /api/v1/configmaps`
+//!   (list, `labelSelector`). Deleting one plays the garbage collector: the pods whose
+//!   `metadata.ownerReferences` name its uid are deleted (background propagation).
 //!
 //! The test plays the kubelet: [`ApiDouble::set_status`] replaces a pod's status and sends
 //! `MODIFIED` to the watchers.
@@ -29,6 +33,7 @@ use tokio::sync::broadcast;
 struct Inner {
     pods: BTreeMap<(String, String), Value>,
     pod_templates: BTreeMap<(String, String), Value>,
+    config_maps: BTreeMap<(String, String), Value>,
     /// What `GET …/pods/{name}/log` answers.
     pod_logs: BTreeMap<(String, String), String>,
     namespaces: BTreeSet<String>,
@@ -94,6 +99,17 @@ impl ApiDouble {
                 get(get_pod_template),
             )
             .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(get_pod_log))
+            .route("/api/v1/configmaps", get(list_config_maps))
+            .route(
+                "/api/v1/namespaces/{ns}/configmaps",
+                axum::routing::post(create_config_map),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/configmaps/{name}",
+                get(get_config_map)
+                    .patch(patch_config_map)
+                    .delete(delete_config_map),
+            )
             .with_state(double.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -157,6 +173,15 @@ impl ApiDouble {
 
     pub fn pod_names(&self) -> Vec<(String, String)> {
         self.inner.lock().unwrap().pods.keys().cloned().collect()
+    }
+
+    pub fn config_map(&self, ns: &str, name: &str) -> Option<Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .config_maps
+            .get(&(ns.into(), name.into()))
+            .cloned()
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -419,4 +444,167 @@ async fn delete_pod(
         }
         None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
     }
+}
+
+async fn create_config_map(
+    State(d): State<ApiDouble>,
+    Path(ns): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut cm: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", &format!("body: {e}")),
+    };
+    let mut inner = d.inner.lock().unwrap();
+    inner
+        .requests
+        .push(format!("POST /api/v1/namespaces/{ns}/configmaps"));
+    if !inner.namespaces.contains(&ns) {
+        return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"));
+    }
+    let Some(name) = cm["metadata"]["name"].as_str().map(str::to_string) else {
+        return status(
+            422,
+            "Invalid",
+            "ConfigMap \"\" is invalid: metadata.name: Required value: name or generateName is required",
+        );
+    };
+    if inner.config_maps.contains_key(&(ns.clone(), name.clone())) {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("configmaps \"{name}\" already exists"),
+        );
+    }
+    inner.resource_version += 1;
+    let rv = inner.resource_version.to_string();
+    cm["metadata"]["namespace"] = json!(ns);
+    cm["metadata"]["resourceVersion"] = json!(rv);
+    cm["metadata"]["uid"] = json!(format!("cm-uid-{rv}"));
+    cm["metadata"]["creationTimestamp"] = json!("2026-12-07T12:00:00Z");
+    inner.config_maps.insert((ns, name), cm.clone());
+    (StatusCode::CREATED, axum::Json(cm)).into_response()
+}
+
+async fn get_config_map(
+    State(d): State<ApiDouble>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let mut inner = d.inner.lock().unwrap();
+    inner
+        .requests
+        .push(format!("GET /api/v1/namespaces/{ns}/configmaps/{name}"));
+    match inner.config_maps.get(&(ns, name.clone())) {
+        Some(c) => axum::Json(c.clone()).into_response(),
+        None => status(404, "NotFound", &format!("configmaps \"{name}\" not found")),
+    }
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+async fn patch_config_map(
+    State(d): State<ApiDouble>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut inner = d.inner.lock().unwrap();
+    inner
+        .requests
+        .push(format!("PATCH /api/v1/namespaces/{ns}/configmaps/{name}"));
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some("application/merge-patch+json")
+    {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            "the double takes merge patches",
+        );
+    }
+    let patch: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", &format!("body: {e}")),
+    };
+    inner.resource_version += 1;
+    let rv = inner.resource_version.to_string();
+    match inner.config_maps.get_mut(&(ns, name.clone())) {
+        Some(c) => {
+            merge(c, &patch);
+            c["metadata"]["resourceVersion"] = json!(rv);
+            axum::Json(c.clone()).into_response()
+        }
+        None => status(404, "NotFound", &format!("configmaps \"{name}\" not found")),
+    }
+}
+
+async fn delete_config_map(
+    State(d): State<ApiDouble>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let mut inner = d.inner.lock().unwrap();
+    inner
+        .requests
+        .push(format!("DELETE /api/v1/namespaces/{ns}/configmaps/{name}"));
+    let Some(cm) = inner.config_maps.remove(&(ns.clone(), name.clone())) else {
+        return status(404, "NotFound", &format!("configmaps \"{name}\" not found"));
+    };
+    // The garbage collector: dependents in the same namespace go with their owner.
+    let uid = cm["metadata"]["uid"].clone();
+    let owned: Vec<(String, String)> = inner
+        .pods
+        .iter()
+        .filter(|((pns, _), p)| {
+            *pns == ns
+                && p["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in owned {
+        inner.resource_version += 1;
+        if let Some(p) = inner.pods.remove(&k) {
+            d.record(&mut inner, "DELETED", p);
+        }
+    }
+    axum::Json(cm).into_response()
+}
+
+async fn list_config_maps(
+    State(d): State<ApiDouble>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = d.inner.lock().unwrap();
+    inner
+        .requests
+        .push(format!("GET /api/v1/configmaps?{}", query_string(&q)));
+    let selector = q.get("labelSelector");
+    let items: Vec<Value> = inner
+        .config_maps
+        .values()
+        .filter(|c| matches(c, selector))
+        .cloned()
+        .collect();
+    axum::Json(json!({
+        "kind": "ConfigMapList", "apiVersion": "v1",
+        "metadata": {"resourceVersion": inner.resource_version.to_string()},
+        "items": items,
+    }))
+    .into_response()
 }
