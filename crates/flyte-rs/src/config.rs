@@ -697,9 +697,7 @@ impl Environment {
                     path[map.len()] = rest.rsplit("__").next().unwrap_or("").to_string();
                     Value::from(raw.clone())
                 }
-                None if keys.contains(&path.join(".")) => {
-                    raw.parse().unwrap_or_else(|_| Value::from(raw.clone()))
-                }
+                None if keys.contains(&path.join(".")) => env_value(raw),
                 None => {
                     unknown.push(key.as_str());
                     continue;
@@ -732,6 +730,19 @@ impl Environment {
         }
         Ok(root)
     }
+}
+
+/// A variable's value: JSON when it is a JSON list or table (a list of structs, e.g.
+/// `kubernetes.log_links`: figment's own syntax has no `"key": value`), else figment's syntax
+/// (`[a, b]`, `{k=v}`, numbers, booleans), else the text.
+fn env_value(raw: &str) -> Value {
+    if raw.trim_start().starts_with(['[', '{'])
+        && let Ok(json) = serde_json::from_str::<serde_json::Value>(raw)
+        && let Ok(value) = Value::serialize(json)
+    {
+        return value;
+    }
+    raw.parse().unwrap_or_else(|_| Value::from(raw.to_string()))
 }
 
 /// Sections whose entries are free-form names (`FLYTE_RS_ENGINE__TASK_ENV__MY_VAR=1`).
@@ -1482,6 +1493,51 @@ mod tests {
             format!("{err:#}").contains("kubernetes.default_cpu"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn kubernetes_log_links_from_the_environment_as_json() {
+        // A list of structs in one variable (the Helm chart sets only variables).
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[(
+                "FLYTE_RS_KUBERNETES__LOG_LINKS",
+                r#"[{"display_name": "Kubernetes Logs", "template_uris":
+                     ["https://dash/#/log/{{ .namespace }}/{{ .podName }}/pod?namespace={{ .namespace }}"],
+                     "message_format": "json", "show_while_pending": true}]"#,
+            )]),
+        )
+        .unwrap();
+        let links = &c.kubernetes.log_links;
+        assert_eq!(links.len(), 1, "{links:?}");
+        assert_eq!(links[0].display_name, "Kubernetes Logs");
+        assert_eq!(
+            links[0].template_uris,
+            ["https://dash/#/log/{{ .namespace }}/{{ .podName }}/pod?namespace={{ .namespace }}"]
+        );
+        assert!(links[0].show_while_pending);
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[(
+                "FLYTE_RS_KUBERNETES__INTERRUPTIBLE_TOLERATIONS",
+                r#"[{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]"#,
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.kubernetes.interruptible_tolerations[0].key.as_deref(),
+            Some("spot")
+        );
+        // A mistake names the key.
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[(
+                "FLYTE_RS_KUBERNETES__LOG_LINKS",
+                r#"[{"display_nme": "x"}]"#,
+            )]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("log_links"), "{err:#}");
     }
 
     #[test]
