@@ -33,6 +33,7 @@ use tower::Layer;
 
 use crate::error::{AdminError, http_status_for};
 
+pub mod bindings;
 pub mod login;
 use crate::gateway::{Gateway, error_response};
 

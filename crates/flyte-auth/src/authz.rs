@@ -58,6 +58,22 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 4] = [Self::Viewer, Self::Executor, Self::Registrant, Self::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Executor => "executor",
+            Self::Registrant => "registrant",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// The role named `name` (`viewer`, `executor`, `registrant`, `admin`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// The permissions of the role. A registrant may also run: `pyflyte run --remote`
     /// registers and launches in one go.
     pub fn permissions(self) -> &'static [Permission] {
@@ -101,6 +117,9 @@ pub struct AuthorizationConfig {
     /// `admin-platform` included, as `user:NAME` or `group:NAME`.
     pub platform_admins: Vec<String>,
     pub bindings: Vec<Binding>,
+    /// Bindings made over the API (`/api/v1/auth/bindings`) are read from the store again this
+    /// often, so a change made through another replica applies here within this time.
+    pub reload_secs: u64,
 }
 
 impl Default for AuthorizationConfig {
@@ -110,6 +129,7 @@ impl Default for AuthorizationConfig {
             groups_claim: "groups".into(),
             platform_admins: Vec::new(),
             bindings: Vec::new(),
+            reload_secs: 5,
         }
     }
 }
@@ -192,15 +212,29 @@ pub struct Denied {
     pub target: String,
 }
 
-/// The policy, from [`AuthorizationConfig`]. Cheap to share (`Arc`).
+/// The policy, from [`AuthorizationConfig`] and the bindings stored over the API. Clones
+/// share the stored bindings: setting them on one (after a change, or the periodic reload)
+/// applies to every clone.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     config: AuthorizationConfig,
+    stored: std::sync::Arc<std::sync::RwLock<Vec<Binding>>>,
 }
 
 impl Authorizer {
     pub fn new(config: AuthorizationConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            stored: Default::default(),
+        }
+    }
+
+    /// Replaces the bindings made over the API (the configuration's stay).
+    pub fn set_stored(&self, bindings: Vec<Binding>) {
+        match self.stored.write() {
+            Ok(mut g) => *g = bindings,
+            Err(poisoned) => *poisoned.into_inner() = bindings,
+        }
     }
 
     pub fn config(&self) -> &AuthorizationConfig {
@@ -229,15 +263,28 @@ impl Authorizer {
         })
     }
 
-    /// The bindings that apply to the caller.
-    fn bindings_of<'a>(&'a self, id: &'a Identity) -> impl Iterator<Item = &'a Binding> + 'a {
+    /// The bindings that apply to the caller: the configuration's and the stored ones.
+    fn bindings_of(&self, id: &Identity) -> Vec<Binding> {
         let groups = self.groups(id);
-        self.config.bindings.iter().filter(move |b| {
+        let applies = |b: &&Binding| {
             b.user.as_deref().is_some_and(|u| Self::is_user(id, u))
                 || b.group
                     .as_deref()
                     .is_some_and(|g| groups.iter().any(|x| x == g))
-        })
+        };
+        let mut out: Vec<Binding> = self
+            .config
+            .bindings
+            .iter()
+            .filter(applies)
+            .cloned()
+            .collect();
+        let stored = match self.stored.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        out.extend(stored.iter().filter(applies).cloned());
+        out
     }
 
     /// Whether `id` holds `permission` on `target`.
@@ -258,7 +305,7 @@ impl Authorizer {
         if permission == Permission::AdminPlatform {
             return false;
         }
-        self.bindings_of(id).any(|b| {
+        self.bindings_of(id).iter().any(|b| {
             let covers = match target {
                 Target::Platform => b.project == "*" && b.domain.is_none(),
                 Target::Project { project, domain } => {
@@ -300,7 +347,7 @@ impl Authorizer {
             return task.project == project;
         }
         self.is_platform_admin(id)
-            || self.bindings_of(id).any(|b| {
+            || self.bindings_of(id).iter().any(|b| {
                 (b.project == "*" || b.project == project)
                     && b.role.permissions().contains(&Permission::Read)
             })

@@ -10,7 +10,12 @@ use crate::config::Config;
 
 /// `app` with the auth contract's routes and every route behind the token check when
 /// `auth.enabled`; else `app` as it is, with a warning when other machines can reach it.
-pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Result<Router> {
+pub async fn wrap(
+    config: &Config,
+    app: Router,
+    public_url: &str,
+    store: Arc<dyn flyte_store::MetadataStore>,
+) -> anyhow::Result<Router> {
     if !config.auth.enabled {
         if !config.server.listen.ip().is_loopback() {
             tracing::warn!(
@@ -90,6 +95,23 @@ pub async fn wrap(config: &Config, app: Router, public_url: &str) -> anyhow::Res
         );
         flyte_auth::Authorizer::new(config.auth.authorization.clone())
     });
+    // Bindings made over the API: read now, then every reload_secs (other replicas' changes).
+    let bindings = flyte_admin::auth::bindings::BindingsApi {
+        store,
+        authorizer: authorizer.clone(),
+    };
+    if authorizer.is_some() {
+        match bindings.reload().await {
+            Ok(n) => tracing::info!(stored_bindings = n, "role bindings read from the store"),
+            Err(err) => tracing::warn!(error = %err, "cannot read the stored role bindings yet"),
+        }
+        bindings
+            .clone()
+            .spawn_reload(std::time::Duration::from_secs(
+                config.auth.authorization.reload_secs.max(1),
+            ));
+    }
+    let app = app.merge(flyte_admin::auth::bindings::router(bindings));
     let authz = Some(Arc::new(flyte_admin::authz::Enforcement {
         authorizer,
         max_request_bytes: config.server.max_request_bytes,

@@ -208,7 +208,7 @@ async fn start_inner(config: Config) -> anyhow::Result<RunningServer> {
     let scheduler_admin = admin.clone();
     let app = app(admin, store, logs).merge(crate::schedules::api(&config, &scheduler_admin)?);
     // Outermost: no route is served before the caller is known (docs/auth.md).
-    let app = crate::auth::wrap(&config, app, &public_url).await?;
+    let app = crate::auth::wrap(&config, app, &public_url, scheduler_admin.store.clone()).await?;
 
     let (tx, mut rx) = watch::channel(false);
     // Launch-plan schedules: stopped with the server (a tick due meanwhile is caught up at

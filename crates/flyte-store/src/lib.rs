@@ -25,6 +25,7 @@
 //! Latency of every operation is recorded as [`metrics::QUERY_DURATION_SECONDS`]; call
 //! [`metrics::describe`] once at startup for help texts.
 
+mod binding_model;
 mod cache_model;
 mod error;
 pub mod metrics;
@@ -34,6 +35,7 @@ mod notification_model;
 mod schedule_model;
 mod sql;
 
+pub use binding_model::*;
 pub use cache_model::*;
 pub use error::StoreError;
 pub use model::*;
@@ -130,6 +132,25 @@ pub trait MetadataStore: Send + Sync + 'static {
         domain: &str,
         name: &str,
     ) -> Result<EntityRecord>;
+
+    // --- role bindings made over the API (docs/auth.md) -----------------------------------
+
+    /// Every stored role binding, oldest first.
+    async fn list_role_bindings(&self) -> Result<Vec<RoleBindingRecord>>;
+    /// Stores a binding (its `id` is ignored) and returns it with its id; `AlreadyExists` if
+    /// the same subject already has the same role on the same project and domain.
+    async fn create_role_binding(&self, binding: RoleBindingRecord) -> Result<RoleBindingRecord>;
+    /// Removes binding `id`; `NotFound` if there is none.
+    async fn delete_role_binding(&self, id: i64) -> Result<()>;
+
+    // --- the audit trail (docs/auth.md, "Audit") -------------------------------------------
+
+    /// Appends audited calls (their `id`s are assigned).
+    async fn insert_audit_records(&self, records: Vec<AuditRecord>) -> Result<()>;
+    /// Audited calls matching `query`, newest first.
+    async fn list_audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Deletes the records before `older_than`; how many.
+    async fn prune_audit_records(&self, older_than: chrono::DateTime<chrono::Utc>) -> Result<u64>;
 
     // --- launch-plan schedules (the scheduler) -------------------------------------------
 

@@ -61,6 +61,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "notify phases and retry group",
         include_str!("../migrations/sqlite/0010_notify_phases_retry_group.sql"),
     ),
+    (
+        11,
+        "role bindings and audit records",
+        include_str!("../migrations/sqlite/0011_auth.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: &[Embedded] = &[
@@ -113,6 +118,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         10,
         "notify phases and retry group",
         include_str!("../migrations/postgres/0010_notify_phases_retry_group.sql"),
+    ),
+    (
+        11,
+        "role bindings and audit records",
+        include_str!("../migrations/postgres/0011_auth.sql"),
     ),
 ];
 

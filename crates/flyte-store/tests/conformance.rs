@@ -151,6 +151,8 @@ macro_rules! conformance {
 
 conformance!(
     seeded_flytesnacks,
+    role_bindings_create_list_delete,
+    audit_records_insert_filter_page_prune,
     project_create_get_duplicate_update,
     project_list_filters_sort_pages,
     entity_create_get_duplicate_not_found,
@@ -287,6 +289,7 @@ fn t(n: i64) -> DateTime<Utc> {
 }
 
 mod attributes_conformance;
+mod bindings_conformance;
 mod cache_conformance;
 mod executions_conformance;
 mod leases_conformance;
@@ -297,6 +300,7 @@ mod signals_conformance;
 mod tests {
     use super::*;
     pub use crate::attributes_conformance::*;
+    pub use crate::bindings_conformance::*;
     pub use crate::cache_conformance::*;
     pub use crate::executions_conformance::*;
     pub use crate::leases_conformance::*;

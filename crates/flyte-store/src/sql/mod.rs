@@ -12,7 +12,9 @@
 //! (SQLite write transactions are serial: `BEGIN IMMEDIATE`).
 
 mod attributes;
+mod audit;
 pub(crate) mod backend;
+mod bindings;
 mod cache;
 pub(crate) mod connect;
 mod executions;
@@ -889,6 +891,51 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
             }
             B::commit(tx).await.map_err(internal)
         })
+        .await
+    }
+
+    async fn list_role_bindings(&self) -> Result<Vec<crate::RoleBindingRecord>> {
+        self.timed("list_role_bindings", self.list_role_bindings_impl())
+            .await
+    }
+
+    async fn create_role_binding(
+        &self,
+        binding: crate::RoleBindingRecord,
+    ) -> Result<crate::RoleBindingRecord> {
+        self.timed(
+            "create_role_binding",
+            self.create_role_binding_impl(binding),
+        )
+        .await
+    }
+
+    async fn delete_role_binding(&self, id: i64) -> Result<()> {
+        self.timed("delete_role_binding", self.delete_role_binding_impl(id))
+            .await
+    }
+
+    async fn insert_audit_records(&self, records: Vec<crate::AuditRecord>) -> Result<()> {
+        self.timed(
+            "insert_audit_records",
+            self.insert_audit_records_impl(records),
+        )
+        .await
+    }
+
+    async fn list_audit_records(
+        &self,
+        query: &crate::AuditQuery,
+    ) -> Result<Vec<crate::AuditRecord>> {
+        self.timed("list_audit_records", self.list_audit_records_impl(query))
+            .await
+    }
+
+    async fn prune_audit_records(&self, older_than: DateTime<Utc>) -> Result<u64> {
+        self.timed(
+            "prune_audit_records",
+            self.prune_audit_records_impl(older_than),
+        )
         .await
     }
 
