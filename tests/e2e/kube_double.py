@@ -78,6 +78,8 @@ class KubeDouble:
         self.pods: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
         self.config_maps: dict[tuple[str, str], dict] = {}
+        # Execution id -> the most of its pods Pending or Running at one time.
+        self.max_live: dict[str, int] = {}
         self.log: list[tuple[int, str, dict]] = []
         self.rv = 0
         self.requests: list[str] = []
@@ -181,6 +183,14 @@ class KubeDouble:
     def _record(self, kind: str, pod: dict) -> None:
         # Under self.cond.
         self.log.append((self.rv, kind, json.loads(json.dumps(pod))))
+        execution = (pod["metadata"].get("labels") or {}).get("execution-id")
+        if execution:
+            live = sum(
+                1 for p in self.pods.values()
+                if (p["metadata"].get("labels") or {}).get("execution-id") == execution
+                and p["status"].get("phase") in ("Pending", "Running")
+            )
+            self.max_live[execution] = max(self.max_live.get(execution, 0), live)
         self.cond.notify_all()
 
     def _route(self, h: BaseHTTPRequestHandler, method: str) -> None:

@@ -181,6 +181,28 @@ def test_a_map_task_runs_one_pod_per_index(kube, kube_remote):
     assert indexes == ["0", "1", "2"], [(p["metadata"]["name"], p["metadata"]["labels"]["task-name"], p["spec"]["containers"][0]["args"]) for p in double.created_for(name)]
 
 
+def test_a_map_task_keeps_to_its_concurrency_and_min_success_ratio_with_pods(kube, kube_remote):
+    server, double = kube
+    # Five items, concurrency 2, item 3 fails: 4/5 succeed >= 0.6, the execution succeeds with
+    # the failed item's output left out.
+    name = run_remote(server, ROOT, PATH, "bounded_map_wf")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert done.outputs.get("o0", as_type=int) == 1 + 4 + 16 + 25
+    pods = [p for p in double.created_for(name) if "FLYTE_K8S_ARRAY_INDEX" in json.dumps(p)]
+    assert len(pods) == 5, [p["metadata"]["name"] for p in pods]
+    # Never more than two of its pods pending or running at once (and two did run together).
+    with double.cond:
+        assert double.max_live.get(name) == 2, double.max_live.get(name)
+
+    # The same with 0.9: 4/5 is too few, the execution fails.
+    name = run_remote(server, ROOT, PATH, "strict_map_wf")
+    done = wait(kube_remote, name)
+    assert_phase(done, WorkflowExecutionPhase.FAILED, server)
+    with double.cond:
+        assert double.max_live.get(name, 0) <= 2, double.max_live.get(name)
+
+
 def test_secret_requests_are_read_from_kubernetes_secrets(kube, kube_remote):
     server, double = kube
     token, password = "tok-" + uuid.uuid4().hex, "pw-" + uuid.uuid4().hex

@@ -60,6 +60,31 @@ def map_wf(xs: typing.List[int] = [1, 2, 3]) -> int:
 
 
 @task
+def square_but_not_3(x: int) -> int:
+    if x == 3:
+        raise ValueError("kube e2e: no 3")
+    time.sleep(2)  # long enough for the pods to overlap, so the limit is what stops them
+    return x * x
+
+
+@task
+def total_present(values: typing.List[typing.Optional[int]]) -> int:
+    return sum(v for v in values if v is not None)
+
+
+@workflow
+def bounded_map_wf(xs: typing.List[int] = [1, 2, 3, 4, 5]) -> int:
+    squares = map_task(square_but_not_3, concurrency=2, min_success_ratio=0.6)(x=xs)
+    return total_present(values=squares)
+
+
+@workflow
+def strict_map_wf(xs: typing.List[int] = [1, 2, 3, 4, 5]) -> int:
+    squares = map_task(square_but_not_3, concurrency=2, min_success_ratio=0.9)(x=xs)
+    return total_present(values=squares)
+
+
+@task
 def gated(pid_file: str, gate: str) -> int:
     with open(pid_file, "w") as f:
         f.write(str(os.getpid()))
