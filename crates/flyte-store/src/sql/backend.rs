@@ -154,6 +154,7 @@ macro_rules! sql_backend {
         begin: |$this:ident| $begin:expr,
         lock_rows: $lock_rows:literal,
         batch_params: $batch_params:literal,
+        sql_text: $sql_text:path,
         bind_timestamp: |$ts:ident| $bind_ts:expr,
         timestamp_type: $ts_ty:ty,
         null_timestamp: $null_ts:expr,
@@ -169,7 +170,7 @@ macro_rules! sql_backend {
                 stmt: $crate::sql::backend::Stmt,
             ) -> sqlx::query::Query<'static, $db, <$db as sqlx::Database>::Arguments> {
                 use $crate::sql::backend::Value;
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(stmt.sql));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe($sql_text(stmt.sql)));
                 for arg in stmt.args {
                     q = match arg {
                         Value::Null => q.bind(None::<String>),
@@ -302,6 +303,7 @@ sql_backend!(
     begin: |backend| SqliteTx::begin(backend),
     lock_rows: "",
     batch_params: 300,
+    sql_text: anonymous_placeholders,
     bind_timestamp: |ts| ts.timestamp_micros(),
     timestamp_type: i64,
     null_timestamp: None::<i64>,
@@ -315,11 +317,58 @@ sql_backend!(
     begin: |backend| backend.pool.begin(),
     lock_rows: " FOR UPDATE",
     batch_params: 8000,
+    sql_text: std::convert::identity,
     bind_timestamp: |ts| ts,
     timestamp_type: DateTime<Utc>,
     null_timestamp: None::<DateTime<Utc>>,
     read_timestamp: |ts| ts,
 );
+
+/// `$1, $2, …, $N` in that order, each once, become SQLite's anonymous `?`; anything else
+/// stays as it is. A `$N` is a named parameter to SQLite: sqlx finds each one's number with
+/// `sqlite3_bind_parameter_name`, a scan of the statement's parameter list, so binding a
+/// statement of N parameters cost O(N²) (12% of the server's CPU while 40 `@dynamic` tasks
+/// of 1,000 nodes each were taken in, docs/benchmarks.md); an anonymous `?` has no name and
+/// binds in order.
+pub(crate) fn anonymous_placeholders(sql: Cow<'static, str>) -> Cow<'static, str> {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut next = 1u64;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'$' => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                let n: Option<u64> = sql[i + 1..i + 1 + digits].parse().ok();
+                if n != Some(next) {
+                    return sql;
+                }
+                next += 1;
+                out.push_str(&sql[copied..i]);
+                out.push('?');
+                i += 1 + digits;
+                copied = i;
+                continue;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    if next == 1 || quote.is_some() {
+        return sql;
+    }
+    out.push_str(&sql[copied..]);
+    Cow::Owned(out)
+}
 
 /// A SQLite write transaction, holding the process's writer turn until it commits or is
 /// dropped. SQLite admits one writer per database: without the turn, concurrent writers each
@@ -450,5 +499,77 @@ impl PostgresBackend {
     /// The server's disk is not visible from here: the probe write alone tells.
     fn check_space(&self) -> crate::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &'static str) -> String {
+        anonymous_placeholders(Cow::Borrowed(sql)).into_owned()
+    }
+
+    #[test]
+    fn placeholders_in_order_become_anonymous() {
+        assert_eq!(
+            rewritten(
+                "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
+            ),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
+        );
+        assert_eq!(
+            rewritten("SELECT x FROM t WHERE a = $1 AND b LIKE $2 ESCAPE '\\' LIMIT $3"),
+            "SELECT x FROM t WHERE a = ? AND b LIKE ? ESCAPE '\\' LIMIT ?"
+        );
+    }
+
+    #[test]
+    fn placeholders_reused_or_out_of_order_stay_numbered() {
+        for sql in [
+            "SELECT x FROM t WHERE a = $1 OR b = $1",
+            "SELECT x FROM t WHERE a = $2 AND b = $1",
+            "SELECT x FROM t WHERE a = $1 AND b = $3",
+            "SELECT x FROM t WHERE a = $ AND b = $1",
+            "SELECT 1",
+        ] {
+            assert_eq!(rewritten(sql), sql);
+        }
+    }
+
+    #[test]
+    fn dollars_inside_quotes_are_text() {
+        assert_eq!(
+            rewritten("SELECT x FROM t WHERE a = '$1' AND \"$2\" = $1"),
+            "SELECT x FROM t WHERE a = '$1' AND \"$2\" = ?"
+        );
+    }
+
+    /// What the rewrite is for: sqlx binds `?` by position and `$N` by name, and both give
+    /// the same rows.
+    #[tokio::test]
+    async fn sqlite_binds_anonymous_placeholders_in_order() {
+        use sqlx::Row;
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:")
+            .await
+            .expect("memory db");
+        let sql = "SELECT $1 || $2 || $3 AS s";
+        let fetch = |sql: String| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind("a")
+                    .bind("b")
+                    .bind("c")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("query")
+                    .get::<String, _>("s")
+            }
+        };
+        let named = fetch(sql.to_string()).await;
+        let anonymous = fetch(rewritten(sql)).await;
+        assert_eq!(named, "abc");
+        assert_eq!(anonymous, "abc");
     }
 }
