@@ -33,6 +33,7 @@ use tower::Layer;
 
 use crate::error::{AdminError, http_status_for};
 
+pub mod audit;
 pub mod bindings;
 pub mod login;
 use crate::gateway::{Gateway, error_response};
@@ -218,8 +219,24 @@ pub fn protect_all(
     authz: Option<Arc<crate::authz::Enforcement>>,
     login: Option<Arc<login::ConsoleLogin>>,
 ) -> Router {
+    protect_audited(app, auth, authz, login, None)
+}
+
+/// [`protect_all`], and with `audit` every audited call also queued for the store.
+pub fn protect_audited(
+    app: Router,
+    auth: Arc<Authenticator>,
+    authz: Option<Arc<crate::authz::Enforcement>>,
+    login: Option<Arc<login::ConsoleLogin>>,
+    audit: Option<Arc<audit::AuditSink>>,
+) -> Router {
     app.layer(axum::middleware::from_fn_with_state(
-        Edge { auth, authz, login },
+        Edge {
+            auth,
+            authz,
+            login,
+            audit,
+        },
         enforce,
     ))
 }
@@ -229,12 +246,16 @@ struct Edge {
     auth: Arc<Authenticator>,
     authz: Option<Arc<crate::authz::Enforcement>>,
     login: Option<Arc<login::ConsoleLogin>>,
+    audit: Option<Arc<audit::AuditSink>>,
 }
 
 async fn enforce(State(edge): State<Edge>, mut req: Request, next: Next) -> Response {
     let auth = &edge.auth;
     if let Some(authz) = &edge.authz {
         req.extensions_mut().insert(authz.clone());
+    }
+    if let Some(audit) = &edge.audit {
+        req.extensions_mut().insert(audit.clone());
     }
     if auth.config().is_exempt(req.uri().path())
         || (edge.login.is_some() && login::PATHS.contains(&req.uri().path()))

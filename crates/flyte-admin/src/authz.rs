@@ -596,7 +596,32 @@ fn short(service: &str) -> &str {
 
 /// Writes the audit line of a mutating call and counts it.
 pub fn audit(identity: Option<&Identity>, rule: &Rule, place: &Place, code: tonic::Code) {
+    audit_to(None, identity, rule, place, code)
+}
+
+/// [`audit`], and the record queued for the store when there is a `sink`.
+pub fn audit_to(
+    sink: Option<&crate::auth::audit::AuditSink>,
+    identity: Option<&Identity>,
+    rule: &Rule,
+    place: &Place,
+    code: tonic::Code,
+) {
     let code_name = crate::gateway::code_name(code);
+    if let Some(sink) = sink {
+        sink.record(flyte_store::AuditRecord {
+            id: 0,
+            at: chrono::Utc::now(),
+            subject: identity.map(|i| i.subject.clone()).unwrap_or_default(),
+            email: identity.and_then(|i| i.email.clone()).unwrap_or_default(),
+            service: short(rule.service).to_owned(),
+            method: rule.method.to_owned(),
+            project: place.project.clone(),
+            domain: place.domain.clone(),
+            name: place.name.clone(),
+            code: code_name.to_owned(),
+        });
+    }
     let who = identity.map(|i| i.subject.as_str()).unwrap_or("");
     let email = identity.and_then(|i| i.email.as_deref()).unwrap_or("");
     tracing::info!(
@@ -735,6 +760,10 @@ where
                 ))));
             };
             let identity = req.extensions().get::<Identity>().cloned();
+            let sink = req
+                .extensions()
+                .get::<Arc<crate::auth::audit::AuditSink>>()
+                .cloned();
             let (parts, body) = req.into_parts();
             let bytes = match Limited::new(body, enforcement.max_request_bytes)
                 .collect()
@@ -767,7 +796,13 @@ where
                     );
                     if rule.mutating {
                         let place = place_of(rule, &message).unwrap_or_default();
-                        audit(identity.as_ref(), rule, &place, status.code());
+                        audit_to(
+                            sink.as_deref(),
+                            identity.as_ref(),
+                            rule,
+                            &place,
+                            status.code(),
+                        );
                     }
                     return Ok(status_response(status));
                 }
@@ -778,14 +813,14 @@ where
                 return Ok(response);
             }
             if let Some(code) = header_code(response.headers()) {
-                audit(identity.as_ref(), rule, &place, code);
+                audit_to(sink.as_deref(), identity.as_ref(), rule, &place, code);
                 return Ok(response);
             }
             // The status comes in the trailers: audited when the body ends.
             Ok(response.map(|body| {
                 axum::body::Body::new(AuditOnEnd {
                     inner: body,
-                    pending: Some((identity, rule, place)),
+                    pending: Some((sink, identity, rule, place)),
                 })
             }))
         })
@@ -805,15 +840,23 @@ fn header_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
 }
 
 /// A response body that writes the audit line when it ends, with the trailers' code.
+/// What a call's audit record needs once its outcome is known.
+type PendingAudit = (
+    Option<Arc<crate::auth::audit::AuditSink>>,
+    Option<Identity>,
+    &'static Rule,
+    Place,
+);
+
 struct AuditOnEnd {
     inner: axum::body::Body,
-    pending: Option<(Option<Identity>, &'static Rule, Place)>,
+    pending: Option<PendingAudit>,
 }
 
 impl AuditOnEnd {
     fn finish(&mut self, code: tonic::Code) {
-        if let Some((identity, rule, place)) = self.pending.take() {
-            audit(identity.as_ref(), rule, &place, code);
+        if let Some((sink, identity, rule, place)) = self.pending.take() {
+            audit_to(sink.as_deref(), identity.as_ref(), rule, &place, code);
         }
     }
 }

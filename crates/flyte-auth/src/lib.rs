@@ -73,6 +73,9 @@ pub struct AuthConfig {
     pub session: SessionConfig,
     /// Tokens the server gives task attempts (docs/auth.md, "Tasks that call the platform").
     pub task_tokens: TaskTokenConfig,
+    /// Audited calls are also stored (for `GET /api/v1/auth/audit`) this many days; 0: only
+    /// logged.
+    pub audit_retention_days: u64,
 }
 
 impl Default for AuthConfig {
@@ -105,6 +108,7 @@ impl Default for AuthConfig {
             console: ConsoleConfig::default(),
             session: SessionConfig::default(),
             task_tokens: TaskTokenConfig::default(),
+            audit_retention_days: 90,
         }
     }
 }

@@ -96,6 +96,12 @@ pub async fn wrap(
         flyte_auth::Authorizer::new(config.auth.authorization.clone())
     });
     // Bindings made over the API: read now, then every reload_secs (other replicas' changes).
+    let audit = (config.auth.audit_retention_days > 0).then(|| {
+        flyte_admin::auth::audit::AuditSink::start(
+            store.clone(),
+            std::time::Duration::from_secs(config.auth.audit_retention_days * 86_400),
+        )
+    });
     let bindings = flyte_admin::auth::bindings::BindingsApi {
         store,
         authorizer: authorizer.clone(),
@@ -116,11 +122,12 @@ pub async fn wrap(
         authorizer,
         max_request_bytes: config.server.max_request_bytes,
     }));
-    Ok(flyte_admin::auth::protect_all(
+    Ok(flyte_admin::auth::protect_audited(
         app,
         auth,
         authz,
         Some(login),
+        audit,
     ))
 }
 

@@ -22,6 +22,8 @@ use crate::gateway::error_response;
 
 /// The path of the collection.
 pub const PATH: &str = "/api/v1/auth/bindings";
+/// The stored audit trail (crate::auth::audit).
+pub const AUDIT_PATH: &str = "/api/v1/auth/audit";
 
 /// The bindings API's state. Cheap to clone.
 #[derive(Clone)]
@@ -49,6 +51,7 @@ pub fn router(api: BindingsApi) -> Router {
     Router::new()
         .route(PATH, get(list).post(create))
         .route(&format!("{PATH}/{{id}}"), delete(remove))
+        .route(AUDIT_PATH, get(audit_list))
         .with_state(api)
 }
 
@@ -100,21 +103,21 @@ impl BindingsApi {
     }
 
     /// The caller must be a platform admin; the refusal otherwise.
-    fn admin<'a>(&'a self, id: Option<&Identity>) -> Result<&'a Authorizer, Response> {
+    fn admin<'a>(&'a self, id: Option<&Identity>) -> Result<&'a Authorizer, Box<Response>> {
         let Some(authorizer) = &self.authorizer else {
-            return Err(answer(AdminError::FailedPrecondition(
+            return Err(Box::new(answer(AdminError::FailedPrecondition(
                 "role bindings need authorization on (auth.authorization.enabled)".into(),
-            )));
+            ))));
         };
         let Some(id) = id else {
-            return Err(forbidden(format!(
+            return Err(Box::new(forbidden(format!(
                 "{PATH} needs the `admin-platform` permission, and this path is exempt from \
                  authentication (auth.exempt_paths)"
-            )));
+            ))));
         };
         authorizer
             .check(id, Permission::AdminPlatform, Target::Platform)
-            .map_err(|d| forbidden(d.to_string()))?;
+            .map_err(|d| Box::new(forbidden(d.to_string())))?;
         Ok(authorizer)
     }
 }
@@ -151,7 +154,7 @@ fn shown(b: &Binding) -> Value {
 async fn list(State(api): State<BindingsApi>, id: Option<Extension<Identity>>) -> Response {
     let authorizer = match api.admin(id.as_ref().map(|e| &e.0)) {
         Ok(a) => a,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let records = match api.store.list_role_bindings().await {
         Ok(r) => r,
@@ -188,7 +191,7 @@ async fn create(
     body: Result<Json<NewBinding>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if let Err(refused) = api.admin(id.as_ref().map(|e| &e.0)) {
-        return refused;
+        return *refused;
     }
     let new = match body {
         Ok(Json(b)) => b,
@@ -257,7 +260,7 @@ async fn remove(
     Path(binding): Path<String>,
 ) -> Response {
     if let Err(refused) = api.admin(id.as_ref().map(|e| &e.0)) {
-        return refused;
+        return *refused;
     }
     let Ok(binding) = binding.parse::<i64>() else {
         return answer(AdminError::InvalidArgument(format!(
@@ -277,4 +280,122 @@ async fn remove(
         return answer(e);
     }
     Json(json!({})).into_response()
+}
+
+/// `GET /api/v1/auth/audit` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// RFC 3339: records at or after it.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Records per page (default 100, at most 1,000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The previous page's `token`: the next (older) page.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// The audited calls, newest first, paged. A platform admin reads all; a project's admin
+/// (`admin-project`) reads that project's (`project` required); authorization off: any
+/// authenticated caller.
+async fn audit_list(
+    State(api): State<BindingsApi>,
+    id: Option<Extension<Identity>>,
+    params: Result<axum::extract::Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let p = match params {
+        Ok(axum::extract::Query(p)) => p,
+        Err(e) => {
+            return answer(AdminError::InvalidArgument(format!(
+                "{AUDIT_PATH} takes project, domain, since (RFC 3339), limit and token: {}",
+                e.body_text()
+            )));
+        }
+    };
+    let id = id.map(|e| e.0);
+    if let Some(authorizer) = &api.authorizer {
+        let Some(who) = &id else {
+            return forbidden(format!(
+                "{AUDIT_PATH} needs an authenticated caller, and this path is exempt from \
+                 authentication (auth.exempt_paths)"
+            ));
+        };
+        let allowed = match p.project.as_deref() {
+            Some(project) if !project.is_empty() => authorizer.check(
+                who,
+                Permission::AdminProject,
+                Target::Project {
+                    project,
+                    domain: p.domain.as_deref().filter(|d| !d.is_empty()),
+                },
+            ),
+            _ => authorizer.check(who, Permission::AdminPlatform, Target::Platform),
+        };
+        if let Err(denied) = allowed {
+            return forbidden(denied.to_string());
+        }
+    }
+    let since = match p.since.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                return answer(AdminError::InvalidArgument(format!(
+                    "since=`{s}` is not an RFC 3339 time (2026-12-07T19:00:00Z): {e}"
+                )));
+            }
+        },
+    };
+    let before_id = match p.token.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => match t.parse::<i64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return answer(AdminError::InvalidArgument(format!(
+                    "token=`{t}` is not a token this server gave"
+                )));
+            }
+        },
+    };
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let query = flyte_store::AuditQuery {
+        project: p.project.filter(|s| !s.is_empty()),
+        domain: p.domain.filter(|s| !s.is_empty()),
+        since,
+        before_id,
+        limit,
+    };
+    let records = match api.store.list_audit_records(&query).await {
+        Ok(r) => r,
+        Err(e) => return answer(e.into()),
+    };
+    let token = if records.len() as u32 == limit {
+        records.last().map(|r| r.id.to_string()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let records: Vec<Value> = records
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id.to_string(),
+                "at": r.at.to_rfc3339(),
+                "subject": r.subject,
+                "email": r.email,
+                "service": r.service,
+                "method": r.method,
+                "project": r.project,
+                "domain": r.domain,
+                "name": r.name,
+                "code": r.code,
+            })
+        })
+        .collect();
+    Json(json!({ "records": records, "token": token })).into_response()
 }

@@ -214,6 +214,12 @@ impl Gateway {
         if let Some(authz) = parts.extensions.get::<Arc<crate::authz::Enforcement>>() {
             grpc_req.extensions_mut().insert(authz.clone());
         }
+        if let Some(audit) = parts
+            .extensions
+            .get::<Arc<crate::auth::audit::AuditSink>>()
+        {
+            grpc_req.extensions_mut().insert(audit.clone());
+        }
 
         let grpc_resp = match self.inner.grpc.clone().oneshot(grpc_req).await {
             Ok(resp) => resp,
