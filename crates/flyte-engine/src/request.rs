@@ -41,6 +41,10 @@ pub struct ExecutionRequest {
     /// by unique node id through [`crate::external::RecoveryLookup`]) is marked RECOVERED with
     /// its outputs instead of being run; the rest runs.
     pub recover_from: Option<WorkflowExecutionIdentifier>,
+    /// The `PLUGIN_OVERRIDE` matchable attribute resolved at creation (flyteadmin's
+    /// `addPluginOverrides`): per task type, the plugin ids to run it with, in order
+    /// ([`crate::backend::choose`]). Empty: the configured choice.
+    pub plugin_overrides: Vec<flyteidl::admin::PluginOverride>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -73,6 +77,8 @@ struct StoredRequest {
     recover_from: Option<WorkflowExecutionIdentifier>,
     #[prost(string, tag = "14")]
     service_account: String,
+    #[prost(message, repeated, tag = "15")]
+    plugin_overrides: Vec<flyteidl::admin::PluginOverride>,
 }
 
 impl ExecutionRequest {
@@ -93,6 +99,7 @@ impl ExecutionRequest {
             principal: self.principal.clone(),
             recover_from: self.recover_from.clone(),
             service_account: self.service_account.clone(),
+            plugin_overrides: self.plugin_overrides.clone(),
         }
         .encode_to_vec()
     }
@@ -114,6 +121,7 @@ impl ExecutionRequest {
             principal: s.principal,
             recover_from: s.recover_from,
             service_account: s.service_account,
+            plugin_overrides: s.plugin_overrides,
         })
     }
 

@@ -837,6 +837,15 @@ impl TaskBackend for KubeBackend {
         self.inner.cfg.task_types.contains(&template.r#type) && pod::has_pod_target(template)
     }
 
+    /// Propeller's pod plugin ids (`container`, `sidecar`, `pod`), and ours.
+    fn plugin_ids(&self) -> &'static [&'static str] {
+        &["container", "sidecar", "pod", "k8s-pod", "kubernetes"]
+    }
+
+    fn can_run(&self, template: &TaskTemplate) -> bool {
+        pod::has_pod_target(template)
+    }
+
     async fn start(&self, attempt: TaskAttempt, updates: Updates) -> Result<(), BackendError> {
         let mut built = self.build(&attempt).await?;
         if let Some(owner) = self.owner_of(&attempt.key).await? {

@@ -183,8 +183,191 @@ async fn a_python_task_runs_as_a_pod_when_kubernetes_is_enabled() {
     let mut waited = 0;
     while api.config_map(&ns, &owner_name).is_some() {
         waited += 1;
-        assert!(waited < 1200, "the ended execution's owner was never deleted");
+        assert!(
+            waited < 1200,
+            "the ended execution's owner was never deleted"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    server.shutdown().await.unwrap();
+}
+
+/// Registers a one-task workflow (a `python-task` running `sh -c 'exit 0'`) and its launch
+/// plan in `PROJECT/domain`; the launch plan's id.
+async fn register_plain(
+    client: &mut flyteidl::service::admin_service_client::AdminServiceClient<
+        tonic::transport::Channel,
+    >,
+    domain: &str,
+) -> core::Identifier {
+    let in_domain = |rt, name: &str| core::Identifier {
+        domain: domain.into(),
+        ..id(rt, name)
+    };
+    let task_id = in_domain(ResourceType::Task, "plain");
+    let template = TaskTemplate {
+        id: Some(task_id.clone()),
+        r#type: "python-task".into(),
+        interface: Some(iface(&[], &[])),
+        metadata: Some(core::TaskMetadata::default()),
+        target: Some(task_template::Target::Container(Container {
+            image: "busybox".into(),
+            args: ["sh", "-c", "exit 0"].map(String::from).to_vec(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    client
+        .create_task(support::task_request(template))
+        .await
+        .unwrap();
+    let wf_id = in_domain(ResourceType::Workflow, "plain");
+    let workflow = WorkflowTemplate {
+        id: Some(wf_id.clone()),
+        metadata: Some(WorkflowMetadata::default()),
+        interface: Some(iface(&[], &[])),
+        nodes: vec![Node {
+            id: "n0".into(),
+            metadata: Some(core::NodeMetadata {
+                name: "plain".into(),
+                ..Default::default()
+            }),
+            target: Some(node::Target::TaskNode(TaskNode {
+                reference: Some(task_node::Reference::ReferenceId(task_id)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    client
+        .create_workflow(support::workflow_request(workflow))
+        .await
+        .unwrap();
+    let lp = in_domain(ResourceType::LaunchPlan, "plain");
+    client
+        .create_launch_plan(support::launch_plan_request(&lp, &wf_id, &[]))
+        .await
+        .unwrap();
+    lp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_overrides_choose_pods_or_local_processes_per_project_and_domain() {
+    use flyteidl::admin::{
+        MatchingAttributes, PluginOverride, PluginOverrides, ProjectDomainAttributes,
+        ProjectDomainAttributesUpdateRequest, matching_attributes::Target,
+        plugin_override::MissingPluginBehavior,
+    };
+    let api = double::ApiDouble::start().await;
+    for domain in ["development", "staging", "production"] {
+        api.add_namespace(&format!("{}-{domain}", support::PROJECT));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    // python-task runs as pods by configuration (the default task types).
+    let server = TestServer::start_with(|c| {
+        c.kubernetes.enabled = true;
+        c.kubernetes.kubeconfig = Some(kubeconfig);
+        c.engine.auto_venv = false;
+    })
+    .await
+    .unwrap();
+    let mut client = grpc(&server).await;
+    // As `flytectl update plugin-override` sets them.
+    let set = |domain: &str, ids: &[&str]| ProjectDomainAttributesUpdateRequest {
+        attributes: Some(ProjectDomainAttributes {
+            project: support::PROJECT.into(),
+            domain: domain.into(),
+            matching_attributes: Some(MatchingAttributes {
+                target: Some(Target::PluginOverrides(PluginOverrides {
+                    overrides: vec![PluginOverride {
+                        task_type: "python-task".into(),
+                        plugin_id: ids.iter().map(|s| s.to_string()).collect(),
+                        missing_plugin_behavior: MissingPluginBehavior::Fail as i32,
+                    }],
+                })),
+            }),
+            org: String::new(),
+        }),
+    };
+    client
+        .update_project_domain_attributes(set("staging", &["local"]))
+        .await
+        .unwrap();
+    client
+        .update_project_domain_attributes(set("production", &["spark"]))
+        .await
+        .unwrap();
+
+    let mut run = async |domain: &str| {
+        let lp = register_plain(&mut client, domain).await;
+        let mut request = support::execution_request(&lp, &[]);
+        request.domain = domain.into();
+        client
+            .create_execution(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .id
+            .unwrap()
+    };
+    let dev = run("development").await;
+    let staging = run("staging").await;
+    let production = run("production").await;
+
+    // staging: a local process, no pod.
+    let done = support::wait_terminal(
+        &mut client,
+        &staging,
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+    )
+    .await
+    .closure
+    .unwrap();
+    assert_eq!(
+        done.phase,
+        Phase::Succeeded as i32,
+        "{:?}",
+        done.output_result
+    );
+    // production: the override names no backend there is, and FAIL says so.
+    let done = support::wait_terminal(
+        &mut client,
+        &production,
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+    )
+    .await
+    .closure
+    .unwrap();
+    assert_eq!(done.phase, Phase::Failed as i32);
+    let message = format!("{:?}", done.output_result);
+    assert!(
+        message.contains("NoTaskBackend") && message.contains("\\\"spark\\\""),
+        "{message}"
+    );
+    // development (no override): the configured choice, a pod.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api
+        .pod(
+            &format!("{}-development", support::PROJECT),
+            &format!("{}-n0-0", dev.name),
+        )
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no pod for the development execution"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let namespaces: Vec<String> = api.pod_names().into_iter().map(|(ns, _)| ns).collect();
+    assert_eq!(
+        namespaces,
+        [format!("{}-development", support::PROJECT)],
+        "pods only where no override sends the task elsewhere"
+    );
     server.shutdown().await.unwrap();
 }

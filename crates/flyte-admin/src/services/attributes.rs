@@ -508,6 +508,7 @@ impl ExecutionAttributes {
         let types = [
             MatchableResource::WorkflowExecutionConfig as i32,
             MatchableResource::TaskResource as i32,
+            MatchableResource::PluginOverride as i32,
         ];
         let records = state
             .store
@@ -521,6 +522,20 @@ impl ExecutionAttributes {
         self.records
             .iter()
             .find(|r| r.key.resource_type == resource_type as i32)
+    }
+
+    /// The plugin overrides of the most specific level (flyteadmin's `addPluginOverrides`
+    /// takes them whole, not merged across levels): the engine chooses task backends by them.
+    pub fn plugin_overrides(&self) -> AdminResult<Vec<flyteidl::admin::PluginOverride>> {
+        let Some(record) = self.most_specific(MatchableResource::PluginOverride) else {
+            return Ok(Vec::new());
+        };
+        match decode_stored::<MatchingAttributes>(&record.attributes, "matchable attributes")?
+            .target
+        {
+            Some(Target::PluginOverrides(p)) => Ok(p.overrides),
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// The project level's record of `resource_type`.

@@ -649,7 +649,8 @@ async fn create(
         .parent_node_execution
         .as_ref()
         .and_then(|p| events::node_key(Some(p)).ok());
-    let launch = launch_request(&id, compiled, inputs, lp_spec, &spec, &launch_plan_id);
+    let mut launch = launch_request(&id, compiled, inputs, lp_spec, &spec, &launch_plan_id);
+    launch.plugin_overrides = matched.plugin_overrides()?;
     let engine_bytes = state.launcher.as_ref().map(|_| launch.to_bytes());
     let record = ExecutionRecord {
         key: key.clone(),
@@ -817,6 +818,8 @@ fn launch_request(
             .as_ref()
             .filter(|m| m.mode == admin::execution_metadata::ExecutionMode::Recovered as i32)
             .and_then(|m| m.reference_execution.clone()),
+        // From the matchable attributes, by the caller.
+        plugin_overrides: Vec::new(),
     }
 }
 

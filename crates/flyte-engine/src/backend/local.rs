@@ -797,6 +797,10 @@ impl TaskBackend for LocalProcessBackend {
             && !NOT_HANDLED_TYPES.contains(&template.r#type.as_str())
     }
 
+    fn plugin_ids(&self) -> &'static [&'static str] {
+        &["local", "local-process"]
+    }
+
     async fn start(
         &self,
         attempt: TaskAttempt,

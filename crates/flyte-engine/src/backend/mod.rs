@@ -135,6 +135,35 @@ pub enum Reattach {
     Lost,
 }
 
+/// The backend of a task: the first whose plugin ids hold one the execution's override for
+/// the task's type names (in the override's order) and that can run it; with no such override,
+/// or with `USE_DEFAULT` when none matches, the first that handles it by configuration.
+/// `Err` (the plugin ids): the override says `FAIL` and no backend has one of them.
+pub fn choose(
+    backends: &[std::sync::Arc<dyn TaskBackend>],
+    template: &TaskTemplate,
+    overrides: &[flyteidl::admin::PluginOverride],
+) -> Result<Option<usize>, Vec<String>> {
+    use flyteidl::admin::plugin_override::MissingPluginBehavior;
+    let default = || backends.iter().position(|b| b.handles(template));
+    let Some(o) = overrides.iter().find(|o| o.task_type == template.r#type) else {
+        return Ok(default());
+    };
+    for id in &o.plugin_id {
+        if let Some(i) = backends
+            .iter()
+            .position(|b| b.plugin_ids().contains(&id.as_str()) && b.can_run(template))
+        {
+            return Ok(Some(i));
+        }
+    }
+    if o.missing_plugin_behavior == MissingPluginBehavior::UseDefault as i32 {
+        Ok(default())
+    } else {
+        Err(o.plugin_id.clone())
+    }
+}
+
 /// A place task attempts run. `start` returns once the attempt is accepted; progress comes on
 /// `updates` and ends with exactly one `Finished`.
 #[async_trait]
@@ -143,6 +172,16 @@ pub trait TaskBackend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether this backend runs tasks of this template (by `task_type` and target).
     fn handles(&self, template: &TaskTemplate) -> bool;
+    /// The plugin ids an execution's `PLUGIN_OVERRIDE` attribute names this backend by
+    /// (docs/task-backends.md); none: it is never chosen by one.
+    fn plugin_ids(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Whether it can run this template when an override chooses it for the template's task
+    /// type, whatever types it takes by configuration (`handles`).
+    fn can_run(&self, template: &TaskTemplate) -> bool {
+        self.handles(template)
+    }
     /// Whether its tasks can write a Flyte Deck (`deck.html` in the output prefix), which the
     /// engine then looks for after each success; in-engine tasks never do, and skip the look.
     fn writes_decks(&self) -> bool {

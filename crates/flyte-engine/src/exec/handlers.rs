@@ -270,7 +270,10 @@ impl ExecActor {
         match kind {
             Kind::Task(t) => {
                 let cfg = &self.shared.config;
-                let backend = self.shared.backends.iter().position(|b| b.handles(t));
+                // `Err` (an override's FAIL): none, failed with the plugin ids when it starts.
+                let backend =
+                    crate::backend::choose(&self.shared.backends, t, &self.req.plugin_overrides)
+                        .unwrap_or(None);
                 let exec_deadline = t
                     .metadata
                     .as_ref()

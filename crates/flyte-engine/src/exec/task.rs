@@ -54,11 +54,14 @@ impl ExecActor {
                 .task()
                 .map(|t| t.r#type.clone())
                 .unwrap_or_default();
-            let err = self.exec_error(
-                ErrorKind::User,
-                "NoTaskBackend",
-                format!("no task backend runs tasks of type [{tt}]"),
-            );
+            let message = match self.req.plugin_overrides.iter().find(|o| o.task_type == tt) {
+                Some(o) => format!(
+                    "no task backend has the plugin ids {:?} that the PLUGIN_OVERRIDE attribute of this execution names for tasks of type [{tt}] (missing_plugin_behavior FAIL)",
+                    o.plugin_id
+                ),
+                None => format!("no task backend runs tasks of type [{tt}]"),
+            };
+            let err = self.exec_error(ErrorKind::User, "NoTaskBackend", message);
             self.release_slot(idx);
             self.node_terminal(idx, NodePhase::Failed, Some(err));
             return;
