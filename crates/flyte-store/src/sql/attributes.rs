@@ -155,8 +155,9 @@ impl<B: Backend> SqlStore<B> {
             .map(|i| format!("${}", i + 5))
             .collect();
         let sql = format!(
-            "{SELECT} WHERE resource_type IN ({}) AND project IN ('', $1) AND domain IN ('', $2) \
-             AND workflow IN ('', $3) AND launch_plan IN ('', $4){MOST_SPECIFIC_FIRST}",
+            // Placeholders in ascending order: SQLite binds them positionally then.
+            "{SELECT} WHERE project IN ('', $1) AND domain IN ('', $2) AND workflow IN ('', $3) \
+             AND launch_plan IN ('', $4) AND resource_type IN ({}){MOST_SPECIFIC_FIRST}",
             types.join(", ")
         );
         let mut args = vec![
