@@ -616,3 +616,28 @@ def test_an_expired_task_token_is_refused(authz_server: Server):
         list_launch_plans(_task_token(authz_server, PROJECT, int(time.time()) - 3600))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value
     assert "expired" in err.value.details(), err.value.details()
+
+
+def test_bindings_and_the_audit_trail_over_rest(authz_server: Server, oidc: str):
+    """The real server wires the stored audit and the bindings API: the platform admin (the
+    machine client) reads the launch the fixture made and adds/removes a binding."""
+    token = _token(oidc)
+    status, _, body = _http(f"{authz_server.url}/api/v1/auth/audit?project={PROJECT}&limit=50", token)
+    assert status == 200, body
+    assert any(
+        r["subject"] == MACHINE_ID and r["method"] == "CreateExecution" and r["code"] == "Ok"
+        for r in body["records"]
+    ), body
+    status, _, body = _http(f"{authz_server.url}/api/v1/auth/bindings", token)
+    assert status == 200, body
+    assert {"user": "bob", "role": "executor", "project": PROJECT, "domain": DOMAIN} in body["configured"], body
+    headers = {"Authorization": f"Bearer {token}"}
+    r = requests.post(
+        f"{authz_server.url}/api/v1/auth/bindings", headers=headers, timeout=30,
+        json={"group": "ml-team", "role": "viewer", "project": PROJECT},
+    )
+    assert r.status_code == 200, r.text
+    listed = requests.get(f"{authz_server.url}/api/v1/auth/bindings", headers=headers, timeout=30).json()
+    assert any(b.get("group") == "ml-team" and b["createdBy"] == MACHINE_ID for b in listed["bindings"]), listed
+    r = requests.delete(f"{authz_server.url}/api/v1/auth/bindings/{r.json()['id']}", headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
