@@ -641,3 +641,29 @@ def test_bindings_and_the_audit_trail_over_rest(authz_server: Server, oidc: str)
     assert any(b.get("group") == "ml-team" and b["createdBy"] == MACHINE_ID for b in listed["bindings"]), listed
     r = requests.delete(f"{authz_server.url}/api/v1/auth/bindings/{r.json()['id']}", headers=headers, timeout=30)
     assert r.status_code == 200, r.text
+
+
+def test_the_flyte_rs_cli_logs_in_with_client_credentials(auth_server: Server, tmp_path):
+    """`flyte-rs get …` with the same config.yaml as flytekit (`authType: ClientSecret`) gets a
+    token from the provider and is served; without the credentials it is refused."""
+    from conftest import _binary, _clean_env
+
+    def cli(config: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(_binary()), *args], env=_clean_env({"FLYTECTL_CONFIG": str(config)}),
+            capture_output=True, text=True, timeout=120,
+        )
+
+    result = cli(auth_server.config_path, "get", "projects", "-o", "yaml")
+    assert result.returncode == 0, describe(result, auth_server)
+    assert PROJECT in result.stdout, result.stdout
+    bare = tmp_path / "config.yaml"
+    bare.write_text(
+        "".join(
+            line for line in auth_server.config_path.read_text().splitlines(keepends=True)
+            if not line.strip().startswith(("authType", "clientId", "clientSecretLocation"))
+        )
+    )
+    result = cli(bare, "get", "projects")
+    assert result.returncode != 0, result.stdout
+    assert "authentication" in result.stderr.lower() or "unauthenticated" in result.stderr.lower(), result.stderr

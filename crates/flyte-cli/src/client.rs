@@ -11,6 +11,7 @@ use flyteidl::core::{
 };
 use flyteidl::service::admin_service_client::AdminServiceClient;
 use flyteidl::service::signal_service_client::SignalServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::ClientConfig;
@@ -20,9 +21,25 @@ use crate::tls::Tls;
 /// Responses can carry whole compiled workflows and inline data.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The channel every call goes through: with the bearer token when there is one.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer <token>` to each gRPC call (none: the call goes as it is).
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
 pub struct Client {
-    pub admin: AdminServiceClient<Channel>,
-    pub signal: SignalServiceClient<Channel>,
+    pub admin: AdminServiceClient<Authed>,
+    pub signal: SignalServiceClient<Authed>,
     /// Plain HTTP calls (logs, schedules), with the same TLS settings as the channel.
     pub http: reqwest::Client,
     pub config: ClientConfig,
@@ -64,13 +81,46 @@ impl Client {
                 .await
         }
         .map_err(|e| unreachable(with_tls_hint(error_chain(&e), &config)))?;
-        let http = http
+        let plain = http
             .build()
             .map_err(|e| CliError::Config(format!("cannot set up the HTTP client: {e}")))?;
+        let token = match &config.credentials {
+            Some(c) => Some(client_credentials_token(&plain, &config, c).await?),
+            None => None,
+        };
+        let bearer = match &token {
+            Some(t) => Some(format!("Bearer {t}").parse().map_err(|_| {
+                CliError::Config("the identity provider's access token is not ASCII".into())
+            })?),
+            None => None,
+        };
+        let http = match &bearer {
+            // Plain HTTP calls (logs, schedules) carry the token too.
+            Some(b) => {
+                let mut headers = reqwest::header::HeaderMap::new();
+                let value: &tonic::metadata::MetadataValue<tonic::metadata::Ascii> = b;
+                if let Ok(v) = reqwest::header::HeaderValue::from_bytes(value.as_bytes()) {
+                    headers.insert(reqwest::header::AUTHORIZATION, v);
+                }
+                let mut builder = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .default_headers(headers);
+                if !config.insecure {
+                    builder =
+                        builder.tls_backend_preconfigured(Tls::new(&config.tls)?.http.clone());
+                }
+                builder
+                    .build()
+                    .map_err(|e| CliError::Config(format!("cannot set up the HTTP client: {e}")))?
+            }
+            None => plain,
+        };
+        let bearer = Bearer(bearer);
         Ok(Self {
-            admin: AdminServiceClient::new(channel.clone())
+            admin: AdminServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            signal: SignalServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            signal: SignalServiceClient::with_interceptor(channel, bearer)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
             http,
             config,
             project,
@@ -308,4 +358,67 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A token for the machine client `c` (`admin.authType: ClientSecret`), as flytekit gets it:
+/// the server's `/.well-known/oauth-authorization-server` names the provider's token
+/// endpoint, which is asked for a client-credentials grant.
+async fn client_credentials_token(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    c: &crate::config::ClientCredentials,
+) -> CliResult<String> {
+    let fail = |what: String| CliError::Config(format!("cannot log in as {}: {what}", c.client_id));
+    let secret = std::fs::read_to_string(&c.secret_file).map_err(|e| {
+        fail(format!(
+            "admin.clientSecretLocation {}: {e}",
+            c.secret_file.display()
+        ))
+    })?;
+    let get_json = |resp: reqwest::Response| async move {
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+        }
+        serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| e.to_string())
+    };
+    let discovery = format!(
+        "{}/.well-known/oauth-authorization-server",
+        config.http_base()
+    );
+    let resp = http
+        .get(&discovery)
+        .send()
+        .await
+        .map_err(|e| fail(format!("GET {discovery}: {}", error_chain(&e))))?;
+    let document = get_json(resp)
+        .await
+        .map_err(|e| fail(format!("GET {discovery}: {e}")))?;
+    let token_endpoint = document["token_endpoint"]
+        .as_str()
+        .ok_or_else(|| fail(format!("{discovery} names no token_endpoint")))?
+        .to_owned();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("scope", &c.scopes.join(" "))
+        .finish();
+    let resp = http
+        .post(&token_endpoint)
+        .basic_auth(&c.client_id, Some(secret.trim()))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| fail(format!("POST {token_endpoint}: {}", error_chain(&e))))?;
+    let answer = get_json(resp)
+        .await
+        .map_err(|e| fail(format!("POST {token_endpoint}: {e}")))?;
+    answer["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| fail(format!("{token_endpoint} answered without an access_token")))
 }

@@ -43,6 +43,18 @@ pub struct ClientConfig {
     pub console: String,
     /// The file read, if any.
     pub file: Option<PathBuf>,
+    /// `admin.authType: ClientSecret`: the machine client the CLI gets a token for (other
+    /// auth types send no token).
+    pub credentials: Option<ClientCredentials>,
+}
+
+/// flytekit's client-credentials settings: `admin.clientId`, `admin.clientSecretLocation`
+/// (a file holding the secret), `admin.scopes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret_file: PathBuf,
+    pub scopes: Vec<String>,
 }
 
 impl ClientConfig {
@@ -81,6 +93,13 @@ struct AdminSection {
     ca_cert_file_path: Option<PathBuf>,
     #[serde(rename = "insecureSkipVerify", alias = "insecure_skip_verify")]
     insecure_skip_verify: Option<bool>,
+    #[serde(rename = "authType")]
+    auth_type: Option<String>,
+    #[serde(rename = "clientId")]
+    client_id: Option<String>,
+    #[serde(rename = "clientSecretLocation")]
+    client_secret_location: Option<PathBuf>,
+    scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,12 +156,45 @@ pub fn load(sources: &ConfigSources) -> CliResult<ClientConfig> {
             .filter(|p| !p.as_os_str().is_empty()),
         skip_verify: parsed.admin.insecure_skip_verify.unwrap_or(false),
     };
+    let credentials = match parsed.admin.auth_type.as_deref() {
+        Some(t) if t.eq_ignore_ascii_case("ClientSecret") => {
+            let shown = || {
+                file.as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default()
+            };
+            let client_id = parsed
+                .admin
+                .client_id
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    CliError::Config(format!(
+                        "{}: admin.authType ClientSecret needs admin.clientId",
+                        shown()
+                    ))
+                })?;
+            let secret_file = parsed.admin.client_secret_location.ok_or_else(|| {
+                CliError::Config(format!(
+                    "{}: admin.authType ClientSecret needs admin.clientSecretLocation (a file \
+                     holding the client's secret)",
+                    shown()
+                ))
+            })?;
+            Some(ClientCredentials {
+                client_id,
+                secret_file,
+                scopes: parsed.admin.scopes.unwrap_or_else(|| vec!["all".into()]),
+            })
+        }
+        _ => None,
+    };
     Ok(ClientConfig {
         endpoint,
         insecure,
         tls,
         console,
         file,
+        credentials,
     })
 }
 
@@ -227,6 +279,38 @@ mod tests {
             config.execution_url("p", "d", "x"),
             "http://ui:1/console/projects/p/domains/d/executions/x"
         );
+    }
+
+    #[test]
+    fn client_secret_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let load_text = |text: &str| {
+            let path = write(dir.path(), "auth.yaml", text);
+            load(&ConfigSources {
+                explicit: Some(path),
+                ..Default::default()
+            })
+        };
+        let base = "admin:\n  endpoint: dns:///h:1\n  insecure: true\n";
+        let config = load_text(&format!(
+            "{base}  authType: ClientSecret\n  clientId: ci\n  clientSecretLocation: /s\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.credentials,
+            Some(ClientCredentials {
+                client_id: "ci".into(),
+                secret_file: "/s".into(),
+                scopes: vec!["all".into()],
+            })
+        );
+        // Other auth types: no token (as before).
+        let pkce = load_text(&format!("{base}  authType: Pkce\n")).unwrap();
+        assert_eq!(pkce.credentials, None);
+        let err = load_text(&format!("{base}  authType: ClientSecret\n  clientId: ci\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin.clientSecretLocation"), "{err}");
     }
 
     #[test]
