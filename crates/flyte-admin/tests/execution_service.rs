@@ -285,6 +285,7 @@ async fn launches_a_child_for_a_launch_plan_node_once() {
         launch_plan: admin_support::id(flyteidl::core::ResourceType::LaunchPlan, "wf", "v1"),
         inputs: map(&[("x", int_lit(5))]),
         labels: [("team".to_string(), "ml".to_string())].into(),
+        service_account: "parent-runner".into(),
         ..Default::default()
     };
     let child = service.launch_child(launch.clone()).await.unwrap();
@@ -309,6 +310,9 @@ async fn launches_a_child_for_a_launch_plan_node_once() {
     let started = server.launcher.started(&child.name);
     assert_eq!(started.inputs, map(&[("x", int_lit(5))]));
     assert_eq!(started.labels.get("team").map(String::as_str), Some("ml"));
+    // The parent's service account (resolved from its launch plan, not in its spec): the
+    // child's pods run as it (propeller passes the parent's security context on).
+    assert_eq!(started.service_account, "parent-runner");
 
     // The node retried after a crash: the same child, not started again.
     assert_eq!(service.launch_child(launch).await.unwrap(), child);

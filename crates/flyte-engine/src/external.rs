@@ -111,6 +111,9 @@ pub struct ChildLaunch {
     pub interruptible: Option<bool>,
     pub overwrite_cache: bool,
     pub raw_output_data_prefix: Option<String>,
+    /// The parent's resolved Kubernetes service account (propeller's launch plan handler
+    /// passes the parent's security context on): the child's when its spec sets none.
+    pub service_account: String,
     /// Recovering: the child execution the same node launched in the original execution
     /// ([`RecoveredNode::launched_execution`]); the child is then created by recovering it
     /// (RecoverExecution, mode RECOVERED), so its own succeeded nodes are reused too. Falls

@@ -505,7 +505,16 @@ fn child_spec(launch: &ChildLaunch, parent: &ExecutionSpec) -> ExecutionSpec {
         annotations: Some(admin::Annotations {
             values: launch.annotations.clone().into_iter().collect(),
         }),
-        security_context: parent.security_context.clone(),
+        // The parent's (its spec's, else the one it resolved from its launch plan).
+        security_context: parent.security_context.clone().or_else(|| {
+            (!launch.service_account.is_empty()).then(|| core::SecurityContext {
+                run_as: Some(core::Identity {
+                    k8s_service_account: launch.service_account.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        }),
         auth_role: parent.auth_role.clone(),
         max_parallelism: launch.max_parallelism.min(i32::MAX as u32) as i32,
         raw_output_data_config: launch.raw_output_data_prefix.as_ref().map(|p| {

@@ -297,6 +297,7 @@ impl ExecActor {
             interruptible: r.interruptible,
             overwrite_cache: r.overwrite_cache,
             raw_output_data_prefix: r.raw_output_data_prefix.clone(),
+            service_account: r.service_account.clone(),
             recover_from: self.nodes[idx].state.recovered_child().cloned(),
         }
     }
