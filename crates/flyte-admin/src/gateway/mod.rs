@@ -214,10 +214,7 @@ impl Gateway {
         if let Some(authz) = parts.extensions.get::<Arc<crate::authz::Enforcement>>() {
             grpc_req.extensions_mut().insert(authz.clone());
         }
-        if let Some(audit) = parts
-            .extensions
-            .get::<Arc<crate::auth::audit::AuditSink>>()
-        {
+        if let Some(audit) = parts.extensions.get::<Arc<crate::auth::audit::AuditSink>>() {
             grpc_req.extensions_mut().insert(audit.clone());
         }
 
