@@ -225,3 +225,100 @@ pub trait TaskBackend: Send + Sync + 'static {
         let _ = execution;
     }
 }
+
+#[cfg(test)]
+mod choose_tests {
+    use super::*;
+    use flyteidl::admin::PluginOverride;
+    use flyteidl::admin::plugin_override::MissingPluginBehavior;
+    use std::sync::Arc;
+
+    /// Handles `types` by configuration, can run anything, named by `ids`.
+    struct Fake {
+        types: &'static [&'static str],
+        ids: &'static [&'static str],
+    }
+
+    #[async_trait]
+    impl TaskBackend for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn handles(&self, t: &TaskTemplate) -> bool {
+            self.types.contains(&t.r#type.as_str())
+        }
+        fn plugin_ids(&self) -> &'static [&'static str] {
+            self.ids
+        }
+        fn can_run(&self, _: &TaskTemplate) -> bool {
+            true
+        }
+        async fn start(
+            &self,
+            _: TaskAttempt,
+            _: mpsc::UnboundedSender<(AttemptKey, AttemptUpdate)>,
+        ) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn abort(&self, _: &AttemptKey) {}
+    }
+
+    fn over(ids: &[&str], missing: MissingPluginBehavior) -> Vec<PluginOverride> {
+        vec![PluginOverride {
+            task_type: "python-task".into(),
+            plugin_id: ids.iter().map(|s| s.to_string()).collect(),
+            missing_plugin_behavior: missing as i32,
+        }]
+    }
+
+    #[test]
+    fn an_override_picks_by_plugin_id_in_order_whatever_the_configuration() {
+        // Pods configured for no task type; local processes for python-task.
+        let backends: Vec<Arc<dyn TaskBackend>> = vec![
+            Arc::new(Fake {
+                types: &[],
+                ids: &["container", "k8s-pod"],
+            }),
+            Arc::new(Fake {
+                types: &["python-task"],
+                ids: &["local"],
+            }),
+        ];
+        let t = TaskTemplate {
+            r#type: "python-task".into(),
+            ..Default::default()
+        };
+        assert_eq!(choose(&backends, &t, &[]), Ok(Some(1)), "configured");
+        let fail = MissingPluginBehavior::Fail;
+        assert_eq!(
+            choose(&backends, &t, &over(&["k8s-pod"], fail)),
+            Ok(Some(0))
+        );
+        assert_eq!(
+            choose(&backends, &t, &over(&["spark", "local", "container"], fail)),
+            Ok(Some(1)),
+            "the first id some backend has"
+        );
+        assert_eq!(
+            choose(&backends, &t, &over(&["spark"], fail)),
+            Err(vec!["spark".to_string()])
+        );
+        assert_eq!(
+            choose(
+                &backends,
+                &t,
+                &over(&["spark"], MissingPluginBehavior::UseDefault)
+            ),
+            Ok(Some(1))
+        );
+        // Another task type: the override does not apply.
+        let other = TaskTemplate {
+            r#type: "container".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            choose(&backends, &other, &over(&["k8s-pod"], fail)),
+            Ok(None)
+        );
+    }
+}
