@@ -344,6 +344,12 @@ enum Done {
     ArrayGather(usize),
 }
 
+/// Node events after which a wake stops starting ready nodes until its batch is sent: each
+/// started node costs a few KB until its batch is written (its QUEUED/RUNNING events, task
+/// event, journal record and their rows), so one batch starting every child of a 100,000-node
+/// `@dynamic` held gigabytes. About 2,000 nodes (QUEUED + RUNNING each) per transaction.
+const MAX_BATCH_NODE_EVENTS: usize = 4096;
+
 pub(crate) struct ExecActor {
     shared: Arc<Shared>,
     req: Arc<ExecutionRequest>,
@@ -1297,8 +1303,15 @@ impl ExecActor {
         true
     }
 
+    /// Whether the batch being gathered has as many node events as one batch should hold:
+    /// ready nodes then wait for it to be sent (a scope of 100,000 children opens over many
+    /// batches instead of one holding every child's events, records and rows at once).
+    fn batch_full(&self) -> bool {
+        self.batch.node_events.len() >= MAX_BATCH_NODE_EVENTS
+    }
+
     fn has_internal_work(&self) -> bool {
-        !self.ready.is_empty()
+        (!self.ready.is_empty() && !self.batch_full())
             || !self.completions.is_empty()
             || !self.done_queue.is_empty()
             || !self.gate_checks.is_empty()
@@ -1323,7 +1336,9 @@ impl ExecActor {
                 }
                 continue;
             }
-            if let Some(idx) = self.ready.pop_front() {
+            if !self.batch_full()
+                && let Some(idx) = self.ready.pop_front()
+            {
                 self.start_node(idx).await;
                 continue;
             }

@@ -1016,6 +1016,128 @@ async fn dynamic_resumes_after_crash_from_the_stored_closure() {
     assert_eq!(as_int(&out.literals["o"]), Some(5 + 1 + 10 + 1));
 }
 
+/// The memory sink, refusing (as unavailable) every batch after the first one that records
+/// a child of the dynamic node: the process then dies with its scope half opened.
+struct StopsAfterFirstChildren {
+    inner: Arc<MemorySink>,
+    children_recorded: std::sync::atomic::AtomicBool,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl flyte_engine::EventSink for StopsAfterFirstChildren {
+    async fn record(
+        &self,
+        batch: &flyte_engine::EventBatch,
+    ) -> Result<(), flyte_engine::SinkError> {
+        if self.children_recorded.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(flyte_engine::SinkError::Transient(
+                "the disk went away".into(),
+            ));
+        }
+        let has_children = batch.node_events.iter().any(|e| {
+            e.id.as_ref()
+                .is_some_and(|id| id.node_id.starts_with("n0-0-dn"))
+        });
+        self.inner.record(batch).await?;
+        if has_children {
+            self.children_recorded.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// Issue 21 item 3: a scope of many children opens over several batches; a restart between
+/// them neither loses the children not yet recorded nor runs a recorded one twice at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_fan_out_half_opened_when_the_process_died_resumes_every_child_once() {
+    let env = env_in_memory();
+    env.backend.keep_attempts.store(false, Ordering::SeqCst);
+    let n = 10_000usize;
+    let leaf = calc("leaf", &[("x", int_t())]);
+    let sum = calc("sum", &[("xs", list_t(int_t()))]);
+    env.backend.set(
+        "leaf",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    env.backend.set("sum", Behavior::default());
+    let (l, s) = (leaf.clone(), sum.clone());
+    env.backend.set(
+        "dyn",
+        Behavior {
+            dynamic: Some(Arc::new(move |inputs| {
+                fan_out_spec(n, input_int(inputs, "x"), &l, &s)
+            })),
+            ..Default::default()
+        },
+    );
+    let dyn_task = task("dyn", "dyn", &[("x", int_t())], &[("o0", int_t())]);
+    let wf = dyn_workflow(&dyn_task);
+    let req = request("halfopen", compile(&wf, &[dyn_task]), &[("x", int_lit(3))]);
+    let id = req.id.clone();
+
+    let sink = Arc::new(StopsAfterFirstChildren {
+        inner: env.sink.clone(),
+        children_recorded: Default::default(),
+        refused: Default::default(),
+    });
+    let mut deps = engine_support::deps(&env.blob, vec![env.backend.clone()], &env.sink);
+    deps.sink = sink.clone();
+    let first = Engine::new(deps);
+    first.start_execution(req).await.expect("starts");
+    while sink.refused.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.crash();
+    let journal = env.sink.snapshot();
+    let key = ExecKey::of(&id);
+    let recorded: HashSet<String> = (0..n)
+        .map(|i| format!("n0-0-dn{i}"))
+        .filter(|c| journal.node_record(&key, c).is_some())
+        .collect();
+    assert!(
+        !recorded.is_empty() && recorded.len() < n,
+        "{} of {n} children were recorded before the crash: the scope did not open over \
+         several batches",
+        recorded.len()
+    );
+    let started_before: HashMap<String, usize> = recorded
+        .iter()
+        .map(|c| (c.clone(), env.backend.starts_of(c)))
+        .collect();
+
+    let second = new_engine(&env.blob, &journal, &env.backend);
+    assert_eq!(second.resume_all().await.unwrap(), 1);
+    let phase = tokio::time::timeout(Duration::from_secs(120), second.wait(&id))
+        .await
+        .expect("the resumed execution finished");
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+    // Every child ran: the sum of all of them.
+    let out = wf_output(&env, &journal, "halfopen").await;
+    let expected: i64 = (0..n as i64).map(|i| 3 + i + 1).sum();
+    assert_eq!(as_int(&out.literals["o"]), Some(expected));
+    for i in 0..n {
+        let child = format!("n0-0-dn{i}");
+        let rec = journal.node_record(&key, &child).expect("journaled");
+        assert_eq!(rec.node_phase(), NodePhase::Succeeded, "{child}");
+        let starts = env.backend.starts_of(&child);
+        match started_before.get(&child) {
+            // Not recorded before the crash: never started by the first process.
+            None => assert_eq!(starts, 1, "{child} started {starts} times"),
+            // Recorded: the resumed process starts it again at most once.
+            Some(&before) => assert!(
+                starts <= before + 1,
+                "{child} started {starts} times ({before} before the crash)"
+            ),
+        }
+    }
+    assert_eq!(env.backend.starts_of("n0"), 1, "the dynamic task ran again");
+}
+
 /// Issue 11 item 1: a `@dynamic` task that returns a 10,000-node chain (the shape that
 /// crashed the server, and again at every restart while it resumed) survives the process
 /// dying twice in the middle of the chain: each new engine resumes it from the stored

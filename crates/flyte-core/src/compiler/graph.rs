@@ -249,7 +249,11 @@ impl<'a> Compiler<'a> {
         if self.errors.len() > before {
             return None;
         }
-        Some(build_compiled(template, iface, &g))
+        // The interfaces are not part of the result: freed before it is built (at 100,000
+        // nodes they and the result alive at once made the compile the process's peak).
+        drop(node_ifaces);
+        g.ifaces = HashMap::new();
+        Some(build_compiled(template, iface, g))
     }
 
     /// Reports empty, reserved and duplicate ids; returns the ids of usable top-level nodes.
@@ -803,7 +807,7 @@ fn display_cycle(cycle: &[String]) -> String {
 fn build_compiled(
     template: &WorkflowTemplate,
     iface: TypedInterface,
-    g: &Graph,
+    g: Graph,
 ) -> CompiledWorkflow {
     let start = Node {
         id: START_NODE_ID.into(),
@@ -816,13 +820,14 @@ fn build_compiled(
     };
     let mut nodes = vec![start, end];
     nodes.extend(template.nodes.iter().map(|n| finalize_node(n, None)));
-    let to_lists = |m: &BTreeMap<String, BTreeSet<String>>| {
-        m.iter()
+    // The graph's edges move into the connections rather than being copied.
+    let to_lists = |m: BTreeMap<String, BTreeSet<String>>| {
+        m.into_iter()
             .map(|(k, v)| {
                 (
-                    k.clone(),
+                    k,
                     IdList {
-                        ids: v.iter().cloned().collect(),
+                        ids: v.into_iter().collect(),
                     },
                 )
             })
@@ -836,11 +841,15 @@ fn build_compiled(
                 .failure_node
                 .as_ref()
                 .map(|n| finalize_node(n, None)),
-            ..template.clone()
+            // Not `..template.clone()`: that copied every node only to drop the copies.
+            id: template.id.clone(),
+            metadata: template.metadata.clone(),
+            outputs: template.outputs.clone(),
+            metadata_defaults: template.metadata_defaults.clone(),
         }),
         connections: Some(ConnectionSet {
-            downstream: to_lists(&g.downstream),
-            upstream: to_lists(&g.upstream),
+            downstream: to_lists(g.downstream),
+            upstream: to_lists(g.upstream),
         }),
     }
 }
