@@ -845,7 +845,7 @@ fn build_compiled(
             id: template.id.clone(),
             metadata: template.metadata.clone(),
             outputs: template.outputs.clone(),
-            metadata_defaults: template.metadata_defaults.clone(),
+            metadata_defaults: template.metadata_defaults,
         }),
         connections: Some(ConnectionSet {
             downstream: to_lists(g.downstream),
