@@ -49,17 +49,19 @@ impl ExecActor {
         self.set_phase(idx, NodePhase::Running);
         self.node_event(idx, node_execution::Phase::Running, None);
         if self.nodes[idx].state.backend().is_none() {
-            let tt = self.nodes[idx]
-                .kind
-                .task()
-                .map(|t| t.r#type.clone())
-                .unwrap_or_default();
-            let message = match self.req.plugin_overrides.iter().find(|o| o.task_type == tt) {
-                Some(o) => format!(
-                    "no task backend has the plugin ids {:?} that the PLUGIN_OVERRIDE attribute of this execution names for tasks of type [{tt}] (missing_plugin_behavior FAIL)",
-                    o.plugin_id
+            let template = self.nodes[idx].kind.task().cloned().unwrap_or_default();
+            let tt = &template.r#type;
+            // The same decision as at the node's start (`initial_state`), asked again for its
+            // reason on this rare path rather than kept in every task node's state.
+            let message = match crate::backend::choose(
+                &self.shared.backends,
+                &template,
+                &self.req.plugin_overrides,
+            ) {
+                Err(ids) => format!(
+                    "no task backend has the plugin ids {ids:?} that the PLUGIN_OVERRIDE attribute of this execution names for tasks of type [{tt}] (missing_plugin_behavior FAIL)"
                 ),
-                None => format!("no task backend runs tasks of type [{tt}]"),
+                Ok(_) => format!("no task backend runs tasks of type [{tt}]"),
             };
             let err = self.exec_error(ErrorKind::User, "NoTaskBackend", message);
             self.release_slot(idx);
