@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 
 pub mod authz;
+mod key_file;
 pub mod session;
 pub mod task_token;
 pub use authz::{AuthorizationConfig, Authorizer, Permission, Role, Target};

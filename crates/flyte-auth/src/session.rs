@@ -11,7 +11,6 @@
 //!
 //! The HTTP side (routes, cookies, CSRF) is flyte-admin's auth edge.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -85,48 +84,21 @@ impl SessionKey {
 
     /// The key in `path` (32 bytes, base64), made there (0600) when the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
-        let shown = path.display();
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(text.trim())
-                    .map_err(|e| format!("auth.session.key_file {shown}: not base64 ({e})"))?;
-                Self::from_bytes(&bytes).map_err(|e| format!("auth.session.key_file {shown}: {e}"))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut bytes = [0u8; 32];
-                SystemRandom::new()
-                    .fill(&mut bytes)
-                    .map_err(|_| "cannot draw a session key from the system RNG".to_string())?;
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                }
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let written = options.open(path).and_then(|mut f| {
-                    writeln!(
-                        f,
-                        "{}",
-                        base64::engine::general_purpose::STANDARD.encode(bytes)
-                    )
-                });
-                match written {
-                    Ok(()) => {
-                        tracing::info!(path = %shown, "made a new console session key");
-                        Self::from_bytes(&bytes)
-                    }
-                    // Another replica on the same directory made it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::load_or_create(path)
-                    }
-                    Err(e) => Err(format!("cannot write the session key {shown}: {e}")),
-                }
-            }
-            Err(e) => Err(format!("cannot read auth.session.key_file {shown}: {e}")),
-        }
+        let make = || {
+            let mut bytes = vec![0u8; 32];
+            SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| "cannot draw a session key from the system RNG".to_string())?;
+            Ok(bytes)
+        };
+        let bytes = crate::key_file::read_or_create(
+            path,
+            "auth.session.key_file",
+            "console session key",
+            &make,
+        )?;
+        Self::from_bytes(&bytes)
+            .map_err(|e| format!("auth.session.key_file {}: {e}", path.display()))
     }
 
     /// `n` random bytes, base64url: state, nonce, PKCE verifier, CSRF token.

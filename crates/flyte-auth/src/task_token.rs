@@ -10,7 +10,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -143,47 +142,19 @@ impl TaskTokens {
         ttl: Duration,
         leeway_secs: u64,
     ) -> Result<Self, String> {
-        let shown = path.display();
-        let from_text = |text: &str| -> Result<Self, String> {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|e| format!("auth.task_tokens.key_file {shown}: not base64 ({e})"))?;
-            Self::from_pkcs8(&bytes, audience, ttl, leeway_secs)
-                .map_err(|e| format!("auth.task_tokens.key_file {shown}: {e}"))
+        let make = || {
+            Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+                .map(|doc| doc.as_ref().to_vec())
+                .map_err(|_| "cannot make a task-token key from the system RNG".to_string())
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => from_text(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-                    .map_err(|_| "cannot make a task-token key from the system RNG".to_string())?;
-                let text = base64::engine::general_purpose::STANDARD.encode(doc.as_ref());
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                }
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let written = options.open(path).and_then(|mut f| {
-                    use std::io::Write as _;
-                    writeln!(f, "{text}")
-                });
-                match written {
-                    Ok(()) => {
-                        tracing::info!(path = %shown, "made a new task-token signing key");
-                        from_text(&text)
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::load_or_create(path, audience, ttl, leeway_secs)
-                    }
-                    Err(e) => Err(format!("cannot write the task-token key {shown}: {e}")),
-                }
-            }
-            Err(e) => Err(format!(
-                "cannot read auth.task_tokens.key_file {shown}: {e}"
-            )),
-        }
+        let pkcs8 = crate::key_file::read_or_create(
+            path,
+            "auth.task_tokens.key_file",
+            "task-token signing key",
+            &make,
+        )?;
+        Self::from_pkcs8(&pkcs8, audience, ttl, leeway_secs)
+            .map_err(|e| format!("auth.task_tokens.key_file {}: {e}", path.display()))
     }
 
     /// How long a token for a task with `timeout` lives.
@@ -295,6 +266,7 @@ impl TaskTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     fn tokens() -> TaskTokens {
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
