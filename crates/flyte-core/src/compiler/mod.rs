@@ -83,6 +83,7 @@ pub fn compile_workflow_template(
             .collect(),
         compiled_subs: Default::default(),
         errors: Vec::new(),
+        task_ifaces: HashMap::new(),
     };
     let compiled = compiler.compile_template(primary);
     let mut errors = compiler.errors;
