@@ -28,6 +28,11 @@ pub struct EngineConfig {
     pub default_active_deadline: Option<Duration>,
     /// Inline workflow/node outputs in events (`output_data`) instead of `output_uri`.
     pub inline_outputs: bool,
+    /// Start and end nodes whose literal map encodes to at most this many bytes write no
+    /// files (`start-node/data/0/outputs.pb`, `end-node/data/inputs.pb` and `outputs.pb`:
+    /// nothing but the API reads them): their data goes inline in the events, which the
+    /// admin keeps in its rows. Larger maps are written as before; 0 writes them all.
+    pub inline_max_bytes: usize,
     /// Retry delay for a failed sink write (the batch is retried until it commits).
     pub sink_retry_delay: Duration,
     /// Extra environment handed to every attempt (storage access, platform URL …).
@@ -99,6 +104,7 @@ impl Default for EngineConfig {
             default_execution_deadline: None,
             default_active_deadline: None,
             inline_outputs: false,
+            inline_max_bytes: 4096,
             sink_retry_delay: Duration::from_millis(200),
             default_env: Default::default(),
             console_url: None,

@@ -1645,19 +1645,12 @@ impl ExecActor {
     }
 
     async fn run_start_node(&mut self, idx: usize) {
-        let scope = self.nodes[idx].scope;
-        let inputs = match (self.scopes[scope].owner, self.scopes[scope].inputs.clone()) {
-            (None, _) => Arc::new(self.req.inputs.clone()),
-            (Some(_), Some(i)) => i,
-            (Some(owner), None) => {
-                // Resumed before the sub-workflow's start node ran: its inputs are the owner's.
-                let path = self.nodes[owner].inputs_file();
-                match self.shared.blob.get(&path).await.map(LiteralMap::decode) {
-                    Ok(Ok(m)) => Arc::new(m),
-                    _ => Arc::new(LiteralMap::default()),
-                }
-            }
-        };
+        let inputs = self.scope_inputs(self.nodes[idx].scope).await;
+        if self.fits_inline(&inputs) {
+            self.mark_queued(idx);
+            self.node_succeeded_inline(idx, inputs);
+            return;
+        }
         let out = layout::outputs_file(&self.nodes[idx].output_dir());
         if let Err(e) = self
             .shared
@@ -1678,8 +1671,52 @@ impl ExecActor {
         self.node_succeeded(idx, out, None);
     }
 
+    /// The inputs of scope `s`, which its start node outputs: the execution's at the top,
+    /// else what the owner opened it with, else (resumed) the owner's `inputs.pb`.
+    async fn scope_inputs(&self, s: usize) -> Arc<LiteralMap> {
+        match (self.scopes[s].owner, self.scopes[s].inputs.clone()) {
+            (None, _) => Arc::new(self.req.inputs.clone()),
+            (Some(_), Some(i)) => i,
+            (Some(owner), None) => {
+                let path = self.nodes[owner].inputs_file();
+                match self.shared.blob.get(&path).await.map(LiteralMap::decode) {
+                    Ok(Ok(m)) => Arc::new(m),
+                    // No inputs file for the owner: nothing it runs reads its inputs.
+                    _ => Arc::new(LiteralMap::default()),
+                }
+            }
+        }
+    }
+
+    /// Whether a start or end node's map stays out of the blob store (inline in events).
+    fn fits_inline(&self, map: &LiteralMap) -> bool {
+        let max = self.shared.config.inline_max_bytes;
+        max > 0 && map.encoded_len() <= max
+    }
+
+    /// A start or end node succeeds with outputs kept in memory and sent inline in its
+    /// events; nothing is written (see `NodeStateRecord::outputs_inline`).
+    fn node_succeeded_inline(&mut self, idx: usize, outputs: Arc<LiteralMap>) {
+        self.nodes[idx].rec.outputs_inline = true;
+        self.node_succeeded(idx, String::new(), Some(outputs));
+    }
+
     async fn run_end_node(&mut self, idx: usize) {
-        let Some(inputs) = self.resolve_and_write_inputs(idx).await else {
+        // An end node is never an array's sub-node itself: its bindings are its inputs.
+        let Some(inputs) = self.resolve_inputs(idx).await else {
+            return;
+        };
+        if self.fits_inline(&inputs) {
+            let inputs = Arc::new(inputs);
+            self.nodes[idx].rec.outputs_inline = true;
+            // In memory before the QUEUED event, which carries them as the node's inputs.
+            self.outputs.insert(idx, inputs.clone());
+            self.mark_queued(idx);
+            self.node_event(idx, node_execution::Phase::Queued, None);
+            self.node_succeeded_inline(idx, inputs);
+            return;
+        }
+        let Some(inputs) = self.store_node_inputs(idx, inputs).await else {
             return;
         };
         self.mark_queued(idx);
@@ -1716,29 +1753,7 @@ impl ExecActor {
     /// Resolves a node's bindings (not an array sub-node's); on failure the node fails.
     async fn resolve_inputs(&mut self, idx: usize) -> Option<LiteralMap> {
         let spec = self.nodes[idx].spec.clone();
-        let scope = self.nodes[idx].scope;
-        let mut promised = Vec::new();
-        bindings::promised_nodes(&spec.inputs, &mut promised);
-        let mut loaded: Vec<(String, Arc<LiteralMap>)> = Vec::with_capacity(promised.len());
-        for p in promised {
-            let Some(&ui) = self.scopes[scope].by_spec.get(p) else {
-                continue;
-            };
-            match self.node_outputs(ui).await {
-                Ok(map) => loaded.push((p.to_string(), map)),
-                Err(e) => {
-                    let err = self.exec_error(ErrorKind::System, "BindingResolutionFailure", e);
-                    self.mark_queued(idx);
-                    self.node_terminal(idx, NodePhase::Failed, Some(err));
-                    return None;
-                }
-            }
-        }
-        let view: HashMap<&str, &LiteralMap> = loaded
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_ref()))
-            .collect();
-        let mut inputs = match bindings::resolve(&spec.inputs, &view) {
+        let mut inputs = match self.bound_inputs(idx).await {
             Ok(m) => m,
             Err(e) => {
                 let err = self.exec_error(ErrorKind::System, "BindingResolutionFailure", e);
@@ -1757,6 +1772,25 @@ impl ExecActor {
             bindings::set_failure_error_input(&mut inputs, &spec.id, &msg);
         }
         Some(inputs)
+    }
+
+    /// A node's bindings over its upstream nodes' outputs (an end node's outputs too).
+    async fn bound_inputs(&mut self, idx: usize) -> Result<LiteralMap, String> {
+        let spec = self.nodes[idx].spec.clone();
+        let scope = self.nodes[idx].scope;
+        let mut promised = Vec::new();
+        bindings::promised_nodes(&spec.inputs, &mut promised);
+        let mut loaded: Vec<(String, Arc<LiteralMap>)> = Vec::with_capacity(promised.len());
+        for p in promised {
+            if let Some(&ui) = self.scopes[scope].by_spec.get(p) {
+                loaded.push((p.to_string(), self.node_outputs(ui).await?));
+            }
+        }
+        let view: HashMap<&str, &LiteralMap> = loaded
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_ref()))
+            .collect();
+        bindings::resolve(&spec.inputs, &view)
     }
 
     /// Writes a node's resolved inputs to its `inputs.pb`; a storage failure fails the node
@@ -1788,6 +1822,15 @@ impl ExecActor {
     async fn node_outputs(&mut self, idx: usize) -> Result<Arc<LiteralMap>, String> {
         if let Some(m) = self.outputs.get(&idx) {
             return Ok(m.clone());
+        }
+        if self.nodes[idx].rec.outputs_inline {
+            // Resumed: a start or end node's inline outputs are derived again.
+            let map = match self.nodes[idx].kind {
+                Kind::End => Arc::new(Box::pin(self.bound_inputs(idx)).await?),
+                _ => self.scope_inputs(self.nodes[idx].scope).await,
+            };
+            self.outputs.insert(idx, map.clone());
+            return Ok(map);
         }
         let path = self.nodes[idx].rec.output_path.clone();
         if path.is_empty() {
@@ -1961,6 +2004,14 @@ impl ExecActor {
             None => match result {
                 Ok(()) => {
                     let end = self.scopes[s].end;
+                    if self.nodes[end].rec.outputs_inline
+                        && let Err(e) = self.node_outputs(end).await
+                    {
+                        // Resumed and the end node's bindings cannot be read again.
+                        let err = self.exec_error(ErrorKind::System, "OutputsNotFound", e);
+                        self.workflow_failing(err);
+                        return;
+                    }
                     self.wf.output_path = self.nodes[end].rec.output_path.clone();
                     self.finish_workflow(WorkflowPhase::Succeeded, None);
                 }
@@ -2143,6 +2194,14 @@ impl ExecActor {
 
     fn wf_event(&mut self, phase: workflow_execution::Phase, error: Option<ExecutionError>) {
         let output_result = match phase {
+            workflow_execution::Phase::Succeeded
+                if self.nodes[self.scopes[0].end].rec.outputs_inline =>
+            {
+                let end = self.scopes[0].end;
+                self.outputs
+                    .get(&end)
+                    .map(|o| workflow_execution_event::OutputResult::OutputData((**o).clone()))
+            }
             workflow_execution::Phase::Succeeded if !self.wf.output_path.is_empty() => {
                 let end = self.scopes[0].end;
                 match (self.shared.config.inline_outputs, self.outputs.get(&end)) {
@@ -2200,6 +2259,10 @@ impl ExecActor {
         };
         let shape = self.event_shape(idx, is_dynamic, dynamic_workflow);
         let output_result = match phase {
+            node_execution::Phase::Succeeded if n.rec.outputs_inline => self
+                .outputs
+                .get(&idx)
+                .map(|o| node_execution_event::OutputResult::OutputData((**o).clone())),
             node_execution::Phase::Succeeded if !n.rec.output_path.is_empty() => {
                 match (self.shared.config.inline_outputs, self.outputs.get(&idx)) {
                     (true, Some(o)) => Some(node_execution_event::OutputResult::OutputData(
@@ -2234,6 +2297,13 @@ impl ExecActor {
             reported_at: Some(now),
             target_entity: shape.target_entity,
             input_value: match n.state.task().filter(|t| t.inputs_in_memory) {
+                // A start node has no inputs of its own (no `inputs.pb` is ever written).
+                None if matches!(n.kind, Kind::Start) => None,
+                // An inline end node's inputs are its outputs.
+                None if n.rec.outputs_inline => self
+                    .outputs
+                    .get(&idx)
+                    .map(|i| node_execution_event::InputValue::InputData((**i).clone())),
                 // The first event creates the node's row, which keeps them from then on.
                 Some(t) if phase == node_execution::Phase::Queued => t
                     .inputs

@@ -158,6 +158,11 @@ pub struct NodeStateRecord {
     /// created).
     #[prost(message, optional, tag = "20")]
     pub child_execution: Option<WorkflowExecutionIdentifier>,
+    /// Start and end nodes: the outputs are in no file (`output_path` is empty) but were
+    /// small enough to go inline in the node's events (and the workflow's); after a restart
+    /// they are derived again (the scope's inputs, the end node's bindings).
+    #[prost(bool, tag = "21")]
+    pub outputs_inline: bool,
 }
 
 impl NodeStateRecord {

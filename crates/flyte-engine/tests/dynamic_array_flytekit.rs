@@ -208,14 +208,7 @@ async fn run(
 
 async fn outputs(blob: &BlobStore, sink: &MemorySink, name: &str) -> LiteralMap {
     let evs = sink.workflow_events(name);
-    let last = evs.last().unwrap();
-    let Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) =
-        &last.output_result
-    else {
-        panic!("no outputs: {last:?}")
-    };
-    let key = blob.path_from_native_url(uri).unwrap();
-    LiteralMap::decode(blob.get(&key).await.unwrap()).unwrap()
+    engine_support::reported_outputs(blob, evs.last().unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -321,14 +321,7 @@ async fn run(env: &Env, req: ExecutionRequest) -> WorkflowPhase {
 
 async fn wf_output(env: &Env, name: &str) -> LiteralMap {
     let evs = env.sink.workflow_events(name);
-    let last = evs.last().unwrap();
-    let Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) =
-        &last.output_result
-    else {
-        panic!("no output uri in {last:?}");
-    };
-    let key = env.blob.path_from_native_url(uri).unwrap();
-    LiteralMap::decode(env.blob.get(&key).await.unwrap()).unwrap()
+    reported_outputs(&env.blob, evs.last().unwrap()).await
 }
 
 fn wf_error(env: &Env, name: &str) -> ExecutionError {
@@ -425,13 +418,31 @@ async fn linear_chain_passes_outputs_and_reports_events() {
             .unwrap()
             .is_some()
     );
-    assert!(
-        env.blob
-            .head("metadata/p-d-chain1/start-node/data/0/outputs.pb")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    // The start and end nodes' small maps are in their events, not in files nobody reads.
+    for file in [
+        "start-node/data/0/outputs.pb",
+        "end-node/data/inputs.pb",
+        "end-node/data/0/outputs.pb",
+    ] {
+        let key = format!("metadata/p-d-chain1/{file}");
+        assert!(env.blob.head(&key).await.unwrap().is_none(), "{key}");
+    }
+    let events = env.sink.node_events("chain1");
+    let inline_outputs = |node: &str| {
+        events
+            .iter()
+            .filter(|e| e.id.as_ref().is_some_and(|i| i.node_id == node))
+            .find_map(|e| match &e.output_result {
+                Some(flyteidl::event::node_execution_event::OutputResult::OutputData(m)) => {
+                    Some(m.clone())
+                }
+                _ => None,
+            })
+    };
+    let start = inline_outputs("start-node").expect("the start node's outputs inline");
+    assert_eq!(as_int(&start.literals["x"]), Some(10));
+    let end = inline_outputs("end-node").expect("the end node's outputs inline");
+    assert_eq!(as_int(&end.literals["o"]), Some(13));
     // Task events: QUEUED, RUNNING, SUCCEEDED per node, with producer and type.
     let tev: Vec<_> = env
         .sink
@@ -810,18 +821,7 @@ async fn branch_taken_node_still_waits_for_its_upstream_after_a_restart() {
     let last = journal.workflow_events("bu-crash").last().cloned();
     assert_eq!(phase, Some(WorkflowPhase::Succeeded), "{last:?}");
     assert_eq!(env.backend.starts_of("b-0-b-n0"), 1);
-    let Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) =
-        last.and_then(|e| e.output_result)
-    else {
-        panic!("no outputs")
-    };
-    let out = LiteralMap::decode(
-        env.blob
-            .get(&env.blob.path_from_native_url(&uri).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let out = reported_outputs(&env.blob, &last.expect("a workflow event")).await;
     assert_eq!(as_int(&out.literals["o"]), Some(117));
 }
 
@@ -1350,18 +1350,7 @@ async fn resume_after_crash_reruns_nothing_that_succeeded() {
             .any(|k| k.node_id == "n1" && k.retry_attempt == 0)
     );
     let evs = journal.workflow_events("cr");
-    let Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) =
-        &evs.last().unwrap().output_result
-    else {
-        panic!()
-    };
-    let out = LiteralMap::decode(
-        env.blob
-            .get(&env.blob.path_from_native_url(uri).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let out = reported_outputs(&env.blob, evs.last().unwrap()).await;
     assert_eq!(as_int(&out.literals["o"]), Some(12));
 }
 

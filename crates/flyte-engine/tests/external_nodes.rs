@@ -341,11 +341,7 @@ async fn wait(env: &Env, name: &str) -> WorkflowPhase {
 
 async fn output(env: &Env, name: &str) -> i64 {
     let events = env.sink.workflow_events(name);
-    let Some(OutputResult::OutputUri(uri)) = &events.last().unwrap().output_result else {
-        panic!("no outputs");
-    };
-    let key = env.blob.path_from_native_url(uri).unwrap();
-    let m = LiteralMap::decode(env.blob.get(&key).await.unwrap()).unwrap();
+    let m = reported_outputs(&env.blob, events.last().unwrap()).await;
     match &m.literals["o"].value {
         Some(literal::Value::Scalar(s)) => match &s.value {
             Some(scalar::Value::Primitive(Primitive {

@@ -85,8 +85,8 @@ fn compile(wf: WorkflowTemplate, tasks: Vec<TaskTemplate>) -> CompiledWorkflowCl
     compile_workflow_template(&wf, &[], &resolved).expect("compiles")
 }
 
-/// Files named `name` anywhere under `dir` but the end node's (one per workflow: its inputs
-/// are the workflow's outputs).
+/// Files named `name` anywhere under `dir` but the end node's (its inputs are the workflow's
+/// outputs, a file when large).
 fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -144,12 +144,9 @@ async fn a_fan_out_of_in_engine_leaves_writes_no_inputs_file_and_reports_the_inp
     assert!(written.is_empty(), "in-engine leaves wrote {written:?}");
     let written = files_named(dir.path(), "task.pb");
     assert!(written.is_empty(), "in-engine leaves wrote {written:?}");
-    // Echo still hands its outputs on (the file its downstream and the API read).
-    assert_eq!(
-        files_named(dir.path(), "outputs.pb").len(),
-        20 + 1,
-        "20 echoes + the start node"
-    );
+    // Echo still hands its outputs on (the file its downstream and the API read); the start
+    // node's outputs (the workflow's inputs) are in its event.
+    assert_eq!(files_named(dir.path(), "outputs.pb").len(), 20, "20 echoes");
 
     let events = sink.node_events("fan");
     for leaf in (0..20)
@@ -271,4 +268,163 @@ async fn an_in_engine_sleep_running_at_a_crash_runs_again_with_its_inputs() {
         "{n1:?}"
     );
     assert!(files_named(dir.path(), "inputs.pb").is_empty());
+}
+
+/// `x` echoed to the workflow output `o`, after an in-engine sleep of `d` (`start-node` →
+/// `s0` → `e0` → `end-node`).
+fn sleep_then_echo() -> CompiledWorkflowClosure {
+    let echo = task("echo", "echo", &[("a", int_t())], &[("a", int_t())]);
+    let sleep = task("nap", "core-sleep", &[("d", duration_t())], &[]);
+    let wf = WorkflowTemplate {
+        id: Some(ident(ResourceType::Workflow, "late")),
+        interface: Some(iface(
+            &[("x", int_t()), ("d", duration_t())],
+            &[("o", int_t())],
+        )),
+        nodes: vec![
+            node("s0", &sleep, "d", ("start-node", "d"), &[]),
+            node("e0", &echo, "a", ("start-node", "x"), &["s0"]),
+        ],
+        outputs: vec![Binding {
+            var: "o".into(),
+            binding: Some(BindingData {
+                value: Some(binding_data::Value::Promise(OutputReference {
+                    node_id: "e0".into(),
+                    var: "a".into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }),
+        }],
+        ..Default::default()
+    };
+    compile(wf, vec![echo, sleep])
+}
+
+fn exists(dir: &std::path::Path, exec: &str, file: &str) -> bool {
+    dir.join(format!("metadata/p-d-{exec}/{file}")).exists()
+}
+
+const START_END_FILES: [&str; 3] = [
+    "start-node/data/0/outputs.pb",
+    "end-node/data/inputs.pb",
+    "end-node/data/0/outputs.pb",
+];
+
+#[tokio::test]
+async fn start_and_end_nodes_write_files_only_for_maps_past_the_inline_limit() {
+    for (limit, files) in [(4096, false), (1, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+        let sink = MemorySink::new();
+        let mut d = deps(
+            &blob,
+            vec![Arc::new(BuiltinBackend::new(blob.clone()))],
+            &sink,
+        );
+        d.config.inline_max_bytes = limit;
+        let engine = Engine::new(d);
+        let req = request(
+            "io",
+            sleep_then_echo(),
+            &[("x", int_lit(7)), ("d", duration_lit(0))],
+        );
+        let id = req.id.clone();
+        engine.start_execution(req).await.unwrap();
+        let phase = tokio::time::timeout(Duration::from_secs(20), engine.wait(&id))
+            .await
+            .expect("finishes");
+        assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+        for file in START_END_FILES {
+            assert_eq!(
+                exists(dir.path(), "io", file),
+                files,
+                "{file} at limit {limit}"
+            );
+        }
+        let events = sink.workflow_events("io");
+        let last = events.last().unwrap();
+        assert_eq!(
+            matches!(
+                last.output_result,
+                Some(flyteidl::event::workflow_execution_event::OutputResult::OutputData(_))
+            ),
+            !files,
+            "{last:?}"
+        );
+        let outputs = reported_outputs(&blob, last).await;
+        assert_eq!(
+            outputs.literals.get("o"),
+            Some(&int_lit(7)),
+            "limit {limit}"
+        );
+        // The end node's QUEUED event names its inputs the way they are kept.
+        let end_queued = sink
+            .node_events("io")
+            .into_iter()
+            .find(|e| {
+                e.id.as_ref().is_some_and(|i| i.node_id == "end-node")
+                    && e.phase == node_execution::Phase::Queued as i32
+            })
+            .expect("the end node's QUEUED event");
+        match &end_queued.input_value {
+            Some(node_execution_event::InputValue::InputData(m)) if !files => {
+                assert_eq!(m.literals.get("o"), Some(&int_lit(7)))
+            }
+            Some(node_execution_event::InputValue::InputUri(_)) if files => {}
+            other => panic!("limit {limit}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_a_crash_the_start_nodes_inline_outputs_are_the_workflow_inputs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let req = request(
+        "late",
+        sleep_then_echo(),
+        &[("x", int_lit(7)), ("d", duration_lit(600))],
+    );
+    let id = req.id.clone();
+    let first = engine(&blob, &sink);
+    first.start_execution(req).await.unwrap();
+    let sleeping = |s: &MemorySink| {
+        s.task_events("late").iter().any(|t| {
+            t.parent_node_execution_id
+                .as_ref()
+                .is_some_and(|n| n.node_id == "s0")
+                && t.phase == task_execution::Phase::Running as i32
+        })
+    };
+    for _ in 0..500 {
+        if sleeping(&sink) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(sleeping(&sink), "s0 never ran");
+    first.crash();
+    let journal = sink.snapshot();
+    let start = journal
+        .node_record(&flyte_engine::ExecKey::of(&id), "start-node")
+        .expect("the start node journaled");
+    assert!(
+        start.outputs_inline && start.output_path.is_empty(),
+        "{start:?}"
+    );
+    // e0 binds to the start node, which ran before the crash and wrote no file.
+    let second = engine(&blob, &journal);
+    assert_eq!(second.resume_all().await.unwrap(), 1);
+    let phase = tokio::time::timeout(Duration::from_secs(20), second.wait(&id))
+        .await
+        .expect("finishes");
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded));
+    let events = journal.workflow_events("late");
+    let outputs = reported_outputs(&blob, events.last().unwrap()).await;
+    assert_eq!(outputs.literals.get("o"), Some(&int_lit(7)));
+    for file in START_END_FILES {
+        assert!(!exists(dir.path(), "late", file), "{file}");
+    }
 }

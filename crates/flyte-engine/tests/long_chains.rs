@@ -16,8 +16,6 @@ use flyte_core::ids::IdKey;
 use flyte_engine::backend::builtin::BuiltinBackend;
 use flyte_engine::{Engine, ExecKey, MemorySink, NodePhase, WorkflowPhase};
 use flyteidl::core::*;
-use flyteidl::event::workflow_execution_event::OutputResult;
-use prost::Message;
 
 fn echo_task() -> TaskTemplate {
     TaskTemplate {
@@ -172,13 +170,6 @@ async fn a_10000_node_chain_resumes_after_crashes_midway_and_succeeds() {
         .expect("a final phase");
     assert_eq!(phase, WorkflowPhase::Succeeded);
     let events = sink.workflow_events("chain");
-    let Some(OutputResult::OutputUri(uri)) = events.last().and_then(|e| e.output_result.clone())
-    else {
-        panic!("no outputs: {:?}", events.last());
-    };
-    let path = blob
-        .path_from_native_url(&uri)
-        .expect("outputs in the store");
-    let outputs = LiteralMap::decode(blob.get(&path).await.unwrap()).unwrap();
+    let outputs = reported_outputs(&blob, events.last().unwrap()).await;
     assert_eq!(outputs.literals.get("o"), Some(&int_lit(7)));
 }

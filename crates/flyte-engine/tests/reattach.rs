@@ -132,6 +132,7 @@ async fn resume_and_finish(
             let map = LiteralMap::decode(setup.blob.get(&path).await.unwrap()).unwrap();
             map.literals.get("o").cloned()
         }
+        Some(OutputResult::OutputData(map)) => map.literals.get("o").cloned(),
         _ => None,
     };
     let record = journal

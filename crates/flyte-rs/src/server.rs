@@ -391,6 +391,9 @@ fn engine_parts(
     let engine_config = EngineConfig {
         max_system_retries: e.max_system_retries,
         max_nodes_per_execution: e.max_nodes_per_execution,
+        // One limit for what stays in the database rather than in blob files: an
+        // execution's inputs, its start and end nodes' maps.
+        inline_max_bytes: config.admin.inline_inputs_max_bytes,
         default_env: env,
         console_url: Some(format!("{}/console", public_url.trim_end_matches('/'))),
         // Replicas on one PostgreSQL: each execution runs under one replica's lease.

@@ -240,3 +240,21 @@ pub async fn wait_for(path: &std::path::Path) {
     .await
     .unwrap_or_else(|_| panic!("{} never appeared", path.display()));
 }
+
+/// The outputs a workflow event reports: inline (`output_data`, small maps) or in the file its
+/// `output_uri` names. Panics on an event without outputs.
+pub async fn reported_outputs(
+    blob: &flyte_blob::BlobStore,
+    event: &flyteidl::event::WorkflowExecutionEvent,
+) -> LiteralMap {
+    use flyteidl::event::workflow_execution_event::OutputResult;
+    match &event.output_result {
+        Some(OutputResult::OutputData(m)) => m.clone(),
+        Some(OutputResult::OutputUri(uri)) => {
+            let key = blob.path_from_native_url(uri).expect("a URL of this store");
+            let bytes = blob.get(&key).await.expect("the outputs file");
+            prost::Message::decode(bytes).expect("a literal map")
+        }
+        other => panic!("no outputs in {other:?}"),
+    }
+}
