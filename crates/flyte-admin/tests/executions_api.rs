@@ -343,13 +343,38 @@ async fn names_are_validated() {
             .await
             .unwrap_or_else(|e| panic!("{good}: {e:?}"));
     }
-    // Unknown project / bad resource type.
+    // Unknown project, archived project (checked by the insert; named as when read first),
+    // bad resource type.
     let mut req = create(&lp_id, "", inputs(&[("x", int_lit(1))]));
     req.project = "nope".into();
-    assert_eq!(
-        c.create_execution(req).await.unwrap_err().code(),
-        Code::InvalidArgument
-    );
+    let err = c.create_execution(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("is not registered"), "{err:?}");
+    let old = Project {
+        id: "old".into(),
+        name: "old".into(),
+        ..Default::default()
+    };
+    c.register_project(ProjectRegisterRequest {
+        project: Some(old.clone()),
+    })
+    .await
+    .unwrap();
+    let mut req = create(&lp_id, "in-old", inputs(&[("x", int_lit(1))]));
+    req.project = "old".into();
+    c.create_execution(req.clone()).await.unwrap();
+    c.update_project(Project {
+        state: project::ProjectState::Archived as i32,
+        ..old
+    })
+    .await
+    .unwrap();
+    for name in ["in-old", "in-old-2"] {
+        req.name = name.into();
+        let err = c.create_execution(req.clone()).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{name}");
+        assert!(err.message().contains("is archived"), "{name}: {err:?}");
+    }
     let mut wf_target = lp_id.clone();
     wf_target.resource_type = ResourceType::Workflow as i32;
     let err = c

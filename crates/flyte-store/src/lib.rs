@@ -255,7 +255,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Records a new execution and, if given, the engine's run request for it, in one
     /// transaction (so an accepted execution is never lost to a crash before the engine's
     /// first write). `AlreadyExists` if the name is taken in the project/domain, `NotFound` if
-    /// the project is unknown.
+    /// the project is unknown, `InvalidArgument` if it is archived (checked by the insert
+    /// itself: no read of the project before it).
     async fn create_execution(
         &self,
         execution: ExecutionRecord,

@@ -34,7 +34,7 @@ use rand::Rng;
 use crate::error::{AdminError, AdminResult, quoted};
 use crate::launcher::LaunchRequest;
 use crate::service::admin::common::{
-    decode_stored, ensure_project_domain, entity_key, identifier, missing,
+    decode_stored, ensure_domain, ensure_project_domain, entity_key, identifier, missing,
 };
 use crate::service::admin::events::{self, is_workflow_terminal_name, to_proto};
 use crate::service::admin::{named_entities, tasks};
@@ -540,6 +540,34 @@ async fn create(
     entities: &EntityCache,
     command: CreateExecution,
 ) -> AdminResult<WorkflowExecutionIdentifier> {
+    if command.project.is_empty() {
+        return Err(missing("project"));
+    }
+    if command.domain.is_empty() {
+        return Err(missing("domain"));
+    }
+    if let Some(name) = &command.name {
+        validate_name(name)?;
+    }
+    let (project, domain) = (command.project.clone(), command.domain.clone());
+    match create_in_project(state, entities, command).await {
+        // The project is checked by the insert, not read before it (one store round trip
+        // less per creation); a failure on the way names the project's problem first, as
+        // when it was read first. A taken name implies the project takes executions.
+        Err(err) if !matches!(err, AdminError::AlreadyExists(_)) => {
+            ensure_project_domain(state, &project, &domain).await?;
+            Err(err)
+        }
+        created => created,
+    }
+}
+
+/// [`create`] once the request's names are valid.
+async fn create_in_project(
+    state: &AdminState,
+    entities: &EntityCache,
+    command: CreateExecution,
+) -> AdminResult<WorkflowExecutionIdentifier> {
     let CreateExecution {
         project,
         domain,
@@ -549,16 +577,11 @@ async fn create(
         mut spec,
         raw_spec,
     } = command;
-    if project.is_empty() {
-        return Err(missing("project"));
+    match source {
+        // Its launch plan is registered on the way: the project must be known first.
+        ExecutionSource::Task(_) => ensure_project_domain(state, &project, &domain).await?,
+        ExecutionSource::LaunchPlan(_) => ensure_domain(state, &domain)?,
     }
-    if domain.is_empty() {
-        return Err(missing("domain"));
-    }
-    if let Some(name) = &name {
-        validate_name(name)?;
-    }
-    ensure_project_domain(state, &project, &domain).await?;
     let target = source.key();
     if target.project.is_empty()
         || target.domain.is_empty()
@@ -626,8 +649,10 @@ async fn create(
     let inline_max = state.config.inline_inputs_max_bytes;
     let inline = |map: &LiteralMap| map.encoded_len() <= inline_max;
     if !(inline(&inputs) && inline(&user_inputs)) {
-        // Offloading writes under the execution's name: never over a taken name's inputs.
-        // Inline inputs need no check: the insert's unique key refuses a taken name.
+        // Offloading writes under the execution's name: never over a taken name's inputs,
+        // nor for a project that takes none. Inline inputs need neither check: the insert
+        // refuses a taken name and checks the project.
+        ensure_project_domain(state, &key.project, &key.domain).await?;
         if let Ok(existing) = state.store.get_execution(&key).await {
             return Err(AdminError::AlreadyExists(format!(
                 "{} already exists",

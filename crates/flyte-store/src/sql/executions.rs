@@ -637,19 +637,29 @@ impl<B: Backend> SqlStore<B> {
                 "tag {tag:?} contains the control character U+001F; tags cannot contain it"
             )));
         }
+        // The project check rides on the insert (no read before it): an unknown project fails
+        // its foreign key, an archived one selects no row.
+        args.push(text(&key.project));
         let stmt = Stmt::new(
             concat!(
                 "INSERT INTO executions (",
                 execution_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)"
+                ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31 \
+                 WHERE NOT EXISTS (SELECT 1 FROM projects WHERE identifier = $32 AND state = 1)"
             ),
             args,
         );
         let mut tx = self.begin().await?;
-        B::tx_execute(&mut tx, stmt)
+        let inserted = B::tx_execute(&mut tx, stmt)
             .await
             .map_err(|err| super::write_error(err, || key.to_string(), &key.project))?;
+        if inserted == 0 {
+            return Err(StoreError::InvalidArgument(format!(
+                "project {} is archived",
+                key.project
+            )));
+        }
         let mut tags = e.tags;
         tags.sort_unstable();
         tags.dedup();

@@ -146,6 +146,36 @@ pub async fn execution_create_get_duplicate(store: Arc<dyn MetadataStore>) {
     let err = store.create_execution(other, None).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
 
+    // An archived project takes no new execution, whether the name is new or taken; nothing
+    // of the refused one is stored, and it takes them again once restored.
+    let mut archived = crate::tests::project("old", t(1));
+    store.create_project(archived.clone()).await.unwrap();
+    let mut first = execution("o1", "lp", "QUEUED", t(1));
+    first.key.project = "old".into();
+    store.create_execution(first.clone(), None).await.unwrap();
+    archived.state = 1;
+    store.update_project(archived.clone()).await.unwrap();
+    let mut refused = first.clone();
+    refused.key.name = "o2".into();
+    for e in [first.clone(), refused.clone()] {
+        let err = store
+            .create_execution(e, Some(b"request".to_vec()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidArgument(ref m) if m.contains("archived")),
+            "{err}"
+        );
+    }
+    assert!(matches!(
+        store.get_execution(&refused.key).await,
+        Err(StoreError::NotFound(_))
+    ));
+    archived.state = 0;
+    store.update_project(archived).await.unwrap();
+    store.create_execution(refused.clone(), None).await.unwrap();
+    assert_eq!(store.get_execution(&refused.key).await.unwrap(), refused);
+
     let err = store.get_execution(&ekey("missing")).await.unwrap_err();
     assert!(
         matches!(err, StoreError::NotFound(ref w) if w.contains("missing")),

@@ -121,6 +121,12 @@ pub(crate) async fn ensure_project_domain(
             quoted(project)
         )));
     }
+    ensure_domain(state, domain)
+}
+
+/// The domain half of [`ensure_project_domain`], for a write whose insert checks the project
+/// itself (CreateExecution: its foreign key and the archived state).
+pub(crate) fn ensure_domain(state: &AdminState, domain: &str) -> AdminResult<()> {
     if !state.config.domains.iter().any(|(id, _)| id == domain) {
         let known: Vec<&str> = state
             .config
