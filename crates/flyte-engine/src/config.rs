@@ -42,11 +42,18 @@ pub struct EngineConfig {
     /// How an array node without a `parallelism` (or with 0) bounds its sub-nodes
     /// (`array-node-config.default-parallelism-behavior`).
     pub array_parallelism: ArrayParallelism,
-    /// Nodes one execution may hold (its own, a `@dynamic` task's, a map task's items, all
-    /// levels); 0: no bound. Each takes a few KB while the execution runs, so a spec past it
-    /// fails its node with an error naming `engine.max_nodes_per_execution` instead of
-    /// exhausting the server's memory.
+    /// Nodes one execution may hold at once (its own, a `@dynamic` task's, the items a map
+    /// task has in flight, all levels); 0: no bound. Each takes a few KB while the execution
+    /// runs, so a spec past it fails its node with an error naming
+    /// `engine.max_nodes_per_execution` instead of exhausting the server's memory.
     pub max_nodes_per_execution: usize,
+    /// Items a map task without a `concurrency` (or a larger one) has in flight at once: each
+    /// in flight holds an engine node; the others a few bytes.
+    pub map_items_in_flight: usize,
+    /// Items one map task may have (0: no bound); past it the map node fails with
+    /// `ArrayTooLarge` naming `engine.max_map_items`. Each item costs a few bytes in the
+    /// engine, its journal record and its share of the input list.
+    pub max_map_items: usize,
     /// Where the engine reads the wall-clock time (tests inject a
     /// [`crate::clock::VirtualClock`]; timers follow tokio's time).
     pub clock: Arc<dyn Clock>,
@@ -79,6 +86,13 @@ impl std::fmt::Debug for dyn AttemptCredentials {
 /// fan-out or a 100,000-item map task fits with room (docs/benchmarks.md, "Size limits").
 pub const DEFAULT_MAX_NODES_PER_EXECUTION: usize = 200_000;
 
+/// The default of [`EngineConfig::map_items_in_flight`].
+pub const DEFAULT_MAP_ITEMS_IN_FLIGHT: usize = 10_000;
+
+/// The default of [`EngineConfig::max_map_items`]: the million-item map task of
+/// docs/benchmarks.md ("Size limits") and no more (its input list alone is ~1 GB in memory).
+pub const DEFAULT_MAX_MAP_ITEMS: usize = 1_000_000;
+
 /// propeller's `ParallelismBehavior` for array nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ArrayParallelism {
@@ -110,6 +124,8 @@ impl Default for EngineConfig {
             console_url: None,
             array_parallelism: ArrayParallelism::default(),
             max_nodes_per_execution: DEFAULT_MAX_NODES_PER_EXECUTION,
+            map_items_in_flight: DEFAULT_MAP_ITEMS_IN_FLIGHT,
+            max_map_items: DEFAULT_MAX_MAP_ITEMS,
             clock: crate::clock::system(),
             ownership: None,
             attempt_credentials: None,

@@ -273,6 +273,9 @@ struct NodeInst {
     /// What the node's kind keeps beyond the record every node has (its handler's state:
     /// a task's backend and attempt, a branch's taken node, a subworkflow's scope, ...).
     state: handlers::KindState,
+    /// Which node holds this slot: slots of released nodes (map items that ended) are reused,
+    /// and a timer armed for the slot's former node must not fire for the next one.
+    incarnation: u64,
 }
 
 impl NodeInst {
@@ -331,6 +334,19 @@ enum Timer {
     },
 }
 
+impl Timer {
+    fn node(self) -> usize {
+        match self {
+            Timer::ExecDeadline { node, .. }
+            | Timer::ActiveDeadline { node }
+            | Timer::Sleep { node }
+            | Timer::GatePoll { node }
+            | Timer::ChildPoll { node }
+            | Timer::ChildLaunch { node } => node,
+        }
+    }
+}
+
 enum Done {
     /// A node finished; propagate to its parent / scope.
     Node(usize, Result<(), ExecutionError>),
@@ -358,6 +374,10 @@ pub(crate) struct ExecActor {
     raw_prefix: String,
     catalog: Arc<Catalog>,
     nodes: Vec<NodeInst>,
+    /// Slots of released nodes, reused by the next nodes made ([`Self::release_node`]).
+    free_nodes: Vec<usize>,
+    /// Incarnations handed out so far.
+    node_seq: u64,
     by_unique: HashMap<String, usize>,
     scopes: Vec<Scope>,
     wf: WorkflowStateRecord,
@@ -368,7 +388,8 @@ pub(crate) struct ExecActor {
     completions: VecDeque<(usize, Vec<TaskLog>)>,
     done_queue: VecDeque<Done>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    timer_payload: HashMap<u64, Timer>,
+    /// Each timer with the incarnation of the node it was armed for.
+    timer_payload: HashMap<u64, (Timer, u64)>,
     timer_seq: u64,
     outputs: HashMap<usize, Arc<LiteralMap>>,
     batch: EventBatch,
@@ -500,6 +521,8 @@ impl ExecActor {
             raw_prefix,
             catalog,
             nodes: Vec::new(),
+            free_nodes: Vec::new(),
+            node_seq: 0,
             by_unique: HashMap::new(),
             scopes: Vec::new(),
             wf: WorkflowStateRecord::default(),
@@ -792,7 +815,6 @@ impl ExecActor {
         data_dir: String,
         is_failure_node: bool,
     ) -> usize {
-        let idx = self.nodes.len();
         let spec_id = spec_id.unwrap_or_else(|| spec.id.clone());
         let parent_info =
             parent.map(|p| (self.nodes[p].rec.node_id.clone(), self.nodes[p].rec.attempt));
@@ -853,7 +875,8 @@ impl ExecActor {
         {
             rec = saved;
         }
-        self.nodes.push(NodeInst {
+        self.node_seq += 1;
+        let inst = NodeInst {
             spec,
             kind,
             scope,
@@ -871,9 +894,63 @@ impl ExecActor {
             in_dynamic,
             span: tracing::Span::none(),
             state,
-        });
+            incarnation: self.node_seq,
+        };
+        let idx = match self.free_nodes.pop() {
+            Some(free) => {
+                self.nodes[free] = inst;
+                free
+            }
+            None => {
+                self.nodes.push(inst);
+                self.nodes.len() - 1
+            }
+        };
         self.by_unique.insert(unique, idx);
         idx
+    }
+
+    /// Gives up the slot of an ended node nothing refers to any more (a map item whose array
+    /// kept what it needs of it): its last record joins the batch now, and the next node
+    /// made takes the slot. Attempt updates, starts and timers still on their way for it
+    /// find another node id or incarnation there and are dropped.
+    fn release_node(&mut self, idx: usize) {
+        if self.dirty.remove(&idx) {
+            self.track_node_span(idx);
+            let mut rec = self.nodes[idx].rec.clone();
+            rec.updated_at_us = self.now_us();
+            self.batch.journal.nodes.push(rec);
+            // An earlier round of this batch may hold the node too: keep its last record.
+            self.sealed_rounds += 1;
+        }
+        self.outputs.remove(&idx);
+        self.recovery_checked.remove(&idx);
+        let spec = self.nodes[idx].spec.clone();
+        let released = std::mem::replace(
+            &mut self.nodes[idx],
+            NodeInst {
+                spec,
+                kind: Kind::Unsupported(String::new()),
+                scope: 0,
+                member_of: None,
+                parent: None,
+                data_dir: String::new(),
+                downstream: Vec::new(),
+                pending: 0,
+                rec: NodeStateRecord::default(),
+                is_failure_node: false,
+                active_deadline: None,
+                ready_at: None,
+                wf_slot: false,
+                array_ctx: None,
+                in_dynamic: false,
+                span: tracing::Span::none(),
+                state: handlers::KindState::None,
+                incarnation: 0,
+            },
+        );
+        self.by_unique.remove(&released.rec.node_id);
+        self.free_nodes.push(idx);
     }
 
     /// How many attempts the node has for user errors: its own retries, else its task's,
@@ -1384,6 +1461,8 @@ impl ExecActor {
     async fn start_uncommitted(&mut self) {
         let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.to_start)
             .into_iter()
+            // Given up in this round (aborted, or a released map item's slot reused).
+            .filter(|(idx, attempt)| self.is_current(*idx, &attempt.key))
             .partition(|(idx, _)| {
                 self.nodes[*idx]
                     .state
@@ -1513,9 +1592,13 @@ impl ExecActor {
                 break;
             }
             self.timers.pop();
-            let Some(t) = self.timer_payload.remove(&seq) else {
+            let Some((t, incarnation)) = self.timer_payload.remove(&seq) else {
                 continue;
             };
+            if self.nodes[t.node()].incarnation != incarnation {
+                // Armed for a released node whose slot another node holds now.
+                continue;
+            }
             match t {
                 Timer::ExecDeadline { node, attempt } => self.on_exec_deadline(node, attempt),
                 Timer::ActiveDeadline { node } => {
@@ -1550,7 +1633,8 @@ impl ExecActor {
         let seq = self.timer_seq;
         self.timer_seq += 1;
         self.timers.push(Reverse((Instant::now() + after, seq)));
-        self.timer_payload.insert(seq, t);
+        let incarnation = self.nodes[t.node()].incarnation;
+        self.timer_payload.insert(seq, (t, incarnation));
     }
 
     fn arm_timer_at_us(&mut self, since_us: i64, d: Duration, t: Timer) {

@@ -489,10 +489,12 @@ async fn run(env: &Env, req: ExecutionRequest) -> WorkflowPhase {
 async fn wf_output(env: &Env, sink: &MemorySink, name: &str) -> LiteralMap {
     let evs = sink.workflow_events(name);
     let last = evs.last().unwrap();
-    let Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) =
-        &last.output_result
-    else {
-        panic!("no output uri in {last:?}");
+    let uri = match &last.output_result {
+        Some(flyteidl::event::workflow_execution_event::OutputResult::OutputUri(uri)) => uri,
+        Some(flyteidl::event::workflow_execution_event::OutputResult::OutputData(m)) => {
+            return m.clone();
+        }
+        _ => panic!("no outputs in {last:?}"),
     };
     let key = env.blob.path_from_native_url(uri).unwrap();
     LiteralMap::decode(env.blob.get(&key).await.unwrap()).unwrap()
@@ -1785,12 +1787,20 @@ async fn map_sub_task_timeouts_are_per_index() {
     assert_eq!(as_int(&got[0]), Some(2));
     assert!(is_none(&got[1]));
     assert_eq!(as_int(&got[2]), Some(4));
-    let last = array_events(&env.sink, "maptimeout").pop().unwrap();
+    let events = array_events(&env.sink, "maptimeout");
+    let last = events.last().unwrap();
     let eris = &last.metadata.as_ref().unwrap().external_resources;
     assert_eq!(eris[1].phase, task_execution::Phase::Failed as i32);
-    // Logs are reported per index, named after it.
-    assert_eq!(eris[2].logs[0].name, "log-2");
-    assert_eq!(eris[2].logs[0].uri, "http://logs/a-0-n2/0");
+    // Logs are reported per index, named after it, while the item runs (the admin keeps them
+    // on its entry; an item's node, and its logs, are gone from the engine once it ended).
+    let logs: Vec<_> = events
+        .iter()
+        .flat_map(|e| e.metadata.as_ref().unwrap().external_resources.iter())
+        .filter(|r| r.index == 2)
+        .flat_map(|r| r.logs.iter())
+        .collect();
+    assert_eq!(logs[0].name, "log-2");
+    assert_eq!(logs[0].uri, "http://logs/a-0-n2/0");
 }
 
 #[tokio::test]
@@ -2044,6 +2054,104 @@ async fn a_map_task_past_the_node_bound_fails_with_the_limit_named() {
         &[("xs", ints(0..10)), ("ys", ints([]))],
     );
     assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+}
+
+/// The bound counts the nodes a map task has in flight, not its items: a map of 100 items
+/// with a concurrency of 5 runs within a bound of 20 nodes (an item's node is built when it
+/// starts and released when it ends), every item once, every output gathered in order.
+#[tokio::test]
+async fn a_map_task_of_more_items_than_the_node_bound_runs_within_its_concurrency() {
+    let env = env_with_max_nodes(20);
+    env.backend.set(
+        "m",
+        Behavior {
+            add: 1,
+            ..Default::default()
+        },
+    );
+    let t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        Some(5),
+        None,
+        &[],
+    ));
+    let req = request(
+        "lazymap",
+        compile(&wf, &[t]),
+        &[("xs", ints(0..100)), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Succeeded);
+    let out = wf_output(&env, &env.sink, "lazymap").await;
+    let got: Vec<_> = list_of(&out.literals["o"]).iter().map(as_int).collect();
+    assert_eq!(got, (1..=100).map(Some).collect::<Vec<_>>());
+    for i in 0..100 {
+        assert_eq!(env.backend.starts_of(&format!("a-0-n{i}")), 1, "item {i}");
+    }
+    // The final event lists every item, succeeded, released or not.
+    let last = array_events(&env.sink, "lazymap").pop().unwrap();
+    let eris = &last.metadata.as_ref().unwrap().external_resources;
+    assert_eq!(eris.len(), 100);
+    assert!(
+        eris.iter()
+            .all(|r| r.phase == task_execution::Phase::Succeeded as i32)
+    );
+    // Every item's node record reached the journal (what a resume rebuilds the items from).
+    let key = ExecKey {
+        project: "p".into(),
+        domain: "d".into(),
+        name: "lazymap".into(),
+    };
+    for i in 0..100 {
+        let id = format!("a-0-n{i}");
+        let rec = env.sink.node_record(&key, &id).expect("journaled");
+        assert_eq!(rec.node_phase(), NodePhase::Succeeded, "{id}");
+    }
+}
+
+/// A map task of more items than `engine.max_map_items` fails its node with the limit named
+/// (a user error), before any item runs.
+#[tokio::test]
+async fn a_map_task_past_the_item_bound_fails_with_the_limit_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let backend = TestBackend::new(blob.clone());
+    let mut deps = engine_support::deps(&blob, vec![backend.clone()], &sink);
+    deps.config.max_map_items = 50;
+    let env = Env {
+        _dir: dir,
+        blob,
+        sink,
+        backend,
+        engine: Engine::new(deps),
+    };
+    let t = map_calc("m", &[("x", list_t(int_t()))], 0);
+    let wf = map_workflow(array_node(
+        "a",
+        "m",
+        vec![bind("x", promise("start-node", "xs"))],
+        Some(5),
+        None,
+        &[],
+    ));
+    let req = request(
+        "toomany",
+        compile(&wf, &[t]),
+        &[("xs", ints(0..51)), ("ys", ints([]))],
+    );
+    assert_eq!(run(&env, req).await, WorkflowPhase::Failed);
+    let err = wf_error(&env.sink, "toomany");
+    assert_eq!(err.code, "ArrayTooLarge", "{err:?}");
+    assert_eq!(err.kind, execution_error::ErrorKind::User as i32);
+    assert!(
+        err.message.contains("engine.max_map_items") && err.message.contains("50"),
+        "{}",
+        err.message
+    );
+    assert!(env.backend.seen.lock().unwrap().attempts.is_empty());
 }
 
 /// A `@dynamic` task that emits more nodes than the bound: its node fails with the bound

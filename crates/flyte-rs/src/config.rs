@@ -288,11 +288,16 @@ pub struct EngineSection {
     /// Budget of SYSTEM-error retries per node, apart from the task's own `retries`
     /// (propeller's `max-node-retries-system-failures`).
     pub max_system_retries: u32,
-    /// Nodes one execution may hold, all levels (its own, `@dynamic` children, map task
-    /// items); 0: no bound. Past it the `@dynamic` or map node fails with an error naming this
-    /// key, before anything is built. Each node takes a few KB of the server's memory while
-    /// its execution runs (docs/benchmarks.md, "Size limits").
+    /// Nodes one execution may hold at once, all levels (its own, `@dynamic` children, the
+    /// items map tasks have in flight); 0: no bound. Past it the `@dynamic` or map node fails
+    /// with an error naming this key, before anything is built. Each node takes a few KB of
+    /// the server's memory while its execution runs (docs/benchmarks.md, "Size limits").
     pub max_nodes_per_execution: usize,
+    /// Items a map task without a concurrency (or with a larger one) runs at once; 0: all.
+    pub map_items_in_flight: usize,
+    /// Items one map task may have; 0: no bound (but 2^32). Past it the map node fails with
+    /// `ArrayTooLarge` naming this key.
+    pub max_map_items: usize,
     /// Between SIGTERM and SIGKILL when a task process is aborted or times out, in seconds.
     pub kill_grace_secs: u64,
     /// Keep each attempt's working directory (`<data_dir>/work/…`) after it ends (debugging).
@@ -372,6 +377,8 @@ impl Default for EngineSection {
             auto_venv_python: "python3".into(),
             max_system_retries: 3,
             max_nodes_per_execution: flyte_engine::config::DEFAULT_MAX_NODES_PER_EXECUTION,
+            map_items_in_flight: flyte_engine::config::DEFAULT_MAP_ITEMS_IN_FLIGHT,
+            max_map_items: flyte_engine::config::DEFAULT_MAX_MAP_ITEMS,
             kill_grace_secs: 5,
             keep_work_dirs: false,
             unpack_code_bundles: true,

@@ -391,6 +391,8 @@ fn engine_parts(
     let engine_config = EngineConfig {
         max_system_retries: e.max_system_retries,
         max_nodes_per_execution: e.max_nodes_per_execution,
+        map_items_in_flight: e.map_items_in_flight,
+        max_map_items: e.max_map_items,
         // One limit for what stays in the database rather than in blob files: an
         // execution's inputs, its start and end nodes' maps.
         inline_max_bytes: config.admin.inline_inputs_max_bytes,

@@ -1,6 +1,12 @@
 //! Array nodes (map tasks; propeller's `nodes/array`). One sub-node per index, `n<i>`, with
 //! unique id `<array>-<attempt>-n<i>` and data under `<array output dir>/<i>/<attempt>/`.
 //!
+//! * Items are lazy: each has a few bytes of state ([`Item`]: phase, attempt, cache status, as
+//!   propeller's `ArrayNodeState` keeps them in bit arrays) and an engine node only while in
+//!   flight — built when the item starts, released when it ends (its journal record written,
+//!   its outputs kept for the gather) — so a map of a million items holds a window of nodes,
+//!   not a million. The journal keeps each item's node record; a resume rebuilds the item
+//!   states from them and nodes for the items that were in flight.
 //! * Inputs: each collection input is sliced to its element `i`, `bound_inputs` and scalars
 //!   are broadcast. A container sub-task in `SINGLE_INPUT_FILE` mode (flytekit's map tasks)
 //!   reads the array node's whole `inputs.pb` and picks its element by
@@ -8,8 +14,8 @@
 //!   other sub-nodes (in-engine tasks, sub-workflows, `INDIVIDUAL_INPUT_FILES`) get their own
 //!   sliced `inputs.pb`.
 //! * Parallelism: `parallelism` > 0 bounds the running sub-nodes; unset or 0 follows
-//!   [`crate::ArrayParallelism`]. Sub-nodes start in index order from a cursor, so each start
-//!   and each completion costs O(1).
+//!   [`crate::ArrayParallelism`], within [`crate::EngineConfig::map_items_in_flight`]. Sub-nodes
+//!   start in index order from a cursor, so each start and each completion costs O(1).
 //! * Success: every sub-node ended and at least `min_successes` (or
 //!   `ceil(min_success_ratio × n)`, default n) succeeded; failure as soon as that is out of
 //!   reach (running sub-nodes are aborted), unless `run_all_sub_nodes`.
@@ -24,10 +30,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use flyteidl::core::{
-    ArrayNode, ExecutionError, Literal, LiteralCollection, LiteralMap, LiteralType, Node,
-    NodeExecutionIdentifier, Scalar, TaskTemplate, TypedInterface, Variable, VariableMap, Void,
-    array_node, execution_error::ErrorKind, literal, literal_type, scalar, task_execution,
-    task_template,
+    ArrayNode, CatalogCacheStatus, ExecutionError, Literal, LiteralCollection, LiteralMap,
+    LiteralType, Node, NodeExecutionIdentifier, Scalar, TaskTemplate, TypedInterface, Variable,
+    VariableMap, Void, array_node, execution_error::ErrorKind, literal, literal_type, scalar,
+    task_execution, task_template,
 };
 use flyteidl::event::{
     ExternalResourceInfo, TaskExecutionEvent, TaskExecutionMetadata, task_execution_event,
@@ -159,6 +165,18 @@ fn singular_outputs(t: &TaskTemplate) -> TaskTemplate {
     t
 }
 
+/// The task phase an item's entry reports for its node's phase.
+fn task_phase_of(p: NodePhase) -> task_execution::Phase {
+    match p {
+        NodePhase::NotYetStarted | NodePhase::Skipped => task_execution::Phase::Undefined,
+        NodePhase::Queued => task_execution::Phase::Queued,
+        NodePhase::Running => task_execution::Phase::Running,
+        NodePhase::Succeeded => task_execution::Phase::Succeeded,
+        NodePhase::Failed | NodePhase::TimedOut => task_execution::Phase::Failed,
+        NodePhase::Aborted => task_execution::Phase::Aborted,
+    }
+}
+
 fn none_literal() -> Literal {
     Literal {
         value: Some(literal::Value::Scalar(Box::new(Scalar {
@@ -271,12 +289,41 @@ impl ErrorCollector {
     }
 }
 
+/// What is kept of one item between its node's release and the array's end (and before it
+/// starts): 4 bytes.
+#[derive(Clone, Copy, Default)]
+struct Item {
+    /// [`NodePhase`] as a byte; `NotYetStarted` until the item's node ends.
+    phase: u8,
+    /// `CatalogCacheStatus` of its last execution.
+    cache: u8,
+    /// Its last attempt (saturating).
+    attempt: u16,
+}
+
+impl Item {
+    fn phase(self) -> NodePhase {
+        NodePhase::from_i32(i32::from(self.phase))
+    }
+}
+
+/// A succeeded item's outputs once its node is gone.
+enum ItemOutputs {
+    Memory(Arc<LiteralMap>),
+    File(Box<str>),
+}
+
 /// An array node's running state.
 pub(crate) struct ArrayState {
     pub spec: Arc<ArraySpec>,
     pub size: usize,
-    /// Node index of each sub-node, by array index.
-    pub subs: Vec<usize>,
+    items: Vec<Item>,
+    /// Items with a node (in flight, or ended with children that stay): index to node.
+    live: HashMap<u32, usize>,
+    /// Outputs of succeeded items whose node was released (when the sub-node has outputs).
+    outputs: HashMap<u32, ItemOutputs>,
+    /// The sub-node has output variables to gather.
+    has_outputs: bool,
     /// Sub-nodes before it have been dispatched.
     cursor: usize,
     /// Dispatched and not yet ended.
@@ -325,7 +372,7 @@ impl ExecActor {
                 return;
             }
         };
-        if let Some(msg) = self.too_many_nodes(size, "map task items") {
+        if let Some(msg) = self.array_too_large(&spec, size) {
             let err = self.exec_error(ErrorKind::User, "ArrayTooLarge", msg);
             self.node_terminal(idx, NodePhase::Failed, Some(err));
             return;
@@ -341,7 +388,47 @@ impl ExecActor {
         self.array_check(idx);
     }
 
-    /// Creates the sub-nodes (restoring their journal records on a resume).
+    /// `Some(message)` when a map of `size` items cannot run: more items than
+    /// `engine.max_map_items`, or more in flight than `engine.max_nodes_per_execution` leaves
+    /// room for beside the execution's other nodes.
+    fn array_too_large(&self, spec: &ArraySpec, size: usize) -> Option<String> {
+        let cfg = &self.shared.config;
+        let max_items = match cfg.max_map_items {
+            0 => u32::MAX as usize,
+            n => n.min(u32::MAX as usize),
+        };
+        if size > max_items {
+            return Some(format!(
+                "{size} map task items are more than the server's limit of {max_items} \
+                 (engine.max_map_items); split the list over several map tasks or executions"
+            ));
+        }
+        let max = cfg.max_nodes_per_execution;
+        let in_flight = self.items_in_flight(spec, size);
+        let live = self.nodes.len() - self.free_nodes.len();
+        let total = live.saturating_add(in_flight);
+        (max > 0 && total > max).then(|| {
+            format!(
+                "{in_flight} map task items in flight would bring this execution to {total} \
+                 nodes, more than the server's limit of {max} (engine.max_nodes_per_execution); \
+                 give the map task a lower concurrency, or raise the limit if the server has \
+                 the memory (a few KB per node)"
+            )
+        })
+    }
+
+    /// How many items of a map of `size` run at once: its concurrency, within the engine's
+    /// window.
+    fn items_in_flight(&self, spec: &ArraySpec, size: usize) -> usize {
+        let limit = spec.limit(size);
+        match self.shared.config.map_items_in_flight {
+            0 => limit,
+            w => limit.min(w),
+        }
+    }
+
+    /// The array's state before any item started (no node is built for an item until it
+    /// starts).
     pub(super) fn open_array(
         &mut self,
         idx: usize,
@@ -349,23 +436,6 @@ impl ExecActor {
         size: usize,
         inputs: Option<Arc<LiteralMap>>,
     ) {
-        let out = self.nodes[idx].output_dir();
-        let scope = self.nodes[idx].scope;
-        let mut subs = Vec::with_capacity(size);
-        for i in 0..size {
-            let data_dir = layout::sub_node_data_dir(&out, &i.to_string());
-            let s = self.add_node_as(
-                spec.sub.clone(),
-                Some(format!("n{i}")),
-                Some(spec.sub_kind.clone()),
-                scope,
-                None,
-                Some(idx),
-                data_dir,
-                false,
-            );
-            subs.push(s);
-        }
         let external_prefix = layout::fixed_length_unique_id_for_parts(
             layout::ATTEMPT_ID_MAX_LENGTH,
             &[
@@ -374,12 +444,16 @@ impl ExecActor {
                 &self.nodes[idx].rec.attempt.to_string(),
             ],
         );
+        let limit = self.items_in_flight(&spec, size);
         self.nodes[idx].state.set_array(Box::new(ArrayState {
-            limit: spec.limit(size),
+            limit,
             min_successes: spec.min_successes(size),
+            has_outputs: !spec.output_vars().is_empty(),
             spec,
             size,
-            subs,
+            items: vec![Item::default(); size],
+            live: HashMap::new(),
+            outputs: HashMap::new(),
             cursor: 0,
             running: 0,
             succeeded: 0,
@@ -394,20 +468,79 @@ impl ExecActor {
         }));
     }
 
-    /// After a restart: counters from the restored sub-node phases, then a re-evaluation.
-    /// Rebuilds a resumed array node's sub-nodes (once it knew its size).
+    /// Builds item `i`'s node (taking its journal record on a resume).
+    fn add_item_node(&mut self, a: usize, i: usize, spec: &ArraySpec) -> usize {
+        let data_dir = layout::sub_node_data_dir(&self.nodes[a].output_dir(), &i.to_string());
+        let scope = self.nodes[a].scope;
+        self.add_node_as(
+            spec.sub.clone(),
+            Some(format!("n{i}")),
+            Some(spec.sub_kind.clone()),
+            scope,
+            None,
+            Some(a),
+            data_dir,
+            false,
+        )
+    }
+
+    /// After a restart: the items' states from their journal records; nodes (and what runs
+    /// under them) only for the items that were in flight.
     pub(super) fn restore_array(&mut self, idx: usize, spec: Arc<ArraySpec>) {
         let Some(size) = self.nodes[idx].rec.array_size else {
             return;
         };
-        self.open_array(idx, spec, size as usize, None);
-        let subs = self.nodes[idx]
-            .state
-            .array_ref()
-            .map(|a| a.subs.clone())
-            .unwrap_or_default();
-        for sub in subs {
-            self.restore_children(sub);
+        let size = size as usize;
+        self.open_array(idx, spec.clone(), size, None);
+        let Some(mut st) = self.nodes[idx].state.take_array() else {
+            return;
+        };
+        let parent = self.nodes[idx].rec.node_id.clone();
+        let attempt = self.nodes[idx].rec.attempt;
+        let mut in_flight = Vec::new();
+        for i in 0..size {
+            let unique = layout::node_unique_id(Some((&parent, attempt)), &format!("n{i}"));
+            let phase = match self.resume_records.get(&unique) {
+                Some(rec) => rec.node_phase(),
+                None => continue,
+            };
+            match phase {
+                NodePhase::NotYetStarted => {}
+                NodePhase::Queued | NodePhase::Running => in_flight.push(i),
+                phase => {
+                    let Some(rec) = self.resume_records.remove(&unique) else {
+                        continue;
+                    };
+                    st.items[i] = Item {
+                        phase: phase as u8,
+                        cache: CatalogCacheStatus::CacheDisabled as u8,
+                        attempt: u16::try_from(rec.attempt).unwrap_or(u16::MAX),
+                    };
+                    if phase.is_success() {
+                        if st.has_outputs {
+                            st.outputs
+                                .insert(i as u32, ItemOutputs::File(rec.output_path.into()));
+                        }
+                    } else {
+                        let msg = rec.error.map(|e| e.message).unwrap_or_default();
+                        st.errors.collect(i as u32, &msg);
+                    }
+                }
+            }
+        }
+        for &i in &in_flight {
+            let sub = self.add_item_node(idx, i, &spec);
+            st.live.insert(i as u32, sub);
+        }
+        self.nodes[idx].state.set_array(st);
+        for i in in_flight {
+            if let Some(&sub) = self.nodes[idx]
+                .state
+                .array_ref()
+                .and_then(|st| st.live.get(&(i as u32)))
+            {
+                self.restore_children(sub);
+            }
         }
     }
 
@@ -429,21 +562,21 @@ impl ExecActor {
             self.node_terminal(idx, NodePhase::Failed, Some(err));
             return;
         };
-        for (i, &sub) in st.subs.iter().enumerate() {
-            match self.nodes[sub].phase() {
-                NodePhase::Queued | NodePhase::Running => st.running += 1,
+        st.running = st
+            .live
+            .values()
+            .filter(|&&sub| {
+                matches!(
+                    self.nodes[sub].phase(),
+                    NodePhase::Queued | NodePhase::Running
+                )
+            })
+            .count();
+        for item in &st.items {
+            match item.phase() {
                 p if p.is_success() => st.succeeded += 1,
-                NodePhase::NotYetStarted => {}
-                _ => {
-                    st.failed += 1;
-                    let msg = self.nodes[sub]
-                        .rec
-                        .error
-                        .as_ref()
-                        .map(|e| e.message.clone())
-                        .unwrap_or_default();
-                    st.errors.collect(i as u32, &msg);
-                }
+                NodePhase::NotYetStarted | NodePhase::Queued | NodePhase::Running => {}
+                _ => st.failed += 1,
             }
         }
         st.task_phase = task_execution::Phase::Running as i32;
@@ -451,7 +584,8 @@ impl ExecActor {
         self.done_queue.push_back(Done::ArrayCheck(idx));
     }
 
-    /// Starts sub-nodes up to the limit, or decides the array node's outcome.
+    /// Starts items up to the limit (building their nodes), or decides the array node's
+    /// outcome.
     pub(super) fn array_check(&mut self, a: usize) {
         if self.nodes[a].phase() != NodePhase::Running {
             return;
@@ -487,15 +621,20 @@ impl ExecActor {
             self.done_queue.push_back(Done::ArrayGather(a));
             return;
         }
+        let spec = st.spec.clone();
         let mut start = Vec::new();
         while st.running < st.limit && st.cursor < st.size {
-            let sub = st.subs[st.cursor];
+            let i = st.cursor;
             st.cursor += 1;
-            // After a restart, sub-nodes that already started are counted already.
-            if self.nodes[sub].phase() == NodePhase::NotYetStarted {
-                st.running += 1;
-                start.push(sub);
+            // After a restart, items that ended or are in flight are counted already.
+            if st.items[i].phase() != NodePhase::NotYetStarted || st.live.contains_key(&(i as u32))
+            {
+                continue;
             }
+            st.running += 1;
+            let sub = self.add_item_node(a, i, &spec);
+            st.live.insert(i as u32, sub);
+            start.push(sub);
         }
         self.nodes[a].state.set_array(st);
         for sub in start {
@@ -503,7 +642,8 @@ impl ExecActor {
         }
     }
 
-    /// Sub-node `i` ended (not by an abort of the array).
+    /// Sub-node `i` ended (not by an abort of the array): what the array keeps of it goes
+    /// into its item, and a task's node is released.
     pub(super) fn array_child_done(
         &mut self,
         a: usize,
@@ -531,9 +671,32 @@ impl ExecActor {
             };
             self.array_sub_task_event(a, i, sub, phase);
         }
+        let n = &self.nodes[sub];
+        let phase = n.phase();
+        let item = Item {
+            phase: phase as u8,
+            cache: self.cache_status_of(sub) as u8,
+            attempt: u16::try_from(n.rec.attempt).unwrap_or(u16::MAX),
+        };
+        // A task's node has nothing under it: only what the item needs stays. A dynamic
+        // task's or a subworkflow's keeps its node (and scope) to the end.
+        let release = n.kind.task().is_some() && n.state.child_scope().is_none();
+        let kept = (release && phase.is_success()).then(|| match self.outputs.get(&sub) {
+            Some(m) => ItemOutputs::Memory(m.clone()),
+            None => ItemOutputs::File(n.rec.output_path.as_str().into()),
+        });
         let Some(st) = self.nodes[a].state.array_mut() else {
             return;
         };
+        if let Some(st_item) = st.items.get_mut(i as usize) {
+            *st_item = item;
+        }
+        if release {
+            st.live.remove(&i);
+            if let Some(o) = kept.filter(|_| st.has_outputs) {
+                st.outputs.insert(i, o);
+            }
+        }
         st.running = st.running.saturating_sub(1);
         match msg {
             None => {
@@ -546,59 +709,102 @@ impl ExecActor {
                 metrics::counter!(m::ARRAY_SUBNODES, "phase" => "FAILED").increment(1);
             }
         }
+        if release {
+            self.release_node(sub);
+        }
         self.array_check(a);
     }
 
     /// Aborts every running sub-node (and what runs under it).
     pub(super) fn abort_array(&mut self, a: usize, reason: &str) {
-        let subs = match self.nodes[a].state.array_mut() {
+        let live: Vec<usize> = match self.nodes[a].state.array_mut() {
             Some(st) => {
                 st.finishing = true;
-                st.subs.clone()
+                st.live.values().copied().collect()
             }
             None => return,
         };
-        for sub in subs {
+        for sub in live {
             self.abort_node(sub, reason, true);
         }
     }
 
-    /// Every sub-node ended and enough succeeded: gather the outputs and succeed.
+    /// A released item's outputs file (none: no outputs).
+    async fn read_item_outputs(&self, path: &str) -> Result<Arc<LiteralMap>, String> {
+        if path.is_empty() {
+            return Ok(Arc::new(LiteralMap::default()));
+        }
+        let bytes = self
+            .shared
+            .blob
+            .get(path)
+            .await
+            .map_err(|e| format!("failed to read the outputs of a map task item: {e}"))?;
+        LiteralMap::decode(bytes)
+            .map(Arc::new)
+            .map_err(|e| format!("invalid outputs file {path}: {e}"))
+    }
+
+    /// Every item ended and enough succeeded: gather the outputs and succeed.
     pub(super) async fn array_gather(&mut self, a: usize) {
         if self.nodes[a].phase() != NodePhase::Running {
             return;
         }
-        let Some(st) = self.nodes[a].state.array_ref() else {
+        let Some(st) = self.nodes[a].state.array_mut() else {
             return;
         };
         let spec = st.spec.clone();
-        let subs = st.subs.clone();
+        let size = st.size;
+        let has_outputs = st.has_outputs;
+        let succeeded: Vec<bool> = st
+            .items
+            .iter()
+            .map(|it| it.phase() == NodePhase::Succeeded)
+            .collect();
+        let live = st.live.clone();
+        let mut kept = std::mem::take(&mut st.outputs);
         let vars = spec.output_vars();
         let mut cols: BTreeMap<String, Vec<Literal>> = vars
             .iter()
-            .map(|v| (v.clone(), Vec::with_capacity(subs.len())))
+            .map(|v| (v.clone(), Vec::with_capacity(size)))
             .collect();
-        for &sub in &subs {
-            if self.nodes[sub].phase() == NodePhase::Succeeded {
-                match self.node_outputs(sub).await {
-                    Ok(o) => {
-                        for (k, v) in &o.literals {
-                            cols.entry(k.clone()).or_default().push(v.clone());
-                        }
-                    }
-                    Err(e) => {
-                        let err = self.exec_error(ErrorKind::System, "OutputsNotFound", e);
-                        self.node_terminal(a, NodePhase::Failed, Some(err));
-                        return;
-                    }
-                }
-                // Gathered: the sub-node's own copy is no longer needed in memory.
-                self.outputs.remove(&sub);
-            } else {
+        for (i, &item_ok) in succeeded.iter().enumerate() {
+            let ok = match live.get(&(i as u32)) {
+                Some(&sub) => self.nodes[sub].phase() == NodePhase::Succeeded,
+                None => item_ok,
+            };
+            if !ok {
                 for v in &vars {
                     if let Some(c) = cols.get_mut(v) {
                         c.push(none_literal());
                     }
+                }
+                continue;
+            }
+            if !has_outputs {
+                continue;
+            }
+            let outputs = match (live.get(&(i as u32)), kept.remove(&(i as u32))) {
+                (Some(&sub), _) => {
+                    let o = self.node_outputs(sub).await;
+                    // Gathered: the sub-node's own copy is no longer needed in memory.
+                    self.outputs.remove(&sub);
+                    o
+                }
+                (None, Some(ItemOutputs::Memory(m))) => Ok(m),
+                (None, Some(ItemOutputs::File(path))) => self.read_item_outputs(&path).await,
+                (None, None) => Ok(Arc::new(LiteralMap::default())),
+            };
+            match outputs {
+                Ok(o) => {
+                    for (k, v) in &o.literals {
+                        cols.entry(k.clone()).or_default().push(v.clone());
+                    }
+                }
+                Err(e) => {
+                    let err = self.exec_error(ErrorKind::System, "OutputsNotFound", e);
+                    self.node_terminal(a, NodePhase::Failed, Some(err));
+                    return;
                 }
             }
         }
@@ -772,6 +978,24 @@ impl ExecActor {
         }
     }
 
+    /// A released item's entry: what its [`Item`] kept (its logs went with its node; the
+    /// admin keeps the ones it was sent).
+    fn item_resource(&self, a: usize, i: u32, item: Item) -> ExternalResourceInfo {
+        let prefix = self.nodes[a]
+            .state
+            .array_ref()
+            .map(|s| s.external_prefix.as_str())
+            .unwrap_or_default();
+        ExternalResourceInfo {
+            external_id: format!("{prefix}-n{i}-{}", item.attempt),
+            index: i,
+            retry_attempt: u32::from(item.attempt),
+            phase: task_phase_of(item.phase()) as i32,
+            cache_status: i32::from(item.cache),
+            ..Default::default()
+        }
+    }
+
     /// A task event of something under array `a` at index `i`: reported in the array node's
     /// next task event.
     pub(super) fn array_sub_task_event(
@@ -802,21 +1026,16 @@ impl ExecActor {
         };
         st.pending.clear();
         st.pending_pos.clear();
-        let subs = st.subs.clone();
-        subs.iter()
-            .enumerate()
-            .map(|(i, &sub)| {
-                let phase = match self.nodes[sub].phase() {
-                    NodePhase::NotYetStarted | NodePhase::Skipped => {
-                        task_execution::Phase::Undefined
-                    }
-                    NodePhase::Queued => task_execution::Phase::Queued,
-                    NodePhase::Running => task_execution::Phase::Running,
-                    NodePhase::Succeeded => task_execution::Phase::Succeeded,
-                    NodePhase::Failed | NodePhase::TimedOut => task_execution::Phase::Failed,
-                    NodePhase::Aborted => task_execution::Phase::Aborted,
-                };
-                self.external_resource(a, i as u32, sub, phase)
+        let Some(st) = self.nodes[a].state.array_ref() else {
+            return Vec::new();
+        };
+        (0..st.size as u32)
+            .map(|i| match st.live.get(&i) {
+                Some(&sub) => {
+                    let phase = task_phase_of(self.nodes[sub].phase());
+                    self.external_resource(a, i, sub, phase)
+                }
+                None => self.item_resource(a, i, st.items[i as usize]),
             })
             .collect()
     }

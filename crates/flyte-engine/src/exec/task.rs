@@ -219,6 +219,8 @@ impl ExecActor {
         matches!(n.phase(), NodePhase::Queued | NodePhase::Running)
             && n.rec.attempt == key.retry_attempt
             && n.state.runs_attempt()
+            // The slot may hold another node since (a released map item's).
+            && n.rec.node_id == key.node_id
     }
 
     pub(super) fn on_update(&mut self, key: AttemptKey, update: AttemptUpdate) {
