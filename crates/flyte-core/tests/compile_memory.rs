@@ -194,6 +194,15 @@ fn print_structures(n: usize) {
 
 const MB: f64 = 1024.0 * 1024.0;
 
+/// This thread's time on a CPU (Linux schedstat, ns; 0 elsewhere), printed beside the memory
+/// so a change's CPU cost shows too (not asserted: the machine's load varies).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Compiles an `n`-leaf workflow; returns (compile peak above the template, result size).
 fn measure(n: usize, chain: bool) -> (usize, usize) {
     let resolved = Resolved {
@@ -206,7 +215,9 @@ fn measure(n: usize, chain: bool) -> (usize, usize) {
     let template = workflow(n, chain);
     let with_template = live();
     PEAK.store(with_template, Ordering::SeqCst);
+    let cpu = thread_cpu_ns();
     let compiled = compile_workflow_template(&template, &[], &resolved).expect("compiles");
+    let cpu_ms = thread_cpu_ns().saturating_sub(cpu) as f64 / 1e6;
     let peak = PEAK.load(Ordering::SeqCst) - with_template;
     let result = live() - with_template;
     let nodes = compiled
@@ -217,7 +228,7 @@ fn measure(n: usize, chain: bool) -> (usize, usize) {
     assert_eq!(nodes, n + 2, "every leaf plus start and end");
     println!(
         "{} {n}: template {:.1} MB ({:.0} B/node); compile peak above it {:.1} MB ({:.0} B/node), \
-         result {:.1} MB ({:.0} B/node)",
+         result {:.1} MB ({:.0} B/node); compile CPU {cpu_ms:.0} ms",
         if chain { "chain" } else { "fan-out" },
         (with_template - base) as f64 / MB,
         (with_template - base) as f64 / n as f64,
