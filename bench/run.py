@@ -81,8 +81,11 @@ LEAF_SHAPES: dict[str, tuple[str, str, int]] = {
     "chain-100000": ("chain_wf", "length", 100_000),
     "map-core-1000000": ("map_core_wf", "n", 1_000_000),
     "map-python-100000": ("python_map_wf", "n", 100_000),
+    "map-python-10000": ("python_map_wf", "n", 10_000),  # what fits a short measuring window
+    "map-core-100000": ("map_core_wf", "n", 100_000),
 }
-SIZE_SHAPES = {"fan-out-100000", "chain-100000", "map-core-1000000", "map-python-100000"}
+SIZE_SHAPES = {"fan-out-100000", "chain-100000", "map-core-1000000", "map-python-100000",
+               "map-python-10000", "map-core-100000"}
 NO_SECONDS = {"python_map_wf"}  # workflows without a `seconds` input
 # Many concurrent runs of one @dynamic fan-out, submitted with CreateExecution (FlyteRemote's
 # client) after the warm-up registered fanout_wf: name: (leaves per run, seconds per leaf,

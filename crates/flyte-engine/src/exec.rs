@@ -1437,7 +1437,12 @@ impl ExecActor {
 
     /// Puts the round's state changes into the batch being gathered.
     fn seal(&mut self) {
-        self.flush_array_events();
+        if self.commit.is_none() {
+            // One task event per array node per batch, not per round: while a batch is
+            // written (a big map's first event is slow to merge), rounds gather their item
+            // changes instead of queueing an event each, every one a merge for the admin.
+            self.flush_array_events();
+        }
         let now = self.now_us();
         let dirty = std::mem::take(&mut self.dirty);
         if !dirty.is_empty() {
