@@ -31,8 +31,10 @@ use flyteidl::core::*;
 use prost::Message;
 use tokio::sync::mpsc;
 
-mod counting_alloc;
-use counting_alloc::{LIVE, PEAK};
+use flyte_test_alloc::{LIVE, PEAK};
+
+#[global_allocator]
+static ALLOCATOR: flyte_test_alloc::Counting = flyte_test_alloc::Counting;
 
 /// `dyn` attempts write the futures file they were given and succeed; every other attempt
 /// (the leaves) stays running, counted. In-engine: started before their batch commits.

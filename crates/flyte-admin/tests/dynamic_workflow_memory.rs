@@ -20,8 +20,10 @@ use flyteidl::event::{
 };
 use prost::Message;
 
-mod counting_alloc;
-use counting_alloc::{LIVE, PEAK};
+use flyte_test_alloc::{LIVE, PEAK};
+
+#[global_allocator]
+static ALLOCATOR: flyte_test_alloc::Counting = flyte_test_alloc::Counting;
 
 /// A compiled workflow of `n` task nodes, as a `@dynamic` fan-out's.
 fn compiled(n: usize) -> CompiledWorkflowClosure {

@@ -1,15 +1,22 @@
 //! A global allocator that counts the bytes live and their peak, for the memory tests
-//! (`dynamic_workflow_memory`, `dynamic_batch_memory`): each test binary that declares this
-//! module measures its own allocations. The engine's `dynamic_build_memory` test has its own
-//! copy (another crate's test binary).
+//! (`flyte-core`'s `compile_memory`, `flyte-engine`'s `dynamic_build_memory` and
+//! `map_memory`, `flyte-admin`'s `dynamic_workflow_memory` and `dynamic_batch_memory`).
+//!
+//! A test binary opts in with
+//! `#[global_allocator] static ALLOCATOR: flyte_test_alloc::Counting = flyte_test_alloc::Counting;`
+//! and reads [`LIVE`] and [`PEAK`]; each test binary links its own copy of the counters.
+//! Dev-dependency only: the server uses jemalloc.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-
+/// Bytes allocated and not yet freed.
 pub static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// The highest [`LIVE`] seen since the test last stored a value in it.
 pub static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The system allocator, counting into [`LIVE`] and [`PEAK`].
+pub struct Counting;
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -32,6 +39,3 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
