@@ -83,9 +83,10 @@ LEAF_SHAPES: dict[str, tuple[str, str, int]] = {
     "map-python-100000": ("python_map_wf", "n", 100_000),
     "map-python-10000": ("python_map_wf", "n", 10_000),  # what fits a short measuring window
     "map-core-100000": ("map_core_wf", "n", 100_000),
+    "map-core-20000": ("map_core_wf", "n", 20_000),  # where a big in-engine map's memory starts to grow
 }
 SIZE_SHAPES = {"fan-out-100000", "chain-100000", "map-core-1000000", "map-python-100000",
-               "map-python-10000", "map-core-100000"}
+               "map-python-10000", "map-core-100000", "map-core-20000"}
 NO_SECONDS = {"python_map_wf"}  # workflows without a `seconds` input
 # Many concurrent runs of one @dynamic fan-out, submitted with CreateExecution (FlyteRemote's
 # client) after the warm-up registered fanout_wf: name: (leaves per run, seconds per leaf,
