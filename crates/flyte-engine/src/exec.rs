@@ -980,6 +980,19 @@ impl ExecActor {
         }
     }
 
+    /// Whether `kind` is a task whose backend runs it in the engine (reads no attempt files:
+    /// its inputs are handed over in memory). The same choice as the node's `initial_state`.
+    fn runs_in_engine(&self, kind: &Kind) -> bool {
+        let Kind::Task(t) = kind else {
+            return false;
+        };
+        crate::backend::choose(&self.shared.backends, t, &self.req.plugin_overrides)
+            .ok()
+            .flatten()
+            .and_then(|b| self.shared.backends.get(b))
+            .is_some_and(|b| !b.reads_attempt_files())
+    }
+
     fn kind_of(&self, n: &Node, catalog: &Catalog) -> Kind {
         if n.id == START_NODE_ID {
             return Kind::Start;
@@ -1030,7 +1043,8 @@ impl ExecActor {
             Some(node::Target::ArrayNode(a)) => match a.node.as_deref() {
                 Some(sub) => {
                     let sub_kind = self.kind_of(sub, catalog);
-                    Kind::Array(Arc::new(ArraySpec::new(a, sub, sub_kind)))
+                    let in_engine = self.runs_in_engine(&sub_kind);
+                    Kind::Array(Arc::new(ArraySpec::new(a, sub, sub_kind, in_engine)))
                 }
                 None => Kind::Unsupported("array node without a sub-node".into()),
             },

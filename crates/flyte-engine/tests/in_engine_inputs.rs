@@ -428,3 +428,230 @@ async fn after_a_crash_the_start_nodes_inline_outputs_are_the_workflow_inputs_ag
         assert!(!exists(dir.path(), "late", file), "{file}");
     }
 }
+
+// --- map tasks over in-engine tasks -----------------------------------------------------------
+
+/// A map task's template as flytekit serializes one (`map_task(t)`): the sub-task's type,
+/// its mapped inputs and its outputs list-typed, and the container `pyflyte-map-execute`
+/// runs in — which an in-engine sub-task never starts.
+fn map_task_template(
+    name: &str,
+    kind: &str,
+    inputs: &[(&str, LiteralType)],
+    outputs: &[(&str, LiteralType)],
+) -> TaskTemplate {
+    let mut t = task(name, kind, inputs, outputs);
+    t.task_type_version = 1;
+    t.target = Some(task_template::Target::Container(Container {
+        image: "ghcr.io/flyteorg/flytekit:py3.12-latest".into(),
+        args: [
+            "pyflyte-map-execute",
+            "--inputs",
+            "{{.input}}",
+            "--output-prefix",
+            "{{.outputPrefix}}",
+            "--raw-output-data-prefix",
+            "{{.rawOutputDataPrefix}}",
+            "--resolver",
+            "flytekit.core.array_node_map_task.ArrayNodeMapTaskResolver",
+            "--",
+            "vars",
+            "",
+            "resolver",
+            "flytekit.core.python_auto_container.default_task_resolver",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    }));
+    t
+}
+
+fn promise(node: &str, var: &str) -> BindingData {
+    BindingData {
+        value: Some(binding_data::Value::Promise(OutputReference {
+            node_id: node.into(),
+            var: var.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn map_node(id: &str, task: &TaskTemplate, inputs: &[(&str, BindingData)], bound: &[&str]) -> Node {
+    let sub = Node {
+        id: id.into(),
+        target: Some(node::Target::TaskNode(TaskNode {
+            reference: Some(task_node::Reference::ReferenceId(task.id.clone().unwrap())),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    Node {
+        id: id.into(),
+        inputs: inputs
+            .iter()
+            .map(|(var, b)| Binding {
+                var: var.to_string(),
+                binding: Some(b.clone()),
+            })
+            .collect(),
+        target: Some(node::Target::ArrayNode(Box::new(ArrayNode {
+            node: Some(Box::new(sub)),
+            bound_inputs: bound.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }))),
+        ..Default::default()
+    }
+}
+
+fn collection(items: impl IntoIterator<Item = Literal>) -> Literal {
+    Literal {
+        value: Some(literal::Value::Collection(LiteralCollection {
+            literals: items.into_iter().collect(),
+        })),
+        ..Default::default()
+    }
+}
+
+fn string_lit(s: &str) -> Literal {
+    Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive {
+                value: Some(primitive::Value::StringValue(s.into())),
+            })),
+        }))),
+        ..Default::default()
+    }
+}
+
+/// Map tasks over echo and core-sleep with the container flytekit gives them (issue 21): each
+/// item runs in the engine on its own element, not on the array's whole `inputs.pb` (which
+/// core-sleep refused: "input [duration] must be typed as duration"). Both maps succeed, the
+/// echo map gathers every item's value in order (its bound input broadcast), and no item
+/// writes an `inputs.pb`.
+#[tokio::test]
+async fn a_map_task_over_in_engine_tasks_runs_each_item_on_its_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let str_t = || LiteralType {
+        r#type: Some(literal_type::Type::Simple(SimpleType::String as i32)),
+        ..Default::default()
+    };
+    // echo(a: int, b: str) -> (o0: int, o1: str), mapped over `a` with `b` bound.
+    let echo = map_task_template(
+        "map_echo",
+        "echo",
+        &[("a", list_t(int_t())), ("b", str_t())],
+        &[("o0", list_t(int_t())), ("o1", list_t(str_t()))],
+    );
+    let sleep = map_task_template(
+        "map_nap",
+        "core-sleep",
+        &[("duration", list_t(duration_t()))],
+        &[],
+    );
+    let n = 20;
+    let wf = WorkflowTemplate {
+        id: Some(ident(ResourceType::Workflow, "maps")),
+        interface: Some(iface(
+            &[
+                ("xs", list_t(int_t())),
+                ("tag", str_t()),
+                ("ds", list_t(duration_t())),
+            ],
+            &[("o", list_t(int_t())), ("t", list_t(str_t()))],
+        )),
+        nodes: vec![
+            map_node(
+                "m",
+                &echo,
+                &[
+                    ("a", promise("start-node", "xs")),
+                    ("b", promise("start-node", "tag")),
+                ],
+                &["b"],
+            ),
+            map_node(
+                "s",
+                &sleep,
+                &[("duration", promise("start-node", "ds"))],
+                &[],
+            ),
+        ],
+        outputs: vec![
+            Binding {
+                var: "o".into(),
+                binding: Some(promise("m", "o0")),
+            },
+            Binding {
+                var: "t".into(),
+                binding: Some(promise("m", "o1")),
+            },
+        ],
+        metadata: Some(WorkflowMetadata::default()),
+        ..Default::default()
+    };
+    let xs: Vec<Literal> = (0..n).map(|i| int_lit(100 + i)).collect();
+    let req = request(
+        "maps",
+        compile(wf, vec![echo, sleep]),
+        &[
+            ("xs", collection(xs.clone())),
+            ("tag", string_lit("k")),
+            ("ds", collection((0..n).map(|i| duration_lit(i % 3)))),
+        ],
+    );
+    let id = req.id.clone();
+    let engine = engine(&blob, &sink);
+    engine.start_execution(req).await.unwrap();
+    let phase = tokio::time::timeout(Duration::from_secs(20), engine.wait(&id))
+        .await
+        .expect("finishes");
+    let events = sink.workflow_events("maps");
+    let last = events.last().unwrap();
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded), "{last:?}");
+    let outputs = reported_outputs(&blob, last).await;
+    assert_eq!(outputs.literals.get("o"), Some(&collection(xs)));
+    assert_eq!(
+        outputs.literals.get("t"),
+        Some(&collection((0..n).map(|_| string_lit("k"))))
+    );
+    // Every item of both maps reported SUCCEEDED in the arrays' last events.
+    for map in ["m", "s"] {
+        let last = sink
+            .task_events("maps")
+            .into_iter()
+            .rfind(|t| {
+                t.parent_node_execution_id
+                    .as_ref()
+                    .is_some_and(|p| p.node_id == map)
+            })
+            .unwrap_or_else(|| panic!("no task event of {map}"));
+        assert_eq!(last.phase, task_execution::Phase::Succeeded as i32, "{map}");
+        let items = &last.metadata.as_ref().unwrap().external_resources;
+        assert_eq!(items.len(), n as usize, "{map}");
+        assert!(
+            items
+                .iter()
+                .all(|r| r.phase == task_execution::Phase::Succeeded as i32),
+            "{map}: {items:?}"
+        );
+    }
+    // The items took their elements in memory: the only inputs.pb files are the two array
+    // nodes' own.
+    let mut written: Vec<_> = files_named(dir.path(), "inputs.pb")
+        .into_iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().to_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "metadata/p-d-maps/m/data/inputs.pb",
+            "metadata/p-d-maps/s/data/inputs.pb"
+        ]
+        .map(std::path::PathBuf::from),
+    );
+}

@@ -10,9 +10,11 @@
 //! * Inputs: each collection input is sliced to its element `i`, `bound_inputs` and scalars
 //!   are broadcast. A container sub-task in `SINGLE_INPUT_FILE` mode (flytekit's map tasks)
 //!   reads the array node's whole `inputs.pb` and picks its element by
-//!   `FLYTE_K8S_ARRAY_INDEX` (`pyflyte-map-execute`), as with propeller's k8s array plugin;
-//!   other sub-nodes (in-engine tasks, sub-workflows, `INDIVIDUAL_INPUT_FILES`) get their own
-//!   sliced `inputs.pb`.
+//!   `FLYTE_K8S_ARRAY_INDEX` (`pyflyte-map-execute`), as with propeller's k8s array plugin.
+//!   An in-engine sub-task (echo, core-sleep: flytekit gives them a container too) cannot
+//!   slice: each item is handed its element in memory (no file) with a template whose mapped
+//!   inputs are singular. Other sub-nodes (sub-workflows, `INDIVIDUAL_INPUT_FILES`) get their
+//!   own sliced `inputs.pb`.
 //! * Parallelism: `parallelism` > 0 bounds the running sub-nodes; unset or 0 follows
 //!   [`crate::ArrayParallelism`], within [`crate::EngineConfig::map_items_in_flight`]. Sub-nodes
 //!   start in index order from a cursor, so each start and each completion costs O(1).
@@ -53,7 +55,8 @@ pub(crate) struct ArraySpec {
     /// The sub-node spec shared by every index (its id is replaced by `n<i>`).
     pub sub: Arc<Node>,
     /// The sub-node's kind; a task's template has its list outputs made singular, as
-    /// propeller's `arrayTaskReader` does.
+    /// propeller's `arrayTaskReader` does, and for an in-engine task its mapped inputs too
+    /// (each item is handed its own element).
     pub sub_kind: Kind,
     parallelism: Option<u32>,
     min_successes: Option<u32>,
@@ -62,14 +65,25 @@ pub(crate) struct ArraySpec {
     run_all: bool,
     /// The sub-task reads the array node's `inputs.pb` (and slices it itself).
     whole_inputs_file: bool,
+    /// The sub-task runs in the engine: each item's sliced inputs are handed over in memory.
+    pub in_engine: bool,
 }
 
 impl ArraySpec {
-    pub(super) fn new(a: &ArrayNode, sub: &Node, sub_kind: Kind) -> Self {
+    /// `in_engine`: the sub-task's backend reads no attempt files (echo, core-sleep). Such a
+    /// task cannot slice the array's `inputs.pb` itself, even with the container flytekit
+    /// gives every map task: it gets its element and a template typed for one element.
+    pub(super) fn new(a: &ArrayNode, sub: &Node, sub_kind: Kind, in_engine: bool) -> Self {
         // With the sub-node's original interface (list-ified by the compiler) its outputs are
         // singular already; otherwise (map tasks) its list outputs describe the gathered result.
         let original = a.is_original_sub_node_interface.as_ref().map(|b| b.value) == Some(true);
+        let in_engine = in_engine && matches!(sub_kind, Kind::Task(_));
         let sub_kind = match sub_kind {
+            Kind::Task(t) if !original && in_engine => {
+                let mut t = singular_outputs(&t);
+                singular_inputs(&mut t, &a.bound_inputs);
+                Kind::Task(Arc::new(t))
+            }
             Kind::Task(t) if !original => Kind::Task(Arc::new(singular_outputs(&t))),
             k => k,
         };
@@ -96,7 +110,9 @@ impl ArraySpec {
             bound_inputs: a.bound_inputs.iter().cloned().collect(),
             run_all: a.run_all_sub_nodes,
             whole_inputs_file: container
+                && !in_engine
                 && a.data_mode != array_node::DataMode::IndividualInputFiles as i32,
+            in_engine,
         }
     }
 
@@ -163,6 +179,26 @@ fn singular_outputs(t: &TaskTemplate) -> TaskTemplate {
         *outputs = VariableMap { variables: vars };
     }
     t
+}
+
+/// A map task's template for one item: its mapped (list, not bound) inputs become their
+/// element type, as the item is given one element of each.
+fn singular_inputs(t: &mut TaskTemplate, bound: &[String]) {
+    let Some(inputs) = t.interface.as_mut().and_then(|i| i.inputs.as_mut()) else {
+        return;
+    };
+    for (name, v) in inputs.variables.iter_mut() {
+        if bound.iter().any(|b| b == name) {
+            continue;
+        }
+        if let Some(LiteralType {
+            r#type: Some(literal_type::Type::CollectionType(inner)),
+            ..
+        }) = &v.r#type
+        {
+            v.r#type = Some((**inner).clone());
+        }
+    }
 }
 
 /// The task phase an item's entry reports for its node's phase.

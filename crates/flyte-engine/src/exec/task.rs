@@ -86,7 +86,7 @@ impl ExecActor {
         // Inputs held in memory died with the last server: the upstream outputs they were
         // resolved from are stored, so they resolve to the same map again.
         if self.keeps_inputs_in_memory(idx) {
-            let Some(inputs) = self.resolve_inputs(idx).await else {
+            let Some(inputs) = self.in_memory_inputs(idx).await else {
                 return;
             };
             if let Some(t) = self.nodes[idx].state.task_mut() {
@@ -179,7 +179,7 @@ impl ExecActor {
         if !self.keeps_inputs_in_memory(idx) {
             return self.resolve_and_write_inputs(idx).await;
         }
-        let inputs = self.resolve_inputs(idx).await?;
+        let inputs = self.in_memory_inputs(idx).await?;
         if inputs.encoded_len() > INLINE_INPUTS_MAX_BYTES {
             // Too big for an event and a database row: a blob, as for a process.
             return self.store_node_inputs(idx, inputs).await;
@@ -192,12 +192,43 @@ impl ExecActor {
         Some(inputs)
     }
 
+    /// An in-engine task's inputs: its bindings resolved, or for a map item its element of
+    /// the array's inputs. On failure the node fails.
+    async fn in_memory_inputs(&mut self, idx: usize) -> Option<LiteralMap> {
+        let Some((arr, i)) = self.nodes[idx]
+            .array_ctx
+            .filter(|&(arr, _)| self.nodes[idx].parent == Some(arr))
+        else {
+            return self.resolve_inputs(idx).await;
+        };
+        match self.array_index_inputs(arr, i).await {
+            Ok(inputs) => Some(inputs),
+            Err(e) => {
+                let err = self.exec_error(ErrorKind::System, "BindingResolutionFailure", e);
+                self.mark_queued(idx);
+                self.node_terminal(idx, NodePhase::Failed, Some(err));
+                None
+            }
+        }
+    }
+
     /// Whether the node is a task whose backend takes its inputs in memory (an in-engine
-    /// task), outside an array node (whose sub-tasks read the array's inputs) and not a
-    /// failure node (whose inputs carry the error).
+    /// task), not a failure node (whose inputs carry the error). Of the tasks under an array
+    /// node, only its items of an in-engine sub-task do: other sub-tasks read the array's
+    /// inputs or their own `inputs.pb`.
     pub(super) fn keeps_inputs_in_memory(&self, idx: usize) -> bool {
         let n = &self.nodes[idx];
-        n.array_ctx.is_none()
+        let outside_or_item = match n.array_ctx {
+            None => true,
+            Some((arr, _)) => {
+                n.parent == Some(arr)
+                    && self.nodes[arr]
+                        .kind
+                        .array()
+                        .is_some_and(|spec| spec.in_engine)
+            }
+        };
+        outside_or_item
             && !n.is_failure_node
             && n.state
                 .backend()
