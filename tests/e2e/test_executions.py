@@ -137,6 +137,7 @@ RUNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "timeout": ("examples/failures.py", "timeout_wf", ("--seconds", "120")),
     "echo": ("examples/builtin_tasks.py", "echo_wf", ("--x", "5", "--s", "yo")),
     "nap": ("examples/builtin_tasks.py", "nap_wf", ("--x", "2")),
+    "nap_map": ("examples/builtin_tasks.py", "nap_map_wf", ("--n", "20")),
     "chain3": ("examples/chains.py", "chain3_wf", ("--x", "10")),
 }
 
@@ -454,6 +455,23 @@ def test_core_sleep_task(server: Server, remote, launched):
     i = execution.id
     fetched = remote.get(f"flyte://v1/{i.project}/{i.domain}/{i.name}/n0/i")
     assert fetched.get("duration", as_type=datetime.timedelta) == one_second
+
+
+def test_map_task_over_core_sleep(server: Server, remote, launched):
+    """Each item runs in the engine on its own duration, though flytekit gives the map task a
+    container (before: the items got the whole list and failed, "must be typed as duration")."""
+    execution = wait(remote, launched["nap_map"])
+    assert_phase(execution, WorkflowExecutionPhase.SUCCEEDED, server)
+    assert execution.outputs.get("o0", as_type=int) == 20
+    nodes = node_executions(remote, execution)
+    assert nodes["n1"].metadata.is_array, nodes["n1"].metadata
+    assert nodes["n1"].closure.phase == NodeExecutionPhase.SUCCEEDED
+    attempts = task_executions(remote, execution, "n1")
+    assert [a.closure.phase for a in attempts] == [TaskExecutionPhase.SUCCEEDED]
+    items = attempts[0].closure.metadata.external_resources
+    assert sorted(r.index for r in items) == list(range(20)), items
+    assert {r.phase for r in items} == {TaskExecutionPhase.SUCCEEDED}, items
+    assert not any(r.logs for r in items), "no process, no log"
 
 
 # --------------------------------------------------------------------------------------------
