@@ -375,16 +375,31 @@ def api_timings(client: Client, execution) -> dict:
     execution, the first page of its node executions (and of the @dynamic node's children or
     the map's task executions), one node execution and its data. Each must stay a page or a
     single row, whatever the run's size."""
-    from flytekit.models.core.identifier import NodeExecutionIdentifier
-
     raw = client.remote.client
     out: dict[str, typing.Any] = {}
 
     def timed(key: str, fn):
         t = time.monotonic()
-        value = fn()
+        try:
+            value = fn()
+        except Exception as e:  # recorded with what was timed before it, not the shape's loss
+            raise ApiCallFailed(f"{key}: {type(e).__name__}: {str(e)[:400]}") from e
         out[key] = round((time.monotonic() - t) * 1000, 1)
         return value
+
+    try:
+        _api_calls(raw, execution, out, timed)
+    except ApiCallFailed as e:
+        out["error"] = str(e)
+    return out
+
+
+class ApiCallFailed(Exception):
+    """One of api_timings' calls failed (e.g. a response past the client's 20 MB limit)."""
+
+
+def _api_calls(raw, execution, out: dict, timed) -> None:
+    from flytekit.models.core.identifier import NodeExecutionIdentifier
 
     timed("get_execution_ms", lambda: raw.get_execution(execution.id))
     timed("get_execution_data_ms", lambda: raw.get_execution_data(execution.id))
@@ -410,7 +425,6 @@ def api_timings(client: Client, execution) -> dict:
     if attempts:
         timed("get_task_execution_ms", lambda: raw.get_task_execution(attempts[-1].id))
         out["task_execution_external_resources"] = len(attempts[-1].closure.metadata.external_resources or [])
-    return out
 
 
 def run_multi_shape(client: Client, server: Server, shape: str, args, runs: int) -> dict:
