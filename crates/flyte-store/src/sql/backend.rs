@@ -228,14 +228,14 @@ macro_rules! sql_backend {
             }
 
             async fn commit(tx: Self::Tx) -> Result<(), sqlx::Error> {
-                tx.commit().await
+                $crate::sql::backend::TxRun::commit(tx).await
             }
 
             async fn tx_execute(
                 tx: &mut Self::Tx,
                 stmt: $crate::sql::backend::Stmt,
             ) -> Result<u64, sqlx::Error> {
-                Ok(Self::query(stmt).execute(&mut **tx).await?.rows_affected())
+                $crate::sql::backend::TxRun::execute(tx, stmt).await
             }
 
             #[allow(dead_code)] // reads inside a transaction: the engine's read-modify-write
@@ -244,8 +244,7 @@ macro_rules! sql_backend {
                 stmt: $crate::sql::backend::Stmt,
                 cols: &[$crate::sql::backend::Col],
             ) -> Result<Vec<$crate::sql::backend::Row>, sqlx::Error> {
-                let rows = Self::query(stmt).fetch_all(&mut **tx).await?;
-                rows.iter().map(|r| Self::read_row(r, cols)).collect()
+                $crate::sql::backend::TxRun::fetch(tx, stmt, cols).await
             }
 
             async fn fetch(
@@ -268,17 +267,14 @@ macro_rules! sql_backend {
                 use $crate::sql::internal;
                 self.check_space()?;
                 let mut tx = self.begin().await.map_err(internal)?;
-                sqlx::query(
-                    "UPDATE _sqlx_migrations SET success = success \
-                     WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
-                )
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-                tx.commit().await.map_err(internal)
+                Self::tx_execute(&mut tx, $crate::sql::backend::Stmt::new(PROBE_WRITE_SQL, Vec::new()))
+                    .await
+                    .map_err(internal)?;
+                Self::commit(tx).await.map_err(internal)
             }
 
             async fn close(&self) {
+                self.db_close().await;
                 self.pool.close().await
             }
 
@@ -298,7 +294,7 @@ macro_rules! sql_backend {
 
 sql_backend!(
     SqliteBackend, sqlx::Sqlite, "sqlite",
-    fields: { writer: std::sync::Arc<tokio::sync::Mutex<()>> },
+    fields: { writer: std::sync::Arc<tokio::sync::Mutex<Option<super::sqlite_direct::WriteConn>>> },
     tx: SqliteTx,
     begin: |backend| SqliteTx::begin(backend),
     lock_rows: "",
@@ -370,6 +366,41 @@ pub(crate) fn anonymous_placeholders(sql: Cow<'static, str>) -> Cow<'static, str
     Cow::Owned(out)
 }
 
+/// A committed write that changes nothing: sqlx's newest migration row rewritten with its own
+/// values (a table every store has).
+pub(crate) const PROBE_WRITE_SQL: &str = "UPDATE _sqlx_migrations SET success = success \
+     WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)";
+
+/// How a transaction runs its statements (per database: SQLite's direct write connection or
+/// a sqlx transaction).
+#[async_trait]
+pub(crate) trait TxRun: Send + Sized {
+    async fn execute(&mut self, stmt: Stmt) -> Result<u64, sqlx::Error>;
+    async fn fetch(&mut self, stmt: Stmt, cols: &[Col]) -> Result<Vec<Row>, sqlx::Error>;
+    async fn commit(self) -> Result<(), sqlx::Error>;
+}
+
+#[async_trait]
+impl TxRun for sqlx::Transaction<'static, sqlx::Postgres> {
+    async fn execute(&mut self, stmt: Stmt) -> Result<u64, sqlx::Error> {
+        Ok(PostgresBackend::query(stmt)
+            .execute(&mut **self)
+            .await?
+            .rows_affected())
+    }
+
+    async fn fetch(&mut self, stmt: Stmt, cols: &[Col]) -> Result<Vec<Row>, sqlx::Error> {
+        let rows = PostgresBackend::query(stmt).fetch_all(&mut **self).await?;
+        rows.iter()
+            .map(|r| PostgresBackend::read_row(r, cols))
+            .collect()
+    }
+
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        sqlx::Transaction::commit(self).await
+    }
+}
+
 /// A SQLite write transaction, holding the process's writer turn until it commits or is
 /// dropped. SQLite admits one writer per database: without the turn, concurrent writers each
 /// took a pool connection and spun in SQLite's busy handler, which sleeps 1 ms, 2 ms, … up to
@@ -378,41 +409,94 @@ pub(crate) fn anonymous_placeholders(sql: Cow<'static, str>) -> Cow<'static, str
 /// writers held the connections readers needed. The turn is a FIFO async mutex taken BEFORE a
 /// connection, so writers queue without holding one and each starts as soon as the one
 /// before it ends. Other processes on the same file still meet the busy handler.
+///
+/// The turn holds the store's write connection (a file database): the statements then run
+/// on the caller's thread through SQLite's C API, with no hand-off to sqlx's worker thread
+/// (`sqlite_direct`). An in-memory database, which lives in its pool's one connection, runs
+/// them as a sqlx transaction on that connection.
 pub(crate) struct SqliteTx {
     // Declared first so it drops first: its rollback is queued before the turn passes on.
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+    pooled: Option<sqlx::Transaction<'static, sqlx::Sqlite>>,
+    turn: tokio::sync::OwnedMutexGuard<Option<super::sqlite_direct::WriteConn>>,
 }
 
 impl SqliteTx {
     async fn begin(backend: &SqliteBackend) -> Result<Self, sqlx::Error> {
-        let turn = backend.writer.clone().lock_owned().await;
+        let mut turn = backend.writer.clone().lock_owned().await;
         // IMMEDIATE takes the write lock up front, so a transaction that reads before it
         // writes never fails to upgrade its lock.
+        if let Some(conn) = turn.as_mut() {
+            conn.exec_plain(c"BEGIN IMMEDIATE")?;
+            return Ok(Self { pooled: None, turn });
+        }
         let tx = backend.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Self { tx, _turn: turn })
+        Ok(Self {
+            pooled: Some(tx),
+            turn,
+        })
     }
 
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-}
-
-impl std::ops::Deref for SqliteTx {
-    type Target = sqlx::SqliteConnection;
-
-    fn deref(&self) -> &Self::Target {
-        &self.tx
+    fn direct(&mut self) -> &mut super::sqlite_direct::WriteConn {
+        self.turn
+            .as_mut()
+            .expect("a SQLite transaction without a sqlx transaction has the write connection")
     }
 }
 
-impl std::ops::DerefMut for SqliteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
+#[async_trait]
+impl TxRun for SqliteTx {
+    async fn execute(&mut self, stmt: Stmt) -> Result<u64, sqlx::Error> {
+        if let Some(tx) = self.pooled.as_mut() {
+            return Ok(SqliteBackend::query(stmt)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected());
+        }
+        let sql = anonymous_placeholders(stmt.sql);
+        Ok(self.direct().run(&sql, &stmt.args, &[])?.1)
+    }
+
+    async fn fetch(&mut self, stmt: Stmt, cols: &[Col]) -> Result<Vec<Row>, sqlx::Error> {
+        if let Some(tx) = self.pooled.as_mut() {
+            let rows = SqliteBackend::query(stmt).fetch_all(&mut **tx).await?;
+            return rows
+                .iter()
+                .map(|r| SqliteBackend::read_row(r, cols))
+                .collect();
+        }
+        let sql = anonymous_placeholders(stmt.sql);
+        Ok(self.direct().run(&sql, &stmt.args, cols)?.0)
+    }
+
+    async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if let Some(tx) = self.pooled.take() {
+            return tx.commit().await;
+        }
+        // On failure `Drop` rolls back whatever SQLite kept open.
+        let writer = tokio::sync::OwnedMutexGuard::mutex(&self.turn).clone();
+        self.direct().commit(&writer)
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.pooled.is_none()
+            && let Some(conn) = self.turn.as_mut()
+            && !conn.autocommit()
+            && let Err(err) = conn.exec_plain(c"ROLLBACK")
+        {
+            tracing::warn!(error = %err, "SQLite: rolling back a write transaction");
+        }
     }
 }
 
 impl SqliteBackend {
+    /// Closes the write connection once the writer before has finished; later writes fail
+    /// as the closed pool's do.
+    async fn db_close(&self) {
+        self.writer.lock().await.take();
+    }
+
     async fn db_notify(&self, _channel: &str, _payload: &str) -> Result<(), sqlx::Error> {
         Ok(())
     }
@@ -426,6 +510,8 @@ impl SqliteBackend {
 }
 
 impl PostgresBackend {
+    async fn db_close(&self) {}
+
     async fn db_notify(&self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(channel)

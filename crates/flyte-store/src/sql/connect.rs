@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection;
+
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::SqlStore;
-use super::backend::{Backend, PostgresBackend, SqliteBackend};
+use super::backend::{Backend, PROBE_WRITE_SQL, PostgresBackend, SqliteBackend, Stmt};
+use super::sqlite_direct::WriteConn;
 use crate::{MetadataStore, Result, StoreError, migrations};
 
 fn open_error(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -58,7 +60,7 @@ pub(crate) async fn open_sqlite(url: &str) -> Result<Arc<dyn MetadataStore>> {
     // that connection failed ("begin_with at non-zero transaction depth") until a restart.
     let pool = pool_options
         .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(|e| {
             // A WAL database on a read-only filesystem with no `-shm` file left (its last
@@ -87,9 +89,29 @@ pub(crate) async fn open_sqlite(url: &str) -> Result<Arc<dyn MetadataStore>> {
                 e,
             )
         })?;
+    // Writes go through one connection of their own, run on the caller's thread
+    // (sqlite_direct); an in-memory database lives in the pool's one connection, so its
+    // writes run there.
+    let write_conn = if in_memory {
+        None
+    } else {
+        match WriteConn::open(&options, pool.clone()).await {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                pool.close().await;
+                return Err(open_error(
+                    &format!(
+                        "cannot open SQLite database {} for writing",
+                        filename.display()
+                    ),
+                    e,
+                ));
+            }
+        }
+    };
     let backend = SqliteBackend {
         pool,
-        writer: Default::default(),
+        writer: Arc::new(tokio::sync::Mutex::new(write_conn)),
     };
     // A database that opens but cannot be written (read-only file or filesystem, full disk)
     // would only fail later, in a retry loop: say so now, naming the file.
@@ -165,14 +187,12 @@ fn read_only_cause(filename: &std::path::Path) -> Option<&'static str> {
 /// Why a freshly opened SQLite database cannot be written, in words for the start-up error.
 async fn probe_writable(backend: &SqliteBackend) -> std::result::Result<(), String> {
     let mut tx = backend.begin().await.map_err(|e| cannot_write(&e))?;
-    sqlx::query(
-        "UPDATE _sqlx_migrations SET success = success \
-         WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| cannot_write(&e))?;
-    tx.commit().await.map_err(|e| cannot_write(&e))
+    SqliteBackend::tx_execute(&mut tx, Stmt::new(PROBE_WRITE_SQL, Vec::new()))
+        .await
+        .map_err(|e| cannot_write(&e))?;
+    SqliteBackend::commit(tx)
+        .await
+        .map_err(|e| cannot_write(&e))
 }
 
 fn cannot_write(err: &sqlx::Error) -> String {

@@ -23,6 +23,7 @@ pub(crate) mod list;
 mod notifications;
 mod schedules;
 mod signals;
+mod sqlite_direct;
 
 use std::future::Future;
 use std::time::Instant;
