@@ -169,6 +169,7 @@ conformance!(
     concurrent_writes,
     execution_create_get_duplicate,
     concurrent_creations_each_own_outcome,
+    creations_queued_behind_a_write_each_own_outcome,
     execution_list_filters_sort_pages,
     execution_tags_error_code_duration,
     execution_tags_read_back,

@@ -110,6 +110,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// statements; PostgreSQL gains from fewer round trips).
     const BATCH_PARAMS: usize;
 
+    /// Whether concurrent creations share one write transaction (SQLite, whose writers take
+    /// turns anyway; PostgreSQL writes them concurrently).
+    const GROUP_COMMIT: bool;
+
     /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`),
     /// so a transaction that reads before it writes never fails to upgrade its lock.
     async fn begin(&self) -> Result<Self::Tx, sqlx::Error>;
@@ -154,6 +158,7 @@ macro_rules! sql_backend {
         begin: |$this:ident| $begin:expr,
         lock_rows: $lock_rows:literal,
         batch_params: $batch_params:literal,
+        group_commit: $group_commit:literal,
         sql_text: $sql_text:path,
         bind_timestamp: |$ts:ident| $bind_ts:expr,
         timestamp_type: $ts_ty:ty,
@@ -217,6 +222,7 @@ macro_rules! sql_backend {
 
             const LOCK_ROWS: &'static str = $lock_rows;
             const BATCH_PARAMS: usize = $batch_params;
+            const GROUP_COMMIT: bool = $group_commit;
 
             fn name(&self) -> &'static str {
                 $name
@@ -299,6 +305,7 @@ sql_backend!(
     begin: |backend| SqliteTx::begin(backend),
     lock_rows: "",
     batch_params: 300,
+    group_commit: true,
     sql_text: anonymous_placeholders,
     bind_timestamp: |ts| ts.timestamp_micros(),
     timestamp_type: i64,
@@ -313,6 +320,7 @@ sql_backend!(
     begin: |backend| backend.pool.begin(),
     lock_rows: " FOR UPDATE",
     batch_params: 8000,
+    group_commit: false,
     sql_text: std::convert::identity,
     bind_timestamp: |ts| ts,
     timestamp_type: DateTime<Utc>,

@@ -589,6 +589,167 @@ const TASK_EXECUTIONS: ListSpec = ListSpec {
     tiebreak: "id",
 };
 
+/// One creation's statements in `tx`: the execution's row (its project checked by the same
+/// statement), its tags and its engine request.
+async fn insert_execution<B: Backend>(
+    tx: &mut B::Tx,
+    e: ExecutionRecord,
+    engine_request: Option<Vec<u8>>,
+) -> Result<()> {
+    let key = e.key.clone();
+    let mut args = exec_args(&e.key);
+    args.extend(entity_values(e.launch_plan.as_ref()));
+    args.extend(entity_values(e.workflow.as_ref()));
+    args.extend(entity_values(e.task.as_ref()));
+    args.extend([
+        Value::Text(e.phase),
+        Value::Int(e.mode),
+        Value::Int(e.state),
+        Value::Text(e.principal),
+    ]);
+    match &e.parent {
+        Some(p) => args.extend([Value::Text(parent_execution_text(p)), text(&p.node_id)]),
+        None => args.extend([Value::Null, Value::Null]),
+    }
+    args.extend([
+        Value::Bytes(e.spec),
+        Value::Bytes(e.closure),
+        Value::Text(e.inputs_uri),
+        Value::Text(e.user_inputs_uri),
+        ts(e.created_at),
+        ts(e.updated_at),
+        opt_ts(e.started_at),
+        Value::Text(e.error_code),
+        Value::BigInt(e.duration_ms),
+        Value::Text(joined_phases(&e.notify_phases)),
+    ]);
+    if let Some(tag) = e.tags.iter().find(|t| t.contains(TAG_SEPARATOR)) {
+        return Err(StoreError::InvalidArgument(format!(
+            "tag {tag:?} contains the control character U+001F; tags cannot contain it"
+        )));
+    }
+    // The project check rides on the insert (no read before it): an unknown project fails
+    // its foreign key, an archived one selects no row.
+    args.push(text(&key.project));
+    let stmt = Stmt::new(
+        concat!(
+            "INSERT INTO executions (",
+            execution_columns!(),
+            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31 \
+                 WHERE NOT EXISTS (SELECT 1 FROM projects WHERE identifier = $32 AND state = 1)"
+        ),
+        args,
+    );
+    let inserted = B::tx_execute(tx, stmt)
+        .await
+        .map_err(|err| super::write_error(err, || key.to_string(), &key.project))?;
+    if inserted == 0 {
+        return Err(StoreError::InvalidArgument(format!(
+            "project {} is archived",
+            key.project
+        )));
+    }
+    let mut tags = e.tags;
+    tags.sort_unstable();
+    tags.dedup();
+    for tag in tags {
+        let mut args = exec_args(&key);
+        args.push(Value::Text(tag));
+        B::tx_execute(
+            tx,
+            Stmt::new(
+                "INSERT INTO execution_tags (project, domain, name, tag) \
+                     VALUES ($1, $2, $3, $4)",
+                args,
+            ),
+        )
+        .await
+        .map_err(internal)?;
+    }
+    if let Some(request) = engine_request {
+        let mut args = exec_args(&key);
+        args.push(Value::Bytes(request));
+        B::tx_execute(
+                tx,
+                Stmt::new(
+                    "INSERT INTO engine_executions (project, domain, name, request) VALUES ($1, $2, $3, $4)",
+                    args,
+                ),
+            )
+            .await
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Creations waiting for a group commit (`create_execution_grouped`).
+#[derive(Default)]
+pub(super) struct Creations {
+    next: std::sync::atomic::AtomicU64,
+    queue: std::sync::Mutex<Vec<PendingCreation>>,
+}
+
+struct PendingCreation {
+    id: u64,
+    execution: ExecutionRecord,
+    engine_request: Option<Vec<u8>>,
+    reply: tokio::sync::oneshot::Sender<Result<()>>,
+}
+
+/// A queued creation; dropped, it leaves the queue if no batch has taken it.
+struct Queued<'a> {
+    creations: &'a Creations,
+    id: u64,
+}
+
+impl Creations {
+    fn push(
+        &self,
+        execution: ExecutionRecord,
+        engine_request: Option<Vec<u8>>,
+        reply: tokio::sync::oneshot::Sender<Result<()>>,
+    ) -> Queued<'_> {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock().push(PendingCreation {
+            id,
+            execution,
+            engine_request,
+            reply,
+        });
+        Queued {
+            creations: self,
+            id,
+        }
+    }
+
+    fn take_all(&self) -> Vec<PendingCreation> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PendingCreation>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.creations.lock().retain(|p| p.id != self.id);
+    }
+}
+
+fn lost_creation() -> StoreError {
+    StoreError::Internal("the write transaction of this creation was abandoned".into())
+}
+
+/// A failure of a whole batch's transaction, told to each of its creations.
+fn shared_error(err: &StoreError) -> StoreError {
+    match err {
+        StoreError::StorageFull(reason) => StoreError::StorageFull(reason.clone()),
+        other => StoreError::Internal(other.to_string().into()),
+    }
+}
+
 /// A failed write in a batch: a missing execution or node execution (foreign keys) is
 /// `NotFound(what)`, a taken key `AlreadyExists(what)`.
 fn batch_error(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
@@ -605,92 +766,96 @@ impl<B: Backend> SqlStore<B> {
         e: ExecutionRecord,
         engine_request: Option<Vec<u8>>,
     ) -> Result<()> {
-        let key = e.key.clone();
-        let mut args = exec_args(&e.key);
-        args.extend(entity_values(e.launch_plan.as_ref()));
-        args.extend(entity_values(e.workflow.as_ref()));
-        args.extend(entity_values(e.task.as_ref()));
-        args.extend([
-            Value::Text(e.phase),
-            Value::Int(e.mode),
-            Value::Int(e.state),
-            Value::Text(e.principal),
-        ]);
-        match &e.parent {
-            Some(p) => args.extend([Value::Text(parent_execution_text(p)), text(&p.node_id)]),
-            None => args.extend([Value::Null, Value::Null]),
+        if B::GROUP_COMMIT {
+            return self.create_execution_grouped(e, engine_request).await;
         }
-        args.extend([
-            Value::Bytes(e.spec),
-            Value::Bytes(e.closure),
-            Value::Text(e.inputs_uri),
-            Value::Text(e.user_inputs_uri),
-            ts(e.created_at),
-            ts(e.updated_at),
-            opt_ts(e.started_at),
-            Value::Text(e.error_code),
-            Value::BigInt(e.duration_ms),
-            Value::Text(joined_phases(&e.notify_phases)),
-        ]);
-        if let Some(tag) = e.tags.iter().find(|t| t.contains(TAG_SEPARATOR)) {
-            return Err(StoreError::InvalidArgument(format!(
-                "tag {tag:?} contains the control character U+001F; tags cannot contain it"
-            )));
-        }
-        // The project check rides on the insert (no read before it): an unknown project fails
-        // its foreign key, an archived one selects no row.
-        args.push(text(&key.project));
-        let stmt = Stmt::new(
-            concat!(
-                "INSERT INTO executions (",
-                execution_columns!(),
-                ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31 \
-                 WHERE NOT EXISTS (SELECT 1 FROM projects WHERE identifier = $32 AND state = 1)"
-            ),
-            args,
-        );
         let mut tx = self.begin().await?;
-        let inserted = B::tx_execute(&mut tx, stmt)
-            .await
-            .map_err(|err| super::write_error(err, || key.to_string(), &key.project))?;
-        if inserted == 0 {
-            return Err(StoreError::InvalidArgument(format!(
-                "project {} is archived",
-                key.project
-            )));
-        }
-        let mut tags = e.tags;
-        tags.sort_unstable();
-        tags.dedup();
-        for tag in tags {
-            let mut args = exec_args(&key);
-            args.push(Value::Text(tag));
-            B::tx_execute(
-                &mut tx,
-                Stmt::new(
-                    "INSERT INTO execution_tags (project, domain, name, tag) \
-                     VALUES ($1, $2, $3, $4)",
-                    args,
-                ),
-            )
-            .await
-            .map_err(internal)?;
-        }
-        if let Some(request) = engine_request {
-            let mut args = exec_args(&key);
-            args.push(Value::Bytes(request));
-            B::tx_execute(
-                &mut tx,
-                Stmt::new(
-                    "INSERT INTO engine_executions (project, domain, name, request) VALUES ($1, $2, $3, $4)",
-                    args,
-                ),
-            )
-            .await
-            .map_err(internal)?;
-        }
+        insert_execution::<B>(&mut tx, e, engine_request).await?;
         B::commit(tx).await.map_err(internal)
+    }
+
+    /// Group commit (SQLite): concurrent creations share one write transaction and one
+    /// COMMIT, each inside its own savepoint, so one that fails (a taken name, an unknown
+    /// project) is rolled back alone and gets its own error while the others are stored.
+    ///
+    /// Each creation queues itself, then waits for the writer turn or its answer, whichever
+    /// comes first. The one that gets the turn writes every creation queued by then, its
+    /// own included, commits, and answers the others; a creation is answered only after the
+    /// COMMIT that stored it. Nothing waits for a batch to fill: an idle server's creation
+    /// takes the turn at once and commits alone, and under load a batch is what queued up
+    /// while the previous writer held the turn. A creation whose caller gives up while it
+    /// waits is taken off the queue (`Queued`'s drop), so it is either written in a batch
+    /// already under way or not at all.
+    async fn create_execution_grouped(
+        &self,
+        e: ExecutionRecord,
+        engine_request: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        let queued = self.creations.push(e, engine_request, reply);
+        let tx = tokio::select! {
+            biased;
+            result = &mut answer => {
+                return result.unwrap_or_else(|_| Err(lost_creation()));
+            }
+            tx = self.begin() => tx,
+        };
+        // Our answer may have come with the turn: a batch before ours took us.
+        if let Ok(result) = answer.try_recv() {
+            return result;
+        }
+        let mut tx = tx?;
+        let batch = self.creations.take_all();
+        drop(queued);
+        if batch.is_empty() {
+            // Ours is in a batch whose writer has just committed and is answering.
+            drop(tx);
+            return answer.await.unwrap_or_else(|_| Err(lost_creation()));
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        for pending in batch {
+            let result = async {
+                B::tx_execute(&mut tx, Stmt::new("SAVEPOINT creation", Vec::new()))
+                    .await
+                    .map_err(internal)?;
+                let result =
+                    insert_execution::<B>(&mut tx, pending.execution, pending.engine_request).await;
+                if result.is_err() {
+                    B::tx_execute(&mut tx, Stmt::new("ROLLBACK TO creation", Vec::new()))
+                        .await
+                        .map_err(internal)?;
+                }
+                B::tx_execute(&mut tx, Stmt::new("RELEASE creation", Vec::new()))
+                    .await
+                    .map_err(internal)?;
+                Ok::<_, StoreError>(result)
+            }
+            .await;
+            match result {
+                Ok(own) => answers.push((pending.reply, own)),
+                Err(err) => {
+                    // The transaction itself failed: nothing of the batch is kept.
+                    answers.push((pending.reply, Err(shared_error(&err))));
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+        let committed = match failed {
+            Some(err) => Err(err),
+            None => B::commit(tx).await.map_err(internal),
+        };
+        for (reply, result) in answers {
+            let result = match &committed {
+                Ok(()) => result,
+                Err(err) => result.and(Err(shared_error(err))),
+            };
+            // A caller that gave up after its creation was taken has no receiver left.
+            let _ = reply.send(result);
+        }
+        // Ours was in this batch, or in one that took it before ours began.
+        answer.await.unwrap_or_else(|_| Err(lost_creation()))
     }
 
     pub(super) async fn get_execution_impl(&self, key: &ExecutionKey) -> Result<ExecutionRecord> {

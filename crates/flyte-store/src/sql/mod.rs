@@ -51,6 +51,8 @@ pub(crate) struct SqlStore<B: Backend> {
     /// Why the last write failed for want of space, until a write probe succeeds: readiness
     /// probes with a write only then (a full disk does not stop reads).
     write_blocked: std::sync::Mutex<Option<String>>,
+    /// Creations waiting for a group commit (SQLite).
+    creations: executions::Creations,
 }
 
 impl<B: Backend> SqlStore<B> {
@@ -58,6 +60,7 @@ impl<B: Backend> SqlStore<B> {
         Self {
             backend,
             write_blocked: std::sync::Mutex::new(None),
+            creations: Default::default(),
         }
     }
 

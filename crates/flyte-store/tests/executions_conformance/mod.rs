@@ -978,3 +978,132 @@ pub async fn concurrent_creations_each_own_outcome(store: Arc<dyn MetadataStore>
         ekey("after")
     );
 }
+
+/// Creations that arrive while another write holds the database (here a transition whose
+/// decision waits) are written together once it ends — on SQLite in one transaction and one
+/// COMMIT (group commit), each in its own savepoint — and still each get their own outcome:
+/// a duplicate name ALREADY_EXISTS, a bad tag INVALID_ARGUMENT, an unknown project
+/// NOT_FOUND, every other one stored and journaled. A creation whose caller gives up while
+/// it waits is not written on SQLite (it leaves the queue; PostgreSQL, with no queue, may
+/// have stored it already).
+pub async fn creations_queued_behind_a_write_each_own_outcome(store: Arc<dyn MetadataStore>) {
+    store
+        .create_execution(execution("taken", "lp", "QUEUED", t(0)), None)
+        .await
+        .unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (holding, held) = tokio::sync::oneshot::channel::<()>();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .transition(
+                    flyte_store::StateRead {
+                        execution: ekey("taken"),
+                        ..Default::default()
+                    },
+                    Box::new(move |_| {
+                        let _ = holding.send(());
+                        // Blocks this runtime thread, holding the write, until released.
+                        let _ = released.recv();
+                        StateBatch::default()
+                    }),
+                )
+                .await
+        })
+    };
+    held.await.unwrap();
+    const N: usize = 24;
+    let mut handles = Vec::new();
+    for i in 0..N {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut e = execution(&format!("q{i}"), "lp", "QUEUED", t(1));
+            match i {
+                3 => e.key.name = "taken".into(),
+                11 => e.tags = vec!["bad\u{1f}tag".into()],
+                17 => e.key.project = "nope".into(),
+                _ => e.tags = vec![format!("t{i}")],
+            }
+            store
+                .create_execution(e, Some(format!("request {i}").into_bytes()))
+                .await
+        }));
+    }
+    let gone = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .create_execution(execution("gone", "lp", "QUEUED", t(1)), None)
+                .await
+        })
+    };
+    // Let every creation reach the store and queue (SQLite) or finish (PostgreSQL).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    gone.abort();
+    let _ = gone.await;
+    release.send(()).unwrap();
+    writer.await.unwrap().unwrap();
+
+    for (i, h) in handles.into_iter().enumerate() {
+        let outcome = h.await.unwrap();
+        match i {
+            3 => assert!(
+                matches!(outcome, Err(StoreError::AlreadyExists(ref w)) if w.contains("taken")),
+                "{outcome:?}"
+            ),
+            11 => assert!(
+                matches!(outcome, Err(StoreError::InvalidArgument(_))),
+                "{outcome:?}"
+            ),
+            17 => assert!(
+                matches!(outcome, Err(StoreError::NotFound(_))),
+                "{outcome:?}"
+            ),
+            _ => outcome.unwrap_or_else(|e| panic!("creation {i}: {e}")),
+        }
+    }
+    let mut journaled: Vec<String> = store
+        .load_engine_state()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            assert_eq!(
+                s.request,
+                format!("request {}", &s.execution.name[1..]).into_bytes()
+            );
+            s.execution.name
+        })
+        .collect();
+    journaled.sort();
+    let mut expected: Vec<String> = (0..N)
+        .filter(|i| ![3, 11, 17].contains(i))
+        .map(|i| format!("q{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(journaled, expected);
+    for name in &expected {
+        let stored = store.get_execution(&ekey(name)).await.unwrap();
+        assert_eq!(stored.phase, "QUEUED");
+        assert_eq!(stored.tags, vec![format!("t{}", &name[1..])]);
+    }
+    // The refused ones left nothing behind: the taken name keeps its first execution.
+    assert_eq!(
+        store
+            .get_execution(&ekey("taken"))
+            .await
+            .unwrap()
+            .created_at,
+        t(0)
+    );
+    if store.backend_name() == "sqlite" {
+        assert!(
+            matches!(
+                store.get_execution(&ekey("gone")).await,
+                Err(StoreError::NotFound(_))
+            ),
+            "a creation given up while queued was written"
+        );
+    }
+}
