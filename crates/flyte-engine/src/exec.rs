@@ -366,6 +366,10 @@ enum Done {
 /// `@dynamic` held gigabytes. About 2,000 nodes (QUEUED + RUNNING each) per transaction.
 const MAX_BATCH_NODE_EVENTS: usize = 4096;
 
+/// Task outputs bigger than this in their file are not kept in memory after they are read
+/// ([`ExecActor::cache_outputs`]).
+const CACHED_OUTPUTS_MAX_BYTES: usize = 1 << 20;
+
 pub(crate) struct ExecActor {
     shared: Arc<Shared>,
     req: Arc<ExecutionRequest>,
@@ -1945,11 +1949,22 @@ impl ExecActor {
                 self.nodes[idx].rec.spec_node_id
             )
         })?;
+        let encoded = bytes.len();
         let map =
             LiteralMap::decode(bytes).map_err(|e| format!("invalid outputs file {path}: {e}"))?;
         let map = Arc::new(map);
-        self.outputs.insert(idx, map.clone());
+        self.cache_outputs(idx, &map, encoded);
         Ok(map)
+    }
+
+    /// Keeps a task's outputs read from their file for the nodes that read them next, unless
+    /// they are big: decoded, a literal takes ~30 times its encoded bytes (a list of a million
+    /// durations, 14 MB in its file, is ~450 MB), so big outputs are read again by each
+    /// consumer (usually one: a map task over them) instead of being held for the whole run.
+    pub(super) fn cache_outputs(&mut self, idx: usize, map: &Arc<LiteralMap>, encoded: usize) {
+        if encoded <= CACHED_OUTPUTS_MAX_BYTES {
+            self.outputs.insert(idx, map.clone());
+        }
     }
 
     // ---------------------------------------------------------------- node endings

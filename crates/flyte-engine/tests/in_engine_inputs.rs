@@ -655,3 +655,65 @@ async fn a_map_task_over_in_engine_tasks_runs_each_item_on_its_element() {
         .map(std::path::PathBuf::from),
     );
 }
+
+/// Outputs past 1 MiB in their file are not kept in memory once read (a million-item list is
+/// ~450 MB decoded): each node that reads them reads the file again, and gets them whole.
+#[tokio::test]
+async fn big_outputs_read_again_from_their_file_reach_every_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let ints = list_t(int_t());
+    let echo = task(
+        "echo",
+        "echo",
+        &[("a", ints.clone())],
+        &[("a", ints.clone())],
+    );
+    // e0 echoes the big list; e1 and e2 each read e0's outputs (after e0 is done).
+    let wf = WorkflowTemplate {
+        id: Some(ident(ResourceType::Workflow, "big")),
+        interface: Some(iface(
+            &[("xs", ints.clone())],
+            &[("o1", ints.clone()), ("o2", ints.clone())],
+        )),
+        nodes: vec![
+            node("e0", &echo, "a", ("start-node", "xs"), &[]),
+            node("e1", &echo, "a", ("e0", "a"), &["e0"]),
+            node("e2", &echo, "a", ("e0", "a"), &["e1"]),
+        ],
+        outputs: vec![
+            Binding {
+                var: "o1".into(),
+                binding: Some(promise("e1", "a")),
+            },
+            Binding {
+                var: "o2".into(),
+                binding: Some(promise("e2", "a")),
+            },
+        ],
+        ..Default::default()
+    };
+    // 200,000 ints of 8 bytes' varint: ~2 MB encoded.
+    let xs = collection((0..200_000).map(|i| int_lit(1 << 50 | i)));
+    let req = request("big", compile(wf, vec![echo]), &[("xs", xs.clone())]);
+    let id = req.id.clone();
+    let engine = engine(&blob, &sink);
+    engine.start_execution(req).await.unwrap();
+    let phase = tokio::time::timeout(Duration::from_secs(60), engine.wait(&id))
+        .await
+        .expect("finishes");
+    let events = sink.workflow_events("big");
+    let last = events.last().unwrap();
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded), "{last:?}");
+    let e0_outputs = std::fs::metadata(dir.path().join("metadata/p-d-big/e0/data/0/outputs.pb"))
+        .expect("e0's outputs file")
+        .len();
+    assert!(
+        e0_outputs > 1 << 20,
+        "{e0_outputs} bytes: not past the limit"
+    );
+    let outputs = reported_outputs(&blob, last).await;
+    assert_eq!(outputs.literals.get("o1"), Some(&xs));
+    assert_eq!(outputs.literals.get("o2"), Some(&xs));
+}

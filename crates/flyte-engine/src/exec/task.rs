@@ -558,15 +558,16 @@ impl ExecActor {
         let out_dir = self.nodes[idx].output_dir();
         let out_file = layout::outputs_file(&out_dir);
         match self.shared.blob.get(&out_file).await {
-            Ok(bytes) => match LiteralMap::decode(bytes) {
+            Ok(bytes) => match LiteralMap::decode(bytes.clone()) {
                 Ok(map) => {
                     let map = Arc::new(map);
-                    self.outputs.insert(idx, map.clone());
+                    self.cache_outputs(idx, &map, bytes.len());
+                    drop(bytes);
                     let uri = self.shared.blob.native_url(&out_file);
                     self.task_event(idx, task_execution::Phase::Succeeded, None, Some(uri));
                     self.task_done(idx);
                     self.cache_after_success(idx, &map).await;
-                    self.node_succeeded(idx, out_file, Some(map));
+                    self.node_succeeded(idx, out_file, None);
                     self.report_deck(idx, &out_dir).await;
                 }
                 Err(e) => {
