@@ -434,7 +434,7 @@ impl SqliteTx {
         // IMMEDIATE takes the write lock up front, so a transaction that reads before it
         // writes never fails to upgrade its lock.
         if let Some(conn) = turn.as_mut() {
-            conn.exec_plain(c"BEGIN IMMEDIATE")?;
+            conn.exec_plain("BEGIN IMMEDIATE")?;
             return Ok(Self { pooled: None, turn });
         }
         let tx = backend.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -491,7 +491,7 @@ impl Drop for SqliteTx {
         if self.pooled.is_none()
             && let Some(conn) = self.turn.as_mut()
             && !conn.autocommit()
-            && let Err(err) = conn.exec_plain(c"ROLLBACK")
+            && let Err(err) = conn.exec_plain("ROLLBACK")
         {
             tracing::warn!(error = %err, "SQLite: rolling back a write transaction");
         }

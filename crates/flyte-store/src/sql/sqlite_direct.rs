@@ -9,8 +9,9 @@
 //!
 //! Here the store keeps one connection for writes only, takes its handle from sqlx's worker
 //! once (`lock_handle`: the worker thread then sleeps on the handle's lock for as long as the
-//! connection lives) and runs each write transaction's statements through SQLite's C API
-//! directly, with its own cache of prepared statements. Every write already held the
+//! connection lives) and runs each write transaction's statements on it directly through
+//! rusqlite (over the same `libsqlite3-sys` sqlx links), with rusqlite's prepared-statement
+//! cache. Every write already held the
 //! process's writer turn, so one connection loses no concurrency; reads stay on the pool.
 //! Durability is unchanged: the same WAL file, `synchronous = NORMAL`, the same COMMIT.
 //!
@@ -22,13 +23,15 @@
 //! pool connection runs on sqlx's worker thread (`WriteConn::commit`).
 
 use std::collections::HashMap;
-use std::ffi::{CStr, c_int};
-use std::ptr::{self, NonNull};
+use std::ffi::c_int;
+use std::mem::ManuallyDrop;
+use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use chrono::{DateTime, Utc};
-use libsqlite3_sys as ffi;
+use rusqlite::ffi;
+use rusqlite::types::{Null, ValueRef};
 use sqlx::Connection;
 use sqlx::sqlite::{LockedSqliteHandle, SqliteConnectOptions, SqliteConnection, SqlitePool};
 
@@ -37,24 +40,18 @@ use super::backend::{Col, Row, Value};
 /// WAL pages after which a checkpoint starts (SQLite's own automatic checkpoint's default).
 const CHECKPOINT_PAGES: i32 = 1000;
 
-/// Prepared statements kept per connection; past it the cache starts over (statements built
-/// for one batch size are many).
+/// Prepared statements kept per connection (statements built for one batch size are many).
 const MAX_CACHED: usize = 256;
-
-/// A cached statement and, for each of its parameters, the argument it takes: SQLite numbers
-/// parameters in order of first appearance, so a `$N` left named (out of order or reused,
-/// see `anonymous_placeholders`) is bound by its name, as sqlx does.
-#[derive(Clone)]
-struct Prepared {
-    stmt: NonNull<ffi::sqlite3_stmt>,
-    args: Vec<usize>,
-}
 
 /// The write connection: sqlx opened it (same options as the pool: WAL, busy timeout,
 /// foreign keys, pragmas); its handle is held away from sqlx's worker for its whole life.
 pub(crate) struct WriteConn {
-    stmts: HashMap<String, Prepared>,
-    db: NonNull<ffi::sqlite3>,
+    /// rusqlite's view of the handle (it does not close it); dropped first, in `Drop`.
+    db: ManuallyDrop<rusqlite::Connection>,
+    /// For each statement, the argument each of its parameters takes: SQLite numbers
+    /// parameters in order of first appearance, so a `$N` left named (out of order or
+    /// reused, see `anonymous_placeholders`) is bound by its name, as sqlx does.
+    params: HashMap<String, Arc<[usize]>>,
     /// Borrows `*conn`; dropped before it (see `Drop`).
     handle: Option<LockedSqliteHandle<'static>>,
     conn: ConnPtr,
@@ -64,6 +61,8 @@ pub(crate) struct WriteConn {
     pool: SqlitePool,
 }
 
+/// The WAL hook: rusqlite's own `wal_hook` takes a plain `fn` with no state, and the count
+/// is per connection.
 unsafe extern "C" fn wal_pages(
     pages: *mut std::ffi::c_void,
     _db: *mut ffi::sqlite3,
@@ -82,9 +81,10 @@ struct ConnPtr(*mut SqliteConnection);
 // SAFETY: a `SqliteConnection` is `Send`; the pointer is its unique owner.
 unsafe impl Send for ConnPtr {}
 
-// SAFETY: the raw pointers are the connection's own handle and statements, used only by the
-// owner of the `WriteConn` (behind the writer turn, one task at a time); SQLite connections
-// may move between threads (sqlx builds SQLite in serialized threading mode).
+// SAFETY: the lock handle and the rusqlite connection refer to the connection's own SQLite
+// handle, used only by the owner of the `WriteConn` (behind the writer turn, one task at a
+// time); SQLite connections may move between threads (sqlx builds SQLite in serialized
+// threading mode).
 unsafe impl Send for WriteConn {}
 
 impl WriteConn {
@@ -107,19 +107,31 @@ impl WriteConn {
                 return Err(e);
             }
         };
-        let db = handle.as_raw_handle();
+        let raw = handle.as_raw_handle();
+        // SAFETY: `raw` is open and stays so while the lock handle is held; rusqlite does not
+        // close a handle it was given this way, and is dropped before the lock handle.
+        let db = match unsafe { rusqlite::Connection::from_handle(raw.as_ptr()) } {
+            Ok(db) => db,
+            Err(e) => {
+                drop(handle);
+                // SAFETY: allocated above; the handle borrowing it is gone.
+                drop(unsafe { Box::from_raw(conn.0) });
+                return Err(to_sqlx(e));
+            }
+        };
+        db.set_prepared_statement_cache_capacity(MAX_CACHED);
         let pages = Box::new(AtomicI32::new(0));
-        // SAFETY: `db` is open; the pointer stays valid until the hook is unregistered.
+        // SAFETY: `raw` is open; the pointer stays valid until the hook is unregistered.
         unsafe {
             ffi::sqlite3_wal_hook(
-                db.as_ptr(),
+                raw.as_ptr(),
                 Some(wal_pages),
                 ptr::from_ref::<AtomicI32>(&pages).cast_mut().cast(),
             );
         }
         Ok(Self {
-            stmts: HashMap::new(),
-            db,
+            db: ManuallyDrop::new(db),
+            params: HashMap::new(),
             handle: Some(handle),
             conn,
             wal_pages: pages,
@@ -138,7 +150,7 @@ impl WriteConn {
         &mut self,
         writer: &Arc<tokio::sync::Mutex<Option<WriteConn>>>,
     ) -> Result<(), sqlx::Error> {
-        self.exec_plain(c"COMMIT")?;
+        self.exec_plain("COMMIT")?;
         if self.wal_pages.load(Ordering::Relaxed) >= CHECKPOINT_PAGES
             && !self.checkpointing.swap(true, Ordering::AcqRel)
         {
@@ -159,127 +171,14 @@ impl WriteConn {
         Ok(())
     }
 
-    fn error(&self, rc: c_int) -> sqlx::Error {
-        // SAFETY: `db` is open; errmsg returns a NUL-terminated string owned by SQLite.
-        let (code, message) = unsafe {
-            let code = ffi::sqlite3_extended_errcode(self.db.as_ptr());
-            let msg = ffi::sqlite3_errmsg(self.db.as_ptr());
-            let message = if msg.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(msg).to_string_lossy().into_owned()
-            };
-            // A step's rc is the extended code already; errcode may have been reset.
-            (if code == 0 { rc } else { code }, message)
-        };
-        sqlx::Error::Database(Box::new(DirectError { code, message }))
-    }
-
     /// Runs SQL that takes no parameters and returns no rows (BEGIN, COMMIT, ROLLBACK).
-    pub(crate) fn exec_plain(&mut self, sql: &'static CStr) -> Result<(), sqlx::Error> {
-        // SAFETY: `db` is open and `sql` NUL-terminated.
-        let rc = unsafe {
-            ffi::sqlite3_exec(
-                self.db.as_ptr(),
-                sql.as_ptr(),
-                None,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            )
-        };
-        if rc == ffi::SQLITE_OK {
-            Ok(())
-        } else {
-            Err(self.error(rc))
-        }
+    pub(crate) fn exec_plain(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        self.db.execute_batch(sql).map_err(to_sqlx)
     }
 
     /// Whether no transaction is open (SQLite's autocommit mode).
     pub(crate) fn autocommit(&self) -> bool {
-        // SAFETY: `db` is open.
-        unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }
-    }
-
-    fn prepare(&mut self, sql: &str) -> Result<Prepared, sqlx::Error> {
-        if let Some(prepared) = self.stmts.get(sql) {
-            return Ok(prepared.clone());
-        }
-        if self.stmts.len() >= MAX_CACHED {
-            self.finalize_all();
-        }
-        let mut stmt = ptr::null_mut();
-        let mut tail = ptr::null();
-        // SAFETY: `sql` is valid for `len` bytes; SQLite writes the statement and tail.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v3(
-                self.db.as_ptr(),
-                sql.as_ptr().cast(),
-                sql.len() as c_int,
-                ffi::SQLITE_PREPARE_PERSISTENT as _,
-                &mut stmt,
-                &mut tail,
-            )
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(self.error(rc));
-        }
-        let Some(stmt) = NonNull::new(stmt) else {
-            return Err(sqlx::Error::Protocol(format!(
-                "empty SQL statement: {sql:?}"
-            )));
-        };
-        // SAFETY: `tail` points into `sql` (or is its end).
-        let rest = unsafe { tail.cast::<u8>().offset_from(sql.as_ptr()) } as usize;
-        if !sql[rest.min(sql.len())..]
-            .trim()
-            .trim_end_matches(';')
-            .trim()
-            .is_empty()
-        {
-            // SAFETY: just prepared, used nowhere else.
-            unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
-            return Err(sqlx::Error::Protocol(format!(
-                "one statement per write call, got more: {sql:?}"
-            )));
-        }
-        // SAFETY: `stmt` is prepared; parameter names are NUL-terminated or NULL (`?`).
-        let args = unsafe {
-            let count = ffi::sqlite3_bind_parameter_count(stmt.as_ptr());
-            (1..=count)
-                .map(|k| {
-                    let name = ffi::sqlite3_bind_parameter_name(stmt.as_ptr(), k);
-                    if name.is_null() {
-                        return Ok(k as usize - 1);
-                    }
-                    let name = CStr::from_ptr(name).to_string_lossy();
-                    name.strip_prefix('$')
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .filter(|n| *n >= 1)
-                        .map(|n| n - 1)
-                        .ok_or_else(|| {
-                            sqlx::Error::Protocol(format!("parameter {name} in {sql:?}"))
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let args = match args {
-            Ok(args) => args,
-            Err(e) => {
-                // SAFETY: just prepared, used nowhere else.
-                unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
-                return Err(e);
-            }
-        };
-        let prepared = Prepared { stmt, args };
-        self.stmts.insert(sql.to_owned(), prepared.clone());
-        Ok(prepared)
-    }
-
-    fn finalize_all(&mut self) {
-        for (_, prepared) in self.stmts.drain() {
-            // SAFETY: each cached statement is finalized once, here.
-            unsafe { ffi::sqlite3_finalize(prepared.stmt.as_ptr()) };
-        }
+        self.db.is_autocommit()
     }
 
     /// Runs one statement with its parameters; the rows it returns, read as `cols` (none
@@ -290,130 +189,125 @@ impl WriteConn {
         args: &[Value],
         cols: &[Col],
     ) -> Result<(Vec<Row>, u64), sqlx::Error> {
-        let prepared = self.prepare(sql)?;
-        let s = prepared.stmt.as_ptr();
-        let result = (|| {
-            for (k, &i) in prepared.args.iter().enumerate() {
-                let Some(arg) = args.get(i) else {
-                    return Err(sqlx::Error::Protocol(format!(
-                        "{sql:?} takes parameter {}, {} given",
-                        i + 1,
-                        args.len()
-                    )));
-                };
-                let rc = bind(s, k as c_int + 1, arg);
-                if rc != ffi::SQLITE_OK {
-                    return Err(self.error(rc));
+        let db = &*self.db;
+        let mut stmt = db.prepare_cached(sql).map_err(to_sqlx)?;
+        let params = match self.params.get(sql) {
+            Some(p) => p.clone(),
+            None => {
+                let p = parameter_args(&stmt, sql)?;
+                if self.params.len() >= MAX_CACHED {
+                    self.params.clear();
                 }
-            }
-            let mut rows = Vec::new();
-            loop {
-                // SAFETY: `s` is a prepared statement of `db` with all parameters bound;
-                // the bound values (SQLITE_STATIC) outlive the step (`args` is borrowed).
-                match unsafe { ffi::sqlite3_step(s) } {
-                    ffi::SQLITE_ROW => rows.push(read_row(s, cols)?),
-                    ffi::SQLITE_DONE => break,
-                    rc => return Err(self.error(rc)),
-                }
-            }
-            // SAFETY: `db` is open.
-            let changed = unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) } as u64;
-            Ok((rows, changed))
-        })();
-        // SAFETY: resetting and unbinding a statement that is not running; after this no
-        // pointer into `args` is kept.
-        unsafe {
-            ffi::sqlite3_reset(s);
-            ffi::sqlite3_clear_bindings(s);
-        }
-        result
-    }
-}
-
-fn bind(s: *mut ffi::sqlite3_stmt, i: c_int, arg: &Value) -> c_int {
-    // SAFETY: the pointers passed stay valid until the statement is reset (`run`).
-    unsafe {
-        match arg {
-            Value::Null | Value::NullInt | Value::NullBytes | Value::NullTimestamp => {
-                ffi::sqlite3_bind_null(s, i)
-            }
-            Value::Text(v) => ffi::sqlite3_bind_text64(
-                s,
-                i,
-                v.as_ptr().cast(),
-                v.len() as u64,
-                ffi::SQLITE_STATIC(),
-                ffi::SQLITE_UTF8 as u8,
-            ),
-            Value::Int(v) => ffi::sqlite3_bind_int(s, i, *v),
-            Value::BigInt(v) => ffi::sqlite3_bind_int64(s, i, *v),
-            Value::Bytes(v) => ffi::sqlite3_bind_blob64(
-                s,
-                i,
-                v.as_ptr().cast(),
-                v.len() as u64,
-                ffi::SQLITE_STATIC(),
-            ),
-            Value::Timestamp(t) => ffi::sqlite3_bind_int64(s, i, t.timestamp_micros()),
-        }
-    }
-}
-
-fn read_row(s: *mut ffi::sqlite3_stmt, cols: &[Col]) -> Result<Row, sqlx::Error> {
-    let mut row = Vec::with_capacity(cols.len());
-    for (i, col) in cols.iter().enumerate() {
-        let i = i as c_int;
-        // SAFETY: `s` is on a row; the pointers SQLite returns are valid until the next
-        // step or reset, and are copied at once.
-        let value = unsafe {
-            if ffi::sqlite3_column_type(s, i) == ffi::SQLITE_NULL {
-                Value::Null
-            } else {
-                match col {
-                    Col::Text => {
-                        let p = ffi::sqlite3_column_text(s, i);
-                        let n = ffi::sqlite3_column_bytes(s, i) as usize;
-                        let bytes = if p.is_null() {
-                            &[][..]
-                        } else {
-                            std::slice::from_raw_parts(p, n)
-                        };
-                        Value::Text(
-                            String::from_utf8(bytes.to_vec())
-                                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                        )
-                    }
-                    Col::Int => Value::Int(ffi::sqlite3_column_int(s, i)),
-                    Col::BigInt => Value::BigInt(ffi::sqlite3_column_int64(s, i)),
-                    Col::Bytes => {
-                        let p = ffi::sqlite3_column_blob(s, i).cast::<u8>();
-                        let n = ffi::sqlite3_column_bytes(s, i) as usize;
-                        Value::Bytes(if p.is_null() {
-                            Vec::new()
-                        } else {
-                            std::slice::from_raw_parts(p, n).to_vec()
-                        })
-                    }
-                    Col::Timestamp => Value::Timestamp(
-                        DateTime::<Utc>::from_timestamp_micros(ffi::sqlite3_column_int64(s, i))
-                            .unwrap_or_default(),
-                    ),
-                }
+                self.params.insert(sql.to_owned(), p.clone());
+                p
             }
         };
-        row.push(value);
+        for (k, &i) in params.iter().enumerate() {
+            let Some(arg) = args.get(i) else {
+                return Err(sqlx::Error::Protocol(format!(
+                    "{sql:?} takes parameter {}, {} given",
+                    i + 1,
+                    args.len()
+                )));
+            };
+            bind(&mut stmt, k + 1, arg).map_err(to_sqlx)?;
+        }
+        let mut rows = Vec::new();
+        {
+            let mut result = stmt.raw_query();
+            while let Some(row) = result.next().map_err(to_sqlx)? {
+                rows.push(read_row(row, cols)?);
+            }
+        }
+        Ok((rows, db.changes()))
     }
-    Ok(row)
+}
+
+/// The argument index each parameter of `stmt` takes.
+fn parameter_args(stmt: &rusqlite::Statement<'_>, sql: &str) -> Result<Arc<[usize]>, sqlx::Error> {
+    (1..=stmt.parameter_count())
+        .map(|k| match stmt.parameter_name(k) {
+            None => Ok(k - 1),
+            Some(name) => name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n >= 1)
+                .map(|n| n - 1)
+                .ok_or_else(|| sqlx::Error::Protocol(format!("parameter {name} in {sql:?}"))),
+        })
+        .collect()
+}
+
+fn bind(stmt: &mut rusqlite::Statement<'_>, i: usize, arg: &Value) -> rusqlite::Result<()> {
+    match arg {
+        Value::Null | Value::NullInt | Value::NullBytes | Value::NullTimestamp => {
+            stmt.raw_bind_parameter(i, Null)
+        }
+        Value::Text(v) => stmt.raw_bind_parameter(i, v.as_str()),
+        Value::Int(v) => stmt.raw_bind_parameter(i, *v),
+        Value::BigInt(v) => stmt.raw_bind_parameter(i, *v),
+        Value::Bytes(v) => stmt.raw_bind_parameter(i, v.as_slice()),
+        Value::Timestamp(t) => stmt.raw_bind_parameter(i, t.timestamp_micros()),
+    }
+}
+
+fn read_row(row: &rusqlite::Row<'_>, cols: &[Col]) -> Result<Row, sqlx::Error> {
+    let mut out = Vec::with_capacity(cols.len());
+    for (i, col) in cols.iter().enumerate() {
+        let value = row.get_ref(i).map_err(to_sqlx)?;
+        out.push(match (value, col) {
+            (ValueRef::Null, _) => Value::Null,
+            (ValueRef::Text(t) | ValueRef::Blob(t), Col::Text) => Value::Text(
+                String::from_utf8(t.to_vec()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            ),
+            (ValueRef::Integer(n), Col::Text) => Value::Text(n.to_string()),
+            (ValueRef::Real(x), Col::Text) => Value::Text(x.to_string()),
+            (ValueRef::Text(b) | ValueRef::Blob(b), Col::Bytes) => Value::Bytes(b.to_vec()),
+            (ValueRef::Integer(n), Col::Int) => {
+                Value::Int(i32::try_from(n).map_err(|_| decode_error(i, "a 32-bit integer"))?)
+            }
+            (ValueRef::Integer(n), Col::BigInt) => Value::BigInt(n),
+            (ValueRef::Integer(n), Col::Timestamp) => Value::Timestamp(
+                DateTime::<Utc>::from_timestamp_micros(n)
+                    .ok_or_else(|| decode_error(i, "a timestamp in microseconds"))?,
+            ),
+            (_, Col::Int | Col::BigInt) => return Err(decode_error(i, "an integer")),
+            (_, Col::Timestamp) => return Err(decode_error(i, "a timestamp in microseconds")),
+            (_, Col::Bytes) => return Err(decode_error(i, "bytes")),
+        });
+    }
+    Ok(out)
+}
+
+fn decode_error(column: usize, expected: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("column {column}: not {expected}").into())
+}
+
+/// A rusqlite error as sqlx's: SQLite's own failures keep their extended code and message
+/// (`classify` and the messages read them the same way).
+fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(err, message) => {
+            sqlx::Error::Database(Box::new(DirectError {
+                code: err.extended_code,
+                message: message.unwrap_or_else(|| err.to_string()),
+            }))
+        }
+        other => sqlx::Error::Protocol(format!("SQLite: {other}")),
+    }
 }
 
 impl Drop for WriteConn {
     fn drop(&mut self) {
-        if !self.autocommit() {
-            let _ = self.exec_plain(c"ROLLBACK");
+        if !self.db.is_autocommit() {
+            let _ = self.db.execute_batch("ROLLBACK");
         }
-        self.finalize_all();
-        // SAFETY: `db` is open; no hook refers to `wal_pages` after this.
-        unsafe { ffi::sqlite3_wal_hook(self.db.as_ptr(), None, ptr::null_mut()) };
+        // SAFETY: the handle is open; no hook refers to `wal_pages` after this. Then the
+        // rusqlite connection finalizes its cached statements (the handle stays open), once.
+        unsafe {
+            ffi::sqlite3_wal_hook(self.db.handle(), None, ptr::null_mut());
+            ManuallyDrop::drop(&mut self.db);
+        }
         // The handle goes back to sqlx's worker, then the connection closes.
         drop(self.handle.take());
         // SAFETY: allocated by `open`, no longer borrowed.
