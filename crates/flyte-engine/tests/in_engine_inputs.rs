@@ -717,3 +717,73 @@ async fn big_outputs_read_again_from_their_file_reach_every_consumer() {
     assert_eq!(outputs.literals.get("o1"), Some(&xs));
     assert_eq!(outputs.literals.get("o2"), Some(&xs));
 }
+
+/// A map over core-sleep whose items are sleeping when the server crashes: after the resume
+/// the items in flight get their elements again (from the array node's `inputs.pb`) and the
+/// map succeeds.
+#[tokio::test]
+async fn a_map_over_core_sleep_resumes_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = BlobStore::from_url(dir.path().to_str().unwrap()).unwrap();
+    let sink = MemorySink::new();
+    let sleep = map_task_template(
+        "map_nap",
+        "core-sleep",
+        &[("duration", list_t(duration_t()))],
+        &[],
+    );
+    let wf = WorkflowTemplate {
+        id: Some(ident(ResourceType::Workflow, "mapcrash")),
+        interface: Some(iface(&[("ds", list_t(duration_t()))], &[])),
+        nodes: vec![map_node(
+            "s",
+            &sleep,
+            &[("duration", promise("start-node", "ds"))],
+            &[],
+        )],
+        metadata: Some(WorkflowMetadata::default()),
+        ..Default::default()
+    };
+    let req = request(
+        "mc",
+        compile(wf, vec![sleep]),
+        &[("ds", collection((0..5).map(|_| duration_lit(600))))],
+    );
+    let id = req.id.clone();
+    let first = engine(&blob, &sink);
+    first.start_execution(req).await.unwrap();
+    // Wait until the items sleep, then crash.
+    let sleeping = |s: &MemorySink| {
+        s.task_events("mc").iter().any(|t| {
+            t.metadata.as_ref().is_some_and(|m| {
+                m.external_resources
+                    .iter()
+                    .any(|r| r.phase == task_execution::Phase::Running as i32)
+            })
+        })
+    };
+    for _ in 0..500 {
+        if sleeping(&sink) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(sleeping(&sink), "no item ever ran");
+    first.crash();
+    let journal = sink.snapshot();
+    let second = engine(&blob, &journal);
+    assert_eq!(second.resume_all().await.unwrap(), 1);
+    let phase = tokio::time::timeout(Duration::from_secs(20), second.wait(&id))
+        .await
+        .expect("finishes");
+    let events = journal.workflow_events("mc");
+    assert_eq!(phase, Some(WorkflowPhase::Succeeded), "{:?}", events.last());
+    let last = journal
+        .task_events("mc")
+        .into_iter()
+        .last()
+        .expect("the map's task events");
+    assert_eq!(last.phase, task_execution::Phase::Succeeded as i32);
+    let items = &last.metadata.as_ref().unwrap().external_resources;
+    assert_eq!(items.len(), 5, "{items:?}");
+}
