@@ -191,18 +191,26 @@ impl WriteConn {
     ) -> Result<(Vec<Row>, u64), sqlx::Error> {
         let db = &*self.db;
         let mut stmt = db.prepare_cached(sql).map_err(to_sqlx)?;
-        let params = match self.params.get(sql) {
-            Some(p) => p.clone(),
-            None => {
-                let p = parameter_args(&stmt, sql)?;
-                if self.params.len() >= MAX_CACHED {
-                    self.params.clear();
-                }
-                self.params.insert(sql.to_owned(), p.clone());
-                p
+        // Most statements come with anonymous `?` only (`anonymous_placeholders`): each
+        // parameter takes the argument of its position, with no lookup.
+        let params = if !sql.contains('$') {
+            None
+        } else if let Some(p) = self.params.get(sql) {
+            Some(p.clone())
+        } else {
+            let p = parameter_args(&stmt, sql)?;
+            if self.params.len() >= MAX_CACHED {
+                self.params.clear();
             }
+            self.params.insert(sql.to_owned(), p.clone());
+            Some(p)
         };
-        for (k, &i) in params.iter().enumerate() {
+        let count = match &params {
+            Some(p) => p.len(),
+            None => stmt.parameter_count(),
+        };
+        for k in 0..count {
+            let i = params.as_ref().map_or(k, |p| p[k]);
             let Some(arg) = args.get(i) else {
                 return Err(sqlx::Error::Protocol(format!(
                     "{sql:?} takes parameter {}, {} given",
