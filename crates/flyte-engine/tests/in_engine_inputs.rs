@@ -110,6 +110,38 @@ fn engine(blob: &BlobStore, sink: &Arc<MemorySink>) -> Engine {
     ))
 }
 
+/// Waits (up to 5 s) until `ready` holds on what `first` has journaled, then crashes it and
+/// returns the journal a restarted server reads.
+async fn crash_when(
+    first: Engine,
+    sink: &Arc<MemorySink>,
+    ready: impl Fn(&MemorySink) -> bool,
+    what: &str,
+) -> Arc<MemorySink> {
+    for _ in 0..500 {
+        if ready(sink) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(ready(sink), "{what}");
+    first.crash();
+    sink.snapshot()
+}
+
+/// A second server on `journal` resumes the one execution in it; its final phase.
+async fn resume_once(
+    blob: &BlobStore,
+    journal: &Arc<MemorySink>,
+    id: &WorkflowExecutionIdentifier,
+) -> Option<WorkflowPhase> {
+    let second = engine(blob, journal);
+    assert_eq!(second.resume_all().await.unwrap(), 1);
+    tokio::time::timeout(Duration::from_secs(20), second.wait(id))
+        .await
+        .expect("finishes")
+}
+
 #[tokio::test]
 async fn a_fan_out_of_in_engine_leaves_writes_no_inputs_file_and_reports_the_inputs() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,20 +269,8 @@ async fn an_in_engine_sleep_running_at_a_crash_runs_again_with_its_inputs() {
                 && t.phase == task_execution::Phase::Running as i32
         })
     };
-    for _ in 0..500 {
-        if running(&sink) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(running(&sink), "n1 never ran");
-    first.crash();
-    let journal = sink.snapshot();
-    let second = engine(&blob, &journal);
-    assert_eq!(second.resume_all().await.unwrap(), 1);
-    let phase = tokio::time::timeout(Duration::from_secs(20), second.wait(&id))
-        .await
-        .expect("finishes");
+    let journal = crash_when(first, &sink, running, "n1 never ran").await;
+    let phase = resume_once(&blob, &journal, &id).await;
     assert_eq!(phase, Some(WorkflowPhase::Succeeded));
     // The builtin backend keeps nothing across restarts: a new attempt ran and succeeded.
     let n1: Vec<_> = journal
@@ -398,15 +418,7 @@ async fn after_a_crash_the_start_nodes_inline_outputs_are_the_workflow_inputs_ag
                 && t.phase == task_execution::Phase::Running as i32
         })
     };
-    for _ in 0..500 {
-        if sleeping(&sink) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(sleeping(&sink), "s0 never ran");
-    first.crash();
-    let journal = sink.snapshot();
+    let journal = crash_when(first, &sink, sleeping, "s0 never ran").await;
     let start = journal
         .node_record(&flyte_engine::ExecKey::of(&id), "start-node")
         .expect("the start node journaled");
@@ -415,11 +427,7 @@ async fn after_a_crash_the_start_nodes_inline_outputs_are_the_workflow_inputs_ag
         "{start:?}"
     );
     // e0 binds to the start node, which ran before the crash and wrote no file.
-    let second = engine(&blob, &journal);
-    assert_eq!(second.resume_all().await.unwrap(), 1);
-    let phase = tokio::time::timeout(Duration::from_secs(20), second.wait(&id))
-        .await
-        .expect("finishes");
+    let phase = resume_once(&blob, &journal, &id).await;
     assert_eq!(phase, Some(WorkflowPhase::Succeeded));
     let events = journal.workflow_events("late");
     let outputs = reported_outputs(&blob, events.last().unwrap()).await;
@@ -762,20 +770,8 @@ async fn a_map_over_core_sleep_resumes_after_a_crash() {
             })
         })
     };
-    for _ in 0..500 {
-        if sleeping(&sink) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(sleeping(&sink), "no item ever ran");
-    first.crash();
-    let journal = sink.snapshot();
-    let second = engine(&blob, &journal);
-    assert_eq!(second.resume_all().await.unwrap(), 1);
-    let phase = tokio::time::timeout(Duration::from_secs(20), second.wait(&id))
-        .await
-        .expect("finishes");
+    let journal = crash_when(first, &sink, sleeping, "no item ever ran").await;
+    let phase = resume_once(&blob, &journal, &id).await;
     let events = journal.workflow_events("mc");
     assert_eq!(phase, Some(WorkflowPhase::Succeeded), "{:?}", events.last());
     let last = journal
