@@ -407,10 +407,18 @@ fn type_of_elements<'a>(literals: impl Iterator<Item = &'a Literal>) -> LiteralT
         0 => simple_type(SimpleType::None),
         1 => distinct.remove(0),
         _ => {
-            distinct.sort_by_key(|t| format!("{t:?}"));
+            // In a canonical order, as upstream sorts by the types' text: a type's JSON has its
+            // maps' keys sorted (its `Debug` follows the hash order of annotation structs).
+            distinct.sort_by_cached_key(canonical_text);
             multiple_type_union(distinct)
         }
     }
+}
+
+fn canonical_text(t: &LiteralType) -> String {
+    serde_json::to_value(t)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| format!("{t:?}"))
 }
 
 fn multiple_type_union(types: Vec<LiteralType>) -> LiteralType {

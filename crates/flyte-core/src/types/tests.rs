@@ -339,3 +339,53 @@ fn readable_types() {
     assert_eq!(display_type(&blob("csv")), "blob(format=csv, single)");
     assert_eq!(display_type(&enum_t(&["A", "B"])), "enum{A, B}");
 }
+
+/// A list of two values whose types carry annotations of several keys: the union of their
+/// types comes out in one order whatever the hash order of the annotations' structs (a
+/// property test found it varying between a literal and its decoded copy).
+#[test]
+fn the_union_of_annotated_element_types_has_one_order() {
+    use prost::Message;
+    let annotated = |keys: &[&str], t: LiteralType| LiteralType {
+        annotation: Some(flyteidl::core::TypeAnnotation {
+            annotations: Some(pbjson_types::Struct {
+                fields: keys
+                    .iter()
+                    .map(|k| {
+                        (
+                            k.to_string(),
+                            pbjson_types::Value {
+                                kind: Some(pbjson_types::value::Kind::StringValue(k.to_string())),
+                            },
+                        )
+                    })
+                    .collect(),
+            }),
+        }),
+        ..t
+    };
+    let union_value = |t: LiteralType| Literal {
+        value: Some(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Union(Box::new(flyteidl::core::Union {
+                value: Some(Box::new(Literal::default())),
+                r#type: Some(t),
+            }))),
+        }))),
+        ..Default::default()
+    };
+    let keys = ["a", "items", "b", "properties", "c", "d", "e", "f"];
+    let lit = Literal {
+        value: Some(literal::Value::Collection(LiteralCollection {
+            literals: vec![
+                union_value(annotated(&keys, int())),
+                union_value(annotated(&keys[1..], string())),
+            ],
+        })),
+        ..Default::default()
+    };
+    let expected = literal_type_of(&lit);
+    for _ in 0..20 {
+        let copy = Literal::decode(lit.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(literal_type_of(&copy), expected);
+    }
+}
