@@ -343,16 +343,6 @@ fn map_calc(name: &str, inputs: &[(&str, LiteralType)], retries: u32) -> TaskTem
     }));
     t
 }
-fn promise(node: &str, var: &str) -> BindingData {
-    BindingData {
-        value: Some(binding_data::Value::Promise(OutputReference {
-            node_id: node.into(),
-            var: var.into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
 fn scalar_int(i: i64) -> BindingData {
     BindingData {
         value: Some(binding_data::Value::Scalar(Scalar {

@@ -180,16 +180,6 @@ fn bool_lit(b: bool) -> Literal {
         ..Default::default()
     }
 }
-fn promise(node: &str, var: &str) -> BindingData {
-    BindingData {
-        value: Some(binding_data::Value::Promise(OutputReference {
-            node_id: node.into(),
-            var: var.into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
 fn bind(var: &str, data: BindingData) -> Binding {
     Binding {
         var: var.into(),

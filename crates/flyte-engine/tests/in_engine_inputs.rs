@@ -110,6 +110,19 @@ fn engine(blob: &BlobStore, sink: &Arc<MemorySink>) -> Engine {
     ))
 }
 
+/// Starts `req` on `engine` and waits (up to `secs`) for its final phase.
+async fn run_to_end(
+    engine: &Engine,
+    req: flyte_engine::ExecutionRequest,
+    secs: u64,
+) -> Option<WorkflowPhase> {
+    let id = req.id.clone();
+    engine.start_execution(req).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(secs), engine.wait(&id))
+        .await
+        .expect("finishes")
+}
+
 /// Waits (up to 5 s) until `ready` holds on what `first` has journaled, then crashes it and
 /// returns the journal a restarted server reads.
 async fn crash_when(
@@ -164,12 +177,7 @@ async fn a_fan_out_of_in_engine_leaves_writes_no_inputs_file_and_reports_the_inp
         compile(wf, vec![echo, sleep]),
         &[("x", int_lit(7)), ("d", duration_lit(0))],
     );
-    let id = req.id.clone();
-    let engine = engine(&blob, &sink);
-    engine.start_execution(req).await.unwrap();
-    let phase = tokio::time::timeout(Duration::from_secs(20), engine.wait(&id))
-        .await
-        .expect("finishes");
+    let phase = run_to_end(&engine(&blob, &sink), req, 20).await;
     assert_eq!(phase, Some(WorkflowPhase::Succeeded));
 
     let written = files_named(dir.path(), "inputs.pb");
@@ -475,17 +483,6 @@ fn map_task_template(
     t
 }
 
-fn promise(node: &str, var: &str) -> BindingData {
-    BindingData {
-        value: Some(binding_data::Value::Promise(OutputReference {
-            node_id: node.into(),
-            var: var.into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
-
 fn map_node(id: &str, task: &TaskTemplate, inputs: &[(&str, BindingData)], bound: &[&str]) -> Node {
     let sub = Node {
         id: id.into(),
@@ -611,12 +608,7 @@ async fn a_map_task_over_in_engine_tasks_runs_each_item_on_its_element() {
             ("ds", collection((0..n).map(|i| duration_lit(i % 3)))),
         ],
     );
-    let id = req.id.clone();
-    let engine = engine(&blob, &sink);
-    engine.start_execution(req).await.unwrap();
-    let phase = tokio::time::timeout(Duration::from_secs(20), engine.wait(&id))
-        .await
-        .expect("finishes");
+    let phase = run_to_end(&engine(&blob, &sink), req, 20).await;
     let events = sink.workflow_events("maps");
     let last = events.last().unwrap();
     assert_eq!(phase, Some(WorkflowPhase::Succeeded), "{last:?}");
@@ -705,12 +697,7 @@ async fn big_outputs_read_again_from_their_file_reach_every_consumer() {
     // 200,000 ints of 8 bytes' varint: ~2 MB encoded.
     let xs = collection((0..200_000).map(|i| int_lit(1 << 50 | i)));
     let req = request("big", compile(wf, vec![echo]), &[("xs", xs.clone())]);
-    let id = req.id.clone();
-    let engine = engine(&blob, &sink);
-    engine.start_execution(req).await.unwrap();
-    let phase = tokio::time::timeout(Duration::from_secs(60), engine.wait(&id))
-        .await
-        .expect("finishes");
+    let phase = run_to_end(&engine(&blob, &sink), req, 60).await;
     let events = sink.workflow_events("big");
     let last = events.last().unwrap();
     assert_eq!(phase, Some(WorkflowPhase::Succeeded), "{last:?}");

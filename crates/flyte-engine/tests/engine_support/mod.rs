@@ -258,3 +258,16 @@ pub async fn reported_outputs(
         other => panic!("no outputs in {other:?}"),
     }
 }
+
+/// A binding to output `var` of node `node`.
+pub fn promise(node: &str, var: &str) -> flyteidl::core::BindingData {
+    use flyteidl::core::{BindingData, OutputReference, binding_data};
+    BindingData {
+        value: Some(binding_data::Value::Promise(OutputReference {
+            node_id: node.into(),
+            var: var.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
